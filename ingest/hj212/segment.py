@@ -1,0 +1,242 @@
+"""Parse an HJ 212 data segment: the header fields and the CP data area (§6.3.2, §6.3.3).
+
+The header is read as an order-free ``key=value`` map because real packets reorder fields;
+names stay case-sensitive as the standard says (``FLAG`` is not ``Flag``: it is reported as
+an unknown field). The CP area is split on ``;`` and ``,`` (both separate entries; ``,``
+joins entries of one pollutant), then at the first ``=``, then the key at the first ``-``.
+``//text//`` values are cut out first because log text may contain ``;``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from math import isfinite
+
+from ingest.hj212.codes import codes_2005_to_2017
+from ingest.hj212.errors import DecodeErrorCode, Hj212DecodeError
+from ingest.hj212.model import VERSION_BITS, CpValue, Hj212Frame
+from ingest.hj212.timefmt import parse_hj212_time
+
+HEAD_FIELDS = frozenset({"QN", "ST", "CN", "PW", "MN", "Flag", "PNUM", "PNO"})
+REQUIRED_HEAD = ("ST", "CN", "PW", "MN")
+
+# Value types by pollutant-field suffix (Table 4 plus suffixes seen in the field).
+NUMERIC_SUFFIXES = frozenset(
+    {
+        "Rtd", "Avg", "Min", "Max", "Cou",
+        "ZsRtd", "ZsAvg", "ZsMin", "ZsMax", "ZsCou",
+        "Data", "DayData", "NightData", "RT",
+        "Ala", "UpValue", "LowValue",
+    }
+)  # fmt: skip
+INTEGER_SUFFIXES = frozenset({"RS", "ValidNum", "TotalNum"})
+TIME_SUFFIXES = frozenset({"SampleTime"})
+# Non-pollutant CP fields with a defined type; any other is kept as text.
+TIME_FIELDS = frozenset(
+    {"DataTime", "RestartTime", "SystemTime", "BeginTime", "EndTime", "SKCreateTime", "AlarmTime"}
+)
+INTEGER_FIELDS = frozenset(
+    {
+        "QnRtn", "ExeRtn", "RtdInterval", "MinInterval", "OverTime", "ReCount",
+        "VaseNo", "Ctime", "CTime", "Stime", "WarnTime",
+    }
+)  # fmt: skip
+
+_TEXT_MARK = "\x00"  # stands in for a //text// value while the area is split
+
+
+def _fail(code: DecodeErrorCode, detail: str) -> Hj212DecodeError:
+    return Hj212DecodeError(code, detail)
+
+
+def parse_number(key: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise _fail(DecodeErrorCode.BAD_VALUE, f"{key}={text!r} is not a number") from None
+    if not isfinite(value) or "_" in text:
+        raise _fail(DecodeErrorCode.BAD_VALUE, f"{key}={text!r} is not a number")
+    return value
+
+
+def parse_integer(key: str, text: str) -> int:
+    stripped = text.strip()
+    body = stripped[1:] if stripped[:1] in "+-" else stripped
+    if not body.isdigit() or not body.isascii():
+        raise _fail(DecodeErrorCode.BAD_VALUE, f"{key}={text!r} is not an integer")
+    return int(stripped)
+
+
+def parse_time(key: str, text: str) -> datetime:
+    try:
+        return parse_hj212_time(text)
+    except ValueError as exc:
+        raise _fail(DecodeErrorCode.BAD_TIME, f"{key}: {exc}") from None
+
+
+def _split_head(head: str, warnings: list[str]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for entry in head.split(";"):
+        if not entry.strip():
+            continue
+        key, sep, value = entry.partition("=")
+        if not sep:
+            raise _fail(DecodeErrorCode.BAD_FIELD, f"header entry {entry!r} has no '='")
+        if key not in HEAD_FIELDS:
+            warnings.append(f"unknown header field {key!r}")
+            continue
+        if key in values:
+            warnings.append(f"header field {key} repeated; the last value is used")
+        values[key] = value
+    return values
+
+
+def _cut_texts(area: str) -> tuple[str, list[str]]:
+    """Replace each //text// with a marker so that ';' inside log text does not split."""
+    parts = area.split("//")
+    if len(parts) % 2 == 0:
+        raise _fail(DecodeErrorCode.BAD_CP, "a //text// value is not terminated")
+    texts = parts[1::2]
+    rebuilt = [parts[0]]
+    for i, rest in enumerate(parts[2::2]):
+        rebuilt.append(f"{_TEXT_MARK}{i}{_TEXT_MARK}")
+        rebuilt.append(rest)
+    return "".join(rebuilt), texts
+
+
+def _restore_texts(text: str, texts: list[str]) -> str | None:
+    """The //text// a value stood for, or None when the value holds no cut-out text."""
+    if _TEXT_MARK not in text:
+        return None
+    pieces = text.split(_TEXT_MARK)
+    # pieces alternate: outside, index, outside, index, ..., outside
+    if len(pieces) == 3 and not pieces[0] and not pieces[2]:
+        return texts[int(pieces[1])]
+    return "".join(p if i % 2 == 0 else f"//{texts[int(p)]}//" for i, p in enumerate(pieces))
+
+
+def _pollutant_value(key: str, suffix: str, text: str, texts: list[str]) -> CpValue:
+    restored = _restore_texts(text, texts)
+    if restored is not None:
+        text = restored
+        if suffix.endswith("Info"):
+            return text
+    if suffix in NUMERIC_SUFFIXES:
+        return parse_number(key, text)
+    if suffix in INTEGER_SUFFIXES:
+        return parse_integer(key, text)
+    if suffix in TIME_SUFFIXES:
+        return parse_time(key, text)
+    if suffix.endswith("Info"):
+        # Info carries numbers for status and parameter codes (i12xxx, i13xxx), text for logs.
+        try:
+            return parse_number(key, text)
+        except Hj212DecodeError:
+            return text
+    return text
+
+
+def _plain_value(key: str, text: str, texts: list[str]) -> CpValue:
+    restored = _restore_texts(text, texts)
+    if restored is not None:
+        text = restored
+    if key in TIME_FIELDS:
+        return parse_time(key, text)
+    if key in INTEGER_FIELDS:
+        return parse_integer(key, text)
+    return text
+
+
+def _parse_cp(area: str, frame: Hj212Frame) -> None:
+    texts: list[str] = []
+    if _TEXT_MARK in area:
+        raise _fail(DecodeErrorCode.BAD_CP, "the CP area contains a NUL character")
+    if "//" in area:
+        area, texts = _cut_texts(area)
+    mapping = codes_2005_to_2017()
+    pollutants = frame.pollutants
+    fields = frame.fields
+    for entry in area.replace(",", ";").split(";"):
+        if not entry or entry.isspace():
+            continue
+        key, sep, text = entry.partition("=")
+        if not sep:
+            raise _fail(DecodeErrorCode.BAD_CP, f"CP entry {entry!r} has no '='")
+        key = key.strip()  # the standard itself writes 'i12003-Info =0' (C.42)
+        code, dash, suffix = key.partition("-")
+        if not code:
+            raise _fail(DecodeErrorCode.BAD_CP, f"CP entry {entry!r} has an empty key")
+        if dash:
+            new_code = mapping.get(code)
+            if new_code is not None:
+                frame.codes_2005[new_code] = code
+                code = new_code
+            values = pollutants.get(code)
+            if values is None:
+                values = pollutants[code] = {}
+            values[suffix] = _pollutant_value(key, suffix, text, texts)
+        else:
+            fields[key] = _plain_value(key, text, texts)
+
+
+def parse_segment(text: str) -> Hj212Frame:
+    """Parse a data segment (already checked for length and CRC) into a frame."""
+    cp_at = text.find("CP=&&")
+    if cp_at < 0:
+        if "CP=" in text:
+            raise _fail(DecodeErrorCode.BAD_CP, "CP does not start with '&&'")
+        raise _fail(DecodeErrorCode.MISSING_FIELD, "CP is missing")
+    rest = text[cp_at + 5 :]
+    close = rest.rfind("&&")
+    if close < 0:
+        raise _fail(DecodeErrorCode.BAD_CP, "CP is not closed with '&&'")
+    if rest[close + 2 :].strip():
+        raise _fail(DecodeErrorCode.BAD_CP, f"text after the closing '&&': {rest[close + 2:]!r}")
+    warnings: list[str] = []
+    head = _split_head(text[:cp_at], warnings)
+    missing = [name for name in REQUIRED_HEAD if name not in head]
+    if missing:
+        raise _fail(DecodeErrorCode.MISSING_FIELD, f"{', '.join(missing)} missing")
+    cn = head["CN"]
+    if len(cn) != 4 or not cn.isdigit() or not cn.isascii():
+        raise _fail(DecodeErrorCode.BAD_CN, f"CN={cn!r} is not a 4-digit command code")
+    frame = Hj212Frame(st=head["ST"], cn=cn, pw=head["PW"], mn=head["MN"], warnings=warnings)
+    frame.qn = head.get("QN")
+    flag_text = head.get("Flag")
+    if flag_text is not None:
+        if not flag_text.isdigit() or not flag_text.isascii() or int(flag_text) > 255:
+            raise _fail(DecodeErrorCode.BAD_FLAG, f"Flag={flag_text!r} is not an integer 0-255")
+        flag = int(flag_text)
+        version = VERSION_BITS.get(flag >> 2)
+        if version is None:
+            raise _fail(
+                DecodeErrorCode.UNSUPPORTED_VERSION,
+                f"Flag={flag} has version bits {flag >> 2:06b}",
+            )
+        frame.flag = flag
+        frame.version = version
+    pnum_text, pno_text = head.get("PNUM"), head.get("PNO")
+    if frame.split and (pnum_text is None or pno_text is None):
+        raise _fail(DecodeErrorCode.MISSING_FIELD, "PNUM/PNO missing on a split packet (Flag D bit)")
+    if pnum_text is not None or pno_text is not None:
+        if not frame.split:
+            warnings.append("PNUM/PNO present without the Flag split bit")
+        frame.pnum, frame.pno = _packet_numbers(pnum_text, pno_text)
+    _parse_cp(rest[:close], frame)
+    return frame
+
+
+def _packet_numbers(pnum_text: str | None, pno_text: str | None) -> tuple[int, int]:
+    if (
+        pnum_text is None
+        or pno_text is None
+        or not (pnum_text.isdigit() and pno_text.isdigit())
+        or not (pnum_text.isascii() and pno_text.isascii())
+        or not 1 <= int(pno_text) <= int(pnum_text)
+    ):
+        raise _fail(
+            DecodeErrorCode.BAD_PACKET_NUMBER,
+            f"PNUM={pnum_text!r}, PNO={pno_text!r}: need integers with 1 <= PNO <= PNUM",
+        )
+    return int(pnum_text), int(pno_text)
+
