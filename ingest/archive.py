@@ -1,0 +1,190 @@
+"""The raw archive: every accepted MQTT message, durably, before it is acknowledged.
+
+A local SQLite file in WAL mode, written by one thread in group commits (one transaction per
+batch of whatever arrived while the previous commit ran). This is hand-written on the stdlib
+``sqlite3`` rather than on the service's SQLAlchemy store on purpose: the archive is the ack
+path of every message, it must stay local and available when the main database is not, and
+one ``executemany`` per batch is the cheapest durable write Python offers.
+
+Each distinct (topic, payload) is stored once: a broker re-delivery after a crash (the message
+was archived but its PUBACK never left) is recognised by its digest and not stored again. A
+device resending byte-identical data is the same message and is counted as a duplicate too.
+The sequence number is the archive's order and the position consumers checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused, so checkpoints stay valid
+    received_us INTEGER NOT NULL,           -- receive time, µs since the Unix epoch (UTC)
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    digest BLOB NOT NULL UNIQUE             -- blake2b-128 of topic NUL payload
+);
+CREATE INDEX IF NOT EXISTS messages_received ON messages (received_us);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingMessage:
+    received_us: int
+    topic: str
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivedMessage:
+    seq: int
+    received_us: int
+    topic: str
+    payload: bytes
+
+    @property
+    def received_at(self) -> datetime:
+        return datetime.fromtimestamp(self.received_us / 1e6, tz=UTC)
+
+
+def message_digest(topic: str, payload: bytes) -> bytes:
+    return hashlib.blake2b(topic.encode("utf-8") + b"\0" + payload, digest_size=16).digest()
+
+
+def to_us(when: datetime) -> int:
+    if when.tzinfo is None:
+        raise ValueError("archive times must be aware datetimes")
+    return int(when.timestamp() * 1_000_000)
+
+
+class RawArchive:
+    """One archive file. ``append`` is for the single writer; reads may come from any thread."""
+
+    def __init__(
+        self, path: Path, *, durability: Literal["full", "normal"] = "full", readonly: bool = False
+    ) -> None:
+        self.path = path
+        self._durability = durability
+        self._local = threading.local()
+        if readonly:
+            if not path.exists():
+                raise FileNotFoundError(f"no archive at {path}")
+            self._readonly = True
+        else:
+            self._readonly = False
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = self._conn()
+            conn.executescript(_SCHEMA)
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            if self._readonly:
+                conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
+            else:
+                conn = sqlite3.connect(self.path, isolation_level=None)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(f"PRAGMA synchronous={self._durability.upper()}")
+            conn.execute("PRAGMA busy_timeout=10000")
+            self._local.conn = conn
+        return conn
+
+    def append(self, messages: Sequence[IncomingMessage]) -> int:
+        """Store a batch durably in one transaction; returns how many were new (not duplicates)."""
+        if not messages:
+            return 0
+        rows = [
+            (m.received_us, m.topic, m.payload, message_digest(m.topic, m.payload)) for m in messages
+        ]
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            cur = conn.executemany(
+                "INSERT OR IGNORE INTO messages (received_us, topic, payload, digest) "
+                "VALUES (?, ?, ?, ?)",
+                rows,
+            )
+            inserted = cur.rowcount
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return inserted
+
+    def read_after(self, seq: int, limit: int = 1000) -> list[ArchivedMessage]:
+        """Messages with a sequence number above ``seq``, in order."""
+        cur = self._conn().execute(
+            "SELECT seq, received_us, topic, payload FROM messages WHERE seq > ? ORDER BY seq LIMIT ?",
+            (seq, limit),
+        )
+        return [ArchivedMessage(*row) for row in cur]
+
+    def head_seq(self) -> int:
+        row = self._conn().execute("SELECT COALESCE(MAX(seq), 0) FROM messages").fetchone()
+        return int(row[0])
+
+    def count(self) -> int:
+        return int(self._conn().execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+
+    def export(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        topic_prefix: str | None = None,
+    ) -> Iterator[ArchivedMessage]:
+        """Archived messages received in [since, until), in archive order."""
+        clauses, params = [], []
+        if since is not None:
+            clauses.append("received_us >= ?")
+            params.append(to_us(since))
+        if until is not None:
+            clauses.append("received_us < ?")
+            params.append(to_us(until))
+        if topic_prefix:
+            clauses.append("substr(topic, 1, ?) = ?")
+            params += [len(topic_prefix), topic_prefix]
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        last = 0
+        while True:  # in pages, so that a huge export does not hold one read transaction
+            cur = self._conn().execute(
+                f"SELECT seq, received_us, topic, payload FROM messages {where}"
+                f"{' AND' if where else ' WHERE'} seq > ? ORDER BY seq LIMIT 5000",
+                (*params, last),
+            )
+            page = [ArchivedMessage(*row) for row in cur]
+            if not page:
+                return
+            yield from page
+            last = page[-1].seq
+
+    def prune(
+        self, older_than: datetime, *, up_to_seq: int | None = None, chunk: int = 10_000
+    ) -> int:
+        """Delete messages received before ``older_than`` (the retention setting), but none
+        after ``up_to_seq`` (what consumers have not processed yet)."""
+        cutoff = to_us(older_than)
+        limit_seq = up_to_seq if up_to_seq is not None else 2**62
+        conn = self._conn()
+        removed = 0
+        while True:
+            cur = conn.execute(
+                "DELETE FROM messages WHERE seq IN (SELECT seq FROM messages "
+                "WHERE received_us < ? AND seq <= ? ORDER BY seq LIMIT ?)",
+                (cutoff, limit_seq, chunk),
+            )
+            removed += cur.rowcount
+            if cur.rowcount < chunk:
+                return removed
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None

@@ -1,0 +1,140 @@
+"""Group commit: received messages → raw archive → PUBACK, on one writer thread.
+
+Whatever arrives while a commit is running forms the next batch, so batches grow with load
+and a quiet system commits each message at once. A message is acknowledged only after the
+transaction holding it has committed. The broker's inflight window (MQTT 5 receive maximum)
+bounds how much can be waiting here, which is the back-pressure: when the archive is slow we
+stop acknowledging and the broker stops sending.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+from ingest.archive import IncomingMessage, RawArchive
+from ingest.metrics import IngestMetrics
+from ingest.mqtt.source import Delivery
+
+log = logging.getLogger(__name__)
+
+
+class Archiver:
+    def __init__(
+        self,
+        archive: RawArchive,
+        ack: Callable[[Sequence[Delivery]], object],
+        *,
+        on_commit: Callable[[], None] = lambda: None,
+        metrics: IngestMetrics | None = None,
+        batch_max: int = 2000,
+    ) -> None:
+        self._archive = archive
+        self._ack = ack
+        self._on_commit = on_commit
+        self._metrics = metrics
+        self._batch_max = batch_max
+        self._pending: list[Delivery] = []
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._in_flight = 0  # taken from _pending, not yet committed
+        self._thread: threading.Thread | None = None
+        self.archived = 0
+        self.duplicates = 0
+        self.failed: BaseException | None = None
+
+    def submit(self, delivery: Delivery) -> None:
+        """Queue a received message (called on paho's network thread)."""
+        with self._cond:
+            self._pending.append(delivery)
+            self._cond.notify()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="archiver", daemon=True)
+        self._thread.start()
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until everything submitted so far is archived (and acknowledged)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._pending or self._in_flight:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+        return True
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Archive what is pending, then end the writer thread."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def pending(self) -> int:
+        with self._cond:
+            return len(self._pending) + self._in_flight
+
+    def _take(self) -> list[Delivery] | None:
+        with self._cond:
+            while not self._pending and not self._stopping:
+                self._cond.wait()
+            if not self._pending:
+                return None
+            batch = self._pending[: self._batch_max]
+            del self._pending[: self._batch_max]
+            self._in_flight = len(batch)
+            return batch
+
+    def _store(self, batch: list[Delivery]) -> int | None:
+        """Archive a batch, retrying with backoff; None if stopping before it succeeded."""
+        delay = 0.5
+        while True:
+            try:
+                inserted = self._archive.append(
+                    [IncomingMessage(d.received_us, d.topic, d.payload) for d in batch]
+                )
+            except Exception as exc:  # disk full, I/O error: keep the messages unacknowledged
+                self.failed = exc
+                log.exception("archive write failed; retrying in %.1f s", delay)
+                with self._cond:
+                    if self._stopping:
+                        return None  # not acknowledged: the broker re-delivers them later
+                    self._cond.wait(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            self.failed = None
+            return inserted
+
+    def _run(self) -> None:
+        while True:
+            batch = self._take()
+            if batch is None:
+                return
+            started = time.perf_counter()
+            inserted = self._store(batch)
+            if inserted is None:
+                with self._cond:
+                    self._in_flight = 0
+                    self._pending.clear()
+                    self._cond.notify_all()
+                return
+            self._ack(batch)
+            self.archived += inserted
+            self.duplicates += len(batch) - inserted
+            if self._metrics:
+                self._metrics.archive_commit_seconds.observe(time.perf_counter() - started)
+                self._metrics.archive_batch_messages.observe(len(batch))
+                self._metrics.messages.labels("archived").inc(inserted)
+                if len(batch) > inserted:
+                    self._metrics.messages.labels("duplicate").inc(len(batch) - inserted)
+            with self._cond:
+                self._in_flight = 0
+                if self._metrics:
+                    self._metrics.pending_ack.set(len(self._pending))
+                self._cond.notify_all()
+            self._on_commit()

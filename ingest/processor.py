@@ -1,0 +1,182 @@
+"""Classify archived messages: readings for the rule stage, dead letters with reasons, replies.
+
+Pure with respect to I/O: it takes archived messages and returns what should happen; the
+pipeline commits the dead letters with the checkpoint and publishes the replies.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ingest.archive import ArchivedMessage
+from ingest.frame_readings import DATA_CNS, add_frame_readings
+from ingest.hj212.decoder import LENIENT, DecodeFailure, decode_payload
+from ingest.hj212.encoder import reply_9014
+from ingest.hj212.errors import DecodeErrorCode
+from ingest.mqtt.topics import TopicRouter, last_level
+from ingest.power import PowerDecodeError, decode_power
+from ingest.readings import LoggerSeen, PowerSample, ReadingBatch
+from ingest.reasons import RejectReason
+from ingest.registry import Registry
+from ingest.store import DeadLetter
+
+_MN_IN_RAW = re.compile(rb"MN=([^;&]{1,64})")
+# Uploads that ask for a 9014 data reply when their Flag has the A bit (§6.5).
+_REPLY_CNS = frozenset({"2011", "2021", "2031", "2041", "2051", "2061", "2081", "3015", "3019", "3020"})
+
+
+@dataclass(frozen=True, slots=True)
+class IngestPolicy:
+    max_payload_bytes: int = 64 * 1024
+    check_pw: bool = False
+    reply_topic: str = "hj212/{mn}/reply"  # "" disables 9014 replies
+
+
+@dataclass(slots=True)
+class ProcessedBatch:
+    readings: ReadingBatch
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    replies: list[tuple[str, bytes]] = field(default_factory=list)
+    frames_accepted: int = 0
+    # Outcome of each message: "accepted", "partial" (some packets dead), "dead_letter".
+    outcomes: Counter[str] = field(default_factory=Counter)
+
+
+class MessageProcessor:
+    def __init__(self, registry: Registry, router: TopicRouter, policy: IngestPolicy) -> None:
+        self.registry = registry
+        self.router = router
+        self.policy = policy
+
+    def process(self, messages: Sequence[ArchivedMessage]) -> ProcessedBatch:
+        batch = ProcessedBatch(ReadingBatch(first_seq=messages[0].seq, last_seq=messages[-1].seq))
+        for msg in messages:
+            before_dead = len(batch.dead_letters)
+            before_ok = batch.frames_accepted
+            self._process_one(msg, batch)
+            dead = len(batch.dead_letters) - before_dead
+            ok = batch.frames_accepted - before_ok
+            outcome = "dead_letter" if ok == 0 else ("partial" if dead else "accepted")
+            batch.outcomes[outcome] += 1
+        return batch
+
+    def _dead(
+        self,
+        batch: ProcessedBatch,
+        msg: ArchivedMessage,
+        reason: str,
+        detail: str,
+        payload: bytes | None = None,
+        mn: str | None = None,
+    ) -> None:
+        raw = msg.payload if payload is None else payload
+        if mn is None:
+            found = _MN_IN_RAW.search(raw[:2048])
+            mn = found.group(1).decode("utf-8", "replace") if found else None
+        batch.dead_letters.append(
+            DeadLetter(
+                archive_seq=msg.seq,
+                received_at=msg.received_at,
+                topic=msg.topic,
+                reason=reason,
+                detail=detail,
+                payload=raw,
+                mn=mn,
+            )
+        )
+
+    def _process_one(self, msg: ArchivedMessage, batch: ProcessedBatch) -> None:
+        if len(msg.payload) > self.policy.max_payload_bytes:
+            self._dead(
+                batch,
+                msg,
+                RejectReason.OVERSIZE_PAYLOAD,
+                f"{len(msg.payload)} bytes, the limit is {self.policy.max_payload_bytes}",
+            )
+            return
+        kind = self.router.kind(msg.topic)
+        if kind == "hj212":
+            self._hj212(msg, batch)
+        elif kind == "power":
+            self._power(msg, batch)
+        else:
+            self._dead(batch, msg, RejectReason.UNKNOWN_TOPIC, f"no subscription routes {msg.topic!r}")
+
+    def _hj212(self, msg: ArchivedMessage, batch: ProcessedBatch) -> None:
+        received_at = msg.received_at
+        for item in decode_payload(msg.payload, LENIENT):
+            if isinstance(item, DecodeFailure):
+                self._dead(batch, msg, item.code, item.detail, payload=item.raw)
+                continue
+            frame = item
+            outlet = self.registry.outlet(frame.mn)
+            if outlet is None:
+                self._dead(batch, msg, RejectReason.UNKNOWN_MN, f"MN {frame.mn!r} is not configured",
+                           frame.raw, frame.mn)  # fmt: skip
+                continue
+            if frame.crc_variant == "modbus" and not outlet.accept_modbus_crc:
+                self._dead(batch, msg, DecodeErrorCode.CRC_MODBUS,
+                           f"CRC {frame.crc} is CRC-16/MODBUS; outlet {outlet.outlet_id} does not "
+                           "accept that variant (accept_modbus_crc)", frame.raw, frame.mn)  # fmt: skip
+                continue
+            if frame.length > outlet.max_segment_bytes:
+                self._dead(batch, msg, DecodeErrorCode.SEGMENT_TOO_LONG,
+                           f"data segment has {frame.length} bytes, the limit for outlet "
+                           f"{outlet.outlet_id} is {outlet.max_segment_bytes}", frame.raw, frame.mn)  # fmt: skip
+                continue
+            if self.policy.check_pw and outlet.pw is not None and frame.pw != outlet.pw:
+                self._dead(batch, msg, RejectReason.WRONG_PW,
+                           f"PW does not match outlet {outlet.outlet_id}", frame.raw, frame.mn)  # fmt: skip
+                continue
+            data_time = frame.data_time
+            if data_time is None and frame.cn in DATA_CNS:
+                self._dead(batch, msg, RejectReason.MISSING_DATA_TIME,
+                           f"CN {frame.cn} upload without DataTime", frame.raw, frame.mn)  # fmt: skip
+                continue
+            if data_time is not None:
+                add_frame_readings(batch.readings, frame, outlet, data_time, received_at, msg.seq)
+            batch.readings.loggers.append(
+                LoggerSeen(
+                    enterprise_id=outlet.enterprise_id,
+                    outlet_id=outlet.outlet_id,
+                    mn=frame.mn,
+                    cn=frame.cn,
+                    data_time=data_time,
+                    received_at=received_at,
+                    archive_seq=msg.seq,
+                )
+            )
+            batch.frames_accepted += 1
+            if self.policy.reply_topic and frame.ack_requested and frame.cn in _REPLY_CNS:
+                topic = self.policy.reply_topic.replace("{mn}", frame.mn)
+                batch.replies.append((topic, reply_9014(frame)))
+
+    def _power(self, msg: ArchivedMessage, batch: ProcessedBatch) -> None:
+        try:
+            readings = decode_power(msg.payload, topic_meter=last_level(msg.topic))
+        except PowerDecodeError as exc:
+            self._dead(batch, msg, exc.code, exc.detail, mn=None)
+            return
+        for reading in readings:
+            meter = self.registry.meter(reading.meter_id)
+            if meter is None:
+                self._dead(batch, msg, RejectReason.UNKNOWN_METER,
+                           f"meter {reading.meter_id!r} is not configured", mn=None)  # fmt: skip
+                continue
+            batch.readings.power.append(
+                PowerSample(
+                    enterprise_id=meter.enterprise_id,
+                    meter_id=meter.meter_id,
+                    ts=reading.ts,
+                    active_power_kw=reading.active_power_kw,
+                    current_a=reading.current_a,
+                    energy_kwh=reading.energy_kwh,
+                    switch_on=reading.switch_on,
+                    received_at=msg.received_at,
+                    archive_seq=msg.seq,
+                )
+            )
+            batch.frames_accepted += 1

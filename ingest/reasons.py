@@ -1,0 +1,34 @@
+"""Why a message (or one packet of it) became a dead letter. Stable, public codes.
+
+A dead letter's reason is one of these, or an HJ 212 decode code
+(``ingest.hj212.errors.DecodeErrorCode``), or a power decode code
+(``ingest.power.errors.PowerErrorCode``). docs/ingest.md lists them all.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RejectReason(StrEnum):
+    OVERSIZE_PAYLOAD = "oversize_payload"
+    UNKNOWN_TOPIC = "unknown_topic"
+    UNKNOWN_MN = "unknown_mn"
+    UNKNOWN_METER = "unknown_meter"
+    WRONG_PW = "wrong_pw"
+    MISSING_DATA_TIME = "missing_data_time"
+
+
+DESCRIPTIONS: dict[RejectReason, str] = {
+    RejectReason.OVERSIZE_PAYLOAD: "the payload is larger than ingest.max_payload_bytes; it is "
+    "kept whole but not decoded",
+    RejectReason.UNKNOWN_TOPIC: "the topic matches none of the configured subscriptions",
+    RejectReason.UNKNOWN_MN: "a valid HJ 212 packet from a data logger (MN) that no outlet in the "
+    "configuration names",
+    RejectReason.UNKNOWN_METER: "a valid power reading from a meter that the configuration does "
+    "not name",
+    RejectReason.WRONG_PW: "the packet's PW differs from the outlet's configured password "
+    "(checked only when ingest.check_pw is on and the outlet sets pw)",
+    RejectReason.MISSING_DATA_TIME: "a data upload (CN 2011/2051/2061/2031/2021/2041) without "
+    "DataTime, so its values have no time",
+}

@@ -1,0 +1,161 @@
+"""Ingest's tables in the service database: dead letters and consumer checkpoints.
+
+The dead-letter insert and the checkpoint update of one processed batch share a transaction,
+so after a crash a batch is either fully recorded or re-processed from the archive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    DateTime,
+    Engine,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+    insert,
+    select,
+    update,
+)
+
+metadata = MetaData()
+
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("archive_seq", BigInteger, nullable=False, index=True),
+    Column("received_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Column("topic", String(256), nullable=False),
+    Column("reason", String(64), nullable=False, index=True),
+    Column("detail", Text, nullable=False),
+    Column("mn", String(64), nullable=True),
+    Column("payload", LargeBinary, nullable=False),
+)
+
+checkpoints = Table(
+    "ingest_checkpoints",
+    metadata,
+    Column("consumer", String(64), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    archive_seq: int
+    received_at: datetime
+    topic: str
+    reason: str
+    detail: str
+    payload: bytes
+    mn: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDeadLetter:
+    id: int
+    archive_seq: int
+    received_at: datetime
+    recorded_at: datetime
+    topic: str
+    reason: str
+    detail: str
+    mn: str | None
+    payload: bytes
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite returns naive datetimes for timezone=True columns; they are stored in UTC.
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def record_batch(
+    conn: Connection, consumer: str, last_seq: int, letters: Sequence[DeadLetter]
+) -> None:
+    """Store a processed batch's dead letters and move the consumer's checkpoint, in ``conn``'s
+    transaction."""
+    now = datetime.now(UTC)
+    if letters:
+        conn.execute(
+            insert(dead_letters),
+            [
+                {
+                    "archive_seq": d.archive_seq,
+                    "received_at": d.received_at,
+                    "recorded_at": now,
+                    "topic": d.topic,
+                    "reason": d.reason,
+                    "detail": d.detail[:2000],
+                    "mn": d.mn,
+                    "payload": d.payload,
+                }
+                for d in letters
+            ],
+        )
+    moved = conn.execute(
+        update(checkpoints)
+        .where(checkpoints.c.consumer == consumer)
+        .values(seq=last_seq, updated_at=now)
+    )
+    if moved.rowcount == 0:
+        conn.execute(insert(checkpoints).values(consumer=consumer, seq=last_seq, updated_at=now))
+
+
+def load_checkpoint(engine: Engine, consumer: str) -> int:
+    with engine.connect() as conn:
+        value = conn.execute(
+            select(checkpoints.c.seq).where(checkpoints.c.consumer == consumer)
+        ).scalar()
+    return int(value or 0)
+
+
+def list_dead_letters(
+    engine: Engine,
+    *,
+    reason: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 100,
+) -> list[StoredDeadLetter]:
+    query = select(dead_letters).order_by(dead_letters.c.id.desc()).limit(limit)
+    if reason:
+        query = query.where(dead_letters.c.reason == reason)
+    if since:
+        query = query.where(dead_letters.c.received_at >= since)
+    if until:
+        query = query.where(dead_letters.c.received_at < until)
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return [
+        StoredDeadLetter(
+            id=r.id,
+            archive_seq=r.archive_seq,
+            received_at=_aware(r.received_at),
+            recorded_at=_aware(r.recorded_at),
+            topic=r.topic,
+            reason=r.reason,
+            detail=r.detail,
+            mn=r.mn,
+            payload=r.payload,
+        )
+        for r in rows
+    ]
+
+
+def count_dead_letters_by_reason(engine: Engine) -> dict[str, int]:
+    query = select(dead_letters.c.reason, func.count()).group_by(dead_letters.c.reason)
+    with engine.connect() as conn:
+        return {reason: int(n) for reason, n in conn.execute(query)}

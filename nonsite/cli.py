@@ -1,0 +1,292 @@
+"""The ``nonsite`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from ingest.archive import ArchivedMessage, RawArchive
+from ingest.hj212.decoder import MAX_SEGMENT_BYTES, DecodePolicy, decode_payload
+from ingest.hj212.jsonview import result_to_json
+from ingest.hj212.timefmt import CHINA_TZ
+from ingest.store import count_dead_letters_by_reason, list_dead_letters
+from nonsite.config import Config, ConfigError, load_config
+from nonsite.config.load import parse_config
+from nonsite.timeargs import cli_time
+from nonsite.wiring import build_router
+
+EXIT_CONFIG = 2
+
+
+def _config_for(args: argparse.Namespace) -> Config:
+    """The configuration named by --config or NONSITE_CONFIG; otherwise defaults + environment."""
+    path = getattr(args, "config", None) or os.environ.get("NONSITE_CONFIG")
+    if path:
+        return load_config(path)
+    return parse_config({}, "(defaults and environment)")
+
+
+# -- serve -------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from nonsite.service import Service  # imported here: the other commands stay light
+
+    config = _config_for(args)
+    service = Service(config)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        runner = asyncio.create_task(service.run(stop))
+        started = asyncio.create_task(service.status.started.wait())
+        await asyncio.wait({runner, started}, return_when=asyncio.FIRST_COMPLETED)
+        if service.status.started.is_set():
+            print(f"nonsite is running: MQTT {service.status.broker_url}, "
+                  f"HTTP {service.status.http_url} (/metrics, /healthz, /readyz). "
+                  "Ctrl-C stops it cleanly.", flush=True)  # fmt: skip
+        await runner
+
+    asyncio.run(main())
+    return 0
+
+
+# -- check-config ------------------------------------------------------------------------
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = load_config(args.file)
+    outlets = sum(len(e.outlets) for e in config.enterprises)
+    meters = sum(len(e.meters) for e in config.enterprises)
+    broker = config.mqtt.url or "(embedded broker)"
+    print(f"{args.file}: OK: {len(config.enterprises)} enterprises, {outlets} outlets, "
+          f"{meters} meters; broker {broker}; data in {config.service.data_dir}")  # fmt: skip
+    return 0
+
+
+# -- decode ------------------------------------------------------------------------------
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    policy = DecodePolicy(
+        accept_modbus_crc=args.accept_modbus, max_segment_bytes=args.max_segment_bytes
+    )
+    source: BinaryIO = open(args.file, "rb") if args.file else sys.stdin.buffer  # noqa: SIM115
+    out = sys.stdout
+    failures = 0
+    with source:
+        for line in source:
+            line = line.rstrip(b"\r\n")
+            if not line.strip():
+                continue  # blank lines carry no frame
+            for result in decode_payload(line, policy):
+                doc = result_to_json(result)
+                failures += not doc["ok"]
+                out.write(json.dumps(doc, ensure_ascii=False) + "\n")
+    out.flush()
+    return 0
+
+
+# -- archive -----------------------------------------------------------------------------
+
+
+def _open_archive(config: Config) -> RawArchive:
+    path = config.service.data_dir / "archive.sqlite3"
+    try:
+        return RawArchive(path, readonly=True)
+    except FileNotFoundError:
+        raise SystemExit(f"nonsite: no archive at {path} (check --config or NONSITE_DATA_DIR)") from None
+
+
+def _export_lines(msg: ArchivedMessage, kind: str | None) -> Iterator[bytes]:
+    if kind == "hj212":
+        for line in msg.payload.replace(b"\r\n", b"\n").split(b"\n"):
+            if line.strip():
+                yield line
+        return
+    try:
+        yield json.dumps(json.loads(msg.payload), ensure_ascii=False, separators=(",", ":")).encode()
+    except ValueError:
+        yield msg.payload.replace(b"\r", b"\\r").replace(b"\n", b"\\n")
+
+
+def _json_record(msg: ArchivedMessage) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "seq": msg.seq,
+        "received_at": msg.received_at.astimezone(CHINA_TZ).isoformat(timespec="microseconds"),
+        "topic": msg.topic,
+    }
+    try:
+        record["payload"] = msg.payload.decode("utf-8")
+    except UnicodeDecodeError:
+        record["payload_base64"] = base64.b64encode(msg.payload).decode()
+    return record
+
+
+def cmd_archive_export(args: argparse.Namespace) -> int:
+    config = _config_for(args)
+    archive = _open_archive(config)
+    router = build_router(config)
+    out = sys.stdout.buffer
+    for msg in archive.export(args.since, args.until, args.topic_prefix):
+        if args.format == "json":
+            out.write(json.dumps(_json_record(msg), ensure_ascii=False).encode() + b"\n")
+        else:
+            for line in _export_lines(msg, router.kind(msg.topic)):
+                out.write(line + b"\n")
+    out.flush()
+    return 0
+
+
+def cmd_archive_prune(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime, timedelta
+
+    config = _config_for(args)
+    path = config.service.data_dir / "archive.sqlite3"
+    archive = RawArchive(path, durability=config.archive.durability)
+    days = args.days if args.days is not None else config.archive.retention_days
+    cutoff = datetime.now(UTC) - timedelta(days=days)
+    from nonsite.db import make_engine
+    from ingest.store import load_checkpoint
+
+    position = load_checkpoint(make_engine(config.database_url()), "ingest")
+    removed = archive.prune(cutoff, up_to_seq=position)
+    print(f"removed {removed} messages received before {cutoff.astimezone(CHINA_TZ):%Y-%m-%d %H:%M}")
+    return 0
+
+
+# -- dead letters ------------------------------------------------------------------------
+
+
+def cmd_dead_letters(args: argparse.Namespace) -> int:
+    from nonsite.db import make_engine, migrate
+
+    config = _config_for(args)
+    engine = make_engine(config.database_url())
+    migrate(engine)
+    if args.counts:
+        counts = count_dead_letters_by_reason(engine)
+        for reason, n in sorted(counts.items(), key=lambda kv: -kv[1]):
+            print(f"{n:8d}  {reason}")
+        return 0
+    letters = list_dead_letters(
+        engine, reason=args.reason, since=args.since, until=args.until, limit=args.limit
+    )
+    for d in letters:
+        received = d.received_at.astimezone(CHINA_TZ)
+        if args.json:
+            record: dict[str, Any] = {
+                "id": d.id, "archive_seq": d.archive_seq, "received_at": received.isoformat(),
+                "topic": d.topic, "reason": d.reason, "detail": d.detail, "mn": d.mn,
+            }  # fmt: skip
+            try:
+                record["payload"] = d.payload.decode("utf-8")
+            except UnicodeDecodeError:
+                record["payload_base64"] = base64.b64encode(d.payload).decode()
+            print(json.dumps(record, ensure_ascii=False))
+        else:
+            print(f"{d.id:6d}  {received:%Y-%m-%d %H:%M:%S}  {d.reason:<18} {d.topic:<28} "
+                  f"{d.mn or '-':<24} {d.detail}")  # fmt: skip
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from nonsite.db import make_engine, migrate
+
+    config = _config_for(args)
+    migrate(make_engine(config.database_url()))
+    print("database schema is up to date")
+    return 0
+
+
+# -- parser ------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nonsite", description="Streaming alert service for off-site environmental supervision."
+    )
+    parser.add_argument("--log-level", default=os.environ.get("NONSITE_LOG_LEVEL", "INFO"))
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_config(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", type=Path, help="configuration file (default: $NONSITE_CONFIG)")
+
+    p = sub.add_parser("serve", help="run the service")
+    with_config(p)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("check-config", help="validate a configuration file")
+    p.add_argument("file", type=Path)
+    p.set_defaults(func=cmd_check_config)
+
+    p = sub.add_parser("decode", help="decode HJ 212 frames, one per line, to JSON lines")
+    p.add_argument("file", nargs="?", type=Path, help="input file (default: stdin)")
+    p.add_argument("--accept-modbus", action="store_true",
+                   help="accept frames whose CRC is the CRC-16/MODBUS variant")  # fmt: skip
+    p.add_argument("--max-segment-bytes", type=int, default=MAX_SEGMENT_BYTES,
+                   help="longest data segment accepted (the standard says 1024)")  # fmt: skip
+    p.set_defaults(func=cmd_decode)
+
+    archive = sub.add_parser("archive", help="the raw archive").add_subparsers(
+        dest="archive_command", required=True
+    )
+    p = archive.add_parser("export", help="print archived frames, one per line")
+    with_config(p)
+    p.add_argument("--since", type=cli_time, help="received at or after (ISO 8601; China time)")
+    p.add_argument("--until", type=cli_time, help="received before (ISO 8601; China time)")
+    p.add_argument("--topic-prefix", help="only topics starting with this")
+    p.add_argument("--format", choices=["raw", "json"], default="raw",
+                   help="raw: the frames as received; json: one record per message with metadata")  # fmt: skip
+    p.set_defaults(func=cmd_archive_export)
+    p = archive.add_parser("prune", help="apply the retention setting now")
+    with_config(p)
+    p.add_argument("--days", type=int, help="keep this many days (default: archive.retention_days)")
+    p.set_defaults(func=cmd_archive_prune)
+
+    p = sub.add_parser("dead-letters", help="list messages that could not be used, with reasons")
+    with_config(p)
+    p.add_argument("--reason", help="only this reason code")
+    p.add_argument("--since", type=cli_time)
+    p.add_argument("--until", type=cli_time)
+    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--json", action="store_true", help="JSON lines with the payload")
+    p.add_argument("--counts", action="store_true", help="counts per reason")
+    p.set_defaults(func=cmd_dead_letters)
+
+    db = sub.add_parser("db", help="the service database").add_subparsers(dest="db_command", required=True)
+    p = db.add_parser("upgrade", help="apply schema migrations")
+    with_config(p)
+    p.set_defaults(func=cmd_db_upgrade)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(exc.render(), file=sys.stderr)
+        return EXIT_CONFIG
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""Load and validate a configuration file; every error names the file, the entry and the problem."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from nonsite.config.model import Config
+
+# Environment variable → (section, key). The environment wins over the file.
+ENV_OVERRIDES: dict[str, tuple[str, str]] = {
+    "NONSITE_MQTT_URL": ("mqtt", "url"),
+    "NONSITE_DB_URL": ("database", "url"),
+    "NONSITE_DATA_DIR": ("service", "data_dir"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigIssue:
+    entry: str  # e.g. 'enterprises[2] (id "E003").outlets[0].mn', or an environment variable
+    problem: str
+
+
+class ConfigError(Exception):
+    def __init__(self, source: str, issues: list[ConfigIssue]) -> None:
+        self.source = source
+        self.issues = issues
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        lines = [f"{self.source}: {len(self.issues)} problem(s) in the configuration"]
+        lines += [f"  {issue.entry}: {issue.problem}" for issue in self.issues]
+        return "\n".join(lines)
+
+
+def _entry_name(data: Any, loc: tuple[int | str, ...]) -> str:
+    """A readable path for a pydantic error location, naming list items by their id."""
+    parts: list[str] = []
+    node = data
+    for key in loc:
+        if isinstance(key, int):
+            label = f"[{key}]"
+            if isinstance(node, list) and key < len(node):
+                node = node[key]
+                if isinstance(node, Mapping) and isinstance(node.get("id"), str):
+                    label += f' (id "{node["id"]}")'
+            else:
+                node = None
+            parts.append(label)
+        else:
+            parts.append(("." if parts else "") + key)
+            node = node.get(key) if isinstance(node, Mapping) else None
+    return "".join(parts) or "(top level)"
+
+
+def _duplicates(config: Config) -> list[ConfigIssue]:
+    issues: list[ConfigIssue] = []
+    seen_enterprise: dict[str, int] = {}
+    seen_mn: dict[str, str] = {}
+    seen_meter: dict[str, str] = {}
+    for i, ent in enumerate(config.enterprises):
+        where = f'enterprises[{i}] (id "{ent.id}")'
+        if ent.id in seen_enterprise:
+            issues.append(
+                ConfigIssue(f"{where}.id", f"duplicate enterprise id, also enterprises[{seen_enterprise[ent.id]}]")
+            )
+        seen_enterprise.setdefault(ent.id, i)
+        outlet_ids: set[str] = set()
+        for j, outlet in enumerate(ent.outlets):
+            at = f'{where}.outlets[{j}] (id "{outlet.id}")'
+            if outlet.id in outlet_ids:
+                issues.append(ConfigIssue(f"{at}.id", "duplicate outlet id within the enterprise"))
+            outlet_ids.add(outlet.id)
+            if outlet.mn in seen_mn:
+                issues.append(ConfigIssue(f"{at}.mn", f"MN {outlet.mn!r} is already used by {seen_mn[outlet.mn]}"))
+            seen_mn.setdefault(outlet.mn, at)
+        for j, meter in enumerate(ent.meters):
+            at = f'{where}.meters[{j}] (id "{meter.id}")'
+            if meter.id in seen_meter:
+                issues.append(ConfigIssue(f"{at}.id", f"meter id already used by {seen_meter[meter.id]}"))
+            seen_meter.setdefault(meter.id, at)
+    return issues
+
+
+def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, str]:
+    """Apply overrides in place; returns 'section.key' → variable name for error messages."""
+    applied: dict[str, str] = {}
+    for var, (section, key) in ENV_OVERRIDES.items():
+        value = env.get(var)
+        if value is None or value == "":
+            continue
+        target = data.setdefault(section, {})
+        if not isinstance(target, dict):
+            continue  # the file's own type error is reported by validation
+        target[key] = value
+        applied[f"{section}.{key}"] = var
+    return applied
+
+
+def parse_config(data: dict[str, Any], source: str, env: Mapping[str, str] | None = None) -> Config:
+    """Validate already-parsed TOML data (``source`` names it in errors)."""
+    applied = _apply_env(data, os.environ if env is None else env)
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        issues = []
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            entry = _entry_name(data, loc)
+            dotted = ".".join(str(p) for p in loc[:2])
+            if dotted in applied:
+                entry = f"{entry} (from environment variable {applied[dotted]})"
+            value = err.get("input")
+            problem = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                problem = "unknown setting (check the spelling)"
+            elif not isinstance(value, (dict, list)) and err["type"] != "missing":
+                problem += f" (got {value!r})"
+            issues.append(ConfigIssue(entry, problem))
+        raise ConfigError(source, issues) from None
+    issues = _duplicates(config)
+    if issues:
+        raise ConfigError(source, issues)
+    return config
+
+
+def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
+    """Read, override from the environment, and validate. Raises ConfigError."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(str(path), [ConfigIssue("(file)", exc.strerror or str(exc))]) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), [ConfigIssue("(file)", f"not UTF-8 at byte {exc.start}")]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), [ConfigIssue("(TOML syntax)", str(exc))]) from None
+    return parse_config(data, str(path), env)

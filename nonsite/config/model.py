@@ -1,0 +1,139 @@
+"""Configuration schema. Every field has a default that suits a small deployment.
+
+Models forbid unknown keys so that a misspelt setting is an error, not a silent default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from nonsite.config.mqtt_url import parse_broker_url
+
+Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
+TopicFilter = Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServiceSection(Section):
+    data_dir: Path = Path("data")
+    http_listen: str = "127.0.0.1:8080"
+
+    @field_validator("http_listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("must be host:port, e.g. 127.0.0.1:8080")
+        return value
+
+
+class Subscription(Section):
+    kind: Literal["hj212", "power"]
+    filter: TopicFilter
+    qos: Literal[0, 1] = 1
+
+
+def _default_subscriptions() -> list[Subscription]:
+    return [Subscription(kind="hj212", filter="hj212/+"), Subscription(kind="power", filter="power/+")]
+
+
+class MqttSection(Section):
+    url: str = ""  # empty: run an embedded broker (demo / trial only)
+    client_id: Identifier = "nonsite-ingest"
+    protocol: Literal["5", "3.1.1"] = "5"
+    session_expiry_s: int = Field(default=7 * 24 * 3600, ge=60)
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    receive_maximum: int = Field(default=1000, ge=1, le=65535)
+    shared_group: Identifier | None = None
+    reconnect_min_s: float = Field(default=1.0, gt=0)
+    reconnect_max_s: float = Field(default=60.0, gt=0)
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    tls_insecure: bool = False
+    subscriptions: list[Subscription] = Field(default_factory=_default_subscriptions, min_length=1)
+    reply_topic: str = "hj212/{mn}/reply"  # where 9014 data replies go; "" disables replies
+    embedded_port: int = Field(default=0, ge=0, le=65535)  # 0: a free port
+
+    @field_validator("url")
+    @classmethod
+    def _valid_url(cls, value: str) -> str:
+        if value:
+            parse_broker_url(value)
+        return value
+
+    @field_validator("reply_topic")
+    @classmethod
+    def _reply_topic(cls, value: str) -> str:
+        if value and "{mn}" not in value:
+            raise ValueError("must contain {mn}, e.g. hj212/{mn}/reply")
+        if any(c in value for c in "+#"):
+            raise ValueError("a topic to publish to cannot contain + or #")
+        return value
+
+
+class IngestSection(Section):
+    max_payload_bytes: int = Field(default=64 * 1024, ge=256)
+    check_pw: bool = False
+    accept_modbus_crc: bool = False
+    max_segment_bytes: int = Field(default=1024, ge=1024)
+
+
+class ArchiveSection(Section):
+    retention_days: int = Field(default=90, ge=1)
+    # "full": fsync every group commit (survives power loss); "normal": survives a process
+    # crash, may lose the last commits on power loss.
+    durability: Literal["full", "normal"] = "full"
+    batch_max_messages: int = Field(default=2000, ge=1, le=100_000)
+
+
+class DatabaseSection(Section):
+    url: str = ""  # empty: SQLite file nonsite.db in the data directory
+
+
+class OutletConfig(Section):
+    id: Identifier
+    name: str = ""
+    kind: Literal["gas", "water"]
+    mn: Annotated[str, Field(min_length=1, max_length=64)]
+    pw: str | None = None
+    accept_modbus_crc: bool | None = None  # None: the [ingest] default
+    max_segment_bytes: int | None = Field(default=None, ge=1024)
+    factors: list[Annotated[str, Field(min_length=1, max_length=16)]] = Field(default_factory=list)
+
+
+class MeterConfig(Section):
+    id: Identifier
+    name: str = ""
+    role: Literal["production", "control"]
+    rated_kw: float | None = Field(default=None, gt=0)
+
+
+class EnterpriseConfig(Section):
+    id: Identifier
+    name: str = Field(min_length=1)
+    region: str = ""
+    industry: str = ""
+    positive_list: bool = False  # 正面清单: supervised off-site first
+    outlets: list[OutletConfig] = Field(default_factory=list)
+    meters: list[MeterConfig] = Field(default_factory=list)
+
+
+class Config(Section):
+    service: ServiceSection = ServiceSection()
+    mqtt: MqttSection = MqttSection()
+    ingest: IngestSection = IngestSection()
+    archive: ArchiveSection = ArchiveSection()
+    database: DatabaseSection = DatabaseSection()
+    enterprises: list[EnterpriseConfig] = Field(default_factory=list)
+
+    def database_url(self) -> str:
+        if self.database.url:
+            return self.database.url
+        return f"sqlite:///{(self.service.data_dir / 'nonsite.db').as_posix()}"

@@ -1,0 +1,52 @@
+"""The service's HTTP endpoints: Prometheus metrics, liveness and readiness.
+
+The dashboard and the API arrive in issue #5 and mount on this same application.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+import uvicorn
+from prometheus_client import CollectorRegistry, make_asgi_app
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+ReadinessCheck = Callable[[], dict[str, str]]  # name → problem; empty when ready
+
+
+def build_app(registry: CollectorRegistry, readiness: ReadinessCheck) -> Starlette:
+    async def healthz(_request: Request) -> JSONResponse:
+        return JSONResponse({"status": "alive"})
+
+    async def readyz(_request: Request) -> JSONResponse:
+        problems = readiness()
+        if problems:
+            return JSONResponse({"status": "not ready", "problems": problems}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            # A Route (not a Mount) so that /metrics answers without a redirect to /metrics/.
+            Route("/metrics", make_asgi_app(registry=registry)),
+        ]
+    )
+
+
+class HttpServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the service owns SIGTERM and drains first."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def make_server(app: Starlette, listen: str) -> HttpServer:
+    host, _, port = listen.rpartition(":")
+    config = uvicorn.Config(app, host=host, port=int(port), log_level="warning", lifespan="off")
+    return HttpServer(config)
