@@ -101,7 +101,8 @@ class RawArchive:
         if not messages:
             return 0
         rows = [
-            (m.received_us, m.topic, m.payload, message_digest(m.topic, m.payload)) for m in messages
+            (m.received_us, m.topic, m.payload, message_digest(m.topic, m.payload))
+            for m in messages
         ]
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")
@@ -121,7 +122,8 @@ class RawArchive:
     def read_after(self, seq: int, limit: int = 1000) -> list[ArchivedMessage]:
         """Messages with a sequence number above ``seq``, in order."""
         cur = self._conn().execute(
-            "SELECT seq, received_us, topic, payload FROM messages WHERE seq > ? ORDER BY seq LIMIT ?",
+            "SELECT seq, received_us, topic, payload FROM messages "
+            "WHERE seq > ? ORDER BY seq LIMIT ?",
             (seq, limit),
         )
         return [ArchivedMessage(*row) for row in cur]
@@ -140,7 +142,8 @@ class RawArchive:
         topic_prefix: str | None = None,
     ) -> Iterator[ArchivedMessage]:
         """Archived messages received in [since, until), in archive order."""
-        clauses, params = [], []
+        clauses: list[str] = []
+        params: list[int | str] = []
         if since is not None:
             clauses.append("received_us >= ?")
             params.append(to_us(since))

@@ -16,6 +16,7 @@ from ingest.frame_readings import DATA_CNS, add_frame_readings
 from ingest.hj212.decoder import LENIENT, DecodeFailure, decode_payload
 from ingest.hj212.encoder import reply_9014
 from ingest.hj212.errors import DecodeErrorCode
+from ingest.hj212.model import Hj212Frame
 from ingest.mqtt.topics import TopicRouter, last_level
 from ingest.power import PowerDecodeError, decode_power
 from ingest.readings import LoggerSeen, PowerSample, ReadingBatch
@@ -25,7 +26,9 @@ from ingest.store import DeadLetter
 
 _MN_IN_RAW = re.compile(rb"MN=([^;&]{1,64})")
 # Uploads that ask for a 9014 data reply when their Flag has the A bit (§6.5).
-_REPLY_CNS = frozenset({"2011", "2021", "2031", "2041", "2051", "2061", "2081", "3015", "3019", "3020"})
+_REPLY_CNS = frozenset(
+    {"2011", "2021", "2031", "2041", "2051", "2061", "2081", "3015", "3019", "3020"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,56 +106,63 @@ class MessageProcessor:
         elif kind == "power":
             self._power(msg, batch)
         else:
-            self._dead(batch, msg, RejectReason.UNKNOWN_TOPIC, f"no subscription routes {msg.topic!r}")
+            self._dead(
+                batch, msg, RejectReason.UNKNOWN_TOPIC, f"no subscription routes {msg.topic!r}"
+            )
 
     def _hj212(self, msg: ArchivedMessage, batch: ProcessedBatch) -> None:
-        received_at = msg.received_at
         for item in decode_payload(msg.payload, LENIENT):
             if isinstance(item, DecodeFailure):
                 self._dead(batch, msg, item.code, item.detail, payload=item.raw)
                 continue
-            frame = item
-            outlet = self.registry.outlet(frame.mn)
-            if outlet is None:
-                self._dead(batch, msg, RejectReason.UNKNOWN_MN, f"MN {frame.mn!r} is not configured",
-                           frame.raw, frame.mn)  # fmt: skip
+            problem = self._check_frame(item)
+            if problem is not None:
+                self._dead(batch, msg, problem[0], problem[1], payload=item.raw, mn=item.mn)
                 continue
-            if frame.crc_variant == "modbus" and not outlet.accept_modbus_crc:
-                self._dead(batch, msg, DecodeErrorCode.CRC_MODBUS,
-                           f"CRC {frame.crc} is CRC-16/MODBUS; outlet {outlet.outlet_id} does not "
-                           "accept that variant (accept_modbus_crc)", frame.raw, frame.mn)  # fmt: skip
-                continue
-            if frame.length > outlet.max_segment_bytes:
-                self._dead(batch, msg, DecodeErrorCode.SEGMENT_TOO_LONG,
-                           f"data segment has {frame.length} bytes, the limit for outlet "
-                           f"{outlet.outlet_id} is {outlet.max_segment_bytes}", frame.raw, frame.mn)  # fmt: skip
-                continue
-            if self.policy.check_pw and outlet.pw is not None and frame.pw != outlet.pw:
-                self._dead(batch, msg, RejectReason.WRONG_PW,
-                           f"PW does not match outlet {outlet.outlet_id}", frame.raw, frame.mn)  # fmt: skip
-                continue
-            data_time = frame.data_time
-            if data_time is None and frame.cn in DATA_CNS:
-                self._dead(batch, msg, RejectReason.MISSING_DATA_TIME,
-                           f"CN {frame.cn} upload without DataTime", frame.raw, frame.mn)  # fmt: skip
-                continue
-            if data_time is not None:
-                add_frame_readings(batch.readings, frame, outlet, data_time, received_at, msg.seq)
-            batch.readings.loggers.append(
-                LoggerSeen(
-                    enterprise_id=outlet.enterprise_id,
-                    outlet_id=outlet.outlet_id,
-                    mn=frame.mn,
-                    cn=frame.cn,
-                    data_time=data_time,
-                    received_at=received_at,
-                    archive_seq=msg.seq,
-                )
+            self._accept_frame(item, msg, batch)
+
+    def _check_frame(self, frame: Hj212Frame) -> tuple[str, str] | None:
+        """Per-logger rules on a frame the codec accepted: (reason, detail), or None if usable."""
+        outlet = self.registry.outlet(frame.mn)
+        if outlet is None:
+            return RejectReason.UNKNOWN_MN, f"MN {frame.mn!r} is not configured"
+        if frame.crc_variant == "modbus" and not outlet.accept_modbus_crc:
+            return DecodeErrorCode.CRC_MODBUS, (
+                f"CRC {frame.crc} is CRC-16/MODBUS; outlet {outlet.outlet_id} does not accept "
+                "that variant (accept_modbus_crc)"
             )
-            batch.frames_accepted += 1
-            if self.policy.reply_topic and frame.ack_requested and frame.cn in _REPLY_CNS:
-                topic = self.policy.reply_topic.replace("{mn}", frame.mn)
-                batch.replies.append((topic, reply_9014(frame)))
+        if frame.length > outlet.max_segment_bytes:
+            return DecodeErrorCode.SEGMENT_TOO_LONG, (
+                f"data segment has {frame.length} bytes, the limit for outlet "
+                f"{outlet.outlet_id} is {outlet.max_segment_bytes}"
+            )
+        if self.policy.check_pw and outlet.pw is not None and frame.pw != outlet.pw:
+            return RejectReason.WRONG_PW, f"PW does not match outlet {outlet.outlet_id}"
+        if frame.data_time is None and frame.cn in DATA_CNS:
+            return RejectReason.MISSING_DATA_TIME, f"CN {frame.cn} upload without DataTime"
+        return None
+
+    def _accept_frame(self, frame: Hj212Frame, msg: ArchivedMessage, batch: ProcessedBatch) -> None:
+        outlet = self.registry.outlet(frame.mn)
+        assert outlet is not None  # checked by _check_frame
+        data_time = frame.data_time
+        if data_time is not None:
+            add_frame_readings(batch.readings, frame, outlet, data_time, msg.received_at, msg.seq)
+        batch.readings.loggers.append(
+            LoggerSeen(
+                enterprise_id=outlet.enterprise_id,
+                outlet_id=outlet.outlet_id,
+                mn=frame.mn,
+                cn=frame.cn,
+                data_time=data_time,
+                received_at=msg.received_at,
+                archive_seq=msg.seq,
+            )
+        )
+        batch.frames_accepted += 1
+        if self.policy.reply_topic and frame.ack_requested and frame.cn in _REPLY_CNS:
+            topic = self.policy.reply_topic.replace("{mn}", frame.mn)
+            batch.replies.append((topic, reply_9014(frame)))
 
     def _power(self, msg: ArchivedMessage, batch: ProcessedBatch) -> None:
         try:
@@ -163,8 +173,8 @@ class MessageProcessor:
         for reading in readings:
             meter = self.registry.meter(reading.meter_id)
             if meter is None:
-                self._dead(batch, msg, RejectReason.UNKNOWN_METER,
-                           f"meter {reading.meter_id!r} is not configured", mn=None)  # fmt: skip
+                detail = f"meter {reading.meter_id!r} is not configured"
+                self._dead(batch, msg, RejectReason.UNKNOWN_METER, detail)
                 continue
             batch.readings.power.append(
                 PowerSample(

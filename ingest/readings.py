@@ -13,7 +13,12 @@ from typing import Literal
 
 # HJ 212 command code → the interval a data packet covers.
 Interval = Literal["rtd", "minute", "hour", "day"]
-INTERVAL_BY_CN: dict[str, Interval] = {"2011": "rtd", "2051": "minute", "2061": "hour", "2031": "day"}
+INTERVAL_BY_CN: dict[str, Interval] = {
+    "2011": "rtd",
+    "2051": "minute",
+    "2061": "hour",
+    "2031": "day",
+}
 
 
 @dataclass(frozen=True, slots=True)

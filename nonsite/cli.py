@@ -53,9 +53,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         started = asyncio.create_task(service.status.started.wait())
         await asyncio.wait({runner, started}, return_when=asyncio.FIRST_COMPLETED)
         if service.status.started.is_set():
-            print(f"nonsite is running: MQTT {service.status.broker_url}, "
-                  f"HTTP {service.status.http_url} (/metrics, /healthz, /readyz). "
-                  "Ctrl-C stops it cleanly.", flush=True)  # fmt: skip
+            print(
+                f"nonsite is running: MQTT {service.status.broker_url}, "
+                f"HTTP {service.status.http_url} (/metrics, /healthz, /readyz). "
+                "Ctrl-C stops it cleanly.",
+                flush=True,
+            )
         await runner
 
     asyncio.run(main())
@@ -70,8 +73,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     outlets = sum(len(e.outlets) for e in config.enterprises)
     meters = sum(len(e.meters) for e in config.enterprises)
     broker = config.mqtt.url or "(embedded broker)"
-    print(f"{args.file}: OK: {len(config.enterprises)} enterprises, {outlets} outlets, "
-          f"{meters} meters; broker {broker}; data in {config.service.data_dir}")  # fmt: skip
+    print(
+        f"{args.file}: OK: {len(config.enterprises)} enterprises, {outlets} outlets, "
+        f"{meters} meters; broker {broker}; data in {config.service.data_dir}"
+    )
     return 0
 
 
@@ -86,8 +91,8 @@ def cmd_decode(args: argparse.Namespace) -> int:
     out = sys.stdout
     failures = 0
     with source:
-        for line in source:
-            line = line.rstrip(b"\r\n")
+        for raw_line in source:
+            line = raw_line.rstrip(b"\r\n")
             if not line.strip():
                 continue  # blank lines carry no frame
             for result in decode_payload(line, policy):
@@ -106,7 +111,9 @@ def _open_archive(config: Config) -> RawArchive:
     try:
         return RawArchive(path, readonly=True)
     except FileNotFoundError:
-        raise SystemExit(f"nonsite: no archive at {path} (check --config or NONSITE_DATA_DIR)") from None
+        raise SystemExit(
+            f"nonsite: no archive at {path} (check --config or NONSITE_DATA_DIR)"
+        ) from None
 
 
 def _export_lines(msg: ArchivedMessage, kind: str | None) -> Iterator[bytes]:
@@ -116,7 +123,9 @@ def _export_lines(msg: ArchivedMessage, kind: str | None) -> Iterator[bytes]:
                 yield line
         return
     try:
-        yield json.dumps(json.loads(msg.payload), ensure_ascii=False, separators=(",", ":")).encode()
+        yield json.dumps(
+            json.loads(msg.payload), ensure_ascii=False, separators=(",", ":")
+        ).encode()
     except ValueError:
         yield msg.payload.replace(b"\r", b"\\r").replace(b"\n", b"\\n")
 
@@ -157,12 +166,14 @@ def cmd_archive_prune(args: argparse.Namespace) -> int:
     archive = RawArchive(path, durability=config.archive.durability)
     days = args.days if args.days is not None else config.archive.retention_days
     cutoff = datetime.now(UTC) - timedelta(days=days)
-    from nonsite.db import make_engine
     from ingest.store import load_checkpoint
+    from nonsite.db import make_engine
 
     position = load_checkpoint(make_engine(config.database_url()), "ingest")
     removed = archive.prune(cutoff, up_to_seq=position)
-    print(f"removed {removed} messages received before {cutoff.astimezone(CHINA_TZ):%Y-%m-%d %H:%M}")
+    print(
+        f"removed {removed} messages received before {cutoff.astimezone(CHINA_TZ):%Y-%m-%d %H:%M}"
+    )
     return 0
 
 
@@ -187,17 +198,24 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
         received = d.received_at.astimezone(CHINA_TZ)
         if args.json:
             record: dict[str, Any] = {
-                "id": d.id, "archive_seq": d.archive_seq, "received_at": received.isoformat(),
-                "topic": d.topic, "reason": d.reason, "detail": d.detail, "mn": d.mn,
-            }  # fmt: skip
+                "id": d.id,
+                "archive_seq": d.archive_seq,
+                "received_at": received.isoformat(),
+                "topic": d.topic,
+                "reason": d.reason,
+                "detail": d.detail,
+                "mn": d.mn,
+            }
             try:
                 record["payload"] = d.payload.decode("utf-8")
             except UnicodeDecodeError:
                 record["payload_base64"] = base64.b64encode(d.payload).decode()
             print(json.dumps(record, ensure_ascii=False))
         else:
-            print(f"{d.id:6d}  {received:%Y-%m-%d %H:%M:%S}  {d.reason:<18} {d.topic:<28} "
-                  f"{d.mn or '-':<24} {d.detail}")  # fmt: skip
+            print(
+                f"{d.id:6d}  {received:%Y-%m-%d %H:%M:%S}  {d.reason:<18} {d.topic:<28} "
+                f"{d.mn or '-':<24} {d.detail}"
+            )
     return 0
 
 
@@ -215,7 +233,8 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="nonsite", description="Streaming alert service for off-site environmental supervision."
+        prog="nonsite",
+        description="Streaming alert service for off-site environmental supervision.",
     )
     parser.add_argument("--log-level", default=os.environ.get("NONSITE_LOG_LEVEL", "INFO"))
     sub = parser.add_subparsers(dest="command", required=True)
@@ -233,10 +252,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("decode", help="decode HJ 212 frames, one per line, to JSON lines")
     p.add_argument("file", nargs="?", type=Path, help="input file (default: stdin)")
-    p.add_argument("--accept-modbus", action="store_true",
-                   help="accept frames whose CRC is the CRC-16/MODBUS variant")  # fmt: skip
-    p.add_argument("--max-segment-bytes", type=int, default=MAX_SEGMENT_BYTES,
-                   help="longest data segment accepted (the standard says 1024)")  # fmt: skip
+    p.add_argument(
+        "--accept-modbus",
+        action="store_true",
+        help="accept frames whose CRC is the CRC-16/MODBUS variant",
+    )
+    p.add_argument(
+        "--max-segment-bytes",
+        type=int,
+        default=MAX_SEGMENT_BYTES,
+        help="longest data segment accepted (the standard says 1024)",
+    )
     p.set_defaults(func=cmd_decode)
 
     archive = sub.add_parser("archive", help="the raw archive").add_subparsers(
@@ -247,8 +273,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", type=cli_time, help="received at or after (ISO 8601; China time)")
     p.add_argument("--until", type=cli_time, help="received before (ISO 8601; China time)")
     p.add_argument("--topic-prefix", help="only topics starting with this")
-    p.add_argument("--format", choices=["raw", "json"], default="raw",
-                   help="raw: the frames as received; json: one record per message with metadata")  # fmt: skip
+    p.add_argument(
+        "--format",
+        choices=["raw", "json"],
+        default="raw",
+        help="raw: the frames as received; json: one record per message with metadata",
+    )
     p.set_defaults(func=cmd_archive_export)
     p = archive.add_parser("prune", help="apply the retention setting now")
     with_config(p)
@@ -265,7 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--counts", action="store_true", help="counts per reason")
     p.set_defaults(func=cmd_dead_letters)
 
-    db = sub.add_parser("db", help="the service database").add_subparsers(dest="db_command", required=True)
+    db = sub.add_parser("db", help="the service database").add_subparsers(
+        dest="db_command", required=True
+    )
     p = db.add_parser("upgrade", help="apply schema migrations")
     with_config(p)
     p.set_defaults(func=cmd_db_upgrade)

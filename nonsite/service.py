@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -23,7 +24,7 @@ from ingest.archive import RawArchive
 from ingest.archiver import Archiver
 from ingest.latest import LatestValues
 from ingest.metrics import IngestMetrics
-from ingest.mqtt.source import MqttSource
+from ingest.mqtt.source import Delivery, MqttSource
 from ingest.pipeline import IngestPipeline
 from ingest.processor import MessageProcessor
 from nonsite.config.model import Config
@@ -55,7 +56,9 @@ class Service:
         data_dir = config.service.data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
         self.engine = make_engine(config.database_url())
-        self.archive = RawArchive(data_dir / "archive.sqlite3", durability=config.archive.durability)
+        self.archive = RawArchive(
+            data_dir / "archive.sqlite3", durability=config.archive.durability
+        )
         self.embedded: EmbeddedBroker | None = None
         self.source: MqttSource | None = None
         self.archiver: Archiver | None = None
@@ -64,7 +67,9 @@ class Service:
     def readiness(self) -> dict[str, str]:
         problems: dict[str, str] = {}
         if self.source is None or not self.source.connected:
-            problems["broker"] = (self.source.last_error if self.source else None) or "not connected"
+            problems["broker"] = (
+                self.source.last_error if self.source else None
+            ) or "not connected"
         if self.archiver is not None and self.archiver.failed is not None:
             problems["archive"] = str(self.archiver.failed)
         if self.pipeline is not None and self.pipeline.failed is not None:
@@ -79,19 +84,28 @@ class Service:
             self.embedded = EmbeddedBroker(port=config.mqtt.embedded_port)
             await self.embedded.start()
             broker_url = parse_broker_url(self.embedded.url)
-            log.warning("no broker URL configured: running an embedded MQTT broker at %s "
-                        "(for trials only; use Mosquitto in production)", self.embedded.url)  # fmt: skip
+            log.warning(
+                "no broker URL configured: running an embedded MQTT broker at %s "
+                "(for trials only; use Mosquitto in production)",
+                self.embedded.url,
+            )
         settings = build_mqtt_settings(config, broker_url)
         self.status.broker_url = (broker_url or parse_broker_url(config.mqtt.url)).redacted()
 
-        processor = MessageProcessor(build_registry(config), build_router(config), build_policy(config))
+        processor = MessageProcessor(
+            build_registry(config), build_router(config), build_policy(config)
+        )
         self.pipeline = IngestPipeline(
-            self.archive, self.engine, processor, self.latest, metrics=self.metrics,
-            publish=lambda topic, payload: self._publish(topic, payload),
-        )  # fmt: skip
+            self.archive,
+            self.engine,
+            processor,
+            self.latest,
+            metrics=self.metrics,
+            publish=self._publish,
+        )
         self.archiver = Archiver(
             self.archive,
-            ack=lambda batch: self._ack(batch),
+            ack=self._ack,
             on_commit=self.pipeline.notify,
             metrics=self.metrics,
             batch_max=config.archive.batch_max_messages,
@@ -107,7 +121,9 @@ class Service:
         host, _, port = config.service.http_listen.rpartition(":")
         self.status.http_url = f"http://{host}:{port}"
         self.status.started.set()
-        log.info("nonsite serving: broker %s, http %s", self.status.broker_url, self.status.http_url)
+        log.info(
+            "nonsite serving: broker %s, http %s", self.status.broker_url, self.status.http_url
+        )
         try:
             await stop.wait()
         finally:
@@ -116,7 +132,7 @@ class Service:
             server.should_exit = True
             await http_task
 
-    def _ack(self, batch: list) -> None:  # type: ignore[type-arg]
+    def _ack(self, batch: Sequence[Delivery]) -> None:
         if self.source is not None:
             self.source.ack(batch)
 
@@ -126,7 +142,9 @@ class Service:
 
     async def _shutdown(self) -> None:
         log.info("draining: archiving what has arrived, then disconnecting")
-        assert self.archiver is not None and self.source is not None and self.pipeline is not None
+        assert self.archiver is not None
+        assert self.source is not None
+        assert self.pipeline is not None
         await asyncio.to_thread(self.archiver.flush, 30.0)
         await asyncio.to_thread(self.source.stop)
         await asyncio.to_thread(self.archiver.stop)
@@ -143,7 +161,9 @@ class Service:
             cutoff = datetime.now(UTC) - retention
             removed = await asyncio.to_thread(self._prune, cutoff)
             if removed:
-                log.info("archive retention: removed %d messages received before %s", removed, cutoff)
+                log.info(
+                    "archive retention: removed %d messages received before %s", removed, cutoff
+                )
             await asyncio.sleep(RETENTION_EVERY_S)
 
     def _prune(self, cutoff: datetime) -> int:

@@ -9,7 +9,7 @@ from ingest.hj212.timefmt import CHINA_TZ
 
 
 def cli_time(text: str) -> datetime:
-    """``2026-11-21``, ``2026-11-21T08:00``, ``2026-11-21 08:00:00+08:00``; naive means China time."""
+    """``2026-11-21``, ``2026-11-21T08:00`` or ``2026-11-21 08:00+08:00``; naive is China time."""
     try:
         value = datetime.fromisoformat(text)
     except ValueError:

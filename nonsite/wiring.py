@@ -20,7 +20,9 @@ def build_registry(config: Config) -> Registry:
             kind=o.kind,
             name=o.name,
             accept_modbus_crc=(
-                config.ingest.accept_modbus_crc if o.accept_modbus_crc is None else o.accept_modbus_crc
+                config.ingest.accept_modbus_crc
+                if o.accept_modbus_crc is None
+                else o.accept_modbus_crc
             ),
             max_segment_bytes=o.max_segment_bytes or config.ingest.max_segment_bytes,
         )

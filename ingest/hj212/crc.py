@@ -31,7 +31,6 @@ _HJ212_TABLE: tuple[int, ...] = tuple(_rounds(i) for i in range(256))
 _HJ212_NEXT: tuple[int, ...] = tuple(v >> 8 for v in _HJ212_TABLE)
 
 
-
 def _pair_entry(word: int) -> int:
     # ``word`` holds two consecutive bytes little-endian (first byte low), with the current
     # state already XORed into the first byte.

@@ -45,7 +45,9 @@ class DecodeFailure:
 def _check_crc(rf: RawFrame) -> CrcVariant:
     field = rf.crc_field
     if len(field) != 4 or not _HEX.issuperset(field):
-        raise Hj212DecodeError(DecodeErrorCode.BAD_CRC_FIELD, f"CRC field {field!r} is not 4 hex digits")
+        raise Hj212DecodeError(
+            DecodeErrorCode.BAD_CRC_FIELD, f"CRC field {field!r} is not 4 hex digits"
+        )
     received = int(field, 16)
     if crc_hj212(rf.segment) == received:
         return "hj212"

@@ -49,13 +49,22 @@ def format_value(value: CpValue) -> str:
     return value
 
 
+def _field_value(suffix: str, value: CpValue) -> str:
+    # Info text is log text: always //quoted// so that it reads back as text, never a number.
+    if suffix.endswith("Info") and isinstance(value, str):
+        return f"//{value}//"
+    return format_value(value)
+
+
 def encode_cp(
     fields: Mapping[str, CpValue], pollutants: Mapping[str, Mapping[str, CpValue]]
 ) -> str:
     """The CP data area (without ``CP=&&`` and ``&&``): plain fields, then one group per code."""
     items = [f"{key}={format_value(v)}" for key, v in fields.items()]
     for code, values in pollutants.items():
-        group = ",".join(f"{code}-{suffix}={format_value(v)}" for suffix, v in values.items())
+        group = ",".join(
+            f"{code}-{suffix}={_field_value(suffix, v)}" for suffix, v in values.items()
+        )
         if group:
             items.append(group)
     return ";".join(items)

@@ -48,6 +48,11 @@ def _ends_packet(buf: bytes, i: int) -> bool:
     return c in (0x0D, 0x0A) or buf.startswith(HEADER, i)
 
 
+def _has_break(buf: bytes, start: int, end: int) -> bool:
+    # A line break never belongs inside a packet: it marks where the packet really ends.
+    return buf.find(b"\n", start, end) >= 0 or buf.find(b"\r", start, end) >= 0
+
+
 def _skip_tail(buf: bytes, i: int) -> int:
     if buf.startswith(b"\r\n", i):
         return i + 2
@@ -113,7 +118,12 @@ def iter_frames(buf: bytes) -> Iterator[RawFrame | FramingError]:
         declared = int(length_field)
         seg_end = body + declared
         crc_end = seg_end + _CRC_LEN
-        if crc_end <= n and _ends_packet(buf, crc_end) and HEADER not in buf[seg_end:crc_end]:
+        if (
+            crc_end <= n
+            and _ends_packet(buf, crc_end)
+            and not _has_break(buf, body, crc_end)
+            and HEADER not in buf[seg_end:crc_end]
+        ):
             yield RawFrame(
                 raw=buf[start:crc_end],
                 segment=buf[body:seg_end],

@@ -191,7 +191,7 @@ def parse_segment(text: str) -> Hj212Frame:
     if close < 0:
         raise _fail(DecodeErrorCode.BAD_CP, "CP is not closed with '&&'")
     if rest[close + 2 :].strip():
-        raise _fail(DecodeErrorCode.BAD_CP, f"text after the closing '&&': {rest[close + 2:]!r}")
+        raise _fail(DecodeErrorCode.BAD_CP, f"text after the closing '&&': {rest[close + 2 :]!r}")
     warnings: list[str] = []
     head = _split_head(text[:cp_at], warnings)
     missing = [name for name in REQUIRED_HEAD if name not in head]
@@ -217,7 +217,9 @@ def parse_segment(text: str) -> Hj212Frame:
         frame.version = version
     pnum_text, pno_text = head.get("PNUM"), head.get("PNO")
     if frame.split and (pnum_text is None or pno_text is None):
-        raise _fail(DecodeErrorCode.MISSING_FIELD, "PNUM/PNO missing on a split packet (Flag D bit)")
+        raise _fail(
+            DecodeErrorCode.MISSING_FIELD, "PNUM/PNO missing on a split packet (Flag D bit)"
+        )
     if pnum_text is not None or pno_text is not None:
         if not frame.split:
             warnings.append("PNUM/PNO present without the Flag split bit")
@@ -239,4 +241,3 @@ def _packet_numbers(pnum_text: str | None, pno_text: str | None) -> tuple[int, i
             f"PNUM={pnum_text!r}, PNO={pno_text!r}: need integers with 1 <= PNO <= PNUM",
         )
     return int(pnum_text), int(pno_text)
-

@@ -155,12 +155,18 @@ class MqttSource:
             self._metrics.broker_connects.labels(str(self.session_present).lower()).inc()
             self._metrics.broker_connected.set(1)
         if not self.session_present:
-            log.warning("MQTT broker had no session for %s: subscribing afresh", self.settings.client_id)
+            log.warning(
+                "MQTT broker had no session for %s: subscribing afresh", self.settings.client_id
+            )
         # Renew subscriptions on every connect: cheap, and repairs a session the broker lost.
         client.subscribe(list(self.settings.subscriptions))
         self._connected.set()
-        log.info("MQTT connected to %s:%s (session present: %s)",
-                 self.settings.host, self.settings.port, self.session_present)  # fmt: skip
+        log.info(
+            "MQTT connected to %s:%s (session present: %s)",
+            self.settings.host,
+            self.settings.port,
+            self.session_present,
+        )
 
     def _handle_disconnect(
         self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: Any, _props: Any

@@ -21,11 +21,12 @@ class PowerErrorCode(StrEnum):
 
 DESCRIPTIONS: dict[PowerErrorCode, str] = {
     PowerErrorCode.NOT_UTF8: "the payload is not valid UTF-8",
-    PowerErrorCode.BAD_JSON: "the payload is not one JSON value (syntax error, trailing "
-    "characters, or nesting deeper than the parser allows)",
+    PowerErrorCode.BAD_JSON: "the payload is not one well-formed JSON value the parser can read "
+    "(syntax error, trailing characters, nesting or a number beyond the parser's limits)",
     PowerErrorCode.EMPTY: "the payload holds no reading: nothing but whitespace, or an empty array",
-    PowerErrorCode.SCHEMA_ERROR: "valid JSON that breaks the reading schema (wrong shape, "
-    "missing, unknown or out-of-range field, or no meter id from either payload or topic)",
+    PowerErrorCode.SCHEMA_ERROR: "valid JSON that breaks the reading schema (wrong shape; "
+    "missing, unknown or out-of-range field; no meter id from payload or topic; or an invalid "
+    "meter id in the topic)",
     PowerErrorCode.METER_MISMATCH: "a reading's meter differs from the meter named by the topic",
     PowerErrorCode.TOO_MANY: "an array holds more than 1000 readings",
 }

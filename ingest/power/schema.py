@@ -171,9 +171,9 @@ def json_schema() -> dict[str, Any]:
         "$id": SCHEMA_ID,
         "title": "nonsite power-meter payload",
         "description": "MQTT payload on topic power/{meter_id}: one reading object or an array "
-        f"of 1..{MAX_READINGS} reading objects, UTF-8 JSON. Numbers must be finite. The "
-        "timestamp pattern cannot check day-of-month validity; the decoder also rejects "
-        "impossible dates such as 2026-02-30.",
+        f"of 1..{MAX_READINGS} reading objects, UTF-8 JSON. Numbers must be finite. Two rules "
+        "are beyond this schema: 'meter' is required in every reading unless the topic names "
+        "the meter, and the decoder also rejects impossible dates such as 2026-02-30.",
         "oneOf": [
             {"$ref": "#/$defs/reading"},
             {

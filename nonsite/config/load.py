@@ -68,7 +68,10 @@ def _duplicates(config: Config) -> list[ConfigIssue]:
         where = f'enterprises[{i}] (id "{ent.id}")'
         if ent.id in seen_enterprise:
             issues.append(
-                ConfigIssue(f"{where}.id", f"duplicate enterprise id, also enterprises[{seen_enterprise[ent.id]}]")
+                ConfigIssue(
+                    f"{where}.id",
+                    f"duplicate enterprise id, also enterprises[{seen_enterprise[ent.id]}]",
+                )
             )
         seen_enterprise.setdefault(ent.id, i)
         outlet_ids: set[str] = set()
@@ -78,12 +81,18 @@ def _duplicates(config: Config) -> list[ConfigIssue]:
                 issues.append(ConfigIssue(f"{at}.id", "duplicate outlet id within the enterprise"))
             outlet_ids.add(outlet.id)
             if outlet.mn in seen_mn:
-                issues.append(ConfigIssue(f"{at}.mn", f"MN {outlet.mn!r} is already used by {seen_mn[outlet.mn]}"))
+                issues.append(
+                    ConfigIssue(
+                        f"{at}.mn", f"MN {outlet.mn!r} is already used by {seen_mn[outlet.mn]}"
+                    )
+                )
             seen_mn.setdefault(outlet.mn, at)
         for j, meter in enumerate(ent.meters):
             at = f'{where}.meters[{j}] (id "{meter.id}")'
             if meter.id in seen_meter:
-                issues.append(ConfigIssue(f"{at}.id", f"meter id already used by {seen_meter[meter.id]}"))
+                issues.append(
+                    ConfigIssue(f"{at}.id", f"meter id already used by {seen_meter[meter.id]}")
+                )
             seen_meter.setdefault(meter.id, at)
     return issues
 
@@ -140,7 +149,9 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
-        raise ConfigError(str(path), [ConfigIssue("(file)", f"not UTF-8 at byte {exc.start}")]) from None
+        raise ConfigError(
+            str(path), [ConfigIssue("(file)", f"not UTF-8 at byte {exc.start}")]
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), [ConfigIssue("(TOML syntax)", str(exc))]) from None
     return parse_config(data, str(path), env)

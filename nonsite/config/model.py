@@ -40,7 +40,10 @@ class Subscription(Section):
 
 
 def _default_subscriptions() -> list[Subscription]:
-    return [Subscription(kind="hj212", filter="hj212/+"), Subscription(kind="power", filter="power/+")]
+    return [
+        Subscription(kind="hj212", filter="hj212/+"),
+        Subscription(kind="power", filter="power/+"),
+    ]
 
 
 class MqttSection(Section):

@@ -127,8 +127,6 @@ def split_frame(frame: str) -> tuple[bytes, str]:
         raise Reject(
             "length_mismatch", f"declared {declared}, segment has {len(segment)} bytes{hint}"
         )
-    if declared > MAX_SEGMENT:
-        raise Reject("segment_too_long", f"{declared} bytes > {MAX_SEGMENT}")
     if not _HEX4.fullmatch(crc_field):
         raise Reject("bad_crc_field", f"CRC field {crc_field!r}")
     got = int(crc_field, 16)
@@ -141,6 +139,9 @@ def split_frame(frame: str) -> tuple[bytes, str]:
             "crc_mismatch",
             f"{crc_field}; App.A gives {want:04X}, MODBUS {crc_modbus(segment):04X}",
         )
+    # A policy limit, checked only once the packet is known to be intact.
+    if declared > MAX_SEGMENT:
+        raise Reject("segment_too_long", f"{declared} bytes > {MAX_SEGMENT}")
     return segment, crc_field
 
 
@@ -157,6 +158,8 @@ def parse_header(text: str) -> tuple[dict[str, str], str]:
         end = text.find(";", pos)
         part = text[pos:] if end < 0 else text[pos:end]
         pos = len(text) if end < 0 else end + 1
+        if part == "":
+            continue  # ';;' in the header: an empty entry, not a malformed one
         if "=" not in part:
             raise Reject("bad_field", f"header entry {part!r} has no '='")
         key, value = part.split("=", 1)
@@ -244,6 +247,8 @@ def decode_segment(segment: bytes) -> dict[str, object]:
                 raise Reject("bad_packet_number", f"PNUM={pnum} PNO={pno}")
     pairs: list[tuple[str, str]] = []
     for entry in split_cp(cp):
+        if entry == "":
+            continue  # an empty item, e.g. the ';' many devices leave before the closing '&&'
         if "=" not in entry:
             raise Reject("bad_cp", f"CP entry {entry!r} has no '='")
         key, value = entry.split("=", 1)
