@@ -18,7 +18,7 @@ from ingest.hj212.encoder import reply_9014
 from ingest.hj212.errors import DecodeErrorCode
 from ingest.hj212.model import Hj212Frame
 from ingest.mqtt.topics import TopicRouter, last_level
-from ingest.power import PowerDecodeError, decode_power
+from ingest.power import DecodedReading, PowerDecodeError, PowerErrorCode, decode_power
 from ingest.readings import LoggerSeen, PowerSample, ReadingBatch
 from ingest.reasons import RejectReason
 from ingest.registry import Registry
@@ -33,7 +33,7 @@ _REPLY_CNS = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class IngestPolicy:
-    max_payload_bytes: int = 64 * 1024
+    max_payload_bytes: int = 256 * 1024
     check_pw: bool = False
     reply_topic: str = "hj212/{mn}/reply"  # "" disables 9014 replies
 
@@ -164,9 +164,28 @@ class MessageProcessor:
             topic = self.policy.reply_topic.replace("{mn}", frame.mn)
             batch.replies.append((topic, reply_9014(frame)))
 
+    @staticmethod
+    def _decode_unregistered_topic(payload: bytes, level: str) -> list[DecodedReading]:
+        """A gateway's batch (each reading names its meter) or a meter we do not know."""
+        try:
+            return decode_power(payload, topic_meter=None)
+        except PowerDecodeError as exc:
+            if exc.code != PowerErrorCode.SCHEMA_ERROR:
+                raise
+            try:  # readings without "meter": the topic names an unconfigured meter
+                return decode_power(payload, topic_meter=level)
+            except PowerDecodeError:
+                raise exc from None
+
     def _power(self, msg: ArchivedMessage, batch: ProcessedBatch) -> None:
         try:
-            readings = decode_power(msg.payload, topic_meter=last_level(msg.topic))
+            # power/{meter} names the meter; any other last level is a gateway batching several
+            # meters, whose readings must each carry "meter".
+            level = last_level(msg.topic)
+            if self.registry.meter(level) is not None:
+                readings = decode_power(msg.payload, topic_meter=level)
+            else:
+                readings = self._decode_unregistered_topic(msg.payload, level)
         except PowerDecodeError as exc:
             self._dead(batch, msg, exc.code, exc.detail, mn=None)
             return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -50,7 +51,10 @@ class Mosquitto:
             "max_queued_messages 1000000\n"
             "max_inflight_messages 0\n"
             "set_tcp_nodelay true\n"
-            f"log_dest file {workdir}/mosquitto.log\n" + extra_conf
+            f"log_dest file {workdir}/mosquitto.log\n"
+            # As root, Mosquitto drops to user "mosquitto", which cannot write the test's dirs.
+            + ("user root\n" if os.geteuid() == 0 else "")
+            + extra_conf
         )
         self.proc: subprocess.Popen[bytes] | None = None
 

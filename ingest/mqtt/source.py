@@ -57,6 +57,7 @@ class MqttSource:
         self._connected = threading.Event()
         self.session_present: bool | None = None
         self.last_error: str | None = None
+        self.last_refusal: str | None = None  # why the broker last refused to connect us
         v5 = settings.protocol == "5"
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -146,7 +147,7 @@ class MqttSource:
         self, client: mqtt.Client, _userdata: Any, flags: Any, reason_code: Any, _props: Any
     ) -> None:
         if reason_code.is_failure:
-            self.last_error = f"connection refused: {reason_code}"
+            self.last_error = self.last_refusal = f"connection refused: {reason_code}"
             log.error("MQTT %s", self.last_error)
             return
         self._generation += 1

@@ -82,7 +82,8 @@ class MqttSection(Section):
 
 
 class IngestSection(Section):
-    max_payload_bytes: int = Field(default=64 * 1024, ge=256)
+    # 256 KiB: a gateway's batch of 1000 full power readings is about 130 KB.
+    max_payload_bytes: int = Field(default=256 * 1024, ge=256)
     check_pw: bool = False
     accept_modbus_crc: bool = False
     max_segment_bytes: int = Field(default=1024, ge=1024)

@@ -87,7 +87,9 @@ def test_timestamp_is_aware_and_keeps_the_instant() -> None:
 
 def test_minimal_reading_takes_meter_from_topic() -> None:
     got = decode_one({"ts": "2026-11-21T00:00:00Z", "p_kw": 0}, topic_meter="E001-M01")
-    assert got == DecodedReading("E001-M01", datetime(2026, 11, 21, tzinfo=UTC), 0.0, None, None, None)
+    assert got == DecodedReading(
+        "E001-M01", datetime(2026, 11, 21, tzinfo=UTC), 0.0, None, None, None
+    )
 
 
 @pytest.mark.parametrize(("switch", "expected"), [("on", True), ("off", False), (None, None)])
@@ -97,7 +99,12 @@ def test_switch_state(switch: str | None, expected: bool | None) -> None:
 
 def test_optional_fields_may_be_null() -> None:
     got = decode_one(reading(meter=None, i_a=None, e_kwh=None, switch=None), "E001-M01")
-    assert (got.meter_id, got.current_a, got.energy_kwh, got.switch_on) == ("E001-M01", None, None, None)
+    assert (got.meter_id, got.current_a, got.energy_kwh, got.switch_on) == (
+        "E001-M01",
+        None,
+        None,
+        None,
+    )
 
 
 def test_integers_are_accepted_as_floats() -> None:
@@ -185,7 +192,9 @@ def test_phase_count_outside_one_to_three_rejected(currents: list[float]) -> Non
     assert schema_detail(reading(i_a=currents)).startswith("i_a: ")
 
 
-@pytest.mark.parametrize(("currents", "index"), [([-0.1], 0), ([1, 100_000.01, 1], 1), ([1, 2, -1], 2)])
+@pytest.mark.parametrize(
+    ("currents", "index"), [([-0.1], 0), ([1, 100_000.01, 1], 1), ([1, 2, -1], 2)]
+)
 def test_phase_current_out_of_range(currents: list[float], index: int) -> None:
     assert schema_detail(reading(i_a=currents)).startswith(f"i_a[{index}]: ")
 
@@ -529,7 +538,7 @@ def test_model_accepts_aware_datetimes_from_python() -> None:
     when = datetime(2026, 11, 21, tzinfo=UTC)
     assert MeterReading(ts=when, p_kw=1.0).ts == when
     with pytest.raises(ValidationError):
-        MeterReading(ts=datetime(2026, 11, 21), p_kw=1.0)  # noqa: DTZ001
+        MeterReading(ts=datetime(2026, 11, 21), p_kw=1.0)
 
 
 # -- topics ------------------------------------------------------------------------------
@@ -576,12 +585,15 @@ _readings = st.fixed_dictionaries(
             min_value=datetime(1, 1, 2),
             max_value=datetime(9999, 12, 30),
             timezones=st.sampled_from(
-                [UTC, CST, timezone(timedelta(hours=-5, minutes=-30)), timezone(timedelta(hours=14))]
+                [
+                    UTC,
+                    CST,
+                    timezone(timedelta(hours=-5, minutes=-30)),
+                    timezone(timedelta(hours=14)),
+                ]
             ),
         ),
-        "p_kw": st.one_of(
-            st.floats(-1e6, 1e6, **_FINITE), st.integers(-1_000_000, 1_000_000)
-        ),
+        "p_kw": st.one_of(st.floats(-1e6, 1e6, **_FINITE), st.integers(-1_000_000, 1_000_000)),
     },
     optional={
         "i_a": st.one_of(

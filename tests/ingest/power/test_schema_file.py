@@ -258,7 +258,9 @@ _meters = st.one_of(
 _valid_reading = st.fixed_dictionaries(
     {
         "meter": st.text(
-            st.characters(exclude_categories=("Cs", "Cc", "Zs", "Zl", "Zp")), min_size=1, max_size=64
+            st.characters(exclude_categories=("Cs", "Cc", "Zs", "Zl", "Zp")),
+            min_size=1,
+            max_size=64,
         ).filter(lambda m: not set(m) & set("/+#\ufeff")),
         "ts": st.datetimes(timezones=st.just(_CST), min_value=datetime(1, 1, 2)).map(
             datetime.isoformat

@@ -20,6 +20,7 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 CORPUS = HERE / "public_frames.jsonl"
@@ -52,9 +53,11 @@ CODE_2005_TO_2017 = {
 }  # fmt: skip
 
 NUMERIC_SUFFIXES = frozenset(
-    "Rtd Avg Min Max Cou ZsRtd ZsAvg ZsMin ZsMax ZsCou Data DayData NightData RT Ala "
-    "UpValue LowValue".split()
-)
+    {
+        "Rtd", "Avg", "Min", "Max", "Cou", "ZsRtd", "ZsAvg", "ZsMin", "ZsMax", "ZsCou",
+        "Data", "DayData", "NightData", "RT", "Ala", "UpValue", "LowValue",
+    }
+)  # fmt: skip
 INTEGER_SUFFIXES = frozenset({"RS", "ValidNum", "TotalNum"})
 TIME_KEYS = frozenset({"DataTime", "RestartTime", "SystemTime", "BeginTime", "EndTime"})
 TIME_SUFFIXES = frozenset({"SampleTime"})
@@ -133,8 +136,9 @@ def split_frame(frame: str) -> tuple[bytes, str]:
     want = crc_hj212(segment)
     if got != want:
         if got == crc_modbus(segment):
-            raise Reject("crc_modbus", f"{crc_field} is CRC-16/MODBUS; App.A gives {want:04X}",
-                         modbus=True)
+            raise Reject(
+                "crc_modbus", f"{crc_field} is CRC-16/MODBUS; App.A gives {want:04X}", modbus=True
+            )
         raise Reject(
             "crc_mismatch",
             f"{crc_field}; App.A gives {want:04X}, MODBUS {crc_modbus(segment):04X}",
@@ -215,7 +219,7 @@ def split_cp(cp: str) -> list[str]:
     return entries
 
 
-def decode_segment(segment: bytes) -> dict[str, object]:
+def decode_segment(segment: bytes) -> dict[str, Any]:
     try:
         text = segment.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -279,7 +283,7 @@ def decode_segment(segment: bytes) -> dict[str, object]:
     }
 
 
-def analyse(frame: str) -> tuple[dict[str, object], str]:
+def analyse(frame: str) -> tuple[dict[str, Any], str]:
     """(expectation, human-readable detail) for one frame."""
     try:
         segment, _ = split_frame(frame)
@@ -289,19 +293,19 @@ def analyse(frame: str) -> tuple[dict[str, object], str]:
     return expect, "ok"
 
 
-def derive(frame: str) -> dict[str, object]:
+def derive(frame: str) -> dict[str, Any]:
     return analyse(frame)[0]
 
 
 # ---------------------------------------------------------------- the corpus file
 
 
-def load(path: Path = CORPUS) -> list[dict[str, object]]:
+def load(path: Path = CORPUS) -> list[dict[str, Any]]:
     with path.open(encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
 
 
-def render(records: list[dict[str, object]]) -> str:
+def render(records: list[dict[str, Any]]) -> str:
     out = []
     for rec in records:
         ordered = {"frame": rec["frame"], "source": rec["source"], "expect": rec["expect"]}
@@ -311,7 +315,7 @@ def render(records: list[dict[str, object]]) -> str:
     return "\n".join(out) + "\n"
 
 
-def rederive(records: list[dict[str, object]]) -> list[dict[str, object]]:
+def rederive(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**rec, "expect": derive(str(rec["frame"]))} for rec in records]
 
 
@@ -333,9 +337,11 @@ def main(argv: list[str] | None = None) -> int:
     for old, new in zip(records, fresh, strict=True):
         if old.get("expect") != new["expect"]:
             diffs += 1
-            print(f"DIFF {old['source']}\n  frame: {old['frame']}\n  stored:  "
-                  f"{json.dumps(old.get('expect'), ensure_ascii=False)}\n  derived: "
-                  f"{json.dumps(new['expect'], ensure_ascii=False)}")
+            print(
+                f"DIFF {old['source']}\n  frame: {old['frame']}\n  stored:  "
+                f"{json.dumps(old.get('expect'), ensure_ascii=False)}\n  derived: "
+                f"{json.dumps(new['expect'], ensure_ascii=False)}"
+            )
     text = render(fresh)
     if args.write:
         args.path.write_text(text, encoding="utf-8")

@@ -1,0 +1,97 @@
+from datetime import UTC, datetime
+
+import pytest
+
+from ingest.archive import IncomingMessage, RawArchive, to_us
+from ingest.pipeline import IngestPipeline
+from ingest.readings import ReadingBatch
+from ingest.store import list_dead_letters, load_checkpoint
+from nonsite.db import make_engine, migrate
+from tests.ingest.fixtures import MN_GAS, processor
+from tests.ingest.hj212.frames import packet
+
+
+def frame(i: int, *, crc: str | None = None) -> bytes:
+    seg = (f"QN=20261121080000{i:03d};ST=31;CN=2011;PW=123456;MN={MN_GAS};Flag=4;"
+           f"CP=&&DataTime=20261121080{i % 10}00;a21026-Rtd={i}.5&&")  # fmt: skip
+    return packet(seg, crc=crc)
+
+
+@pytest.fixture
+def engine(db_url):
+    eng = make_engine(db_url)
+    migrate(eng)
+    yield eng
+    eng.dispose()
+
+
+class Collect:
+    def __init__(self):
+        self.batches: list[ReadingBatch] = []
+
+    def __call__(self, batch: ReadingBatch) -> None:
+        self.batches.append(batch)
+
+    @property
+    def values(self):
+        return [m.value for b in self.batches for m in b.measurements]
+
+
+def fill(archive: RawArchive, items: list[bytes]) -> None:
+    now = to_us(datetime.now(UTC))
+    archive.append([IncomingMessage(now, "hj212/x", p) for p in items])
+
+
+def test_catches_up_from_the_checkpoint_after_a_restart(tmp_path, engine):
+    archive = RawArchive(tmp_path / "a.sqlite3")
+    fill(archive, [frame(i) for i in range(5)] + [frame(99, crc="0000")])
+    sink = Collect()
+    first = IngestPipeline(archive, engine, processor(), sink, batch_size=4)
+    assert first.run_once() == 4
+    assert load_checkpoint(engine, "ingest") == 4
+    # A new process resumes after message 4, not from zero.
+    sink2 = Collect()
+    second = IngestPipeline(archive, engine, processor(), sink2, batch_size=4)
+    assert second.position == 4
+    assert second.drain() == 2
+    assert sink2.values == [4.5]
+    assert [d.reason for d in list_dead_letters(engine)] == ["crc_mismatch"]
+    assert second.drain() == 0
+
+
+def test_a_failing_sink_moves_nothing(tmp_path, engine):
+    archive = RawArchive(tmp_path / "a.sqlite3")
+    fill(archive, [frame(1), frame(2, crc="0000")])
+
+    def broken(_batch):
+        raise RuntimeError("rule stage down")
+
+    pipe = IngestPipeline(archive, engine, processor(), broken)
+    with pytest.raises(RuntimeError):
+        pipe.run_once()
+    assert load_checkpoint(engine, "ingest") == 0
+    assert list_dead_letters(engine) == []
+    sink = Collect()
+    assert IngestPipeline(archive, engine, processor(), sink).drain() == 2
+    assert sink.values == [1.5]
+
+
+def test_background_thread_follows_new_commits_and_publishes_replies(tmp_path, engine):
+    archive = RawArchive(tmp_path / "a.sqlite3")
+    sink = Collect()
+    sent: list[tuple[str, bytes]] = []
+    pipe = IngestPipeline(
+        archive, engine, processor(), sink, publish=lambda t, p: sent.append((t, p))
+    )
+    pipe.start()
+    try:
+        ack_frame = frame(7).replace(b"Flag=4", b"Flag=5")
+        fill(archive, [packet(ack_frame[6:-6].decode())])
+        pipe.notify()
+        deadline = datetime.now(UTC).timestamp() + 10
+        while not sink.values and datetime.now(UTC).timestamp() < deadline:
+            pipe.wait_idle(0.1)
+    finally:
+        pipe.stop()
+    assert sink.values == [7.5]
+    assert [t for t, _ in sent] == [f"hj212/{MN_GAS}/reply"]
