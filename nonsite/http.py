@@ -9,10 +9,10 @@ import contextlib
 from collections.abc import Callable, Iterator
 
 import uvicorn
-from prometheus_client import CollectorRegistry, make_asgi_app
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 ReadinessCheck = Callable[[], dict[str, str]]  # name → problem; empty when ready
@@ -28,12 +28,14 @@ def build_app(registry: CollectorRegistry, readiness: ReadinessCheck) -> Starlet
             return JSONResponse({"status": "not ready", "problems": problems}, status_code=503)
         return JSONResponse({"status": "ready"})
 
+    async def metrics(_request: Request) -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
     return Starlette(
         routes=[
             Route("/healthz", healthz),
             Route("/readyz", readyz),
-            # A Route (not a Mount) so that /metrics answers without a redirect to /metrics/.
-            Route("/metrics", make_asgi_app(registry=registry)),
+            Route("/metrics", metrics),
         ]
     )
 

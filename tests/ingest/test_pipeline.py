@@ -12,8 +12,10 @@ from tests.ingest.hj212.frames import packet
 
 
 def frame(i: int, *, crc: str | None = None) -> bytes:
-    seg = (f"QN=20261121080000{i:03d};ST=31;CN=2011;PW=123456;MN={MN_GAS};Flag=4;"
-           f"CP=&&DataTime=20261121080{i % 10}00;a21026-Rtd={i}.5&&")  # fmt: skip
+    seg = (
+        f"QN=20261121080000{i:03d};ST=31;CN=2011;PW=123456;MN={MN_GAS};Flag=4;"
+        f"CP=&&DataTime=20261121080{i % 10}00;a21026-Rtd={i}.5&&"
+    )
     return packet(seg, crc=crc)
 
 
