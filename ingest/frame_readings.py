@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
-from ingest.hj212.model import CpValue, Hj212Frame
+from ingest.hj212.model import Hj212Frame
 from ingest.readings import INTERVAL_BY_CN, DeviceState, Measurement, ReadingBatch
 from ingest.registry import Outlet
 
@@ -13,14 +14,10 @@ DATA_CNS = frozenset({"2011", "2051", "2061", "2031", "2021", "2041"})
 STATE_CNS = frozenset({"2021", "2041"})
 
 
-def _num(values: dict[str, CpValue], key: str) -> float | None:
-    value = values.get(key)
-    return value if isinstance(value, float) else None
-
-
-def _text(values: dict[str, CpValue], key: str) -> str | None:
-    value = values.get(key)
-    return value if isinstance(value, str) else None
+# The decoder guarantees the types: numeric suffixes (Rtd, Avg, Min, ...) hold floats and
+# Flag/EFlag hold text, so values are read without per-field checks (hot path).
+_Number = float | None
+_Text = str | None
 
 
 def add_frame_readings(
@@ -36,8 +33,9 @@ def add_frame_readings(
     windowed = interval not in (None, "rtd")
     value_key, zs_key = ("Avg", "ZsAvg") if windowed else ("Rtd", "ZsRtd")
     for code, values in frame.pollutants.items():
+        get = values.get
         if "RS" in values or "RT" in values:
-            rs = values.get("RS")
+            rs = get("RS")
             batch.device_states.append(
                 DeviceState(
                     enterprise_id=outlet.enterprise_id,
@@ -46,7 +44,7 @@ def add_frame_readings(
                     device=code,
                     data_time=data_time,
                     running_state=rs if isinstance(rs, int) else None,
-                    running_hours=_num(values, "RT"),
+                    running_hours=cast(_Number, get("RT")),
                     received_at=received_at,
                     archive_seq=seq,
                 )
@@ -54,27 +52,26 @@ def add_frame_readings(
             continue
         if interval is None:
             continue
-        value = _num(values, value_key)
-        minimum, maximum = _num(values, "Min"), _num(values, "Max")
-        cou, zs = _num(values, "Cou"), _num(values, zs_key)
+        value, minimum, maximum = get(value_key), get("Min"), get("Max")
+        cou, zs = get("Cou"), get(zs_key)
         if value is None and minimum is None and maximum is None and cou is None and zs is None:
             continue  # e.g. only an Info or SN entry: nothing to judge
         batch.measurements.append(
             Measurement(
-                enterprise_id=outlet.enterprise_id,
-                outlet_id=outlet.outlet_id,
-                mn=frame.mn,
-                factor=code,
-                interval=interval,
-                data_time=data_time,
-                value=value,
-                minimum=minimum,
-                maximum=maximum,
-                cou=cou,
-                zs=zs,
-                flag=_text(values, "Flag"),
-                eflag=_text(values, "EFlag"),
-                received_at=received_at,
-                archive_seq=seq,
+                outlet.enterprise_id,
+                outlet.outlet_id,
+                frame.mn,
+                code,
+                interval,
+                data_time,
+                cast(_Number, value),
+                cast(_Number, minimum),
+                cast(_Number, maximum),
+                cast(_Number, cou),
+                cast(_Number, zs),
+                cast(_Text, get("Flag")),
+                cast(_Text, get("EFlag")),
+                received_at,
+                seq,
             )
         )

@@ -1,5 +1,6 @@
 """Typed readings: what ingest hands to the rule stage, in batches.
 
+Readings are NamedTuples: immutable, and cheap to build by the hundred thousand per second.
 Every reading carries the archive sequence number of the message it came from, so a rule
 finding can point back at the raw bytes, and the receive time next to the event time
 (clock skew is visible, and absence rules never run on device clocks).
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 # HJ 212 command code → the interval a data packet covers.
 Interval = Literal["rtd", "minute", "hour", "day"]
@@ -21,8 +22,7 @@ INTERVAL_BY_CN: dict[str, Interval] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Measurement:
+class Measurement(NamedTuple):
     """One factor's values from one HJ 212 data packet (CN 2011/2051/2061/2031)."""
 
     enterprise_id: str
@@ -42,8 +42,7 @@ class Measurement:
     archive_seq: int
 
 
-@dataclass(frozen=True, slots=True)
-class DeviceState:
+class DeviceState(NamedTuple):
     """A treatment-facility running state (CN 2021 ``SBx-RS``) or day running time (2041 ``RT``)."""
 
     enterprise_id: str
@@ -57,8 +56,7 @@ class DeviceState:
     archive_seq: int
 
 
-@dataclass(frozen=True, slots=True)
-class LoggerSeen:
+class LoggerSeen(NamedTuple):
     """Any valid packet from a data logger: what offline detection and clock-skew checks use."""
 
     enterprise_id: str
@@ -70,8 +68,7 @@ class LoggerSeen:
     archive_seq: int
 
 
-@dataclass(frozen=True, slots=True)
-class PowerSample:
+class PowerSample(NamedTuple):
     """One power-meter reading (JSON over MQTT, docs/power-telemetry.md)."""
 
     enterprise_id: str

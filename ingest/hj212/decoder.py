@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ingest.hj212.crc import crc_hj212, crc_modbus
 from ingest.hj212.errors import DecodeErrorCode, Hj212DecodeError
-from ingest.hj212.framing import FramingError, RawFrame, iter_frames
+from ingest.hj212.framing import FramingError, RawFrame, split_frames
 from ingest.hj212.model import CrcVariant, Hj212Frame
 from ingest.hj212.segment import parse_segment
 
@@ -91,27 +90,31 @@ def decode_raw_frame(rf: RawFrame, policy: DecodePolicy = STRICT) -> Hj212Frame:
 
 def decode_payload(
     payload: bytes, policy: DecodePolicy = STRICT
-) -> Iterator[Hj212Frame | DecodeFailure]:
+) -> list[Hj212Frame | DecodeFailure]:
     """Decode every packet in ``payload`` (a broker message or one capture line), in order."""
-    for item in iter_frames(payload):
+    results: list[Hj212Frame | DecodeFailure] = []
+    for item in split_frames(payload):
         if isinstance(item, FramingError):
-            yield DecodeFailure(item.code, item.detail, item.raw)
+            results.append(DecodeFailure(item.code, item.detail, item.raw))
             continue
         try:
-            yield decode_raw_frame(item, policy)
+            results.append(decode_raw_frame(item, policy))
         except Hj212DecodeError as exc:
             modbus = exc.code == DecodeErrorCode.CRC_MODBUS
-            yield DecodeFailure(exc.code, exc.detail, item.raw, "modbus" if modbus else None)
+            results.append(
+                DecodeFailure(exc.code, exc.detail, item.raw, "modbus" if modbus else None)
+            )
+    return results
 
 
 def decode_frame(data: bytes, policy: DecodePolicy = STRICT) -> Hj212Frame:
     """Decode exactly one packet. Raises Hj212DecodeError for anything else."""
-    results = list(decode_payload(data, policy))
-    first = results[0]
-    if isinstance(first, DecodeFailure):
+    items = split_frames(data)
+    first = items[0]
+    if isinstance(first, FramingError):
         raise Hj212DecodeError(first.code, first.detail)
-    if len(results) > 1:
+    if len(items) > 1:
         raise Hj212DecodeError(
-            DecodeErrorCode.NO_HEADER, f"{len(results) - 1} more item(s) after the first packet"
+            DecodeErrorCode.NO_HEADER, f"{len(items) - 1} more item(s) after the first packet"
         )
-    return first
+    return decode_raw_frame(first, policy)

@@ -19,9 +19,10 @@ from ingest.hj212.errors import DecodeErrorCode
 
 HEADER = b"##"
 _CRC_LEN = 4
+_END_BYTES = (0x0D, 0x0A)  # CR, LF; a line break never belongs inside a packet
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: frozen dataclasses are slow to build on the hot path
 class RawFrame:
     """One packet cut out of the input, not yet checked beyond its framing."""
 
@@ -39,18 +40,6 @@ class FramingError:
     code: DecodeErrorCode
     detail: str
     raw: bytes
-
-
-def _ends_packet(buf: bytes, i: int) -> bool:
-    if i >= len(buf):
-        return True
-    c = buf[i]
-    return c in (0x0D, 0x0A) or buf.startswith(HEADER, i)
-
-
-def _has_break(buf: bytes, start: int, end: int) -> bool:
-    # A line break never belongs inside a packet: it marks where the packet really ends.
-    return buf.find(b"\n", start, end) >= 0 or buf.find(b"\r", start, end) >= 0
 
 
 def _skip_tail(buf: bytes, i: int) -> int:
@@ -83,78 +72,90 @@ def _length_detail(declared: int, segment: bytes) -> str:
     return detail
 
 
-def iter_frames(buf: bytes) -> Iterator[RawFrame | FramingError]:
-    """Yield every packet in ``buf`` in order, and an error for every unusable stretch."""
+def split_frames(buf: bytes) -> list[RawFrame | FramingError]:
+    """Every packet in ``buf`` in order, and an error for every unusable stretch."""
+    out: list[RawFrame | FramingError] = []
     pos = 0
     n = len(buf)
     if not buf.strip():
-        yield FramingError(DecodeErrorCode.EMPTY, "no bytes to decode", buf)
-        return
+        return [FramingError(DecodeErrorCode.EMPTY, "no bytes to decode", buf)]
     while pos < n:
         start = buf.find(HEADER, pos)
         if start < 0:
             rest = buf[pos:]
             if rest.strip():
-                yield FramingError(
-                    DecodeErrorCode.NO_HEADER,
-                    f"{len(rest.strip())} bytes without a '##' packet header",
-                    rest,
-                )
-            return
+                detail = f"{len(rest.strip())} bytes without a '##' packet header"
+                out.append(FramingError(DecodeErrorCode.NO_HEADER, detail, rest))
+            return out
         warnings: tuple[str, ...] = ()
-        if buf[pos:start].strip():
+        if start > pos and buf[pos:start].strip():
             warnings = (f"skipped {len(buf[pos:start].strip())} bytes before '##'",)
         length_field = buf[start + 2 : start + 6]
         body = start + 6
         if len(length_field) < 4 or not length_field.isdigit():
             end = _extent_end(buf, start + 2)
-            yield FramingError(
-                DecodeErrorCode.BAD_LENGTH_FIELD,
-                f"length field {length_field!r} is not 4 decimal digits",
-                buf[start:end],
-            )
+            detail = f"length field {length_field!r} is not 4 decimal digits"
+            out.append(FramingError(DecodeErrorCode.BAD_LENGTH_FIELD, detail, buf[start:end]))
             pos = _skip_tail(buf, end)
             continue
         declared = int(length_field)
         seg_end = body + declared
         crc_end = seg_end + _CRC_LEN
-        if (
-            crc_end <= n
-            and _ends_packet(buf, crc_end)
-            and not _has_break(buf, body, crc_end)
-            and HEADER not in buf[seg_end:crc_end]
+        # Fast path: the declared length lands on 4 CRC characters followed by a plausible end
+        # (inlined: this runs for every packet).
+        if crc_end <= n and (
+            crc_end == n or buf[crc_end] in _END_BYTES or buf.startswith(HEADER, crc_end)
         ):
-            yield RawFrame(
-                raw=buf[start:crc_end],
-                segment=buf[body:seg_end],
-                crc_field=buf[seg_end:crc_end],
-                declared_length=declared,
-                warnings=warnings,
-            )
-            pos = _skip_tail(buf, crc_end)
-            continue
-        end = _extent_end(buf, body)
-        packet = buf[body:end].rstrip(b" \t")
-        if len(packet) - _CRC_LEN == declared:
-            # Only trailing blanks before the line end: the packet itself is consistent.
-            yield RawFrame(
-                raw=buf[start : body + len(packet)],
-                segment=packet[:-_CRC_LEN],
-                crc_field=packet[-_CRC_LEN:],
-                declared_length=declared,
-                warnings=(*warnings, "blanks before the packet tail"),
-            )
-        elif len(packet) < _CRC_LEN:
-            yield FramingError(
-                DecodeErrorCode.TRUNCATED,
-                f"declared {declared:04d} bytes but only {len(packet)} bytes follow the "
-                "length field, not enough for a CRC",
-                buf[start:end],
-            )
-        else:
-            yield FramingError(
-                DecodeErrorCode.LENGTH_MISMATCH,
-                _length_detail(declared, packet[:-_CRC_LEN]),
-                buf[start:end],
-            )
-        pos = _skip_tail(buf, end)
+            if (
+                buf.find(b"\n", body, crc_end) < 0
+                and buf.find(b"\r", body, crc_end) < 0
+                and buf.find(b"#", seg_end, crc_end) < 0
+            ):
+                out.append(
+                    RawFrame(
+                        buf[start:crc_end],
+                        buf[body:seg_end],
+                        buf[seg_end:crc_end],
+                        declared,
+                        warnings,
+                    )
+                )
+                pos = _skip_tail(buf, crc_end)
+                continue
+        out.append(_diagnose(buf, start, body, declared, warnings))
+        pos = _skip_tail(buf, _extent_end(buf, body))
+    return out
+
+
+def _diagnose(
+    buf: bytes, start: int, body: int, declared: int, warnings: tuple[str, ...]
+) -> RawFrame | FramingError:
+    """The declared length does not fit: find the packet's real end and say what is wrong."""
+    end = _extent_end(buf, body)
+    packet = buf[body:end].rstrip(b" \t")
+    if len(packet) - _CRC_LEN == declared:
+        # Only trailing blanks before the line end: the packet itself is consistent.
+        return RawFrame(
+            raw=buf[start : body + len(packet)],
+            segment=packet[:-_CRC_LEN],
+            crc_field=packet[-_CRC_LEN:],
+            declared_length=declared,
+            warnings=(*warnings, "blanks before the packet tail"),
+        )
+    if len(packet) < _CRC_LEN:
+        return FramingError(
+            DecodeErrorCode.TRUNCATED,
+            f"declared {declared:04d} bytes but only {len(packet)} bytes follow the "
+            "length field, not enough for a CRC",
+            buf[start:end],
+        )
+    return FramingError(
+        DecodeErrorCode.LENGTH_MISMATCH,
+        _length_detail(declared, packet[:-_CRC_LEN]),
+        buf[start:end],
+    )
+
+
+def iter_frames(buf: bytes) -> Iterator[RawFrame | FramingError]:
+    """Iterate over ``split_frames(buf)``."""
+    return iter(split_frames(buf))

@@ -75,13 +75,28 @@ def parse_time(key: str, text: str) -> datetime:
 
 
 def _split_head(head: str, warnings: list[str]) -> dict[str, str]:
+    entries = [e for e in head.split(";") if e]
+    try:
+        values = dict(e.split("=", 1) for e in entries)
+    except ValueError:
+        for e in entries:
+            if "=" not in e and not e.isspace():
+                raise _fail(DecodeErrorCode.BAD_FIELD, f"header entry {e!r} has no '='") from None
+        return _split_head_slowly(entries, warnings)  # only blank entries lack '='
+
+    unknown = values.keys() - HEAD_FIELDS
+    if unknown or len(values) != len(entries):
+        return _split_head_slowly(entries, warnings)
+    return values
+
+
+def _split_head_slowly(entries: list[str], warnings: list[str]) -> dict[str, str]:
+    """The same, with a warning for every unknown or repeated field."""
     values: dict[str, str] = {}
-    for entry in head.split(";"):
-        if not entry.strip():
+    for entry in entries:
+        if entry.isspace():
             continue
-        key, sep, value = entry.partition("=")
-        if not sep:
-            raise _fail(DecodeErrorCode.BAD_FIELD, f"header entry {entry!r} has no '='")
+        key, _, value = entry.partition("=")
         if key not in HEAD_FIELDS:
             warnings.append(f"unknown header field {key!r}")
             continue
@@ -147,36 +162,83 @@ def _plain_value(key: str, text: str, texts: list[str]) -> CpValue:
     return text
 
 
+# What a CP key means: (pollutant code in 2017 form or "" for a plain field, suffix or the
+# plain field name, kind, the code as written). Keys repeat across every packet of a fleet,
+# so this is computed once per distinct key instead of once per entry (the decode hot path).
+_PLAIN, _NUMBER, _TEXT, _OTHER = 0, 1, 2, 3
+TEXT_SUFFIXES = frozenset({"Flag", "EFlag", "SN", "ID"})  # kept verbatim
+_KeyInfo = tuple[str, str, int, str]
+_KEY_INFO: dict[str, _KeyInfo] = {}
+_KEY_INFO_MAX = 20_000
+
+
+def _key_info(key: str, entry: str) -> _KeyInfo:
+    info = _KEY_INFO.get(key)
+    if info is not None:
+        return info
+    name = key.strip()  # the standard itself writes 'i12003-Info =0' (C.42)
+    code, dash, suffix = name.partition("-")
+    if not code:
+        raise _fail(DecodeErrorCode.BAD_CP, f"CP entry {entry!r} has an empty key")
+    if not dash:
+        info = ("", name, _PLAIN, "")
+    else:
+        new_code = codes_2005_to_2017().get(code, code)
+        if suffix in NUMERIC_SUFFIXES:
+            kind = _NUMBER
+        elif suffix in TEXT_SUFFIXES:
+            kind = _TEXT
+        else:
+            kind = _OTHER
+        info = (new_code, suffix, kind, code)
+    if len(_KEY_INFO) >= _KEY_INFO_MAX:
+        _KEY_INFO.clear()  # a flood of random keys must not grow memory without bound
+    _KEY_INFO[key] = info
+    return info
+
+
 def _parse_cp(area: str, frame: Hj212Frame) -> None:
     texts: list[str] = []
     if _TEXT_MARK in area:
         raise _fail(DecodeErrorCode.BAD_CP, "the CP area contains a NUL character")
     if "//" in area:
         area, texts = _cut_texts(area)
-    mapping = codes_2005_to_2017()
+    # float() also accepts '1_0'; check for '_' once per area instead of once per value.
+    plain_numbers = "_" not in area and not texts
     pollutants = frame.pollutants
-    fields = frame.fields
+    key_info = _KEY_INFO.get
+    last_code = ""
+    values: dict[str, CpValue] = {}
     for entry in area.replace(",", ";").split(";"):
-        if not entry or entry.isspace():
-            continue
         key, sep, text = entry.partition("=")
         if not sep:
+            if not entry or entry.isspace():
+                continue  # empty items, e.g. a trailing ';' before '&&'
             raise _fail(DecodeErrorCode.BAD_CP, f"CP entry {entry!r} has no '='")
-        key = key.strip()  # the standard itself writes 'i12003-Info =0' (C.42)
-        code, dash, suffix = key.partition("-")
-        if not code:
-            raise _fail(DecodeErrorCode.BAD_CP, f"CP entry {entry!r} has an empty key")
-        if dash:
-            new_code = mapping.get(code)
-            if new_code is not None:
-                frame.codes_2005[new_code] = code
-                code = new_code
-            values = pollutants.get(code)
-            if values is None:
-                values = pollutants[code] = {}
-            values[suffix] = _pollutant_value(key, suffix, text, texts)
+        code, suffix, kind, written = key_info(key) or _key_info(key, entry)
+        if kind == _PLAIN:
+            frame.fields[suffix] = _plain_value(suffix, text, texts)
+            continue
+        if code != last_code:  # entries of one pollutant are adjacent
+            got = pollutants.get(code)
+            if got is None:
+                got = pollutants[code] = {}
+                if written != code:
+                    frame.codes_2005[code] = written
+            values = got
+            last_code = code
+        if kind == _NUMBER and plain_numbers:
+            try:
+                number = float(text)
+            except ValueError:
+                raise _fail(DecodeErrorCode.BAD_VALUE, f"{key}={text!r} is not a number") from None
+            if number - number != 0.0:  # inf or nan
+                raise _fail(DecodeErrorCode.BAD_VALUE, f"{key}={text!r} is not a number")
+            values[suffix] = number
+        elif kind == _TEXT and _TEXT_MARK not in text:
+            values[suffix] = text
         else:
-            fields[key] = _plain_value(key, text, texts)
+            values[suffix] = _pollutant_value(key.strip(), suffix, text, texts)
 
 
 def parse_segment(text: str) -> Hj212Frame:

@@ -2,7 +2,7 @@ import random
 
 import pytest
 
-from ingest.hj212.crc import crc_hj212, crc_modbus, format_crc
+from ingest.hj212.crc import crc_hj212, crc_hj212_reference, crc_modbus, format_crc
 
 # Worked examples from docs (hj212-spec.md §2): segment, Appendix A value, MODBUS value.
 VECTORS = [
@@ -70,6 +70,13 @@ def test_table_version_matches_the_bitwise_algorithm_for_all_lengths():
         for _ in range(20):
             data = bytes(rng.randrange(256) for _ in range(length))
             assert crc_hj212(data) == reference_hj212(data), data
+
+
+def test_fast_path_agrees_with_the_byte_loop_at_every_length_and_beyond_the_masks():
+    rng = random.Random(2017)
+    for length in [*range(70, 1100, 7), 2047, 2048, 2049, 3000]:
+        data = bytes(rng.randrange(256) for _ in range(length))
+        assert crc_hj212(data) == crc_hj212_reference(data) == reference_hj212(data), length
 
 
 def test_low_byte_is_one_of_eight_values():
