@@ -16,13 +16,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.traffic import cn2011_frame, mn, power_json  # noqa: E402
-from ingest.archive import ArchivedMessage  # noqa: E402
-from ingest.hj212.decoder import decode_frame  # noqa: E402
-from ingest.mqtt.topics import TopicRouter  # noqa: E402
-from ingest.power import decode_power  # noqa: E402
-from ingest.processor import IngestPolicy, MessageProcessor  # noqa: E402
-from ingest.registry import Meter, Outlet, Registry  # noqa: E402
+from bench.traffic import cn2011_frame, mn, power_json
+from ingest.archive import ArchivedMessage
+from ingest.hj212.decoder import decode_frame
+from ingest.mqtt.topics import TopicRouter
+from ingest.power import decode_power
+from ingest.processor import IngestPolicy, MessageProcessor
+from ingest.registry import Meter, Outlet, Registry
 
 N = 20_000
 REPEATS = 5

@@ -103,25 +103,26 @@ def split_frames(buf: bytes) -> list[RawFrame | FramingError]:
         crc_end = seg_end + _CRC_LEN
         # Fast path: the declared length lands on 4 CRC characters followed by a plausible end
         # (inlined: this runs for every packet).
-        if crc_end <= n and (
-            crc_end == n or buf[crc_end] in _END_BYTES or buf.startswith(HEADER, crc_end)
-        ):
-            if (
+        if (
+            crc_end <= n
+            and (crc_end == n or buf[crc_end] in _END_BYTES or buf.startswith(HEADER, crc_end))
+            and (
                 buf.find(b"\n", body, crc_end) < 0
                 and buf.find(b"\r", body, crc_end) < 0
                 and buf.find(b"#", seg_end, crc_end) < 0
-            ):
-                out.append(
-                    RawFrame(
-                        buf[start:crc_end],
-                        buf[body:seg_end],
-                        buf[seg_end:crc_end],
-                        declared,
-                        warnings,
-                    )
+            )
+        ):
+            out.append(
+                RawFrame(
+                    buf[start:crc_end],
+                    buf[body:seg_end],
+                    buf[seg_end:crc_end],
+                    declared,
+                    warnings,
                 )
-                pos = _skip_tail(buf, crc_end)
-                continue
+            )
+            pos = _skip_tail(buf, crc_end)
+            continue
         out.append(_diagnose(buf, start, body, declared, warnings))
         pos = _skip_tail(buf, _extent_end(buf, body))
     return out
