@@ -1,0 +1,25 @@
+"""The documented code lists match the code."""
+
+import re
+from pathlib import Path
+
+from ingest.hj212.errors import DESCRIPTIONS as DECODE_CODES
+from ingest.reasons import DESCRIPTIONS as REJECT_REASONS
+
+DOCS = Path(__file__).parents[1] / "docs"
+
+
+def table(text: str) -> dict[str, str]:
+    return dict(re.findall(r"^\| `([a-z_0-9]+)` \| (.+?) \|$", text, flags=re.M))
+
+
+def test_hj212_error_codes_are_documented_exactly():
+    documented = table((DOCS / "hj212-codec.md").read_text())
+    assert documented == {str(k): v for k, v in DECODE_CODES.items()}
+
+
+def test_dead_letter_reasons_are_documented_exactly():
+    text = (DOCS / "ingest.md").read_text()
+    section = text.split("## Dead letters", 1)[1].split("\n## ", 1)[0]
+    documented = table(section)
+    assert documented == {str(k): v for k, v in REJECT_REASONS.items()}
