@@ -189,9 +189,9 @@ def drain_serve(broker: Mosquitto, n: int, workdir: Path) -> tuple[float, float]
             for line in text.splitlines()
             if line.startswith(
                 (
-                    'nonsite_ingest_messages_total{outcome="accepted"',
-                    'nonsite_ingest_messages_total{outcome="partial"',
-                    'nonsite_ingest_messages_total{outcome="dead_letter"',
+                    'nonsite_ingest_decoded_messages_total{outcome="accepted"',
+                    'nonsite_ingest_decoded_messages_total{outcome="partial"',
+                    'nonsite_ingest_decoded_messages_total{outcome="dead_letter"',
                 )
             )
         )

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple, Protocol
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -35,14 +35,24 @@ CREATE INDEX IF NOT EXISTS messages_received ON messages (received_us);
 """
 
 
-@dataclass(frozen=True, slots=True)
-class IncomingMessage:
+class Storable(Protocol):
+    """Anything with a receive time, a topic and a payload (an MQTT delivery, a test message)."""
+
+    @property
+    def received_us(self) -> int: ...
+    @property
+    def topic(self) -> str: ...
+    @property
+    def payload(self) -> bytes: ...
+
+
+class IncomingMessage(NamedTuple):
     received_us: int
     topic: str
     payload: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ArchivedMessage:
     seq: int
     received_us: int
@@ -96,7 +106,7 @@ class RawArchive:
             self._local.conn = conn
         return conn
 
-    def append(self, messages: Sequence[IncomingMessage]) -> int:
+    def append(self, messages: Sequence[Storable]) -> int:
         """Store a batch durably in one transaction; returns how many were new (not duplicates)."""
         if not messages:
             return 0

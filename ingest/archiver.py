@@ -14,8 +14,8 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from ingest.archive import IncomingMessage, RawArchive
-from ingest.metrics import IngestMetrics
+from ingest.archive import RawArchive
+from ingest.metrics import ArchiveMetrics
 from ingest.mqtt.source import Delivery
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ class Archiver:
         ack: Callable[[Sequence[Delivery]], object],
         *,
         on_commit: Callable[[], None] = lambda: None,
-        metrics: IngestMetrics | None = None,
+        metrics: ArchiveMetrics | None = None,
         batch_max: int = 2000,
     ) -> None:
         self._archive = archive
@@ -49,7 +49,8 @@ class Archiver:
         """Queue a received message (called on paho's network thread)."""
         with self._cond:
             self._pending.append(delivery)
-            self._cond.notify()
+            if len(self._pending) == 1:  # the writer only waits when nothing is pending
+                self._cond.notify()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="archiver", daemon=True)
@@ -95,9 +96,7 @@ class Archiver:
         delay = 0.5
         while True:
             try:
-                inserted = self._archive.append(
-                    [IncomingMessage(d.received_us, d.topic, d.payload) for d in batch]
-                )
+                inserted = self._archive.append(batch)
             except Exception as exc:  # disk full, I/O error: keep the messages unacknowledged
                 self.failed = exc
                 log.exception("archive write failed; retrying in %.1f s", delay)

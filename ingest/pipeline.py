@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Protocol
 
 from sqlalchemy import Engine
 
 from ingest.archive import RawArchive
-from ingest.metrics import IngestMetrics
+from ingest.metrics import PipelineMetrics
 from ingest.processor import MessageProcessor, ProcessedBatch
 from ingest.readings import ReadingBatch
 from ingest.store import load_checkpoint, record_batch
@@ -39,7 +40,7 @@ class IngestPipeline:
         sink: ReadingSink,
         *,
         publish: Callable[[str, bytes], None] | None = None,
-        metrics: IngestMetrics | None = None,
+        metrics: PipelineMetrics | None = None,
         consumer: str = "ingest",
         batch_size: int = 1000,
     ) -> None:
@@ -67,12 +68,15 @@ class IngestPipeline:
         messages = self._archive.read_after(self.position, self._batch_size)
         if not messages:
             return 0
+        started = time.perf_counter()
         done = self._processor.process(messages)
         self._sink(done.readings)
         with self._engine.begin() as conn:
             record_batch(conn, self._consumer, messages[-1].seq, done.dead_letters)
         self.position = messages[-1].seq
         self._after_commit(done)
+        if self._metrics:
+            self._metrics.batch_seconds.observe(time.perf_counter() - started)
         return len(messages)
 
     def _after_commit(self, done: ProcessedBatch) -> None:
@@ -83,7 +87,7 @@ class IngestPipeline:
         if m is None:
             return
         for outcome, n in done.outcomes.items():
-            m.messages.labels(outcome).inc(n)
+            m.decoded.labels(outcome).inc(n)
         m.frames.labels("accepted").inc(done.frames_accepted)
         m.frames.labels("dead_letter").inc(len(done.dead_letters))
         for letter in done.dead_letters:

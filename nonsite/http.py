@@ -16,9 +16,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 ReadinessCheck = Callable[[], dict[str, str]]  # name → problem; empty when ready
+ExtraMetrics = Callable[[], str]  # exposition text of other processes (the pipeline)
 
 
-def build_app(registry: CollectorRegistry, readiness: ReadinessCheck) -> Starlette:
+def build_app(
+    registry: CollectorRegistry, readiness: ReadinessCheck, extra_metrics: ExtraMetrics = str
+) -> Starlette:
     async def healthz(_request: Request) -> JSONResponse:
         return JSONResponse({"status": "alive"})
 
@@ -29,7 +32,8 @@ def build_app(registry: CollectorRegistry, readiness: ReadinessCheck) -> Starlet
         return JSONResponse({"status": "ready"})
 
     async def metrics(_request: Request) -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        body = generate_latest(registry) + extra_metrics().encode()
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     return Starlette(
         routes=[

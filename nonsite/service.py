@@ -1,13 +1,17 @@
 """``nonsite serve``: the running service.
 
-Threads: paho's network loop (receives), the archiver (group commit, then PUBACK), the
-ingest pipeline (decode, dead letters, readings). The asyncio loop runs the HTTP endpoints,
-the embedded broker when there is one, housekeeping, and the shutdown sequence.
+Two processes, so that receiving and decoding each get a core:
+
+- this one: paho's network loop (receives), the archiver (group commit, then PUBACK), and an
+  asyncio loop for the HTTP endpoints, the embedded broker when there is one, housekeeping
+  and the shutdown sequence;
+- the pipeline process (nonsite/pipeline_worker.py): tails the raw archive, decodes, records
+  dead letters, hands readings on; it is restarted with backoff if it dies.
 
 Shutdown (SIGTERM/SIGINT) loses nothing: archive and acknowledge what has arrived, disconnect
 (the broker keeps our session and queues meanwhile), archive anything that arrived during the
 disconnect without acknowledging it (the broker re-delivers it; the archive stores it once),
-then decode everything archived and checkpoint.
+then let the pipeline decode everything archived and checkpoint.
 """
 
 from __future__ import annotations
@@ -22,17 +26,15 @@ from prometheus_client import CollectorRegistry
 
 from ingest.archive import RawArchive
 from ingest.archiver import Archiver
-from ingest.latest import LatestValues
-from ingest.metrics import IngestMetrics
+from ingest.metrics import ArchiveMetrics
 from ingest.mqtt.source import Delivery, MqttSource
-from ingest.pipeline import IngestPipeline
-from ingest.processor import MessageProcessor
 from nonsite.config.model import Config
 from nonsite.config.mqtt_url import parse_broker_url
 from nonsite.db import make_engine, migrate
 from nonsite.embedded_broker import EmbeddedBroker
 from nonsite.http import build_app, make_server
-from nonsite.wiring import build_mqtt_settings, build_policy, build_registry, build_router
+from nonsite.pipeline_process import PipelineProcess, Replies
+from nonsite.wiring import build_mqtt_settings
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +52,8 @@ class Service:
     def __init__(self, config: Config, *, registry: CollectorRegistry | None = None) -> None:
         self.config = config
         self.registry = registry or CollectorRegistry()
-        self.metrics = IngestMetrics(self.registry)
+        self.metrics = ArchiveMetrics(self.registry)
         self.status = ServiceStatus()
-        self.latest = LatestValues()
         data_dir = config.service.data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
         self.engine = make_engine(config.database_url())
@@ -62,7 +63,8 @@ class Service:
         self.embedded: EmbeddedBroker | None = None
         self.source: MqttSource | None = None
         self.archiver: Archiver | None = None
-        self.pipeline: IngestPipeline | None = None
+        self.pipeline: PipelineProcess | None = None
+        self.replies_dropped = 0
 
     def readiness(self) -> dict[str, str]:
         problems: dict[str, str] = {}
@@ -72,8 +74,10 @@ class Service:
             ) or "not connected"
         if self.archiver is not None and self.archiver.failed is not None:
             problems["archive"] = str(self.archiver.failed)
-        if self.pipeline is not None and self.pipeline.failed is not None:
-            problems["database"] = str(self.pipeline.failed)
+        if self.pipeline is None or not self.pipeline.alive:
+            problems["pipeline"] = (self.pipeline.error if self.pipeline else None) or "not running"
+        elif self.pipeline.error is not None:
+            problems["pipeline"] = self.pipeline.error
         return problems
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -92,17 +96,8 @@ class Service:
         settings = build_mqtt_settings(config, broker_url)
         self.status.broker_url = (broker_url or parse_broker_url(config.mqtt.url)).redacted()
 
-        processor = MessageProcessor(
-            build_registry(config), build_router(config), build_policy(config)
-        )
-        self.pipeline = IngestPipeline(
-            self.archive,
-            self.engine,
-            processor,
-            self.latest,
-            metrics=self.metrics,
-            publish=self._publish,
-        )
+        self.pipeline = PipelineProcess(config, on_replies=self._publish_replies)
+        self.pipeline.start()
         self.archiver = Archiver(
             self.archive,
             ack=self._ack,
@@ -111,11 +106,11 @@ class Service:
             batch_max=config.archive.batch_max_messages,
         )
         self.source = MqttSource(settings, self.archiver.submit, self.metrics)
-        self.pipeline.start()
         self.archiver.start()
         self.source.start()
 
-        server = make_server(build_app(self.registry, self.readiness), config.service.http_listen)
+        app = build_app(self.registry, self.readiness, lambda: self._pipeline_metrics())
+        server = make_server(app, config.service.http_listen)
         http_task = asyncio.create_task(server.serve(), name="http")
         housekeeping = asyncio.create_task(self._housekeeping(), name="housekeeping")
         host, _, port = config.service.http_listen.rpartition(":")
@@ -136,9 +131,16 @@ class Service:
         if self.source is not None:
             self.source.ack(batch)
 
-    def _publish(self, topic: str, payload: bytes) -> None:
-        if self.source is not None:
-            self.source.publish(topic, payload)
+    def _publish_replies(self, replies: Replies) -> None:
+        source = self.source
+        if source is None or not source.connected:
+            self.replies_dropped += len(replies)  # the device resends; its data is safe
+            return
+        for topic, payload in replies:
+            source.publish(topic, payload)
+
+    def _pipeline_metrics(self) -> str:
+        return self.pipeline.metrics_text if self.pipeline is not None else ""
 
     async def _shutdown(self) -> None:
         log.info("draining: archiving what has arrived, then disconnecting")
@@ -148,7 +150,10 @@ class Service:
         await asyncio.to_thread(self.archiver.flush, 30.0)
         await asyncio.to_thread(self.source.stop)
         await asyncio.to_thread(self.archiver.stop)
-        await asyncio.to_thread(self.pipeline.stop)
+        self.pipeline.notify()
+        drained = await asyncio.to_thread(self.pipeline.stop)
+        if not drained:
+            log.error("the pipeline did not finish decoding; it resumes from its checkpoint")
         if self.embedded is not None:
             await self.embedded.stop()
         self.archive.close()

@@ -1,0 +1,114 @@
+"""The parent's handle on the pipeline process: start, wake, supervise, drain."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import threading
+import time
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+
+from nonsite.config.model import Config
+from nonsite.pipeline_worker import run_worker
+
+log = logging.getLogger(__name__)
+
+Replies = list[tuple[str, bytes]]
+
+
+class PipelineProcess:
+    def __init__(self, config: Config, on_replies: Callable[[Replies], None]) -> None:
+        self._config_json = config.model_dump_json()
+        self._on_replies = on_replies
+        self._ctx = multiprocessing.get_context("spawn")  # a clean interpreter, no forked threads
+        self._send_lock = threading.Lock()
+        self._proc: BaseProcess | None = None
+        self._to_child: Connection | None = None
+        self._stopping = False
+        self._drained = threading.Event()
+        self.position = 0
+        self.head = 0
+        self.error: str | None = None
+        self.metrics_text = ""
+        self.restarts = 0
+
+    @property
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.is_alive()
+
+    def start(self) -> None:
+        to_child_r, to_child_w = self._ctx.Pipe(duplex=False)
+        from_child_r, from_child_w = self._ctx.Pipe(duplex=False)
+        proc = self._ctx.Process(
+            target=run_worker,
+            args=(self._config_json, to_child_r, from_child_w),
+            name="nonsite-pipeline",
+            daemon=True,
+        )
+        proc.start()
+        to_child_r.close()  # the child's ends live in the child now
+        from_child_w.close()
+        with self._send_lock:
+            self._proc, self._to_child = proc, to_child_w
+        threading.Thread(
+            target=self._read, args=(from_child_r, proc), name="pipeline-reader", daemon=True
+        ).start()
+
+    def notify(self) -> None:
+        """New messages were archived."""
+        self._send(("wake",))
+
+    def _send(self, message: tuple[object, ...]) -> None:
+        with self._send_lock:
+            if self._to_child is None:
+                return
+            try:
+                self._to_child.send(message)
+            except (BrokenPipeError, OSError):
+                pass  # the reader thread sees the exit and restarts the process
+
+    def _read(self, conn: Connection, proc: BaseProcess) -> None:
+        while True:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):
+                break
+            kind = message[0]
+            if kind == "status":
+                _, self.position, self.head, self.error = message
+            elif kind == "metrics":
+                self.metrics_text = message[1]
+            elif kind == "replies":
+                self._on_replies(message[1])
+            elif kind == "drained":
+                self.position = message[1]
+                self._drained.set()
+        conn.close()
+        proc.join(5)
+        if not self._stopping:
+            self.restarts += 1
+            self.error = f"pipeline process exited with {proc.exitcode}; restarting"
+            log.error("%s", self.error)
+            time.sleep(min(30.0, 0.5 * 2 ** min(self.restarts, 6)))
+            if not self._stopping:
+                self.start()
+
+    def stop(self, timeout: float = 120.0) -> bool:
+        """Let the pipeline decode everything archived, then end it. True if it drained."""
+        self._stopping = True
+        self._send(("drain",))
+        drained = self._drained.wait(timeout)
+        proc = self._proc
+        if proc is not None:
+            proc.join(10)
+            if proc.is_alive():
+                log.error("pipeline process did not exit; terminating it")
+                proc.terminate()
+                proc.join(5)
+        with self._send_lock:
+            if self._to_child is not None:
+                self._to_child.close()
+                self._to_child = None
+        return drained

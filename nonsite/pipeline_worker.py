@@ -1,0 +1,162 @@
+"""The decode pipeline's own process (the child side of ``nonsite serve``).
+
+Receiving (paho, the archive writer) and decoding are both CPU-bound Python; in one process
+they share one core through the GIL. Here the pipeline tails the raw archive in a process of
+its own, so ``nonsite serve`` uses two cores. It talks to the parent over two one-way pipes:
+
+  parent → child   ("wake",) after archive commits, ("drain",) at shutdown
+  child → parent   ("status", position, head, error), ("metrics", exposition text),
+                   ("replies", [(topic, payload), ...]), ("drained", position)
+
+An exclusive lock on ``<data_dir>/pipeline.lock`` makes sure that only one pipeline works on
+an archive: when the parent is killed, its orphaned child finishes its batch, sees the pipe
+close and exits, and the next child waits for the lock instead of decoding beside it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import IO
+
+from prometheus_client import CollectorRegistry, generate_latest
+
+from ingest.archive import RawArchive
+from ingest.latest import LatestValues
+from ingest.metrics import PipelineMetrics
+from ingest.pipeline import IngestPipeline
+from ingest.processor import MessageProcessor
+from nonsite.config.model import Config
+from nonsite.db import make_engine
+from nonsite.wiring import build_policy, build_registry, build_router
+
+log = logging.getLogger("nonsite.pipeline")
+
+STATUS_EVERY_S = 0.5
+METRICS_EVERY_S = 1.0
+
+
+def acquire_lock(path: Path, inbox: Connection) -> IO[str] | None:
+    """Wait for the archive's pipeline lock; None if the parent went away meanwhile."""
+    handle = path.open("w")
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return handle
+        except BlockingIOError:
+            log.info("another pipeline still holds %s; waiting", path)
+            if inbox.poll(0.2):
+                try:
+                    inbox.recv()
+                except EOFError:
+                    return None
+
+
+class Worker:
+    def __init__(self, config: Config, inbox: Connection, outbox: Connection) -> None:
+        self.inbox = inbox
+        self.outbox = outbox
+        self.registry = CollectorRegistry()
+        self.metrics = PipelineMetrics(self.registry)
+        self.replies: list[tuple[str, bytes]] = []
+        data_dir = config.service.data_dir
+        self.archive = RawArchive(data_dir / "archive.sqlite3", readonly=True)
+        self.engine = make_engine(config.database_url())
+        processor = MessageProcessor(
+            build_registry(config), build_router(config), build_policy(config)
+        )
+        self.pipeline = IngestPipeline(
+            self.archive,
+            self.engine,
+            processor,
+            LatestValues(),
+            publish=lambda topic, payload: self.replies.append((topic, payload)),
+            metrics=self.metrics,
+        )
+        self.error: str | None = None
+        self._last_status = 0.0
+        self._last_metrics = 0.0
+
+    def report(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.replies:
+            self.outbox.send(("replies", self.replies))
+            self.replies = []
+        if force or now - self._last_status >= STATUS_EVERY_S:
+            head = self.archive.head_seq()
+            self.metrics.pipeline_lag.set(max(0, head - self.pipeline.position))
+            self.outbox.send(("status", self.pipeline.position, head, self.error))
+            self._last_status = now
+        if force or now - self._last_metrics >= METRICS_EVERY_S:
+            self.outbox.send(("metrics", generate_latest(self.registry).decode()))
+            self._last_metrics = now
+
+    def step(self) -> int:
+        """One batch; errors (database down) are reported and retried, never fatal."""
+        try:
+            n = self.pipeline.run_once()
+        except Exception as exc:  # noqa: BLE001 - any failure keeps the position and retries
+            self.error = f"{type(exc).__name__}: {exc}"
+            log.exception("pipeline batch failed; retrying")
+            return -1
+        self.error = None
+        return n
+
+    def run(self) -> None:
+        delay = 0.5
+        while True:
+            n = self.step()
+            self.report()
+            if n > 0:
+                delay = 0.5
+                continue
+            wait = delay if n < 0 else 1.0
+            if n < 0:
+                delay = min(delay * 2, 30.0)
+            if not self.inbox.poll(wait):
+                continue
+            kinds = set()
+            try:
+                while self.inbox.poll(0):  # take every queued message: wake-ups coalesce
+                    kinds.add(self.inbox.recv()[0])
+            except EOFError:
+                log.warning("the service process is gone; pipeline exits")
+                return
+            if "drain" in kinds:
+                self.drain()
+                return
+
+    def drain(self) -> None:
+        for _ in range(5):  # a database error at shutdown gets a few quick retries
+            try:
+                self.pipeline.drain()
+                break
+            except Exception:
+                log.exception("pipeline drain failed")
+                time.sleep(0.5)
+        self.report(force=True)
+        self.outbox.send(("drained", self.pipeline.position))
+
+
+def run_worker(config_json: str, inbox: Connection, outbox: Connection) -> None:
+    """Entry point of the pipeline process (multiprocessing spawn target)."""
+    logging.basicConfig(
+        level=os.environ.get("NONSITE_LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s[pipeline]: %(message)s",
+    )
+    config = Config.model_validate_json(config_json)
+    lock = acquire_lock(config.service.data_dir / "pipeline.lock", inbox)
+    if lock is None:
+        return
+    try:
+        worker = Worker(config, inbox, outbox)
+        worker.report(force=True)
+        worker.run()
+    except (BrokenPipeError, EOFError, OSError) as exc:
+        log.warning("lost the service process (%s); pipeline exits", exc)
+    finally:
+        lock.close()
