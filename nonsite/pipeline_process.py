@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import threading
@@ -64,10 +65,9 @@ class PipelineProcess:
         with self._send_lock:
             if self._to_child is None:
                 return
-            try:
+            # A broken pipe means the child died: the reader thread sees it and restarts it.
+            with contextlib.suppress(BrokenPipeError, OSError):
                 self._to_child.send(message)
-            except (BrokenPipeError, OSError):
-                pass  # the reader thread sees the exit and restarts the process
 
     def _read(self, conn: Connection, proc: BaseProcess) -> None:
         while True:

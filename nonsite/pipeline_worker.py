@@ -99,7 +99,7 @@ class Worker:
         """One batch; errors (database down) are reported and retried, never fatal."""
         try:
             n = self.pipeline.run_once()
-        except Exception as exc:  # noqa: BLE001 - any failure keeps the position and retries
+        except Exception as exc:
             self.error = f"{type(exc).__name__}: {exc}"
             log.exception("pipeline batch failed; retrying")
             return -1

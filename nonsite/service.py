@@ -109,7 +109,7 @@ class Service:
         self.archiver.start()
         self.source.start()
 
-        app = build_app(self.registry, self.readiness, lambda: self._pipeline_metrics())
+        app = build_app(self.registry, self.readiness, self._pipeline_metrics)
         server = make_server(app, config.service.http_listen)
         http_task = asyncio.create_task(server.serve(), name="http")
         housekeeping = asyncio.create_task(self._housekeeping(), name="housekeeping")
