@@ -39,7 +39,9 @@ def format_number(value: float | int) -> str:
 
 def format_value(value: CpValue) -> str:
     if isinstance(value, datetime):
-        return format_hj212_time(value, with_ms=value.microsecond != 0)
+        # The standard's YYYYMMDDhhmmss: sub-second precision is dropped, not sent as a
+        # 17-digit time that strict receivers reject (only QN carries milliseconds).
+        return format_hj212_time(value)
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, (int, float)):

@@ -22,9 +22,8 @@ NUMBER = st.floats(min_value=-1e14, max_value=1e14, allow_nan=False).filter(
     lambda x: x == 0 or abs(x) >= 1e-9
 )
 TIME = st.builds(
-    lambda d, ms: d.replace(microsecond=ms * 1000, tzinfo=CHINA_TZ),
+    lambda d: d.replace(microsecond=0, tzinfo=CHINA_TZ),
     st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31)),
-    st.integers(0, 999),
 )
 CODE = st.from_regex(r"[aw][0-9]{5}", fullmatch=True)
 
@@ -150,6 +149,13 @@ def test_replies_echo_the_request():
     assert (r11.cn, r11.qn, r11.fields) == ("9011", upload.qn, {"QnRtn": 1})
     r12 = decode_frame(reply_9012(upload, 100))
     assert (r12.cn, r12.fields) == ("9012", {"ExeRtn": 100})
+
+
+def test_times_are_written_to_the_second_as_the_standard_prints_them():
+    when = datetime(2026, 11, 21, 8, 0, 5, 289000, tzinfo=CHINA_TZ)
+    [p] = data_packets(st="31", cn="2011", pw="1", mn="A", data_time=when, pollutants={})
+    assert b"DataTime=20261121080005;" in p or b"DataTime=20261121080005&&" in p
+    assert b"QN=20261121080005289;" in p  # QN keeps its milliseconds
 
 
 def test_2025_reply_keeps_the_version():

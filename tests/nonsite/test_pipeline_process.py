@@ -1,0 +1,88 @@
+"""The pipeline process is supervised: restarted when it dies, gone when the service dies."""
+
+import os
+import signal
+import time
+
+import psutil
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.ingest.hj212.frames import SEG_2011, packet
+from tests.mqtt_tools import Publisher
+from tests.service_process import ServiceProcess, write_config
+
+pytestmark = pytest.mark.integration
+
+MN = "010000A8900016F000169DC0"
+
+
+def decoded(service: ServiceProcess) -> float:
+    for family in text_string_to_metric_families(service.metrics()):
+        if family.name == "nonsite_ingest_decoded_messages":
+            return sum(s.value for s in family.samples if s.name.endswith("_total"))
+    return 0.0
+
+
+def wait_until(predicate, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def pipeline_child(service: ServiceProcess) -> psutil.Process:
+    assert service.proc is not None
+    children = psutil.Process(service.proc.pid).children()
+    [child] = [c for c in children if "spawn_main" in " ".join(c.cmdline())]
+    return child
+
+
+def frames(start: int, n: int):
+    return [
+        (f"hj212/{MN}", packet(SEG_2011.replace("QN=20261121080000123", f"QN={start + i:017d}")))
+        for i in range(n)
+    ]
+
+
+def test_a_killed_pipeline_is_restarted_and_resumes_from_its_checkpoint(mosquitto, tmp_path):
+    config = write_config(
+        tmp_path / "n.toml", broker_url=mosquitto.url, data_dir=tmp_path / "d", mns=[MN]
+    )
+    service = ServiceProcess(config, tmp_path / "service.log")
+    service.start()
+    try:
+        pub = Publisher(mosquitto.host, mosquitto.port)
+        pub.publish_all(frames(0, 100))
+        assert wait_until(lambda: decoded(service) >= 100)
+        first = pipeline_child(service)
+        first.send_signal(signal.SIGKILL)
+        assert wait_until(lambda: "pipeline" in service.readiness().get("problems", {}), 10)
+        pub.publish_all(frames(100, 100))  # archived while the pipeline is down
+        assert wait_until(service.ready, 30)
+        second = pipeline_child(service)
+        assert second.pid != first.pid
+        # The new process starts from the checkpoint: it decodes only what was not decoded.
+        assert wait_until(lambda: decoded(service) >= 100)
+        assert decoded(service) <= 100 + 1
+        pub.close()
+    finally:
+        assert service.terminate() == 0
+
+
+def test_the_pipeline_exits_when_the_service_is_killed(mosquitto, tmp_path):
+    config = write_config(
+        tmp_path / "n.toml", broker_url=mosquitto.url, data_dir=tmp_path / "d", mns=[MN]
+    )
+    service = ServiceProcess(config, tmp_path / "service.log")
+    service.start()
+    child = pipeline_child(service)
+    service.kill()
+    assert wait_until(lambda: not child.is_running() or child.status() == psutil.STATUS_ZOMBIE, 15)
+    # A new service on the same data directory starts cleanly (the pipeline lock is free).
+    service.start()
+    assert service.ready()
+    assert service.terminate() == 0
+    assert os.path.exists(tmp_path / "d" / "pipeline.lock")
