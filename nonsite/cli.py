@@ -21,6 +21,7 @@ from ingest.hj212.timefmt import CHINA_TZ
 from ingest.store import count_dead_letters_by_reason, list_dead_letters
 from nonsite.config import Config, ConfigError, load_config
 from nonsite.config.load import parse_config
+from nonsite.errors import ListenError
 from nonsite.timeargs import cli_time
 from nonsite.wiring import build_router
 
@@ -89,16 +90,13 @@ def cmd_decode(args: argparse.Namespace) -> int:
     )
     source: BinaryIO = open(args.file, "rb") if args.file else sys.stdin.buffer  # noqa: SIM115
     out = sys.stdout
-    failures = 0
     with source:
         for raw_line in source:
             line = raw_line.rstrip(b"\r\n")
             if not line.strip():
                 continue  # blank lines carry no frame
             for result in decode_payload(line, policy):
-                doc = result_to_json(result)
-                failures += not doc["ok"]
-                out.write(json.dumps(doc, ensure_ascii=False) + "\n")
+                out.write(json.dumps(result_to_json(result), ensure_ascii=False) + "\n")
     out.flush()
     return 0
 
@@ -316,6 +314,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(exc.render(), file=sys.stderr)
         return EXIT_CONFIG
+    except (ListenError, OSError) as exc:
+        detail = str(exc) if isinstance(exc, ListenError) else f"{exc.filename}: {exc.strerror}"
+        print(f"nonsite: {detail}", file=sys.stderr)
+        return 1
     except BrokenPipeError:
         return 0
 

@@ -6,6 +6,7 @@ The dashboard and the API arrive in issue #5 and mount on this same application.
 from __future__ import annotations
 
 import contextlib
+import socket
 from collections.abc import Callable, Iterator
 
 import uvicorn
@@ -14,6 +15,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from nonsite.errors import ListenError
 
 ReadinessCheck = Callable[[], dict[str, str]]  # name → problem; empty when ready
 ExtraMetrics = Callable[[], str]  # exposition text of other processes (the pipeline)
@@ -52,7 +55,23 @@ class HttpServer(uvicorn.Server):
         yield
 
 
-def make_server(app: Starlette, listen: str) -> HttpServer:
+def bind(listen: str) -> socket.socket:
+    """Bind the HTTP socket before anything else starts, so a taken port is a clear error."""
     host, _, port = listen.rpartition(":")
-    config = uvicorn.Config(app, host=host, port=int(port), log_level="warning", lifespan="off")
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), int(port)))
+    except OSError as exc:
+        sock.close()
+        raise ListenError(
+            f"cannot listen on {listen} (service.http_listen): {exc.strerror}"
+        ) from None
+    sock.listen(128)
+    return sock
+
+
+def make_server(app: Starlette, sock: socket.socket) -> HttpServer:
+    host, port = sock.getsockname()[:2]
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
     return HttpServer(config)

@@ -32,7 +32,7 @@ from nonsite.config.model import Config
 from nonsite.config.mqtt_url import parse_broker_url
 from nonsite.db import make_engine, migrate
 from nonsite.embedded_broker import EmbeddedBroker
-from nonsite.http import build_app, make_server
+from nonsite.http import bind, build_app, make_server
 from nonsite.pipeline_process import PipelineProcess, Replies
 from nonsite.wiring import build_mqtt_settings
 
@@ -82,6 +82,7 @@ class Service:
 
     async def run(self, stop: asyncio.Event) -> None:
         config = self.config
+        http_socket = bind(config.service.http_listen)  # fails fast, before anything starts
         await asyncio.to_thread(migrate, self.engine)
         broker_url = None
         if not config.mqtt.url:
@@ -110,8 +111,8 @@ class Service:
         self.source.start()
 
         app = build_app(self.registry, self.readiness, self._pipeline_metrics)
-        server = make_server(app, config.service.http_listen)
-        http_task = asyncio.create_task(server.serve(), name="http")
+        server = make_server(app, http_socket)
+        http_task = asyncio.create_task(server.serve(sockets=[http_socket]), name="http")
         housekeeping = asyncio.create_task(self._housekeeping(), name="housekeeping")
         host, _, port = config.service.http_listen.rpartition(":")
         self.status.http_url = f"http://{host}:{port}"

@@ -175,3 +175,31 @@ def test_bad_time_argument_is_a_clear_usage_error(tmp_path):
     )
     assert result.returncode == 2
     assert b"not an ISO 8601 time" in result.stderr
+
+
+def test_unreadable_input_is_one_clear_line():
+    result = nonsite("decode", "/no/such/file")
+    assert result.returncode == 1
+    assert result.stderr.decode().strip() == "nonsite: /no/such/file: No such file or directory"
+
+
+def test_serve_on_a_taken_port_fails_fast_naming_the_setting(tmp_path):
+    import socket
+
+    from tests.service_process import write_config
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    config = write_config(
+        tmp_path / "n.toml", broker_url="mqtt://127.0.0.1:1", data_dir=tmp_path / "d", mns=[]
+    )
+    text = config.read_text()
+    start = text.index("http_listen")
+    line_end = text.index("\n", start)
+    config.write_text(text[:start] + f'http_listen = "127.0.0.1:{port}"' + text[line_end:])
+    result = nonsite("serve", "--config", str(config))
+    taken.close()
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port} (service.http_listen)" in result.stderr.decode()
