@@ -191,49 +191,35 @@ def _pack_groups(
     return groups
 
 
-def reply_9014(upload: Hj212Frame) -> bytes:
-    """Data reply to an upload that asked for one: same QN, PW and MN, empty CP (§6.5)."""
-    return encode_packet(
-        encode_segment(
-            qn=upload.qn,
-            st="91",
-            cn="9014",
-            pw=upload.pw,
-            mn=upload.mn,
-            flag=version_flag(upload.version),
-            cp="",
-        )
-    )
-
-
-def reply_9011(request: Hj212Frame, qn_rtn: int = 1) -> bytes:
-    """Request reply from the field side: echoes the request QN with a QnRtn code (Table 7)."""
+def _reply(request: Hj212Frame, cn: str, cp: str) -> bytes:
+    """A system-interaction packet (ST=91) answering ``request``: same QN, PW and MN, and the
+    Flag of the request's edition without the ack bit (§6.5)."""
     return encode_packet(
         encode_segment(
             qn=request.qn,
             st="91",
-            cn="9011",
+            cn=cn,
             pw=request.pw,
             mn=request.mn,
             flag=version_flag(request.version),
-            cp=f"QnRtn={qn_rtn}",
+            cp=cp,
         )
     )
+
+
+def reply_9014(upload: Hj212Frame) -> bytes:
+    """Data reply to an upload that asked for one, with an empty CP."""
+    return _reply(upload, "9014", "")
+
+
+def reply_9011(request: Hj212Frame, qn_rtn: int = 1) -> bytes:
+    """Request reply from the field side, with a QnRtn code (Table 7)."""
+    return _reply(request, "9011", f"QnRtn={qn_rtn}")
 
 
 def reply_9012(request: Hj212Frame, exe_rtn: int = 1) -> bytes:
     """Execution result from the field side (Table 6)."""
-    return encode_packet(
-        encode_segment(
-            qn=request.qn,
-            st="91",
-            cn="9012",
-            pw=request.pw,
-            mn=request.mn,
-            flag=version_flag(request.version),
-            cp=f"ExeRtn={exe_rtn}",
-        )
-    )
+    return _reply(request, "9012", f"ExeRtn={exe_rtn}")
 
 
 def iter_pollutant_codes(frames: Iterable[Hj212Frame]) -> set[str]:

@@ -6,7 +6,6 @@ from ingest.archive import IncomingMessage, RawArchive, to_us
 from ingest.pipeline import IngestPipeline
 from ingest.readings import ReadingBatch
 from ingest.store import list_dead_letters, load_checkpoint
-from nonsite.db import make_engine, migrate
 from tests.ingest.fixtures import MN_GAS, processor
 from tests.ingest.hj212.frames import packet
 
@@ -17,14 +16,6 @@ def frame(i: int, *, crc: str | None = None) -> bytes:
         f"CP=&&DataTime=20261121080{i % 10}00;a21026-Rtd={i}.5&&"
     )
     return packet(seg, crc=crc)
-
-
-@pytest.fixture
-def engine(db_url):
-    eng = make_engine(db_url)
-    migrate(eng)
-    yield eng
-    eng.dispose()
 
 
 class Collect:

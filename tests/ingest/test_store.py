@@ -15,14 +15,6 @@ from ingest.store import (
 from nonsite.db import alembic_config, make_engine, migrate
 
 
-@pytest.fixture
-def engine(db_url):
-    eng = make_engine(db_url)
-    migrate(eng)
-    yield eng
-    eng.dispose()
-
-
 def letter(seq: int, reason: str, when: datetime) -> DeadLetter:
     return DeadLetter(seq, when, "hj212/X", reason, f"detail {seq}", b"\xff\x00 raw", "MN1")
 
