@@ -77,7 +77,7 @@ def split_frames(buf: bytes) -> list[RawFrame | FramingError]:
     out: list[RawFrame | FramingError] = []
     pos = 0
     n = len(buf)
-    if not buf.strip():
+    if not buf or buf.isspace():  # isspace: no copy of the buffer, unlike strip()
         return [FramingError(DecodeErrorCode.EMPTY, "no bytes to decode", buf)]
     while pos < n:
         start = buf.find(HEADER, pos)
@@ -112,15 +112,8 @@ def split_frames(buf: bytes) -> list[RawFrame | FramingError]:
                 and buf.find(b"#", seg_end, crc_end) < 0
             )
         ):
-            out.append(
-                RawFrame(
-                    buf[start:crc_end],
-                    buf[body:seg_end],
-                    buf[seg_end:crc_end],
-                    declared,
-                    warnings,
-                )
-            )
+            raw = buf if start == 0 and crc_end == n else buf[start:crc_end]
+            out.append(RawFrame(raw, buf[body:seg_end], buf[seg_end:crc_end], declared, warnings))
             pos = _skip_tail(buf, crc_end)
             continue
         out.append(_diagnose(buf, start, body, declared, warnings))

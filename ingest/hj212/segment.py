@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from math import isfinite
+from typing import NamedTuple
 
 from ingest.hj212.codes import codes_2005_to_2017
 from ingest.hj212.errors import DecodeErrorCode, Hj212DecodeError
-from ingest.hj212.model import VERSION_BITS, CpValue, Hj212Frame
+from ingest.hj212.model import FLAG_SPLIT, VERSION_BITS, CpValue, Hj212Frame, Version
 from ingest.hj212.timefmt import parse_hj212_time
 
 HEAD_FIELDS = frozenset({"QN", "ST", "CN", "PW", "MN", "Flag", "PNUM", "PNO"})
@@ -207,6 +208,8 @@ def _parse_cp(area: str, frame: Hj212Frame) -> None:
     plain_numbers = "_" not in area and not texts
     pollutants = frame.pollutants
     key_info = _KEY_INFO.get
+    number_kind = _NUMBER if plain_numbers else -1  # -1: every number takes the general path
+    text_kind, plain_kind = _TEXT, _PLAIN  # locals: this loop runs for every CP entry
     last_code = ""
     values: dict[str, CpValue] = {}
     for entry in area.replace(",", ";").split(";"):
@@ -216,7 +219,7 @@ def _parse_cp(area: str, frame: Hj212Frame) -> None:
                 continue  # empty items, e.g. a trailing ';' before '&&'
             raise _fail(DecodeErrorCode.BAD_CP, f"CP entry {entry!r} has no '='")
         code, suffix, kind, written = key_info(key) or _key_info(key, entry)
-        if kind == _PLAIN:
+        if kind == plain_kind:
             frame.fields[suffix] = _plain_value(suffix, text, texts)
             continue
         if code != last_code:  # entries of one pollutant are adjacent
@@ -227,7 +230,7 @@ def _parse_cp(area: str, frame: Hj212Frame) -> None:
                     frame.codes_2005[code] = written
             values = got
             last_code = code
-        if kind == _NUMBER and plain_numbers:
+        if kind == number_kind:
             try:
                 number = float(text)
             except ValueError:
@@ -235,10 +238,91 @@ def _parse_cp(area: str, frame: Hj212Frame) -> None:
             if number - number != 0.0:  # inf or nan
                 raise _fail(DecodeErrorCode.BAD_VALUE, f"{key}={text!r} is not a number")
             values[suffix] = number
-        elif kind == _TEXT and _TEXT_MARK not in text:
+        elif kind == text_kind and _TEXT_MARK not in text:
             values[suffix] = text
         else:
             values[suffix] = _pollutant_value(key.strip(), suffix, text, texts)
+
+
+class _Head(NamedTuple):
+    """A validated header, without the QN that leads it."""
+
+    st: str
+    cn: str
+    pw: str
+    mn: str
+    flag: int | None
+    version: Version
+    pnum: int | None
+    pno: int | None
+    qn: str | None  # a QN found after the first field (reordered headers)
+    warnings: tuple[str, ...]
+
+
+# A data logger sends the same header but for its QN in every packet, so the validated header
+# is cached by the text after "QN=...;" (the decode hot path). Bounded: cleared when full.
+_HEADS: dict[str, _Head] = {}
+_HEADS_MAX = 50_000
+
+
+def _parse_head(head_text: str) -> _Head:
+    warnings: list[str] = []
+    head = _split_head(head_text, warnings)
+    missing = [name for name in REQUIRED_HEAD if name not in head]
+    if missing:
+        raise _fail(DecodeErrorCode.MISSING_FIELD, f"{', '.join(missing)} missing")
+    cn = head["CN"]
+    if len(cn) != 4 or not cn.isdigit() or not cn.isascii():
+        raise _fail(DecodeErrorCode.BAD_CN, f"CN={cn!r} is not a 4-digit command code")
+    flag: int | None = None
+    version: Version = "2005"
+    flag_text = head.get("Flag")
+    if flag_text is not None:
+        if not flag_text.isdigit() or not flag_text.isascii() or int(flag_text) > 255:
+            raise _fail(DecodeErrorCode.BAD_FLAG, f"Flag={flag_text!r} is not an integer 0-255")
+        flag = int(flag_text)
+        found = VERSION_BITS.get(flag >> 2)
+        if found is None:
+            raise _fail(
+                DecodeErrorCode.UNSUPPORTED_VERSION,
+                f"Flag={flag} has version bits {flag >> 2:06b}",
+            )
+        version = found
+    split = flag is not None and bool(flag & FLAG_SPLIT)
+    pnum_text, pno_text = head.get("PNUM"), head.get("PNO")
+    if split and (pnum_text is None or pno_text is None):
+        raise _fail(
+            DecodeErrorCode.MISSING_FIELD, "PNUM/PNO missing on a split packet (Flag D bit)"
+        )
+    pnum = pno = None
+    if pnum_text is not None or pno_text is not None:
+        if not split:
+            warnings.append("PNUM/PNO present without the Flag split bit")
+        pnum, pno = _packet_numbers(pnum_text, pno_text)
+    return _Head(
+        head["ST"], cn, head["PW"], head["MN"], flag, version, pnum, pno, head.get("QN"),
+        tuple(warnings),
+    )  # fmt: skip
+
+
+def _head_of(head_text: str) -> tuple[str | None, _Head]:
+    """(QN, the rest of the header), using the cache when the header leads with its QN."""
+    if not head_text.startswith("QN="):
+        parsed = _parse_head(head_text)
+        return parsed.qn, parsed
+    first, _, rest = head_text.partition(";")
+    parsed = _HEADS.get(rest)
+    if parsed is None:
+        parsed = _parse_head(rest)
+        if len(_HEADS) >= _HEADS_MAX:
+            _HEADS.clear()
+        _HEADS[rest] = parsed
+    if parsed.qn is not None:  # QN given twice: the last one wins, as for other fields
+        return parsed.qn, parsed._replace(warnings=(*parsed.warnings, _REPEATED_QN))
+    return first[3:], parsed
+
+
+_REPEATED_QN = "header field QN repeated; the last value is used"
 
 
 def parse_segment(text: str) -> Hj212Frame:
@@ -254,38 +338,19 @@ def parse_segment(text: str) -> Hj212Frame:
         raise _fail(DecodeErrorCode.BAD_CP, "CP is not closed with '&&'")
     if rest[close + 2 :].strip():
         raise _fail(DecodeErrorCode.BAD_CP, f"text after the closing '&&': {rest[close + 2 :]!r}")
-    warnings: list[str] = []
-    head = _split_head(text[:cp_at], warnings)
-    missing = [name for name in REQUIRED_HEAD if name not in head]
-    if missing:
-        raise _fail(DecodeErrorCode.MISSING_FIELD, f"{', '.join(missing)} missing")
-    cn = head["CN"]
-    if len(cn) != 4 or not cn.isdigit() or not cn.isascii():
-        raise _fail(DecodeErrorCode.BAD_CN, f"CN={cn!r} is not a 4-digit command code")
-    frame = Hj212Frame(st=head["ST"], cn=cn, pw=head["PW"], mn=head["MN"], warnings=warnings)
-    frame.qn = head.get("QN")
-    flag_text = head.get("Flag")
-    if flag_text is not None:
-        if not flag_text.isdigit() or not flag_text.isascii() or int(flag_text) > 255:
-            raise _fail(DecodeErrorCode.BAD_FLAG, f"Flag={flag_text!r} is not an integer 0-255")
-        flag = int(flag_text)
-        version = VERSION_BITS.get(flag >> 2)
-        if version is None:
-            raise _fail(
-                DecodeErrorCode.UNSUPPORTED_VERSION,
-                f"Flag={flag} has version bits {flag >> 2:06b}",
-            )
-        frame.flag = flag
-        frame.version = version
-    pnum_text, pno_text = head.get("PNUM"), head.get("PNO")
-    if frame.split and (pnum_text is None or pno_text is None):
-        raise _fail(
-            DecodeErrorCode.MISSING_FIELD, "PNUM/PNO missing on a split packet (Flag D bit)"
-        )
-    if pnum_text is not None or pno_text is not None:
-        if not frame.split:
-            warnings.append("PNUM/PNO present without the Flag split bit")
-        frame.pnum, frame.pno = _packet_numbers(pnum_text, pno_text)
+    qn, h = _head_of(text[:cp_at])
+    frame = Hj212Frame(
+        st=h.st,
+        cn=h.cn,
+        pw=h.pw,
+        mn=h.mn,
+        qn=qn,
+        flag=h.flag,
+        version=h.version,
+        pnum=h.pnum,
+        pno=h.pno,
+        warnings=list(h.warnings),
+    )
     _parse_cp(rest[:close], frame)
     return frame
 
