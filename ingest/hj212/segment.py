@@ -311,15 +311,15 @@ def _head_of(head_text: str) -> tuple[str | None, _Head]:
         parsed = _parse_head(head_text)
         return parsed.qn, parsed
     first, _, rest = head_text.partition(";")
-    parsed = _HEADS.get(rest)
-    if parsed is None:
-        parsed = _parse_head(rest)
+    cached = _HEADS.get(rest)
+    if cached is None:
+        cached = _parse_head(rest)
         if len(_HEADS) >= _HEADS_MAX:
             _HEADS.clear()
-        _HEADS[rest] = parsed
-    if parsed.qn is not None:  # QN given twice: the last one wins, as for other fields
-        return parsed.qn, parsed._replace(warnings=(*parsed.warnings, _REPEATED_QN))
-    return first[3:], parsed
+        _HEADS[rest] = cached
+    if cached.qn is not None:  # QN given twice: the last one wins, as for other fields
+        return cached.qn, cached._replace(warnings=(*cached.warnings, _REPEATED_QN))
+    return first[3:], cached
 
 
 _REPEATED_QN = "header field QN repeated; the last value is used"

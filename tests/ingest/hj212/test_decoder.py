@@ -225,3 +225,21 @@ def test_datatime_with_milliseconds():
 def test_decode_frame_rejects_more_than_one_packet():
     with pytest.raises(Hj212DecodeError):
         decode_frame(packet(SEG_2011) + packet(SEG_2011))
+
+
+def test_header_cache_keeps_each_packets_own_qn_and_checks_repeated_qn():
+    a = decode_frame(packet(SEG_2011))
+    b = decode_frame(packet(SEG_2011.replace("QN=20261121080000123", "QN=20261121080000999")))
+    assert (a.qn, b.qn) == ("20261121080000123", "20261121080000999")
+    assert b.warnings == []
+    twice = decode_frame(packet(SEG_2011.replace(";Flag=5", ";QN=1;Flag=5")))
+    assert twice.qn == "1"
+    assert any("QN repeated" in w for w in twice.warnings)
+    again = decode_frame(packet(SEG_2011.replace(";Flag=5", ";QN=1;Flag=5")))
+    assert again.warnings == twice.warnings  # a cached header does not pile up warnings
+
+
+def test_header_errors_are_raised_again_on_every_packet():
+    bad = SEG_2011.replace("CN=2011", "CN=20x1")
+    for _ in range(2):
+        assert error_of(packet(bad)) == DecodeErrorCode.BAD_CN
