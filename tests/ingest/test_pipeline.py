@@ -88,3 +88,14 @@ def test_background_thread_follows_new_commits_and_publishes_replies(tmp_path, e
         pipe.stop()
     assert sink.values == [7.5]
     assert [t for t, _ in sent] == [f"hj212/{MN_GAS}/reply"]
+
+
+def test_a_redelivered_message_gives_its_readings_once(tmp_path, engine):
+    archive = RawArchive(tmp_path / "a.sqlite3")
+    # The broker re-delivers frame 1 (its PUBACK was lost in a crash), once in the same group
+    # commit and once in a later one.
+    fill(archive, [frame(1), frame(2), frame(1)])
+    fill(archive, [frame(1)])
+    sink = Collect()
+    IngestPipeline(archive, engine, processor(), sink).drain()
+    assert sink.values == [1.5, 2.5]
