@@ -101,6 +101,40 @@ class DatabaseSection(Section):
     url: str = ""  # empty: SQLite file nonsite.db in the data directory
 
 
+class FactorLimits(Section):
+    """Per-factor overrides of a preset (or the whole definition when there is no preset)."""
+
+    unit: str | None = None
+    hour_alarm: float | None = Field(default=None, gt=0)
+    hour_warning: float | None = Field(default=None, gt=0)
+    day_alarm: float | None = Field(default=None, gt=0)
+    day_warning: float | None = Field(default=None, gt=0)
+    value_high: float | None = None
+    value_low: float | None = None
+    reference_o2: float | None = Field(default=None, ge=0, lt=21)
+    no_o2_conversion: bool = False  # judge measured values even where the preset converts
+    range_max: float | None = Field(default=None, gt=0)
+    plausible_min: float | None = None
+    plausible_max: float | None = None
+
+
+class RulesSection(Section):
+    """Defaults of the rule parameters the catalogue marks [I]; outlets inherit them."""
+
+    minute_interval_min: int = Field(default=10, ge=1, le=60)
+    valid_minutes_per_hour: int = Field(default=45, ge=1, le=60)
+    valid_hours_per_day_gas: int = Field(default=20, ge=1, le=24)
+    valid_hours_per_day_water: int = Field(default=18, ge=1, le=24)
+    valid_flags: list[Annotated[str, Field(min_length=1, max_length=1)]] = Field(
+        default_factory=lambda: ["N", "T"]
+    )
+    warning_fraction: float | None = Field(default=0.8, gt=0, le=1)
+    hourly_warning_for_daily_limit: bool = True
+    zs_tolerance: float = Field(default=0.01, ge=0)
+    grace_s: int = Field(default=3600, ge=0)  # event-time grace for late data
+    max_future_s: int = Field(default=300, ge=0)  # event time this far past receipt is not used
+
+
 class OutletConfig(Section):
     id: Identifier
     name: str = ""
@@ -110,6 +144,26 @@ class OutletConfig(Section):
     accept_modbus_crc: bool | None = None  # None: the [ingest] default
     max_segment_bytes: int | None = Field(default=None, ge=1024)
     factors: list[Annotated[str, Field(min_length=1, max_length=16)]] = Field(default_factory=list)
+    preset: str | list[str] | None = None  # industry preset(s) from the emission standards
+    limits: dict[str, FactorLimits] = Field(default_factory=dict)
+    minute_interval_min: int | None = Field(default=None, ge=1, le=60)
+
+    @field_validator("preset")
+    @classmethod
+    def _known_presets(cls, value: str | list[str] | None) -> str | list[str] | None:
+        from rules.presets import preset_names  # noqa: PLC0415 - loads the standards table
+
+        known = preset_names()
+        for name in [value] if isinstance(value, str) else value or []:
+            if name not in known:
+                raise ValueError(f"unknown preset {name!r}; known presets: {', '.join(known)}")
+        return value
+
+    @property
+    def preset_list(self) -> tuple[str, ...]:
+        if self.preset is None:
+            return ()
+        return (self.preset,) if isinstance(self.preset, str) else tuple(self.preset)
 
 
 class MeterConfig(Section):
@@ -135,6 +189,7 @@ class Config(Section):
     ingest: IngestSection = IngestSection()
     archive: ArchiveSection = ArchiveSection()
     database: DatabaseSection = DatabaseSection()
+    rules: RulesSection = RulesSection()
     enterprises: list[EnterpriseConfig] = Field(default_factory=list)
 
     def database_url(self) -> str:

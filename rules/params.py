@@ -1,0 +1,128 @@
+"""Rule parameters: what a finding is judged against, per outlet × factor and per meter.
+
+Every number the rule catalogue tags [I] (docs/domain-rules.md) is a parameter here with that
+default, and every finding records the parameter set it was judged with (``params_id`` and a
+``version`` that changes whenever any value in the set changes).
+
+Limits are *thresholds*: a window (``hour``, ``day``, or ``value`` for every single reading),
+a tier (预警 ``warning`` or 报警 ``alarm``) and an upper and/or lower bound. Presets from the
+emission-standard tables fill them in; the configuration overrides single values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, replace
+from typing import Literal
+
+Window = Literal["hour", "day", "value"]
+Tier = Literal["warning", "alarm"]
+OutletKind = Literal["gas", "water"]
+
+O2_CODE = "a19001"
+GAS_FLOW_CODE = "a00000"
+WATER_FLOW_CODE = "w00000"
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """The limits of one factor. ``None`` means "not judged"."""
+
+    hour_alarm: float | None = None
+    hour_warning: float | None = None
+    day_alarm: float | None = None
+    day_warning: float | None = None
+    value_high: float | None = None  # every single value must stay at or below (alarm)
+    value_low: float | None = None  # ... and at or above (pH 6-9, furnace >= 850 °C)
+
+    def merged(self, other: Thresholds) -> Thresholds:
+        """``other``'s values where it sets them, ours elsewhere."""
+        mine = asdict(self)
+        mine.update({k: v for k, v in asdict(other).items() if v is not None})
+        return Thresholds(**mine)
+
+
+@dataclass(frozen=True, slots=True)
+class FactorParams:
+    """Parameters of one outlet × factor."""
+
+    factor: str
+    unit: str = ""
+    thresholds: Thresholds = Thresholds()
+    # Convert to the reference O2 (折算) before judging; None: judge the measured value.
+    reference_o2: float | None = None
+    # Instrument range upper limit (B4 over range); plausibility bounds (B5).
+    range_max: float | None = None
+    plausible_min: float | None = None
+    plausible_max: float | None = None
+    source: str = ""  # where the limits come from, e.g. "GB 13223-2011 Table 1"
+
+
+@dataclass(frozen=True, slots=True)
+class OutletParams:
+    """Parameters of one outlet: its factors and the window and validity rules."""
+
+    enterprise_id: str
+    outlet_id: str
+    kind: OutletKind
+    factors: dict[str, FactorParams] = field(default_factory=dict)
+    preset: tuple[str, ...] = ()
+    minute_interval_min: int = 10  # the length a CN 2051 record covers (MinInterval)
+    valid_minutes_per_hour: int = 45  # A1: "不少于45分钟的有效数据" [F]
+    valid_hours_per_day_gas: int = 20  # HJ 212 Appendix D: day = mean of >= 20 valid hours
+    valid_hours_per_day_water: int = 18  # 75 % [I]
+    valid_flags: frozenset[str] = frozenset({"N", "T"})  # T: kept, and raised as over range
+    # Warnings derived where a window has an alarm limit but no warning limit of its own.
+    warning_fraction: float | None = 0.8  # [I]
+    hourly_warning_for_daily_limit: bool = True  # water: an hour above the daily limit warns
+    zs_tolerance: float = 0.01  # B8-5: reported 折算 vs recomputed, relative [I]
+    o2_code: str = O2_CODE
+
+    @property
+    def flow_code(self) -> str:
+        return GAS_FLOW_CODE if self.kind == "gas" else WATER_FLOW_CODE
+
+    @property
+    def valid_hours_per_day(self) -> int:
+        return (
+            self.valid_hours_per_day_gas if self.kind == "gas" else self.valid_hours_per_day_water
+        )
+
+    @property
+    def params_id(self) -> str:
+        return f"{self.enterprise_id}/{self.outlet_id}"
+
+    @property
+    def version(self) -> str:
+        """A short digest of every value: it changes exactly when a parameter changes."""
+        return _digest(self)
+
+
+def effective_thresholds(outlet: OutletParams, params: FactorParams) -> Thresholds:
+    """The thresholds with derived warnings filled in."""
+    t = params.thresholds
+    hour_warning, day_warning = t.hour_warning, t.day_warning
+    fraction = outlet.warning_fraction
+    if hour_warning is None and t.hour_alarm is not None and fraction is not None:
+        hour_warning = round(t.hour_alarm * fraction, 6)
+    if day_warning is None and t.day_alarm is not None and fraction is not None:
+        day_warning = round(t.day_alarm * fraction, 6)
+    if (
+        hour_warning is None
+        and t.day_alarm is not None
+        and t.hour_alarm is None
+        and outlet.hourly_warning_for_daily_limit
+    ):
+        hour_warning = t.day_alarm
+    return replace(t, hour_warning=hour_warning, day_warning=day_warning)
+
+
+def _digest(value: object) -> str:
+    def default(o: object) -> object:
+        if isinstance(o, frozenset):
+            return sorted(o)
+        raise TypeError(type(o))
+
+    text = json.dumps(asdict(value), sort_keys=True, default=default)  # type: ignore[call-overload]
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
