@@ -130,7 +130,7 @@ def test_expectations_are_what_the_independent_checker_derives() -> None:
 
 def test_checker_crc_matches_published_vectors() -> None:
     checker = _load_checker()
-    vector = b"QN=20160801085857223;ST=32;CN=1062;PW=100000;MN=010000A8900016F000169DC0;Flag=5;CP=&&RtdInterval=30&&"  # noqa: E501
+    vector = b"QN=20160801085857223;ST=32;CN=1062;PW=100000;MN=010000A8900016F000169DC0;Flag=5;CP=&&RtdInterval=30&&"
     assert checker.crc_hj212(vector) == 0x1C80  # HJ 212-2017 Appendix A
     assert checker.crc_modbus(vector) == 0x0759
     assert checker.crc_modbus(b"123456789") == 0x4B37  # CRC-16/MODBUS check value
