@@ -23,8 +23,10 @@ def test_incineration_hour_limits_warn_and_day_limits_alarm():
 def test_ultra_low_targets_are_warnings():
     f = presets()["thermal_power_coal_ultra_low"].factors
     assert {c: (t.thresholds.hour_warning, t.thresholds.hour_alarm) for c, t in f.items()} == {
-        "a34013": (10, None), "a21026": (35, None), "a21002": (50, None)
-    }  # fmt: skip
+        "a34013": (10, None),
+        "a21026": (35, None),
+        "a21002": (50, None),
+    }
 
 
 def test_wastewater_daily_limits_ph_range_and_grades():
@@ -39,8 +41,13 @@ def test_wastewater_daily_limits_ph_range_and_grades():
 
 def test_special_and_in_use_variants_exist():
     names = set(preset_names())
-    assert {"industrial_boiler_coal", "industrial_boiler_coal_in_use", "industrial_boiler_coal_special",
-            "cement_kiln_special", "steel_sinter_head_ultra_low"} <= names  # fmt: skip
+    assert {
+        "industrial_boiler_coal",
+        "industrial_boiler_coal_in_use",
+        "industrial_boiler_coal_special",
+        "cement_kiln_special",
+        "steel_sinter_head_ultra_low",
+    } <= names
 
 
 @pytest.mark.parametrize("name", preset_names())

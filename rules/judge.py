@@ -1,0 +1,288 @@
+"""Layer 2: judge closed windows of one outlet. Shared by the streaming and batch engines.
+
+Hours are judged in event-time order as they close; each judged hour also feeds its natural
+day, which is judged when the day closes. The judge keeps, per factor and rule, whether a
+condition currently holds, so that it emits ``fire`` for every window in which it holds and
+one ``clear`` when it stops (an hour that cannot be judged changes nothing).
+
+Rules here (docs/domain-rules.md §A): A1 valid hourly average (>= 45 valid minutes, invalid
+flags and marked periods excluded) or the device's own hour value when there is no minute
+data; A1D device value differs from the recomputed one; A2 conversion to the reference O2
+impossible (O2 invalid or >= 21 %); A3 hourly exceedance, warning (预警) and alarm (报警)
+tiers; A4 daily exceedance on >= N valid hours (flow-weighted for wastewater where the flow
+is valid for every hour used); A4V a value outside an allowed range (pH 6-9).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from rules.findings import Finding, Tier
+from rules.hours import FIXED, HourAgg
+from rules.params import OutletParams, Thresholds, effective_thresholds
+from rules.timebase import DAY, HOUR, day_start
+
+RECOMPUTE_TOLERANCE = 0.02  # A1D: relative difference tolerated between device and recomputed
+
+
+@dataclass(frozen=True, slots=True)
+class HourValue:
+    """A factor's value for one hour, as judged."""
+
+    value: float | None  # measured hourly average
+    valid: bool
+    source: str  # "minutes" or "device"
+    valid_minutes: int
+    flag: str | None  # the hour's flag: "N" when valid, else the dominant invalid cause
+
+
+@dataclass(slots=True)
+class _DayHours:
+    # factor → [(hour start, judged value, measured value)]
+    values: dict[str, list[tuple[int, float, float]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    flow: dict[int, float] = field(default_factory=dict)  # hour start → valid flow value
+
+
+def _round(value: float | None, digits: int = 6) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+class OutletJudge:
+    def __init__(self, params: OutletParams) -> None:
+        self.params = params
+        self.thresholds: dict[str, Thresholds] = {
+            code: effective_thresholds(params, fp) for code, fp in params.factors.items()
+        }
+        # (rule, factor) → (tier, limit) of the condition that currently holds
+        self._state: dict[tuple[str, str], tuple[Tier, float | None]] = {}
+        self._days: dict[int, _DayHours] = {}
+        self._version = params.version  # a digest: computed once, recorded on every finding
+
+    # -- hours ---------------------------------------------------------------------------
+
+    def hour_value(self, agg: HourAgg) -> HourValue:
+        p = self.params
+        if agg.n:
+            minutes = agg.n_valid * p.minute_interval_min
+            valid = minutes >= p.valid_minutes_per_hour
+            value = agg.sum_valid / agg.n_valid / FIXED if agg.n_valid else None
+            flag = "N" if valid else (agg.invalid_flag or ("M" if agg.n_marked else "D"))
+            return HourValue(value, valid, "minutes", minutes, flag)
+        valid = agg.dev_value is not None and agg.dev_flag in p.valid_flags and not agg.dev_marked
+        return HourValue(agg.dev_value, valid, "device", 0, agg.dev_flag)
+
+    def hour(self, start: int, aggs: dict[str, HourAgg]) -> list[Finding]:
+        """Judge one closed outlet-hour."""
+        p = self.params
+        out: list[Finding] = []
+        values = {code: self.hour_value(agg) for code, agg in aggs.items()}
+        o2 = values.get(p.o2_code)
+        o2_ok = o2 is not None and o2.valid and o2.value is not None and o2.value < 21
+        day = self._days.setdefault(day_start(start), _DayHours())
+        flow = values.get(p.flow_code)
+        if flow is not None and flow.valid and flow.value is not None:
+            day.flow[start] = flow.value
+        for code, hv in values.items():
+            fp = p.factors.get(code)
+            if fp is None:
+                continue  # a factor the outlet reports but the configuration does not judge
+            agg = aggs[code]
+            out += self._device_check(code, start, HOUR, agg.dev_value, agg.dev_flag, hv)
+            if not hv.valid or hv.value is None:
+                continue
+            judged = hv.value
+            evidence: dict[str, Any] = {"source": hv.source, "measured": _round(hv.value)}
+            if hv.source == "minutes":
+                evidence["valid_minutes"] = hv.valid_minutes
+            if fp.reference_o2 is not None:
+                if not o2_ok:
+                    reason = "no valid O2 hour value" if not (o2 and o2.valid) else "O2 >= 21 %"
+                    out += self._transition(
+                        "A2",
+                        code,
+                        start,
+                        HOUR,
+                        "warning",
+                        None,
+                        None,
+                        {"reason": reason, "o2": _round(o2.value if o2 else None)},
+                    )
+                    continue
+                assert o2 is not None
+                assert o2.value is not None
+                out += self._transition("A2", code, start, HOUR, None, None, None, {})
+                judged = hv.value * (21 - fp.reference_o2) / (21 - o2.value)
+                evidence.update(
+                    o2=_round(o2.value), reference_o2=fp.reference_o2, converted=_round(judged)
+                )
+            day.values[code].append((start, judged, hv.value))
+            t = self.thresholds[code]
+            out += self._tiered(
+                "A3", code, start, HOUR, judged, t.hour_alarm, t.hour_warning, evidence
+            )
+            out += self._range("A4V", code, start, HOUR, hv.value, t, evidence)
+        return out
+
+    def _device_check(
+        self,
+        code: str,
+        start: int,
+        length: int,
+        dev_value: float | None,
+        dev_flag: str | None,
+        hv: HourValue,
+    ) -> list[Finding]:
+        """A1D: the device's own value against the value recomputed from its minute data."""
+        if hv.source != "minutes" or not hv.valid or hv.value is None or dev_value is None:
+            return []
+        if dev_flag not in self.params.valid_flags:
+            return []
+        diff = abs(dev_value - hv.value)
+        differs = diff > RECOMPUTE_TOLERANCE * max(abs(hv.value), 1e-9)
+        evidence = {
+            "device": _round(dev_value),
+            "recomputed": _round(hv.value),
+            "tolerance": RECOMPUTE_TOLERANCE,
+        }
+        return self._transition(
+            "A1D",
+            code,
+            start,
+            length,
+            "warning" if differs else None,
+            _round(dev_value),
+            None,
+            evidence,
+        )
+
+    # -- days ----------------------------------------------------------------------------
+
+    def day(self, start: int) -> list[Finding]:
+        """Judge one closed natural day (China time) from its judged hours."""
+        p = self.params
+        hours = self._days.pop(start, None)
+        if hours is None:
+            return []
+        out: list[Finding] = []
+        for code, items in sorted(hours.values.items()):
+            t = self.thresholds[code]
+            if t.day_alarm is None and t.day_warning is None:
+                continue
+            if len(items) < p.valid_hours_per_day:
+                continue
+            weights = [hours.flow.get(h) for h, _, _ in items]
+            weighted = p.kind == "water" and all(w is not None and w > 0 for w in weights)
+            if weighted:
+                total = sum(w for w in weights if w is not None)
+                value = (
+                    sum(v * (w or 0.0) for (_, v, _), w in zip(items, weights, strict=True)) / total
+                )
+            else:
+                value = sum(v for _, v, _ in items) / len(items)
+            evidence = {"valid_hours": len(items), "flow_weighted": weighted}
+            out += self._tiered("A4", code, start, DAY, value, t.day_alarm, t.day_warning, evidence)
+        return out
+
+    def open_days(self) -> list[int]:
+        return sorted(self._days)
+
+    # -- transitions ---------------------------------------------------------------------
+
+    def _tiered(
+        self,
+        rule: str,
+        code: str,
+        start: int,
+        length: int,
+        value: float,
+        alarm: float | None,
+        warning: float | None,
+        evidence: dict[str, Any],
+    ) -> list[Finding]:
+        if alarm is not None and value > alarm:
+            return self._transition(rule, code, start, length, "alarm", value, alarm, evidence)
+        if warning is not None and value > warning:
+            return self._transition(rule, code, start, length, "warning", value, warning, evidence)
+        if alarm is None and warning is None:
+            return []
+        return self._transition(rule, code, start, length, None, value, None, evidence)
+
+    def _range(
+        self,
+        rule: str,
+        code: str,
+        start: int,
+        length: int,
+        value: float,
+        t: Thresholds,
+        evidence: dict[str, Any],
+    ) -> list[Finding]:
+        if t.value_low is None and t.value_high is None:
+            return []
+        if code == "a01901":
+            return []  # the furnace temperature's lower bound is rule A5-2's, not a per-value one
+        low = t.value_low is not None and value < t.value_low
+        high = t.value_high is not None and value > t.value_high
+        limit = t.value_low if low else t.value_high
+        return self._transition(
+            rule,
+            code,
+            start,
+            length,
+            "alarm" if low or high else None,
+            value,
+            limit,
+            {**evidence, "low": t.value_low, "high": t.value_high},
+        )
+
+    def _transition(
+        self,
+        rule: str,
+        code: str,
+        start: int,
+        length: int,
+        tier: Tier | None,
+        value: float | None,
+        limit: float | None,
+        evidence: dict[str, Any],
+    ) -> list[Finding]:
+        """Fire while the condition holds; clear once when it stops."""
+        key = (rule, code)
+        before = self._state.get(key)
+        if tier is None:
+            if before is None:
+                return []
+            del self._state[key]
+            state = "clear"
+            tier, limit = before  # a clear names the condition it ends
+        else:
+            self._state[key] = (tier, limit)
+            state = "fire"
+        p = self.params
+        fp = p.factors[code]
+        multiple = None
+        if state == "fire" and value is not None and limit:
+            multiple = round((value - limit) / limit, 4)
+        return [
+            Finding(
+                rule=rule,
+                state=state,  # type: ignore[arg-type]
+                enterprise_id=p.enterprise_id,
+                source_id=p.outlet_id,
+                factor=code,
+                window_start=start,
+                window_end=start + length,
+                tier=tier,
+                value=_round(value),
+                limit=limit,
+                unit=fp.unit,
+                multiple=multiple,
+                params_id=p.params_id,
+                params_version=self._version,
+                evidence=evidence,
+            )
+        ]
