@@ -43,10 +43,20 @@ MEASUREMENT_SCHEMA: dict[str, Any] = {
 def measurements_frame(measurements: Iterable[Measurement]) -> pl.DataFrame:
     """Readings in arrival order as a frame (``seq`` is the arrival position)."""
     rows = [
-        (i, m.enterprise_id, m.outlet_id, m.factor, m.interval, int(m.data_time.timestamp()),
-         int(m.received_at.timestamp()), m.value, m.flag, m.zs)
+        (
+            i,
+            m.enterprise_id,
+            m.outlet_id,
+            m.factor,
+            m.interval,
+            int(m.data_time.timestamp()),
+            int(m.received_at.timestamp()),
+            m.value,
+            m.flag,
+            m.zs,
+        )
         for i, m in enumerate(measurements)
-    ]  # fmt: skip
+    ]
     return pl.DataFrame(rows, schema=MEASUREMENT_SCHEMA, orient="row")
 
 
@@ -83,11 +93,13 @@ class BatchEngine:
     def accepted(
         self, frame: pl.DataFrame, *, include_late: bool = False
     ) -> tuple[pl.DataFrame, pl.DataFrame]:
-        """(accepted minute/hour readings with hour and marked columns, final watermark per outlet)."""
+        """Accepted minute/hour readings (with hour and marked columns), and each outlet's
+        final watermark."""
         keys = pl.DataFrame(
-            [(e, o) for e, o in self.params], schema={"enterprise_id": pl.String, "outlet_id": pl.String},
+            [(e, o) for e, o in self.params],
+            schema={"enterprise_id": pl.String, "outlet_id": pl.String},
             orient="row",
-        )  # fmt: skip
+        )
         total = frame.height
         df = frame.join(keys, on=["enterprise_id", "outlet_id"], how="semi").sort("seq")
         unconfigured = total - df.height
@@ -142,14 +154,20 @@ class BatchEngine:
         minute = (
             kept.filter(pl.col("interval") == "minute")
             .with_columns(pl.col("flag").fill_null("N"))
-            .join(valid_pairs.with_columns(pl.lit(value=True).alias("flag_ok")),
-                  left_on=["enterprise_id", "outlet_id", "flag"],
-                  right_on=["enterprise_id", "outlet_id", "vflag"], how="left")
-            .with_columns(
-                (~pl.col("marked") & pl.col("value").is_not_null() & pl.col("flag_ok").fill_null(value=False))
-                .alias("valid")
+            .join(
+                valid_pairs.with_columns(pl.lit(value=True).alias("flag_ok")),
+                left_on=["enterprise_id", "outlet_id", "flag"],
+                right_on=["enterprise_id", "outlet_id", "vflag"],
+                how="left",
             )
-        )  # fmt: skip
+            .with_columns(
+                (
+                    ~pl.col("marked")
+                    & pl.col("value").is_not_null()
+                    & pl.col("flag_ok").fill_null(value=False)
+                ).alias("valid")
+            )
+        )
         valid = pl.col("valid")
         agg = minute.group_by(group).agg(
             pl.len().cast(pl.Int64).alias("n"),
@@ -167,9 +185,14 @@ class BatchEngine:
         device = (
             kept.filter(pl.col("interval") == "hour")
             .with_columns(pl.col("flag").fill_null("N"))
-            .select(*group, pl.col("value").alias("dev_value"), pl.col("flag").alias("dev_flag"),
-                    pl.col("zs").alias("dev_zs"), pl.col("marked").alias("dev_marked"))
-        )  # fmt: skip
+            .select(
+                *group,
+                pl.col("value").alias("dev_value"),
+                pl.col("flag").alias("dev_flag"),
+                pl.col("zs").alias("dev_zs"),
+                pl.col("marked").alias("dev_marked"),
+            )
+        )
         return agg.join(device, on=group, how="full", coalesce=True).sort(group)
 
     # -- layer 2: judging the closed windows ---------------------------------------------
@@ -217,8 +240,17 @@ def _by_outlet(
     aggs: pl.DataFrame,
 ) -> Iterator[tuple[tuple[str, str], list[tuple[int, dict[str, HourAgg]]]]]:
     """Aggregate rows grouped by outlet, then by hour (rows are sorted)."""
-    columns = ["enterprise_id", "outlet_id", "hour", "factor", *_INT_FIELDS,
-               "dev_value", "dev_flag", "dev_zs", "dev_marked"]  # fmt: skip
+    columns = [
+        "enterprise_id",
+        "outlet_id",
+        "hour",
+        "factor",
+        *_INT_FIELDS,
+        "dev_value",
+        "dev_flag",
+        "dev_zs",
+        "dev_marked",
+    ]
     current: tuple[str, str] | None = None
     hours: list[tuple[int, dict[str, HourAgg]]] = []
     for row in aggs.select(columns).iter_rows():
@@ -231,6 +263,6 @@ def _by_outlet(
         if not hours or hours[-1][0] != hour:
             hours.append((hour, {}))
         ints = [v or 0 for v in row[4:15]]
-        hours[-1][1][row[3]] = HourAgg(*ints, row[15], row[16], row[17], bool(row[18]))
+        hours[-1][1][row[3]] = HourAgg._make((*ints, row[15], row[16], row[17], bool(row[18])))
     if current is not None:
         yield current, hours
