@@ -1,0 +1,177 @@
+"""A simulated fleet at the reading level, with injected faults, for the stream = batch check
+and the rule benchmarks. Deterministic for a seed.
+
+70 % flue-gas outlets (CN 2051 minute records every 10 minutes and CN 2061 device hours for
+SO2, NOx, PM, O2 and flow), 30 % wastewater outlets (hourly COD, NH3-N, flow, pH). Faults:
+exceedance episodes, O2 at 21 %, invalid flags, marked maintenance periods, outages whose
+data arrives hours later (late), re-sent records (duplicates), arrival jitter (out of order),
+device clocks far ahead (future), device hour values that disagree with the minutes, water
+days above the daily limit and pH out of range.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from ingest.readings import Measurement
+from rules.markings import Marking
+from rules.params import FactorParams, OutletParams, Thresholds
+from rules.timebase import DAY, HOUR
+
+START = 1_795_190_400  # 2026-11-20 00:00 +08:00
+GAS = {
+    "a21026": (
+        40.0,
+        8.0,
+        FactorParams("a21026", "mg/m³", Thresholds(hour_alarm=100, day_alarm=80), reference_o2=6),
+    ),
+    "a21002": (
+        60.0,
+        10.0,
+        FactorParams("a21002", "mg/m³", Thresholds(hour_alarm=100), reference_o2=6),
+    ),
+    "a34013": (
+        10.0,
+        3.0,
+        FactorParams("a34013", "mg/m³", Thresholds(hour_alarm=30), reference_o2=6),
+    ),
+    "a19001": (7.0, 0.8, FactorParams("a19001", "%")),
+    "a00000": (100.0, 10.0, FactorParams("a00000", "m³/s")),
+}
+WATER = {
+    "w01018": (30.0, 6.0, FactorParams("w01018", "mg/L", Thresholds(day_alarm=50))),
+    "w21003": (2.0, 0.8, FactorParams("w21003", "mg/L", Thresholds(day_alarm=5))),
+    "w00000": (20.0, 4.0, FactorParams("w00000", "L/s")),
+    "w01001": (7.2, 0.3, FactorParams("w01001", "", Thresholds(value_low=6, value_high=9))),
+}
+
+
+@dataclass
+class Fleet:
+    params: dict[tuple[str, str], OutletParams]
+    markings: list[Marking]
+    readings: list[Measurement]  # in arrival order
+
+
+class _Times:
+    """datetimes for epoch seconds, cached (the same slots repeat across the fleet)."""
+
+    def __init__(self) -> None:
+        self._cache: dict[int, datetime] = {}
+
+    def __call__(self, t: int) -> datetime:
+        d = self._cache.get(t)
+        if d is None:
+            d = self._cache[t] = datetime.fromtimestamp(t, tz=UTC)
+        return d
+
+
+def generate(n_enterprises: int = 200, days: int = 30, seed: int = 2026) -> Fleet:
+    rng = random.Random(seed)
+    times = _Times()
+    params: dict[tuple[str, str], OutletParams] = {}
+    markings: list[Marking] = []
+    rows: list[tuple[int, int, Measurement]] = []  # (received, order, reading)
+    order = 0
+    for i in range(n_enterprises):
+        ent, outlet = f"E{i:04d}", "DA001" if i % 10 < 7 else "DW001"
+        gas = outlet == "DA001"
+        spec = GAS if gas else WATER
+        params[(ent, outlet)] = OutletParams(
+            ent, outlet, "gas" if gas else "water", factors={c: s[2] for c, s in spec.items()}
+        )
+        # Fault plan for this outlet, in hours since START.
+        hours = days * 24
+        exceed = {
+            h for s in rng.sample(range(hours - 8), 3) for h in range(s, s + rng.randint(2, 6))
+        }
+        o2_bad = set(rng.sample(range(hours), 2)) if gas else set()
+        disagree = set(rng.sample(range(hours), 3)) if gas else set()
+        outage = rng.randrange(hours - 6) if i % 4 == 0 else -1  # 3 h whose data comes 4 h late
+        bad_days = {rng.randrange(days)} if not gas and i % 3 == 0 else set()
+        ph_bad = set(rng.sample(range(hours), 2)) if not gas else set()
+        if i % 5 == 0:
+            m_start = START + rng.randrange(hours - 10) * HOUR
+            markings.append(
+                Marking(ent, outlet, "maintenance", m_start, m_start + rng.randint(4, 8) * HOUR)
+            )
+            exceed |= {(m_start - START) // HOUR + k for k in range(3)}  # exceedance inside: muted
+        for h in range(hours):
+            t_hour = START + h * HOUR
+            for code, (base, sd, _) in spec.items():
+
+                def value(k: int) -> float:
+                    v = rng.gauss(base, sd)
+                    if code in ("a21026", "w01018") and (h in exceed or (h // 24) in bad_days):
+                        v = rng.uniform(2.5, 4.0) * base
+                    if code == "a19001" and h in o2_bad:
+                        v = 21.0
+                    if code == "w01001" and h in ph_bad:
+                        v = 5.2
+                    return round(max(v, 0.0), 2)
+
+                received_delay = 4 * HOUR if outage >= 0 and outage <= h < outage + 3 else 0
+                values: list[float] = []
+                if gas:
+                    for k in range(6):
+                        t = t_hour + 600 * k
+                        v = value(k)
+                        flag = "D" if rng.random() < 0.01 else "N"
+                        if flag == "N":
+                            values.append(v)
+                        received = t + 600 + rng.randint(-300, 300) + received_delay
+                        if rng.random() < 0.0005:
+                            t_out = t + 2 * DAY  # a device clock far ahead
+                        else:
+                            t_out = t
+                        m = Measurement(
+                            ent,
+                            outlet,
+                            "MN",
+                            code,
+                            "minute",
+                            times(t_out),
+                            v,
+                            None,
+                            None,
+                            None,
+                            None,
+                            flag,
+                            None,
+                            times(received),
+                            0,
+                        )
+                        rows.append((received, order, m))
+                        order += 1
+                        if rng.random() < 0.01:  # re-sent
+                            rows.append((received + rng.randint(1, 900), order, m))
+                            order += 1
+                    dev = round(sum(values) / len(values), 2) if values else value(0)
+                    if h in disagree and code == "a21026":
+                        dev = round(dev * 1.1, 2)
+                else:
+                    dev = value(0)
+                received = t_hour + HOUR + rng.randint(60, 400) + received_delay
+                m = Measurement(
+                    ent,
+                    outlet,
+                    "MN",
+                    code,
+                    "hour",
+                    times(t_hour),
+                    dev,
+                    None,
+                    None,
+                    None,
+                    None,
+                    "N",
+                    None,
+                    times(received),
+                    0,
+                )
+                rows.append((received, order, m))
+                order += 1
+    rows.sort(key=lambda r: (r[0], r[1]))
+    return Fleet(params, markings, [r[2] for r in rows])
