@@ -55,6 +55,27 @@ class Fleet:
     readings: list[Measurement]  # in arrival order
 
 
+@dataclass
+class _Plan:
+    """Which hours of one outlet carry which injected fault."""
+
+    exceed: set[int]
+    o2_bad: set[int]
+    ph_bad: set[int]
+    bad_days: set[int]
+
+
+def _value(rng: random.Random, code: str, base: float, sd: float, h: int, plan: _Plan) -> float:
+    v = rng.gauss(base, sd)
+    if code in ("a21026", "w01018") and (h in plan.exceed or (h // 24) in plan.bad_days):
+        v = rng.uniform(2.5, 4.0) * base
+    if code == "a19001" and h in plan.o2_bad:
+        v = 21.0
+    if code == "w01001" and h in plan.ph_bad:
+        v = 5.2
+    return round(max(v, 0.0), 2)
+
+
 class _Times:
     """datetimes for epoch seconds, cached (the same slots repeat across the fleet)."""
 
@@ -92,40 +113,27 @@ def generate(n_enterprises: int = 200, days: int = 30, seed: int = 2026) -> Flee
         outage = rng.randrange(hours - 6) if i % 4 == 0 else -1  # 3 h whose data comes 4 h late
         bad_days = {rng.randrange(days)} if not gas and i % 3 == 0 else set()
         ph_bad = set(rng.sample(range(hours), 2)) if not gas else set()
+        plan = _Plan(exceed, o2_bad, ph_bad, bad_days)
         if i % 5 == 0:
             m_start = START + rng.randrange(hours - 10) * HOUR
             markings.append(
                 Marking(ent, outlet, "maintenance", m_start, m_start + rng.randint(4, 8) * HOUR)
             )
-            exceed |= {(m_start - START) // HOUR + k for k in range(3)}  # exceedance inside: muted
+            plan.exceed |= {(m_start - START) // HOUR + k for k in range(3)}  # muted by the marking
         for h in range(hours):
             t_hour = START + h * HOUR
             for code, (base, sd, _) in spec.items():
-
-                def value(k: int) -> float:
-                    v = rng.gauss(base, sd)
-                    if code in ("a21026", "w01018") and (h in exceed or (h // 24) in bad_days):
-                        v = rng.uniform(2.5, 4.0) * base
-                    if code == "a19001" and h in o2_bad:
-                        v = 21.0
-                    if code == "w01001" and h in ph_bad:
-                        v = 5.2
-                    return round(max(v, 0.0), 2)
-
                 received_delay = 4 * HOUR if outage >= 0 and outage <= h < outage + 3 else 0
                 values: list[float] = []
                 if gas:
                     for k in range(6):
                         t = t_hour + 600 * k
-                        v = value(k)
+                        v = _value(rng, code, base, sd, h, plan)
                         flag = "D" if rng.random() < 0.01 else "N"
                         if flag == "N":
                             values.append(v)
                         received = t + 600 + rng.randint(-300, 300) + received_delay
-                        if rng.random() < 0.0005:
-                            t_out = t + 2 * DAY  # a device clock far ahead
-                        else:
-                            t_out = t
+                        t_out = t + 2 * DAY if rng.random() < 0.0005 else t  # clock far ahead
                         m = Measurement(
                             ent,
                             outlet,
@@ -148,11 +156,15 @@ def generate(n_enterprises: int = 200, days: int = 30, seed: int = 2026) -> Flee
                         if rng.random() < 0.01:  # re-sent
                             rows.append((received + rng.randint(1, 900), order, m))
                             order += 1
-                    dev = round(sum(values) / len(values), 2) if values else value(0)
+                    dev = (
+                        round(sum(values) / len(values), 2)
+                        if values
+                        else _value(rng, code, base, sd, h, plan)
+                    )
                     if h in disagree and code == "a21026":
                         dev = round(dev * 1.1, 2)
                 else:
-                    dev = value(0)
+                    dev = _value(rng, code, base, sd, h, plan)
                 received = t_hour + HOUR + rng.randint(60, 400) + received_delay
                 m = Measurement(
                     ent,
