@@ -144,20 +144,33 @@ class BatchEngine:
             expr = expr | hit
         return expr.alias("marked")
 
+    def _outlet_table(self) -> pl.DataFrame:
+        return pl.DataFrame(
+            [(e, o, p.minute_interval_s, p.flow_code) for (e, o), p in self.params.items()],
+            schema={
+                "enterprise_id": pl.String,
+                "outlet_id": pl.String,
+                "interval_s": pl.Int64,
+                "flow_code": pl.String,
+            },
+            orient="row",
+        )
+
     def hour_aggregates(self, kept: pl.DataFrame) -> pl.DataFrame:
+        outlet = ["enterprise_id", "outlet_id"]
         valid_pairs = pl.DataFrame(
             [(e, o, f) for (e, o), p in self.params.items() for f in sorted(p.valid_flags)],
             schema={"enterprise_id": pl.String, "outlet_id": pl.String, "vflag": pl.String},
             orient="row",
         )
-        group = ["enterprise_id", "outlet_id", "hour", "factor"]
+        group = [*outlet, "hour", "factor"]
         minute = (
             kept.filter(pl.col("interval") == "minute")
             .with_columns(pl.col("flag").fill_null("N"))
             .join(
                 valid_pairs.with_columns(pl.lit(value=True).alias("flag_ok")),
-                left_on=["enterprise_id", "outlet_id", "flag"],
-                right_on=["enterprise_id", "outlet_id", "vflag"],
+                left_on=[*outlet, "flag"],
+                right_on=[*outlet, "vflag"],
                 how="left",
             )
             .with_columns(
@@ -167,12 +180,14 @@ class BatchEngine:
                     & pl.col("flag_ok").fill_null(value=False)
                 ).alias("valid")
             )
+            .with_columns(pl.when(pl.col("valid")).then(_fixed("value")).alias("fixed"))
         )
+        minute = self._runs(minute)
         valid = pl.col("valid")
         agg = minute.group_by(group).agg(
             pl.len().cast(pl.Int64).alias("n"),
             valid.sum().cast(pl.Int64).alias("n_valid"),
-            _fixed("value").filter(valid).sum().cast(pl.Int64).alias("sum_valid"),
+            pl.col("fixed").sum().cast(pl.Int64).alias("sum_valid"),
             pl.col("marked").sum().cast(pl.Int64).alias("n_marked"),
             *[(pl.col("flag") == f).sum().cast(pl.Int64).alias(f"n_{f.lower()}") for f in "DMCBT"],
             (valid & pl.col("zs").is_not_null()).sum().cast(pl.Int64).alias("zs_n"),
@@ -181,6 +196,10 @@ class BatchEngine:
             .sum()
             .cast(pl.Int64)
             .alias("zs_sum"),
+            pl.col("fixed").min().alias("min_valid"),
+            pl.col("fixed").max().alias("max_valid"),
+            pl.col("zero_len").max().cast(pl.Int64).alias("zero_run"),
+            pl.col("const_len").max().cast(pl.Int64).alias("const_run"),
         )
         device = (
             kept.filter(pl.col("interval") == "hour")
@@ -194,6 +213,54 @@ class BatchEngine:
             )
         )
         return agg.join(device, on=group, how="full", coalesce=True).sort(group)
+
+    def _runs(self, minute: pl.DataFrame) -> pl.DataFrame:
+        """Zero and constant run lengths per record: the same definition as ``RunState``."""
+        outlet = ["enterprise_id", "outlet_id"]
+        key = [*outlet, "factor"]
+        outlets = self._outlet_table()
+        stopped = (
+            minute.join(outlets, on=outlet)
+            .filter(
+                (pl.col("factor") == pl.col("flow_code")) & pl.col("valid") & (pl.col("value") <= 0)
+            )
+            .select(*outlet, "t", pl.lit(value=True).alias("stopped"))
+            .unique()
+        )
+        df = (
+            minute.join(outlets.select(*outlet, "interval_s"), on=outlet, how="left")
+            .join(stopped, on=[*outlet, "t"], how="left")
+            .sort([*key, "t"])
+        )
+        eligible = pl.col("valid") & ~pl.col("stopped").fill_null(value=False)
+        df = df.with_columns(
+            (eligible & (pl.col("fixed") == 0)).alias("is_zero"),
+            (eligible & (pl.col("fixed") != 0)).alias("is_const"),
+            ((pl.col("t") - pl.col("t").shift(1).over(key)) == pl.col("interval_s"))
+            .fill_null(value=False)
+            .alias("consecutive"),
+        )
+        zero_cont = pl.col("is_zero") & pl.col("consecutive") & pl.col("is_zero").shift(1).over(key)
+        const_cont = (
+            pl.col("is_const")
+            & pl.col("consecutive")
+            & pl.col("is_const").shift(1).over(key)
+            & (pl.col("fixed") == pl.col("fixed").shift(1).over(key))
+        )
+        df = df.with_columns(
+            (~zero_cont.fill_null(value=False)).cum_sum().over(key).alias("zero_group"),
+            (~const_cont.fill_null(value=False)).cum_sum().over(key).alias("const_group"),
+        )
+        return df.with_columns(
+            pl.when(pl.col("is_zero"))
+            .then(pl.int_range(pl.len()).over([*key, "zero_group"]) + 1)
+            .otherwise(0)
+            .alias("zero_len"),
+            pl.when(pl.col("is_const"))
+            .then(pl.int_range(pl.len()).over([*key, "const_group"]) + 1)
+            .otherwise(0)
+            .alias("const_len"),
+        )
 
     # -- layer 2: judging the closed windows ---------------------------------------------
 
@@ -250,6 +317,10 @@ def _by_outlet(
         "dev_flag",
         "dev_zs",
         "dev_marked",
+        "min_valid",
+        "max_valid",
+        "zero_run",
+        "const_run",
     ]
     current: tuple[str, str] | None = None
     hours: list[tuple[int, dict[str, HourAgg]]] = []
@@ -263,6 +334,18 @@ def _by_outlet(
         if not hours or hours[-1][0] != hour:
             hours.append((hour, {}))
         ints = [v or 0 for v in row[4:15]]
-        hours[-1][1][row[3]] = HourAgg._make((*ints, row[15], row[16], row[17], bool(row[18])))
+        hours[-1][1][row[3]] = HourAgg._make(
+            (
+                *ints,
+                row[15],
+                row[16],
+                row[17],
+                bool(row[18]),
+                row[19],
+                row[20],
+                row[21] or 0,
+                row[22] or 0,
+            )
+        )
     if current is not None:
         yield current, hours

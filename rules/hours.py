@@ -60,6 +60,10 @@ class HourAgg(NamedTuple):
     dev_flag: str | None
     dev_zs: float | None
     dev_marked: bool
+    min_valid: int | None = None  # fixed-point extremes of the valid values
+    max_valid: int | None = None
+    zero_run: int = 0  # longest run of consecutive zero values reached in the hour (records)
+    const_run: int = 0  # longest run of consecutive identical non-zero values (records)
 
     @property
     def invalid_flag(self) -> str | None:
@@ -75,21 +79,81 @@ class HourAgg(NamedTuple):
 EMPTY = HourAgg(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, None, None, None, False)
 
 
+class RunState:
+    """Zero and constant runs of one factor, carried from one closed hour to the next.
+
+    A run continues only over consecutive records (exactly one minute interval apart) that
+    are *eligible*: a valid flag, a value, not marked, and the outlet producing (a valid flow
+    of 0 at the same time means it is not). Zero values extend the zero run; identical
+    non-zero values the constant run.
+    """
+
+    __slots__ = ("const", "last_fixed", "last_t", "zero")
+
+    def __init__(self) -> None:
+        self.last_t = -(2**62)
+        self.last_fixed = 0
+        self.zero = 0
+        self.const = 0
+
+    def step(self, t: int, fixed: int | None, eligible: bool, interval_s: int) -> tuple[int, int]:
+        consecutive = t - self.last_t == interval_s
+        if not eligible or fixed is None:
+            self.zero = self.const = 0
+        elif fixed == 0:
+            self.zero = self.zero + 1 if consecutive else 1
+            self.const = 0
+        else:
+            same = consecutive and self.const > 0 and fixed == self.last_fixed
+            self.const = self.const + 1 if same else 1
+            self.zero = 0
+        self.last_t = t
+        self.last_fixed = fixed if fixed is not None else 0
+        return self.zero, self.const
+
+
 def aggregate(
-    minutes: Iterable[MinuteRecord], device: Iterable[DeviceHour], valid_flags: frozenset[str]
+    minutes: Iterable[MinuteRecord],
+    device: Iterable[DeviceHour],
+    valid_flags: frozenset[str],
+    runs: dict[str, RunState] | None = None,
+    interval_s: int = 600,
+    flow_code: str | None = None,
 ) -> dict[str, HourAgg]:
-    """The hour's aggregates per factor, from already de-duplicated records."""
+    """The hour's aggregates per factor, from already de-duplicated records.
+
+    ``runs`` carries the zero/constant runs across hours (records must come hour by hour in
+    event-time order); without it runs are not computed.
+    """
+    records = sorted(minutes, key=lambda r: (r.factor, r.t))
+    not_producing = {
+        r.t
+        for r in records
+        if r.factor == flow_code
+        and r.value is not None
+        and r.flag in valid_flags
+        and not r.marked
+        and r.value <= 0
+    }
     acc: dict[str, list[int]] = {}
-    for r in minutes:
+    low: dict[str, int] = {}
+    high: dict[str, int] = {}
+    longest: dict[str, list[int]] = {}  # factor → [zero run, constant run]
+    for r in records:
         a = acc.get(r.factor)
         if a is None:
             a = acc[r.factor] = [0] * 11
+            longest[r.factor] = [0, 0]
         a[0] += 1
+        fixed = None
         if r.marked:
             a[3] += 1
         elif r.value is not None and r.flag in valid_flags:
+            fixed = to_fixed(r.value)
             a[1] += 1
-            a[2] += to_fixed(r.value)
+            a[2] += fixed
+            low[r.factor] = min(low.get(r.factor, fixed), fixed)
+            high[r.factor] = max(high.get(r.factor, fixed), fixed)
             if r.zs is not None:
                 a[9] += 1
                 a[10] += to_fixed(r.zs)
@@ -103,6 +167,15 @@ def aggregate(
             a[7] += 1
         elif r.flag == "T":
             a[8] += 1
+        if runs is not None:
+            state = runs.get(r.factor)
+            if state is None:
+                state = runs[r.factor] = RunState()
+            eligible = fixed is not None and r.t not in not_producing
+            zero, const = state.step(r.t, fixed, eligible, interval_s)
+            best = longest[r.factor]
+            best[0] = max(best[0], zero)
+            best[1] = max(best[1], const)
     out = {
         f: HourAgg(
             a[0],
@@ -120,6 +193,10 @@ def aggregate(
             None,
             None,
             False,
+            low.get(f),
+            high.get(f),
+            longest[f][0],
+            longest[f][1],
         )
         for f, a in acc.items()
     }

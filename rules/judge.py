@@ -15,12 +15,13 @@ is valid for every hour used); A4V a value outside an allowed range (pH 6-9).
 
 from __future__ import annotations
 
-from collections import defaultdict
+import math
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
 from rules.findings import Finding, Tier
-from rules.hours import FIXED, HourAgg
+from rules.hours import FIXED, HourAgg, to_fixed
 from rules.params import OutletParams, Thresholds, effective_thresholds
 from rules.timebase import DAY, HOUR, day_start
 
@@ -45,6 +46,25 @@ class _DayHours:
         default_factory=lambda: defaultdict(list)
     )
     flow: dict[int, float] = field(default_factory=dict)  # hour start → valid flow value
+    # factor → [minute records received, valid minute records] over the day (B10)
+    counts: dict[str, list[int]] = field(default_factory=dict)
+
+
+# Physical bounds used when the configuration sets none (B5).
+DEFAULT_PLAUSIBLE: dict[str, tuple[float, float]] = {
+    "a19001": (0.0, 21.0),  # O2 %
+    "w01001": (0.0, 14.0),  # pH
+    "a01014": (0.0, 100.0),  # flue-gas humidity %
+}
+
+
+def _plausible(
+    code: str, low: float | None, high: float | None
+) -> tuple[float | None, float | None]:
+    default = DEFAULT_PLAUSIBLE.get(code)
+    if default is None:
+        return low, high
+    return (low if low is not None else default[0], high if high is not None else default[1])
 
 
 def _round(value: float | None, digits: int = 6) -> float | None:
@@ -61,6 +81,10 @@ class OutletJudge:
         self._state: dict[tuple[str, str], tuple[Tier, float | None]] = {}
         self._days: dict[int, _DayHours] = {}
         self._version = params.version  # a digest: computed once, recorded on every finding
+        # B4 consecutive over-range hours, B9 consecutive invalid-flag hours, B6 history.
+        self._over_hours: dict[str, int] = defaultdict(int)
+        self._flag_hours: dict[str, int] = defaultdict(int)
+        self._history: dict[str, deque[float]] = {}
 
     # -- hours ---------------------------------------------------------------------------
 
@@ -92,8 +116,14 @@ class OutletJudge:
                 continue  # a factor the outlet reports but the configuration does not judge
             agg = aggs[code]
             out += self._device_check(code, start, HOUR, agg.dev_value, agg.dev_flag, hv)
+            out += self._data_checks(code, start, agg, hv)
+            if agg.n:
+                counts = day.counts.setdefault(code, [0, 0])
+                counts[0] += agg.n
+                counts[1] += agg.n_valid
             if not hv.valid or hv.value is None:
                 continue
+            out += self._jump(code, start, hv.value)
             judged = hv.value
             evidence: dict[str, Any] = {"source": hv.source, "measured": _round(hv.value)}
             if hv.source == "minutes":
@@ -119,13 +149,180 @@ class OutletJudge:
                 evidence.update(
                     o2=_round(o2.value), reference_o2=fp.reference_o2, converted=_round(judged)
                 )
+                out += self._reported_zs(code, start, agg, judged)
             day.values[code].append((start, judged, hv.value))
             t = self.thresholds[code]
             out += self._tiered(
                 "A3", code, start, HOUR, judged, t.hour_alarm, t.hour_warning, evidence
             )
             out += self._range("A4V", code, start, HOUR, hv.value, t, evidence)
+        out += self._o2_high(start, o2, flow)
         return out
+
+    # -- data anomalies (B) --------------------------------------------------------------
+
+    def _data_checks(self, code: str, start: int, agg: HourAgg, hv: HourValue) -> list[Finding]:
+        """B1 zero, B2 constant, B3 negative, B4 over range, B5 implausible, B9 flags."""
+        p = self.params
+        fp = p.factors[code]
+        out: list[Finding] = []
+        if agg.n:  # runs are judged on minute data only
+            zero = agg.zero_run * p.minute_interval_min
+            const = agg.const_run * p.minute_interval_min
+            out += self._flagged(
+                "B1", code, start, zero >= p.zero_minutes, zero, p.zero_minutes, "min"
+            )
+            out += self._flagged(
+                "B2", code, start, const >= p.const_minutes, const, p.const_minutes, "min"
+            )
+        low: float | None
+        high: float | None
+        if agg.min_valid is not None and agg.max_valid is not None:
+            low, high = agg.min_valid / FIXED, agg.max_valid / FIXED
+        elif hv.source == "device" and hv.valid and hv.value is not None:
+            low = high = hv.value
+        else:
+            low = high = None
+        if low is not None and high is not None:
+            negative = not fp.allow_negative and low < 0
+            out += self._flagged("B3", code, start, negative, low, 0.0, fp.unit)
+            over = agg.n_t > 0 or (
+                fp.range_max is not None and to_fixed(high) >= to_fixed(fp.range_max)
+            )
+            self._over_hours[code] = self._over_hours[code] + 1 if over else 0
+            tier: Tier = (
+                "alarm" if self._over_hours[code] >= p.over_range_alarm_hours else "warning"
+            )
+            evidence = {
+                "flag_t": agg.n_t,
+                "range_max": fp.range_max,
+                "hours": self._over_hours[code],
+            }
+            out += self._transition(
+                "B4", code, start, HOUR, tier if over else None, high, fp.range_max, evidence
+            )
+            pmin, pmax = _plausible(code, fp.plausible_min, fp.plausible_max)
+            implausible = (pmin is not None and low < pmin) or (pmax is not None and high > pmax)
+            limit = pmin if pmin is not None and low < pmin else pmax
+            out += self._transition(
+                "B5",
+                code,
+                start,
+                HOUR,
+                "warning" if implausible else None,
+                low if limit == pmin else high,
+                limit,
+                {"min": pmin, "max": pmax},
+            )
+        if not hv.valid and hv.source == "minutes" and hv.flag in ("D", "M", "C"):
+            self._flag_hours[code] += 1
+            n = self._flag_hours[code]
+            tier = "alarm" if n >= p.flag_hours_alarm else "warning"
+            hold = n >= p.flag_hours_warning
+            out += self._transition(
+                "B9",
+                code,
+                start,
+                HOUR,
+                tier if hold else None,
+                float(n),
+                float(p.flag_hours_warning),
+                {"flag": hv.flag, "hours": n},
+            )
+        elif hv.valid:
+            self._flag_hours[code] = 0
+            out += self._transition("B9", code, start, HOUR, None, 0.0, None, {})
+        return out
+
+    def _flagged(
+        self, rule: str, code: str, start: int, holds: bool, value: float, limit: float, unit: str
+    ) -> list[Finding]:
+        return self._transition(
+            rule, code, start, HOUR, "warning" if holds else None, value, limit, {"unit": unit}
+        )
+
+    def _jump(self, code: str, start: int, value: float) -> list[Finding]:
+        """B6: the hourly value jumps by more than k σ of the last 24 valid hours (and by more
+        than a fraction of their mean)."""
+        p = self.params
+        history = self._history.get(code)
+        if history is None:
+            history = self._history[code] = deque(maxlen=24)
+        out: list[Finding] = []
+        if len(history) >= p.jump_min_history:
+            # Plain floats: statistics.pstdev computes with fractions, 30× slower here.
+            n = len(history)
+            mean = math.fsum(history) / n
+            sigma = math.sqrt(math.fsum((x - mean) ** 2 for x in history) / n)
+            step = abs(value - history[-1])
+            bound = max(p.jump_sigma * sigma, p.jump_relative * abs(mean))
+            evidence = {
+                "previous": _round(history[-1]),
+                "sigma": _round(sigma),
+                "mean": _round(mean),
+            }
+            out = self._transition(
+                "B6",
+                code,
+                start,
+                HOUR,
+                "warning" if step > bound else None,
+                _round(step),
+                _round(bound),
+                evidence,
+            )
+        history.append(value)
+        return out
+
+    def _reported_zs(self, code: str, start: int, agg: HourAgg, recomputed: float) -> list[Finding]:
+        """B8-5: the converted value the device reports against the one recomputed here."""
+        if agg.zs_n:
+            reported: float | None = agg.zs_sum / agg.zs_n / FIXED
+        else:
+            reported = agg.dev_zs if agg.n == 0 else None
+        if reported is None:
+            return []
+        tolerance = self.params.zs_tolerance
+        differs = abs(reported - recomputed) > tolerance * max(abs(recomputed), 1e-9)
+        evidence = {
+            "reported": _round(reported),
+            "recomputed": _round(recomputed),
+            "tolerance": tolerance,
+        }
+        return self._transition(
+            "B8-5",
+            code,
+            start,
+            HOUR,
+            "warning" if differs else None,
+            _round(reported),
+            _round(recomputed),
+            evidence,
+        )
+
+    def _o2_high(self, start: int, o2: HourValue | None, flow: HourValue | None) -> list[Finding]:
+        """B8-3: O2 near ambient while flue gas flows (dilution, or a leak before the analyser)."""
+        p = self.params
+        if (
+            p.kind != "gas"
+            or p.o2_code not in p.factors
+            or o2 is None
+            or not o2.valid
+            or o2.value is None
+        ):
+            return []
+        flowing = flow is not None and flow.valid and flow.value is not None and flow.value > 0
+        high = flowing and o2.value >= p.o2_high
+        return self._transition(
+            "B8-3",
+            p.o2_code,
+            start,
+            HOUR,
+            "warning" if high else None,
+            _round(o2.value),
+            p.o2_high,
+            {"flow": _round(flow.value if flow else None)},
+        )
 
     def _device_check(
         self,
@@ -168,6 +365,22 @@ class OutletJudge:
         if hours is None:
             return []
         out: list[Finding] = []
+        expected = DAY // 60 // p.minute_interval_min
+        for code, (received, valid) in sorted(hours.counts.items()):
+            if code not in p.factors:
+                continue
+            rate = valid / expected
+            evidence = {"received": received, "valid": valid, "expected": expected}
+            out += self._transition(
+                "B10",
+                code,
+                start,
+                DAY,
+                "warning" if rate < p.transmission_min else None,
+                round(rate, 4),
+                p.transmission_min,
+                evidence,
+            )
         for code, items in sorted(hours.values.items()):
             t = self.thresholds[code]
             if t.day_alarm is None and t.day_warning is None:

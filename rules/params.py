@@ -56,6 +56,7 @@ class FactorParams:
     range_max: float | None = None
     plausible_min: float | None = None
     plausible_max: float | None = None
+    allow_negative: bool = False  # B3 does not apply (temperatures)
     source: str = ""  # where the limits come from, e.g. "GB 13223-2011 Table 1"
 
 
@@ -78,6 +79,21 @@ class OutletParams:
     hourly_warning_for_daily_limit: bool = True  # water: an hour above the daily limit warns
     zs_tolerance: float = 0.01  # B8-5: reported 折算 vs recomputed, relative [I]
     o2_code: str = O2_CODE
+    # Data anomalies (B), all [I] defaults.
+    zero_minutes: int = 60  # B1: consecutive zero values for this long while producing
+    const_minutes: int = 60  # B2: consecutive identical values for this long
+    over_range_alarm_hours: int = 3  # B4: over range this many hours in a row is an alarm
+    jump_sigma: float = 5.0  # B6: a change of the hourly value above k σ of the last 24 h ...
+    jump_relative: float = 0.5  # ... and above this fraction of their mean
+    jump_min_history: int = 12  # ... judged once this many valid hours are known
+    flag_hours_warning: int = 4  # B9: fault/maintenance/calibration flags this many hours
+    flag_hours_alarm: int = 120  # ... and this many (5 days) for an alarm
+    transmission_min: float = 0.9  # B10: effective transmission rate per day
+    o2_high: float = 19.0  # B8-3: O2 this high while flue gas flows: dilution suspected
+
+    @property
+    def minute_interval_s(self) -> int:
+        return self.minute_interval_min * 60
 
     @property
     def flow_code(self) -> str:

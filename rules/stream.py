@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from ingest.readings import Measurement, ReadingBatch
 from rules.findings import Finding
-from rules.hours import DeviceHour, MinuteRecord, aggregate
+from rules.hours import DeviceHour, MinuteRecord, RunState, aggregate
 from rules.judge import OutletJudge
 from rules.markings import MarkingBook
 from rules.params import OutletParams
@@ -43,10 +43,11 @@ class _OpenHour:
 
 
 class _OutletStream:
-    __slots__ = ("hours", "judge", "next_close", "watermark")
+    __slots__ = ("hours", "judge", "next_close", "runs", "watermark")
 
     def __init__(self, params: OutletParams) -> None:
         self.judge = OutletJudge(params)
+        self.runs: dict[str, RunState] = {}
         self.watermark = -(2**62)
         self.hours: dict[int, _OpenHour] = {}
         self.next_close = 2**62  # watermark at which the earliest open hour closes
@@ -131,10 +132,16 @@ class StreamEngine:
                 if d + DAY + self.grace <= watermark and d + DAY <= h:
                     out += judge.day(d)
             hour = st.hours.pop(h)
-            valid_flags = judge.params.valid_flags
-            out += judge.hour(
-                h, aggregate(hour.minutes.values(), hour.device.values(), valid_flags)
+            p = judge.params
+            aggs = aggregate(
+                hour.minutes.values(),
+                hour.device.values(),
+                p.valid_flags,
+                st.runs,
+                p.minute_interval_s,
+                p.flow_code,
             )
+            out += judge.hour(h, aggs)
         for d in judge.open_days():
             if d + DAY + self.grace <= watermark:
                 out += judge.day(d)

@@ -75,8 +75,10 @@ def minutes(
 
 
 def hour_of(factor: str, hour: datetime, value: float, **kw) -> list[Measurement]:
-    """A full valid hour: six 10-minute records of ``value``."""
-    return minutes(factor, hour, [value] * 6, **kw)
+    """A full valid hour: six 10-minute records averaging ``value`` (varied, as real data is,
+    so that they do not form a constant-value run)."""
+    spread = [-0.3, 0.3, -0.2, 0.2, -0.1, 0.1] if value else [0.0] * 6
+    return minutes(factor, hour, [value + d for d in spread], **kw)
 
 
 def tick(hours: float) -> datetime:
