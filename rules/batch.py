@@ -19,6 +19,7 @@ from typing import Any
 import polars as pl
 
 from ingest.readings import Measurement
+from rules.absence import AbsenceWatch
 from rules.findings import Finding
 from rules.hours import FIXED, HourAgg
 from rules.judge import OutletJudge
@@ -58,6 +59,9 @@ def measurements_frame(measurements: Iterable[Measurement]) -> pl.DataFrame:
         for i, m in enumerate(measurements)
     ]
     return pl.DataFrame(rows, schema=MEASUREMENT_SCHEMA, orient="row")
+
+
+Ticks = tuple[int, int, int]  # (first tick, seconds between ticks, number of ticks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,8 +269,64 @@ class BatchEngine:
     # -- layer 2: judging the closed windows ---------------------------------------------
 
     def run(
-        self, frame: pl.DataFrame, *, flush: bool = True, include_late: bool = False
+        self,
+        frame: pl.DataFrame,
+        *,
+        flush: bool = True,
+        include_late: bool = False,
+        ticks: Ticks | None = None,
     ) -> list[Finding]:
+        """All findings of ``frame``: windows first (closed ones, or all with ``flush``), then
+        the absence rules at ``ticks`` (none when not given)."""
+        out = self._windows(frame, flush=flush, include_late=include_late)
+        if ticks is not None:
+            out += self.absence(frame, ticks)
+        return out
+
+    def absence(self, frame: pl.DataFrame, ticks: Ticks) -> list[Finding]:
+        """B7/B8 at regular ticks: receipts reduced per outlet and inter-tick interval to what
+        the rules need (the first receipt, for a clear, and the latest), then the shared
+        ``AbsenceWatch`` replayed over them with the ticks."""
+        first, every, count = ticks
+        outlet = ["enterprise_id", "outlet_id"]
+        keys = pl.DataFrame(list(self.params), schema={"enterprise_id": pl.String, "outlet_id": pl.String},
+                            orient="row")  # fmt: skip
+        df = frame.join(keys, on=outlet, how="semi").with_columns(
+            ((pl.col("received") - first + every - 1) // every).clip(lower_bound=0).alias("bucket")
+        )
+        receipts = (
+            df.sort("seq")
+            .group_by([*outlet, "bucket"], maintain_order=True)
+            .agg(pl.col("received").first().alias("first"), pl.col("received").max().alias("latest"),
+                 pl.col("seq").first().alias("order"))
+            .sort(["bucket", "order"])
+        )  # fmt: skip
+        packets = (
+            df.filter((pl.col("interval") == "hour") & (pl.col("t") <= pl.col("received") + self.max_future))
+            .with_columns((pl.col("t") - pl.col("t") % HOUR).alias("hour"))
+            .sort("seq")
+            .select(*outlet, "bucket", "hour", "factor")
+        )  # fmt: skip
+        watch = AbsenceWatch(self.params)
+        by_bucket: dict[int, list[tuple[str, str, int, int]]] = {}
+        for e, o, b, f, latest, _ in receipts.iter_rows():
+            by_bucket.setdefault(b, []).append((e, o, f, latest))
+        packets_by_bucket: dict[int, list[tuple[str, str, int, str]]] = {}
+        for e, o, b, h, factor in packets.iter_rows():
+            packets_by_bucket.setdefault(b, []).append((e, o, h, factor))
+        out: list[Finding] = []
+        last_bucket = max([count, *by_bucket, *packets_by_bucket])
+        for k in range(last_bucket + 1):
+            for e, o, f, latest in by_bucket.get(k, ()):
+                out += watch.received((e, o), f)
+                out += watch.received((e, o), latest)
+            for e, o, h, factor in packets_by_bucket.get(k, ()):
+                watch.hour_packet((e, o), h, factor)
+            if k < count:
+                out += watch.tick(first + k * every)
+        return out
+
+    def _windows(self, frame: pl.DataFrame, *, flush: bool, include_late: bool) -> list[Finding]:
         kept, watermarks = self.accepted(frame, include_late=include_late)
         aggs = self.hour_aggregates(kept)
         final = {(r[0], r[1]): r[2] for r in watermarks.iter_rows()}

@@ -90,6 +90,8 @@ class OutletParams:
     flag_hours_alarm: int = 120  # ... and this many (5 days) for an alarm
     transmission_min: float = 0.9  # B10: effective transmission rate per day
     o2_high: float = 19.0  # B8-3: O2 this high while flue gas flows: dilution suspected
+    offline_after_s: int = 600  # B8: a logger silent this long is offline (minute-reporting) [I]
+    hour_deadline_s: int = 1800  # B7: an hour packet is missing this long after the hour [I]
 
     @property
     def minute_interval_s(self) -> int:

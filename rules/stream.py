@@ -17,8 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from ingest.readings import Measurement, ReadingBatch
+from rules.absence import AbsenceWatch
 from rules.findings import Finding
 from rules.hours import DeviceHour, MinuteRecord, RunState, aggregate
 from rules.judge import OutletJudge
@@ -40,6 +42,10 @@ class EngineStats:
 class _OpenHour:
     minutes: dict[tuple[str, int], MinuteRecord] = field(default_factory=dict)
     device: dict[str, DeviceHour] = field(default_factory=dict)
+
+
+def _epoch(when: datetime) -> int:
+    return int(when.timestamp())
 
 
 class _OutletStream:
@@ -67,16 +73,27 @@ class StreamEngine:
         self.grace = grace_s
         self.max_future = max_future_s
         self._outlets: dict[tuple[str, str], _OutletStream] = {}
+        self.absence = AbsenceWatch(params)
         self.stats = EngineStats()
 
     def process(self, batch: ReadingBatch) -> list[Finding]:
-        return self.process_measurements(batch.measurements)
+        out: list[Finding] = []
+        for seen in batch.loggers:
+            out += self.absence.received(
+                (seen.enterprise_id, seen.outlet_id), _epoch(seen.received_at)
+            )
+        return out + self.process_measurements(batch.measurements)
+
+    def tick(self, now: int) -> list[Finding]:
+        """Judge absence (offline loggers, missing hours) at clock time ``now``."""
+        return self.absence.tick(now)
 
     def process_measurements(self, measurements: Iterable[Measurement]) -> list[Finding]:
         out: list[Finding] = []
         stats = self.stats
         grace = self.grace
         markings = self._markings
+        absence = self.absence
         for m in measurements:
             stats.readings += 1
             key = (m.enterprise_id, m.outlet_id)
@@ -88,10 +105,14 @@ class StreamEngine:
                     continue
                 st = self._outlets[key] = _OutletStream(params)
             t = int(m.data_time.timestamp())
-            if t > int(m.received_at.timestamp()) + self.max_future:
+            received = int(m.received_at.timestamp())
+            out += absence.received(key, received)
+            if t > received + self.max_future:
                 stats.future += 1
                 continue
             interval = m.interval
+            if interval == "hour":
+                absence.hour_packet(key, t - t % HOUR, m.factor)
             if interval in {"minute", "hour"}:
                 h = t - t % HOUR
                 if h + HOUR + grace <= st.watermark:

@@ -79,7 +79,10 @@ def test_b3_negative_values():
     [b3] = fired(run(data), "B3")
     assert b3.value == -1.5
     flagged = with_o2(
-        [*minutes(SO2, T0, [20, 21, 22, 23, 24]), reading(SO2, T0 + timedelta(minutes=50), -3.0, flag="D")]
+        [
+            *minutes(SO2, T0, [20, 21, 22, 23, 24]),
+            reading(SO2, T0 + timedelta(minutes=50), -3.0, flag="D"),
+        ]
     )
     assert fired(run(flagged), "B3") == []
     params = gas_outlet()
@@ -95,7 +98,10 @@ def test_b4_over_range_flag_or_value_and_alarm_after_three_hours():
         params, factors={**params.factors, SO2: replace(params.factors[SO2], range_max=500)}
     )
     t_flag = with_o2(
-        [*minutes(SO2, T0, [20, 21, 22, 23, 24]), reading(SO2, T0 + timedelta(minutes=50), 510.0, flag="T")]
+        [
+            *minutes(SO2, T0, [20, 21, 22, 23, 24]),
+            reading(SO2, T0 + timedelta(minutes=50), 510.0, flag="T"),
+        ]
     )
     assert [f.tier for f in fired(run(t_flag, params), "B4")] == ["warning"]
     below = with_o2(minutes(SO2, T0, [20, 21, 22, 23, 24, 499.99]))

@@ -1,0 +1,157 @@
+"""Rules that fire on absence, driven by a clock: B8 logger offline, B7 missing hour data.
+
+These judge *receipt* time against the clock, never device time. The service ticks them
+with its wall clock; a replay ticks them at regular intervals of receipt time; tests tick a
+manual clock. Readings received at or before a tick are taken into account before it.
+
+- **B8 offline**: nothing received from an outlet's logger for longer than
+  ``offline_after_s``. Fires at the first tick past the deadline, with the window
+  [last receipt, last receipt + offline_after_s) whatever the tick times; clears at the next
+  receipt.
+- **B7 missing hour**: no hour packet (CN 2061) for an hour by ``hour_deadline_s`` after the
+  hour ended. Only for loggers that have sent hour packets before (a new or minute-only logger
+  is not expected to); a factor the logger has reported in hour packets before and that an
+  hour packet lacks is reported for that factor (不完整).
+- **Clock jumps**: a tick far after the previous one (the clock was stepped, or the service
+  was down) starts a warm-up of ``offline_after_s`` in which nothing is judged absent, so that
+  the backlog queued at the broker can arrive first; a tick that goes backwards is ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from rules.findings import Finding
+from rules.params import OutletParams
+from rules.timebase import HOUR
+
+JUMP_S = 300  # a gap between ticks longer than this is treated as a clock jump or a restart
+
+
+@dataclass(slots=True)
+class _Watch:
+    params: OutletParams
+    version: str
+    last_received: int | None = None
+    offline: bool = False
+    next_hour: int | None = None  # the next hour to check for B7
+    expected: set[str] = field(default_factory=set)  # factors seen in hour packets
+    received: dict[int, set[str]] = field(default_factory=dict)  # hour → factors received
+    missing_before: bool = False
+
+
+class AbsenceWatch:
+    def __init__(self, params: dict[tuple[str, str], OutletParams]) -> None:
+        self._params = params
+        self._watches: dict[tuple[str, str], _Watch] = {}
+        self._last_tick: int | None = None
+        self._warm_until = -(2**62)
+
+    def _watch(self, key: tuple[str, str]) -> _Watch | None:
+        w = self._watches.get(key)
+        if w is None:
+            p = self._params.get(key)
+            if p is None:
+                return None
+            w = self._watches[key] = _Watch(p, p.version)
+        return w
+
+    def received(self, key: tuple[str, str], received_t: int) -> list[Finding]:
+        """A packet from the outlet's logger arrived: it is alive."""
+        w = self._watch(key)
+        if w is None:
+            return []
+        out: list[Finding] = []
+        if w.offline:
+            w.offline = False
+            out.append(self._finding(w, "B8", "clear", None, received_t, received_t, None,
+                                     {"back_at": received_t}))  # fmt: skip
+        if w.last_received is None or received_t > w.last_received:
+            w.last_received = received_t
+        return out
+
+    def hour_packet(self, key: tuple[str, str], hour: int, factor: str) -> None:
+        """An hour value (CN 2061) for ``hour`` arrived."""
+        w = self._watch(key)
+        if w is None:
+            return
+        w.expected.add(factor)
+        if w.next_hour is None:
+            w.next_hour = hour + HOUR  # first seen: the hours before were not expected
+        if hour >= w.next_hour:
+            w.received.setdefault(hour, set()).add(factor)
+
+    def tick(self, now: int) -> list[Finding]:
+        last = self._last_tick
+        if last is not None and now < last:
+            return []  # the clock went backwards: ignore until it passes the last tick
+        if last is not None and now - last > JUMP_S:
+            longest = max((w.params.offline_after_s for w in self._watches.values()), default=0)
+            self._warm_until = now + longest
+        self._last_tick = now
+        if now < self._warm_until:
+            return []
+        out: list[Finding] = []
+        for w in self._watches.values():
+            out += self._check(w, now)
+        return out
+
+    def _check(self, w: _Watch, now: int) -> list[Finding]:
+        p = w.params
+        out: list[Finding] = []
+        if (
+            not w.offline
+            and w.last_received is not None
+            and now - w.last_received > p.offline_after_s
+        ):
+            w.offline = True
+            start = w.last_received
+            out.append(self._finding(w, "B8", "fire", None, start, start + p.offline_after_s,
+                                     float(p.offline_after_s), {"last_received": start}))  # fmt: skip
+        while w.next_hour is not None and w.next_hour + HOUR + p.hour_deadline_s < now:
+            hour = w.next_hour
+            got = w.received.pop(hour, set())
+            lacking = sorted(w.expected - got)
+            if not got:
+                w.missing_before = True
+                out.append(self._finding(w, "B7", "fire", None, hour, hour + HOUR, None,
+                                         {"deadline_s": p.hour_deadline_s}))  # fmt: skip
+            else:
+                if w.missing_before:
+                    w.missing_before = False
+                    out.append(self._finding(w, "B7", "clear", None, hour, hour + HOUR, None, {}))
+                for factor in lacking:
+                    out.append(self._finding(w, "B7", "fire", factor, hour, hour + HOUR, None,
+                                             {"incomplete": True}))  # fmt: skip
+            w.next_hour = hour + HOUR
+        return out
+
+    def _finding(
+        self, w: _Watch, rule: str, state: str, factor: str | None, start: int, end: int,
+        limit: float | None, evidence: dict[str, object],
+    ) -> Finding:  # fmt: skip
+        p = w.params
+        return Finding(
+            rule=rule,
+            state=state,  # type: ignore[arg-type]
+            enterprise_id=p.enterprise_id,
+            source_id=p.outlet_id,
+            factor=factor,
+            window_start=start,
+            window_end=end,
+            tier="warning",
+            limit=limit,
+            unit="s" if rule == "B8" else "",
+            params_id=p.params_id,
+            params_version=w.version,
+            evidence=dict(evidence),
+        )
+
+
+def replay_ticks(first: int, last: int, every: int) -> Iterable[int]:
+    """Regular ticks covering [first, last], for a replay."""
+    t = first - first % every + every
+    while t <= last + every:
+        yield t
+        t += every
