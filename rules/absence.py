@@ -65,8 +65,11 @@ class AbsenceWatch:
         out: list[Finding] = []
         if w.offline:
             w.offline = False
-            out.append(self._finding(w, "B8", "clear", None, received_t, received_t, None,
-                                     {"back_at": received_t}))  # fmt: skip
+            out.append(
+                self._finding(
+                    w, "B8", "clear", None, received_t, received_t, None, {"back_at": received_t}
+                )
+            )
         if w.last_received is None or received_t > w.last_received:
             w.last_received = received_t
         return out
@@ -107,30 +110,60 @@ class AbsenceWatch:
         ):
             w.offline = True
             start = w.last_received
-            out.append(self._finding(w, "B8", "fire", None, start, start + p.offline_after_s,
-                                     float(p.offline_after_s), {"last_received": start}))  # fmt: skip
+            out.append(
+                self._finding(
+                    w,
+                    "B8",
+                    "fire",
+                    None,
+                    start,
+                    start + p.offline_after_s,
+                    float(p.offline_after_s),
+                    {"last_received": start},
+                )
+            )
         while w.next_hour is not None and w.next_hour + HOUR + p.hour_deadline_s < now:
             hour = w.next_hour
             got = w.received.pop(hour, set())
             lacking = sorted(w.expected - got)
             if not got:
                 w.missing_before = True
-                out.append(self._finding(w, "B7", "fire", None, hour, hour + HOUR, None,
-                                         {"deadline_s": p.hour_deadline_s}))  # fmt: skip
+                out.append(
+                    self._finding(
+                        w,
+                        "B7",
+                        "fire",
+                        None,
+                        hour,
+                        hour + HOUR,
+                        None,
+                        {"deadline_s": p.hour_deadline_s},
+                    )
+                )
             else:
                 if w.missing_before:
                     w.missing_before = False
                     out.append(self._finding(w, "B7", "clear", None, hour, hour + HOUR, None, {}))
                 for factor in lacking:
-                    out.append(self._finding(w, "B7", "fire", factor, hour, hour + HOUR, None,
-                                             {"incomplete": True}))  # fmt: skip
+                    out.append(
+                        self._finding(
+                            w, "B7", "fire", factor, hour, hour + HOUR, None, {"incomplete": True}
+                        )
+                    )
             w.next_hour = hour + HOUR
         return out
 
     def _finding(
-        self, w: _Watch, rule: str, state: str, factor: str | None, start: int, end: int,
-        limit: float | None, evidence: dict[str, object],
-    ) -> Finding:  # fmt: skip
+        self,
+        w: _Watch,
+        rule: str,
+        state: str,
+        factor: str | None,
+        start: int,
+        end: int,
+        limit: float | None,
+        evidence: dict[str, object],
+    ) -> Finding:
         p = w.params
         return Finding(
             rule=rule,

@@ -289,24 +289,33 @@ class BatchEngine:
         ``AbsenceWatch`` replayed over them with the ticks."""
         first, every, count = ticks
         outlet = ["enterprise_id", "outlet_id"]
-        keys = pl.DataFrame(list(self.params), schema={"enterprise_id": pl.String, "outlet_id": pl.String},
-                            orient="row")  # fmt: skip
+        keys = pl.DataFrame(
+            list(self.params),
+            schema={"enterprise_id": pl.String, "outlet_id": pl.String},
+            orient="row",
+        )
         df = frame.join(keys, on=outlet, how="semi").with_columns(
             ((pl.col("received") - first + every - 1) // every).clip(lower_bound=0).alias("bucket")
         )
         receipts = (
             df.sort("seq")
             .group_by([*outlet, "bucket"], maintain_order=True)
-            .agg(pl.col("received").first().alias("first"), pl.col("received").max().alias("latest"),
-                 pl.col("seq").first().alias("order"))
+            .agg(
+                pl.col("received").first().alias("first"),
+                pl.col("received").max().alias("latest"),
+                pl.col("seq").first().alias("order"),
+            )
             .sort(["bucket", "order"])
-        )  # fmt: skip
+        )
         packets = (
-            df.filter((pl.col("interval") == "hour") & (pl.col("t") <= pl.col("received") + self.max_future))
+            df.filter(
+                (pl.col("interval") == "hour")
+                & (pl.col("t") <= pl.col("received") + self.max_future)
+            )
             .with_columns((pl.col("t") - pl.col("t") % HOUR).alias("hour"))
             .sort("seq")
             .select(*outlet, "bucket", "hour", "factor")
-        )  # fmt: skip
+        )
         watch = AbsenceWatch(self.params)
         by_bucket: dict[int, list[tuple[str, str, int, int]]] = {}
         for e, o, b, f, latest, _ in receipts.iter_rows():
