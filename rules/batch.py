@@ -294,8 +294,14 @@ class BatchEngine:
             schema={"enterprise_id": pl.String, "outlet_id": pl.String},
             orient="row",
         )
-        df = frame.join(keys, on=outlet, how="semi").with_columns(
-            ((pl.col("received") - first + every - 1) // every).clip(lower_bound=0).alias("bucket")
+        # The stream runs tick τ when the first reading received after τ arrives, so a reading
+        # comes before every tick at or after the latest receipt time seen so far (in arrival
+        # order): that running maximum, not its own receipt time, places it between ticks.
+        arrived = frame.sort("seq").with_columns(pl.col("received").cum_max().alias("seen_until"))
+        df = arrived.join(keys, on=outlet, how="semi").with_columns(
+            ((pl.col("seen_until") - first + every - 1) // every)
+            .clip(lower_bound=0)
+            .alias("bucket")
         )
         receipts = (
             df.sort("seq")

@@ -153,8 +153,9 @@ def generate(n_enterprises: int = 200, days: int = 30, seed: int = 2026) -> Flee
                         )
                         rows.append((received, order, m))
                         order += 1
-                        if rng.random() < 0.01:  # re-sent
-                            rows.append((received + rng.randint(1, 900), order, m))
+                        if rng.random() < 0.01:  # re-sent: the copy arrives later
+                            again = received + rng.randint(1, 900)
+                            rows.append((again, order, m._replace(received_at=times(again))))
                             order += 1
                     dev = (
                         round(sum(values) / len(values), 2)

@@ -132,3 +132,17 @@ def test_a_clock_going_backwards_is_ignored():
     start = epoch(T0)
     ticks = [start + 60, start + 120, start - 3600, start + 180]
     assert drive(data, ticks=ticks) == []
+
+
+def test_a_reading_arriving_after_a_tick_with_an_earlier_receipt_time():
+    # A copy stamped before the last tick but arriving after it: both engines place it after
+    # the tick (the stream cannot go back in time), so it clears the outage it follows.
+    data = rtd_every_minute(0, 5)
+    late_copy = reading(
+        O2, T0 + timedelta(minutes=3), 7.0, interval="rtd", received=T0 + timedelta(minutes=3)
+    )
+    back = reading(
+        O2, T0 + timedelta(minutes=30), 7.0, interval="rtd", received=T0 + timedelta(minutes=30)
+    )
+    found = drive([*data, back, late_copy], until_hours=0.55)
+    assert [f.state for f in found] == ["fire", "clear"]

@@ -8,7 +8,9 @@ import pytest
 from rules.batch import BatchEngine, measurements_frame
 from rules.markings import MarkingBook
 from rules.stream import StreamEngine
-from tests.rules.fleet import Fleet, generate
+from tests.rules.fleet import START, Fleet, generate
+
+TICK_S = 300
 
 
 @pytest.fixture(scope="module")
@@ -18,10 +20,22 @@ def month() -> Fleet:
 
 def test_streaming_findings_equal_batch_findings_on_a_month_of_200_enterprises(month):
     assert len({e for e, _ in month.params}) == 200
+    first, every = START + TICK_S, TICK_S
+    count = 30 * 86400 // TICK_S
     stream = StreamEngine(month.params, markings=MarkingBook(month.markings), grace_s=3600)
-    streamed = stream.process_measurements(month.readings) + stream.flush()
+    streamed = []
+    k = 0
+    for m in month.readings:  # the clock ticks between readings, as it does in the service
+        received = int(m.received_at.timestamp())
+        while k < count and first + k * every < received:
+            streamed += stream.tick(first + k * every)
+            k += 1
+        streamed += stream.process_measurements([m])
+    for j in range(k, count):
+        streamed += stream.tick(first + j * every)
+    streamed += stream.flush()
     batch = BatchEngine(month.params, markings=month.markings, grace_s=3600)
-    batched = batch.run(measurements_frame(month.readings))
+    batched = batch.run(measurements_frame(month.readings), ticks=(first, every, count))
 
     by_id_stream = {f.id: f for f in streamed}
     by_id_batch = {f.id: f for f in batched}
@@ -42,6 +56,6 @@ def test_streaming_findings_equal_batch_findings_on_a_month_of_200_enterprises(m
     )
     assert s.late > 0 and s.duplicates > 0 and s.future > 0  # the faults were really exercised
     kinds = Counter((f.rule, f.state) for f in streamed)
-    for rule in ("A1D", "A2", "A3", "A4", "A4V"):
+    for rule in ("A1D", "A2", "A3", "A4", "A4V", "B2", "B6", "B7", "B8", "B8-3", "B9", "B10"):
         assert kinds[(rule, "fire")] > 0, rule
         assert kinds[(rule, "clear")] > 0, rule
