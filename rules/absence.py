@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from rules.findings import Finding
 from rules.params import OutletParams
+from rules.power_params import EnterprisePowerParams, MeterParams
 from rules.timebase import HOUR
 
 JUMP_S = 300  # a gap between ticks longer than this is treated as a clock jump or a restart
@@ -41,10 +42,26 @@ class _Watch:
     missing_before: bool = False
 
 
+@dataclass(slots=True)
+class _MeterWatch:
+    params: MeterParams
+    version: str
+    last_received: int | None = None
+    offline: bool = False
+
+
 class AbsenceWatch:
-    def __init__(self, params: dict[tuple[str, str], OutletParams]) -> None:
+    def __init__(
+        self,
+        params: dict[tuple[str, str], OutletParams],
+        power: dict[str, EnterprisePowerParams] | None = None,
+    ) -> None:
         self._params = params
         self._watches: dict[tuple[str, str], _Watch] = {}
+        self._meters: dict[tuple[str, str], _MeterWatch] = {}
+        for e in (power or {}).values():
+            for m in e.meters.values():
+                self._meters[(e.enterprise_id, m.meter_id)] = _MeterWatch(m, e.version)
         self._last_tick: int | None = None
         self._warm_until = -(2**62)
 
@@ -74,6 +91,21 @@ class AbsenceWatch:
             w.last_received = received_t
         return out
 
+    def meter_received(self, key: tuple[str, str], received_t: int) -> list[Finding]:
+        """A sample from a meter arrived (C8)."""
+        w = self._meters.get(key)
+        if w is None:
+            return []
+        out: list[Finding] = []
+        if w.offline:
+            w.offline = False
+            out.append(
+                self._meter_finding(w, "clear", received_t, received_t, {"back_at": received_t})
+            )
+        if w.last_received is None or received_t > w.last_received:
+            w.last_received = received_t
+        return out
+
     def hour_packet(self, key: tuple[str, str], hour: int, factor: str) -> None:
         """An hour value (CN 2061) for ``hour`` arrived."""
         w = self._watch(key)
@@ -90,7 +122,11 @@ class AbsenceWatch:
         if last is not None and now < last:
             return []  # the clock went backwards: ignore until it passes the last tick
         if last is not None and now - last > JUMP_S:
-            longest = max((w.params.offline_after_s for w in self._watches.values()), default=0)
+            longest = max(
+                [w.params.offline_after_s for w in self._watches.values()]
+                + [m.params.offline_after_s for m in self._meters.values()],
+                default=0,
+            )
             self._warm_until = now + longest
         self._last_tick = now
         if now < self._warm_until:
@@ -98,7 +134,35 @@ class AbsenceWatch:
         out: list[Finding] = []
         for w in self._watches.values():
             out += self._check(w, now)
+        for m in self._meters.values():
+            after = m.params.offline_after_s
+            if not m.offline and m.last_received is not None and now - m.last_received > after:
+                m.offline = True
+                start = m.last_received
+                out.append(
+                    self._meter_finding(m, "fire", start, start + after, {"last_received": start})
+                )
         return out
+
+    def _meter_finding(
+        self, w: _MeterWatch, state: str, start: int, end: int, evidence: dict[str, object]
+    ) -> Finding:
+        p = w.params
+        return Finding(
+            rule="C8",
+            state=state,  # type: ignore[arg-type]
+            enterprise_id=p.enterprise_id,
+            source_id=p.meter_id,
+            factor=None,
+            window_start=start,
+            window_end=end,
+            tier="warning",
+            limit=float(p.offline_after_s),
+            unit="s",
+            params_id=f"{p.enterprise_id}/power",
+            params_version=w.version,
+            evidence=dict(evidence),
+        )
 
     def _check(self, w: _Watch, now: int) -> list[Finding]:
         p = w.params

@@ -18,13 +18,15 @@ from typing import Any
 
 import polars as pl
 
-from ingest.readings import Measurement
+from ingest.readings import Measurement, PowerSample
 from rules.absence import AbsenceWatch
 from rules.findings import Finding
 from rules.hours import FIXED, HourAgg
 from rules.judge import OutletJudge
 from rules.markings import Marking
 from rules.params import OutletParams
+from rules.power_judge import PowerJudge
+from rules.power_params import EnterprisePowerParams
 from rules.timebase import DAY, HOUR
 
 MEASUREMENT_SCHEMA: dict[str, Any] = {
@@ -39,6 +41,50 @@ MEASUREMENT_SCHEMA: dict[str, Any] = {
     "flag": pl.String,
     "zs": pl.Float64,
 }
+
+
+POWER_SCHEMA: dict[str, Any] = {
+    "seq": pl.Int64,
+    "enterprise_id": pl.String,
+    "meter_id": pl.String,
+    "ts": pl.Int64,
+    "received": pl.Int64,
+    "p_kw": pl.Float64,
+}
+
+
+def readings_frames(
+    readings: Iterable[Measurement | PowerSample],
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Measurements and meter samples in one arrival order, as two frames sharing ``seq``."""
+    measurements: list[tuple[Any, ...]] = []
+    power: list[tuple[Any, ...]] = []
+    for i, r in enumerate(readings):
+        if isinstance(r, Measurement):
+            measurements.append(_measurement_row(i, r))
+        else:
+            ts, received = int(r.ts.timestamp()), int(r.received_at.timestamp())
+            power.append((i, r.enterprise_id, r.meter_id, ts, received, r.active_power_kw))
+    return (
+        pl.DataFrame(measurements, schema=MEASUREMENT_SCHEMA, orient="row"),
+        pl.DataFrame(power, schema=POWER_SCHEMA, orient="row"),
+    )
+
+
+def _measurement_row(i: int, m: Measurement) -> tuple[Any, ...]:
+    t, received = int(m.data_time.timestamp()), int(m.received_at.timestamp())
+    return (
+        i,
+        m.enterprise_id,
+        m.outlet_id,
+        m.factor,
+        m.interval,
+        t,
+        received,
+        m.value,
+        m.flag,
+        m.zs,
+    )
 
 
 def measurements_frame(measurements: Iterable[Measurement]) -> pl.DataFrame:
@@ -82,11 +128,13 @@ class BatchEngine:
         self,
         params: dict[tuple[str, str], OutletParams],
         *,
+        power: dict[str, EnterprisePowerParams] | None = None,
         markings: Sequence[Marking] = (),
         grace_s: int = 3600,
         max_future_s: int = 300,
     ) -> None:
         self.params = params
+        self.power = power or {}
         self.markings = list(markings)
         self.grace = grace_s
         self.max_future = max_future_s
@@ -275,19 +323,59 @@ class BatchEngine:
         flush: bool = True,
         include_late: bool = False,
         ticks: Ticks | None = None,
+        power_frame: pl.DataFrame | None = None,
     ) -> list[Finding]:
-        """All findings of ``frame``: windows first (closed ones, or all with ``flush``), then
-        the absence rules at ``ticks`` (none when not given)."""
+        """All findings: measurement windows (closed ones, or all with ``flush``), meter
+        samples, then the absence rules at ``ticks`` (none when not given)."""
+        if power_frame is None:
+            power_frame = pl.DataFrame(schema=POWER_SCHEMA)
         out = self._windows(frame, flush=flush, include_late=include_late)
+        out += self.power_findings(power_frame, flush=flush)
         if ticks is not None:
-            out += self.absence(frame, ticks)
+            out += self.absence(frame, ticks, power_frame)
         return out
 
-    def absence(self, frame: pl.DataFrame, ticks: Ticks) -> list[Finding]:
-        """B7/B8 at regular ticks: receipts reduced per outlet and inter-tick interval to what
-        the rules need (the first receipt, for a clear, and the latest), then the shared
+    def power_findings(self, frame: pl.DataFrame, *, flush: bool = True) -> list[Finding]:
+        """C rules: samples accepted as the stream accepts them, judged in (time, meter) order."""
+        meters = pl.DataFrame(
+            [(e, m) for e, p in self.power.items() for m in p.meters],
+            schema={"enterprise_id": pl.String, "meter_id": pl.String},
+            orient="row",
+        )
+        df = frame.join(meters, on=["enterprise_id", "meter_id"], how="semi").sort("seq")
+        df = df.filter(pl.col("ts") <= pl.col("received") + self.max_future)
+        wm = pl.col("ts").cum_max().shift(1).over("enterprise_id", order_by="seq")
+        df = df.with_columns(wm.alias("wm"))
+        late = pl.col("wm").is_not_null() & (pl.col("ts") + self.grace <= pl.col("wm"))
+        df = df.filter(~late).unique(
+            ["enterprise_id", "meter_id", "ts"], keep="first", maintain_order=True
+        )
+        if not flush:
+            final = df.group_by("enterprise_id").agg(pl.col("ts").max().alias("watermark"))
+            df = df.join(final, on="enterprise_id").filter(
+                pl.col("ts") + self.grace <= pl.col("watermark")
+            )
+        ordered = df.sort(["enterprise_id", "ts", "meter_id"])
+        out: list[Finding] = []
+        judges: dict[str, PowerJudge] = {}
+        for enterprise, meter, ts, p_kw in ordered.select(
+            "enterprise_id", "meter_id", "ts", "p_kw"
+        ).iter_rows():
+            judge = judges.get(enterprise)
+            if judge is None:
+                judge = judges[enterprise] = PowerJudge(self.power[enterprise])
+            out += judge.sample(meter, ts, p_kw)
+        return out
+
+    def absence(
+        self, frame: pl.DataFrame, ticks: Ticks, power_frame: pl.DataFrame | None = None
+    ) -> list[Finding]:
+        """B7/B8/C8 at regular ticks: receipts reduced per source and inter-tick interval to
+        what the rules need (the first receipt, for a clear, and the latest), then the shared
         ``AbsenceWatch`` replayed over them with the ticks."""
         first, every, count = ticks
+        if power_frame is None:
+            power_frame = pl.DataFrame(schema=POWER_SCHEMA)
         outlet = ["enterprise_id", "outlet_id"]
         keys = pl.DataFrame(
             list(self.params),
@@ -297,21 +385,21 @@ class BatchEngine:
         # The stream runs tick τ when the first reading received after τ arrives, so a reading
         # comes before every tick at or after the latest receipt time seen so far (in arrival
         # order): that running maximum, not its own receipt time, places it between ticks.
-        arrived = frame.sort("seq").with_columns(pl.col("received").cum_max().alias("seen_until"))
-        df = arrived.join(keys, on=outlet, how="semi").with_columns(
-            ((pl.col("seen_until") - first + every - 1) // every)
-            .clip(lower_bound=0)
-            .alias("bucket")
-        )
-        receipts = (
-            df.sort("seq")
-            .group_by([*outlet, "bucket"], maintain_order=True)
-            .agg(
-                pl.col("received").first().alias("first"),
-                pl.col("received").max().alias("latest"),
-                pl.col("seq").first().alias("order"),
+        placed = (
+            pl.concat([frame.select("seq", "received"), power_frame.select("seq", "received")])
+            .sort("seq")
+            .with_columns(pl.col("received").cum_max().alias("seen_until"))
+            .select(
+                "seq",
+                ((pl.col("seen_until") - first + every - 1) // every)
+                .clip(lower_bound=0)
+                .alias("bucket"),
             )
-            .sort(["bucket", "order"])
+        )
+        df = frame.join(keys, on=outlet, how="semi").join(placed, on="seq")
+        receipts = _receipts(df, outlet)
+        meter_receipts = _receipts(
+            power_frame.join(placed, on="seq"), ["enterprise_id", "meter_id"]
         )
         packets = (
             df.filter(
@@ -322,19 +410,21 @@ class BatchEngine:
             .sort("seq")
             .select(*outlet, "bucket", "hour", "factor")
         )
-        watch = AbsenceWatch(self.params)
-        by_bucket: dict[int, list[tuple[str, str, int, int]]] = {}
-        for e, o, b, f, latest, _ in receipts.iter_rows():
-            by_bucket.setdefault(b, []).append((e, o, f, latest))
+        by_bucket = _by_bucket(receipts)
+        meters_by_bucket = _by_bucket(meter_receipts)
         packets_by_bucket: dict[int, list[tuple[str, str, int, str]]] = {}
         for e, o, b, h, factor in packets.iter_rows():
             packets_by_bucket.setdefault(b, []).append((e, o, h, factor))
+        watch = AbsenceWatch(self.params, self.power)
         out: list[Finding] = []
-        last_bucket = max([count, *by_bucket, *packets_by_bucket])
+        last_bucket = max([count, *by_bucket, *packets_by_bucket, *meters_by_bucket])
         for k in range(last_bucket + 1):
             for e, o, f, latest in by_bucket.get(k, ()):
                 out += watch.received((e, o), f)
                 out += watch.received((e, o), latest)
+            for e, m, f, latest in meters_by_bucket.get(k, ()):
+                out += watch.meter_received((e, m), f)
+                out += watch.meter_received((e, m), latest)
             for e, o, h, factor in packets_by_bucket.get(k, ()):
                 watch.hour_packet((e, o), h, factor)
             if k < count:
@@ -424,3 +514,25 @@ def _by_outlet(
         )
     if current is not None:
         yield current, hours
+
+
+def _receipts(df: pl.DataFrame, key: list[str]) -> pl.DataFrame:
+    """Per source and bucket: the first receipt (arrival order) and the latest receipt time."""
+    return (
+        df.sort("seq")
+        .group_by([*key, "bucket"], maintain_order=True)
+        .agg(
+            pl.col("received").first().alias("first"),
+            pl.col("received").max().alias("latest"),
+            pl.col("seq").first().alias("order"),
+        )
+        .sort(["bucket", "order"])
+        .select(*key, "bucket", "first", "latest")
+    )
+
+
+def _by_bucket(receipts: pl.DataFrame) -> dict[int, list[tuple[str, str, int, int]]]:
+    out: dict[int, list[tuple[str, str, int, int]]] = {}
+    for a, b, bucket, first, latest in receipts.iter_rows():
+        out.setdefault(bucket, []).append((a, b, first, latest))
+    return out

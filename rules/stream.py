@@ -19,13 +19,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from ingest.readings import Measurement, ReadingBatch
+from ingest.readings import Measurement, PowerSample, ReadingBatch
 from rules.absence import AbsenceWatch
 from rules.findings import Finding
 from rules.hours import DeviceHour, MinuteRecord, RunState, aggregate
 from rules.judge import OutletJudge
 from rules.markings import MarkingBook
 from rules.params import OutletParams
+from rules.power_judge import PowerJudge
+from rules.power_params import EnterprisePowerParams
 from rules.timebase import DAY, HOUR
 
 
@@ -64,6 +66,7 @@ class StreamEngine:
         self,
         params: dict[tuple[str, str], OutletParams],
         *,
+        power: dict[str, EnterprisePowerParams] | None = None,
         markings: MarkingBook | None = None,
         grace_s: int = 3600,
         max_future_s: int = 300,
@@ -73,7 +76,9 @@ class StreamEngine:
         self.grace = grace_s
         self.max_future = max_future_s
         self._outlets: dict[tuple[str, str], _OutletStream] = {}
-        self.absence = AbsenceWatch(params)
+        self._power_params = power or {}
+        self._enterprises: dict[str, _PowerStream] = {}
+        self.absence = AbsenceWatch(params, self._power_params)
         self.stats = EngineStats()
 
     def process(self, batch: ReadingBatch) -> list[Finding]:
@@ -82,7 +87,40 @@ class StreamEngine:
             out += self.absence.received(
                 (seen.enterprise_id, seen.outlet_id), _epoch(seen.received_at)
             )
-        return out + self.process_measurements(batch.measurements)
+        return out + self.process_measurements(batch.measurements) + self.process_power(batch.power)
+
+    def process_power(self, samples: Iterable[PowerSample]) -> list[Finding]:
+        """Meter samples: per enterprise, finalized (event time + grace passed) in time order."""
+        out: list[Finding] = []
+        stats = self.stats
+        grace = self.grace
+        for s in samples:
+            stats.readings += 1
+            params = self._power_params.get(s.enterprise_id)
+            if params is None or s.meter_id not in params.meters:
+                stats.unconfigured += 1
+                continue
+            received = _epoch(s.received_at)
+            out += self.absence.meter_received((s.enterprise_id, s.meter_id), received)
+            ts = _epoch(s.ts)
+            if ts > received + self.max_future:
+                stats.future += 1
+                continue
+            st = self._enterprises.get(s.enterprise_id)
+            if st is None:
+                st = self._enterprises[s.enterprise_id] = _PowerStream(params)
+            if ts + grace <= st.watermark:
+                stats.late += 1
+                continue
+            key = (ts, s.meter_id)
+            if key in st.pending:
+                stats.duplicates += 1
+                continue
+            st.pending[key] = s.active_power_kw
+            if ts > st.watermark:
+                st.watermark = ts
+                out += st.finalize(ts - grace)
+        return out
 
     def tick(self, now: int) -> list[Finding]:
         """Judge absence (offline loggers, missing hours) at clock time ``now``."""
@@ -174,4 +212,25 @@ class StreamEngine:
         out: list[Finding] = []
         for st in self._outlets.values():
             out += self._close(st, 2**62)
+        for ps in self._enterprises.values():
+            out += ps.finalize(2**62)
+        return out
+
+
+class _PowerStream:
+    """One enterprise's meter samples waiting for the grace to pass, and its judge."""
+
+    __slots__ = ("judge", "pending", "watermark")
+
+    def __init__(self, params: EnterprisePowerParams) -> None:
+        self.judge = PowerJudge(params)
+        self.pending: dict[tuple[int, str], float] = {}
+        self.watermark = -(2**62)
+
+    def finalize(self, upto: int) -> list[Finding]:
+        """Judge, in (time, meter) order, the samples stamped at or before ``upto``."""
+        ready = sorted(k for k in self.pending if k[0] <= upto)
+        out: list[Finding] = []
+        for key in ready:
+            out += self.judge.sample(key[1], key[0], self.pending.pop(key))
         return out

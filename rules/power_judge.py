@@ -1,0 +1,333 @@
+"""Power-usage rules (C) on one enterprise's meter samples, in event-time order. Shared by the
+streaming and batch engines, which decide which samples count and feed them here in order.
+
+- **C0** device state per meter with hysteresis: ON at or above ``on_fraction`` × rated
+  power, OFF at or below ``off_fraction`` × rated; a change counts once ``confirm_samples``
+  samples agree, from the first of them (so a flapping meter does not flap the state).
+- **C1** 产污治污不同步: a production device ON while a control device that serves it is OFF,
+  for ``c1_minutes``; an alarm while an emergency order is in force, else a warning.
+- **C2** 治污滞后开启: a control device switched ON more than ``c2_lead_s`` after a production
+  device it serves started (an event: fires once).
+- **C3** 治污提前关闭: a control device switched OFF while its production ran, more than
+  ``c3_lag_s`` before the last of that production stopped (an event).
+- **C4** 治污低负荷: production ON, the control device ON but below ``low_load_fraction`` of
+  its learned baseline (the median of its daily medians while production ran) for
+  ``low_load_minutes``.
+- **C5** 停限产违规: a device an emergency order names ON while the order is in force (alarm).
+- **C6** 错峰生产违规: a device a staggered-production order names ON inside its daily window.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from rules.findings import Finding, Tier
+from rules.power_params import EnterprisePowerParams, MeterParams, Order
+from rules.timebase import CHINA_OFFSET, DAY, day_start
+
+_BINS = 50  # C4 daily median from a histogram over [0, 1.5 × rated): 3 % of rated per bin
+_BIN_SPAN = 1.5
+
+
+@dataclass(slots=True)
+class _Device:
+    state: str | None = None  # "on" / "off", None until known
+    since: int = 0
+    pending: str | None = None
+    pending_since: int = 0
+    pending_n: int = 0
+    last_p: float = 0.0
+    # C4 learning (control devices): today's histogram and the daily medians.
+    day: int | None = None
+    histogram: list[int] = field(default_factory=list)
+    medians: deque[float] = field(default_factory=deque)
+
+
+class PowerJudge:
+    def __init__(self, params: EnterprisePowerParams) -> None:
+        self.params = params
+        self._version = params.version
+        self._devices: dict[str, _Device] = {m: _Device() for m in params.meters}
+        self._open: dict[tuple[str, ...], int] = {}  # episode key → start time
+        self._stop_mark: dict[str, int] = {}  # control id → when it stopped while production ran
+        self._low_since: dict[str, int] = {}
+        self._controls = [m for m in params.meters.values() if m.role == "control" and m.serves]
+
+    def state(self, meter_id: str) -> str | None:
+        d = self._devices.get(meter_id)
+        return d.state if d else None
+
+    def sample(self, meter_id: str, ts: int, p_kw: float) -> list[Finding]:
+        m = self.params.meters.get(meter_id)
+        if m is None or m.rated_kw is None:
+            return []
+        dev = self._devices[meter_id]
+        change = _step(dev, m, ts, p_kw)
+        dev.last_p = p_kw
+        out: list[Finding] = []
+        if change is not None:
+            out += self._on_change(m, change[0], change[1], change[2])
+        if m.role == "control" and m.serves:
+            self._learn(dev, m, ts, p_kw)
+        out += self._evaluate(ts)
+        return out
+
+    # -- transitions: C2, C3 -------------------------------------------------------------
+
+    def _on_change(self, m: MeterParams, old: str | None, new: str, at: int) -> list[Finding]:
+        out: list[Finding] = []
+        if m.role == "control":
+            running = [self._devices[p].since for p in m.serves if self._is_on(p)]
+            if new == "on":
+                self._stop_mark.pop(m.meter_id, None)
+                if old == "off" and running and at - min(running) > self.params.c2_lead_s:
+                    started = min(running)
+                    out.append(
+                        self._event(
+                            "C2",
+                            m.meter_id,
+                            started,
+                            at,
+                            at - started,
+                            self.params.c2_lead_s,
+                            {"production_on": started},
+                        )
+                    )
+            elif running:
+                self._stop_mark[m.meter_id] = at
+        elif new == "off":
+            for c in self._controls:
+                mark = self._stop_mark.get(c.meter_id)
+                if m.meter_id not in c.serves or mark is None:
+                    continue
+                if any(self._is_on(p) for p in c.serves):
+                    continue  # production still runs: C1 takes it from here
+                del self._stop_mark[c.meter_id]
+                if at - mark > self.params.c3_lag_s:
+                    out.append(
+                        self._event(
+                            "C3",
+                            c.meter_id,
+                            mark,
+                            at,
+                            at - mark,
+                            self.params.c3_lag_s,
+                            {"production_off": at},
+                        )
+                    )
+        return out
+
+    # -- ongoing conditions: C1, C4, C5, C6 ------------------------------------------------
+
+    def _evaluate(self, now: int) -> list[Finding]:
+        p = self.params
+        out: list[Finding] = []
+        emergency = [o for o in p.orders if o.kind == "emergency" and o.start <= now < o.end]
+        for c in self._controls:
+            control = self._devices[c.meter_id]
+            if self._pending(c.meter_id) or any(self._pending(x) for x in c.serves):
+                continue  # a change is being confirmed: hold the judgement until it is
+            running = [self._devices[x].since for x in c.serves if self._is_on(x)]
+            off = control.state == "off"
+            start = max(min(running), control.since) if running and off else None
+            holds = start is not None and now - start >= p.c1_minutes * 60
+            tier: Tier = "alarm" if emergency else "warning"
+            ended = self._ended(c.meter_id, c.serves, now)
+            evidence: dict[str, Any] = {"production": sorted(x for x in c.serves if self._is_on(x))}
+            out += self._episode(("C1", c.meter_id), holds, start or now, ended, tier, evidence)
+            out += self._low_load(c, control, bool(running), now)
+        for order in p.orders:
+            window = _window_start(order, now)
+            rule = "C5" if order.kind == "emergency" else "C6"
+            tier = "alarm" if rule == "C5" else "warning"
+            for d in order.devices:
+                if self._pending(d):
+                    continue
+                device = self._devices.get(d)
+                on = window is not None and device is not None and device.state == "on"
+                since = max(device.since, window) if on and device is not None and window else now
+                on = on and now - since >= p.c5_minutes * 60
+                ended = device.since if device is not None and device.state == "off" else now
+                evidence = {
+                    "order": order.reference,
+                    "order_start": order.start,
+                    "order_end": order.end,
+                }
+                out += self._episode((rule, d, order.reference), on, since, ended, tier, evidence)
+        return out
+
+    def _pending(self, meter_id: str) -> bool:
+        d = self._devices.get(meter_id)
+        return d is not None and d.pending is not None
+
+    def _ended(self, control: str, serves: tuple[str, ...], now: int) -> int:
+        """When C1's condition stopped holding: the control's start, or production's stop."""
+        c = self._devices[control]
+        if c.state == "on":
+            return c.since
+        stopped = [self._devices[x].since for x in serves if self._devices[x].state == "off"]
+        return max(stopped) if stopped else now
+
+    def _low_load(
+        self, c: MeterParams, control: _Device, producing: bool, now: int
+    ) -> list[Finding]:
+        baseline = (
+            _median(list(control.medians)) if len(control.medians) >= c.baseline_min_days else None
+        )
+        low = (
+            baseline is not None
+            and producing
+            and control.state == "on"
+            and control.last_p < c.low_load_fraction * baseline
+        )
+        if low:
+            since = self._low_since.setdefault(c.meter_id, now)
+        else:
+            self._low_since.pop(c.meter_id, None)
+            since = now
+        holds = low and now - since >= c.low_load_minutes * 60
+        evidence: dict[str, Any] = {"baseline_kw": baseline, "power_kw": control.last_p}
+        return self._episode(("C4", c.meter_id), holds, since, now, "warning", evidence)
+
+    def _learn(self, dev: _Device, m: MeterParams, ts: int, p_kw: float) -> None:
+        """C4 baseline: the daily median of the control device's power while production ran."""
+        day = day_start(ts)
+        if dev.day != day:
+            if dev.day is not None and any(dev.histogram):
+                dev.medians.append(_histogram_median(dev.histogram, m.rated_kw or 0.0))
+                while len(dev.medians) > m.baseline_days:
+                    dev.medians.popleft()
+            dev.day = day
+            dev.histogram = [0] * _BINS
+        if dev.state == "on" and any(self._is_on(x) for x in m.serves) and m.rated_kw:
+            b = min(_BINS - 1, max(0, int(p_kw / (m.rated_kw * _BIN_SPAN) * _BINS)))
+            dev.histogram[b] += 1
+
+    # -- findings ------------------------------------------------------------------------
+
+    def _is_on(self, meter_id: str) -> bool:
+        d = self._devices.get(meter_id)
+        return d is not None and d.state == "on"
+
+    def _episode(
+        self,
+        key: tuple[str, ...],
+        holds: bool,
+        start: int,
+        end: int,
+        tier: Tier,
+        evidence: dict[str, Any],
+    ) -> list[Finding]:
+        """Fire once when an ongoing condition starts to hold (window: from when it began to
+        when it was confirmed); clear once when it ends (window: the time it ended)."""
+        opened = self._open.get(key)
+        if holds and opened is None:
+            self._open[key] = start
+            return [self._finding(key[0], key[1], "fire", start, max(start, end), tier, evidence)]
+        if not holds and opened is not None:
+            del self._open[key]
+            ended = max(end, opened)
+            return [
+                self._finding(
+                    key[0], key[1], "clear", ended, ended, tier, {**evidence, "since": opened}
+                )
+            ]
+        return []
+
+    def _event(
+        self,
+        rule: str,
+        source: str,
+        start: int,
+        end: int,
+        value: float,
+        limit: float,
+        evidence: dict[str, Any],
+    ) -> Finding:
+        return self._finding(rule, source, "fire", start, end, "warning", evidence, value, limit)
+
+    def _finding(
+        self,
+        rule: str,
+        source: str,
+        state: str,
+        start: int,
+        end: int,
+        tier: Tier,
+        evidence: dict[str, Any],
+        value: float | None = None,
+        limit: float | None = None,
+    ) -> Finding:
+        return Finding(
+            rule=rule,
+            state=state,  # type: ignore[arg-type]
+            enterprise_id=self.params.enterprise_id,
+            source_id=source,
+            factor=None,
+            window_start=start,
+            window_end=end,
+            tier=tier,
+            value=value,
+            limit=limit,
+            unit="s" if rule in ("C2", "C3") else "",
+            params_id=self.params.params_id,
+            params_version=self._version,
+            evidence=evidence,
+        )
+
+
+def _step(dev: _Device, m: MeterParams, ts: int, p_kw: float) -> tuple[str | None, str, int] | None:
+    """C0 hysteresis: the new state and when it began, when the state changes."""
+    assert m.on_kw is not None
+    assert m.off_kw is not None
+    raw = "on" if p_kw >= m.on_kw else "off" if p_kw <= m.off_kw else None
+    if dev.state is None:
+        if raw is not None:
+            dev.state, dev.since = raw, ts
+        return None
+    if raw is None or raw == dev.state:
+        dev.pending, dev.pending_n = None, 0
+        return None
+    if dev.pending == raw:
+        dev.pending_n += 1
+    else:
+        dev.pending, dev.pending_n, dev.pending_since = raw, 1, ts
+    if dev.pending_n < m.confirm_samples:
+        return None
+    old, dev.state, dev.since = dev.state, raw, dev.pending_since
+    dev.pending, dev.pending_n = None, 0
+    return old, raw, dev.since
+
+
+def _window_start(order: Order, now: int) -> int | None:
+    """The start of the order's window holding ``now``, or None outside it."""
+    if not order.start <= now < order.end:
+        return None
+    if order.daily is None:
+        return order.start
+    start, end = order.daily
+    second = (now + CHINA_OFFSET) % DAY
+    midnight = now - second
+    if start <= end:
+        return max(order.start, midnight + start) if start <= second < end else None
+    if second >= start:
+        return max(order.start, midnight + start)
+    return max(order.start, midnight - DAY + start) if second < end else None
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _histogram_median(histogram: list[int], rated_kw: float) -> float:
+    total = sum(histogram)
+    seen = 0
+    for i, n in enumerate(histogram):
+        seen += n
+        if seen * 2 >= total:
+            return (i + 0.5) / _BINS * _BIN_SPAN * rated_kw
+    return 0.0

@@ -1,0 +1,193 @@
+"""Power-usage rules (C), through both engines, with late, duplicate and flapping samples."""
+
+from dataclasses import replace
+from datetime import timedelta
+
+from ingest.readings import PowerSample
+from rules.batch import BatchEngine, readings_frames
+from rules.power_params import EnterprisePowerParams, MeterParams, Order
+from rules.stream import StreamEngine
+from rules.timebase import epoch
+from tests.rules.scenario import T0
+
+P, K = "E3-P1", "E3-K1"
+
+
+def power_params(*orders: Order, **kw) -> EnterprisePowerParams:
+    meters = {
+        P: MeterParams("E3", P, "production", rated_kw=100),
+        K: MeterParams("E3", K, "control", rated_kw=20, serves=(P,)),
+    }
+    return EnterprisePowerParams("E3", meters=meters, orders=orders, **kw)
+
+
+def sample(meter: str, minute: float, kw: float, received_after_s: int = 30) -> PowerSample:
+    at = T0 + timedelta(minutes=minute)
+    return PowerSample(
+        "E3", meter, at, kw, None, None, None, at + timedelta(seconds=received_after_s), 0
+    )
+
+
+def series(
+    meter: str, start: float, end: float, kw: float, every: float = 1.0
+) -> list[PowerSample]:
+    out, m = [], start
+    while m < end:
+        out.append(sample(meter, m, kw))
+        m += every
+    return out
+
+
+def run(samples, params=None, grace_s=600):
+    params = params or power_params()
+    samples = sorted(samples, key=lambda s: (s.received_at, s.meter_id))
+    stream = StreamEngine({}, power={"E3": params}, grace_s=grace_s)
+    s = stream.process_power(samples) + stream.flush()
+    measurements, power = readings_frames(samples)
+    b = BatchEngine({}, power={"E3": params}, grace_s=grace_s).run(measurements, power_frame=power)
+    assert sorted(s, key=lambda f: f.id) == sorted(b, key=lambda f: f.id)
+    return s
+
+
+def rules_of(found, rule):
+    return [(f.state, f.source_id, f.tier, f.window_start) for f in found if f.rule == rule]
+
+
+def at(minute: float) -> int:
+    return epoch(T0 + timedelta(minutes=minute))
+
+
+def test_c1_production_on_while_its_control_device_is_off_then_on():
+    data = series(P, 0, 60, 80.0) + series(K, 0, 30, 0.0) + series(K, 30, 60, 15.0)
+    c1 = rules_of(run(data), "C1")
+    # Both states known from minute 0; the condition holds 10 minutes at minute 10.
+    assert c1 == [("fire", K, "warning", at(0)), ("clear", K, "warning", at(30))]
+
+
+def test_c1_is_an_alarm_while_an_emergency_order_is_in_force():
+    order = Order("emergency", at(-60), at(120), devices=("E3-other",), reference="2026-应急-001")
+    data = series(P, 0, 30, 80.0) + series(K, 0, 30, 0.0)
+    assert [t for _, _, t, _ in rules_of(run(data, power_params(order)), "C1")] == ["alarm"]
+
+
+def test_c1_needs_ten_sustained_minutes():
+    data = (
+        series(P, 0, 20, 80.0)
+        + series(K, 0, 9, 15.0)
+        + series(K, 9, 18, 0.0)
+        + series(K, 18, 20, 15.0)
+    )
+    assert rules_of(run(data), "C1") == []  # off from minute 9 (confirmed), back on at 18
+
+
+def test_a_flapping_meter_does_not_flap_the_state():
+    flapping = [sample(P, m, 80.0 if m % 2 else 1.0) for m in range(40)]
+    data = series(P, -5, 0, 1.0) + flapping + series(K, -5, 40, 0.0)
+    assert rules_of(run(data), "C1") == []  # production never confirmed ON: no C1
+    # Between the thresholds (5 kW < p < 10 kW) the state holds.
+    holding = series(P, 0, 5, 80.0) + series(P, 5, 40, 7.0) + series(K, 0, 40, 0.0)
+    assert [s for s, *_ in rules_of(run(holding), "C1")] == ["fire"]
+
+
+def test_c2_control_started_late_and_c3_stopped_early():
+    late = series(P, 0, 40, 80.0) + series(K, 0, 8, 0.0) + series(K, 8, 40, 15.0)
+    [(state, source, _, start)] = rules_of(run(late), "C2")
+    assert (state, source, start) == ("fire", K, at(0))
+    on_time = series(P, 0, 40, 80.0) + series(K, 0, 3, 0.0) + series(K, 3, 40, 15.0)
+    assert rules_of(run(on_time), "C2") == []
+    early = (
+        series(P, 0, 38, 80.0)
+        + series(P, 38, 50, 0.0)
+        + series(K, 0, 30, 15.0)
+        + series(K, 30, 50, 0.0)
+    )
+    [c3] = [f for f in run(early) if f.rule == "C3"]
+    assert (c3.window_start, c3.window_end, c3.value) == (at(30), at(38), 480)
+    tidy = (
+        series(P, 0, 33, 80.0)
+        + series(P, 33, 50, 0.0)
+        + series(K, 0, 30, 15.0)
+        + series(K, 30, 50, 0.0)
+    )
+    assert rules_of(run(tidy), "C3") == []
+
+
+def test_c4_control_at_low_load_against_the_learned_baseline():
+    data = []
+    for day in range(3):  # three days of normal operation: a 15 kW baseline
+        base = day * 1440
+        data += series(P, base, base + 120, 80.0, every=5) + series(
+            K, base, base + 120, 15.0, every=5
+        )
+    day4 = 3 * 1440
+    data += series(P, day4, day4 + 90, 80.0, every=5) + series(K, day4, day4 + 90, 6.0, every=5)
+    c4 = rules_of(run(data), "C4")
+    assert [s for s, *_ in c4] == ["fire"]
+    assert c4[0][3] == at(day4)
+    normal = (
+        data[:-36]
+        + series(P, day4, day4 + 90, 80.0, every=5)
+        + series(K, day4, day4 + 90, 13.0, every=5)
+    )
+    assert rules_of(run(normal), "C4") == []
+
+
+def test_c5_production_during_an_emergency_stop_order():
+    order = Order("emergency", at(30), at(90), devices=(P,), reference="滨江〔2026〕12号")
+    data = series(P, 0, 120, 80.0) + series(K, 0, 120, 15.0)
+    c5 = rules_of(run(data, power_params(order)), "C5")
+    assert c5 == [("fire", P, "alarm", at(30)), ("clear", P, "alarm", at(90))]
+    stopped = series(P, 0, 29, 80.0) + series(P, 29, 120, 0.0) + series(K, 0, 120, 15.0)
+    assert rules_of(run(stopped, power_params(order)), "C5") == []
+
+
+def test_c6_production_inside_a_staggered_window():
+    # Daily 08:00-11:00 China time on the order's days; T0 is midnight China time.
+    order = Order(
+        "staggered",
+        at(0),
+        at(2 * 1440),
+        devices=(P,),
+        reference="错峰-冬季",
+        daily=(8 * 3600, 11 * 3600),
+    )
+    data = series(P, 7 * 60, 9 * 60, 80.0, every=5) + series(K, 7 * 60, 9 * 60, 15.0, every=5)
+    c6 = rules_of(run(data, power_params(order)), "C6")
+    assert [(s, t, w) for s, _, t, w in c6] == [("fire", "warning", at(8 * 60))]
+
+
+def test_late_and_duplicate_samples():
+    data = series(P, 0, 30, 80.0) + series(K, 0, 30, 15.0)
+    dup = data[:5]
+    late = [sample(K, 2, 0.0, received_after_s=3600)]  # an OFF sample from long ago
+    stream = StreamEngine({}, power={"E3": power_params()}, grace_s=600)
+    stream.process_power(sorted(data + dup + late, key=lambda s: s.received_at))
+    assert (stream.stats.duplicates, stream.stats.late) == (5, 1)
+    assert rules_of(run(data + dup + late), "C1") == []
+
+
+def test_c8_meter_offline_on_the_clock():
+    data = series(P, 0, 20, 80.0) + series(K, 0, 20, 15.0) + series(P, 70, 75, 80.0)
+    params = {"E3": replace(power_params(), meters={
+        P: MeterParams("E3", P, "production", rated_kw=100, offline_after_s=1800),
+        K: MeterParams("E3", K, "control", rated_kw=20, serves=(P,), offline_after_s=1800),
+    })}  # fmt: skip
+    stream = StreamEngine({}, power=params, grace_s=600)
+    ticks = [epoch(T0) + 60 * k for k in range(1, 80)]
+    found, i = [], 0
+    for s in sorted(data, key=lambda x: x.received_at):
+        while i < len(ticks) and ticks[i] < epoch(s.received_at):
+            found += stream.tick(ticks[i])
+            i += 1
+        found += stream.process_power([s])
+    for t in ticks[i:]:
+        found += stream.tick(t)
+    c8 = [(f.state, f.source_id) for f in found if f.rule == "C8"]
+    assert c8 == [("fire", P), ("fire", K), ("clear", P)]
+    measurements, power = readings_frames(sorted(data, key=lambda x: x.received_at))
+    batch = BatchEngine({}, power=params, grace_s=600).absence(
+        measurements, (ticks[0], 60, len(ticks)), power
+    )
+    assert sorted(batch, key=lambda f: f.id) == sorted(
+        [f for f in found if f.rule == "C8"], key=lambda f: f.id
+    )
