@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from ingest.hj212.codes import pollutant_table
 from nonsite.config.model import Config, EnterpriseConfig, FactorLimits, OutletConfig
+from rules.markings import Marking
 from rules.params import FactorParams, OutletParams, Thresholds
+from rules.power_params import EnterprisePowerParams, MeterParams, Order
 from rules.presets import PresetFactor, presets
 
 
@@ -83,6 +85,8 @@ def outlet_params(
         warning_fraction=r.warning_fraction,
         hourly_warning_for_daily_limit=r.hourly_warning_for_daily_limit,
         zs_tolerance=r.zs_tolerance,
+        offline_after_s=r.offline_after_s,
+        hour_deadline_s=r.hour_deadline_s,
     )
 
 
@@ -91,3 +95,74 @@ def build_outlet_params(config: Config) -> dict[tuple[str, str], OutletParams]:
     return {
         (e.id, o.id): outlet_params(config, e, o) for e in config.enterprises for o in e.outlets
     }
+
+
+def build_power_params(config: Config) -> dict[str, EnterprisePowerParams]:
+    """Power-rule parameters of every enterprise with meters."""
+    r = config.rules
+    out: dict[str, EnterprisePowerParams] = {}
+    for e in config.enterprises:
+        if not e.meters:
+            continue
+        meters = {
+            m.id: MeterParams(
+                enterprise_id=e.id,
+                meter_id=m.id,
+                role=m.role,
+                rated_kw=m.rated_kw,
+                on_fraction=m.on_fraction if m.on_fraction is not None else 0.10,
+                off_fraction=m.off_fraction if m.off_fraction is not None else 0.05,
+                confirm_samples=m.confirm_samples or 3,
+                serves=tuple(m.serves),
+                offline_after_s=m.offline_after_s or r.meter_offline_after_s,
+            )
+            for m in e.meters
+        }
+        orders = tuple(
+            Order(
+                kind=o.kind,
+                start=int(o.start.timestamp()),
+                end=int(o.end.timestamp()),
+                devices=tuple(o.devices),
+                reference=o.reference,
+                daily=_daily(o.daily),
+            )
+            for o in e.orders
+        )
+        out[e.id] = EnterprisePowerParams(
+            e.id,
+            meters,
+            orders,
+            c1_minutes=r.c1_minutes,
+            c2_lead_s=r.c2_lead_s,
+            c3_lag_s=r.c3_lag_s,
+            c5_minutes=r.c5_minutes,
+        )
+    return out
+
+
+def _daily(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    start, end = text.split("-")
+    return _seconds(start), _seconds(end)
+
+
+def _seconds(hhmm: str) -> int:
+    hours, minutes = hhmm.split(":")
+    return int(hours) * 3600 + int(minutes) * 60
+
+
+def build_markings(config: Config) -> list[Marking]:
+    return [
+        Marking(
+            enterprise_id=e.id,
+            outlet_id=m.outlet,
+            type=m.type,
+            start=int(m.start.timestamp()),
+            end=int(m.end.timestamp()),
+            factor=m.factor,
+        )
+        for e in config.enterprises
+        for m in e.markings
+    ]

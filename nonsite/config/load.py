@@ -97,6 +97,38 @@ def _duplicates(config: Config) -> list[ConfigIssue]:
     return issues
 
 
+def _references(config: Config) -> list[ConfigIssue]:
+    """Links between entries of one enterprise must name something that exists there."""
+    issues: list[ConfigIssue] = []
+    for i, ent in enumerate(config.enterprises):
+        where = f'enterprises[{i}] (id "{ent.id}")'
+        roles = {m.id: m.role for m in ent.meters}
+        outlets = {o.id for o in ent.outlets}
+        for j, meter in enumerate(ent.meters):
+            for k, target in enumerate(meter.serves):
+                at = f'{where}.meters[{j}] (id "{meter.id}").serves[{k}]'
+                if meter.role != "control":
+                    issues.append(
+                        ConfigIssue(at, "only a control device serves production devices")
+                    )
+                elif roles.get(target) != "production":
+                    issues.append(
+                        ConfigIssue(at, f"{target!r} is not a production meter of this enterprise")
+                    )
+        for j, order in enumerate(ent.orders):
+            for k, device in enumerate(order.devices):
+                if device not in roles:
+                    at = f"{where}.orders[{j}].devices[{k}]"
+                    issues.append(ConfigIssue(at, f"{device!r} is not a meter of this enterprise"))
+        for j, marking in enumerate(ent.markings):
+            if marking.outlet not in outlets:
+                at = f"{where}.markings[{j}].outlet"
+                issues.append(
+                    ConfigIssue(at, f"{marking.outlet!r} is not an outlet of this enterprise")
+                )
+    return issues
+
+
 def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, str]:
     """Apply overrides in place; returns 'section.key' → variable name for error messages."""
     applied: dict[str, str] = {}
@@ -133,7 +165,7 @@ def parse_config(data: dict[str, Any], source: str, env: Mapping[str, str] | Non
                 problem += f" (got {value!r})"
             issues.append(ConfigIssue(entry, problem))
         raise ConfigError(source, issues) from None
-    issues = _duplicates(config)
+    issues = _duplicates(config) + _references(config)
     if issues:
         raise ConfigError(source, issues)
     return config

@@ -5,10 +5,11 @@ Models forbid unknown keys so that a misspelt setting is an error, not a silent 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from nonsite.config.mqtt_url import parse_broker_url
 
@@ -133,6 +134,13 @@ class RulesSection(Section):
     zs_tolerance: float = Field(default=0.01, ge=0)
     grace_s: int = Field(default=3600, ge=0)  # event-time grace for late data
     max_future_s: int = Field(default=300, ge=0)  # event time this far past receipt is not used
+    offline_after_s: int = Field(default=600, ge=60)  # B8 logger offline
+    hour_deadline_s: int = Field(default=1800, ge=0)  # B7 missing hour packet
+    meter_offline_after_s: int = Field(default=1800, ge=60)  # C8
+    c1_minutes: int = Field(default=10, ge=1)
+    c2_lead_s: int = Field(default=300, ge=0)
+    c3_lag_s: int = Field(default=300, ge=0)
+    c5_minutes: int = Field(default=5, ge=1)
 
 
 class OutletConfig(Section):
@@ -171,6 +179,66 @@ class MeterConfig(Section):
     name: str = ""
     role: Literal["production", "control"]
     rated_kw: float | None = Field(default=None, gt=0)
+    serves: list[Identifier] = Field(default_factory=list)  # control: the production it treats
+    on_fraction: float | None = Field(default=None, gt=0, le=1)
+    off_fraction: float | None = Field(default=None, ge=0, le=1)
+    confirm_samples: int | None = Field(default=None, ge=1, le=100)
+    offline_after_s: int | None = Field(default=None, ge=60)
+
+
+_DAILY = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
+
+
+class OrderConfig(Section):
+    """停限产 / 应急减排 (emergency) or 错峰生产 (staggered) order for this enterprise."""
+
+    kind: Literal["emergency", "staggered"]
+    reference: str = Field(min_length=1)  # the order's document number
+    start: AwareDatetime
+    end: AwareDatetime
+    devices: list[Identifier] = Field(min_length=1)
+    daily: str | None = None  # "HH:MM-HH:MM" China time, for staggered windows
+
+    @field_validator("daily")
+    @classmethod
+    def _daily(cls, value: str | None) -> str | None:
+        if value is not None and not _DAILY.match(value):
+            raise ValueError(
+                "must be HH:MM-HH:MM, e.g. 08:00-11:00 (may pass midnight: 22:00-06:00)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> OrderConfig:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+class MarkingConfig(Section):
+    """A period the enterprise declared (标记): its data is not exceedance evidence."""
+
+    outlet: Identifier
+    type: str
+    start: AwareDatetime
+    end: AwareDatetime
+    factor: str | None = None
+    reason: str = ""
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        from rules.markings import MARKING_TYPES  # noqa: PLC0415
+
+        if value not in MARKING_TYPES:
+            raise ValueError(f"unknown marking type {value!r}; known: {', '.join(MARKING_TYPES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MarkingConfig:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
 
 
 class EnterpriseConfig(Section):
@@ -181,6 +249,8 @@ class EnterpriseConfig(Section):
     positive_list: bool = False  # 正面清单: supervised off-site first
     outlets: list[OutletConfig] = Field(default_factory=list)
     meters: list[MeterConfig] = Field(default_factory=list)
+    orders: list[OrderConfig] = Field(default_factory=list)
+    markings: list[MarkingConfig] = Field(default_factory=list)
 
 
 class Config(Section):

@@ -74,3 +74,158 @@ def test_example_configuration_uses_presets():
     assert (t.hour_warning, t.day_alarm) == (30, 20)
     boiler = params[("E002", "DA001")]
     assert boiler.factors["a21026"].thresholds.hour_alarm == 200  # the override
+
+
+def enterprise(**kw):
+    base = {"id": "E1", "name": "甲", "outlets": [{"id": "DA001", "kind": "gas", "mn": "M"}],
+            "meters": [{"id": "P1", "role": "production", "rated_kw": 100},
+                       {"id": "K1", "role": "control", "rated_kw": 20, "serves": ["P1"]}]}  # fmt: skip
+    base.update(kw)
+    return parse_config({"enterprises": [base]}, "test.toml", env={})
+
+
+def test_power_params_links_orders_and_defaults():
+    from datetime import datetime
+
+    from ingest.hj212.timefmt import CHINA_TZ
+    from nonsite.rule_wiring import build_markings, build_power_params
+
+    c = enterprise(
+        orders=[{"kind": "staggered", "reference": "错峰1", "start": datetime(2026, 11, 1, tzinfo=CHINA_TZ),
+                 "end": datetime(2027, 1, 1, tzinfo=CHINA_TZ), "devices": ["P1"], "daily": "22:00-06:00"}],
+        markings=[{"outlet": "DA001", "type": "maintenance", "start": datetime(2026, 11, 21, 8, tzinfo=CHINA_TZ),
+                   "end": datetime(2026, 11, 21, 9, tzinfo=CHINA_TZ), "factor": "a21026"}],
+    )  # fmt: skip
+    power = build_power_params(c)["E1"]
+    assert power.meters["K1"].serves == ("P1",)
+    assert power.meters["P1"].on_kw == 10
+    assert power.meters["K1"].offline_after_s == 1800
+    [order] = power.orders
+    assert order.daily == (22 * 3600, 6 * 3600)
+    [marking] = build_markings(c)
+    assert (marking.type, marking.factor, marking.end - marking.start) == (
+        "maintenance",
+        "a21026",
+        3600,
+    )
+
+
+@pytest.mark.parametrize(
+    ("kw", "entry", "problem"),
+    [
+        (
+            {"meters": [{"id": "K1", "role": "control", "serves": ["X"]}]},
+            'meters[0] (id "K1").serves[0]',
+            "not a production meter",
+        ),
+        (
+            {"meters": [{"id": "P1", "role": "production", "serves": ["P1"]}]},
+            'meters[0] (id "P1").serves[0]',
+            "only a control device",
+        ),
+        (
+            {
+                "orders": [
+                    {
+                        "kind": "emergency",
+                        "reference": "r",
+                        "start": "2026-11-21T00:00:00+08:00",
+                        "end": "2026-11-22T00:00:00+08:00",
+                        "devices": ["nope"],
+                    }
+                ]
+            },
+            "orders[0].devices[0]",
+            "not a meter",
+        ),
+        (
+            {
+                "orders": [
+                    {
+                        "kind": "staggered",
+                        "reference": "r",
+                        "start": "2026-11-21T00:00:00+08:00",
+                        "end": "2026-11-22T00:00:00+08:00",
+                        "devices": ["P1"],
+                        "daily": "8-11",
+                    }
+                ]
+            },
+            "orders[0].daily",
+            "HH:MM-HH:MM",
+        ),
+        (
+            {
+                "orders": [
+                    {
+                        "kind": "emergency",
+                        "reference": "r",
+                        "start": "2026-11-22T00:00:00+08:00",
+                        "end": "2026-11-21T00:00:00+08:00",
+                        "devices": ["P1"],
+                    }
+                ]
+            },
+            "orders[0]",
+            "end must be after start",
+        ),
+        (
+            {
+                "orders": [
+                    {
+                        "kind": "emergency",
+                        "reference": "r",
+                        "start": "2026-11-21T00:00:00",
+                        "end": "2026-11-22T00:00:00+08:00",
+                        "devices": ["P1"],
+                    }
+                ]
+            },
+            "orders[0].start",
+            "timezone",
+        ),
+        (
+            {
+                "markings": [
+                    {
+                        "outlet": "DA009",
+                        "type": "startup",
+                        "start": "2026-11-21T00:00:00+08:00",
+                        "end": "2026-11-21T01:00:00+08:00",
+                    }
+                ]
+            },
+            "markings[0].outlet",
+            "not an outlet",
+        ),
+        (
+            {
+                "markings": [
+                    {
+                        "outlet": "DA001",
+                        "type": "party",
+                        "start": "2026-11-21T00:00:00+08:00",
+                        "end": "2026-11-21T01:00:00+08:00",
+                    }
+                ]
+            },
+            "markings[0].type",
+            "unknown marking type",
+        ),
+    ],
+)
+def test_power_and_marking_entries_are_validated(kw, entry, problem):
+    with pytest.raises(ConfigError) as exc:
+        enterprise(**kw)
+    found = [(i.entry, i.problem) for i in exc.value.issues]
+    assert any(e.endswith(entry) and problem in p for e, p in found), found
+
+
+def test_example_configuration_power_rules():
+    from nonsite.rule_wiring import build_markings, build_power_params
+
+    c = load_config(EXAMPLE, env={})
+    power = build_power_params(c)
+    assert power["E006"].meters["E006-M02"].serves == ("E006-M01",)
+    assert {o.kind for o in power["E006"].orders} == {"emergency", "staggered"}
+    assert [m.type for m in build_markings(c)] == ["startup"]
