@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from ingest.archive import RawArchive
 from ingest.metrics import PipelineMetrics
@@ -29,6 +29,12 @@ log = logging.getLogger(__name__)
 
 class ReadingSink(Protocol):
     def __call__(self, batch: ReadingBatch) -> None: ...
+
+
+class TransactionalSink(ReadingSink, Protocol):
+    """A sink whose effects of a batch are written in the batch's checkpoint transaction."""
+
+    def commit(self, conn: Connection, position: int) -> None: ...
 
 
 class IngestPipeline:
@@ -73,6 +79,9 @@ class IngestPipeline:
         self._sink(done.readings)
         with self._engine.begin() as conn:
             record_batch(conn, self._consumer, messages[-1].seq, done.dead_letters)
+            commit = getattr(self._sink, "commit", None)
+            if commit is not None:
+                commit(conn, messages[-1].seq)
         self.position = messages[-1].seq
         self._after_commit(done)
         if self._metrics:

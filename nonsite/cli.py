@@ -217,6 +217,47 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_findings(args: argparse.Namespace) -> int:
+    from nonsite.db import make_engine, migrate
+    from rules.store import list_findings
+
+    config = _config_for(args)
+    engine = make_engine(config.database_url())
+    migrate(engine)
+    found = list_findings(
+        engine, rule=args.rule, enterprise_id=args.enterprise, since=args.since, limit=args.limit
+    )
+    for f in found:
+        start = f.window_start.astimezone(CHINA_TZ)
+        if args.json:
+            record = {
+                "id": f.id,
+                "rule": f.rule,
+                "state": f.state,
+                "tier": f.tier,
+                "enterprise_id": f.enterprise_id,
+                "source_id": f.source_id,
+                "factor": f.factor,
+                "window_start": start.isoformat(),
+                "window_end": f.window_end.astimezone(CHINA_TZ).isoformat(),
+                "value": f.value,
+                "limit": f.limit,
+                "unit": f.unit,
+                "multiple": f.multiple,
+                "params_version": f.params_version,
+                "evidence": f.evidence,
+            }
+            print(json.dumps(record, ensure_ascii=False))
+        else:
+            value = "" if f.value is None else f"{f.value:g}{f.unit and ' ' + f.unit}"
+            limit = "" if f.limit is None else f" (limit {f.limit:g})"
+            print(
+                f"{start:%Y-%m-%d %H:%M}  {f.rule:<5} {f.state:<5} {f.tier or '-':<7} "
+                f"{f.enterprise_id}/{f.source_id} {f.factor or ''} {value}{limit}"
+            )
+    return 0
+
+
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from nonsite.db import make_engine, migrate
 
@@ -292,6 +333,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="JSON lines with the payload")
     p.add_argument("--counts", action="store_true", help="counts per reason")
     p.set_defaults(func=cmd_dead_letters)
+
+    p = sub.add_parser("findings", help="list what the rules found, newest first")
+    with_config(p)
+    p.add_argument("--rule", help="only this rule, e.g. A3")
+    p.add_argument("--enterprise", help="only this enterprise id")
+    p.add_argument("--since", type=cli_time, help="windows starting at or after (China time)")
+    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_findings)
 
     db = sub.add_parser("db", help="the service database").add_subparsers(
         dest="db_command", required=True

@@ -23,6 +23,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import IO
 
+import sqlalchemy
 from prometheus_client import CollectorRegistry, generate_latest
 
 from ingest.archive import RawArchive
@@ -30,13 +31,20 @@ from ingest.latest import LatestValues
 from ingest.metrics import PipelineMetrics
 from ingest.pipeline import IngestPipeline
 from ingest.processor import MessageProcessor
+from ingest.readings import ReadingBatch
+from ingest.store import load_checkpoint
 from nonsite.config.model import Config
 from nonsite.db import make_engine
+from nonsite.rule_wiring import build_markings, build_outlet_params, build_power_params
+from nonsite.rules_sink import RuleMetrics, RulesSink, restore
 from nonsite.wiring import build_policy, build_registry, build_router
+from rules.markings import MarkingBook
+from rules.stream import StreamEngine
 
 log = logging.getLogger("nonsite.pipeline")
 
 STATUS_EVERY_S = 0.5
+TICK_EVERY_S = 30.0
 METRICS_EVERY_S = 1.0
 
 
@@ -56,6 +64,20 @@ def acquire_lock(path: Path, inbox: Connection) -> IO[str] | None:
                     return None
 
 
+class _Both:
+    """Readings go to the latest values and to the rule engine; the engine commits."""
+
+    def __init__(self, latest: LatestValues, rules: RulesSink) -> None:
+        self._latest, self._rules = latest, rules
+
+    def __call__(self, batch: ReadingBatch) -> None:
+        self._latest(batch)
+        self._rules(batch)
+
+    def commit(self, conn: sqlalchemy.Connection, position: int) -> None:
+        self._rules.commit(conn, position)
+
+
 class Worker:
     def __init__(self, config: Config, inbox: Connection, outbox: Connection) -> None:
         self.inbox = inbox
@@ -69,17 +91,63 @@ class Worker:
         processor = MessageProcessor(
             build_registry(config), build_router(config), build_policy(config)
         )
+        self.rules = self._rules(config, processor)
         self.pipeline = IngestPipeline(
             self.archive,
             self.engine,
             processor,
-            LatestValues(),
+            _Both(LatestValues(), self.rules),
             publish=lambda topic, payload: self.replies.append((topic, payload)),
             metrics=self.metrics,
         )
         self.error: str | None = None
         self._last_status = 0.0
         self._last_metrics = 0.0
+        self._last_tick = 0.0
+
+    def _rules(self, config: Config, processor: MessageProcessor) -> RulesSink:
+        """The rule engine, restored from its snapshot and caught up to the checkpoint."""
+        r = config.rules
+
+        def fresh() -> StreamEngine:
+            return StreamEngine(
+                build_outlet_params(config),
+                power=build_power_params(config),
+                markings=MarkingBook(build_markings(config)),
+                grace_s=r.grace_s,
+                max_future_s=r.max_future_s,
+            )
+
+        engine, position = restore(fresh, self.engine)
+        sink = RulesSink(engine, RuleMetrics(self.registry), snapshot_every_s=r.snapshot_every_s)
+        checkpoint = load_checkpoint(self.engine, "ingest")
+        replayed = 0
+        while position < checkpoint:  # judged before the crash, after the snapshot: again
+            messages = [m for m in self.archive.read_after(position, 1000) if m.seq <= checkpoint]
+            if not messages:
+                break
+            sink(processor.process(messages).readings)
+            with self.engine.begin() as conn:
+                sink.store_pending(conn)  # findings are stored once: their ids are stable
+            position = messages[-1].seq
+            replayed += len(messages)
+        if replayed:
+            log.info(
+                "rule engine caught up: %d archived messages replayed since its snapshot", replayed
+            )
+        return sink
+
+    def tick(self) -> None:
+        """The clock of the absence rules (offline loggers, missing hours, silent meters), and
+        a snapshot of the rule engine when one is due."""
+        self.rules.snapshot_if_due(self.engine, self.pipeline.position)
+        now = time.monotonic()
+        if now - self._last_tick < TICK_EVERY_S:
+            return
+        self._last_tick = now
+        if self.rules.tick(int(time.time())):
+            with self.engine.begin() as conn:
+                self.rules.store_pending(conn)
 
     def report(self, *, force: bool = False) -> None:
         now = time.monotonic()
@@ -110,6 +178,7 @@ class Worker:
         delay = 0.5
         while True:
             n = self.step()
+            self.tick()
             self.report()
             if n > 0:
                 delay = 0.5

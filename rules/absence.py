@@ -65,6 +65,29 @@ class AbsenceWatch:
         self._last_tick: int | None = None
         self._warm_until = -(2**62)
 
+    def reconfigure(
+        self,
+        params: dict[tuple[str, str], OutletParams],
+        power: dict[str, EnterprisePowerParams],
+    ) -> None:
+        """New parameters; what has been seen (last receipts, hours expected) stays."""
+        self._params = params
+        for key in list(self._watches):
+            p = params.get(key)
+            if p is None:
+                del self._watches[key]
+            else:
+                self._watches[key].params, self._watches[key].version = p, p.version
+        meters: dict[tuple[str, str], _MeterWatch] = {}
+        for e in power.values():
+            for m in e.meters.values():
+                old = self._meters.get((e.enterprise_id, m.meter_id))
+                new = _MeterWatch(m, e.version)
+                if old is not None:
+                    new.last_received, new.offline = old.last_received, old.offline
+                meters[(e.enterprise_id, m.meter_id)] = new
+        self._meters = meters
+
     def _watch(self, key: tuple[str, str]) -> _Watch | None:
         w = self._watches.get(key)
         if w is None:

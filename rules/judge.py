@@ -86,6 +86,14 @@ class OutletJudge:
         self._flag_hours: dict[str, int] = defaultdict(int)
         self._history: dict[str, deque[float]] = {}
 
+    def reconfigure(self, params: OutletParams) -> None:
+        """New parameters for the same outlet; the state (open days, runs, counters) stays."""
+        self.params = params
+        self.thresholds = {
+            code: effective_thresholds(params, fp) for code, fp in params.factors.items()
+        }
+        self._version = params.version
+
     # -- hours ---------------------------------------------------------------------------
 
     def hour_value(self, agg: HourAgg) -> HourValue:

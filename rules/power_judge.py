@@ -55,6 +55,13 @@ class PowerJudge:
         self._low_since: dict[str, int] = {}
         self._controls = [m for m in params.meters.values() if m.role == "control" and m.serves]
 
+    def reconfigure(self, params: EnterprisePowerParams) -> None:
+        """New parameters for the same enterprise; device states and baselines stay."""
+        self.params = params
+        self._version = params.version
+        self._devices = {m: self._devices.get(m) or _Device() for m in params.meters}
+        self._controls = [m for m in params.meters.values() if m.role == "control" and m.serves]
+
     def state(self, meter_id: str) -> str | None:
         d = self._devices.get(meter_id)
         return d.state if d else None

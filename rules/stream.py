@@ -122,6 +122,25 @@ class StreamEngine:
                 out += st.finalize(ts - grace)
         return out
 
+    def reconfigure(self, other: StreamEngine) -> None:
+        """Take ``other``'s parameters (a new configuration) and keep this engine's state for
+        the outlets and enterprises that are still configured."""
+        self._params, self._power_params = other._params, other._power_params
+        self._markings, self.grace, self.max_future = other._markings, other.grace, other.max_future
+        for key in list(self._outlets):
+            params = self._params.get(key)
+            if params is None:
+                del self._outlets[key]
+            else:
+                self._outlets[key].judge.reconfigure(params)
+        for ent in list(self._enterprises):
+            power = self._power_params.get(ent)
+            if power is None:
+                del self._enterprises[ent]
+            else:
+                self._enterprises[ent].judge.reconfigure(power)
+        self.absence.reconfigure(self._params, self._power_params)
+
     def tick(self, now: int) -> list[Finding]:
         """Judge absence (offline loggers, missing hours) at clock time ``now``."""
         return self.absence.tick(now)

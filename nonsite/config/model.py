@@ -141,6 +141,7 @@ class RulesSection(Section):
     c2_lead_s: int = Field(default=300, ge=0)
     c3_lag_s: int = Field(default=300, ge=0)
     c5_minutes: int = Field(default=5, ge=1)
+    snapshot_every_s: float = Field(default=60.0, gt=0)  # rule-engine state saved this often
 
 
 class OutletConfig(Section):

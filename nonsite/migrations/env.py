@@ -6,8 +6,9 @@ from alembic import context
 from sqlalchemy import Engine
 
 from ingest.store import metadata as ingest_metadata
+from rules.store import metadata as rules_metadata
 
-target_metadata = [ingest_metadata]
+target_metadata = [ingest_metadata, rules_metadata]
 
 engine: Engine = context.config.attributes["engine"]
 with engine.connect() as connection:

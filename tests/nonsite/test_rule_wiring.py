@@ -27,8 +27,12 @@ def config(outlet: dict):
 
 
 def test_preset_list_merges_value_by_value_and_overrides_win():
-    c = config({"preset": ["thermal_power_coal_boiler", "thermal_power_coal_ultra_low"],
-                "limits": {"a21026": {"hour_alarm": 50, "range_max": 300}}})  # fmt: skip
+    c = config(
+        {
+            "preset": ["thermal_power_coal_boiler", "thermal_power_coal_ultra_low"],
+            "limits": {"a21026": {"hour_alarm": 50, "range_max": 300}},
+        }
+    )
     p = build_outlet_params(c)[("E1", "DA001")]
     so2 = p.factors["a21026"]
     assert (so2.thresholds.hour_alarm, so2.thresholds.hour_warning, so2.range_max) == (50, 35, 300)
@@ -77,9 +81,15 @@ def test_example_configuration_uses_presets():
 
 
 def enterprise(**kw):
-    base = {"id": "E1", "name": "甲", "outlets": [{"id": "DA001", "kind": "gas", "mn": "M"}],
-            "meters": [{"id": "P1", "role": "production", "rated_kw": 100},
-                       {"id": "K1", "role": "control", "rated_kw": 20, "serves": ["P1"]}]}  # fmt: skip
+    base = {
+        "id": "E1",
+        "name": "甲",
+        "outlets": [{"id": "DA001", "kind": "gas", "mn": "M"}],
+        "meters": [
+            {"id": "P1", "role": "production", "rated_kw": 100},
+            {"id": "K1", "role": "control", "rated_kw": 20, "serves": ["P1"]},
+        ],
+    }
     base.update(kw)
     return parse_config({"enterprises": [base]}, "test.toml", env={})
 
@@ -91,11 +101,26 @@ def test_power_params_links_orders_and_defaults():
     from nonsite.rule_wiring import build_markings, build_power_params
 
     c = enterprise(
-        orders=[{"kind": "staggered", "reference": "错峰1", "start": datetime(2026, 11, 1, tzinfo=CHINA_TZ),
-                 "end": datetime(2027, 1, 1, tzinfo=CHINA_TZ), "devices": ["P1"], "daily": "22:00-06:00"}],
-        markings=[{"outlet": "DA001", "type": "maintenance", "start": datetime(2026, 11, 21, 8, tzinfo=CHINA_TZ),
-                   "end": datetime(2026, 11, 21, 9, tzinfo=CHINA_TZ), "factor": "a21026"}],
-    )  # fmt: skip
+        orders=[
+            {
+                "kind": "staggered",
+                "reference": "错峰1",
+                "start": datetime(2026, 11, 1, tzinfo=CHINA_TZ),
+                "end": datetime(2027, 1, 1, tzinfo=CHINA_TZ),
+                "devices": ["P1"],
+                "daily": "22:00-06:00",
+            }
+        ],
+        markings=[
+            {
+                "outlet": "DA001",
+                "type": "maintenance",
+                "start": datetime(2026, 11, 21, 8, tzinfo=CHINA_TZ),
+                "end": datetime(2026, 11, 21, 9, tzinfo=CHINA_TZ),
+                "factor": "a21026",
+            }
+        ],
+    )
     power = build_power_params(c)["E1"]
     assert power.meters["K1"].serves == ("P1",)
     assert power.meters["P1"].on_kw == 10

@@ -12,12 +12,13 @@ days above the daily limit and pH out of range.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from ingest.readings import Measurement
+from ingest.readings import Measurement, PowerSample
 from rules.markings import Marking
 from rules.params import FactorParams, OutletParams, Thresholds
+from rules.power_params import EnterprisePowerParams, MeterParams, Order
 from rules.timebase import DAY, HOUR
 
 START = 1_795_190_400  # 2026-11-20 00:00 +08:00
@@ -52,7 +53,8 @@ WATER = {
 class Fleet:
     params: dict[tuple[str, str], OutletParams]
     markings: list[Marking]
-    readings: list[Measurement]  # in arrival order
+    readings: list[Measurement | PowerSample]  # in arrival order
+    power: dict[str, EnterprisePowerParams] = field(default_factory=dict)
 
 
 @dataclass
@@ -186,5 +188,73 @@ def generate(n_enterprises: int = 200, days: int = 30, seed: int = 2026) -> Flee
                 )
                 rows.append((received, order, m))
                 order += 1
+    power: dict[str, EnterprisePowerParams] = {}
+    for i in range(4, n_enterprises, 5):
+        ent = f"E{i:04d}"
+        power[ent] = _power_params(ent, rng, days)
+        for received, m in _power_samples(ent, rng, days, power[ent], times):
+            rows.append((received, order, m))
+            order += 1
     rows.sort(key=lambda r: (r[0], r[1]))
-    return Fleet(params, markings, [r[2] for r in rows])
+    return Fleet(params, markings, [r[2] for r in rows], power)
+
+
+def _power_params(ent: str, rng: random.Random, days: int) -> EnterprisePowerParams:
+    p, k = f"{ent}-P", f"{ent}-K"
+    meters = {
+        p: MeterParams(ent, p, "production", rated_kw=100),
+        k: MeterParams(ent, k, "control", rated_kw=20, serves=(p,)),
+    }
+    day = rng.randrange(days)
+    emergency = Order(
+        "emergency",
+        START + day * DAY + 10 * HOUR,
+        START + day * DAY + 12 * HOUR,
+        (p,),
+        reference=f"{ent}-应急",
+    )
+    staggered = Order(
+        "staggered",
+        START,
+        START + days * DAY,
+        (p,),
+        reference=f"{ent}-错峰",
+        daily=(19 * 3600, 19 * 3600 + 1800),
+    )
+    return EnterprisePowerParams(ent, meters, (emergency, staggered))
+
+
+def _power_samples(
+    ent: str, rng: random.Random, days: int, params: EnterprisePowerParams, times: _Times
+) -> list[tuple[int, PowerSample]]:
+    """Production runs 08:00-20:00 China time; its control device follows it, with faults:
+    a control device off for an hour (C1), started late (C2), stopped early (C3), at low
+    load for an afternoon (C4), a meter silent for an hour (C8), flapping readings."""
+    p, k = f"{ent}-P", f"{ent}-K"
+    off_day, late_day, early_day, low_day, silent_day = (rng.randrange(days) for _ in range(5))
+    out: list[tuple[int, PowerSample]] = []
+    for t in range(START, START + days * DAY, 300):
+        day, minute = (t - START) // DAY, (t - START) % DAY // 60
+        producing = 8 * 60 <= minute < 20 * 60
+        pk = rng.uniform(70, 90) if producing else rng.uniform(0, 2)
+        if producing and rng.random() < 0.02:
+            pk = rng.uniform(5, 9)  # between the thresholds: the state holds
+        control_on = producing
+        if day == off_day and 14 * 60 <= minute < 15 * 60:
+            control_on = False
+        if day == late_day and 8 * 60 <= minute < 8 * 60 + 15:
+            control_on = False
+        if day == early_day and 19 * 60 + 40 <= minute < 20 * 60:
+            control_on = False
+        kk = rng.uniform(14, 16) if control_on else rng.uniform(0, 0.5)
+        if day == low_day and control_on and minute >= 13 * 60:
+            kk = rng.uniform(4, 6)
+        for meter, kw in ((p, pk), (k, kk)):
+            if day == silent_day and meter == k and 3 * 60 <= minute < 4 * 60:
+                continue
+            received = t + rng.randint(5, 120)
+            sample = PowerSample(
+                ent, meter, times(t), round(kw, 2), None, None, None, times(received), 0
+            )
+            out.append((received, sample))
+    return out

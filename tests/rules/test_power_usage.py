@@ -168,10 +168,15 @@ def test_late_and_duplicate_samples():
 
 def test_c8_meter_offline_on_the_clock():
     data = series(P, 0, 20, 80.0) + series(K, 0, 20, 15.0) + series(P, 70, 75, 80.0)
-    params = {"E3": replace(power_params(), meters={
-        P: MeterParams("E3", P, "production", rated_kw=100, offline_after_s=1800),
-        K: MeterParams("E3", K, "control", rated_kw=20, serves=(P,), offline_after_s=1800),
-    })}  # fmt: skip
+    params = {
+        "E3": replace(
+            power_params(),
+            meters={
+                P: MeterParams("E3", P, "production", rated_kw=100, offline_after_s=1800),
+                K: MeterParams("E3", K, "control", rated_kw=20, serves=(P,), offline_after_s=1800),
+            },
+        )
+    }
     stream = StreamEngine({}, power=params, grace_s=600)
     ticks = [epoch(T0) + 60 * k for k in range(1, 80)]
     found, i = [], 0

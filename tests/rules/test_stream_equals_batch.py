@@ -5,7 +5,8 @@ from collections import Counter
 
 import pytest
 
-from rules.batch import BatchEngine, measurements_frame
+from ingest.readings import Measurement
+from rules.batch import BatchEngine, readings_frames
 from rules.markings import MarkingBook
 from rules.stream import StreamEngine
 from tests.rules.fleet import START, Fleet, generate
@@ -22,7 +23,9 @@ def test_streaming_findings_equal_batch_findings_on_a_month_of_200_enterprises(m
     assert len({e for e, _ in month.params}) == 200
     first, every = START + TICK_S, TICK_S
     count = 30 * 86400 // TICK_S
-    stream = StreamEngine(month.params, markings=MarkingBook(month.markings), grace_s=3600)
+    stream = StreamEngine(
+        month.params, power=month.power, markings=MarkingBook(month.markings), grace_s=3600
+    )
     streamed = []
     k = 0
     for m in month.readings:  # the clock ticks between readings, as it does in the service
@@ -30,12 +33,16 @@ def test_streaming_findings_equal_batch_findings_on_a_month_of_200_enterprises(m
         while k < count and first + k * every < received:
             streamed += stream.tick(first + k * every)
             k += 1
-        streamed += stream.process_measurements([m])
+        if isinstance(m, Measurement):
+            streamed += stream.process_measurements([m])
+        else:
+            streamed += stream.process_power([m])
     for j in range(k, count):
         streamed += stream.tick(first + j * every)
     streamed += stream.flush()
-    batch = BatchEngine(month.params, markings=month.markings, grace_s=3600)
-    batched = batch.run(measurements_frame(month.readings), ticks=(first, every, count))
+    batch = BatchEngine(month.params, power=month.power, markings=month.markings, grace_s=3600)
+    frame, power_frame = readings_frames(month.readings)
+    batched = batch.run(frame, ticks=(first, every, count), power_frame=power_frame)
 
     by_id_stream = {f.id: f for f in streamed}
     by_id_batch = {f.id: f for f in batched}
@@ -56,6 +63,26 @@ def test_streaming_findings_equal_batch_findings_on_a_month_of_200_enterprises(m
     )
     assert s.late > 0 and s.duplicates > 0 and s.future > 0  # the faults were really exercised
     kinds = Counter((f.rule, f.state) for f in streamed)
-    for rule in ("A1D", "A2", "A3", "A4", "A4V", "B2", "B6", "B7", "B8", "B8-3", "B9", "B10"):
+    for rule in (
+        "A1D",
+        "A2",
+        "A3",
+        "A4",
+        "A4V",
+        "B2",
+        "B6",
+        "B7",
+        "B8",
+        "B8-3",
+        "B9",
+        "B10",
+        "C1",
+        "C4",
+        "C5",
+        "C6",
+        "C8",
+    ):
         assert kinds[(rule, "fire")] > 0, rule
         assert kinds[(rule, "clear")] > 0, rule
+    assert kinds[("C2", "fire")] > 0
+    assert kinds[("C3", "fire")] > 0

@@ -1,0 +1,130 @@
+"""The rule stage inside the pipeline process: readings → findings, stored with the checkpoint.
+
+Findings of a batch are stored in the batch's checkpoint transaction (idempotent by id). The
+engine's state is snapshotted there too, at most every ``snapshot_every_s``; on start the
+last snapshot is restored and the archive replayed from its position up to the checkpoint,
+so open windows, runs, counters and learned baselines survive restarts.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter
+from sqlalchemy import Connection, Engine
+
+from ingest.readings import ReadingBatch
+from rules.findings import Finding
+from rules.store import load_snapshot, record_findings, save_snapshot
+from rules.stream import StreamEngine
+
+log = logging.getLogger(__name__)
+
+CONSUMER = "rules"
+
+
+class RuleMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.findings = Counter(
+            "nonsite_findings",
+            "Findings by rule and state (fire / clear)",
+            ["rule", "state"],
+            registry=registry,
+        )
+        self.readings = Counter(
+            "nonsite_rule_readings",
+            "Readings the rule engine saw, by outcome: judged, late, duplicate, future, "
+            "unconfigured",
+            ["outcome"],
+            registry=registry,
+        )
+
+
+class RulesSink:
+    def __init__(
+        self,
+        engine: StreamEngine,
+        metrics: RuleMetrics | None = None,
+        *,
+        snapshot_every_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.engine = engine
+        self.metrics = metrics
+        self._pending: list[Finding] = []
+        self._snapshot_every = snapshot_every_s
+        self._clock = clock
+        self._last_snapshot = -float("inf")  # the first commit takes one
+        self._snapshot_position = -1
+        self._seen = (0, 0, 0, 0, 0)
+
+    def __call__(self, batch: ReadingBatch) -> None:
+        self._pending += self.engine.process(batch)
+
+    def tick(self, now: int) -> list[Finding]:
+        """Absence rules at wall-clock ``now``; the findings wait for the next commit."""
+        found = self.engine.tick(now)
+        self._pending += found
+        return found
+
+    def commit(self, conn: Connection, position: int) -> None:
+        """Store this batch's findings (and, now and then, a snapshot) in ``conn``'s transaction."""
+        found, self._pending = self._pending, []
+        record_findings(conn, found)
+        self._snapshot_if_due(conn, position)
+        self._count(found)
+
+    def snapshot_if_due(self, db: Engine, position: int) -> None:
+        """Called when idle: snapshot the state if it changed and the interval has passed."""
+        if position == self._snapshot_position or not self._due():
+            return
+        with db.begin() as conn:
+            self._snapshot_if_due(conn, position)
+
+    def _due(self) -> bool:
+        return self._clock() - self._last_snapshot >= self._snapshot_every
+
+    def _snapshot_if_due(self, conn: Connection, position: int) -> None:
+        if self._due():
+            save_snapshot(conn, CONSUMER, position, self.engine)
+            self._last_snapshot = self._clock()
+            self._snapshot_position = position
+
+    def store_pending(self, conn: Connection) -> None:
+        """Store findings produced outside a batch (clock ticks)."""
+        found, self._pending = self._pending, []
+        record_findings(conn, found)
+        self._count(found)
+
+    def _count(self, found: list[Finding]) -> None:
+        m = self.metrics
+        if m is None:
+            return
+        for f in found:
+            m.findings.labels(f.rule, f.state).inc()
+        s = self.engine.stats
+        now = (s.readings, s.late, s.duplicates, s.future, s.unconfigured)
+        judged = (now[0] - sum(now[1:])) - (self._seen[0] - sum(self._seen[1:]))
+        m.readings.labels("judged").inc(max(judged, 0))
+        for label, new, old in zip(
+            ("late", "duplicate", "future", "unconfigured"), now[1:], self._seen[1:], strict=True
+        ):
+            m.readings.labels(label).inc(new - old)
+        self._seen = now
+
+
+def restore(engine_factory: Callable[[], StreamEngine], db: Engine) -> tuple[StreamEngine, int]:
+    """The last snapshot's engine (reconfigured by the factory's parameters) and its archive
+    position; a fresh engine and position 0 when there is none."""
+    fresh = engine_factory()
+    loaded = load_snapshot(db, CONSUMER)
+    if loaded is None:
+        return fresh, 0
+    position, state = loaded
+    if not isinstance(state, StreamEngine):
+        log.warning("rule snapshot is not an engine; starting fresh")
+        return fresh, 0
+    state.reconfigure(fresh)
+    return state, position

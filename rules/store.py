@@ -1,0 +1,196 @@
+"""Rules' tables in the service database: findings, and snapshots of the streaming engine.
+
+Findings are written in the same transaction as the ingest checkpoint and keyed by their
+deterministic id, so a batch judged twice (after a crash, or while catching up from a
+snapshot) stores each finding once. The engine's state is snapshotted with the checkpoint
+position it belongs to, so that a restart resumes judging open windows instead of starting
+from zero.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    DateTime,
+    Engine,
+    Float,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    insert,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+
+from rules.findings import Finding
+
+metadata = MetaData()
+
+findings = Table(
+    "findings",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("rule", String(16), nullable=False, index=True),
+    Column("state", String(8), nullable=False),
+    Column("tier", String(8), nullable=True),
+    Column("enterprise_id", String(64), nullable=False, index=True),
+    Column("source_id", String(64), nullable=False),
+    Column("factor", String(16), nullable=True),
+    Column("window_start", DateTime(timezone=True), nullable=False, index=True),
+    Column("window_end", DateTime(timezone=True), nullable=False),
+    Column("value", Float, nullable=True),
+    Column("limit_value", Float, nullable=True),
+    Column("unit", String(16), nullable=False),
+    Column("multiple", Float, nullable=True),
+    Column("params_id", String(140), nullable=False),
+    Column("params_version", String(16), nullable=False),
+    Column("evidence", Text, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
+snapshots = Table(
+    "rule_snapshots",
+    metadata,
+    Column("consumer", String(64), primary_key=True),
+    Column("position", BigInteger, nullable=False),
+    Column("state", LargeBinary, nullable=False),
+    Column("taken_at", DateTime(timezone=True), nullable=False),
+)
+
+
+def _at(t: int) -> datetime:
+    return datetime.fromtimestamp(t, tz=UTC)
+
+
+def _insert_ignoring_duplicates(conn: Connection) -> Any:
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(findings).on_conflict_do_nothing(index_elements=["id"])
+    if conn.dialect.name == "sqlite":
+        return sqlite.insert(findings).on_conflict_do_nothing(index_elements=["id"])
+    return insert(findings).prefix_with("IGNORE")
+
+
+def record_findings(conn: Connection, items: Sequence[Finding]) -> None:
+    """Store findings once each (by id), in ``conn``'s transaction."""
+    if not items:
+        return
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "id": f.id,
+            "rule": f.rule,
+            "state": f.state,
+            "tier": f.tier,
+            "enterprise_id": f.enterprise_id,
+            "source_id": f.source_id,
+            "factor": f.factor,
+            "window_start": _at(f.window_start),
+            "window_end": _at(f.window_end),
+            "value": f.value,
+            "limit_value": f.limit,
+            "unit": f.unit,
+            "multiple": f.multiple,
+            "params_id": f.params_id,
+            "params_version": f.params_version,
+            "evidence": json.dumps(f.evidence, ensure_ascii=False, sort_keys=True, default=str),
+            "recorded_at": now,
+        }
+        for f in items
+    ]
+    conn.execute(_insert_ignoring_duplicates(conn), rows)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFinding:
+    id: str
+    rule: str
+    state: str
+    tier: str | None
+    enterprise_id: str
+    source_id: str
+    factor: str | None
+    window_start: datetime
+    window_end: datetime
+    value: float | None
+    limit: float | None
+    unit: str
+    multiple: float | None
+    params_version: str
+    evidence: dict[str, Any]
+
+
+def list_findings(
+    engine: Engine,
+    *,
+    rule: str | None = None,
+    enterprise_id: str | None = None,
+    since: datetime | None = None,
+    limit: int = 100,
+) -> list[StoredFinding]:
+    query = select(findings).order_by(findings.c.recorded_at.desc(), findings.c.id).limit(limit)
+    if rule:
+        query = query.where(findings.c.rule == rule)
+    if enterprise_id:
+        query = query.where(findings.c.enterprise_id == enterprise_id)
+    if since:
+        query = query.where(findings.c.window_start >= since)
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return [
+        StoredFinding(
+            r.id,
+            r.rule,
+            r.state,
+            r.tier,
+            r.enterprise_id,
+            r.source_id,
+            r.factor,
+            _aware(r.window_start),
+            _aware(r.window_end),
+            r.value,
+            r.limit_value,
+            r.unit,
+            r.multiple,
+            r.params_version,
+            json.loads(r.evidence),
+        )
+        for r in rows
+    ]
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def save_snapshot(conn: Connection, consumer: str, position: int, state: object) -> None:
+    blob = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+    conn.execute(delete(snapshots).where(snapshots.c.consumer == consumer))
+    conn.execute(
+        insert(snapshots).values(
+            consumer=consumer, position=position, state=blob, taken_at=datetime.now(UTC)
+        )
+    )
+
+
+def load_snapshot(engine: Engine, consumer: str) -> tuple[int, object] | None:
+    """(archive position, state) of the consumer's last snapshot. The database is the
+    service's own, so unpickling it is as trusted as the code."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(snapshots.c.position, snapshots.c.state).where(snapshots.c.consumer == consumer)
+        ).first()
+    if row is None:
+        return None
+    return int(row.position), pickle.loads(row.state)  # noqa: S301 - our own snapshot

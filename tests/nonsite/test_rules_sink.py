@@ -1,0 +1,84 @@
+"""Findings and engine snapshots in the service database (SQLite and PostgreSQL)."""
+
+from dataclasses import replace
+
+import pytest
+
+from ingest.readings import ReadingBatch
+from nonsite.db import make_engine, migrate
+from nonsite.rules_sink import RulesSink, restore
+from rules.store import list_findings, load_snapshot
+from rules.stream import StreamEngine
+from tests.rules.scenario import O2, SO2, gas_outlet, hour_of, tick
+
+
+@pytest.fixture
+def db(db_url):
+    eng = make_engine(db_url)
+    migrate(eng)
+    yield eng
+    eng.dispose()
+
+
+def batch(readings):
+    return ReadingBatch(0, 0, measurements=readings)
+
+
+def factory(params=None):
+    params = params or gas_outlet()
+    return lambda: StreamEngine({("E1", "DA001"): params}, grace_s=600)
+
+
+def test_findings_are_stored_once_even_when_judged_again(db):
+    sink = RulesSink(factory()())
+    sink(
+        batch(hour_of(SO2, tick(0), 150.0) + hour_of(O2, tick(0), 6.0) + hour_of(O2, tick(1), 6.0))
+    )
+    with db.begin() as conn:
+        sink.commit(conn, 10)
+    again = RulesSink(factory()())  # e.g. after a restart without a snapshot: the same findings
+    again(
+        batch(hour_of(SO2, tick(0), 150.0) + hour_of(O2, tick(0), 6.0) + hour_of(O2, tick(1), 6.0))
+    )
+    with db.begin() as conn:
+        again.commit(conn, 10)
+    stored = list_findings(db, rule="A3")
+    assert len(stored) == 1
+    assert (stored[0].value, stored[0].tier, stored[0].evidence["valid_minutes"]) == (
+        150.0,
+        "alarm",
+        60,
+    )
+
+
+def test_snapshot_restore_resumes_an_open_hour_with_new_parameters(db):
+    sink = RulesSink(factory()())
+    sink(batch(hour_of(SO2, tick(0), 150.0)[:3] + hour_of(O2, tick(0), 6.0)))
+    with db.begin() as conn:
+        sink.commit(conn, 7)
+    assert load_snapshot(db, "rules")[0] == 7
+    # The configuration changed meanwhile: a lower limit. The open hour's data is kept.
+    lower = gas_outlet()
+    lower = replace(
+        lower,
+        factors={
+            **lower.factors,
+            SO2: replace(
+                lower.factors[SO2],
+                thresholds=replace(lower.factors[SO2].thresholds, hour_alarm=120),
+            ),
+        },
+    )
+    engine, position = restore(factory(lower), db)
+    assert position == 7
+    found = engine.process_measurements(
+        hour_of(SO2, tick(0), 150.0)[3:] + hour_of(O2, tick(1), 6.0)
+    )
+    [a3] = [f for f in found if f.rule == "A3"]
+    assert (a3.evidence["valid_minutes"], a3.limit, a3.params_version) == (60, 120, lower.version)
+
+
+def test_restore_without_a_snapshot_is_a_fresh_engine(db):
+    engine, position = restore(factory(), db)
+    assert position == 0
+    assert engine.stats.readings == 0
