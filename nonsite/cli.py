@@ -258,6 +258,34 @@ def cmd_findings(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from nonsite.replay import backtest, finding_line, load_messages, replay
+
+    config = load_config(args.config)
+    messages = load_messages(args.inputs, config, stdin=sys.stdin)
+    result = replay(config, messages, include_late=args.include_late, absence=not args.no_absence)
+    if args.backtest is None:
+        for f in result.findings:
+            print(finding_line(f))
+    else:
+        changed = replay(
+            load_config(args.backtest),
+            messages,
+            include_late=args.include_late,
+            absence=not args.no_absence,
+        )
+        for change, f in backtest(result.findings, changed.findings):
+            print(finding_line(f, {"backtest": change}))
+    dead = ", ".join(f"{reason} {n}" for reason, n in sorted(result.dead_letters.items())) or "none"
+    print(
+        f"replay: {result.messages} messages, {result.readings} readings, "
+        f"{len(result.findings)} findings; late {result.late}, duplicates {result.duplicates}; "
+        f"dead letters: {dead}",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from nonsite.db import make_engine, migrate
 
@@ -342,6 +370,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=100)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_findings)
+
+    p = sub.add_parser(
+        "replay", help="run archived traffic through the rules and print the findings (JSON lines)"
+    )
+    p.add_argument("--config", type=Path, required=True)
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        help="archive exports, HJ 212 line files, power JSON lines, "
+        "archive.sqlite3 files, or - for stdin",
+    )
+    p.add_argument(
+        "--backtest",
+        type=Path,
+        metavar="CHANGED_CONFIG",
+        help="print what the changed configuration would have found differently",
+    )
+    p.add_argument(
+        "--include-late",
+        action="store_true",
+        help="judge data that arrived after its window closed (the stream did not)",
+    )
+    p.add_argument("--no-absence", action="store_true", help="skip the clock-driven rules")
+    p.set_defaults(func=cmd_replay)
 
     db = sub.add_parser("db", help="the service database").add_subparsers(
         dest="db_command", required=True
