@@ -16,7 +16,8 @@ is valid for every hour used); A4V a value outside an allowed range (pH 6-9).
 from __future__ import annotations
 
 import math
-from collections import defaultdict, deque
+from array import array
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,11 +42,10 @@ class HourValue:
 
 @dataclass(slots=True)
 class _DayHours:
-    # factor → [(hour start, judged value, measured value)]
-    values: dict[str, list[tuple[int, float, float]]] = field(
-        default_factory=lambda: defaultdict(list)
-    )
-    flow: dict[int, float] = field(default_factory=dict)  # hour start → valid flow value
+    # factor → [valid hours, Σ judged, Σ judged × flow, Σ flow, hours with a valid flow > 0],
+    # added hour by hour in event-time order (the same order in both engines).
+    values: dict[str, list[float]] = field(default_factory=dict)
+    flow: float | None = None  # the valid flow of the hour being judged
     # factor → [minute records received, valid minute records] over the day (B10)
     counts: dict[str, list[int]] = field(default_factory=dict)
 
@@ -84,7 +84,7 @@ class OutletJudge:
         # B4 consecutive over-range hours, B9 consecutive invalid-flag hours, B6 history.
         self._over_hours: dict[str, int] = defaultdict(int)
         self._flag_hours: dict[str, int] = defaultdict(int)
-        self._history: dict[str, deque[float]] = {}
+        self._history: dict[str, array[float]] = {}
 
     def reconfigure(self, params: OutletParams) -> None:
         """New parameters for the same outlet; the state (open days, runs, counters) stays."""
@@ -116,8 +116,9 @@ class OutletJudge:
         o2_ok = o2 is not None and o2.valid and o2.value is not None and o2.value < 21
         day = self._days.setdefault(day_start(start), _DayHours())
         flow = values.get(p.flow_code)
-        if flow is not None and flow.valid and flow.value is not None:
-            day.flow[start] = flow.value
+        day.flow = (
+            flow.value if flow is not None and flow.valid and flow.value is not None else None
+        )
         for code, hv in values.items():
             fp = p.factors.get(code)
             if fp is None:
@@ -158,7 +159,15 @@ class OutletJudge:
                     o2=_round(o2.value), reference_o2=fp.reference_o2, converted=_round(judged)
                 )
                 out += self._reported_zs(code, start, agg, judged)
-            day.values[code].append((start, judged, hv.value))
+            acc = day.values.get(code)
+            if acc is None:
+                acc = day.values[code] = [0.0, 0.0, 0.0, 0.0, 0.0]
+            acc[0] += 1
+            acc[1] += judged
+            if day.flow is not None and day.flow > 0:
+                acc[2] += judged * day.flow
+                acc[3] += day.flow
+                acc[4] += 1
             t = self.thresholds[code]
             out += self._tiered(
                 "A3", code, start, HOUR, judged, t.hour_alarm, t.hour_warning, evidence
@@ -254,8 +263,8 @@ class OutletJudge:
         than a fraction of their mean)."""
         p = self.params
         history = self._history.get(code)
-        if history is None:
-            history = self._history[code] = deque(maxlen=24)
+        if history is None:  # an array: a deque reserves 64 slots even for one value
+            history = self._history[code] = array("d")
         out: list[Finding] = []
         if len(history) >= p.jump_min_history:
             # Plain floats: statistics.pstdev computes with fractions, 30× slower here.
@@ -280,6 +289,8 @@ class OutletJudge:
                 evidence,
             )
         history.append(value)
+        if len(history) > 24:
+            del history[0]
         return out
 
     def _reported_zs(self, code: str, start: int, agg: HourAgg, recomputed: float) -> list[Finding]:
@@ -389,22 +400,15 @@ class OutletJudge:
                 p.transmission_min,
                 evidence,
             )
-        for code, items in sorted(hours.values.items()):
+        for code, (n, total, weighted_sum, weights, n_weighted) in sorted(hours.values.items()):
             t = self.thresholds[code]
             if t.day_alarm is None and t.day_warning is None:
                 continue
-            if len(items) < p.valid_hours_per_day:
+            if n < p.valid_hours_per_day:
                 continue
-            weights = [hours.flow.get(h) for h, _, _ in items]
-            weighted = p.kind == "water" and all(w is not None and w > 0 for w in weights)
-            if weighted:
-                total = sum(w for w in weights if w is not None)
-                value = (
-                    sum(v * (w or 0.0) for (_, v, _), w in zip(items, weights, strict=True)) / total
-                )
-            else:
-                value = sum(v for _, v, _ in items) / len(items)
-            evidence = {"valid_hours": len(items), "flow_weighted": weighted}
+            weighted = p.kind == "water" and n_weighted == n
+            value = weighted_sum / weights if weighted else total / n
+            evidence = {"valid_hours": int(n), "flow_weighted": weighted}
             out += self._tiered("A4", code, start, DAY, value, t.day_alarm, t.day_warning, evidence)
         return out
 

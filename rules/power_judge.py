@@ -19,8 +19,8 @@ streaming and batch engines, which decide which samples count and feed them here
 
 from __future__ import annotations
 
-from collections import deque
-from dataclasses import dataclass, field
+from array import array
+from dataclasses import dataclass
 from typing import Any
 
 from rules.findings import Finding, Tier
@@ -39,10 +39,11 @@ class _Device:
     pending_since: int = 0
     pending_n: int = 0
     last_p: float = 0.0
-    # C4 learning (control devices): today's histogram and the daily medians.
+    # C4 learning (control devices only): today's histogram and the daily medians, as
+    # arrays created on first use (a deque reserves 64 slots even when empty).
     day: int | None = None
-    histogram: list[int] = field(default_factory=list)
-    medians: deque[float] = field(default_factory=deque)
+    histogram: array[int] | None = None
+    medians: array[float] | None = None
 
 
 class PowerJudge:
@@ -53,6 +54,7 @@ class PowerJudge:
         self._open: dict[tuple[str, ...], int] = {}  # episode key → start time
         self._stop_mark: dict[str, int] = {}  # control id → when it stopped while production ran
         self._low_since: dict[str, int] = {}
+        self._c2_run: dict[str, int] = {}  # control id → production start C2 was judged for
         self._controls = [m for m in params.meters.values() if m.role == "control" and m.serves]
 
     def reconfigure(self, params: EnterprisePowerParams) -> None:
@@ -89,7 +91,10 @@ class PowerJudge:
             running = [self._devices[p].since for p in m.serves if self._is_on(p)]
             if new == "on":
                 self._stop_mark.pop(m.meter_id, None)
-                if old == "off" and running and at - min(running) > self.params.c2_lead_s:
+                first_start = running and self._c2_run.get(m.meter_id) != min(running)
+                if first_start:
+                    self._c2_run[m.meter_id] = min(running)  # judged once per production run
+                if old == "off" and first_start and at - min(running) > self.params.c2_lead_s:
                     started = min(running)
                     out.append(
                         self._event(
@@ -180,9 +185,9 @@ class PowerJudge:
     def _low_load(
         self, c: MeterParams, control: _Device, producing: bool, now: int
     ) -> list[Finding]:
-        baseline = (
-            _median(list(control.medians)) if len(control.medians) >= c.baseline_min_days else None
-        )
+        medians = control.medians
+        enough = medians is not None and len(medians) >= c.baseline_min_days
+        baseline = _median(list(medians)) if enough and medians is not None else None
         low = (
             baseline is not None
             and producing
@@ -202,13 +207,17 @@ class PowerJudge:
         """C4 baseline: the daily median of the control device's power while production ran."""
         day = day_start(ts)
         if dev.day != day:
-            if dev.day is not None and any(dev.histogram):
+            if dev.day is not None and dev.histogram is not None and any(dev.histogram):
+                if dev.medians is None:
+                    dev.medians = array("d")
                 dev.medians.append(_histogram_median(dev.histogram, m.rated_kw or 0.0))
-                while len(dev.medians) > m.baseline_days:
-                    dev.medians.popleft()
+                if len(dev.medians) > m.baseline_days:
+                    del dev.medians[0]
             dev.day = day
-            dev.histogram = [0] * _BINS
+            dev.histogram = None
         if dev.state == "on" and any(self._is_on(x) for x in m.serves) and m.rated_kw:
+            if dev.histogram is None:
+                dev.histogram = array("I", bytes(4 * _BINS))
             b = min(_BINS - 1, max(0, int(p_kw / (m.rated_kw * _BIN_SPAN) * _BINS)))
             dev.histogram[b] += 1
 
@@ -330,7 +339,7 @@ def _median(values: list[float]) -> float:
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
-def _histogram_median(histogram: list[int], rated_kw: float) -> float:
+def _histogram_median(histogram: array[int], rated_kw: float) -> float:
     total = sum(histogram)
     seen = 0
     for i, n in enumerate(histogram):

@@ -19,16 +19,31 @@ def boiler_hours(values: list[float]) -> list[bytes]:
     frames = []
     for h, so2 in enumerate(values):
         for i in range(6):
-            pol = {"a21026": {"Avg": so2 + (i - 2.5) * 0.2, "Flag": "N"}, "a19001": {"Avg": 9.0, "Flag": "N"}}
-            [p] = data_packets(st="31", cn="2051", pw="654321", mn=BOILER_MN,
-                               data_time=H0 + timedelta(hours=h, minutes=10 * i), pollutants=pol, ack=False)
+            pol = {
+                "a21026": {"Avg": so2 + (i - 2.5) * 0.2, "Flag": "N"},
+                "a19001": {"Avg": 9.0, "Flag": "N"},
+            }
+            [p] = data_packets(
+                st="31",
+                cn="2051",
+                pw="654321",
+                mn=BOILER_MN,
+                data_time=H0 + timedelta(hours=h, minutes=10 * i),
+                pollutants=pol,
+                ack=False,
+            )
             frames.append(p.rstrip(b"\r\n"))
     return frames
 
 
 def nonsite(*args: str, stdin: bytes = b""):
-    return subprocess.run([sys.executable, "-m", "nonsite", *args], input=stdin, capture_output=True,
-                          check=False, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "nonsite", *args],
+        input=stdin,
+        capture_output=True,
+        check=False,
+        timeout=120,
+    )
 
 
 def findings(result) -> list[dict]:
@@ -56,8 +71,13 @@ def test_backtest_shows_what_changed_thresholds_would_have_found(tmp_path):
     lines.write_bytes(b"\n".join(boiler_hours([170.0, 250.0, 120.0])) + b"\n")
     changed = tmp_path / "stricter.toml"
     changed.write_text(EXAMPLE.read_text().replace("hour_alarm = 200", "hour_alarm = 140"))
-    result = nonsite("replay", "--config", str(EXAMPLE), "--backtest", str(changed), "--no-absence", str(lines))
-    diff = {(f["backtest"], f["rule"], f["state"], f["tier"], f["window_start"]) for f in findings(result)}
+    result = nonsite(
+        "replay", "--config", str(EXAMPLE), "--backtest", str(changed), "--no-absence", str(lines)
+    )
+    diff = {
+        (f["backtest"], f["rule"], f["state"], f["tier"], f["window_start"])
+        for f in findings(result)
+    }
     first = H0.isoformat()
     assert ("added", "A3", "fire", "alarm", first) in diff  # 170 is now an alarm
     assert ("removed", "A3", "fire", "warning", first) in diff
@@ -66,14 +86,30 @@ def test_backtest_shows_what_changed_thresholds_would_have_found(tmp_path):
 def test_replay_reads_an_archive_and_its_json_export(tmp_path):
     archive = RawArchive(tmp_path / "archive.sqlite3")
     frames = boiler_hours([170.0, 250.0, 120.0])
-    archive.append([IncomingMessage(to_us(H0 + timedelta(minutes=10 * i + 11)), f"hj212/{BOILER_MN}", f)
-                    for i, f in enumerate(frames)])
+    archive.append(
+        [
+            IncomingMessage(to_us(H0 + timedelta(minutes=10 * i + 11)), f"hj212/{BOILER_MN}", f)
+            for i, f in enumerate(frames)
+        ]
+    )
     power = {"meter": "E006-M01", "ts": (H0 + timedelta(minutes=5)).isoformat(), "p_kw": 30.0}
-    archive.append([IncomingMessage(to_us(H0 + timedelta(minutes=6)), "power/E006-M01", json.dumps(power).encode())])
+    archive.append(
+        [
+            IncomingMessage(
+                to_us(H0 + timedelta(minutes=6)), "power/E006-M01", json.dumps(power).encode()
+            )
+        ]
+    )
     archive.close()
-    direct = findings(nonsite("replay", "--config", str(EXAMPLE), str(tmp_path / "archive.sqlite3")))
-    exported = subprocess.run([sys.executable, "-m", "nonsite", "archive", "export", "--format", "json"],
-                              capture_output=True, check=True, env={"NONSITE_DATA_DIR": str(tmp_path), "PATH": "/usr/bin"})
+    direct = findings(
+        nonsite("replay", "--config", str(EXAMPLE), str(tmp_path / "archive.sqlite3"))
+    )
+    exported = subprocess.run(
+        [sys.executable, "-m", "nonsite", "archive", "export", "--format", "json"],
+        capture_output=True,
+        check=True,
+        env={"NONSITE_DATA_DIR": str(tmp_path), "PATH": "/usr/bin"},
+    )
     via_export = findings(nonsite("replay", "--config", str(EXAMPLE), "-", stdin=exported.stdout))
     assert [f["id"] for f in direct] == [f["id"] for f in via_export]
     # The single power sample's meter then stays silent for hours: C8 (meter offline).

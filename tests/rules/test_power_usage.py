@@ -196,3 +196,11 @@ def test_c8_meter_offline_on_the_clock():
     assert sorted(batch, key=lambda f: f.id) == sorted(
         [f for f in found if f.rule == "C8"], key=lambda f: f.id
     )
+
+
+def test_c2_once_per_production_run_even_when_the_control_device_restarts():
+    data = (series(P, 0, 120, 80.0) + series(K, 0, 8, 0.0) + series(K, 8, 40, 15.0)
+            + series(K, 40, 60, 0.0) + series(K, 60, 120, 15.0))  # fmt: skip
+    found = run(data)
+    assert [s for s, *_ in rules_of(found, "C2")] == ["fire"]
+    assert [s for s, *_ in rules_of(found, "C1")] == ["fire", "clear"]  # the restart gap is C1's
