@@ -188,23 +188,24 @@ def memory(keys: int, meters: int) -> dict[str, float]:
         (f"M{i:06d}", "DA001"): OutletParams(f"M{i:06d}", "DA001", "gas", factors=dict(FACTORS))
         for i in range(outlets)
     }
-    per = max(1, meters // outlets)
-    power = {
-        f"M{i:06d}": EnterprisePowerParams(
-            f"M{i:06d}",
+    # Spread the meters over the enterprises: some get one more than others.
+    counts = [meters // outlets + (1 if i < meters % outlets else 0) for i in range(outlets)]
+    power = {}
+    for i in range(outlets):
+        ent = f"M{i:06d}"
+        power[ent] = EnterprisePowerParams(
+            ent,
             {
-                f"M{i:06d}-{k}": MeterParams(
-                    f"M{i:06d}",
-                    f"M{i:06d}-{k}",
+                f"{ent}-{k}": MeterParams(
+                    ent,
+                    f"{ent}-{k}",
                     "production" if k == 0 else "control",
                     rated_kw=100,
-                    serves=() if k == 0 else (f"M{i:06d}-0",),
+                    serves=() if k == 0 else (f"{ent}-0",),
                 )
-                for k in range(per)
+                for k in range(counts[i])
             },
         )
-        for i in range(outlets)
-    }
     cache: dict[int, datetime] = {}
     gc.collect()
     tracemalloc.start()
@@ -256,7 +257,7 @@ def memory(keys: int, meters: int) -> dict[str, float]:
     used = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
     n_keys = outlets * len(FACTORS)
-    n_meters = outlets * per
+    n_meters = sum(counts)
     return {
         "keys": n_keys,
         "meters": n_meters,

@@ -136,7 +136,20 @@ def effective_thresholds(outlet: OutletParams, params: FactorParams) -> Threshol
     return replace(t, hour_warning=hour_warning, day_warning=day_warning)
 
 
+_DIGESTS: dict[int, tuple[object, str]] = {}
+
+
 def _digest(value: object) -> str:
+    """A short, stable digest of a parameter set; computed once per object (it is frozen)."""
+    cached = _DIGESTS.get(id(value))
+    if cached is not None and cached[0] is value:
+        return cached[1]
+    digest = _compute_digest(value)
+    _DIGESTS[id(value)] = (value, digest)  # keeps the object alive, so its id stays its own
+    return digest
+
+
+def _compute_digest(value: object) -> str:
     def default(o: object) -> object:
         if isinstance(o, frozenset):
             return sorted(o)

@@ -55,6 +55,8 @@ class PowerJudge:
         self._stop_mark: dict[str, int] = {}  # control id → when it stopped while production ran
         self._low_since: dict[str, int] = {}
         self._c2_run: dict[str, int] = {}  # control id → production start C2 was judged for
+        self._next_check = -(2**62)  # time at which the conditions must be judged again
+        self.always_evaluate = False  # judge on every sample (tests compare both ways)
         self._controls = [m for m in params.meters.values() if m.role == "control" and m.serves]
 
     def reconfigure(self, params: EnterprisePowerParams) -> None:
@@ -73,15 +75,27 @@ class PowerJudge:
         if m is None or m.rated_kw is None:
             return []
         dev = self._devices[meter_id]
+        pending_before, state_before = dev.pending, dev.state
         change = _step(dev, m, ts, p_kw)
         dev.last_p = p_kw
         out: list[Finding] = []
         if change is not None:
             out += self._on_change(m, change[0], change[1], change[2])
-        if m.role == "control" and m.serves:
+        control = m.role == "control" and bool(m.serves)
+        if control:
             self._learn(dev, m, ts, p_kw)
-        out += self._evaluate(ts)
+        # The conditions can only change when a state (or a pending change) does, when time
+        # passes a deadline (a sustain period, an order's window), or - for C4 - when a
+        # control device reports its power: judging only then is the same as judging always.
+        moved = dev.state != state_before or dev.pending != pending_before
+        if self.always_evaluate or moved or ts >= self._next_check:
+            out += self._evaluate(ts)
+        elif control and not self._holding(m):
+            out += self._low_load(m, dev, any(self._is_on(x) for x in m.serves), ts)
         return out
+
+    def _holding(self, c: MeterParams) -> bool:
+        return self._pending(c.meter_id) or any(self._pending(x) for x in c.serves)
 
     # -- transitions: C2, C3 -------------------------------------------------------------
 
@@ -136,21 +150,28 @@ class PowerJudge:
     def _evaluate(self, now: int) -> list[Finding]:
         p = self.params
         out: list[Finding] = []
+        deadline = 2**62
         emergency = [o for o in p.orders if o.kind == "emergency" and o.start <= now < o.end]
         for c in self._controls:
             control = self._devices[c.meter_id]
-            if self._pending(c.meter_id) or any(self._pending(x) for x in c.serves):
+            if self._holding(c):
                 continue  # a change is being confirmed: hold the judgement until it is
             running = [self._devices[x].since for x in c.serves if self._is_on(x)]
             off = control.state == "off"
             start = max(min(running), control.since) if running and off else None
             holds = start is not None and now - start >= p.c1_minutes * 60
+            if start is not None and not holds:
+                deadline = min(deadline, start + p.c1_minutes * 60)
             tier: Tier = "alarm" if emergency else "warning"
             ended = self._ended(c.meter_id, c.serves, now)
             evidence: dict[str, Any] = {"production": sorted(x for x in c.serves if self._is_on(x))}
             out += self._episode(("C1", c.meter_id), holds, start or now, ended, tier, evidence)
             out += self._low_load(c, control, bool(running), now)
+            low_since = self._low_since.get(c.meter_id)
+            if low_since is not None:
+                deadline = min(deadline, low_since + c.low_load_minutes * 60)
         for order in p.orders:
+            deadline = min(deadline, _next_boundary(order, now))
             window = _window_start(order, now)
             rule = "C5" if order.kind == "emergency" else "C6"
             tier = "alarm" if rule == "C5" else "warning"
@@ -160,6 +181,8 @@ class PowerJudge:
                 device = self._devices.get(d)
                 on = window is not None and device is not None and device.state == "on"
                 since = max(device.since, window) if on and device is not None and window else now
+                if on and now - since < p.c5_minutes * 60:
+                    deadline = min(deadline, since + p.c5_minutes * 60)
                 on = on and now - since >= p.c5_minutes * 60
                 ended = device.since if device is not None and device.state == "off" else now
                 evidence = {
@@ -168,6 +191,7 @@ class PowerJudge:
                     "order_end": order.end,
                 }
                 out += self._episode((rule, d, order.reference), on, since, ended, tier, evidence)
+        self._next_check = deadline
         return out
 
     def _pending(self, meter_id: str) -> bool:
@@ -315,6 +339,24 @@ def _step(dev: _Device, m: MeterParams, ts: int, p_kw: float) -> tuple[str | Non
     old, dev.state, dev.since = dev.state, raw, dev.pending_since
     dev.pending, dev.pending_n = None, 0
     return old, raw, dev.since
+
+
+def _next_boundary(order: Order, now: int) -> int:
+    """The next time after ``now`` at which the order's window opens or closes."""
+    if now < order.start:
+        return order.start
+    if now >= order.end:
+        return 2**62
+    if order.daily is None:
+        return order.end
+    midnight = now - (now + CHINA_OFFSET) % DAY
+    candidates = [
+        midnight + d * DAY + edge
+        for d in (0, 1)
+        for edge in order.daily
+        if midnight + d * DAY + edge > now
+    ]
+    return min([order.end, *candidates])
 
 
 def _window_start(order: Order, now: int) -> int | None:

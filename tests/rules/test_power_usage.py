@@ -204,3 +204,27 @@ def test_c2_once_per_production_run_even_when_the_control_device_restarts():
     found = run(data)
     assert [s for s, *_ in rules_of(found, "C2")] == ["fire"]
     assert [s for s, *_ in rules_of(found, "C1")] == ["fire", "clear"]  # the restart gap is C1's
+
+
+def test_judging_only_when_something_can_change_equals_judging_every_sample():
+    """The judge skips samples that cannot change any condition; on a simulated fleet's
+    power data (faults of every kind) that must give exactly what judging always gives."""
+    from rules.power_judge import PowerJudge
+    from tests.rules.fleet import generate
+
+    fleet = generate(n_enterprises=40, days=20, seed=7)
+    samples = sorted((s for s in fleet.readings if isinstance(s, PowerSample)),
+                     key=lambda s: (s.enterprise_id, s.ts, s.meter_id))  # fmt: skip
+    results = []
+    for always in (False, True):
+        judges = {}
+        found = []
+        for s in samples:
+            judge = judges.get(s.enterprise_id)
+            if judge is None:
+                judge = judges[s.enterprise_id] = PowerJudge(fleet.power[s.enterprise_id])
+                judge.always_evaluate = always
+            found += judge.sample(s.meter_id, epoch(s.ts), s.active_power_kw)
+        results.append(found)
+    assert results[0] == results[1]
+    assert {f.rule for f in results[0]} >= {"C1", "C2", "C3", "C4", "C5", "C6"}
