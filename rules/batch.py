@@ -13,8 +13,7 @@ readings too (a re-evaluation with all the data, unlike what the stream saw).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import polars as pl
 
@@ -110,8 +109,7 @@ def measurements_frame(measurements: Iterable[Measurement]) -> pl.DataFrame:
 Ticks = tuple[int, int, int]  # (first tick, seconds between ticks, number of ticks)
 
 
-@dataclass(frozen=True, slots=True)
-class BatchStats:
+class BatchStats(NamedTuple):
     readings: int
     late: int
     duplicates: int
@@ -138,7 +136,8 @@ class BatchEngine:
         self.markings = list(markings)
         self.grace = grace_s
         self.max_future = max_future_s
-        self.stats: BatchStats | None = None
+        self.stats: BatchStats | None = None  # measurements and, after ``run``, meter samples too
+        self.power_stats: BatchStats | None = None
 
     # -- layer 1: acceptance and hour aggregates --------------------------------------
 
@@ -331,6 +330,10 @@ class BatchEngine:
             power_frame = pl.DataFrame(schema=POWER_SCHEMA)
         out = self._windows(frame, flush=flush, include_late=include_late)
         out += self.power_findings(power_frame, flush=flush)
+        if self.stats is not None and self.power_stats is not None:
+            self.stats = BatchStats(
+                *(a + b for a, b in zip(self.stats, self.power_stats, strict=True))
+            )
         if ticks is not None:
             out += self.absence(frame, ticks, power_frame)
         return out
@@ -342,13 +345,18 @@ class BatchEngine:
             schema={"enterprise_id": pl.String, "meter_id": pl.String},
             orient="row",
         )
-        df = frame.join(meters, on=["enterprise_id", "meter_id"], how="semi").sort("seq")
-        df = df.filter(pl.col("ts") <= pl.col("received") + self.max_future)
+        configured = frame.join(meters, on=["enterprise_id", "meter_id"], how="semi").sort("seq")
+        in_time = configured.filter(pl.col("ts") <= pl.col("received") + self.max_future)
         wm = pl.col("ts").cum_max().shift(1).over("enterprise_id", order_by="seq")
-        df = df.with_columns(wm.alias("wm"))
         late = pl.col("wm").is_not_null() & (pl.col("ts") + self.grace <= pl.col("wm"))
-        df = df.filter(~late).unique(
-            ["enterprise_id", "meter_id", "ts"], keep="first", maintain_order=True
+        on_time = in_time.with_columns(wm.alias("wm")).filter(~late)
+        df = on_time.unique(["enterprise_id", "meter_id", "ts"], keep="first", maintain_order=True)
+        self.power_stats = BatchStats(
+            frame.height,
+            in_time.height - on_time.height,
+            on_time.height - df.height,
+            configured.height - in_time.height,
+            frame.height - configured.height,
         )
         if not flush:
             final = df.group_by("enterprise_id").agg(pl.col("ts").max().alias("watermark"))
