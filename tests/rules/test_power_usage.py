@@ -232,9 +232,13 @@ def test_judging_only_when_something_can_change_equals_judging_every_sample():
 
 def test_batch_counts_meter_samples_like_the_stream():
     data = series(P, 0, 30, 80.0) + series(K, 0, 30, 15.0)
-    data += data[:4] + [sample(K, 2, 0.0, received_after_s=3600)]
+    data += [*data[:4], sample(K, 2, 0.0, received_after_s=3600)]
     data += [PowerSample("E3", "unknown", T0, 1.0, None, None, None, T0, 0)]
-    data += [PowerSample("E3", P, T0 + timedelta(days=2), 1.0, None, None, None, T0 + timedelta(minutes=31), 0)]
+    data += [
+        PowerSample(
+            "E3", P, T0 + timedelta(days=2), 1.0, None, None, None, T0 + timedelta(minutes=31), 0
+        )
+    ]
     data = sorted(data, key=lambda s: s.received_at)
     stream = StreamEngine({}, power={"E3": power_params()}, grace_s=600)
     stream.process_power(data)
@@ -242,4 +246,8 @@ def test_batch_counts_meter_samples_like_the_stream():
     batch = BatchEngine({}, power={"E3": power_params()}, grace_s=600)
     batch.run(measurements, power_frame=power)
     s = stream.stats
-    assert tuple(batch.stats) == (s.readings, s.late, s.duplicates, s.future, s.unconfigured) == (67, 1, 4, 1, 1)
+    assert (
+        tuple(batch.stats)
+        == (s.readings, s.late, s.duplicates, s.future, s.unconfigured)
+        == (67, 1, 4, 1, 1)
+    )
