@@ -38,7 +38,6 @@ from nonsite.db import make_engine
 from nonsite.rule_wiring import build_markings, build_outlet_params, build_power_params
 from nonsite.rules_sink import RuleMetrics, RulesSink, restore
 from nonsite.wiring import build_policy, build_registry, build_router
-from rules.markings import MarkingBook
 from rules.stream import StreamEngine
 
 log = logging.getLogger("nonsite.pipeline")
@@ -113,7 +112,7 @@ class Worker:
             return StreamEngine(
                 build_outlet_params(config),
                 power=build_power_params(config),
-                markings=MarkingBook(build_markings(config)),
+                markings=build_markings(config),
                 grace_s=r.grace_s,
                 max_future_s=r.max_future_s,
             )

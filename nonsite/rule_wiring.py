@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ingest.hj212.codes import pollutant_table
 from nonsite.config.model import Config, EnterpriseConfig, FactorLimits, OutletConfig
-from rules.markings import Marking
+from rules.markings import INCINERATION_CAPS, Marking, MarkingCap
 from rules.params import FactorParams, OutletParams, Thresholds
 from rules.power_params import EnterprisePowerParams, MeterParams, Order
 from rules.presets import PresetFactor, presets
@@ -71,6 +71,11 @@ def outlet_params(
     codes = list(outlet.factors) or list(base)
     codes += [c for c in outlet.limits if c not in codes]
     r = config.rules
+    incineration = any(presets()[n].industry == "msw_incineration" for n in outlet.preset_list)
+    if outlet.marking_caps is not None:
+        caps = tuple(MarkingCap(tuple(c.types), c.hours) for c in outlet.marking_caps)
+    else:
+        caps = INCINERATION_CAPS if incineration else ()
     return OutletParams(
         enterprise_id=enterprise.id,
         outlet_id=outlet.id,
@@ -87,6 +92,10 @@ def outlet_params(
         zs_tolerance=r.zs_tolerance,
         offline_after_s=r.offline_after_s,
         hour_deadline_s=r.hour_deadline_s,
+        incineration=incineration,
+        marking_caps=caps,
+        furnace_period_s=r.furnace_period_min * 60,
+        furnace_low_max_per_day=r.furnace_low_max_per_day,
     )
 
 

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine
 from ingest.readings import ReadingBatch
 from rules.findings import Finding
 from rules.store import load_snapshot, record_findings, save_snapshot
-from rules.stream import StreamEngine
+from rules.stream import STATE_FORMAT, StreamEngine
 
 log = logging.getLogger(__name__)
 
@@ -119,12 +119,19 @@ def restore(engine_factory: Callable[[], StreamEngine], db: Engine) -> tuple[Str
     """The last snapshot's engine (reconfigured by the factory's parameters) and its archive
     position; a fresh engine and position 0 when there is none."""
     fresh = engine_factory()
-    loaded = load_snapshot(db, CONSUMER)
+    try:
+        loaded = load_snapshot(db, CONSUMER)
+    except Exception:  # a snapshot from other code: rebuild the state from the archive
+        log.warning("rule snapshot unreadable; replaying the archive", exc_info=True)
+        return fresh, 0
     if loaded is None:
         return fresh, 0
     position, state = loaded
     if not isinstance(state, StreamEngine):
         log.warning("rule snapshot is not an engine; starting fresh")
+        return fresh, 0
+    if getattr(state, "state_format", None) != STATE_FORMAT:
+        log.warning("rule snapshot has another state layout; replaying the archive")
         return fresh, 0
     state.reconfigure(fresh)
     return state, position

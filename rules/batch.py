@@ -22,8 +22,8 @@ from rules.absence import AbsenceWatch
 from rules.findings import Finding
 from rules.hours import FIXED, HourAgg
 from rules.judge import OutletJudge
-from rules.markings import Marking
-from rules.params import OutletParams
+from rules.markings import Marking, MarkingBook
+from rules.params import OutletParams, marking_book
 from rules.power_judge import PowerJudge
 from rules.power_params import EnterprisePowerParams
 from rules.timebase import DAY, HOUR
@@ -127,13 +127,14 @@ class BatchEngine:
         params: dict[tuple[str, str], OutletParams],
         *,
         power: dict[str, EnterprisePowerParams] | None = None,
-        markings: Sequence[Marking] = (),
+        markings: MarkingBook | Sequence[Marking] | None = None,
         grace_s: int = 3600,
         max_future_s: int = 300,
     ) -> None:
         self.params = params
         self.power = power or {}
-        self.markings = list(markings)
+        self.book = marking_book(markings, params)
+        self.markings = self.book.excused()  # as far as they excuse data (yearly caps applied)
         self.grace = grace_s
         self.max_future = max_future_s
         self.stats: BatchStats | None = None  # measurements and, after ``run``, meter samples too
@@ -252,6 +253,7 @@ class BatchEngine:
             pl.col("zero_len").max().cast(pl.Int64).alias("zero_run"),
             pl.col("const_len").max().cast(pl.Int64).alias("const_run"),
         )
+        agg = agg.join(self._low_periods(minute), on=group, how="left")
         device = (
             kept.filter(pl.col("interval") == "hour")
             .with_columns(pl.col("flag").fill_null("N"))
@@ -264,6 +266,45 @@ class BatchEngine:
             )
         )
         return agg.join(device, on=group, how="full", coalesce=True).sort(group)
+
+    def _low_periods(self, minute: pl.DataFrame) -> pl.DataFrame:
+        """A5-2: per outlet-hour and factor, the sub-hour periods whose mean of the valid
+        values lies below the bound, and the lowest period mean (fixed-point, floored)."""
+        outlet = ["enterprise_id", "outlet_id"]
+        specs = pl.DataFrame(
+            [
+                (e, o, code, period_s, bound)
+                for (e, o), p in self.params.items()
+                for code, (period_s, bound) in OutletJudge(p).periods.items()
+            ],
+            schema={
+                "enterprise_id": pl.String,
+                "outlet_id": pl.String,
+                "factor": pl.String,
+                "period_s": pl.Int64,
+                "bound": pl.Int64,
+            },
+            orient="row",
+        )
+        periods = (
+            minute.filter(pl.col("valid"))
+            .join(specs, on=[*outlet, "factor"])
+            .group_by(
+                [*outlet, "hour", "factor", pl.col("t") // pl.col("period_s")],
+            )
+            .agg(
+                pl.col("fixed").sum().alias("total"),
+                pl.len().cast(pl.Int64).alias("k"),
+                pl.col("bound").first(),
+            )
+        )
+        return periods.group_by([*outlet, "hour", "factor"]).agg(
+            (pl.col("total") < pl.col("bound") * pl.col("k"))
+            .sum()
+            .cast(pl.Int64)
+            .alias("low_periods"),
+            (pl.col("total") // pl.col("k")).min().alias("lowest_period"),
+        )
 
     def _runs(self, minute: pl.DataFrame) -> pl.DataFrame:
         """Zero and constant run lengths per record: the same definition as ``RunState``."""
@@ -446,7 +487,7 @@ class BatchEngine:
         out: list[Finding] = []
         for (enterprise, outlet), hours in _by_outlet(aggs):
             params = self.params[(enterprise, outlet)]
-            judge = OutletJudge(params)
+            judge = OutletJudge(params, self.book)
             limit = 2**62 if flush else final.get((enterprise, outlet), -(2**62))
             for hour, factors in hours:
                 if hour + HOUR + self.grace > limit:
@@ -494,6 +535,8 @@ def _by_outlet(
         "max_valid",
         "zero_run",
         "const_run",
+        "low_periods",
+        "lowest_period",
     ]
     current: tuple[str, str] | None = None
     hours: list[tuple[int, dict[str, HourAgg]]] = []
@@ -518,6 +561,8 @@ def _by_outlet(
                 row[20],
                 row[21] or 0,
                 row[22] or 0,
+                row[23] or 0,
+                row[24],
             )
         )
     if current is not None:

@@ -8,7 +8,7 @@ they do not depend on the order readings arrive in or are added up in.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
 FIXED = 1_000_000
@@ -64,6 +64,10 @@ class HourAgg(NamedTuple):
     max_valid: int | None = None
     zero_run: int = 0  # longest run of consecutive zero values reached in the hour (records)
     const_run: int = 0  # longest run of consecutive identical non-zero values (records)
+    # Sub-hour periods (A5-2: five-minute means of the furnace temperature) whose mean of the
+    # valid values lies below the factor's lower bound, and the lowest period mean (fixed).
+    low_periods: int = 0
+    lowest_period: int | None = None
 
     @property
     def invalid_flag(self) -> str | None:
@@ -119,11 +123,13 @@ def aggregate(
     runs: dict[str, RunState] | None = None,
     interval_s: int = 600,
     flow_code: str | None = None,
+    periods: Mapping[str, tuple[int, int]] | None = None,
 ) -> dict[str, HourAgg]:
     """The hour's aggregates per factor, from already de-duplicated records.
 
     ``runs`` carries the zero/constant runs across hours (records must come hour by hour in
-    event-time order); without it runs are not computed.
+    event-time order); without it runs are not computed. ``periods`` maps a factor to
+    (period length s, fixed-point lower bound) for the sub-hour period means of A5-2.
     """
     records = sorted(minutes, key=lambda r: (r.factor, r.t))
     not_producing = {
@@ -176,6 +182,7 @@ def aggregate(
             best = longest[r.factor]
             best[0] = max(best[0], zero)
             best[1] = max(best[1], const)
+    lows = _low_periods(records, periods, valid_flags) if periods else {}
     out = {
         f: HourAgg(
             a[0],
@@ -197,6 +204,7 @@ def aggregate(
             high.get(f),
             longest[f][0],
             longest[f][1],
+            *lows.get(f, (0, None)),
         )
         for f, a in acc.items()
     }
@@ -204,5 +212,32 @@ def aggregate(
         base = out.get(d.factor, EMPTY)
         out[d.factor] = base._replace(
             dev_value=d.value, dev_flag=d.flag, dev_zs=d.zs, dev_marked=d.marked
+        )
+    return out
+
+
+def _low_periods(
+    records: list[MinuteRecord],
+    periods: Mapping[str, tuple[int, int]],
+    valid_flags: frozenset[str],
+) -> dict[str, tuple[int, int | None]]:
+    """Per factor: how many periods have a mean of valid values below the bound, and the
+    lowest period mean (fixed-point, floored). A record counts in the period its time is in."""
+    sums: dict[tuple[str, int], list[int]] = {}
+    for r in records:
+        spec = periods.get(r.factor)
+        if spec is None or r.marked or r.value is None or r.flag not in valid_flags:
+            continue
+        acc = sums.setdefault((r.factor, r.t // spec[0]), [0, 0])
+        acc[0] += to_fixed(r.value)
+        acc[1] += 1
+    out: dict[str, tuple[int, int | None]] = {}
+    for (factor, _), (total, n) in sums.items():
+        bound = periods[factor][1]
+        low, lowest = out.get(factor, (0, None))
+        mean = total // n
+        out[factor] = (
+            low + (total < bound * n),
+            mean if lowest is None else min(lowest, mean),
         )
     return out

@@ -10,7 +10,10 @@ flags and marked periods excluded) or the device's own hour value when there is 
 data; A1D device value differs from the recomputed one; A2 conversion to the reference O2
 impossible (O2 invalid or >= 21 %); A3 hourly exceedance, warning (预警) and alarm (报警)
 tiers; A4 daily exceedance on >= N valid hours (flow-weighted for wastewater where the flow
-is valid for every hour used); A4V a value outside an allowed range (pH 6-9).
+is valid for every hour used), reported as A5-1 for incinerators, whose marks excuse data only
+up to yearly caps (the ``MarkingBook`` applies them; the finding shows the year's marked hours);
+A4V a value outside an allowed range (pH 6-9); A5-2 more than 5 five-minute furnace
+temperature means below 850 ℃ in a natural day (alarm), and A5-3 an hour with any (warning).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 
 from rules.findings import Finding, Tier
 from rules.hours import FIXED, HourAgg, to_fixed
+from rules.markings import MarkingBook
 from rules.params import OutletParams, Thresholds, effective_thresholds
 from rules.timebase import DAY, HOUR, day_start
 
@@ -48,6 +52,8 @@ class _DayHours:
     flow: float | None = None  # the valid flow of the hour being judged
     # factor → [minute records received, valid minute records] over the day (B10)
     counts: dict[str, list[int]] = field(default_factory=dict)
+    # factor → [(hour start, five-minute means below the bound in it)] (A5-2)
+    low: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
 
 
 # Physical bounds used when the configuration sets none (B5).
@@ -72,8 +78,9 @@ def _round(value: float | None, digits: int = 6) -> float | None:
 
 
 class OutletJudge:
-    def __init__(self, params: OutletParams) -> None:
+    def __init__(self, params: OutletParams, markings: MarkingBook | None = None) -> None:
         self.params = params
+        self.markings = markings
         self.thresholds: dict[str, Thresholds] = {
             code: effective_thresholds(params, fp) for code, fp in params.factors.items()
         }
@@ -86,13 +93,21 @@ class OutletJudge:
         self._flag_hours: dict[str, int] = defaultdict(int)
         self._history: dict[str, array[float]] = {}
 
-    def reconfigure(self, params: OutletParams) -> None:
+    def reconfigure(self, params: OutletParams, markings: MarkingBook | None = None) -> None:
         """New parameters for the same outlet; the state (open days, runs, counters) stays."""
         self.params = params
+        self.markings = markings
         self.thresholds = {
             code: effective_thresholds(params, fp) for code, fp in params.factors.items()
         }
         self._version = params.version
+
+    @property
+    def periods(self) -> dict[str, tuple[int, int]]:
+        """Factors judged on sub-hour period means (A5-2): code → (period s, fixed bound)."""
+        p = self.params
+        bound = p.furnace_bound
+        return {} if bound is None else {p.furnace_code: (p.furnace_period_s, to_fixed(bound))}
 
     # -- hours ---------------------------------------------------------------------------
 
@@ -130,6 +145,8 @@ class OutletJudge:
                 counts = day.counts.setdefault(code, [0, 0])
                 counts[0] += agg.n
                 counts[1] += agg.n_valid
+            if code == p.furnace_code and p.furnace_bound is not None:
+                out += self._furnace_hour(code, start, agg, day)
             if not hv.valid or hv.value is None:
                 continue
             out += self._jump(code, start, hv.value)
@@ -343,6 +360,26 @@ class OutletJudge:
             {"flow": _round(flow.value if flow else None)},
         )
 
+    def _furnace_hour(self, code: str, start: int, agg: HourAgg, day: _DayHours) -> list[Finding]:
+        """A5-3: an hour with a five-minute furnace temperature mean below the bound (预警);
+        the count feeds the day's A5-2."""
+        p = self.params
+        if agg.low_periods:
+            day.low.setdefault(code, []).append((start, agg.low_periods))
+        if agg.lowest_period is None:
+            return []  # no valid period this hour: nothing to judge
+        lowest = agg.lowest_period / FIXED
+        return self._transition(
+            "A5-3",
+            code,
+            start,
+            HOUR,
+            "warning" if agg.low_periods else None,
+            _round(lowest),
+            p.furnace_bound,
+            {"low_periods": agg.low_periods, "period_s": p.furnace_period_s},
+        )
+
     def _device_check(
         self,
         code: str,
@@ -389,7 +426,7 @@ class OutletJudge:
             if code not in p.factors:
                 continue
             rate = valid / expected
-            evidence = {"received": received, "valid": valid, "expected": expected}
+            counted = {"received": received, "valid": valid, "expected": expected}
             out += self._transition(
                 "B10",
                 code,
@@ -398,8 +435,11 @@ class OutletJudge:
                 "warning" if rate < p.transmission_min else None,
                 round(rate, 4),
                 p.transmission_min,
-                evidence,
+                counted,
             )
+        caps = None
+        if p.marking_caps and self.markings is not None:
+            caps = self.markings.cap_usage((p.enterprise_id, p.outlet_id), start + DAY)
         for code, (n, total, weighted_sum, weights, n_weighted) in sorted(hours.values.items()):
             t = self.thresholds[code]
             if t.day_alarm is None and t.day_warning is None:
@@ -408,9 +448,39 @@ class OutletJudge:
                 continue
             weighted = p.kind == "water" and n_weighted == n
             value = weighted_sum / weights if weighted else total / n
-            evidence = {"valid_hours": int(n), "flow_weighted": weighted}
-            out += self._tiered("A4", code, start, DAY, value, t.day_alarm, t.day_warning, evidence)
+            evidence: dict[str, Any] = {"valid_hours": int(n), "flow_weighted": weighted}
+            if caps is not None:
+                evidence["marking_caps"] = caps
+            out += self._tiered(
+                p.daily_rule, code, start, DAY, value, t.day_alarm, t.day_warning, evidence
+            )
+        out += self._furnace_day(start, hours)
         return out
+
+    def _furnace_day(self, start: int, hours: _DayHours) -> list[Finding]:
+        """A5-2: more than ``furnace_low_max_per_day`` low five-minute means in the day."""
+        p = self.params
+        code = p.furnace_code
+        if p.furnace_bound is None or code not in hours.counts:
+            return []  # no furnace minute data this day: nothing to judge
+        low = hours.low.get(code, [])
+        n = sum(k for _, k in low)
+        evidence = {
+            "low_periods": n,
+            "allowed": p.furnace_low_max_per_day,
+            "bound": p.furnace_bound,
+            "hours": [[h, k] for h, k in low],
+        }
+        return self._transition(
+            "A5-2",
+            code,
+            start,
+            DAY,
+            "alarm" if n > p.furnace_low_max_per_day else None,
+            float(n),
+            float(p.furnace_low_max_per_day),
+            evidence,
+        )
 
     def open_days(self) -> list[int]:
         return sorted(self._days)
@@ -448,7 +518,7 @@ class OutletJudge:
     ) -> list[Finding]:
         if t.value_low is None and t.value_high is None:
             return []
-        if code == "a01901":
+        if code == self.params.furnace_code:
             return []  # the furnace temperature's lower bound is rule A5-2's, not a per-value one
         low = t.value_low is not None and value < t.value_low
         high = t.value_high is not None and value > t.value_high

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
+
+from rules.markings import Marking, MarkingBook, MarkingCap
 
 Window = Literal["hour", "day", "value"]
 Tier = Literal["warning", "alarm"]
@@ -92,6 +95,13 @@ class OutletParams:
     o2_high: float = 19.0  # B8-3: O2 this high while flue gas flows: dilution suspected
     offline_after_s: int = 600  # B8: a logger silent this long is offline (minute-reporting) [I]
     hour_deadline_s: int = 1800  # B7: an hour packet is missing this long after the hour [I]
+    # MSW incineration (A5): the daily exceedance is A5-1 and marks excuse data only up to
+    # yearly caps; A5-2 counts the furnace temperature's 5-minute means below its lower bound.
+    incineration: bool = False
+    marking_caps: tuple[MarkingCap, ...] = ()
+    furnace_code: str = "a01901"  # 炉膛内焚烧平均温度
+    furnace_period_s: int = 300  # 五分钟均值
+    furnace_low_max_per_day: int = 5  # A5-2: more than this many low means in a natural day
 
     @property
     def minute_interval_s(self) -> int:
@@ -106,6 +116,17 @@ class OutletParams:
         return (
             self.valid_hours_per_day_gas if self.kind == "gas" else self.valid_hours_per_day_water
         )
+
+    @property
+    def daily_rule(self) -> str:
+        """The rule a daily exceedance is reported as (A5-1 for incinerators)."""
+        return "A5-1" if self.incineration else "A4"
+
+    @property
+    def furnace_bound(self) -> float | None:
+        """The furnace temperature's lower bound when A5-2 is judged for this outlet."""
+        fp = self.factors.get(self.furnace_code)
+        return fp.thresholds.value_low if fp is not None else None
 
     @property
     def params_id(self) -> str:
@@ -134,6 +155,16 @@ def effective_thresholds(outlet: OutletParams, params: FactorParams) -> Threshol
     ):
         hour_warning = t.day_alarm
     return replace(t, hour_warning=hour_warning, day_warning=day_warning)
+
+
+def marking_book(
+    markings: MarkingBook | Sequence[Marking] | None,
+    params: Mapping[tuple[str, str], OutletParams],
+) -> MarkingBook:
+    """The markings as a book with each outlet's yearly caps (a book is taken as it is)."""
+    if isinstance(markings, MarkingBook):
+        return markings
+    return MarkingBook(markings or (), {key: p.marking_caps for key, p in params.items()})
 
 
 _DIGESTS: dict[int, tuple[object, str]] = {}

@@ -16,7 +16,7 @@ hour values (at most 24 per factor): nothing grows with history.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from math import isnan
@@ -26,8 +26,8 @@ from rules.absence import AbsenceWatch
 from rules.findings import Finding
 from rules.hours import DeviceHour, MinuteRecord, RunState, aggregate
 from rules.judge import OutletJudge
-from rules.markings import MarkingBook
-from rules.params import OutletParams
+from rules.markings import Marking, MarkingBook
+from rules.params import OutletParams, marking_book
 from rules.power_judge import PowerJudge
 from rules.power_params import EnterprisePowerParams
 from rules.timebase import DAY, HOUR
@@ -103,12 +103,17 @@ def _epoch(when: datetime) -> int:
 class _OutletStream:
     __slots__ = ("hours", "judge", "next_close", "runs", "watermark")
 
-    def __init__(self, params: OutletParams) -> None:
-        self.judge = OutletJudge(params)
+    def __init__(self, params: OutletParams, markings: MarkingBook) -> None:
+        self.judge = OutletJudge(params, markings)
         self.runs: dict[str, RunState] = {}
         self.watermark = -(2**62)
         self.hours: dict[int, _OpenHour] = {}
         self.next_close = 2**62  # watermark at which the earliest open hour closes
+
+
+# The layout of the engine's state; a snapshot of another layout is not restored (the
+# archive is replayed instead). Raise it whenever a pickled class changes its fields.
+STATE_FORMAT = 2
 
 
 class StreamEngine:
@@ -117,12 +122,13 @@ class StreamEngine:
         params: dict[tuple[str, str], OutletParams],
         *,
         power: dict[str, EnterprisePowerParams] | None = None,
-        markings: MarkingBook | None = None,
+        markings: MarkingBook | Sequence[Marking] | None = None,
         grace_s: int = 3600,
         max_future_s: int = 300,
     ) -> None:
+        self.state_format = STATE_FORMAT
         self._params = params
-        self._markings = markings or MarkingBook()
+        self._markings = marking_book(markings, params)
         self.grace = grace_s
         self.max_future = max_future_s
         self._outlets: dict[tuple[str, str], _OutletStream] = {}
@@ -182,7 +188,7 @@ class StreamEngine:
             if params is None:
                 del self._outlets[key]
             else:
-                self._outlets[key].judge.reconfigure(params)
+                self._outlets[key].judge.reconfigure(params, self._markings)
         for ent in list(self._enterprises):
             power = self._power_params.get(ent)
             if power is None:
@@ -210,7 +216,7 @@ class StreamEngine:
                 if params is None:
                     stats.unconfigured += 1
                     continue
-                st = self._outlets[key] = _OutletStream(params)
+                st = self._outlets[key] = _OutletStream(params, markings)
             t = int(m.data_time.timestamp())
             received = int(m.received_at.timestamp())
             out += absence.received(key, received)
@@ -265,6 +271,7 @@ class StreamEngine:
                 st.runs,
                 p.minute_interval_s,
                 p.flow_code,
+                judge.periods,
             )
             out += judge.hour(h, aggs)
         for d in judge.open_days():

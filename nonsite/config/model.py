@@ -119,6 +119,25 @@ class FactorLimits(Section):
     plausible_max: float | None = None
 
 
+class MarkingCapConfig(Section):
+    """Marks of these types excuse data for at most ``hours`` per natural year."""
+
+    types: list[str] = Field(min_length=1)
+    hours: float = Field(gt=0)
+
+    @field_validator("types")
+    @classmethod
+    def _known_types(cls, value: list[str]) -> list[str]:
+        from rules.markings import MARKING_TYPES  # noqa: PLC0415
+
+        for name in value:
+            if name not in MARKING_TYPES:
+                raise ValueError(
+                    f"unknown marking type {name!r}; known: {', '.join(MARKING_TYPES)}"
+                )
+        return value
+
+
 class RulesSection(Section):
     """Defaults of the rule parameters the catalogue marks [I]; outlets inherit them."""
 
@@ -141,6 +160,8 @@ class RulesSection(Section):
     c2_lead_s: int = Field(default=300, ge=0)
     c3_lag_s: int = Field(default=300, ge=0)
     c5_minutes: int = Field(default=5, ge=1)
+    furnace_period_min: int = Field(default=5, ge=1, le=60)  # A5-2 五分钟均值
+    furnace_low_max_per_day: int = Field(default=5, ge=0)  # A5-2: more than this is an alarm
     snapshot_every_s: float = Field(default=60.0, gt=0)  # rule-engine state saved this often
 
 
@@ -156,6 +177,8 @@ class OutletConfig(Section):
     preset: str | list[str] | None = None  # industry preset(s) from the emission standards
     limits: dict[str, FactorLimits] = Field(default_factory=dict)
     minute_interval_min: int | None = Field(default=None, ge=1, le=60)
+    # Yearly caps on what marks excuse; None: the industry's (incineration: 60 h / 700 h).
+    marking_caps: list[MarkingCapConfig] | None = None
 
     @field_validator("preset")
     @classmethod

@@ -254,3 +254,29 @@ def test_example_configuration_power_rules():
     assert power["E006"].meters["E006-M02"].serves == ("E006-M01",)
     assert {o.kind for o in power["E006"].orders} == {"emergency", "staggered"}
     assert [m.type for m in build_markings(c)] == ["startup"]
+
+
+def test_incinerator_preset_brings_the_a5_rules_and_the_yearly_marking_caps():
+    p = build_outlet_params(config({"preset": "msw_incineration"}))[("E1", "DA001")]
+    assert p.incineration and p.daily_rule == "A5-1"
+    assert [(c.types, c.hours) for c in p.marking_caps] == [
+        (("startup", "shutdown", "fault", "accident"), 60.0),
+        (("oven_drying", "cooling"), 700.0),
+    ]
+    assert p.furnace_bound == 850
+    assert (p.furnace_period_s, p.furnace_low_max_per_day) == (300, 5)
+    custom = config(
+        {"preset": "msw_incineration", "marking_caps": [{"types": ["fault"], "hours": 12}]}
+    )
+    [cap] = build_outlet_params(custom)[("E1", "DA001")].marking_caps
+    assert (cap.types, cap.hours) == (("fault",), 12)
+    boiler = build_outlet_params(config({"preset": "thermal_power_coal_boiler"}))
+    assert boiler[("E1", "DA001")].marking_caps == ()
+    assert boiler[("E1", "DA001")].daily_rule == "A4"
+
+
+def test_an_unknown_marking_type_in_a_cap_names_the_entry():
+    with pytest.raises(ConfigError) as err:
+        config({"marking_caps": [{"types": ["holiday"], "hours": 5}]})
+    text = str(err.value)
+    assert "test.toml" in text and "marking_caps" in text and "holiday" in text

@@ -3,11 +3,12 @@
 from dataclasses import replace
 
 import pytest
+from sqlalchemy import update
 
 from ingest.readings import ReadingBatch
 from nonsite.db import make_engine, migrate
 from nonsite.rules_sink import RulesSink, restore
-from rules.store import list_findings, load_snapshot
+from rules.store import list_findings, load_snapshot, save_snapshot, snapshots
 from rules.stream import StreamEngine
 from tests.rules.scenario import O2, SO2, gas_outlet, hour_of, tick
 
@@ -82,3 +83,18 @@ def test_restore_without_a_snapshot_is_a_fresh_engine(db):
     engine, position = restore(factory(), db)
     assert position == 0
     assert engine.stats.readings == 0
+
+
+def test_a_snapshot_of_another_state_layout_is_not_restored(db):
+    old = factory()()
+    old.state_format = -1  # as if written by a release whose engine state looked different
+    old.process_measurements(hour_of(SO2, tick(0), 150.0)[:3])
+    with db.begin() as conn:
+        save_snapshot(conn, "rules", 9, old)
+    engine, position = restore(factory(), db)
+    assert position == 0  # the archive is replayed from the start instead
+    assert engine.stats.readings == 0
+    with db.begin() as conn:  # bytes no release could read
+        conn.execute(update(snapshots).values(state=b"\x80\x05garbage"))
+    engine, position = restore(factory(), db)
+    assert (position, engine.stats.readings) == (0, 0)

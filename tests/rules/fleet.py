@@ -6,7 +6,9 @@ SO2, NOx, PM, O2 and flow), 30 % wastewater outlets (hourly COD, NH3-N, flow, pH
 exceedance episodes, O2 at 21 %, invalid flags, marked maintenance periods, outages whose
 data arrives hours later (late), re-sent records (duplicates), arrival jitter (out of order),
 device clocks far ahead (future), device hour values that disagree with the minutes, water
-days above the daily limit and pH out of range.
+days above the daily limit and pH out of range. One flue-gas outlet in ten is an MSW
+incinerator: it also reports the furnace temperature (cold spells below 850 ℃) and marks
+start-ups beyond its yearly 60-hour cap.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from ingest.readings import Measurement, PowerSample
-from rules.markings import Marking
+from rules.markings import INCINERATION_CAPS, Marking
 from rules.params import FactorParams, OutletParams, Thresholds
 from rules.power_params import EnterprisePowerParams, MeterParams, Order
 from rules.timebase import DAY, HOUR
@@ -41,6 +43,7 @@ GAS = {
     "a19001": (7.0, 0.8, FactorParams("a19001", "%")),
     "a00000": (100.0, 10.0, FactorParams("a00000", "m³/s")),
 }
+FURNACE = (900.0, 20.0, FactorParams("a01901", "℃", Thresholds(value_low=850)))
 WATER = {
     "w01018": (30.0, 6.0, FactorParams("w01018", "mg/L", Thresholds(day_alarm=50))),
     "w21003": (2.0, 0.8, FactorParams("w21003", "mg/L", Thresholds(day_alarm=5))),
@@ -65,6 +68,7 @@ class _Plan:
     o2_bad: set[int]
     ph_bad: set[int]
     bad_days: set[int]
+    cold: set[int] = field(default_factory=set)
 
 
 def _value(rng: random.Random, code: str, base: float, sd: float, h: int, plan: _Plan) -> float:
@@ -75,6 +79,8 @@ def _value(rng: random.Random, code: str, base: float, sd: float, h: int, plan: 
         v = 21.0
     if code == "w01001" and h in plan.ph_bad:
         v = 5.2
+    if code == "a01901" and h in plan.cold:
+        v = rng.gauss(845.0, 10.0)
     return round(max(v, 0.0), 2)
 
 
@@ -101,9 +107,15 @@ def generate(n_enterprises: int = 200, days: int = 30, seed: int = 2026) -> Flee
     for i in range(n_enterprises):
         ent, outlet = f"E{i:04d}", "DA001" if i % 10 < 7 else "DW001"
         gas = outlet == "DA001"
-        spec = GAS if gas else WATER
+        incinerator = i % 10 == 3
+        spec = {**GAS, "a01901": FURNACE} if incinerator else GAS if gas else WATER
         params[(ent, outlet)] = OutletParams(
-            ent, outlet, "gas" if gas else "water", factors={c: s[2] for c, s in spec.items()}
+            ent,
+            outlet,
+            "gas" if gas else "water",
+            factors={c: s[2] for c, s in spec.items()},
+            incineration=incinerator,
+            marking_caps=INCINERATION_CAPS if incinerator else (),
         )
         # Fault plan for this outlet, in hours since START.
         hours = days * 24
@@ -116,6 +128,14 @@ def generate(n_enterprises: int = 200, days: int = 30, seed: int = 2026) -> Flee
         bad_days = {rng.randrange(days)} if not gas and i % 3 == 0 else set()
         ph_bad = set(rng.sample(range(hours), 2)) if not gas else set()
         plan = _Plan(exceed, o2_bad, ph_bad, bad_days)
+        if incinerator:
+            for _ in range(3):  # start-ups of 20-30 h: the third passes the 60-h cap
+                m_start = START + rng.randrange(hours - 30) * HOUR
+                m_end = m_start + rng.randint(20, 30) * HOUR
+                markings.append(Marking(ent, outlet, "startup", m_start, m_end))
+                plan.exceed |= {(m_start - START) // HOUR + k for k in range(20)}
+            for d in rng.sample(range(days), 3):
+                plan.cold |= {d * 24 + k for k in range(rng.randint(0, 8))}
         if i % 5 == 0:
             m_start = START + rng.randrange(hours - 10) * HOUR
             markings.append(
