@@ -96,6 +96,8 @@ def outlet_params(
         marking_caps=caps,
         furnace_period_s=r.furnace_period_min * 60,
         furnace_low_max_per_day=r.furnace_low_max_per_day,
+        flow_low=outlet.flow_low,
+        producing_fraction=r.producing_fraction,
     )
 
 
@@ -123,6 +125,7 @@ def build_power_params(config: Config) -> dict[str, EnterprisePowerParams]:
                 off_fraction=m.off_fraction if m.off_fraction is not None else 0.05,
                 confirm_samples=m.confirm_samples or 3,
                 serves=tuple(m.serves),
+                outlets=tuple(m.outlets),
                 offline_after_s=m.offline_after_s or r.meter_offline_after_s,
             )
             for m in e.meters

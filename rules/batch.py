@@ -22,6 +22,7 @@ from rules.absence import AbsenceWatch
 from rules.findings import Finding
 from rules.hours import FIXED, HourAgg
 from rules.judge import OutletJudge
+from rules.linkage import ProductionLink, production_links
 from rules.markings import Marking, MarkingBook
 from rules.params import OutletParams, marking_book
 from rules.power_judge import PowerJudge
@@ -137,6 +138,7 @@ class BatchEngine:
         self.markings = self.book.excused()  # as far as they excuse data (yearly caps applied)
         self.grace = grace_s
         self.max_future = max_future_s
+        self._links: dict[str, ProductionLink] = {}
         self.stats: BatchStats | None = None  # measurements and, after ``run``, meter samples too
         self.power_stats: BatchStats | None = None
 
@@ -369,6 +371,8 @@ class BatchEngine:
         samples, then the absence rules at ``ticks`` (none when not given)."""
         if power_frame is None:
             power_frame = pl.DataFrame(schema=POWER_SCHEMA)
+        # Outlet hours first, then meter samples: the links pair their hours either way.
+        self._links = production_links(self.params, self.power)
         out = self._windows(frame, flush=flush, include_late=include_late)
         out += self.power_findings(power_frame, flush=flush)
         if self.stats is not None and self.power_stats is not None:
@@ -399,14 +403,16 @@ class BatchEngine:
             configured.height - in_time.height,
             frame.height - configured.height,
         )
+        final = df.group_by("enterprise_id").agg(pl.col("ts").max().alias("watermark"))
+        upto = {e: 2**62 if flush else wm - self.grace for e, wm in final.iter_rows()}
         if not flush:
-            final = df.group_by("enterprise_id").agg(pl.col("ts").max().alias("watermark"))
             df = df.join(final, on="enterprise_id").filter(
                 pl.col("ts") + self.grace <= pl.col("watermark")
             )
         ordered = df.sort(["enterprise_id", "ts", "meter_id"])
         out: list[Finding] = []
         judges: dict[str, PowerJudge] = {}
+        links = self._links
         for enterprise, meter, ts, p_kw in ordered.select(
             "enterprise_id", "meter_id", "ts", "p_kw"
         ).iter_rows():
@@ -414,6 +420,12 @@ class BatchEngine:
             if judge is None:
                 judge = judges[enterprise] = PowerJudge(self.power[enterprise])
             out += judge.sample(meter, ts, p_kw)
+            link = links.get(enterprise)
+            if link is not None:
+                out += link.sample(meter, ts, p_kw, judge.state(meter))
+        for enterprise, link in links.items():
+            if enterprise in upto:
+                out += link.power_closed(upto[enterprise])
         return out
 
     def absence(
@@ -489,6 +501,7 @@ class BatchEngine:
             params = self.params[(enterprise, outlet)]
             judge = OutletJudge(params, self.book)
             limit = 2**62 if flush else final.get((enterprise, outlet), -(2**62))
+            link = self._links.get(enterprise)
             for hour, factors in hours:
                 if hour + HOUR + self.grace > limit:
                     break
@@ -496,6 +509,8 @@ class BatchEngine:
                     if d + DAY <= hour:
                         out += judge.day(d)
                 out += judge.hour(hour, factors)
+                if link is not None:
+                    out += link.outlet_hour(outlet, hour, judge.hour_flow)
             for d in judge.open_days():
                 if d + DAY + self.grace <= limit:
                     out += judge.day(d)

@@ -92,6 +92,7 @@ class OutletJudge:
         self._over_hours: dict[str, int] = defaultdict(int)
         self._flag_hours: dict[str, int] = defaultdict(int)
         self._history: dict[str, array[float]] = {}
+        self.hour_flow: float | None = None  # the valid flow of the last hour judged
 
     def reconfigure(self, params: OutletParams, markings: MarkingBook | None = None) -> None:
         """New parameters for the same outlet; the state (open days, runs, counters) stays."""
@@ -134,6 +135,7 @@ class OutletJudge:
         day.flow = (
             flow.value if flow is not None and flow.valid and flow.value is not None else None
         )
+        self.hour_flow = day.flow  # for the production link (B8-6, C8-2)
         for code, hv in values.items():
             fp = p.factors.get(code)
             if fp is None:

@@ -102,6 +102,11 @@ class OutletParams:
     furnace_code: str = "a01901"  # 炉膛内焚烧平均温度
     furnace_period_s: int = 300  # 五分钟均值
     furnace_low_max_per_day: int = 5  # A5-2: more than this many low means in a natural day
+    # Production power against the CEMS (rules/linkage.py): B8-6 flow below ``flow_low``
+    # (废气流量异常下限值, in the flow's unit) while a linked production device is ON for at
+    # least ``producing_fraction`` of its samples in the hour.
+    flow_low: float | None = None
+    producing_fraction: float = 0.5
 
     @property
     def minute_interval_s(self) -> int:

@@ -25,6 +25,7 @@ class MeterParams:
     off_fraction: float = 0.05  # ... OFF at or below this share; in between the state holds
     confirm_samples: int = 3  # ... and a change counts after this many samples agree
     serves: tuple[str, ...] = ()  # a control device: the production devices it treats
+    outlets: tuple[str, ...] = ()  # a production device: the outlets it emits through
     low_load_fraction: float = 0.5  # C4: below this share of the learned baseline ...
     low_load_minutes: int = 30  # ... for this long while production runs
     baseline_days: int = 30  # C4: days of daily medians the baseline is learned from

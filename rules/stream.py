@@ -26,6 +26,7 @@ from rules.absence import AbsenceWatch
 from rules.findings import Finding
 from rules.hours import DeviceHour, MinuteRecord, RunState, aggregate
 from rules.judge import OutletJudge
+from rules.linkage import ProductionLink, production_links
 from rules.markings import Marking, MarkingBook
 from rules.params import OutletParams, marking_book
 from rules.power_judge import PowerJudge
@@ -113,7 +114,7 @@ class _OutletStream:
 
 # The layout of the engine's state; a snapshot of another layout is not restored (the
 # archive is replayed instead). Raise it whenever a pickled class changes its fields.
-STATE_FORMAT = 2
+STATE_FORMAT = 3
 
 
 class StreamEngine:
@@ -134,6 +135,7 @@ class StreamEngine:
         self._outlets: dict[tuple[str, str], _OutletStream] = {}
         self._power_params = power or {}
         self._enterprises: dict[str, _PowerStream] = {}
+        self._links = production_links(params, self._power_params)
         self.absence = AbsenceWatch(params, self._power_params)
         self.stats = EngineStats()
 
@@ -164,7 +166,8 @@ class StreamEngine:
                 continue
             st = self._enterprises.get(s.enterprise_id)
             if st is None:
-                st = self._enterprises[s.enterprise_id] = _PowerStream(params)
+                link = self._links.get(s.enterprise_id)
+                st = self._enterprises[s.enterprise_id] = _PowerStream(params, link)
             if ts + grace <= st.watermark:
                 stats.late += 1
                 continue
@@ -189,12 +192,19 @@ class StreamEngine:
                 del self._outlets[key]
             else:
                 self._outlets[key].judge.reconfigure(params, self._markings)
+        links = production_links(self._params, self._power_params)
+        for ent, link in links.items():
+            if ent in self._links:  # keep the waiting halves and the conditions that hold
+                self._links[ent].reconfigure(link.power, link.outlets)
+                links[ent] = self._links[ent]
+        self._links = links
         for ent in list(self._enterprises):
             power = self._power_params.get(ent)
             if power is None:
                 del self._enterprises[ent]
             else:
                 self._enterprises[ent].judge.reconfigure(power)
+                self._enterprises[ent].link = links.get(ent)
         self.absence.reconfigure(self._params, self._power_params)
 
     def tick(self, now: int) -> list[Finding]:
@@ -274,6 +284,9 @@ class StreamEngine:
                 judge.periods,
             )
             out += judge.hour(h, aggs)
+            link = self._links.get(p.enterprise_id)
+            if link is not None:
+                out += link.outlet_hour(p.outlet_id, h, judge.hour_flow)
         for d in judge.open_days():
             if d + DAY + self.grace <= watermark:
                 out += judge.day(d)
@@ -293,10 +306,11 @@ class StreamEngine:
 class _PowerStream:
     """One enterprise's meter samples waiting for the grace to pass, and its judge."""
 
-    __slots__ = ("judge", "pending", "watermark")
+    __slots__ = ("judge", "link", "pending", "watermark")
 
-    def __init__(self, params: EnterprisePowerParams) -> None:
+    def __init__(self, params: EnterprisePowerParams, link: ProductionLink | None) -> None:
         self.judge = PowerJudge(params)
+        self.link = link
         self.pending: dict[tuple[int, str], float] = {}
         self.watermark = -(2**62)
 
@@ -304,6 +318,12 @@ class _PowerStream:
         """Judge, in (time, meter) order, the samples stamped at or before ``upto``."""
         ready = sorted(k for k in self.pending if k[0] <= upto)
         out: list[Finding] = []
-        for key in ready:
-            out += self.judge.sample(key[1], key[0], self.pending.pop(key))
+        judge, link = self.judge, self.link
+        for ts, meter in ready:
+            p_kw = self.pending.pop((ts, meter))
+            out += judge.sample(meter, ts, p_kw)
+            if link is not None:
+                out += link.sample(meter, ts, p_kw, judge.state(meter))
+        if link is not None:
+            out += link.power_closed(upto)
         return out

@@ -115,6 +115,14 @@ def _references(config: Config) -> list[ConfigIssue]:
                     issues.append(
                         ConfigIssue(at, f"{target!r} is not a production meter of this enterprise")
                     )
+            for k, target in enumerate(meter.outlets):
+                at = f'{where}.meters[{j}] (id "{meter.id}").outlets[{k}]'
+                if meter.role != "production":
+                    issues.append(ConfigIssue(at, "only a production device emits through outlets"))
+                elif target not in outlets:
+                    issues.append(
+                        ConfigIssue(at, f"{target!r} is not an outlet of this enterprise")
+                    )
         for j, order in enumerate(ent.orders):
             for k, device in enumerate(order.devices):
                 if device not in roles:

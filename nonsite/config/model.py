@@ -162,6 +162,7 @@ class RulesSection(Section):
     c5_minutes: int = Field(default=5, ge=1)
     furnace_period_min: int = Field(default=5, ge=1, le=60)  # A5-2 五分钟均值
     furnace_low_max_per_day: int = Field(default=5, ge=0)  # A5-2: more than this is an alarm
+    producing_fraction: float = Field(default=0.5, gt=0, le=1)  # B8-6: share of samples ON
     snapshot_every_s: float = Field(default=60.0, gt=0)  # rule-engine state saved this often
 
 
@@ -179,6 +180,7 @@ class OutletConfig(Section):
     minute_interval_min: int | None = Field(default=None, ge=1, le=60)
     # Yearly caps on what marks excuse; None: the industry's (incineration: 60 h / 700 h).
     marking_caps: list[MarkingCapConfig] | None = None
+    flow_low: float | None = Field(default=None, gt=0)  # B8-6 废气流量异常下限值 (flow unit)
 
     @field_validator("preset")
     @classmethod
@@ -204,6 +206,7 @@ class MeterConfig(Section):
     role: Literal["production", "control"]
     rated_kw: float | None = Field(default=None, gt=0)
     serves: list[Identifier] = Field(default_factory=list)  # control: the production it treats
+    outlets: list[Identifier] = Field(default_factory=list)  # production: where it emits
     on_fraction: float | None = Field(default=None, gt=0, le=1)
     off_fraction: float | None = Field(default=None, ge=0, le=1)
     confirm_samples: int | None = Field(default=None, ge=1, le=100)

@@ -149,6 +149,16 @@ def test_power_params_links_orders_and_defaults():
             "only a control device",
         ),
         (
+            {"meters": [{"id": "P1", "role": "production", "outlets": ["DA009"]}]},
+            'meters[0] (id "P1").outlets[0]',
+            "not an outlet of this enterprise",
+        ),
+        (
+            {"meters": [{"id": "K1", "role": "control", "outlets": ["DA001"]}]},
+            'meters[0] (id "K1").outlets[0]',
+            "only a production device",
+        ),
+        (
             {
                 "orders": [
                     {
@@ -254,6 +264,8 @@ def test_example_configuration_power_rules():
     assert power["E006"].meters["E006-M02"].serves == ("E006-M01",)
     assert {o.kind for o in power["E006"].orders} == {"emergency", "staggered"}
     assert [m.type for m in build_markings(c)] == ["startup"]
+    assert power["E005"].meters["E005-M01"].outlets == ("DA001",)
+    assert build_outlet_params(c)[("E005", "DA001")].flow_low == 1.5
 
 
 def test_incinerator_preset_brings_the_a5_rules_and_the_yearly_marking_caps():

@@ -69,6 +69,7 @@ class _Plan:
     ph_bad: set[int]
     bad_days: set[int]
     cold: set[int] = field(default_factory=set)
+    low_flow: set[int] = field(default_factory=set)
 
 
 def _value(rng: random.Random, code: str, base: float, sd: float, h: int, plan: _Plan) -> float:
@@ -81,6 +82,8 @@ def _value(rng: random.Random, code: str, base: float, sd: float, h: int, plan: 
         v = 5.2
     if code == "a01901" and h in plan.cold:
         v = rng.gauss(845.0, 10.0)
+    if code == "a00000" and h in plan.low_flow:
+        v = rng.gauss(40.0, 3.0)
     return round(max(v, 0.0), 2)
 
 
@@ -116,6 +119,7 @@ def generate(n_enterprises: int = 200, days: int = 30, seed: int = 2026) -> Flee
             factors={c: s[2] for c, s in spec.items()},
             incineration=incinerator,
             marking_caps=INCINERATION_CAPS if incinerator else (),
+            flow_low=60.0 if i % 10 == 4 else None,  # its stack is linked to its meters
         )
         # Fault plan for this outlet, in hours since START.
         hours = days * 24
@@ -128,6 +132,9 @@ def generate(n_enterprises: int = 200, days: int = 30, seed: int = 2026) -> Flee
         bad_days = {rng.randrange(days)} if not gas and i % 3 == 0 else set()
         ph_bad = set(rng.sample(range(hours), 2)) if not gas else set()
         plan = _Plan(exceed, o2_bad, ph_bad, bad_days)
+        if i % 10 == 4:  # the flow drops for 3 production hours (B8-6)
+            day = rng.randrange(days)
+            plan.low_flow = {day * 24 + 10 + k for k in range(3)}
         if incinerator:
             for _ in range(3):  # start-ups of 20-30 h: the third passes the 60-h cap
                 m_start = START + rng.randrange(hours - 30) * HOUR
@@ -211,7 +218,7 @@ def generate(n_enterprises: int = 200, days: int = 30, seed: int = 2026) -> Flee
     power: dict[str, EnterprisePowerParams] = {}
     for i in range(4, n_enterprises, 5):
         ent = f"E{i:04d}"
-        power[ent] = _power_params(ent, rng, days)
+        power[ent] = _power_params(ent, rng, days, ("DA001",) if i % 10 == 4 else ())
         for received, m in _power_samples(ent, rng, days, power[ent], times):
             rows.append((received, order, m))
             order += 1
@@ -219,10 +226,12 @@ def generate(n_enterprises: int = 200, days: int = 30, seed: int = 2026) -> Flee
     return Fleet(params, markings, [r[2] for r in rows], power)
 
 
-def _power_params(ent: str, rng: random.Random, days: int) -> EnterprisePowerParams:
+def _power_params(
+    ent: str, rng: random.Random, days: int, outlets: tuple[str, ...]
+) -> EnterprisePowerParams:
     p, k = f"{ent}-P", f"{ent}-K"
     meters = {
-        p: MeterParams(ent, p, "production", rated_kw=100),
+        p: MeterParams(ent, p, "production", rated_kw=100, outlets=outlets),
         k: MeterParams(ent, k, "control", rated_kw=20, serves=(p,)),
     }
     day = rng.randrange(days)
@@ -249,9 +258,12 @@ def _power_samples(
 ) -> list[tuple[int, PowerSample]]:
     """Production runs 08:00-20:00 China time; its control device follows it, with faults:
     a control device off for an hour (C1), started late (C2), stopped early (C3), at low
-    load for an afternoon (C4), a meter silent for an hour (C8), flapping readings."""
+    load for an afternoon (C4), a meter silent for an hour (C8), the production meter reading
+    zero for two hours while production runs on (C8-2), flapping readings."""
     p, k = f"{ent}-P", f"{ent}-K"
-    off_day, late_day, early_day, low_day, silent_day = (rng.randrange(days) for _ in range(5))
+    off_day, late_day, early_day, low_day, silent_day, zero_day = (
+        rng.randrange(days) for _ in range(6)
+    )
     out: list[tuple[int, PowerSample]] = []
     for t in range(START, START + days * DAY, 300):
         day, minute = (t - START) // DAY, (t - START) % DAY // 60
@@ -259,6 +271,8 @@ def _power_samples(
         pk = rng.uniform(70, 90) if producing else rng.uniform(0, 2)
         if producing and rng.random() < 0.02:
             pk = rng.uniform(5, 9)  # between the thresholds: the state holds
+        if day == zero_day and 14 * 60 <= minute < 16 * 60:
+            pk = 0.0  # a bypassed meter
         control_on = producing
         if day == off_day and 14 * 60 <= minute < 15 * 60:
             control_on = False

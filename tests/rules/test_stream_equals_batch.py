@@ -72,6 +72,7 @@ def test_streaming_findings_equal_batch_findings_on_a_month_of_200_enterprises(m
         "B7",
         "B8",
         "B8-3",
+        "B8-6",
         "B9",
         "B10",
         "C1",
@@ -79,6 +80,7 @@ def test_streaming_findings_equal_batch_findings_on_a_month_of_200_enterprises(m
         "C5",
         "C6",
         "C8",
+        "C8-2",
     ):
         assert kinds[(rule, "fire")] > 0, rule
         assert kinds[(rule, "clear")] > 0, rule
