@@ -12,12 +12,14 @@ readings too (a re-evaluation with all the data, unlike what the stream saw).
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 import polars as pl
 
 from ingest.readings import Measurement, PowerSample
+from rules import power_batch
 from rules.absence import AbsenceWatch
 from rules.findings import Finding
 from rules.hours import FIXED, HourAgg
@@ -149,19 +151,23 @@ class BatchEngine:
     ) -> tuple[pl.DataFrame, pl.DataFrame]:
         """Accepted minute/hour readings (with hour and marked columns), and each outlet's
         final watermark."""
+        # An integer key per outlet: windows over it are much cheaper than over two strings.
         keys = pl.DataFrame(
-            [(e, o) for e, o in self.params],
-            schema={"enterprise_id": pl.String, "outlet_id": pl.String},
+            [(e, o, k) for k, (e, o) in enumerate(self.params)],
+            schema={"enterprise_id": pl.String, "outlet_id": pl.String, "okey": pl.Int32},
             orient="row",
         )
         total = frame.height
-        df = frame.join(keys, on=["enterprise_id", "outlet_id"], how="semi").sort("seq")
+        outlet = ["enterprise_id", "outlet_id"]
+        df = frame.join(keys, on=outlet, maintain_order="left")
+        if not df.get_column("seq").is_sorted():
+            df = df.sort("seq", maintain_order=True)
         unconfigured = total - df.height
         in_time = df.filter(pl.col("t") <= pl.col("received") + self.max_future)
         future = df.height - in_time.height
-        outlet = ["enterprise_id", "outlet_id"]
+        # Rows are in arrival order, so a running maximum per outlet is its watermark.
         df = in_time.with_columns(
-            pl.col("t").cum_max().shift(1).over(outlet, order_by="seq").alias("wm_before"),
+            pl.col("t").cum_max().shift(1).over("okey").alias("wm_before"),
             (pl.col("t") - pl.col("t") % HOUR).alias("hour"),
         )
         watermarks = df.group_by(outlet).agg(pl.col("t").max().alias("watermark"))
@@ -173,10 +179,10 @@ class BatchEngine:
         if not include_late:
             windowed = windowed.filter(~late_mask)
         minute = windowed.filter(pl.col("interval") == "minute").unique(
-            [*outlet, "factor", "t"], keep="first", maintain_order=True
+            ["okey", "factor", "t"], keep="first", maintain_order=True
         )
         device = windowed.filter(pl.col("interval") == "hour").unique(
-            [*outlet, "factor", "hour"], keep="first", maintain_order=True
+            ["okey", "factor", "hour"], keep="first", maintain_order=True
         )
         kept = pl.concat([minute, device]).sort("seq")
         duplicates = windowed.height - kept.height
@@ -409,21 +415,15 @@ class BatchEngine:
             df = df.join(final, on="enterprise_id").filter(
                 pl.col("ts") + self.grace <= pl.col("watermark")
             )
-        ordered = df.sort(["enterprise_id", "ts", "meter_id"])
+        planned = power_batch.plan(df, self.power)
         out: list[Finding] = []
-        judges: dict[str, PowerJudge] = {}
-        links = self._links
-        for enterprise, meter, ts, p_kw in ordered.select(
-            "enterprise_id", "meter_id", "ts", "p_kw"
-        ).iter_rows():
-            judge = judges.get(enterprise)
-            if judge is None:
-                judge = judges[enterprise] = PowerJudge(self.power[enterprise])
-            out += judge.sample(meter, ts, p_kw)
-            link = links.get(enterprise)
-            if link is not None:
-                out += link.sample(meter, ts, p_kw, judge.state(meter))
-        for enterprise, link in links.items():
+        for enterprise in sorted(planned.samples):
+            baselines = planned.baselines.get(enterprise, {})
+            judge = PowerJudge(self.power[enterprise], baselines=baselines)
+            out += _judge_events(judge, planned.samples[enterprise])
+        for enterprise, link in self._links.items():
+            for hour, tallies in planned.tallies.get(enterprise, []):
+                out += link.power_hour(hour, tallies)
             if enterprise in upto:
                 out += link.power_closed(upto[enterprise])
         return out
@@ -515,6 +515,24 @@ class BatchEngine:
                 if d + DAY + self.grace <= limit:
                     out += judge.day(d)
         return out
+
+
+def _judge_events(judge: PowerJudge, samples: power_batch.EnterpriseSamples) -> list[Finding]:
+    """Judge the event samples, and the first sample at or after each deadline the judge
+    sets: the findings of judging every sample (see ``rules.power_batch``)."""
+    ts, meters, p_kw, events = samples
+    n, n_events = len(ts), len(events)
+    out: list[Finding] = []
+    e, k = 0, -1
+    while True:
+        next_event = events[e] if e < n_events else n
+        due = max(bisect_left(ts, judge.next_check), k + 1)
+        k = min(next_event, due)
+        if k >= n:
+            return out
+        out += judge.sample(meters[k], ts[k], p_kw[k])
+        if k == next_event:
+            e += 1
 
 
 _INT_FIELDS = (

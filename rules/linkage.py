@@ -95,6 +95,11 @@ class ProductionLink:
         assert hour is not None
         tallies = {m: (t[0], t[1], t[2]) for m, t in self._tally.items()}
         self._tally, self._hour = {}, None
+        return self.power_hour(hour, tallies)
+
+    def power_hour(self, hour: int, tallies: Mapping[str, Tally]) -> list[Finding]:
+        """The linked meters' tallies of a closed power hour (the batch engine counts them
+        with polars; the stream through ``sample``). Hours must come in order."""
         out: list[Finding] = []
         for outlet, meters in self.meters_of.items():
             half = {m: tallies[m] for m in meters if m in tallies}

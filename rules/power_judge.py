@@ -20,6 +20,7 @@ streaming and batch engines, which decide which samples count and feed them here
 from __future__ import annotations
 
 from array import array
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,8 +28,8 @@ from rules.findings import Finding, Tier
 from rules.power_params import EnterprisePowerParams, MeterParams, Order
 from rules.timebase import CHINA_OFFSET, DAY, day_start
 
-_BINS = 50  # C4 daily median from a histogram over [0, 1.5 × rated): 3 % of rated per bin
-_BIN_SPAN = 1.5
+BINS = 50  # C4 daily median from a histogram over [0, 1.5 × rated): 3 % of rated per bin
+BIN_SPAN = 1.5
 
 
 @dataclass(slots=True)
@@ -47,8 +48,15 @@ class _Device:
 
 
 class PowerJudge:
-    def __init__(self, params: EnterprisePowerParams) -> None:
+    def __init__(
+        self,
+        params: EnterprisePowerParams,
+        baselines: Mapping[tuple[str, int], float] | None = None,
+    ) -> None:
+        """``baselines``: the C4 baseline of each control device per day, learned beforehand
+        (the batch engine computes them with polars); without it they are learned here."""
         self.params = params
+        self._baselines = baselines
         self._version = params.version
         self._devices: dict[str, _Device] = {m: _Device() for m in params.meters}
         self._open: dict[tuple[str, ...], int] = {}  # episode key → start time
@@ -65,6 +73,11 @@ class PowerJudge:
         self._version = params.version
         self._devices = {m: self._devices.get(m) or _Device() for m in params.meters}
         self._controls = [m for m in params.meters.values() if m.role == "control" and m.serves]
+
+    @property
+    def next_check(self) -> int:
+        """The time from which the next sample (of any meter) must be judged in full."""
+        return self._next_check
 
     def state(self, meter_id: str) -> str | None:
         d = self._devices.get(meter_id)
@@ -209,9 +222,14 @@ class PowerJudge:
     def _low_load(
         self, c: MeterParams, control: _Device, producing: bool, now: int
     ) -> list[Finding]:
-        medians = control.medians
-        enough = medians is not None and len(medians) >= c.baseline_min_days
-        baseline = _median(list(medians)) if enough and medians is not None else None
+        baseline: float | None
+        if self._baselines is not None:
+            day = control.day
+            baseline = None if day is None else self._baselines.get((c.meter_id, day))
+        else:
+            medians = control.medians
+            enough = medians is not None and len(medians) >= c.baseline_min_days
+            baseline = median(list(medians)) if enough and medians is not None else None
         low = (
             baseline is not None
             and producing
@@ -230,19 +248,22 @@ class PowerJudge:
     def _learn(self, dev: _Device, m: MeterParams, ts: int, p_kw: float) -> None:
         """C4 baseline: the daily median of the control device's power while production ran."""
         day = day_start(ts)
+        if self._baselines is not None:
+            dev.day = day  # the baselines were learned beforehand
+            return
         if dev.day != day:
             if dev.day is not None and dev.histogram is not None and any(dev.histogram):
                 if dev.medians is None:
                     dev.medians = array("d")
-                dev.medians.append(_histogram_median(dev.histogram, m.rated_kw or 0.0))
+                dev.medians.append(histogram_median(dev.histogram, m.rated_kw or 0.0))
                 if len(dev.medians) > m.baseline_days:
                     del dev.medians[0]
             dev.day = day
             dev.histogram = None
         if dev.state == "on" and any(self._is_on(x) for x in m.serves) and m.rated_kw:
             if dev.histogram is None:
-                dev.histogram = array("I", bytes(4 * _BINS))
-            b = min(_BINS - 1, max(0, int(p_kw / (m.rated_kw * _BIN_SPAN) * _BINS)))
+                dev.histogram = array("I", bytes(4 * BINS))
+            b = min(BINS - 1, max(0, int(p_kw / (m.rated_kw * BIN_SPAN) * BINS)))
             dev.histogram[b] += 1
 
     # -- findings ------------------------------------------------------------------------
@@ -375,17 +396,17 @@ def _window_start(order: Order, now: int) -> int | None:
     return max(order.start, midnight - DAY + start) if second < end else None
 
 
-def _median(values: list[float]) -> float:
+def median(values: list[float]) -> float:
     ordered = sorted(values)
     mid = len(ordered) // 2
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
-def _histogram_median(histogram: array[int], rated_kw: float) -> float:
+def histogram_median(histogram: array[int], rated_kw: float) -> float:
     total = sum(histogram)
     seen = 0
     for i, n in enumerate(histogram):
         seen += n
         if seen * 2 >= total:
-            return (i + 0.5) / _BINS * _BIN_SPAN * rated_kw
+            return (i + 0.5) / BINS * BIN_SPAN * rated_kw
     return 0.0
