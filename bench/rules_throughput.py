@@ -4,9 +4,15 @@ The traffic is the typical mix a CEMS fleet sends: per flue-gas outlet and facto
 values every 30 s (CN 2011), 10-minute records (CN 2051) and hour values (CN 2061); per
 meter a sample a minute. Readings are generated first; only the engines are timed.
 
-  incremental   StreamEngine, readings in arrival order, one core
+  incremental   StreamEngine, readings in arrival order, one core; its baseline is the least
+                any per-reading Python engine does: a loop adding each reading into a dict of
+                hourly sums per key
   batch         BatchEngine.run over the same readings as polars frames (the replay engine;
-                building the frames from Python objects is timed separately)
+                building the frames from Python objects is timed separately); its baseline
+                is polars' plain hourly mean per key over the same frames
+
+Each is the median of ``--rounds`` rounds, and is also given as a ratio to its baseline measured
+in the same run, because the machines are shared and noisy.
   memory        the streaming engine holding state for 100,000 outlet × factor keys and
                 20,000 meters, measured with tracemalloc
 
@@ -19,11 +25,15 @@ import argparse
 import gc
 import json
 import platform
+import statistics
 import sys
 import time
 import tracemalloc
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+
+import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -170,14 +180,53 @@ def incremental(params: dict, power: dict, readings: list) -> float:
     return len(readings) / (time.perf_counter() - start)
 
 
-def batch(params: dict, power: dict, readings: list) -> tuple[float, float]:
+def incremental_baseline(readings: list) -> float:
+    """Hourly count and sum per key in a dict: the floor of per-reading Python work."""
+    measurements = [r for r in readings if isinstance(r, Measurement)]
+    samples = [r for r in readings if isinstance(r, PowerSample)]
+    sums: dict[tuple, list[float]] = {}
+    gc.collect()
     start = time.perf_counter()
-    frame, power_frame = readings_frames(readings)
-    build = len(readings) / (time.perf_counter() - start)
+    for m in measurements:
+        key = (m.enterprise_id, m.outlet_id, m.factor, int(m.data_time.timestamp()) // 3600)
+        acc = sums.get(key)
+        if acc is None:
+            acc = sums[key] = [0, 0.0]
+        acc[0] += 1
+        acc[1] += m.value or 0.0
+    for p in samples:
+        key = (p.enterprise_id, p.meter_id, "", int(p.ts.timestamp()) // 3600)
+        acc = sums.get(key)
+        if acc is None:
+            acc = sums[key] = [0, 0.0]
+        acc[0] += 1
+        acc[1] += p.active_power_kw
+    return len(readings) / (time.perf_counter() - start)
+
+
+def batch(params: dict, power: dict, frames: tuple[pl.DataFrame, pl.DataFrame]) -> float:
+    frame, power_frame = frames
     engine = BatchEngine(params, power=power, grace_s=600)
     start = time.perf_counter()
     engine.run(frame, power_frame=power_frame)
-    return len(readings) / (time.perf_counter() - start), build
+    return (frame.height + power_frame.height) / (time.perf_counter() - start)
+
+
+def batch_baseline(frames: tuple[pl.DataFrame, pl.DataFrame]) -> float:
+    """Polars' plain hourly mean per key over the same frames."""
+    frame, power_frame = frames
+    start = time.perf_counter()
+    frame.group_by("enterprise_id", "outlet_id", "factor", pl.col("t") // 3600).agg(
+        pl.col("value").mean()
+    )
+    power_frame.group_by("enterprise_id", "meter_id", pl.col("ts") // 3600).agg(
+        pl.col("p_kw").mean()
+    )
+    return (frame.height + power_frame.height) / (time.perf_counter() - start)
+
+
+def rounds(n: int, measure: Callable[[], float]) -> float:
+    return statistics.median(measure() for _ in range(n))
 
 
 def memory(keys: int, meters: int) -> dict[str, float]:
@@ -272,18 +321,29 @@ def main() -> None:
     parser.add_argument("--hours", type=int, default=6)
     parser.add_argument("--keys", type=int, default=100_000)
     parser.add_argument("--meters", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     params, power, readings = traffic(args.outlets, 3, args.hours)
-    inc = incremental(params, power, readings)
-    bat, build = batch(params, power, readings)
+    start = time.perf_counter()
+    frames = readings_frames(readings)
+    build = len(readings) / (time.perf_counter() - start)
+    inc = rounds(args.rounds, lambda: incremental(params, power, readings))
+    inc_base = rounds(args.rounds, lambda: incremental_baseline(readings))
+    bat = rounds(args.rounds, lambda: batch(params, power, frames))
+    bat_base = rounds(args.rounds, lambda: batch_baseline(frames))
     mem = memory(args.keys, args.meters)
     result = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),
         "readings": len(readings),
         "mix": "per gas outlet × 8 factors: rtd every 30 s, 10-min records, hour values; 3 meters at 1 min",
+        "rounds": args.rounds,
         "incremental_readings_per_s": round(inc),
+        "incremental_baseline_readings_per_s": round(inc_base),
+        "incremental_ratio": round(inc / inc_base, 3),
         "batch_readings_per_s": round(bat),
+        "batch_baseline_readings_per_s": round(bat_base),
+        "batch_ratio": round(bat / bat_base, 3),
         "batch_frame_build_readings_per_s": round(build),
         "memory": mem,
         "goals": {"incremental": 200_000, "batch": 2_000_000, "bytes_per_key": 2048},
@@ -292,7 +352,13 @@ def main() -> None:
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"{'readings in the mix':<44}{len(readings):>14,}")
     print(f"{'incremental (StreamEngine), one core':<44}{inc:>14,.0f} readings/s   goal 200,000")
+    print(
+        f"{'  baseline: hourly sums in a dict':<44}{inc_base:>14,.0f} readings/s   ratio {inc / inc_base:.3f}"
+    )
     print(f"{'batch (BatchEngine over frames)':<44}{bat:>14,.0f} readings/s   goal 2,000,000")
+    print(
+        f"{'  baseline: polars hourly mean per key':<44}{bat_base:>14,.0f} readings/s   ratio {bat / bat_base:.3f}"
+    )
     print(f"{'  building the frames from Python objects':<44}{build:>14,.0f} readings/s")
     print(
         f"{'memory per key':<44}{mem['bytes_per_key']:>14,.0f} bytes        goal 2,048"

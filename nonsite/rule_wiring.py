@@ -5,7 +5,7 @@ from __future__ import annotations
 from ingest.hj212.codes import pollutant_table
 from nonsite.config.model import Config, EnterpriseConfig, FactorLimits, OutletConfig
 from rules.markings import INCINERATION_CAPS, Marking, MarkingCap
-from rules.params import FactorParams, OutletParams, Thresholds
+from rules.params import INCINERATION_O2_BAND, FactorParams, OutletParams, Thresholds
 from rules.power_params import EnterprisePowerParams, MeterParams, Order
 from rules.presets import PresetFactor, presets
 
@@ -97,6 +97,7 @@ def outlet_params(
         furnace_period_s=r.furnace_period_min * 60,
         furnace_low_max_per_day=r.furnace_low_max_per_day,
         flow_low=outlet.flow_low,
+        o2_band=outlet.o2_band or (INCINERATION_O2_BAND if incineration else None),
         producing_fraction=r.producing_fraction,
     )
 

@@ -34,6 +34,7 @@ RULES: dict[str, str] = {
     "B6": "sudden jump of the hourly value (突变)",
     "B7": "hour data missing (小时数据缺失)",
     "B8": "data logger offline (数采仪离线)",
+    "B8-2": "O2 outside the band of normal combustion (氧含量超出正常燃烧范围)",
     "B8-3": "O2 near ambient while flue gas flows (氧含量异常偏高)",
     "B8-5": "reported converted value differs from the recomputed one (折算值不符)",
     "B8-6": "flow below its lower bound while production runs (流量异常偏低)",

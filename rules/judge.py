@@ -193,6 +193,7 @@ class OutletJudge:
             )
             out += self._range("A4V", code, start, HOUR, hv.value, t, evidence)
         out += self._o2_high(start, o2, flow)
+        out += self._o2_band(start, o2, flow)
         return out
 
     # -- data anomalies (B) --------------------------------------------------------------
@@ -360,6 +361,28 @@ class OutletJudge:
             _round(o2.value),
             p.o2_high,
             {"flow": _round(flow.value if flow else None)},
+        )
+
+    def _o2_band(self, start: int, o2: HourValue | None, flow: HourValue | None) -> list[Finding]:
+        """B8-2: the valid hourly O2 outside the band of normal combustion while flue gas
+        flows (a furnace run with too much or too little air, or a diluted sample)."""
+        p = self.params
+        if p.o2_band is None or p.o2_code not in p.factors or o2 is None:
+            return []
+        if not o2.valid or o2.value is None:
+            return []
+        low, high = p.o2_band
+        flowing = flow is not None and flow.valid and flow.value is not None and flow.value > 0
+        outside = flowing and not low <= o2.value <= high
+        return self._transition(
+            "B8-2",
+            p.o2_code,
+            start,
+            HOUR,
+            "warning" if outside else None,
+            _round(o2.value),
+            high if o2.value > high else low,
+            {"band": [low, high], "flow": _round(flow.value if flow else None)},
         )
 
     def _furnace_hour(self, code: str, start: int, agg: HourAgg, day: _DayHours) -> list[Finding]:

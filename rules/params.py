@@ -24,6 +24,7 @@ Tier = Literal["warning", "alarm"]
 OutletKind = Literal["gas", "water"]
 
 O2_CODE = "a19001"
+INCINERATION_O2_BAND = (6.0, 10.0)  # B8-2: O2 of normal combustion, % (CJJ/T 212)
 GAS_FLOW_CODE = "a00000"
 WATER_FLOW_CODE = "w00000"
 
@@ -93,6 +94,8 @@ class OutletParams:
     flag_hours_alarm: int = 120  # ... and this many (5 days) for an alarm
     transmission_min: float = 0.9  # B10: effective transmission rate per day
     o2_high: float = 19.0  # B8-3: O2 this high while flue gas flows: dilution suspected
+    # B8-2: the O2 band of normal combustion (incinerators 6–10 %, CJJ/T 212); None: not judged.
+    o2_band: tuple[float, float] | None = None
     offline_after_s: int = 600  # B8: a logger silent this long is offline (minute-reporting) [I]
     hour_deadline_s: int = 1800  # B7: an hour packet is missing this long after the hour [I]
     # MSW incineration (A5): the daily exceedance is A5-1 and marks excuse data only up to

@@ -181,6 +181,17 @@ class OutletConfig(Section):
     # Yearly caps on what marks excuse; None: the industry's (incineration: 60 h / 700 h).
     marking_caps: list[MarkingCapConfig] | None = None
     flow_low: float | None = Field(default=None, gt=0)  # B8-6 废气流量异常下限值 (flow unit)
+    # B8-2: O2 band of normal combustion in %; None: the industry's (incineration: 6–10).
+    o2_band: tuple[float, float] | None = None
+
+    @field_validator("o2_band")
+    @classmethod
+    def _o2_band_ordered(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None and not 0 <= value[0] < value[1] <= 21:
+            raise ValueError(
+                f"o2_band must be [low, high] with 0 <= low < high <= 21, got {list(value)}"
+            )
+        return value
 
     @field_validator("preset")
     @classmethod

@@ -292,3 +292,19 @@ def test_an_unknown_marking_type_in_a_cap_names_the_entry():
         config({"marking_caps": [{"types": ["holiday"], "hours": 5}]})
     text = str(err.value)
     assert "test.toml" in text and "marking_caps" in text and "holiday" in text
+
+
+def test_incinerators_judge_the_combustion_o2_band_unless_configured_otherwise():
+    incinerator = build_outlet_params(config({"preset": "msw_incineration"}))
+    assert incinerator[("E1", "DA001")].o2_band == (6.0, 10.0)
+    custom = build_outlet_params(config({"preset": "msw_incineration", "o2_band": [5, 11]}))
+    assert custom[("E1", "DA001")].o2_band == (5.0, 11.0)
+    boiler = build_outlet_params(config({"preset": "thermal_power_coal_boiler"}))
+    assert boiler[("E1", "DA001")].o2_band is None
+
+
+def test_a_reversed_o2_band_names_the_outlet_and_the_problem():
+    with pytest.raises(ConfigError) as err:
+        config({"o2_band": [10, 6]})
+    text = str(err.value)
+    assert "test.toml" in text and "o2_band" in text and "low < high" in text

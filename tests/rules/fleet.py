@@ -8,7 +8,7 @@ data arrives hours later (late), re-sent records (duplicates), arrival jitter (o
 device clocks far ahead (future), device hour values that disagree with the minutes, water
 days above the daily limit and pH out of range. One flue-gas outlet in ten is an MSW
 incinerator: it also reports the furnace temperature (cold spells below 850 ℃) and marks
-start-ups beyond its yearly 60-hour cap.
+start-ups beyond its yearly 60-hour cap; its O2 is judged against the combustion band (B8-2).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 from ingest.readings import Measurement, PowerSample
 from rules.markings import INCINERATION_CAPS, Marking
-from rules.params import FactorParams, OutletParams, Thresholds
+from rules.params import INCINERATION_O2_BAND, FactorParams, OutletParams, Thresholds
 from rules.power_params import EnterprisePowerParams, MeterParams, Order
 from rules.timebase import DAY, HOUR
 
@@ -120,6 +120,7 @@ def generate(n_enterprises: int = 200, days: int = 30, seed: int = 2026) -> Flee
             incineration=incinerator,
             marking_caps=INCINERATION_CAPS if incinerator else (),
             flow_low=60.0 if i % 10 == 4 else None,  # its stack is linked to its meters
+            o2_band=INCINERATION_O2_BAND if incinerator else None,
         )
         # Fault plan for this outlet, in hours since START.
         hours = days * 24

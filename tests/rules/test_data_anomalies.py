@@ -140,6 +140,38 @@ def test_b8_3_o2_near_ambient_while_flue_gas_flows():
     assert fired(run(stopped), "B8-3") == []
 
 
+@pytest.mark.parametrize(
+    ("o2", "flow", "fires"),
+    [
+        (5.9, 80.0, True),  # too little air
+        (10.1, 80.0, True),  # too much: dilution
+        (6.0, 80.0, False),  # the band's ends are inside it
+        (10.0, 80.0, False),
+        (12.0, 0.0, False),  # no flue gas: not combustion
+    ],
+)
+def test_b8_2_o2_outside_the_band_of_normal_combustion(o2, flow, fires):
+    data = hour_of(SO2, T0, 3.0) + hour_of(O2, T0, o2) + hour_of(FLOW_GAS, T0, flow)
+    found = fired(run(data, gas_outlet(o2_band=(6.0, 10.0))), "B8-2")
+    assert [(b.factor, b.value, b.tier) for b in found] == ([(O2, o2, "warning")] if fires else [])
+    if fires:
+        assert found[0].evidence["band"] == [6.0, 10.0]
+        assert found[0].limit == (6.0 if o2 < 6 else 10.0)
+    assert fired(run(data), "B8-2") == []  # judged only where a band is configured
+
+
+def test_b8_2_clears_when_o2_is_back_in_the_band():
+    data = hour_of(SO2, T0, 3.0) + hour_of(O2, T0, 12.0) + hour_of(FLOW_GAS, T0, 80.0)
+    data += (
+        hour_of(SO2, tick(1), 3.0) + hour_of(O2, tick(1), 8.0) + hour_of(FLOW_GAS, tick(1), 80.0)
+    )
+    found = [f for f in run(data, gas_outlet(o2_band=(6.0, 10.0))) if f.rule == "B8-2"]
+    assert [(f.state, f.window_start) for f in found] == [
+        ("fire", epoch(T0)),
+        ("clear", epoch(tick(1))),
+    ]
+
+
 @pytest.mark.parametrize(("reported_factor", "fires"), [(1.05, True), (1.005, False)])
 def test_b8_5_reported_converted_value_against_the_recomputed_one(reported_factor, fires):
     # O2 9 %, reference 6 %: converted = measured × 15/12.

@@ -71,6 +71,7 @@ def test_streaming_findings_equal_batch_findings_on_a_month_of_200_enterprises(m
         "B6",
         "B7",
         "B8",
+        "B8-2",
         "B8-3",
         "B8-6",
         "B9",
