@@ -5,10 +5,11 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Engine
 
+from alerts.schema import metadata as alerts_metadata
 from ingest.store import metadata as ingest_metadata
 from rules.store import metadata as rules_metadata
 
-target_metadata = [ingest_metadata, rules_metadata]
+target_metadata = [ingest_metadata, rules_metadata, alerts_metadata]
 
 engine: Engine = context.config.attributes["engine"]
 with engine.connect() as connection:

@@ -1,0 +1,39 @@
+"""What the alert stage is configured with: deadlines, escalation, noise control, and what it
+knows about each enterprise. Every number here is a default to keep configurable ([I] in the
+rule catalogue, §D2)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from alerts.calendar import WorkingCalendar
+
+
+@dataclass(frozen=True)
+class EnterpriseInfo:
+    id: str
+    name: str
+    positive_list: bool = False  # 正面清单: a non-site check before any on-site order
+    brigade: str | None = None  # the brigade that normally takes its work orders
+    region: str = ""
+    industry: str = ""
+    source_names: Mapping[str, str] = field(default_factory=dict)  # outlet/meter id → name
+
+
+@dataclass(frozen=True)
+class AlertPolicy:
+    explain_hours: float = 24.0  # T_explain: the enterprise's answer to a reminder
+    feedback_working_days: int = 3  # T_feedback: the brigade's report after dispatch
+    recheck_days: int = 30  # 回头看 window after closing
+    escalate_unexplained: int = 3  # this many unexplained warnings for one source ...
+    escalate_window_days: int = 30  # ... within this many days become an alarm
+    flap_window_s: int = 3600  # a condition back this soon after resolving reopens its case
+    evidence_trail: int = 20  # findings kept on a case (the findings table keeps them all)
+    calendar: WorkingCalendar = field(default_factory=WorkingCalendar)
+    enterprises: Mapping[str, EnterpriseInfo] = field(default_factory=dict)
+    dashboard_url: str = "http://127.0.0.1:8080"
+
+    def enterprise(self, enterprise_id: str) -> EnterpriseInfo:
+        info = self.enterprises.get(enterprise_id)
+        return info if info is not None else EnterpriseInfo(enterprise_id, enterprise_id)

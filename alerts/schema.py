@@ -1,0 +1,144 @@
+"""The alert store's tables: cases, their audit trail, work orders, silences, suppressed
+findings and the notification outbox.
+
+One open case per (enterprise, source, rule) is enforced by the database, not only by the
+code: ``cases.open_key`` holds that triple while the case is open and NULL once it is closed
+or resolved, under a unique index (NULLs do not collide in SQLite or PostgreSQL). The audit
+trail (``case_events``) is append-only: the code never updates or deletes its rows.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+# Integer keys that are 64-bit on PostgreSQL and still the rowid alias on SQLite.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+cases = Table(
+    "cases",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("open_key", String(240), nullable=True, unique=True),
+    Column("enterprise_id", String(64), nullable=False, index=True),
+    Column("source_id", String(64), nullable=False),
+    Column("rule", String(16), nullable=False, index=True),
+    Column("factor", String(16), nullable=True),
+    Column("tier", String(8), nullable=False),
+    Column("state", String(16), nullable=False, index=True),
+    Column("condition", String(8), nullable=False),  # active | cleared
+    Column("positive_list", Boolean, nullable=False),
+    Column("opened_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("first_seen", DateTime(timezone=True), nullable=False),  # event time
+    Column("last_seen", DateTime(timezone=True), nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("value", Float, nullable=True),  # the latest finding's
+    Column("peak_value", Float, nullable=True),
+    Column("peak_multiple", Float, nullable=True),
+    Column("limit_value", Float, nullable=True),
+    Column("unit", String(16), nullable=False),
+    Column("evidence", Text, nullable=False),  # JSON: the bounded trail of findings
+    Column("recurrence", Integer, nullable=False),
+    Column("flaps", Integer, nullable=False),
+    Column("escalation", String(200), nullable=True),  # why the tier was raised
+    Column("explain_due", DateTime(timezone=True), nullable=True),
+    Column("feedback_due", DateTime(timezone=True), nullable=True),
+    Column("overdue", String(16), nullable=True),  # explanation | feedback, once notified
+    Column("brigade", String(64), nullable=True),
+    Column("disposition", String(32), nullable=True),
+    Column("case_number", String(64), nullable=True),
+    Column("closed_at", DateTime(timezone=True), nullable=True),
+    Column("recheck_until", DateTime(timezone=True), nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("version", Integer, nullable=False),  # compare-and-set: concurrent actions conflict
+)
+
+case_events = Table(
+    "case_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("case_id", Id, ForeignKey("cases.id"), nullable=False, index=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("from_state", String(16), nullable=True),
+    Column("to_state", String(16), nullable=True),
+    Column("note", Text, nullable=False),
+    Column("refs", Text, nullable=False),  # JSON: finding ids, work order, marking, case number
+)
+
+work_orders = Table(
+    "work_orders",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("case_id", Id, ForeignKey("cases.id"), nullable=False, index=True),
+    Column("brigade", String(64), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),  # on_site | non_site_check
+    Column("state", String(16), nullable=False),  # open | on_site | reported | closed
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("due_at", DateTime(timezone=True), nullable=False),
+    Column("outcome", String(32), nullable=True),
+    Column("case_number", String(64), nullable=True),
+    Column("reported_at", DateTime(timezone=True), nullable=True),
+)
+
+silences = Table(
+    "silences",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("enterprise_id", String(64), nullable=True),
+    Column("source_id", String(64), nullable=True),
+    Column("rule", String(16), nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("starts_at", DateTime(timezone=True), nullable=False),
+    Column("ends_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+suppressed = Table(
+    "suppressed_findings",
+    metadata,
+    Column("finding_id", String(200), primary_key=True),
+    Column("enterprise_id", String(64), nullable=False, index=True),
+    Column("source_id", String(64), nullable=False),
+    Column("rule", String(16), nullable=False),
+    Column("reason", String(16), nullable=False),  # silence | inhibited
+    Column("ref", String(64), nullable=False),  # the silence's or the inhibiting case's id
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("key", String(200), nullable=False, unique=True),  # idempotency key
+    Column("case_id", Id, ForeignKey("cases.id"), nullable=True, index=True),
+    Column("channel", String(64), nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("enterprise_id", String(64), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("payload", Text, nullable=False),  # JSON
+    Column("state", String(12), nullable=False, index=True),  # pending | delivered | dead
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("delivered_at", DateTime(timezone=True), nullable=True),
+)

@@ -1,0 +1,166 @@
+"""The linkage workflow (感知 → 派单 → 执法) as a table: which action moves a case from which
+states to which, and which role may take it.
+
+  sensed ─remind─▶ reminded ─explain─▶ explained ─verify─▶ verified ─dispatch─▶ dispatched
+  (warnings are reminded      (enterprise)        (monitor)         (supervisor:      │
+   automatically; alarms go to the dispatch queue and may be        work order)  arrive
+   dispatched unverified)                                                  (enforcer) ▼
+  verify "false_positive" (monitor) ─▶ closed                                      on_site
+  a clear before dispatch (system) ──▶ resolved                      report (enforcer) │
+                                   closed ◀─close (supervisor)─ reported ◀────────────┘
+  回头看: the rule fires again within the re-check window after closing → reopen → sensed
+
+The system (the service itself) takes the automatic steps: reminders, escalations, resolving a
+case whose condition cleared, reopening a recurrence. Only the roles named here move a case;
+an administrator configures the service but does not decide cases.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final, Literal
+
+State = Literal[
+    "sensed",
+    "reminded",
+    "explained",
+    "verified",
+    "dispatched",
+    "on_site",
+    "reported",
+    "closed",
+    "resolved",
+]
+Role = Literal["monitor", "supervisor", "enforcer", "enterprise", "admin", "system"]
+Action = Literal[
+    "remind",
+    "explain",
+    "verify",
+    "dispatch",
+    "arrive",
+    "report",
+    "close",
+    "comment",
+    "escalate",
+    "resolve",
+    "reopen",
+]
+
+OPEN_STATES: Final = frozenset(
+    {"sensed", "reminded", "explained", "verified", "dispatched", "on_site", "reported"}
+)
+BEFORE_DISPATCH: Final = frozenset({"sensed", "reminded", "explained", "verified"})
+TERMINAL: Final = frozenset({"closed", "resolved"})
+
+VERIFY_OUTCOMES: Final = ("confirmed", "false_positive")
+REPORT_OUTCOMES: Final = (
+    "violation_confirmed",  # 违法事实成立
+    "not_confirmed",  # 未发现违法
+    "rectification_ordered",  # 责令改正
+    "check_failed",  # 非现场核查未通过: escalates to an on-site work order
+)
+WORK_ORDER_KINDS: Final = ("on_site", "non_site_check")
+
+STATE_NAMES: Final = {
+    "sensed": "已感知",
+    "reminded": "已提醒",
+    "explained": "已说明",
+    "verified": "已核实",
+    "dispatched": "已派单",
+    "on_site": "现场检查",
+    "reported": "已反馈",
+    "closed": "已办结",
+    "resolved": "已消除",
+}
+ACTION_NAMES: Final = {
+    "remind": "提醒企业",
+    "explain": "企业说明",
+    "verify": "平台核实",
+    "dispatch": "派单",
+    "arrive": "到达现场",
+    "report": "现场反馈",
+    "close": "办结",
+    "comment": "备注",
+    "escalate": "升级",
+    "resolve": "自动消除",
+    "reopen": "回头看复发",
+}
+
+
+@dataclass(frozen=True)
+class Transition:
+    action: Action
+    sources: frozenset[str]
+    target: State | None  # None: the state does not change
+    roles: frozenset[str]
+
+
+def _t(action: Action, sources: set[str], target: State | None, *roles: Role) -> Transition:
+    return Transition(action, frozenset(sources), target, frozenset(roles))
+
+
+TRANSITIONS: Final = {
+    t.action: t
+    for t in (
+        _t("remind", {"sensed"}, "reminded", "system", "monitor"),
+        _t("explain", {"sensed", "reminded"}, "explained", "enterprise"),
+        _t("verify", {"sensed", "reminded", "explained"}, "verified", "monitor"),
+        _t("dispatch", {"sensed", "reminded", "explained", "verified"}, "dispatched", "supervisor"),
+        _t("arrive", {"dispatched"}, "on_site", "enforcer"),
+        _t("report", {"dispatched", "on_site"}, "reported", "enforcer"),
+        _t("close", {"reported", "verified"}, "closed", "supervisor"),
+        _t(
+            "comment",
+            set(OPEN_STATES | TERMINAL),
+            None,
+            "monitor",
+            "supervisor",
+            "enforcer",
+            "enterprise",
+        ),
+        _t("escalate", set(OPEN_STATES), None, "system", "monitor", "supervisor"),
+        _t("resolve", set(BEFORE_DISPATCH), "resolved", "system"),
+        _t("reopen", {"closed", "resolved"}, "sensed", "system"),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: a person with a role, scoped to an enterprise or a brigade where the role is."""
+
+    name: str
+    role: Role
+    enterprise_id: str | None = None  # the enterprise role's own enterprise
+    brigade: str | None = None  # the enforcer role's brigade
+
+
+SYSTEM: Final = Actor("nonsite", "system")
+
+
+class WorkflowError(Exception):
+    """A refused action; ``code`` is stable for APIs, the message is for people."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def check(action: str, state: str, actor: Actor) -> Transition:
+    """The transition ``actor`` may take from ``state``, or a WorkflowError saying why not."""
+    t: Transition | None = TRANSITIONS.get(action)  # type: ignore[call-overload]
+    if t is None:
+        raise WorkflowError("unknown_action", f"unknown action {action!r}")
+    if actor.role not in t.roles:
+        allowed = ", ".join(sorted(t.roles))
+        raise WorkflowError(
+            "role_not_allowed", f"the {actor.role} role may not {action}; allowed: {allowed}"
+        )
+    if state not in t.sources:
+        allowed = ", ".join(sorted(t.sources))
+        raise WorkflowError(
+            "invalid_transition",
+            f"cannot {action} a case that is {state} ({STATE_NAMES.get(state, state)}); "
+            f"{action} applies to: {allowed}",
+        )
+    return t
