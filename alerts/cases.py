@@ -169,7 +169,7 @@ class CaseBook:
                 and now < case.recheck_until
                 and _at(f.window_end) > case.closed_at
             )
-        return now - case.closed_at <= timedelta(seconds=self.policy.flap_window_s)
+        return now - case.closed_at < timedelta(seconds=self.policy.flap_window_s)
 
     def _open(self, conn: Connection, f: Finding, now: datetime, done: Applied) -> None:
         info = self.policy.enterprise(f.enterprise_id)

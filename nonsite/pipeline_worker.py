@@ -18,6 +18,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import threading
 import time
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -26,6 +27,8 @@ from typing import IO
 import sqlalchemy
 from prometheus_client import CollectorRegistry, generate_latest
 
+from alerts.outbox import Dispatcher, OutboxMetrics
+from alerts.status import enterprise_status
 from ingest.archive import RawArchive
 from ingest.latest import LatestValues
 from ingest.metrics import PipelineMetrics
@@ -33,11 +36,13 @@ from ingest.pipeline import IngestPipeline
 from ingest.processor import MessageProcessor
 from ingest.readings import ReadingBatch
 from ingest.store import load_checkpoint
+from nonsite.alert_wiring import build_case_book, build_channels
 from nonsite.config.model import Config
 from nonsite.db import make_engine
 from nonsite.rule_wiring import build_markings, build_outlet_params, build_power_params
 from nonsite.rules_sink import RuleMetrics, RulesSink, restore
 from nonsite.wiring import build_policy, build_registry, build_router
+from rules.findings import Finding
 from rules.stream import StreamEngine
 
 log = logging.getLogger("nonsite.pipeline")
@@ -90,6 +95,16 @@ class Worker:
         processor = MessageProcessor(
             build_registry(config), build_router(config), build_policy(config)
         )
+        self.cases = build_case_book(config)
+        self.dispatcher = Dispatcher(
+            self.engine,
+            build_channels(config),
+            max_attempts=config.alerts.max_attempts,
+            retry_base_s=config.alerts.retry_base_s,
+            retry_max_s=config.alerts.retry_max_s,
+            status_of=enterprise_status,
+            metrics=OutboxMetrics(self.registry),
+        )
         self.rules = self._rules(config, processor)
         self.pipeline = IngestPipeline(
             self.archive,
@@ -118,7 +133,12 @@ class Worker:
             )
 
         engine, position = restore(fresh, self.engine)
-        sink = RulesSink(engine, RuleMetrics(self.registry), snapshot_every_s=r.snapshot_every_s)
+        sink = RulesSink(
+            engine,
+            RuleMetrics(self.registry),
+            snapshot_every_s=r.snapshot_every_s,
+            on_new=self._apply_findings,
+        )
         checkpoint = load_checkpoint(self.engine, "ingest")
         replayed = 0
         while position < checkpoint:  # judged before the crash, after the snapshot: again
@@ -136,17 +156,25 @@ class Worker:
             )
         return sink
 
+    def _apply_findings(self, conn: sqlalchemy.Connection, found: list[Finding]) -> None:
+        """New findings become cases in the checkpoint's transaction; the dispatcher is woken
+        once it commits (it finds the rows then)."""
+        self.cases.apply(conn, found)
+        self.dispatcher.wake.set()
+
     def tick(self) -> None:
-        """The clock of the absence rules (offline loggers, missing hours, silent meters), and
-        a snapshot of the rule engine when one is due."""
+        """The clock of the absence rules (offline loggers, missing hours, silent meters) and
+        of the case deadlines, and a snapshot of the rule engine when one is due."""
         self.rules.snapshot_if_due(self.engine, self.pipeline.position)
         now = time.monotonic()
         if now - self._last_tick < TICK_EVERY_S:
             return
         self._last_tick = now
-        if self.rules.tick(int(time.time())):
-            with self.engine.begin() as conn:
-                self.rules.store_pending(conn)
+        self.rules.tick(int(time.time()))
+        with self.engine.begin() as conn:
+            self.rules.store_pending(conn)
+            if self.cases.tick(conn):
+                self.dispatcher.wake.set()
 
     def report(self, *, force: bool = False) -> None:
         now = time.monotonic()
@@ -220,11 +248,27 @@ def run_worker(config_json: str, inbox: Connection, outbox: Connection) -> None:
     lock = acquire_lock(config.service.data_dir / "pipeline.lock", inbox)
     if lock is None:
         return
+    stop = threading.Event()
+    dispatcher: threading.Thread | None = None
+    worker: Worker | None = None
     try:
         worker = Worker(config, inbox, outbox)
+        # Notifications are network waits: a thread beside the CPU-bound pipeline suffices.
+        dispatcher = threading.Thread(
+            target=worker.dispatcher.run, args=(stop,), name="outbox", daemon=True
+        )
+        dispatcher.start()
         worker.report(force=True)
         worker.run()
     except (BrokenPipeError, EOFError, OSError) as exc:
         log.warning("lost the service process (%s); pipeline exits", exc)
     finally:
+        stop.set()
+        if worker is not None:
+            worker.dispatcher.wake.set()
+        if dispatcher is not None:
+            dispatcher.join(timeout=15)
+        if worker is not None:
+            for channel in worker.dispatcher.channels.values():
+                channel.close()
         lock.close()

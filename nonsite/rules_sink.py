@@ -50,8 +50,12 @@ class RulesSink:
         *,
         snapshot_every_s: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        on_new: Callable[[Connection, list[Finding]], object] | None = None,
     ) -> None:
         self.engine = engine
+        # Called with the findings that were new to the store, in the same transaction (the
+        # case book): a finding judged again after a restart is not applied twice.
+        self.on_new = on_new
         self.metrics = metrics
         self._pending: list[Finding] = []
         self._snapshot_every = snapshot_every_s
@@ -72,7 +76,7 @@ class RulesSink:
     def commit(self, conn: Connection, position: int) -> None:
         """Store this batch's findings (and, now and then, a snapshot) in ``conn``'s transaction."""
         found, self._pending = self._pending, []
-        record_findings(conn, found)
+        self._record(conn, found)
         self._snapshot_if_due(conn, position)
         self._count(found)
 
@@ -95,8 +99,13 @@ class RulesSink:
     def store_pending(self, conn: Connection) -> None:
         """Store findings produced outside a batch (clock ticks)."""
         found, self._pending = self._pending, []
-        record_findings(conn, found)
+        self._record(conn, found)
         self._count(found)
+
+    def _record(self, conn: Connection, found: list[Finding]) -> None:
+        new = record_findings(conn, found)
+        if new and self.on_new is not None:
+            self.on_new(conn, new)
 
     def _count(self, found: list[Finding]) -> None:
         m = self.metrics

@@ -97,6 +97,9 @@ class Service:
         settings = build_mqtt_settings(config, broker_url)
         self.status.broker_url = (broker_url or parse_broker_url(config.mqtt.url)).redacted()
 
+        if self.embedded is not None:  # the pipeline's MQTT channel publishes to it too
+            mqtt = config.mqtt.model_copy(update={"url": self.embedded.url})
+            config = config.model_copy(update={"mqtt": mqtt})
         self.pipeline = PipelineProcess(config, on_replies=self._publish_replies)
         self.pipeline.start()
         self.archiver = Archiver(

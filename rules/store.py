@@ -82,11 +82,13 @@ def _insert_ignoring_duplicates(conn: Connection) -> Any:
     return insert(findings).prefix_with("IGNORE")
 
 
-def record_findings(conn: Connection, items: Sequence[Finding]) -> None:
-    """Store findings once each (by id), in ``conn``'s transaction."""
+def record_findings(conn: Connection, items: Sequence[Finding]) -> list[Finding]:
+    """Store findings once each (by id), in ``conn``'s transaction; the ones that were new
+    (those stored before, by a batch judged again after a restart, are not returned)."""
     if not items:
-        return
+        return []
     now = datetime.now(UTC)
+    unique = list({f.id: f for f in items}.values())  # a batch may carry a finding twice
     rows = [
         {
             "id": f.id,
@@ -107,9 +109,11 @@ def record_findings(conn: Connection, items: Sequence[Finding]) -> None:
             "evidence": json.dumps(f.evidence, ensure_ascii=False, sort_keys=True, default=str),
             "recorded_at": now,
         }
-        for f in items
+        for f in unique
     ]
-    conn.execute(_insert_ignoring_duplicates(conn), rows)
+    inserted = conn.execute(_insert_ignoring_duplicates(conn).returning(findings.c.id), rows)
+    new = {r[0] for r in inserted}
+    return [f for f in unique if f.id in new]
 
 
 @dataclass(frozen=True, slots=True)

@@ -137,6 +137,44 @@ def _references(config: Config) -> list[ConfigIssue]:
     return issues
 
 
+def _alert_references(config: Config) -> list[ConfigIssue]:
+    """Channel and brigade names used for notifications must be configured ones."""
+    issues: list[ConfigIssue] = []
+    channels: dict[str, int] = {}
+    for i, channel in enumerate(config.alerts.channels):
+        if channel.name in channels:
+            at = f'alerts.channels[{i}] (name "{channel.name}")'
+            issues.append(
+                ConfigIssue(at, f"channel name already used by channels[{channels[channel.name]}]")
+            )
+        channels.setdefault(channel.name, i)
+
+    def check(at: str, names: list[str]) -> None:
+        for k, name in enumerate(names):
+            if name not in channels:
+                issues.append(
+                    ConfigIssue(f"{at}[{k}]", f"{name!r} is not a channel in [[alerts.channels]]")
+                )
+
+    for key in ("every_change", "supervisors", "monitors"):
+        check(f"alerts.{key}", getattr(config.alerts, key))
+    brigades: set[str] = set()
+    for i, brigade in enumerate(config.brigades):
+        at = f'brigades[{i}] (id "{brigade.id}")'
+        if brigade.id in brigades:
+            issues.append(ConfigIssue(f"{at}.id", "duplicate brigade id"))
+        brigades.add(brigade.id)
+        check(f"{at}.notify", brigade.notify)
+    for i, ent in enumerate(config.enterprises):
+        at = f'enterprises[{i}] (id "{ent.id}")'
+        check(f"{at}.notify", ent.notify)
+        if ent.brigade is not None and ent.brigade not in brigades:
+            issues.append(
+                ConfigIssue(f"{at}.brigade", f"{ent.brigade!r} is not a brigade in [[brigades]]")
+            )
+    return issues
+
+
 def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, str]:
     """Apply overrides in place; returns 'section.key' → variable name for error messages."""
     applied: dict[str, str] = {}
@@ -173,7 +211,7 @@ def parse_config(data: dict[str, Any], source: str, env: Mapping[str, str] | Non
                 problem += f" (got {value!r})"
             issues.append(ConfigIssue(entry, problem))
         raise ConfigError(source, issues) from None
-    issues = _duplicates(config) + _references(config)
+    issues = _duplicates(config) + _references(config) + _alert_references(config)
     if issues:
         raise ConfigError(source, issues)
     return config

@@ -6,6 +6,7 @@ Models forbid unknown keys so that a misspelt setting is an error, not a silent 
 from __future__ import annotations
 
 import re
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -279,12 +280,78 @@ class MarkingConfig(Section):
         return self
 
 
+class ChannelConfig(Section):
+    """A notification destination (alerts/channels). ``kind`` decides which keys apply."""
+
+    name: Identifier
+    kind: Literal["webhook", "dingtalk", "wecom", "smtp", "mqtt"]
+    url: str | None = None  # webhook, dingtalk, wecom
+    secret: str | None = None  # webhook: HMAC key; dingtalk: 加签 secret
+    host: str | None = None  # smtp, mqtt (mqtt: the service's broker when omitted)
+    port: int | None = Field(default=None, ge=1, le=65535)
+    sender: str | None = None  # smtp
+    recipients: list[str] = Field(default_factory=list)  # smtp
+    username: str | None = None
+    password: str | None = None
+    starttls: bool = False
+    topic_prefix: str = "alerts"  # mqtt
+    timeout_s: float = Field(default=10.0, gt=0, le=120)
+
+    @model_validator(mode="after")
+    def _complete(self) -> ChannelConfig:
+        needs = {
+            "webhook": ("url",),
+            "dingtalk": ("url",),
+            "wecom": ("url",),
+            "smtp": ("host", "sender"),
+            "mqtt": (),
+        }[self.kind]
+        missing = [k for k in needs if getattr(self, k) is None]
+        if self.kind == "smtp" and not self.recipients:
+            missing.append("recipients")
+        if missing:
+            raise ValueError(f"a {self.kind} channel needs {', '.join(missing)}")
+        return self
+
+
+class BrigadeConfig(Section):
+    """An enforcement brigade (执法大队) and where its work orders are sent."""
+
+    id: Identifier
+    name: str = Field(min_length=1)
+    notify: list[Identifier] = Field(default_factory=list)  # channel names
+
+
+class AlertsSection(Section):
+    """Deadlines, escalation and notification routing ([I] defaults of the catalogue §D2)."""
+
+    explain_hours: float = Field(default=24.0, gt=0)
+    feedback_working_days: int = Field(default=3, ge=1, le=60)
+    recheck_days: int = Field(default=30, ge=1, le=365)
+    escalate_unexplained: int = Field(default=3, ge=1)
+    escalate_window_days: int = Field(default=30, ge=1)
+    flap_window_min: int = Field(default=60, ge=0)
+    evidence_trail: int = Field(default=20, ge=1, le=1000)
+    holidays: list[date] = Field(default_factory=list)  # 法定节假日 (weekdays off)
+    workdays: list[date] = Field(default_factory=list)  # 调休上班 (weekend days worked)
+    dashboard_url: str = "http://127.0.0.1:8080"
+    max_attempts: int = Field(default=8, ge=1, le=100)
+    retry_base_s: float = Field(default=5.0, gt=0)
+    retry_max_s: float = Field(default=3600.0, gt=0)
+    every_change: list[Identifier] = Field(default_factory=list)  # e.g. the MQTT channel
+    supervisors: list[Identifier] = Field(default_factory=list)
+    monitors: list[Identifier] = Field(default_factory=list)
+    channels: list[ChannelConfig] = Field(default_factory=list)
+
+
 class EnterpriseConfig(Section):
     id: Identifier
     name: str = Field(min_length=1)
     region: str = ""
     industry: str = ""
     positive_list: bool = False  # 正面清单: supervised off-site first
+    brigade: Identifier | None = None  # the brigade that takes its work orders
+    notify: list[Identifier] = Field(default_factory=list)  # channels for its reminders
     outlets: list[OutletConfig] = Field(default_factory=list)
     meters: list[MeterConfig] = Field(default_factory=list)
     orders: list[OrderConfig] = Field(default_factory=list)
@@ -298,6 +365,8 @@ class Config(Section):
     archive: ArchiveSection = ArchiveSection()
     database: DatabaseSection = DatabaseSection()
     rules: RulesSection = RulesSection()
+    alerts: AlertsSection = AlertsSection()
+    brigades: list[BrigadeConfig] = Field(default_factory=list)
     enterprises: list[EnterpriseConfig] = Field(default_factory=list)
 
     def database_url(self) -> str:

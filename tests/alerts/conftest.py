@@ -79,7 +79,7 @@ def finding(
         factor=factor,
         window_start=start,
         window_end=start + 3600,
-        tier=tier if state == "fire" else tier,
+        tier=tier,
         value=value if state == "fire" else None,
         limit=limit,
         unit="mg/m³",

@@ -50,7 +50,8 @@ def trail(store, book, case_id):
 def notified(store, case_id):
     with store.connect() as conn:
         rows = conn.execute(
-            sa.select(outbox.c.event, outbox.c.channel).where(outbox.c.case_id == case_id)
+            sa.select(outbox.c.event, outbox.c.channel)
+            .where(outbox.c.case_id == case_id)
             .order_by(outbox.c.id)
         ).all()
     return [tuple(r) for r in rows]
@@ -67,10 +68,25 @@ def test_an_alarm_goes_the_whole_way_and_recurs_within_the_recheck_window(store,
     assert case.feedback_due == T0.replace(hour=16) + timedelta(days=3)  # end of Thursday, China
     assert ("case.dispatched", "b1-hook") in notified(store, cid)
     act(store, book, cid, "arrive", ENFORCER_B1)
-    refused(store, book, cid, "report", ENFORCER_B1, "case_number_required",
-            outcome="violation_confirmed")
-    act(store, book, cid, "report", ENFORCER_B1, outcome="violation_confirmed",
-        case_number="环罚〔2026〕88号", note="现场核实超标")
+    refused(
+        store,
+        book,
+        cid,
+        "report",
+        ENFORCER_B1,
+        "case_number_required",
+        outcome="violation_confirmed",
+    )
+    act(
+        store,
+        book,
+        cid,
+        "report",
+        ENFORCER_B1,
+        outcome="violation_confirmed",
+        case_number="环罚〔2026〕88号",
+        note="现场核实超标",
+    )
     case = act(store, book, cid, "close", SUPERVISOR, note="立案处罚")
     assert case.state == "closed" and case.disposition == "violation_confirmed"
     assert case.recheck_until == clock.now + timedelta(days=30)
@@ -84,8 +100,11 @@ def test_an_alarm_goes_the_whole_way_and_recurs_within_the_recheck_window(store,
     ]
     with store.connect() as conn:
         [order] = conn.execute(sa.select(work_orders)).all()
-    assert (order.state, order.outcome, order.case_number) == ("closed", "violation_confirmed",
-                                                               "环罚〔2026〕88号")
+    assert (order.state, order.outcome, order.case_number) == (
+        "closed",
+        "violation_confirmed",
+        "环罚〔2026〕88号",
+    )
     # 回头看: the same rule fires again on data after closing → the case reopens.
     clock.advance(days=10)
     done = apply(store, book, finding(hour=24 * 10))
@@ -106,16 +125,28 @@ def test_after_the_recheck_window_a_new_case_opens(store, book, clock):
     assert done.reopened == [] and len(done.opened) == 1 and done.opened[0] != cid
 
 
-def test_a_warning_reminds_the_enterprise_which_explains_then_the_centre_verifies(store, book, clock):
+def test_a_warning_reminds_the_enterprise_which_explains_then_the_centre_verifies(
+    store, book, clock
+):
     [cid] = apply(store, book, finding("B2", tier="warning", value=12.0, limit=None)).opened
     case = get(store, book, cid)
     assert (case.state, case.explain_due) == ("reminded", clock.now + timedelta(hours=24))
     assert notified(store, cid) == [("case.opened", "mqtt"), ("case.opened", "e1-wecom")]
     refused(store, book, cid, "explain", E1, "note_required")
-    act(store, book, cid, "explain", E1, note="分析仪校准，已补标记", refs={"marking": "maintenance"})
+    act(
+        store,
+        book,
+        cid,
+        "explain",
+        E1,
+        note="分析仪校准，已补标记",
+        refs={"marking": "maintenance"},
+    )
     refused(store, book, cid, "dispatch", SUPERVISOR, "not_verified")
     refused(store, book, cid, "verify", MONITOR, "note_required", outcome="false_positive")
-    case = act(store, book, cid, "verify", MONITOR, outcome="false_positive", note="校准期间，说明合理")
+    case = act(
+        store, book, cid, "verify", MONITOR, outcome="false_positive", note="校准期间，说明合理"
+    )
     assert (case.state, case.disposition) == ("closed", "false_positive")
     assert case.recheck_until is None  # nothing to re-check after a false positive
     assert [a for a, _, _ in trail(store, book, cid)] == ["sense", "remind", "explain", "verify"]
@@ -175,7 +206,8 @@ def test_positive_list_gets_a_non_site_check_first_and_a_failed_check_goes_on_si
 
 def test_one_open_case_per_source_and_rule_updated_by_further_findings(store, book):
     done = apply(
-        store, book,
+        store,
+        book,
         finding(hour=0, value=150.0),
         finding(hour=1, value=180.0),
         finding(factor="a21002", hour=1, value=120.0),
@@ -194,10 +226,11 @@ def test_one_open_case_per_source_and_rule_updated_by_further_findings(store, bo
     assert (case.state, case.condition) == ("resolved", "cleared")
     # The store itself refuses a second open case for the same key.
     apply(store, book, finding(hour=9))
-    with pytest.raises(sa.exc.IntegrityError), store.begin() as conn:
+    with store.connect() as conn:
         row = conn.execute(sa.select(cases).where(cases.c.open_key.is_not(None))).first()
-        values = dict(row._mapping)
-        del values["id"]
+    values = dict(row._mapping)
+    del values["id"]
+    with pytest.raises(sa.exc.IntegrityError), store.begin() as conn:
         conn.execute(sa.insert(cases).values(**values))
 
 
@@ -232,7 +265,9 @@ def test_three_unexplained_warnings_in_30_days_become_an_alarm(store, book, cloc
     for day in range(3):
         [cid] = apply(store, book, finding("B2", tier="warning", hour=24 * day, limit=None)).opened
         tiers.append(get(store, book, cid).tier)
-        apply(store, book, finding("B2", state="clear", tier="warning", hour=24 * day + 1, limit=None))
+        apply(
+            store, book, finding("B2", state="clear", tier="warning", hour=24 * day + 1, limit=None)
+        )
         clock.advance(days=1)
     assert tiers == ["warning", "warning", "alarm"]
     assert "未说明" in get(store, book, cid).escalation
@@ -243,7 +278,9 @@ def test_explained_warnings_do_not_count_toward_escalation(store, book, clock):
         [cid] = apply(store, book, finding("B2", tier="warning", hour=24 * day, limit=None)).opened
         if day < 2:
             act(store, book, cid, "explain", E1, note="停炉检修")
-        apply(store, book, finding("B2", state="clear", tier="warning", hour=24 * day + 1, limit=None))
+        apply(
+            store, book, finding("B2", state="clear", tier="warning", hour=24 * day + 1, limit=None)
+        )
         clock.advance(days=1)
     assert get(store, book, cid).tier == "warning"
 

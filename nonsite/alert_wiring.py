@@ -1,0 +1,103 @@
+"""The alert stage built from the configuration: policy, routes, channels, the case book."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alerts.calendar import WorkingCalendar
+from alerts.cases import CaseBook
+from alerts.channels.base import Channel
+from alerts.channels.factory import build_channel
+from alerts.notify import Notifier, Routes
+from alerts.policy import AlertPolicy, EnterpriseInfo
+from nonsite.config.model import ChannelConfig, Config
+from nonsite.config.mqtt_url import parse_broker_url
+
+
+def build_alert_policy(config: Config) -> AlertPolicy:
+    a = config.alerts
+    return AlertPolicy(
+        explain_hours=a.explain_hours,
+        feedback_working_days=a.feedback_working_days,
+        recheck_days=a.recheck_days,
+        escalate_unexplained=a.escalate_unexplained,
+        escalate_window_days=a.escalate_window_days,
+        flap_window_s=a.flap_window_min * 60,
+        evidence_trail=a.evidence_trail,
+        calendar=WorkingCalendar.of(a.holidays, a.workdays),
+        enterprises={
+            e.id: EnterpriseInfo(
+                e.id,
+                e.name,
+                positive_list=e.positive_list,
+                brigade=e.brigade,
+                region=e.region,
+                industry=e.industry,
+                source_names={
+                    **{o.id: o.name for o in e.outlets if o.name},
+                    **{m.id: m.name for m in e.meters if m.name},
+                },
+            )
+            for e in config.enterprises
+        },
+        dashboard_url=a.dashboard_url,
+    )
+
+
+def build_routes(config: Config) -> Routes:
+    a = config.alerts
+    return Routes(
+        every_change=tuple(a.every_change),
+        supervisors=tuple(a.supervisors),
+        monitors=tuple(a.monitors),
+        enterprises={e.id: tuple(e.notify) for e in config.enterprises if e.notify},
+        brigades={b.id: tuple(b.notify) for b in config.brigades},
+    )
+
+
+def build_case_book(config: Config) -> CaseBook:
+    policy = build_alert_policy(config)
+    return CaseBook(policy, Notifier(build_routes(config), policy))
+
+
+def channel_spec(channel: ChannelConfig, config: Config) -> dict[str, Any]:
+    """The channel's constructor arguments; an MQTT channel without a host publishes to the
+    service's own broker."""
+    spec: dict[str, Any] = {
+        "name": channel.name,
+        "kind": channel.kind,
+        "timeout_s": channel.timeout_s,
+    }
+    if channel.kind in ("webhook", "dingtalk"):
+        spec |= {"url": channel.url}
+        if channel.secret:
+            spec["secret"] = channel.secret
+    elif channel.kind == "wecom":
+        spec["url"] = channel.url
+    elif channel.kind == "smtp":
+        spec |= {
+            "host": channel.host,
+            "port": channel.port or 25,
+            "sender": channel.sender,
+            "recipients": list(channel.recipients),
+            "starttls": channel.starttls,
+        }
+        if channel.username:
+            spec |= {"username": channel.username, "password": channel.password}
+    else:
+        spec["topic_prefix"] = channel.topic_prefix
+        if channel.host:
+            spec |= {"host": channel.host, "port": channel.port or 1883}
+            if channel.username:
+                spec |= {"username": channel.username, "password": channel.password}
+        else:
+            broker = parse_broker_url(config.mqtt.url)
+            spec |= {"host": broker.host, "port": broker.port, "tls": broker.tls}
+            if broker.username:
+                spec |= {"username": broker.username, "password": broker.password}
+        spec["client_id"] = f"{config.mqtt.client_id}-alerts-{channel.name}"[:64]
+    return spec
+
+
+def build_channels(config: Config) -> dict[str, Channel]:
+    return {c.name: build_channel(channel_spec(c, config)) for c in config.alerts.channels}
