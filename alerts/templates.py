@@ -3,6 +3,7 @@ its limit, the time and a link to the case."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from alerts.case import Case
@@ -12,6 +13,7 @@ from ingest.hj212.codes import pollutant_table
 from ingest.hj212.timefmt import CHINA_TZ
 from rules.findings import RULES
 
+_CHINESE_TERM = re.compile(r"\(([^()]*[\u4e00-\u9fff][^()]*)\)")
 TIER_NAMES = {"warning": "预警", "alarm": "报警"}
 EVENT_TITLES = {
     "case.opened": "{tier}：{enterprise} {rule}",
@@ -26,9 +28,8 @@ EVENT_TITLES = {
 def rule_name(rule: str) -> str:
     """The Chinese term of a rule (the part in parentheses of its catalogue line)."""
     text = RULES.get(rule, rule)
-    if "(" in text and text.endswith(")"):
-        return text[text.rindex("(") + 1 : -1]
-    return text
+    term = _CHINESE_TERM.search(text)
+    return term.group(1) if term else text
 
 
 def factor_name(code: str | None) -> str:

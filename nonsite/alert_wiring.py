@@ -91,6 +91,11 @@ def channel_spec(channel: ChannelConfig, config: Config) -> dict[str, Any]:
             if channel.username:
                 spec |= {"username": channel.username, "password": channel.password}
         else:
+            if not config.mqtt.url:  # the service sets it to its embedded broker's address
+                raise ValueError(
+                    f"channel {channel.name!r}: an mqtt channel without a host needs the "
+                    "service's broker URL"
+                )
             broker = parse_broker_url(config.mqtt.url)
             spec |= {"host": broker.host, "port": broker.port, "tls": broker.tls}
             if broker.username:

@@ -23,3 +23,17 @@ def test_dead_letter_reasons_are_documented_exactly():
     section = text.split("## Dead letters", 1)[1].split("\n## ", 1)[0]
     documented = table(section)
     assert documented == {str(k): v for k, v in REJECT_REASONS.items()}
+
+
+def test_workflow_actions_and_refusal_codes_are_documented_exactly():
+    from alerts.workflow import TRANSITIONS
+
+    text = (DOCS / "alerts.md").read_text()
+    section = text.split("## Workflow", 1)[1].split("\n## ", 1)[0]
+    assert set(re.findall(r"^\| `([a-z_]+)` \|", section, flags=re.M)) == set(TRANSITIONS)
+    source = "".join(p.read_text() for p in (DOCS.parent / "alerts").glob("*.py"))
+    raised = set(re.findall(r'WorkflowError\(\s*"([a-z_]+)"', source))
+    documented = set(
+        re.findall(r"`([a-z_]+)`", section.split("stable code:", 1)[1].split(". An", 1)[0])
+    )
+    assert raised == documented

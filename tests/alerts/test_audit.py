@@ -1,0 +1,35 @@
+"""A case's whole record exports as JSON and CSV."""
+
+import csv
+import io
+import json
+
+from alerts.audit import case_record, events_csv, to_json
+from alerts.workflow import Actor
+from tests.alerts.conftest import finding
+
+
+def test_the_record_holds_every_change_action_work_order_and_notification(store, book):
+    with store.begin() as conn:
+        [cid] = book.apply(conn, [finding()]).opened
+    with store.begin() as conn:
+        book.act(conn, cid, "verify", Actor("王监测", "monitor"), outcome="confirmed", note="属实")
+    with store.begin() as conn:
+        book.act(conn, cid, "dispatch", Actor("李监管", "supervisor"), note="请于三日内核查")
+    with store.connect() as conn:
+        record = json.loads(to_json(case_record(conn, book, cid)))
+    assert record["case"]["id"] == cid and record["case"]["state"] == "dispatched"
+    assert [e["action"] for e in record["events"]] == ["sense", "verify", "dispatch"]
+    assert record["events"][1]["actor"] == "王监测" and record["events"][1]["note"] == "属实"
+    [order] = record["work_orders"]
+    assert (order["brigade"], order["kind"], order["state"]) == ("B1", "on_site", "open")
+    assert {n["channel"] for n in record["notifications"]} == {
+        "mqtt",
+        "supervisors-hook",
+        "b1-hook",
+        "e1-wecom",  # the enterprise learns of the dispatch too
+    }
+    rows = list(csv.DictReader(io.StringIO(events_csv(record).lstrip("\ufeff"))))
+    assert [r["action"] for r in rows] == ["sense", "verify", "dispatch"]
+    assert rows[2]["note"] == "请于三日内核查" and json.loads(rows[2]["refs"])["brigade"] == "B1"
+    assert events_csv(record).startswith("\ufeff")  # spreadsheet software reads it as UTF-8
