@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from alerts.schema import cases, outbox
 from ingest.hj212.encoder import data_packets
 from ingest.hj212.timefmt import CHINA_TZ
+from nonsite.db import make_engine
 from nonsite.embedded_broker import free_port
 from rules.store import findings
 from tests.alerts.channels.receiver import Receiver
@@ -67,8 +68,10 @@ def frame(i: int, at: datetime, value: float) -> tuple[str, bytes]:
     return f"hj212/{mn(i)}", p
 
 
-def write_config(path: Path, broker_url: str, data_dir: Path, hook: str) -> Path:
+def write_config(path: Path, broker_url: str, data_dir: Path, hook: str, db_url: str) -> Path:
     lines = [
+        "[database]",
+        f'url = "{db_url}"',
         "[service]",
         f'data_dir = "{data_dir}"',
         f'http_listen = "127.0.0.1:{free_port()}"',
@@ -135,14 +138,18 @@ def wait_for(predicate, timeout=60.0):
     return False
 
 
-@pytest.mark.parametrize("seed", [2026, 7])
+@pytest.mark.parametrize(
+    ("seed", "db_url"), [(2026, "sqlite"), (7, "postgresql")], indirect=["db_url"]
+)
 def test_killed_at_random_points_no_case_is_doubled_or_lost_and_each_notification_arrives(
-    seed, mosquitto, tmp_path
+    seed, db_url, mosquitto, tmp_path
 ):
     rng = random.Random(seed)
     with Receiver() as receiver:
         receiver.respond(200, delay_s=0.1)  # a receiver that takes a moment: kills land mid-send
-        config = write_config(tmp_path / "n.toml", mosquitto.url, tmp_path / "d", receiver.url)
+        config = write_config(
+            tmp_path / "n.toml", mosquitto.url, tmp_path / "d", receiver.url, db_url
+        )
         service = ServiceProcess(config, tmp_path / "service.log")
         service.start()
         pub = Publisher(mosquitto.host, mosquitto.port)
@@ -165,7 +172,7 @@ def test_killed_at_random_points_no_case_is_doubled_or_lost_and_each_notificatio
                 time.sleep(rng.uniform(0.0, 0.6))
                 kill_all(service)
                 service.start()
-        db = sa.create_engine(f"sqlite:///{tmp_path / 'd' / 'nonsite.db'}")
+        db = make_engine(db_url)
 
         def settled() -> bool:
             with db.connect() as conn:
@@ -194,6 +201,7 @@ def test_killed_at_random_points_no_case_is_doubled_or_lost_and_each_notificatio
                 )
             )
             queued = conn.execute(sa.select(outbox.c.key, outbox.c.state)).all()
+        db.dispose()
         pub.close()
         assert service.terminate() == 0
 
