@@ -7,10 +7,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, select
 
+from alerts.case import aware
 from alerts.cases import CaseBook
 from alerts.schema import outbox, work_orders
 
@@ -18,7 +20,12 @@ CSV_FIELDS = ("id", "at", "actor", "role", "action", "from_state", "to_state", "
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in row.items()}
+    """Datetimes as ISO 8601 with their offset (SQLite returns stored UTC without one)."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        when = aware(value) if isinstance(value, datetime) else None
+        out[key] = when.isoformat() if when is not None else value
+    return out
 
 
 def case_record(conn: Connection, book: CaseBook, case_id: int) -> dict[str, Any]:

@@ -10,10 +10,18 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+import textwrap
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from alerts.workflow import (
+    REPORT_OUTCOMES,
+    STATE_NAMES,
+    TRANSITIONS,
+    VERIFY_OUTCOMES,
+    WORK_ORDER_KINDS,
+)
 from ingest.archive import ArchivedMessage, RawArchive
 from ingest.hj212.decoder import MAX_SEGMENT_BYTES, DecodePolicy, decode_payload
 from ingest.hj212.jsonview import result_to_json
@@ -295,6 +303,176 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- cases and silences (the logic is in nonsite.case_cli) --------------------------------
+
+
+def _case_cli(command: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        from nonsite.case_cli import run_command
+
+        return run_command(command, args)
+
+    return run
+
+
+CASES_EPILOG = """\
+There is no login here: the command line is the operator's tool on the server, for whoever can
+read its configuration and database (authentication comes with the HTTP API). Every action is
+audited under the role and name given with --as, so give your own.
+
+exit codes:
+  0  done
+  1  a file could not be read or written
+  2  usage: a bad argument or configuration, an invalid silence
+  3  refused by the workflow or no such case; stderr says "error: <code>: <message>"
+     (codes: role_not_allowed, invalid_transition, out_of_scope, conflict, not_found,
+     note_required, bad_outcome, not_verified, positive_list, case_number_required, ...)
+"""
+HUMAN_ACTIONS = [a for a, t in TRANSITIONS.items() if t.roles - {"system"}]
+
+
+def _add_case_commands(sub: Any, with_config: Callable[[argparse.ArgumentParser], None]) -> None:
+    raw = argparse.RawDescriptionHelpFormatter
+    states = textwrap.fill(", ".join(f"{s} {n}" for s, n in STATE_NAMES.items()), 80)
+    group = sub.add_parser(
+        "cases",
+        help="list, show, act on and export cases (案件)",
+        description="Cases and their workflow (感知 → 派单 → 执法).",
+        epilog=CASES_EPILOG,
+        formatter_class=raw,
+    ).add_subparsers(dest="cases_command", required=True)
+
+    p = group.add_parser(
+        "list",
+        help="cases, newest first",
+        description=f"Cases, newest first.\n\nstates:\n{states}",
+        epilog=CASES_EPILOG,
+        formatter_class=raw,
+    )
+    with_config(p)
+    p.add_argument("--state", choices=list(STATE_NAMES), help="only cases in this state")
+    p.add_argument("--tier", choices=["warning", "alarm"], help="warning 预警 or alarm 报警")
+    p.add_argument("--rule", help="only this rule, e.g. A3")
+    p.add_argument("--enterprise", help="only this enterprise id")
+    p.add_argument("--open", action="store_true", help="only open cases (not closed or resolved)")
+    p.add_argument("--json", action="store_true", help="JSON lines, one case each")
+    p.add_argument("--limit", type=int, default=100)
+    p.set_defaults(func=_case_cli("cases_list"))
+
+    p = group.add_parser(
+        "show",
+        help="a case, its current work order and its audit trail",
+        epilog=CASES_EPILOG,
+        formatter_class=raw,
+    )
+    with_config(p)
+    p.add_argument("id", type=int, metavar="ID", help="the case id")
+    p.add_argument("--json", action="store_true", help="one JSON document")
+    p.set_defaults(func=_case_cli("cases_show"))
+
+    p = group.add_parser(
+        "act",
+        help="take a workflow action on a case, audited under --as",
+        description=(
+            "Take one workflow action on a case, in one transaction, and print its new state.\n"
+            "\n"
+            "roles (--as ROLE:NAME):\n"
+            "  monitor     verify, remind, escalate, comment (监控中心)\n"
+            "  supervisor  dispatch, close, escalate, comment (监管)\n"
+            "  enforcer    arrive, report, comment; --brigade is the enforcer's own (执法)\n"
+            "  enterprise  explain, comment; --enterprise is its own (企业)\n"
+            "  admin       configures the service and decides no case\n"
+            "\n"
+            f"verify outcomes: {', '.join(VERIFY_OUTCOMES)}\n"
+            f"report outcomes: {', '.join(REPORT_OUTCOMES)}\n"
+            "  (violation_confirmed needs --case-number)"
+        ),
+        epilog=CASES_EPILOG,
+        formatter_class=raw,
+    )
+    with_config(p)
+    p.add_argument("id", type=int, metavar="ID", help="the case id")
+    p.add_argument("action", choices=HUMAN_ACTIONS, metavar="ACTION", help=", ".join(HUMAN_ACTIONS))
+    p.add_argument(
+        "--as",
+        dest="as_",
+        required=True,
+        metavar="ROLE:NAME",
+        help="who acts, e.g. monitor:王监测 (recorded in the audit trail)",
+    )
+    p.add_argument("--enterprise", help="the enterprise role's own enterprise id")
+    p.add_argument(
+        "--brigade", help="the enforcer's own brigade; for dispatch: the brigade to send to"
+    )
+    p.add_argument("--note", help="why (required for explain, comment, escalate, false_positive)")
+    p.add_argument("--outcome", help="verify or report outcome (see above)")
+    p.add_argument("--kind", choices=list(WORK_ORDER_KINDS), help="dispatch: work order kind")
+    p.add_argument(
+        "--due",
+        type=cli_time,
+        metavar="ISO8601",
+        help="dispatch: feedback due (ISO 8601; China time if no offset)",
+    )
+    p.add_argument("--case-number", help="report: the enforcement case number (立案编号)")
+    p.add_argument(
+        "--version", type=int, help="refuse (conflict) unless the case is at this version"
+    )
+    p.set_defaults(func=_case_cli("cases_act"))
+
+    p = group.add_parser(
+        "export",
+        help="the whole record of a case (执法全过程记录)",
+        description=(
+            "The whole record of a case (执法全过程记录): json has the case, every audit\n"
+            "event, its work orders and notifications; csv has the audit events (UTF-8 with\n"
+            "a BOM, for spreadsheets)."
+        ),
+        epilog=CASES_EPILOG,
+        formatter_class=raw,
+    )
+    with_config(p)
+    p.add_argument("id", type=int, metavar="ID", help="the case id")
+    p.add_argument("--format", choices=["json", "csv"], default="json")
+    p.add_argument("--output", type=Path, help="write to this file (default: stdout)")
+    p.set_defaults(func=_case_cli("cases_export"))
+
+    group = sub.add_parser(
+        "silences",
+        help="maintenance windows (silences): add, list",
+        epilog=CASES_EPILOG,
+        formatter_class=raw,
+    ).add_subparsers(dest="silences_command", required=True)
+    p = group.add_parser(
+        "add",
+        help="silence findings for a while (e.g. announced maintenance); prints its id",
+        description=(
+            "Findings matching a silence open or update no case and notify no one while it\n"
+            "lasts; they stay in the findings table. Leave out --enterprise, --source or\n"
+            "--rule to match any. Times are ISO 8601, China time if no offset."
+        ),
+        epilog=CASES_EPILOG,
+        formatter_class=raw,
+    )
+    with_config(p)
+    p.add_argument("--reason", required=True, help="why, e.g. the maintenance notice")
+    p.add_argument(
+        "--until", type=cli_time, required=True, metavar="ISO8601", help="end (exclusive)"
+    )
+    p.add_argument(
+        "--from", dest="from_", type=cli_time, metavar="ISO8601", help="start (default: now)"
+    )
+    p.add_argument("--enterprise", help="only this enterprise")
+    p.add_argument("--source", help="only this outlet or meter (needs --enterprise)")
+    p.add_argument("--rule", help="only this rule, e.g. A3")
+    p.add_argument("--as", dest="as_", required=True, metavar="NAME", help="who sets it")
+    p.set_defaults(func=_case_cli("silences_add"))
+    p = group.add_parser("list", help="active silences", epilog=CASES_EPILOG, formatter_class=raw)
+    with_config(p)
+    p.add_argument("--all", action="store_true", help="also pending and ended ones")
+    p.add_argument("--json", action="store_true", help="JSON lines")
+    p.set_defaults(func=_case_cli("silences_list"))
+
+
 # -- parser ------------------------------------------------------------------------------
 
 
@@ -370,6 +548,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=100)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_findings)
+
+    _add_case_commands(sub, with_config)
 
     p = sub.add_parser(
         "replay", help="run archived traffic through the rules and print the findings (JSON lines)"

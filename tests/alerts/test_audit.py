@@ -23,6 +23,7 @@ def test_the_record_holds_every_change_action_work_order_and_notification(store,
     assert record["events"][1]["actor"] == "王监测" and record["events"][1]["note"] == "属实"
     [order] = record["work_orders"]
     assert (order["brigade"], order["kind"], order["state"]) == ("B1", "on_site", "open")
+    assert order["due_at"].endswith("+00:00")  # times carry their offset on every database
     assert {n["channel"] for n in record["notifications"]} == {
         "mqtt",
         "supervisors-hook",
