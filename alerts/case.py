@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -119,7 +120,11 @@ class Case:
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> Case:
-        m = row._mapping
+        return cls.from_mapping(row._mapping)
+
+    @classmethod
+    def from_mapping(cls, m: Mapping[Any, Any]) -> Case:
+        evidence = m["evidence"]
         return cls(
             id=m["id"],
             enterprise_id=m["enterprise_id"],
@@ -139,7 +144,7 @@ class Case:
             peak_multiple=m["peak_multiple"],
             limit_value=m["limit_value"],
             unit=m["unit"],
-            evidence=Evidence.loads(m["evidence"]),
+            evidence=evidence if isinstance(evidence, Evidence) else Evidence.loads(evidence),
             recurrence=m["recurrence"],
             flaps=m["flaps"],
             escalation=m["escalation"],

@@ -12,14 +12,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, exists, func, insert, select, update
 
 from alerts.case import TIERS, Case, Evidence
-from alerts.noise import active_silences, inhibited, offline_sources, record_suppressed
+from alerts.noise import (
+    Silence,
+    active_silences,
+    inhibited,
+    offline_sources,
+    record_suppressed,
+)
 from alerts.notify import Notifier
 from alerts.policy import AlertPolicy
 from alerts.schema import case_events, cases, work_orders
@@ -39,6 +45,53 @@ from rules.findings import Finding
 
 def open_key(enterprise_id: str, source_id: str, rule: str) -> str:
     return f"{enterprise_id}|{source_id}|{rule}"
+
+
+# Statements built once: building and cache-keying a statement per finding costs more than
+# running it (bench/alerts_store.py's profile).
+_BY_ID = select(cases).where(cases.c.id == bindparam("id"))
+_BY_KEY = select(cases).where(cases.c.open_key == bindparam("key"))
+_OPEN_IN = select(cases).where(cases.c.open_key.in_(bindparam("keys", expanding=True)))
+_LAST_CLOSED = (
+    select(cases)
+    .where(
+        cases.c.enterprise_id == bindparam("enterprise"),
+        cases.c.source_id == bindparam("source"),
+        cases.c.rule == bindparam("rule"),
+        cases.c.closed_at.is_not(None),  # closed or resolved (ix_cases_problem serves it)
+    )
+    .order_by(cases.c.id.desc())
+    .limit(1)
+)
+_UNEXPLAINED = (
+    select(func.count())
+    .select_from(cases)
+    .where(
+        cases.c.enterprise_id == bindparam("enterprise"),
+        cases.c.source_id == bindparam("source"),
+        cases.c.tier == "warning",
+        cases.c.opened_at >= bindparam("since"),
+        ~exists().where(case_events.c.case_id == cases.c.id, case_events.c.action == "explain"),
+        cases.c.disposition.is_distinct_from("false_positive"),
+    )
+)
+_AUDIT = insert(case_events)
+_UPDATES: dict[tuple[str, ...], Any] = {}
+
+
+def _update_statement(names: tuple[str, ...]) -> Any:
+    statement = _UPDATES.get(names)
+    if statement is None:
+        statement = _UPDATES[names] = (
+            update(cases)
+            .where(cases.c.id == bindparam("_id"), cases.c.version == bindparam("_version"))
+            .values({name: bindparam(f"v_{name}") for name in names})
+        )
+    return statement
+
+
+def _key_of(case: Case) -> str:
+    return open_key(case.enterprise_id, case.source_id, case.rule)
 
 
 def _at(t: int) -> datetime:
@@ -69,17 +122,21 @@ class CaseBook:
         self.policy = policy
         self.notifier = notifier
         self.clock = clock
+        # While ``apply`` runs: the open case of each key of the batch (None: none open).
+        self._batch_open: dict[str, Case | None] | None = None
 
     # -- reading ----------------------------------------------------------------------------
 
     def get(self, conn: Connection, case_id: int) -> Case:
-        row = conn.execute(select(cases).where(cases.c.id == case_id)).first()
+        row = conn.execute(_BY_ID, {"id": case_id}).first()
         if row is None:
             raise WorkflowError("not_found", f"no case {case_id}")
         return Case.from_row(row)
 
     def open_case(self, conn: Connection, key: str) -> Case | None:
-        row = conn.execute(select(cases).where(cases.c.open_key == key)).first()
+        if self._batch_open is not None and key in self._batch_open:
+            return self._batch_open[key]
+        row = conn.execute(_BY_KEY, {"key": key}).first()
         return Case.from_row(row) if row is not None else None
 
     def events(self, conn: Connection, case_id: int) -> list[dict[str, Any]]:
@@ -111,6 +168,26 @@ class CaseBook:
         now = self.clock()
         silences = active_silences(conn, now)
         offline = offline_sources(conn, {f.enterprise_id for f in findings})
+        keys = sorted({open_key(f.enterprise_id, f.source_id, f.rule) for f in findings})
+        self._batch_open = dict.fromkeys(keys)
+        for row in conn.execute(_OPEN_IN, {"keys": keys}):
+            case = Case.from_row(row)
+            self._batch_open[_key_of(case)] = case
+        try:
+            self._apply(conn, findings, now, silences, offline, done)
+        finally:
+            self._batch_open = None
+        return done
+
+    def _apply(
+        self,
+        conn: Connection,
+        findings: Sequence[Finding],
+        now: datetime,
+        silences: list[Silence],
+        offline: dict[tuple[str, str], int],
+        done: Applied,
+    ) -> None:
         for f in findings:
             if f.state == "fire":
                 silence = next((s for s in silences if s.matches(f)), None)
@@ -130,7 +207,6 @@ class CaseBook:
                 self._clear(conn, f, now, done)
                 if f.rule == "B8":
                     offline.pop((f.enterprise_id, f.source_id), None)
-        return done
 
     def _fire(self, conn: Connection, f: Finding, now: datetime, done: Applied) -> None:
         key = open_key(f.enterprise_id, f.source_id, f.rule)
@@ -145,17 +221,8 @@ class CaseBook:
         self._open(conn, f, now, done)
 
     def _last_closed(self, conn: Connection, f: Finding) -> Case | None:
-        row = conn.execute(
-            select(cases)
-            .where(
-                cases.c.enterprise_id == f.enterprise_id,
-                cases.c.source_id == f.source_id,
-                cases.c.rule == f.rule,
-                cases.c.open_key.is_(None),
-            )
-            .order_by(cases.c.id.desc())
-            .limit(1)
-        ).first()
+        params = {"enterprise": f.enterprise_id, "source": f.source_id, "rule": f.rule}
+        row = conn.execute(_LAST_CLOSED, params).first()
         return Case.from_row(row) if row is not None else None
 
     def _recurs(self, case: Case, f: Finding, now: datetime) -> bool:
@@ -185,38 +252,40 @@ class CaseBook:
                 f"{self.policy.escalate_window_days} 日内第 {self.policy.escalate_unexplained} "
                 "次未说明的预警"
             )
-        result = conn.execute(
-            insert(cases).values(
-                open_key=open_key(f.enterprise_id, f.source_id, f.rule),
-                enterprise_id=f.enterprise_id,
-                source_id=f.source_id,
-                rule=f.rule,
-                factor=f.factor,
-                tier=tier,
-                state="sensed",
-                condition="active",
-                positive_list=info.positive_list,
-                opened_at=now,
-                first_seen=_at(f.window_start),
-                last_seen=_at(f.window_end),
-                count=1,
-                value=f.value,
-                peak_value=f.value,
-                peak_multiple=f.multiple,
-                limit_value=f.limit,
-                unit=f.unit,
-                evidence=evidence.dumps(),
-                recurrence=0,
-                flaps=0,
-                escalation=escalation,
-                brigade=info.brigade,
-                updated_at=now,
-                version=1,
-            )
-        )
+        key = open_key(f.enterprise_id, f.source_id, f.rule)
+        values: dict[str, Any] = {
+            "open_key": key,
+            "enterprise_id": f.enterprise_id,
+            "source_id": f.source_id,
+            "rule": f.rule,
+            "factor": f.factor,
+            "tier": tier,
+            "state": "sensed",
+            "condition": "active",
+            "positive_list": info.positive_list,
+            "opened_at": now,
+            "first_seen": _at(f.window_start),
+            "last_seen": _at(f.window_end),
+            "count": 1,
+            "value": f.value,
+            "peak_value": f.value,
+            "peak_multiple": f.multiple,
+            "limit_value": f.limit,
+            "unit": f.unit,
+            "evidence": evidence.dumps(),
+            "recurrence": 0,
+            "flaps": 0,
+            "escalation": escalation,
+            "brigade": info.brigade,
+            "updated_at": now,
+            "version": 1,
+        }
+        result = conn.execute(insert(cases), values)
         case_id = int(result.inserted_primary_key[0])  # type: ignore[index]
         done.opened.append(case_id)
-        case = self.get(conn, case_id)
+        row = dict.fromkeys(cases.c.keys()) | values | {"id": case_id, "evidence": evidence}
+        case = Case.from_mapping(row)
+        self._remember(key, case)
         event = self._audit(conn, case, SYSTEM, "sense", None, "sensed", now, "", {"finding": f.id})
         if escalation:
             done.escalated.append(case_id)
@@ -236,21 +305,8 @@ class CaseBook:
     def _unexplained(self, conn: Connection, f: Finding, now: datetime) -> int:
         """Warnings for this source in the window that were never explained."""
         since = now - timedelta(days=self.policy.escalate_window_days)
-        explained = (
-            select(case_events.c.case_id).where(case_events.c.action == "explain").scalar_subquery()
-        )
-        count = conn.execute(
-            select(func.count())
-            .select_from(cases)
-            .where(
-                cases.c.enterprise_id == f.enterprise_id,
-                cases.c.source_id == f.source_id,
-                cases.c.tier == "warning",
-                cases.c.opened_at >= since,
-                cases.c.id.not_in(explained),
-                cases.c.disposition.is_distinct_from("false_positive"),
-            )
-        ).scalar_one()
+        params = {"enterprise": f.enterprise_id, "source": f.source_id, "since": since}
+        count = conn.execute(_UNEXPLAINED, params).scalar_one()
         return int(count)
 
     def _update(
@@ -275,7 +331,7 @@ class CaseBook:
             "peak_value": peak_value,
             "peak_multiple": peak_multiple,
             "limit_value": f.limit if f.limit is not None else case.limit_value,
-            "evidence": evidence.dumps(),
+            "evidence": evidence,
             "condition": "active",
         }
         escalate = f.tier == "alarm" and TIERS[case.tier] < TIERS["alarm"]
@@ -310,7 +366,7 @@ class CaseBook:
             "count": case.count + 1,
             "last_seen": _at(f.window_end),
             "value": f.value,
-            "evidence": evidence.dumps(),
+            "evidence": evidence,
             "closed_at": None,
         }
         if flap:
@@ -365,7 +421,7 @@ class CaseBook:
         evidence = case.evidence
         evidence.add(f, self.policy.evidence_trail)
         if evidence.active:  # another factor of the same rule still holds
-            self._cas(conn, case, now, {"evidence": evidence.dumps()})
+            self._cas(conn, case, now, {"evidence": evidence})
             done.updated += 1
             return
         if case.state in BEFORE_DISPATCH:
@@ -378,7 +434,7 @@ class CaseBook:
                     "condition": "cleared",
                     "open_key": None,
                     "closed_at": now,
-                    "evidence": evidence.dumps(),
+                    "evidence": evidence,
                 },
             )
             done.resolved.append(case.id)
@@ -396,9 +452,7 @@ class CaseBook:
             self._notify(conn, resolved, "case.changed", event, (), now)
         else:
             # Dispatched: the brigade's work goes on; the case records that it cleared.
-            cleared = self._cas(
-                conn, case, now, {"condition": "cleared", "evidence": evidence.dumps()}
-            )
+            cleared = self._cas(conn, case, now, {"condition": "cleared", "evidence": evidence})
             done.updated += 1
             event = self._audit(
                 conn,
@@ -702,14 +756,31 @@ class CaseBook:
         return self._cas(conn, case, now, {"state": state, **values})
 
     def _cas(self, conn: Connection, case: Case, now: datetime, values: dict[str, Any]) -> Case:
-        result = conn.execute(
-            update(cases)
-            .where(cases.c.id == case.id, cases.c.version == case.version)
-            .values(**values, updated_at=now, version=case.version + 1)
-        )
+        """Compare-and-set on the version; the changed case without reading it back."""
+        names = tuple(sorted(values))
+        params = {f"v_{k}": v.dumps() if isinstance(v, Evidence) else v for k, v in values.items()}
+        params |= {
+            "_id": case.id,
+            "_version": case.version,
+            "v_updated_at": now,
+            "v_version": case.version + 1,
+        }
+        result = conn.execute(_update_statement((*names, "updated_at", "version")), params)
         if result.rowcount != 1:
             raise WorkflowError("conflict", f"case {case.id} changed meanwhile; reload it")
-        return self.get(conn, case.id)
+        fields = {k: v for k, v in values.items() if k != "open_key"}
+        if isinstance(fields.get("evidence"), str):
+            fields["evidence"] = Evidence.loads(fields["evidence"])
+        changed = replace(case, **fields, updated_at=now, version=case.version + 1)
+        if "open_key" in values:
+            self._remember(_key_of(case), changed if values["open_key"] is not None else None)
+        elif self._batch_open is not None and self._batch_open.get(_key_of(case)) is not None:
+            self._remember(_key_of(case), changed)
+        return changed
+
+    def _remember(self, key: str, case: Case | None) -> None:
+        if self._batch_open is not None:
+            self._batch_open[key] = case
 
     def _audit(
         self,
@@ -724,17 +795,18 @@ class CaseBook:
         refs: dict[str, Any],
     ) -> int:
         result = conn.execute(
-            insert(case_events).values(
-                case_id=case.id,
-                at=now,
-                actor=actor.name,
-                role=actor.role,
-                action=action,
-                from_state=from_state,
-                to_state=to_state,
-                note=note,
-                refs=json.dumps(refs, ensure_ascii=False, sort_keys=True, default=str),
-            )
+            _AUDIT,
+            {
+                "case_id": case.id,
+                "at": now,
+                "actor": actor.name,
+                "role": actor.role,
+                "action": action,
+                "from_state": from_state,
+                "to_state": to_state,
+                "note": note,
+                "refs": json.dumps(refs, ensure_ascii=False, sort_keys=True, default=str),
+            },
         )
         return int(result.inserted_primary_key[0])  # type: ignore[index]
 

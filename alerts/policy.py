@@ -28,7 +28,9 @@ class AlertPolicy:
     recheck_days: int = 30  # 回头看 window after closing
     escalate_unexplained: int = 3  # this many unexplained warnings for one source ...
     escalate_window_days: int = 30  # ... within this many days become an alarm
-    flap_window_s: int = 3600  # a condition back this soon after resolving reopens its case
+    # A condition back this soon after resolving reopens its case: three hours, so that an
+    # hourly rule clearing for an hour or two and firing again stays one problem.
+    flap_window_s: int = 3 * 3600
     evidence_trail: int = 20  # findings kept on a case (the findings table keeps them all)
     calendar: WorkingCalendar = field(default_factory=WorkingCalendar)
     enterprises: Mapping[str, EnterpriseInfo] = field(default_factory=dict)

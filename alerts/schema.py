@@ -16,6 +16,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -65,6 +66,8 @@ cases = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("version", Integer, nullable=False),  # compare-and-set: concurrent actions conflict
 )
+# The latest case of a problem, open or not (recurrence and flap checks, per finding).
+Index("ix_cases_problem", cases.c.enterprise_id, cases.c.source_id, cases.c.rule, cases.c.id)
 
 case_events = Table(
     "case_events",

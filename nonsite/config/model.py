@@ -330,7 +330,7 @@ class AlertsSection(Section):
     recheck_days: int = Field(default=30, ge=1, le=365)
     escalate_unexplained: int = Field(default=3, ge=1)
     escalate_window_days: int = Field(default=30, ge=1)
-    flap_window_min: int = Field(default=60, ge=0)
+    flap_window_min: int = Field(default=180, ge=0)
     evidence_trail: int = Field(default=20, ge=1, le=1000)
     holidays: list[date] = Field(default_factory=list)  # 法定节假日 (weekdays off)
     workdays: list[date] = Field(default_factory=list)  # 调休上班 (weekend days worked)
