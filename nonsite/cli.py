@@ -473,6 +473,144 @@ def _add_case_commands(sub: Any, with_config: Callable[[argparse.ArgumentParser]
     p.set_defaults(func=_case_cli("silences_list"))
 
 
+# -- users (the logic is in nonsite.auth.cli) -------------------------------------------------
+
+
+def _users_cli(command: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        from nonsite.auth.cli import run_command
+
+        return run_command(command, args)
+
+    return run
+
+
+USERS_EPILOG = """\
+People log in to the dashboard with a password; systems call the API with a token
+(Authorization: Bearer <token>). Passwords and tokens are stored hashed, never in the clear;
+a token is printed once, when it is created. Every change is recorded in the authentication
+log (nonsite users events) as made by cli:<your OS user>.
+
+exit codes:
+  0  done
+  1  a file could not be read or written
+  2  usage: a bad argument, an unknown enterprise or brigade, a weak password, a username
+     that is taken
+  3  no such user or token; stderr says "error: not_found: <message>"
+"""
+ROLES_HELP = """\
+roles:
+  monitor     监测中心: verifies cases
+  supervisor  监管: dispatches and closes cases
+  enforcer    执法: works the orders of one brigade (--brigade, from [[brigades]])
+  enterprise  企业: explains its own enterprise's cases (--enterprise)
+  admin       运维: manages the service and its users; decides no case
+
+passwords: at least 8 characters, not one character repeated, not the username."""
+
+
+def _add_user_commands(sub: Any, with_config: Callable[[argparse.ArgumentParser], None]) -> None:
+    raw = argparse.RawDescriptionHelpFormatter
+    group = sub.add_parser(
+        "users",
+        help="users, passwords and API tokens (用户)",
+        description="Users of the dashboard and the API, their passwords and API tokens.",
+        epilog=USERS_EPILOG,
+        formatter_class=raw,
+    ).add_subparsers(dest="users_command", required=True)
+
+    def password_stdin(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--password-stdin",
+            action="store_true",
+            help="read the password from the first line of stdin (default: ask twice)",
+        )
+
+    p = group.add_parser(
+        "add",
+        help="add a user",
+        description=f"Add a user; the password is asked for twice.\n\n{ROLES_HELP}",
+        epilog=USERS_EPILOG,
+        formatter_class=raw,
+    )
+    with_config(p)
+    p.add_argument("username", metavar="USERNAME", help="2-64 of A-Z a-z 0-9 _ . @ -")
+    p.add_argument("--role", required=True, metavar="ROLE", help="see roles above")
+    p.add_argument("--name", help="the display name, e.g. 王监测 (recorded in audit trails)")
+    p.add_argument("--enterprise", help="the enterprise role's own enterprise id")
+    p.add_argument("--brigade", help="the enforcer's brigade id")
+    password_stdin(p)
+    p.set_defaults(func=_users_cli("users_add"))
+
+    p = group.add_parser("list", help="users", epilog=USERS_EPILOG, formatter_class=raw)
+    with_config(p)
+    p.add_argument("--json", action="store_true", help="JSON lines, one user each")
+    p.set_defaults(func=_users_cli("users_list"))
+
+    p = group.add_parser(
+        "passwd",
+        help="set a user's password (ends their sessions)",
+        epilog=USERS_EPILOG,
+        formatter_class=raw,
+    )
+    with_config(p)
+    p.add_argument("username", metavar="USERNAME")
+    password_stdin(p)
+    p.set_defaults(func=_users_cli("users_passwd"))
+
+    for name, helptext in (
+        ("disable", "disable a user: no login, sessions end, API tokens stop working"),
+        ("enable", "enable a disabled user again"),
+    ):
+        p = group.add_parser(name, help=helptext, epilog=USERS_EPILOG, formatter_class=raw)
+        with_config(p)
+        p.add_argument("username", metavar="USERNAME")
+        p.set_defaults(func=_users_cli(f"users_{name}"))
+
+    tokens = group.add_parser(
+        "token", help="API tokens for systems", epilog=USERS_EPILOG, formatter_class=raw
+    ).add_subparsers(dest="token_command", required=True)
+    p = tokens.add_parser(
+        "create",
+        help="create an API token and print it (shown only once)",
+        epilog=USERS_EPILOG,
+        formatter_class=raw,
+    )
+    with_config(p)
+    p.add_argument("username", metavar="USERNAME", help="the user the token acts as")
+    p.add_argument("--name", required=True, help="what uses it, e.g. the system's name")
+    p.set_defaults(func=_users_cli("users_token_create"))
+    p = tokens.add_parser(
+        "list",
+        help="API tokens (never the tokens themselves)",
+        epilog=USERS_EPILOG,
+        formatter_class=raw,
+    )
+    with_config(p)
+    p.add_argument("username", nargs="?", metavar="USERNAME", help="only this user's")
+    p.add_argument("--json", action="store_true", help="JSON lines")
+    p.set_defaults(func=_users_cli("users_token_list"))
+    p = tokens.add_parser(
+        "revoke", help="revoke an API token", epilog=USERS_EPILOG, formatter_class=raw
+    )
+    with_config(p)
+    p.add_argument("id", type=int, metavar="ID", help="the token id (from token list)")
+    p.set_defaults(func=_users_cli("users_token_revoke"))
+
+    p = group.add_parser(
+        "events",
+        help="the authentication log, newest first",
+        description="Logins (ok, failed, throttled), logouts and changes to users and tokens.",
+        epilog=USERS_EPILOG,
+        formatter_class=raw,
+    )
+    with_config(p)
+    p.add_argument("--user", help="only events of this username")
+    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--json", action="store_true", help="JSON lines")
+    p.set_defaults(func=_users_cli("users_events"))
+
+
 # -- parser ------------------------------------------------------------------------------
 
 
@@ -550,6 +688,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_findings)
 
     _add_case_commands(sub, with_config)
+    _add_user_commands(sub, with_config)
 
     p = sub.add_parser(
         "replay", help="run archived traffic through the rules and print the findings (JSON lines)"

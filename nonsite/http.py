@@ -1,7 +1,5 @@
-"""The service's HTTP endpoints: Prometheus metrics, liveness and readiness.
-
-The dashboard and the API arrive in issue #5 and mount on this same application.
-"""
+"""The service's HTTP application: Prometheus metrics, liveness and readiness, and (with a
+web context) the API under /api/v1 with its OpenAPI document at /api/openapi.json."""
 
 from __future__ import annotations
 
@@ -10,41 +8,66 @@ import socket
 from collections.abc import Callable, Iterator
 
 import uvicorn
+from fastapi import FastAPI, Request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
+from nonsite import __version__
 from nonsite.errors import ListenError
+from nonsite.web.context import WebContext
 
 ReadinessCheck = Callable[[], dict[str, str]]  # name → problem; empty when ready
 ExtraMetrics = Callable[[], str]  # exposition text of other processes (the pipeline)
 
 
 def build_app(
-    registry: CollectorRegistry, readiness: ReadinessCheck, extra_metrics: ExtraMetrics = str
-) -> Starlette:
-    async def healthz(_request: Request) -> JSONResponse:
-        return JSONResponse({"status": "alive"})
+    registry: CollectorRegistry,
+    readiness: ReadinessCheck,
+    extra_metrics: ExtraMetrics = str,
+    web: WebContext | None = None,
+) -> FastAPI:
+    """Health, readiness and metrics; with ``web``, also the API and the dashboard."""
+    app = FastAPI(
+        title="nonsite",
+        summary="非现场监管 streaming alert service: fleet, cases, workflow, work orders",
+        version=__version__,
+        openapi_url="/api/openapi.json",
+        docs_url=None,  # Swagger UI loads its assets from a CDN; the spec is served as JSON
+        redoc_url=None,
+    )
 
-    async def readyz(_request: Request) -> JSONResponse:
+    @app.get("/healthz", tags=["operations"], summary="Liveness")
+    def healthz() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @app.get("/readyz", tags=["operations"], summary="Readiness: broker, pipeline, database")
+    def readyz() -> JSONResponse:
         problems = readiness()
         if problems:
             return JSONResponse({"status": "not ready", "problems": problems}, status_code=503)
         return JSONResponse({"status": "ready"})
 
-    async def metrics(_request: Request) -> Response:
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    def metrics() -> Response:
         body = generate_latest(registry) + extra_metrics().encode()
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
-    return Starlette(
-        routes=[
-            Route("/healthz", healthz),
-            Route("/readyz", readyz),
-            Route("/metrics", metrics),
-        ]
-    )
+    @app.exception_handler(StarletteHTTPException)
+    async def error_body(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Errors are {"code", "message"} everywhere (the API's ErrorOut), not {"detail": ...}.
+        detail: object = exc.detail
+        if not isinstance(detail, dict):
+            detail = {"code": f"http_{exc.status_code}", "message": str(detail)}
+        return JSONResponse(detail, status_code=exc.status_code, headers=exc.headers)
+
+    if web is not None:
+        from nonsite.web.api import cases, fleet, session  # noqa: PLC0415 - only with a web context
+
+        app.state.web = web
+        for module in (session, fleet, cases):
+            app.include_router(module.router)
+    return app
 
 
 class HttpServer(uvicorn.Server):
@@ -71,7 +94,7 @@ def bind(listen: str) -> socket.socket:
     return sock
 
 
-def make_server(app: Starlette, sock: socket.socket) -> HttpServer:
+def make_server(app: FastAPI, sock: socket.socket) -> HttpServer:
     host, port = sock.getsockname()[:2]
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
     return HttpServer(config)

@@ -34,6 +34,7 @@ from nonsite.db import make_engine, migrate
 from nonsite.embedded_broker import EmbeddedBroker
 from nonsite.http import bind, build_app, make_server
 from nonsite.pipeline_process import PipelineProcess, Replies
+from nonsite.web.context import WebContext
 from nonsite.wiring import build_mqtt_settings
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,8 @@ class Service:
         self.archiver.start()
         self.source.start()
 
-        app = build_app(self.registry, self.readiness, self._pipeline_metrics)
+        web = WebContext.build(config, self.engine)
+        app = build_app(self.registry, self.readiness, self._pipeline_metrics, web)
         server = make_server(app, http_socket)
         http_task = asyncio.create_task(server.serve(sockets=[http_socket]), name="http")
         housekeeping = asyncio.create_task(self._housekeeping(), name="housekeeping")

@@ -5,6 +5,7 @@ from alembic.migration import MigrationContext
 
 from alerts.schema import metadata as alerts_metadata
 from ingest.store import metadata as ingest_metadata
+from nonsite.auth.schema import metadata as auth_metadata
 from nonsite.db import make_engine, migrate
 from rules.store import metadata as rules_metadata
 
@@ -15,7 +16,9 @@ def test_migrations_match_the_declared_tables(db_url):
         migrate(engine)
         with engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"compare_type": True})
-            diff = compare_metadata(context, [ingest_metadata, rules_metadata, alerts_metadata])
+            diff = compare_metadata(
+                context, [ingest_metadata, rules_metadata, alerts_metadata, auth_metadata]
+            )
         tables = {d[1].name for d in diff if d[0] == "remove_table"}
         assert tables <= {"alembic_version"}
         assert [d for d in diff if d[0] != "remove_table"] == []

@@ -1,0 +1,294 @@
+"""Cases: the queue with filters, one case with its evidence and audit trail, the workflow
+actions, bulk verification, and the brigades' work orders."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from sqlalchemy import func, select
+
+from alerts.case import Case, aware
+from alerts.schema import cases, work_orders
+from alerts.templates import TIER_NAMES, factor_name, rule_name
+from alerts.workflow import STATE_NAMES, TRANSITIONS, WorkflowError, check
+from nonsite.auth.users import User
+from nonsite.web.context import WebContext
+from nonsite.web.models import (
+    ActionIn,
+    BulkResultOut,
+    BulkVerifyIn,
+    CaseDetailOut,
+    CaseEventOut,
+    CaseOut,
+    CasePage,
+    ErrorOut,
+    WorkOrderOut,
+)
+from nonsite.web.security import ERRORS, Context, CurrentUser, not_found, require, visible_cases
+
+router = APIRouter(prefix="/api/v1", tags=["cases"], responses=ERRORS)
+
+# HTTP status of each refusal code: a state conflict is 409, a role or scope problem 403.
+STATUS = {
+    "not_found": 404,
+    "role_not_allowed": 403,
+    "out_of_scope": 403,
+    "invalid_transition": 409,
+    "conflict": 409,
+    "already_alarm": 409,
+    "not_verified": 409,
+    "positive_list": 409,
+}
+CaseId = Annotated[int, Path(ge=1, le=2**62, description="the case's number")]
+PEOPLE_ACTIONS = tuple(a for a, t in TRANSITIONS.items() if t.roles - {"system"})
+
+
+def case_out(ctx: WebContext, case: Case) -> CaseOut:
+    info = ctx.book.policy.enterprise(case.enterprise_id)
+    return CaseOut(
+        id=case.id,
+        enterprise_id=case.enterprise_id,
+        enterprise_name=info.name,
+        source_id=case.source_id,
+        source_name=info.source_names.get(case.source_id, ""),
+        rule=case.rule,
+        rule_name=rule_name(case.rule),
+        factor=case.factor,
+        factor_name=factor_name(case.factor),
+        tier=case.tier,  # type: ignore[arg-type]
+        tier_zh=TIER_NAMES.get(case.tier, case.tier),
+        state=case.state,
+        state_zh=STATE_NAMES.get(case.state, case.state),
+        condition=case.condition,  # type: ignore[arg-type]
+        positive_list=case.positive_list,
+        opened_at=case.opened_at,
+        first_seen=case.first_seen,
+        last_seen=case.last_seen,
+        count=case.count,
+        value=case.value,
+        peak_value=case.peak_value,
+        peak_multiple=case.peak_multiple,
+        limit=case.limit_value,
+        unit=case.unit,
+        recurrence=case.recurrence,
+        flaps=case.flaps,
+        escalation=case.escalation,
+        explain_due=case.explain_due,
+        feedback_due=case.feedback_due,
+        overdue=case.overdue,
+        brigade=case.brigade,
+        disposition=case.disposition,
+        case_number=case.case_number,
+        closed_at=case.closed_at,
+        recheck_until=case.recheck_until,
+        version=case.version,
+    )
+
+
+def work_order_out(row: dict[str, Any], now: datetime) -> WorkOrderOut:
+    due = aware(row["due_at"])
+    assert due is not None
+    return WorkOrderOut(
+        id=row["id"],
+        case_id=row["case_id"],
+        brigade=row["brigade"],
+        kind=row["kind"],
+        state=row["state"],
+        created_at=aware(row["created_at"]),  # type: ignore[arg-type]
+        created_by=row["created_by"],
+        due_at=due,
+        overdue=row["state"] in ("open", "on_site") and due < now,
+        outcome=row["outcome"],
+        case_number=row["case_number"],
+        reported_at=aware(row["reported_at"]),
+    )
+
+
+def refused(err: WorkflowError) -> HTTPException:
+    return HTTPException(STATUS.get(err.code, 422), {"code": err.code, "message": str(err)})
+
+
+def _visible_case(ctx: WebContext, user: User, case_id: int) -> Case:
+    with ctx.db.connect() as conn:
+        row = conn.execute(select(cases).where(cases.c.id == case_id, visible_cases(user))).first()
+    if row is None:
+        raise not_found(f"case {case_id}")
+    return Case.from_row(row)
+
+
+def allowed_actions(case: Case, user: User) -> list[str]:
+    actor = user.actor()
+    out: list[str] = []
+    for action in PEOPLE_ACTIONS:
+        try:
+            check(action, case.state, actor)
+        except WorkflowError:
+            continue
+        if actor.role == "enterprise" and actor.enterprise_id != case.enterprise_id:
+            continue
+        if action == "dispatch" and case.state != "verified" and case.tier != "alarm":
+            continue
+        if action == "escalate" and case.tier == "alarm":
+            continue
+        out.append(action)
+    return out
+
+
+@router.get("/cases", response_model=CasePage, summary="The case queue, filtered")
+def list_cases(
+    ctx: Context,
+    user: CurrentUser,
+    state: Annotated[list[str] | None, Query()] = None,
+    tier: Annotated[str | None, Query(pattern="^(warning|alarm)$")] = None,
+    rule: str | None = None,
+    enterprise_id: str | None = None,
+    open_only: Annotated[bool, Query(alias="open")] = False,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+) -> CasePage:
+    where = [visible_cases(user)]
+    if state:
+        where.append(cases.c.state.in_(state))
+    if tier:
+        where.append(cases.c.tier == tier)
+    if rule:
+        where.append(cases.c.rule == rule)
+    if enterprise_id:
+        where.append(cases.c.enterprise_id == enterprise_id)
+    if open_only:
+        where.append(cases.c.open_key.is_not(None))
+    if since:
+        where.append(cases.c.last_seen >= since)
+    if until:
+        where.append(cases.c.opened_at < until)
+    with ctx.db.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(cases).where(*where)).scalar_one()
+        rows = conn.execute(
+            select(cases)
+            .where(*where)
+            .order_by(cases.c.updated_at.desc(), cases.c.id.desc())
+            .limit(limit)
+            .offset(offset)
+        ).all()
+    return CasePage(total=total, items=[case_out(ctx, Case.from_row(r)) for r in rows])
+
+
+@router.get(
+    "/cases/{case_id}",
+    response_model=CaseDetailOut,
+    summary="A case with its evidence, work order, audit trail and the caller's actions",
+    responses={404: {"model": ErrorOut}},
+)
+def get_case(case_id: CaseId, ctx: Context, user: CurrentUser) -> CaseDetailOut:
+    case = _visible_case(ctx, user, case_id)
+    now = datetime.now(UTC)
+    with ctx.db.connect() as conn:
+        events = ctx.book.events(conn, case_id)
+        order = ctx.book.current_work_order(conn, case_id)
+    return CaseDetailOut(
+        case=case_out(ctx, case),
+        evidence={
+            "first": case.evidence.first,
+            "trail": case.evidence.trail,
+            "active": case.evidence.active,
+            "peaks": case.evidence.peaks,
+        },
+        work_order=work_order_out(order, now) if order else None,
+        events=[CaseEventOut(**e) for e in events],
+        actions=allowed_actions(case, user),
+    )
+
+
+@router.post(
+    "/cases/{case_id}/actions/{action}",
+    response_model=CaseOut,
+    summary="Take a workflow action (remind, explain, verify, dispatch, arrive, report, close, "
+    "comment, escalate)",
+    responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+)
+def act(
+    case_id: CaseId,
+    action: Annotated[str, Path(max_length=32)],
+    body: ActionIn,
+    ctx: Context,
+    user: CurrentUser,
+) -> CaseOut:
+    _visible_case(ctx, user, case_id)
+    if action not in PEOPLE_ACTIONS:
+        raise HTTPException(404, {"code": "unknown_action", "message": f"no action {action!r}"})
+    try:
+        with ctx.db.begin() as conn:
+            case = ctx.book.act(
+                conn,
+                case_id,
+                action,
+                user.actor(),
+                note=body.note,
+                outcome=body.outcome,
+                brigade=body.brigade,
+                kind=body.kind,
+                due_at=body.due_at,
+                case_number=body.case_number,
+                refs=dict(body.refs),
+                expected_version=body.version,
+            )
+    except WorkflowError as err:
+        raise refused(err) from None
+    return case_out(ctx, case)
+
+
+@router.post(
+    "/cases/verify",
+    response_model=BulkResultOut,
+    summary="Verify many cases at once (the monitoring centre's bulk verification)",
+)
+def bulk_verify(
+    body: BulkVerifyIn,
+    ctx: Context,
+    user: Annotated[User, Depends(require("monitor"))],
+) -> BulkResultOut:
+    done: list[int] = []
+    failed: dict[int, ErrorOut] = {}
+    for case_id in dict.fromkeys(body.case_ids):
+        try:
+            _visible_case(ctx, user, case_id)
+            with ctx.db.begin() as conn:  # one transaction each: one refusal stops no other
+                ctx.book.act(
+                    conn, case_id, "verify", user.actor(), note=body.note, outcome=body.outcome
+                )
+            done.append(case_id)
+        except WorkflowError as err:
+            failed[case_id] = ErrorOut(code=err.code, message=str(err))
+        except HTTPException as exc:
+            detail: dict[str, str] = exc.detail  # type: ignore[assignment]
+            failed[case_id] = ErrorOut(**detail)
+    return BulkResultOut(done=done, refused=failed)
+
+
+@router.get(
+    "/work-orders",
+    response_model=list[WorkOrderOut],
+    summary="Work orders (派单): a brigade's own for enforcers, all for supervisors",
+)
+def list_work_orders(
+    ctx: Context,
+    user: Annotated[User, Depends(require("supervisor", "enforcer", "monitor", "admin"))],
+    brigade: str | None = None,
+    state: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[WorkOrderOut]:
+    query = select(work_orders).order_by(work_orders.c.due_at).limit(limit)
+    if user.role == "enforcer":
+        query = query.where(work_orders.c.brigade == (user.brigade or ""))
+    elif brigade:
+        query = query.where(work_orders.c.brigade == brigade)
+    if state:
+        query = query.where(work_orders.c.state == state)
+    now = datetime.now(UTC)
+    with ctx.db.connect() as conn:
+        rows = conn.execute(query).all()
+    return [work_order_out(dict(r._mapping), now) for r in rows]

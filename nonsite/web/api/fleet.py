@@ -1,0 +1,175 @@
+"""Enterprises with their live status, silences (maintenance windows) and dead letters."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from sqlalchemy import select
+
+from alerts.case import aware
+from alerts.noise import active_silences, add_silence
+from alerts.schema import silences
+from alerts.status import enterprise_status
+from ingest.store import list_dead_letters
+from nonsite.auth.users import User
+from nonsite.config.model import EnterpriseConfig
+from nonsite.web.context import WebContext
+from nonsite.web.models import (
+    DeadLetterOut,
+    EnterpriseOut,
+    ErrorOut,
+    MeterOut,
+    OutletOut,
+    SilenceIn,
+    SilenceOut,
+)
+from nonsite.web.security import (
+    ERRORS,
+    Context,
+    CurrentUser,
+    may_see_enterprise,
+    not_found,
+    require,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["fleet"], responses=ERRORS)
+
+
+def enterprise_out(ctx: WebContext, e: EnterpriseConfig) -> EnterpriseOut:
+    with ctx.db.connect() as conn:
+        status = enterprise_status(conn, e.id)
+    return EnterpriseOut(
+        id=e.id,
+        name=e.name,
+        region=e.region,
+        industry=e.industry,
+        positive_list=e.positive_list,
+        brigade=e.brigade,
+        status=status["status"],
+        status_zh=status["status_zh"],
+        open_alarms=status["open_alarms"],
+        open_warnings=status["open_warnings"],
+        outlets=[OutletOut(id=o.id, name=o.name, kind=o.kind, mn=o.mn) for o in e.outlets],
+        meters=[MeterOut(id=m.id, name=m.name, role=m.role, rated_kw=m.rated_kw) for m in e.meters],
+    )
+
+
+@router.get("/enterprises", response_model=list[EnterpriseOut], summary="The fleet and its status")
+def list_enterprises(
+    ctx: Context,
+    user: CurrentUser,
+    region: str | None = None,
+    industry: str | None = None,
+    status: Annotated[str | None, Query(pattern="^(alarm|offline|warning|normal)$")] = None,
+) -> list[EnterpriseOut]:
+    out = []
+    for e in ctx.config.enterprises:
+        if not may_see_enterprise(user, e.id):
+            continue
+        if (region and e.region != region) or (industry and e.industry != industry):
+            continue
+        item = enterprise_out(ctx, e)
+        if status is None or item.status == status:
+            out.append(item)
+    return out
+
+
+@router.get(
+    "/enterprises/{enterprise_id}",
+    response_model=EnterpriseOut,
+    responses={404: {"model": ErrorOut}},
+)
+def get_enterprise(enterprise_id: str, ctx: Context, user: CurrentUser) -> EnterpriseOut:
+    for e in ctx.config.enterprises:
+        if e.id == enterprise_id and may_see_enterprise(user, e.id):
+            return enterprise_out(ctx, e)
+    raise not_found(f"enterprise {enterprise_id}")
+
+
+def _silence(row: dict[str, Any]) -> SilenceOut:
+    fields = {k: row[k] for k in SilenceOut.model_fields}
+    for k in ("starts_at", "ends_at"):
+        fields[k] = aware(fields[k])
+    return SilenceOut(**fields)
+
+
+@router.get("/silences", response_model=list[SilenceOut], summary="Maintenance windows")
+def list_silences(
+    ctx: Context,
+    _user: Annotated[User, Depends(require("monitor", "supervisor", "admin"))],
+    include_ended: bool = False,
+) -> list[SilenceOut]:
+    with ctx.db.connect() as conn:
+        if include_ended:
+            rows = conn.execute(select(silences).order_by(silences.c.id.desc()).limit(500)).all()
+            return [_silence(dict(r._mapping)) for r in rows]
+        return [_silence(s.__dict__) for s in active_silences(conn, datetime.now(UTC))]
+
+
+@router.post(
+    "/silences",
+    response_model=SilenceOut,
+    status_code=201,
+    summary="Add a maintenance window (silence) by enterprise, outlet or rule",
+    responses={422: {"model": ErrorOut}},
+)
+def create_silence(
+    body: SilenceIn,
+    ctx: Context,
+    user: Annotated[User, Depends(require("monitor", "supervisor"))],
+) -> SilenceOut:
+    now = datetime.now(UTC)
+    starts = body.starts_at or now
+    try:
+        with ctx.db.begin() as conn:
+            sid = add_silence(
+                conn,
+                reason=body.reason,
+                created_by=user.display_name or user.username,
+                starts_at=starts,
+                ends_at=body.ends_at,
+                enterprise_id=body.enterprise_id,
+                source_id=body.source_id,
+                rule=body.rule,
+                now=now,
+            )
+    except ValueError as exc:
+        raise HTTPException(422, {"code": "bad_silence", "message": str(exc)}) from None
+    return SilenceOut(
+        id=sid,
+        enterprise_id=body.enterprise_id,
+        source_id=body.source_id,
+        rule=body.rule,
+        reason=body.reason,
+        created_by=user.display_name or user.username,
+        starts_at=starts,
+        ends_at=body.ends_at,
+    )
+
+
+@router.get(
+    "/dead-letters",
+    response_model=list[DeadLetterOut],
+    summary="Frames that could not be used, and why",
+)
+def dead_letters(
+    ctx: Context,
+    _user: Annotated[User, Depends(require("monitor", "admin"))],
+    reason: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[DeadLetterOut]:
+    rows = list_dead_letters(ctx.db, reason=reason, limit=limit)
+    return [
+        DeadLetterOut(
+            id=r.id,
+            archive_seq=r.archive_seq,
+            received_at=r.received_at,
+            topic=r.topic,
+            reason=r.reason,
+            detail=r.detail,
+            mn=r.mn,
+        )
+        for r in rows
+    ]

@@ -1,0 +1,26 @@
+"""What the web layer needs from the service: the database, the configuration, the case book
+and the user store. Built once per application."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from alerts.cases import CaseBook
+from nonsite.alert_wiring import build_case_book
+from nonsite.auth.users import UserStore
+from nonsite.config.model import Config
+
+
+@dataclass(frozen=True)
+class WebContext:
+    config: Config
+    db: Engine
+    book: CaseBook
+    users: UserStore
+    secure_cookies: bool = False  # set behind TLS: the session cookie is then Secure
+
+    @classmethod
+    def build(cls, config: Config, db: Engine) -> WebContext:
+        return cls(config, db, build_case_book(config), UserStore(db))

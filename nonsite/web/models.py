@@ -1,0 +1,195 @@
+"""The API's request and response bodies: one pydantic model each, so that the OpenAPI
+document and the validation are the same thing."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Role = Literal["monitor", "supervisor", "enforcer", "enterprise", "admin"]
+
+
+class ApiModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorOut(ApiModel):
+    code: str = Field(description="stable machine-readable reason, e.g. role_not_allowed")
+    message: str
+
+
+class LoginIn(ApiModel):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class MeOut(ApiModel):
+    username: str
+    display_name: str
+    role: Role
+    enterprise_id: str | None
+    brigade: str | None
+
+
+class OutletOut(ApiModel):
+    id: str
+    name: str
+    kind: Literal["gas", "water"]
+    mn: str
+
+
+class MeterOut(ApiModel):
+    id: str
+    name: str
+    role: Literal["production", "control"]
+    rated_kw: float | None
+
+
+class EnterpriseOut(ApiModel):
+    id: str
+    name: str
+    region: str
+    industry: str
+    positive_list: bool
+    brigade: str | None
+    status: Literal["alarm", "offline", "warning", "normal"]
+    status_zh: str
+    open_alarms: int
+    open_warnings: int
+    outlets: list[OutletOut]
+    meters: list[MeterOut]
+
+
+class CaseOut(ApiModel):
+    id: int
+    enterprise_id: str
+    enterprise_name: str
+    source_id: str
+    source_name: str
+    rule: str
+    rule_name: str
+    factor: str | None
+    factor_name: str
+    tier: Literal["warning", "alarm"]
+    tier_zh: str
+    state: str
+    state_zh: str
+    condition: Literal["active", "cleared"]
+    positive_list: bool
+    opened_at: datetime
+    first_seen: datetime
+    last_seen: datetime
+    count: int
+    value: float | None
+    peak_value: float | None
+    peak_multiple: float | None
+    limit: float | None
+    unit: str
+    recurrence: int
+    flaps: int
+    escalation: str | None
+    explain_due: datetime | None
+    feedback_due: datetime | None
+    overdue: str | None
+    brigade: str | None
+    disposition: str | None
+    case_number: str | None
+    closed_at: datetime | None
+    recheck_until: datetime | None
+    version: int
+
+
+class CaseEventOut(ApiModel):
+    id: int
+    at: datetime
+    actor: str
+    role: str
+    action: str
+    from_state: str | None
+    to_state: str | None
+    note: str
+    refs: dict[str, Any]
+
+
+class WorkOrderOut(ApiModel):
+    id: int
+    case_id: int
+    brigade: str
+    kind: Literal["on_site", "non_site_check"]
+    state: str
+    created_at: datetime
+    created_by: str
+    due_at: datetime
+    overdue: bool
+    outcome: str | None
+    case_number: str | None
+    reported_at: datetime | None
+
+
+class CaseDetailOut(ApiModel):
+    case: CaseOut
+    evidence: dict[str, Any]
+    work_order: WorkOrderOut | None
+    events: list[CaseEventOut]
+    actions: list[str] = Field(description="the workflow actions the caller may take now")
+
+
+class CasePage(ApiModel):
+    total: int
+    items: list[CaseOut]
+
+
+class ActionIn(ApiModel):
+    note: str = Field(default="", max_length=4000)
+    outcome: str | None = Field(default=None, max_length=32)
+    brigade: str | None = Field(default=None, max_length=64)
+    kind: Literal["on_site", "non_site_check"] | None = None
+    due_at: datetime | None = None
+    case_number: str | None = Field(default=None, max_length=64)
+    refs: dict[str, str] = Field(default_factory=dict)
+    version: int | None = Field(
+        default=None, ge=1, le=2**62, description="the case version the caller saw"
+    )
+
+
+class BulkVerifyIn(ApiModel):
+    case_ids: list[Annotated[int, Field(ge=1, le=2**62)]] = Field(min_length=1, max_length=500)
+    outcome: Literal["confirmed", "false_positive"]
+    note: str = Field(default="", max_length=4000)
+
+
+class BulkResultOut(ApiModel):
+    done: list[int]
+    refused: dict[int, ErrorOut]
+
+
+class SilenceIn(ApiModel):
+    reason: str = Field(min_length=1, max_length=1000)
+    starts_at: datetime | None = None
+    ends_at: datetime
+    enterprise_id: str | None = Field(default=None, max_length=64)
+    source_id: str | None = Field(default=None, max_length=64)
+    rule: str | None = Field(default=None, max_length=16)
+
+
+class SilenceOut(ApiModel):
+    id: int
+    enterprise_id: str | None
+    source_id: str | None
+    rule: str | None
+    reason: str
+    created_by: str
+    starts_at: datetime
+    ends_at: datetime
+
+
+class DeadLetterOut(ApiModel):
+    id: int
+    archive_seq: int
+    received_at: datetime
+    topic: str
+    reason: str
+    detail: str
+    mn: str | None

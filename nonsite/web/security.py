@@ -1,0 +1,92 @@
+"""Who is calling, and what they may see.
+
+A browser carries a session cookie (HttpOnly, SameSite=Strict, so cross-site requests do not
+carry it: that is the CSRF defence); a system sends ``Authorization: Bearer nst_…``. Roles
+keep everyone in their lane: an enterprise user sees only its own enterprise, an enforcer the
+cases its brigade has a work order for; reads of another's data answer 404, as if it did not
+exist, so that nothing is learnt from probing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request
+from sqlalchemy import ColumnElement, select, true
+
+from alerts.schema import cases, work_orders
+from nonsite.auth.users import User
+from nonsite.web.context import WebContext
+
+SESSION_COOKIE = "nonsite_session"
+
+
+def context(request: Request) -> WebContext:
+    ctx: WebContext = request.app.state.web
+    return ctx
+
+
+def client_of(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def optional_user(request: Request, ctx: Annotated[WebContext, Depends(context)]) -> User | None:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        user = ctx.users.token_user(header[7:].strip())
+        if user is None:
+            raise HTTPException(401, {"code": "bad_token", "message": "unknown or revoked token"})
+        return user
+    token = request.cookies.get(SESSION_COOKIE)
+    return ctx.users.session_user(token) if token else None
+
+
+def current_user(user: Annotated[User | None, Depends(optional_user)]) -> User:
+    if user is None:
+        raise HTTPException(401, {"code": "not_logged_in", "message": "log in first"})
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+Context = Annotated[WebContext, Depends(context)]
+
+
+def require(*roles: str) -> Callable[[User], User]:
+    """A dependency admitting only ``roles``."""
+
+    def check(user: CurrentUser) -> User:
+        if user.role not in roles:
+            raise HTTPException(
+                403,
+                {"code": "role_not_allowed", "message": f"the {user.role} role may not do this"},
+            )
+        return user
+
+    return check
+
+
+def visible_cases(user: User) -> ColumnElement[bool]:
+    """The cases ``user`` may see, as a WHERE clause."""
+    if user.role == "enterprise":
+        return cases.c.enterprise_id == (user.enterprise_id or "")
+    if user.role == "enforcer":
+        assigned = select(work_orders.c.case_id).where(
+            work_orders.c.brigade == (user.brigade or "")
+        )
+        return cases.c.id.in_(assigned)
+    return true()
+
+
+def may_see_enterprise(user: User, enterprise_id: str) -> bool:
+    return user.role != "enterprise" or user.enterprise_id == enterprise_id
+
+
+def not_found(what: str) -> HTTPException:
+    return HTTPException(404, {"code": "not_found", "message": f"no {what}"})
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "not logged in, or a bad token"},
+    403: {"description": "the role may not do this"},
+}

@@ -1,0 +1,147 @@
+"""The authorization matrix: every role against every endpoint and action, including
+cross-enterprise reads, with the expected allow or deny."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.nonsite.web.conftest import USERS
+
+ROLES = list(USERS)
+ALL = {"e1_alarm", "e2_warning", "e1_warning"}
+
+# What each user sees (reads are checked by content, not only by status).
+VISIBLE_CASES = {
+    "monitor": ALL,
+    "supervisor": ALL,
+    "admin": ALL,
+    "enforcer1": {"e1_alarm"},  # its brigade's work order
+    "enforcer2": set(),
+    "ent1": {"e1_alarm", "e1_warning"},
+    "ent2": {"e2_warning"},
+}
+VISIBLE_ENTERPRISES = {u: {"E1", "E2"} for u in ROLES} | {"ent1": {"E1"}, "ent2": {"E2"}}
+WORK_ORDERS = {"monitor": 1, "supervisor": 1, "admin": 1, "enforcer1": 1, "enforcer2": 0}
+
+# Reads: path → {user: status}; unlisted users get the default (first key "*").
+READS = {
+    "/api/v1/me": {"*": 200},
+    "/api/v1/enterprises": {"*": 200},
+    "/api/v1/enterprises/E2": {"*": 200, "ent1": 404},
+    "/api/v1/enterprises/E1": {"*": 200, "ent2": 404},
+    "/api/v1/cases": {"*": 200},
+    "/api/v1/cases/{e2_warning}": {"*": 200, "ent1": 404, "enforcer1": 404, "enforcer2": 404},
+    "/api/v1/cases/{e1_alarm}": {"*": 200, "ent2": 404, "enforcer2": 404},
+    "/api/v1/work-orders": {"*": 200, "ent1": 403, "ent2": 403},
+    "/api/v1/silences": {"*": 403, "monitor": 200, "supervisor": 200, "admin": 200},
+    "/api/v1/dead-letters": {"*": 403, "monitor": 200, "admin": 200},
+}
+
+# Writes: each on a fresh store. (method, path, body) → {user: status}.
+WRITES = {
+    "verify": (
+        "POST",
+        "/api/v1/cases/{e1_warning}/actions/verify",
+        {"outcome": "confirmed"},
+        {"*": 403, "monitor": 200, "enforcer1": 404, "enforcer2": 404, "ent2": 404},
+    ),
+    "bulk verify": (
+        "POST",
+        "/api/v1/cases/verify",
+        {"case_ids": ["{e1_warning}"], "outcome": "confirmed"},
+        {"*": 403, "monitor": 200},
+    ),
+    "explain": (
+        "POST",
+        "/api/v1/cases/{e1_warning}/actions/explain",
+        {"note": "检修，已补标记"},
+        {"*": 403, "ent1": 200, "ent2": 404, "enforcer1": 404, "enforcer2": 404},
+    ),
+    "explain another's": (
+        "POST",
+        "/api/v1/cases/{e2_warning}/actions/explain",
+        {"note": "不是我家的"},
+        {"*": 403, "ent2": 200, "ent1": 404, "enforcer1": 404, "enforcer2": 404},
+    ),
+    "dispatch unverified warning": (
+        "POST",
+        "/api/v1/cases/{e1_warning}/actions/dispatch",
+        {"brigade": "B1"},
+        {"*": 403, "supervisor": 409, "enforcer1": 404, "enforcer2": 404, "ent2": 404},
+    ),
+    "arrive": (
+        "POST",
+        "/api/v1/cases/{e1_alarm}/actions/arrive",
+        {},
+        {"*": 403, "enforcer1": 200, "enforcer2": 404, "ent2": 404},
+    ),
+    "close too early": (
+        "POST",
+        "/api/v1/cases/{e1_alarm}/actions/close",
+        {},
+        {"*": 403, "supervisor": 409, "enforcer2": 404, "ent2": 404},
+    ),
+    "comment": (
+        "POST",
+        "/api/v1/cases/{e1_alarm}/actions/comment",
+        {"note": "已电话联系"},
+        {"*": 200, "admin": 403, "enforcer2": 404, "ent2": 404},
+    ),
+    "silence": (
+        "POST",
+        "/api/v1/silences",
+        {"reason": "脱硫塔检修", "ends_at": "2030-01-01T00:00:00+08:00", "enterprise_id": "E1"},
+        {"*": 403, "monitor": 201, "supervisor": 201},
+    ),
+}
+
+
+def expected(table: dict[str, int], user: str) -> int:
+    return table.get(user, table["*"])
+
+
+def fill(text, cases):
+    return text.format(**cases) if isinstance(text, str) else text
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("user", ROLES)
+def test_reads(site, user):
+    client = site.login(user)
+    for path, table in READS.items():
+        r = client.get(path.format(**site.cases))
+        assert r.status_code == expected(table, user), (user, path, r.text)
+        if r.status_code >= 400:
+            assert set(r.json()) == {"code", "message"}, r.text
+    ids = {c["id"] for c in client.get("/api/v1/cases").json()["items"]}
+    assert ids == {site.cases[n] for n in VISIBLE_CASES[user]}
+    names = {e["id"] for e in client.get("/api/v1/enterprises").json()}
+    assert names == VISIBLE_ENTERPRISES[user]
+    if user in WORK_ORDERS:
+        assert len(client.get("/api/v1/work-orders").json()) == WORK_ORDERS[user]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("user", ROLES)
+@pytest.mark.parametrize("write", list(WRITES))
+def test_writes(site, user, write):
+    method, path, body, table = WRITES[write]
+    client = site.login(user)
+    if "case_ids" in body:
+        body = {**body, "case_ids": [int(fill(c, site.cases)) for c in body["case_ids"]]}
+    r = client.request(method, fill(path, site.cases), json=body)
+    assert r.status_code == expected(table, user), (user, write, r.text)
+    if write == "bulk verify" and r.status_code == 200:
+        assert r.json()["done"] == [site.cases["e1_warning"]]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_anonymous_callers_get_nothing_but_health(site):
+    site.client.cookies.clear()
+    for path in [*list(READS), "/api/v1/cases/verify"]:
+        method = "POST" if path.endswith("verify") else "GET"
+        r = site.client.request(method, path.format(**site.cases), json={})
+        assert r.status_code == 401, (path, r.text)
+        assert r.json()["code"] == "not_logged_in"
+    assert site.client.get("/healthz").status_code == 200
+    assert site.client.get("/api/openapi.json").status_code == 200
