@@ -62,11 +62,15 @@ def build_app(
         return JSONResponse(detail, status_code=exc.status_code, headers=exc.headers)
 
     if web is not None:
-        from nonsite.web.api import cases, fleet, session  # noqa: PLC0415 - only with a web context
+        # Only with a web context (the service's): the API, the live feed and the dashboard.
+        from nonsite.web import dashboard  # noqa: PLC0415
+        from nonsite.web.api import cases, events, fleet, session  # noqa: PLC0415
 
         app.state.web = web
-        for module in (session, fleet, cases):
+        for module in (session, fleet, cases, events):
             app.include_router(module.router)
+        app.include_router(dashboard.router)
+        app.mount("/static", dashboard.static, name="static")
     return app
 
 

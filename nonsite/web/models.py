@@ -47,6 +47,15 @@ class MeterOut(ApiModel):
     rated_kw: float | None
 
 
+class MarkingOut(ApiModel):
+    outlet: str
+    type: str
+    start: datetime
+    end: datetime
+    factor: str | None
+    reason: str
+
+
 class EnterpriseOut(ApiModel):
     id: str
     name: str
@@ -60,6 +69,7 @@ class EnterpriseOut(ApiModel):
     open_warnings: int
     outlets: list[OutletOut]
     meters: list[MeterOut]
+    markings: list[MarkingOut]
 
 
 class CaseOut(ApiModel):

@@ -20,6 +20,7 @@ from nonsite.web.models import (
     DeadLetterOut,
     EnterpriseOut,
     ErrorOut,
+    MarkingOut,
     MeterOut,
     OutletOut,
     SilenceIn,
@@ -53,6 +54,17 @@ def enterprise_out(ctx: WebContext, e: EnterpriseConfig) -> EnterpriseOut:
         open_warnings=status["open_warnings"],
         outlets=[OutletOut(id=o.id, name=o.name, kind=o.kind, mn=o.mn) for o in e.outlets],
         meters=[MeterOut(id=m.id, name=m.name, role=m.role, rated_kw=m.rated_kw) for m in e.meters],
+        markings=[
+            MarkingOut(
+                outlet=m.outlet,
+                type=m.type,
+                start=m.start,
+                end=m.end,
+                factor=m.factor,
+                reason=m.reason,
+            )
+            for m in e.markings
+        ],
     )
 
 

@@ -1,0 +1,137 @@
+"""The dashboard in headless Chromium (Playwright driving Debian's chromium): each role logs
+in and sees what it should, and one case goes the whole way from sensed to closed through the
+UI. Screenshots are saved as test artifacts (``artifacts/screenshots`` under the repository)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from tests.nonsite.web.conftest import PASSWORD
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = Path(__file__).parents[3] / "artifacts" / "screenshots"
+
+
+@pytest.fixture
+def browser():
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, site):
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN")
+    p = context.new_page()
+    p.set_default_timeout(10_000)
+    yield p
+    context.close()
+
+
+def logout(page: Page) -> None:
+    page.click("#logout")
+    page.wait_for_url(re.compile(r"/login$"))
+    page.wait_for_selector("#login-form")
+
+
+def login(page: Page, site, username: str) -> None:
+    if not page.url.endswith("/login"):
+        page.goto(f"{site.url}/login")
+    page.fill("#username", username)
+    page.fill("#password", PASSWORD)
+    page.click("#login-submit")
+    page.wait_for_url(re.compile(r"^(?!.*/login)"))
+    page.wait_for_selector("body[data-ready='1']")
+
+
+def shot(page: Page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_each_role_lands_on_its_own_view(page, site):
+    login(page, site, "monitor")
+    expect(page.locator("#ent-E1")).to_contain_text("华能示范电厂")
+    expect(page.locator("#ent-E1 .badge")).to_have_text("报警")
+    expect(page.locator("#count-alarm b")).to_have_text("1")
+    shot(page, "fleet-monitor")
+    page.click("#nav-cases")
+    page.wait_for_selector("#cases tbody tr")
+    expect(page.locator("#cases tbody tr")).to_have_count(3)
+    expect(page.locator("#bulk")).to_be_visible()  # the monitoring centre verifies in bulk
+    shot(page, "queue-monitor")
+
+    logout(page)
+    login(page, site, "ent2")
+    assert page.url.endswith("/enterprise")
+    expect(page.locator("#ent-status")).to_contain_text("城东化工")
+    expect(page.locator("#reminders tbody tr[data-case]")).to_have_count(1)
+    assert "华能" not in page.content()  # never another enterprise's data
+    expect(page.locator("#nav-fleet")).to_have_count(0)
+    shot(page, "enterprise-ent2")
+
+    logout(page)
+    login(page, site, "enforcer1")
+    assert page.url.endswith("/work-orders")
+    expect(page.locator("#board [data-stage='open'] .card")).to_have_count(1)
+    shot(page, "work-orders-enforcer1")
+
+    page.click("#lang")  # English on demand
+    expect(page.locator("#nav-cases")).to_have_text("Alert queue")
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_case_goes_from_sensed_to_closed_through_the_ui(page, site):
+    case = site.cases["e1_warning"]  # a warning: reminded → explained → verified → …
+
+    def act(user: str, action: str, fill: dict[str, str] | None = None) -> None:
+        logout(page)
+        login(page, site, user)
+        page.goto(f"{site.url}/cases/{case}")
+        page.wait_for_selector(f"#act-{action}")
+        form = page.locator(f"#act-{action}")
+        for field, value in (fill or {}).items():
+            target = form.locator(f"[name={field}]")
+            if target.evaluate("e => e.tagName") == "SELECT":
+                target.select_option(value)
+            else:
+                target.fill(value)
+        form.locator("button[type=submit]").click()
+        expect(page.locator(f"#act-{action}")).to_have_count(0)  # done: the form is gone
+
+    login(page, site, "ent1")
+    page.wait_for_selector("#act-explain")
+    page.locator("#act-explain textarea").fill("脱硫塔检修，已申报维护标记")
+    page.locator("#act-explain select[name=marking]").select_option("maintenance")
+    shot(page, "enterprise-explains")
+    page.locator("#act-explain button[type=submit]").click()
+    expect(page.locator("#reminders-empty")).to_be_visible()
+
+    act("monitor", "verify", {"outcome": "confirmed", "note": "视频与数据一致，存疑"})
+    act("supervisor", "dispatch", {"brigade": "B1", "note": "请三日内现场核查"})
+    act("enforcer1", "arrive")
+    act("enforcer1", "report", {"outcome": "rectification_ordered", "note": "责令整改"})
+    logout(page)
+    login(page, site, "supervisor")
+    page.goto(f"{site.url}/cases/{case}")
+    page.wait_for_selector("#act-close")
+    page.locator("#act-close textarea").fill("整改完成，办结")
+    page.locator("#act-close button[type=submit]").click()
+    expect(page.locator("#case-head")).to_contain_text("已办结")
+    audit = page.locator("#audit li")
+    expect(audit).to_have_count(
+        8
+    )  # sense, remind, explain, verify, dispatch, arrive, report, close
+    actions = page.locator("#audit .action")
+    expect(actions).to_have_text(
+        ["感知", "提醒企业", "企业说明", "平台核实", "派单", "到达现场", "现场反馈", "办结"]
+    )
+    shot(page, "case-closed")
