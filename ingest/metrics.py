@@ -95,3 +95,26 @@ class PipelineMetrics:
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
             registry=registry,
         )
+        self.db_commit_seconds = Histogram(
+            "nonsite_db_commit_seconds",
+            "Time of the pipeline's database transactions, from begin to commit, by "
+            "transaction: checkpoint (a batch's dead letters, findings, cases and outbox "
+            "rows) or tick (the clock's findings and case deadlines)",
+            ["transaction"],
+            buckets=(
+                0.0005,
+                0.001,
+                0.0025,
+                0.005,
+                0.01,
+                0.025,
+                0.05,
+                0.1,
+                0.25,
+                0.5,
+                1.0,
+                2.5,
+                10.0,
+            ),
+            registry=registry,
+        )

@@ -77,11 +77,16 @@ class IngestPipeline:
         started = time.perf_counter()
         done = self._processor.process(messages)
         self._sink(done.readings)
+        begun = time.perf_counter()
         with self._engine.begin() as conn:
             record_batch(conn, self._consumer, messages[-1].seq, done.dead_letters)
             commit = getattr(self._sink, "commit", None)
             if commit is not None:
                 commit(conn, messages[-1].seq)
+        if self._metrics:
+            self._metrics.db_commit_seconds.labels("checkpoint").observe(
+                time.perf_counter() - begun
+            )
         self.position = messages[-1].seq
         self._after_commit(done)
         if self._metrics:

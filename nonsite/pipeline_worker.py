@@ -20,6 +20,7 @@ import logging
 import os
 import threading
 import time
+from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import IO
@@ -27,6 +28,7 @@ from typing import IO
 import sqlalchemy
 from prometheus_client import CollectorRegistry, generate_latest
 
+from alerts.metrics import CaseMetrics
 from alerts.outbox import Dispatcher, OutboxMetrics
 from alerts.status import enterprise_status
 from ingest.archive import RawArchive
@@ -50,6 +52,7 @@ log = logging.getLogger("nonsite.pipeline")
 STATUS_EVERY_S = 0.5
 TICK_EVERY_S = 30.0
 METRICS_EVERY_S = 1.0
+CASE_GAUGES_EVERY_S = 5.0  # a GROUP BY over the cases: cheap, but not once a batch
 
 
 def acquire_lock(path: Path, inbox: Connection) -> IO[str] | None:
@@ -88,6 +91,7 @@ class Worker:
         self.outbox = outbox
         self.registry = CollectorRegistry()
         self.metrics = PipelineMetrics(self.registry)
+        self.case_metrics = CaseMetrics(self.registry)
         self.replies: list[tuple[str, bytes]] = []
         data_dir = config.service.data_dir
         self.archive = RawArchive(data_dir / "archive.sqlite3", readonly=True)
@@ -118,6 +122,7 @@ class Worker:
         self._last_status = 0.0
         self._last_metrics = 0.0
         self._last_tick = 0.0
+        self._last_case_gauges = -float("inf")
 
     def _rules(self, config: Config, processor: MessageProcessor) -> RulesSink:
         """The rule engine, restored from its snapshot and caught up to the checkpoint."""
@@ -167,14 +172,29 @@ class Worker:
         of the case deadlines, and a snapshot of the rule engine when one is due."""
         self.rules.snapshot_if_due(self.engine, self.pipeline.position)
         now = time.monotonic()
+        self._refresh_case_gauges(now)
         if now - self._last_tick < TICK_EVERY_S:
             return
         self._last_tick = now
         self.rules.tick(int(time.time()))
+        begun = time.perf_counter()
         with self.engine.begin() as conn:
             self.rules.store_pending(conn)
             if self.cases.tick(conn):
                 self.dispatcher.wake.set()
+        self.metrics.db_commit_seconds.labels("tick").observe(time.perf_counter() - begun)
+
+    def _refresh_case_gauges(self, now: float) -> None:
+        """Cases by state and tier and overdue work orders, at most every few seconds; a
+        failed read (database down) keeps the last values and is tried again next time."""
+        if now - self._last_case_gauges < CASE_GAUGES_EVERY_S:
+            return
+        self._last_case_gauges = now
+        try:
+            with self.engine.connect() as conn:
+                self.case_metrics.refresh(conn, datetime.now(UTC))
+        except Exception:
+            log.warning("case gauges not refreshed", exc_info=True)
 
     def report(self, *, force: bool = False) -> None:
         now = time.monotonic()

@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from datetime import datetime
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from sqlalchemy import Connection, Engine
 
 from ingest.readings import ReadingBatch
@@ -23,6 +24,13 @@ from rules.stream import STATE_FORMAT, StreamEngine
 log = logging.getLogger(__name__)
 
 CONSUMER = "rules"
+
+# Finding latency: the receipt clock spans 1 ms (found in the batch that was received) to a
+# minute; the event clock 10 ms to 2 h (an hour's window closes after its grace, an hour by
+# default). Buckets belong to a whole family in Prometheus, so both clocks get the union.
+RECEIPT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+EVENT_BUCKETS = (0.01, 0.1, 1, 10, 60, 300, 900, 1800, 2700, 3600, 4500, 5400, 7200)
+LATENCY_BUCKETS = tuple(sorted(set(RECEIPT_BUCKETS) | set(EVENT_BUCKETS)))
 
 
 class RuleMetrics:
@@ -40,6 +48,32 @@ class RuleMetrics:
             ["outcome"],
             registry=registry,
         )
+        # One family, two clocks, so that the two are compared on one panel.
+        self.finding_latency = Histogram(
+            "nonsite_finding_latency_seconds",
+            "From a new finding's cause to its storing: clock=receipt from the receipt of the "
+            "reading that closed its window, clock=event from its window's end (DataTime)",
+            ["clock"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+
+
+def closing_receipt(batch: ReadingBatch) -> datetime | None:
+    """The latest receipt time in a batch: the receipt of the reading that closed a window.
+
+    The engine judges a batch as a whole and does not say which reading moved the watermark
+    past a window's end; every reading of the batch was received by the latest receipt, so the
+    closing one was too. Latency from it is a lower bound, short by at most the spread of the
+    batch's receipts: under a second when following live traffic (a batch is what arrived since
+    the previous one), more while catching up on a backlog.
+    """
+    latest: datetime | None = None
+    for readings in (batch.measurements, batch.device_states, batch.loggers, batch.power):
+        if readings:
+            last = max(r.received_at for r in readings)
+            latest = last if latest is None or last > latest else latest
+    return latest
 
 
 class RulesSink:
@@ -51,6 +85,7 @@ class RulesSink:
         snapshot_every_s: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
         on_new: Callable[[Connection, list[Finding]], object] | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.engine = engine
         # Called with the findings that were new to the store, in the same transaction (the
@@ -63,9 +98,19 @@ class RulesSink:
         self._last_snapshot = -float("inf")  # the first commit takes one
         self._snapshot_position = -1
         self._seen = (0, 0, 0, 0, 0)
+        self._wall = wall_clock
+        # Receipt (epoch seconds) of the batch that produced each pending finding, by id; the
+        # clock's findings (absence rules) have none: no reading closed them.
+        self._receipts: dict[str, float] = {}
 
     def __call__(self, batch: ReadingBatch) -> None:
-        self._pending += self.engine.process(batch)
+        found = self.engine.process(batch)
+        if found and self.metrics is not None:
+            receipt = closing_receipt(batch)
+            if receipt is not None:
+                at = receipt.timestamp()
+                self._receipts.update((f.id, at) for f in found)
+        self._pending += found
 
     def tick(self, now: int) -> list[Finding]:
         """Absence rules at wall-clock ``now``; the findings wait for the next commit."""
@@ -106,6 +151,22 @@ class RulesSink:
         new = record_findings(conn, found)
         if new and self.on_new is not None:
             self.on_new(conn, new)
+        self._observe_latency(new)
+
+    def _observe_latency(self, new: list[Finding]) -> None:
+        """Latency of the findings new to the store, at the moment they are stored (in the
+        transaction, just before its commit; a finding stored before is not observed again)."""
+        receipts, self._receipts = self._receipts, {}
+        if self.metrics is None or not new:
+            return
+        now = self._wall()
+        latency = self.metrics.finding_latency
+        for f in new:
+            received = receipts.get(f.id)
+            if received is not None:
+                latency.labels("receipt").observe(max(0.0, now - received))
+            # Clamped: a device clock running ahead (within max_future_s) is not negative time.
+            latency.labels("event").observe(max(0.0, now - f.window_end))
 
     def _count(self, found: list[Finding]) -> None:
         m = self.metrics
