@@ -64,10 +64,10 @@ def build_app(
     if web is not None:
         # Only with a web context (the service's): the API, the live feed and the dashboard.
         from nonsite.web import dashboard  # noqa: PLC0415
-        from nonsite.web.api import cases, events, fleet, session  # noqa: PLC0415
+        from nonsite.web.api import cases, events, fleet, series, session  # noqa: PLC0415
 
         app.state.web = web
-        for module in (session, fleet, cases, events):
+        for module in (session, fleet, cases, series, events):
             app.include_router(module.router)
         app.include_router(dashboard.router)
         app.mount("/static", dashboard.static, name="static")

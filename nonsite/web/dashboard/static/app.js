@@ -380,21 +380,25 @@ async function drawChart(detail) {
   new window.uPlot(opts, data, host);
 }
 
-/* The series API's answer as uPlot columns: valid hourly means, raw values, the limit. */
+/* The series API's answer as uPlot columns: the valid hourly means (converted to the
+   reference O2 where the limit applies to converted values), the raw values, the limit. */
 function seriesData(s, c) {
   const factor = c.factor || Object.keys(s.hourly || {})[0];
   const hourly = (s.hourly && s.hourly[factor]) || [];
-  const raw = (s.raw && s.raw[factor]) || [];
-  const times = [...new Set([...hourly.map((h) => h.t || h.hour), ...raw.map((r) => r.t || r.time)])]
-    .map((x) => new Date(x).getTime() / 1000).sort((a, b) => a - b);
+  const raw = ((s.raw && s.raw[factor]) || []).filter((r) => r.interval !== "hour" && r.interval !== "day");
+  const converted = hourly.some((h) => h.converted !== null && h.converted !== undefined);
+  const sec = (iso) => new Date(iso).getTime() / 1000;
+  const times = [...new Set([...hourly.map((h) => sec(h.t)), ...raw.map((r) => sec(r.t))])].sort((a, b) => a - b);
   const at = (list, key) => {
-    const m = new Map(list.map((p) => [new Date(p.t || p.hour || p.time).getTime() / 1000, p[key]]));
+    const m = new Map(list.map((p) => [sec(p.t), p[key]]));
     return times.map((x) => (m.has(x) ? m.get(x) : null));
   };
   const lim = s.limits && s.limits[factor];
-  const limitValue = lim ? (lim.hour_alarm ?? lim.day_alarm ?? c.limit) : c.limit;
-  return [[times, at(hourly, "mean"), at(raw, "value"), times.map(() => limitValue)],
-    [t("case.hourly"), t("case.raw"), t("case.limit")], ""];
+  const limitValue = c.limit ?? (lim ? (lim.hour_alarm ?? lim.day_alarm) : null);
+  const marked = (s.marked || []).map((m) => `${fmtTime(m.start)}–${fmtTime(m.end)} ${t(`mark.${m.type}`)}`);
+  const note = marked.length ? `${t("case.marked")}: ${marked.join("；")}` : "";
+  return [[times, at(hourly, converted ? "converted" : "value"), at(raw, "value"), times.map(() => limitValue)],
+    [t("case.hourly"), t("case.raw"), t("case.limit")], note];
 }
 
 PAGES.case = async () => {
