@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 
 import uvicorn
 from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
@@ -33,7 +34,7 @@ def build_app(
         summary="非现场监管 streaming alert service: fleet, cases, workflow, work orders",
         version=__version__,
         openapi_url="/api/openapi.json",
-        docs_url=None,  # Swagger UI loads its assets from a CDN; the spec is served as JSON
+        docs_url=None,  # FastAPI's page loads Swagger UI from a CDN: /api/docs serves our copy
         redoc_url=None,
     )
 
@@ -71,6 +72,18 @@ def build_app(
             app.include_router(module.router)
         app.include_router(dashboard.router)
         app.mount("/static", dashboard.static, name="static")
+
+        @app.get("/api/docs", include_in_schema=False)
+        def api_docs() -> Response:
+            # Swagger UI from our own /static (FastAPI's default page loads it from a CDN).
+            return get_swagger_ui_html(
+                openapi_url="/api/openapi.json",
+                title="nonsite API",
+                swagger_js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",
+                swagger_css_url="/static/vendor/swagger-ui/swagger-ui.css",
+                swagger_favicon_url="/static/favicon.svg",
+            )
+
     return app
 
 

@@ -3,6 +3,7 @@ that can write, finds no server error."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -76,3 +77,19 @@ def test_schemathesis_finds_no_server_error(site, tmp_path):
         if code != 0:
             failed[user] = (tmp_path / f"{user}.txt").read_text()[-4000:]
     assert not failed, failed
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_the_docs_and_every_page_load_their_assets_from_the_service_itself(site):
+    docs = site.client.get("/api/docs")
+    assert docs.status_code == 200 and "/static/vendor/swagger-ui/swagger-ui-bundle.js" in docs.text
+    client = site.login("monitor")
+    pages = [docs.text] + [client.get(p).text for p in ("/", "/cases", "/work-orders", "/login")]
+    pages.append(client.get(f"/cases/{site.cases['e1_alarm']}").text)
+    for html in pages:
+        assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+        external = [a for a in assets if re.match(r"^(https?:)?//", a)]
+        assert external == [], external
+        for asset in assets:
+            if asset.startswith("/static/"):
+                assert client.get(asset).status_code == 200, asset
