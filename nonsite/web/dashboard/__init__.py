@@ -27,6 +27,7 @@ PAGES = {
     "cases": ("monitor", "supervisor", "enforcer", "enterprise", "admin"),
     "work_orders": ("monitor", "supervisor", "enforcer", "admin"),
     "enterprise": ("enterprise",),
+    "ops": ("monitor", "supervisor", "admin"),
 }
 HOME = {"enterprise": "/enterprise", "enforcer": "/work-orders"}
 
@@ -79,6 +80,11 @@ def case_page(case_id: int, request: Request, user: MaybeUser) -> Response:
 @router.get("/work-orders", response_class=HTMLResponse)
 def work_orders_page(request: Request, user: MaybeUser) -> Response:
     return _page(request, user, "work_orders")
+
+
+@router.get("/ops", response_class=HTMLResponse)
+def ops_page(request: Request, user: MaybeUser) -> Response:
+    return _page(request, user, "ops")
 
 
 @router.get("/enterprise", response_class=HTMLResponse)

@@ -135,3 +135,21 @@ def test_a_case_goes_from_sensed_to_closed_through_the_ui(page, site):
         ["感知", "提醒企业", "企业说明", "平台核实", "派单", "到达现场", "现场反馈", "办结"]
     )
     shot(page, "case-closed")
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_supervisor_sets_a_maintenance_window_from_the_operations_page(page, site):
+    login(page, site, "supervisor")
+    page.click("#nav-ops")
+    page.wait_for_selector("body[data-ready='1']")
+    expect(page.locator("#silence-form")).to_be_visible()
+    form = page.locator("#silence-form")
+    form.locator("[name=enterprise_id]").fill("E1")
+    form.locator("[name=source_id]").fill("DA001")
+    form.locator("[name=ends_at]").fill("2030-01-01T08:00")
+    form.locator("[name=reason]").fill("脱硫塔检修")
+    form.locator("button[type=submit]").click()
+    expect(page.locator("#silences tbody tr")).to_have_count(1)
+    expect(page.locator("#silences tbody")).to_contain_text("脱硫塔检修")
+    expect(page.locator("#dead-letters")).to_be_hidden()  # dead letters are the monitor's and ops'
+    shot(page, "ops-supervisor")

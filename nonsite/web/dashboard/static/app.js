@@ -9,7 +9,11 @@ const I18N = {
     "login.username": "用户名", "login.password": "密码", "login.submit": "登录",
     "login.failed": "用户名或密码错误", "login.throttled": "登录失败次数过多，请稍后再试",
     "nav.fleet": "企业总览", "nav.cases": "告警队列", "nav.work_orders": "派单看板",
-    "nav.enterprise": "本企业", "nav.logout": "退出", "lang": "English", "all": "全部",
+    "nav.enterprise": "本企业", "nav.ops": "运行", "nav.logout": "退出",
+    "ops.title": "运行与数据质量", "ops.silences": "维护时段（静默）", "ops.until": "截止",
+    "ops.reason": "原因", "ops.by": "设置人", "ops.add_silence": "添加静默",
+    "ops.dead_letters": "无法使用的报文（死信）", "ops.received": "接收时间", "ops.reason_code": "原因",
+    "ops.detail": "详情", "ops.none": "无", "ops.ready": "服务正常", "ops.not_ready": "服务异常", "lang": "English", "all": "全部",
     "role.monitor": "监测中心", "role.supervisor": "监管", "role.enforcer": "执法",
     "role.enterprise": "企业", "role.admin": "运维", "role.system": "系统",
     "action.sense": "感知", "action.remind": "提醒企业", "action.explain": "企业说明",
@@ -62,7 +66,12 @@ const I18N = {
     "login.username": "Username", "login.password": "Password", "login.submit": "Log in",
     "login.failed": "Wrong username or password", "login.throttled": "Too many failed logins; try later",
     "nav.fleet": "Fleet", "nav.cases": "Alert queue", "nav.work_orders": "Work orders",
-    "nav.enterprise": "My enterprise", "nav.logout": "Log out", "lang": "中文", "all": "All",
+    "nav.enterprise": "My enterprise", "nav.ops": "Operations", "nav.logout": "Log out",
+    "ops.title": "Operations and data quality", "ops.silences": "Maintenance windows (silences)",
+    "ops.until": "Until", "ops.reason": "Reason", "ops.by": "By", "ops.add_silence": "Add silence",
+    "ops.dead_letters": "Unusable frames (dead letters)", "ops.received": "Received",
+    "ops.reason_code": "Reason", "ops.detail": "Detail", "ops.none": "None",
+    "ops.ready": "Ready", "ops.not_ready": "Not ready", "lang": "中文", "all": "All",
     "role.monitor": "Monitoring", "role.supervisor": "Supervision", "role.enforcer": "Enforcement",
     "role.enterprise": "Enterprise", "role.admin": "Operations", "role.system": "System",
     "action.sense": "sensed", "action.remind": "reminded", "action.explain": "explained",
@@ -475,6 +484,35 @@ PAGES.enterprise = async () => {
   }).flat());
   document.getElementById("reminders-empty").hidden = reminders.length > 0;
   document.querySelector("#ent-cases tbody").replaceChildren(...page.items.map((c) => caseRow(c)));
+};
+
+PAGES.ops = async () => {
+  const ready = await fetch("/readyz").then((r) => r.json()).catch(() => ({ status: "not ready" }));
+  const badge = document.getElementById("ready");
+  badge.textContent = ready.status === "ready" ? t("ops.ready") : t("ops.not_ready");
+  badge.className = `badge ${ready.status === "ready" ? "" : "alarm"}`;
+  const silences = await api("GET", "/api/v1/silences").catch(() => []);
+  document.querySelector("#silences tbody").replaceChildren(...silences.map((s) => el("tr", {},
+    el("td", {}, s.id), el("td", {}, s.enterprise_id || "*"), el("td", {}, s.source_id || "*"),
+    el("td", {}, s.rule || "*"), el("td", { class: "num" }, fmtTime(s.ends_at)),
+    el("td", {}, s.reason), el("td", {}, s.created_by))));
+  const form = document.getElementById("silence-form");
+  form.hidden = !["monitor", "supervisor"].includes(document.body.dataset.role);
+  form.onsubmit = async (ev) => {
+    ev.preventDefault();
+    const f = new FormData(form);
+    const body = { reason: f.get("reason"), ends_at: new Date(f.get("ends_at")).toISOString() };
+    for (const k of ["enterprise_id", "source_id", "rule"]) if (f.get(k)) body[k] = f.get(k);
+    try { await api("POST", "/api/v1/silences", body); form.reset(); refresh(); }
+    catch (err) { document.getElementById("silence-error").textContent = `${t("err.generic")}: ${err.message}`; }
+  };
+  const letters = await api("GET", "/api/v1/dead-letters?limit=50").catch(() => null);
+  const body = document.querySelector("#dead-letters tbody");
+  body.replaceChildren(...(letters || []).map((d) => el("tr", {},
+    el("td", { class: "num" }, fmtTime(d.received_at)), el("td", {}, d.reason), el("td", {}, d.mn || "—"),
+    el("td", {}, d.detail))));
+  document.getElementById("dead-letters-none").hidden = letters !== null && letters.length > 0 ? true : false;
+  document.getElementById("dead-letters").hidden = letters === null;
 };
 
 /* ---------- start ---------- */
