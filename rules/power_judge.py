@@ -83,6 +83,14 @@ class PowerJudge:
         d = self._devices.get(meter_id)
         return d.state if d else None
 
+    def producing(self) -> bool | None:
+        """Whether any production device is ON (None while no production state is known)."""
+        states = [
+            self.state(m.meter_id) for m in self.params.meters.values() if m.role == "production"
+        ]
+        known = [s for s in states if s is not None]
+        return any(s == "on" for s in known) if known else None
+
     def sample(self, meter_id: str, ts: int, p_kw: float) -> list[Finding]:
         m = self.params.meters.get(meter_id)
         if m is None or m.rated_kw is None:

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Connection,
     DateTime,
@@ -31,6 +32,7 @@ from sqlalchemy import (
     delete,
     insert,
     select,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -58,6 +60,16 @@ findings = Table(
     Column("params_version", String(16), nullable=False),
     Column("evidence", Text, nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
+# Whether each metered enterprise is producing (停产 on the dashboard when not), as the power
+# judge last saw its production devices; one row per enterprise, changed when it changes.
+production = Table(
+    "production",
+    metadata,
+    Column("enterprise_id", String(64), primary_key=True),
+    Column("producing", Boolean, nullable=False),
+    Column("since", DateTime(timezone=True), nullable=False),
 )
 
 snapshots = Table(
@@ -176,6 +188,30 @@ def list_findings(
 
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def record_production(conn: Connection, changed: dict[str, bool]) -> None:
+    """Store production states, in ``conn``'s transaction; ``since`` moves only when the state
+    really changed (not when a restarted service reports the same state again)."""
+    now = datetime.now(UTC)
+    stored = dict(
+        conn.execute(
+            select(production.c.enterprise_id, production.c.producing).where(
+                production.c.enterprise_id.in_(sorted(changed))
+            )
+        ).all()
+    )
+    for enterprise, producing in changed.items():
+        if enterprise not in stored:
+            conn.execute(
+                insert(production).values(enterprise_id=enterprise, producing=producing, since=now)
+            )
+        elif bool(stored[enterprise]) != producing:
+            conn.execute(
+                update(production)
+                .where(production.c.enterprise_id == enterprise)
+                .values(producing=producing, since=now)
+            )
 
 
 def save_snapshot(conn: Connection, consumer: str, position: int, state: object) -> None:

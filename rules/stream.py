@@ -181,6 +181,16 @@ class StreamEngine:
                 out += st.finalize(ts - grace)
         return out
 
+    def production(self) -> dict[str, bool]:
+        """Per enterprise with metered production: whether it is producing now (停产 when
+        not). Enterprises whose production state is not known yet are left out."""
+        out: dict[str, bool] = {}
+        for enterprise, ps in self._enterprises.items():
+            producing = ps.judge.producing()
+            if producing is not None:
+                out[enterprise] = producing
+        return out
+
     def reconfigure(self, other: StreamEngine) -> None:
         """Take ``other``'s parameters (a new configuration) and keep this engine's state for
         the outlets and enterprises that are still configured."""

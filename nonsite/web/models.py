@@ -63,7 +63,7 @@ class EnterpriseOut(ApiModel):
     industry: str
     positive_list: bool
     brigade: str | None
-    status: Literal["alarm", "offline", "warning", "normal"]
+    status: Literal["alarm", "offline", "warning", "stopped", "normal"]
     status_zh: str
     open_alarms: int
     open_warnings: int

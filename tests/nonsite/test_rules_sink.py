@@ -98,3 +98,22 @@ def test_a_snapshot_of_another_state_layout_is_not_restored(db):
         conn.execute(update(snapshots).values(state=b"\x80\x05garbage"))
     engine, position = restore(factory(), db)
     assert (position, engine.stats.readings) == (0, 0)
+
+
+def test_the_production_state_is_stored_with_the_batch(db):
+    from sqlalchemy import select
+
+    from rules.store import production
+    from tests.rules.test_power_usage import power_params, series
+
+    sink = RulesSink(StreamEngine({}, power={"E3": power_params()}, grace_s=0))
+    sink(ReadingBatch(0, 0, power=series("E3-P1", 0, 5, 80.0)))
+    with db.begin() as conn:
+        sink.commit(conn, 1)
+    sink(ReadingBatch(1, 1, power=series("E3-P1", 5, 12, 0.0)))
+    with db.begin() as conn:
+        sink.commit(conn, 2)
+    with db.connect() as conn:
+        assert conn.execute(select(production.c.enterprise_id, production.c.producing)).all() == [
+            ("E3", False)
+        ]

@@ -251,3 +251,12 @@ def test_batch_counts_meter_samples_like_the_stream():
         == (s.readings, s.late, s.duplicates, s.future, s.unconfigured)
         == (67, 1, 4, 1, 1)
     )
+
+
+def test_production_state_per_enterprise_follows_its_production_devices():
+    stream = StreamEngine({}, power={"E3": power_params()}, grace_s=0)
+    assert stream.production() == {}  # nothing known yet
+    stream.process_power(series(P, 0, 5, 80.0) + series(K, 0, 5, 15.0))
+    assert stream.production() == {"E3": True}
+    stream.process_power(series(P, 5, 12, 0.0) + series(K, 5, 12, 0.0))
+    assert stream.production() == {"E3": False}  # 停产 once the stop is confirmed

@@ -74,7 +74,7 @@ def list_enterprises(
     user: CurrentUser,
     region: str | None = None,
     industry: str | None = None,
-    status: Annotated[str | None, Query(pattern="^(alarm|offline|warning|normal)$")] = None,
+    status: Annotated[str | None, Query(pattern="^(alarm|offline|warning|stopped|normal)$")] = None,
 ) -> list[EnterpriseOut]:
     out = []
     for e in ctx.config.enterprises:

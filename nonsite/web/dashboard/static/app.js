@@ -232,7 +232,7 @@ PAGES.fleet = async () => {
   const counts = document.getElementById("counts");
   counts.replaceChildren(
     el("div", { class: "count" }, t("fleet.total"), el("b", {}, shown.length)),
-    ...["normal", "warning", "alarm", "offline"].map((s) =>
+    ...["normal", "warning", "alarm", "offline", "stopped"].map((s) =>
       el("div", { class: `count ${s}`, id: `count-${s}` }, el("span", { class: `badge ${s}` }, t(`status.${s}`)), el("b", {}, by(s)))),
   );
   document.getElementById("fleet").replaceChildren(...shown.map((e) => el("div",
