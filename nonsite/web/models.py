@@ -56,6 +56,10 @@ class MarkingOut(ApiModel):
     reason: str
 
 
+class MarkingWithEnterpriseOut(MarkingOut):
+    enterprise_id: str
+
+
 class EnterpriseOut(ApiModel):
     id: str
     name: str

@@ -21,6 +21,7 @@ from nonsite.web.models import (
     EnterpriseOut,
     ErrorOut,
     MarkingOut,
+    MarkingWithEnterpriseOut,
     MeterOut,
     OutletOut,
     SilenceIn,
@@ -98,6 +99,33 @@ def get_enterprise(enterprise_id: str, ctx: Context, user: CurrentUser) -> Enter
         if e.id == enterprise_id and may_see_enterprise(user, e.id):
             return enterprise_out(ctx, e)
     raise not_found(f"enterprise {enterprise_id}")
+
+
+@router.get(
+    "/markings",
+    response_model=list[MarkingWithEnterpriseOut],
+    summary="Declared markings (标记): periods excluded from exceedance judgement",
+)
+def list_markings(
+    ctx: Context, user: CurrentUser, enterprise_id: str | None = None
+) -> list[MarkingWithEnterpriseOut]:
+    out = []
+    for e in ctx.config.enterprises:
+        if not may_see_enterprise(user, e.id) or (enterprise_id and e.id != enterprise_id):
+            continue
+        out += [
+            MarkingWithEnterpriseOut(
+                enterprise_id=e.id,
+                outlet=m.outlet,
+                type=m.type,
+                start=m.start,
+                end=m.end,
+                factor=m.factor,
+                reason=m.reason,
+            )
+            for m in e.markings
+        ]
+    return out
 
 
 def _silence(row: dict[str, Any]) -> SilenceOut:

@@ -37,6 +37,15 @@ CONFIG = {
             "industry": "chemical",
             "brigade": "B2",
             "outlets": [{"id": "DA001", "kind": "gas", "mn": "MN2"}],
+            "markings": [
+                {
+                    "outlet": "DA001",
+                    "type": "maintenance",
+                    "start": "2026-11-20T08:00:00+08:00",
+                    "end": "2026-11-20T12:00:00+08:00",
+                    "reason": "脱硫塔检修",
+                }
+            ],
         },
     ],
 }

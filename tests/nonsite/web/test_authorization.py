@@ -35,6 +35,7 @@ READS = {
     "/api/v1/work-orders": {"*": 200, "ent1": 403, "ent2": 403},
     "/api/v1/silences": {"*": 403, "monitor": 200, "supervisor": 200, "admin": 200},
     "/api/v1/dead-letters": {"*": 403, "monitor": 200, "admin": 200},
+    "/api/v1/markings": {"*": 200},
 }
 
 # Writes: each on a fresh store. (method, path, body) → {user: status}.
@@ -117,6 +118,8 @@ def test_reads(site, user):
     assert ids == {site.cases[n] for n in VISIBLE_CASES[user]}
     names = {e["id"] for e in client.get("/api/v1/enterprises").json()}
     assert names == VISIBLE_ENTERPRISES[user]
+    markings = {m["enterprise_id"] for m in client.get("/api/v1/markings").json()}
+    assert markings == VISIBLE_ENTERPRISES[user] & {"E2"}  # only E2 declared one
     if user in WORK_ORDERS:
         assert len(client.get("/api/v1/work-orders").json()) == WORK_ORDERS[user]
 

@@ -30,6 +30,7 @@ def test_the_spec_describes_the_api(site):
         "/api/v1/work-orders",
         "/api/v1/silences",
         "/api/v1/dead-letters",
+        "/api/v1/markings",
         "/healthz",
         "/readyz",
         "/metrics",
