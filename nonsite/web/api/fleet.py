@@ -14,7 +14,7 @@ from alerts.schema import silences
 from alerts.status import enterprise_status
 from ingest.store import list_dead_letters
 from nonsite.auth.users import User
-from nonsite.config.model import EnterpriseConfig
+from nonsite.config.model import EnterpriseConfig, MarkingConfig
 from nonsite.web.context import WebContext
 from nonsite.web.models import (
     DeadLetterOut,
@@ -55,18 +55,12 @@ def enterprise_out(ctx: WebContext, e: EnterpriseConfig) -> EnterpriseOut:
         open_warnings=status["open_warnings"],
         outlets=[OutletOut(id=o.id, name=o.name, kind=o.kind, mn=o.mn) for o in e.outlets],
         meters=[MeterOut(id=m.id, name=m.name, role=m.role, rated_kw=m.rated_kw) for m in e.meters],
-        markings=[
-            MarkingOut(
-                outlet=m.outlet,
-                type=m.type,
-                start=m.start,
-                end=m.end,
-                factor=m.factor,
-                reason=m.reason,
-            )
-            for m in e.markings
-        ],
+        markings=[MarkingOut(**_marking(m)) for m in e.markings],
     )
+
+
+def _marking(m: MarkingConfig) -> dict[str, Any]:
+    return {k: getattr(m, k) for k in MarkingOut.model_fields}
 
 
 @router.get("/enterprises", response_model=list[EnterpriseOut], summary="The fleet and its status")
@@ -113,18 +107,7 @@ def list_markings(
     for e in ctx.config.enterprises:
         if not may_see_enterprise(user, e.id) or (enterprise_id and e.id != enterprise_id):
             continue
-        out += [
-            MarkingWithEnterpriseOut(
-                enterprise_id=e.id,
-                outlet=m.outlet,
-                type=m.type,
-                start=m.start,
-                end=m.end,
-                factor=m.factor,
-                reason=m.reason,
-            )
-            for m in e.markings
-        ]
+        out += [MarkingWithEnterpriseOut(enterprise_id=e.id, **_marking(m)) for m in e.markings]
     return out
 
 
