@@ -64,7 +64,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if service.status.started.is_set():
             print(
                 f"nonsite is running: MQTT {service.status.broker_url}, "
-                f"HTTP {service.status.http_url} (/metrics, /healthz, /readyz). "
+                f"dashboard {service.status.http_url}/ (API docs /api/docs; /metrics, /healthz, "
+                "/readyz). "
                 "Ctrl-C stops it cleanly.",
                 flush=True,
             )
