@@ -20,6 +20,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -27,6 +28,7 @@ from typing import IO
 
 import sqlalchemy
 from prometheus_client import CollectorRegistry, generate_latest
+from sqlalchemy import func, select
 
 from alerts.metrics import CaseMetrics
 from alerts.outbox import Dispatcher, OutboxMetrics
@@ -45,6 +47,7 @@ from nonsite.rule_wiring import build_markings, build_outlet_params, build_power
 from nonsite.rules_sink import RuleMetrics, RulesSink, restore
 from nonsite.wiring import build_policy, build_registry, build_router
 from rules.findings import Finding
+from rules.store import declared_as_markings, declared_markings, list_declared_markings
 from rules.stream import StreamEngine
 
 log = logging.getLogger("nonsite.pipeline")
@@ -109,6 +112,8 @@ class Worker:
             status_of=enterprise_status,
             metrics=OutboxMetrics(self.registry),
         )
+        self._declared = 0  # declared markings the rule engine has taken up
+        self._fresh_engine: Callable[[], StreamEngine] = lambda: StreamEngine({})
         self.rules = self._rules(config, processor)
         self.pipeline = IngestPipeline(
             self.archive,
@@ -129,13 +134,18 @@ class Worker:
         r = config.rules
 
         def fresh() -> StreamEngine:
+            with self.engine.connect() as conn:
+                declared = list_declared_markings(conn)
+            self._declared = len(declared)
             return StreamEngine(
                 build_outlet_params(config),
                 power=build_power_params(config),
-                markings=build_markings(config),
+                markings=build_markings(config) + declared_as_markings(declared),
                 grace_s=r.grace_s,
                 max_future_s=r.max_future_s,
             )
+
+        self._fresh_engine = fresh
 
         engine, position = restore(fresh, self.engine)
         sink = RulesSink(
@@ -167,6 +177,17 @@ class Worker:
         self.cases.apply(conn, found)
         self.dispatcher.wake.set()
 
+    def refresh_markings(self) -> bool:
+        """Take up markings declared online since the engine was built (they excuse the data
+        judged from now on); True when there were new ones."""
+        with self.engine.connect() as conn:
+            count = conn.execute(select(func.count()).select_from(declared_markings)).scalar_one()
+        if count == self._declared:
+            return False
+        self.rules.engine.reconfigure(self._fresh_engine())
+        log.info("rule engine: %d declared markings", self._declared)
+        return True
+
     def tick(self) -> None:
         """The clock of the absence rules (offline loggers, missing hours, silent meters) and
         of the case deadlines, and a snapshot of the rule engine when one is due."""
@@ -176,6 +197,7 @@ class Worker:
         if now - self._last_tick < TICK_EVERY_S:
             return
         self._last_tick = now
+        self.refresh_markings()
         self.rules.tick(int(time.time()))
         begun = time.perf_counter()
         with self.engine.begin() as conn:

@@ -24,6 +24,7 @@ from sqlalchemy import (
     DateTime,
     Engine,
     Float,
+    Integer,
     LargeBinary,
     MetaData,
     String,
@@ -37,6 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from rules.findings import Finding
+from rules.markings import Marking
 
 metadata = MetaData()
 
@@ -70,6 +72,23 @@ production = Table(
     Column("enterprise_id", String(64), primary_key=True),
     Column("producing", Boolean, nullable=False),
     Column("since", DateTime(timezone=True), nullable=False),
+)
+
+# Markings (标记) an enterprise declared online, beside those in the configuration. The rule
+# engine takes them up within a clock tick: they excuse the data it judges from then on.
+declared_markings = Table(
+    "declared_markings",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    Column("enterprise_id", String(64), nullable=False, index=True),
+    Column("outlet_id", String(64), nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("factor", String(16), nullable=True),
+    Column("start", DateTime(timezone=True), nullable=False),
+    Column("end", DateTime(timezone=True), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("declared_by", String(64), nullable=False),
+    Column("declared_at", DateTime(timezone=True), nullable=False),
 )
 
 snapshots = Table(
@@ -212,6 +231,60 @@ def record_production(conn: Connection, changed: dict[str, bool]) -> None:
                 .where(production.c.enterprise_id == enterprise)
                 .values(producing=producing, since=now)
             )
+
+
+def declare_marking(
+    conn: Connection,
+    *,
+    enterprise_id: str,
+    outlet_id: str,
+    type: str,
+    start: datetime,
+    end: datetime,
+    factor: str | None,
+    reason: str,
+    declared_by: str,
+) -> int:
+    result = conn.execute(
+        insert(declared_markings).values(
+            enterprise_id=enterprise_id,
+            outlet_id=outlet_id,
+            type=type,
+            factor=factor,
+            start=start,
+            end=end,
+            reason=reason,
+            declared_by=declared_by,
+            declared_at=datetime.now(UTC),
+        )
+    )
+    return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+def list_declared_markings(conn: Connection) -> list[dict[str, Any]]:
+    rows = conn.execute(select(declared_markings).order_by(declared_markings.c.id)).all()
+    out = []
+    for r in rows:
+        row = dict(r._mapping)
+        for key in ("start", "end", "declared_at"):
+            row[key] = _aware(row[key])
+        out.append(row)
+    return out
+
+
+def declared_as_markings(rows: Sequence[dict[str, Any]]) -> list[Marking]:
+    """The rule engine's view of declared markings."""
+    return [
+        Marking(
+            enterprise_id=r["enterprise_id"],
+            outlet_id=r["outlet_id"],
+            type=r["type"],
+            start=int(r["start"].timestamp()),
+            end=int(r["end"].timestamp()),
+            factor=r["factor"],
+        )
+        for r in rows
+    ]
 
 
 def save_snapshot(conn: Connection, consumer: str, position: int, state: object) -> None:

@@ -58,6 +58,20 @@ class MarkingOut(ApiModel):
 
 class MarkingWithEnterpriseOut(MarkingOut):
     enterprise_id: str
+    source: Literal["config", "declared"] = "config"
+    declared_by: str | None = None
+
+
+class MarkingIn(ApiModel):
+    enterprise_id: str | None = Field(
+        default=None, max_length=64, description="default: the caller's"
+    )
+    outlet: str = Field(min_length=1, max_length=64)
+    type: str = Field(min_length=1, max_length=32, description="startup, shutdown, fault, …")
+    start: datetime
+    end: datetime
+    factor: str | None = Field(default=None, max_length=16)
+    reason: str = Field(min_length=1, max_length=1000)
 
 
 class EnterpriseOut(ApiModel):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query
@@ -20,6 +20,7 @@ from nonsite.web.models import (
     DeadLetterOut,
     EnterpriseOut,
     ErrorOut,
+    MarkingIn,
     MarkingOut,
     MarkingWithEnterpriseOut,
     MeterOut,
@@ -35,13 +36,17 @@ from nonsite.web.security import (
     not_found,
     require,
 )
+from rules.markings import MARKING_TYPES
+from rules.store import declare_marking, list_declared_markings
 
 router = APIRouter(prefix="/api/v1", tags=["fleet"], responses=ERRORS)
+MAX_MARKING = timedelta(days=31)
 
 
 def enterprise_out(ctx: WebContext, e: EnterpriseConfig) -> EnterpriseOut:
     with ctx.db.connect() as conn:
         status = enterprise_status(conn, e.id)
+        declared = [d for d in list_declared_markings(conn) if d["enterprise_id"] == e.id]
     return EnterpriseOut(
         id=e.id,
         name=e.name,
@@ -55,7 +60,11 @@ def enterprise_out(ctx: WebContext, e: EnterpriseConfig) -> EnterpriseOut:
         open_warnings=status["open_warnings"],
         outlets=[OutletOut(id=o.id, name=o.name, kind=o.kind, mn=o.mn) for o in e.outlets],
         meters=[MeterOut(id=m.id, name=m.name, role=m.role, rated_kw=m.rated_kw) for m in e.meters],
-        markings=[MarkingOut(**_marking(m)) for m in e.markings],
+        markings=[MarkingOut(**_marking(m)) for m in e.markings]
+        + [
+            MarkingOut(**_declared_out(d).model_dump(include=set(MarkingOut.model_fields)))
+            for d in declared
+        ],
     )
 
 
@@ -108,7 +117,73 @@ def list_markings(
         if not may_see_enterprise(user, e.id) or (enterprise_id and e.id != enterprise_id):
             continue
         out += [MarkingWithEnterpriseOut(enterprise_id=e.id, **_marking(m)) for m in e.markings]
+    with ctx.db.connect() as conn:
+        declared = list_declared_markings(conn)
+    for d in declared:
+        if not may_see_enterprise(user, d["enterprise_id"]):
+            continue
+        if enterprise_id and d["enterprise_id"] != enterprise_id:
+            continue
+        out.append(_declared_out(d))
     return out
+
+
+def _declared_out(d: dict[str, Any]) -> MarkingWithEnterpriseOut:
+    return MarkingWithEnterpriseOut(
+        enterprise_id=d["enterprise_id"],
+        outlet=d["outlet_id"],
+        type=d["type"],
+        start=d["start"],
+        end=d["end"],
+        factor=d["factor"],
+        reason=d["reason"],
+        source="declared",
+        declared_by=d["declared_by"],
+    )
+
+
+@router.post(
+    "/markings",
+    response_model=MarkingWithEnterpriseOut,
+    status_code=201,
+    summary="Declare a marking (标记): the rules excuse the outlet's data in the period from "
+    "the next clock tick on",
+    responses={404: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+)
+def declare(
+    body: MarkingIn,
+    ctx: Context,
+    user: Annotated[User, Depends(require("enterprise", "monitor"))],
+) -> MarkingWithEnterpriseOut:
+    enterprise_id = body.enterprise_id or user.enterprise_id
+    enterprise = next((e for e in ctx.config.enterprises if e.id == enterprise_id), None)
+    if enterprise is None or not may_see_enterprise(user, enterprise.id):
+        raise not_found(f"enterprise {enterprise_id}")
+    problem = None
+    if body.outlet not in {o.id for o in enterprise.outlets}:
+        problem = f"{body.outlet!r} is not an outlet of {enterprise.id}"
+    elif body.type not in MARKING_TYPES:
+        problem = f"unknown marking type {body.type!r}; known: {', '.join(MARKING_TYPES)}"
+    elif body.end <= body.start:
+        problem = "a marking must end after it starts"
+    elif body.end - body.start > MAX_MARKING:
+        problem = "a marking may last at most 31 days; declare another one after it"
+    if problem:
+        raise HTTPException(422, {"code": "bad_marking", "message": problem})
+    with ctx.db.begin() as conn:
+        marking_id = declare_marking(
+            conn,
+            enterprise_id=enterprise.id,
+            outlet_id=body.outlet,
+            type=body.type,
+            start=body.start,
+            end=body.end,
+            factor=body.factor,
+            reason=body.reason,
+            declared_by=user.display_name or user.username,
+        )
+        [row] = [d for d in list_declared_markings(conn) if d["id"] == marking_id]
+    return _declared_out(row)
 
 
 def _silence(row: dict[str, Any]) -> SilenceOut:

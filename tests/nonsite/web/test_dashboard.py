@@ -153,3 +153,16 @@ def test_a_supervisor_sets_a_maintenance_window_from_the_operations_page(page, s
     expect(page.locator("#silences tbody")).to_contain_text("脱硫塔检修")
     expect(page.locator("#dead-letters")).to_be_hidden()  # dead letters are the monitor's and ops'
     shot(page, "ops-supervisor")
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_an_enterprise_declares_a_marking_from_its_page(page, site):
+    login(page, site, "ent1")
+    form = page.locator("#marking-form")
+    form.locator("[name=type]").select_option("maintenance")
+    form.locator("[name=start]").fill("2026-11-24T08:00")
+    form.locator("[name=end]").fill("2026-11-24T12:00")
+    form.locator("[name=reason]").fill("脱硫塔检修")
+    form.locator("button[type=submit]").click()
+    expect(page.locator("#ent-status")).to_contain_text("脱硫塔检修")
+    expect(page.locator("#ent-status")).to_contain_text("维护检修")

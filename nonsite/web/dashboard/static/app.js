@@ -58,7 +58,8 @@ const I18N = {
     "wo.title": "派单看板", "wo.open": "待处置", "wo.on_site": "现场检查", "wo.reported": "已反馈",
     "wo.closed": "已办结", "wo.due": "期限", "wo.overdue": "已逾期",
     "ent.title": "本企业", "ent.reminders": "待说明的提醒", "ent.none": "暂无待说明的提醒",
-    "ent.all": "本企业案件", "ent.markings": "已申报标记",
+    "ent.all": "本企业案件", "ent.markings": "已申报标记", "ent.declare": "申报工况标记",
+    "ent.declare_submit": "申报",
     "err.generic": "操作未完成",
   },
   en: {
@@ -118,7 +119,8 @@ const I18N = {
     "wo.title": "Work orders", "wo.open": "To do", "wo.on_site": "On site", "wo.reported": "Reported",
     "wo.closed": "Closed", "wo.due": "Due", "wo.overdue": "Overdue",
     "ent.title": "My enterprise", "ent.reminders": "Reminders to answer", "ent.none": "No open reminders",
-    "ent.all": "Our cases", "ent.markings": "Declared markings",
+    "ent.all": "Our cases", "ent.markings": "Declared markings", "ent.declare": "Declare a marking",
+    "ent.declare_submit": "Declare",
     "err.generic": "The action did not go through",
   },
 };
@@ -484,6 +486,17 @@ PAGES.enterprise = async () => {
   }).flat());
   document.getElementById("reminders-empty").hidden = reminders.length > 0;
   document.querySelector("#ent-cases tbody").replaceChildren(...page.items.map((c) => caseRow(c)));
+  const outlets = document.getElementById("marking-outlet");
+  if (!outlets.options.length) ent.outlets.forEach((o) => outlets.append(el("option", { value: o.id }, o.name ? `${o.name}（${o.id}）` : o.id)));
+  const form = document.getElementById("marking-form");
+  form.onsubmit = async (ev) => {
+    ev.preventDefault();
+    const f = new FormData(form);
+    const body = { outlet: f.get("outlet"), type: f.get("type"), reason: f.get("reason"),
+      start: new Date(f.get("start")).toISOString(), end: new Date(f.get("end")).toISOString() };
+    try { await api("POST", "/api/v1/markings", body); form.reset(); refresh(); }
+    catch (err) { document.getElementById("marking-error").textContent = `${t("err.generic")}: ${err.message}`; }
+  };
 };
 
 PAGES.ops = async () => {
