@@ -12,6 +12,7 @@ import signal
 import sys
 import textwrap
 from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -264,6 +265,38 @@ def cmd_findings(args: argparse.Namespace) -> int:
                 f"{start:%Y-%m-%d %H:%M}  {f.rule:<5} {f.state:<5} {f.tier or '-':<7} "
                 f"{f.enterprise_id}/{f.source_id} {f.factor or ''} {value}{limit}"
             )
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from nonsite.config.mqtt_url import parse_broker_url
+    from nonsite.simulator.publisher import Publisher, run
+    from nonsite.simulator.traffic import FleetTraffic
+
+    config = load_config(args.config)
+    try:
+        broker = parse_broker_url(args.broker)
+    except ValueError as exc:
+        print(f"nonsite simulate: --broker: {exc}", file=sys.stderr)
+        return 2
+    start = int((args.start or datetime.now(UTC)).timestamp())
+    traffic = FleetTraffic(config, seed=args.seed)
+    publisher = Publisher(broker)
+    try:
+        done = run(
+            traffic,
+            publisher,
+            start=start,
+            speed=None if args.as_fast_as_possible else args.speed,
+            duration_s=args.duration,
+            until=start + int(args.hours * 3600) if args.hours else None,
+        )
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        publisher.close()
+    until = datetime.fromtimestamp(done.sim_time, UTC).isoformat()
+    print(f"published {done.messages} messages up to simulated {until}")
     return 0
 
 
@@ -714,6 +747,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-absence", action="store_true", help="skip the clock-driven rules")
     p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser(
+        "simulate",
+        help="publish a configured fleet's traffic (HJ 212 and power JSON) in simulated time",
+    )
+    p.add_argument("--config", type=Path, required=True, help="the fleet: enterprises, MNs, meters")
+    p.add_argument("--broker", required=True, help="mqtt://[user:password@]host:port")
+    p.add_argument("--speed", type=float, default=60.0, help="simulated seconds per wall second")
+    p.add_argument(
+        "--as-fast-as-possible", action="store_true", help="publish as fast as the broker takes it"
+    )
+    p.add_argument("--seed", type=int, default=212, help="the same seed gives the same traffic")
+    p.add_argument(
+        "--start", type=cli_time, help="simulated start (ISO 8601; China time without an offset)"
+    )
+    p.add_argument("--duration", type=float, help="stop after this many wall seconds")
+    p.add_argument("--hours", type=float, help="stop after this many simulated hours")
+    p.set_defaults(func=cmd_simulate)
 
     db = sub.add_parser("db", help="the service database").add_subparsers(
         dest="db_command", required=True

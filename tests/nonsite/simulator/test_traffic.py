@@ -1,0 +1,82 @@
+"""The simulator publishes a configured fleet's traffic that the service's own decoders
+accept, at the expected cadence, the same for the same seed."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from ingest.hj212.decoder import decode_frame
+from ingest.hj212.timefmt import CHINA_TZ
+from ingest.power.decoder import decode_power
+from nonsite.config import load_config
+from nonsite.config.mqtt_url import parse_broker_url
+from nonsite.simulator.publisher import Publisher, run
+from nonsite.simulator.traffic import FleetTraffic
+
+EXAMPLE = Path(__file__).parents[3] / "deploy" / "nonsite.example.toml"
+START = int(datetime(2026, 11, 23, 9, 0, tzinfo=CHINA_TZ).timestamp())
+
+
+def test_two_simulated_hours_of_the_example_fleet_decode_and_keep_their_cadence():
+    config = load_config(EXAMPLE)
+    traffic = FleetTraffic(config, seed=7)
+    counts: Counter[str] = Counter()
+    for minute in range(120):
+        for topic, payload in traffic.frames(START + 60 * minute):
+            if topic.startswith("hj212/"):
+                frame = decode_frame(payload)
+                assert frame.mn == topic.split("/", 1)[1]
+                counts[f"{frame.cn}"] += 1
+            else:
+                decode_power(payload, topic.split("/", 1)[1])
+                counts["power"] += 1
+    outlets = sum(len(e.outlets) for e in config.enterprises)
+    meters = sum(len(e.meters) for e in config.enterprises)
+    assert counts["2051"] == outlets * 12  # every 10 minutes
+    assert counts["2061"] == outlets * 2  # every hour
+    assert counts["power"] == meters * 120  # every minute
+    again = FleetTraffic(config, seed=7)
+    assert list(again.frames(START)) == list(FleetTraffic(config, seed=7).frames(START))
+
+
+@pytest.mark.integration
+def test_it_publishes_to_a_broker(mosquitto):
+    config = load_config(EXAMPLE)
+    got: list[str] = []
+    done = threading.Event()
+    sub = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+
+    def on_message(_c, _u, msg):
+        got.append(msg.topic)
+
+    sub.on_message = on_message
+    sub.on_subscribe = lambda *a: done.set()
+    sub.connect(mosquitto.host, mosquitto.port)
+    sub.subscribe([("hj212/#", 1), ("power/#", 1)])
+    sub.loop_start()
+    try:
+        assert done.wait(5)
+        publisher = Publisher(parse_broker_url(mosquitto.url))
+        try:
+            progress = run(
+                FleetTraffic(config), publisher, start=START, speed=None, until=START + 600
+            )
+        finally:
+            publisher.close()
+        deadline = threading.Event()
+        for _ in range(50):
+            if len(got) >= progress.messages:
+                break
+            deadline.wait(0.1)
+    finally:
+        sub.loop_stop()
+        sub.disconnect()
+    assert progress.messages > 0 and len(got) == progress.messages
+    assert progress.sim_time == START + 600
