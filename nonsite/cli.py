@@ -268,6 +268,22 @@ def cmd_findings(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from nonsite.demo import DemoSettings, run_demo
+
+    return run_demo(
+        DemoSettings(
+            data_dir=args.data_dir,
+            broker=args.broker,
+            duration_s=args.duration,
+            speed=args.speed,
+            seed=args.seed,
+            enterprises=args.enterprises,
+            http_port=args.port,
+        )
+    )
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from nonsite.config.mqtt_url import parse_broker_url
     from nonsite.simulator.publisher import Publisher, run
@@ -747,6 +763,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-absence", action="store_true", help="skip the clock-driven rules")
     p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser(
+        "demo", help="the service and a simulated fleet of 200 enterprises on this machine"
+    )
+    p.add_argument("--data-dir", type=Path, default=Path("demo-data"), help="SQLite and archive")
+    p.add_argument("--broker", help="use this broker (mqtt://...) instead of an embedded one")
+    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.add_argument("--speed", type=float, default=60.0, help="simulated seconds per second")
+    p.add_argument("--seed", type=int, default=212, help="the same seed, the same run")
+    p.add_argument("--enterprises", type=int, default=200)
+    p.add_argument("--port", type=int, default=8080, help="the dashboard's port")
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser(
         "simulate",

@@ -26,7 +26,7 @@ class Progress:
 class Publisher:
     def __init__(self, broker: BrokerUrl, client_id: str = "nonsite-simulator") -> None:
         self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311
         )
         if broker.username:
             self.client.username_pw_set(broker.username, broker.password)
