@@ -113,5 +113,14 @@ def bind(listen: str) -> socket.socket:
 
 def make_server(app: FastAPI, sock: socket.socket) -> HttpServer:
     host, port = sock.getsockname()[:2]
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+    # A dashboard holds an event stream open for as long as it is shown: without a limit the
+    # server would wait for every browser to go away before the service could stop.
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        timeout_graceful_shutdown=3,
+    )
     return HttpServer(config)

@@ -1,0 +1,58 @@
+"""SIGTERM stops the service promptly even while a dashboard holds its event stream open."""
+
+import io
+import threading
+import time
+
+import httpx
+import pytest
+
+from nonsite.cli import main
+from tests.service_process import ServiceProcess, write_config
+
+pytestmark = pytest.mark.integration
+
+
+def test_sigterm_is_not_held_up_by_an_open_event_stream(mosquitto, tmp_path, monkeypatch):
+    config = write_config(
+        tmp_path / "n.toml", broker_url=mosquitto.url, data_dir=tmp_path / "d", mns=["MN1"]
+    )
+    monkeypatch.setattr("sys.stdin", io.StringIO("a-long-password-1\n"))
+    assert (
+        main(
+            [
+                "users",
+                "add",
+                "--config",
+                str(config),
+                "mon",
+                "--role",
+                "monitor",
+                "--password-stdin",
+            ]
+        )
+        == 0
+    )
+    service = ServiceProcess(config, tmp_path / "service.log")
+    service.start()
+    client = httpx.Client(base_url=service.http, timeout=30)
+    r = client.post("/api/v1/session", json={"username": "mon", "password": "a-long-password-1"})
+    assert r.status_code == 200
+    opened = threading.Event()
+
+    def watch() -> None:
+        try:
+            with client.stream("GET", "/api/v1/events") as resp:
+                opened.set()
+                for _ in resp.iter_lines():
+                    pass
+        except httpx.HTTPError:
+            pass  # the server ends the stream when it stops
+
+    reader = threading.Thread(target=watch, daemon=True)
+    reader.start()
+    assert opened.wait(10)
+    began = time.monotonic()
+    assert service.terminate(timeout=30) == 0
+    assert time.monotonic() - began < 15
+    client.close()
