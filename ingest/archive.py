@@ -142,6 +142,16 @@ class RawArchive:
         row = self._conn().execute("SELECT COALESCE(MAX(seq), 0) FROM messages").fetchone()
         return int(row[0])
 
+    def last_assigned_seq(self) -> int:
+        """The highest sequence number this archive ever gave out (retention may have deleted
+        the message itself; AUTOINCREMENT never reuses it)."""
+        row = (
+            self._conn()
+            .execute("SELECT seq FROM sqlite_sequence WHERE name = 'messages'")
+            .fetchone()
+        )
+        return int(row[0]) if row else 0
+
     def count(self) -> int:
         return int(self._conn().execute("SELECT COUNT(*) FROM messages").fetchone()[0])
 

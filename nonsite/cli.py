@@ -30,7 +30,7 @@ from ingest.hj212.timefmt import CHINA_TZ
 from ingest.store import count_dead_letters_by_reason, list_dead_letters
 from nonsite.config import Config, ConfigError, load_config
 from nonsite.config.load import parse_config
-from nonsite.errors import ListenError
+from nonsite.errors import ListenError, StartupError
 from nonsite.timeargs import cli_time
 from nonsite.wiring import build_router
 
@@ -815,8 +815,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(exc.render(), file=sys.stderr)
         return EXIT_CONFIG
-    except (ListenError, OSError) as exc:
-        detail = str(exc) if isinstance(exc, ListenError) else f"{exc.filename}: {exc.strerror}"
+    except (ListenError, StartupError, OSError) as exc:
+        detail = str(exc) if not isinstance(exc, OSError) else f"{exc.filename}: {exc.strerror}"
         print(f"nonsite: {detail}", file=sys.stderr)
         return 1
     except BrokenPipeError:

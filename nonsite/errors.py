@@ -3,3 +3,7 @@
 
 class ListenError(RuntimeError):
     """The HTTP address cannot be used."""
+
+
+class StartupError(RuntimeError):
+    """The service must not start as it is configured (the message says why and what to do)."""

@@ -28,10 +28,12 @@ from ingest.archive import RawArchive
 from ingest.archiver import Archiver
 from ingest.metrics import ArchiveMetrics
 from ingest.mqtt.source import Delivery, MqttSource
+from ingest.store import load_checkpoint
 from nonsite.config.model import Config
 from nonsite.config.mqtt_url import parse_broker_url
 from nonsite.db import make_engine, migrate
 from nonsite.embedded_broker import EmbeddedBroker
+from nonsite.errors import StartupError
 from nonsite.http import bind, build_app, make_server
 from nonsite.pipeline_process import PipelineProcess, Replies
 from nonsite.web.context import WebContext
@@ -67,6 +69,21 @@ class Service:
         self.pipeline: PipelineProcess | None = None
         self.replies_dropped = 0
 
+    def _check_archive(self) -> None:
+        """Refuse an archive older than the database's checkpoint: its sequence numbers
+        restarted (a new data directory, a restore of one but not the other), and the pipeline
+        would skip every message numbered up to the checkpoint without a word."""
+        checkpoint = load_checkpoint(self.engine, "ingest")
+        last = self.archive.last_assigned_seq()
+        if checkpoint > last:
+            raise StartupError(
+                f"the database has decoded the archive up to message {checkpoint}, but this "
+                f"archive ({self.archive.path}) has only ever numbered {last}: it is not the "
+                "archive this database was fed from (a new data directory, or a restore of "
+                "one without the other). Restore both from the same backup, or see "
+                "docs/operations.md (If the archive is lost) to start a new archive deliberately."
+            )
+
     def readiness(self) -> dict[str, str]:
         problems: dict[str, str] = {}
         if self.source is None or not self.source.connected:
@@ -85,6 +102,11 @@ class Service:
         config = self.config
         http_socket = bind(config.service.http_listen)  # fails fast, before anything starts
         await asyncio.to_thread(migrate, self.engine)
+        try:
+            await asyncio.to_thread(self._check_archive)
+        except StartupError:
+            http_socket.close()
+            raise
         broker_url = None
         if not config.mqtt.url:
             self.embedded = EmbeddedBroker(port=config.mqtt.embedded_port)
