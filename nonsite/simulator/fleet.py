@@ -11,6 +11,11 @@ from __future__ import annotations
 import random
 from typing import Any
 
+# What a flue-gas CEMS reports: the pollutants, and O2, temperature, pressure, humidity and
+# flow (the converted concentration needs O2; the rules need the flow to know it produces).
+GAS = ["a34013", "a21026", "a21002", "a19001", "a01012", "a01013", "a01014", "a00000"]
+INCINERATOR = [*GAS, "a21024", "a21005", "a01901"]
+WATER = ["w01018", "w21003", "w21011", "w21001", "w01001", "w00000"]
 REGIONS = ("滨江区", "城东区", "城西区", "高新区", "经开区")
 SURNAMES = (
     "华能",
@@ -69,7 +74,8 @@ def demo_fleet(n: int = 200, *, seed: int = 212) -> dict[str, Any]:
                     "name": f"{k}号机组",
                     "kind": "gas",
                     "mn": _mn(i, k),
-                    "preset": "thermal_power_coal_ultra_low",
+                    "preset": "thermal_power_coal_boiler",
+                    "factors": GAS,
                 }
                 for k in (1, 2)
             ]
@@ -81,6 +87,7 @@ def demo_fleet(n: int = 200, *, seed: int = 212) -> dict[str, Any]:
                     "kind": "gas",
                     "mn": _mn(i, 1),
                     "preset": "industrial_boiler_coal",
+                    "factors": GAS,
                 }
             ]
         elif kind == "incinerator":
@@ -91,6 +98,7 @@ def demo_fleet(n: int = 200, *, seed: int = 212) -> dict[str, Any]:
                     "kind": "gas",
                     "mn": _mn(i, 1),
                     "preset": "msw_incineration",
+                    "factors": INCINERATOR,
                 }
             ]
         elif kind == "wastewater":
@@ -101,6 +109,7 @@ def demo_fleet(n: int = 200, *, seed: int = 212) -> dict[str, Any]:
                     "kind": "water",
                     "mn": _mn(i, 1),
                     "preset": "municipal_wwtp_1A",
+                    "factors": WATER,
                 }
             ]
         else:

@@ -19,6 +19,7 @@ from ingest.hj212.encoder import data_packets
 from ingest.hj212.model import CpValue
 from nonsite.config.model import Config, MeterConfig
 from nonsite.rule_wiring import build_outlet_params
+from nonsite.simulator.incidents import Incident, power_off, value_override
 from rules.params import OutletParams, effective_thresholds
 from rules.timebase import CHINA_OFFSET, HOUR
 
@@ -46,8 +47,13 @@ def _load(kind: str, t: int) -> float:
 
 
 class FleetTraffic:
-    def __init__(self, config: Config, *, seed: int = 212) -> None:
+    def __init__(
+        self, config: Config, *, seed: int = 212, incidents: list[Incident] | None = None
+    ) -> None:
         self.config = config
+        self.incidents = incidents or []
+        # The minute values of each open hour: a logger's hour value is their mean.
+        self._hour_sums: dict[tuple[str, str, str, int], list[float]] = {}
         self.rng = random.Random(seed)
         self.params = build_outlet_params(config)
         self.kind = {
@@ -83,7 +89,8 @@ class FleetTraffic:
             value = limit * (0.3 + 0.3 * load) * self.rng.uniform(0.9, 1.1)
         if not fp.allow_negative:
             value = max(value, 0.0)
-        return round(value, 2)
+        forced = value_override(self.incidents, key, code, t, limit)
+        return forced if forced is not None else round(value, 2)
 
     def _minute_frame(
         self, key: tuple[str, str], params: OutletParams, t: int
@@ -93,6 +100,9 @@ class FleetTraffic:
         pollutants: dict[str, dict[str, CpValue]] = {}
         for code in params.factors:
             v = self.value(key, params, code, window)
+            acc = self._hour_sums.setdefault((*key, code, window - window % HOUR), [0.0, 0])
+            acc[0] += v
+            acc[1] += 1
             pollutants[code] = {
                 "Avg": v,
                 "Min": round(v * 0.95, 2),
@@ -114,10 +124,11 @@ class FleetTraffic:
         self, key: tuple[str, str], params: OutletParams, hour: int
     ) -> Iterator[Message]:
         mn, pw = self.mns[key]
-        hour_values: dict[str, dict[str, CpValue]] = {
-            code: {"Avg": self.value(key, params, code, hour), "Flag": "N"}
-            for code in params.factors
-        }
+        hour_values: dict[str, dict[str, CpValue]] = {}
+        for code in params.factors:
+            total, n = self._hour_sums.pop((*key, code, hour), (0.0, 0))
+            mean = round(total / n, 2) if n else self.value(key, params, code, hour)
+            hour_values[code] = {"Avg": mean, "Flag": "N"}
         for payload in data_packets(
             st="32" if params.kind == "water" else "31",
             cn="2061",
@@ -133,5 +144,7 @@ class FleetTraffic:
         rated = meter.rated_kw or 100.0
         load = _load(self.kind.get(enterprise_id, "industry"), t)
         p_kw = rated * (0.7 * load + 0.02) * self.rng.uniform(0.95, 1.05)
+        if power_off(self.incidents, meter.id, enterprise_id, t):
+            p_kw = 0.0
         body = {"ts": datetime.fromtimestamp(t, tz=UTC).isoformat(), "p_kw": round(p_kw, 2)}
         return f"power/{meter.id}", json.dumps(body).encode()
