@@ -30,6 +30,7 @@ from nonsite.db import make_engine, migrate
 from nonsite.embedded_broker import free_port
 from nonsite.service import Service
 from nonsite.simulator.fleet import demo_fleet
+from nonsite.simulator.incidents import demo_incidents
 from nonsite.simulator.publisher import Progress, Publisher, run
 from nonsite.simulator.traffic import FleetTraffic
 from rules.store import findings
@@ -108,7 +109,7 @@ def run_demo(s: DemoSettings) -> int:
 
     def simulate(broker_url: str) -> None:
         publisher = Publisher(parse_broker_url(broker_url), client_id="nonsite-demo-simulator")
-        traffic = FleetTraffic(config, seed=s.seed)
+        traffic = FleetTraffic(config, seed=s.seed, incidents=demo_incidents(config, start))
         try:
             # Catch up to the present at --speed, then follow the wall clock.
             done = run(
