@@ -127,7 +127,7 @@ class FleetTraffic:
         hour_values: dict[str, dict[str, CpValue]] = {}
         for code in params.factors:
             total, n = self._hour_sums.pop((*key, code, hour), (0.0, 0))
-            mean = round(total / n, 2) if n else self.value(key, params, code, hour)
+            mean = round(total / n, 4) if n else self.value(key, params, code, hour)
             hour_values[code] = {"Avg": mean, "Flag": "N"}
         for payload in data_packets(
             st="32" if params.kind == "water" else "31",
