@@ -280,6 +280,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             seed=args.seed,
             enterprises=args.enterprises,
             http_port=args.port,
+            days=args.days,
+            offline_after_s=args.offline_after,
         )
     )
 
@@ -774,6 +776,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=212, help="the same seed, the same run")
     p.add_argument("--enterprises", type=int, default=200)
     p.add_argument("--port", type=int, default=8080, help="the dashboard's port")
+    p.add_argument(
+        "--days", type=int, default=1, help="simulated history: from 00:00 this many days ago"
+    )
+    p.add_argument(
+        "--offline-after",
+        type=int,
+        help="seconds of silence before a logger counts as offline (B8; default 600); "
+        "history runs faster than the clock, so a short run needs less to show it",
+    )
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser(

@@ -4,7 +4,10 @@ one login per role, and a live status line until Ctrl-C or ``--duration``.
 
 Simulated time runs ``--speed`` times faster than the wall clock, and it ends at the present:
 data stamped in the future would be refused by the service (it is checked against its
-receipt time), so the run starts in the past and then follows the clock.
+receipt time), so the run starts at midnight (China time) ``--days`` days ago, catches up,
+and then follows the clock. Starting at midnight gives every past day all its data, as a
+real logger's would have. The scripted incidents (``nonsite.simulator.incidents``) happen
+in the first day; the demo prints them with the rule each should raise.
 """
 
 from __future__ import annotations
@@ -15,25 +18,26 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
 
 from alerts.schema import cases
+from ingest.hj212.timefmt import CHINA_TZ
 from nonsite.auth.users import UserStore
-from nonsite.config.load import parse_config
 from nonsite.config.model import Config
 from nonsite.config.mqtt_url import parse_broker_url
 from nonsite.db import make_engine, migrate
 from nonsite.embedded_broker import free_port
 from nonsite.service import Service
 from nonsite.simulator.fleet import demo_fleet
-from nonsite.simulator.incidents import demo_incidents
+from nonsite.simulator.incidents import Incident, scripted_config
 from nonsite.simulator.publisher import Progress, Publisher, run
 from nonsite.simulator.traffic import FleetTraffic
 from rules.store import findings
+from rules.timebase import CHINA_OFFSET, DAY
 
 # One login per role; the passwords are the demo's, printed at start.
 DEMO_USERS: tuple[tuple[str, str, str, dict[str, str]], ...] = (
@@ -55,15 +59,25 @@ class DemoSettings:
     seed: int = 212
     enterprises: int = 200
     http_port: int = 8080
-    history_h: float = 6.0  # simulated hours before now when no --duration says otherwise
+    days: int = 1  # simulated history: from 00:00 China time this many days ago
+    # B8's threshold (s of the wall clock, which receipt times follow); None: the default.
+    offline_after_s: int | None = None
 
 
-def demo_config(s: DemoSettings) -> Config:
+def history_start(days: int, now: float) -> int:
+    """00:00 China time ``days`` days before today."""
+    today = int(now) - (int(now) + CHINA_OFFSET) % DAY
+    return today - days * DAY
+
+
+def demo_config(s: DemoSettings, start: int, end: int) -> tuple[Config, list[Incident]]:
     data: dict[str, Any] = demo_fleet(s.enterprises, seed=s.seed)
     data["service"] = {"data_dir": str(s.data_dir), "http_listen": f"127.0.0.1:{s.http_port}"}
     data["mqtt"] = {"url": s.broker or "", "embedded_port": 0 if s.broker else free_port()}
     data["alerts"] = {"dashboard_url": f"http://127.0.0.1:{s.http_port}"}
-    return parse_config(data, "(demo)", env={})
+    if s.offline_after_s is not None:
+        data["rules"] = {"offline_after_s": s.offline_after_s}
+    return scripted_config(data, start, end)
 
 
 def ensure_users(config: Config) -> None:
@@ -89,7 +103,7 @@ def status_line(config: Config, progress: Progress | None) -> str:
     finally:
         engine.dispose()
     sim = (
-        datetime.fromtimestamp(progress.sim_time, UTC).astimezone().strftime("%m-%d %H:%M")
+        datetime.fromtimestamp(progress.sim_time, CHINA_TZ).strftime("%m-%d %H:%M")
         if progress
         else "—"
     )
@@ -99,17 +113,18 @@ def status_line(config: Config, progress: Progress | None) -> str:
 
 def run_demo(s: DemoSettings) -> int:
     s.data_dir.mkdir(parents=True, exist_ok=True)
-    config = demo_config(s)
+    now = time.time()
+    start = history_start(s.days, now)
+    # The run goes on in real time after the history, so the whole script may play.
+    config, incidents = demo_config(s, start, int(now) + DAY)
     ensure_users(config)
     service = Service(config)
-    span = min(s.duration_s * s.speed, 24 * 3600) if s.duration_s else s.history_h * 3600
-    start = int(time.time() - span)
     latest: dict[str, Progress] = {}
     halt = threading.Event()
 
     def simulate(broker_url: str) -> None:
         publisher = Publisher(parse_broker_url(broker_url), client_id="nonsite-demo-simulator")
-        traffic = FleetTraffic(config, seed=s.seed, incidents=demo_incidents(config, start))
+        traffic = FleetTraffic(config, seed=s.seed, incidents=incidents, since=start)
         try:
             # Catch up to the present at --speed, then follow the wall clock.
             done = run(
@@ -121,6 +136,7 @@ def run_demo(s: DemoSettings) -> int:
                 stop=halt.is_set,
                 on_progress=lambda p: latest.update(p=p),
             )
+            traffic.realtime = True  # live now: real-time data (CN 2011) every minute
             run(
                 traffic,
                 publisher,
@@ -143,6 +159,9 @@ def run_demo(s: DemoSettings) -> int:
         print(f"nonsite demo: dashboard {service.status.http_url}/  (broker {broker})", flush=True)
         for username, role, name, _scope in DEMO_USERS:
             print(f"  {role:<11} {username} / {DEMO_PASSWORD}   {name}", flush=True)
+        print("演示剧本 (scripted incidents, China time):", flush=True)
+        for incident in incidents:
+            print(f"  {incident.describe()}", flush=True)
         simulator = threading.Thread(target=simulate, args=(broker,), name="simulator", daemon=True)
         simulator.start()
         began = time.monotonic()

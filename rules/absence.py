@@ -9,9 +9,13 @@ manual clock. Readings received at or before a tick are taken into account befor
   [last receipt, last receipt + offline_after_s) whatever the tick times; clears at the next
   receipt.
 - **B7 missing hour**: no hour packet (CN 2061) for an hour by ``hour_deadline_s`` after the
-  hour ended. Only for loggers that have sent hour packets before (a new or minute-only logger
-  is not expected to); a factor the logger has reported in hour packets before and that an
-  hour packet lacks is reported for that factor (不完整).
+  hour ended, judged once both the clock and the logger's own data (its latest DataTime) are
+  past that deadline. Only for loggers that have sent hour packets before (a new or
+  minute-only logger is not expected to); a factor the logger has reported in hour packets
+  before and that an hour packet lacks is reported for that factor (不完整). A logger that
+  sends nothing is B8's (which inhibits B7's cases anyway); one that backfills history after
+  an outage (补发) is judged on what it backfills, hour by hour, not flagged for hours that
+  are still on their way.
 - **Clock jumps**: a tick far after the previous one (the clock was stepped, or the service
   was down) starts a warm-up of ``offline_after_s`` in which nothing is judged absent, so that
   the backlog queued at the broker can arrive first; a tick that goes backwards is ignored.
@@ -35,6 +39,7 @@ class _Watch:
     params: OutletParams
     version: str
     last_received: int | None = None
+    progress: int = -(2**62)  # the latest DataTime received: how far the logger has got
     offline: bool = False
     next_hour: int | None = None  # the next hour to check for B7
     expected: set[str] = field(default_factory=set)  # factors seen in hour packets
@@ -97,11 +102,16 @@ class AbsenceWatch:
             w = self._watches[key] = _Watch(p, p.version)
         return w
 
-    def received(self, key: tuple[str, str], received_t: int) -> list[Finding]:
-        """A packet from the outlet's logger arrived: it is alive."""
+    def received(
+        self, key: tuple[str, str], received_t: int, data_t: int | None = None
+    ) -> list[Finding]:
+        """A packet from the outlet's logger arrived (with data of time ``data_t``): it is
+        alive, and has got that far."""
         w = self._watch(key)
         if w is None:
             return []
+        if data_t is not None and data_t > w.progress:
+            w.progress = data_t
         out: list[Finding] = []
         if w.offline:
             w.offline = False
@@ -209,7 +219,8 @@ class AbsenceWatch:
                     {"last_received": start},
                 )
             )
-        while w.next_hour is not None and w.next_hour + HOUR + p.hour_deadline_s < now:
+        judged_until = min(now, w.progress)
+        while w.next_hour is not None and w.next_hour + HOUR + p.hour_deadline_s < judged_until:
             hour = w.next_hour
             got = w.received.pop(hour, set())
             lacking = sorted(w.expected - got)

@@ -480,10 +480,10 @@ class BatchEngine:
         out: list[Finding] = []
         last_bucket = max([count, *by_bucket, *packets_by_bucket, *meters_by_bucket])
         for k in range(last_bucket + 1):
-            for e, o, f, latest in by_bucket.get(k, ()):
+            for e, o, f, latest, progress in by_bucket.get(k, ()):
                 out += watch.received((e, o), f)
-                out += watch.received((e, o), latest)
-            for e, m, f, latest in meters_by_bucket.get(k, ()):
+                out += watch.received((e, o), latest, progress)
+            for e, m, f, latest, _none in meters_by_bucket.get(k, ()):
                 out += watch.meter_received((e, m), f)
                 out += watch.meter_received((e, m), latest)
             for e, o, h, factor in packets_by_bucket.get(k, ()):
@@ -603,22 +603,27 @@ def _by_outlet(
 
 
 def _receipts(df: pl.DataFrame, key: list[str]) -> pl.DataFrame:
-    """Per source and bucket: the first receipt (arrival order) and the latest receipt time."""
+    """Per source and bucket: the first receipt (arrival order), the latest receipt time and
+    the latest data time (a logger's progress; meters have none)."""
     return (
         df.sort("seq")
         .group_by([*key, "bucket"], maintain_order=True)
         .agg(
             pl.col("received").first().alias("first"),
             pl.col("received").max().alias("latest"),
+            (pl.col("t").max() if "t" in df.columns else pl.lit(None)).alias("progress"),
             pl.col("seq").first().alias("order"),
         )
         .sort(["bucket", "order"])
-        .select(*key, "bucket", "first", "latest")
+        .select(*key, "bucket", "first", "latest", "progress")
     )
 
 
-def _by_bucket(receipts: pl.DataFrame) -> dict[int, list[tuple[str, str, int, int]]]:
-    out: dict[int, list[tuple[str, str, int, int]]] = {}
-    for a, b, bucket, first, latest in receipts.iter_rows():
-        out.setdefault(bucket, []).append((a, b, first, latest))
+Received = tuple[str, str, int, int, int | None]
+
+
+def _by_bucket(receipts: pl.DataFrame) -> dict[int, list[Received]]:
+    out: dict[int, list[Received]] = {}
+    for a, b, bucket, first, latest, progress in receipts.iter_rows():
+        out.setdefault(bucket, []).append((a, b, first, latest, progress))
     return out

@@ -114,7 +114,7 @@ class _OutletStream:
 
 # The layout of the engine's state; a snapshot of another layout is not restored (the
 # archive is replayed instead). Raise it whenever a pickled class changes its fields.
-STATE_FORMAT = 3
+STATE_FORMAT = 4
 
 
 class StreamEngine:
@@ -239,7 +239,7 @@ class StreamEngine:
                 st = self._outlets[key] = _OutletStream(params, markings)
             t = int(m.data_time.timestamp())
             received = int(m.received_at.timestamp())
-            out += absence.received(key, received)
+            out += absence.received(key, received, t)
             if t > received + self.max_future:
                 stats.future += 1
                 continue

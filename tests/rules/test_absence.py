@@ -85,14 +85,16 @@ def hour_packets(hours, factors=(SO2, O2), late_by=timedelta(minutes=5)):
 
 
 def test_b7_missing_hour_then_on_time_again():
-    data = sorted(hour_packets([0, 1, 3, 4]), key=lambda m: m.received_at)
+    live = rtd_every_minute(0, 360)  # B7 judges an hour once the logger's data is past it
+    data = sorted(hour_packets([0, 1, 3, 4]) + live, key=lambda m: m.received_at)
     found = drive(data, until_hours=6)
     b7 = [(f.state, f.window_start, f.factor) for f in found if f.rule == "B7"]
     assert b7 == [("fire", epoch(tick(2)), None), ("clear", epoch(tick(3)), None)]
 
 
 def test_b7_incomplete_hour_names_the_missing_factor_and_new_loggers_are_not_expected():
-    data = hour_packets([0, 1]) + hour_packets([2], factors=(SO2,))
+    # Real-time data every minute: the logger is alive and its data moves on past the hours.
+    data = hour_packets([0, 1]) + hour_packets([2], factors=(SO2,)) + rtd_every_minute(0, 330)
     found = drive(sorted(data, key=lambda m: m.received_at), until_hours=5.4)
     assert [(f.rule, f.factor, f.window_start) for f in found if f.rule == "B7"] == [
         ("B7", O2, epoch(tick(2))),
@@ -101,6 +103,37 @@ def test_b7_incomplete_hour_names_the_missing_factor_and_new_loggers_are_not_exp
     # The first hour a logger ever sends starts the expectation: nothing before it is missing.
     late_start = sorted(hour_packets([3]), key=lambda m: m.received_at)
     assert [f for f in drive(late_start, until_hours=4.5) if f.rule == "B7"] == []
+
+
+def test_b7_leaves_a_silent_logger_to_b8_and_judges_a_backfill_by_what_it_sends():
+    # Hours 0-1 on time, then silence; at 5 h the logger comes back and backfills hours 2-4
+    # (补发), all but hour 3, and then goes on live.
+    on_time = hour_packets([0, 1])
+    backfill = [
+        reading(f, tick(h), 40.0, interval="hour", received=tick(5) + timedelta(seconds=h))
+        for h in (2, 4)
+        for f in (SO2, O2)
+    ]
+    live = [
+        reading(
+            O2,
+            tick(5) + timedelta(minutes=m),
+            7.0,
+            interval="rtd",
+            received=tick(5) + timedelta(minutes=m, seconds=5),
+        )
+        for m in range(1, 60)
+    ]
+    found = drive(sorted(on_time + backfill + live, key=lambda m: m.received_at), until_hours=6)
+    b8 = [(f.state, f.window_start) for f in found if f.rule == "B8"]
+    assert b8[-2:] == [
+        ("fire", epoch(tick(2) + timedelta(minutes=5))),
+        ("clear", epoch(tick(5)) + 2),
+    ]
+    assert [(f.state, f.window_start) for f in found if f.rule == "B7"] == [
+        ("fire", epoch(tick(3))),  # only the hour the backfill lacks
+        ("clear", epoch(tick(4))),
+    ]
 
 
 def test_b7_waits_for_the_deadline():
