@@ -424,7 +424,7 @@ class CaseBook:
             self._cas(conn, case, now, {"evidence": evidence})
             done.updated += 1
             return
-        if case.state in BEFORE_DISPATCH:
+        if case.state in BEFORE_DISPATCH and case.tier in self.policy.resolve_on_clear:
             resolved = self._cas(
                 conn,
                 case,
@@ -451,7 +451,7 @@ class CaseBook:
             )
             self._notify(conn, resolved, "case.changed", event, (), now)
         else:
-            # Dispatched: the brigade's work goes on; the case records that it cleared.
+            # Dispatched, or an alarm: the work goes on; the case records that it cleared.
             cleared = self._cas(conn, case, now, {"condition": "cleared", "evidence": evidence})
             done.updated += 1
             event = self._audit(

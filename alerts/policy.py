@@ -31,6 +31,10 @@ class AlertPolicy:
     # A condition back this soon after resolving reopens its case: three hours, so that an
     # hourly rule clearing for an hour or two and firing again stays one problem.
     flap_window_s: int = 3 * 3600
+    # The tiers whose undispatched case a clear resolves. An alarm (an exceedance, say) that
+    # has ended is still a violation to verify and dispatch: it stays in the queue, marked
+    # "condition cleared".
+    resolve_on_clear: frozenset[str] = frozenset({"warning"})
     evidence_trail: int = 20  # findings kept on a case (the findings table keeps them all)
     calendar: WorkingCalendar = field(default_factory=WorkingCalendar)
     enterprises: Mapping[str, EnterpriseInfo] = field(default_factory=dict)

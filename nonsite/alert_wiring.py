@@ -23,6 +23,7 @@ def build_alert_policy(config: Config) -> AlertPolicy:
         escalate_unexplained=a.escalate_unexplained,
         escalate_window_days=a.escalate_window_days,
         flap_window_s=a.flap_window_min * 60,
+        resolve_on_clear=frozenset(a.resolve_on_clear),
         evidence_trail=a.evidence_trail,
         calendar=WorkingCalendar.of(a.holidays, a.workdays),
         enterprises={

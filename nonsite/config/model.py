@@ -322,6 +322,9 @@ class BrigadeConfig(Section):
     notify: list[Identifier] = Field(default_factory=list)  # channel names
 
 
+Tier = Literal["warning", "alarm"]
+
+
 class AlertsSection(Section):
     """Deadlines, escalation and notification routing ([I] defaults of the catalogue §D2)."""
 
@@ -331,6 +334,8 @@ class AlertsSection(Section):
     escalate_unexplained: int = Field(default=3, ge=1)
     escalate_window_days: int = Field(default=30, ge=1)
     flap_window_min: int = Field(default=180, ge=0)
+    # Tiers whose case a clear resolves before dispatch; an alarm stays to be dispatched.
+    resolve_on_clear: list[Tier] = Field(default_factory=lambda: list[Tier](["warning"]))
     evidence_trail: int = Field(default=20, ge=1, le=1000)
     holidays: list[date] = Field(default_factory=list)  # 法定节假日 (weekdays off)
     workdays: list[date] = Field(default_factory=list)  # 调休上班 (weekend days worked)

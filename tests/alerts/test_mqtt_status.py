@@ -5,10 +5,13 @@ import threading
 
 import paho.mqtt.client as mqtt
 import pytest
+import sqlalchemy as sa
 
 from alerts.channels.mqtt import MqttChannel
 from alerts.outbox import Dispatcher
+from alerts.schema import cases
 from alerts.status import enterprise_status
+from alerts.workflow import Actor
 from tests.alerts.conftest import finding
 
 pytestmark = pytest.mark.integration
@@ -65,6 +68,27 @@ def test_status_follows_the_cases_and_stays_retained(store, book, clock, mosquit
                     finding(state="clear", hour=1),
                     finding("B2", "clear", "warning", hour=1, limit=None),
                 ],
+            )
+        d.run_once()
+        # The warning resolved; the alarm ended but stays open until the monitoring centre
+        # decides on it (an exceedance that has ended is still to be verified).
+        status = retained_status(mosquitto, "alerts/status/E1")
+        assert (status["status_zh"], status["open_alarms"], status["open_warnings"]) == (
+            "报警",
+            1,
+            0,
+        )
+        with store.begin() as conn:
+            alarm = conn.execute(
+                sa.select(cases.c.id).where(cases.c.open_key.is_not(None))
+            ).scalar_one()
+            book.act(
+                conn,
+                alarm,
+                "verify",
+                Actor("监测中心", "monitor"),
+                outcome="false_positive",
+                note="标定误差",
             )
         d.run_once()
         assert retained_status(mosquitto, "alerts/status/E1")["status_zh"] == "正常"

@@ -84,10 +84,10 @@ def test_an_offline_logger_inhibits_its_outlets_exceedance_and_anomaly_cases(sto
 
 def test_clears_are_never_suppressed(store, book, clock):
     with store.begin() as conn:
-        [cid] = book.apply(conn, [finding()]).opened
+        [cid] = book.apply(conn, [finding("B2", tier="warning", limit=None)]).opened
     silence(store, clock, enterprise_id="E1")
     with store.begin() as conn:
-        done = book.apply(conn, [finding(state="clear", hour=1)])
+        done = book.apply(conn, [finding("B2", "clear", "warning", hour=1, limit=None)])
     assert done.resolved == [cid] and done.suppressed == 0
 
 

@@ -223,9 +223,12 @@ def test_one_open_case_per_source_and_rule_updated_by_further_findings(store, bo
     assert get(store, book, cid).state == "sensed"
     apply(store, book, finding(state="clear", factor="a21002", hour=3))
     case = get(store, book, cid)
-    assert (case.state, case.condition) == ("resolved", "cleared")
-    # The store itself refuses a second open case for the same key.
+    # An exceedance that has ended is still a violation: the alarm stays to be dispatched.
+    assert (case.state, case.condition) == ("sensed", "cleared")
+    assert trail(store, book, cid)[-1] == ("condition_cleared", "system", "sensed")
     apply(store, book, finding(hour=9))
+    assert get(store, book, cid).count == 5  # the same problem, the same case
+    # The store itself refuses a second open case for the same key.
     with store.connect() as conn:
         row = conn.execute(sa.select(cases).where(cases.c.open_key.is_not(None))).first()
     values = dict(row._mapping)
@@ -303,3 +306,20 @@ def test_overdue_explanation_escalates_once_and_overdue_feedback_is_flagged(stor
         assert book.tick(conn) == []  # once
     assert get(store, book, alarm).overdue == "feedback"
     assert ("case.overdue", "b1-hook") in notified(store, alarm)
+
+
+def test_the_tiers_a_clear_resolves_are_configurable(store, clock):
+    from dataclasses import replace
+
+    from alerts.cases import CaseBook
+    from alerts.notify import Notifier
+    from tests.alerts.conftest import POLICY, ROUTES
+
+    policy = replace(POLICY, resolve_on_clear=frozenset({"warning", "alarm"}))
+    book = CaseBook(policy, Notifier(ROUTES, policy), clock=clock)
+    [alarm] = apply(store, book, finding()).opened
+    [warning] = apply(store, book, finding("B2", tier="warning", limit=None)).opened
+    apply(store, book, finding(state="clear", hour=1))
+    apply(store, book, finding("B2", "clear", "warning", hour=1, limit=None))
+    assert get(store, book, alarm).state == "resolved"
+    assert get(store, book, warning).state == "resolved"
