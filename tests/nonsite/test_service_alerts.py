@@ -87,6 +87,9 @@ def write_config(path: Path, broker_url: str, data_dir: Path, hook: str, db_url:
         'supervisors = ["supervisors-hook"]',
         "retry_base_s = 0.2",
         "flap_window_min = 0",
+        # Each exceedance its own case: a clear resolves even an alarm here, so that the run
+        # opens many cases across the kills.
+        'resolve_on_clear = ["warning", "alarm"]',
         "retry_max_s = 1.0",
         "[[alerts.channels]]",
         'name = "supervisors-hook"',
