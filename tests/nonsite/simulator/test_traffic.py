@@ -46,6 +46,25 @@ def test_two_simulated_hours_of_the_example_fleet_decode_and_keep_their_cadence(
     assert list(again.frames(START)) == list(FleetTraffic(config, seed=7).frames(START))
 
 
+def test_live_real_time_data_day_values_at_midnight_and_both_editions():
+    config = load_config(EXAMPLE)
+    midnight = int(datetime(2026, 11, 24, 0, 0, tzinfo=CHINA_TZ).timestamp())
+    traffic = FleetTraffic(config, seed=7, since=midnight - 86400)
+    frames = []
+    for minute in range(-24 * 60, 1):
+        traffic.realtime = minute == 0  # live only at the last minute
+        frames += [
+            decode_frame(p) for t, p in traffic.frames(midnight + 60 * minute) if t[0] == "h"
+        ]
+    outlets = sum(len(e.outlets) for e in config.enterprises)
+    assert sum(f.cn == "2011" for f in frames) == outlets  # only while live
+    days = [f for f in frames if f.cn == "2031"]
+    assert len(days) == outlets  # the whole day, once, at midnight
+    assert {f.version for f in frames} == {"2017", "2025"}
+    # Nothing covers time before the loggers started: the first day has its 144 records.
+    assert sum(f.cn == "2051" for f in frames) == outlets * 144
+
+
 @pytest.mark.integration
 def test_it_publishes_to_a_broker(mosquitto):
     config = load_config(EXAMPLE)
