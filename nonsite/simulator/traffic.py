@@ -130,7 +130,7 @@ class FleetTraffic:
                 self._corrupted.add(i)
                 topic, payload = frames[0]
                 # A digit of the data changed in transit: the CRC no longer matches.
-                at = payload.index(b"Avg=") + 4
+                at = payload.index(b"=", payload.index(b"CP=&&") + 5) + 1
                 digit = b"7" if payload[at : at + 1] != b"7" else b"3"
                 out.append((topic, payload[:at] + digit + payload[at + 1 :]))
             if i.kind == "late_duplicate":

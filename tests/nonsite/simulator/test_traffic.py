@@ -13,10 +13,12 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from ingest.hj212.decoder import decode_frame
+from ingest.hj212.errors import DecodeErrorCode, Hj212DecodeError
 from ingest.hj212.timefmt import CHINA_TZ
 from ingest.power.decoder import decode_power
 from nonsite.config import load_config
 from nonsite.config.mqtt_url import parse_broker_url
+from nonsite.simulator.incidents import Incident
 from nonsite.simulator.publisher import Publisher, run
 from nonsite.simulator.traffic import FleetTraffic
 
@@ -99,3 +101,33 @@ def test_it_publishes_to_a_broker(mosquitto):
         sub.disconnect()
     assert progress.messages > 0 and len(got) == progress.messages
     assert progress.sim_time == START + 600
+
+
+@pytest.mark.parametrize("live", [False, True])
+def test_a_corrupted_frame_fails_its_check_code_live_or_not(live):
+    config = load_config(EXAMPLE)
+    e = config.enterprises[0]
+    incident = Incident(
+        name="报文损坏",
+        kind="corrupt",
+        enterprise_id=e.id,
+        source_id=e.outlets[0].id,
+        start=START,
+        end=START + 600,
+    )
+    traffic = FleetTraffic(config, seed=7, incidents=[incident])
+    traffic.realtime = live
+    mn = e.outlets[0].mn
+    sent = [p for t, p in traffic.frames(START) if t == f"hj212/{mn}"]
+    garbled = [p for p in sent if not _check_code_ok(p)]
+    assert len(garbled) == 1  # garbled once in transit ...
+    assert len(sent) - 1 == (3 if live else 2)  # ... beside the minute's intact frames
+
+
+def _check_code_ok(payload: bytes) -> bool:
+    try:
+        decode_frame(payload)
+    except Hj212DecodeError as exc:
+        assert exc.code == DecodeErrorCode.CRC_MISMATCH
+        return False
+    return True
