@@ -212,6 +212,8 @@ def latency(
     )
     watch.stop()
     checkpoints.close()
+    if dump := os.environ.get("NONSITE_BENCH_METRICS"):
+        Path(dump).write_text(service.metrics())
     opened = {}
     for c in watch.seen:
         if c.rule == "A3" and c.enterprise_id in probe_ids:
@@ -320,7 +322,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--enterprises", type=int, default=200, help="the demo fleet's size")
+    parser.add_argument("--enterprises", type=int, default=100, help="the demo fleet's size")
     parser.add_argument("--messages", type=int, default=60_000, help="the throughput mix")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rate", type=float, default=2000.0, help="latency run, messages/s")

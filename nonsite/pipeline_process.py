@@ -99,7 +99,13 @@ class PipelineProcess:
         """Let the pipeline decode everything archived, then end it. True if it drained."""
         self._stopping = True
         self._send(("drain",))
-        drained = self._drained.wait(timeout)
+        deadline = time.monotonic() + timeout
+        # A child that died (a signal to the whole process group) will not report: stop
+        # waiting for it then, rather than for the whole timeout.
+        while not (drained := self._drained.wait(0.2)) and time.monotonic() < deadline:
+            if not self.alive:
+                drained = self._drained.wait(2.0)  # its last words may still be in the pipe
+                break
         proc = self._proc
         if proc is not None:
             proc.join(10)

@@ -68,8 +68,8 @@ def service_sections(
 def bench_config(
     enterprises: int, probes: int, start: int, end: int, sections: dict[str, Any]
 ) -> tuple[dict[str, Any], Config, list[Incident], Config]:
-    """(the service's configuration as data and validated, the fleet's incidents, the
-    probes' own configuration)."""
+    """(the service's configuration as data, the fleet's own configuration and incidents
+    (what the traffic is generated from), the probes' own configuration)."""
     data: dict[str, Any] = demo_fleet(enterprises) | sections
     config, incidents = scripted_config(data, start, end, "(bench)")
     outlets = [(e.id, o.id) for e in config.enterprises for o in e.outlets]
@@ -87,11 +87,11 @@ def bench_config(
         if n % 10 == 5 and ent not in {i.enterprise_id for i in incidents}
     ]
     data["enterprises"] = data["enterprises"] + probe_enterprises(probes)
-    full = parse_config(data, "(bench)", env={})
+    parse_config(data, "(bench)", env={})  # the service's, checked here
     probe_only = parse_config(
         {"brigades": data["brigades"], "enterprises": probe_enterprises(probes)}, "(probes)", env={}
     )
-    return data, full, incidents, probe_only
+    return data, config, incidents, probe_only
 
 
 def scaled_fleet(keys: int, meters: int) -> dict[str, Any]:

@@ -86,3 +86,21 @@ def test_the_pipeline_exits_when_the_service_is_killed(mosquitto, tmp_path):
     assert service.ready()
     assert service.terminate() == 0
     assert os.path.exists(tmp_path / "d" / "pipeline.lock")
+
+
+def test_a_stop_signal_to_both_processes_does_not_wait_for_the_dead_pipeline(mosquitto, tmp_path):
+    """Ctrl-C in a terminal (or `timeout`) signals the whole process group: the pipeline dies
+    at once and will never report that it drained; the service must not wait two minutes for
+    it. It resumes from its checkpoint at the next start."""
+    config = write_config(
+        tmp_path / "n.toml", broker_url=mosquitto.url, data_dir=tmp_path / "d", mns=[MN]
+    )
+    service = ServiceProcess(config, tmp_path / "service.log")
+    service.start()
+    pub = Publisher(mosquitto.host, mosquitto.port)
+    pub.publish_all(frames(0, 50))
+    pub.close()
+    assert wait_until(lambda: decoded(service) >= 50)
+    pipeline_child(service).send_signal(signal.SIGTERM)
+    assert service.terminate(timeout=30) == 0  # it used to wait 120 s for "drained"
+    assert "the pipeline did not finish decoding" in service.log_text()
