@@ -146,8 +146,9 @@ class MessageProcessor:
         outlet = self.registry.outlet(frame.mn)
         assert outlet is not None  # checked by _check_frame
         data_time = frame.data_time
+        received_at = msg.received_at  # computed from the µs on each access: once
         if data_time is not None:
-            add_frame_readings(batch.readings, frame, outlet, data_time, msg.received_at, msg.seq)
+            add_frame_readings(batch.readings, frame, outlet, data_time, received_at, msg.seq)
         batch.readings.loggers.append(
             LoggerSeen(
                 enterprise_id=outlet.enterprise_id,
@@ -155,7 +156,7 @@ class MessageProcessor:
                 mn=frame.mn,
                 cn=frame.cn,
                 data_time=data_time,
-                received_at=msg.received_at,
+                received_at=received_at,
                 archive_seq=msg.seq,
             )
         )
