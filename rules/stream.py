@@ -15,8 +15,8 @@ hour values (at most 24 per factor): nothing grows with history.
 
 from __future__ import annotations
 
-import heapq
 from array import array
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -115,7 +115,7 @@ class _OutletStream:
 
 # The layout of the engine's state; a snapshot of another layout is not restored (the
 # archive is replayed instead). Raise it whenever a pickled class changes its fields.
-STATE_FORMAT = 5
+STATE_FORMAT = 6
 
 
 class StreamEngine:
@@ -172,11 +172,9 @@ class StreamEngine:
             if ts + grace <= st.watermark:
                 stats.late += 1
                 continue
-            key = (ts, s.meter_id)
-            if key in st.pending:
+            if not st.add(s.meter_id, ts, s.active_power_kw):
                 stats.duplicates += 1
                 continue
-            st.add(key, s.active_power_kw)
             if ts > st.watermark:
                 st.watermark = ts
                 out += st.finalize(ts - grace)
@@ -323,34 +321,68 @@ class StreamEngine:
         return out
 
 
+class _MeterQueue:
+    """One meter's samples waiting for the grace to pass: times and kW in two arrays sorted
+    by time, 16 bytes a sample. (A dict of (time, meter) → kW took about 200: with an hour's
+    grace and 20,000 meters sampled every minute, 250 MB.)"""
+
+    __slots__ = ("kw", "ts")
+
+    def __init__(self) -> None:
+        self.ts = array("q")
+        self.kw = array("d")
+
+    def add(self, ts: int, kw: float) -> bool:
+        """False for a time already waiting (a duplicate)."""
+        times = self.ts
+        if not times or ts > times[-1]:  # in order: the usual case
+            times.append(ts)
+            self.kw.append(kw)
+            return True
+        i = bisect_left(times, ts)
+        if i < len(times) and times[i] == ts:
+            return False
+        times.insert(i, ts)
+        self.kw.insert(i, kw)
+        return True
+
+    def take(self, upto: int) -> list[tuple[int, float]]:
+        """The samples stamped at or before ``upto``, removed."""
+        n = bisect_right(self.ts, upto)
+        if not n:
+            return []
+        out = list(zip(self.ts[:n], self.kw[:n], strict=True))
+        del self.ts[:n]
+        del self.kw[:n]
+        return out
+
+
 class _PowerStream:
     """One enterprise's meter samples waiting for the grace to pass, and its judge."""
 
-    __slots__ = ("judge", "link", "order", "pending", "watermark")
+    __slots__ = ("judge", "link", "pending", "watermark")
 
     def __init__(self, params: EnterprisePowerParams, link: ProductionLink | None) -> None:
         self.judge = PowerJudge(params)
         self.link = link
-        self.pending: dict[tuple[int, str], float] = {}
-        # The pending keys as a min-heap: finalizing takes the due ones off its top instead of
-        # scanning the grace period's samples (an hour of every meter) at every new minute.
-        self.order: list[tuple[int, str]] = []
+        self.pending: dict[str, _MeterQueue] = {}
         self.watermark = -(2**62)
 
-    def add(self, key: tuple[int, str], p_kw: float) -> None:
-        self.pending[key] = p_kw
-        heapq.heappush(self.order, key)
+    def add(self, meter: str, ts: int, p_kw: float) -> bool:
+        """Queue a sample; False for a duplicate of one waiting."""
+        queue = self.pending.get(meter)
+        if queue is None:
+            queue = self.pending[meter] = _MeterQueue()
+        return queue.add(ts, p_kw)
 
     def finalize(self, upto: int) -> list[Finding]:
         """Judge, in (time, meter) order, the samples stamped at or before ``upto``."""
-        order = self.order
-        ready: list[tuple[int, str]] = []
-        while order and order[0][0] <= upto:
-            ready.append(heapq.heappop(order))
+        ready = sorted(
+            (ts, meter, kw) for meter, q in self.pending.items() for ts, kw in q.take(upto)
+        )
         out: list[Finding] = []
         judge, link = self.judge, self.link
-        for ts, meter in ready:
-            p_kw = self.pending.pop((ts, meter))
+        for ts, meter, p_kw in ready:
             out += judge.sample(meter, ts, p_kw)
             if link is not None:
                 out += link.sample(meter, ts, p_kw, judge.state(meter))
