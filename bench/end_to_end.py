@@ -268,13 +268,15 @@ def memory(
             yield list(traffic.frames(start + 60 * m))
 
     began = time.perf_counter()
-    sent = feed_live(broker, minutes(), sampler)
-    checkpoints = Checkpoints(database_url)
-    wait_until(lambda: checkpoints() >= sent, 1800, "the memory run's pipeline")
-    seconds = time.perf_counter() - began
-    checkpoints.close()
-    hwm = sampler.stop()
-    service.terminate(timeout=300)
+    try:
+        sent = feed_live(broker, minutes(), sampler)
+        checkpoints = Checkpoints(database_url)
+        wait_until(lambda: checkpoints() >= sent, 1800, "the memory run's pipeline")
+        seconds = time.perf_counter() - began
+        checkpoints.close()
+        hwm = sampler.stop()
+    finally:
+        service.terminate(timeout=300)
     return {
         "outlet_factor_keys": keys,
         "meters": meters,
@@ -288,15 +290,15 @@ def memory(
 
 
 def table(result: dict[str, Any]) -> str:
-    t, lines = result["throughput"], []
-    bare = statistics.median(t["bare_msgs_per_s"])
-    lines.append(f"{'measure':<52}{'figure':>16}  goal")
-    lines.append(f"{'bare paho drain (median)':<52}{bare:>12,.0f} msg/s")
-    lines.append(
-        f"{'nonsite serve, whole path (median)':<52}{t['serve_msgs_per_s_median']:>12,} msg/s"
-        f"  ratio {t['ratio']:.2f} (≥ 0.70)"
-    )
-    lines.append(f"{'  readings judged':<52}{t['serve_readings_per_s_median']:>9,} readings/s")
+    lines = [f"{'measure':<52}{'figure':>16}  goal"]
+    if t := result.get("throughput"):
+        bare = statistics.median(t["bare_msgs_per_s"])
+        lines.append(f"{'bare paho drain (median)':<52}{bare:>12,.0f} msg/s")
+        lines.append(
+            f"{'nonsite serve, whole path (median)':<52}{t['serve_msgs_per_s_median']:>12,} msg/s"
+            f"  ratio {t['ratio']:.2f} (≥ 0.70)"
+        )
+        lines.append(f"{'  readings judged':<52}{t['serve_readings_per_s_median']:>9,} readings/s")
     if result.get("latency"):
         lat = result["latency"]
         c, w = lat["publish_to_committed_case"], lat["publish_to_webhook"]
@@ -332,6 +334,7 @@ def main() -> None:
     parser.add_argument("--meters", type=int, default=20_000)
     parser.add_argument("--memory-minutes", type=int, default=65)
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--memory-only", action="store_true", help="only the memory run")
     parser.add_argument(
         "--database-url",
         help="a PostgreSQL server to run on (fresh databases are created); default SQLite",
@@ -356,29 +359,12 @@ def main() -> None:
         broker.start()
         sink = WebhookSink()
         sink.start()
-        service: ServiceProcess | None = None
         try:
-            data, config, incidents, probes = bench_config(
-                args.enterprises, args.probes, start, start + 3 * 86400, {}
-            )
-            traffic = fleet_minutes(config, incidents, start)
-            mix = take(traffic, args.messages)
-            result["fleet"] = {
-                "enterprises": args.enterprises,
-                "outlet_factor_keys": count_keys(config)[0],
-                "meters": count_keys(config)[1],
-            }
-            result["throughput"], service, database_url = throughput(
-                args, workdir, broker, data, mix, sink.url
-            )
-            result["latency"] = latency(args, broker, service, database_url, probes, traffic, sink)
-            service.terminate()
-            service = None
+            if not args.memory_only:
+                throughput_and_latency(args, workdir, broker, sink, start, result)
             if not args.skip_memory:
                 result["memory"] = memory(args, workdir, broker, start)
         finally:
-            if service is not None and service.proc is not None and service.proc.poll() is None:
-                service.terminate()
             sink.stop()
             broker.stop(kill=True)
     args.output.parent.mkdir(exist_ok=True)
@@ -386,6 +372,34 @@ def main() -> None:
     print()
     print(table(result))
     print(f"written to {args.output}")
+
+
+def throughput_and_latency(
+    args: argparse.Namespace,
+    workdir: Path,
+    broker: Mosquitto,
+    sink: WebhookSink,
+    start: int,
+    result: dict[str, Any],
+) -> None:
+    data, config, incidents, probes = bench_config(
+        args.enterprises, args.probes, start, start + 3 * 86400, {}
+    )
+    traffic = fleet_minutes(config, incidents, start)
+    mix = take(traffic, args.messages)
+    keys, meters = count_keys(config)
+    result["fleet"] = {
+        "enterprises": args.enterprises,
+        "outlet_factor_keys": keys,
+        "meters": meters,
+    }
+    result["throughput"], service, database_url = throughput(
+        args, workdir, broker, data, mix, sink.url
+    )
+    try:
+        result["latency"] = latency(args, broker, service, database_url, probes, traffic, sink)
+    finally:
+        service.terminate()
 
 
 if __name__ == "__main__":
