@@ -46,7 +46,6 @@ from bench.e2e.fleet import (
 from bench.e2e.observe import CaseWatch, Checkpoints, MemorySampler, WebhookSink
 from bench.e2e.phases import (
     Drain,
-    bare_rate,
     drain_serve,
     feed_live,
     metric_sum,
@@ -56,6 +55,7 @@ from bench.e2e.phases import (
     wait_until,
 )
 from bench.e2e.traffic import describe, fleet_minutes, probe_closer, probe_priming, take
+from bench.ingest_ratio import drain_bare, loopback_broker
 from nonsite.config.load import parse_config
 from nonsite.demo import history_start
 from nonsite.embedded_broker import free_port
@@ -124,7 +124,7 @@ def throughput(
         mix,
     )
     print(f"queued {len(mix):,} messages for {2 * rounds + 1} sessions in {queued:.1f} s")
-    bare = [bare_rate(broker, "bench-bare-0", len(mix))]
+    bare = [drain_bare(broker, "bench-bare-0", len(mix))]
     print(f"bare paho: {bare[-1]:,.0f} msg/s")
     serve: list[dict[str, Any]] = []
     service: ServiceProcess | None = None
@@ -156,7 +156,7 @@ def throughput(
             f"{readings / drain.seconds:,.0f} readings/s "
             f"(archived at {drain.messages / drain.archive_seconds:,.0f} msg/s)"
         )
-        bare.append(bare_rate(broker, f"bench-bare-{r + 1}", len(mix)))
+        bare.append(drain_bare(broker, f"bench-bare-{r + 1}", len(mix)))
         print(f"bare paho: {bare[-1]:,.0f} msg/s")
     assert service is not None
     bare_median = statistics.median(bare)
@@ -269,7 +269,7 @@ def memory(
 
     began = time.perf_counter()
     try:
-        sent = feed_live(broker, minutes(), sampler)
+        sent = feed_live(broker, minutes())
         checkpoints = Checkpoints(database_url)
         wait_until(lambda: checkpoints() >= sent, 1800, "the memory run's pipeline")
         seconds = time.perf_counter() - began
@@ -352,11 +352,7 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        broker = Mosquitto(workdir / "mosquitto")
-        broker.conf.write_text(
-            broker.conf.read_text().replace("persistence true", "persistence false")
-        )
-        broker.start()
+        broker = loopback_broker(workdir)
         sink = WebhookSink()
         sink.start()
         try:

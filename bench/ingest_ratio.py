@@ -46,6 +46,14 @@ from tests.service_process import ServiceProcess, write_config
 SUBSCRIPTIONS = (("hj212/+", 1), ("power/+", 1))
 
 
+def loopback_broker(workdir: Path) -> Mosquitto:
+    """A started Mosquitto on a free loopback port, keeping its queues in memory only."""
+    broker = Mosquitto(workdir / "mosquitto")
+    broker.conf.write_text(broker.conf.read_text().replace("persistence true", "persistence false"))
+    broker.start()
+    return broker
+
+
 def v5_client(client_id: str, manual_ack: bool = False) -> mqtt.Client:
     return mqtt.Client(
         CallbackAPIVersion.VERSION2,
@@ -215,11 +223,7 @@ def main() -> None:
     items = mix(n)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        broker = Mosquitto(workdir / "mosquitto")
-        broker.conf.write_text(
-            broker.conf.read_text().replace("persistence true", "persistence false")
-        )
-        broker.start()
+        broker = loopback_broker(workdir)
         try:
             rounds = []
             consumers = []

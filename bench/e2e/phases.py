@@ -21,8 +21,8 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from bench.e2e.observe import Checkpoints, MemorySampler
-from bench.ingest_ratio import create_session, drain_bare, queue_traffic
+from bench.e2e.observe import Checkpoints
+from bench.ingest_ratio import create_session, queue_traffic
 from ingest.archive import RawArchive
 from nonsite.simulator.traffic import Message
 from tests.brokers import Mosquitto
@@ -48,10 +48,6 @@ class Drain:
     @property
     def rate(self) -> float:
         return self.messages / self.seconds
-
-
-def bare_rate(broker: Mosquitto, client_id: str, messages: int) -> float:
-    return drain_bare(broker, client_id, messages)
 
 
 def queue_for(broker: Mosquitto, client_ids: list[str], messages: list[Message]) -> float:
@@ -172,21 +168,19 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
         time.sleep(0.05)
 
 
-def feed_live(broker: Mosquitto, messages: Iterator[list[Message]], sampler: MemorySampler) -> int:
-    """Publish minute after minute as fast as the broker takes it; the sampler runs."""
+def feed_live(broker: Mosquitto, messages: Iterator[list[Message]]) -> int:
+    """Publish minute after minute as fast as the broker takes it."""
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-memory-feed")
     client.max_inflight_messages_set(1000)
     client.connect(broker.host, broker.port)
     client.loop_start()
     sent = 0
-    lock = threading.Lock()
     try:
         for minute in messages:
             infos = [client.publish(topic, payload, qos=1) for topic, payload in minute]
             for info in infos:
                 info.wait_for_publish(60)
-            with lock:
-                sent += len(infos)
+            sent += len(infos)
     finally:
         client.loop_stop()
         client.disconnect()
