@@ -125,6 +125,13 @@ class Service:
             config = config.model_copy(update={"mqtt": mqtt})
         self.pipeline = PipelineProcess(config, on_replies=self._publish_replies)
         self.pipeline.start()
+        # The web side first: its imports and context take a few hundred ms of this process,
+        # better spent before messages arrive than taken from the network loop; and /metrics
+        # and /readyz answer from the first message on.
+        web = WebContext.build(config, self.engine)
+        app = build_app(self.registry, self.readiness, self._pipeline_metrics, web)
+        server = make_server(app, http_socket)
+        http_task = asyncio.create_task(server.serve(sockets=[http_socket]), name="http")
         self.archiver = Archiver(
             self.archive,
             ack=self._ack,
@@ -136,10 +143,6 @@ class Service:
         self.archiver.start()
         self.source.start()
 
-        web = WebContext.build(config, self.engine)
-        app = build_app(self.registry, self.readiness, self._pipeline_metrics, web)
-        server = make_server(app, http_socket)
-        http_task = asyncio.create_task(server.serve(sockets=[http_socket]), name="http")
         housekeeping = asyncio.create_task(self._housekeeping(), name="housekeeping")
         host, _, port = config.service.http_listen.rpartition(":")
         self.status.http_url = f"http://{host}:{port}"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+import struct
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -28,6 +29,9 @@ from ingest.metrics import ArchiveMetrics
 from ingest.mqtt.settings import MqttSettings
 
 log = logging.getLogger(__name__)
+
+PUBACK = 0x40
+_PUBACK = (PUBACK << 24) | (2 << 16)  # fixed header of a PUBACK as the top half of a u32
 
 
 class Delivery(NamedTuple):
@@ -85,6 +89,10 @@ class MqttSource:
         self._client.on_connect = self._handle_connect
         self._client.on_disconnect = self._handle_disconnect
         self._client.on_message = self._handle_message
+        # paho's internal queue of outgoing packets (paho-mqtt 2.x); without it, ack one by one.
+        self._queue_packet: Callable[[int, bytes, int, int], object] | None = getattr(
+            self._client, "_packet_queue", None
+        )
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -129,12 +137,24 @@ class MqttSource:
         new connection, the archive recognises the copy, and that copy is acknowledged.
         """
         generation = self._generation
-        sent = 0
-        for d in deliveries:
-            if d.qos > 0 and d.generation == generation:
-                self._client.ack(d.mid, d.qos)
-                sent += 1
-        return sent
+        current = [d for d in deliveries if d.qos > 0 and d.generation == generation]
+        mids = [d.mid for d in current if d.qos == 1]
+        if mids and self._queue_packet is not None:
+            # One write for the whole batch. paho's ack() queues a packet per message, and
+            # each costs a wake-up write to its socket pair and a send of four bytes, both
+            # releasing the GIL to the network thread: about a tenth of this process's time
+            # at ten thousand messages a second. A PUBACK without reason code or properties is
+            # four bytes in MQTT 3.1.1 and 5 alike: 0x40, remaining length 2, the packet id.
+            self._queue_packet(
+                PUBACK, struct.pack(f"!{len(mids)}I", *(_PUBACK | m for m in mids)), 0, 0
+            )
+        else:
+            for mid in mids:
+                self._client.ack(mid, 1)
+        for d in current:
+            if d.qos == 2:  # not used by our QoS 1 subscriptions, but answered correctly
+                self._client.ack(d.mid, 2)
+        return len(current)
 
     def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
         self._client.publish(topic, payload, qos=qos)

@@ -38,6 +38,32 @@ def test_unacknowledged_messages_are_redelivered_to_the_same_client_id(mosquitto
     pub.close()
 
 
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_a_batch_acknowledged_in_one_call_is_not_redelivered_and_the_rest_is(mosquitto, protocol):
+    """The archiver acknowledges a committed batch at once (one write of many PUBACKs)."""
+    s = settings(mosquitto.host, mosquitto.port, protocol=protocol, client_id=f"batch-{protocol}")
+    holding = Collector()
+    holding.auto_ack = False
+    source = start_source(s, holding)
+    pub = Publisher(mosquitto.host, mosquitto.port)
+    pub.publish_all(msgs(600))
+    holding.wait_for(600)
+    with holding.lock:
+        received = list(holding.deliveries)
+    assert len(received) == 600
+    assert source.ack(received[:450]) == 450
+    time.sleep(0.5)  # the PUBACKs reach the broker before we leave
+    source.stop()
+    again = Collector()
+    resumed = start_source(s, again)
+    redelivered = again.wait_for(150)
+    time.sleep(0.5)
+    assert sorted(again.payloads) == sorted(d.payload for d in received[450:])
+    assert len(redelivered) == 150
+    resumed.stop()
+    pub.close()
+
+
 def test_acknowledged_messages_are_not_redelivered_and_the_session_queues_while_away(mosquitto):
     s = settings(mosquitto.host, mosquitto.port)
     first = Collector()
