@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 
 from ingest.archive import RawArchive
@@ -36,8 +37,13 @@ class Archiver:
         self._on_commit = on_commit
         self._metrics = metrics
         self._batch_max = batch_max
-        self._pending: list[Delivery] = []
-        self._cond = threading.Condition()
+        # The network thread appends without a lock (deque.append is atomic) and wakes the
+        # writer only when it sleeps: a lock per message was a twentieth of the receiving
+        # thread's time, and each contended one handed the GIL back and forth.
+        self._pending: deque[Delivery] = deque()
+        self._wake = threading.Event()
+        self._writer_idle = False
+        self._cond = threading.Condition()  # commits, for flush() and stop()
         self._stopping = False
         self._in_flight = 0  # taken from _pending, not yet committed
         self._thread: threading.Thread | None = None
@@ -47,10 +53,9 @@ class Archiver:
 
     def submit(self, delivery: Delivery) -> None:
         """Queue a received message (called on paho's network thread)."""
-        with self._cond:
-            self._pending.append(delivery)
-            if len(self._pending) == 1:  # the writer only waits when nothing is pending
-                self._cond.notify()
+        self._pending.append(delivery)
+        if self._writer_idle:
+            self._wake.set()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="archiver", daemon=True)
@@ -72,6 +77,7 @@ class Archiver:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
 
@@ -81,15 +87,20 @@ class Archiver:
             return len(self._pending) + self._in_flight
 
     def _take(self) -> list[Delivery] | None:
-        with self._cond:
-            while not self._pending and not self._stopping:
-                self._cond.wait()
-            if not self._pending:
+        pending = self._pending
+        while not pending:
+            if self._stopping:
                 return None
-            batch = self._pending[: self._batch_max]
-            del self._pending[: self._batch_max]
-            self._in_flight = len(batch)
-            return batch
+            self._wake.clear()
+            self._writer_idle = True
+            if not pending and not self._stopping:  # a submit between check and flag
+                self._wake.wait()
+            self._writer_idle = False
+        with self._cond:
+            n = min(len(pending), self._batch_max)
+            batch = [pending.popleft() for _ in range(n)]
+            self._in_flight = n
+        return batch
 
     def _store(self, batch: list[Delivery]) -> int | None:
         """Archive a batch, retrying with backoff; None if stopping before it succeeded."""

@@ -200,7 +200,7 @@ class MqttSource:
 
     def _handle_message(self, _client: mqtt.Client, _userdata: Any, message: Any) -> None:
         # Brokers enforce UTF-8 topics; decode leniently anyway so one bad topic cannot stall us.
-        topic = bytes(message._topic).decode("utf-8", "replace")
+        topic = message._topic.decode("utf-8", "replace")  # bytes already: no copy
         self._on_delivery(
             Delivery(
                 time.time_ns() // 1000,
