@@ -10,7 +10,6 @@ from zero.
 from __future__ import annotations
 
 import json
-import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,6 +38,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from rules.findings import Finding
 from rules.markings import Marking
+from rules.snapshot_codec import decode_state, encode_state
 
 metadata = MetaData()
 
@@ -288,7 +288,7 @@ def declared_as_markings(rows: Sequence[dict[str, Any]]) -> list[Marking]:
 
 
 def save_snapshot(conn: Connection, consumer: str, position: int, state: object) -> None:
-    blob = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+    blob = encode_state(state)
     conn.execute(delete(snapshots).where(snapshots.c.consumer == consumer))
     conn.execute(
         insert(snapshots).values(
@@ -298,12 +298,12 @@ def save_snapshot(conn: Connection, consumer: str, position: int, state: object)
 
 
 def load_snapshot(engine: Engine, consumer: str) -> tuple[int, object] | None:
-    """(archive position, state) of the consumer's last snapshot. The database is the
-    service's own, so unpickling it is as trusted as the code."""
+    """(archive position, state) of the consumer's last snapshot; its parameters are None
+    until the engine is reconfigured (rules.snapshot_codec)."""
     with engine.connect() as conn:
         row = conn.execute(
             select(snapshots.c.position, snapshots.c.state).where(snapshots.c.consumer == consumer)
         ).first()
     if row is None:
         return None
-    return int(row.position), pickle.loads(row.state)  # noqa: S301 - our own snapshot
+    return int(row.position), decode_state(row.state)

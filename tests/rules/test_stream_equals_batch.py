@@ -7,6 +7,7 @@ import pytest
 
 from ingest.readings import Measurement
 from rules.batch import BatchEngine, readings_frames
+from rules.snapshot_codec import decode_state, encode_state
 from rules.stream import StreamEngine
 from tests.rules.fleet import START, Fleet, generate
 
@@ -22,10 +23,18 @@ def test_streaming_findings_equal_batch_findings_on_a_month_of_200_enterprises(m
     assert len({e for e, _ in month.params}) == 200
     first, every = START + TICK_S, TICK_S
     count = 30 * 86400 // TICK_S
-    stream = StreamEngine(month.params, power=month.power, markings=month.markings, grace_s=3600)
+
+    def engine() -> StreamEngine:
+        return StreamEngine(month.params, power=month.power, markings=month.markings, grace_s=3600)
+
+    stream = engine()
     streamed = []
     k = 0
-    for m in month.readings:  # the clock ticks between readings, as it does in the service
+    restart_at = len(month.readings) // 2
+    for i, m in enumerate(month.readings):  # the clock ticks between readings, as in the service
+        if i == restart_at:  # a restart from a snapshot: open hours, runs, meters carry on
+            stream = decode_state(encode_state(stream))
+            stream.reconfigure(engine())
         received = int(m.received_at.timestamp())
         while k < count and first + k * every < received:
             streamed += stream.tick(first + k * every)
