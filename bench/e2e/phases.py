@@ -24,6 +24,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from bench.e2e.observe import Checkpoints
 from bench.ingest_ratio import create_session, queue_traffic
 from ingest.archive import RawArchive
+from nonsite.pipeline_worker import METRICS_EVERY_S
 from nonsite.simulator.traffic import Message
 from tests.brokers import Mosquitto
 from tests.service_process import ServiceProcess
@@ -95,6 +96,9 @@ def drain_serve(
         checkpoints.close()
         if reader is not None:
             reader.close()
+    # The pipeline reports its counters to the service once a second (METRICS_EVERY_S): a
+    # fetch right at the end could miss the last batches' readings.
+    time.sleep(2 * METRICS_EVERY_S)
     return Drain(n, done - first, archived_at - first, service.metrics())
 
 
