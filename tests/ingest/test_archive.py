@@ -31,6 +31,19 @@ def test_redelivered_message_is_stored_once(tmp_path):
     assert archive.count() == 3
 
 
+def test_a_large_batch_is_stored_whole_in_order_with_its_repeats_counted_once(tmp_path):
+    """Batches are inserted many rows per statement: across statement boundaries too."""
+    archive = RawArchive(tmp_path / "a.sqlite3")
+    assert archive.append([msg(i) for i in range(300)]) == 300
+    # 1,234 messages: 100 already stored, 50 repeated within the batch, across chunk edges.
+    batch = [msg(i) for i in range(200, 1300)] + [msg(i) for i in range(450, 550)]
+    batch += [msg(i) for i in range(1300, 1334)]
+    assert archive.append(batch) == 1034
+    stored = archive.read_after(0, limit=5000)
+    assert [m.payload for m in stored] == [f"payload {i}".encode() for i in range(1334)]
+    assert archive.count() == 1334
+
+
 def test_same_payload_on_another_topic_is_a_different_message(tmp_path):
     archive = RawArchive(tmp_path / "a.sqlite3")
     assert archive.append([msg(1, topic="hj212/A"), msg(1, topic="hj212/B")]) == 2
