@@ -4,7 +4,7 @@ A local SQLite file in WAL mode, written by one thread in group commits (one tra
 batch of whatever arrived while the previous commit ran). This is hand-written on the stdlib
 ``sqlite3`` rather than on the service's SQLAlchemy store on purpose: the archive is the ack
 path of every message, it must stay local and available when the main database is not, and
-one ``executemany`` per batch is the cheapest durable write Python offers.
+a few multi-row INSERTs per batch (see ``append``) are the cheapest durable write Python offers.
 
 Each distinct (topic, payload) is stored once: a broker re-delivery after a crash (the message
 was archived but its PUBACK never left) is recognised by its digest and not stored again. A
