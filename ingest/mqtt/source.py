@@ -142,9 +142,10 @@ class MqttSource:
         if mids and self._queue_packet is not None:
             # One write for the whole batch. paho's ack() queues a packet per message, and
             # each costs a wake-up write to its socket pair and a send of four bytes, both
-            # releasing the GIL to the network thread: about a tenth of this process's time
-            # at ten thousand messages a second. A PUBACK without reason code or properties is
-            # four bytes in MQTT 3.1.1 and 5 alike: 0x40, remaining length 2, the packet id.
+            # system calls that hand the GIL to the network thread (3.5 % of this process's
+            # GIL time in its profile, and the hand-offs besides). A PUBACK without reason
+            # code or properties is four bytes in MQTT 3.1.1 and 5 alike: 0x40, remaining
+            # length 2, the packet id.
             self._queue_packet(
                 PUBACK, struct.pack(f"!{len(mids)}I", *(_PUBACK | m for m in mids)), 0, 0
             )
