@@ -113,6 +113,7 @@ class Worker:
             metrics=OutboxMetrics(self.registry),
         )
         self._declared = 0  # declared markings the rule engine has taken up
+        self._cases_changed = False  # since the dispatcher was last woken
         self._fresh_engine: Callable[[], StreamEngine] = lambda: StreamEngine({})
         self.rules = self._rules(config, processor)
         self.pipeline = IngestPipeline(
@@ -173,9 +174,16 @@ class Worker:
 
     def _apply_findings(self, conn: sqlalchemy.Connection, found: list[Finding]) -> None:
         """New findings become cases in the checkpoint's transaction; the dispatcher is woken
-        once it commits (it finds the rows then)."""
+        once that commits (see :meth:`_wake_dispatcher`)."""
         self.cases.apply(conn, found)
-        self.dispatcher.wake.set()
+        self._cases_changed = True
+
+    def _wake_dispatcher(self) -> None:
+        """After a commit that changed cases. Woken inside the transaction, the dispatcher
+        would look before the commit, find no rows and sleep until its next wake-up."""
+        if self._cases_changed:
+            self._cases_changed = False
+            self.dispatcher.wake.set()
 
     def refresh_markings(self) -> bool:
         """Take up markings declared online since the engine was built (they excuse the data
@@ -203,7 +211,8 @@ class Worker:
         with self.engine.begin() as conn:
             self.rules.store_pending(conn)
             if self.cases.tick(conn):
-                self.dispatcher.wake.set()
+                self._cases_changed = True
+        self._wake_dispatcher()
         self.metrics.db_commit_seconds.labels("tick").observe(time.perf_counter() - begun)
 
     def _refresh_case_gauges(self, now: float) -> None:
@@ -240,6 +249,8 @@ class Worker:
             self.error = f"{type(exc).__name__}: {exc}"
             log.exception("pipeline batch failed; retrying")
             return -1
+        finally:
+            self._wake_dispatcher()  # after a rollback it finds nothing new: harmless
         self.error = None
         return n
 

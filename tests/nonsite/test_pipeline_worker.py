@@ -1,9 +1,17 @@
-"""The pipeline worker takes up markings declared online at its clock tick."""
+"""The pipeline worker: markings declared online reach the rule engine at its clock tick, and
+the notification dispatcher is woken only once new cases are committed."""
 
-from datetime import UTC, datetime
+import threading
+from datetime import UTC, datetime, timedelta
 from multiprocessing import Pipe
+from pathlib import Path
 
-from ingest.archive import RawArchive
+import sqlalchemy as sa
+
+from alerts.schema import outbox
+from ingest.archive import IncomingMessage, RawArchive
+from ingest.hj212.encoder import data_packets
+from ingest.hj212.timefmt import CHINA_TZ
 from nonsite.config.load import parse_config
 from nonsite.db import make_engine, migrate
 from nonsite.pipeline_worker import Worker
@@ -55,4 +63,97 @@ def test_declared_markings_reach_the_rule_engine(tmp_path):
         worker.engine.dispose()
         db.dispose()
         for end in (inbox, outbox, _parent_in, _parent_out):
+            end.close()
+
+
+class _WakeThatLooks(threading.Event):
+    """The dispatcher's wake-up, counting at each ``set`` the outbox rows another connection
+    sees: what the dispatcher would find if it ran at that moment."""
+
+    def __init__(self, db: sa.Engine) -> None:
+        super().__init__()
+        self.db = db
+        self.rows_seen: list[int] = []
+
+    def set(self) -> None:
+        with self.db.connect() as conn:
+            count = conn.execute(sa.select(sa.func.count()).select_from(outbox)).scalar_one()
+        self.rows_seen.append(count)
+        super().set()
+
+
+def _exceeding_hour(mn: str, hour: datetime) -> list[IncomingMessage]:
+    """Six ten-minute frames at 1.5 times the SO2 limit, then two of the next hour (the
+    second is past the grace period, and closes the hour)."""
+    frames = []
+    for minute in range(0, 80, 10):
+        at = hour + timedelta(minutes=minute)
+        value = 150.0 + minute % 3 if minute < 60 else 40.0
+        [packet] = data_packets(
+            st="31",
+            cn="2051",
+            pw="123456",
+            mn=mn,
+            data_time=at,
+            pollutants={
+                "a21026": {"Avg": value, "Flag": "N"},
+                "a19001": {"Avg": 6.0 + minute / 100, "Flag": "N"},
+            },
+            ack=False,
+        )
+        received_us = int(at.timestamp() * 1_000_000) + 5_000_000
+        frames.append(IncomingMessage(received_us, f"hj212/{mn}", packet))
+    return frames
+
+
+def test_the_dispatcher_is_woken_after_the_new_case_is_committed(tmp_path: Path) -> None:
+    # Woken inside the transaction, it would look before the commit, find nothing and sleep
+    # until the next wake-up: an alarm's notification late by up to a second.
+    mn = "33010000000000000000001"
+    config = parse_config(
+        {
+            "database": {"url": f"sqlite:///{tmp_path / 'nonsite.sqlite3'}"},
+            "service": {"data_dir": str(tmp_path)},
+            "rules": {"grace_s": 60},
+            "alerts": {
+                "supervisors": ["hook"],
+                "channels": [{"name": "hook", "kind": "webhook", "url": "http://127.0.0.1:9/"}],
+            },
+            "enterprises": [
+                {
+                    "id": "E1",
+                    "name": "甲",
+                    "outlets": [
+                        {
+                            "id": "DA001",
+                            "kind": "gas",
+                            "mn": mn,
+                            "preset": "thermal_power_coal_boiler",
+                        }
+                    ],
+                }
+            ],
+        },
+        "test.toml",
+        env={},
+    )
+    archive = RawArchive(tmp_path / "archive.sqlite3")
+    archive.append(_exceeding_hour(mn, datetime(2026, 11, 20, 8, tzinfo=CHINA_TZ)))
+    db = make_engine(config.database_url())
+    migrate(db)
+    inbox, _parent_out = Pipe(duplex=False)
+    _parent_in, outbox_end = Pipe(duplex=False)
+    worker = Worker(config, inbox, outbox_end)
+    wake = _WakeThatLooks(db)
+    worker.dispatcher.wake = wake
+    try:
+        assert worker.step() == 8
+        assert wake.rows_seen, "a new case must wake the dispatcher"
+        assert wake.rows_seen[0] >= 1, "woken before the notification row was committed"
+    finally:
+        archive.close()
+        worker.archive.close()
+        worker.engine.dispose()
+        db.dispose()
+        for end in (inbox, outbox_end, _parent_in, _parent_out):
             end.close()
