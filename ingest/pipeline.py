@@ -46,6 +46,7 @@ class IngestPipeline:
         sink: ReadingSink,
         *,
         publish: Callable[[str, bytes], None] | None = None,
+        on_committed: Callable[[], None] | None = None,
         metrics: PipelineMetrics | None = None,
         consumer: str = "ingest",
         batch_size: int = 1000,
@@ -55,6 +56,7 @@ class IngestPipeline:
         self._processor = processor
         self._sink = sink
         self._publish = publish
+        self._on_committed = on_committed  # the batch's effects are visible to others now
         self._metrics = metrics
         self._consumer = consumer
         self._batch_size = batch_size
@@ -94,6 +96,8 @@ class IngestPipeline:
         return len(messages)
 
     def _after_commit(self, done: ProcessedBatch) -> None:
+        if self._on_committed is not None:
+            self._on_committed()
         if self._publish is not None:
             for topic, payload in done.replies:
                 self._publish(topic, payload)

@@ -122,6 +122,7 @@ class Worker:
             processor,
             _Both(LatestValues(), self.rules),
             publish=lambda topic, payload: self.replies.append((topic, payload)),
+            on_committed=self._wake_dispatcher,
             metrics=self.metrics,
         )
         self.error: str | None = None
@@ -179,8 +180,9 @@ class Worker:
         self._cases_changed = True
 
     def _wake_dispatcher(self) -> None:
-        """After a commit that changed cases. Woken inside the transaction, the dispatcher
-        would look before the commit, find no rows and sleep until its next wake-up."""
+        """After a commit that changed cases (each batch's, by the pipeline, and the tick's).
+        Woken inside the transaction, the dispatcher would look before the commit, find no
+        rows and sleep until its next wake-up."""
         if self._cases_changed:
             self._cases_changed = False
             self.dispatcher.wake.set()
@@ -249,8 +251,6 @@ class Worker:
             self.error = f"{type(exc).__name__}: {exc}"
             log.exception("pipeline batch failed; retrying")
             return -1
-        finally:
-            self._wake_dispatcher()  # after a rollback it finds nothing new: harmless
         self.error = None
         return n
 

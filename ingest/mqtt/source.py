@@ -30,8 +30,7 @@ from ingest.mqtt.settings import MqttSettings
 
 log = logging.getLogger(__name__)
 
-PUBACK = 0x40
-_PUBACK = (PUBACK << 24) | (2 << 16)  # fixed header of a PUBACK as the top half of a u32
+_PUBACK = (mqtt.PUBACK << 24) | (2 << 16)  # fixed header of a PUBACK as the top half of a u32
 
 
 class Delivery(NamedTuple):
@@ -147,7 +146,7 @@ class MqttSource:
             # code or properties is four bytes in MQTT 3.1.1 and 5 alike: 0x40, remaining
             # length 2, the packet id.
             self._queue_packet(
-                PUBACK, struct.pack(f"!{len(mids)}I", *(_PUBACK | m for m in mids)), 0, 0
+                mqtt.PUBACK, struct.pack(f"!{len(mids)}I", *(_PUBACK | m for m in mids)), 0, 0
             )
         else:
             for mid in mids:
