@@ -209,6 +209,12 @@ class CaseBook:
                     offline.pop((f.enterprise_id, f.source_id), None)
 
     def _fire(self, conn: Connection, f: Finding, now: datetime, done: Applied) -> None:
+        episode_of = f.evidence.get("episode_of")
+        if isinstance(episode_of, str):  # one incident, one case (e.g. C2 within C1's episode)
+            joined = self.open_case(conn, open_key(f.enterprise_id, f.source_id, episode_of))
+            if joined is not None:
+                self._attach(conn, joined, f, now, done)
+                return
         key = open_key(f.enterprise_id, f.source_id, f.rule)
         case = self.open_case(conn, key)
         if case is not None:
@@ -353,6 +359,16 @@ class CaseBook:
                 {"finding": f.id},
             )
             self._notify(conn, updated, "case.escalated", event, ("supervisors",), now)
+
+    def _attach(
+        self, conn: Connection, case: Case, f: Finding, now: datetime, done: Applied
+    ) -> None:
+        """Another rule's finding on the same incident: evidence on this case, which keeps
+        its own rule, value and count."""
+        evidence = case.evidence
+        evidence.add(f, self.policy.evidence_trail)
+        self._cas(conn, case, now, {"evidence": evidence})
+        done.updated += 1
 
     def _reopen(
         self, conn: Connection, case: Case, f: Finding, now: datetime, done: Applied

@@ -200,7 +200,7 @@ def incremental_baseline(readings: list) -> float:
         if acc is None:
             acc = sums[key] = [0, 0.0]
         acc[0] += 1
-        acc[1] += p.active_power_kw
+        acc[1] += p.active_power_kw or 0.0  # None: a running state only
     return len(readings) / (time.perf_counter() - start)
 
 

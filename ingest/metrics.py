@@ -81,6 +81,13 @@ class PipelineMetrics:
             ["kind"],
             registry=registry,
         )
+        self.unused_power_values = Counter(
+            "nonsite_ingest_unused_power_values",
+            "Values HJ 212 loggers sent for meters (ST=44 packets, loggers of meters only) that "
+            "became no power sample, by reason: unconfigured_code, invalid_flag, no_value",
+            ["reason"],
+            registry=registry,
+        )
         self.replies = Counter(
             "nonsite_ingest_replies", "HJ 212 9014 data replies sent", registry=registry
         )

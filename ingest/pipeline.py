@@ -114,6 +114,8 @@ class IngestPipeline:
         m.readings.labels("measurement").inc(len(r.measurements))
         m.readings.labels("device_state").inc(len(r.device_states))
         m.readings.labels("power").inc(len(r.power))
+        for reason, n in done.unused_power_values.items():
+            m.unused_power_values.labels(reason).inc(n)
         m.replies.inc(len(done.replies) if self._publish else 0)
 
     def drain(self) -> int:

@@ -10,9 +10,16 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from ingest.archive import ArchivedMessage
-from ingest.frame_readings import DATA_CNS, add_frame_readings
+from ingest.frame_readings import (
+    DATA_CNS,
+    METER_CNS,
+    POWER_ST,
+    add_frame_readings,
+    add_meter_readings,
+)
 from ingest.hj212.decoder import LENIENT, DecodeFailure, decode_payload
 from ingest.hj212.encoder import reply_9014
 from ingest.hj212.errors import DecodeErrorCode
@@ -21,7 +28,7 @@ from ingest.mqtt.topics import TopicRouter, last_level
 from ingest.power import DecodedReading, PowerDecodeError, PowerErrorCode, decode_power
 from ingest.readings import LoggerSeen, PowerSample, ReadingBatch
 from ingest.reasons import RejectReason
-from ingest.registry import Registry
+from ingest.registry import MeterLogger, Outlet, Registry
 from ingest.store import DeadLetter
 
 _MN_IN_RAW = re.compile(rb"MN=([^;&]{1,64})")
@@ -46,6 +53,9 @@ class ProcessedBatch:
     frames_accepted: int = 0
     # Outcome of each message: "accepted", "partial" (some packets dead), "dead_letter".
     outcomes: Counter[str] = field(default_factory=Counter)
+    # Values HJ 212 loggers sent for meters that became no power sample, by reason
+    # (ingest.frame_readings: unconfigured_code, invalid_flag, no_value).
+    unused_power_values: Counter[str] = field(default_factory=Counter)
 
 
 class MessageProcessor:
@@ -123,47 +133,92 @@ class MessageProcessor:
 
     def _check_frame(self, frame: Hj212Frame) -> tuple[str, str] | None:
         """Per-logger rules on a frame the codec accepted: (reason, detail), or None if usable."""
-        outlet = self.registry.outlet(frame.mn)
-        if outlet is None:
-            return RejectReason.UNKNOWN_MN, f"MN {frame.mn!r} is not configured"
-        if frame.crc_variant == "modbus" and not outlet.accept_modbus_crc:
+        logger: Outlet | MeterLogger | None = self.registry.outlet(frame.mn)
+        if logger is None:
+            logger = self.registry.meter_logger(frame.mn)
+            if logger is None:
+                return RejectReason.UNKNOWN_MN, f"MN {frame.mn!r} is not configured"
+        if frame.crc_variant == "modbus" and not logger.accept_modbus_crc:
             return DecodeErrorCode.CRC_MODBUS, (
-                f"CRC {frame.crc} is CRC-16/MODBUS; outlet {outlet.outlet_id} does not accept "
+                f"CRC {frame.crc} is CRC-16/MODBUS; {logger.who} does not accept "
                 "that variant (accept_modbus_crc)"
             )
-        if frame.length > outlet.max_segment_bytes:
+        if frame.length > logger.max_segment_bytes:
             return DecodeErrorCode.SEGMENT_TOO_LONG, (
-                f"data segment has {frame.length} bytes, the limit for outlet "
-                f"{outlet.outlet_id} is {outlet.max_segment_bytes}"
+                f"data segment has {frame.length} bytes, the limit for {logger.who} "
+                f"is {logger.max_segment_bytes}"
             )
-        if self.policy.check_pw and outlet.pw is not None and frame.pw != outlet.pw:
-            return RejectReason.WRONG_PW, f"PW does not match outlet {outlet.outlet_id}"
+        if self.policy.check_pw and logger.pw is not None and frame.pw != logger.pw:
+            return RejectReason.WRONG_PW, f"PW does not match {logger.who}"
         if frame.data_time is None and frame.cn in DATA_CNS:
             return RejectReason.MISSING_DATA_TIME, f"CN {frame.cn} upload without DataTime"
+        if isinstance(logger, MeterLogger):
+            return self._check_meter_codes(frame)
         return None
 
+    def _check_meter_codes(self, frame: Hj212Frame) -> tuple[str, str] | None:
+        """A logger of meters only whose data packet names none of its meters' codes: nothing
+        in it can be used, as if its MN were unknown (a configured code it never sends)."""
+        meters = self.registry.meters_of(frame.mn) or {}
+        codes = frame.pollutants.keys()
+        if frame.cn not in METER_CNS or not codes or not codes.isdisjoint(meters):
+            return None
+        return RejectReason.UNKNOWN_CODE, (
+            f"no meter is configured for MN {frame.mn!r} code(s) {', '.join(sorted(codes))}; "
+            f"its meters' codes are {', '.join(sorted(meters))}"
+        )
+
     def _accept_frame(self, frame: Hj212Frame, msg: ArchivedMessage, batch: ProcessedBatch) -> None:
-        outlet = self.registry.outlet(frame.mn)
-        assert outlet is not None  # checked by _check_frame
+        outlet = self.registry.outlet(frame.mn)  # None: a logger of meters only
         data_time = frame.data_time
         received_at = msg.received_at  # computed from the µs on each access: once
         if data_time is not None:
-            add_frame_readings(batch.readings, frame, outlet, data_time, received_at, msg.seq)
-        batch.readings.loggers.append(
-            LoggerSeen(
-                enterprise_id=outlet.enterprise_id,
-                outlet_id=outlet.outlet_id,
-                mn=frame.mn,
-                cn=frame.cn,
-                data_time=data_time,
-                received_at=received_at,
-                archive_seq=msg.seq,
+            self._add_readings(batch, frame, outlet, data_time, received_at, msg.seq)
+        if outlet is not None:  # offline detection is per outlet; a meter's is its samples
+            batch.readings.loggers.append(
+                LoggerSeen(
+                    enterprise_id=outlet.enterprise_id,
+                    outlet_id=outlet.outlet_id,
+                    mn=frame.mn,
+                    cn=frame.cn,
+                    data_time=data_time,
+                    received_at=received_at,
+                    archive_seq=msg.seq,
+                )
             )
-        )
         batch.frames_accepted += 1
         if self.policy.reply_topic and frame.ack_requested and frame.cn in _REPLY_CNS:
             topic = self.policy.reply_topic.replace("{mn}", frame.mn)
             batch.replies.append((topic, reply_9014(frame)))
+
+    def _add_readings(
+        self,
+        batch: ProcessedBatch,
+        frame: Hj212Frame,
+        outlet: Outlet | None,
+        data_time: datetime,
+        received_at: datetime,
+        seq: int,
+    ) -> None:
+        """The outlet's measurements and device states, and the samples of the meters the
+        logger reports (docs/power-telemetry.md)."""
+        meters = self.registry.meters_of(frame.mn)
+        if outlet is not None:
+            add_frame_readings(
+                batch.readings, frame, outlet, data_time, received_at, seq, meters or ()
+            )
+        power_st = frame.st == POWER_ST
+        if (meters is not None or power_st) and frame.cn in METER_CNS:
+            add_meter_readings(
+                batch.readings,
+                frame,
+                meters or {},
+                data_time,
+                received_at,
+                seq,
+                batch.unused_power_values,
+                all_power=power_st or outlet is None,
+            )
 
     @staticmethod
     def _decode_unregistered_topic(payload: bytes, level: str) -> list[DecodedReading]:

@@ -69,12 +69,13 @@ class LoggerSeen(NamedTuple):
 
 
 class PowerSample(NamedTuple):
-    """One power-meter reading (JSON over MQTT, docs/power-telemetry.md)."""
+    """One power-meter reading: JSON over MQTT, an HJ 212-2025 ST=44 value, or a facility's
+    running state from CN 2021 ``SBx-RS`` (docs/power-telemetry.md)."""
 
     enterprise_id: str
     meter_id: str
     ts: datetime  # aware
-    active_power_kw: float
+    active_power_kw: float | None  # None: the source gives only a state (switch_on)
     current_a: tuple[float, ...] | None  # per phase
     energy_kwh: float | None
     switch_on: bool | None

@@ -15,6 +15,7 @@ class RejectReason(StrEnum):
     UNKNOWN_TOPIC = "unknown_topic"
     UNKNOWN_MN = "unknown_mn"
     UNKNOWN_METER = "unknown_meter"
+    UNKNOWN_CODE = "unknown_code"
     WRONG_PW = "wrong_pw"
     MISSING_DATA_TIME = "missing_data_time"
 
@@ -23,10 +24,12 @@ DESCRIPTIONS: dict[RejectReason, str] = {
     RejectReason.OVERSIZE_PAYLOAD: "the payload is larger than ingest.max_payload_bytes; it is "
     "kept whole but not decoded",
     RejectReason.UNKNOWN_TOPIC: "the topic matches none of the configured subscriptions",
-    RejectReason.UNKNOWN_MN: "a valid HJ 212 packet from a data logger (MN) that no outlet in the "
-    "configuration names",
+    RejectReason.UNKNOWN_MN: "a valid HJ 212 packet from a data logger (MN) that no outlet or "
+    "meter in the configuration names",
     RejectReason.UNKNOWN_METER: "a valid power reading from a meter that the configuration does "
     "not name",
+    RejectReason.UNKNOWN_CODE: "a valid HJ 212 data packet (CN 2011/2021) from a logger that "
+    "reports meters only (no outlet has its MN) in which no code is a configured meter's",
     RejectReason.WRONG_PW: "the packet's PW differs from the outlet's configured password "
     "(checked only when ingest.check_pw is on and the outlet sets pw)",
     RejectReason.MISSING_DATA_TIME: "a data upload (CN 2011/2051/2061/2031/2021/2041) without "

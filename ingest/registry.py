@@ -1,4 +1,5 @@
-"""Who may send data: enterprises' outlets (by data-logger MN) and power meters (by id).
+"""Who may send data: enterprises' outlets (by data-logger MN) and power meters (by id, and by
+the (MN, code) of the HJ 212 logger that reports them).
 
 Built from the configuration by the wiring layer; ingest only looks things up. A message
 from an MN or meter that is not registered becomes a dead letter, never a reading.
@@ -6,7 +7,7 @@ from an MN or meter that is not registered becomes a dead letter, never a readin
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -25,6 +26,10 @@ class Outlet:
     accept_modbus_crc: bool = False  # tolerate the CRC-16/MODBUS variant from this logger
     max_segment_bytes: int = 1024  # tolerate over-long segments from this logger
 
+    @property
+    def who(self) -> str:
+        return f"outlet {self.outlet_id}"
+
 
 @dataclass(frozen=True, slots=True)
 class Meter:
@@ -33,28 +38,87 @@ class Meter:
     role: MeterRole
     name: str = ""
     rated_kw: float | None = None
+    # The HJ 212 logger that reports this meter, and the meter's code in its frames: an ST=44
+    # factor code (d20405) or a CN 2021 device code (SB1). None: JSON only.
+    mn: str | None = None
+    code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MeterLogger:
+    """A data logger whose MN no outlet has: it reports meters only (a power-monitoring logger).
+    No configuration entry of its own sets its tolerances, so they are the [ingest] defaults."""
+
+    mn: str
+    accept_modbus_crc: bool = False
+    max_segment_bytes: int = 1024
+    pw: None = None  # nothing configures a password for it: never checked
+
+    @property
+    def who(self) -> str:
+        return f"the meters' logger {self.mn}"
 
 
 class Registry:
     """Lookup tables for the hot path; rebuilt (not mutated) when the configuration changes."""
 
-    def __init__(self, outlets: Iterable[Outlet] = (), meters: Iterable[Meter] = ()) -> None:
+    def __init__(
+        self,
+        outlets: Iterable[Outlet] = (),
+        meters: Iterable[Meter] = (),
+        *,
+        accept_modbus_crc: bool = False,
+        max_segment_bytes: int = 1024,
+    ) -> None:
+        """``accept_modbus_crc`` and ``max_segment_bytes`` apply to loggers of meters only."""
         self._by_mn: dict[str, Outlet] = {}
         for outlet in outlets:
             if outlet.mn in self._by_mn:
                 raise ValueError(f"MN {outlet.mn!r} registered twice")
             self._by_mn[outlet.mn] = outlet
         self._meters: dict[str, Meter] = {}
+        self._by_source: dict[str, dict[str, Meter]] = {}  # MN → code → meter
         for meter in meters:
             if meter.meter_id in self._meters:
                 raise ValueError(f"meter {meter.meter_id!r} registered twice")
             self._meters[meter.meter_id] = meter
+            if meter.mn is not None and meter.code is not None:
+                self._add_source(meter, meter.mn, meter.code)
+        self._meter_loggers = {
+            mn: MeterLogger(mn, accept_modbus_crc, max_segment_bytes)
+            for mn in self._by_source
+            if mn not in self._by_mn
+        }
+
+    def _add_source(self, meter: Meter, mn: str, code: str) -> None:
+        codes = self._by_source.setdefault(mn, {})
+        if code in codes:
+            raise ValueError(f"MN {mn!r} code {code!r} registered twice")
+        codes[code] = meter
 
     def outlet(self, mn: str) -> Outlet | None:
         return self._by_mn.get(mn)
 
     def meter(self, meter_id: str) -> Meter | None:
         return self._meters.get(meter_id)
+
+    def meter_at(self, mn: str, code: str) -> Meter | None:
+        """The meter that the logger ``mn`` reports under ``code``."""
+        codes = self._by_source.get(mn)
+        return None if codes is None else codes.get(code)
+
+    def meters_of(self, mn: str) -> Mapping[str, Meter] | None:
+        """Code → meter for the logger ``mn``; None when it reports no meter (one lookup: the
+        common case on the hot path)."""
+        return self._by_source.get(mn)
+
+    def meter_logger(self, mn: str) -> MeterLogger | None:
+        """The logger ``mn`` when it reports meters and no outlet has its MN."""
+        return self._meter_loggers.get(mn)
+
+    def is_logger(self, mn: str) -> bool:
+        """Whether frames from ``mn`` are accepted: an outlet's logger or a meters' logger."""
+        return mn in self._by_mn or mn in self._meter_loggers
 
     @property
     def outlets(self) -> list[Outlet]:

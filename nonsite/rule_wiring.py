@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any
+
 from ingest.hj212.codes import pollutant_table
-from nonsite.config.model import Config, EnterpriseConfig, FactorLimits, OutletConfig
+from nonsite.config.model import (
+    OUTLET_RULE_PARAMS,
+    Config,
+    EnterpriseConfig,
+    FactorLimits,
+    OutletConfig,
+)
 from rules.markings import INCINERATION_CAPS, Marking, MarkingCap
-from rules.params import INCINERATION_O2_BAND, FactorParams, OutletParams, Thresholds
+from rules.params import FactorParams, OutletParams, Thresholds
 from rules.power_params import EnterprisePowerParams, MeterParams, Order
-from rules.presets import PresetFactor, presets
+from rules.presets import PresetFactor, preset_rule_params, presets
 
 
 def _factor(code: str, base: PresetFactor | None, override: FactorLimits | None) -> FactorParams:
@@ -70,36 +79,47 @@ def outlet_params(
             )
     codes = list(outlet.factors) or list(base)
     codes += [c for c in outlet.limits if c not in codes]
-    r = config.rules
     incineration = any(presets()[n].industry == "msw_incineration" for n in outlet.preset_list)
     if outlet.marking_caps is not None:
         caps = tuple(MarkingCap(tuple(c.types), c.hours) for c in outlet.marking_caps)
     else:
         caps = INCINERATION_CAPS if incineration else ()
-    return OutletParams(
+    r = config.rules
+    interval = outlet.minute_interval_min or r.minute_interval_min
+    params = OutletParams(
         enterprise_id=enterprise.id,
         outlet_id=outlet.id,
         kind=outlet.kind,
         factors={c: _factor(c, base.get(c), outlet.limits.get(c)) for c in codes},
         preset=outlet.preset_list,
-        minute_interval_min=outlet.minute_interval_min or r.minute_interval_min,
-        valid_minutes_per_hour=r.valid_minutes_per_hour,
-        valid_hours_per_day_gas=r.valid_hours_per_day_gas,
-        valid_hours_per_day_water=r.valid_hours_per_day_water,
-        valid_flags=frozenset(r.valid_flags),
-        warning_fraction=r.warning_fraction,
-        hourly_warning_for_daily_limit=r.hourly_warning_for_daily_limit,
-        zs_tolerance=r.zs_tolerance,
-        offline_after_s=r.offline_after_s,
-        hour_deadline_s=r.hour_deadline_s,
+        minute_interval_min=interval,
         incineration=incineration,
         marking_caps=caps,
-        furnace_period_s=r.furnace_period_min * 60,
-        furnace_low_max_per_day=r.furnace_low_max_per_day,
         flow_low=outlet.flow_low,
-        o2_band=outlet.o2_band or (INCINERATION_O2_BAND if incineration else None),
-        producing_fraction=r.producing_fraction,
     )
+    return replace(params, **rule_values(config, outlet))
+
+
+def rule_values(config: Config, outlet: OutletConfig) -> dict[str, Any]:
+    """The outlet's tunable rule parameters (OutletParams names): the [rules] defaults, then
+    its industry preset's, then the values [rules] sets explicitly, then its own."""
+    r = config.rules
+    values: dict[str, Any] = {_PARAM_NAMES.get(n, n): getattr(r, n) for n in OUTLET_RULE_PARAMS}
+    values |= preset_rule_params(outlet.preset_list)
+    values |= {_PARAM_NAMES.get(n, n): getattr(r, n) for n in r.model_fields_set & _OUTLET_SET}
+    if outlet.rules is not None:
+        own = outlet.rules.model_dump(exclude_none=True)
+        values |= {_PARAM_NAMES.get(n, n): v for n, v in own.items()}
+    if outlet.o2_band is not None:
+        values["o2_band"] = outlet.o2_band
+    values["valid_flags"] = frozenset(values["valid_flags"])
+    values["furnace_period_s"] = values["furnace_period_s"] * 60  # configured in minutes
+    return values
+
+
+# Configuration names that differ from the rule parameters' (rules/params.py).
+_PARAM_NAMES = {"furnace_period_min": "furnace_period_s"}
+_OUTLET_SET = frozenset(OUTLET_RULE_PARAMS)
 
 
 def build_outlet_params(config: Config) -> dict[tuple[str, str], OutletParams]:

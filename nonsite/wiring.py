@@ -30,11 +30,24 @@ def build_registry(config: Config) -> Registry:
         for o in ent.outlets
     ]
     meters = [
-        Meter(enterprise_id=ent.id, meter_id=m.id, role=m.role, name=m.name, rated_kw=m.rated_kw)
+        Meter(
+            enterprise_id=ent.id,
+            meter_id=m.id,
+            role=m.role,
+            name=m.name,
+            rated_kw=m.rated_kw,
+            mn=m.mn,
+            code=m.code,
+        )
         for ent in config.enterprises
         for m in ent.meters
     ]
-    return Registry(outlets, meters)
+    return Registry(
+        outlets,
+        meters,
+        accept_modbus_crc=config.ingest.accept_modbus_crc,
+        max_segment_bytes=config.ingest.max_segment_bytes,
+    )
 
 
 def build_router(config: Config) -> TopicRouter:

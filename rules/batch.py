@@ -22,13 +22,21 @@ from ingest.readings import Measurement, PowerSample
 from rules import power_batch
 from rules.absence import AbsenceWatch
 from rules.findings import Finding
-from rules.hours import FIXED, HourAgg
+from rules.hours import (
+    ASSUMED_MINUTE_INTERVAL_S,
+    ASSUMED_REALTIME_INTERVAL_S,
+    FIXED,
+    INTERVAL_EVIDENCE,
+    INTERVAL_WINDOW_S,
+    REALTIME_QUIET_S,
+    HourAgg,
+)
 from rules.judge import OutletJudge
 from rules.linkage import ProductionLink, production_links
-from rules.markings import Marking, MarkingBook
+from rules.markings import STOPPED_MARK, Marking, MarkingBook
 from rules.params import OutletParams, marking_book
 from rules.power_judge import PowerJudge
-from rules.power_params import EnterprisePowerParams
+from rules.power_params import EnterprisePowerParams, sample_kw
 from rules.timebase import DAY, HOUR
 
 MEASUREMENT_SCHEMA: dict[str, Any] = {
@@ -42,6 +50,8 @@ MEASUREMENT_SCHEMA: dict[str, Any] = {
     "value": pl.Float64,
     "flag": pl.String,
     "zs": pl.Float64,
+    "minimum": pl.Float64,
+    "maximum": pl.Float64,
 }
 
 
@@ -65,8 +75,11 @@ def readings_frames(
         if isinstance(r, Measurement):
             measurements.append(_measurement_row(i, r))
         else:
+            kw = sample_kw(r.active_power_kw, r.switch_on)
+            if kw is None:
+                continue  # neither power nor state (the stream counts it as unconfigured)
             ts, received = int(r.ts.timestamp()), int(r.received_at.timestamp())
-            power.append((i, r.enterprise_id, r.meter_id, ts, received, r.active_power_kw))
+            power.append((i, r.enterprise_id, r.meter_id, ts, received, kw))
     return (
         pl.DataFrame(measurements, schema=MEASUREMENT_SCHEMA, orient="row"),
         pl.DataFrame(power, schema=POWER_SCHEMA, orient="row"),
@@ -86,26 +99,14 @@ def _measurement_row(i: int, m: Measurement) -> tuple[Any, ...]:
         m.value,
         m.flag,
         m.zs,
+        m.minimum,
+        m.maximum,
     )
 
 
 def measurements_frame(measurements: Iterable[Measurement]) -> pl.DataFrame:
     """Readings in arrival order as a frame (``seq`` is the arrival position)."""
-    rows = [
-        (
-            i,
-            m.enterprise_id,
-            m.outlet_id,
-            m.factor,
-            m.interval,
-            int(m.data_time.timestamp()),
-            int(m.received_at.timestamp()),
-            m.value,
-            m.flag,
-            m.zs,
-        )
-        for i, m in enumerate(measurements)
-    ]
+    rows = [_measurement_row(i, m) for i, m in enumerate(measurements)]
     return pl.DataFrame(rows, schema=MEASUREMENT_SCHEMA, orient="row")
 
 
@@ -166,33 +167,43 @@ class BatchEngine:
         in_time = df.filter(pl.col("t") <= pl.col("received") + self.max_future)
         future = df.height - in_time.height
         # Rows are in arrival order, so a running maximum per outlet is its watermark.
+        minute_t = pl.when(pl.col("interval") == "minute").then(pl.col("t")).otherwise(-(2**62))
         df = in_time.with_columns(
             pl.col("t").cum_max().shift(1).over("okey").alias("wm_before"),
             (pl.col("t") - pl.col("t") % HOUR).alias("hour"),
+            # the latest minute-data time among the outlet's earlier readings (and this one)
+            minute_t.cum_max().over("okey").alias("minute_before"),
         )
         watermarks = df.group_by(outlet).agg(pl.col("t").max().alias("watermark"))
-        windowed = df.filter(pl.col("interval").is_in(["minute", "hour"]))
+        realtime_used = (pl.col("interval") == "rtd") & (
+            pl.col("minute_before") < pl.col("t") - REALTIME_QUIET_S
+        )
+        windowed = df.filter(pl.col("interval").is_in(["minute", "hour"]) | realtime_used)
         late_mask = pl.col("wm_before").is_not_null() & (
             pl.col("hour") + HOUR + self.grace <= pl.col("wm_before")
         )
         late = windowed.filter(late_mask).height
         if not include_late:
             windowed = windowed.filter(~late_mask)
-        minute = windowed.filter(pl.col("interval") == "minute").unique(
-            ["okey", "factor", "t"], keep="first", maintain_order=True
+        records = windowed.filter(pl.col("interval") != "hour").unique(
+            ["okey", "interval", "factor", "t"], keep="first", maintain_order=True
         )
         device = windowed.filter(pl.col("interval") == "hour").unique(
             ["okey", "factor", "hour"], keep="first", maintain_order=True
         )
-        kept = pl.concat([minute, device]).sort("seq")
+        kept = pl.concat([records, device]).sort("seq")
         duplicates = windowed.height - kept.height
-        kept = kept.with_columns(self._marked())
+        kept = kept.with_columns(
+            self._marked(self.markings).alias("marked"),
+            self._marked([m for m in self.markings if m.type == STOPPED_MARK]).alias("stop_marked"),
+        )
         self.stats = BatchStats(total, late, duplicates, future, unconfigured)
         return kept, watermarks
 
-    def _marked(self) -> pl.Expr:
+    @staticmethod
+    def _marked(markings: Sequence[Marking]) -> pl.Expr:
         expr = pl.lit(value=False)
-        for m in self.markings:
+        for m in markings:
             hit = (
                 (pl.col("enterprise_id") == m.enterprise_id)
                 & (pl.col("outlet_id") == m.outlet_id)
@@ -202,15 +213,15 @@ class BatchEngine:
             if m.factor is not None:
                 hit = hit & (pl.col("factor") == m.factor)
             expr = expr | hit
-        return expr.alias("marked")
+        return expr
 
     def _outlet_table(self) -> pl.DataFrame:
         return pl.DataFrame(
-            [(e, o, p.minute_interval_s, p.flow_code) for (e, o), p in self.params.items()],
+            [(e, o, p.interval_override_s, p.flow_code) for (e, o), p in self.params.items()],
             schema={
                 "enterprise_id": pl.String,
                 "outlet_id": pl.String,
-                "interval_s": pl.Int64,
+                "override_s": pl.Int64,
                 "flow_code": pl.String,
             },
             orient="row",
@@ -224,9 +235,13 @@ class BatchEngine:
             orient="row",
         )
         group = [*outlet, "hour", "factor"]
-        minute = (
-            kept.filter(pl.col("interval") == "minute")
-            .with_columns(pl.col("flag").fill_null("N"))
+        records = (
+            kept.filter(pl.col("interval") != "hour")
+            .with_columns(
+                pl.col("flag").fill_null("N"), (pl.col("interval") == "rtd").alias("realtime")
+            )
+            # a factor's real-time records make its hour only when it has no minute records
+            .filter(~pl.col("realtime") | pl.col("realtime").all().over(group))
             .join(
                 valid_pairs.with_columns(pl.lit(value=True).alias("flag_ok")),
                 left_on=[*outlet, "flag"],
@@ -242,9 +257,9 @@ class BatchEngine:
             )
             .with_columns(pl.when(pl.col("valid")).then(_fixed("value")).alias("fixed"))
         )
-        minute = self._runs(minute)
+        records = self._runs(self._intervals(records))
         valid = pl.col("valid")
-        agg = minute.group_by(group).agg(
+        agg = records.group_by(group).agg(
             pl.len().cast(pl.Int64).alias("n"),
             valid.sum().cast(pl.Int64).alias("n_valid"),
             pl.col("fixed").sum().cast(pl.Int64).alias("sum_valid"),
@@ -260,8 +275,18 @@ class BatchEngine:
             pl.col("fixed").max().alias("max_valid"),
             pl.col("zero_len").max().cast(pl.Int64).alias("zero_run"),
             pl.col("const_len").max().cast(pl.Int64).alias("const_run"),
+            ((pl.col("flag") == "F") | pl.col("stop_marked")).sum().cast(pl.Int64).alias("n_f"),
+            pl.col("interval_s").first(),
+            pl.col("derived").first().fill_null(0).alias("seen_interval_s"),
+            pl.col("realtime").first(),
+            pl.min_horizontal("fixed", pl.when(valid).then(_fixed("minimum")))
+            .min()
+            .alias("ext_low"),
+            pl.max_horizontal("fixed", pl.when(valid).then(_fixed("maximum")))
+            .max()
+            .alias("ext_high"),
         )
-        agg = agg.join(self._low_periods(minute), on=group, how="left")
+        agg = agg.join(self._low_periods(records), on=group, how="left")
         device = (
             kept.filter(pl.col("interval") == "hour")
             .with_columns(pl.col("flag").fill_null("N"))
@@ -271,9 +296,50 @@ class BatchEngine:
                 pl.col("flag").alias("dev_flag"),
                 pl.col("zs").alias("dev_zs"),
                 pl.col("marked").alias("dev_marked"),
+                pl.col("minimum").alias("dev_min"),
+                pl.col("maximum").alias("dev_max"),
             )
         )
         return agg.join(device, on=group, how="full", coalesce=True).sort(group)
+
+    def _intervals(self, records: pl.DataFrame) -> pl.DataFrame:
+        """Each record's spacing from the previous record of its factor and kind, and the
+        interval its hour is judged with: the same definition as ``rules.hours``."""
+        outlet = ["enterprise_id", "outlet_id"]
+        key = ["okey", "factor", "realtime"]
+        records = records.sort([*key, "t"]).with_columns(
+            (pl.col("t") - pl.col("t").shift(1).over(key)).alias("gap")
+        )
+        spacings = (
+            records.filter(pl.col("gap") > 0)
+            .group_by([*key, "hour", "gap"])
+            .agg(pl.len().alias("k"))
+            .filter(pl.col("k") >= INTERVAL_EVIDENCE)
+            .sort([*key, "hour", "k", "gap"], descending=[False, False, False, False, True, False])
+            .group_by([*key, "hour"], maintain_order=True)
+            .agg(pl.col("gap").first().alias("seen"))
+        )
+        hours = (
+            records.select(*key, *outlet, "hour")
+            .unique([*key, "hour"])
+            .join(spacings, on=[*key, "hour"], how="left")
+            .sort([*key, "hour"])
+            .with_columns(
+                pl.col("seen")
+                .rolling_min_by("hour", window_size=f"{INTERVAL_WINDOW_S}i", closed="right")
+                .over(key)
+                .alias("derived")
+            )
+            .join(self._outlet_table().select(*outlet, "override_s"), on=outlet, how="left")
+            .with_columns(
+                pl.when(pl.col("realtime"))
+                .then(pl.col("derived").fill_null(ASSUMED_REALTIME_INTERVAL_S))
+                .otherwise(pl.coalesce("override_s", "derived", pl.lit(ASSUMED_MINUTE_INTERVAL_S)))
+                .alias("interval_s")
+            )
+            .select(*key, "hour", "derived", "interval_s")
+        )
+        return records.join(hours, on=[*key, "hour"], how="left")
 
     def _low_periods(self, minute: pl.DataFrame) -> pl.DataFrame:
         """A5-2: per outlet-hour and factor, the sub-hour periods whose mean of the valid
@@ -314,31 +380,25 @@ class BatchEngine:
             (pl.col("total") // pl.col("k")).min().alias("lowest_period"),
         )
 
-    def _runs(self, minute: pl.DataFrame) -> pl.DataFrame:
+    def _runs(self, records: pl.DataFrame) -> pl.DataFrame:
         """Zero and constant run lengths per record: the same definition as ``RunState``."""
         outlet = ["enterprise_id", "outlet_id"]
-        key = ["okey", "factor"]  # the integer outlet key: cheaper windows than the strings
+        key = ["okey", "factor", "realtime"]  # the integer outlet key: cheaper windows
         outlets = self._outlet_table()
         stopped = (
-            minute.join(outlets, on=outlet)
+            records.join(outlets, on=outlet)
             .filter(
                 (pl.col("factor") == pl.col("flow_code")) & pl.col("valid") & (pl.col("value") <= 0)
             )
             .select(*outlet, "t", pl.lit(value=True).alias("stopped"))
             .unique()
         )
-        df = (
-            minute.join(outlets.select(*outlet, "interval_s"), on=outlet, how="left")
-            .join(stopped, on=[*outlet, "t"], how="left")
-            .sort([*key, "t"])
-        )
+        df = records.join(stopped, on=[*outlet, "t"], how="left").sort([*key, "t"])
         eligible = pl.col("valid") & ~pl.col("stopped").fill_null(value=False)
         df = df.with_columns(
             (eligible & (pl.col("fixed") == 0)).alias("is_zero"),
             (eligible & (pl.col("fixed") != 0)).alias("is_const"),
-            ((pl.col("t") - pl.col("t").shift(1).over(key)) == pl.col("interval_s"))
-            .fill_null(value=False)
-            .alias("consecutive"),
+            (pl.col("gap") == pl.col("interval_s")).fill_null(value=False).alias("consecutive"),
         )
         zero_cont = pl.col("is_zero") & pl.col("consecutive") & pl.col("is_zero").shift(1).over(key)
         const_cont = (
@@ -547,33 +607,45 @@ _INT_FIELDS = (
     "n_t",
     "zs_n",
     "zs_sum",
+    "zero_run",
+    "const_run",
+    "low_periods",
+    "n_f",
+    "interval_s",
+    "seen_interval_s",
 )
+_BOOL_FIELDS = ("dev_marked", "realtime")
+
+
+def hour_agg(row: dict[str, Any]) -> HourAgg:
+    """A row of ``BatchEngine.hour_aggregates`` (as a dict) as the judge's ``HourAgg``."""
+    return HourAgg._make(
+        row.get(f) or 0
+        if f in _INT_FIELDS
+        else bool(row.get(f))
+        if f in _BOOL_FIELDS
+        else row.get(f)
+        for f in HourAgg._fields
+    )
 
 
 def _by_outlet(
     aggs: pl.DataFrame,
 ) -> Iterator[tuple[tuple[str, str], list[tuple[int, dict[str, HourAgg]]]]]:
     """Aggregate rows grouped by outlet, then by hour (rows are sorted)."""
+    fields = HourAgg._fields
     columns = [
-        "enterprise_id",
-        "outlet_id",
-        "hour",
-        "factor",
-        *_INT_FIELDS,
-        "dev_value",
-        "dev_flag",
-        "dev_zs",
-        "dev_marked",
-        "min_valid",
-        "max_valid",
-        "zero_run",
-        "const_run",
-        "low_periods",
-        "lowest_period",
+        pl.col(f).fill_null(0)
+        if f in _INT_FIELDS
+        else pl.col(f).fill_null(value=False)
+        if f in _BOOL_FIELDS
+        else pl.col(f)
+        for f in fields
     ]
     current: tuple[str, str] | None = None
     hours: list[tuple[int, dict[str, HourAgg]]] = []
-    for row in aggs.select(columns).iter_rows():
+    rows = aggs.select("enterprise_id", "outlet_id", "hour", "factor", *columns).iter_rows()
+    for row in rows:
         key = (row[0], row[1])
         if key != current:
             if current is not None:
@@ -582,22 +654,7 @@ def _by_outlet(
         hour = row[2]
         if not hours or hours[-1][0] != hour:
             hours.append((hour, {}))
-        ints = [v or 0 for v in row[4:15]]
-        hours[-1][1][row[3]] = HourAgg._make(
-            (
-                *ints,
-                row[15],
-                row[16],
-                row[17],
-                bool(row[18]),
-                row[19],
-                row[20],
-                row[21] or 0,
-                row[22] or 0,
-                row[23] or 0,
-                row[24],
-            )
-        )
+        hours[-1][1][row[3]] = HourAgg._make(row[4:])
     if current is not None:
         yield current, hours
 

@@ -8,11 +8,33 @@ they do not depend on the order readings arrive in or are added up in.
 from __future__ import annotations
 
 import math
+from array import array
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
 FIXED = 1_000_000
-INVALID_FLAG_ORDER = ("D", "M", "C", "B")  # the hour takes the dominant invalid cause (S8)
+# The hour takes its most frequent invalid cause; ties go to the first here (S8's order, with
+# F, 停运, last: a stopped plant is not a faulty one).
+INVALID_FLAG_ORDER = ("D", "M", "C", "B", "F")
+
+# The record interval is read from the data (HJ 212 loggers send minute data every 1–30
+# minutes and real-time data every 30–3600 s, and nobody configures that per outlet): the
+# most frequent spacing between consecutive records of a factor in an hour, once at least
+# ``INTERVAL_EVIDENCE`` spacings agree; the smallest such value of the last 24 hours is used,
+# so that an hour with records missing (spacings of two or three intervals) does not pass for
+# a coarser logger. Until the data has shown it, the finest interval is assumed: an hour is
+# then never taken as better covered than it is (it may be judged invalid, never falsely
+# valid).
+INTERVAL_EVIDENCE = 2
+INTERVAL_WINDOW_S = 86400
+ASSUMED_MINUTE_INTERVAL_S = 60  # HJ 212's finest MinInterval (1 min)
+ASSUMED_REALTIME_INTERVAL_S = 30  # HJ 212's finest RtdInterval (30 s)
+REALTIME_SUFFIX = "@rtd"  # run and interval state of a factor's real-time records
+# Real-time values (CN 2011) make an outlet's hours only while it has sent no minute data
+# (CN 2051) stamped within this long before them: most loggers send both, and minute data
+# are the standard's basis for the hour (so real-time values are not even kept then).
+REALTIME_QUIET_S = 2 * 3600
 
 
 def to_fixed(value: float) -> int:
@@ -21,7 +43,8 @@ def to_fixed(value: float) -> int:
 
 
 class MinuteRecord(NamedTuple):
-    """A minute-data value (CN 2051) as the hour aggregation needs it."""
+    """A minute-data value (CN 2051), or a real-time value (CN 2011) of an outlet that sends
+    no minute data, as the hour aggregation needs it."""
 
     factor: str
     t: int
@@ -29,6 +52,9 @@ class MinuteRecord(NamedTuple):
     flag: str  # "N" when the packet gave none
     zs: float | None  # the reported converted value (ZsAvg), when there is one
     marked: bool  # inside a marked period (标记)
+    minimum: float | None = None  # the record's own Min field
+    maximum: float | None = None  # ... and Max field
+    stop_marked: bool = False  # inside a declared 停产 marking: counted as stopped, like F
 
 
 class DeviceHour(NamedTuple):
@@ -40,12 +66,14 @@ class DeviceHour(NamedTuple):
     flag: str
     zs: float | None
     marked: bool
+    minimum: float | None = None  # the packet's Min / Max fields
+    maximum: float | None = None
 
 
 class HourAgg(NamedTuple):
     """One factor of one outlet-hour."""
 
-    n: int  # minute records
+    n: int  # records (minute records, or real-time records when there are none)
     n_valid: int  # valid flag, a value, not marked
     sum_valid: int  # fixed-point sum of the valid values
     n_marked: int
@@ -68,37 +96,67 @@ class HourAgg(NamedTuple):
     # valid values lies below the factor's lower bound, and the lowest period mean (fixed).
     low_periods: int = 0
     lowest_period: int | None = None
+    n_f: int = 0  # stopped: flag F (停运), or inside a declared 停产 marking
+    interval_s: int = 0  # the record interval the hour is judged with
+    seen_interval_s: int = 0  # the interval the data shows (0: not shown yet)
+    realtime: bool = False  # the records are real-time values (CN 2011)
+    # Fixed-point extremes of the valid records including their own Min/Max fields (the
+    # values every reading must respect, pH 6-9), and the device hour's Min/Max fields.
+    ext_low: int | None = None
+    ext_high: int | None = None
+    dev_min: float | None = None
+    dev_max: float | None = None
 
     @property
     def invalid_flag(self) -> str | None:
-        """The dominant invalid flag of the hour (D > M > C > B), if any."""
-        for flag, n in zip(
-            INVALID_FLAG_ORDER, (self.n_d, self.n_m, self.n_c, self.n_b), strict=True
-        ):
-            if n:
-                return flag
-        return None
+        """The most frequent invalid cause of the hour (ties: D > M > C > B > F); M for an
+        hour invalid only for being marked; None when nothing but missing data explains it."""
+        counts = (self.n_d, self.n_m, self.n_c, self.n_b, self.n_f)
+        best = max(counts)
+        if best:
+            return INVALID_FLAG_ORDER[counts.index(best)]
+        return "M" if self.n_marked else None
+
+    @property
+    def covered_s(self) -> int:
+        """Seconds of the hour covered by valid records."""
+        return min(3600, self.n_valid * self.interval_s)
 
 
 EMPTY = HourAgg(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, None, None, None, False)
 
 
 class RunState:
-    """Zero and constant runs of one factor, carried from one closed hour to the next.
+    """A factor's state carried from one closed hour to the next: its zero and constant runs,
+    its last record and the intervals its data has shown (a sliding-window minimum kept as a
+    monotonic queue of (hour, interval) pairs in one array).
 
-    A run continues only over consecutive records (exactly one minute interval apart) that
-    are *eligible*: a valid flag, a value, not marked, and the outlet producing (a valid flow
-    of 0 at the same time means it is not). Zero values extend the zero run; identical
-    non-zero values the constant run.
+    A run continues only over consecutive records (exactly one interval apart) that are
+    *eligible*: a valid flag, a value, not marked, and the outlet producing (a valid flow of 0
+    at the same time means it is not). Zero values extend the zero run; identical non-zero
+    values the constant run.
     """
 
-    __slots__ = ("const", "last_fixed", "last_t", "zero")
+    __slots__ = ("const", "intervals", "last_fixed", "last_t", "zero")
 
     def __init__(self) -> None:
         self.last_t = -(2**62)
         self.last_fixed = 0
         self.zero = 0
         self.const = 0
+        self.intervals = array("q")
+
+    def derived_interval(self, hour: int, seen: int) -> int | None:
+        """Record ``seen`` (0: nothing shown) for ``hour`` and return the smallest interval
+        shown in the 24 hours up to it, or None when none was."""
+        q = self.intervals
+        if seen:
+            while q and q[-1] >= seen:
+                del q[-2:]
+            q.extend((hour, seen))
+        while q and q[0] <= hour - INTERVAL_WINDOW_S:
+            del q[:2]
+        return q[1] if q else None
 
     def step(self, t: int, fixed: int | None, eligible: bool, interval_s: int) -> tuple[int, int]:
         consecutive = t - self.last_t == interval_s
@@ -116,22 +174,45 @@ class RunState:
         return self.zero, self.const
 
 
+def seen_interval(gaps: Iterable[int]) -> int:
+    """The most frequent spacing (the smallest among equally frequent ones) when at least
+    ``INTERVAL_EVIDENCE`` spacings show it; 0 otherwise."""
+    counts = Counter(g for g in gaps if g > 0)
+    if not counts:
+        return 0
+    best = max(counts.values())
+    if best < INTERVAL_EVIDENCE:
+        return 0
+    return min(g for g, n in counts.items() if n == best)
+
+
 def aggregate(
     minutes: Iterable[MinuteRecord],
     device: Iterable[DeviceHour],
     valid_flags: frozenset[str],
     runs: dict[str, RunState] | None = None,
-    interval_s: int = 600,
+    interval_override_s: int | None = None,
     flow_code: str | None = None,
     periods: Mapping[str, tuple[int, int]] | None = None,
+    realtime: Iterable[MinuteRecord] = (),
 ) -> dict[str, HourAgg]:
-    """The hour's aggregates per factor, from already de-duplicated records.
+    """The hour's aggregates per factor, from already de-duplicated records of one hour.
 
-    ``runs`` carries the zero/constant runs across hours (records must come hour by hour in
-    event-time order); without it runs are not computed. ``periods`` maps a factor to
-    (period length s, fixed-point lower bound) for the sub-hour period means of A5-2.
+    A factor's minute records are used when it has any this hour, else its real-time records
+    (an outlet that sends only CN 2011). ``runs`` carries the runs and intervals across hours
+    (records must come hour by hour in event-time order); without it each hour starts afresh.
+    ``interval_override_s`` is a configured minute-data interval (real-time data is always
+    read from the data). ``periods`` maps a factor to (period length s, fixed-point lower
+    bound) for the sub-hour period means of A5-2.
     """
-    records = sorted(minutes, key=lambda r: (r.factor, r.t))
+    runs = {} if runs is None else runs
+    chosen = sorted(minutes, key=lambda r: (r.factor, r.t))
+    with_minutes = {r.factor for r in chosen}
+    rtd = sorted(
+        (r for r in realtime if r.factor not in with_minutes), key=lambda r: (r.factor, r.t)
+    )
+    rtd_factors = {r.factor for r in rtd}
+    records = chosen + rtd
     not_producing = {
         r.t
         for r in records
@@ -141,79 +222,112 @@ def aggregate(
         and not r.marked
         and r.value <= 0
     }
-    acc: dict[str, list[int]] = {}
-    low: dict[str, int] = {}
-    high: dict[str, int] = {}
-    longest: dict[str, list[int]] = {}  # factor → [zero run, constant run]
+    groups: dict[str, list[MinuteRecord]] = {}
     for r in records:
-        a = acc.get(r.factor)
-        if a is None:
-            a = acc[r.factor] = [0] * 11
-            longest[r.factor] = [0, 0]
-        a[0] += 1
-        fixed = None
-        if r.marked:
-            a[3] += 1
-        elif r.value is not None and r.flag in valid_flags:
-            fixed = to_fixed(r.value)
-            a[1] += 1
-            a[2] += fixed
-            low[r.factor] = min(low.get(r.factor, fixed), fixed)
-            high[r.factor] = max(high.get(r.factor, fixed), fixed)
-            if r.zs is not None:
-                a[9] += 1
-                a[10] += to_fixed(r.zs)
-        if r.flag == "D":
-            a[4] += 1
-        elif r.flag == "M":
-            a[5] += 1
-        elif r.flag == "C":
-            a[6] += 1
-        elif r.flag == "B":
-            a[7] += 1
-        elif r.flag == "T":
-            a[8] += 1
-        if runs is not None:
-            state = runs.get(r.factor)
-            if state is None:
-                state = runs[r.factor] = RunState()
-            eligible = fixed is not None and r.t not in not_producing
-            zero, const = state.step(r.t, fixed, eligible, interval_s)
-            best = longest[r.factor]
-            best[0] = max(best[0], zero)
-            best[1] = max(best[1], const)
-    lows = _low_periods(records, periods, valid_flags) if periods else {}
-    out = {
-        f: HourAgg(
-            a[0],
-            a[1],
-            a[2],
-            a[3],
-            a[4],
-            a[5],
-            a[6],
-            a[7],
-            a[8],
-            a[9],
-            a[10],
-            None,
-            None,
-            None,
-            False,
-            low.get(f),
-            high.get(f),
-            longest[f][0],
-            longest[f][1],
-            *lows.get(f, (0, None)),
+        groups.setdefault(r.factor, []).append(r)
+    out: dict[str, HourAgg] = {}
+    for factor, group in groups.items():
+        is_rtd = factor in rtd_factors
+        key = factor + REALTIME_SUFFIX if is_rtd else factor
+        state = runs.get(key)
+        if state is None:
+            state = runs[key] = RunState()
+        out[factor] = _factor_hour(
+            group, state, valid_flags, not_producing, is_rtd, interval_override_s
         )
-        for f, a in acc.items()
-    }
+    if periods:
+        for factor, (low, lowest) in _low_periods(records, periods, valid_flags).items():
+            out[factor] = out[factor]._replace(low_periods=low, lowest_period=lowest)
     for d in device:
         base = out.get(d.factor, EMPTY)
         out[d.factor] = base._replace(
-            dev_value=d.value, dev_flag=d.flag, dev_zs=d.zs, dev_marked=d.marked
+            dev_value=d.value,
+            dev_flag=d.flag,
+            dev_zs=d.zs,
+            dev_marked=d.marked,
+            dev_min=d.minimum,
+            dev_max=d.maximum,
         )
     return out
+
+
+def _factor_hour(
+    records: list[MinuteRecord],
+    state: RunState,
+    valid_flags: frozenset[str],
+    not_producing: set[int],
+    is_rtd: bool,
+    override_s: int | None,
+) -> HourAgg:
+    """One factor's records of one hour (sorted by time) → its aggregate; advances ``state``."""
+    hour = records[0].t - records[0].t % 3600
+    previous = state.last_t
+    gaps = []
+    for r in records:
+        if previous > -(2**62):
+            gaps.append(r.t - previous)
+        previous = r.t
+    seen = seen_interval(gaps)
+    derived = state.derived_interval(hour, seen)
+    assumed = ASSUMED_REALTIME_INTERVAL_S if is_rtd else ASSUMED_MINUTE_INTERVAL_S
+    used = override_s if override_s is not None and not is_rtd else derived or assumed
+    n = n_valid = sum_valid = n_marked = n_f = zs_n = zs_sum = 0
+    flags = dict.fromkeys("DMCBT", 0)
+    low = high = ext_low = ext_high = None
+    zero_best = const_best = 0
+    for r in records:
+        n += 1
+        fixed = None
+        if r.marked:
+            n_marked += 1
+        elif r.value is not None and r.flag in valid_flags:
+            fixed = to_fixed(r.value)
+            n_valid += 1
+            sum_valid += fixed
+            low = fixed if low is None else min(low, fixed)
+            high = fixed if high is None else max(high, fixed)
+            lo = fixed if r.minimum is None else min(fixed, to_fixed(r.minimum))
+            hi = fixed if r.maximum is None else max(fixed, to_fixed(r.maximum))
+            ext_low = lo if ext_low is None else min(ext_low, lo)
+            ext_high = hi if ext_high is None else max(ext_high, hi)
+            if r.zs is not None:
+                zs_n += 1
+                zs_sum += to_fixed(r.zs)
+        if r.flag in flags:
+            flags[r.flag] += 1
+        if r.flag == "F" or r.stop_marked:
+            n_f += 1
+        eligible = fixed is not None and r.t not in not_producing
+        zero, const = state.step(r.t, fixed, eligible, used)
+        zero_best = max(zero_best, zero)
+        const_best = max(const_best, const)
+    return HourAgg(
+        n,
+        n_valid,
+        sum_valid,
+        n_marked,
+        flags["D"],
+        flags["M"],
+        flags["C"],
+        flags["B"],
+        flags["T"],
+        zs_n,
+        zs_sum,
+        None,
+        None,
+        None,
+        False,
+        low,
+        high,
+        zero_best,
+        const_best,
+        n_f=n_f,
+        interval_s=used,
+        seen_interval_s=derived or 0,
+        realtime=is_rtd,
+        ext_low=ext_low,
+        ext_high=ext_high,
+    )
 
 
 def _low_periods(

@@ -26,11 +26,13 @@ from typing import Any
 
 from rules.findings import Finding, Tier
 from rules.hours import FIXED, HourAgg, to_fixed
-from rules.markings import MarkingBook
+from rules.markings import STOPPED_MARK, MarkingBook
 from rules.params import OutletParams, Thresholds, effective_thresholds
 from rules.timebase import DAY, HOUR, day_start
 
 RECOMPUTE_TOLERANCE = 0.02  # A1D: relative difference tolerated between device and recomputed
+EXCEEDANCE_RULES = frozenset({"A3", "A4", "A5-1"})  # 超标倍数 is stated for these only
+FAULT_FLAGS = ("D", "M", "C")  # B9: an hour invalid for these is counted (F is not a fault)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,19 +41,27 @@ class HourValue:
 
     value: float | None  # measured hourly average
     valid: bool
-    source: str  # "minutes" or "device"
+    source: str  # "minutes" (CN 2051), "realtime" (CN 2011) or "device" (CN 2061)
     valid_minutes: int
-    flag: str | None  # the hour's flag: "N" when valid, else the dominant invalid cause
+    # The hour's flag: "N" when valid, else its most frequent invalid cause (F: stopped);
+    # None when only missing data made it invalid.
+    flag: str | None
+    interval_s: int = 0  # the record interval it was judged with
 
 
 @dataclass(slots=True)
 class _DayHours:
-    # factor → [valid hours, Σ judged, Σ judged × flow, Σ flow, hours with a valid flow > 0],
-    # added hour by hour in event-time order (the same order in both engines).
+    # factor → [valid hours, Σ judged, Σ judged × flow, Σ flow, hours with a valid flow
+    # (zero included), Σ judged of the hours without one], added hour by hour in event-time
+    # order (the same order in both engines).
     values: dict[str, list[float]] = field(default_factory=dict)
     flow: float | None = None  # the valid flow of the hour being judged
-    # factor → [minute records received, valid minute records] over the day (B10)
+    # factor → [records received, valid records, records expected in the hours judged,
+    # hours judged (a bit per hour of the day), the last record interval] (B10); stopped
+    # records (F, 停产 markings) are neither received nor expected.
     counts: dict[str, list[int]] = field(default_factory=dict)
+    # factor → hours flagged F (停运): an incinerator's day is judged on the hours it ran
+    stopped: dict[str, int] = field(default_factory=dict)
     # factor → [(hour start, five-minute means below the bound in it)] (A5-2)
     low: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
 
@@ -93,6 +103,11 @@ class OutletJudge:
         self._flag_hours: dict[str, int] = defaultdict(int)
         self._history: dict[str, array[float]] = {}
         self.hour_flow: float | None = None  # the valid flow of the last hour judged
+        # B7 on minute and real-time data: the last hour judged, the factors the data have
+        # carried, and whether the logger sends hour packets (then rules/absence.py judges).
+        self._last_hour: int | None = None
+        self._carried: set[str] = set()
+        self._sends_hours = False
 
     def reconfigure(self, params: OutletParams, markings: MarkingBook | None = None) -> None:
         """New parameters for the same outlet; the state (open days, runs, counters) stays."""
@@ -113,13 +128,17 @@ class OutletJudge:
     # -- hours ---------------------------------------------------------------------------
 
     def hour_value(self, agg: HourAgg) -> HourValue:
+        """A1: the hour is valid with records covering at least ``valid_minutes_per_hour``
+        valid minutes (each record covers one interval, read from the data); its value is
+        their mean. Without minute or real-time records, the device's own hour value."""
         p = self.params
         if agg.n:
-            minutes = agg.n_valid * p.minute_interval_min
-            valid = minutes >= p.valid_minutes_per_hour
+            covered = agg.covered_s
+            valid = agg.n_valid * agg.interval_s >= p.valid_minutes_per_hour * 60
             value = agg.sum_valid / agg.n_valid / FIXED if agg.n_valid else None
-            flag = "N" if valid else (agg.invalid_flag or ("M" if agg.n_marked else "D"))
-            return HourValue(value, valid, "minutes", minutes, flag)
+            flag = "N" if valid else agg.invalid_flag
+            source = "realtime" if agg.realtime else "minutes"
+            return HourValue(value, valid, source, covered // 60, flag, agg.interval_s)
         valid = agg.dev_value is not None and agg.dev_flag in p.valid_flags and not agg.dev_marked
         return HourValue(agg.dev_value, valid, "device", 0, agg.dev_flag)
 
@@ -130,6 +149,7 @@ class OutletJudge:
         values = {code: self.hour_value(agg) for code, agg in aggs.items()}
         o2 = values.get(p.o2_code)
         o2_ok = o2 is not None and o2.valid and o2.value is not None and o2.value < 21
+        out += self._missing(start, aggs)
         day = self._days.setdefault(day_start(start), _DayHours())
         flow = values.get(p.flow_code)
         day.flow = (
@@ -144,9 +164,10 @@ class OutletJudge:
             out += self._device_check(code, start, HOUR, agg.dev_value, agg.dev_flag, hv)
             out += self._data_checks(code, start, agg, hv)
             if agg.n:
-                counts = day.counts.setdefault(code, [0, 0])
-                counts[0] += agg.n
-                counts[1] += agg.n_valid
+                self._count_records(day, code, start, agg)
+            if hv.flag == "F":
+                day.stopped[code] = day.stopped.get(code, 0) + 1
+            out += self._range("A4V", code, start, HOUR, agg, hv)
             if code == p.furnace_code and p.furnace_bound is not None:
                 out += self._furnace_hour(code, start, agg, day)
             if not hv.valid or hv.value is None:
@@ -154,7 +175,7 @@ class OutletJudge:
             out += self._jump(code, start, hv.value)
             judged = hv.value
             evidence: dict[str, Any] = {"source": hv.source, "measured": _round(hv.value)}
-            if hv.source == "minutes":
+            if hv.source != "device":
                 evidence["valid_minutes"] = hv.valid_minutes
             if fp.reference_o2 is not None:
                 if not o2_ok:
@@ -180,20 +201,22 @@ class OutletJudge:
                 out += self._reported_zs(code, start, agg, judged)
             acc = day.values.get(code)
             if acc is None:
-                acc = day.values[code] = [0.0, 0.0, 0.0, 0.0, 0.0]
+                acc = day.values[code] = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
             acc[0] += 1
             acc[1] += judged
-            if day.flow is not None and day.flow > 0:
+            if day.flow is not None and day.flow >= 0:  # a zero-flow hour weighs 0
                 acc[2] += judged * day.flow
                 acc[3] += day.flow
                 acc[4] += 1
+            else:
+                acc[5] += judged
             t = self.thresholds[code]
             out += self._tiered(
                 "A3", code, start, HOUR, judged, t.hour_alarm, t.hour_warning, evidence
             )
-            out += self._range("A4V", code, start, HOUR, hv.value, t, evidence)
         out += self._o2_high(start, o2, flow)
         out += self._o2_band(start, o2, flow)
+        out += self._interval_check(start, aggs)
         return out
 
     # -- data anomalies (B) --------------------------------------------------------------
@@ -203,9 +226,9 @@ class OutletJudge:
         p = self.params
         fp = p.factors[code]
         out: list[Finding] = []
-        if agg.n:  # runs are judged on minute data only
-            zero = agg.zero_run * p.minute_interval_min
-            const = agg.const_run * p.minute_interval_min
+        if agg.n:  # runs are judged on minute (or real-time) records only
+            zero = round(agg.zero_run * agg.interval_s / 60, 1)
+            const = round(agg.const_run * agg.interval_s / 60, 1)
             out += self._flagged(
                 "B1", code, start, zero >= p.zero_minutes, zero, p.zero_minutes, "min"
             )
@@ -251,7 +274,7 @@ class OutletJudge:
                 limit,
                 {"min": pmin, "max": pmax},
             )
-        if not hv.valid and hv.source == "minutes" and hv.flag in ("D", "M", "C"):
+        if not hv.valid and hv.source != "device" and hv.flag in FAULT_FLAGS:
             self._flag_hours[code] += 1
             n = self._flag_hours[code]
             tier = "alarm" if n >= p.flag_hours_alarm else "warning"
@@ -266,10 +289,72 @@ class OutletJudge:
                 float(p.flag_hours_warning),
                 {"flag": hv.flag, "hours": n},
             )
-        elif hv.valid:
+        elif hv.valid or hv.flag == "F":  # a stopped plant (停运) is not a faulty one
             self._flag_hours[code] = 0
             out += self._transition("B9", code, start, HOUR, None, 0.0, None, {})
         return out
+
+    def _missing(self, start: int, aggs: dict[str, HourAgg]) -> list[Finding]:
+        """B7 for loggers that send minute or real-time data but no hour packets: the hours
+        between two judged hours that had no data at all (缺失; hours wholly inside a
+        declared 停产 marking excepted), and a configured factor the data carried before
+        that this hour lacks (不完整). Judged in event time as hours close, so a logger that
+        backfills (补发) in time order leaves no hole."""
+        self._sends_hours = self._sends_hours or any(
+            a.dev_value is not None or a.dev_flag is not None for a in aggs.values()
+        )
+        last, self._last_hour = self._last_hour, start
+        if self._sends_hours:
+            return []  # judged on the hour packets (rules/absence.py)
+        present = {code for code, a in aggs.items() if a.n}
+        data = "realtime" if any(aggs[c].realtime for c in present) else "minute"
+        out: list[Finding] = []
+        if last is not None:
+            for h in range(last + HOUR, start, HOUR):
+                if not self._stopped_marked(day_start(h), "", [(h - day_start(h)) // HOUR]):
+                    evidence = {"missing": True, "data": data}
+                    out += self._transition("B7", None, h, HOUR, "warning", None, None, evidence)
+        if present:
+            out += self._transition("B7", None, start, HOUR, None, None, None, {})
+        for code in sorted(self._carried & self.params.factors.keys()):
+            lacking = code not in present and bool(present)
+            evidence = {"incomplete": True, "data": data}
+            tier: Tier | None = "warning" if lacking else None
+            out += self._transition("B7", code, start, HOUR, tier, None, None, evidence)
+        self._carried |= present
+        return out
+
+    def _count_records(self, day: _DayHours, code: str, start: int, agg: HourAgg) -> None:
+        """B10's tallies: records received and valid, and those the hour should have held at
+        its interval, stopped records (F, 停产 markings) counting on neither side."""
+        counts = day.counts.get(code)
+        if counts is None:
+            counts = day.counts[code] = [0, 0, 0, 0, 0]
+        counts[0] += agg.n - agg.n_f
+        counts[1] += agg.n_valid
+        counts[2] += max(0, HOUR // agg.interval_s - agg.n_f)
+        counts[3] |= 1 << ((start - day_start(start)) // HOUR)
+        counts[4] = agg.interval_s
+
+    def _interval_check(self, start: int, aggs: dict[str, HourAgg]) -> list[Finding]:
+        """B11: the configured minute-data interval against the one the data shows."""
+        override = self.params.interval_override_s
+        if override is None:
+            return []
+        seen = sorted({a.seen_interval_s for a in aggs.values() if a.n and not a.realtime} - {0})
+        if not seen:
+            return []  # no minute data this hour, or not enough to show the interval
+        differs = seen[0] != override
+        return self._transition(
+            "B11",
+            None,
+            start,
+            HOUR,
+            "warning" if differs else None,
+            float(seen[0]),
+            float(override),
+            {"configured_s": override, "seen_s": seen},
+        )
 
     def _flagged(
         self, rule: str, code: str, start: int, holds: bool, value: float, limit: float, unit: str
@@ -446,12 +531,21 @@ class OutletJudge:
         if hours is None:
             return []
         out: list[Finding] = []
-        expected = DAY // 60 // p.minute_interval_min
-        for code, (received, valid) in sorted(hours.counts.items()):
+        for code, (received, valid, due, judged, interval) in sorted(hours.counts.items()):
             if code not in p.factors:
                 continue
+            unjudged = [h for h in range(24) if not judged >> h & 1]
+            stopped = self._stopped_marked(start, code, unjudged)
+            expected = due + (len(unjudged) - stopped) * (HOUR // interval)
+            if not expected:
+                continue  # stopped all day: nothing was due
             rate = valid / expected
-            counted = {"received": received, "valid": valid, "expected": expected}
+            counted = {
+                "received": received,
+                "valid": valid,
+                "expected": expected,
+                "interval_s": interval,
+            }
             out += self._transition(
                 "B10",
                 code,
@@ -465,22 +559,75 @@ class OutletJudge:
         caps = None
         if p.marking_caps and self.markings is not None:
             caps = self.markings.cap_usage((p.enterprise_id, p.outlet_id), start + DAY)
-        for code, (n, total, weighted_sum, weights, n_weighted) in sorted(hours.values.items()):
+        for code, acc in sorted(hours.values.items()):
             t = self.thresholds[code]
             if t.day_alarm is None and t.day_warning is None:
                 continue
-            if n < p.valid_hours_per_day:
+            n = int(acc[0])
+            evidence: dict[str, Any] = {"valid_hours": n}
+            if not self._day_judged(start, code, n, hours, evidence):
                 continue
-            weighted = p.kind == "water" and n_weighted == n
-            value = weighted_sum / weights if weighted else total / n
-            evidence: dict[str, Any] = {"valid_hours": int(n), "flow_weighted": weighted}
+            daily = self._daily_value(acc, evidence)
+            if daily is None:
+                continue
             if caps is not None:
                 evidence["marking_caps"] = caps
             out += self._tiered(
-                p.daily_rule, code, start, DAY, value, t.day_alarm, t.day_warning, evidence
+                p.daily_rule, code, start, DAY, daily, t.day_alarm, t.day_warning, evidence
             )
         out += self._furnace_day(start, hours)
         return out
+
+    def _day_judged(
+        self, start: int, code: str, n: int, hours: _DayHours, evidence: dict[str, Any]
+    ) -> bool:
+        """Whether a day with ``n`` valid hours is judged: at least ``valid_hours_per_day``
+        (HJ 76 附录B: 20 for flue gas). An incinerator's day is its furnace's running time
+        (部令第10号: 日均值 of the furnace's 非停运期间): at least as many valid hours as it
+        ran, when it ran fewer than that (docs/rules.md, A5-1)."""
+        p = self.params
+        if n >= p.valid_hours_per_day:
+            return True
+        if not p.incineration or n < p.incineration_min_hours:
+            return False
+        counts = hours.counts.get(code)
+        judged = counts[3] if counts else 0
+        unjudged = [h for h in range(24) if not judged >> h & 1]
+        stopped = hours.stopped.get(code, 0) + self._stopped_marked(start, code, unjudged)
+        running = 24 - stopped
+        evidence["running_hours"] = running
+        return n >= running
+
+    def _daily_value(self, acc: list[float], evidence: dict[str, Any]) -> float | None:
+        """The day's value from its valid hours: their mean; for wastewater weighted by each
+        hour's flow (HJ 212 附录D), a zero-flow hour weighing 0 and an hour without a valid
+        flow left out of the weighting (not guessed). None when nothing was discharged."""
+        n, total, weighted_sum, weights, n_flow, unweighted = acc
+        if self.params.kind != "water" or not n_flow:
+            evidence["flow_weighted"] = False
+            return total / n
+        evidence["weighted_hours"] = int(n_flow)
+        evidence["weighted_share"] = round(n_flow / n, 4)
+        if weights > 0:
+            evidence["flow_weighted"] = True
+            return weighted_sum / weights
+        evidence["flow_weighted"] = False
+        if n_flow == n:
+            return None  # no flow in any valid hour: nothing discharged, no daily value
+        return unweighted / (n - n_flow)  # flow known only where it was zero
+
+    def _stopped_marked(self, start: int, code: str, hours: list[int]) -> int:
+        """How many of the day's hours (indexes) lie wholly in a declared 停产 marking."""
+        book = self.markings
+        if book is None or not hours:
+            return 0
+        e, o = self.params.enterprise_id, self.params.outlet_id
+        n = 0
+        for h in hours:
+            at = start + h * HOUR
+            m = book.marking_at(e, o, code, at, STOPPED_MARK)
+            n += m is not None and m.end >= at + HOUR
+        return n
 
     def _furnace_day(self, start: int, hours: _DayHours) -> list[Finding]:
         """A5-2: more than ``furnace_low_max_per_day`` low five-minute means in the day."""
@@ -532,37 +679,49 @@ class OutletJudge:
         return self._transition(rule, code, start, length, None, value, None, evidence)
 
     def _range(
-        self,
-        rule: str,
-        code: str,
-        start: int,
-        length: int,
-        value: float,
-        t: Thresholds,
-        evidence: dict[str, Any],
+        self, rule: str, code: str, start: int, length: int, agg: HourAgg, hv: HourValue
     ) -> list[Finding]:
+        """A4V: every valid value must stay in the allowed range (pH 6-9), so the hour is
+        judged on its extremes (the valid records and their own Min/Max fields, or the device
+        hour's), not on its mean, and whether or not the hour is valid."""
+        t = self.thresholds[code]
         if t.value_low is None and t.value_high is None:
             return []
         if code == self.params.furnace_code:
             return []  # the furnace temperature's lower bound is rule A5-2's, not a per-value one
-        low = t.value_low is not None and value < t.value_low
-        high = t.value_high is not None and value > t.value_high
+        if agg.ext_low is not None and agg.ext_high is not None:
+            lowest, highest = agg.ext_low / FIXED, agg.ext_high / FIXED
+        elif hv.source == "device" and hv.valid and hv.value is not None:
+            lowest = hv.value if agg.dev_min is None else min(hv.value, agg.dev_min)
+            highest = hv.value if agg.dev_max is None else max(hv.value, agg.dev_max)
+        else:
+            return []  # no valid value this hour: nothing to judge
+        low = t.value_low is not None and lowest < t.value_low
+        high = t.value_high is not None and highest > t.value_high
         limit = t.value_low if low else t.value_high
+        evidence = {
+            "source": hv.source,
+            "mean": _round(hv.value),
+            "min": _round(lowest),
+            "max": _round(highest),
+            "low": t.value_low,
+            "high": t.value_high,
+        }
         return self._transition(
             rule,
             code,
             start,
             length,
             "alarm" if low or high else None,
-            value,
+            _round(lowest if low or not high else highest),
             limit,
-            {**evidence, "low": t.value_low, "high": t.value_high},
+            evidence,
         )
 
     def _transition(
         self,
         rule: str,
-        code: str,
+        code: str | None,
         start: int,
         length: int,
         tier: Tier | None,
@@ -571,7 +730,7 @@ class OutletJudge:
         evidence: dict[str, Any],
     ) -> list[Finding]:
         """Fire while the condition holds; clear once when it stops."""
-        key = (rule, code)
+        key = (rule, code or "")
         before = self._state.get(key)
         if tier is None:
             if before is None:
@@ -583,9 +742,9 @@ class OutletJudge:
             self._state[key] = (tier, limit)
             state = "fire"
         p = self.params
-        fp = p.factors[code]
+        unit = p.factors[code].unit if code is not None else "s" if rule == "B11" else ""
         multiple = None
-        if state == "fire" and value is not None and limit:
+        if state == "fire" and rule in EXCEEDANCE_RULES and value is not None and limit:
             multiple = round((value - limit) / limit, 4)
         return [
             Finding(
@@ -599,7 +758,7 @@ class OutletJudge:
                 tier=tier,
                 value=_round(value),
                 limit=limit,
-                unit=fp.unit,
+                unit=unit,
                 multiple=multiple,
                 params_id=p.params_id,
                 params_version=self._version,

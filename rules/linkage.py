@@ -20,6 +20,7 @@ whatever order the halves arrived: the streaming and batch engines judge the sam
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -75,7 +76,7 @@ class ProductionLink:
         tally = self._tally.setdefault(meter_id, [0, 0, 0])
         tally[0] += 1
         tally[1] += state == "on"
-        tally[2] += p_kw <= 0
+        tally[2] += -math.inf < p_kw <= 0  # a reading of zero, not a reported state
         return out
 
     def power_closed(self, upto: int) -> list[Finding]:

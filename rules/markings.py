@@ -33,6 +33,7 @@ MARKING_TYPES = (
     "cooling",  # 停炉降温
     "stopped",  # 停产
 )
+STOPPED_MARK = "stopped"  # data inside it count as stopped (停运), like flag F
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +100,10 @@ class MarkingBook:
         """Every marking as far as it excuses data (caps applied), in outlet and time order."""
         return [m for key in sorted(self._by_outlet) for m in self._by_outlet[key]]
 
-    def marking_at(self, enterprise_id: str, outlet_id: str, factor: str, t: int) -> Marking | None:
+    def marking_at(
+        self, enterprise_id: str, outlet_id: str, factor: str, t: int, of_type: str | None = None
+    ) -> Marking | None:
+        """A marking (of type ``of_type``, when given) that excuses ``factor`` at ``t``."""
         key = (enterprise_id, outlet_id)
         items = self._by_outlet.get(key)
         if not items:
@@ -112,7 +116,11 @@ class MarkingBook:
             m = items[i]
             if m.start < lowest:
                 break
-            if m.start <= t < m.end and (m.factor is None or m.factor == factor):
+            if (
+                m.start <= t < m.end
+                and (m.factor is None or m.factor == factor)
+                and (of_type is None or m.type == of_type)
+            ):
                 return m
         return None
 

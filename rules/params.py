@@ -73,7 +73,9 @@ class OutletParams:
     kind: OutletKind
     factors: dict[str, FactorParams] = field(default_factory=dict)
     preset: tuple[str, ...] = ()
-    minute_interval_min: int = 10  # the length a CN 2051 record covers (MinInterval)
+    # The length a CN 2051 record covers (MinInterval): read from the data (rules/hours.py);
+    # a value here overrides it, and the data disagreeing with it is a finding (B11).
+    minute_interval_min: int | None = None
     valid_minutes_per_hour: int = 45  # A1: "不少于45分钟的有效数据" [F]
     valid_hours_per_day_gas: int = 20  # HJ 212 Appendix D: day = mean of >= 20 valid hours
     valid_hours_per_day_water: int = 18  # 75 % [I]
@@ -101,6 +103,9 @@ class OutletParams:
     # MSW incineration (A5): the daily exceedance is A5-1 and marks excuse data only up to
     # yearly caps; A5-2 counts the furnace temperature's 5-minute means below its lower bound.
     incineration: bool = False
+    # A5-1: a day the furnace ran fewer hours than ``valid_hours_per_day`` is judged on its
+    # running hours if they are all valid and at least this many (docs/rules.md) [I].
+    incineration_min_hours: int = 1
     marking_caps: tuple[MarkingCap, ...] = ()
     furnace_code: str = "a01901"  # 炉膛内焚烧平均温度
     furnace_period_s: int = 300  # 五分钟均值
@@ -112,8 +117,8 @@ class OutletParams:
     producing_fraction: float = 0.5
 
     @property
-    def minute_interval_s(self) -> int:
-        return self.minute_interval_min * 60
+    def interval_override_s(self) -> int | None:
+        return None if self.minute_interval_min is None else self.minute_interval_min * 60
 
     @property
     def flow_code(self) -> str:

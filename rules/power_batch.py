@@ -24,6 +24,7 @@ power tests and the simulated month compare both engines finding by finding.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import NamedTuple
 
@@ -96,7 +97,11 @@ def _c0(df: pl.DataFrame) -> pl.DataFrame:
     """C0 state after each sample and whether a change is pending, per meter."""
     meter = "mkey"
     raw = (
-        pl.when(pl.col("rated").is_null())
+        pl.when(pl.col("p_kw") == math.inf)  # a reported state (rules.power_params.sample_kw)
+        .then(ON)
+        .when(pl.col("p_kw") == -math.inf)
+        .then(OFF)
+        .when(pl.col("rated").is_null())
         .then(None)
         .when(pl.col("p_kw") >= pl.col("on_kw"))
         .then(ON)
@@ -134,7 +139,12 @@ def _c0(df: pl.DataFrame) -> pl.DataFrame:
         | (pl.col("state").is_not_null() & pl.col("state").shift(1).over(meter).is_null())
         | (pl.col("state") != pl.col("state").shift(1).over(meter)).fill_null(value=False)
     )
-    return df.with_columns((pl.col("rated").is_not_null() & moved).alias("c0_event"))
+    return df.with_columns((_judged() & moved).alias("c0_event"))
+
+
+def _judged() -> pl.Expr:
+    """Samples the judge takes up: a rated meter's, or a reported state (PowerJudge.sample)."""
+    return pl.col("rated").is_not_null() | pl.col("p_kw").is_infinite()
 
 
 def _producing(df: pl.DataFrame, power: Mapping[str, EnterprisePowerParams]) -> pl.DataFrame:
@@ -185,7 +195,10 @@ def _baselines(
     medians of the last ``baseline_days`` earlier days it learned (at least ``min`` days)."""
     controls = df.filter(pl.col("is_control"))
     learning = controls.filter(
-        (pl.col("state") == ON) & pl.col("producing") & pl.col("rated").is_not_null()
+        (pl.col("state") == ON)
+        & pl.col("producing")
+        & pl.col("rated").is_not_null()
+        & pl.col("p_kw").is_finite()
     )
     bins = (pl.col("p_kw") / (pl.col("rated") * BIN_SPAN) * BINS).cast(pl.Int64).clip(0, BINS - 1)
     hist = (
@@ -255,6 +268,7 @@ def plan(df: pl.DataFrame, power: Mapping[str, EnterprisePowerParams]) -> PowerP
         pl.col("is_control")
         & pl.col("baseline").is_not_null()
         & (pl.col("state") == ON)
+        & pl.col("p_kw").is_finite()
         & (pl.col("p_kw") < pl.col("low_fraction") * pl.col("baseline"))
     ).fill_null(value=False)
     first_of_day = pl.col("is_control") & (
@@ -262,7 +276,7 @@ def plan(df: pl.DataFrame, power: Mapping[str, EnterprisePowerParams]) -> PowerP
     ).fill_null(value=True)
     df = df.sort("order").with_columns(could_be_low.alias("low"))
     event = pl.col("c0_event") | (
-        pl.col("rated").is_not_null()
+        _judged()
         & (
             first_of_day
             | pl.col("low")
@@ -290,7 +304,7 @@ def _tallies(df: pl.DataFrame) -> dict[str, list[tuple[int, dict[str, Tally]]]]:
         .agg(
             pl.len().cast(pl.Int64).alias("n"),
             (pl.col("state") == ON).fill_null(value=False).sum().cast(pl.Int64).alias("on"),
-            (pl.col("p_kw") <= 0).sum().cast(pl.Int64).alias("zero"),
+            ((pl.col("p_kw") <= 0) & pl.col("p_kw").is_finite()).sum().cast(pl.Int64).alias("zero"),
         )
         .sort("enterprise_id", "hour", "meter_id")
     )

@@ -19,6 +19,7 @@ streaming and batch engines, which decide which samples count and feed them here
 
 from __future__ import annotations
 
+import math
 from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -93,15 +94,15 @@ class PowerJudge:
 
     def sample(self, meter_id: str, ts: int, p_kw: float) -> list[Finding]:
         m = self.params.meters.get(meter_id)
-        if m is None or m.rated_kw is None:
-            return []
+        if m is None or (m.rated_kw is None and math.isfinite(p_kw)):
+            return []  # power without a rating says nothing about the state
         dev = self._devices[meter_id]
-        pending_before, state_before = dev.pending, dev.state
+        pending_before, state_before, since_before = dev.pending, dev.state, dev.since
         change = _step(dev, m, ts, p_kw)
         dev.last_p = p_kw
         out: list[Finding] = []
         if change is not None:
-            out += self._on_change(m, change[0], change[1], change[2])
+            out += self._on_change(m, change[0], change[1], change[2], since_before)
         control = m.role == "control" and bool(m.serves)
         if control:
             self._learn(dev, m, ts, p_kw)
@@ -120,7 +121,9 @@ class PowerJudge:
 
     # -- transitions: C2, C3 -------------------------------------------------------------
 
-    def _on_change(self, m: MeterParams, old: str | None, new: str, at: int) -> list[Finding]:
+    def _on_change(
+        self, m: MeterParams, old: str | None, new: str, at: int, since_before: int
+    ) -> list[Finding]:
         out: list[Finding] = []
         if m.role == "control":
             running = [self._devices[p].since for p in m.serves if self._is_on(p)]
@@ -129,8 +132,14 @@ class PowerJudge:
                 first_start = running and self._c2_run.get(m.meter_id) != min(running)
                 if first_start:
                     self._c2_run[m.meter_id] = min(running)  # judged once per production run
-                if old == "off" and first_start and at - min(running) > self.params.c2_lead_s:
-                    started = min(running)
+                # Late only if production (re)started while the control was off: a control
+                # that went off while production ran ends a C1 episode here, not a late start.
+                started = min(running) if running else at
+                late = old == "off" and first_start and started >= since_before
+                if late and at - started > self.params.c2_lead_s:
+                    evidence: dict[str, Any] = {"production_on": started}
+                    if ("C1", m.meter_id) in self._open:
+                        evidence["episode_of"] = "C1"  # one incident: evidence on C1's case
                     out.append(
                         self._event(
                             "C2",
@@ -139,7 +148,7 @@ class PowerJudge:
                             at,
                             at - started,
                             self.params.c2_lead_s,
-                            {"production_on": started},
+                            evidence,
                         )
                     )
             elif running:
@@ -242,6 +251,7 @@ class PowerJudge:
             baseline is not None
             and producing
             and control.state == "on"
+            and math.isfinite(control.last_p)
             and control.last_p < c.low_load_fraction * baseline
         )
         if low:
@@ -268,7 +278,12 @@ class PowerJudge:
                     del dev.medians[0]
             dev.day = day
             dev.histogram = None
-        if dev.state == "on" and any(self._is_on(x) for x in m.serves) and m.rated_kw:
+        if (
+            dev.state == "on"
+            and any(self._is_on(x) for x in m.serves)
+            and m.rated_kw
+            and math.isfinite(p_kw)
+        ):
             if dev.histogram is None:
                 dev.histogram = array("I", bytes(4 * BINS))
             b = min(BINS - 1, max(0, int(p_kw / (m.rated_kw * BIN_SPAN) * BINS)))
@@ -349,9 +364,12 @@ class PowerJudge:
 
 def _step(dev: _Device, m: MeterParams, ts: int, p_kw: float) -> tuple[str | None, str, int] | None:
     """C0 hysteresis: the new state and when it began, when the state changes."""
-    assert m.on_kw is not None
-    assert m.off_kw is not None
-    raw = "on" if p_kw >= m.on_kw else "off" if p_kw <= m.off_kw else None
+    if not math.isfinite(p_kw):
+        raw: str | None = "on" if p_kw > 0 else "off"  # a reported state (sample_kw)
+    else:
+        assert m.on_kw is not None
+        assert m.off_kw is not None
+        raw = "on" if p_kw >= m.on_kw else "off" if p_kw <= m.off_kw else None
     if dev.state is None:
         if raw is not None:
             dev.state, dev.since = raw, ts

@@ -6,6 +6,7 @@ standard text gives them, so every one is configurable per meter.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -13,6 +14,18 @@ from rules.params import _digest
 
 MeterRole = Literal["production", "control"]
 OrderKind = Literal["emergency", "staggered"]
+
+
+def sample_kw(active_power_kw: float | None, switch_on: bool | None) -> float | None:
+    """The power a sample stands for. A source that reports only the device's state (HJ 212
+    CN 2021 ``SBx-RS``, a meter's breaker) stands for +∞ when on and −∞ when off: decisive
+    for the C0 state whatever the thresholds, and no power reading to learn from or tally
+    (``math.isfinite``). None when the sample carries neither."""
+    if active_power_kw is not None:
+        return active_power_kw
+    if switch_on is None:
+        return None
+    return math.inf if switch_on else -math.inf
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-from rules.params import Thresholds
+from rules.params import INCINERATION_O2_BAND, Thresholds
 
 # (industry, standard) → presets the row belongs to. Rows of a table common to several
 # variants ("GB 13223-2011 Table 1") are listed under each of them.
@@ -169,3 +169,19 @@ def presets() -> dict[str, Preset]:
 
 def preset_names() -> list[str]:
     return sorted(presets())
+
+
+# Rule parameters an industry judges with other than the [rules] defaults (OutletParams field
+# names); the configuration's explicit [rules] values and an outlet's own override them.
+INDUSTRY_RULE_PARAMS: dict[str, dict[str, object]] = {
+    # CJJ/T 212: furnace-outlet O2 of normal combustion 6–10 % (B8-2).
+    "msw_incineration": {"o2_band": INCINERATION_O2_BAND},
+}
+
+
+def preset_rule_params(names: Iterable[str]) -> dict[str, object]:
+    """The rule parameters of these presets' industries, later presets overriding."""
+    out: dict[str, object] = {}
+    for name in names:
+        out |= INDUSTRY_RULE_PARAMS.get(presets()[name].industry, {})
+    return out

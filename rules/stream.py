@@ -25,13 +25,13 @@ from math import isnan
 from ingest.readings import Measurement, PowerSample, ReadingBatch
 from rules.absence import AbsenceWatch
 from rules.findings import Finding
-from rules.hours import DeviceHour, MinuteRecord, RunState, aggregate
+from rules.hours import REALTIME_QUIET_S, DeviceHour, MinuteRecord, RunState, aggregate
 from rules.judge import OutletJudge
 from rules.linkage import ProductionLink, production_links
-from rules.markings import Marking, MarkingBook
+from rules.markings import STOPPED_MARK, Marking, MarkingBook
 from rules.params import OutletParams, marking_book
 from rules.power_judge import PowerJudge
-from rules.power_params import EnterprisePowerParams
+from rules.power_params import EnterprisePowerParams, sample_kw
 from rules.timebase import DAY, HOUR
 
 
@@ -48,42 +48,55 @@ _NAN = float("nan")
 
 
 class _OpenHour:
-    """The records of one open outlet-hour, compactly: per factor one array of doubles,
-    four per record (time, value, converted value, flag code + 256 × marked; NaN for a
-    missing value). An open hour of 10-minute data costs about 260 bytes per factor instead
-    of a kilobyte of record objects; records are rebuilt when the hour closes."""
+    """The records of one open outlet-hour, compactly: per factor one array of doubles, six
+    per record (time, value, converted value, flag code + 256 × marked + 512 × inside a
+    停产 marking, Min, Max; NaN for a missing value). An open hour of 10-minute data costs
+    about 350 bytes per factor instead of a kilobyte of record objects; records are rebuilt
+    when the hour closes. Real-time records (CN 2011) are kept apart, and only for outlets
+    that send no minute data (``REALTIME_QUIET_S``)."""
 
-    __slots__ = ("device", "minutes")
+    __slots__ = ("device", "minutes", "realtime")
 
     def __init__(self) -> None:
         self.minutes: dict[str, array[float]] = {}
+        self.realtime: dict[str, array[float]] | None = None
         self.device: dict[str, DeviceHour] = {}
 
-    def add_minute(
-        self, factor: str, t: int, value: float | None, flag: str, zs: float | None, marked: bool
-    ) -> bool:
-        """Store a record; False when the factor already has one at ``t`` (a duplicate)."""
-        buf = self.minutes.get(factor)
+    def add(self, m: Measurement, t: int, marked: bool, stop_marked: bool) -> bool:
+        """Store a minute or real-time record; False when the factor already has one of the
+        same kind at ``t`` (a duplicate)."""
+        if m.interval == "minute":
+            store = self.minutes
+        else:
+            if self.realtime is None:
+                self.realtime = {}
+            store = self.realtime
+        buf = store.get(m.factor)
         if buf is None:
-            buf = self.minutes[factor] = array("d")
-        elif float(t) in buf[0::4]:
+            buf = store[m.factor] = array("d")
+        elif float(t) in buf[0::_WIDTH]:
             return False
+        flag = m.flag
         code = ord(flag[0]) if flag else 78  # "N"
+        value, zs, minimum, maximum = m.value, m.zs, m.minimum, m.maximum
         buf.extend(
             (
                 t,
                 _NAN if value is None else value,
                 _NAN if zs is None else zs,
-                code + (256 if marked else 0),
+                code + (256 if marked else 0) + (512 if stop_marked else 0),
+                _NAN if minimum is None else minimum,
+                _NAN if maximum is None else maximum,
             )
         )
         return True
 
-    def records(self) -> list[MinuteRecord]:
+    def records(self, realtime: bool = False) -> list[MinuteRecord]:
+        store = self.realtime if realtime else self.minutes
         out = []
-        for factor, buf in self.minutes.items():
-            for i in range(0, len(buf), 4):
-                t, value, zs, code = buf[i : i + 4]
+        for factor, buf in (store or {}).items():
+            for i in range(0, len(buf), _WIDTH):
+                t, value, zs, code, minimum, maximum = buf[i : i + _WIDTH]
                 c = int(code)
                 out.append(
                     MinuteRecord(
@@ -92,10 +105,16 @@ class _OpenHour:
                         None if isnan(value) else value,
                         chr(c & 255),
                         None if isnan(zs) else zs,
-                        c >= 256,
+                        c & 256 != 0,
+                        None if isnan(minimum) else minimum,
+                        None if isnan(maximum) else maximum,
+                        c & 512 != 0,
                     )
                 )
         return out
+
+
+_WIDTH = 6  # doubles per stored record
 
 
 def _epoch(when: datetime) -> int:
@@ -103,7 +122,7 @@ def _epoch(when: datetime) -> int:
 
 
 class _OutletStream:
-    __slots__ = ("hours", "judge", "next_close", "runs", "watermark")
+    __slots__ = ("hours", "judge", "last_minute", "latest", "next_close", "runs", "watermark")
 
     def __init__(self, params: OutletParams, markings: MarkingBook) -> None:
         self.judge = OutletJudge(params, markings)
@@ -111,11 +130,14 @@ class _OutletStream:
         self.watermark = -(2**62)
         self.hours: dict[int, _OpenHour] = {}
         self.next_close = 2**62  # watermark at which the earliest open hour closes
+        self.last_minute = -(2**62)  # the latest DataTime of its minute data
+        # (time, all stopped): whether every reading at the latest DataTime was flagged F
+        self.latest: tuple[int, bool] = (-(2**62), False)
 
 
 # The layout of the engine's state; a snapshot of another layout is not restored (the
 # archive is replayed instead). Raise it whenever a pickled class changes its fields.
-STATE_FORMAT = 6
+STATE_FORMAT = 7
 
 
 class StreamEngine:
@@ -172,7 +194,11 @@ class StreamEngine:
             if ts + grace <= st.watermark:
                 stats.late += 1
                 continue
-            if not st.add(s.meter_id, ts, s.active_power_kw):
+            kw = sample_kw(s.active_power_kw, s.switch_on)
+            if kw is None:
+                stats.unconfigured += 1  # neither power nor state: nothing to judge
+                continue
+            if not st.add(s.meter_id, ts, kw):
                 stats.duplicates += 1
                 continue
             if ts > st.watermark:
@@ -181,13 +207,19 @@ class StreamEngine:
         return out
 
     def production(self) -> dict[str, bool]:
-        """Per enterprise with metered production: whether it is producing now (停产 when
-        not). Enterprises whose production state is not known yet are left out."""
+        """Per enterprise: whether it is producing now (停产 when not), from its production
+        meters and its outlets' data flags. Enterprises whose state is not known yet are left
+        out."""
         out: dict[str, bool] = {}
         for enterprise, ps in self._enterprises.items():
             producing = ps.judge.producing()
             if producing is not None:
                 out[enterprise] = producing
+        # An outlet whose data are flagged F (停运) says its source is stopped; one with any
+        # other data says it emits. Either side producing means producing.
+        for (enterprise, _), st in self._outlets.items():
+            if st.latest[0] > -(2**62):
+                out[enterprise] = out.get(enterprise, False) or not st.latest[1]
         return out
 
     def reconfigure(self, other: StreamEngine) -> None:
@@ -252,9 +284,20 @@ class StreamEngine:
                 stats.future += 1
                 continue
             interval = m.interval
+            if interval != "day":
+                latest_t, all_stopped = st.latest
+                if t > latest_t:
+                    st.latest = (t, m.flag == "F")
+                elif t == latest_t and all_stopped and m.flag != "F":
+                    st.latest = (t, False)
             if interval == "hour":
                 absence.hour_packet(key, t - t % HOUR, m.factor)
-            if interval in {"minute", "hour"}:
+            elif interval == "minute":
+                st.last_minute = max(st.last_minute, t)
+            windowed = interval != "day" and (
+                interval != "rtd" or st.last_minute < t - REALTIME_QUIET_S
+            )  # real-time values make no hours while the outlet's minute data do
+            if windowed:
                 h = t - t % HOUR
                 if h + HOUR + grace <= st.watermark:
                     stats.late += 1
@@ -263,22 +306,37 @@ class StreamEngine:
                 if hour is None:
                     hour = st.hours[h] = _OpenHour()
                     st.next_close = min(st.next_close, h + HOUR + grace)
-                marked = (
-                    bool(markings) and markings.marking_at(key[0], key[1], m.factor, t) is not None
-                )
-                flag = m.flag or "N"
-                if interval == "minute":
-                    if not hour.add_minute(m.factor, t, m.value, flag, m.zs, marked):
+                marking = markings.marking_at(key[0], key[1], m.factor, t) if markings else None
+                if interval != "hour":
+                    stop = marking is not None and (
+                        marking.type == STOPPED_MARK
+                        or markings.marking_at(key[0], key[1], m.factor, t, STOPPED_MARK)
+                        is not None
+                    )
+                    if not hour.add(m, t, marking is not None, stop):
                         stats.duplicates += 1
                 elif m.factor in hour.device:
                     stats.duplicates += 1
                 else:
-                    hour.device[m.factor] = DeviceHour(m.factor, t, m.value, flag, m.zs, marked)
+                    hour.device[m.factor] = DeviceHour(
+                        m.factor,
+                        t,
+                        m.value,
+                        m.flag or "N",
+                        m.zs,
+                        marking is not None,
+                        m.minimum,
+                        m.maximum,
+                    )
             if t > st.watermark:
                 st.watermark = t
                 if t >= st.next_close:
                     out += self._close(st, t)
         return out
+
+    def stopped_outlets(self) -> set[tuple[str, str]]:
+        """Outlets whose latest readings are all flagged F (停运): shown as 停产."""
+        return {key for key, st in self._outlets.items() if st.latest[1]}
 
     def _close(self, st: _OutletStream, watermark: int) -> list[Finding]:
         """Judge every hour (and then day) whose end + grace the watermark has reached."""
@@ -297,9 +355,10 @@ class StreamEngine:
                 hour.device.values(),
                 p.valid_flags,
                 st.runs,
-                p.minute_interval_s,
+                p.interval_override_s,
                 p.flow_code,
                 judge.periods,
+                hour.records(realtime=True),
             )
             out += judge.hour(h, aggs)
             link = self._links.get(p.enterprise_id)

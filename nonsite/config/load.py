@@ -97,6 +97,42 @@ def _duplicates(config: Config) -> list[ConfigIssue]:
     return issues
 
 
+def _meter_sources(config: Config) -> list[ConfigIssue]:
+    """A meter fed by an HJ 212 logger: each (MN, code) names one meter, and a logger reports
+    for one enterprise (a meter on another enterprise's MN is a typo, not a shared logger)."""
+    issues: list[ConfigIssue] = []
+    mn_owner: dict[str, tuple[str, str]] = {}  # MN → (enterprise id, the entry that set it)
+    for i, ent in enumerate(config.enterprises):
+        for j, outlet in enumerate(ent.outlets):
+            at = f'enterprises[{i}] (id "{ent.id}").outlets[{j}] (id "{outlet.id}")'
+            mn_owner.setdefault(outlet.mn, (ent.id, at))
+    seen: dict[tuple[str, str], str] = {}
+    for i, ent in enumerate(config.enterprises):
+        for j, meter in enumerate(ent.meters):
+            if meter.mn is None or meter.code is None:
+                continue
+            at = f'enterprises[{i}] (id "{ent.id}").meters[{j}] (id "{meter.id}")'
+            source = (meter.mn, meter.code)
+            if source in seen:
+                issues.append(
+                    ConfigIssue(
+                        f"{at}.code",
+                        f"MN {meter.mn!r} code {meter.code!r} already feeds {seen[source]}",
+                    )
+                )
+            seen.setdefault(source, at)
+            owner, where = mn_owner.setdefault(meter.mn, (ent.id, at))
+            if owner != ent.id:
+                issues.append(
+                    ConfigIssue(
+                        f"{at}.mn",
+                        f"MN {meter.mn!r} belongs to enterprise {owner!r} ({where}); a logger "
+                        "reports for one enterprise",
+                    )
+                )
+    return issues
+
+
 def _references(config: Config) -> list[ConfigIssue]:
     """Links between entries of one enterprise must name something that exists there."""
     issues: list[ConfigIssue] = []
@@ -211,7 +247,12 @@ def parse_config(data: dict[str, Any], source: str, env: Mapping[str, str] | Non
                 problem += f" (got {value!r})"
             issues.append(ConfigIssue(entry, problem))
         raise ConfigError(source, issues) from None
-    issues = _duplicates(config) + _references(config) + _alert_references(config)
+    issues = (
+        _duplicates(config)
+        + _meter_sources(config)
+        + _references(config)
+        + _alert_references(config)
+    )
     if issues:
         raise ConfigError(source, issues)
     return config

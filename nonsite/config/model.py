@@ -6,11 +6,21 @@ Models forbid unknown keys so that a misspelt setting is an error, not a silent 
 from __future__ import annotations
 
 import re
+from copy import copy
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    create_model,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
 
 from nonsite.config.mqtt_url import parse_broker_url
 
@@ -140,9 +150,12 @@ class MarkingCapConfig(Section):
 
 
 class RulesSection(Section):
-    """Defaults of the rule parameters the catalogue marks [I]; outlets inherit them."""
+    """Defaults of the rule parameters the catalogue marks [I]; outlets inherit them, after
+    their industry preset's, and may override those named in ``OUTLET_RULE_PARAMS``."""
 
-    minute_interval_min: int = Field(default=10, ge=1, le=60)
+    # The minute-data interval is read from the data; set, it overrides that for every outlet
+    # (and the data disagreeing with it is a finding, B11).
+    minute_interval_min: int | None = Field(default=None, ge=1, le=60)
     valid_minutes_per_hour: int = Field(default=45, ge=1, le=60)
     valid_hours_per_day_gas: int = Field(default=20, ge=1, le=24)
     valid_hours_per_day_water: int = Field(default=18, ge=1, le=24)
@@ -164,7 +177,68 @@ class RulesSection(Section):
     furnace_period_min: int = Field(default=5, ge=1, le=60)  # A5-2 五分钟均值
     furnace_low_max_per_day: int = Field(default=5, ge=0)  # A5-2: more than this is an alarm
     producing_fraction: float = Field(default=0.5, gt=0, le=1)  # B8-6: share of samples ON
+    zero_minutes: int = Field(default=60, ge=1)  # B1: zero values this long while producing
+    const_minutes: int = Field(default=60, ge=1)  # B2: identical values this long
+    over_range_alarm_hours: int = Field(default=3, ge=1)  # B4: hours over range for an alarm
+    jump_sigma: float = Field(default=5.0, gt=0)  # B6: a jump above k σ of the last 24 h ...
+    jump_relative: float = Field(default=0.5, ge=0)  # ... and above this share of their mean
+    jump_min_history: int = Field(default=12, ge=2, le=24)  # ... with this many hours known
+    flag_hours_warning: int = Field(default=4, ge=1)  # B9: hours of D/M/C flags (预警)
+    flag_hours_alarm: int = Field(default=120, ge=1)  # B9: ... for an alarm (5 days)
+    transmission_min: float = Field(default=0.9, gt=0, le=1)  # B10: effective rate per day
+    o2_high: float = Field(default=19.0, gt=0, le=21)  # B8-3: O2 % this high while flowing
+    incineration_min_hours: int = Field(default=1, ge=1, le=24)  # A5-1: shortest day judged
     snapshot_every_s: float = Field(default=60.0, gt=0)  # rule-engine state saved this often
+
+
+# The [rules] settings an outlet may override in its own ``[enterprises.outlets.rules]``
+# table (the others are service-wide: grace, snapshots, meters' and C rules' own settings).
+OUTLET_RULE_PARAMS = (
+    "valid_minutes_per_hour",
+    "valid_hours_per_day_gas",
+    "valid_hours_per_day_water",
+    "valid_flags",
+    "warning_fraction",
+    "hourly_warning_for_daily_limit",
+    "zs_tolerance",
+    "offline_after_s",
+    "hour_deadline_s",
+    "furnace_period_min",
+    "furnace_low_max_per_day",
+    "producing_fraction",
+    "zero_minutes",
+    "const_minutes",
+    "over_range_alarm_hours",
+    "jump_sigma",
+    "jump_relative",
+    "jump_min_history",
+    "flag_hours_warning",
+    "flag_hours_alarm",
+    "transmission_min",
+    "o2_high",
+    "incineration_min_hours",
+)
+
+
+def _optional(name: str) -> tuple[object, FieldInfo]:
+    """A [rules] field as an optional override: same type and bounds, default None."""
+    field = copy(RulesSection.model_fields[name])
+    field.default = None
+    field.default_factory = None
+    return field.annotation | None, field  # type: ignore[operator]
+
+
+# Per-outlet overrides of the [rules] defaults: the same names, types and bounds, built from
+# RulesSection so that a setting and its override cannot drift apart.
+if TYPE_CHECKING:
+
+    class OutletRules(Section):
+        pass
+
+else:
+    OutletRules = create_model(
+        "OutletRules", __base__=Section, **{name: _optional(name) for name in OUTLET_RULE_PARAMS}
+    )
 
 
 class OutletConfig(Section):
@@ -184,6 +258,7 @@ class OutletConfig(Section):
     flow_low: float | None = Field(default=None, gt=0)  # B8-6 废气流量异常下限值 (flow unit)
     # B8-2: O2 band of normal combustion in %; None: the industry's (incineration: 6–10).
     o2_band: tuple[float, float] | None = None
+    rules: OutletRules | None = None  # this outlet's own values of [rules] settings
 
     @field_validator("o2_band")
     @classmethod
@@ -223,6 +298,23 @@ class MeterConfig(Section):
     off_fraction: float | None = Field(default=None, ge=0, le=1)
     confirm_samples: int | None = Field(default=None, ge=1, le=100)
     offline_after_s: int | None = Field(default=None, ge=60)
+    # Fed by an HJ 212 logger instead of (or as well as) JSON: the logger's MN, and the code
+    # in its frames: an ST=44 factor code (d20405) or a CN 2021 device code (SB1 of SB1-RS).
+    mn: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    code: Annotated[str, Field(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9]+$")] | None = (
+        None
+    )
+
+    @model_validator(mode="after")
+    def _mn_with_code(self) -> MeterConfig:
+        if self.mn is not None and self.code is None:
+            raise ValueError(
+                "mn needs code: the meter's code in that logger's frames (an ST=44 factor code "
+                "such as d20405, or a device code such as SB1)"
+            )
+        if self.code is not None and self.mn is None:
+            raise ValueError("code needs mn: the MN of the HJ 212 logger whose frames carry it")
+        return self
 
 
 _DAILY = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")

@@ -12,7 +12,8 @@ Which topics carry an outlet's frames is decided with the configured subscriptio
 ``TopicRouter``) and the registry, not a hard-coded pattern: a topic the router gives the
 ``hj212`` kind is read for MN X when its last level is X (a logger publishing on its own
 topic) or when its last level is no configured MN at all (a gateway or a replay topic; those
-payloads are kept only when they contain X). Meters likewise with the ``power`` kind. A
+payloads are kept only when they contain X). Meters likewise with the ``power`` kind, and
+through the ``hj212`` topics of their logger's MN when an HJ 212 logger reports them. A
 logger that publishes on another configured logger's topic is not found: its frames belong to
 that topic's MN as far as this reader is concerned.
 
@@ -76,7 +77,7 @@ from nonsite.web.series_models import (
     RawPoint,
 )
 from nonsite.wiring import build_policy, build_registry, build_router
-from rules.batch import BatchEngine, readings_frames
+from rules.batch import BatchEngine, hour_agg, readings_frames
 from rules.hours import HourAgg
 from rules.judge import HourValue, OutletJudge
 from rules.markings import Marking, MarkingBook
@@ -110,19 +111,6 @@ WITH RECURSIVE t(topic) AS (
 SELECT topic FROM t WHERE topic IS NOT NULL
 """
 _RAW_POINTS = TypeAdapter(dict[str, list[RawPoint]])
-_INT_FIELDS = (
-    "n",
-    "n_valid",
-    "sum_valid",
-    "n_marked",
-    "n_d",
-    "n_m",
-    "n_c",
-    "n_b",
-    "n_t",
-    "zs_n",
-    "zs_sum",
-)
 
 
 class RangeError(ValueError):
@@ -389,7 +377,7 @@ class SeriesReader:
             if kind == "hj212" and wanted.mns:
                 if level in wanted.mns:
                     out[topic] = [] if len(wanted.mns) == 1 else [level.encode()]
-                elif self.registry.outlet(level) is None:
+                elif not self.registry.is_logger(level):
                     out[topic] = mn_needles
             elif kind == "power" and wanted.meters:
                 if level in wanted.meters:
@@ -509,7 +497,7 @@ class SeriesReader:
         judge = OutletJudge(params, book)
         by_hour: dict[int, dict[str, tuple[HourAgg, HourValue]]] = {}
         for row in aggs.iter_rows(named=True):
-            agg = _hour_agg(row)
+            agg = hour_agg(row)
             by_hour.setdefault(row["hour"], {})[row["factor"]] = (agg, judge.hour_value(agg))
         out: dict[str, list[tuple[int, HourPoint]]] = {}
         for hour in sorted(by_hour):
@@ -540,6 +528,7 @@ class SeriesReader:
                             flag=hv.flag,
                             converted=_round(converted),
                             valid_minutes=hv.valid_minutes,
+                            interval_s=hv.interval_s,
                             n=agg.n,
                             n_valid=agg.n_valid,
                             n_marked=agg.n_marked,
@@ -549,6 +538,7 @@ class SeriesReader:
                                 "C": agg.n_c,
                                 "B": agg.n_b,
                                 "T": agg.n_t,
+                                "F": agg.n_f,
                             },
                             marked=agg.n_marked > 0 or agg.dev_marked,
                             device_value=agg.dev_value,
@@ -595,7 +585,7 @@ class SeriesReader:
         ent, meter = self._meter(enterprise_id, meter_id)
         span = resolve_range(since, until, now)
         messages = self._messages(
-            _Wanted(meters=frozenset({meter.id})),
+            _Wanted(mns=_meter_mns([meter]), meters=frozenset({meter.id})),
             _us(span.lo - self.slack_s),
             _us(span.hi + self.slack_s),
         )
@@ -647,7 +637,8 @@ class SeriesReader:
         at = now or datetime.now(UTC)
         since = at - timedelta(hours=hours)
         wanted = _Wanted(
-            mns=frozenset(o.mn for o in ent.outlets), meters=frozenset(m.id for m in ent.meters)
+            mns=frozenset(o.mn for o in ent.outlets) | _meter_mns(ent.meters),
+            meters=frozenset(m.id for m in ent.meters),
         )
         messages = self._messages(wanted, _us(since.timestamp()), _us(at.timestamp()) + 60_000_000)
         measurements, power = self._decode(messages)
@@ -688,23 +679,17 @@ class SeriesReader:
 # -- building the answer -----------------------------------------------------------------
 
 
+def _meter_mns(meters: Iterable[MeterConfig]) -> frozenset[str]:
+    """The HJ 212 loggers that report these meters (ST=44 values, SBx-RS states)."""
+    return frozenset(m.mn for m in meters if m.mn is not None)
+
+
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 6)
 
 
 def _valid_value(hv: HourValue) -> float | None:
     return hv.value if hv.valid and hv.value is not None else None
-
-
-def _hour_agg(row: dict[str, object]) -> HourAgg:
-    """An aggregate row of ``BatchEngine.hour_aggregates`` as the judge's ``HourAgg``."""
-    fields = dict.fromkeys(HourAgg._fields)
-    for name in HourAgg._fields:
-        fields[name] = row.get(name)
-    for name in (*_INT_FIELDS, "zero_run", "const_run", "low_periods"):
-        fields[name] = fields[name] or 0
-    fields["dev_marked"] = bool(fields["dev_marked"])
-    return HourAgg(**fields)  # type: ignore[arg-type]
 
 
 def _raw(readings: Iterable[Measurement]) -> dict[str, list[RawPoint]]:

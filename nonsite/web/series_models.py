@@ -53,17 +53,26 @@ class HourPoint(ApiModel):
         "hour value when the hour has no minute data; null when the hour is not valid"
     )
     valid: bool
-    source: Literal["minutes", "device"]
-    flag: str | None = Field(description="N when valid, else the dominant invalid cause")
+    source: Literal["minutes", "realtime", "device"] = Field(
+        description="minute data (CN 2051), real-time data of an outlet that sends no minute "
+        "data (CN 2011), or the device's own hour value (CN 2061)"
+    )
+    flag: str | None = Field(
+        description="N when valid, else its most frequent invalid cause (F: stopped, 停运); "
+        "null when only missing data made it invalid"
+    )
+    interval_s: int = Field(
+        description="the record interval it was judged with, read from the data"
+    )
     converted: float | None = Field(
         description="value converted to the reference O2 (折算) with the hour's valid O2, "
         "for factors judged converted; null otherwise"
     )
-    valid_minutes: int = Field(description="valid minute records × the minute interval")
-    n: int = Field(description="minute records received (first arrival of each)")
+    valid_minutes: int = Field(description="valid records × the record interval, at most 60")
+    n: int = Field(description="records received (first arrival of each)")
     n_valid: int = Field(description="valid flag, a value, not in a marked period")
     n_marked: int
-    flags: dict[str, int] = Field(description="minute records per flag D, M, C, B, T")
+    flags: dict[str, int] = Field(description="records per flag D, M, C, B, T, F")
     marked: bool = Field(description="some of the hour's data lies in a marked period")
     device_value: float | None = Field(description="the logger's own hour value (CN 2061)")
     device_flag: str | None
@@ -125,7 +134,9 @@ class OutletSeriesOut(ApiModel):
     kind: Literal["gas", "water"]
     since: datetime
     until: datetime
-    minute_interval_min: int
+    minute_interval_min: int | None = Field(
+        description="the configured minute-data interval; null: read from the data"
+    )
     valid_minutes_per_hour: int
     valid_hours_per_day: int
     factors: list[FactorInfo]
@@ -143,7 +154,10 @@ class OutletSeriesOut(ApiModel):
 
 class PowerPoint(ApiModel):
     t: datetime
-    p_kw: float
+    p_kw: float | None = Field(
+        description="active power; null when the source gives only a running state "
+        "(CN 2021 SBx-RS): switch_on then says whether the facility is on"
+    )
     switch_on: bool | None
     energy_kwh: float | None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -323,3 +324,23 @@ def test_the_tiers_a_clear_resolves_are_configurable(store, clock):
     apply(store, book, finding("B2", "clear", "warning", hour=1, limit=None))
     assert get(store, book, alarm).state == "resolved"
     assert get(store, book, warning).state == "resolved"
+
+
+def test_a_finding_on_the_same_incident_is_evidence_on_the_open_case(store, book):
+    """A control device started late within a C1 episode (production on, control off): the
+    C2 finding joins the C1 case instead of opening a second case for one incident."""
+    c1 = replace(finding("C1", tier="warning", source="K1", factor=None), value=None, limit=None)
+    late = replace(
+        finding("C2", tier="warning", source="K1", factor=None, value=900.0, limit=300.0),
+        multiple=None,
+        evidence={"episode_of": "C1", "production_on": 0},
+    )
+    [cid] = apply(store, book, c1).opened
+    done = apply(store, book, late)
+    assert (done.opened, done.updated) == ([], 1)
+    case = get(store, book, cid)
+    assert (case.rule, case.count) == ("C1", 1)
+    assert [e["finding"] for e in case.evidence.trail] == [c1.id, late.id]
+    # without an open C1 case the late start is a case of its own
+    other = replace(late, source_id="K2")
+    assert len(apply(store, book, other).opened) == 1

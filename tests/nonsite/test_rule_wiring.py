@@ -308,3 +308,61 @@ def test_a_reversed_o2_band_names_the_outlet_and_the_problem():
         config({"o2_band": [10, 6]})
     text = str(err.value)
     assert "test.toml" in text and "o2_band" in text and "low < high" in text
+
+
+def _with_rules(outlet: dict, rules: dict | None = None):
+    raw: dict = {
+        "enterprises": [
+            {
+                "id": "E1",
+                "name": "甲",
+                "outlets": [{"id": "DA001", "kind": "gas", "mn": "M", **outlet}],
+            }
+        ]
+    }
+    if rules is not None:
+        raw["rules"] = rules
+    return parse_config(raw, "test.toml", env={})
+
+
+def test_every_catalogue_default_is_a_parameter_per_outlet():
+    """B8-3's O2 level and the B1/B2 run lengths were fixed in code (issue 15)."""
+    p = build_outlet_params(
+        _with_rules({"rules": {"o2_high": 18.0, "zero_minutes": 30, "const_minutes": 90}})
+    )[("E1", "DA001")]
+    assert (p.o2_high, p.zero_minutes, p.const_minutes) == (18.0, 30, 90)
+    site = build_outlet_params(_with_rules({}, {"o2_high": 19.5, "flag_hours_warning": 6}))
+    assert (site[("E1", "DA001")].o2_high, site[("E1", "DA001")].flag_hours_warning) == (19.5, 6)
+
+
+def test_outlet_values_override_site_values_which_override_the_industry_preset():
+    incinerator = {"preset": "msw_incineration"}
+    assert build_outlet_params(_with_rules(incinerator))[("E1", "DA001")].o2_band == (6.0, 10.0)
+    own = {**incinerator, "rules": {"valid_minutes_per_hour": 50, "furnace_period_min": 10}}
+    p = build_outlet_params(_with_rules(own, {"valid_minutes_per_hour": 40}))[("E1", "DA001")]
+    assert (p.valid_minutes_per_hour, p.furnace_period_s, p.o2_band) == (50, 600, (6.0, 10.0))
+    p = build_outlet_params(_with_rules(incinerator, {"valid_minutes_per_hour": 40}))
+    assert p[("E1", "DA001")].valid_minutes_per_hour == 40
+
+
+@pytest.mark.parametrize(
+    ("rules", "problem"),
+    [
+        ({"o2_hi": 18}, "o2_hi: unknown setting"),
+        ({"o2_high": 30}, "o2_high: Input should be less than or equal to 21"),
+        ({"zero_minutes": 0}, "zero_minutes: Input should be greater than or equal to 1"),
+        ({"grace_s": 60}, "grace_s: unknown setting"),  # service-wide, not per outlet
+    ],
+)
+def test_an_outlets_rule_values_are_checked_and_the_error_names_the_entry(rules, problem):
+    with pytest.raises(ConfigError) as e:
+        _with_rules({"rules": rules})
+    assert f'enterprises[0] (id "E1").outlets[0] (id "DA001").rules.{problem}' in str(e.value)
+
+
+def test_the_interval_is_read_from_the_data_unless_configured():
+    assert build_outlet_params(_with_rules({}))[("E1", "DA001")].minute_interval_min is None
+    site = build_outlet_params(_with_rules({}, {"minute_interval_min": 5}))
+    assert site[("E1", "DA001")].minute_interval_min == 5
+    own = build_outlet_params(_with_rules({"minute_interval_min": 1}, {"minute_interval_min": 5}))
+    assert own[("E1", "DA001")].minute_interval_min == 1

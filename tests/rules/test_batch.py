@@ -78,12 +78,13 @@ def test_future_and_unconfigured_readings_agree():
 
 
 def test_include_late_re_evaluates_late_data():
-    data = hour_of(O2, T0, 6.0) + hour_of(SO2, T0, 50.0) + hour_of(O2, tick(1), 6.0)
+    # half an hour of SO2 on time (an invalid hour), the other half late
+    data = hour_of(O2, T0, 6.0) + minutes(SO2, T0, [50.0, 51.0, 52.0]) + hour_of(O2, tick(1), 6.0)
     params = {("E1", "DA001"): gas_outlet()}
     batch = BatchEngine(params, grace_s=600)
     assert [f for f in batch.run(measurements_frame(data)) if f.rule == "A3"] == []
     late_times = [
-        reading(SO2, T0 + timedelta(minutes=1 + i), 500.0, received=tick(3)) for i in range(6)
+        reading(SO2, T0 + timedelta(minutes=30 + 10 * i), 500.0, received=tick(3)) for i in range(3)
     ]
     judged = BatchEngine(params, grace_s=600).run(
         measurements_frame(data + late_times), include_late=True

@@ -211,7 +211,7 @@ def test_b10_low_effective_transmission_rate_per_day():
     ]  # 16 missing
     [b10] = fired(run(worse), "B10")
     assert b10.value == round(128 / 144, 4)
-    assert b10.evidence == {"received": 128, "valid": 128, "expected": 144}
+    assert b10.evidence == {"received": 128, "valid": 128, "expected": 144, "interval_s": 600}
 
 
 def test_every_b_finding_names_its_parameters():

@@ -319,6 +319,6 @@ def test_doc_lists_every_error_code_with_its_description(code: PowerErrorCode) -
 
 def test_doc_has_the_hj212_power_section() -> None:
     text = DOC.read_text(encoding="utf-8")
-    assert "## HJ 212-2025 power monitoring (ST=44)" in text
+    assert "## HJ 212 power data (ST=44) and running states (CN 2021)" in text
     for code in ("d20105", "d20205", "d20305", "d20405", "d30106", "d30406", "p99101"):
         assert code in text

@@ -1,8 +1,12 @@
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from nonsite.config import ConfigError, load_config
+from nonsite.wiring import build_registry
 
 EXAMPLE = Path(__file__).parents[3] / "deploy" / "nonsite.example.toml"
 
@@ -134,3 +138,136 @@ def test_default_database_is_sqlite_in_the_data_dir(tmp_path):
 )
 def test_field_rules(tmp_path, text, entry):
     assert [e for e, _ in problems(write(tmp_path, text))] == [entry]
+
+
+METERS_FED_BY_LOGGERS = """
+[ingest]
+accept_modbus_crc = true
+[[enterprises]]
+id = "E1"
+name = "甲"
+  [[enterprises.outlets]]
+  id = "DA001"
+  kind = "gas"
+  mn = "CEMS-1"
+  [[enterprises.meters]]
+  id = "FAN"
+  role = "control"
+  mn = "CEMS-1"            # the outlet's own logger: CN 2021 SB1-RS
+  code = "SB1"
+  [[enterprises.meters]]
+  id = "LINE"
+  role = "production"
+  mn = "POWER-1"           # a power-monitoring logger of its own: ST=44 d20405-Rtd
+  code = "d20405"
+  [[enterprises.meters]]
+  id = "JSON"
+  role = "production"
+"""
+
+
+def test_meters_fed_by_hj212_loggers_reach_the_registry(tmp_path):
+    config = load_config(write(tmp_path, METERS_FED_BY_LOGGERS), env={})
+    registry = build_registry(config)
+    assert registry.meter_at("CEMS-1", "SB1") == registry.meter("FAN")
+    assert registry.meter_at("POWER-1", "d20405") == registry.meter("LINE")
+    assert registry.meter("JSON") is not None
+    assert registry.meter_logger("CEMS-1") is None  # the outlet's logger
+    logger = registry.meter_logger("POWER-1")
+    assert logger is not None and logger.accept_modbus_crc  # the [ingest] default
+
+
+@pytest.mark.parametrize(
+    ("keys", "problem"),
+    [
+        ('mn = "POWER-1"', "mn needs code"),
+        ('code = "d20405"', "code needs mn"),
+    ],
+)
+def test_mn_and_code_go_together(tmp_path, keys, problem):
+    text = '[[enterprises]]\nid = "E1"\nname = "甲"\n[[enterprises.meters]]\nid = "M1"\n'
+    text += f'role = "production"\n{keys}\n'
+    [(entry, found)] = problems(write(tmp_path, text))
+    assert entry == 'enterprises[0] (id "E1").meters[0] (id "M1")'
+    assert found.startswith(problem)
+
+
+def test_a_code_must_be_a_plain_hj212_code(tmp_path):
+    text = '[[enterprises]]\nid = "E1"\nname = "甲"\n[[enterprises.meters]]\nid = "M1"\n'
+    text += 'role = "production"\nmn = "P1"\ncode = "SB1-RS"\n'
+    [(entry, _)] = problems(write(tmp_path, text))
+    assert entry == 'enterprises[0] (id "E1").meters[0] (id "M1").code'
+
+
+DUPLICATE_SOURCES = """
+[[enterprises]]
+id = "E1"
+name = "甲"
+  [[enterprises.outlets]]
+  id = "DA001"
+  kind = "gas"
+  mn = "CEMS-1"
+  [[enterprises.meters]]
+  id = "M1"
+  role = "control"
+  mn = "CEMS-1"
+  code = "SB1"
+  [[enterprises.meters]]
+  id = "M2"
+  role = "control"
+  mn = "CEMS-1"
+  code = "SB1"
+[[enterprises]]
+id = "E2"
+name = "乙"
+  [[enterprises.meters]]
+  id = "M3"
+  role = "production"
+  mn = "CEMS-1"
+  code = "d20405"
+"""
+
+
+def test_mn_and_code_name_one_meter_and_a_logger_one_enterprise(tmp_path):
+    found = problems(write(tmp_path, DUPLICATE_SOURCES))
+    assert found == [
+        (
+            'enterprises[0] (id "E1").meters[1] (id "M2").code',
+            "MN 'CEMS-1' code 'SB1' already feeds enterprises[0] (id \"E1\").meters[0] (id \"M1\")",
+        ),
+        (
+            'enterprises[1] (id "E2").meters[0] (id "M3").mn',
+            "MN 'CEMS-1' belongs to enterprise 'E1' (enterprises[0] (id \"E1\").outlets[0] "
+            '(id "DA001")); a logger reports for one enterprise',
+        ),
+    ]
+
+
+def test_check_config_reports_a_duplicate_mn_and_code(tmp_path):
+    path = write(tmp_path, DUPLICATE_SOURCES)
+    result = subprocess.run(
+        [sys.executable, "-m", "nonsite", "check-config", str(path)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert f"{path}: 2 problem(s) in the configuration" in result.stderr
+    assert (
+        "enterprises[0] (id \"E1\").meters[1] (id \"M2\").code: MN 'CEMS-1' code 'SB1' already "
+        'feeds enterprises[0] (id "E1").meters[0] (id "M1")'
+    ) in result.stderr
+
+
+def test_the_examples_commented_hj212_meter_is_valid(tmp_path):
+    """deploy/nonsite.example.toml shows a meter fed by an HJ 212 logger as a comment; with
+    the comment marks removed it is a valid meter of that enterprise."""
+    text = EXAMPLE.read_text(encoding="utf-8")
+    block = re.search(r"^  # \[\[enterprises\.meters\]\]\n(?:  # \w+ = .*\n)+", text, re.M)
+    assert block is not None
+    uncommented = block.group(0).replace("  # ", "  ")
+    config = load_config(write(tmp_path, text.replace(block.group(0), uncommented)), env={})
+    [meter] = [m for e in config.enterprises for m in e.meters if m.mn is not None]
+    assert (meter.id, meter.mn, meter.code) == ("E006-M04", "33010000A8900016F0000601", "d30406")
+    assert build_registry(config).meter_logger(meter.mn) is not None

@@ -327,7 +327,7 @@ def test_an_invalid_flag_is_left_out_and_counted(day_series):
     assert point["value"] == pytest.approx(mean([so2(2, i) for i in (0, 1, 2, 4, 5)]), abs=1e-6)
     assert point["valid"] is True  # 5 × 10 min = 50 ≥ 45
     assert (point["n"], point["n_valid"], point["valid_minutes"]) == (6, 5, 50)
-    assert point["flags"] == {"D": 1, "M": 0, "C": 0, "B": 0, "T": 0}
+    assert point["flags"] == {"D": 1, "M": 0, "C": 0, "B": 0, "T": 0, "F": 0}
 
 
 def test_an_hour_with_too_few_valid_minutes_has_no_value(day_series):
