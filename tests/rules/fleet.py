@@ -9,6 +9,15 @@ device clocks far ahead (future), device hour values that disagree with the minu
 days above the daily limit and pH out of range. One flue-gas outlet in ten is an MSW
 incinerator: it also reports the furnace temperature (cold spells below 850 ℃) and marks
 start-ups beyond its yearly 60-hour cap; its O2 is judged against the combustion band (B8-2).
+
+The conditions of a real fleet (issue 15): plants stopped for days (flag F, 停运), one of them
+with its logger switched off inside a declared 停产 marking; loggers that send minute data
+every minute with no interval configured; outlets that send real-time data only (CN 2011)
+for their first days, and others that send real-time data beside their minute data; a
+logger that sends no hour packets and loses three hours of minute data; an outlet whose
+configured interval the data contradict (B11); intermittent dischargers (no flow at night);
+pH dips seen only in an hour packet's Min field; control devices that report only their
+running state (HJ 212 CN 2021 SBx-RS, no power).
 """
 
 from __future__ import annotations
@@ -70,10 +79,16 @@ class _Plan:
     bad_days: set[int]
     cold: set[int] = field(default_factory=set)
     low_flow: set[int] = field(default_factory=set)
+    stopped: set[int] = field(default_factory=set)  # hours of 停运 (flag F)
+    night_off: bool = False  # an intermittent discharger: no flow from 20:00 to 06:00
 
 
 def _value(rng: random.Random, code: str, base: float, sd: float, h: int, plan: _Plan) -> float:
     v = rng.gauss(base, sd)
+    if h in plan.stopped:
+        return round(abs(rng.gauss(20.6 if code == "a19001" else 0.1, 0.1)), 2)
+    if plan.night_off and code == "w00000" and not 6 <= h % 24 < 20:
+        return 0.0
     if code in ("a21026", "w01018") and (h in plan.exceed or (h // 24) in plan.bad_days):
         v = rng.uniform(2.5, 4.0) * base
     if code == "a19001" and h in plan.o2_bad:
@@ -121,6 +136,7 @@ def generate(n_enterprises: int = 200, days: int = 30, seed: int = 2026) -> Flee
             marking_caps=INCINERATION_CAPS if incinerator else (),
             flow_low=60.0 if i % 10 == 4 else None,  # its stack is linked to its meters
             o2_band=INCINERATION_O2_BAND if incinerator else None,
+            minute_interval_min=5 if i == 35 else None,  # contradicted by its data (B11)
         )
         # Fault plan for this outlet, in hours since START.
         hours = days * 24
@@ -133,6 +149,23 @@ def generate(n_enterprises: int = 200, days: int = 30, seed: int = 2026) -> Flee
         bad_days = {rng.randrange(days)} if not gas and i % 3 == 0 else set()
         ph_bad = set(rng.sample(range(hours), 2)) if not gas else set()
         plan = _Plan(exceed, o2_bad, ph_bad, bad_days)
+        if gas and i % 20 == 1:  # stopped for three days (停运: flag F)
+            first = rng.randrange(hours - 72)
+            plan.stopped = set(range(first, first + 72))
+        silence: set[int] = set()  # hours without any data
+        if gas and i % 20 == 2:  # switched off with the plant inside a declared 停产 marking
+            first = rng.randrange(hours - 12)
+            silence = set(range(first, first + 12))
+            stop = START + first * HOUR
+            markings.append(Marking(ent, outlet, "stopped", stop, stop + 12 * HOUR))
+        one_minute = {"a21026", "a19001"} if i in (5, 105) else set()
+        realtime_days = 5 if i in (6, 106) else 0  # real-time data only, at first
+        realtime_beside = i in (15, 25)
+        no_hour_packets = i in (16, 26)
+        if no_hour_packets:
+            first = rng.randrange(hours - 3)
+            silence = set(range(first, first + 3))  # minute data lost (B7 from minute data)
+        plan.night_off = not gas and i % 10 == 9
         if i % 10 == 4:  # the flow drops for 3 production hours (B8-6)
             day = rng.randrange(days)
             plan.low_flow = {day * 24 + 10 + k for k in range(3)}
@@ -151,36 +184,57 @@ def generate(n_enterprises: int = 200, days: int = 30, seed: int = 2026) -> Flee
             )
             plan.exceed |= {(m_start - START) // HOUR + k for k in range(3)}  # muted by the marking
         for h in range(hours):
+            if h in silence:
+                continue
             t_hour = START + h * HOUR
+            flag_of_hour = "F" if h in plan.stopped else "N"
             for code, (base, sd, _) in spec.items():
                 received_delay = 4 * HOUR if outage >= 0 and outage <= h < outage + 3 else 0
                 values: list[float] = []
-                if gas:
-                    for k in range(6):
-                        t = t_hour + 600 * k
+                if gas and h < realtime_days * 24:
+                    for k in range(30):  # every 120 s, and nothing else
+                        t = t_hour + 120 * k
                         v = _value(rng, code, base, sd, h, plan)
-                        flag = "D" if rng.random() < 0.01 else "N"
+                        received = t + rng.randint(1, 60)
+                        rows.append(
+                            (
+                                received,
+                                order,
+                                _reading(ent, outlet, code, "rtd", t, v, "N", received, times),
+                            )
+                        )
+                        order += 1
+                    continue
+                if realtime_beside:
+                    for k in range(12):  # every 300 s, beside the minute data
+                        t = t_hour + 300 * k
+                        v = _value(rng, code, base, sd, h, plan) * 5  # what the hours must not see
+                        received = t + rng.randint(1, 60)
+                        rows.append(
+                            (
+                                received,
+                                order,
+                                _reading(ent, outlet, code, "rtd", t, v, "N", received, times),
+                            )
+                        )
+                        order += 1
+                if gas:
+                    every = 60 if code in one_minute else 600
+                    for k in range(HOUR // every):
+                        t = t_hour + every * k
+                        v = _value(rng, code, base, sd, h, plan)
+                        flag = (
+                            flag_of_hour
+                            if flag_of_hour != "N"
+                            else "D"
+                            if rng.random() < 0.01
+                            else "N"
+                        )
                         if flag == "N":
                             values.append(v)
-                        received = t + 600 + rng.randint(-300, 300) + received_delay
+                        received = t + every + rng.randint(-every // 2, every // 2) + received_delay
                         t_out = t + 2 * DAY if rng.random() < 0.0005 else t  # clock far ahead
-                        m = Measurement(
-                            ent,
-                            outlet,
-                            "MN",
-                            code,
-                            "minute",
-                            times(t_out),
-                            v,
-                            None,
-                            None,
-                            None,
-                            None,
-                            flag,
-                            None,
-                            times(received),
-                            0,
-                        )
+                        m = _reading(ent, outlet, code, "minute", t_out, v, flag, received, times)
                         rows.append((received, order, m))
                         order += 1
                         if rng.random() < 0.01:  # re-sent: the copy arrives later
@@ -194,32 +248,24 @@ def generate(n_enterprises: int = 200, days: int = 30, seed: int = 2026) -> Flee
                     )
                     if h in disagree and code == "a21026":
                         dev = round(dev * 1.1, 2)
+                    if no_hour_packets:
+                        continue
                 else:
                     dev = _value(rng, code, base, sd, h, plan)
                 received = t_hour + HOUR + rng.randint(60, 400) + received_delay
-                m = Measurement(
-                    ent,
-                    outlet,
-                    "MN",
-                    code,
-                    "hour",
-                    times(t_hour),
-                    dev,
-                    None,
-                    None,
-                    None,
-                    None,
-                    "N",
-                    None,
-                    times(received),
-                    0,
-                )
+                m = _reading(ent, outlet, code, "hour", t_hour, dev, flag_of_hour, received, times)
+                if code == "w01001":  # the hour's extremes: a dip shows only in its Min field
+                    low = 5.2 if h in plan.ph_bad else round(dev - 0.2, 2)
+                    m = m._replace(
+                        value=7.2 if h in plan.ph_bad else dev, minimum=low, maximum=dev + 0.2
+                    )
                 rows.append((received, order, m))
                 order += 1
     power: dict[str, EnterprisePowerParams] = {}
     for i in range(4, n_enterprises, 5):
         ent = f"E{i:04d}"
-        power[ent] = _power_params(ent, rng, days, ("DA001",) if i % 10 == 4 else ())
+        state_only = i % 10 == 9  # its control device reports only its running state
+        power[ent] = _power_params(ent, rng, days, ("DA001",) if i % 10 == 4 else (), state_only)
         for received, m in _power_samples(ent, rng, days, power[ent], times):
             rows.append((received, order, m))
             order += 1
@@ -227,13 +273,43 @@ def generate(n_enterprises: int = 200, days: int = 30, seed: int = 2026) -> Flee
     return Fleet(params, markings, [r[2] for r in rows], power)
 
 
+def _reading(
+    ent: str,
+    outlet: str,
+    code: str,
+    interval: str,
+    t: int,
+    value: float,
+    flag: str,
+    received: int,
+    times: _Times,
+) -> Measurement:
+    return Measurement(
+        ent,
+        outlet,
+        "MN",
+        code,
+        interval,  # type: ignore[arg-type]
+        times(t),
+        value,
+        None,
+        None,
+        None,
+        None,
+        flag,
+        None,
+        times(received),
+        0,
+    )
+
+
 def _power_params(
-    ent: str, rng: random.Random, days: int, outlets: tuple[str, ...]
+    ent: str, rng: random.Random, days: int, outlets: tuple[str, ...], state_only: bool = False
 ) -> EnterprisePowerParams:
     p, k = f"{ent}-P", f"{ent}-K"
     meters = {
         p: MeterParams(ent, p, "production", rated_kw=100, outlets=outlets),
-        k: MeterParams(ent, k, "control", rated_kw=20, serves=(p,)),
+        k: MeterParams(ent, k, "control", rated_kw=None if state_only else 20, serves=(p,)),
     }
     day = rng.randrange(days)
     emergency = Order(
@@ -288,6 +364,12 @@ def _power_samples(
             if day == silent_day and meter == k and 3 * 60 <= minute < 4 * 60:
                 continue
             received = t + rng.randint(5, 120)
+            if meter == k and params.meters[k].rated_kw is None:  # a running state (SBx-RS)
+                state = PowerSample(
+                    ent, meter, times(t), None, None, None, kw > 5, times(received), 0
+                )
+                out.append((received, state))
+                continue
             sample = PowerSample(
                 ent, meter, times(t), round(kw, 2), None, None, None, times(received), 0
             )

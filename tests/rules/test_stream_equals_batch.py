@@ -96,5 +96,6 @@ def test_streaming_findings_equal_batch_findings_on_a_month_of_200_enterprises(m
         assert kinds[(rule, "clear")] > 0, rule
     assert kinds[("A5-1", "fire")] > 0  # past the cap, start-up marks no longer excuse
     assert kinds[("A5-2", "fire")] > 0
+    assert kinds[("B11", "fire")] > 0  # the configured interval the data contradict
     assert kinds[("C2", "fire")] > 0
     assert kinds[("C3", "fire")] > 0
