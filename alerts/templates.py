@@ -1,5 +1,6 @@
 """Notification texts, in Chinese: the enterprise, the outlet, the factor, the value against
-its limit, the time and a link to the case."""
+its limit, the time, the legal basis where the rule has one (``alerts.legal``, rule A9) and a
+link to the case."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import re
 from datetime import datetime
 
 from alerts.case import Case
+from alerts.legal import legal_lines
 from alerts.policy import AlertPolicy
 from alerts.workflow import STATE_NAMES
 from ingest.hj212.codes import pollutant_table
@@ -49,6 +51,12 @@ def _number(value: float | None, unit: str) -> str:
     return f"{value:g} {unit}".strip()
 
 
+def _to_enterprise(case: Case, event: str) -> bool:
+    """Whether the text goes to the enterprise: its reminders (a case in ``reminded``, also
+    when its explanation is overdue) and the dispatch (alerts.cases routes these to it)."""
+    return event == "case.dispatched" or case.state == "reminded"
+
+
 def render(case: Case, event: str, policy: AlertPolicy, note: str = "") -> tuple[str, str]:
     info = policy.enterprise(case.enterprise_id)
     source = info.source_names.get(case.source_id, "")
@@ -82,6 +90,7 @@ def render(case: Case, event: str, policy: AlertPolicy, note: str = "") -> tuple
         lines.append(f"- 请于 {_time(case.explain_due)} 前提交异常情况说明")
     if case.feedback_due and case.state in ("dispatched", "on_site"):
         lines.append(f"- 反馈期限：{_time(case.feedback_due)}")
+    lines += legal_lines(case, to_enterprise=_to_enterprise(case, event))
     if case.escalation:
         lines.append(f"- 升级原因：{case.escalation}")
     if note:

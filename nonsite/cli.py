@@ -319,10 +319,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from nonsite.replay import backtest, finding_line, load_messages, replay
+    from nonsite.replay import backtest, finding_line, load_messages, o2_reference, replay
 
     config = load_config(args.config)
     messages = load_messages(args.inputs, config, stdin=sys.stdin)
+    if args.o2_reference:
+        print(o2_reference(config, messages), end="")
+        return 0
     result = replay(config, messages, include_late=args.include_late, absence=not args.no_absence)
     if args.backtest is None:
         for f in result.findings:
@@ -764,6 +767,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="judge data that arrived after its window closed (the stream did not)",
     )
     p.add_argument("--no-absence", action="store_true", help="skip the clock-driven rules")
+    p.add_argument(
+        "--o2-reference",
+        action="store_true",
+        help="print B8-1's fleet O2 references (90th percentile per preset) as configuration",
+    )
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser(

@@ -31,6 +31,7 @@ from nonsite.rule_wiring import build_markings, build_outlet_params, build_power
 from nonsite.wiring import build_policy, build_registry, build_router
 from rules.batch import BatchEngine, readings_frames
 from rules.findings import Finding
+from rules.fleet_reference import o2_references, references_toml
 
 _DATATIME = re.compile(rb"DataTime=(\d{14})")
 ARRIVAL_DELAY_US = 60_000_000  # lines without a receipt time "arrive" a minute after their time
@@ -131,13 +132,10 @@ class ReplayResult:
     duplicates: int
 
 
-def replay(
-    config: Config,
-    messages: list[ArchivedMessage],
-    *,
-    include_late: bool = False,
-    absence: bool = True,
-) -> ReplayResult:
+def decode(
+    config: Config, messages: list[ArchivedMessage]
+) -> tuple[list[Measurement | PowerSample], dict[str, int]]:
+    """The readings of the messages in arrival order, and the dead letters per reason."""
     # No 9014 replies: a replay answers nobody.
     policy = replace(build_policy(config), reply_topic="")
     processor = MessageProcessor(build_registry(config), build_router(config), policy)
@@ -153,14 +151,36 @@ def replay(
         readings += merged
         for letter in done.dead_letters:
             dead[letter.reason] = dead.get(letter.reason, 0) + 1
+    return readings, dead
+
+
+def batch_engine(config: Config) -> BatchEngine:
     r = config.rules
-    engine = BatchEngine(
+    return BatchEngine(
         build_outlet_params(config),
         power=build_power_params(config),
         markings=build_markings(config),
         grace_s=r.grace_s,
         max_future_s=r.max_future_s,
     )
+
+
+def o2_reference(config: Config, messages: list[ArchivedMessage]) -> str:
+    """B8-1's fleet references from the messages, as configuration (TOML)."""
+    readings, _ = decode(config, messages)
+    frame, _ = readings_frames(readings)
+    return references_toml(o2_references(batch_engine(config), frame))
+
+
+def replay(
+    config: Config,
+    messages: list[ArchivedMessage],
+    *,
+    include_late: bool = False,
+    absence: bool = True,
+) -> ReplayResult:
+    readings, dead = decode(config, messages)
+    engine = batch_engine(config)
     frame, power_frame = readings_frames(readings)
     ticks = None
     if absence and messages:

@@ -34,6 +34,10 @@ def _factor(code: str, base: PresetFactor | None, override: FactorLimits | None)
                 day_warning=override.day_warning,
                 value_high=override.value_high,
                 value_low=override.value_low,
+                band_low=override.band_low,
+                band_high=override.band_high,
+                band_high_2=override.band_high_2,
+                ultra_low=override.ultra_low,
             )
         )
         if override.reference_o2 is not None:
@@ -106,12 +110,19 @@ def rule_values(config: Config, outlet: OutletConfig) -> dict[str, Any]:
     r = config.rules
     values: dict[str, Any] = {_PARAM_NAMES.get(n, n): getattr(r, n) for n in OUTLET_RULE_PARAMS}
     values |= preset_rule_params(outlet.preset_list)
+    by_preset = [
+        r.o2_reference_by_preset[n] for n in outlet.preset_list if n in r.o2_reference_by_preset
+    ]
+    if by_preset:  # the fleet reference of its kind (the last of its presets that has one)
+        values["o2_reference"] = by_preset[-1]
     values |= {_PARAM_NAMES.get(n, n): getattr(r, n) for n in r.model_fields_set & _OUTLET_SET}
     if outlet.rules is not None:
         own = outlet.rules.model_dump(exclude_none=True)
         values |= {_PARAM_NAMES.get(n, n): v for n, v in own.items()}
     if outlet.o2_band is not None:
         values["o2_band"] = outlet.o2_band
+    if outlet.marking_max_hours is not None:
+        values["marking_max_hours"] = tuple(sorted(outlet.marking_max_hours.items()))
     values["valid_flags"] = frozenset(values["valid_flags"])
     values["furnace_period_s"] = values["furnace_period_s"] * 60  # configured in minutes
     return values
@@ -148,6 +159,9 @@ def build_power_params(config: Config) -> dict[str, EnterprisePowerParams]:
                 serves=tuple(m.serves),
                 outlets=tuple(m.outlets),
                 offline_after_s=m.offline_after_s or r.meter_offline_after_s,
+                c7_factor=m.c7_factor if m.c7_factor is not None else r.c7_factor,
+                c7_baseline_days=m.c7_baseline_days or r.c7_baseline_days,
+                c7_min_days=m.c7_min_days or r.c7_min_days,
             )
             for m in e.meters
         }

@@ -479,8 +479,11 @@ class BatchEngine:
         out: list[Finding] = []
         for enterprise in sorted(planned.samples):
             baselines = planned.baselines.get(enterprise, {})
-            judge = PowerJudge(self.power[enterprise], baselines=baselines)
+            capacity = planned.capacity.get(enterprise, {})
+            judge = PowerJudge(self.power[enterprise], baselines=baselines, capacity=capacity)
             out += _judge_events(judge, planned.samples[enterprise])
+            if flush:
+                out += judge.flush()  # C7: the last day of each production device
         for enterprise, link in self._links.items():
             for hour, tallies in planned.tallies.get(enterprise, []):
                 out += link.power_hour(hour, tallies)
@@ -570,7 +573,7 @@ class BatchEngine:
                         out += judge.day(d)
                 out += judge.hour(hour, factors)
                 if link is not None:
-                    out += link.outlet_hour(outlet, hour, judge.hour_flow)
+                    out += link.outlet_hour(outlet, hour, judge.hour_flow, judge.hour_stopped)
             for d in judge.open_days():
                 if d + DAY + self.grace <= limit:
                     out += judge.day(d)

@@ -24,15 +24,17 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from rules.emission import excess_kg, hour_amount_kg
 from rules.findings import Finding, Tier
 from rules.hours import FIXED, HourAgg, to_fixed
 from rules.markings import STOPPED_MARK, MarkingBook
 from rules.params import OutletParams, Thresholds, effective_thresholds
-from rules.timebase import DAY, HOUR, day_start
+from rules.timebase import DAY, HOUR, day_start, month_start, next_month_start
 
 RECOMPUTE_TOLERANCE = 0.02  # A1D: relative difference tolerated between device and recomputed
 EXCEEDANCE_RULES = frozenset({"A3", "A4", "A5-1"})  # 超标倍数 is stated for these only
 FAULT_FLAGS = ("D", "M", "C")  # B9: an hour invalid for these is counted (F is not a fault)
+CLAIMS_STOPPED = ("shutdown", STOPPED_MARK)  # markings that say the source is not running
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,11 +105,16 @@ class OutletJudge:
         self._flag_hours: dict[str, int] = defaultdict(int)
         self._history: dict[str, array[float]] = {}
         self.hour_flow: float | None = None  # the valid flow of the last hour judged
+        self.hour_stopped: str | None = None  # what says its source was stopped (A7-2)
         # B7 on minute and real-time data: the last hour judged, the factors the data have
         # carried, and whether the logger sends hour packets (then rules/absence.py judges).
         self._last_hour: int | None = None
         self._carried: set[str] = set()
         self._sends_hours = False
+        # A8: month start → factor → [valid hours, hours within the ultra-low target]
+        self._months: dict[int, dict[str, list[int]]] = {}
+        # A7: the markings already judged for their length, by (start, type, factor)
+        self._marks_judged: set[tuple[int, str, str | None]] = set()
 
     def reconfigure(self, params: OutletParams, markings: MarkingBook | None = None) -> None:
         """New parameters for the same outlet; the state (open days, runs, counters) stays."""
@@ -150,12 +157,14 @@ class OutletJudge:
         o2 = values.get(p.o2_code)
         o2_ok = o2 is not None and o2.valid and o2.value is not None and o2.value < 21
         out += self._missing(start, aggs)
+        out += self._marking_lengths(start)
         day = self._days.setdefault(day_start(start), _DayHours())
         flow = values.get(p.flow_code)
         day.flow = (
             flow.value if flow is not None and flow.valid and flow.value is not None else None
         )
         self.hour_flow = day.flow  # for the production link (B8-6, C8-2)
+        self.hour_stopped = self._stopped_claim(start, flow)  # ... and A7-2
         for code, hv in values.items():
             fp = p.factors.get(code)
             if fp is None:
@@ -169,7 +178,9 @@ class OutletJudge:
                 day.stopped[code] = day.stopped.get(code, 0) + 1
             out += self._range("A4V", code, start, HOUR, agg, hv)
             if code == p.furnace_code and p.furnace_bound is not None:
-                out += self._furnace_hour(code, start, agg, day)
+                out += self._furnace_hour(code, start, agg, day, hv)
+            else:
+                out += self._band(code, start, hv, {})
             if not hv.valid or hv.value is None:
                 continue
             out += self._jump(code, start, hv.value)
@@ -201,7 +212,7 @@ class OutletJudge:
                 out += self._reported_zs(code, start, agg, judged)
             acc = day.values.get(code)
             if acc is None:
-                acc = day.values[code] = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+                acc = day.values[code] = [0.0] * 8
             acc[0] += 1
             acc[1] += judged
             if day.flow is not None and day.flow >= 0:  # a zero-flow hour weighs 0
@@ -211,13 +222,35 @@ class OutletJudge:
             else:
                 acc[5] += judged
             t = self.thresholds[code]
+            amount = self._amount(fp.unit, hv.value, day.flow)
+            if amount is not None:  # B-sub: what left the stack, and the part above the limit
+                acc[6] += amount
+                acc[7] += 1
+                evidence["emission_kg"] = _round(amount)
+                limit = t.hour_alarm if t.hour_alarm is not None else t.hour_warning
+                if limit is not None and judged > limit:
+                    evidence["excess_kg"] = _round(excess_kg(amount, judged, limit))
             out += self._tiered(
                 "A3", code, start, HOUR, judged, t.hour_alarm, t.hour_warning, evidence
             )
+            if t.ultra_low is not None:  # A8: the month's share of hours within the target
+                tally = self._months.setdefault(month_start(start), {}).setdefault(code, [0, 0])
+                tally[0] += 1
+                tally[1] += judged <= t.ultra_low
         out += self._o2_high(start, o2, flow)
         out += self._o2_band(start, o2, flow)
+        out += self._o2_reference(start, o2, flow, values)
+        out += self._wet_fgd(start, values.get(p.temperature_code), flow)
         out += self._interval_check(start, aggs)
         return out
+
+    def _amount(self, unit: str, measured: float | None, flow: float | None) -> float | None:
+        """The hour's emission amount in kg, when the outlet's flow is valid."""
+        p = self.params
+        flow_params = p.factors.get(p.flow_code)
+        if measured is None or flow is None or flow_params is None:
+            return None
+        return hour_amount_kg(measured, unit, flow, flow_params.unit)
 
     # -- data anomalies (B) --------------------------------------------------------------
 
@@ -288,6 +321,7 @@ class OutletJudge:
                 float(n),
                 float(p.flag_hours_warning),
                 {"flag": hv.flag, "hours": n},
+                unit="h",
             )
         elif hv.valid or hv.flag == "F":  # a stopped plant (停运) is not a faulty one
             self._flag_hours[code] = 0
@@ -324,6 +358,20 @@ class OutletJudge:
         self._carried |= present
         return out
 
+    def _stopped_claim(self, start: int, flow: HourValue | None) -> str | None:
+        """What says the outlet's source was stopped in the hour: its flow flagged F (停运),
+        or a declared shutdown or 停产 marking over the whole hour (for A7-2)."""
+        if flow is not None and flow.flag == "F":
+            return "F"
+        if self.markings is None:
+            return None
+        p = self.params
+        for kind in CLAIMS_STOPPED:
+            m = self.markings.marking_at(p.enterprise_id, p.outlet_id, "", start, kind)
+            if m is not None and m.end >= start + HOUR:
+                return kind
+        return None
+
     def _count_records(self, day: _DayHours, code: str, start: int, agg: HourAgg) -> None:
         """B10's tallies: records received and valid, and those the hour should have held at
         its interval, stopped records (F, 停产 markings) counting on neither side."""
@@ -359,9 +407,8 @@ class OutletJudge:
     def _flagged(
         self, rule: str, code: str, start: int, holds: bool, value: float, limit: float, unit: str
     ) -> list[Finding]:
-        return self._transition(
-            rule, code, start, HOUR, "warning" if holds else None, value, limit, {"unit": unit}
-        )
+        tier: Tier | None = "warning" if holds else None
+        return self._transition(rule, code, start, HOUR, tier, value, limit, {}, unit=unit)
 
     def _jump(self, code: str, start: int, value: float) -> list[Finding]:
         """B6: the hourly value jumps by more than k σ of the last 24 valid hours (and by more
@@ -470,24 +517,183 @@ class OutletJudge:
             {"band": [low, high], "flow": _round(flow.value if flow else None)},
         )
 
-    def _furnace_hour(self, code: str, start: int, agg: HourAgg, day: _DayHours) -> list[Finding]:
-        """A5-3: an hour with a five-minute furnace temperature mean below the bound (预警);
-        the count feeds the day's A5-2."""
+    def _o2_reference(
+        self,
+        start: int,
+        o2: HourValue | None,
+        flow: HourValue | None,
+        values: dict[str, HourValue],
+    ) -> list[Finding]:
+        """B8-1: the valid hourly O2 above the fleet reference for outlets of its kind (the
+        90th percentile of their hourly O2, CRAES) while flue gas flows: air let in raises
+        the converted values' divisor, or dilutes the sample. The evidence puts the hour's
+        pollutants beside their limits (the patent's joint screening)."""
+        p = self.params
+        reference = p.o2_reference
+        if reference is None or p.o2_code not in p.factors or o2 is None:
+            return []
+        if not o2.valid or o2.value is None:
+            return []
+        flowing = flow is not None and flow.valid and flow.value is not None and flow.value > 0
+        high = flowing and o2.value > reference
+        screening = {
+            code: {"measured": _round(hv.value), "limit": self.thresholds[code].hour_alarm}
+            for code, hv in sorted(values.items())
+            if code in p.factors
+            and p.factors[code].reference_o2 is not None
+            and hv.valid
+            and hv.value is not None
+        }
+        return self._transition(
+            "B8-1",
+            p.o2_code,
+            start,
+            HOUR,
+            "warning" if high else None,
+            _round(o2.value),
+            reference,
+            {"reference": reference, "pollutants": screening},
+        )
+
+    def _wet_fgd(
+        self, start: int, temperature: HourValue | None, flow: HourValue | None
+    ) -> list[Finding]:
+        """B8-4: a wet-desulphurised outlet's flue gas hotter than a running scrubber lets it
+        be (HJ 75 practice: saturated flue gas is about 45–55 ℃), while it flows."""
+        p = self.params
+        bound = p.wet_fgd_temp_max
+        if bound is None or p.temperature_code not in p.factors or temperature is None:
+            return []
+        if not temperature.valid or temperature.value is None:
+            return []
+        flowing = flow is not None and flow.valid and flow.value is not None and flow.value > 0
+        hot = flowing and temperature.value > bound
+        return self._transition(
+            "B8-4",
+            p.temperature_code,
+            start,
+            HOUR,
+            "warning" if hot else None,
+            _round(temperature.value),
+            bound,
+            {"flow": _round(flow.value if flow else None)},
+        )
+
+    def _furnace_hour(
+        self, code: str, start: int, agg: HourAgg, day: _DayHours, hv: HourValue
+    ) -> list[Finding]:
+        """A5-3 for the furnace: an hour with a five-minute mean below the bound (低温预警; the
+        count feeds the day's A5-2), or a valid hourly mean above its band (偏高 / 过高)."""
         p = self.params
         if agg.low_periods:
             day.low.setdefault(code, []).append((start, agg.low_periods))
         if agg.lowest_period is None:
             return []  # no valid period this hour: nothing to judge
-        lowest = agg.lowest_period / FIXED
+        if agg.low_periods:
+            lowest = agg.lowest_period / FIXED
+            evidence = {"low_periods": agg.low_periods, "period_s": p.furnace_period_s}
+            return self._transition(
+                "A5-3", code, start, HOUR, "warning", _round(lowest), p.furnace_bound, evidence
+            )
+        return self._band(code, start, hv, {"low_periods": 0, "period_s": p.furnace_period_s})
+
+    def _band(
+        self, code: str, start: int, hv: HourValue, evidence: dict[str, Any]
+    ) -> list[Finding]:
+        """A5-3: a process factor's valid hourly mean outside its band (预警)."""
+        t = self.thresholds[code]
+        if t.band_low is None and t.band_high is None:
+            return []
+        if not hv.valid or hv.value is None:
+            return []  # an hour that cannot be judged changes nothing
+        value = hv.value
+        high = t.band_high is not None and value > t.band_high
+        low = t.band_low is not None and value < t.band_low
+        level = None
+        if high:
+            severe = t.band_high_2 is not None and value > t.band_high_2
+            level = "过高" if severe else "偏高"
+        elif low:
+            level = "偏低"
+        evidence = {
+            **evidence,
+            "band": [t.band_low, t.band_high],
+            "band_high_2": t.band_high_2,
+            "level": level,
+        }
         return self._transition(
             "A5-3",
             code,
             start,
             HOUR,
-            "warning" if agg.low_periods else None,
-            _round(lowest),
-            p.furnace_bound,
-            {"low_periods": agg.low_periods, "period_s": p.furnace_period_s},
+            "warning" if level else None,
+            _round(value),
+            t.band_high if high else t.band_low,
+            evidence,
+        )
+
+    def _marking_lengths(self, start: int) -> list[Finding]:
+        """A7: a marking longer than its type allows per occurrence, found once the data have
+        passed its allowed length (the marking says when it ends: a declared 4-hour excuse
+        must not cover a day)."""
+        p = self.params
+        limits = dict(p.marking_max_hours)
+        if not limits or self.markings is None:
+            return []
+        out: list[Finding] = []
+        end = start + HOUR
+        for m in self.markings.declared_for(p.enterprise_id, p.outlet_id):
+            if m.start >= end:
+                break
+            allowed = limits.get(m.type)
+            key = (m.start, m.type, m.factor)
+            if allowed is None or key in self._marks_judged:
+                continue
+            allowed_s = int(allowed * HOUR)
+            if m.end - m.start <= allowed_s or m.start + allowed_s >= end:
+                continue
+            self._marks_judged.add(key)
+            evidence = {"type": m.type, "factor": m.factor, "allowed_hours": allowed}
+            out.append(
+                self._event(
+                    "A7",
+                    m.factor,
+                    m.start,
+                    m.end,
+                    round((m.end - m.start) / HOUR, 2),
+                    allowed,
+                    evidence,
+                )
+            )
+        return out
+
+    def _event(
+        self,
+        rule: str,
+        factor: str | None,
+        start: int,
+        end: int,
+        value: float | None,
+        limit: float | None,
+        evidence: dict[str, Any],
+    ) -> Finding:
+        """A finding about one occurrence (no condition that holds and clears)."""
+        p = self.params
+        return Finding(
+            rule=rule,
+            state="fire",
+            enterprise_id=p.enterprise_id,
+            source_id=p.outlet_id,
+            factor=factor,
+            window_start=start,
+            window_end=end,
+            tier="warning",
+            value=value,
+            limit=limit,
+            unit="h",
+            params_id=p.params_id,
+            params_version=self._version,
+            evidence=evidence,
         )
 
     def _device_check(
@@ -552,9 +758,10 @@ class OutletJudge:
                 start,
                 DAY,
                 "warning" if rate < p.transmission_min else None,
-                round(rate, 4),
-                p.transmission_min,
+                round(rate * 100, 2),
+                round(p.transmission_min * 100, 2),
                 counted,
+                unit="%",
             )
         caps = None
         if p.marking_caps and self.markings is not None:
@@ -572,10 +779,47 @@ class OutletJudge:
                 continue
             if caps is not None:
                 evidence["marking_caps"] = caps
+            if acc[7]:  # B-sub: the day's amount from its valid hours with a valid flow
+                evidence["emission_kg"] = _round(acc[6])
+                evidence["emission_hours"] = int(acc[7])
+                limit = t.day_alarm if t.day_alarm is not None else t.day_warning
+                if limit is not None and daily > limit:
+                    evidence["excess_kg"] = _round(excess_kg(acc[6], daily, limit))
             out += self._tiered(
                 p.daily_rule, code, start, DAY, daily, t.day_alarm, t.day_warning, evidence
             )
         out += self._furnace_day(start, hours)
+        out += self._ultra_low_months(start + DAY)
+        return out
+
+    def _ultra_low_months(self, judged_until: int) -> list[Finding]:
+        """A8: each month whose days have all been judged: the share of its valid hours at
+        or below the ultra-low target (环大气〔2019〕35号 as third-party tools apply it:
+        at least 95 % of hours) [F-impl]."""
+        out: list[Finding] = []
+        p = self.params
+        for month in sorted(self._months):
+            end = next_month_start(month)
+            if end > judged_until:
+                break
+            for code, (n, within) in sorted(self._months.pop(month).items()):
+                share = within / n
+                evidence = {
+                    "valid_hours": n,
+                    "within": within,
+                    "target": self.thresholds[code].ultra_low,
+                }
+                out += self._transition(
+                    "A8",
+                    code,
+                    month,
+                    end - month,
+                    "warning" if share < p.ultra_low_share else None,
+                    round(share * 100, 2),
+                    round(p.ultra_low_share * 100, 2),
+                    evidence,
+                    unit="%",
+                )
         return out
 
     def _day_judged(
@@ -602,7 +846,7 @@ class OutletJudge:
         """The day's value from its valid hours: their mean; for wastewater weighted by each
         hour's flow (HJ 212 附录D), a zero-flow hour weighing 0 and an hour without a valid
         flow left out of the weighting (not guessed). None when nothing was discharged."""
-        n, total, weighted_sum, weights, n_flow, unweighted = acc
+        n, total, weighted_sum, weights, n_flow, unweighted = acc[:6]
         if self.params.kind != "water" or not n_flow:
             evidence["flow_weighted"] = False
             return total / n
@@ -652,6 +896,7 @@ class OutletJudge:
             float(n),
             float(p.furnace_low_max_per_day),
             evidence,
+            unit="次",
         )
 
     def open_days(self) -> list[int]:
@@ -728,8 +973,10 @@ class OutletJudge:
         value: float | None,
         limit: float | None,
         evidence: dict[str, Any],
+        unit: str | None = None,
     ) -> list[Finding]:
-        """Fire while the condition holds; clear once when it stops."""
+        """Fire while the condition holds; clear once when it stops. ``unit``: the value's
+        own unit when it is not the factor's (minutes, hours, %, a count)."""
         key = (rule, code or "")
         before = self._state.get(key)
         if tier is None:
@@ -742,7 +989,8 @@ class OutletJudge:
             self._state[key] = (tier, limit)
             state = "fire"
         p = self.params
-        unit = p.factors[code].unit if code is not None else "s" if rule == "B11" else ""
+        if unit is None:
+            unit = p.factors[code].unit if code is not None else "s" if rule == "B11" else ""
         multiple = None
         if state == "fire" and rule in EXCEEDANCE_RULES and value is not None and limit:
             multiple = round((value - limit) / limit, 4)

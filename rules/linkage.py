@@ -11,6 +11,9 @@ many read zero power (from the meter samples, in event-time order). When both ha
 - **C8-2** 电表零值: a linked meter read zero in every sample of the hour while the outlet's
   flow shows production (at or above ``flow_low``, or above 0 when none is set) - the second
   condition of the catalogue's C8: a bypassed or dead meter.
+- **A7-2** 标记与用电不符: the outlet says its source is stopped (its data flagged F, 停运, or
+  the hour inside a declared shutdown or 停产 marking) while a linked production device is ON
+  for at least ``producing_fraction`` of its samples: a false marking is itself a finding.
 
 The two sides close hours in event-time order, each at its own pace; a half waits for the
 other until that side has closed a later hour without it (an hour without data on one side is
@@ -37,7 +40,8 @@ class ProductionLink:
         self._hour: int | None = None  # the power hour being tallied
         self._tally: dict[str, list[int]] = {}
         self._power: dict[tuple[str, int], dict[str, Tally]] = {}  # power halves waiting
-        self._flow: dict[tuple[str, int], float | None] = {}  # flow halves waiting
+        # outlet halves waiting: the valid flow, and what says the source is stopped
+        self._flow: dict[tuple[str, int], tuple[float | None, str | None]] = {}
         self._outlet_closed: dict[str, int] = {}  # outlet → the last hour it closed
         self._power_closed = -(2**62)  # every power hour before this one is closed
         self._state: dict[tuple[str, str], Tier] = {}
@@ -115,8 +119,11 @@ class ProductionLink:
 
     # -- the outlet half -----------------------------------------------------------------
 
-    def outlet_hour(self, outlet: str, hour: int, flow: float | None) -> list[Finding]:
-        """The outlet closed ``hour``; ``flow`` is its valid hourly flow (None: not valid)."""
+    def outlet_hour(
+        self, outlet: str, hour: int, flow: float | None, stopped: str | None = None
+    ) -> list[Finding]:
+        """The outlet closed ``hour``; ``flow`` is its valid hourly flow (None: not valid);
+        ``stopped`` what says its source was stopped (flag F, a marking type), if anything."""
         if outlet not in self.meters_of:
             return []
         self._outlet_closed[outlet] = hour
@@ -125,27 +132,38 @@ class ProductionLink:
         key = (outlet, hour)
         half = self._power.pop(key, None)
         if half is not None:
-            return self._judge(outlet, hour, flow, half)
+            return self._judge(outlet, hour, (flow, stopped), half)
         if hour >= self._power_closed:
-            self._flow[key] = flow
+            self._flow[key] = (flow, stopped)
         return []
 
     # -- judgement -----------------------------------------------------------------------
 
     def _judge(
-        self, outlet: str, hour: int, flow: float | None, half: dict[str, Tally]
+        self,
+        outlet: str,
+        hour: int,
+        outlet_half: tuple[float | None, str | None],
+        half: dict[str, Tally],
     ) -> list[Finding]:
-        if flow is None:
-            return []  # no valid flow: the hour cannot be judged
+        flow, stopped = outlet_half
         p = self.outlets[outlet]
         fraction = p.producing_fraction
         producing = sorted(m for m, (n, on, _) in half.items() if n and on >= fraction * n)
+        meters = {m: {"samples": n, "on": on, "zero": z} for m, (n, on, z) in half.items()}
+        out = self._transition(
+            "A7-2",
+            p,
+            hour,
+            stopped is not None and bool(producing),
+            None,
+            None,
+            {"stopped": stopped, "producing": producing, "meters": meters},
+        )
+        if flow is None:
+            return out  # no valid flow: the flow rules cannot judge the hour
         zero = sorted(m for m, (n, _, z) in half.items() if n and z == n)
-        evidence: dict[str, Any] = {
-            "flow": round(flow, 6),
-            "meters": {m: {"samples": n, "on": on, "zero": z} for m, (n, on, z) in half.items()},
-        }
-        out: list[Finding] = []
+        evidence: dict[str, Any] = {"flow": round(flow, 6), "meters": meters}
         if p.flow_low is not None:
             low = bool(producing) and flow < p.flow_low
             out += self._transition("B8-6", p, hour, low, flow, p.flow_low, evidence)
@@ -162,7 +180,7 @@ class ProductionLink:
         p: OutletParams,
         hour: int,
         holds: bool,
-        value: float,
+        value: float | None,
         limit: float | None,
         evidence: dict[str, Any],
     ) -> list[Finding]:
@@ -176,19 +194,20 @@ class ProductionLink:
         else:
             return []
         power = rule == "C8-2"
+        flow = rule != "A7-2"
         return [
             Finding(
                 rule=rule,
                 state=state,  # type: ignore[arg-type]
                 enterprise_id=p.enterprise_id,
                 source_id=p.outlet_id,
-                factor=p.flow_code,
+                factor=p.flow_code if flow else None,
                 window_start=hour,
                 window_end=hour + HOUR,
                 tier="warning",
-                value=round(value, 6),
+                value=None if value is None else round(value, 6),
                 limit=limit,
-                unit=p.factors[p.flow_code].unit if p.flow_code in p.factors else "",
+                unit=p.factors[p.flow_code].unit if flow and p.flow_code in p.factors else "",
                 params_id=self.power.params_id if power else p.params_id,
                 params_version=self.power.version if power else p.version,
                 evidence=evidence,

@@ -96,6 +96,14 @@ class MarkingBook:
     def __bool__(self) -> bool:
         return bool(self._by_outlet)
 
+    def declared_for(self, enterprise_id: str, outlet_id: str) -> list[Marking]:
+        """The outlet's markings as declared (caps not applied), by start."""
+        key = (enterprise_id, outlet_id)
+        return sorted(
+            (m for m in self.declared if (m.enterprise_id, m.outlet_id) == key),
+            key=lambda m: (m.start, m.type, m.factor or ""),
+        )
+
     def excused(self) -> list[Marking]:
         """Every marking as far as it excuses data (caps applied), in outlet and time order."""
         return [m for key in sorted(self._by_outlet) for m in self._by_outlet[key]]

@@ -39,6 +39,15 @@ class Thresholds:
     day_warning: float | None = None
     value_high: float | None = None  # every single value must stay at or below (alarm)
     value_low: float | None = None  # ... and at or above (pH 6-9, furnace >= 850 °C)
+    # A5-3: the band a process factor's valid hourly mean keeps in normal operation (预警):
+    # a furnace's 1-h mean above 1200 ℃ is 偏高 and above ``band_high_2`` (1300) 过高; a bag
+    # filter's pressure drop stays within 500–2000 Pa.
+    band_low: float | None = None
+    band_high: float | None = None
+    band_high_2: float | None = None
+    # A8: an ultra-low emission target (超低排放) on the converted hourly value, assessed as
+    # the share of a month's valid hours at or below it (``ultra_low_share``).
+    ultra_low: float | None = None
 
     def merged(self, other: Thresholds) -> Thresholds:
         """``other``'s values where it sets them, ours elsewhere."""
@@ -106,6 +115,19 @@ class OutletParams:
     # A5-1: a day the furnace ran fewer hours than ``valid_hours_per_day`` is judged on its
     # running hours if they are all valid and at least this many (docs/rules.md) [I].
     incineration_min_hours: int = 1
+    # A7: the longest a marking of a type may last per occurrence, in hours (incinerators,
+    # HJ 1307 as quoted by the plants' rule sheets: start-up, shutdown, fault, accident 4 h).
+    marking_max_hours: tuple[tuple[str, float], ...] = ()
+    ultra_low_share: float = 0.95  # A8: a month's valid hours at or below the target [F-impl]
+    # B8-1: valid hourly O2 above this (the 90th percentile of similar outlets' hourly O2, a
+    # fleet reference computed by ``nonsite replay --o2-reference``) while flue gas flows;
+    # None: not judged.
+    o2_reference: float | None = None
+    # B8-4: a wet-desulphurised flue gas is saturated and cool; a valid hourly flue-gas
+    # temperature above this while it flows says the scrubber is bypassed or not running [I];
+    # None: the outlet has no wet FGD (not judged).
+    wet_fgd_temp_max: float | None = None
+    temperature_code: str = "a01012"  # 烟气温度
     marking_caps: tuple[MarkingCap, ...] = ()
     furnace_code: str = "a01901"  # 炉膛内焚烧平均温度
     furnace_period_s: int = 300  # 五分钟均值

@@ -12,11 +12,16 @@ compute about it in isolation:
 - each control device's C4 baseline per day (the daily median of its power, from the same
   50-bin histogram, while it and a production device it serves were ON, and the median of
   the last 30 such days) and whether a sample could be "low" against it;
-- per production meter linked to an outlet, the hourly tallies of samples, ON and zero.
+- per production meter linked to an outlet, the hourly tallies of samples, ON and zero;
+- each rated production device's C7 judgement per day: the day's level (the median bin of
+  its power while ON, from the same 100-bin histogram the judge keeps), its P95 bin, and the
+  baseline (the median of the last ``c7_baseline_days`` earlier P95s, once ``c7_min_days``
+  are known).
 
 A sample is then an *event* when the state or a pending change moves at it, when it is its
-control device's first sample of a day (the baseline changes), or when it or the device's
-previous sample could be low. The judge receives the events and, because it also judges on
+control device's first sample of a day (the baseline changes) or its rated production
+device's (the day before is judged, C7), or when it or the device's previous sample could
+be low. The judge receives the events and, because it also judges on
 deadlines (a sustain period ending, an order's window opening), the first sample at or after
 its next deadline. Judging only these gives the findings of judging every sample; the
 power tests and the simulated month compare both engines finding by finding.
@@ -31,7 +36,15 @@ from typing import NamedTuple
 import polars as pl
 
 from rules.linkage import Tally
-from rules.power_judge import BIN_SPAN, BINS, median
+from rules.power_judge import (
+    BIN_SPAN,
+    BINS,
+    C7_BINS,
+    C7_SPAN,
+    CapacityDay,
+    capacity_kw,
+    median,
+)
 from rules.power_params import EnterprisePowerParams
 from rules.timebase import CHINA_OFFSET, DAY, HOUR
 
@@ -50,6 +63,7 @@ class EnterpriseSamples(NamedTuple):
 class PowerPlan(NamedTuple):
     samples: dict[str, EnterpriseSamples]
     baselines: dict[str, dict[tuple[str, int], float]]  # enterprise → (control, day) → kW
+    capacity: dict[str, dict[tuple[str, int], CapacityDay]]  # enterprise → (meter, day) → C7
     tallies: dict[str, list[tuple[int, dict[str, Tally]]]]  # enterprise → hours in order
 
 
@@ -71,6 +85,7 @@ def _meter_table(power: Mapping[str, EnterprisePowerParams]) -> pl.DataFrame:
             m.role == "control" and bool(m.serves),
             m.low_load_fraction,
             bool(m.outlets) and m.role == "production",
+            m.role == "production" and bool(m.rated_kw),
         )
         for k, (e, _, m) in enumerate(meters)
     ]
@@ -88,6 +103,7 @@ def _meter_table(power: Mapping[str, EnterprisePowerParams]) -> pl.DataFrame:
             "is_control": pl.Boolean,
             "low_fraction": pl.Float64,
             "linked": pl.Boolean,
+            "is_c7": pl.Boolean,
         },
         orient="row",
     )
@@ -234,6 +250,50 @@ def _baselines(
     return out
 
 
+def _capacity(
+    df: pl.DataFrame, power: Mapping[str, EnterprisePowerParams]
+) -> dict[str, dict[tuple[str, int], CapacityDay]]:
+    """C7 per rated production device and day it ran: the level (the median of its power
+    while ON), the baseline (the median of the P95s of the last ``c7_baseline_days`` earlier
+    days it ran) and how many days that is; only days with at least ``c7_min_days``. The
+    bins and ranks are those of ``PowerJudge`` (``capacity_bin``, ``histogram_rank``)."""
+    learning = df.filter(
+        pl.col("is_c7")
+        & (pl.col("state") == ON)
+        & pl.col("p_kw").is_finite()
+        & (pl.col("p_kw") > pl.col("off_kw"))  # not a stop being confirmed (see ``_count``)
+    )
+    scaled = pl.col("p_kw") / (pl.col("rated") * C7_SPAN) * C7_BINS
+    daily = (
+        learning.with_columns(scaled.clip(0, C7_BINS - 1).cast(pl.Int64).alias("bin"))
+        .group_by("enterprise_id", "meter_id", "day", "bin")
+        .agg(pl.len().cast(pl.Int64).alias("n"))
+        .sort("enterprise_id", "meter_id", "day", "bin")
+        .with_columns(
+            pl.col("n").cum_sum().over("enterprise_id", "meter_id", "day").alias("seen"),
+            pl.col("n").sum().over("enterprise_id", "meter_id", "day").alias("total"),
+        )
+        .group_by("enterprise_id", "meter_id", "day")
+        .agg(
+            pl.col("bin").filter(pl.col("seen") * 2 >= pl.col("total")).min().alias("level"),
+            pl.col("bin").filter(pl.col("seen") * 100 >= pl.col("total") * 95).min().alias("p95"),
+        )
+        .sort("enterprise_id", "meter_id", "day")
+    )
+    out: dict[str, dict[tuple[str, int], CapacityDay]] = {}
+    history: dict[tuple[str, str], list[int]] = {}
+    for e, m, day, level, p95 in daily.iter_rows():
+        meter = power[e].meters[m]
+        rated = meter.rated_kw or 0.0
+        p95s = history.setdefault((e, m), [])
+        window = p95s[max(0, len(p95s) - meter.c7_baseline_days) :]
+        if len(window) >= meter.c7_min_days:
+            baseline = median([capacity_kw(b, rated) for b in window])
+            out.setdefault(e, {})[(m, day)] = (capacity_kw(level, rated), baseline, len(window))
+        p95s.append(p95)
+    return out
+
+
 def _grouped(rows: object) -> dict[tuple[str, str], list[int]]:
     out: dict[tuple[str, str], list[int]] = {}
     for e, m, day in rows:  # type: ignore[attr-defined]
@@ -253,6 +313,7 @@ def plan(df: pl.DataFrame, power: Mapping[str, EnterprisePowerParams]) -> PowerP
     )
     df = _producing(_c0(df), power)
     baselines = _baselines(df, power)
+    capacity = _capacity(df, power)
     base = pl.DataFrame(
         [(e, m, day, v) for e, t in baselines.items() for (m, day), v in t.items()],
         schema={
@@ -271,7 +332,7 @@ def plan(df: pl.DataFrame, power: Mapping[str, EnterprisePowerParams]) -> PowerP
         & pl.col("p_kw").is_finite()
         & (pl.col("p_kw") < pl.col("low_fraction") * pl.col("baseline"))
     ).fill_null(value=False)
-    first_of_day = pl.col("is_control") & (
+    first_of_day = (pl.col("is_control") | pl.col("is_c7")) & (
         pl.col("day") != pl.col("day").shift(1).over("mkey")
     ).fill_null(value=True)
     df = df.sort("order").with_columns(could_be_low.alias("low"))
@@ -292,7 +353,7 @@ def plan(df: pl.DataFrame, power: Mapping[str, EnterprisePowerParams]) -> PowerP
             part.get_column("p_kw").to_list(),
             part.get_column("event").arg_true().to_list(),
         )
-    return PowerPlan(samples, baselines, _tallies(df))
+    return PowerPlan(samples, baselines, capacity, _tallies(df))
 
 
 def _tallies(df: pl.DataFrame) -> dict[str, list[tuple[int, dict[str, Tally]]]]:

@@ -15,6 +15,12 @@ streaming and batch engines, which decide which samples count and feed them here
   ``low_load_minutes``.
 - **C5** 停限产违规: a device an emergency order names ON while the order is in force (alarm).
 - **C6** 错峰生产违规: a device a staggered-production order names ON inside its daily window.
+- **C7** 擅自扩大产能: a production device's day (China time) whose level, the median of its
+  power while ON, is above ``c7_factor`` × its baseline, the median of the daily P95s (of
+  power while ON) of the last ``c7_baseline_days`` earlier days it ran, once ``c7_min_days``
+  are learned. A day is judged when the meter's first sample of a later day is, and at
+  ``flush`` for the last day; a day finding: fires for every day over, clears once on the
+  first judged day that is not.
 """
 
 from __future__ import annotations
@@ -29,8 +35,18 @@ from rules.findings import Finding, Tier
 from rules.power_params import EnterprisePowerParams, MeterParams, Order
 from rules.timebase import CHINA_OFFSET, DAY, day_start
 
+CapacityDay = tuple[float, float, int]  # C7 of one day: level, baseline (kW), days learned
+
 BINS = 50  # C4 daily median from a histogram over [0, 1.5 × rated): 3 % of rated per bin
 BIN_SPAN = 1.5
+# C7 daily median and P95 from one histogram over [0, 3 × rated): 3 % of rated per bin too, so
+# a value is known to within 1.5 % of the rated power (its bin's centre). The range is wider
+# than C4's because production beyond its capacity can draw well above the nameplate rating;
+# power at or above 3 × rated counts in the top bin (2.985 × rated), which still fires
+# against any baseline below 2.49 × rated. At most 255 bins: the daily P95s are kept as bin
+# numbers, one byte a day.
+C7_BINS = 100
+C7_SPAN = 3.0
 
 
 @dataclass(slots=True)
@@ -46,6 +62,18 @@ class _Device:
     day: int | None = None
     histogram: array[int] | None = None
     medians: array[float] | None = None
+    c7: _Capacity | None = None  # C7 learning (production devices with a rating only)
+
+
+@dataclass(slots=True)
+class _Capacity:
+    """C7 learning of one production device: the day being learned, its histogram of power
+    while ON (created on first use), and the P95 bins of the last ``c7_baseline_days`` days
+    that had such samples. About 600 bytes while a day with ON samples is open."""
+
+    day: int
+    histogram: array[int] | None = None
+    p95s: array[int] | None = None
 
 
 class PowerJudge:
@@ -53,11 +81,14 @@ class PowerJudge:
         self,
         params: EnterprisePowerParams,
         baselines: Mapping[tuple[str, int], float] | None = None,
+        capacity: Mapping[tuple[str, int], CapacityDay] | None = None,
     ) -> None:
         """``baselines``: the C4 baseline of each control device per day, learned beforehand
-        (the batch engine computes them with polars); without it they are learned here."""
+        (the batch engine computes them with polars); without it they are learned here.
+        ``capacity`` likewise: the C7 judgement of each production device per day."""
         self.params = params
         self._baselines = baselines
+        self._capacity = capacity
         self._version = params.version
         self._devices: dict[str, _Device] = {m: _Device() for m in params.meters}
         self._open: dict[tuple[str, ...], int] = {}  # episode key → start time
@@ -97,10 +128,21 @@ class PowerJudge:
         if m is None or (m.rated_kw is None and math.isfinite(p_kw)):
             return []  # power without a rating says nothing about the state
         dev = self._devices[meter_id]
+        out: list[Finding] = []
+        c7: _Capacity | None = None
+        if m.role == "production" and m.rated_kw:
+            day = day_start(ts)
+            c7 = dev.c7
+            if c7 is None:
+                c7 = dev.c7 = _Capacity(day)
+            elif c7.day != day:  # the meter's first sample of a later day: judge the last one
+                out += self._capacity_day(m, c7, learn=True)
+                c7.day, c7.histogram = day, None
         pending_before, state_before, since_before = dev.pending, dev.state, dev.since
         change = _step(dev, m, ts, p_kw)
         dev.last_p = p_kw
-        out: list[Finding] = []
+        if c7 is not None and self._capacity is None and dev.state == "on":
+            _count(c7, m, p_kw)
         if change is not None:
             out += self._on_change(m, change[0], change[1], change[2], since_before)
         control = m.role == "control" and bool(m.serves)
@@ -114,6 +156,16 @@ class PowerJudge:
             out += self._evaluate(ts)
         elif control and not self._holding(m):
             out += self._low_load(m, dev, any(self._is_on(x) for x in m.serves), ts)
+        return out
+
+    def flush(self) -> list[Finding]:
+        """The end of the data (a replay's, a test's): judge each production device's last
+        day (C7) as if a later sample had closed it, without learning from it."""
+        out: list[Finding] = []
+        for m in self.params.meters.values():
+            c7 = self._devices[m.meter_id].c7
+            if c7 is not None and m.role == "production" and m.rated_kw:
+                out += self._capacity_day(m, c7, learn=False)
         return out
 
     def _holding(self, c: MeterParams) -> bool:
@@ -289,6 +341,65 @@ class PowerJudge:
             b = min(BINS - 1, max(0, int(p_kw / (m.rated_kw * BIN_SPAN) * BINS)))
             dev.histogram[b] += 1
 
+    # -- C7: production above its historical level --------------------------------------
+
+    def _capacity_day(self, m: MeterParams, c7: _Capacity, *, learn: bool) -> list[Finding]:
+        """Judge the day ``c7`` learned (and, with ``learn``, add its P95 to the history): a
+        day finding, fired for every day over the bound and cleared once on the first judged
+        day that is not. A day without a power reading while ON is not judged."""
+        judged: CapacityDay | None = None
+        if self._capacity is not None:  # learned beforehand (the batch engine)
+            judged = self._capacity.get((m.meter_id, c7.day))
+        elif c7.histogram is not None:
+            rated = m.rated_kw or 0.0
+            p95s = c7.p95s
+            window = list(p95s[max(0, len(p95s) - m.c7_baseline_days) :]) if p95s else []
+            if len(window) >= m.c7_min_days:
+                level = capacity_kw(histogram_rank(c7.histogram, 1, 2), rated)
+                baseline = median([capacity_kw(b, rated) for b in window])
+                judged = (level, baseline, len(window))
+            if learn:
+                if p95s is None:
+                    p95s = c7.p95s = array("B")
+                p95s.append(histogram_rank(c7.histogram, 95, 100))
+                if len(p95s) > m.c7_baseline_days:
+                    del p95s[: len(p95s) - m.c7_baseline_days]
+        if judged is None:
+            return []
+        level, baseline, days = judged
+        bound = m.c7_factor * baseline
+        key = ("C7", m.meter_id)
+        evidence: dict[str, Any] = {
+            "level_kw": round(level, 3),
+            "baseline_kw": round(baseline, 3),
+            "days": days,
+            "factor": m.c7_factor,
+        }
+        day = c7.day
+        if level > bound:
+            since = self._open.setdefault(key, day)
+            if since != day:
+                evidence["since"] = since
+            state = "fire"
+        elif key in self._open:
+            evidence["since"] = self._open.pop(key)
+            state = "clear"
+        else:
+            return []
+        return [
+            self._finding(
+                "C7",
+                m.meter_id,
+                state,
+                day,
+                day + DAY,
+                "warning",
+                evidence,
+                round(level, 3),
+                round(bound, 3),
+            )
+        ]
+
     # -- findings ------------------------------------------------------------------------
 
     def _is_on(self, meter_id: str) -> bool:
@@ -355,7 +466,7 @@ class PowerJudge:
             tier=tier,
             value=value,
             limit=limit,
-            unit="s" if rule in ("C2", "C3") else "",
+            unit="s" if rule in ("C2", "C3") else "kW" if rule == "C7" else "",
             params_id=self.params.params_id,
             params_version=self._version,
             evidence=evidence,
@@ -422,10 +533,43 @@ def _window_start(order: Order, now: int) -> int | None:
     return max(order.start, midnight - DAY + start) if second < end else None
 
 
+def _count(c7: _Capacity, m: MeterParams, p_kw: float) -> None:
+    """C7: a sample taken while the device is ON, into its day's histogram when it is a power
+    reading (not a reported state, ±∞) above the OFF threshold (at or below it, the device is
+    stopping: a change being confirmed, or a glitch; not production power)."""
+    if not math.isfinite(p_kw) or p_kw <= (m.off_kw or 0.0):
+        return
+    if c7.histogram is None:
+        c7.histogram = array("I", bytes(4 * C7_BINS))
+    c7.histogram[capacity_bin(p_kw, m.rated_kw or 0.0)] += 1
+
+
+def capacity_bin(p_kw: float, rated_kw: float) -> int:
+    """C7: the histogram bin of a power reading (below 0 in the first, beyond in the last)."""
+    return min(C7_BINS - 1, max(0, int(p_kw / (rated_kw * C7_SPAN) * C7_BINS)))
+
+
+def capacity_kw(b: int, rated_kw: float) -> float:
+    """C7: the power a bin stands for, its centre."""
+    return (b + 0.5) / C7_BINS * C7_SPAN * rated_kw
+
+
 def median(values: list[float]) -> float:
     ordered = sorted(values)
     mid = len(ordered) // 2
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def histogram_rank(histogram: array[int], num: int, den: int) -> int:
+    """The first bin at which ``num/den`` of the counts are reached (1/2: the median bin,
+    95/100: the P95 bin), in integers so that every engine finds the same bin."""
+    total = sum(histogram)
+    seen = 0
+    for i, n in enumerate(histogram):
+        seen += n
+        if seen * den >= total * num:
+            return i
+    return len(histogram) - 1
 
 
 def histogram_median(histogram: array[int], rated_kw: float) -> float:

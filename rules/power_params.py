@@ -43,6 +43,10 @@ class MeterParams:
     low_load_minutes: int = 30  # ... for this long while production runs
     baseline_days: int = 30  # C4: days of daily medians the baseline is learned from
     baseline_min_days: int = 3  # C4: judged only once this many days are learned
+    # C7 (a production device): its day's level above this multiple of its baseline [I] ...
+    c7_factor: float = 1.2
+    c7_baseline_days: int = 30  # ... the median of the daily P95s of this many earlier days
+    c7_min_days: int = 7  # ... judged only once this many days are learned
     offline_after_s: int = 1800  # C8: no sample for this long [I]
 
     @property

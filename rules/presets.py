@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 
@@ -102,7 +102,9 @@ def _thresholds(industry: str, window: str, limit_text: str) -> Thresholds:
         return Thresholds(value_high=high, value_low=low)
     ultra_low = industry.endswith("_ultra_low")
     if window == "hour":
-        warning = ultra_low or industry == "msw_incineration"  # A8 policy target; A5-3
+        if ultra_low:  # a policy target, not a legal limit: a warning, and the A8 assessment
+            return Thresholds(hour_warning=high, ultra_low=high)
+        warning = industry == "msw_incineration"  # GB 18485's 1-hour values: A5-3
         return Thresholds(hour_warning=high) if warning else Thresholds(hour_alarm=high)
     return Thresholds(day_alarm=high)
 
@@ -155,6 +157,8 @@ def presets() -> dict[str, Preset]:
             if row["standard"] not in standards[name]:
                 standards[name].append(row["standard"])
             table = factors.setdefault(name, {})
+            if code == "a01901":
+                new = replace(new, thresholds=new.thresholds.merged(FURNACE_BAND))
             old = table.get(code)
             if old is not None:  # e.g. GB 18485's 1-hour and 24-hour rows of one factor
                 new_thresholds = old.thresholds.merged(new.thresholds)
@@ -174,9 +178,22 @@ def preset_names() -> list[str]:
 # Rule parameters an industry judges with other than the [rules] defaults (OutletParams field
 # names); the configuration's explicit [rules] values and an outlet's own override them.
 INDUSTRY_RULE_PARAMS: dict[str, dict[str, object]] = {
-    # CJJ/T 212: furnace-outlet O2 of normal combustion 6–10 % (B8-2).
-    "msw_incineration": {"o2_band": INCINERATION_O2_BAND},
+    "msw_incineration": {
+        # CJJ/T 212: furnace-outlet O2 of normal combustion 6–10 % (B8-2).
+        "o2_band": INCINERATION_O2_BAND,
+        # HJ 1307 as the plants' rule sheets quote it (S3): start-up and shutdown marks last
+        # at most 4 h per occurrence (grate furnaces 40 min–4 h), fault and accident 4 h (A7).
+        "marking_max_hours": (
+            ("startup", 4.0),
+            ("shutdown", 4.0),
+            ("fault", 4.0),
+            ("accident", 4.0),
+        ),
+    },
 }
+# The furnace temperature's 1-h band on incinerator platforms (S3, A5-3): above 1200 ℃ 偏高,
+# above 1300 ℃ 过高.
+FURNACE_BAND = Thresholds(band_high=1200.0, band_high_2=1300.0)
 
 
 def preset_rule_params(names: Iterable[str]) -> dict[str, object]:

@@ -137,7 +137,7 @@ class _OutletStream:
 
 # The layout of the engine's state; a snapshot of another layout is not restored (the
 # archive is replayed instead). Raise it whenever a pickled class changes its fields.
-STATE_FORMAT = 7
+STATE_FORMAT = 8
 
 
 class StreamEngine:
@@ -363,7 +363,7 @@ class StreamEngine:
             out += judge.hour(h, aggs)
             link = self._links.get(p.enterprise_id)
             if link is not None:
-                out += link.outlet_hour(p.outlet_id, h, judge.hour_flow)
+                out += link.outlet_hour(p.outlet_id, h, judge.hour_flow, judge.hour_stopped)
         for d in judge.open_days():
             if d + DAY + self.grace <= watermark:
                 out += judge.day(d)
@@ -377,6 +377,7 @@ class StreamEngine:
             out += self._close(st, 2**62)
         for ps in self._enterprises.values():
             out += ps.finalize(2**62)
+            out += ps.judge.flush()  # C7: the last day of each production device
         return out
 
 

@@ -29,6 +29,19 @@ def day_start(t: int) -> int:
     return t - (t + CHINA_OFFSET) % DAY
 
 
+def month_start(t: int) -> int:
+    """Start of the China calendar month holding ``t``."""
+    d = to_datetime(t)
+    return int(d.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp())
+
+
+def next_month_start(t: int) -> int:
+    """Start of the China calendar month after the one holding ``t``."""
+    d = to_datetime(month_start(t))
+    year, month = (d.year + 1, 1) if d.month == 12 else (d.year, d.month + 1)
+    return int(d.replace(year=year, month=month).timestamp())
+
+
 def to_datetime(t: int) -> datetime:
     return datetime.fromtimestamp(t, tz=UTC).astimezone(CHINA_TZ)
 

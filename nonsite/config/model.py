@@ -123,6 +123,10 @@ class FactorLimits(Section):
     day_warning: float | None = Field(default=None, gt=0)
     value_high: float | None = None
     value_low: float | None = None
+    band_low: float | None = None  # A5-3: the hourly mean's normal band (process factors)
+    band_high: float | None = None
+    band_high_2: float | None = None  # ... and its second level (过高)
+    ultra_low: float | None = Field(default=None, gt=0)  # A8: the hourly ultra-low target
     reference_o2: float | None = Field(default=None, ge=0, lt=21)
     no_o2_conversion: bool = False  # judge measured values even where the preset converts
     range_max: float | None = Field(default=None, gt=0)
@@ -174,6 +178,9 @@ class RulesSection(Section):
     c2_lead_s: int = Field(default=300, ge=0)
     c3_lag_s: int = Field(default=300, ge=0)
     c5_minutes: int = Field(default=5, ge=1)
+    c7_factor: float = Field(default=1.2, ge=1)  # C7: a day's level above this × baseline ...
+    c7_baseline_days: int = Field(default=30, ge=1, le=366)  # ... of this many earlier days
+    c7_min_days: int = Field(default=7, ge=1, le=366)  # ... once this many are learned
     furnace_period_min: int = Field(default=5, ge=1, le=60)  # A5-2 五分钟均值
     furnace_low_max_per_day: int = Field(default=5, ge=0)  # A5-2: more than this is an alarm
     producing_fraction: float = Field(default=0.5, gt=0, le=1)  # B8-6: share of samples ON
@@ -188,7 +195,35 @@ class RulesSection(Section):
     transmission_min: float = Field(default=0.9, gt=0, le=1)  # B10: effective rate per day
     o2_high: float = Field(default=19.0, gt=0, le=21)  # B8-3: O2 % this high while flowing
     incineration_min_hours: int = Field(default=1, ge=1, le=24)  # A5-1: shortest day judged
+    ultra_low_share: float = Field(default=0.95, gt=0, le=1)  # A8: a month's hours within
+    # B8-1: valid hourly O2 above this while flowing (the fleet reference of the outlet's
+    # kind, from `nonsite replay --o2-reference`); per preset below, per outlet in its rules.
+    o2_reference: float | None = Field(default=None, gt=0, lt=21)
+    o2_reference_by_preset: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("o2_reference_by_preset")
+    @classmethod
+    def _known_preset_references(cls, value: dict[str, float]) -> dict[str, float]:
+        from rules.presets import preset_names  # noqa: PLC0415 - loads the standards table
+
+        known = preset_names()
+        for name, o2 in value.items():
+            if name not in known:
+                raise ValueError(f"unknown preset {name!r}; known presets: {', '.join(known)}")
+            if not 0 < o2 < 21:
+                raise ValueError(f"{name}: an O2 reference is a percentage in (0, 21), got {o2}")
+        return value
+
+    # B8-4: a wet-desulphurised outlet's flue gas above this temperature (℃) while flowing;
+    # None: no wet FGD (set it on the outlets that have one).
+    wet_fgd_temp_max: float | None = Field(default=None, gt=0)
     snapshot_every_s: float = Field(default=60.0, gt=0)  # rule-engine state saved this often
+
+    @model_validator(mode="after")
+    def _c7_days(self) -> RulesSection:
+        if self.c7_min_days > self.c7_baseline_days:
+            raise ValueError("c7_min_days is above c7_baseline_days: C7 would never be judged")
+        return self
 
 
 # The [rules] settings an outlet may override in its own ``[enterprises.outlets.rules]``
@@ -217,6 +252,9 @@ OUTLET_RULE_PARAMS = (
     "transmission_min",
     "o2_high",
     "incineration_min_hours",
+    "ultra_low_share",
+    "o2_reference",
+    "wet_fgd_temp_max",
 )
 
 
@@ -259,6 +297,23 @@ class OutletConfig(Section):
     # B8-2: O2 band of normal combustion in %; None: the industry's (incineration: 6–10).
     o2_band: tuple[float, float] | None = None
     rules: OutletRules | None = None  # this outlet's own values of [rules] settings
+    # A7: the longest a marking of a type may last per occurrence, in hours; None: the
+    # industry's (incineration: start-up, shutdown, fault, accident 4 h).
+    marking_max_hours: dict[str, float] | None = None
+
+    @field_validator("marking_max_hours")
+    @classmethod
+    def _marking_types(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        from rules.markings import MARKING_TYPES  # noqa: PLC0415
+
+        for name, hours in (value or {}).items():
+            if name not in MARKING_TYPES:
+                raise ValueError(
+                    f"unknown marking type {name!r}; known: {', '.join(MARKING_TYPES)}"
+                )
+            if hours <= 0:
+                raise ValueError(f"{name}: hours must be positive, got {hours}")
+        return value
 
     @field_validator("o2_band")
     @classmethod
@@ -298,6 +353,9 @@ class MeterConfig(Section):
     off_fraction: float | None = Field(default=None, ge=0, le=1)
     confirm_samples: int | None = Field(default=None, ge=1, le=100)
     offline_after_s: int | None = Field(default=None, ge=60)
+    c7_factor: float | None = Field(default=None, ge=1)  # C7 overrides of the [rules] ones
+    c7_baseline_days: int | None = Field(default=None, ge=1, le=366)
+    c7_min_days: int | None = Field(default=None, ge=1, le=366)
     # Fed by an HJ 212 logger instead of (or as well as) JSON: the logger's MN, and the code
     # in its frames: an ST=44 factor code (d20405) or a CN 2021 device code (SB1 of SB1-RS).
     mn: Annotated[str, Field(min_length=1, max_length=64)] | None = None

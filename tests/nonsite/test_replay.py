@@ -114,3 +114,32 @@ def test_replay_reads_an_archive_and_its_json_export(tmp_path):
     assert [f["id"] for f in direct] == [f["id"] for f in via_export]
     # The single power sample's meter then stays silent for hours: C8 (meter offline).
     assert {f["rule"] for f in direct} >= {"A3", "C8"}
+
+
+def test_o2_reference_prints_the_fleet_percentile_per_preset_as_configuration(tmp_path):
+    """B8-1's reference: the 90th percentile of the valid hourly O2 while flue gas flows."""
+    frames = []
+    for h in range(10):  # O2 7.0, 7.5, ... 11.5 % in ten hours; flow 50 m³/s
+        for i in range(6):
+            pol = {
+                "a19001": {"Avg": 7.0 + 0.5 * h + (i - 2.5) * 0.01, "Flag": "N"},
+                "a00000": {"Avg": 50.0 + i, "Flag": "N"},
+            }
+            [p] = data_packets(
+                st="31",
+                cn="2051",
+                pw="654321",
+                mn=BOILER_MN,
+                data_time=H0 + timedelta(hours=h, minutes=10 * i),
+                pollutants=pol,
+                ack=False,
+            )
+            frames.append(p.rstrip(b"\r\n"))
+    lines = tmp_path / "frames.txt"
+    lines.write_bytes(b"\n".join(frames) + b"\n")
+    result = nonsite("replay", "--config", str(EXAMPLE), "--o2-reference", str(lines))
+    assert result.returncode == 0, result.stderr.decode()
+    text = result.stdout.decode()
+    assert "[rules.o2_reference_by_preset]" in text
+    # linear interpolation of 7.0 … 11.5 at 0.9: 7.0 + 0.5 × 8.1
+    assert "industrial_boiler_coal = 11.05  # 10 hours of 1 outlets" in text

@@ -366,3 +366,15 @@ def test_the_interval_is_read_from_the_data_unless_configured():
     assert site[("E1", "DA001")].minute_interval_min == 5
     own = build_outlet_params(_with_rules({"minute_interval_min": 1}, {"minute_interval_min": 5}))
     assert own[("E1", "DA001")].minute_interval_min == 1
+
+
+def test_fleet_o2_references_apply_by_preset_and_an_outlet_may_set_its_own():
+    rules = {"o2_reference_by_preset": {"industrial_boiler_coal": 11.0}}
+    p = build_outlet_params(_with_rules({"preset": "industrial_boiler_coal"}, rules))
+    assert p[("E1", "DA001")].o2_reference == 11.0
+    own = {"preset": "industrial_boiler_coal", "rules": {"o2_reference": 10.0}}
+    assert build_outlet_params(_with_rules(own, rules))[("E1", "DA001")].o2_reference == 10.0
+    assert build_outlet_params(_with_rules({}, rules))[("E1", "DA001")].o2_reference is None
+    with pytest.raises(ConfigError) as e:
+        _with_rules({}, {"o2_reference_by_preset": {"coal_x": 9.0}})
+    assert "rules.o2_reference_by_preset: unknown preset 'coal_x'" in str(e.value)

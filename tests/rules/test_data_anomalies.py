@@ -210,7 +210,7 @@ def test_b10_low_effective_transmission_rate_per_day():
         r for r in day if not (r.data_time < tick(8) and r.data_time.minute >= 40)
     ]  # 16 missing
     [b10] = fired(run(worse), "B10")
-    assert b10.value == round(128 / 144, 4)
+    assert (b10.value, b10.limit, b10.unit) == (round(128 / 144 * 100, 2), 90, "%")
     assert b10.evidence == {"received": 128, "valid": 128, "expected": 144, "interval_s": 600}
 
 

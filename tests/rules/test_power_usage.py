@@ -5,7 +5,8 @@ from datetime import timedelta
 
 from ingest.readings import PowerSample
 from rules.batch import BatchEngine, readings_frames
-from rules.power_params import EnterprisePowerParams, MeterParams, Order
+from rules.power_judge import capacity_kw
+from rules.power_params import EnterprisePowerParams, MeterParams, Order, sample_kw
 from rules.stream import StreamEngine
 from rules.timebase import epoch
 from tests.rules.scenario import T0
@@ -224,7 +225,9 @@ def test_judging_only_when_something_can_change_equals_judging_every_sample():
             if judge is None:
                 judge = judges[s.enterprise_id] = PowerJudge(fleet.power[s.enterprise_id])
                 judge.always_evaluate = always
-            found += judge.sample(s.meter_id, epoch(s.ts), s.active_power_kw)
+            kw = sample_kw(s.active_power_kw, s.switch_on)
+            if kw is not None:
+                found += judge.sample(s.meter_id, epoch(s.ts), kw)
         results.append(found)
     assert results[0] == results[1]
     assert {f.rule for f in results[0]} >= {"C1", "C2", "C3", "C4", "C5", "C6"}
@@ -260,3 +263,152 @@ def test_production_state_per_enterprise_follows_its_production_devices():
     assert stream.production() == {"E3": True}
     stream.process_power(series(P, 5, 12, 0.0) + series(K, 5, 12, 0.0))
     assert stream.production() == {"E3": False}  # 停产 once the stop is confirmed
+
+
+# -- C7 擅自扩大产能: a production day's level above 1.2 × the P95s of its earlier days ------
+
+
+def capacity_params(**c7) -> EnterprisePowerParams:
+    """The production meter alone (rated 100 kW: C7 bins of 3 kW, centres 1.5, 4.5, ...)."""
+    return EnterprisePowerParams(
+        "E3", meters={P: MeterParams("E3", P, "production", rated_kw=100, **c7)}
+    )
+
+
+def working_day(day: int, kw: float, hours: float = 8) -> list[PowerSample]:
+    """A day running from 08:00 at ``kw`` for ``hours``, every 10 minutes."""
+    start = day * 1440 + 8 * 60
+    return series(P, start, start + hours * 60, kw, every=10)
+
+
+def state_only(minute: float, on: bool) -> PowerSample:
+    at = T0 + timedelta(minutes=minute)
+    return PowerSample("E3", P, at, None, None, None, on, at + timedelta(seconds=30), 0)
+
+
+def c7(found):
+    return [(f.state, f.window_start, f.window_end) for f in found if f.rule == "C7"]
+
+
+def day(k: int) -> tuple[int, int]:
+    return at(k * 1440), at((k + 1) * 1440)
+
+
+def test_c7_a_day_above_its_history_fires_and_the_next_normal_day_clears():
+    data = [s for k in range(7) for s in working_day(k, 60.0)]  # a week at 60 kW
+    data += working_day(7, 90.0) + working_day(8, 91.0) + working_day(9, 60.0)
+    found = run(data, capacity_params())
+    assert c7(found) == [("fire", *day(7)), ("fire", *day(8)), ("clear", *day(9))]
+    fire = next(f for f in found if f.rule == "C7")
+    # 60 kW is in the bin [60, 63) (centre 61.5), 90 kW in [90, 93) (centre 91.5).
+    assert (fire.tier, fire.value, fire.limit, fire.unit) == ("warning", 91.5, 73.8, "kW")
+    assert fire.evidence == {"level_kw": 91.5, "baseline_kw": 61.5, "days": 7, "factor": 1.2}
+    second, clear = [f for f in found if f.rule == "C7"][1:]
+    assert second.evidence["since"] == clear.evidence["since"] == day(7)[0]
+    assert second.evidence["days"] == 8  # day 7 itself is history for day 8
+
+
+def test_c7_needs_c7_min_days_learned():
+    data = [s for k in range(6) for s in working_day(k, 60.0)] + working_day(6, 90.0)
+    assert c7(run(data, capacity_params())) == []  # six days known, seven needed
+    assert c7(run(data, capacity_params(c7_min_days=6))) == [("fire", *day(6))]
+
+
+def test_c7_a_level_equal_to_the_bound_does_not_fire():
+    # Bin centres 67.5 kW (bin 22) and 94.5 kW (bin 31): 1.4 × 67.5 == 94.5 exactly.
+    assert capacity_kw(31, 100) == 1.4 * capacity_kw(22, 100)
+    week = [s for k in range(7) for s in working_day(k, 67.0)]
+    params = capacity_params(c7_factor=1.4)
+    assert c7(run(week + working_day(7, 94.0), params)) == []
+    assert c7(run(week + working_day(7, 97.0), params)) == [("fire", *day(7))]  # next bin
+
+
+def test_c7_judges_a_mostly_off_day_on_its_on_samples_only():
+    def mostly_off(k: int, kw: float) -> list[PowerSample]:
+        # Off all day but two hours from 10:00; off, it mostly draws a standby 7 kW, between
+        # the OFF (5 kW) and ON (10 kW) thresholds: the state stays OFF, but it is power.
+        base = k * 1440
+        return (
+            series(P, base, base + 60, 0.0, every=10)
+            + series(P, base + 60, base + 600, 7.0, every=10)
+            + series(P, base + 600, base + 720, kw, every=10)
+            + series(P, base + 720, base + 750, 0.0, every=10)
+            + series(P, base + 750, base + 1440, 7.0, every=10)
+        )
+
+    week = [s for k in range(7) for s in mostly_off(k, 60.0)]
+    found = run(week + mostly_off(7, 90.0), capacity_params())
+    assert c7(found) == [("fire", *day(7))]
+    [fire] = [f for f in found if f.rule == "C7"]
+    assert (fire.evidence["level_kw"], fire.evidence["baseline_kw"]) == (91.5, 61.5)
+    # A day that never ran is not judged: it neither clears nor counts as a day learned.
+    idle = series(P, 8 * 1440, 9 * 1440, 0.0, every=30)
+    found = run(week + mostly_off(7, 90.0) + idle + mostly_off(9, 91.0), capacity_params())
+    assert c7(found) == [("fire", *day(7)), ("fire", *day(9))]
+    assert [f.evidence["days"] for f in found if f.rule == "C7"] == [7, 8]
+
+
+def test_c7_state_only_samples_do_not_disturb_the_baseline():
+    data = []
+    for k in range(7):
+        data += working_day(k, 60.0)
+        base = k * 1440
+        # The breaker's state between the power readings: ON while running, OFF at night.
+        data += [state_only(base + 8 * 60 + m + 5, on=True) for m in range(0, 480, 10)]
+        data += [state_only(base + m + 5, on=False) for m in range(0, 8 * 60, 30)]
+    # A day of states only (running, no power reading): not judged, not learned.
+    data += [state_only(7 * 1440 + 8 * 60 + m, on=True) for m in range(0, 480, 10)]
+    data += working_day(8, 90.0)
+    found = run(data, capacity_params())
+    assert c7(found) == [("fire", *day(8))]
+    [fire] = [f for f in found if f.rule == "C7"]
+    assert fire.evidence == {"level_kw": 91.5, "baseline_kw": 61.5, "days": 7, "factor": 1.2}
+
+
+def test_c7_the_last_day_is_judged_at_flush_only():
+    data = [s for k in range(7) for s in working_day(k, 60.0)] + working_day(7, 90.0)
+    samples = sorted(data, key=lambda s: s.received_at)
+    stream = StreamEngine({}, power={"E3": capacity_params()}, grace_s=600)
+    assert c7(stream.process_power(samples)) == []  # day 7 is still open
+    assert c7(stream.flush()) == [("fire", *day(7))]
+    measurements, power = readings_frames(samples)
+    batch = BatchEngine({}, power={"E3": capacity_params()}, grace_s=600)
+    assert c7(batch.run(measurements, power_frame=power, flush=False)) == []
+
+
+def test_c7_parameters_from_rules_defaults_and_meter_overrides():
+    import pytest
+
+    from nonsite.config import ConfigError
+    from nonsite.config.load import parse_config
+    from nonsite.rule_wiring import build_power_params
+
+    def config(rules: dict, **meter) -> dict:
+        return {
+            "rules": rules,
+            "enterprises": [
+                {
+                    "id": "E1",
+                    "name": "甲",
+                    "meters": [
+                        {"id": "P1", "role": "production", "rated_kw": 100, **meter},
+                        {"id": "P2", "role": "production", "rated_kw": 100},
+                    ],
+                }
+            ],
+        }
+
+    c = parse_config(config({"c7_factor": 1.3}, c7_baseline_days=60, c7_min_days=14), "t", env={})
+    meters = build_power_params(c)["E1"].meters
+    assert (meters["P1"].c7_factor, meters["P1"].c7_baseline_days, meters["P1"].c7_min_days) == (
+        1.3,
+        60,
+        14,
+    )
+    assert (meters["P2"].c7_factor, meters["P2"].c7_baseline_days, meters["P2"].c7_min_days) == (
+        1.3,
+        30,
+        7,
+    )
+    with pytest.raises(ConfigError, match="c7_min_days"):
+        parse_config(config({"c7_min_days": 40}), "t", env={})

@@ -1,0 +1,267 @@
+"""The catalogue rules added by issue 15, each at its boundaries, through both engines."""
+
+from dataclasses import replace
+from datetime import datetime
+
+import pytest
+
+from ingest.hj212.timefmt import CHINA_TZ
+from ingest.readings import Measurement, PowerSample
+from rules.batch import BatchEngine, readings_frames
+from rules.findings import Finding
+from rules.markings import Marking
+from rules.params import FactorParams, OutletParams, Thresholds
+from rules.power_params import EnterprisePowerParams
+from rules.stream import StreamEngine
+from rules.timebase import HOUR, epoch
+from tests.rules.scenario import FLOW_GAS, O2, SO2, gas_outlet, hour_of, minutes, reading, tick
+from tests.rules.test_linkage import P, meter_hour, power
+
+FURNACE, DP, TEMP = "a01901", "i33310", "a01012"
+
+
+def run(
+    readings: list[Measurement | PowerSample],
+    params: OutletParams,
+    *,
+    markings: tuple[Marking, ...] = (),
+    power_params: EnterprisePowerParams | None = None,
+) -> list[Finding]:
+    """Stream (in arrival order) and batch findings, which must agree."""
+    readings = sorted(readings, key=lambda r: r.received_at)
+    table = {(params.enterprise_id, params.outlet_id): params}
+    powers = {params.enterprise_id: power_params} if power_params else {}
+    stream = StreamEngine(table, power=powers, markings=markings, grace_s=600)
+    found: list[Finding] = []
+    for r in readings:
+        if isinstance(r, Measurement):
+            found += stream.process_measurements([r])
+        else:
+            found += stream.process_power([r])
+    found += stream.flush()
+    frame, power_frame = readings_frames(readings)
+    batch = BatchEngine(table, power=powers, markings=markings, grace_s=600)
+    batched = batch.run(frame, power_frame=power_frame)
+    assert sorted(found, key=lambda f: f.id) == sorted(batched, key=lambda f: f.id)
+    return found
+
+
+def fired(found: list[Finding], rule: str) -> list[Finding]:
+    return [f for f in found if f.rule == rule and f.state == "fire"]
+
+
+# -- A5-3: process factors outside their band ----------------------------------------------
+
+
+def incinerator(**kw) -> OutletParams:
+    factors = {
+        FURNACE: FactorParams(
+            FURNACE,
+            "℃",
+            Thresholds(value_low=850, band_high=1200, band_high_2=1300),
+            allow_negative=True,
+        ),
+        DP: FactorParams(DP, "Pa", Thresholds(band_low=500, band_high=2000)),
+    }
+    return replace(OutletParams("E9", "DA001", "gas", factors=factors, incineration=True), **kw)
+
+
+def furnace(h: float, value: float) -> list[Measurement]:
+    return minutes(
+        FURNACE, tick(h), [value + i % 2 for i in range(12)], every=5, outlet=("E9", "DA001")
+    )
+
+
+@pytest.mark.parametrize(
+    ("mean", "level"), [(1200.0, None), (1201.0, "偏高"), (1300.0, "偏高"), (1301.0, "过高")]
+)
+def test_a5_3_a_furnace_hourly_mean_above_1200_is_high_and_above_1300_too_high(mean, level):
+    # the minutes alternate mean-0.5 / mean+0.5 so that the hour's mean is exactly ``mean``
+    data = minutes(FURNACE, tick(0), [mean - 0.5, mean + 0.5] * 6, every=5, outlet=("E9", "DA001"))
+    found = fired(run(data, incinerator()), "A5-3")
+    assert [f.evidence["level"] for f in found] == ([level] if level else [])
+
+
+def test_a5_3_a_bag_filter_pressure_drop_outside_500_to_2000_pa():
+    data: list[Measurement] = []
+    for h, value in enumerate([1500.0, 2100.0, 450.0, 500.0, 2000.0]):
+        data += minutes(DP, tick(h), [value] * 6, outlet=("E9", "DA001"))
+    found = [
+        (f.state, f.window_start, f.evidence.get("level"))
+        for f in run(data, incinerator())
+        if f.rule == "A5-3"
+    ]
+    assert found == [
+        ("fire", epoch(tick(1)), "偏高"),
+        ("fire", epoch(tick(2)), "偏低"),
+        ("clear", epoch(tick(3)), None),
+    ]
+
+
+def test_a5_3_a_cold_five_minutes_and_a_hot_hour_are_one_warning_of_the_hour():
+    data = minutes(FURNACE, tick(0), [840.0] + [1400.0] * 11, every=5, outlet=("E9", "DA001"))
+    [a53] = fired(run(data, incinerator()), "A5-3")
+    assert (a53.value, a53.evidence["low_periods"]) == (840.0, 1)
+
+
+# -- A7: markings longer than allowed, and contradicted by power ----------------------------
+
+
+def marking(kind: str, start_h: float, hours: float, factor: str | None = None) -> Marking:
+    start = epoch(tick(start_h))
+    return Marking("E1", "DA001", kind, start, start + int(hours * HOUR), factor)
+
+
+def gas_hours(n: int, *, flag: str = "N") -> list[Measurement]:
+    out: list[Measurement] = []
+    for h in range(n):
+        out += hour_of(SO2, tick(h), 40.0, flag=flag) + hour_of(O2, tick(h), 6.0, flag=flag)
+        out += hour_of(FLOW_GAS, tick(h), 100.0, flag=flag)
+    return out
+
+
+@pytest.mark.parametrize(("hours", "fires"), [(4.0, False), (4.5, True), (30.0, True)])
+def test_a7_a_start_up_mark_longer_than_four_hours(hours, fires):
+    limits = (("startup", 4.0), ("fault", 4.0))
+    found = run(
+        gas_hours(36),
+        gas_outlet(marking_max_hours=limits),
+        markings=(marking("startup", 2, hours),),
+    )
+    a7 = fired(found, "A7")
+    assert bool(a7) is fires
+    if fires:
+        [f] = a7
+        assert (f.value, f.limit, f.unit) == (hours, 4.0, "h")
+        assert (f.window_start, f.window_end) == (epoch(tick(2)), epoch(tick(2 + hours)))
+        assert f.evidence["type"] == "startup"
+
+
+def test_a7_marks_of_types_without_a_limit_are_not_judged():
+    found = run(
+        gas_hours(30),
+        gas_outlet(marking_max_hours=(("fault", 4.0),)),
+        markings=(marking("maintenance", 1, 20),),
+    )
+    assert fired(found, "A7") == []
+
+
+def linked_outlet() -> OutletParams:
+    return gas_outlet(flow_low=50.0)
+
+
+def test_a7_2_stopped_data_while_production_power_runs():
+    data: list[Measurement | PowerSample] = []
+    for h in range(4):
+        flag = "F" if h in (1, 2) else "N"
+        data += hour_of(FLOW_GAS, tick(h), 0.0 if flag == "F" else 100.0, flag=flag)
+        data += meter_hour(h, 80.0 if h != 2 else 0.0)  # production on in hours 0, 1, 3
+    found = run(data, linked_outlet(), power_params=power())
+    a72 = [(f.state, f.window_start) for f in found if f.rule == "A7-2"]
+    assert a72 == [("fire", epoch(tick(1))), ("clear", epoch(tick(2)))]
+    [f] = fired(found, "A7-2")
+    assert (f.evidence["stopped"], f.evidence["producing"]) == ("F", [P])
+
+
+def test_a7_2_a_declared_shutdown_while_production_power_runs():
+    data: list[Measurement | PowerSample] = []
+    for h in range(5):
+        data += hour_of(FLOW_GAS, tick(h), 100.0) + meter_hour(h, 80.0)
+    found = run(data, linked_outlet(), markings=(marking("shutdown", 1, 2),), power_params=power())
+    a72 = [(f.state, f.window_start, f.evidence.get("stopped")) for f in found if f.rule == "A7-2"]
+    assert a72 == [
+        ("fire", epoch(tick(1)), "shutdown"),
+        ("fire", epoch(tick(2)), "shutdown"),
+        ("clear", epoch(tick(3)), None),
+    ]
+    quiet = [m for m in data if not (isinstance(m, PowerSample) and tick(1) <= m.ts < tick(3))]
+    quiet += meter_hour(1, 0.0) + meter_hour(2, 0.0)
+    found = run(quiet, linked_outlet(), markings=(marking("shutdown", 1, 2),), power_params=power())
+    assert fired(found, "A7-2") == []  # the production really stopped: the marking is true
+
+
+# -- A8: ultra-low emission, at least 95 % of a month's hours ---------------------------------
+
+
+def ultra_low_outlet() -> OutletParams:
+    so2 = FactorParams(SO2, "mg/m³", Thresholds(hour_warning=35, ultra_low=35), reference_o2=16)
+    return OutletParams("E1", "DA001", "gas", factors={SO2: so2, O2: FactorParams(O2, "%")})
+
+
+@pytest.mark.parametrize(("above", "fires"), [(37, False), (38, True)])
+def test_a8_a_month_with_fewer_than_95_percent_of_hours_within_the_target(above, fires):
+    """December: 744 valid hours; 37 above the target leave 95.03 %, 38 leave 94.89 %."""
+    first = epoch(datetime(2026, 12, 1, tzinfo=CHINA_TZ))
+    data: list[Measurement] = []
+    for h in range(744 + 24):  # and a day of January, which closes December
+        at = datetime.fromtimestamp(first + h * HOUR, tz=CHINA_TZ)
+        so2 = 40.0 if h < above else 20.0
+        data += [
+            reading(SO2, at, so2, interval="hour"),
+            reading(O2, at, 16.0, interval="hour"),
+        ]
+    found = run(data, ultra_low_outlet())
+    a8 = fired(found, "A8")
+    assert bool(a8) is fires
+    if fires:
+        [f] = a8
+        assert (f.value, f.limit, f.unit) == (round(706 / 744 * 100, 2), 95.0, "%")
+        assert (f.window_start, f.window_end) == (
+            first,
+            epoch(datetime(2027, 1, 1, tzinfo=CHINA_TZ)),
+        )
+        assert f.evidence == {"valid_hours": 744, "within": 706, "target": 35}
+
+
+# -- B8-1, B8-4: O2 above the fleet's reference, a wet scrubber's flue gas too hot -------------
+
+
+@pytest.mark.parametrize(
+    ("o2", "flow", "fires"), [(9.5, 100.0, True), (9.0, 100.0, False), (9.5, 0.0, False)]
+)
+def test_b8_1_o2_above_the_reference_of_similar_outlets_while_flowing(o2, flow, fires):
+    data = hour_of(O2, tick(0), o2) + hour_of(FLOW_GAS, tick(0), flow) + hour_of(SO2, tick(0), 40.0)
+    found = fired(run(data, gas_outlet(o2_reference=9.0)), "B8-1")
+    assert bool(found) is fires
+    if fires:
+        assert found[0].evidence["reference"] == 9.0
+        assert found[0].evidence["pollutants"][SO2]["limit"] == 100
+
+
+def test_b8_1_not_judged_without_a_reference():
+    data = hour_of(O2, tick(0), 15.0) + hour_of(FLOW_GAS, tick(0), 100.0)
+    assert fired(run(data, gas_outlet()), "B8-1") == []
+
+
+@pytest.mark.parametrize(("temperature", "fires"), [(85.0, True), (80.0, False)])
+def test_b8_4_flue_gas_too_hot_for_a_running_wet_scrubber(temperature, fires):
+    params = gas_outlet(wet_fgd_temp_max=80.0)
+    params = replace(params, factors={**params.factors, TEMP: FactorParams(TEMP, "℃")})
+    data = hour_of(TEMP, tick(0), temperature) + hour_of(FLOW_GAS, tick(0), 100.0)
+    assert bool(fired(run(data, params), "B8-4")) is fires
+    assert fired(run(data, gas_outlet()), "B8-4") == []  # no wet FGD declared
+
+
+# -- B-sub: emission amounts ---------------------------------------------------------------
+
+
+def test_an_exceedance_states_the_amount_emitted_and_the_part_above_the_limit():
+    """SO2 150 mg/m³ at the reference O2 and 100 m³/s: 0.0036 × 150 × 100 = 54 kg in the hour,
+    a third of it (150 − 100) / 150 above the limit: 18 kg."""
+    data = (
+        hour_of(SO2, tick(0), 150.0) + hour_of(O2, tick(0), 6.0) + hour_of(FLOW_GAS, tick(0), 100.0)
+    )
+    [a3] = fired(run(data, gas_outlet()), "A3")
+    assert a3.evidence["emission_kg"] == pytest.approx(54.0)
+    assert a3.evidence["excess_kg"] == pytest.approx(18.0)
+
+
+def test_a_daily_exceedance_states_the_days_amount():
+    data: list[Measurement] = []
+    for h in range(24):
+        data += hour_of(SO2, tick(h), 95.0) + hour_of(O2, tick(h), 6.0)
+        data += hour_of(FLOW_GAS, tick(h), 100.0)
+    [a4] = fired(run(data, gas_outlet()), "A4")
+    assert a4.evidence["emission_kg"] == pytest.approx(24 * 0.0036 * 95 * 100)
+    assert a4.evidence["emission_hours"] == 24
+    assert a4.evidence["excess_kg"] == pytest.approx(24 * 0.0036 * 95 * 100 * 5 / 95)
