@@ -217,12 +217,17 @@ class BatchEngine:
 
     def _outlet_table(self) -> pl.DataFrame:
         return pl.DataFrame(
-            [(e, o, p.interval_override_s, p.flow_code) for (e, o), p in self.params.items()],
+            [
+                (e, o, p.interval_override_s, p.flow_code, *p.plateau_s)
+                for (e, o), p in self.params.items()
+            ],
             schema={
                 "enterprise_id": pl.String,
                 "outlet_id": pl.String,
                 "override_s": pl.Int64,
                 "flow_code": pl.String,
+                "plateau_min_s": pl.Int64,
+                "plateau_max_s": pl.Int64,
             },
             orient="row",
         )
@@ -275,6 +280,7 @@ class BatchEngine:
             pl.col("fixed").max().alias("max_valid"),
             pl.col("zero_len").max().cast(pl.Int64).alias("zero_run"),
             pl.col("const_len").max().cast(pl.Int64).alias("const_run"),
+            pl.col("plateau").sum().cast(pl.Int64).alias("plateaus"),
             ((pl.col("flag") == "F") | pl.col("stop_marked")).sum().cast(pl.Int64).alias("n_f"),
             pl.col("interval_s").first(),
             pl.col("derived").first().fill_null(0).alias("seen_interval_s"),
@@ -393,7 +399,11 @@ class BatchEngine:
             .select(*outlet, "t", pl.lit(value=True).alias("stopped"))
             .unique()
         )
-        df = records.join(stopped, on=[*outlet, "t"], how="left").sort([*key, "t"])
+        df = (
+            records.join(stopped, on=[*outlet, "t"], how="left")
+            .join(outlets.select(*outlet, "plateau_min_s", "plateau_max_s"), on=outlet)
+            .sort([*key, "t"])
+        )
         eligible = pl.col("valid") & ~pl.col("stopped").fill_null(value=False)
         df = df.with_columns(
             (eligible & (pl.col("fixed") == 0)).alias("is_zero"),
@@ -411,7 +421,7 @@ class BatchEngine:
             (~zero_cont.fill_null(value=False)).cum_sum().over(key).alias("zero_group"),
             (~const_cont.fill_null(value=False)).cum_sum().over(key).alias("const_group"),
         )
-        return df.with_columns(
+        df = df.with_columns(
             pl.when(pl.col("is_zero"))
             .then(pl.int_range(pl.len()).over([*key, "zero_group"]) + 1)
             .otherwise(0)
@@ -421,6 +431,33 @@ class BatchEngine:
             .otherwise(0)
             .alias("const_len"),
         )
+        return self._plateaus(df, key)
+
+    @staticmethod
+    def _plateaus(df: pl.DataFrame, key: list[str]) -> pl.DataFrame:
+        """B8-7: whether each record ends a calibration-like plateau (``rules.hours.is_plateau``,
+        the same definition in columns)."""
+        valid = pl.col("is_zero") | pl.col("is_const")
+        valid_before = valid.shift(1).over(key).fill_null(value=False) & pl.col("consecutive")
+        starts = (pl.col("const_len") == 1) & valid_before
+        df = df.with_columns(  # the value a run stepped from, then spread over the run
+            pl.when(starts).then(pl.col("fixed").shift(1).over(key)).alias("run_entry")
+        ).with_columns(pl.col("run_entry").first().over([*key, "const_group"]))
+        ended = pl.col("const_len").shift(1).over(key)
+        value = pl.col("fixed").shift(1).over(key)
+        entry = pl.col("run_entry").shift(1).over(key)
+        exit_value = pl.when(valid & pl.col("consecutive")).then(pl.col("fixed"))
+        length_s = ended * pl.col("interval_s")
+        plateau = (
+            (ended >= 2)
+            & (pl.col("const_len") != ended + 1)
+            & (value != 0)
+            & (value % (10 * FIXED) == 0)
+            & length_s.is_between(pl.col("plateau_min_s"), pl.col("plateau_max_s"))
+            & (2 * (value - entry).abs() >= value.abs())
+            & (2 * (value - exit_value).abs() >= value.abs())
+        )
+        return df.with_columns(plateau.fill_null(value=False).alias("plateau"))
 
     # -- layer 2: judging the closed windows ---------------------------------------------
 
@@ -616,6 +653,7 @@ _INT_FIELDS = (
     "n_f",
     "interval_s",
     "seen_interval_s",
+    "plateaus",
 )
 _BOOL_FIELDS = ("dev_marked", "realtime")
 

@@ -10,6 +10,8 @@ limit is stated in, not what left the stack. The part above the limit is the amo
 
 from __future__ import annotations
 
+from array import array
+
 # Flow units (as configured or from the HJ 212 code table) → m³ (or L) per hour, per unit.
 _PER_HOUR = {"m³/s": 3600.0, "m3/s": 3600.0, "L/s": 3600.0, "l/s": 3600.0, "m³/h": 1.0, "m3/h": 1.0}
 # Volume units per concentration unit that make mg: mg/m³ with m³, mg/L with L.
@@ -30,3 +32,62 @@ def excess_kg(amount_kg: float, judged: float, limit: float) -> float:
     if judged <= limit or judged <= 0:
         return 0.0
     return amount_kg * (judged - limit) / judged
+
+
+# HJ 75-2017 修约 of the emission amount of invalid hours (domain-rules.md B-sub, S9 [F-impl]):
+# with the quarter's valid-data capture at or above 90 %, a gap of at most 24 hours takes the
+# largest hourly amount of the previous 180 valid hours, a longer gap of the previous 720;
+# from 75 % to 90 %, of the previous 2160 valid hours; below 75 % the standard gives no value.
+# Amounts only: a substituted hour is never exceedance evidence.
+HISTORY_DAYS = 30  # daily maxima kept: 720 valid hours at most (the 2160-hour window is cut)
+
+
+def substitution_window(capture: float, gap_hours: int) -> int | None:
+    """Valid hours to take the maximum over, or None when nothing may be substituted."""
+    if capture >= 0.9:
+        return 180 if gap_hours <= 24 else 720
+    if capture >= 0.75:
+        return 2160
+    return None
+
+
+class AmountHistory:
+    """A factor's hourly emission amounts as the substitution needs them: per day the largest
+    valid hourly amount and the number of valid hours (the last ``HISTORY_DAYS`` days, so the
+    windows are counted in whole days: the maximum may include up to a day more than the
+    standard's hours), and the quarter's capture counts."""
+
+    __slots__ = ("due", "hours", "maxima", "quarter", "valid")
+
+    def __init__(self) -> None:
+        self.maxima = array("f")
+        self.hours = array("B")
+        self.quarter = 0  # start of the quarter the counts are for
+        self.valid = 0  # valid hours in the quarter so far
+        self.due = 0  # hours the source was not stopped in the quarter so far
+
+    def capture(self) -> float:
+        return self.valid / self.due if self.due else 0.0
+
+    def largest(self, window_hours: int) -> float | None:
+        """The largest hourly amount of the last ``window_hours`` valid hours (whole days)."""
+        seen, best = 0, None
+        for i in range(len(self.maxima) - 1, -1, -1):
+            if self.hours[i]:
+                m = float(self.maxima[i])
+                best = m if best is None else max(best, m)
+                seen += self.hours[i]
+            if seen >= window_hours:
+                break
+        return best
+
+    def close_day(self, quarter: int, day_max: float | None, valid: int, due: int) -> None:
+        if quarter != self.quarter:
+            self.quarter, self.valid, self.due = quarter, 0, 0
+        self.valid += valid
+        self.due += due
+        self.maxima.append(day_max or 0.0)
+        self.hours.append(valid if day_max is not None else 0)
+        if len(self.maxima) > HISTORY_DAYS:
+            del self.maxima[0]
+            del self.hours[0]

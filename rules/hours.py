@@ -26,6 +26,7 @@ INVALID_FLAG_ORDER = ("D", "M", "C", "B", "F")
 # a coarser logger. Until the data has shown it, the finest interval is assumed: an hour is
 # then never taken as better covered than it is (it may be judged invalid, never falsely
 # valid).
+PLATEAU_S = (180, 900)  # B8-7: a calibration-like plateau lasts 3–15 minutes [I]
 INTERVAL_EVIDENCE = 2
 INTERVAL_WINDOW_S = 86400
 ASSUMED_MINUTE_INTERVAL_S = 60  # HJ 212's finest MinInterval (1 min)
@@ -106,6 +107,7 @@ class HourAgg(NamedTuple):
     ext_high: int | None = None
     dev_min: float | None = None
     dev_max: float | None = None
+    plateaus: int = 0  # B8-7: calibration-like plateaus that ended in the hour
 
     @property
     def invalid_flag(self) -> str | None:
@@ -137,13 +139,15 @@ class RunState:
     values the constant run.
     """
 
-    __slots__ = ("const", "intervals", "last_fixed", "last_t", "zero")
+    __slots__ = ("const", "intervals", "last_fixed", "last_t", "last_valid", "run_entry", "zero")
 
     def __init__(self) -> None:
         self.last_t = -(2**62)
         self.last_fixed = 0
+        self.last_valid = False
         self.zero = 0
         self.const = 0
+        self.run_entry: int | None = None  # the valid value just before the current run
         self.intervals = array("q")
 
     def derived_interval(self, hour: int, seen: int) -> int | None:
@@ -158,8 +162,19 @@ class RunState:
             del q[:2]
         return q[1] if q else None
 
-    def step(self, t: int, fixed: int | None, eligible: bool, interval_s: int) -> tuple[int, int]:
+    def step(
+        self,
+        t: int,
+        fixed: int | None,
+        eligible: bool,
+        interval_s: int,
+        plateau_s: tuple[int, int] = PLATEAU_S,
+    ) -> tuple[int, int, bool]:
+        """Advance by one record: the zero and constant runs it is part of, and whether it
+        ends a calibration-like plateau (B8-7, ``is_plateau``)."""
         consecutive = t - self.last_t == interval_s
+        ended, value, entry = self.const, self.last_fixed, self.run_entry
+        previous_valid = self.last_valid and consecutive
         if not eligible or fixed is None:
             self.zero = self.const = 0
         elif fixed == 0:
@@ -169,9 +184,38 @@ class RunState:
             same = consecutive and self.const > 0 and fixed == self.last_fixed
             self.const = self.const + 1 if same else 1
             self.zero = 0
+            if self.const == 1:  # a new run: the value it stepped from, if it is known
+                self.run_entry = self.last_fixed if previous_valid else None
+        plateau = False
+        if ended and self.const != ended + 1:
+            exit_value = fixed if eligible and consecutive else None
+            plateau = is_plateau(ended, interval_s, value, entry, exit_value, plateau_s)
         self.last_t = t
         self.last_fixed = fixed if fixed is not None else 0
-        return self.zero, self.const
+        self.last_valid = eligible and fixed is not None
+        return self.zero, self.const, plateau
+
+
+def is_plateau(
+    records: int,
+    interval_s: int,
+    value: int,
+    entry: int | None,
+    exit_value: int | None,
+    plateau_s: tuple[int, int],
+) -> bool:
+    """B8-7, a calibration-like plateau (fixed-point values): a run of ``records`` identical
+    non-zero values lasting ``plateau_s`` (3–15 minutes), at a round value (a multiple of 10
+    in the factor's unit, as span gases are), stepped into from a valid value and out to one
+    by at least half of its own value, and not flagged C: what a span check looks like when
+    the analyser does not say it is calibrating [I]."""
+    if records < 2 or value == 0 or value % (10 * FIXED):
+        return False
+    if not plateau_s[0] <= records * interval_s <= plateau_s[1]:
+        return False
+    if entry is None or exit_value is None:
+        return False
+    return 2 * abs(value - entry) >= abs(value) and 2 * abs(value - exit_value) >= abs(value)
 
 
 def seen_interval(gaps: Iterable[int]) -> int:
@@ -195,6 +239,7 @@ def aggregate(
     flow_code: str | None = None,
     periods: Mapping[str, tuple[int, int]] | None = None,
     realtime: Iterable[MinuteRecord] = (),
+    plateau_s: tuple[int, int] = PLATEAU_S,
 ) -> dict[str, HourAgg]:
     """The hour's aggregates per factor, from already de-duplicated records of one hour.
 
@@ -233,7 +278,7 @@ def aggregate(
         if state is None:
             state = runs[key] = RunState()
         out[factor] = _factor_hour(
-            group, state, valid_flags, not_producing, is_rtd, interval_override_s
+            group, state, valid_flags, not_producing, is_rtd, interval_override_s, plateau_s
         )
     if periods:
         for factor, (low, lowest) in _low_periods(records, periods, valid_flags).items():
@@ -258,6 +303,7 @@ def _factor_hour(
     not_producing: set[int],
     is_rtd: bool,
     override_s: int | None,
+    plateau_s: tuple[int, int],
 ) -> HourAgg:
     """One factor's records of one hour (sorted by time) → its aggregate; advances ``state``."""
     hour = records[0].t - records[0].t % 3600
@@ -274,7 +320,7 @@ def _factor_hour(
     n = n_valid = sum_valid = n_marked = n_f = zs_n = zs_sum = 0
     flags = dict.fromkeys("DMCBT", 0)
     low = high = ext_low = ext_high = None
-    zero_best = const_best = 0
+    zero_best = const_best = plateaus = 0
     for r in records:
         n += 1
         fixed = None
@@ -298,7 +344,8 @@ def _factor_hour(
         if r.flag == "F" or r.stop_marked:
             n_f += 1
         eligible = fixed is not None and r.t not in not_producing
-        zero, const = state.step(r.t, fixed, eligible, used)
+        zero, const, plateau = state.step(r.t, fixed, eligible, used, plateau_s)
+        plateaus += plateau
         zero_best = max(zero_best, zero)
         const_best = max(const_best, const)
     return HourAgg(
@@ -327,6 +374,7 @@ def _factor_hour(
         realtime=is_rtd,
         ext_low=ext_low,
         ext_high=ext_high,
+        plateaus=plateaus,
     )
 
 

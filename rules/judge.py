@@ -24,12 +24,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from rules.emission import excess_kg, hour_amount_kg
+from rules.emission import AmountHistory, excess_kg, hour_amount_kg, substitution_window
 from rules.findings import Finding, Tier
 from rules.hours import FIXED, HourAgg, to_fixed
 from rules.markings import STOPPED_MARK, MarkingBook
 from rules.params import OutletParams, Thresholds, effective_thresholds
-from rules.timebase import DAY, HOUR, day_start, month_start, next_month_start
+from rules.timebase import DAY, HOUR, day_start, month_start, next_month_start, quarter_start
 
 RECOMPUTE_TOLERANCE = 0.02  # A1D: relative difference tolerated between device and recomputed
 EXCEEDANCE_RULES = frozenset({"A3", "A4", "A5-1"})  # 超标倍数 is stated for these only
@@ -111,6 +111,9 @@ class OutletJudge:
         self._last_hour: int | None = None
         self._carried: set[str] = set()
         self._sends_hours = False
+        # B-sub: per factor the history of hourly amounts, and its last hour with one
+        self._amounts: dict[str, AmountHistory] = {}
+        self._last_amount_hour: dict[str, int] = {}
         # A8: month start → factor → [valid hours, hours within the ultra-low target]
         self._months: dict[int, dict[str, list[int]]] = {}
         # A7: the markings already judged for their length, by (start, type, factor)
@@ -212,7 +215,7 @@ class OutletJudge:
                 out += self._reported_zs(code, start, agg, judged)
             acc = day.values.get(code)
             if acc is None:
-                acc = day.values[code] = [0.0] * 8
+                acc = day.values[code] = [0.0] * 9
             acc[0] += 1
             acc[1] += judged
             if day.flow is not None and day.flow >= 0:  # a zero-flow hour weighs 0
@@ -226,6 +229,8 @@ class OutletJudge:
             if amount is not None:  # B-sub: what left the stack, and the part above the limit
                 acc[6] += amount
                 acc[7] += 1
+                acc[8] = max(acc[8], amount)
+                self._last_amount_hour[code] = start
                 evidence["emission_kg"] = _round(amount)
                 limit = t.hour_alarm if t.hour_alarm is not None else t.hour_warning
                 if limit is not None and judged > limit:
@@ -242,6 +247,47 @@ class OutletJudge:
         out += self._o2_reference(start, o2, flow, values)
         out += self._wet_fgd(start, values.get(p.temperature_code), flow)
         out += self._interval_check(start, aggs)
+        out += self._copies(start, aggs)
+        return out
+
+    def _copies(self, start: int, aggs: dict[str, HourAgg]) -> list[Finding]:
+        """B8-8: two factors of the outlet that report the same series in the hour: the same
+        number of valid records, sum, minimum and maximum (a varying series; two real
+        analysers do not agree to the 10⁻⁶ on all four), the later code naming the earlier."""
+        p = self.params
+        seen: dict[tuple[int, int, int | None, int | None], str] = {}
+        copied: dict[str, str] = {}
+        for code in sorted(aggs):
+            a = aggs[code]
+            if (
+                code not in p.factors
+                or a.n_valid < p.copy_min_records
+                or a.min_valid == a.max_valid
+            ):
+                continue
+            signature = (a.n_valid, a.sum_valid, a.min_valid, a.max_valid)
+            if signature in seen:
+                copied[code] = seen[signature]
+            else:
+                seen[signature] = code
+        out: list[Finding] = []
+        for code in sorted(p.factors):
+            agg = aggs.get(code)
+            if agg is None or agg.n_valid < p.copy_min_records:
+                continue  # not enough to tell: nothing changes
+            same_as = copied.get(code)
+            evidence = {"same_as": same_as, "records": agg.n_valid}
+            out += self._transition(
+                "B8-8",
+                code,
+                start,
+                HOUR,
+                "warning" if same_as else None,
+                float(agg.n_valid),
+                None,
+                evidence,
+                unit="条",
+            )
         return out
 
     def _amount(self, unit: str, measured: float | None, flow: float | None) -> float | None:
@@ -268,6 +314,7 @@ class OutletJudge:
             out += self._flagged(
                 "B2", code, start, const >= p.const_minutes, const, p.const_minutes, "min"
             )
+            out += self._flagged("B8-7", code, start, agg.plateaus > 0, agg.plateaus, 0, "次")
         low: float | None
         high: float | None
         if agg.min_valid is not None and agg.max_valid is not None:
@@ -779,18 +826,47 @@ class OutletJudge:
                 continue
             if caps is not None:
                 evidence["marking_caps"] = caps
-            if acc[7]:  # B-sub: the day's amount from its valid hours with a valid flow
-                evidence["emission_kg"] = _round(acc[6])
+            if acc[7]:  # B-sub: the day's amount, invalid hours substituted (HJ 75)
+                total = acc[6] + self._substituted(start, code, int(acc[7]), hours, evidence)
+                evidence["emission_kg"] = _round(total)
                 evidence["emission_hours"] = int(acc[7])
                 limit = t.day_alarm if t.day_alarm is not None else t.day_warning
                 if limit is not None and daily > limit:
-                    evidence["excess_kg"] = _round(excess_kg(acc[6], daily, limit))
+                    evidence["excess_kg"] = _round(excess_kg(total, daily, limit))
             out += self._tiered(
                 p.daily_rule, code, start, DAY, daily, t.day_alarm, t.day_warning, evidence
             )
         out += self._furnace_day(start, hours)
         out += self._ultra_low_months(start + DAY)
+        for code, acc in hours.values.items():
+            if acc[7]:
+                history = self._amounts.get(code)
+                if history is None:
+                    history = self._amounts[code] = AmountHistory()
+                due = 24 - hours.stopped.get(code, 0)
+                history.close_day(quarter_start(start), acc[8], int(acc[7]), due)
         return out
+
+    def _substituted(
+        self, start: int, code: str, valid: int, hours: _DayHours, evidence: dict[str, Any]
+    ) -> float:
+        """kg put in for the day's hours without a valid amount that the source was not
+        stopped in, by the HJ 75 rule (``rules.emission``); stated in the evidence."""
+        missing = 24 - valid - hours.stopped.get(code, 0)
+        history = self._amounts.get(code)
+        if missing <= 0 or history is None:
+            return 0.0
+        last = self._last_amount_hour.get(code, start)
+        gap = (start + DAY - last) // HOUR - 1
+        window = substitution_window(history.capture(), gap)
+        per_hour = None if window is None else history.largest(window)
+        evidence["substituted"] = {
+            "hours": missing,
+            "window_hours": window,
+            "capture": round(history.capture(), 4),
+            "kg_per_hour": _round(per_hour),
+        }
+        return 0.0 if per_hour is None else per_hour * missing
 
     def _ultra_low_months(self, judged_until: int) -> list[Finding]:
         """A8: each month whose days have all been judged: the share of its valid hours at

@@ -128,6 +128,11 @@ class OutletParams:
     # None: the outlet has no wet FGD (not judged).
     wet_fgd_temp_max: float | None = None
     temperature_code: str = "a01012"  # 烟气温度
+    # B8-7: a calibration-like plateau (a round value held with steps in and out, no C
+    # flag) lasting this many minutes [I].
+    plateau_min_minutes: int = 3
+    plateau_max_minutes: int = 15
+    copy_min_records: int = 6  # B8-8: identical series of at least this many valid records [I]
     marking_caps: tuple[MarkingCap, ...] = ()
     furnace_code: str = "a01901"  # 炉膛内焚烧平均温度
     furnace_period_s: int = 300  # 五分钟均值
@@ -137,6 +142,10 @@ class OutletParams:
     # least ``producing_fraction`` of its samples in the hour.
     flow_low: float | None = None
     producing_fraction: float = 0.5
+
+    @property
+    def plateau_s(self) -> tuple[int, int]:
+        return self.plateau_min_minutes * 60, self.plateau_max_minutes * 60
 
     @property
     def interval_override_s(self) -> int | None:

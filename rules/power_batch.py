@@ -21,10 +21,10 @@ compute about it in isolation:
 A sample is then an *event* when the state or a pending change moves at it, when it is its
 control device's first sample of a day (the baseline changes) or its rated production
 device's (the day before is judged, C7), or when it or the device's previous sample could
-be low. The judge receives the events and, because it also judges on
-deadlines (a sustain period ending, an order's window opening), the first sample at or after
-its next deadline. Judging only these gives the findings of judging every sample; the
-power tests and the simulated month compare both engines finding by finding.
+be low. The judge receives the events and, because it also judges on deadlines (a sustain
+period ending, an order's window opening), the first sample at or after its next deadline.
+Judging only these gives the findings of judging every sample; the power tests and the
+simulated month compare both engines finding by finding.
 """
 
 from __future__ import annotations

@@ -359,6 +359,7 @@ class StreamEngine:
                 p.flow_code,
                 judge.periods,
                 hour.records(realtime=True),
+                p.plateau_s,
             )
             out += judge.hour(h, aggs)
             link = self._links.get(p.enterprise_id)

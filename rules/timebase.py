@@ -35,6 +35,13 @@ def month_start(t: int) -> int:
     return int(d.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp())
 
 
+def quarter_start(t: int) -> int:
+    """Start of the China calendar quarter holding ``t``."""
+    d = to_datetime(month_start(t))
+    month = d.month - (d.month - 1) % 3
+    return int(d.replace(month=month).timestamp())
+
+
 def next_month_start(t: int) -> int:
     """Start of the China calendar month after the one holding ``t``."""
     d = to_datetime(month_start(t))

@@ -265,3 +265,80 @@ def test_a_daily_exceedance_states_the_days_amount():
     assert a4.evidence["emission_kg"] == pytest.approx(24 * 0.0036 * 95 * 100)
     assert a4.evidence["emission_hours"] == 24
     assert a4.evidence["excess_kg"] == pytest.approx(24 * 0.0036 * 95 * 100 * 5 / 95)
+
+
+# -- B8-7: calibration-like plateaus without a C flag ----------------------------------------
+
+
+def with_plateau(level: float, minutes_held: int, *, flag: str = "N") -> list[Measurement]:
+    """An hour of one-minute SO2 around 40 mg/m³ with a plateau at ``level`` from minute 20."""
+    values = [40.0 + (i % 5) / 10 for i in range(60)]
+    data = minutes(SO2, tick(0), values, every=1)
+    for i in range(20, 20 + minutes_held):
+        data[i] = data[i]._replace(value=level, flag=flag)
+    return data + minutes(O2, tick(0), [6.0 + (i % 3) / 10 for i in range(60)], every=1)
+
+
+@pytest.mark.parametrize(
+    ("level", "held", "flag", "fires"),
+    [
+        (200.0, 5, "N", True),  # a span-gas level held five minutes, not flagged C
+        (200.0, 3, "N", True),
+        (200.0, 15, "N", True),
+        (200.0, 2, "N", False),  # too short
+        (200.0, 16, "N", False),  # too long for a span check
+        (203.7, 5, "N", False),  # not a round value
+        (60.0, 5, "N", False),  # no step: 60 is within half of itself from 40
+        (200.0, 5, "C", False),  # flagged: a calibration the analyser declared
+    ],
+)
+def test_b8_7_a_round_plateau_with_steps_in_and_out_and_no_c_flag(level, held, flag, fires):
+    found = fired(run(with_plateau(level, held, flag=flag), gas_outlet()), "B8-7")
+    assert bool(found) is fires
+    if fires:
+        assert (found[0].value, found[0].unit) == (1, "次")
+
+
+def test_b8_7_not_seen_in_ten_minute_data():
+    data = minutes(SO2, tick(0), [40.0, 41.0, 200.0, 200.0, 40.5, 41.5])
+    data += hour_of(O2, tick(0), 6.0)
+    assert fired(run(data, gas_outlet()), "B8-7") == []
+
+
+# -- B8-8: identical series across factors -------------------------------------------------
+
+
+def test_b8_8_a_factor_reporting_another_factors_series_is_copied_data():
+    nox = "a21002"
+    params = gas_outlet()
+    params = replace(params, factors={**params.factors, nox: FactorParams(nox, "mg/m³")})
+    series = [41.2, 43.5, 40.1, 44.8, 42.0, 39.7]
+    copied = minutes(SO2, tick(0), series) + minutes(nox, tick(0), series)
+    copied += hour_of(O2, tick(0), 6.0)
+    [b88] = fired(run(copied, params), "B8-8")
+    assert (b88.factor, b88.evidence["same_as"]) == (SO2, nox)
+    different = minutes(SO2, tick(0), series) + minutes(nox, tick(0), [s + 0.1 for s in series])
+    assert fired(run(different + hour_of(O2, tick(0), 6.0), params), "B8-8") == []
+    flat = minutes(SO2, tick(0), [40.0] * 6) + minutes(nox, tick(0), [40.0] * 6)
+    assert fired(run(flat + hour_of(O2, tick(0), 6.0), params), "B8-8") == []  # B2's case
+
+
+def test_a_daily_exceedance_substitutes_the_amount_of_its_invalid_hours_by_hj_75():
+    """Eight valid days at 18 kg/h (one hour at 21.6), then a day of 20 valid hours at 95 mg/m³
+    and 4 with a faulty analyser: those 4 take the largest hourly amount of the previous 180
+    valid hours (the quarter's capture is above 90 %, the gap under 24 h)."""
+    data: list[Measurement] = []
+    for h in range(9 * 24):
+        day, hour = divmod(h, 24)
+        so2 = 95.0 if day == 8 else 60.0 if (day, hour) == (5, 3) else 50.0
+        flag = "D" if day == 8 and hour >= 20 else "N"
+        data += hour_of(SO2, tick(h), so2, flag=flag) + hour_of(O2, tick(h), 6.0)
+        data += hour_of(FLOW_GAS, tick(h), 100.0)
+    [a4] = [f for f in fired(run(data, gas_outlet()), "A4") if f.window_start == epoch(tick(192))]
+    assert a4.evidence["substituted"] == {
+        "hours": 4,
+        "window_hours": 180,
+        "capture": 1.0,
+        "kg_per_hour": pytest.approx(21.6),
+    }
+    assert a4.evidence["emission_kg"] == pytest.approx(20 * 0.0036 * 95 * 100 + 4 * 21.6)

@@ -412,3 +412,21 @@ def test_c7_parameters_from_rules_defaults_and_meter_overrides():
     )
     with pytest.raises(ConfigError, match="c7_min_days"):
         parse_config(config({"c7_min_days": 40}), "t", env={})
+
+
+def test_c7_learning_survives_a_restart_from_a_snapshot():
+    from rules.snapshot_codec import decode_state, encode_state
+
+    data = [s for k in range(7) for s in working_day(k, 60.0)] + working_day(7, 90.0)
+    samples = sorted(data, key=lambda s: s.received_at)
+    half = len(samples) // 2  # in day 3: a day's histogram open, three P95s learned
+
+    def engine() -> StreamEngine:
+        return StreamEngine({}, power={"E3": capacity_params()}, grace_s=600)
+
+    stream = engine()
+    found = stream.process_power(samples[:half])
+    stream = decode_state(encode_state(stream))
+    stream.reconfigure(engine())
+    found += stream.process_power(samples[half:]) + stream.flush()
+    assert c7(found) == c7(run(data, capacity_params())) == [("fire", *day(7))]
