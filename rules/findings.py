@@ -44,6 +44,8 @@ RULES: dict[str, str] = {
     "B8-4": "flue gas too hot for a running wet desulphurisation (烟温与脱硫运行不符)",
     "B8-5": "reported converted value differs from the recomputed one (折算值不符)",
     "B8-6": "flow below its lower bound while production runs (流量异常偏低)",
+    "B8-7": "a calibration-like plateau without a calibration flag (疑似未标记校准)",
+    "B8-8": "one factor reports another factor's series (数据雷同)",
     "B9": "fault, maintenance or calibration flags too long (设备状态标记超时)",
     "B10": "low effective transmission rate in the day (有效传输率低)",
     "B11": "the record interval differs from the configured one (数据间隔与配置不符)",
