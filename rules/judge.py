@@ -235,9 +235,10 @@ class OutletJudge:
                 limit = t.hour_alarm if t.hour_alarm is not None else t.hour_warning
                 if limit is not None and judged > limit:
                     evidence["excess_kg"] = _round(excess_kg(amount, judged, limit))
-            out += self._tiered(
-                "A3", code, start, HOUR, judged, t.hour_alarm, t.hour_warning, evidence
-            )
+            if p.kind != "water" or day.flow != 0:  # a still night of an intermittent
+                out += self._tiered(  # discharger discharged nothing: no hour to judge
+                    "A3", code, start, HOUR, judged, t.hour_alarm, t.hour_warning, evidence
+                )
             if t.ultra_low is not None:  # A8: the month's share of hours within the target
                 tally = self._months.setdefault(month_start(start), {}).setdefault(code, [0, 0])
                 tally[0] += 1
@@ -642,16 +643,30 @@ class OutletJudge:
             return self._transition(
                 "A5-3", code, start, HOUR, "warning", _round(lowest), p.furnace_bound, evidence
             )
-        return self._band(code, start, hv, {"low_periods": 0, "period_s": p.furnace_period_s})
+        return self._band(
+            code, start, hv, {"low_periods": 0, "period_s": p.furnace_period_s}, judged=True
+        )
 
     def _band(
-        self, code: str, start: int, hv: HourValue, evidence: dict[str, Any]
+        self,
+        code: str,
+        start: int,
+        hv: HourValue,
+        evidence: dict[str, Any],
+        *,
+        judged: bool = False,
     ) -> list[Finding]:
-        """A5-3: a process factor's valid hourly mean outside its band (预警)."""
+        """A5-3: a process factor's valid hourly mean outside its band (预警). ``judged``: the
+        hour was judged already (the furnace's five-minute means), so it clears without a
+        band too."""
         t = self.thresholds[code]
         if t.band_low is None and t.band_high is None:
-            return []
+            return (
+                self._transition("A5-3", code, start, HOUR, None, None, None, {}) if judged else []
+            )
         if not hv.valid or hv.value is None:
+            if judged:
+                return self._transition("A5-3", code, start, HOUR, None, None, None, {})
             return []  # an hour that cannot be judged changes nothing
         value = hv.value
         high = t.band_high is not None and value > t.band_high

@@ -30,6 +30,9 @@ from tests.rules.scenario import (
     tick,
     water_outlet,
 )
+from tests.rules.test_incineration import PM, incinerator
+from tests.rules.test_power_usage import K, P, at, rules_of, series
+from tests.rules.test_power_usage import run as run_power
 
 PH = "w01001"
 WATER = ("E2", "DW001")
@@ -177,6 +180,15 @@ def test_zero_flow_hours_weigh_nothing_in_the_daily_mean():
     assert (a4.evidence["weighted_hours"], a4.evidence["weighted_share"]) == (24, 1.0)
 
 
+def test_an_intermittent_dischargers_still_nights_raise_no_hourly_warning():
+    """Night hours at 100 mg/L (twice the daily limit) with no flow discharged nothing: the
+    hourly warning an hour above the daily limit gives is not for them."""
+    found, _ = run(discharger_day(30.0, 100.0), water_outlet())
+    assert fired(found, "A3") == []
+    found, _ = run(discharger_day(60.0, 10.0), water_outlet())
+    assert len(fired(found, "A3")) == 14  # the discharging hours above 50 still warn
+
+
 def test_an_hour_without_a_valid_flow_is_left_out_of_the_weighting():
     found, _ = run(discharger_day(60.0, 10.0, bad_flow_hour=12), water_outlet())
     [a4] = fired(found, "A4")
@@ -316,7 +328,6 @@ def test_a_factor_the_minute_data_stop_carrying_is_an_incomplete_hour():
 
 def test_an_incinerator_day_of_19_running_hours_is_judged_on_them():
     """19 hours at 85 mg/m³ against a 24-hour limit of 80, the furnace stopped (F) for 5."""
-    from tests.rules.test_incineration import PM, incinerator
 
     outlet = ("E9", "DA001")
     data: list[Measurement] = []
@@ -343,7 +354,6 @@ def test_an_incinerator_day_of_19_running_hours_is_judged_on_them():
 
 def test_an_incinerator_day_with_invalid_running_hours_is_not_judged():
     """19 valid hours of 24 running (5 hours of analyser fault): too few for a daily mean."""
-    from tests.rules.test_incineration import PM, incinerator
 
     outlet = ("E9", "DA001")
     data: list[Measurement] = []
@@ -360,8 +370,6 @@ def test_an_incinerator_day_with_invalid_running_hours_is_not_judged():
 def test_a_control_device_switched_off_while_production_runs_is_c1_only():
     """Before: C1 for the episode and a C2 'started 70 minutes late', measured from the start
     of the production run, for the same incident."""
-    from tests.rules.test_power_usage import K, P, rules_of, series  # noqa: PLC0415
-    from tests.rules.test_power_usage import run as run_power  # noqa: PLC0415
 
     data = series(P, 0, 120, 80.0) + series(K, 0, 30, 15.0)
     data += series(K, 30, 70, 0.0) + series(K, 70, 120, 15.0)
@@ -371,8 +379,6 @@ def test_a_control_device_switched_off_while_production_runs_is_c1_only():
 
 
 def test_a_late_start_is_measured_from_the_restart_and_joins_the_c1_episode():
-    from tests.rules.test_power_usage import K, P, at, series  # noqa: PLC0415
-    from tests.rules.test_power_usage import run as run_power  # noqa: PLC0415
 
     # production 0-30, stopped 30-60, restarted at 60; the control follows it down at 30 and
     # comes back only at 75: 15 minutes late, counted from the restart
