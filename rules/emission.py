@@ -57,11 +57,12 @@ class AmountHistory:
     windows are counted in whole days: the maximum may include up to a day more than the
     standard's hours), and the quarter's capture counts."""
 
-    __slots__ = ("due", "hours", "maxima", "quarter", "valid")
+    __slots__ = ("due", "hours", "last_hour", "maxima", "quarter", "valid")
 
     def __init__(self) -> None:
-        self.maxima = array("f")
-        self.hours = array("B")
+        self.last_hour = 0  # the last hour with a valid amount
+        self.maxima: array[float] | None = None  # created at the first day's close
+        self.hours: array[int] | None = None
         self.quarter = 0  # start of the quarter the counts are for
         self.valid = 0  # valid hours in the quarter so far
         self.due = 0  # hours the source was not stopped in the quarter so far
@@ -72,6 +73,8 @@ class AmountHistory:
     def largest(self, window_hours: int) -> float | None:
         """The largest hourly amount of the last ``window_hours`` valid hours (whole days)."""
         seen, best = 0, None
+        if self.maxima is None or self.hours is None:
+            return None
         for i in range(len(self.maxima) - 1, -1, -1):
             if self.hours[i]:
                 m = float(self.maxima[i])
@@ -86,6 +89,8 @@ class AmountHistory:
             self.quarter, self.valid, self.due = quarter, 0, 0
         self.valid += valid
         self.due += due
+        if self.maxima is None or self.hours is None:
+            self.maxima, self.hours = array("f"), array("B")
         self.maxima.append(day_max or 0.0)
         self.hours.append(valid if day_max is not None else 0)
         if len(self.maxima) > HISTORY_DAYS:

@@ -8,7 +8,6 @@ they do not depend on the order readings arrive in or are added up in.
 from __future__ import annotations
 
 import math
-from array import array
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import NamedTuple
@@ -131,7 +130,8 @@ EMPTY = HourAgg(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, None, None, None, False)
 class RunState:
     """A factor's state carried from one closed hour to the next: its zero and constant runs,
     its last record and the intervals its data has shown (a sliding-window minimum kept as a
-    monotonic queue of (hour, interval) pairs in one array).
+    monotonic queue of (hour, interval) pairs, each packed in one int: one state per outlet ×
+    factor, and the queue nearly always holds one pair).
 
     A run continues only over consecutive records (exactly one interval apart) that are
     *eligible*: a valid flag, a value, not marked, and the outlet producing (a valid flow of 0
@@ -148,19 +148,21 @@ class RunState:
         self.zero = 0
         self.const = 0
         self.run_entry: int | None = None  # the valid value just before the current run
-        self.intervals = array("q")
+        # the (hour, interval) queue, each pair one int; usually a single one, kept bare
+        self.intervals: int | tuple[int, ...] = ()
 
     def derived_interval(self, hour: int, seen: int) -> int | None:
         """Record ``seen`` (0: nothing shown) for ``hour`` and return the smallest interval
         shown in the 24 hours up to it, or None when none was."""
-        q = self.intervals
+        q = _entries(self.intervals)
         if seen:
-            while q and q[-1] >= seen:
-                del q[-2:]
-            q.extend((hour, seen))
-        while q and q[0] <= hour - INTERVAL_WINDOW_S:
-            del q[:2]
-        return q[1] if q else None
+            while q and q[-1] & _VALUE_MASK >= seen:
+                q.pop()
+            q.append(hour // 3600 << _VALUE_BITS | seen)
+        while q and (q[0] >> _VALUE_BITS) * 3600 <= hour - INTERVAL_WINDOW_S:
+            q.pop(0)
+        self.intervals = q[0] if len(q) == 1 else tuple(q)
+        return q[0] & _VALUE_MASK if q else None
 
     def step(
         self,
@@ -194,6 +196,14 @@ class RunState:
         self.last_fixed = fixed if fixed is not None else 0
         self.last_valid = eligible and fixed is not None
         return self.zero, self.const, plateau
+
+
+_VALUE_BITS = 20  # an interval (s) in the low bits of a queue entry, the hour index above
+_VALUE_MASK = (1 << _VALUE_BITS) - 1
+
+
+def _entries(queue: int | tuple[int, ...]) -> list[int]:
+    return [queue] if isinstance(queue, int) else list(queue)
 
 
 def is_plateau(
@@ -240,6 +250,7 @@ def aggregate(
     periods: Mapping[str, tuple[int, int]] | None = None,
     realtime: Iterable[MinuteRecord] = (),
     plateau_s: tuple[int, int] = PLATEAU_S,
+    extremes: Mapping[tuple[str, bool], tuple[float, float]] | None = None,
 ) -> dict[str, HourAgg]:
     """The hour's aggregates per factor, from already de-duplicated records of one hour.
 
@@ -248,7 +259,9 @@ def aggregate(
     (records must come hour by hour in event-time order); without it each hour starts afresh.
     ``interval_override_s`` is a configured minute-data interval (real-time data is always
     read from the data). ``periods`` maps a factor to (period length s, fixed-point lower
-    bound) for the sub-hour period means of A5-2.
+    bound) for the sub-hour period means of A5-2. ``extremes``: (factor, real-time) → the
+    lowest and highest of the valid records and their Min/Max fields, when the caller kept
+    them instead of each record's fields (the streaming engine).
     """
     runs = {} if runs is None else runs
     chosen = sorted(minutes, key=lambda r: (r.factor, r.t))
@@ -277,9 +290,17 @@ def aggregate(
         state = runs.get(key)
         if state is None:
             state = runs[key] = RunState()
-        out[factor] = _factor_hour(
+        agg = _factor_hour(
             group, state, valid_flags, not_producing, is_rtd, interval_override_s, plateau_s
         )
+        kept = extremes.get((factor, is_rtd)) if extremes else None
+        if kept is not None:
+            low, high = to_fixed(kept[0]), to_fixed(kept[1])
+            agg = agg._replace(
+                ext_low=low if agg.ext_low is None else min(agg.ext_low, low),
+                ext_high=high if agg.ext_high is None else max(agg.ext_high, high),
+            )
+        out[factor] = agg
     if periods:
         for factor, (low, lowest) in _low_periods(records, periods, valid_flags).items():
             out[factor] = out[factor]._replace(low_periods=low, lowest_period=lowest)

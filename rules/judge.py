@@ -108,16 +108,17 @@ class OutletJudge:
         self.hour_stopped: str | None = None  # what says its source was stopped (A7-2)
         # B7 on minute and real-time data: the last hour judged, the factors the data have
         # carried, and whether the logger sends hour packets (then rules/absence.py judges).
+        # (A tuple, and None for what most outlets never need: a judge is kept per outlet,
+        # 100,000 of them in a national fleet, and an empty set costs 216 bytes.)
         self._last_hour: int | None = None
-        self._carried: set[str] = set()
+        self._carried: tuple[str, ...] = ()
         self._sends_hours = False
-        # B-sub: per factor the history of hourly amounts, and its last hour with one
-        self._amounts: dict[str, AmountHistory] = {}
-        self._last_amount_hour: dict[str, int] = {}
+        # B-sub: per factor the history of hourly amounts
+        self._amounts: dict[str, AmountHistory] | None = None
         # A8: month start → factor → [valid hours, hours within the ultra-low target]
-        self._months: dict[int, dict[str, list[int]]] = {}
+        self._months: dict[int, dict[str, list[int]]] | None = None
         # A7: the markings already judged for their length, by (start, type, factor)
-        self._marks_judged: set[tuple[int, str, str | None]] = set()
+        self._marks_judged: set[tuple[int, str, str | None]] | None = None
 
     def reconfigure(self, params: OutletParams, markings: MarkingBook | None = None) -> None:
         """New parameters for the same outlet; the state (open days, runs, counters) stays."""
@@ -230,7 +231,7 @@ class OutletJudge:
                 acc[6] += amount
                 acc[7] += 1
                 acc[8] = max(acc[8], amount)
-                self._last_amount_hour[code] = start
+                self._amount_history(code).last_hour = start
                 evidence["emission_kg"] = _round(amount)
                 limit = t.hour_alarm if t.hour_alarm is not None else t.hour_warning
                 if limit is not None and judged > limit:
@@ -240,6 +241,8 @@ class OutletJudge:
                     "A3", code, start, HOUR, judged, t.hour_alarm, t.hour_warning, evidence
                 )
             if t.ultra_low is not None:  # A8: the month's share of hours within the target
+                if self._months is None:
+                    self._months = {}
                 tally = self._months.setdefault(month_start(start), {}).setdefault(code, [0, 0])
                 tally[0] += 1
                 tally[1] += judged <= t.ultra_low
@@ -398,12 +401,13 @@ class OutletJudge:
                     out += self._transition("B7", None, h, HOUR, "warning", None, None, evidence)
         if present:
             out += self._transition("B7", None, start, HOUR, None, None, None, {})
-        for code in sorted(self._carried & self.params.factors.keys()):
+        for code in (c for c in self._carried if c in self.params.factors):
             lacking = code not in present and bool(present)
             evidence = {"incomplete": True, "data": data}
             tier: Tier | None = "warning" if lacking else None
             out += self._transition("B7", code, start, HOUR, tier, None, None, evidence)
-        self._carried |= present
+        if not present.issubset(self._carried):
+            self._carried = tuple(sorted(present.union(self._carried)))
         return out
 
     def _stopped_claim(self, start: int, flow: HourValue | None) -> str | None:
@@ -709,11 +713,13 @@ class OutletJudge:
                 break
             allowed = limits.get(m.type)
             key = (m.start, m.type, m.factor)
-            if allowed is None or key in self._marks_judged:
+            if allowed is None or (self._marks_judged is not None and key in self._marks_judged):
                 continue
             allowed_s = int(allowed * HOUR)
             if m.end - m.start <= allowed_s or m.start + allowed_s >= end:
                 continue
+            if self._marks_judged is None:
+                self._marks_judged = set()
             self._marks_judged.add(key)
             evidence = {"type": m.type, "factor": m.factor, "allowed_hours": allowed}
             out.append(
@@ -855,12 +861,17 @@ class OutletJudge:
         out += self._ultra_low_months(start + DAY)
         for code, acc in hours.values.items():
             if acc[7]:
-                history = self._amounts.get(code)
-                if history is None:
-                    history = self._amounts[code] = AmountHistory()
                 due = 24 - hours.stopped.get(code, 0)
-                history.close_day(quarter_start(start), acc[8], int(acc[7]), due)
+                self._amount_history(code).close_day(quarter_start(start), acc[8], int(acc[7]), due)
         return out
+
+    def _amount_history(self, code: str) -> AmountHistory:
+        if self._amounts is None:
+            self._amounts = {}
+        history = self._amounts.get(code)
+        if history is None:
+            history = self._amounts[code] = AmountHistory()
+        return history
 
     def _substituted(
         self, start: int, code: str, valid: int, hours: _DayHours, evidence: dict[str, Any]
@@ -868,10 +879,10 @@ class OutletJudge:
         """kg put in for the day's hours without a valid amount that the source was not
         stopped in, by the HJ 75 rule (``rules.emission``); stated in the evidence."""
         missing = 24 - valid - hours.stopped.get(code, 0)
-        history = self._amounts.get(code)
+        history = self._amounts.get(code) if self._amounts else None
         if missing <= 0 or history is None:
             return 0.0
-        last = self._last_amount_hour.get(code, start)
+        last = history.last_hour
         gap = (start + DAY - last) // HOUR - 1
         window = substitution_window(history.capture(), gap)
         per_hour = None if window is None else history.largest(window)
@@ -889,10 +900,11 @@ class OutletJudge:
         at least 95 % of hours) [F-impl]."""
         out: list[Finding] = []
         p = self.params
-        for month in sorted(self._months):
+        for month in sorted(self._months or ()):
             end = next_month_start(month)
             if end > judged_until:
                 break
+            assert self._months is not None
             for code, (n, within) in sorted(self._months.pop(month).items()):
                 share = within / n
                 evidence = {

@@ -48,12 +48,14 @@ _NAN = float("nan")
 
 
 class _OpenHour:
-    """The records of one open outlet-hour, compactly: per factor one array of doubles, six
-    per record (time, value, converted value, flag code + 256 × marked + 512 × inside a
-    停产 marking, Min, Max; NaN for a missing value). An open hour of 10-minute data costs
-    about 350 bytes per factor instead of a kilobyte of record objects; records are rebuilt
-    when the hour closes. Real-time records (CN 2011) are kept apart, and only for outlets
-    that send no minute data (``REALTIME_QUIET_S``)."""
+    """The records of one open outlet-hour, compactly: per factor one array of doubles, the
+    extremes of its valid records first (their values and Min/Max fields, the pH range's
+    concern, kept as they come since min and max do not depend on order), then four per
+    record (time, value, converted value, flag code + 256 × marked + 512 × inside a 停产
+    marking; NaN for a missing value). An open hour of 10-minute data costs about 270 bytes
+    per factor instead of a kilobyte of record objects; records are rebuilt when the hour
+    closes. Real-time records (CN 2011) are kept apart, and only for outlets that send no
+    minute data (``REALTIME_QUIET_S``)."""
 
     __slots__ = ("device", "minutes", "realtime")
 
@@ -62,7 +64,9 @@ class _OpenHour:
         self.realtime: dict[str, array[float]] | None = None
         self.device: dict[str, DeviceHour] = {}
 
-    def add(self, m: Measurement, t: int, marked: bool, stop_marked: bool) -> bool:
+    def add(
+        self, m: Measurement, t: int, marked: bool, stop_marked: bool, valid_flags: frozenset[str]
+    ) -> bool:
         """Store a minute or real-time record; False when the factor already has one of the
         same kind at ``t`` (a duplicate)."""
         if m.interval == "minute":
@@ -73,20 +77,22 @@ class _OpenHour:
             store = self.realtime
         buf = store.get(m.factor)
         if buf is None:
-            buf = store[m.factor] = array("d")
-        elif float(t) in buf[0::_WIDTH]:
+            buf = store[m.factor] = array("d", (_NAN, _NAN))
+        elif float(t) in buf[2::_WIDTH]:
             return False
-        flag = m.flag
-        code = ord(flag[0]) if flag else 78  # "N"
-        value, zs, minimum, maximum = m.value, m.zs, m.minimum, m.maximum
+        flag = m.flag or "N"
+        value, zs = m.value, m.zs
+        if value is not None and not marked and flag in valid_flags:
+            low = value if m.minimum is None else min(value, m.minimum)
+            high = value if m.maximum is None else max(value, m.maximum)
+            buf[0] = low if isnan(buf[0]) else min(buf[0], low)
+            buf[1] = high if isnan(buf[1]) else max(buf[1], high)
         buf.extend(
             (
                 t,
                 _NAN if value is None else value,
                 _NAN if zs is None else zs,
-                code + (256 if marked else 0) + (512 if stop_marked else 0),
-                _NAN if minimum is None else minimum,
-                _NAN if maximum is None else maximum,
+                ord(flag[0]) + (256 if marked else 0) + (512 if stop_marked else 0),
             )
         )
         return True
@@ -95,8 +101,8 @@ class _OpenHour:
         store = self.realtime if realtime else self.minutes
         out = []
         for factor, buf in (store or {}).items():
-            for i in range(0, len(buf), _WIDTH):
-                t, value, zs, code, minimum, maximum = buf[i : i + _WIDTH]
+            for i in range(2, len(buf), _WIDTH):
+                t, value, zs, code = buf[i : i + _WIDTH]
                 c = int(code)
                 out.append(
                     MinuteRecord(
@@ -106,15 +112,23 @@ class _OpenHour:
                         chr(c & 255),
                         None if isnan(zs) else zs,
                         c & 256 != 0,
-                        None if isnan(minimum) else minimum,
-                        None if isnan(maximum) else maximum,
-                        c & 512 != 0,
+                        stop_marked=c & 512 != 0,
                     )
                 )
         return out
 
+    def extremes(self) -> dict[tuple[str, bool], tuple[float, float]]:
+        """(factor, real-time) → the lowest and highest of its valid records' values and
+        Min/Max fields."""
+        out = {}
+        for realtime, store in ((False, self.minutes), (True, self.realtime or {})):
+            for factor, buf in store.items():
+                if not isnan(buf[0]):
+                    out[(factor, realtime)] = (buf[0], buf[1])
+        return out
 
-_WIDTH = 6  # doubles per stored record
+
+_WIDTH = 4  # doubles per stored record
 
 
 def _epoch(when: datetime) -> int:
@@ -137,7 +151,7 @@ class _OutletStream:
 
 # The layout of the engine's state; a snapshot of another layout is not restored (the
 # archive is replayed instead). Raise it whenever a pickled class changes its fields.
-STATE_FORMAT = 8
+STATE_FORMAT = 9
 
 
 class StreamEngine:
@@ -313,7 +327,7 @@ class StreamEngine:
                         or markings.marking_at(key[0], key[1], m.factor, t, STOPPED_MARK)
                         is not None
                     )
-                    if not hour.add(m, t, marking is not None, stop):
+                    if not hour.add(m, t, marking is not None, stop, st.judge.params.valid_flags):
                         stats.duplicates += 1
                 elif m.factor in hour.device:
                     stats.duplicates += 1
@@ -360,6 +374,7 @@ class StreamEngine:
                 judge.periods,
                 hour.records(realtime=True),
                 p.plateau_s,
+                hour.extremes(),
             )
             out += judge.hour(h, aggs)
             link = self._links.get(p.enterprise_id)
