@@ -7,13 +7,14 @@ from datetime import timedelta
 
 import pytest
 
-from ingest.readings import Measurement
+from ingest.readings import Measurement, PowerSample
 from rules.batch import BatchEngine, measurements_frame
 from rules.findings import Finding
 from rules.hours import MinuteRecord, aggregate
 from rules.judge import OutletJudge
 from rules.markings import Marking
 from rules.params import OutletParams
+from rules.power_params import EnterprisePowerParams, MeterParams
 from rules.stream import StreamEngine
 from rules.timebase import DAY, HOUR, epoch
 from tests.rules.scenario import (
@@ -394,3 +395,23 @@ def test_a_late_start_is_measured_from_the_restart_and_joins_the_c1_episode():
     data = series(P, 60, 120, 80.0) + series(K, 30, 68, 0.0) + series(K, 68, 120, 15.0)
     [c2] = [f for f in run_power(data) if f.rule == "C2"]
     assert (c2.value, "episode_of" in c2.evidence) == (8 * 60, False)
+
+
+# -- HJ 212-2025 power values and CN 2021 running states as meter samples ---------------------
+
+
+def test_a_control_device_reporting_only_its_running_state_drives_c1():
+    """A treatment facility known only by its SBx-RS state (no power, no rating): off while
+    production runs is C1, as for a metered one."""
+    meters = {
+        P: MeterParams("E3", P, "production", rated_kw=100),
+        K: MeterParams("E3", K, "control", rated_kw=None, serves=(P,)),
+    }
+    params = EnterprisePowerParams("E3", meters=meters)
+    data = series(P, 0, 60, 80.0)
+    for minute in range(60):
+        ts = T0 + timedelta(minutes=minute)
+        on = not 20 <= minute < 40
+        data.append(PowerSample("E3", K, ts, None, None, None, on, ts + timedelta(seconds=30), 0))
+    c1 = rules_of(run_power(data, params), "C1")
+    assert c1 == [("fire", K, "warning", at(20)), ("clear", K, "warning", at(40))]
