@@ -85,6 +85,11 @@ def _plausible(
     return (low if low is not None else default[0], high if high is not None else default[1])
 
 
+def _flows(flow: HourValue | None) -> bool:
+    """Whether the hour's flow is valid and above zero: flue gas leaves the stack."""
+    return flow is not None and flow.valid and flow.value is not None and flow.value > 0
+
+
 def _round(value: float | None, digits: int = 6) -> float | None:
     return None if value is None else round(value, digits)
 
@@ -534,7 +539,7 @@ class OutletJudge:
             or o2.value is None
         ):
             return []
-        flowing = flow is not None and flow.valid and flow.value is not None and flow.value > 0
+        flowing = _flows(flow)
         high = flowing and o2.value >= p.o2_high
         return self._transition(
             "B8-3",
@@ -556,7 +561,7 @@ class OutletJudge:
         if not o2.valid or o2.value is None:
             return []
         low, high = p.o2_band
-        flowing = flow is not None and flow.valid and flow.value is not None and flow.value > 0
+        flowing = _flows(flow)
         outside = flowing and not low <= o2.value <= high
         return self._transition(
             "B8-2",
@@ -586,7 +591,7 @@ class OutletJudge:
             return []
         if not o2.valid or o2.value is None:
             return []
-        flowing = flow is not None and flow.valid and flow.value is not None and flow.value > 0
+        flowing = _flows(flow)
         high = flowing and o2.value > reference
         screening = {
             code: {"measured": _round(hv.value), "limit": self.thresholds[code].hour_alarm}
@@ -618,7 +623,7 @@ class OutletJudge:
             return []
         if not temperature.valid or temperature.value is None:
             return []
-        flowing = flow is not None and flow.valid and flow.value is not None and flow.value > 0
+        flowing = _flows(flow)
         hot = flowing and temperature.value > bound
         return self._transition(
             "B8-4",
