@@ -7,13 +7,17 @@ data stamped in the future would be refused by the service (it is checked agains
 receipt time), so the run starts at midnight (China time) ``--days`` days ago, catches up,
 and then follows the clock. Starting at midnight gives every past day all its data, as a
 real logger's would have. The scripted incidents (``nonsite.simulator.incidents``) happen
-in the first day; the demo prints them with the rule each should raise.
+in the first day, with the real fleet's conditions beside them (a plant stopped across a
+midnight, a 1-minute logger, an intermittent discharger, a real-time-only outlet, a logger
+backfilling after an outage, a pH dip); the demo prints them with the rules each should and
+should not raise.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import signal
 import threading
 import time
@@ -27,7 +31,7 @@ from sqlalchemy import func, select
 from alerts.schema import cases
 from ingest.hj212.timefmt import CHINA_TZ
 from nonsite.auth.users import UserStore
-from nonsite.config.model import Config
+from nonsite.config.model import Config, RulesSection
 from nonsite.config.mqtt_url import parse_broker_url
 from nonsite.db import make_engine, migrate
 from nonsite.embedded_broker import free_port
@@ -37,7 +41,7 @@ from nonsite.simulator.incidents import Incident, scripted_config
 from nonsite.simulator.publisher import Progress, Publisher, run
 from nonsite.simulator.traffic import FleetTraffic
 from rules.store import findings
-from rules.timebase import CHINA_OFFSET, DAY
+from rules.timebase import CHINA_OFFSET, DAY, HOUR
 
 # One login per role; the passwords are the demo's, printed at start.
 DEMO_USERS: tuple[tuple[str, str, str, dict[str, str]], ...] = (
@@ -70,6 +74,18 @@ def history_start(days: int, now: float) -> int:
     return today - days * DAY
 
 
+# The service judges absence (B8) on its wall clock, this often.
+ABSENCE_TICK_S = 30
+
+
+def backfill_outage_s(speed: float, offline_after_s: int | None) -> int:
+    """How long (simulated) the backfilling logger is cut off: three hours, or, when time runs
+    fast, long enough in wall-clock time for B8 to see it (its threshold, a clock tick and 10 s
+    to spare), in whole hours."""
+    wall = (offline_after_s or RulesSection().offline_after_s) + ABSENCE_TICK_S + 10
+    return max(3 * HOUR, math.ceil(wall * speed / HOUR) * HOUR)
+
+
 def demo_config(s: DemoSettings, start: int, end: int) -> tuple[Config, list[Incident]]:
     data: dict[str, Any] = demo_fleet(s.enterprises, seed=s.seed)
     data["service"] = {"data_dir": str(s.data_dir), "http_listen": f"127.0.0.1:{s.http_port}"}
@@ -77,7 +93,8 @@ def demo_config(s: DemoSettings, start: int, end: int) -> tuple[Config, list[Inc
     data["alerts"] = {"dashboard_url": f"http://127.0.0.1:{s.http_port}"}
     if s.offline_after_s is not None:
         data["rules"] = {"offline_after_s": s.offline_after_s}
-    return scripted_config(data, start, end)
+    outage = backfill_outage_s(s.speed, s.offline_after_s)
+    return scripted_config(data, start, end, outage_s=outage)
 
 
 def ensure_users(config: Config) -> None:
@@ -159,7 +176,7 @@ def run_demo(s: DemoSettings) -> int:
         print(f"nonsite demo: dashboard {service.status.http_url}/  (broker {broker})", flush=True)
         for username, role, name, _scope in DEMO_USERS:
             print(f"  {role:<11} {username} / {DEMO_PASSWORD}   {name}", flush=True)
-        print("演示剧本 (scripted incidents, China time):", flush=True)
+        print("演示剧本 (scripted incidents and real-fleet conditions, China time):", flush=True)
         for incident in incidents:
             print(f"  {incident.describe()}", flush=True)
         simulator = threading.Thread(target=simulate, args=(broker,), name="simulator", daemon=True)

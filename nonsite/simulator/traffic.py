@@ -6,9 +6,13 @@ of them), so the same generator serves any configuration: the example's six ente
 the demo's two hundred. Time is simulated: ``frames(t)`` answers for the minute starting at
 ``t`` (epoch seconds), so the caller decides how fast simulated time runs.
 
-A logger sends its 10-minute (CN 2051), hour (CN 2061) and day (CN 2031) records; real-time
-data (CN 2011) only while ``realtime`` is set, as a logger backfilling history does not
-resend it. Every third outlet speaks the 2025 edition of HJ 212, the others 2017.
+A logger sends its minute (CN 2051: every 10 minutes, or its outlet's ``minute_interval_min``),
+hour (CN 2061) and day (CN 2031) records; real-time data (CN 2011) only while ``realtime`` is
+set, as a logger backfilling history does not resend it. Every third outlet speaks the 2025
+edition of HJ 212, the others 2017. The incidents change what a logger does: one sends minute
+data every minute whatever its configuration says (its temperature, pressure and humidity
+sensors update every 8 minutes, so these repeat), one sends real-time data every 30 s and
+nothing else, one stores its records while cut off and resends them in order when it is back.
 """
 
 from __future__ import annotations
@@ -28,10 +32,15 @@ from nonsite.simulator.incidents import (
     DILUTED_O2,
     DILUTION_FACTOR,
     Incident,
+    backfilling,
     dilution,
     flag_override,
+    logger_down,
+    minute_logger,
     power_off,
+    realtime_only,
     silent,
+    stopped,
     value_override,
 )
 from rules.params import OutletParams, effective_thresholds
@@ -48,9 +57,27 @@ BASELINES = {
     "w00000": (40.0, 4.0),  # wastewater flow L/s
     "w01001": (7.2, 0.15),  # pH
 }
+# What a stopped plant's analysers read (停运, flagged F): ambient air in a still, cold duct.
+# Factors with a limit read a few per cent of it.
+STOPPED_LEVELS = {
+    "a19001": (20.6, 0.1),
+    "a01012": (22.0, 1.0),
+    "a01013": (0.02, 0.01),
+    "a01014": (1.5, 0.3),
+    "a00000": (0.3, 0.1),
+    "a01901": (120.0, 10.0),
+    "w00000": (0.05, 0.03),
+    "w01001": (7.2, 0.15),
+}
 Message = tuple[str, bytes]
 FLOWS = ("a00000", "w00000")
 LATE_BY = 3 * HOUR  # how long a late_duplicate incident holds an hour frame back
+DEFAULT_MINUTE_INTERVAL_MIN = 10  # a logger's MinInterval when nothing configures one
+REALTIME_ONLY_INTERVAL_S = 30  # RtdInterval of a logger that sends real-time data only
+# A 1-minute logger's slow sensors (flue-gas temperature, pressure, humidity) update this
+# often: their minute values repeat in between (not 恒值: a few minutes, not an hour).
+SLOW_FACTORS = ("a01012", "a01013", "a01014")
+SLOW_UPDATE_S = 8 * 60
 
 
 def _load(kind: str, t: int) -> float:
@@ -81,6 +108,10 @@ class FleetTraffic:
         # The hour values (and flows) of each open day: the day value is their mean.
         self._day_hours: dict[tuple[str, str, int], list[tuple[dict[str, float], str]]] = {}
         self._held: dict[int, list[Message]] = {}  # frames a late_duplicate holds back
+        # What a cut-off logger stores to resend (补发) when it is back, in order.
+        self._stored: dict[tuple[str, str], list[Message]] = {}
+        # A slow sensor's current reading: (outlet, factor) → (update period, value).
+        self._slow: dict[tuple[str, str, str], tuple[int, float]] = {}
         self._corrupted: set[Incident] = set()
         self.realtime = False
         self.rng = random.Random(seed)
@@ -93,6 +124,13 @@ class FleetTraffic:
             (e.id, o.id): (o.mn, o.pw or "123456") for e in config.enterprises for o in e.outlets
         }
         self.meters = [(e.id, m) for e in config.enterprises for m in e.meters]
+        # Each logger's MinInterval in minutes: its outlet's setting, else [rules]' default.
+        default = config.rules.minute_interval_min or DEFAULT_MINUTE_INTERVAL_MIN
+        self.minute_interval = {
+            (e.id, o.id): o.minute_interval_min or default
+            for e in config.enterprises
+            for o in e.outlets
+        }
         self.versions: dict[tuple[str, str], Version] = {
             key: "2025" if n % 3 == 2 else "2017" for n, key in enumerate(self.params)
         }
@@ -100,22 +138,48 @@ class FleetTraffic:
     def frames(self, t: int) -> Iterator[Message]:
         """Everything due in the minute starting at ``t``."""
         for key, params in self.params.items():
-            frames: list[Message] = []
-            if self.realtime:
-                frames += self._realtime_frame(key, params, t)
-            if (t // 60) % params.minute_interval_min == 0 and self._since(
-                t - params.minute_interval_s
-            ):
-                frames += self._minute_frame(key, params, t)
-            if t % HOUR == 0 and self._since(t - HOUR):
-                frames += self._hour_frame(key, params, t - HOUR)
-            if (t + CHINA_OFFSET) % DAY == 0 and self._since(t - DAY):
-                frames += self._day_frame(key, t - DAY)
+            live, recorded = self._due(key, params, t)
+            if backfilling(self.incidents, key, t):
+                # Cut off: the logger keeps its records; real-time values are not resent.
+                self._stored.setdefault(key, []).extend(recorded)
+                continue
+            # Back: what it stored first (补发, in the order recorded), then the minute's own.
+            frames = self._stored.pop(key, []) + live + recorded
             if not silent(self.incidents, key, t):
                 yield from self._misbehave(key, t, frames)
         yield from self._held.pop(t, [])
         for enterprise_id, meter in self.meters:
             yield self._power(enterprise_id, meter, t)
+
+    def _due(
+        self, key: tuple[str, str], params: OutletParams, t: int
+    ) -> tuple[list[Message], list[Message]]:
+        """What the outlet's logger sends in the minute at ``t``: (real-time frames, recorded
+        frames: minute, hour and day data)."""
+        if realtime_only(self.incidents, key, t):
+            times = range(t, t + 60, REALTIME_ONLY_INTERVAL_S)
+            return [m for s in times for m in self._realtime_frame(key, params, s)], []
+        down = logger_down(self.incidents, key)
+        if down is not None and down[0] < t < down[1]:
+            return [], []  # down: it sends nothing ...
+        live = self._realtime_frame(key, params, t) if self.realtime else []
+        recorded: list[Message] = []
+        interval = self.minute_interval_s(key, t)
+        window = t - interval
+        lost = down is not None and down[0] <= window < down[1]  # ... and records nothing
+        if t % interval == 0 and self._since(window) and not lost:
+            recorded += self._minute_frame(key, params, t, interval)
+        if t % HOUR == 0 and self._since(t - HOUR):
+            recorded += self._hour_frame(key, params, t - HOUR)
+        if (t + CHINA_OFFSET) % DAY == 0 and self._since(t - DAY):
+            recorded += self._day_frame(key, t - DAY)
+        return live, recorded
+
+    def minute_interval_s(self, key: tuple[str, str], t: int) -> int:
+        """How often the outlet's logger sends minute data (CN 2051) at ``t``."""
+        if minute_logger(self.incidents, key, t):
+            return 60
+        return self.minute_interval[key] * 60
 
     def _since(self, t: int) -> bool:
         return self.since is None or t >= self.since
@@ -149,10 +213,14 @@ class FleetTraffic:
         fp = params.factors[code]
         limits = effective_thresholds(params, fp)
         limit = limits.hour_alarm or limits.day_alarm
+        if stopped(self.incidents, key, t):
+            return self._stopped_value(code, limit, fp.allow_negative)
         if code in BASELINES or limit is None:
             base, sd = BASELINES.get(code, (1.0, 0.05))
             if code in FLOWS:
-                base *= max(load, 0.02)
+                # The flow and its noise follow the load: a source idling at night still
+                # draws a little, never a flow that drops to 0 now and then (not producing).
+                base, sd = base * max(load, 0.02), sd * max(load, 0.02)
             value = self.rng.gauss(base, sd)
         else:
             value = limit * (0.3 + 0.3 * load) * self.rng.uniform(0.9, 1.1)
@@ -167,9 +235,38 @@ class FleetTraffic:
             value = max(value, 0.0)
         noise = self.rng.uniform(0.95, 1.05)
         forced = value_override(
-            self.incidents, key, code, t, limits.hour_alarm, limits.day_alarm, noise
+            self.incidents,
+            key,
+            code,
+            t,
+            limits.hour_alarm,
+            limits.day_alarm,
+            noise,
+            is_flow=code == params.flow_code,
         )
-        return forced if forced is not None else round(value, 2)
+        return forced if forced is not None else _reading(value)
+
+    def _stopped_value(self, code: str, limit: float | None, allow_negative: bool) -> float:
+        if code in STOPPED_LEVELS:
+            value = self.rng.gauss(*STOPPED_LEVELS[code])
+        elif limit is not None:
+            value = limit * self.rng.uniform(0.01, 0.05)
+        else:
+            base, sd = BASELINES.get(code, (1.0, 0.05))
+            value = self.rng.gauss(base * 0.05, sd * 0.05)
+        return round(value if allow_negative else max(value, 0.0), 2)
+
+    def _minute_value(
+        self, key: tuple[str, str], params: OutletParams, code: str, t: int, interval: int
+    ) -> float:
+        """A minute record's value; a 1-minute logger's slow sensors repeat theirs."""
+        if interval != 60 or code not in SLOW_FACTORS:
+            return self.value(key, params, code, t)
+        period = t - t % SLOW_UPDATE_S
+        held = self._slow.get((*key, code))
+        if held is None or held[0] != period:
+            held = self._slow[(*key, code)] = (period, self.value(key, params, code, period))
+        return held[1]
 
     def _packets(
         self,
@@ -204,18 +301,20 @@ class FleetTraffic:
     def _flag(self, key: tuple[str, str], code: str, t: int) -> str:
         return flag_override(self.incidents, key, code, t)
 
-    def _minute_frame(self, key: tuple[str, str], params: OutletParams, t: int) -> list[Message]:
-        window = t - params.minute_interval_s
+    def _minute_frame(
+        self, key: tuple[str, str], params: OutletParams, t: int, interval: int
+    ) -> list[Message]:
+        window = t - interval
         pollutants: dict[str, dict[str, CpValue]] = {}
         for code in params.factors:
-            v = self.value(key, params, code, window)
+            v = self._minute_value(key, params, code, window, interval)
             acc = self._hour_sums.setdefault((*key, code, window - window % HOUR), [0.0, 0])
             acc[0] += v
             acc[1] += 1
             pollutants[code] = {
                 "Avg": v,
-                "Min": round(v * 0.95, 2),
-                "Max": round(v * 1.05, 2),
+                "Min": _reading(v * 0.95),
+                "Max": _reading(v * 1.05),
                 "Flag": self._flag(key, code, window),
             }
         return self._packets(key, params, "2051", window, pollutants)
@@ -223,10 +322,14 @@ class FleetTraffic:
     def _hour_frame(self, key: tuple[str, str], params: OutletParams, hour: int) -> list[Message]:
         hour_values: dict[str, dict[str, CpValue]] = {}
         means: dict[str, float] = {}
+        # HJ 212: an hour of flue gas with fewer than 75 % of its minute records is flagged D.
+        due = HOUR // self.minute_interval_s(key, hour)
         for code in params.factors:
             total, n = self._hour_sums.pop((*key, code, hour), (0.0, 0))
             mean = round(total / n, 4) if n else self.value(key, params, code, hour)
             flag = self._flag(key, code, hour)
+            if 0 < n < 0.75 * due and flag == "N" and params.kind == "gas":
+                flag = "D"
             hour_values[code] = {"Avg": mean, "Flag": flag}
             if flag == "N":
                 means[code] = mean
@@ -260,6 +363,12 @@ class FleetTraffic:
             p_kw = 0.0
         body = {"ts": datetime.fromtimestamp(t, tz=UTC).isoformat(), "p_kw": round(p_kw, 2)}
         return f"power/{meter.id}", json.dumps(body).encode()
+
+
+def _reading(value: float) -> float:
+    """A value as an analyser reports it: to 0.01, or to 0.001 below 1 (total phosphorus at
+    0.15 mg/L to 0.01 would repeat itself for an hour now and then: a false 恒值)."""
+    return round(value, 3 if abs(value) < 1 else 2)
 
 
 def _resent(message: Message, at: int) -> Message:

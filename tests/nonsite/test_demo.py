@@ -1,42 +1,92 @@
 """`nonsite demo` plays its script: a short accelerated run (two days of history at 1200
 times the clock) through the embedded broker, the service and SQLite opens the right case,
 with the right rule and tier, for every scripted incident; counts the late and duplicated
-frames; keeps the corrupted one as a dead letter; and the clean enterprises raise no alarm.
-It prints the dashboard and one login per role, and stops cleanly on Ctrl-C."""
+frames; keeps the corrupted one as a dead letter. The real fleet's conditions (a plant
+stopped across a midnight, a 1-minute logger, an intermittent discharger, a real-time-only
+outlet, a backfilling logger, a pH dip) raise what they should and none of the rules they
+must not; the stopped plant shows as stopped; and no enterprise without a scripted alarm has
+an alarm-tier case. It prints the dashboard and one login per role, and stops cleanly on
+Ctrl-C."""
 
 from __future__ import annotations
 
+import contextlib
+import re
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
+from ingest.hj212.timefmt import CHINA_TZ
 from nonsite.demo import DEMO_PASSWORD, DEMO_USERS, DemoSettings, demo_config, history_start
 from nonsite.embedded_broker import free_port
-from nonsite.simulator.incidents import Incident
-from rules.timebase import DAY
+from nonsite.simulator.incidents import ALL_OUTLETS, FOREVER, NO_ALARM, Incident
+from rules.timebase import DAY, HOUR
 
 pytestmark = pytest.mark.integration
 
-SETTINGS = {"enterprises": 30, "days": 2, "speed": 1200.0, "offline_after_s": 60}
+# 35 enterprises: the smallest demo fleet with an enterprise of its own for every condition.
+SETTINGS = {"enterprises": 35, "days": 2, "speed": 1200.0, "offline_after_s": 60}
+GRACE_S = 3600  # the demo's [rules] grace_s (the default)
+SIM_TIME = re.compile(r"模拟时间 (\d\d)-(\d\d) (\d\d):(\d\d)")
 
 
-def _script(data_dir: Path, port: int) -> list[Incident]:
+def _script(data_dir: Path, port: int) -> tuple[list[Incident], int, int]:
+    """The script, the history's start and the time it is computed at (the demo's history
+    reaches at least that far)."""
     now = time.time()
     settings = DemoSettings(data_dir=data_dir, http_port=port, **SETTINGS)  # type: ignore[arg-type]
-    return demo_config(settings, history_start(settings.days, now), int(now) + DAY)[1]
+    start = history_start(settings.days, now)
+    return demo_config(settings, start, int(now) + DAY)[1], start, int(now)
+
+
+def _sim_time(log: Path, start: int) -> int | None:
+    """The simulated time of the demo's last status line (China time, to the minute)."""
+    found = SIM_TIME.findall(log.read_text(errors="replace"))
+    if not found:
+        return None
+    month, day, hour, minute = (int(x) for x in found[-1])
+    first = datetime.fromtimestamp(start, CHINA_TZ)
+    year = first.year + (1 if month < first.month else 0)
+    return int(datetime(year, month, day, hour, minute, tzinfo=CHINA_TZ).timestamp())
+
+
+def _producing(db: sa.Engine, enterprise: str) -> bool | None:
+    """Whether the service shows the enterprise producing (None: no state yet)."""
+    with db.connect() as conn:
+        value = conn.execute(
+            sa.text("select producing from production where enterprise_id = :e"),
+            {"e": enterprise},
+        ).scalar()
+    return None if value is None else bool(value)
+
+
+def _fired(db: sa.Engine, enterprise: str) -> list[sa.Row]:
+    with db.connect() as conn:
+        return list(
+            conn.execute(
+                sa.text(
+                    "select distinct source_id, rule, tier from findings"
+                    " where enterprise_id = :e and state = 'fire'"
+                ),
+                {"e": enterprise},
+            )
+        )
 
 
 def _cases(db: sa.Engine) -> list[sa.Row]:
     with db.connect() as conn:
         return list(
             conn.execute(
-                sa.text("select enterprise_id, rule, tier, escalation from cases order by id")
+                sa.text(
+                    "select enterprise_id, source_id, rule, tier, escalation from cases order by id"
+                )
             )
         )
 
@@ -64,12 +114,18 @@ def _outcomes(port: int) -> dict[tuple[str, str], float]:
     return out
 
 
+@pytest.mark.timeout(480)  # about 150 s; failing, it waits 360 s for cases that never open
 def test_the_demo_plays_its_script_and_stops_cleanly(tmp_path):
     port = free_port()
-    script = _script(tmp_path, port)
+    script, start, now = _script(tmp_path, port)
     expected = {(i.enterprise_id, rule): tier for i in script for rule, tier in i.expect}
-    assert len(expected) == 10  # every incident that should open a case is in the script
-    log = (tmp_path / "demo.log").open("w+")
+    assert len(expected) == 13  # every incident that should open a case is in the script
+    stop = next(i for i in script if i.kind == "stopped")
+    # Run until every scripted window has been judged (its end, the grace and two spare
+    # hours), which the two days of history always reach.
+    judged_by = min(now, max(i.end for i in script if i.end < FOREVER) + GRACE_S + 2 * HOUR)
+    log_path = tmp_path / "demo.log"
+    log = log_path.open("w+")
     demo = subprocess.Popen(
         [
             *(sys.executable, "-m", "nonsite", "demo", "--data-dir", str(tmp_path)),
@@ -83,19 +139,25 @@ def test_the_demo_plays_its_script_and_stops_cleanly(tmp_path):
     )
     db = sa.create_engine(f"sqlite:///{tmp_path / 'nonsite.db'}")
     counted: dict[tuple[str, str], float] = {}
+    # Whether the stopped plant showed as producing, polled while its stop went on (an hour
+    # after it began, so the service has its data, until an hour before it ended).
+    shown_during_stop: list[bool | None] = []
+    reached: int | None = None
     try:
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + 360
         opened: set[tuple[str, str]] = set()
         while time.monotonic() < deadline and demo.poll() is None:
             time.sleep(3)
             if not (tmp_path / "nonsite.db").exists():
                 continue
+            reached = _sim_time(log_path, start)
+            if reached is not None and stop.start + HOUR <= reached < stop.end - HOUR:
+                shown_during_stop.append(_producing(db, stop.enterprise_id))
             opened = {(c.enterprise_id, c.rule) for c in _cases(db)}
-            if set(expected) <= opened:
-                counted = _outcomes(port)
+            if set(expected) <= opened and reached is not None and reached >= judged_by:
                 break
-        missing = set(expected) - opened
-        assert not missing, f"no case for {sorted(missing)}"
+        with contextlib.suppress(OSError):  # the service's counters, while it runs
+            counted = _outcomes(port)
     finally:
         demo.send_signal(signal.SIGINT)
         code = demo.wait(timeout=60)
@@ -109,16 +171,56 @@ def test_the_demo_plays_its_script_and_stops_cleanly(tmp_path):
     for incident in script:
         assert incident.describe() in output  # the script it printed is the one checked here
     assert "未办结案件" in output and "nonsite demo stopped." in output
+    assert reached is not None and reached >= judged_by, (reached, judged_by)
 
     cases = _cases(db)
+    problems: list[str] = []
     for (enterprise, rule), tier in expected.items():
         # The rule fired at its tier; the case is at that tier unless escalated, and says why.
-        assert tier in _fired_tiers(db, enterprise, rule), (enterprise, rule)
-        case = next(c for c in cases if (c.enterprise_id, c.rule) == (enterprise, rule))
-        assert case.tier == tier or case.escalation, case
-    scripted = {i.enterprise_id for i in script if i.expect}
-    clean_alarms = [c for c in cases if c.enterprise_id not in scripted and c.tier == "alarm"]
-    assert clean_alarms == []
+        case = next((c for c in cases if (c.enterprise_id, c.rule) == (enterprise, rule)), None)
+        if case is None:
+            problems.append(f"{enterprise}: no {rule} case")
+            continue
+        if tier not in _fired_tiers(db, enterprise, rule):
+            problems.append(f"{enterprise}: {rule} never fired at {tier}")
+        if not (case.tier == tier or case.escalation):
+            problems.append(f"{enterprise}: {rule} case at {case.tier}, not {tier}: {case}")
+    # The real fleet's conditions raise none of the rules they must not, at any tier.
+    for i in script:
+        if not i.expect_not:
+            continue
+        fired = [
+            f for f in _fired(db, i.enterprise_id) if i.source_id in (f.source_id, ALL_OUTLETS)
+        ]
+        for rule in i.expect_not:
+            if rule == NO_ALARM:
+                wrong = [(f.source_id, f.rule) for f in fired if f.tier == "alarm"]
+                wrong += [
+                    (c.source_id, f"{c.rule} case")
+                    for c in cases
+                    if c.enterprise_id == i.enterprise_id and c.tier == "alarm"
+                ]
+            else:
+                wrong = [(f.source_id, f.tier) for f in fired if f.rule == rule]
+            if wrong:
+                problems.append(
+                    f"{i.enterprise_id} {i.name}: {rule} must not fire: {sorted(set(wrong))}"
+                )
+    if False not in shown_during_stop:
+        problems.append(
+            f"{stop.enterprise_id} {stop.name}: never shown as stopped during its stop "
+            f"(producing: {shown_during_stop})"
+        )
+    # The clean part of the fleet: no alarm-tier case where the script has no alarm.
+    alarmed = {i.enterprise_id for i in script for _rule, tier in i.expect if tier == "alarm"}
+    clean_alarms = [
+        (c.enterprise_id, c.rule, c.escalation)
+        for c in cases
+        if c.enterprise_id not in alarmed and c.tier == "alarm"
+    ]
+    if clean_alarms:
+        problems.append(f"alarm-tier cases without a scripted alarm: {clean_alarms}")
+    assert not problems, "\n".join(problems)
     # Late and duplicated frames are counted, not judged: a byte-identical re-delivery by the
     # archive, a backfill of data already received or of an hour already closed by the rules.
     assert counted[("nonsite_ingest_messages_total", "duplicate")] >= 1, counted
