@@ -98,7 +98,6 @@ class RulesSink:
         self._last_snapshot = -float("inf")  # the first commit takes one
         self._snapshot_position = -1
         self._seen = (0, 0, 0, 0, 0)
-        self._production: dict[str, bool] = {}  # as last stored
         self._wall = wall_clock
         # Receipt (epoch seconds) of the batch that produced each pending finding, by id; the
         # clock's findings (absence rules) have none: no reading closed them.
@@ -149,11 +148,9 @@ class RulesSink:
         self._count(found)
 
     def _record(self, conn: Connection, found: list[Finding]) -> None:
-        now = self.engine.production()
-        changed = {e: p for e, p in now.items() if self._production.get(e) != p}
+        changed = self.engine.production_changes()
         if changed:
             record_production(conn, changed)
-            self._production = now
         new = record_findings(conn, found)
         if new and self.on_new is not None:
             self.on_new(conn, new)

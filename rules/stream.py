@@ -151,7 +151,7 @@ class _OutletStream:
 
 # The layout of the engine's state; a snapshot of another layout is not restored (the
 # archive is replayed instead). Raise it whenever a pickled class changes its fields.
-STATE_FORMAT = 9
+STATE_FORMAT = 10
 
 
 class StreamEngine:
@@ -175,6 +175,9 @@ class StreamEngine:
         self._links = production_links(params, self._power_params)
         self.absence = AbsenceWatch(params, self._power_params)
         self.stats = EngineStats()
+        self._outlets_of: dict[str, list[_OutletStream]] = {}  # enterprise → its outlets
+        self._production_dirty: set[str] = set()  # enterprises whose state may have changed
+        self._production_told: dict[str, bool] = {}  # as last reported
 
     def process(self, batch: ReadingBatch) -> list[Finding]:
         out: list[Finding] = []
@@ -218,6 +221,7 @@ class StreamEngine:
             if ts > st.watermark:
                 st.watermark = ts
                 out += st.finalize(ts - grace)
+                self._production_dirty.add(s.enterprise_id)
         return out
 
     def production(self) -> dict[str, bool]:
@@ -225,16 +229,35 @@ class StreamEngine:
         meters and its outlets' data flags. Enterprises whose state is not known yet are left
         out."""
         out: dict[str, bool] = {}
-        for enterprise, ps in self._enterprises.items():
-            producing = ps.judge.producing()
+        for enterprise in {*self._enterprises, *self._outlets_of}:
+            producing = self._producing(enterprise)
             if producing is not None:
                 out[enterprise] = producing
-        # An outlet whose data are flagged F (停运) says its source is stopped; one with any
-        # other data says it emits. Either side producing means producing.
-        for (enterprise, _), st in self._outlets.items():
-            if st.latest[0] > -(2**62):
-                out[enterprise] = out.get(enterprise, False) or not st.latest[1]
         return out
+
+    def production_changes(self) -> dict[str, bool]:
+        """The enterprises whose production state changed since the last call, and their new
+        state: the service stores these with the batch (only the enterprises a batch touched
+        are looked at, not the whole fleet)."""
+        dirty, self._production_dirty = self._production_dirty, set()
+        out: dict[str, bool] = {}
+        for enterprise in sorted(dirty):
+            producing = self._producing(enterprise)
+            if producing is not None and self._production_told.get(enterprise) != producing:
+                self._production_told[enterprise] = producing
+                out[enterprise] = producing
+        return out
+
+    def _producing(self, enterprise: str) -> bool | None:
+        """An outlet whose latest data are flagged F (停运) says its source is stopped, one with
+        any other data says it emits; a production meter ON says it produces. Either side
+        producing means producing; None while neither knows."""
+        ps = self._enterprises.get(enterprise)
+        producing = ps.judge.producing() if ps is not None else None
+        for st in self._outlets_of.get(enterprise, ()):
+            if st.latest[0] > -(2**62):
+                producing = bool(producing) or not st.latest[1]
+        return producing
 
     def reconfigure(self, other: StreamEngine) -> None:
         """Take ``other``'s parameters (a new configuration) and keep this engine's state for
@@ -261,6 +284,10 @@ class StreamEngine:
                 self._enterprises[ent].judge.reconfigure(power)
                 self._enterprises[ent].link = links.get(ent)
         self.absence.reconfigure(self._params, self._power_params)
+        self._outlets_of = {}
+        for (enterprise, _), st in self._outlets.items():
+            self._outlets_of.setdefault(enterprise, []).append(st)
+        self._production_dirty |= {*self._enterprises, *self._outlets_of}
 
     def tick(self, now: int) -> list[Finding]:
         """Judge absence (offline loggers, missing hours) at clock time ``now``."""
@@ -287,6 +314,7 @@ class StreamEngine:
                     stats.unconfigured += 1
                     continue
                 st = self._outlets[key] = _OutletStream(params, markings)
+                self._outlets_of.setdefault(key[0], []).append(st)
             if m.data_time is not last_dt:
                 last_dt = m.data_time
                 t = int(last_dt.timestamp())
@@ -302,8 +330,11 @@ class StreamEngine:
                 latest_t, all_stopped = st.latest
                 if t > latest_t:
                     st.latest = (t, m.flag == "F")
+                    if st.latest[1] != all_stopped or latest_t == -(2**62):
+                        self._production_dirty.add(key[0])
                 elif t == latest_t and all_stopped and m.flag != "F":
                     st.latest = (t, False)
+                    self._production_dirty.add(key[0])
             if interval == "hour":
                 absence.hour_packet(key, t - t % HOUR, m.factor)
             elif interval == "minute":

@@ -93,9 +93,12 @@ def test_a_stopped_hour_is_flagged_f_and_the_outlet_shows_as_stopped():
     stream.process_measurements(data)
     assert stream.stopped_outlets() == {("E1", "DA001")}
     assert stream.production() == {"E1": False}  # 停产
+    assert stream.production_changes() == {"E1": False}  # what the service stores
+    assert stream.production_changes() == {}  # told once
     stream.process_measurements(gas_hour(2, 40.0))
     assert stream.stopped_outlets() == set()
     assert stream.production() == {"E1": True}
+    assert stream.production_changes() == {"E1": True}
 
 
 @pytest.mark.parametrize(
