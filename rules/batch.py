@@ -21,6 +21,7 @@ import polars as pl
 from ingest.readings import Measurement, PowerSample
 from rules import power_batch
 from rules.absence import AbsenceWatch
+from rules.copies import copy_watches
 from rules.findings import Finding
 from rules.hours import (
     ASSUMED_MINUTE_INTERVAL_S,
@@ -597,6 +598,7 @@ class BatchEngine:
         aggs = self.hour_aggregates(kept)
         final = {(r[0], r[1]): r[2] for r in watermarks.iter_rows()}
         out: list[Finding] = []
+        copies = copy_watches(self.params)
         for (enterprise, outlet), hours in _by_outlet(aggs):
             params = self.params[(enterprise, outlet)]
             judge = OutletJudge(params, self.book)
@@ -611,9 +613,14 @@ class BatchEngine:
                 out += judge.hour(hour, factors)
                 if link is not None:
                     out += link.outlet_hour(outlet, hour, judge.hour_flow, judge.hour_stopped)
+                watch = copies.get(enterprise)
+                if watch is not None:  # compared once all outlets are in, below
+                    watch.outlet_hour(outlet, hour, judge.hour_signatures, wait=False)
             for d in judge.open_days():
                 if d + DAY + self.grace <= limit:
                     out += judge.day(d)
+        for watch in copies.values():
+            out += watch.compare(final=flush)
         return out
 
 

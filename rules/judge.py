@@ -24,6 +24,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from rules.copies import Signature
 from rules.emission import AmountHistory, excess_kg, hour_amount_kg, substitution_window
 from rules.findings import Finding, Tier
 from rules.hours import FIXED, HourAgg, to_fixed
@@ -111,6 +112,8 @@ class OutletJudge:
         self._history: dict[str, array[float]] = {}
         self.hour_flow: float | None = None  # the valid flow of the last hour judged
         self.hour_stopped: str | None = None  # what says its source was stopped (A7-2)
+        # B8-8: the last hour's factor series, for the comparison across outlets
+        self.hour_signatures: list[tuple[str, Signature]] = []
         # B7 on minute and real-time data: the last hour judged, the factors the data have
         # carried, and whether the logger sends hour packets (then rules/absence.py judges).
         # (A tuple, and None for what most outlets never need: a judge is kept per outlet,
@@ -264,8 +267,9 @@ class OutletJudge:
         number of valid records, sum, minimum and maximum (a varying series; two real
         analysers do not agree to the 10⁻⁶ on all four), the later code naming the earlier."""
         p = self.params
-        seen: dict[tuple[int, int, int | None, int | None], str] = {}
+        seen: dict[Signature, str] = {}
         copied: dict[str, str] = {}
+        self.hour_signatures = []
         for code in sorted(aggs):
             a = aggs[code]
             if (
@@ -275,6 +279,7 @@ class OutletJudge:
             ):
                 continue
             signature = (a.n_valid, a.sum_valid, a.min_valid, a.max_valid)
+            self.hour_signatures.append((code, signature))
             if signature in seen:
                 copied[code] = seen[signature]
             else:

@@ -24,6 +24,7 @@ from math import isnan
 
 from ingest.readings import Measurement, PowerSample, ReadingBatch
 from rules.absence import AbsenceWatch
+from rules.copies import copy_watches
 from rules.findings import Finding
 from rules.hours import REALTIME_QUIET_S, DeviceHour, MinuteRecord, RunState, aggregate
 from rules.judge import OutletJudge
@@ -151,7 +152,7 @@ class _OutletStream:
 
 # The layout of the engine's state; a snapshot of another layout is not restored (the
 # archive is replayed instead). Raise it whenever a pickled class changes its fields.
-STATE_FORMAT = 10
+STATE_FORMAT = 11
 
 
 class StreamEngine:
@@ -173,6 +174,7 @@ class StreamEngine:
         self._power_params = power or {}
         self._enterprises: dict[str, _PowerStream] = {}
         self._links = production_links(params, self._power_params)
+        self._copies = copy_watches(params)
         self.absence = AbsenceWatch(params, self._power_params)
         self.stats = EngineStats()
         self._outlets_of: dict[str, list[_OutletStream]] = {}  # enterprise → its outlets
@@ -283,6 +285,12 @@ class StreamEngine:
             else:
                 self._enterprises[ent].judge.reconfigure(power)
                 self._enterprises[ent].link = links.get(ent)
+        copies = copy_watches(self._params)
+        for ent, watch in copies.items():
+            if ent in self._copies:  # keep the hours waiting
+                self._copies[ent].reconfigure(watch.outlets)
+                copies[ent] = self._copies[ent]
+        self._copies = copies
         self.absence.reconfigure(self._params, self._power_params)
         self._outlets_of = {}
         for (enterprise, _), st in self._outlets.items():
@@ -411,6 +419,9 @@ class StreamEngine:
             link = self._links.get(p.enterprise_id)
             if link is not None:
                 out += link.outlet_hour(p.outlet_id, h, judge.hour_flow, judge.hour_stopped)
+            copies = self._copies.get(p.enterprise_id)
+            if copies is not None:
+                out += copies.outlet_hour(p.outlet_id, h, judge.hour_signatures)
         for d in judge.open_days():
             if d + DAY + self.grace <= watermark:
                 out += judge.day(d)
@@ -425,6 +436,8 @@ class StreamEngine:
         for ps in self._enterprises.values():
             out += ps.finalize(2**62)
             out += ps.judge.flush()  # C7: the last day of each production device
+        for copies in self._copies.values():
+            out += copies.compare(final=True)
         return out
 
 

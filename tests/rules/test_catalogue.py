@@ -1,13 +1,13 @@
 """The catalogue rules added by issue 15, each at its boundaries, through both engines."""
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 
 from ingest.hj212.timefmt import CHINA_TZ
 from ingest.readings import Measurement, PowerSample
-from rules.batch import BatchEngine, readings_frames
+from rules.batch import BatchEngine, measurements_frame, readings_frames
 from rules.findings import Finding
 from rules.markings import Marking
 from rules.params import FactorParams, OutletParams, Thresholds
@@ -342,3 +342,63 @@ def test_a_daily_exceedance_substitutes_the_amount_of_its_invalid_hours_by_hj_75
         "kg_per_hour": pytest.approx(21.6),
     }
     assert a4.evidence["emission_kg"] == pytest.approx(20 * 0.0036 * 95 * 100 + 4 * 21.6)
+
+
+def two_outlets(late: str = "", by_s: int = 3 * 3600) -> tuple[dict, list[Measurement]]:
+    """Outlets DA001 and DA002 of E1 (and DA003, silent); DA002 copies DA001's SO2 series in
+    hour 1; the ``late`` outlet's data arrive ``by_s`` late."""
+    params = {("E1", o): replace(gas_outlet(), outlet_id=o) for o in ("DA001", "DA002", "DA003")}
+    series = [41.2, 43.5, 40.1, 44.8, 42.0, 39.7]
+    data: list[Measurement] = []
+    for h in range(4):
+        for outlet in ("DA001", "DA002"):
+            values = (
+                series if h == 1 else [v + (0.3 if outlet == "DA002" else 0) + h for v in series]
+            )
+            shift = timedelta(seconds=by_s if outlet == late else 0)
+            rows = minutes(SO2, tick(h), values, outlet=("E1", outlet))
+            rows += hour_of(O2, tick(h), 6.0 if outlet == "DA001" else 6.4, outlet=("E1", outlet))
+            data += [r._replace(received_at=r.received_at + shift) for r in rows]
+    return params, data
+
+
+def run_fleet(params: dict, readings: list[Measurement]) -> list[Finding]:
+    readings = sorted(readings, key=lambda r: r.received_at)
+    stream = StreamEngine(params, grace_s=600)
+    found: list[Finding] = []
+    for r in readings:
+        found += stream.process_measurements([r])
+    found += stream.flush()
+    batched = BatchEngine(params, grace_s=600).run(measurements_frame(readings))
+    assert sorted(found, key=lambda f: f.id) == sorted(batched, key=lambda f: f.id)
+    return found
+
+
+@pytest.mark.parametrize("late", ["", "DA001", "DA002"])
+def test_b8_8_two_outlets_reporting_the_same_series_whichever_closes_first(late):
+    params, data = two_outlets(late)
+    found = [
+        (f.source_id, f.factor, f.window_start, f.evidence["same_as"])
+        for f in fired(run_fleet(params, data), "B8-8")
+    ]
+    assert found == [
+        ("DA001", SO2, epoch(tick(1)), [f"DA002/{SO2}"]),
+        ("DA002", SO2, epoch(tick(1)), [f"DA001/{SO2}"]),
+    ]
+
+
+def test_b8_8_a_silent_outlet_does_not_hold_the_comparison_forever():
+    """DA003 sends nothing: hour 1 is compared once the others are two days further on."""
+    params, data = two_outlets()
+    later = []
+    for h in range(4, 52):
+        for outlet in ("DA001", "DA002"):
+            later += minutes(
+                SO2,
+                tick(h),
+                [40.0 + h + i / 10 + (outlet == "DA002") for i in range(6)],
+                outlet=("E1", outlet),
+            )
+    stream = StreamEngine(params, grace_s=600)
+    found = stream.process_measurements(sorted(data + later, key=lambda r: r.received_at))
+    assert [f.source_id for f in fired(found, "B8-8")] == ["DA001", "DA002"]  # before any flush
