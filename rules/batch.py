@@ -122,6 +122,15 @@ class BatchStats(NamedTuple):
     unconfigured: int
 
 
+def _flag() -> pl.Expr:
+    """The data flag as the rules take it (``rules.hours.flag_of``): its first letter, N when
+    there is none or it is empty."""
+    flag = pl.col("flag")
+    return (
+        pl.when(flag.is_null() | (flag == "")).then(pl.lit("N")).otherwise(flag.str.slice(0, 1))
+    ).alias("flag")
+
+
 def _fixed(col: str) -> pl.Expr:
     return (pl.col(col) * FIXED + 0.5).floor().cast(pl.Int64)
 
@@ -243,9 +252,7 @@ class BatchEngine:
         group = [*outlet, "hour", "factor"]
         records = (
             kept.filter(pl.col("interval") != "hour")
-            .with_columns(
-                pl.col("flag").fill_null("N"), (pl.col("interval") == "rtd").alias("realtime")
-            )
+            .with_columns(_flag(), (pl.col("interval") == "rtd").alias("realtime"))
             # a factor's real-time records make its hour only when it has no minute records
             .filter(~pl.col("realtime") | pl.col("realtime").all().over(group))
             .join(
@@ -282,6 +289,7 @@ class BatchEngine:
             pl.col("zero_len").max().cast(pl.Int64).alias("zero_run"),
             pl.col("const_len").max().cast(pl.Int64).alias("const_run"),
             pl.col("plateau").sum().cast(pl.Int64).alias("plateaus"),
+            pl.col("plateau_value").max(),
             ((pl.col("flag") == "F") | pl.col("stop_marked")).sum().cast(pl.Int64).alias("n_f"),
             pl.col("interval_s").first(),
             pl.col("derived").first().fill_null(0).alias("seen_interval_s"),
@@ -296,7 +304,7 @@ class BatchEngine:
         agg = agg.join(self._low_periods(records), on=group, how="left")
         device = (
             kept.filter(pl.col("interval") == "hour")
-            .with_columns(pl.col("flag").fill_null("N"))
+            .with_columns(_flag())
             .select(
                 *group,
                 pl.col("value").alias("dev_value"),
@@ -458,7 +466,10 @@ class BatchEngine:
             & (2 * (value - entry).abs() >= value.abs())
             & (2 * (value - exit_value).abs() >= value.abs())
         )
-        return df.with_columns(plateau.fill_null(value=False).alias("plateau"))
+        plateau = plateau.fill_null(value=False)
+        return df.with_columns(
+            plateau.alias("plateau"), pl.when(plateau).then(value).alias("plateau_value")
+        )
 
     # -- layer 2: judging the closed windows ---------------------------------------------
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from array import array
 
+from rules.timebase import DAY
+
 # Flow units (as configured or from the HJ 212 code table) → m³ (or L) per hour, per unit.
 _PER_HOUR = {"m³/s": 3600.0, "m3/s": 3600.0, "L/s": 3600.0, "l/s": 3600.0, "m³/h": 1.0, "m3/h": 1.0}
 # Volume units per concentration unit that make mg: mg/m³ with m³, mg/L with L.
@@ -57,18 +59,30 @@ class AmountHistory:
     windows are counted in whole days: the maximum may include up to a day more than the
     standard's hours), and the quarter's capture counts."""
 
-    __slots__ = ("due", "hours", "last_hour", "maxima", "quarter", "valid")
+    __slots__ = ("due", "hours", "last_day", "last_hour", "maxima", "quarter", "valid")
 
     def __init__(self) -> None:
         self.last_hour = 0  # the last hour with a valid amount
+        self.last_day: int | None = None  # the last day counted
         self.maxima: array[float] | None = None  # created at the first day's close
         self.hours: array[int] | None = None
         self.quarter = 0  # start of the quarter the counts are for
         self.valid = 0  # valid hours in the quarter so far
         self.due = 0  # hours the source was not stopped in the quarter so far
 
-    def capture(self) -> float:
-        return self.valid / self.due if self.due else 0.0
+    def capture(self, day: int, quarter: int) -> float:
+        """The quarter's valid-data capture before ``day``: its valid hours over its due ones,
+        the days the outlet sent nothing due whole."""
+        if quarter != self.quarter:
+            return 0.0  # nothing counted in this quarter yet
+        due = self.due + self._missed(day, quarter)
+        return self.valid / due if due else 0.0
+
+    def _missed(self, day: int, quarter: int) -> int:
+        """Hours of the days between the last counted one and ``day`` (none counted)."""
+        if self.last_day is None or day - self.last_day <= DAY:
+            return 0
+        return (day - max(self.last_day + DAY, quarter)) // 3600
 
     def largest(self, window_hours: int) -> float | None:
         """The largest hourly amount of the last ``window_hours`` valid hours (whole days)."""
@@ -84,11 +98,18 @@ class AmountHistory:
                 break
         return best
 
-    def close_day(self, quarter: int, day_max: float | None, valid: int, due: int) -> None:
+    def close_day(
+        self, quarter: int, day: int, day_max: float | None, valid: int, due: int
+    ) -> None:
+        """Count a closed day: its largest valid hourly amount, its valid hours, and the hours
+        the source was not stopped (``due``). Days the outlet never closed since the last one
+        (it sent nothing) were due whole: a silent logger lowers the capture."""
+        missed = self._missed(day, quarter)
         if quarter != self.quarter:
             self.quarter, self.valid, self.due = quarter, 0, 0
+        self.last_day = day
         self.valid += valid
-        self.due += due
+        self.due += due + missed
         if self.maxima is None or self.hours is None:
             self.maxima, self.hours = array("f"), array("B")
         self.maxima.append(day_max or 0.0)

@@ -33,8 +33,10 @@ ASSUMED_REALTIME_INTERVAL_S = 30  # HJ 212's finest RtdInterval (30 s)
 REALTIME_SUFFIX = "@rtd"  # run and interval state of a factor's real-time records
 # Real-time values (CN 2011) make an outlet's hours only while it has sent no minute data
 # (CN 2051) stamped within this long before them: most loggers send both, and minute data
-# are the standard's basis for the hour (so real-time values are not even kept then).
-REALTIME_QUIET_S = 2 * 3600
+# are the standard's basis for the hour (so real-time values are not even kept then). Half an
+# hour: three 10-minute windows, as a minute record arrives after its window; once minute
+# data stop, real-time data take over half an hour later.
+REALTIME_QUIET_S = 30 * 60
 
 
 def to_fixed(value: float) -> int:
@@ -107,6 +109,7 @@ class HourAgg(NamedTuple):
     dev_min: float | None = None
     dev_max: float | None = None
     plateaus: int = 0  # B8-7: calibration-like plateaus that ended in the hour
+    plateau_value: int | None = None  # ... the highest of their values (fixed-point)
 
     @property
     def invalid_flag(self) -> str | None:
@@ -171,9 +174,9 @@ class RunState:
         eligible: bool,
         interval_s: int,
         plateau_s: tuple[int, int] = PLATEAU_S,
-    ) -> tuple[int, int, bool]:
-        """Advance by one record: the zero and constant runs it is part of, and whether it
-        ends a calibration-like plateau (B8-7, ``is_plateau``)."""
+    ) -> tuple[int, int, int | None]:
+        """Advance by one record: the zero and constant runs it is part of, and the value of
+        the calibration-like plateau it ends (B8-7, ``is_plateau``), if it ends one."""
         consecutive = t - self.last_t == interval_s
         ended, value, entry = self.const, self.last_fixed, self.run_entry
         previous_valid = self.last_valid and consecutive
@@ -188,10 +191,11 @@ class RunState:
             self.zero = 0
             if self.const == 1:  # a new run: the value it stepped from, if it is known
                 self.run_entry = self.last_fixed if previous_valid else None
-        plateau = False
+        plateau: int | None = None
         if ended and self.const != ended + 1:
             exit_value = fixed if eligible and consecutive else None
-            plateau = is_plateau(ended, interval_s, value, entry, exit_value, plateau_s)
+            if is_plateau(ended, interval_s, value, entry, exit_value, plateau_s):
+                plateau = value
         self.last_t = t
         self.last_fixed = fixed if fixed is not None else 0
         self.last_valid = eligible and fixed is not None
@@ -204,6 +208,12 @@ _VALUE_MASK = (1 << _VALUE_BITS) - 1
 
 def _entries(queue: int | tuple[int, ...]) -> list[int]:
     return [queue] if isinstance(queue, int) else list(queue)
+
+
+def flag_of(flag: str | None) -> str:
+    """A reading's data flag as the rules take it: its first letter; none (or an empty
+    field, ``a21026-Flag=;``) is N."""
+    return flag[0] if flag else "N"
 
 
 def is_plateau(
@@ -342,6 +352,7 @@ def _factor_hour(
     flags = dict.fromkeys("DMCBT", 0)
     low = high = ext_low = ext_high = None
     zero_best = const_best = plateaus = 0
+    plateau_value: int | None = None
     for r in records:
         n += 1
         fixed = None
@@ -366,7 +377,9 @@ def _factor_hour(
             n_f += 1
         eligible = fixed is not None and r.t not in not_producing
         zero, const, plateau = state.step(r.t, fixed, eligible, used, plateau_s)
-        plateaus += plateau
+        if plateau is not None:
+            plateaus += 1
+            plateau_value = plateau if plateau_value is None else max(plateau_value, plateau)
         zero_best = max(zero_best, zero)
         const_best = max(const_best, const)
     return HourAgg(
@@ -396,6 +409,7 @@ def _factor_hour(
         ext_low=ext_low,
         ext_high=ext_high,
         plateaus=plateaus,
+        plateau_value=plateau_value,
     )
 
 

@@ -35,7 +35,9 @@ from rules.timebase import DAY, HOUR, day_start, month_start, next_month_start, 
 RECOMPUTE_TOLERANCE = 0.02  # A1D: relative difference tolerated between device and recomputed
 EXCEEDANCE_RULES = frozenset({"A3", "A4", "A5-1"})  # 超标倍数 is stated for these only
 FAULT_FLAGS = ("D", "M", "C")  # B9: an hour invalid for these is counted (F is not a fault)
-CLAIMS_STOPPED = ("shutdown", STOPPED_MARK)  # markings that say the source is not running
+# Markings that say the source is not running: 停产. A shutdown (停炉/停机) is the process of
+# stopping, which draws production power; it is not a claim that nothing runs.
+CLAIMS_STOPPED = (STOPPED_MARK,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +190,9 @@ class OutletJudge:
                 self._count_records(day, code, start, agg)
             if hv.flag == "F":
                 day.stopped[code] = day.stopped.get(code, 0) + 1
-            out += self._range("A4V", code, start, HOUR, agg, hv)
+            still = day.flow == 0  # a valid zero flow: nothing left the outlet this hour
+            if not (still and p.kind == "water"):  # still water's pH was not discharged
+                out += self._range("A4V", code, start, HOUR, agg, hv)
             if code == p.furnace_code and p.furnace_bound is not None:
                 out += self._furnace_hour(code, start, agg, day, hv)
             else:
@@ -196,6 +200,8 @@ class OutletJudge:
             if not hv.valid or hv.value is None:
                 continue
             out += self._jump(code, start, hv.value)
+            if still and p.kind == "gas" and code != p.flow_code:
+                continue  # not producing: no emission to judge (O2 near ambient inflates 折算)
             judged = hv.value
             evidence: dict[str, Any] = {"source": hv.source, "measured": _round(hv.value)}
             if hv.source != "device":
@@ -244,8 +250,8 @@ class OutletJudge:
                 limit = t.hour_alarm if t.hour_alarm is not None else t.hour_warning
                 if limit is not None and judged > limit:
                     evidence["excess_kg"] = _round(excess_kg(amount, judged, limit))
-            if p.kind != "water" or day.flow != 0:  # a still night of an intermittent
-                out += self._tiered(  # discharger discharged nothing: no hour to judge
+            if not still:  # a still night of an intermittent discharger emitted nothing
+                out += self._tiered(
                     "A3", code, start, HOUR, judged, t.hour_alarm, t.hour_warning, evidence
                 )
             if t.ultra_low is not None:  # A8: the month's share of hours within the target
@@ -261,6 +267,22 @@ class OutletJudge:
         out += self._interval_check(start, aggs)
         out += self._copies(start, aggs)
         return out
+
+    def _plateau(self, code: str, start: int, agg: HourAgg) -> list[Finding]:
+        """B8-7: a calibration-like plateau at a span-gas level: at least
+        ``plateau_range_share`` of the instrument's range (span gases are 50–90 % of it), so
+        judged only where the range is configured; a low round value (10 on an ultra-low
+        plant) is ordinary data."""
+        fp = self.params.factors[code]
+        if fp.range_max is None:
+            return []
+        level = to_fixed(self.params.plateau_range_share * fp.range_max)
+        holds = agg.plateau_value is not None and agg.plateau_value >= level
+        value = agg.plateau_value / FIXED if agg.plateau_value is not None else None
+        evidence = {"plateaus": agg.plateaus, "value": value, "range_max": fp.range_max}
+        return self._transition(
+            "B8-7", code, start, HOUR, "warning" if holds else None, value, None, evidence
+        )
 
     def _copies(self, start: int, aggs: dict[str, HourAgg]) -> list[Finding]:
         """B8-8: two factors of the outlet that report the same series in the hour: the same
@@ -328,7 +350,7 @@ class OutletJudge:
             out += self._flagged(
                 "B2", code, start, const >= p.const_minutes, const, p.const_minutes, "min"
             )
-            out += self._flagged("B8-7", code, start, agg.plateaus > 0, agg.plateaus, 0, "次")
+            out += self._plateau(code, start, agg)
         low: float | None
         high: float | None
         if agg.min_valid is not None and agg.max_valid is not None:
@@ -421,18 +443,15 @@ class OutletJudge:
         return out
 
     def _stopped_claim(self, start: int, flow: HourValue | None) -> str | None:
-        """What says the outlet's source was stopped in the hour: its flow flagged F (停运),
-        or a declared shutdown or 停产 marking over the whole hour (for A7-2)."""
-        if flow is not None and flow.flag == "F":
-            return "F"
-        if self.markings is None:
-            return None
+        """What says the outlet's source was stopped in the hour: a declared 停产 marking over
+        the whole hour, or its flow flagged F (停运) (for A7-2)."""
         p = self.params
-        for kind in CLAIMS_STOPPED:
+        for kind in CLAIMS_STOPPED if self.markings is not None else ():
+            assert self.markings is not None
             m = self.markings.marking_at(p.enterprise_id, p.outlet_id, "", start, kind)
             if m is not None and m.end >= start + HOUR:
                 return kind
-        return None
+        return "F" if flow is not None and flow.flag == "F" else None
 
     def _count_records(self, day: _DayHours, code: str, start: int, agg: HourAgg) -> None:
         """B10's tallies: records received and valid, and those the hour should have held at
@@ -845,7 +864,9 @@ class OutletJudge:
         if p.marking_caps and self.markings is not None:
             caps = self.markings.cap_usage((p.enterprise_id, p.outlet_id), start + DAY)
         for code, acc in sorted(hours.values.items()):
-            t = self.thresholds[code]
+            t = self.thresholds.get(code)
+            if t is None:
+                continue  # no longer configured
             if t.day_alarm is None and t.day_warning is None:
                 continue
             n = int(acc[0])
@@ -869,11 +890,21 @@ class OutletJudge:
             )
         out += self._furnace_day(start, hours)
         out += self._ultra_low_months(start + DAY)
-        for code, acc in hours.values.items():
-            if acc[7]:
-                due = 24 - hours.stopped.get(code, 0)
-                self._amount_history(code).close_day(quarter_start(start), acc[8], int(acc[7]), due)
+        for code, history in (self._amounts or {}).items():  # valid today or not
+            amounts = hours.values.get(code)
+            valid = int(amounts[7]) if amounts is not None else 0
+            due = 24 - self._stopped_hours(start, code, hours)
+            day_max = amounts[8] if amounts is not None and valid else None
+            history.close_day(quarter_start(start), start, day_max, valid, due)
         return out
+
+    def _stopped_hours(self, start: int, code: str, hours: _DayHours) -> int:
+        """The day's hours the source was stopped in: flagged F, or silent inside a declared
+        停产 marking."""
+        counts = hours.counts.get(code)
+        judged = counts[3] if counts else 0
+        unjudged = [h for h in range(24) if not judged >> h & 1]
+        return hours.stopped.get(code, 0) + self._stopped_marked(start, code, unjudged)
 
     def _amount_history(self, code: str) -> AmountHistory:
         if self._amounts is None:
@@ -888,18 +919,19 @@ class OutletJudge:
     ) -> float:
         """kg put in for the day's hours without a valid amount that the source was not
         stopped in, by the HJ 75 rule (``rules.emission``); stated in the evidence."""
-        missing = 24 - valid - hours.stopped.get(code, 0)
+        missing = 24 - valid - self._stopped_hours(start, code, hours)
         history = self._amounts.get(code) if self._amounts else None
         if missing <= 0 or history is None:
             return 0.0
         last = history.last_hour
         gap = (start + DAY - last) // HOUR - 1
-        window = substitution_window(history.capture(), gap)
+        capture = history.capture(start, quarter_start(start))
+        window = substitution_window(capture, gap)
         per_hour = None if window is None else history.largest(window)
         evidence["substituted"] = {
             "hours": missing,
             "window_hours": window,
-            "capture": round(history.capture(), 4),
+            "capture": round(capture, 4),
             "kg_per_hour": _round(per_hour),
         }
         return 0.0 if per_hour is None else per_hour * missing
@@ -916,6 +948,8 @@ class OutletJudge:
                 break
             assert self._months is not None
             for code, (n, within) in sorted(self._months.pop(month).items()):
+                if code not in self.thresholds:
+                    continue  # no longer configured
                 share = within / n
                 evidence = {
                     "valid_hours": n,
@@ -947,24 +981,26 @@ class OutletJudge:
             return True
         if not p.incineration or n < p.incineration_min_hours:
             return False
-        counts = hours.counts.get(code)
-        judged = counts[3] if counts else 0
-        unjudged = [h for h in range(24) if not judged >> h & 1]
-        stopped = hours.stopped.get(code, 0) + self._stopped_marked(start, code, unjudged)
-        running = 24 - stopped
+        running = 24 - self._stopped_hours(start, code, hours)
         evidence["running_hours"] = running
         return n >= running
 
     def _daily_value(self, acc: list[float], evidence: dict[str, Any]) -> float | None:
         """The day's value from its valid hours: their mean; for wastewater weighted by each
         hour's flow (HJ 212 附录D), a zero-flow hour weighing 0 and an hour without a valid
-        flow left out of the weighting (not guessed). None when nothing was discharged."""
+        flow left out of the weighting (not guessed), when the hours with a valid flow are
+        themselves enough for a daily value (``valid_hours_per_day``); else their mean. None
+        when nothing was discharged."""
         n, total, weighted_sum, weights, n_flow, unweighted = acc[:6]
         if self.params.kind != "water" or not n_flow:
             evidence["flow_weighted"] = False
             return total / n
         evidence["weighted_hours"] = int(n_flow)
         evidence["weighted_share"] = round(n_flow / n, 4)
+        if n_flow < self.params.valid_hours_per_day:
+            # too few hours with a valid flow to weigh the day on: the mean of its hours
+            evidence["flow_weighted"] = False
+            return total / n
         if weights > 0:
             evidence["flow_weighted"] = True
             return weighted_sum / weights

@@ -132,6 +132,7 @@ class OutletParams:
     # flag) lasting this many minutes [I].
     plateau_min_minutes: int = 3
     plateau_max_minutes: int = 15
+    plateau_range_share: float = 0.4  # ... at a level of at least this share of the range
     copy_min_records: int = 6  # B8-8: identical series of at least this many valid records [I]
     marking_caps: tuple[MarkingCap, ...] = ()
     furnace_code: str = "a01901"  # 炉膛内焚烧平均温度

@@ -26,7 +26,14 @@ from ingest.readings import Measurement, PowerSample, ReadingBatch
 from rules.absence import AbsenceWatch
 from rules.copies import copy_watches
 from rules.findings import Finding
-from rules.hours import REALTIME_QUIET_S, DeviceHour, MinuteRecord, RunState, aggregate
+from rules.hours import (
+    REALTIME_QUIET_S,
+    DeviceHour,
+    MinuteRecord,
+    RunState,
+    aggregate,
+    flag_of,
+)
 from rules.judge import OutletJudge
 from rules.linkage import ProductionLink, production_links
 from rules.markings import STOPPED_MARK, Marking, MarkingBook
@@ -81,7 +88,7 @@ class _OpenHour:
             buf = store[m.factor] = array("d", (_NAN, _NAN))
         elif float(t) in buf[2::_WIDTH]:
             return False
-        flag = m.flag or "N"
+        flag = flag_of(m.flag)
         value, zs = m.value, m.zs
         if value is not None and not marked and flag in valid_flags:
             low = value if m.minimum is None else min(value, m.minimum)
@@ -152,7 +159,7 @@ class _OutletStream:
 
 # The layout of the engine's state; a snapshot of another layout is not restored (the
 # archive is replayed instead). Raise it whenever a pickled class changes its fields.
-STATE_FORMAT = 11
+STATE_FORMAT = 12
 
 
 class StreamEngine:
@@ -337,10 +344,10 @@ class StreamEngine:
             if interval != "day":
                 latest_t, all_stopped = st.latest
                 if t > latest_t:
-                    st.latest = (t, m.flag == "F")
+                    st.latest = (t, flag_of(m.flag) == "F")
                     if st.latest[1] != all_stopped or latest_t == -(2**62):
                         self._production_dirty.add(key[0])
-                elif t == latest_t and all_stopped and m.flag != "F":
+                elif t == latest_t and all_stopped and flag_of(m.flag) != "F":
                     st.latest = (t, False)
                     self._production_dirty.add(key[0])
             if interval == "hour":
@@ -375,7 +382,7 @@ class StreamEngine:
                         m.factor,
                         t,
                         m.value,
-                        m.flag or "N",
+                        flag_of(m.flag),
                         m.zs,
                         marking is not None,
                         m.minimum,

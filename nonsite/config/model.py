@@ -217,6 +217,11 @@ class RulesSection(Section):
     # B8-4: a wet-desulphurised outlet's flue gas above this temperature (℃) while flowing;
     # None: no wet FGD (set it on the outlets that have one).
     wet_fgd_temp_max: float | None = Field(default=None, gt=0)
+    # B8-7: a calibration-like plateau lasts this long, at this share of the range at least
+    plateau_min_minutes: int = Field(default=3, ge=1, le=60)
+    plateau_max_minutes: int = Field(default=15, ge=1, le=60)
+    plateau_range_share: float = Field(default=0.4, gt=0, le=1)
+    copy_min_records: int = Field(default=6, ge=2)  # B8-8: identical series this long
     snapshot_every_s: float = Field(default=60.0, gt=0)  # rule-engine state saved this often
 
     @model_validator(mode="after")
@@ -255,6 +260,10 @@ OUTLET_RULE_PARAMS = (
     "ultra_low_share",
     "o2_reference",
     "wet_fgd_temp_max",
+    "plateau_min_minutes",
+    "plateau_max_minutes",
+    "plateau_range_share",
+    "copy_min_records",
 )
 
 

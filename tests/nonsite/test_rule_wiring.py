@@ -378,3 +378,20 @@ def test_fleet_o2_references_apply_by_preset_and_an_outlet_may_set_its_own():
     with pytest.raises(ConfigError) as e:
         _with_rules({}, {"o2_reference_by_preset": {"coal_x": 9.0}})
     assert "rules.o2_reference_by_preset: unknown preset 'coal_x'" in str(e.value)
+
+
+def test_every_rules_setting_reaches_the_outlets_parameters():
+    """Each name an outlet may override is a rule parameter, and the value arrives."""
+    from dataclasses import fields
+
+    from nonsite.config.model import OUTLET_RULE_PARAMS, RulesSection
+    from rules.params import OutletParams
+
+    names = {f.name for f in fields(OutletParams)}
+    for name in OUTLET_RULE_PARAMS:
+        assert name.replace("_min", "_s") in names or name in names, name
+    p = build_outlet_params(
+        _with_rules({"rules": {"plateau_range_share": 0.6, "copy_min_records": 12}})
+    )[("E1", "DA001")]
+    assert (p.plateau_range_share, p.copy_min_records) == (0.6, 12)
+    assert RulesSection().plateau_max_minutes == p.plateau_max_minutes

@@ -163,21 +163,30 @@ def test_a7_2_stopped_data_while_production_power_runs():
     assert (f.evidence["stopped"], f.evidence["producing"]) == ("F", [P])
 
 
-def test_a7_2_a_declared_shutdown_while_production_power_runs():
+def test_a7_2_a_declared_stop_while_production_power_runs():
     data: list[Measurement | PowerSample] = []
     for h in range(5):
         data += hour_of(FLOW_GAS, tick(h), 100.0) + meter_hour(h, 80.0)
-    found = run(data, linked_outlet(), markings=(marking("shutdown", 1, 2),), power_params=power())
+    found = run(data, linked_outlet(), markings=(marking("stopped", 1, 2),), power_params=power())
     a72 = [(f.state, f.window_start, f.evidence.get("stopped")) for f in found if f.rule == "A7-2"]
     assert a72 == [
-        ("fire", epoch(tick(1)), "shutdown"),
-        ("fire", epoch(tick(2)), "shutdown"),
+        ("fire", epoch(tick(1)), "stopped"),
+        ("fire", epoch(tick(2)), "stopped"),
         ("clear", epoch(tick(3)), None),
     ]
     quiet = [m for m in data if not (isinstance(m, PowerSample) and tick(1) <= m.ts < tick(3))]
     quiet += meter_hour(1, 0.0) + meter_hour(2, 0.0)
-    found = run(quiet, linked_outlet(), markings=(marking("shutdown", 1, 2),), power_params=power())
+    found = run(quiet, linked_outlet(), markings=(marking("stopped", 1, 2),), power_params=power())
     assert fired(found, "A7-2") == []  # the production really stopped: the marking is true
+
+
+def test_a7_2_a_shutdown_marking_is_not_a_claim_that_nothing_runs():
+    """停炉/停机 is the process of stopping: production power runs through it."""
+    data: list[Measurement | PowerSample] = []
+    for h in range(5):
+        data += hour_of(FLOW_GAS, tick(h), 100.0) + meter_hour(h, 80.0)
+    found = run(data, linked_outlet(), markings=(marking("shutdown", 1, 2),), power_params=power())
+    assert fired(found, "A7-2") == []
 
 
 # -- A8: ultra-low emission, at least 95 % of a month's hours ---------------------------------
@@ -293,10 +302,29 @@ def with_plateau(level: float, minutes_held: int, *, flag: str = "N") -> list[Me
     ],
 )
 def test_b8_7_a_round_plateau_with_steps_in_and_out_and_no_c_flag(level, held, flag, fires):
-    found = fired(run(with_plateau(level, held, flag=flag), gas_outlet()), "B8-7")
+    found = fired(run(with_plateau(level, held, flag=flag), ranged_outlet()), "B8-7")
     assert bool(found) is fires
     if fires:
-        assert (found[0].value, found[0].unit) == (1, "次")
+        assert (found[0].value, found[0].evidence["plateaus"]) == (level, 1)
+
+
+def ranged_outlet(range_max: float = 250.0) -> OutletParams:
+    """SO2 measured on a 0–250 mg/m³ analyser."""
+    params = gas_outlet()
+    so2 = replace(params.factors[SO2], range_max=range_max)
+    return replace(params, factors={**params.factors, SO2: so2})
+
+
+def test_b8_7_needs_a_span_level_and_the_instruments_range():
+    """A low round value with steps (5 → 10 → 5 on an ultra-low plant) is ordinary data; a
+    factor without a configured range is not judged."""
+    values = [5.0 + (i % 3) / 10 for i in range(60)]
+    values[20:25] = [10.0] * 5
+    values[25] = 5.0
+    low = minutes(SO2, tick(0), values, every=1)
+    low += minutes(O2, tick(0), [6.0 + (i % 3) / 10 for i in range(60)], every=1)
+    assert fired(run(low, ranged_outlet()), "B8-7") == []
+    assert fired(run(with_plateau(200.0, 5), gas_outlet()), "B8-7") == []
 
 
 def test_b8_7_not_seen_in_ten_minute_data():
@@ -402,3 +430,22 @@ def test_b8_8_a_silent_outlet_does_not_hold_the_comparison_forever():
     stream = StreamEngine(params, grace_s=600)
     found = stream.process_measurements(sorted(data + later, key=lambda r: r.received_at))
     assert [f.source_id for f in fired(found, "B8-8")] == ["DA001", "DA002"]  # before any flush
+
+
+def test_days_the_logger_sent_nothing_lower_the_capture_and_then_nothing_is_substituted():
+    """Eight valid days, twenty days of silence, then a day with 4 invalid hours: the
+    quarter's capture (192 of 672 hours) is below 75 %: HJ 75 gives no substitute (before,
+    silent days did not count and the capture read 100 %)."""
+    data: list[Measurement] = []
+    for h in [*range(8 * 24), *range(28 * 24, 29 * 24)]:
+        day, hour = divmod(h, 24)
+        so2 = 95.0 if day == 28 else 50.0
+        flag = "D" if day == 28 and hour >= 20 else "N"
+        data += hour_of(SO2, tick(h), so2, flag=flag) + hour_of(O2, tick(h), 6.0)
+        data += hour_of(FLOW_GAS, tick(h), 100.0)
+    [a4] = [
+        f for f in fired(run(data, gas_outlet()), "A4") if f.window_start == epoch(tick(28 * 24))
+    ]
+    assert a4.evidence["substituted"]["window_hours"] is None
+    assert a4.evidence["substituted"]["capture"] == round(192 / 672, 4)
+    assert a4.evidence["emission_kg"] == pytest.approx(20 * 0.0036 * 95 * 100)

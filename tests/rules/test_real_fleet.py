@@ -418,3 +418,72 @@ def test_a_control_device_reporting_only_its_running_state_drives_c1():
         data.append(PowerSample("E3", K, ts, None, None, None, on, ts + timedelta(seconds=30), 0))
     c1 = rules_of(run_power(data, params), "C1")
     assert c1 == [("fire", K, "warning", at(20)), ("clear", K, "warning", at(40))]
+
+
+# -- found on review: each failed before its fix ---------------------------------------------
+
+
+def test_a_daily_mean_is_not_weighted_on_a_few_hours_with_a_valid_flow():
+    """One hour of 24 with a valid flow: weighting on it alone made that hour the day (an A4
+    alarm at 200 where the day's hours average 28)."""
+    data: list[Measurement] = []
+    for h in range(24):
+        data += hour_of(COD, tick(h), 200.0 if h == 5 else 20.0, outlet=WATER)
+        data += minutes(FLOW_WATER, tick(h), [10.0] * 6, outlet=WATER, flag="N" if h == 5 else "D")
+    found, _ = run(data, water_outlet())
+    assert fired(found, "A4") == []
+    assert fired(found, "A3")  # hour 5 itself is above the daily limit: its hourly warning
+
+
+def test_a_stopped_source_with_a_valid_zero_flow_is_not_an_exceedance():
+    """Flow 0 (valid), O2 20.8 %, SO2 drifting at 2 mg/m³: converted, 150 — an A3 alarm every
+    hour before, for a source that emitted nothing."""
+    data: list[Measurement] = []
+    for h in range(3):
+        data += hour_of(SO2, tick(h), 2.0) + minutes(O2, tick(h), [20.8] * 6)
+        data += minutes(FLOW_GAS, tick(h), [0.0] * 6)
+    found, _ = run(data, gas_outlet())
+    assert fired(found, "A3") == []
+
+
+def test_still_water_is_not_a_ph_alarm():
+    data: list[Measurement] = []
+    for h in range(3):
+        data += minutes(PH, tick(h), [5.6] * 6, outlet=WATER)
+        data += minutes(FLOW_WATER, tick(h), [0.0] * 6, outlet=WATER)
+    found, _ = run(data, water_outlet())
+    assert fired(found, "A4V") == []
+
+
+def test_real_time_data_take_over_soon_after_minute_data_stop():
+    """Minute and real-time data for three hours, then real-time only with SO2 at 150 for
+    hours 4 and 5: the hours after the takeover are built from real-time data (before, real-
+    time values were dropped for two hours after the last minute record: no A3, a false B7)."""
+    data: list[Measurement] = []
+    for h in range(3):
+        data += gas_hour(h, 40.0) + realtime(SO2, h, 40.0) + realtime(O2, h, 6.0)
+    for h in range(3, 8):
+        so2 = 150.0 if h in (4, 5) else 40.0
+        data += realtime(SO2, h, so2) + realtime(O2, h, 6.0) + realtime(FLOW_GAS, h, 100.0)
+    found, _ = run(data, gas_outlet())
+    assert [f.window_start for f in fired(found, "A3")] == [epoch(tick(4)), epoch(tick(5))]
+    assert [f for f in fired(found, "B7") if f.factor is None] == []
+
+
+def test_an_empty_flag_is_judged_alike_by_both_engines():
+    data = [r._replace(flag="") for r in gas_hour(0, 150.0) + gas_hour(1, 150.0)]
+    found, _ = run(data, gas_outlet())  # run() asserts that both engines agree
+    assert len(fired(found, "A3")) == 2  # an empty flag is no flag: N
+
+
+def test_removing_a_factor_with_an_open_day_does_not_crash_the_engine():
+    table = {("E1", "DA001"): gas_outlet()}
+    stream = StreamEngine(table, grace_s=600)
+    for h in range(15):
+        stream.process_measurements(gas_hour(h, 40.0))
+    without = gas_outlet()
+    without = replace(without, factors={k: v for k, v in without.factors.items() if k != SO2})
+    stream.reconfigure(StreamEngine({("E1", "DA001"): without}, grace_s=600))
+    for h in range(15, 50):
+        stream.process_measurements(gas_hour(h, 40.0))
+    stream.flush()
