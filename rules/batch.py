@@ -613,6 +613,7 @@ class BatchEngine:
         for (enterprise, outlet), hours in _by_outlet(aggs):
             params = self.params[(enterprise, outlet)]
             judge = OutletJudge(params, self.book)
+            judge.share_signatures = enterprise in copies
             limit = 2**62 if flush else final.get((enterprise, outlet), -(2**62))
             link = self._links.get(enterprise)
             for hour, factors in hours:

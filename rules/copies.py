@@ -40,7 +40,12 @@ class CopyWatch:
         self._closed = {o: h for o, h in self._closed.items() if o in self.outlets}
 
     def outlet_hour(
-        self, outlet: str, hour: int, signatures: list[tuple[str, Signature]], *, wait: bool = True
+        self,
+        outlet: str,
+        hour: int,
+        signatures: tuple[tuple[str, Signature], ...],
+        *,
+        wait: bool = True,
     ) -> list[Finding]:
         """The outlet closed ``hour`` with these factor signatures; the hours now complete,
         compared (with ``wait`` False nothing is compared yet: the batch engine compares at

@@ -114,8 +114,10 @@ class OutletJudge:
         self._history: dict[str, array[float]] = {}
         self.hour_flow: float | None = None  # the valid flow of the last hour judged
         self.hour_stopped: str | None = None  # what says its source was stopped (A7-2)
-        # B8-8: the last hour's factor series, for the comparison across outlets
-        self.hour_signatures: list[tuple[str, Signature]] = []
+        # B8-8: the last hour's factor series, for the comparison across outlets (kept only
+        # for an outlet whose enterprise has others, until the engine hands them on)
+        self.share_signatures = False
+        self.hour_signatures: tuple[tuple[str, Signature], ...] = ()
         # B7 on minute and real-time data: the last hour judged, the factors the data have
         # carried, and whether the logger sends hour packets (then rules/absence.py judges).
         # (A tuple, and None for what most outlets never need: a judge is kept per outlet,
@@ -291,7 +293,7 @@ class OutletJudge:
         p = self.params
         seen: dict[Signature, str] = {}
         copied: dict[str, str] = {}
-        self.hour_signatures = []
+        signatures: list[tuple[str, Signature]] = []
         for code in sorted(aggs):
             a = aggs[code]
             if (
@@ -301,11 +303,13 @@ class OutletJudge:
             ):
                 continue
             signature = (a.n_valid, a.sum_valid, a.min_valid, a.max_valid)
-            self.hour_signatures.append((code, signature))
+            signatures.append((code, signature))
             if signature in seen:
                 copied[code] = seen[signature]
             else:
                 seen[signature] = code
+        if self.share_signatures:
+            self.hour_signatures = tuple(signatures)
         out: list[Finding] = []
         for code in sorted(p.factors):
             agg = aggs.get(code)
@@ -369,27 +373,29 @@ class OutletJudge:
             tier: Tier = (
                 "alarm" if self._over_hours[code] >= p.over_range_alarm_hours else "warning"
             )
-            evidence = {
-                "flag_t": agg.n_t,
-                "range_max": fp.range_max,
-                "hours": self._over_hours[code],
-            }
-            out += self._transition(
-                "B4", code, start, HOUR, tier if over else None, high, fp.range_max, evidence
-            )
+            if over or ("B4", code) in self._state:  # else nothing holds nor ends
+                evidence = {
+                    "flag_t": agg.n_t,
+                    "range_max": fp.range_max,
+                    "hours": self._over_hours[code],
+                }
+                out += self._transition(
+                    "B4", code, start, HOUR, tier if over else None, high, fp.range_max, evidence
+                )
             pmin, pmax = _plausible(code, fp.plausible_min, fp.plausible_max)
             implausible = (pmin is not None and low < pmin) or (pmax is not None and high > pmax)
-            limit = pmin if pmin is not None and low < pmin else pmax
-            out += self._transition(
-                "B5",
-                code,
-                start,
-                HOUR,
-                "warning" if implausible else None,
-                low if limit == pmin else high,
-                limit,
-                {"min": pmin, "max": pmax},
-            )
+            if implausible or ("B5", code) in self._state:
+                limit = pmin if pmin is not None and low < pmin else pmax
+                out += self._transition(
+                    "B5",
+                    code,
+                    start,
+                    HOUR,
+                    "warning" if implausible else None,
+                    low if limit == pmin else high,
+                    limit,
+                    {"min": pmin, "max": pmax},
+                )
         if not hv.valid and hv.source != "device" and hv.flag in FAULT_FLAGS:
             self._flag_hours[code] += 1
             n = self._flag_hours[code]
@@ -506,6 +512,11 @@ class OutletJudge:
             sigma = math.sqrt(math.fsum((x - mean) ** 2 for x in history) / n)
             step = abs(value - history[-1])
             bound = max(p.jump_sigma * sigma, p.jump_relative * abs(mean))
+            if step <= bound and ("B6", code) not in self._state:
+                history.append(value)  # nothing holds nor ends: no finding to build
+                if len(history) > 24:
+                    del history[0]
+                return out
             evidence = {
                 "previous": _round(history[-1]),
                 "sigma": _round(sigma),
@@ -809,6 +820,8 @@ class OutletJudge:
             return []
         diff = abs(dev_value - hv.value)
         differs = diff > RECOMPUTE_TOLERANCE * max(abs(hv.value), 1e-9)
+        if not differs and ("A1D", code) not in self._state:
+            return []  # nothing holds nor ends: no finding to build
         evidence = {
             "device": _round(dev_value),
             "recomputed": _round(hv.value),

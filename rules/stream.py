@@ -159,7 +159,7 @@ class _OutletStream:
 
 # The layout of the engine's state; a snapshot of another layout is not restored (the
 # archive is replayed instead). Raise it whenever a pickled class changes its fields.
-STATE_FORMAT = 12
+STATE_FORMAT = 13
 
 
 class StreamEngine:
@@ -298,6 +298,8 @@ class StreamEngine:
                 self._copies[ent].reconfigure(watch.outlets)
                 copies[ent] = self._copies[ent]
         self._copies = copies
+        for (enterprise, _), st in self._outlets.items():
+            st.judge.share_signatures = enterprise in copies
         self.absence.reconfigure(self._params, self._power_params)
         self._outlets_of = {}
         for (enterprise, _), st in self._outlets.items():
@@ -329,6 +331,7 @@ class StreamEngine:
                     stats.unconfigured += 1
                     continue
                 st = self._outlets[key] = _OutletStream(params, markings)
+                st.judge.share_signatures = key[0] in self._copies
                 self._outlets_of.setdefault(key[0], []).append(st)
             if m.data_time is not last_dt:
                 last_dt = m.data_time
@@ -429,6 +432,7 @@ class StreamEngine:
             copies = self._copies.get(p.enterprise_id)
             if copies is not None:
                 out += copies.outlet_hour(p.outlet_id, h, judge.hour_signatures)
+                judge.hour_signatures = ()
         for d in judge.open_days():
             if d + DAY + self.grace <= watermark:
                 out += judge.day(d)
