@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from array import array
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -198,7 +199,7 @@ class OutletJudge:
             if code == p.furnace_code and p.furnace_bound is not None:
                 out += self._furnace_hour(code, start, agg, day, hv)
             else:
-                out += self._band(code, start, hv, {})
+                out += self._band(code, start, hv)
             if not hv.valid or hv.value is None:
                 continue
             out += self._jump(code, start, hv.value)
@@ -489,6 +490,7 @@ class OutletJudge:
             float(seen[0]),
             float(override),
             {"configured_s": override, "seen_s": seen},
+            unit="s",
         )
 
     def _flagged(
@@ -563,50 +565,57 @@ class OutletJudge:
             evidence,
         )
 
+    def _while_flowing(
+        self,
+        rule: str,
+        code: str,
+        start: int,
+        hv: HourValue | None,
+        flow: HourValue | None,
+        bound: Callable[[float], float | None],
+        evidence: dict[str, Any],
+    ) -> list[Finding]:
+        """A factor's valid hourly value against a bound while flue gas flows (B8-1 to
+        B8-4): ``bound`` gives the bound the value passes, or None when it keeps within."""
+        if code not in self.params.factors or hv is None or not hv.valid or hv.value is None:
+            return []  # an hour that cannot be judged changes nothing
+        passed = bound(hv.value) if _flows(flow) else None
+        return self._transition(
+            rule,
+            code,
+            start,
+            HOUR,
+            "warning" if passed is not None else None,
+            _round(hv.value),
+            passed,
+            {**evidence, "flow": _round(flow.value if flow else None)},
+        )
+
     def _o2_high(self, start: int, o2: HourValue | None, flow: HourValue | None) -> list[Finding]:
         """B8-3: O2 near ambient while flue gas flows (dilution, or a leak before the analyser)."""
         p = self.params
-        if (
-            p.kind != "gas"
-            or p.o2_code not in p.factors
-            or o2 is None
-            or not o2.valid
-            or o2.value is None
-        ):
+        if p.kind != "gas":
             return []
-        flowing = _flows(flow)
-        high = flowing and o2.value >= p.o2_high
-        return self._transition(
-            "B8-3",
-            p.o2_code,
-            start,
-            HOUR,
-            "warning" if high else None,
-            _round(o2.value),
-            p.o2_high,
-            {"flow": _round(flow.value if flow else None)},
+        limit = p.o2_high
+        return self._while_flowing(
+            "B8-3", p.o2_code, start, o2, flow, lambda v: limit if v >= limit else None, {}
         )
 
     def _o2_band(self, start: int, o2: HourValue | None, flow: HourValue | None) -> list[Finding]:
         """B8-2: the valid hourly O2 outside the band of normal combustion while flue gas
         flows (a furnace run with too much or too little air, or a diluted sample)."""
-        p = self.params
-        if p.o2_band is None or p.o2_code not in p.factors or o2 is None:
+        band = self.params.o2_band
+        if band is None:
             return []
-        if not o2.valid or o2.value is None:
-            return []
-        low, high = p.o2_band
-        flowing = _flows(flow)
-        outside = flowing and not low <= o2.value <= high
-        return self._transition(
+        low, high = band
+        return self._while_flowing(
             "B8-2",
-            p.o2_code,
+            self.params.o2_code,
             start,
-            HOUR,
-            "warning" if outside else None,
-            _round(o2.value),
-            high if o2.value > high else low,
-            {"band": [low, high], "flow": _round(flow.value if flow else None)},
+            o2,
+            flow,
+            lambda v: high if v > high else low if v < low else None,
+            {"band": [low, high]},
         )
 
     def _o2_reference(
@@ -622,12 +631,8 @@ class OutletJudge:
         pollutants beside their limits (the patent's joint screening)."""
         p = self.params
         reference = p.o2_reference
-        if reference is None or p.o2_code not in p.factors or o2 is None:
+        if reference is None:
             return []
-        if not o2.valid or o2.value is None:
-            return []
-        flowing = _flows(flow)
-        high = flowing and o2.value > reference
         screening = {
             code: {"measured": _round(hv.value), "limit": self.thresholds[code].hour_alarm}
             for code, hv in sorted(values.items())
@@ -636,14 +641,13 @@ class OutletJudge:
             and hv.valid
             and hv.value is not None
         }
-        return self._transition(
+        return self._while_flowing(
             "B8-1",
             p.o2_code,
             start,
-            HOUR,
-            "warning" if high else None,
-            _round(o2.value),
-            reference,
+            o2,
+            flow,
+            lambda v: reference if v > reference else None,
             {"reference": reference, "pollutants": screening},
         )
 
@@ -654,73 +658,74 @@ class OutletJudge:
         be (HJ 75 practice: saturated flue gas is about 45–55 ℃), while it flows."""
         p = self.params
         bound = p.wet_fgd_temp_max
-        if bound is None or p.temperature_code not in p.factors or temperature is None:
+        if bound is None:
             return []
-        if not temperature.valid or temperature.value is None:
-            return []
-        flowing = _flows(flow)
-        hot = flowing and temperature.value > bound
-        return self._transition(
+        return self._while_flowing(
             "B8-4",
             p.temperature_code,
             start,
-            HOUR,
-            "warning" if hot else None,
-            _round(temperature.value),
-            bound,
-            {"flow": _round(flow.value if flow else None)},
+            temperature,
+            flow,
+            lambda v: bound if v > bound else None,
+            {},
         )
 
     def _furnace_hour(
         self, code: str, start: int, agg: HourAgg, day: _DayHours, hv: HourValue
     ) -> list[Finding]:
         """A5-3 for the furnace: an hour with a five-minute mean below the bound (低温预警; the
-        count feeds the day's A5-2), or a valid hourly mean above its band (偏高 / 过高)."""
+        count feeds the day's A5-2), or a valid hourly mean outside its band (偏高 / 过高)."""
         p = self.params
         if agg.low_periods:
             day.low.setdefault(code, []).append((start, agg.low_periods))
         if agg.lowest_period is None:
             return []  # no valid period this hour: nothing to judge
+        evidence: dict[str, Any] = {"low_periods": agg.low_periods, "period_s": p.furnace_period_s}
         if agg.low_periods:
             lowest = agg.lowest_period / FIXED
-            evidence = {"low_periods": agg.low_periods, "period_s": p.furnace_period_s}
             return self._transition(
                 "A5-3", code, start, HOUR, "warning", _round(lowest), p.furnace_bound, evidence
             )
-        return self._band(
-            code, start, hv, {"low_periods": 0, "period_s": p.furnace_period_s}, judged=True
-        )
+        outside = self._outside_band(code, hv)
+        if outside is None:
+            return self._transition("A5-3", code, start, HOUR, None, None, None, evidence)
+        return self._band_transition(code, start, hv, outside, evidence)
 
-    def _band(
+    def _band(self, code: str, start: int, hv: HourValue) -> list[Finding]:
+        """A5-3: a process factor's valid hourly mean outside its band (预警)."""
+        t = self.thresholds[code]
+        if t.band_low is None and t.band_high is None:
+            return []
+        if not hv.valid or hv.value is None:
+            return []  # an hour that cannot be judged changes nothing
+        outside = self._outside_band(code, hv)
+        if outside is None:
+            return self._transition("A5-3", code, start, HOUR, None, None, None, {})
+        return self._band_transition(code, start, hv, outside, {})
+
+    def _outside_band(self, code: str, hv: HourValue) -> tuple[str, float] | None:
+        """(level, the bound passed) when the valid hourly mean lies outside the band."""
+        t = self.thresholds[code]
+        value = hv.value
+        if not hv.valid or value is None:
+            return None
+        if t.band_high is not None and value > t.band_high:
+            severe = t.band_high_2 is not None and value > t.band_high_2
+            return ("过高" if severe else "偏高"), t.band_high
+        if t.band_low is not None and value < t.band_low:
+            return "偏低", t.band_low
+        return None
+
+    def _band_transition(
         self,
         code: str,
         start: int,
         hv: HourValue,
+        outside: tuple[str, float],
         evidence: dict[str, Any],
-        *,
-        judged: bool = False,
     ) -> list[Finding]:
-        """A5-3: a process factor's valid hourly mean outside its band (预警). ``judged``: the
-        hour was judged already (the furnace's five-minute means), so it clears without a
-        band too."""
         t = self.thresholds[code]
-        if t.band_low is None and t.band_high is None:
-            return (
-                self._transition("A5-3", code, start, HOUR, None, None, None, {}) if judged else []
-            )
-        if not hv.valid or hv.value is None:
-            if judged:
-                return self._transition("A5-3", code, start, HOUR, None, None, None, {})
-            return []  # an hour that cannot be judged changes nothing
-        value = hv.value
-        high = t.band_high is not None and value > t.band_high
-        low = t.band_low is not None and value < t.band_low
-        level = None
-        if high:
-            severe = t.band_high_2 is not None and value > t.band_high_2
-            level = "过高" if severe else "偏高"
-        elif low:
-            level = "偏低"
+        level, bound = outside
         evidence = {
             **evidence,
             "band": [t.band_low, t.band_high],
@@ -728,14 +733,7 @@ class OutletJudge:
             "level": level,
         }
         return self._transition(
-            "A5-3",
-            code,
-            start,
-            HOUR,
-            "warning" if level else None,
-            _round(value),
-            t.band_high if high else t.band_low,
-            evidence,
+            "A5-3", code, start, HOUR, "warning", _round(hv.value), bound, evidence
         )
 
     def _marking_lengths(self, start: int) -> list[Finding]:
@@ -1152,7 +1150,7 @@ class OutletJudge:
             state = "fire"
         p = self.params
         if unit is None:
-            unit = p.factors[code].unit if code is not None else "s" if rule == "B11" else ""
+            unit = p.factors[code].unit if code is not None else ""
         multiple = None
         if state == "fire" and rule in EXCEEDANCE_RULES and value is not None and limit:
             multiple = round((value - limit) / limit, 4)

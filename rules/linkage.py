@@ -159,6 +159,7 @@ class ProductionLink:
             None,
             None,
             {"stopped": stopped, "producing": producing, "meters": meters},
+            factor=None,  # about the outlet as a whole, not its flow
         )
         if flow is None:
             return out  # no valid flow: the flow rules cannot judge the hour
@@ -183,7 +184,12 @@ class ProductionLink:
         value: float | None,
         limit: float | None,
         evidence: dict[str, Any],
+        *,
+        factor: str | None = "",
     ) -> list[Finding]:
+        """Fire while the condition holds, clear once; ``factor`` defaults to the flow's."""
+        if factor == "":
+            factor = p.flow_code
         key = (rule, p.outlet_id)
         if holds:
             self._state[key] = "warning"
@@ -194,20 +200,19 @@ class ProductionLink:
         else:
             return []
         power = rule == "C8-2"
-        flow = rule != "A7-2"
         return [
             Finding(
                 rule=rule,
                 state=state,  # type: ignore[arg-type]
                 enterprise_id=p.enterprise_id,
                 source_id=p.outlet_id,
-                factor=p.flow_code if flow else None,
+                factor=factor,
                 window_start=hour,
                 window_end=hour + HOUR,
                 tier="warning",
                 value=None if value is None else round(value, 6),
                 limit=limit,
-                unit=p.factors[p.flow_code].unit if flow and p.flow_code in p.factors else "",
+                unit=p.factors[factor].unit if factor in p.factors else "",
                 params_id=self.power.params_id if power else p.params_id,
                 params_version=self.power.version if power else p.version,
                 evidence=evidence,

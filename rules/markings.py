@@ -82,6 +82,10 @@ class MarkingBook:
         by_outlet: dict[OutletKey, list[Marking]] = defaultdict(list)
         for m in self.declared:
             by_outlet[(m.enterprise_id, m.outlet_id)].append(m)
+        self._declared = {
+            key: sorted(items, key=lambda m: (m.start, m.type, m.factor or ""))
+            for key, items in by_outlet.items()
+        }
         self._by_outlet: dict[OutletKey, list[Marking]] = {}
         self.over_cap: list[Marking] = []  # declared time the caps no longer excuse
         for key, items in by_outlet.items():
@@ -98,11 +102,7 @@ class MarkingBook:
 
     def declared_for(self, enterprise_id: str, outlet_id: str) -> list[Marking]:
         """The outlet's markings as declared (caps not applied), by start."""
-        key = (enterprise_id, outlet_id)
-        return sorted(
-            (m for m in self.declared if (m.enterprise_id, m.outlet_id) == key),
-            key=lambda m: (m.start, m.type, m.factor or ""),
-        )
+        return self._declared.get((enterprise_id, outlet_id), [])
 
     def excused(self) -> list[Marking]:
         """Every marking as far as it excuses data (caps applied), in outlet and time order."""

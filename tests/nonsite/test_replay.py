@@ -15,25 +15,33 @@ BOILER_MN = "33010000A8900016F0000201"  # E002 in the example: SO2 hour alarm 20
 H0 = datetime(2026, 11, 20, 9, 0, tzinfo=CHINA_TZ)
 
 
-def boiler_hours(values: list[float]) -> list[bytes]:
+def minute_frames(hours: int, pollutants) -> list[bytes]:
+    """The boiler's 10-minute packets (CN 2051) of ``hours`` hours; ``pollutants(h, i)`` gives
+    the i-th record's factors of hour h."""
     frames = []
-    for h, so2 in enumerate(values):
+    for h in range(hours):
         for i in range(6):
-            pol = {
-                "a21026": {"Avg": so2 + (i - 2.5) * 0.2, "Flag": "N"},
-                "a19001": {"Avg": 9.0, "Flag": "N"},
-            }
             [p] = data_packets(
                 st="31",
                 cn="2051",
                 pw="654321",
                 mn=BOILER_MN,
                 data_time=H0 + timedelta(hours=h, minutes=10 * i),
-                pollutants=pol,
+                pollutants=pollutants(h, i),
                 ack=False,
             )
             frames.append(p.rstrip(b"\r\n"))
     return frames
+
+
+def boiler_hours(values: list[float]) -> list[bytes]:
+    return minute_frames(
+        len(values),
+        lambda h, i: {
+            "a21026": {"Avg": values[h] + (i - 2.5) * 0.2, "Flag": "N"},
+            "a19001": {"Avg": 9.0, "Flag": "N"},
+        },
+    )
 
 
 def nonsite(*args: str, stdin: bytes = b""):
@@ -118,23 +126,13 @@ def test_replay_reads_an_archive_and_its_json_export(tmp_path):
 
 def test_o2_reference_prints_the_fleet_percentile_per_preset_as_configuration(tmp_path):
     """B8-1's reference: the 90th percentile of the valid hourly O2 while flue gas flows."""
-    frames = []
-    for h in range(10):  # O2 7.0, 7.5, ... 11.5 % in ten hours; flow 50 m³/s
-        for i in range(6):
-            pol = {
-                "a19001": {"Avg": 7.0 + 0.5 * h + (i - 2.5) * 0.01, "Flag": "N"},
-                "a00000": {"Avg": 50.0 + i, "Flag": "N"},
-            }
-            [p] = data_packets(
-                st="31",
-                cn="2051",
-                pw="654321",
-                mn=BOILER_MN,
-                data_time=H0 + timedelta(hours=h, minutes=10 * i),
-                pollutants=pol,
-                ack=False,
-            )
-            frames.append(p.rstrip(b"\r\n"))
+    frames = minute_frames(  # O2 7.0, 7.5, ... 11.5 % in ten hours; flow 50 m³/s
+        10,
+        lambda h, i: {
+            "a19001": {"Avg": 7.0 + 0.5 * h + (i - 2.5) * 0.01, "Flag": "N"},
+            "a00000": {"Avg": 50.0 + i, "Flag": "N"},
+        },
+    )
     lines = tmp_path / "frames.txt"
     lines.write_bytes(b"\n".join(frames) + b"\n")
     result = nonsite("replay", "--config", str(EXAMPLE), "--o2-reference", str(lines))

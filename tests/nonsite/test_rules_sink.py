@@ -117,3 +117,27 @@ def test_the_production_state_is_stored_with_the_batch(db):
         assert conn.execute(select(production.c.enterprise_id, production.c.producing)).all() == [
             ("E3", False)
         ]
+
+
+def test_an_outlet_whose_data_are_flagged_f_stores_its_enterprise_as_stopped(db):
+    """停产 from the CEMS alone (no meters): the F flags of its latest data, stored with the
+    batch that brought them, and changed back when production resumes."""
+    from sqlalchemy import select
+
+    from rules.store import production
+
+    sink = RulesSink(factory()())
+    stopped = [
+        r._replace(flag="F") for r in hour_of(SO2, tick(0), 2.0) + hour_of(O2, tick(0), 20.6)
+    ]
+    sink(batch(stopped))
+    with db.begin() as conn:
+        sink.commit(conn, 1)
+    query = select(production.c.enterprise_id, production.c.producing)
+    with db.connect() as conn:
+        assert conn.execute(query).all() == [("E1", False)]
+    sink(batch(hour_of(SO2, tick(1), 40.0) + hour_of(O2, tick(1), 6.0)))
+    with db.begin() as conn:
+        sink.commit(conn, 2)
+    with db.connect() as conn:
+        assert conn.execute(query).all() == [("E1", True)]

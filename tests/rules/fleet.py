@@ -191,33 +191,20 @@ def generate(n_enterprises: int = 200, days: int = 30, seed: int = 2026) -> Flee
             for code, (base, sd, _) in spec.items():
                 received_delay = 4 * HOUR if outage >= 0 and outage <= h < outage + 3 else 0
                 values: list[float] = []
-                if gas and h < realtime_days * 24:
-                    for k in range(30):  # every 120 s, and nothing else
-                        t = t_hour + 120 * k
-                        v = _value(rng, code, base, sd, h, plan)
+                only_realtime = gas and h < realtime_days * 24
+                if only_realtime or realtime_beside:
+                    # every 120 s and nothing else, or every 300 s beside the minute data at
+                    # five times the value (what the hours must not see)
+                    every, scale = (120, 1.0) if only_realtime else (300, 5.0)
+                    for k in range(HOUR // every):
+                        t = t_hour + every * k
+                        v = _value(rng, code, base, sd, h, plan) * scale
                         received = t + rng.randint(1, 60)
-                        rows.append(
-                            (
-                                received,
-                                order,
-                                _reading(ent, outlet, code, "rtd", t, v, "N", received, times),
-                            )
-                        )
+                        m = _reading(ent, outlet, code, "rtd", t, v, "N", received, times)
+                        rows.append((received, order, m))
                         order += 1
-                    continue
-                if realtime_beside:
-                    for k in range(12):  # every 300 s, beside the minute data
-                        t = t_hour + 300 * k
-                        v = _value(rng, code, base, sd, h, plan) * 5  # what the hours must not see
-                        received = t + rng.randint(1, 60)
-                        rows.append(
-                            (
-                                received,
-                                order,
-                                _reading(ent, outlet, code, "rtd", t, v, "N", received, times),
-                            )
-                        )
-                        order += 1
+                    if only_realtime:
+                        continue
                 if gas:
                     every = 60 if code in one_minute else 600
                     for k in range(HOUR // every):

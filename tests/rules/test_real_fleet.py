@@ -330,15 +330,20 @@ def test_a_factor_the_minute_data_stop_carrying_is_an_incomplete_hour():
 # -- 9. an incinerator's short day ---------------------------------------------------------
 
 
-def test_an_incinerator_day_of_19_running_hours_is_judged_on_them():
-    """19 hours at 85 mg/m³ against a 24-hour limit of 80, the furnace stopped (F) for 5."""
-
+def furnace_day(last_hours_flag: str, *, o2_flagged: bool = True) -> list[Measurement]:
+    """A day of dust at 85 mg/m³ (O2 at the reference) whose last 5 hours carry a flag."""
     outlet = ("E9", "DA001")
     data: list[Measurement] = []
     for h in range(24):
-        flag = "F" if h >= 19 else "N"
+        flag = last_hours_flag if h >= 19 else "N"
         data += hour_of(PM, tick(h), 85.0, outlet=outlet, flag=flag)
-        data += hour_of(O2, tick(h), 11.0, outlet=outlet, flag=flag)
+        data += hour_of(O2, tick(h), 11.0, outlet=outlet, flag=flag if o2_flagged else "N")
+    return data
+
+
+def test_an_incinerator_day_of_19_running_hours_is_judged_on_them():
+    """19 hours at 85 mg/m³ against a 24-hour limit of 80, the furnace stopped (F) for 5."""
+    data = furnace_day("F")
     params = incinerator()
     params = replace(
         params,
@@ -358,14 +363,7 @@ def test_an_incinerator_day_of_19_running_hours_is_judged_on_them():
 
 def test_an_incinerator_day_with_invalid_running_hours_is_not_judged():
     """19 valid hours of 24 running (5 hours of analyser fault): too few for a daily mean."""
-
-    outlet = ("E9", "DA001")
-    data: list[Measurement] = []
-    for h in range(24):
-        flag = "D" if h >= 19 else "N"
-        data += hour_of(PM, tick(h), 85.0, outlet=outlet, flag=flag)
-        data += hour_of(O2, tick(h), 11.0, outlet=outlet)
-    assert fired(run(data, incinerator())[0], "A5-1") == []
+    assert fired(run(furnace_day("D", o2_flagged=False), incinerator())[0], "A5-1") == []
 
 
 # -- 7. one incident, one case -----------------------------------------------------------
