@@ -355,7 +355,7 @@ class CaseBook:
                 case.state,
                 case.state,
                 now,
-                "finding at alarm tier",
+                "发现达到报警级别",
                 {"finding": f.id},
             )
             self._notify(conn, updated, "case.escalated", event, ("supervisors",), now)
@@ -462,7 +462,7 @@ class CaseBook:
                 case.state,
                 "resolved",
                 now,
-                "condition cleared before dispatch",
+                "派单前条件已消除",
                 {"finding": f.id},
             )
             self._notify(conn, resolved, "case.changed", event, (), now)
@@ -478,7 +478,7 @@ class CaseBook:
                 case.state,
                 case.state,
                 now,
-                "condition cleared",
+                "条件已消除",
                 {"finding": f.id},
             )
             self._notify(conn, cleared, "case.changed", event, (), now)
@@ -711,7 +711,7 @@ class CaseBook:
                 "reported",
                 "dispatched",
                 now,
-                "non-site check failed: on-site work order",
+                "非现场核查未通过：转现场派单",
                 {"work_order": order_id, "kind": "on_site", "due": due.isoformat()},
             )
             self._notify(conn, escalated, "case.dispatched", event, ("brigade", "supervisors"), now)

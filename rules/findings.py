@@ -18,11 +18,11 @@ Tier = Literal["warning", "alarm"]
 
 # Rule ids and what they mean (docs/rules.md has the catalogue with sources).
 RULES: dict[str, str] = {
-    "A1D": "device hour/day value differs from the value recomputed from its data",
-    "A2": "converted concentration cannot be computed (O2 invalid or >= 21 %)",
+    "A1D": "device hour value differs from the one recomputed from its data (小时值与分钟数据不符)",
+    "A2": "converted concentration cannot be computed, O2 invalid or >= 21 % (无法折算)",
     "A3": "hourly exceedance (超标): valid hourly average above the limit",
     "A4": "daily exceedance (日均值超标): valid daily average above the limit",
-    "A4V": "value outside the allowed range (e.g. pH 6-9)",
+    "A4V": "a value outside the allowed range, e.g. pH 6-9 (超出允许范围)",
     "A5-1": "incinerator daily exceedance (垃圾焚烧日均值超标), marks excused up to yearly caps",
     "A5-2": "furnace temperature: more than 5 five-minute means below 850 ℃ in a day (炉温不达标)",
     "A5-3": "a process value outside its normal band: furnace below 850 ℃ for five minutes or "

@@ -191,3 +191,13 @@ def test_a_rule_without_a_basis_gets_no_legal_line(store, book):
     assert "请于 2026-11-24 17:00 前提交异常情况说明" in text  # the reminder stays
     for word in ("依据", "罚则", "判定口径", "企业应", "《", "条例", "规定", *INVENTED):
         assert word not in text, word
+
+
+def test_every_rule_has_a_chinese_name():
+    """The queue and the texts show a rule's Chinese term: none may fall back to English."""
+    import re
+
+    from rules.findings import RULES
+
+    english = [r for r in RULES if not re.search(r"[\u4e00-\u9fff]", rule_name(r))]
+    assert english == []

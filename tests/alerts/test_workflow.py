@@ -344,3 +344,19 @@ def test_a_finding_on_the_same_incident_is_evidence_on_the_open_case(store, book
     # without an open C1 case the late start is a case of its own
     other = replace(late, source_id="K2")
     assert len(apply(store, book, other).opened) == 1
+
+
+def test_the_systems_own_notes_in_the_record_are_chinese(store, book):
+    """The audit trail is shown on Chinese pages: a resolved warning and a cleared alarm
+    leave notes an officer reads, not English."""
+    import re
+
+    warning = replace(finding(tier="warning", value=90.0), tier="warning")
+    [w] = apply(store, book, warning).opened
+    apply(store, book, replace(finding(state="clear", hour=1), tier="warning"))
+    [a] = apply(store, book, finding(source="DA002", hour=2)).opened
+    apply(store, book, finding(state="clear", source="DA002", hour=3))
+    with store.connect() as conn:
+        notes = [e["note"] for cid in (w, a) for e in book.events(conn, cid) if e["note"]]
+    assert notes  # the clears wrote theirs
+    assert all(re.search(r"[\u4e00-\u9fff]", n) for n in notes), notes

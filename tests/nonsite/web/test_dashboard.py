@@ -5,6 +5,7 @@ UI. Screenshots are saved as test artifacts (``artifacts/screenshots`` under the
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,10 @@ def browser():
 
 @pytest.fixture
 def page(browser, site):
-    context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN")
+    # a browser in UTC: the pages must show and take China time whatever the officer's zone
+    context = browser.new_context(
+        viewport={"width": 1400, "height": 900}, locale="zh-CN", timezone_id="UTC"
+    )
     p = context.new_page()
     p.set_default_timeout(10_000)
     yield p
@@ -60,6 +64,7 @@ def shot(page: Page, name: str) -> None:
 def test_each_role_lands_on_its_own_view(page, site):
     login(page, site, "monitor")
     expect(page.locator("#ent-E1")).to_contain_text("华能示范电厂")
+    expect(page.locator("#ent-E1 .meta").first).to_have_text("滨江区 · 火电")  # not thermal_power
     expect(page.locator("#ent-E1 .badge")).to_have_text("报警")
     expect(page.locator("#count-alarm b")).to_have_text("1")
     shot(page, "fleet-monitor")
@@ -166,3 +171,8 @@ def test_an_enterprise_declares_a_marking_from_its_page(page, site):
     form.locator("button[type=submit]").click()
     expect(page.locator("#ent-status")).to_contain_text("脱硫塔检修")
     expect(page.locator("#ent-status")).to_contain_text("维护检修")
+    # 08:00 typed is 08:00 China time (00:00 UTC), shown back as 08:00
+    expect(page.locator("#ent-status")).to_contain_text("2026-11-24 08:00 – 2026-11-24 12:00")
+    declared = page.request.get(f"{site.url}/api/v1/markings").json()
+    [mine] = [m for m in declared if m.get("reason") == "脱硫塔检修"]
+    assert datetime.fromisoformat(mine["start"]) == datetime(2026, 11, 24, 0, 0, tzinfo=UTC)

@@ -21,7 +21,12 @@ const I18N = {
     "action.report": "现场反馈", "action.close": "办结", "action.comment": "备注",
     "action.escalate": "升级", "action.resolve": "自动消除", "action.reopen": "回头看复发",
     "action.notify": "通知", "action.condition_cleared": "条件消除",
-    "fleet.title": "企业总览", "fleet.region": "区域", "fleet.industry": "行业",
+    "case.time": "时间", "fleet.positive_list": "正面清单", "fleet.title": "企业总览", "fleet.region": "区域", "fleet.industry": "行业",
+    "industry.thermal_power": "火电", "industry.heating": "供热", "industry.boiler": "锅炉",
+    "industry.msw_incineration": "生活垃圾焚烧", "industry.municipal_wastewater": "城镇污水处理",
+    "industry.wastewater_municipal": "城镇污水处理", "industry.manufacturing": "制造业",
+    "industry.textile_dyeing": "印染", "industry.furniture": "家具制造", "industry.chemical": "化工",
+    "industry.cement": "水泥", "industry.steel": "钢铁", "industry.paper": "造纸",
     "status.normal": "正常", "status.warning": "预警", "status.alarm": "报警",
     "status.offline": "离线", "status.stopped": "停产", "fleet.total": "企业",
     "fleet.open_alarms": "未办结报警", "fleet.open_warnings": "未办结预警",
@@ -80,7 +85,12 @@ const I18N = {
     "action.report": "reported", "action.close": "closed", "action.comment": "comment",
     "action.escalate": "escalated", "action.resolve": "resolved", "action.reopen": "reopened",
     "action.notify": "notification", "action.condition_cleared": "condition cleared",
-    "fleet.title": "Fleet overview", "fleet.region": "Region", "fleet.industry": "Industry",
+    "case.time": "Time", "fleet.positive_list": "Positive list", "fleet.title": "Fleet overview", "fleet.region": "Region", "fleet.industry": "Industry",
+    "industry.thermal_power": "Thermal power", "industry.heating": "Heating", "industry.boiler": "Boilers",
+    "industry.msw_incineration": "MSW incineration", "industry.municipal_wastewater": "Municipal wastewater",
+    "industry.wastewater_municipal": "Municipal wastewater", "industry.manufacturing": "Manufacturing",
+    "industry.textile_dyeing": "Textile dyeing", "industry.furniture": "Furniture", "industry.chemical": "Chemicals",
+    "industry.cement": "Cement", "industry.steel": "Steel", "industry.paper": "Paper",
     "status.normal": "Normal", "status.warning": "Warning", "status.alarm": "Alarm",
     "status.offline": "Offline", "status.stopped": "Stopped", "fleet.total": "Enterprises",
     "fleet.open_alarms": "Open alarms", "fleet.open_warnings": "Open warnings",
@@ -127,6 +137,9 @@ const I18N = {
 
 let LANG = localStorage.getItem("nonsite.lang") || "zh";
 const t = (key) => (I18N[LANG] && I18N[LANG][key]) || I18N.zh[key] || key;
+/* An enterprise's industry as configured (a code such as thermal_power) in the page's
+   language; a label the dictionary does not know is shown as configured. */
+const industryName = (code) => (code && t(`industry.${code}`) !== `industry.${code}` ? t(`industry.${code}`) : code);
 
 function applyI18n(root = document) {
   root.querySelectorAll("[data-i18n]").forEach((node) => { node.textContent = t(node.dataset.i18n); });
@@ -170,12 +183,19 @@ async function api(method, path, body) {
   return data;
 }
 
+/* Times are China time whatever the browser's zone (an officer's phone may be set to any). */
+const CHINA_TIME = new Intl.DateTimeFormat("en-CA", {
+  timeZone: "Asia/Shanghai", year: "numeric", month: "2-digit", day: "2-digit",
+  hour: "2-digit", minute: "2-digit", hourCycle: "h23",
+});
+const chinaParts = (d) => Object.fromEntries(CHINA_TIME.formatToParts(d).map((x) => [x.type, x.value]));
 const fmtTime = (iso) => {
   if (!iso) return "—";
-  const d = new Date(iso);
-  const p = (n) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}`;
+  const p = chinaParts(new Date(iso));
+  return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}`;
 };
+/* A datetime-local input's value (YYYY-MM-DDTHH:MM) read as China time. */
+const chinaInput = (value) => new Date(`${value.length === 16 ? `${value}:00` : value}+08:00`).toISOString();
 const fmtNum = (v, unit) => (v === null || v === undefined ? "—" : `${Number(v).toLocaleString("zh-CN", { maximumFractionDigits: 3 })} ${unit || ""}`.trim());
 const tierBadge = (tier) => el("span", { class: `badge ${tier}` }, t(`tier.${tier}`));
 const stateBadge = (state) => el("span", { class: "badge state" }, t(`state.${state}`));
@@ -224,7 +244,7 @@ PAGES.fleet = async () => {
   for (const [select, key] of [[region, "region"], [industry, "industry"]]) {
     if (select.options.length === 1) {
       [...new Set(items.map((e) => e[key]).filter(Boolean))].sort()
-        .forEach((v) => select.append(el("option", { value: v }, v)));
+        .forEach((v) => select.append(el("option", { value: v }, key === "industry" ? industryName(v) : v)));
       select.onchange = () => refresh();
     }
   }
@@ -240,7 +260,7 @@ PAGES.fleet = async () => {
   document.getElementById("fleet").replaceChildren(...shown.map((e) => el("div",
     { class: `card ${e.status}`, id: `ent-${e.id}` },
     el("h4", {}, e.name, " ", el("span", { class: `badge ${e.status}` }, t(`status.${e.status}`))),
-    el("div", { class: "meta" }, [e.region, e.industry, e.positive_list ? "正面清单" : ""].filter(Boolean).join(" · ")),
+    el("div", { class: "meta" }, [e.region, industryName(e.industry), e.positive_list ? t("fleet.positive_list") : ""].filter(Boolean).join(" · ")),
     el("div", { class: "meta" }, `${e.outlets.length} ${t("fleet.outlets")} · ${e.meters.length} ${t("fleet.meters")}`),
     el("div", {}, el("a", { href: `/cases?enterprise_id=${encodeURIComponent(e.id)}` },
       `${t("fleet.open_alarms")} ${e.open_alarms} · ${t("fleet.open_warnings")} ${e.open_warnings}`)),
@@ -340,7 +360,7 @@ function actionForm(detail, action, done) {
     if (f.get("outcome")) body.outcome = f.get("outcome");
     if (f.get("brigade")) body.brigade = f.get("brigade");
     if (f.get("kind")) body.kind = f.get("kind");
-    if (f.get("due")) body.due_at = new Date(f.get("due")).toISOString();
+    if (f.get("due")) body.due_at = chinaInput(f.get("due"));
     if (f.get("case_number")) body.case_number = f.get("case_number");
     if (f.get("marking") && f.get("marking") !== "none") body.refs = { marking: f.get("marking") };
     try {
@@ -380,11 +400,16 @@ async function drawChart(detail) {
   const colors = ["#0b5394", "#7aa6d6", "#c62828"];
   const opts = {
     width: host.clientWidth || 900, height: 300,
-    series: [{}, ...names.map((n, i) => ({
-      label: n, stroke: colors[i % colors.length], width: i === names.length - 1 ? 2 : 1.5,
+    // the time axis in China time, 24-hour, whatever the browser's zone
+    tzDate: (ts) => window.uPlot.tzDate(new Date(ts * 1e3), "Asia/Shanghai"),
+    series: [{ label: t("case.time"), value: (u, v) => (v == null ? "—" : fmtTime(v * 1e3)) }, ...names.map((n, i) => ({
+      label: n, value: (u, v) => fmtNum(v, ""), stroke: colors[i % colors.length], width: i === names.length - 1 ? 2 : 1.5,
       dash: i === names.length - 1 ? [6, 4] : undefined, points: { show: i === 0 },
     }))],
-    axes: [{}, { label: c.unit }],
+    axes: [{ values: (u, splits) => splits.map((s) => {
+      const p = chinaParts(new Date(s * 1e3));
+      return p.hour === "00" && p.minute === "00" ? `${p.month}-${p.day}` : `${p.hour}:${p.minute}`;
+    }) }, { label: c.unit }],
     // A lone point would stretch the time axis over years: show a day around it instead.
     scales: data[0].length > 1 ? {} : { x: { range: [data[0][0] - 43200, data[0][0] + 43200] } },
   };
@@ -493,7 +518,7 @@ PAGES.enterprise = async () => {
     ev.preventDefault();
     const f = new FormData(form);
     const body = { outlet: f.get("outlet"), type: f.get("type"), reason: f.get("reason"),
-      start: new Date(f.get("start")).toISOString(), end: new Date(f.get("end")).toISOString() };
+      start: chinaInput(f.get("start")), end: chinaInput(f.get("end")) };
     try { await api("POST", "/api/v1/markings", body); form.reset(); refresh(); }
     catch (err) { document.getElementById("marking-error").textContent = `${t("err.generic")}: ${err.message}`; }
   };
@@ -514,7 +539,7 @@ PAGES.ops = async () => {
   form.onsubmit = async (ev) => {
     ev.preventDefault();
     const f = new FormData(form);
-    const body = { reason: f.get("reason"), ends_at: new Date(f.get("ends_at")).toISOString() };
+    const body = { reason: f.get("reason"), ends_at: chinaInput(f.get("ends_at")) };
     for (const k of ["enterprise_id", "source_id", "rule"]) if (f.get(k)) body[k] = f.get(k);
     try { await api("POST", "/api/v1/silences", body); form.reset(); refresh(); }
     catch (err) { document.getElementById("silence-error").textContent = `${t("err.generic")}: ${err.message}`; }
