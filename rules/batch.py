@@ -228,7 +228,7 @@ class BatchEngine:
     def _outlet_table(self) -> pl.DataFrame:
         return pl.DataFrame(
             [
-                (e, o, p.interval_override_s, p.flow_code, *p.plateau_s)
+                (e, o, p.interval_override_s, p.flow_code, *p.plateau)
                 for (e, o), p in self.params.items()
             ],
             schema={
@@ -238,6 +238,8 @@ class BatchEngine:
                 "flow_code": pl.String,
                 "plateau_min_s": pl.Int64,
                 "plateau_max_s": pl.Int64,
+                "plateau_round": pl.Int64,
+                "plateau_step_pct": pl.Int64,
             },
             orient="row",
         )
@@ -410,7 +412,12 @@ class BatchEngine:
         )
         df = (
             records.join(stopped, on=[*outlet, "t"], how="left")
-            .join(outlets.select(*outlet, "plateau_min_s", "plateau_max_s"), on=outlet)
+            .join(
+                outlets.select(
+                    *outlet, "plateau_min_s", "plateau_max_s", "plateau_round", "plateau_step_pct"
+                ),
+                on=outlet,
+            )
             .sort([*key, "t"])
         )
         eligible = pl.col("valid") & ~pl.col("stopped").fill_null(value=False)
@@ -461,10 +468,10 @@ class BatchEngine:
             (ended >= 2)
             & (pl.col("const_len") != ended + 1)
             & (value != 0)
-            & (value % (10 * FIXED) == 0)
+            & (value % pl.col("plateau_round") == 0)
             & length_s.is_between(pl.col("plateau_min_s"), pl.col("plateau_max_s"))
-            & (2 * (value - entry).abs() >= value.abs())
-            & (2 * (value - exit_value).abs() >= value.abs())
+            & (100 * (value - entry).abs() >= pl.col("plateau_step_pct") * value.abs())
+            & (100 * (value - exit_value).abs() >= pl.col("plateau_step_pct") * value.abs())
         )
         plateau = plateau.fill_null(value=False)
         return df.with_columns(

@@ -17,6 +17,7 @@ FIXED = 1_000_000
 # F, 停运, last: a stopped plant is not a faulty one).
 INVALID_FLAG_ORDER = ("D", "M", "C", "B", "F")
 
+
 # The record interval is read from the data (HJ 212 loggers send minute data every 1–30
 # minutes and real-time data every 30–3600 s, and nobody configures that per outlet): the
 # most frequent spacing between consecutive records of a factor in an hour, once at least
@@ -25,7 +26,18 @@ INVALID_FLAG_ORDER = ("D", "M", "C", "B", "F")
 # a coarser logger. Until the data has shown it, the finest interval is assumed: an hour is
 # then never taken as better covered than it is (it may be judged invalid, never falsely
 # valid).
-PLATEAU_S = (180, 900)  # B8-7: a calibration-like plateau lasts 3–15 minutes [I]
+class Plateau(NamedTuple):
+    """B8-7's calibration-like plateau (all [I], ``OutletParams``): how long it lasts, the
+    round value it sits at (fixed-point: a multiple of this), and the step into and out of
+    it, in per cent of its value."""
+
+    min_s: int = 180
+    max_s: int = 900
+    round_fixed: int = 10 * 1_000_000
+    step_pct: int = 50
+
+
+PLATEAU = Plateau()
 INTERVAL_EVIDENCE = 2
 INTERVAL_WINDOW_S = 86400
 ASSUMED_MINUTE_INTERVAL_S = 60  # HJ 212's finest MinInterval (1 min)
@@ -173,7 +185,7 @@ class RunState:
         fixed: int | None,
         eligible: bool,
         interval_s: int,
-        plateau_s: tuple[int, int] = PLATEAU_S,
+        plateau: Plateau = PLATEAU,
     ) -> tuple[int, int, int | None]:
         """Advance by one record: the zero and constant runs it is part of, and the value of
         the calibration-like plateau it ends (B8-7, ``is_plateau``), if it ends one."""
@@ -191,15 +203,15 @@ class RunState:
             self.zero = 0
             if self.const == 1:  # a new run: the value it stepped from, if it is known
                 self.run_entry = self.last_fixed if previous_valid else None
-        plateau: int | None = None
+        plateau_value: int | None = None
         if ended and self.const != ended + 1:
             exit_value = fixed if eligible and consecutive else None
-            if is_plateau(ended, interval_s, value, entry, exit_value, plateau_s):
-                plateau = value
+            if is_plateau(ended, interval_s, value, entry, exit_value, plateau):
+                plateau_value = value
         self.last_t = t
         self.last_fixed = fixed if fixed is not None else 0
         self.last_valid = eligible and fixed is not None
-        return self.zero, self.const, plateau
+        return self.zero, self.const, plateau_value
 
 
 _VALUE_BITS = 20  # an interval (s) in the low bits of a queue entry, the hour index above
@@ -222,20 +234,21 @@ def is_plateau(
     value: int,
     entry: int | None,
     exit_value: int | None,
-    plateau_s: tuple[int, int],
+    plateau: Plateau,
 ) -> bool:
     """B8-7, a calibration-like plateau (fixed-point values): a run of ``records`` identical
-    non-zero values lasting ``plateau_s`` (3–15 minutes), at a round value (a multiple of 10
-    in the factor's unit, as span gases are), stepped into from a valid value and out to one
-    by at least half of its own value, and not flagged C: what a span check looks like when
-    the analyser does not say it is calibrating [I]."""
-    if records < 2 or value == 0 or value % (10 * FIXED):
+    non-zero values lasting 3–15 minutes, at a round value (a multiple of 10 in the factor's
+    unit, as span gases are), stepped into from a valid value and out to one by at least half
+    of its own value, and not flagged C: what a span check looks like when the analyser does
+    not say it is calibrating [I] (the numbers: ``plateau``)."""
+    if records < 2 or value == 0 or value % plateau.round_fixed:
         return False
-    if not plateau_s[0] <= records * interval_s <= plateau_s[1]:
+    if not plateau.min_s <= records * interval_s <= plateau.max_s:
         return False
     if entry is None or exit_value is None:
         return False
-    return 2 * abs(value - entry) >= abs(value) and 2 * abs(value - exit_value) >= abs(value)
+    step = plateau.step_pct * abs(value)
+    return 100 * abs(value - entry) >= step and 100 * abs(value - exit_value) >= step
 
 
 def seen_interval(gaps: Iterable[int]) -> int:
@@ -259,7 +272,7 @@ def aggregate(
     flow_code: str | None = None,
     periods: Mapping[str, tuple[int, int]] | None = None,
     realtime: Iterable[MinuteRecord] = (),
-    plateau_s: tuple[int, int] = PLATEAU_S,
+    plateau: Plateau = PLATEAU,
     extremes: Mapping[tuple[str, bool], tuple[float, float]] | None = None,
 ) -> dict[str, HourAgg]:
     """The hour's aggregates per factor, from already de-duplicated records of one hour.
@@ -301,7 +314,7 @@ def aggregate(
         if state is None:
             state = runs[key] = RunState()
         agg = _factor_hour(
-            group, state, valid_flags, not_producing, is_rtd, interval_override_s, plateau_s
+            group, state, valid_flags, not_producing, is_rtd, interval_override_s, plateau
         )
         kept = extremes.get((factor, is_rtd)) if extremes else None
         if kept is not None:
@@ -334,7 +347,7 @@ def _factor_hour(
     not_producing: set[int],
     is_rtd: bool,
     override_s: int | None,
-    plateau_s: tuple[int, int],
+    plateau: Plateau,
 ) -> HourAgg:
     """One factor's records of one hour (sorted by time) → its aggregate; advances ``state``."""
     hour = records[0].t - records[0].t % 3600
@@ -376,10 +389,10 @@ def _factor_hour(
         if r.flag == "F" or r.stop_marked:
             n_f += 1
         eligible = fixed is not None and r.t not in not_producing
-        zero, const, plateau = state.step(r.t, fixed, eligible, used, plateau_s)
-        if plateau is not None:
+        zero, const, ended = state.step(r.t, fixed, eligible, used, plateau)
+        if ended is not None:
             plateaus += 1
-            plateau_value = plateau if plateau_value is None else max(plateau_value, plateau)
+            plateau_value = ended if plateau_value is None else max(plateau_value, ended)
         zero_best = max(zero_best, zero)
         const_best = max(const_best, const)
     return HourAgg(

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
+from rules.hours import Plateau, to_fixed
 from rules.markings import Marking, MarkingBook, MarkingCap
 
 Window = Literal["hour", "day", "value"]
@@ -133,6 +134,8 @@ class OutletParams:
     plateau_min_minutes: int = 3
     plateau_max_minutes: int = 15
     plateau_range_share: float = 0.4  # ... at a level of at least this share of the range
+    plateau_round: float = 10.0  # ... at a multiple of this (in the factor's unit)
+    plateau_step_pct: int = 50  # ... stepped into and out of by this much of its value
     copy_min_records: int = 6  # B8-8: identical series of at least this many valid records [I]
     marking_caps: tuple[MarkingCap, ...] = ()
     furnace_code: str = "a01901"  # 炉膛内焚烧平均温度
@@ -145,8 +148,13 @@ class OutletParams:
     producing_fraction: float = 0.5
 
     @property
-    def plateau_s(self) -> tuple[int, int]:
-        return self.plateau_min_minutes * 60, self.plateau_max_minutes * 60
+    def plateau(self) -> Plateau:
+        return Plateau(
+            self.plateau_min_minutes * 60,
+            self.plateau_max_minutes * 60,
+            to_fixed(self.plateau_round),
+            self.plateau_step_pct,
+        )
 
     @property
     def interval_override_s(self) -> int | None:

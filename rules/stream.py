@@ -159,7 +159,7 @@ class _OutletStream:
 
 # The layout of the engine's state; a snapshot of another layout is not restored (the
 # archive is replayed instead). Raise it whenever a pickled class changes its fields.
-STATE_FORMAT = 14
+STATE_FORMAT = 15
 
 
 class StreamEngine:
@@ -422,7 +422,7 @@ class StreamEngine:
                 p.flow_code,
                 judge.periods,
                 hour.records(realtime=True),
-                p.plateau_s,
+                p.plateau,
                 hour.extremes(),
             )
             out += judge.hour(h, aggs)

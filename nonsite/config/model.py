@@ -221,6 +221,8 @@ class RulesSection(Section):
     plateau_min_minutes: int = Field(default=3, ge=1, le=60)
     plateau_max_minutes: int = Field(default=15, ge=1, le=60)
     plateau_range_share: float = Field(default=0.4, gt=0, le=1)
+    plateau_round: float = Field(default=10.0, gt=0)  # ... at a multiple of this value
+    plateau_step_pct: int = Field(default=50, ge=1, le=100)  # ... with steps of this % of it
     copy_min_records: int = Field(default=6, ge=2)  # B8-8: identical series this long
     snapshot_every_s: float = Field(default=60.0, gt=0)  # rule-engine state saved this often
 
@@ -263,6 +265,8 @@ OUTLET_RULE_PARAMS = (
     "plateau_min_minutes",
     "plateau_max_minutes",
     "plateau_range_share",
+    "plateau_round",
+    "plateau_step_pct",
     "copy_min_records",
 )
 

@@ -449,3 +449,15 @@ def test_days_the_logger_sent_nothing_lower_the_capture_and_then_nothing_is_subs
     assert a4.evidence["substituted"]["window_hours"] is None
     assert a4.evidence["substituted"]["capture"] == round(192 / 672, 4)
     assert a4.evidence["emission_kg"] == pytest.approx(20 * 0.0036 * 95 * 100)
+
+
+def test_b8_7_round_value_and_step_are_parameters():
+    """A span gas certified at 205 mg/m³ is round in steps of 5 (plateau_round)."""
+    data = with_plateau(205.0, 5)
+    assert fired(run(data, ranged_outlet()), "B8-7") == []
+    assert fired(run(data, replace(ranged_outlet(), plateau_round=5.0)), "B8-7")
+    # a step of at least 90 % of 205 (184.5) is asked: 40 → 205 is not one
+    assert (
+        fired(run(data, replace(ranged_outlet(), plateau_round=5.0, plateau_step_pct=90)), "B8-7")
+        == []
+    )
