@@ -176,3 +176,24 @@ def test_an_enterprise_declares_a_marking_from_its_page(page, site):
     declared = page.request.get(f"{site.url}/api/v1/markings").json()
     [mine] = [m for m in declared if m.get("reason") == "脱硫塔检修"]
     assert datetime.fromisoformat(mine["start"]) == datetime(2026, 11, 24, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_on_a_phone_the_header_and_the_fleet_fit_the_screen(browser, site):
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, locale="zh-CN", timezone_id="UTC"
+    )
+    page = context.new_page()
+    try:
+        login(page, site, "monitor")
+        header = page.locator("header.top").bounding_box()
+        assert header is not None and header["width"] <= 390
+        logout = page.locator("#logout").bounding_box()
+        assert logout is not None and logout["x"] + logout["width"] <= 390  # on screen
+        item = page.locator("#nav-cases").bounding_box()
+        assert item is not None and item["height"] < 40  # one line, not a character per line
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"the fleet page scrolls sideways: {width} px"
+        shot(page, "phone-fleet-monitor")
+    finally:
+        context.close()
