@@ -13,7 +13,6 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
-    DateTime,
     Float,
     ForeignKey,
     Index,
@@ -23,6 +22,8 @@ from sqlalchemy import (
     Table,
     Text,
 )
+
+from ingest.sqltypes import UTCDateTime
 
 metadata = MetaData()
 
@@ -42,9 +43,9 @@ cases = Table(
     Column("state", String(16), nullable=False, index=True),
     Column("condition", String(8), nullable=False),  # active | cleared
     Column("positive_list", Boolean, nullable=False),
-    Column("opened_at", DateTime(timezone=True), nullable=False, index=True),
-    Column("first_seen", DateTime(timezone=True), nullable=False),  # event time
-    Column("last_seen", DateTime(timezone=True), nullable=False),
+    Column("opened_at", UTCDateTime(), nullable=False, index=True),
+    Column("first_seen", UTCDateTime(), nullable=False),  # event time
+    Column("last_seen", UTCDateTime(), nullable=False),
     Column("count", Integer, nullable=False),
     Column("value", Float, nullable=True),  # the latest finding's
     Column("peak_value", Float, nullable=True),
@@ -55,15 +56,15 @@ cases = Table(
     Column("recurrence", Integer, nullable=False),
     Column("flaps", Integer, nullable=False),
     Column("escalation", String(200), nullable=True),  # why the tier was raised
-    Column("explain_due", DateTime(timezone=True), nullable=True),
-    Column("feedback_due", DateTime(timezone=True), nullable=True),
+    Column("explain_due", UTCDateTime(), nullable=True),
+    Column("feedback_due", UTCDateTime(), nullable=True),
     Column("overdue", String(16), nullable=True),  # explanation | feedback, once notified
     Column("brigade", String(64), nullable=True),
     Column("disposition", String(32), nullable=True),
     Column("case_number", String(64), nullable=True),
-    Column("closed_at", DateTime(timezone=True), nullable=True),
-    Column("recheck_until", DateTime(timezone=True), nullable=True),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("closed_at", UTCDateTime(), nullable=True),
+    Column("recheck_until", UTCDateTime(), nullable=True),
+    Column("updated_at", UTCDateTime(), nullable=False),
     Column("version", Integer, nullable=False),  # compare-and-set: concurrent actions conflict
 )
 # The latest case of a problem, open or not (recurrence and flap checks, per finding).
@@ -74,7 +75,7 @@ case_events = Table(
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("case_id", Id, ForeignKey("cases.id"), nullable=False, index=True),
-    Column("at", DateTime(timezone=True), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
     Column("actor", String(64), nullable=False),
     Column("role", String(16), nullable=False),
     Column("action", String(32), nullable=False),
@@ -92,12 +93,12 @@ work_orders = Table(
     Column("brigade", String(64), nullable=False, index=True),
     Column("kind", String(16), nullable=False),  # on_site | non_site_check
     Column("state", String(16), nullable=False),  # open | on_site | reported | closed
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
     Column("created_by", String(64), nullable=False),
-    Column("due_at", DateTime(timezone=True), nullable=False),
+    Column("due_at", UTCDateTime(), nullable=False),
     Column("outcome", String(32), nullable=True),
     Column("case_number", String(64), nullable=True),
-    Column("reported_at", DateTime(timezone=True), nullable=True),
+    Column("reported_at", UTCDateTime(), nullable=True),
 )
 
 silences = Table(
@@ -109,9 +110,9 @@ silences = Table(
     Column("rule", String(16), nullable=True),
     Column("reason", Text, nullable=False),
     Column("created_by", String(64), nullable=False),
-    Column("starts_at", DateTime(timezone=True), nullable=False),
-    Column("ends_at", DateTime(timezone=True), nullable=False, index=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("starts_at", UTCDateTime(), nullable=False),
+    Column("ends_at", UTCDateTime(), nullable=False, index=True),
+    Column("created_at", UTCDateTime(), nullable=False),
 )
 
 suppressed = Table(
@@ -123,7 +124,7 @@ suppressed = Table(
     Column("rule", String(16), nullable=False),
     Column("reason", String(16), nullable=False),  # silence | inhibited
     Column("ref", String(64), nullable=False),  # the silence's or the inhibiting case's id
-    Column("at", DateTime(timezone=True), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
 )
 
 outbox = Table(
@@ -140,8 +141,8 @@ outbox = Table(
     Column("payload", Text, nullable=False),  # JSON
     Column("state", String(12), nullable=False, index=True),  # pending | delivered | dead
     Column("attempts", Integer, nullable=False),
-    Column("next_attempt_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("next_attempt_at", UTCDateTime(), nullable=False, index=True),
     Column("last_error", Text, nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("delivered_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("delivered_at", UTCDateTime(), nullable=True),
 )

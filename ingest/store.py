@@ -14,7 +14,6 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Connection,
-    DateTime,
     Engine,
     Integer,
     LargeBinary,
@@ -28,6 +27,8 @@ from sqlalchemy import (
     update,
 )
 
+from ingest.sqltypes import UTCDateTime
+
 metadata = MetaData()
 
 dead_letters = Table(
@@ -35,8 +36,8 @@ dead_letters = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("archive_seq", BigInteger, nullable=False, index=True),
-    Column("received_at", DateTime(timezone=True), nullable=False, index=True),
-    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Column("received_at", UTCDateTime(), nullable=False, index=True),
+    Column("recorded_at", UTCDateTime(), nullable=False),
     Column("topic", String(256), nullable=False),
     Column("reason", String(64), nullable=False, index=True),
     Column("detail", Text, nullable=False),
@@ -49,7 +50,7 @@ checkpoints = Table(
     metadata,
     Column("consumer", String(64), primary_key=True),
     Column("seq", BigInteger, nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
 )
 
 

@@ -20,7 +20,6 @@ from sqlalchemy import (
     Boolean,
     Column,
     Connection,
-    DateTime,
     Engine,
     Float,
     Integer,
@@ -36,6 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
+from ingest.sqltypes import UTCDateTime
 from rules.findings import Finding
 from rules.markings import Marking
 from rules.snapshot_codec import decode_state, encode_state
@@ -52,8 +52,8 @@ findings = Table(
     Column("enterprise_id", String(64), nullable=False, index=True),
     Column("source_id", String(64), nullable=False),
     Column("factor", String(16), nullable=True),
-    Column("window_start", DateTime(timezone=True), nullable=False, index=True),
-    Column("window_end", DateTime(timezone=True), nullable=False),
+    Column("window_start", UTCDateTime(), nullable=False, index=True),
+    Column("window_end", UTCDateTime(), nullable=False),
     Column("value", Float, nullable=True),
     Column("limit_value", Float, nullable=True),
     Column("unit", String(16), nullable=False),
@@ -61,7 +61,7 @@ findings = Table(
     Column("params_id", String(140), nullable=False),
     Column("params_version", String(16), nullable=False),
     Column("evidence", Text, nullable=False),
-    Column("recorded_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("recorded_at", UTCDateTime(), nullable=False, index=True),
 )
 
 # Whether each metered enterprise is producing (停产 on the dashboard when not), as the power
@@ -71,7 +71,7 @@ production = Table(
     metadata,
     Column("enterprise_id", String(64), primary_key=True),
     Column("producing", Boolean, nullable=False),
-    Column("since", DateTime(timezone=True), nullable=False),
+    Column("since", UTCDateTime(), nullable=False),
 )
 
 # Markings (标记) an enterprise declared online, beside those in the configuration. The rule
@@ -84,11 +84,11 @@ declared_markings = Table(
     Column("outlet_id", String(64), nullable=False),
     Column("type", String(32), nullable=False),
     Column("factor", String(16), nullable=True),
-    Column("start", DateTime(timezone=True), nullable=False),
-    Column("end", DateTime(timezone=True), nullable=False),
+    Column("start", UTCDateTime(), nullable=False),
+    Column("end", UTCDateTime(), nullable=False),
     Column("reason", Text, nullable=False),
     Column("declared_by", String(64), nullable=False),
-    Column("declared_at", DateTime(timezone=True), nullable=False),
+    Column("declared_at", UTCDateTime(), nullable=False),
 )
 
 snapshots = Table(
@@ -97,7 +97,7 @@ snapshots = Table(
     Column("consumer", String(64), primary_key=True),
     Column("position", BigInteger, nullable=False),
     Column("state", LargeBinary, nullable=False),
-    Column("taken_at", DateTime(timezone=True), nullable=False),
+    Column("taken_at", UTCDateTime(), nullable=False),
 )
 
 

@@ -13,7 +13,6 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -22,6 +21,8 @@ from sqlalchemy import (
     Table,
     Text,
 )
+
+from ingest.sqltypes import UTCDateTime
 
 metadata = MetaData()
 
@@ -40,8 +41,8 @@ users = Table(
     Column("brigade", String(64), nullable=True),  # the enforcer's brigade
     Column("password_hash", String(200), nullable=False),
     Column("active", Boolean, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
 )
 
 api_tokens = Table(
@@ -52,9 +53,9 @@ api_tokens = Table(
     Column("name", String(100), nullable=False),  # what it is for, e.g. the system using it
     Column("token_hash", String(64), nullable=False, unique=True),  # SHA-256, hex
     Column("prefix", String(8), nullable=False),  # the token's first characters, for listing
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("last_used_at", DateTime(timezone=True), nullable=True),  # to the minute
-    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("last_used_at", UTCDateTime(), nullable=True),  # to the minute
+    Column("revoked_at", UTCDateTime(), nullable=True),
 )
 
 sessions = Table(
@@ -62,9 +63,9 @@ sessions = Table(
     metadata,
     Column("token_hash", String(64), primary_key=True),  # SHA-256 of the cookie's value, hex
     Column("user_id", Id, ForeignKey("users.id"), nullable=False, index=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
-    Column("last_seen_at", DateTime(timezone=True), nullable=False),  # to the minute
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False, index=True),
+    Column("last_seen_at", UTCDateTime(), nullable=False),  # to the minute
     Column("client", String(200), nullable=False),
 )
 
@@ -72,7 +73,7 @@ auth_events = Table(
     "auth_events",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    Column("at", DateTime(timezone=True), nullable=False, index=True),
+    Column("at", UTCDateTime(), nullable=False, index=True),
     Column("username", String(64), nullable=False),  # as given at login, even if unknown
     Column("user_id", Id, ForeignKey("users.id"), nullable=True),  # None: no such user
     # login_ok | login_failed | login_throttled | logout | password_changed | user_added |

@@ -6,9 +6,25 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from ingest.hj212.timefmt import CHINA_TZ
 
 Role = Literal["monitor", "supervisor", "enforcer", "enterprise", "admin"]
+
+
+def china_if_naive(value: datetime) -> datetime:
+    """An instant given without a UTC offset is China time, as everywhere in the API (and the
+    CLI): the store keeps instants, and a naive time names none."""
+    return value if value.utcoffset() is not None else value.replace(tzinfo=CHINA_TZ)
+
+
+# A time the API takes (in a body or a query): ISO 8601, with an offset or else China time.
+Instant = Annotated[
+    datetime,
+    AfterValidator(china_if_naive),
+    Field(description="ISO 8601; without a UTC offset it is China time (+08:00)"),
+]
 
 
 class ApiModel(BaseModel):
@@ -68,8 +84,8 @@ class MarkingIn(ApiModel):
     )
     outlet: str = Field(min_length=1, max_length=64)
     type: str = Field(min_length=1, max_length=32, description="startup, shutdown, fault, …")
-    start: datetime
-    end: datetime
+    start: Instant
+    end: Instant
     factor: str | None = Field(default=None, max_length=16)
     reason: str = Field(min_length=1, max_length=1000)
 
@@ -174,7 +190,7 @@ class ActionIn(ApiModel):
     outcome: str | None = Field(default=None, max_length=32)
     brigade: str | None = Field(default=None, max_length=64)
     kind: Literal["on_site", "non_site_check"] | None = None
-    due_at: datetime | None = None
+    due_at: Instant | None = None
     case_number: str | None = Field(default=None, max_length=64)
     refs: dict[str, str] = Field(default_factory=dict)
     version: int | None = Field(
@@ -195,8 +211,8 @@ class BulkResultOut(ApiModel):
 
 class SilenceIn(ApiModel):
     reason: str = Field(min_length=1, max_length=1000)
-    starts_at: datetime | None = None
-    ends_at: datetime
+    starts_at: Instant | None = None
+    ends_at: Instant
     enterprise_id: str | None = Field(default=None, max_length=64)
     source_id: str | None = Field(default=None, max_length=64)
     rule: str | None = Field(default=None, max_length=16)

@@ -25,6 +25,7 @@ from nonsite.web.models import (
     CasePage,
     ErrorOut,
     WorkOrderOut,
+    china_if_naive,
 )
 from nonsite.web.security import ERRORS, Context, CurrentUser, not_found, require, visible_cases
 
@@ -145,8 +146,12 @@ def list_cases(
     rule: str | None = None,
     enterprise_id: str | None = None,
     open_only: Annotated[bool, Query(alias="open")] = False,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Annotated[
+        datetime | None, Query(description="last seen at or after; no offset: China time")
+    ] = None,
+    until: Annotated[
+        datetime | None, Query(description="opened before; no offset: China time")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
 ) -> CasePage:
@@ -162,9 +167,9 @@ def list_cases(
     if open_only:
         where.append(cases.c.open_key.is_not(None))
     if since:
-        where.append(cases.c.last_seen >= since)
+        where.append(cases.c.last_seen >= china_if_naive(since))
     if until:
-        where.append(cases.c.opened_at < until)
+        where.append(cases.c.opened_at < china_if_naive(until))
     with ctx.db.connect() as conn:
         total = conn.execute(select(func.count()).select_from(cases).where(*where)).scalar_one()
         rows = conn.execute(

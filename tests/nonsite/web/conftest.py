@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -28,7 +31,7 @@ CONFIG = {
             "region": "滨江区",
             "industry": "thermal_power",
             "brigade": "B1",
-            "outlets": [{"id": "DA001", "name": "1号锅炉", "kind": "gas", "mn": "MN1"}],
+            "outlets": [{"id": "DA001", "name": "1号锅炉", "kind": "gas", "mn": "MN1", "pw": ""}],
         },
         {
             "id": "E2",
@@ -36,7 +39,7 @@ CONFIG = {
             "region": "城东区",
             "industry": "chemical",
             "brigade": "B2",
-            "outlets": [{"id": "DA001", "kind": "gas", "mn": "MN2"}],
+            "outlets": [{"id": "DA001", "kind": "gas", "mn": "MN2", "pw": ""}],
             "markings": [
                 {
                     "outlet": "DA001",
@@ -101,10 +104,12 @@ class Site:
         return self.client
 
 
-@pytest.fixture
-def site(db_url, monkeypatch):
-    monkeypatch.setattr(passwords, "SCRYPT_N", 2**10)  # fast hashes for tests only
-    config = parse_config(CONFIG, "test.toml", env={})
+@contextmanager
+def running_site(db_url: str, service: dict[str, Any] | None = None) -> Iterator[Site]:
+    """The test configuration (with ``service`` as its [service] section, if given), its users
+    and cases, served over real HTTP."""
+    raw = {**CONFIG, "service": service} if service else CONFIG
+    config = parse_config(raw, "test.toml", env={})
     engine = make_engine(db_url)
     migrate(engine)
     ctx = WebContext.build(config, engine)
@@ -121,6 +126,28 @@ def site(db_url, monkeypatch):
         book.act(conn, e1_alarm, "dispatch", Actor("sup", "supervisor"))
     app = build_app(CollectorRegistry(), dict, web=ctx)
     cases = {"e1_alarm": e1_alarm, "e2_warning": e2_warning, "e1_warning": e1_warning}
-    with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=10) as client:
-        yield Site(ctx, client, cases, server.url)
-    engine.dispose()
+    try:
+        with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=10) as client:
+            yield Site(ctx, client, cases, server.url)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def site(db_url, monkeypatch):
+    monkeypatch.setattr(passwords, "SCRYPT_N", 2**10)  # fast hashes for tests only
+    with running_site(db_url) as served:
+        yield served
+
+
+@pytest.fixture
+def site_with(db_url, monkeypatch):
+    """A factory: ``site_with(trusted_proxies=[...])`` serves the site with those [service]
+    settings (on this test's database)."""
+    monkeypatch.setattr(passwords, "SCRYPT_N", 2**10)
+    with ExitStack() as stack:
+
+        def make(**service: Any) -> Site:
+            return stack.enter_context(running_site(db_url, service))
+
+        yield make
