@@ -6,6 +6,14 @@ delivered only after its channel returned, so a crash between the two sends it a
 the restart: delivery is at least once, and the idempotency key (the same for every attempt)
 lets the receiver keep it once. Each outcome is also an audit row on the case.
 
+Channels are independent. :meth:`Dispatcher.run` gives every configured channel a sender
+thread of its own that sends only that channel's due rows, one at a time, in id order: a
+receiver that hangs until its timeout delays its own rows and nothing else (one shared loop
+made a hung webhook hold up every DingTalk alarm behind it, 10 s per row). One coordinating
+loop (the caller's thread) looks at the outbox on every wake-up and at least every
+``idle_s``, wakes the senders whose channels have due rows, sends rows for channels that are
+not configured to ``dead`` (the one place that handles them) and sets the depth gauge.
+
 One dispatcher per database is assumed: the service runs exactly one (two would send a row
 twice, which the idempotency key would still absorb, but to no purpose).
 """
@@ -16,19 +24,22 @@ import json
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, case, func, insert, select, update
 
-from alerts.channels.base import Channel, DeliveryError, Notification
+from alerts.channels.base import DEFAULT_TIMEOUT_S, Channel, DeliveryError, Notification
 from alerts.schema import case_events, outbox
 
 log = logging.getLogger(__name__)
 
 StatusOf = Callable[[Connection, str], dict[str, Any]]
+
+STOP_GRACE_S = 1.0  # beyond the slowest channel's timeout, for a sender to record its outcome
 
 
 class OutboxMetrics:
@@ -39,6 +50,8 @@ class OutboxMetrics:
             ["kind", "outcome"],
             registry=registry,
         )
+        # No channel label: metric labels never carry a channel name (cardinality); the
+        # outbox table has the per-channel picture.
         self.depth = Gauge(
             "nonsite_outbox_pending", "Notifications waiting in the outbox", registry=registry
         )
@@ -65,47 +78,152 @@ class Dispatcher:
         self.status_of = status_of
         self.metrics = metrics
         self.clock = clock
-        self.wake = threading.Event()
+        self.wake = threading.Event()  # set after committing rows: :meth:`run` looks at once
+
+    @property
+    def stop_grace_s(self) -> float:
+        """How long :meth:`run` waits, after ``stop``, for its senders: a send under way
+        ends within its channel's timeout (the channels bound connect and read alike)."""
+        slowest = max(
+            (float(getattr(c, "timeout_s", DEFAULT_TIMEOUT_S)) for c in self.channels.values()),
+            default=0.0,
+        )
+        return slowest + STOP_GRACE_S
+
+    # -- synchronous (tests, tools) ------------------------------------------------------
 
     def run_once(self, limit: int = 100) -> int:
-        """Send the due rows (up to ``limit``); the number attempted."""
+        """Send the due rows (up to ``limit`` per channel), one channel after the other; the
+        number attempted. For tests and tools: here a hung channel does delay the others,
+        which :meth:`run` does not let happen."""
+        attempted = self._unconfigured(limit)
+        for name, channel in self.channels.items():
+            attempted += self._send_due(name, channel, limit)
+        self._gauge()
+        return attempted
+
+    # -- the service's loop ---------------------------------------------------------------
+
+    def run(self, stop: threading.Event, idle_s: float = 1.0) -> None:
+        """Until ``stop``: a sender thread per channel; this thread wakes them (on
+        :attr:`wake` or every ``idle_s``) when their channels have due rows. After ``stop``
+        it waits at most :attr:`stop_grace_s` for the senders (they are daemon threads)."""
+        senders = {
+            name: _Sender(self, name, channel, stop, idle_s)
+            for name, channel in self.channels.items()
+        }
+        for sender in senders.values():
+            sender.start()
+        try:
+            while not stop.is_set():
+                try:
+                    due = self._survey()
+                    for name in due:
+                        if name in senders:
+                            senders[name].wake.set()
+                    if any(name not in senders for name in due):
+                        self._unconfigured(100)
+                except Exception:  # the database may be briefly unavailable: try again
+                    log.exception("outbox survey failed; retrying")
+                self.wake.wait(idle_s)
+                self.wake.clear()
+        finally:
+            for sender in senders.values():
+                sender.wake.set()
+            deadline = time.monotonic() + self.stop_grace_s
+            for sender in senders.values():
+                sender.thread.join(max(0.0, deadline - time.monotonic()))
+            hung = [s.name for s in senders.values() if s.thread.is_alive()]
+            if hung:
+                log.warning("outbox: channel(s) %s still sending at shutdown", ", ".join(hung))
+
+    def _survey(self) -> list[str]:
+        """The channels with due rows; sets the depth gauge on the way (one query)."""
+        now = self.clock()
+        due_now = case((outbox.c.next_attempt_at <= now, 1), else_=0)
+        with self.db.connect() as conn:
+            rows = conn.execute(
+                select(outbox.c.channel, func.count(), func.sum(due_now))
+                .where(outbox.c.state == "pending")
+                .group_by(outbox.c.channel)
+            ).all()
+        if self.metrics is not None:
+            self.metrics.depth.set(sum(int(pending) for _, pending, _ in rows))
+        return [channel for channel, _, due in rows if due]
+
+    def _send_due(
+        self,
+        name: str,
+        channel: Channel,
+        limit: int,
+        stop: threading.Event | None = None,
+    ) -> int:
+        """One batch of ``name``'s due rows, in id order; the number attempted. With ``stop``
+        (a sender's batch) it ends at ``stop`` and after a failure to be retried: the next
+        batch then starts again from the channel's oldest due row, so a row whose backoff
+        has passed is retried before younger rows, not after the whole batch (each of which
+        may cost a hung receiver's timeout)."""
         now = self.clock()
         with self.db.connect() as conn:
             query = (
                 select(outbox)
-                .where(outbox.c.state == "pending", outbox.c.next_attempt_at <= now)
+                .where(
+                    outbox.c.state == "pending",
+                    outbox.c.channel == name,
+                    outbox.c.next_attempt_at <= now,
+                )
+                .order_by(outbox.c.id)
+                .limit(limit)
+            )
+            rows = [dict(r._mapping) for r in conn.execute(query).all()]
+        attempted = 0
+        for row in rows:
+            if stop is not None and stop.is_set():
+                break
+            attempted += 1
+            if not self._attempt(row, channel) and stop is not None:
+                break
+        return attempted
+
+    def _unconfigured(self, limit: int) -> int:
+        """Due rows for a channel name no longer (or never) configured: dead at once."""
+        now = self.clock()
+        with self.db.connect() as conn:
+            query = (
+                select(outbox)
+                .where(
+                    outbox.c.state == "pending",
+                    outbox.c.channel.not_in(list(self.channels)),
+                    outbox.c.next_attempt_at <= now,
+                )
                 .order_by(outbox.c.id)
                 .limit(limit)
             )
             rows = [dict(r._mapping) for r in conn.execute(query).all()]
         for row in rows:
-            self._attempt(row)
-        self._gauge()
+            self._attempt(row, None)
         return len(rows)
 
-    def run(self, stop: threading.Event, idle_s: float = 1.0) -> None:
-        """Until ``stop``: send what is due, then wait for a wake-up or ``idle_s``."""
-        while not stop.is_set():
-            try:
-                if self.run_once():
-                    continue
-            except Exception:  # the database may be briefly unavailable: try again
-                log.exception("outbox dispatch failed; retrying")
-            self.wake.wait(idle_s)
-            self.wake.clear()
+    # -- one attempt --------------------------------------------------------------------
 
-    def _attempt(self, row: dict[str, Any]) -> None:
-        channel = self.channels.get(row["channel"])
+    def _attempt(self, row: dict[str, Any], channel: Channel | None) -> bool:
+        """Send one row and record the outcome; False when it is to be retried."""
         kind = channel.kind if channel is not None else "unknown"
         try:
             if channel is None:
                 raise DeliveryError(
                     f"no channel named {row['channel']!r} is configured", retryable=False
                 )
-            channel.send(self._notification(row))
+            notification = self._notification(row)
+            try:
+                channel.send(notification)
+            except DeliveryError:
+                raise
+            except Exception as exc:  # a channel's bug: retried and counted, not a hot loop
+                log.exception("channel %s raised unexpectedly", row["channel"])
+                raise DeliveryError(f"unexpected {exc!r}") from exc
         except DeliveryError as err:
-            self._failed(row, kind, err)
-            return
+            return self._failed(row, kind, err)
         now = self.clock()
         with self.db.begin() as conn:
             conn.execute(
@@ -120,8 +238,10 @@ class Dispatcher:
             )
             self._audit(conn, row, now, "delivered", "")
         self._count(kind, "delivered")
+        return True
 
-    def _failed(self, row: dict[str, Any], kind: str, err: DeliveryError) -> None:
+    def _failed(self, row: dict[str, Any], kind: str, err: DeliveryError) -> bool:
+        """Record a failed attempt: dead (True) or due again after the backoff (False)."""
         attempts = row["attempts"] + 1
         now = self.clock()
         dead = not err.retryable or attempts >= self.max_attempts
@@ -143,6 +263,7 @@ class Dispatcher:
             err.detail,
         )
         self._count(kind, "dead" if dead else "retry")
+        return dead
 
     def backoff(self, attempts: int) -> float:
         """Exponential with ±20 % jitter (so a receiver coming back is not hit all at once)."""
@@ -201,3 +322,42 @@ class Dispatcher:
                 select(func.count()).select_from(outbox).where(outbox.c.state == "pending")
             ).scalar_one()
         self.metrics.depth.set(pending)
+
+
+class _Sender:
+    """One channel's thread: woken when the channel has due rows, sends them in id order
+    until none is due, then sleeps until the next wake-up (or ``stop``)."""
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        name: str,
+        channel: Channel,
+        stop: threading.Event,
+        idle_s: float,
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.name = name
+        self.channel = channel
+        self.stop = stop
+        self.idle_s = idle_s
+        self.wake = threading.Event()
+        # Daemon: a receiver slower than its timeout cannot keep the process from exiting.
+        self.thread = threading.Thread(target=self._run, name=f"outbox-{name}", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self.wake.wait()
+            self.wake.clear()
+            if self.stop.is_set():
+                return
+            try:
+                while not self.stop.is_set():
+                    if not self.dispatcher._send_due(self.name, self.channel, 100, self.stop):
+                        break
+            except Exception:  # the database may be briefly unavailable: woken again later
+                log.exception("outbox dispatch via %s failed; retrying", self.name)
+                self.stop.wait(self.idle_s)

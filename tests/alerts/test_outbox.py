@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry
@@ -125,3 +128,96 @@ def test_backoff_grows_exponentially_to_a_cap(store, receiver, clock):
     d, _ = dispatcher(store, receiver, clock, retry_base_s=5, retry_max_s=60)
     assert [round(d.backoff(n) / b, 1) <= 1.2 for n, b in ((1, 5), (2, 10), (5, 60))] == [True] * 3
     assert 48 <= d.backoff(10) <= 72
+
+
+def run_in_thread(d):
+    """The dispatcher as the service runs it: ``run(stop)`` in a thread of its own."""
+    stop = threading.Event()
+    thread = threading.Thread(target=d.run, args=(stop,), kwargs={"idle_s": 0.1}, daemon=True)
+    thread.start()
+
+    def halt():
+        stop.set()
+        d.wake.set()
+        thread.join(10)
+        assert not thread.is_alive()
+
+    return halt
+
+
+def wait_until(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return predicate()
+
+
+def test_run_sends_each_channel_on_its_own_and_an_unconfigured_one_goes_dead(
+    store, book, clock, receiver
+):
+    d, registry = dispatcher(store, receiver, clock)
+    halt = run_in_thread(d)
+    try:
+        cid = open_alarm(store, book)
+        d.wake.set()
+        assert wait_until(lambda: {r.state for r in rows(store)} == {"delivered", "dead"})
+        assert wait_until(lambda: registry.get_sample_value("nonsite_outbox_pending") == 0)
+    finally:
+        halt()
+    states = {r.channel: (r.state, r.attempts) for r in rows(store)}
+    assert states == {"supervisors-hook": ("delivered", 1), "mqtt": ("dead", 1)}
+    assert len(receiver.requests) == 1
+    with store.connect() as conn:
+        notes = sorted(e["note"] for e in book.events(conn, cid) if e["action"] == "notify")
+    assert notes == [
+        "mqtt: dead (no channel named 'mqtt' is configured)",
+        "supervisors-hook: delivered",
+    ]
+
+
+class Broken:
+    """A channel with a bug: it raises something other than DeliveryError."""
+
+    name, kind = "supervisors-hook", "webhook"
+
+    def send(self, notification):
+        raise KeyError("oops")
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_channel_that_raises_unexpectedly_is_retried_with_backoff_not_in_a_loop(
+    store, book, clock
+):
+    open_alarm(store, book)
+    d = Dispatcher(store, {"supervisors-hook": Broken()}, clock=clock, retry_base_s=60)
+    halt = run_in_thread(d)
+    try:
+        d.wake.set()
+        assert wait_until(lambda: any(r.attempts for r in rows(store) if r.channel != "mqtt"))
+        time.sleep(0.5)  # several survey rounds: the row is not due again
+    finally:
+        halt()
+    hook = next(r for r in rows(store) if r.channel == "supervisors-hook")
+    assert (hook.state, hook.attempts) == ("pending", 1)
+    assert "KeyError" in hook.last_error
+
+
+def test_a_stop_waits_for_a_send_under_way_at_most_its_channels_timeout(store, book, clock):
+    with Receiver() as slow:
+        slow.respond(200, delay_s=30)  # answers long after the channel's timeout
+        hook = WebhookChannel("supervisors-hook", slow.url, timeout_s=1)
+        d = Dispatcher(store, {"supervisors-hook": hook}, clock=clock)
+        assert d.stop_grace_s == 2.0  # the slowest timeout and a second to record the outcome
+        open_alarm(store, book)
+        halt = run_in_thread(d)
+        d.wake.set()
+        assert slow.wait_for(1)
+        started = time.monotonic()
+        halt()
+        assert time.monotonic() - started <= d.stop_grace_s
+        hook.close()
+    row = next(r for r in rows(store) if r.channel == "supervisors-hook")
+    assert (row.state, row.attempts) == ("pending", 1) and "timed out" in row.last_error
