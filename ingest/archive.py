@@ -10,6 +10,13 @@ Each distinct (topic, payload) is stored once: a broker re-delivery after a cras
 was archived but its PUBACK never left) is recognised by its digest and not stored again. A
 device resending byte-identical data is the same message and is counted as a duplicate too.
 The sequence number is the archive's order and the position consumers checkpoint.
+
+A message larger than ``max_payload_bytes`` (ingest.max_payload_bytes) is not stored whole:
+its row keeps the first ``PREFIX_BYTES`` of the payload, with ``full_size`` (its size) and
+``full_sha256`` (its SHA-256) set, so that the sequence still accounts for it and a
+re-delivery is still recognised (the digest is of the whole message). Rows with ``full_size``
+NULL hold the payload whole. Readers must not decode a truncated row as if it were the
+message: ``ArchivedMessage.truncated`` tells them.
 """
 
 from __future__ import annotations
@@ -30,10 +37,21 @@ CREATE TABLE IF NOT EXISTS messages (
     received_us INTEGER NOT NULL,           -- receive time, µs since the Unix epoch (UTC)
     topic TEXT NOT NULL,
     payload BLOB NOT NULL,
-    digest BLOB NOT NULL UNIQUE             -- blake2b-128 of topic NUL payload
+    digest BLOB NOT NULL UNIQUE,            -- blake2b-128 of topic NUL payload (all of it)
+    full_size INTEGER,                      -- NULL: payload is whole; else the message's size
+    full_sha256 BLOB                        -- SHA-256 of the whole payload when truncated
 );
 CREATE INDEX IF NOT EXISTS messages_received ON messages (received_us);
 """
+# Archives made before full_size/full_sha256 existed get them on the first writable open.
+_ADDED_COLUMNS = (("full_size", "INTEGER"), ("full_sha256", "BLOB"))
+_COLUMNS = "seq, received_us, topic, payload, full_size, full_sha256"
+_COLUMNS_BEFORE_TRUNCATION = "seq, received_us, topic, payload, NULL, NULL"
+
+DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024  # ingest.max_payload_bytes' default
+# What a row keeps of a message above the limit: enough to see what it was (the header of
+# the first HJ 212 packet, the start of a JSON document), small enough to store thousands.
+PREFIX_BYTES = 4096
 
 
 _ROWS_PER_INSERT = 500  # 2,000 parameters, far below SQLite's limit of 32,766
@@ -45,6 +63,12 @@ def _insert_rows(n: int) -> str:
         "INSERT OR IGNORE INTO messages (received_us, topic, payload, digest) VALUES "
         + ",".join(["(?, ?, ?, ?)"] * n)
     )
+
+
+_INSERT_TRUNCATED = (
+    "INSERT OR IGNORE INTO messages (received_us, topic, payload, digest, full_size, "
+    "full_sha256) VALUES (?, ?, ?, ?, ?, ?)"
+)
 
 
 class Storable(Protocol):
@@ -69,11 +93,23 @@ class ArchivedMessage:
     seq: int
     received_us: int
     topic: str
-    payload: bytes
+    payload: bytes  # the first PREFIX_BYTES only when ``truncated``
+    full_size: int | None = None  # set when the archive kept only the payload's start
+    full_sha256: bytes | None = None
 
     @property
     def received_at(self) -> datetime:
         return datetime.fromtimestamp(self.received_us / 1e6, tz=UTC)
+
+    @property
+    def truncated(self) -> bool:
+        """The archive kept only the start of this message (it was above the size limit)."""
+        return self.full_size is not None
+
+    @property
+    def size(self) -> int:
+        """The size of the message as received."""
+        return len(self.payload) if self.full_size is None else self.full_size
 
 
 def message_digest(topic: str, payload: bytes) -> bytes:
@@ -90,10 +126,18 @@ class RawArchive:
     """One archive file. ``append`` is for the single writer; reads may come from any thread."""
 
     def __init__(
-        self, path: Path, *, durability: Literal["full", "normal"] = "full", readonly: bool = False
+        self,
+        path: Path,
+        *,
+        durability: Literal["full", "normal"] = "full",
+        readonly: bool = False,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
+        """``max_payload_bytes``: larger messages are stored as their first PREFIX_BYTES, size
+        and SHA-256 (ingest.max_payload_bytes; the pipeline makes them oversize dead letters)."""
         self.path = path
         self._durability = durability
+        self._max_payload = max(max_payload_bytes, PREFIX_BYTES)
         self._local = threading.local()
         if readonly:
             if not path.exists():
@@ -104,6 +148,11 @@ class RawArchive:
             path.parent.mkdir(parents=True, exist_ok=True)
             conn = self._conn()
             conn.executescript(_SCHEMA)
+            have = {row[1] for row in conn.execute("PRAGMA table_info(messages)")}
+            for name, kind in _ADDED_COLUMNS:
+                if name not in have:
+                    conn.execute(f"ALTER TABLE messages ADD COLUMN {name} {kind}")
+        self._columns: str | None = None
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -118,24 +167,47 @@ class RawArchive:
             self._local.conn = conn
         return conn
 
+    def _select(self) -> str:
+        """The columns to read: an archive opened read-only may predate full_size."""
+        if self._columns is None:
+            have = {row[1] for row in self._conn().execute("PRAGMA table_info(messages)")}
+            self._columns = _COLUMNS if "full_size" in have else _COLUMNS_BEFORE_TRUNCATION
+        return self._columns
+
     def append(self, messages: Sequence[Storable]) -> int:
         """Store a batch durably in one transaction; returns how many were new (not duplicates)."""
         if not messages:
             return 0
         values: list[object] = []
+        # Runs of whole messages go in multi-row statements, an oversized one on its own, so
+        # that the sequence keeps the order of arrival.
+        runs: list[list[object] | tuple[object, ...]] = [values]
+        limit = self._max_payload
         for m in messages:
-            values += (m.received_us, m.topic, m.payload, message_digest(m.topic, m.payload))
+            payload = m.payload
+            if len(payload) > limit:
+                digest = message_digest(m.topic, payload)
+                sha = hashlib.sha256(payload).digest()
+                row = (m.received_us, m.topic, payload[:PREFIX_BYTES], digest, len(payload), sha)
+                values = []
+                runs += (row, values)
+                continue
+            values += (m.received_us, m.topic, payload, message_digest(m.topic, payload))
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")
         try:
             inserted = 0
-            # Many rows per statement: the sqlite3 module lets go of the GIL around each
-            # step, and with executemany's step per row the network thread took it back every
-            # time, so a commit waited on paho once per message (twice as long as alone). One
-            # step inserts a whole chunk while the receiving thread runs on.
-            for start in range(0, len(messages), _ROWS_PER_INSERT):
-                chunk = values[4 * start : 4 * (start + _ROWS_PER_INSERT)]
-                inserted += conn.execute(_insert_rows(len(chunk) // 4), chunk).rowcount
+            for run in runs:
+                if isinstance(run, tuple):
+                    inserted += conn.execute(_INSERT_TRUNCATED, run).rowcount
+                    continue
+                # Many rows per statement: the sqlite3 module lets go of the GIL around each
+                # step, and with executemany's step per row the network thread took it back
+                # every time, so a commit waited on paho once per message (twice as long as
+                # alone). One step inserts a whole chunk while the receiving thread runs on.
+                for start in range(0, len(run), 4 * _ROWS_PER_INSERT):
+                    chunk = run[start : start + 4 * _ROWS_PER_INSERT]
+                    inserted += conn.execute(_insert_rows(len(chunk) // 4), chunk).rowcount
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -145,8 +217,7 @@ class RawArchive:
     def read_after(self, seq: int, limit: int = 1000) -> list[ArchivedMessage]:
         """Messages with a sequence number above ``seq``, in order."""
         cur = self._conn().execute(
-            "SELECT seq, received_us, topic, payload FROM messages "
-            "WHERE seq > ? ORDER BY seq LIMIT ?",
+            f"SELECT {self._select()} FROM messages WHERE seq > ? ORDER BY seq LIMIT ?",
             (seq, limit),
         )
         return [ArchivedMessage(*row) for row in cur]
@@ -190,7 +261,7 @@ class RawArchive:
         last = 0
         while True:  # in pages, so that a huge export does not hold one read transaction
             cur = self._conn().execute(
-                f"SELECT seq, received_us, topic, payload FROM messages {where}"
+                f"SELECT {self._select()} FROM messages {where}"
                 f"{' AND' if where else ' WHERE'} seq > ? ORDER BY seq LIMIT 5000",
                 (*params, last),
             )

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from ingest.archive import ArchivedMessage
+from ingest.archive import DEFAULT_MAX_PAYLOAD_BYTES, ArchivedMessage
 from ingest.frame_readings import (
     DATA_CNS,
     METER_CNS,
@@ -20,6 +20,7 @@ from ingest.frame_readings import (
     add_frame_readings,
     add_meter_readings,
 )
+from ingest.hj212.charset import header_mn, readable_as
 from ingest.hj212.decoder import LENIENT, DecodeFailure, decode_payload
 from ingest.hj212.encoder import reply_9014
 from ingest.hj212.errors import DecodeErrorCode
@@ -32,6 +33,8 @@ from ingest.registry import MeterLogger, Outlet, Registry
 from ingest.store import DeadLetter
 
 _MN_IN_RAW = re.compile(rb"MN=([^;&]{1,64})")
+# Decode failures of a segment's text: the logger's encoding setting may be wrong.
+_TEXT_CODES = frozenset({DecodeErrorCode.NOT_UTF8, DecodeErrorCode.BAD_ENCODING})
 # Uploads that ask for a 9014 data reply when their Flag has the A bit (§6.5).
 _REPLY_CNS = frozenset(
     {"2011", "2021", "2031", "2041", "2051", "2061", "2081", "3015", "3019", "3020"}
@@ -40,7 +43,7 @@ _REPLY_CNS = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class IngestPolicy:
-    max_payload_bytes: int = 256 * 1024
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
     check_pw: bool = False
     reply_topic: str = "hj212/{mn}/reply"  # "" disables 9014 replies
 
@@ -98,16 +101,20 @@ class MessageProcessor:
                 detail=detail,
                 payload=raw,
                 mn=mn,
+                # The whole message's size and digest when the archive kept only its start.
+                full_size=msg.full_size if payload is None else None,
+                full_sha256=msg.full_sha256 if payload is None else None,
             )
         )
 
     def _process_one(self, msg: ArchivedMessage, batch: ProcessedBatch) -> None:
-        if len(msg.payload) > self.policy.max_payload_bytes:
+        # Truncated: the archive kept only its start (it was above the limit when received).
+        if msg.full_size is not None or len(msg.payload) > self.policy.max_payload_bytes:
             self._dead(
                 batch,
                 msg,
                 RejectReason.OVERSIZE_PAYLOAD,
-                f"{len(msg.payload)} bytes, the limit is {self.policy.max_payload_bytes}",
+                f"{msg.size} bytes, the limit is {self.policy.max_payload_bytes}",
             )
             return
         kind = self.router.kind(msg.topic)
@@ -121,15 +128,28 @@ class MessageProcessor:
             )
 
     def _hj212(self, msg: ArchivedMessage, batch: ProcessedBatch) -> None:
-        for item in decode_payload(msg.payload, LENIENT):
+        for item in decode_payload(msg.payload, LENIENT, self.registry.encoding_of):
             if isinstance(item, DecodeFailure):
-                self._dead(batch, msg, item.code, item.detail, payload=item.raw)
+                detail = item.detail
+                if item.code in _TEXT_CODES:
+                    detail += self._encoding_advice(item.raw)
+                self._dead(batch, msg, item.code, detail, payload=item.raw)
                 continue
             problem = self._check_frame(item)
             if problem is not None:
                 self._dead(batch, msg, problem[0], problem[1], payload=item.raw, mn=item.mn)
                 continue
             self._accept_frame(item, msg, batch)
+
+    def _encoding_advice(self, raw: bytes) -> str:
+        """The setting that would decode a packet whose text is not in its logger's encoding."""
+        mn = header_mn(raw[6:] if raw.startswith(b"##") else raw)
+        outlet = self.registry.outlet(mn) if mn is not None else None
+        where = f"on {outlet.who}" if outlet else "in [ingest] (for loggers no outlet has)"
+        current = self.registry.encoding_of(mn)
+        guess = readable_as(raw)
+        value = f'"{guess}"' if guess and guess != current else "what it sends (gbk, gb18030)"
+        return f"; the data logger's encoding is {current}: set encoding = {value} {where}"
 
     def _check_frame(self, frame: Hj212Frame) -> tuple[str, str] | None:
         """Per-logger rules on a frame the codec accepted: (reason, detail), or None if usable."""

@@ -22,7 +22,8 @@ class RejectReason(StrEnum):
 
 DESCRIPTIONS: dict[RejectReason, str] = {
     RejectReason.OVERSIZE_PAYLOAD: "the payload is larger than ingest.max_payload_bytes; it is "
-    "kept whole but not decoded",
+    "not decoded, and only its first 4096 bytes, its size and its SHA-256 are kept (here and "
+    "in the raw archive)",
     RejectReason.UNKNOWN_TOPIC: "the topic matches none of the configured subscriptions",
     RejectReason.UNKNOWN_MN: "a valid HJ 212 packet from a data logger (MN) that no outlet or "
     "meter in the configuration names",

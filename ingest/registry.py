@@ -25,6 +25,7 @@ class Outlet:
     name: str = ""
     accept_modbus_crc: bool = False  # tolerate the CRC-16/MODBUS variant from this logger
     max_segment_bytes: int = 1024  # tolerate over-long segments from this logger
+    encoding: str = "utf-8"  # the text encoding of its packets (ingest.hj212.charset)
 
     @property
     def who(self) -> str:
@@ -69,8 +70,11 @@ class Registry:
         *,
         accept_modbus_crc: bool = False,
         max_segment_bytes: int = 1024,
+        encoding: str = "utf-8",
     ) -> None:
-        """``accept_modbus_crc`` and ``max_segment_bytes`` apply to loggers of meters only."""
+        """``accept_modbus_crc`` and ``max_segment_bytes`` apply to loggers of meters only;
+        ``encoding`` to them and to MNs no outlet has."""
+        self.encoding = encoding
         self._by_mn: dict[str, Outlet] = {}
         for outlet in outlets:
             if outlet.mn in self._by_mn:
@@ -111,6 +115,11 @@ class Registry:
         """Code → meter for the logger ``mn``; None when it reports no meter (one lookup: the
         common case on the hot path)."""
         return self._by_source.get(mn)
+
+    def encoding_of(self, mn: str | None) -> str:
+        """The text encoding of the logger ``mn``'s packets: its outlet's, else the default."""
+        outlet = self._by_mn.get(mn) if mn is not None else None
+        return self.encoding if outlet is None else outlet.encoding
 
     def meter_logger(self, mn: str) -> MeterLogger | None:
         """The logger ``mn`` when it reports meters and no outlet has its MN."""

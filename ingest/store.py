@@ -2,10 +2,17 @@
 
 The dead-letter insert and the checkpoint update of one processed batch share a transaction,
 so after a crash a batch is either fully recorded or re-processed from the archive.
+
+A dead letter's stored payload is bounded: up to ``DEAD_LETTER_PAYLOAD_BYTES`` it is the exact
+bytes; a longer one keeps its first ``DEAD_LETTER_PAYLOAD_BYTES`` and the detail ends with the
+whole payload's size and SHA-256 (the message itself is in the raw archive under
+``archive_seq`` while retention keeps it, itself cut to the same prefix when it was above
+ingest.max_payload_bytes).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -54,6 +61,10 @@ checkpoints = Table(
 )
 
 
+DEAD_LETTER_PAYLOAD_BYTES = 4096  # = ingest.archive.PREFIX_BYTES
+DETAIL_CHARS = 2000
+
+
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
     archive_seq: int
@@ -63,6 +74,23 @@ class DeadLetter:
     detail: str
     payload: bytes
     mn: str | None = None
+    # When ``payload`` is already only the start of the message (the archive kept no more of
+    # an oversized one): the whole message's size and SHA-256.
+    full_size: int | None = None
+    full_sha256: bytes | None = None
+
+
+def bounded(letter: DeadLetter) -> tuple[bytes, str]:
+    """The payload and detail to store: the payload cut to DEAD_LETTER_PAYLOAD_BYTES, and then
+    the detail says how large the whole was and its SHA-256."""
+    payload = letter.payload
+    if letter.full_size is None and len(payload) <= DEAD_LETTER_PAYLOAD_BYTES:
+        return payload, letter.detail[:DETAIL_CHARS]
+    size = len(payload) if letter.full_size is None else letter.full_size
+    sha = letter.full_sha256 if letter.full_sha256 is not None else hashlib.sha256(payload).digest()
+    kept = payload[:DEAD_LETTER_PAYLOAD_BYTES]
+    note = f" (payload {size} bytes, SHA-256 {sha.hex()}; its first {len(kept)} bytes are kept)"
+    return kept, letter.detail[: DETAIL_CHARS - len(note)] + note
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,22 +118,22 @@ def record_batch(
     transaction."""
     now = datetime.now(UTC)
     if letters:
-        conn.execute(
-            insert(dead_letters),
-            [
+        rows = []
+        for d in letters:
+            payload, detail = bounded(d)
+            rows.append(
                 {
                     "archive_seq": d.archive_seq,
                     "received_at": d.received_at,
                     "recorded_at": now,
                     "topic": d.topic,
                     "reason": d.reason,
-                    "detail": d.detail[:2000],
+                    "detail": detail,
                     "mn": d.mn,
-                    "payload": d.payload,
+                    "payload": payload,
                 }
-                for d in letters
-            ],
-        )
+            )
+        conn.execute(insert(dead_letters), rows)
     moved = conn.execute(
         update(checkpoints)
         .where(checkpoints.c.consumer == consumer)

@@ -94,9 +94,20 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 # -- decode ------------------------------------------------------------------------------
 
 
+def _encoding_arg(value: str) -> str:
+    from ingest.hj212.charset import text_encoding
+
+    try:
+        return text_encoding(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def cmd_decode(args: argparse.Namespace) -> int:
     policy = DecodePolicy(
-        accept_modbus_crc=args.accept_modbus, max_segment_bytes=args.max_segment_bytes
+        accept_modbus_crc=args.accept_modbus,
+        max_segment_bytes=args.max_segment_bytes,
+        encoding=args.encoding,
     )
     source: BinaryIO = open(args.file, "rb") if args.file else sys.stdin.buffer  # noqa: SIM115
     out = sys.stdout
@@ -144,6 +155,8 @@ def _json_record(msg: ArchivedMessage) -> dict[str, Any]:
         "received_at": msg.received_at.astimezone(CHINA_TZ).isoformat(timespec="microseconds"),
         "topic": msg.topic,
     }
+    if msg.truncated:  # above ingest.max_payload_bytes: the payload is only its start
+        record.update(truncated=True, size=msg.size, sha256=(msg.full_sha256 or b"").hex())
     try:
         record["payload"] = msg.payload.decode("utf-8")
     except UnicodeDecodeError:
@@ -159,6 +172,13 @@ def cmd_archive_export(args: argparse.Namespace) -> int:
     for msg in archive.export(args.since, args.until, args.topic_prefix):
         if args.format == "json":
             out.write(json.dumps(_json_record(msg), ensure_ascii=False).encode() + b"\n")
+        elif msg.truncated:  # its start is not the message: say so rather than print it
+            print(
+                f"nonsite: message {msg.seq} ({msg.topic}) left out: {msg.size} bytes, above "
+                f"ingest.max_payload_bytes; the archive keeps its first {len(msg.payload)} bytes "
+                "(--format json shows them)",
+                file=sys.stderr,
+            )
         else:
             for line in _export_lines(msg, router.kind(msg.topic)):
                 out.write(line + b"\n")
@@ -700,6 +720,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=MAX_SEGMENT_BYTES,
         help="longest data segment accepted (the standard says 1024)",
+    )
+    p.add_argument(
+        "--encoding",
+        type=_encoding_arg,
+        default="utf-8",
+        help="text encoding of packets that are not plain ASCII: utf-8 (the standard's), gbk, "
+        "gb18030",
     )
     p.set_defaults(func=cmd_decode)
 

@@ -111,8 +111,8 @@ def load_messages(
         p = Path(path)
         if p.suffix in (".sqlite3", ".sqlite", ".db"):
             archive = RawArchive(p, readonly=True)
-            for m in archive.export():
-                add(m.received_us, m.topic, m.payload)
+            for m in archive.export():  # replace keeps an oversized message's marks
+                out.append(replace(m, seq=len(out) + 1))
             archive.close()
             continue
         with p.open("rb") as f:

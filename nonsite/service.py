@@ -61,7 +61,9 @@ class Service:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.engine = make_engine(config.database_url())
         self.archive = RawArchive(
-            data_dir / "archive.sqlite3", durability=config.archive.durability
+            data_dir / "archive.sqlite3",
+            durability=config.archive.durability,
+            max_payload_bytes=config.ingest.max_payload_bytes,
         )
         self.embedded: EmbeddedBroker | None = None
         self.source: MqttSource | None = None

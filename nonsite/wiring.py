@@ -25,6 +25,7 @@ def build_registry(config: Config) -> Registry:
                 else o.accept_modbus_crc
             ),
             max_segment_bytes=o.max_segment_bytes or config.ingest.max_segment_bytes,
+            encoding=o.encoding or config.ingest.encoding,
         )
         for ent in config.enterprises
         for o in ent.outlets
@@ -47,6 +48,7 @@ def build_registry(config: Config) -> Registry:
         meters,
         accept_modbus_crc=config.ingest.accept_modbus_crc,
         max_segment_bytes=config.ingest.max_segment_bytes,
+        encoding=config.ingest.encoding,
     )
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from ingest.hj212.charset import DEFAULT_ENCODING, header_mn, readable_as
 from ingest.hj212.crc import crc_hj212, crc_modbus
 from ingest.hj212.errors import DecodeErrorCode, Hj212DecodeError
 from ingest.hj212.framing import FramingError, RawFrame, split_frames
@@ -24,7 +26,12 @@ class DecodePolicy:
 
     accept_modbus_crc: bool = False
     max_segment_bytes: int = MAX_SEGMENT_BYTES
+    # The text encoding of a segment that is not plain ASCII (ingest.hj212.charset).
+    encoding: str = DEFAULT_ENCODING
 
+
+# The data logger's text encoding by the MN in the segment (None: no readable MN).
+EncodingOf = Callable[[str | None], str]
 
 STRICT = DecodePolicy()
 LENIENT = DecodePolicy(accept_modbus_crc=True, max_segment_bytes=10**6)
@@ -58,8 +65,31 @@ def _check_crc(rf: RawFrame) -> CrcVariant:
     )
 
 
-def decode_raw_frame(rf: RawFrame, policy: DecodePolicy = STRICT) -> Hj212Frame:
-    """Check a framed packet and parse its data segment. Raises Hj212DecodeError."""
+def _segment_text(segment: bytes, policy: DecodePolicy, encoding_of: EncodingOf | None) -> str:
+    """The segment as text: ASCII needs no choice (the common case, no lookup); otherwise the
+    encoding of the logger whose MN the segment's header names."""
+    if segment.isascii():
+        return segment.decode("ascii")
+    encoding = policy.encoding if encoding_of is None else encoding_of(header_mn(segment))
+    try:
+        return segment.decode(encoding)
+    except UnicodeDecodeError as exc:
+        other = readable_as(segment)
+        hint = f"; it reads as {other.upper()} text" if other and other != encoding else ""
+        if encoding == "utf-8":
+            detail = f"byte {exc.start} of the data segment is not UTF-8{hint}"
+            raise Hj212DecodeError(DecodeErrorCode.NOT_UTF8, detail) from None
+        detail = f"byte {exc.start} of the data segment is not valid {encoding}{hint}"
+        raise Hj212DecodeError(DecodeErrorCode.BAD_ENCODING, detail) from None
+
+
+def decode_raw_frame(
+    rf: RawFrame, policy: DecodePolicy = STRICT, encoding_of: EncodingOf | None = None
+) -> Hj212Frame:
+    """Check a framed packet and parse its data segment. Raises Hj212DecodeError.
+
+    Text is decoded with ``encoding_of(MN)`` when given (a per-logger setting), else with
+    ``policy.encoding``."""
     variant = _check_crc(rf)
     if variant == "modbus" and not policy.accept_modbus_crc:
         raise Hj212DecodeError(
@@ -72,13 +102,7 @@ def decode_raw_frame(rf: RawFrame, policy: DecodePolicy = STRICT) -> Hj212Frame:
             DecodeErrorCode.SEGMENT_TOO_LONG,
             f"data segment has {len(rf.segment)} bytes, the limit is {policy.max_segment_bytes}",
         )
-    try:
-        text = rf.segment.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise Hj212DecodeError(
-            DecodeErrorCode.NOT_UTF8, f"byte {exc.start} of the data segment is not UTF-8"
-        ) from None
-    frame = parse_segment(text)
+    frame = parse_segment(_segment_text(rf.segment, policy, encoding_of))
     frame.crc = rf.crc_field.decode().upper()
     frame.crc_variant = variant
     frame.length = rf.declared_length
@@ -89,16 +113,17 @@ def decode_raw_frame(rf: RawFrame, policy: DecodePolicy = STRICT) -> Hj212Frame:
 
 
 def decode_payload(
-    payload: bytes, policy: DecodePolicy = STRICT
+    payload: bytes, policy: DecodePolicy = STRICT, encoding_of: EncodingOf | None = None
 ) -> list[Hj212Frame | DecodeFailure]:
-    """Decode every packet in ``payload`` (a broker message or one capture line), in order."""
+    """Decode every packet in ``payload`` (a broker message or one capture line), in order;
+    ``encoding_of`` as in ``decode_raw_frame``."""
     results: list[Hj212Frame | DecodeFailure] = []
     for item in split_frames(payload):
         if isinstance(item, FramingError):
             results.append(DecodeFailure(item.code, item.detail, item.raw))
             continue
         try:
-            results.append(decode_raw_frame(item, policy))
+            results.append(decode_raw_frame(item, policy, encoding_of))
         except Hj212DecodeError as exc:
             modbus = exc.code == DecodeErrorCode.CRC_MODBUS
             results.append(

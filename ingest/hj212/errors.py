@@ -21,6 +21,7 @@ class DecodeErrorCode(StrEnum):
     CRC_MISMATCH = "crc_mismatch"
     CRC_MODBUS = "crc_modbus"
     NOT_UTF8 = "not_utf8"
+    BAD_ENCODING = "bad_encoding"
     BAD_FIELD = "bad_field"
     MISSING_FIELD = "missing_field"
     BAD_CN = "bad_cn"
@@ -45,7 +46,10 @@ DESCRIPTIONS: dict[DecodeErrorCode, str] = {
     DecodeErrorCode.CRC_MISMATCH: "the CRC matches neither HJ 212 Appendix A nor CRC-16/MODBUS",
     DecodeErrorCode.CRC_MODBUS: "the CRC matches only the CRC-16/MODBUS variant, which is not "
     "accepted for this data logger",
-    DecodeErrorCode.NOT_UTF8: "the data segment is not valid UTF-8",
+    DecodeErrorCode.NOT_UTF8: "the data segment is not valid UTF-8, the text encoding "
+    "configured for its data logger (the default)",
+    DecodeErrorCode.BAD_ENCODING: "the data segment is not valid text in the data logger's "
+    "configured encoding other than UTF-8 (e.g. gbk)",
     DecodeErrorCode.BAD_FIELD: "a header entry is not of the form key=value",
     DecodeErrorCode.MISSING_FIELD: "a required field (ST, CN, PW, MN, CP, or PNUM/PNO for a "
     "split packet) is missing",

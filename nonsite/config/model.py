@@ -93,12 +93,26 @@ class MqttSection(Section):
         return value
 
 
+def _text_encoding(value: str) -> str:
+    from ingest.hj212.charset import text_encoding  # noqa: PLC0415
+
+    return text_encoding(value)
+
+
 class IngestSection(Section):
     # 256 KiB: a gateway's batch of 1000 full power readings is about 130 KB.
     max_payload_bytes: int = Field(default=256 * 1024, ge=256)
     check_pw: bool = False
     accept_modbus_crc: bool = False
     max_segment_bytes: int = Field(default=1024, ge=1024)
+    # The text encoding of HJ 212 packets (the standard's utf-8; gbk or gb18030 from many
+    # Chinese loggers), for loggers whose outlet does not set its own.
+    encoding: str = "utf-8"
+
+    @field_validator("encoding")
+    @classmethod
+    def _text_encoding(cls, value: str) -> str:
+        return _text_encoding(value)
 
 
 class ArchiveSection(Section):
@@ -300,6 +314,7 @@ class OutletConfig(Section):
     pw: str | None = None
     accept_modbus_crc: bool | None = None  # None: the [ingest] default
     max_segment_bytes: int | None = Field(default=None, ge=1024)
+    encoding: str | None = None  # its packets' text encoding (gbk, …); None: the [ingest] one
     factors: list[Annotated[str, Field(min_length=1, max_length=16)]] = Field(default_factory=list)
     preset: str | list[str] | None = None  # industry preset(s) from the emission standards
     limits: dict[str, FactorLimits] = Field(default_factory=dict)
@@ -313,6 +328,11 @@ class OutletConfig(Section):
     # A7: the longest a marking of a type may last per occurrence, in hours; None: the
     # industry's (incineration: start-up, shutdown, fault, accident 4 h).
     marking_max_hours: dict[str, float] | None = None
+
+    @field_validator("encoding")
+    @classmethod
+    def _text_encoding(cls, value: str | None) -> str | None:
+        return None if value is None else _text_encoding(value)
 
     @field_validator("marking_max_hours")
     @classmethod

@@ -351,9 +351,11 @@ class SeriesReader:
             for i in range(0, len(names), _CHUNK):
                 chunk = names[i : i + _CHUNK]
                 marks = ",".join("?" * len(chunk))
+                # full_size NULL: not an oversized message whose start alone is archived
                 rows = conn.execute(
                     "SELECT seq, received_us, topic, payload FROM messages "
-                    f"WHERE topic IN ({marks}) AND received_us BETWEEN ? AND ?",
+                    f"WHERE topic IN ({marks}) AND received_us BETWEEN ? AND ? "
+                    "AND full_size IS NULL",
                     (*chunk, received_from_us, received_until_us),
                 )
                 for seq, received_us, topic, payload in rows:

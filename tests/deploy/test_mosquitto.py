@@ -6,8 +6,9 @@ Checked: the file starts a broker; anonymous clients are refused; nonsite, subsc
 shared-subscription group, receives a logger's packets on the logger's own topic; a logger
 cannot publish on another logger's topic; nonsite's replies reach only their logger; nonsite
 may publish alerts and a reader may follow them; the broker queues for nonsite's persistent
-session while it is away; and the TLS listener, uncommented, serves with passwords and with
-client certificates (双向认证).
+session while it is away; the broker's packet limit passes every payload within nonsite's
+ingest.max_payload_bytes and disconnects a client that sends a far larger one; and the TLS
+listener, uncommented, serves with passwords and with client certificates (双向认证).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from ingest.mqtt.source import MqttSource
 from nonsite.config.load import load_config
+from nonsite.config.model import IngestSection
 from nonsite.embedded_broker import free_port
 from nonsite.wiring import build_mqtt_settings
 from tests.brokers import mosquitto_binary, wait_port
@@ -304,6 +306,59 @@ def test_the_tls_listener_serves_nonsite(tmp_path, mode):
                 bare.stop()
     finally:
         broker.stop()
+
+
+PACKET_MARGIN = 4096  # docs/ingest.md: max_packet_size = ingest.max_payload_bytes + 4096
+
+
+def max_packet_size() -> int:
+    conf = (DEPLOY / "mosquitto" / "mosquitto.conf").read_text()
+    [value] = re.findall(r"^max_packet_size (\d+)$", conf, flags=re.M)
+    return int(value)
+
+
+def test_the_brokers_packet_limit_agrees_with_nonsites_payload_limit():
+    limit = max_packet_size()
+    configs = [
+        load_config(DEPLOY / "compose" / "nonsite.toml", {}),
+        load_config(DEPLOY / "nonsite.example.toml", {}),
+    ]
+    for config in configs:
+        assert config.ingest.max_payload_bytes + PACKET_MARGIN == limit
+    assert IngestSection().max_payload_bytes + PACKET_MARGIN == limit
+
+
+def test_the_broker_passes_a_payload_at_nonsites_limit_and_disconnects_a_far_larger_one(broker):
+    url = f"mqtt://nonsite:{PASSWORDS['nonsite']}@127.0.0.1:{broker.port}"
+    settings = nonsite_settings(url)
+    payload_limit = load_config(DEPLOY / "compose" / "nonsite.toml", {}).ingest.max_payload_bytes
+    collector = Collector()
+    source = start_source(settings, collector)
+    logger = Client(broker.port, LOGGER, PASSWORDS[LOGGER])
+    assert logger.connected.wait(10) and logger.refused is None
+    at_limit = b"a" * payload_limit
+    just_above = b"b" * (payload_limit + 100)  # reaches nonsite: an oversize dead letter there
+    try:
+        assert logger.publish(f"hj212/{LOGGER}", at_limit) == 0
+        assert logger.publish(f"hj212/{LOGGER}", just_above) == 0
+        assert collector.wait_for(2) == [at_limit, just_above]
+    finally:
+        logger.close()
+    # An MQTT 3.1.1 client is not told the limit: the broker disconnects it for the packet.
+    old = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="old-logger", protocol=mqtt.MQTTv311)
+    old.username_pw_set(LOGGER, PASSWORDS[LOGGER])
+    gone = threading.Event()
+    old.on_disconnect = lambda *_args: gone.set()
+    old.connect("127.0.0.1", broker.port)
+    old.loop_start()
+    try:
+        old.publish(f"hj212/{LOGGER}", b"c" * (max_packet_size() + 1), qos=1)
+        assert gone.wait(10), "the broker kept a client that sent an oversized packet"
+        time.sleep(0.5)
+        assert len(collector.payloads) == 2  # it never reached nonsite
+    finally:
+        old.loop_stop()
+        source.stop()
 
 
 def test_the_password_file_note_works_with_this_mosquitto(tmp_path):

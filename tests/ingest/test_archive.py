@@ -1,3 +1,4 @@
+import hashlib
 import sqlite3
 import threading
 import time
@@ -5,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ingest.archive import IncomingMessage, RawArchive, to_us
+from ingest.archive import PREFIX_BYTES, IncomingMessage, RawArchive, to_us
 
 
 def msg(i: int, when: datetime | None = None, topic: str = "hj212/A") -> IncomingMessage:
@@ -126,3 +127,76 @@ def test_readonly_archive_sees_committed_writes_while_the_writer_runs(tmp_path):
 def test_readonly_archive_must_exist(tmp_path):
     with pytest.raises(FileNotFoundError):
         RawArchive(tmp_path / "missing.sqlite3", readonly=True)
+
+
+# -- oversized messages (issue 16): a bounded record, not the whole payload ------------------
+
+
+def big(n: int, fill: bytes = b"x") -> IncomingMessage:
+    return IncomingMessage(to_us(datetime(2026, 11, 21, tzinfo=UTC)), "hj212/A", fill * n)
+
+
+def test_an_oversized_message_is_stored_as_its_start_size_and_sha256(tmp_path):
+    archive = RawArchive(tmp_path / "a.sqlite3", max_payload_bytes=10_000)
+    at_limit, above = big(10_000, b"a"), big(50_000_000, b"b")
+    assert archive.append([at_limit, above]) == 2
+    whole, cut = archive.read_after(0)
+    assert whole.payload == at_limit.payload and not whole.truncated and whole.size == 10_000
+    assert cut.truncated and cut.size == 50_000_000 == cut.full_size
+    assert cut.payload == b"b" * PREFIX_BYTES
+    assert cut.full_sha256 == hashlib.sha256(above.payload).digest()
+    assert list(archive.export()) == [whole, cut]
+    # Only the prefix is on disk.
+    assert (tmp_path / "a.sqlite3").stat().st_size + sum(
+        p.stat().st_size for p in tmp_path.glob("a.sqlite3-*")
+    ) < 1_000_000
+
+
+def test_a_redelivered_oversized_message_is_still_recognised(tmp_path):
+    archive = RawArchive(tmp_path / "a.sqlite3", max_payload_bytes=10_000)
+    assert archive.append([big(20_000)]) == 1
+    # Same start, another end: another message. The same message again: a duplicate.
+    assert archive.append([big(20_000), big(20_001)]) == 1
+    assert [m.size for m in archive.read_after(0)] == [20_000, 20_001]
+
+
+def test_a_batch_mixing_oversized_and_ordinary_messages_keeps_the_order_of_arrival(tmp_path):
+    archive = RawArchive(tmp_path / "a.sqlite3", max_payload_bytes=10_000)
+    batch = [msg(i) for i in range(700)]
+    batch[3:3] = [big(10_001, b"1")]
+    batch[600:600] = [big(30_000, b"2"), big(40_000, b"3")]
+    batch.append(big(50_000, b"4"))
+    assert archive.append(batch) == len(batch)
+    stored = archive.read_after(0, limit=5000)
+    assert [m.size for m in stored] == [len(m.payload) for m in batch]
+    assert [m.payload[:1] for m in stored] == [m.payload[:1] for m in batch]
+    assert [m.seq for m in stored] == sorted(m.seq for m in stored)
+
+
+def test_an_archive_from_before_truncation_is_read_and_upgraded(tmp_path):
+    path = tmp_path / "a.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE messages (seq INTEGER PRIMARY KEY AUTOINCREMENT, received_us INTEGER "
+        "NOT NULL, topic TEXT NOT NULL, payload BLOB NOT NULL, digest BLOB NOT NULL UNIQUE);"
+        "INSERT INTO messages (received_us, topic, payload, digest) VALUES (1, 't', x'01', x'02');"
+    )
+    old.close()
+    [before] = RawArchive(path, readonly=True).read_after(0)  # read-only: as it is
+    assert (before.payload, before.truncated) == (b"\x01", False)
+    archive = RawArchive(path, max_payload_bytes=10_000)  # the service's open adds the columns
+    archive.append([big(20_000)])
+    first, cut = archive.read_after(0)
+    assert first == before and cut.truncated and cut.size == 20_000
+
+
+def test_replay_keeps_an_oversized_message_oversized(tmp_path):
+    from nonsite.config.model import Config
+    from nonsite.replay import load_messages
+
+    path = tmp_path / "archive.sqlite3"
+    archive = RawArchive(path, max_payload_bytes=10_000)
+    archive.append([msg(1), big(20_000)])
+    archive.close()
+    _, cut = load_messages([str(path)], Config())
+    assert cut.truncated and cut.size == 20_000 and len(cut.payload) == PREFIX_BYTES

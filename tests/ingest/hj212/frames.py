@@ -12,8 +12,9 @@ def packet(
     tail: str = "\r\n",
     length: int | None = None,
     modbus: bool = False,
+    encoding: str = "utf-8",
 ) -> bytes:
-    data = segment.encode("utf-8")
+    data = segment.encode(encoding)
     if crc is None:
         crc = f"{(crc_modbus(data) if modbus else crc_hj212(data)):04X}"
     declared = len(data) if length is None else length
