@@ -55,6 +55,7 @@ def config(data_dir: Path, outlets: int, meters: int) -> dict:
                         "id": f"DA{k:03d}",
                         "kind": "gas",
                         "mn": f"MN{k:03d}",
+                        "pw": "123456",
                         "preset": "thermal_power_coal_boiler",
                     }
                     for k in range(outlets)

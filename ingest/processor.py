@@ -25,7 +25,7 @@ from ingest.hj212.decoder import LENIENT, DecodeFailure, decode_payload
 from ingest.hj212.encoder import reply_9014
 from ingest.hj212.errors import DecodeErrorCode
 from ingest.hj212.model import Hj212Frame
-from ingest.mqtt.topics import TopicRouter, last_level
+from ingest.mqtt.topics import TopicRouter
 from ingest.power import DecodedReading, PowerDecodeError, PowerErrorCode, decode_power
 from ingest.readings import LoggerSeen, PowerSample, ReadingBatch
 from ingest.reasons import RejectReason
@@ -44,7 +44,7 @@ _REPLY_CNS = frozenset(
 @dataclass(frozen=True, slots=True)
 class IngestPolicy:
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
-    check_pw: bool = False
+    check_pw: bool = True
     reply_topic: str = "hj212/{mn}/reply"  # "" disables 9014 replies
 
 
@@ -117,17 +117,17 @@ class MessageProcessor:
                 f"{msg.size} bytes, the limit is {self.policy.max_payload_bytes}",
             )
             return
-        kind = self.router.kind(msg.topic)
-        if kind == "hj212":
-            self._hj212(msg, batch)
-        elif kind == "power":
-            self._power(msg, batch)
-        else:
+        route = self.router.route(msg.topic)
+        if route is None:
             self._dead(
                 batch, msg, RejectReason.UNKNOWN_TOPIC, f"no subscription routes {msg.topic!r}"
             )
+        elif route.kind == "hj212":
+            self._hj212(msg, route.sender, batch)
+        else:
+            self._power(msg, route.sender, batch)
 
-    def _hj212(self, msg: ArchivedMessage, batch: ProcessedBatch) -> None:
+    def _hj212(self, msg: ArchivedMessage, sender: str, batch: ProcessedBatch) -> None:
         for item in decode_payload(msg.payload, LENIENT, self.registry.encoding_of):
             if isinstance(item, DecodeFailure):
                 detail = item.detail
@@ -135,11 +135,11 @@ class MessageProcessor:
                     detail += self._encoding_advice(item.raw)
                 self._dead(batch, msg, item.code, detail, payload=item.raw)
                 continue
-            problem = self._check_frame(item)
+            problem = self._check_frame(item, sender)
             if problem is not None:
                 self._dead(batch, msg, problem[0], problem[1], payload=item.raw, mn=item.mn)
                 continue
-            self._accept_frame(item, msg, batch)
+            self._accept_frame(item, msg, sender, batch)
 
     def _encoding_advice(self, raw: bytes) -> str:
         """The setting that would decode a packet whose text is not in its logger's encoding."""
@@ -151,13 +151,21 @@ class MessageProcessor:
         value = f'"{guess}"' if guess and guess != current else "what it sends (gbk, gb18030)"
         return f"; the data logger's encoding is {current}: set encoding = {value} {where}"
 
-    def _check_frame(self, frame: Hj212Frame) -> tuple[str, str] | None:
+    def _check_frame(self, frame: Hj212Frame, sender: str) -> tuple[str, str] | None:
         """Per-logger rules on a frame the codec accepted: (reason, detail), or None if usable."""
         logger: Outlet | MeterLogger | None = self.registry.outlet(frame.mn)
         if logger is None:
             logger = self.registry.meter_logger(frame.mn)
             if logger is None:
                 return RejectReason.UNKNOWN_MN, f"MN {frame.mn!r} is not configured"
+        # Attribution before anything else the frame claims: the topic's sender is what the
+        # broker authenticated, the MN inside is only what the sender wrote.
+        if not self.registry.may_send_mn(sender, frame.mn):
+            return RejectReason.FOREIGN_MN, (
+                f"MN {frame.mn!r} on the topic of {sender!r}, which may not speak for it "
+                "(a logger publishes its own MN on its own topic; a gateway only the MNs of "
+                "its [[gateways]] entry)"
+            )
         if frame.crc_variant == "modbus" and not logger.accept_modbus_crc:
             return DecodeErrorCode.CRC_MODBUS, (
                 f"CRC {frame.crc} is CRC-16/MODBUS; {logger.who} does not accept "
@@ -188,7 +196,9 @@ class MessageProcessor:
             f"its meters' codes are {', '.join(sorted(meters))}"
         )
 
-    def _accept_frame(self, frame: Hj212Frame, msg: ArchivedMessage, batch: ProcessedBatch) -> None:
+    def _accept_frame(
+        self, frame: Hj212Frame, msg: ArchivedMessage, sender: str, batch: ProcessedBatch
+    ) -> None:
         outlet = self.registry.outlet(frame.mn)  # None: a logger of meters only
         data_time = frame.data_time
         received_at = msg.received_at  # computed from the µs on each access: once
@@ -208,7 +218,9 @@ class MessageProcessor:
             )
         batch.frames_accepted += 1
         if self.policy.reply_topic and frame.ack_requested and frame.cn in _REPLY_CNS:
-            topic = self.policy.reply_topic.replace("{mn}", frame.mn)
+            # Back to the sender's own topic (a gateway's, for the frames it carries): the
+            # only reply topic its login may read.
+            topic = self.policy.reply_topic.replace("{mn}", sender)
             batch.replies.append((topic, reply_9014(frame)))
 
     def _add_readings(
@@ -253,15 +265,14 @@ class MessageProcessor:
             except PowerDecodeError:
                 raise exc from None
 
-    def _power(self, msg: ArchivedMessage, batch: ProcessedBatch) -> None:
+    def _power(self, msg: ArchivedMessage, sender: str, batch: ProcessedBatch) -> None:
         try:
-            # power/{meter} names the meter; any other last level is a gateway batching several
+            # power/{meter} names the meter; any other sender is a gateway batching several
             # meters, whose readings must each carry "meter".
-            level = last_level(msg.topic)
-            if self.registry.meter(level) is not None:
-                readings = decode_power(msg.payload, topic_meter=level)
+            if self.registry.meter(sender) is not None:
+                readings = decode_power(msg.payload, topic_meter=sender)
             else:
-                readings = self._decode_unregistered_topic(msg.payload, level)
+                readings = self._decode_unregistered_topic(msg.payload, sender)
         except PowerDecodeError as exc:
             self._dead(batch, msg, exc.code, exc.detail, mn=None)
             return
@@ -270,6 +281,14 @@ class MessageProcessor:
             if meter is None:
                 detail = f"meter {reading.meter_id!r} is not configured"
                 self._dead(batch, msg, RejectReason.UNKNOWN_METER, detail)
+                continue
+            if not self.registry.may_send_meter(sender, meter.meter_id):
+                detail = (
+                    f"meter {meter.meter_id!r} on the topic of {sender!r}, which may not speak "
+                    "for it (a meter publishes on its own topic; a gateway only for the meters "
+                    "of its [[gateways]] entry)"
+                )
+                self._dead(batch, msg, RejectReason.FOREIGN_METER, detail)
                 continue
             batch.readings.power.append(
                 PowerSample(

@@ -17,6 +17,8 @@ class RejectReason(StrEnum):
     UNKNOWN_METER = "unknown_meter"
     UNKNOWN_CODE = "unknown_code"
     WRONG_PW = "wrong_pw"
+    FOREIGN_MN = "foreign_mn"
+    FOREIGN_METER = "foreign_meter"
     MISSING_DATA_TIME = "missing_data_time"
 
 
@@ -31,8 +33,12 @@ DESCRIPTIONS: dict[RejectReason, str] = {
     "not name",
     RejectReason.UNKNOWN_CODE: "a valid HJ 212 data packet (CN 2011/2021) from a logger that "
     "reports meters only (no outlet has its MN) in which no code is a configured meter's",
-    RejectReason.WRONG_PW: "the packet's PW differs from the outlet's configured password "
-    "(checked only when ingest.check_pw is on and the outlet sets pw)",
+    RejectReason.WRONG_PW: "the packet's PW differs from the outlet's configured pw (checked "
+    "while ingest.check_pw is on, the default)",
+    RejectReason.FOREIGN_MN: "an HJ 212 packet whose MN is not its sender's: the topic's sender "
+    "level is another logger's MN, or a gateway whose [[gateways]] entry does not list that MN",
+    RejectReason.FOREIGN_METER: "a power reading for a meter its sender may not speak for: the "
+    "topic's sender level is neither that meter nor a gateway whose [[gateways]] entry lists it",
     RejectReason.MISSING_DATA_TIME: "a data upload (CN 2011/2051/2061/2031/2021/2041) without "
     "DataTime, so its values have no time",
 }

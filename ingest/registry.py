@@ -1,5 +1,6 @@
-"""Who may send data: enterprises' outlets (by data-logger MN) and power meters (by id, and by
-the (MN, code) of the HJ 212 logger that reports them).
+"""Who may send data: enterprises' outlets (by data-logger MN), power meters (by id, and by
+the (MN, code) of the HJ 212 logger that reports them), and gateways (a sender id and the MNs
+and meters it may speak for).
 
 Built from the configuration by the wiring layer; ingest only looks things up. A message
 from an MN or meter that is not registered becomes a dead letter, never a reading.
@@ -60,6 +61,15 @@ class MeterLogger:
         return f"the meters' logger {self.mn}"
 
 
+@dataclass(frozen=True, slots=True)
+class Gateway:
+    """A sender that carries several loggers' frames or meters' readings on its own topic."""
+
+    gateway_id: str
+    mns: frozenset[str] = frozenset()
+    meters: frozenset[str] = frozenset()
+
+
 class Registry:
     """Lookup tables for the hot path; rebuilt (not mutated) when the configuration changes."""
 
@@ -70,11 +80,13 @@ class Registry:
         *,
         accept_modbus_crc: bool = False,
         max_segment_bytes: int = 1024,
+        gateways: Iterable[Gateway] = (),
         encoding: str = "utf-8",
     ) -> None:
         """``accept_modbus_crc`` and ``max_segment_bytes`` apply to loggers of meters only;
         ``encoding`` to them and to MNs no outlet has."""
         self.encoding = encoding
+        self._gateways = {g.gateway_id: g for g in gateways}
         self._by_mn: dict[str, Outlet] = {}
         for outlet in outlets:
             if outlet.mn in self._by_mn:
@@ -124,6 +136,24 @@ class Registry:
     def meter_logger(self, mn: str) -> MeterLogger | None:
         """The logger ``mn`` when it reports meters and no outlet has its MN."""
         return self._meter_loggers.get(mn)
+
+    def gateway(self, sender: str) -> Gateway | None:
+        return self._gateways.get(sender)
+
+    def may_send_mn(self, sender: str, mn: str) -> bool:
+        """Whether the sender (the topic's sender level) may speak for the logger ``mn``: its
+        own MN, or one its gateway entry lists."""
+        if sender == mn:
+            return True
+        gateway = self._gateways.get(sender)
+        return gateway is not None and mn in gateway.mns
+
+    def may_send_meter(self, sender: str, meter_id: str) -> bool:
+        """Whether the sender may speak for the meter: the meter itself, or its gateway."""
+        if sender == meter_id:
+            return True
+        gateway = self._gateways.get(sender)
+        return gateway is not None and meter_id in gateway.meters
 
     def is_logger(self, mn: str) -> bool:
         """Whether frames from ``mn`` are accepted: an outlet's logger or a meters' logger."""

@@ -29,6 +29,7 @@ from ingest.hj212.jsonview import result_to_json
 from ingest.hj212.timefmt import CHINA_TZ
 from ingest.store import count_dead_letters_by_reason, list_dead_letters
 from nonsite.config import Config, ConfigError, load_config
+from nonsite.config.advice import config_warnings
 from nonsite.config.load import parse_config
 from nonsite.errors import ListenError, StartupError
 from nonsite.timeargs import cli_time
@@ -52,6 +53,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from nonsite.service import Service  # imported here: the other commands stay light
 
     config = _config_for(args)
+    for issue in config_warnings(config):
+        logging.getLogger("nonsite.config").warning("%s: %s", issue.entry, issue.problem)
     service = Service(config)
 
     async def main() -> None:
@@ -88,6 +91,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         f"{args.file}: OK: {len(config.enterprises)} enterprises, {outlets} outlets, "
         f"{meters} meters; broker {broker}; data in {config.service.data_dir}"
     )
+    for issue in config_warnings(config):
+        print(f"  warning: {issue.entry}: {issue.problem}")
     return 0
 
 

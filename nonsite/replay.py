@@ -24,6 +24,7 @@ from typing import Any, TextIO
 
 from ingest.archive import ArchivedMessage, RawArchive
 from ingest.hj212.timefmt import parse_hj212_time
+from ingest.mqtt.topics import unshared
 from ingest.processor import MessageProcessor
 from ingest.readings import Measurement, PowerSample
 from nonsite.config.model import Config
@@ -38,11 +39,16 @@ ARRIVAL_DELAY_US = 60_000_000  # lines without a receipt time "arrive" a minute 
 TICK_S = 60
 
 
+# The sender of input lines that name no topic: the operator's own files, trusted to speak for
+# every logger and meter. Not a valid configuration id, so no configured sender is it.
+REPLAY_SENDER = "(replay)"
+
+
 def _topic(config: Config, kind: str) -> str:
     for sub in config.mqtt.subscriptions:
         if sub.kind == kind:
-            return sub.filter.replace("+", "replay").replace("#", "replay")
-    return f"{kind}/replay"
+            return unshared(sub.filter).replace("+", REPLAY_SENDER)
+    return f"{kind}/{REPLAY_SENDER}"
 
 
 def _event_us(payload: bytes) -> int | None:
@@ -138,7 +144,8 @@ def decode(
     """The readings of the messages in arrival order, and the dead letters per reason."""
     # No 9014 replies: a replay answers nobody.
     policy = replace(build_policy(config), reply_topic="")
-    processor = MessageProcessor(build_registry(config), build_router(config), policy)
+    registry = build_registry(config, trusted_sender=REPLAY_SENDER)
+    processor = MessageProcessor(registry, build_router(config), policy)
     readings: list[Measurement | PowerSample] = []
     dead: dict[str, int] = {}
     for i in range(0, len(messages), 5000):

@@ -5,12 +5,14 @@ from __future__ import annotations
 from ingest.mqtt.settings import MqttSettings
 from ingest.mqtt.topics import PayloadKind, TopicRouter, shared
 from ingest.processor import IngestPolicy
-from ingest.registry import Meter, Outlet, Registry
+from ingest.registry import Gateway, Meter, Outlet, Registry
 from nonsite.config.model import Config
 from nonsite.config.mqtt_url import BrokerUrl, parse_broker_url
 
 
-def build_registry(config: Config) -> Registry:
+def build_registry(config: Config, *, trusted_sender: str | None = None) -> Registry:
+    """``trusted_sender``: a sender that may speak for every logger and meter (a replay of the
+    operator's own files, whose lines name no sender)."""
     outlets = [
         Outlet(
             enterprise_id=ent.id,
@@ -43,12 +45,19 @@ def build_registry(config: Config) -> Registry:
         for ent in config.enterprises
         for m in ent.meters
     ]
+    gateways = [
+        Gateway(g.id, mns=frozenset(g.mns), meters=frozenset(g.meters)) for g in config.gateways
+    ]
+    if trusted_sender is not None:
+        everyone = frozenset(o.mn for o in outlets) | frozenset(m.mn for m in meters if m.mn)
+        gateways.append(Gateway(trusted_sender, everyone, frozenset(m.meter_id for m in meters)))
     return Registry(
         outlets,
         meters,
         accept_modbus_crc=config.ingest.accept_modbus_crc,
         max_segment_bytes=config.ingest.max_segment_bytes,
         encoding=config.ingest.encoding,
+        gateways=gateways,
     )
 
 

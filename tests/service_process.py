@@ -41,6 +41,7 @@ def write_config(
     ]
     for i, mn in enumerate(mns):
         lines += ["[[enterprises.outlets]]", f'id = "DA{i:03d}"', 'kind = "gas"', f'mn = "{mn}"']
+        lines += ['pw = "123456"']
     for m in meters:
         lines += ["[[enterprises.meters]]", f'id = "{m}"', 'role = "production"']
     path.write_text("\n".join(lines) + "\n")

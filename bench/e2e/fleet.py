@@ -42,6 +42,7 @@ def probe_enterprises(n: int) -> list[dict[str, Any]]:
                     "id": "DA001",
                     "kind": "gas",
                     "mn": probe_mn(i),
+                    "pw": "123456",
                     "preset": "industrial_boiler_coal",
                     "factors": PROBE_FACTORS,
                 }

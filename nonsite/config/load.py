@@ -173,6 +173,58 @@ def _references(config: Config) -> list[ConfigIssue]:
     return issues
 
 
+def _gateways(config: Config) -> list[ConfigIssue]:
+    """A gateway's id is its topic level, so it must not be an MN or a meter id as well, and
+    it may speak only for configured MNs and meters."""
+    issues: list[ConfigIssue] = []
+    mns = {o.mn for e in config.enterprises for o in e.outlets}
+    mns |= {m.mn for e in config.enterprises for m in e.meters if m.mn is not None}
+    meters = {m.id for e in config.enterprises for m in e.meters}
+    seen: dict[str, int] = {}
+    for i, gateway in enumerate(config.gateways):
+        at = f'gateways[{i}] (id "{gateway.id}")'
+        if gateway.id in seen:
+            issues.append(
+                ConfigIssue(f"{at}.id", f"duplicate gateway id, also gateways[{seen[gateway.id]}]")
+            )
+        seen.setdefault(gateway.id, i)
+        if gateway.id in mns or gateway.id in meters:
+            what = "an MN" if gateway.id in mns else "a meter id"
+            issues.append(
+                ConfigIssue(
+                    f"{at}.id",
+                    f"{gateway.id!r} is also {what}: a gateway's topic would be that sender's",
+                )
+            )
+        for k, mn in enumerate(gateway.mns):
+            if mn not in mns:
+                issues.append(
+                    ConfigIssue(f"{at}.mns[{k}]", f"MN {mn!r} is no outlet's or meter's logger")
+                )
+        for k, meter in enumerate(gateway.meters):
+            if meter not in meters:
+                issues.append(
+                    ConfigIssue(f"{at}.meters[{k}]", f"{meter!r} is not a configured meter")
+                )
+    return issues
+
+
+def _passwords(config: Config) -> list[ConfigIssue]:
+    """With the PW check on, an outlet without pw would accept any PW: say so at load."""
+    if not config.ingest.check_pw:
+        return []
+    return [
+        ConfigIssue(
+            f'enterprises[{i}] (id "{ent.id}").outlets[{j}] (id "{outlet.id}").pw',
+            'required while [ingest] check_pw is on: the logger\'s PW (访问密码), or "" for a '
+            "logger that sends none",
+        )
+        for i, ent in enumerate(config.enterprises)
+        for j, outlet in enumerate(ent.outlets)
+        if outlet.pw is None
+    ]
+
+
 def _alert_references(config: Config) -> list[ConfigIssue]:
     """Channel and brigade names used for notifications must be configured ones."""
     issues: list[ConfigIssue] = []
@@ -252,6 +304,8 @@ def parse_config(data: dict[str, Any], source: str, env: Mapping[str, str] | Non
         + _meter_sources(config)
         + _references(config)
         + _alert_references(config)
+        + _gateways(config)
+        + _passwords(config)
     )
     if issues:
         raise ConfigError(source, issues)

@@ -35,6 +35,15 @@ class Section(BaseModel):
 class ServiceSection(Section):
     data_dir: Path = Path("data")
     http_listen: str = "127.0.0.1:8080"
+    # Served behind TLS (a reverse proxy with HTTPS): the session cookie is then Secure. A
+    # request a trusted proxy marks X-Forwarded-Proto: https gets a Secure cookie regardless.
+    secure_cookies: bool = False
+    # Reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed: addresses or
+    # networks, e.g. ["10.0.0.5", "10.1.0.0/16"]. Empty: the connecting peer is the client,
+    # whatever those headers say (loopback included).
+    trusted_proxies: list[str] = Field(default_factory=list, max_length=100)
+    # The largest HTTP request body accepted; a larger one is answered 413.
+    max_request_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
 
     @field_validator("http_listen")
     @classmethod
@@ -44,11 +53,42 @@ class ServiceSection(Section):
             raise ValueError("must be host:port, e.g. 127.0.0.1:8080")
         return value
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress  # noqa: PLC0415 - only this section needs it
+
+        out = []
+        for entry in value:
+            try:
+                out.append(str(ipaddress.ip_network(entry.strip(), strict=False)))
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address or network, e.g. 10.0.0.5 or 10.1.0.0/16"
+                ) from None
+        return out
+
 
 class Subscription(Section):
     kind: Literal["hj212", "power"]
+    # One "+" level stands for the sender: the MN (hj212), the meter id (power) or a gateway
+    # id. The broker's ACL binds that level to the sender's login (deploy/mosquitto/acl), and
+    # ingest accepts a frame only for an MN (or meter) that sender may speak for.
     filter: TopicFilter
     qos: Literal[0, 1] = 1
+
+    @field_validator("filter")
+    @classmethod
+    def _one_sender_level(cls, value: str) -> str:
+        levels = value.split("/")
+        if value.startswith("$share/"):
+            levels = levels[2:]
+        if "#" in levels or levels.count("+") != 1:
+            raise ValueError(
+                "must have exactly one + level, the sender (logger MN, meter or gateway id), "
+                "and no #, e.g. hj212/+"
+            )
+        return value
 
 
 def _default_subscriptions() -> list[Subscription]:
@@ -102,7 +142,8 @@ def _text_encoding(value: str) -> str:
 class IngestSection(Section):
     # 256 KiB: a gateway's batch of 1000 full power readings is about 130 KB.
     max_payload_bytes: int = Field(default=256 * 1024, ge=256)
-    check_pw: bool = False
+    # PW 校验: a frame's PW must equal its outlet's pw; with it on, every outlet sets pw.
+    check_pw: bool = True
     accept_modbus_crc: bool = False
     max_segment_bytes: int = Field(default=1024, ge=1024)
     # The text encoding of HJ 212 packets (the standard's utf-8; gbk or gb18030 from many
@@ -311,7 +352,9 @@ class OutletConfig(Section):
     name: str = ""
     kind: Literal["gas", "water"]
     mn: Annotated[str, Field(min_length=1, max_length=64)]
-    pw: str | None = None
+    # The logger's PW (访问密码), required while [ingest] check_pw is on; "" for a logger that
+    # sends none. Give each logger its own: check-config warns about shared and default ones.
+    pw: Annotated[str, Field(max_length=64)] | None = None
     accept_modbus_crc: bool | None = None  # None: the [ingest] default
     max_segment_bytes: int | None = Field(default=None, ge=1024)
     encoding: str | None = None  # its packets' text encoding (gbk, …); None: the [ingest] one
@@ -546,6 +589,23 @@ class EnterpriseConfig(Section):
     markings: list[MarkingConfig] = Field(default_factory=list)
 
 
+class GatewayConfig(Section):
+    """A sender that legitimately carries several loggers or meters (a park's data gateway, a
+    utility's power platform): it publishes on its own topic (hj212/<id>, power/<id>) and may
+    speak only for the MNs and meters listed here."""
+
+    id: Identifier
+    name: str = ""
+    mns: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(default_factory=list)
+    meters: list[Identifier] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _speaks_for_someone(self) -> GatewayConfig:
+        if not self.mns and not self.meters:
+            raise ValueError("a gateway lists the mns and/or meters it may speak for")
+        return self
+
+
 class Config(Section):
     service: ServiceSection = ServiceSection()
     mqtt: MqttSection = MqttSection()
@@ -555,6 +615,7 @@ class Config(Section):
     rules: RulesSection = RulesSection()
     alerts: AlertsSection = AlertsSection()
     brigades: list[BrigadeConfig] = Field(default_factory=list)
+    gateways: list[GatewayConfig] = Field(default_factory=list)
     enterprises: list[EnterpriseConfig] = Field(default_factory=list)
 
     def database_url(self) -> str:

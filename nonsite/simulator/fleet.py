@@ -8,6 +8,7 @@ configuration (the same shape a TOML file gives), generated from a seed.
 
 from __future__ import annotations
 
+import hashlib
 import random
 from typing import Any
 
@@ -31,6 +32,11 @@ SURNAMES = (
     "瑞丰",
     "永利",
 )
+
+
+def _pw(mn: str) -> str:
+    """Each simulated logger its own PW (the PW check is on), the same on every run."""
+    return hashlib.sha256(f"nonsite-sim:{mn}".encode()).hexdigest()[:8]
 
 
 def _mn(i: int, j: int) -> str:
@@ -123,6 +129,8 @@ def demo_fleet(n: int = 200, *, seed: int = 212) -> dict[str, Any]:
                     "serves": [f"{ent_id}-P1"],
                 },
             ]
+        for outlet in e["outlets"]:
+            outlet["pw"] = _pw(outlet["mn"])
         enterprises.append(e)
     return {"brigades": brigades, "enterprises": enterprises}
 

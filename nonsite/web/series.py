@@ -10,12 +10,12 @@ them: the same valid-minute threshold, flags, marked periods, late and duplicate
 
 Which topics carry an outlet's frames is decided with the configured subscriptions (the
 ``TopicRouter``) and the registry, not a hard-coded pattern: a topic the router gives the
-``hj212`` kind is read for MN X when its last level is X (a logger publishing on its own
-topic) or when its last level is no configured MN at all (a gateway or a replay topic; those
-payloads are kept only when they contain X). Meters likewise with the ``power`` kind, and
-through the ``hj212`` topics of their logger's MN when an HJ 212 logger reports them. A
-logger that publishes on another configured logger's topic is not found: its frames belong to
-that topic's MN as far as this reader is concerned.
+``hj212`` kind is read for MN X when its sender is X (a logger publishing on its own topic) or
+a gateway whose entry lists X (those payloads are kept only when they contain X). Meters
+likewise with the ``power`` kind, and through the ``hj212`` topics of their logger's MN when
+an HJ 212 logger reports them. The pipeline's ``MessageProcessor`` then applies the same
+attribution checks as ingest, so a frame that ingest refused (another sender's MN) is on no
+chart, and a case and its chart rest on the same frames.
 
 What the hour values see: the outlet's readings decoded from the messages received within
 [start of the first day − slack, end of the last day + slack] (whole China natural days, for
@@ -55,7 +55,6 @@ from alerts.templates import factor_name
 from ingest.archive import ArchivedMessage
 from ingest.hj212.codes import pollutant_table
 from ingest.hj212.timefmt import CHINA_TZ
-from ingest.mqtt.topics import last_level
 from ingest.processor import MessageProcessor
 from ingest.readings import Measurement, PowerSample
 from nonsite.config.model import Config, EnterpriseConfig, MeterConfig, OutletConfig
@@ -374,17 +373,20 @@ class SeriesReader:
         meter_needles = [m.encode() for m in sorted(wanted.meters)]
         out: dict[str, list[bytes]] = {}
         for topic in topics:
-            kind = router.kind(topic)
-            level = last_level(topic)
-            if kind == "hj212" and wanted.mns:
-                if level in wanted.mns:
-                    out[topic] = [] if len(wanted.mns) == 1 else [level.encode()]
-                elif not self.registry.is_logger(level):
+            route = router.route(topic)
+            if route is None:
+                continue
+            sender = route.sender
+            gateway = self.registry.gateway(sender)
+            if route.kind == "hj212" and wanted.mns:
+                if sender in wanted.mns:
+                    out[topic] = [] if len(wanted.mns) == 1 else [sender.encode()]
+                elif gateway is not None and not gateway.mns.isdisjoint(wanted.mns):
                     out[topic] = mn_needles
-            elif kind == "power" and wanted.meters:
-                if level in wanted.meters:
+            elif route.kind == "power" and wanted.meters:
+                if sender in wanted.meters:
                     out[topic] = []  # the topic names the meter: readings may omit it
-                elif self.registry.meter(level) is None:
+                elif gateway is not None and not gateway.meters.isdisjoint(wanted.meters):
                     out[topic] = meter_needles  # a gateway: each reading names its meter
         return out
 

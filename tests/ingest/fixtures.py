@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from ingest.archive import ArchivedMessage, to_us
 from ingest.mqtt.topics import TopicRouter
 from ingest.processor import IngestPolicy, MessageProcessor
-from ingest.registry import Meter, Outlet, Registry
+from ingest.registry import Gateway, Meter, Outlet, Registry
 
 MN_GAS = "010000A8900016F000169DC0"
 MN_MODBUS = "010000A8900016F000169DC1"
@@ -20,6 +20,12 @@ REGISTRY = Registry(
         Outlet("E2", "DW001", MN_WATER, None, "water", max_segment_bytes=2048),
     ],
     meters=[Meter("E3", "E3-M1", "production", rated_kw=50.0), Meter("E3", "E3-M2", "control")],
+    # Topics for tests about other things than attribution: "hj212/x" carries the fixtures'
+    # loggers, "power/gw" their meters (tests/ingest/test_attribution.py tests the checks).
+    gateways=[
+        Gateway("x", mns=frozenset({MN_GAS, MN_MODBUS, MN_WATER})),
+        Gateway("gw", meters=frozenset({"E3-M1", "E3-M2"})),
+    ],
 )
 ROUTER = TopicRouter([("hj212", "hj212/+"), ("power", "power/+")])
 

@@ -6,6 +6,7 @@ Every frame is built with the project's encoder and goes through the real proces
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
@@ -66,8 +67,15 @@ def frame(
     return packet
 
 
+def sender(packet: bytes) -> str:
+    """Each logger publishes on its own topic."""
+    found = re.search(rb"MN=([^;&]+)", packet)
+    assert found is not None
+    return found.group(1).decode()
+
+
 def process(*packets: bytes, **registry_options: bool | int) -> ProcessedBatch:
-    messages = [archived(i, "hj212/gw", p) for i, p in enumerate(packets, start=1)]
+    messages = [archived(i, f"hj212/{sender(p)}", p) for i, p in enumerate(packets, start=1)]
     return processor(**registry_options).process(messages)
 
 
@@ -207,8 +215,8 @@ def test_json_and_hj212_samples_of_one_meter_share_the_reading_type():
     json_payload = b'{"meter": "E7-JSON", "ts": "2026-11-21T08:30:00+08:00", "p_kw": 3}'
     done = processor().process(
         [
-            archived(1, "power/gw", json_payload),
-            archived(2, "hj212/gw", frame(MN_POWER, {"d20405": {"Rtd": 3.0}})),
+            archived(1, "power/E7-JSON", json_payload),
+            archived(2, f"hj212/{MN_POWER}", frame(MN_POWER, {"d20405": {"Rtd": 3.0}})),
         ]
     )
     json_sample, hj212_sample = done.readings.power

@@ -41,6 +41,7 @@ id = "DA001"
 name = "1号锅炉"
 kind = "gas"
 mn = "010000A8900016F000169DC0"
+pw = "123456"
 
 [[enterprises]]
 id = "E2"
@@ -51,6 +52,7 @@ positive_list = true
 id = "DW001"
 kind = "water"
 mn = "010000A8900016F000169DC1"
+pw = "123456"
 """
 
 MONITOR = ("--as", "monitor:王监测")

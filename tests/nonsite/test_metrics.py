@@ -107,6 +107,7 @@ def write_config(path: Path, broker_url: str, data_dir: Path, hook: str) -> Path
         f'id = "{OUTLET}"',
         'kind = "gas"',
         f'mn = "{MN}"',
+        'pw = "123456"',
         'preset = "thermal_power_coal_boiler"',
     ]
     path.write_text("\n".join(lines) + "\n")

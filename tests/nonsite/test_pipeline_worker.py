@@ -27,7 +27,7 @@ def test_declared_markings_reach_the_rule_engine(tmp_path):
                 {
                     "id": "E1",
                     "name": "甲",
-                    "outlets": [{"id": "DA001", "kind": "gas", "mn": "MN1"}],
+                    "outlets": [{"id": "DA001", "kind": "gas", "mn": "MN1", "pw": "123456"}],
                 }
             ],
         },
@@ -131,6 +131,7 @@ def test_the_dispatcher_is_woken_after_the_new_case_is_committed(tmp_path: Path,
                             "id": "DA001",
                             "kind": "gas",
                             "mn": mn,
+                            "pw": "123456",
                             "preset": "thermal_power_coal_boiler",
                         }
                     ],

@@ -24,7 +24,7 @@ def minute_frames(hours: int, pollutants) -> list[bytes]:
             [p] = data_packets(
                 st="31",
                 cn="2051",
-                pw="654321",
+                pw="pW2n-6Yc4",  # E002 DA001 in the example
                 mn=BOILER_MN,
                 data_time=H0 + timedelta(hours=h, minutes=10 * i),
                 pollutants=pollutants(h, i),

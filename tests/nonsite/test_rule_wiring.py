@@ -17,7 +17,9 @@ def config(outlet: dict):
                 {
                     "id": "E1",
                     "name": "甲",
-                    "outlets": [{"id": "DA001", "kind": "gas", "mn": "M", **outlet}],
+                    "outlets": [
+                        {"id": "DA001", "kind": "gas", "mn": "M", "pw": "123456", **outlet}
+                    ],
                 }
             ]
         },
@@ -84,7 +86,7 @@ def enterprise(**kw):
     base = {
         "id": "E1",
         "name": "甲",
-        "outlets": [{"id": "DA001", "kind": "gas", "mn": "M"}],
+        "outlets": [{"id": "DA001", "kind": "gas", "mn": "M", "pw": "123456"}],
         "meters": [
             {"id": "P1", "role": "production", "rated_kw": 100},
             {"id": "K1", "role": "control", "rated_kw": 20, "serves": ["P1"]},
@@ -316,7 +318,7 @@ def _with_rules(outlet: dict, rules: dict | None = None):
             {
                 "id": "E1",
                 "name": "甲",
-                "outlets": [{"id": "DA001", "kind": "gas", "mn": "M", **outlet}],
+                "outlets": [{"id": "DA001", "kind": "gas", "mn": "M", "pw": "123456", **outlet}],
             }
         ]
     }

@@ -113,6 +113,7 @@ def write_config(path: Path, broker_url: str, data_dir: Path, hook: str, db_url:
             'id = "DA001"',
             'kind = "gas"',
             f'mn = "{mn(i)}"',
+            'pw = "123456"',
             'preset = "thermal_power_coal_boiler"',
         ]
     path.write_text("\n".join(lines) + "\n")

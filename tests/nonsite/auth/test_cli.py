@@ -36,6 +36,7 @@ id = "DA001"
 name = "1号锅炉"
 kind = "gas"
 mn = "010000A8900016F000169DC0"
+pw = "123456"
 """
 
 PASSWORD = "correct horse"

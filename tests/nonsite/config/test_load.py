@@ -133,7 +133,7 @@ def test_default_database_is_sqlite_in_the_data_dir(tmp_path):
         ('[mqtt]\nreply_topic = "replies"\n', "mqtt.reply_topic"),
         ("[mqtt]\nreceive_maximum = 0\n", "mqtt.receive_maximum"),
         ('[archive]\ndurability = "sometimes"\n', "archive.durability"),
-        ('[[mqtt.subscriptions]]\nkind = "csv"\nfilter = "x/#"\n', "mqtt.subscriptions[0].kind"),
+        ('[[mqtt.subscriptions]]\nkind = "csv"\nfilter = "x/+"\n', "mqtt.subscriptions[0].kind"),
     ],
 )
 def test_field_rules(tmp_path, text, entry):
@@ -150,6 +150,7 @@ name = "甲"
   id = "DA001"
   kind = "gas"
   mn = "CEMS-1"
+  pw = "Ce-5521"
   [[enterprises.meters]]
   id = "FAN"
   role = "control"
@@ -207,6 +208,7 @@ name = "甲"
   id = "DA001"
   kind = "gas"
   mn = "CEMS-1"
+  pw = "Ce-5521"
   [[enterprises.meters]]
   id = "M1"
   role = "control"
@@ -271,3 +273,123 @@ def test_the_examples_commented_hj212_meter_is_valid(tmp_path):
     [meter] = [m for e in config.enterprises for m in e.meters if m.mn is not None]
     assert (meter.id, meter.mn, meter.code) == ("E006-M04", "33010000A8900016F0000601", "d30406")
     assert build_registry(config).meter_logger(meter.mn) is not None
+
+
+ATTRIBUTION = """
+[[gateways]]
+id = "GW-1"
+mns = ["MN-B", "MN-NOBODY"]
+meters = ["M-B", "M-NOBODY"]
+[[gateways]]
+id = "MN-A"
+mns = ["MN-B"]
+[[enterprises]]
+id = "EA"
+name = "甲"
+  [[enterprises.outlets]]
+  id = "DA001"
+  kind = "gas"
+  mn = "MN-A"
+[[enterprises]]
+id = "EB"
+name = "乙"
+  [[enterprises.outlets]]
+  id = "DA001"
+  kind = "gas"
+  mn = "MN-B"
+  pw = "Bb-8812"
+  [[enterprises.meters]]
+  id = "M-B"
+  role = "production"
+"""
+
+
+def test_gateways_speak_for_configured_senders_and_outlets_need_a_pw(tmp_path):
+    found = problems(write(tmp_path, ATTRIBUTION))
+    assert found == [
+        ('gateways[0] (id "GW-1").mns[1]', "MN 'MN-NOBODY' is no outlet's or meter's logger"),
+        ('gateways[0] (id "GW-1").meters[1]', "'M-NOBODY' is not a configured meter"),
+        (
+            'gateways[1] (id "MN-A").id',
+            "'MN-A' is also an MN: a gateway's topic would be that sender's",
+        ),
+        (
+            'enterprises[0] (id "EA").outlets[0] (id "DA001").pw',
+            'required while [ingest] check_pw is on: the logger\'s PW (访问密码), or "" for a '
+            "logger that sends none",
+        ),
+    ]
+    # Without the PW check an outlet may omit pw (the gateway problems remain).
+    relaxed = problems(write(tmp_path, "[ingest]\ncheck_pw = false\n" + ATTRIBUTION))
+    assert [entry for entry, _ in relaxed] == [entry for entry, _ in found[:3]]
+
+
+@pytest.mark.parametrize("topic_filter", ["hj212/#", "hj212/+/+", "hj212/all", "$share/g/x/#"])
+def test_a_subscription_names_its_sender_with_exactly_one_plus(tmp_path, topic_filter):
+    text = f'[[mqtt.subscriptions]]\nkind = "hj212"\nfilter = "{topic_filter}"\n'
+    [(entry, problem)] = problems(write(tmp_path, text))
+    assert entry == "mqtt.subscriptions[0].filter"
+    assert problem.startswith("must have exactly one + level, the sender")
+
+
+WEAK_PASSWORDS = """
+[[enterprises]]
+id = "E1"
+name = "甲"
+  [[enterprises.outlets]]
+  id = "DA001"
+  kind = "gas"
+  mn = "MN-1"
+  pw = "123456"
+  [[enterprises.outlets]]
+  id = "DA002"
+  kind = "gas"
+  mn = "MN-2"
+  pw = ""
+  [[enterprises.outlets]]
+  id = "DA003"
+  kind = "gas"
+  mn = "MN-3"
+  pw = "Same-77"
+  [[enterprises.outlets]]
+  id = "DA004"
+  kind = "gas"
+  mn = "MN-4"
+  pw = "Same-77"
+  [[enterprises.outlets]]
+  id = "DA005"
+  kind = "gas"
+  mn = "MN-5"
+  pw = "Own-1234"
+"""
+
+
+def check_config(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "nonsite", "check-config", str(path)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_check_config_warns_about_default_empty_and_shared_passwords(tmp_path):
+    result = check_config(write(tmp_path, WEAK_PASSWORDS))
+    assert result.returncode == 0, result.stderr
+    warnings = [line.strip() for line in result.stdout.splitlines() if "warning:" in line]
+    outlet = 'warning: enterprises[0] (id "E1").outlets[{}] (id "DA00{}").pw: '
+    assert warnings == [
+        outlet.format(0, 1) + "'123456' is a factory default: set the logger's own",
+        outlet.format(1, 2) + "empty: frames without a PW are accepted",
+        outlet.format(2, 3) + "shared with 1 other outlet(s): give each its own",
+        outlet.format(3, 4) + "shared with 1 other outlet(s): give each its own",
+    ]
+    off = check_config(write(tmp_path, "[ingest]\ncheck_pw = false\n" + WEAK_PASSWORDS))
+    assert "warning: ingest.check_pw: off" in off.stdout
+
+
+def test_the_example_configuration_gives_each_logger_its_own_password():
+    result = check_config(EXAMPLE)
+    assert result.returncode == 0, result.stderr
+    assert "warning" not in result.stdout

@@ -41,6 +41,10 @@ def config_doc(data_dir: Path) -> dict:
     return {
         "service": {"data_dir": str(data_dir)},
         "brigades": [{"id": "B1", "name": "滨江执法大队"}],
+        "gateways": [  # a park gateway for MN1, a power gateway for M1 and M2
+            {"id": "GW1", "mns": ["MN1"]},
+            {"id": "GW01", "meters": ["M1", "M2"]},
+        ],
         "enterprises": [
             {
                 "id": "E1",
@@ -52,6 +56,7 @@ def config_doc(data_dir: Path) -> dict:
                         "name": "1号锅炉",
                         "kind": "gas",
                         "mn": "MN1",
+                        "pw": "123456",
                         "preset": "thermal_power_coal_boiler",  # SO2 hour 100 mg/m3 @ 6 % O2
                         "limits": {SO2: {"day_alarm": 90}},
                     }
@@ -73,7 +78,7 @@ def config_doc(data_dir: Path) -> dict:
             {
                 "id": "E2",
                 "name": "城东化工",
-                "outlets": [{"id": "DA001", "kind": "gas", "mn": "MN2"}],
+                "outlets": [{"id": "DA001", "kind": "gas", "mn": "MN2", "pw": "123456"}],
             },
             {
                 "id": "E3",
@@ -83,6 +88,7 @@ def config_doc(data_dir: Path) -> dict:
                         "id": f"P{k}",
                         "kind": "gas",
                         "mn": f"MNP{k}",
+                        "pw": "123456",
                         "preset": "thermal_power_coal_boiler",
                         "minute_interval_min": 1,
                     }

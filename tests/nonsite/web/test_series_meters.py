@@ -26,7 +26,7 @@ def config(data_dir: Path) -> Config:
             {
                 "id": "E1",
                 "name": "甲",
-                "outlets": [{"id": "DA001", "kind": "gas", "mn": CEMS}],
+                "outlets": [{"id": "DA001", "kind": "gas", "mn": CEMS, "pw": "1"}],
                 "meters": [
                     {"id": "LINE", "role": "production", "rated_kw": 200, "mn": POWER,
                      "code": "d20405"},

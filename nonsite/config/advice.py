@@ -1,0 +1,50 @@
+"""Warnings about a valid configuration that weakens what the service can prove.
+
+``nonsite check-config`` prints them and ``nonsite serve`` logs them at start; none stops the
+service, because each can be a deliberate, temporary state of a real fleet (a logger whose
+PW is not yet known, a vendor's default still set on site).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from nonsite.config.load import ConfigIssue
+from nonsite.config.model import Config
+
+# The factory default PW of most data loggers (HJ 212 leaves it to the platform): anyone who
+# has read a logger's manual knows it.
+DEFAULT_PASSWORDS = frozenset({"123456"})
+
+
+def config_warnings(config: Config) -> list[ConfigIssue]:
+    if not config.ingest.check_pw:
+        return [
+            ConfigIssue(
+                "ingest.check_pw",
+                "off: a frame's PW is not compared with its outlet's pw (any PW is accepted)",
+            )
+        ]
+    issues: list[ConfigIssue] = []
+    holders: dict[str, list[str]] = defaultdict(list)
+    for i, ent in enumerate(config.enterprises):
+        for j, outlet in enumerate(ent.outlets):
+            at = f'enterprises[{i}] (id "{ent.id}").outlets[{j}] (id "{outlet.id}").pw'
+            if outlet.pw is None:
+                continue  # an error while check_pw is on (nonsite.config.load)
+            if outlet.pw == "":
+                issues.append(ConfigIssue(at, "empty: frames without a PW are accepted"))
+            elif outlet.pw in DEFAULT_PASSWORDS:
+                issues.append(
+                    ConfigIssue(at, f"{outlet.pw!r} is a factory default: set the logger's own")
+                )
+            if outlet.pw:
+                holders[outlet.pw].append(at)
+    for entries in holders.values():
+        if len(entries) > 1:
+            for at in entries:
+                others = len(entries) - 1
+                issues.append(
+                    ConfigIssue(at, f"shared with {others} other outlet(s): give each its own")
+                )
+    return issues
