@@ -15,6 +15,19 @@ from sqlalchemy import Engine, create_engine, event
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
+# A database host that drops packets (rather than refusing) would otherwise hold a connection
+# attempt for the kernel's TCP timeout, minutes: the pipeline's status and the outage's
+# backoff need attempts that end.
+CONNECT_TIMEOUT_S = 10
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL (None for other databases and in-memory SQLite)."""
+    if not url.startswith("sqlite"):
+        return None
+    path = url.split("///", 1)[-1].split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" else None
+
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
@@ -32,7 +45,10 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    connect_args: dict[str, Any] = {}
+    if url.startswith("postgresql") and "connect_timeout" not in url:
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
 
 
 def alembic_config(engine: Engine) -> AlembicConfig:

@@ -31,7 +31,8 @@ class PipelineProcess:
         self._drained = threading.Event()
         self.position = 0
         self.head = 0
-        self.error: str | None = None
+        self.error: str | None = None  # the pipeline fails (a bug, or it died), for /readyz
+        self.database: str | None = None  # the database is unavailable to it, for /readyz
         self.metrics_text = ""
         self.restarts = 0
 
@@ -77,7 +78,7 @@ class PipelineProcess:
                 break
             kind = message[0]
             if kind == "status":
-                _, self.position, self.head, self.error = message
+                _, self.position, self.head, self.error, self.database = message
             elif kind == "metrics":
                 self.metrics_text = message[1]
             elif kind == "replies":

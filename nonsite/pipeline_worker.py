@@ -5,12 +5,17 @@ they share one core through the GIL. Here the pipeline tails the raw archive in 
 its own, so ``nonsite serve`` uses two cores. It talks to the parent over two one-way pipes:
 
   parent → child   ("wake",) after archive commits, ("drain",) at shutdown
-  child → parent   ("status", position, head, error), ("metrics", exposition text),
+  child → parent   ("status", position, head, error, database), ("metrics", exposition text),
                    ("replies", [(topic, payload), ...]), ("drained", position)
 
 An exclusive lock on ``<data_dir>/pipeline.lock`` makes sure that only one pipeline works on
 an archive: when the parent is killed, its orphaned child finishes its batch, sees the pipe
 close and exits, and the next child waits for the lock instead of decoding beside it.
+
+The database may go away (an outage, a full disk): the worker then retries with backoff and
+jitter, logs one line when it goes and one when it is back (nonsite/db_health.py), and
+reports it in its status (``database``: the problem, None while it answers) for ``/readyz``.
+The service keeps archiving and acknowledging meanwhile; the pipeline catches up afterwards.
 """
 
 from __future__ import annotations
@@ -42,7 +47,8 @@ from ingest.readings import ReadingBatch
 from ingest.store import load_checkpoint
 from nonsite.alert_wiring import build_case_book, build_channels
 from nonsite.config.model import Config
-from nonsite.db import make_engine
+from nonsite.db import make_engine, sqlite_path
+from nonsite.db_health import DatabaseHealth, Retrying, is_unavailable, one_line
 from nonsite.rule_wiring import build_markings, build_outlet_params, build_power_params
 from nonsite.rules_sink import RuleMetrics, RulesSink, restore
 from nonsite.wiring import build_policy, build_registry, build_router
@@ -89,17 +95,35 @@ class _Both:
 
 
 class Worker:
+    """The decode pipeline and the rule stage over it, kept going through database outages.
+
+    The stage (the rule engine and the archive tail) is built from the database: the engine
+    from its snapshot, caught up to the checkpoint. A failed transaction throws it away: the
+    engine had judged readings whose findings were not stored, and judging them again after a
+    restore is how they are not lost (the path a crash takes). While the database is away
+    (:mod:`nonsite.db_health`) nothing is attempted before the backoff has passed, however often
+    the service wakes the pipeline; messages keep being archived by the service meanwhile.
+    """
+
     def __init__(self, config: Config, inbox: Connection, outbox: Connection) -> None:
+        self.config = config
         self.inbox = inbox
         self.outbox = outbox
         self.registry = CollectorRegistry()
         self.metrics = PipelineMetrics(self.registry)
         self.case_metrics = CaseMetrics(self.registry)
+        self.rule_metrics = RuleMetrics(self.registry)
+        url = config.database_url()
+        self.health = DatabaseHealth(log, self.registry, path=sqlite_path(url))
+        # Anything else a batch may raise (a bug): retried the same way, its traceback once.
+        self.failing = Retrying(
+            log, lost="pipeline batch failed", back="pipeline batches succeed again", traceback=True
+        )
         self.replies: list[tuple[str, bytes]] = []
         data_dir = config.service.data_dir
         self.archive = RawArchive(data_dir / "archive.sqlite3", readonly=True)
-        self.engine = make_engine(config.database_url())
-        processor = MessageProcessor(
+        self.engine = make_engine(url)
+        self.processor = MessageProcessor(
             build_registry(config), build_router(config), build_policy(config)
         )
         self.cases = build_case_book(config)
@@ -115,24 +139,39 @@ class Worker:
         self._declared = 0  # declared markings the rule engine has taken up
         self._cases_changed = False  # since the dispatcher was last woken
         self._fresh_engine: Callable[[], StreamEngine] = lambda: StreamEngine({})
-        self.rules = self._rules(config, processor)
-        self.pipeline = IngestPipeline(
-            self.archive,
-            self.engine,
-            processor,
-            _Both(LatestValues(), self.rules),
-            publish=lambda topic, payload: self.replies.append((topic, payload)),
-            on_committed=self._wake_dispatcher,
-            metrics=self.metrics,
-        )
-        self.error: str | None = None
+        self.rules: RulesSink | None = None  # the stage: None until built, and after a failure
+        self.pipeline: IngestPipeline | None = None
+        self.position = 0  # the checkpoint, as last known
         self._last_status = 0.0
         self._last_metrics = 0.0
         self._last_tick = 0.0
         self._last_case_gauges = -float("inf")
+        self._gauge_error: str | None = None
+        try:
+            self._open()
+        except Exception as exc:  # noqa: BLE001 - logged by _failed; built again after the backoff
+            self._failed(exc)
 
-    def _rules(self, config: Config, processor: MessageProcessor) -> RulesSink:
+    def _open(self) -> IngestPipeline:
+        """Build the stage from the database (see the class)."""
+        self.rules = self.pipeline = None
+        rules = self._rules()
+        pipeline = IngestPipeline(
+            self.archive,
+            self.engine,
+            self.processor,
+            _Both(LatestValues(), rules),
+            publish=lambda topic, payload: self.replies.append((topic, payload)),
+            on_committed=self._wake_dispatcher,
+            metrics=self.metrics,
+        )
+        self.rules, self.pipeline = rules, pipeline
+        self.position = pipeline.position
+        return pipeline
+
+    def _rules(self) -> RulesSink:
         """The rule engine, restored from its snapshot and caught up to the checkpoint."""
+        config = self.config
         r = config.rules
 
         def fresh() -> StreamEngine:
@@ -152,7 +191,7 @@ class Worker:
         engine, position = restore(fresh, self.engine)
         sink = RulesSink(
             engine,
-            RuleMetrics(self.registry),
+            self.rule_metrics,
             snapshot_every_s=r.snapshot_every_s,
             on_new=self._apply_findings,
         )
@@ -162,7 +201,7 @@ class Worker:
             messages = [m for m in self.archive.read_after(position, 1000) if m.seq <= checkpoint]
             if not messages:
                 break
-            sink(processor.process(messages).readings)
+            sink(self.processor.process(messages).readings)
             with self.engine.begin() as conn:
                 sink.store_pending(conn)  # findings are stored once: their ids are stable
             position = messages[-1].seq
@@ -190,28 +229,85 @@ class Worker:
     def refresh_markings(self) -> bool:
         """Take up markings declared online since the engine was built (they excuse the data
         judged from now on); True when there were new ones."""
+        rules = self.rules
+        if rules is None:
+            return False
         with self.engine.connect() as conn:
             count = conn.execute(select(func.count()).select_from(declared_markings)).scalar_one()
         if count == self._declared:
             return False
-        self.rules.engine.reconfigure(self._fresh_engine())
+        rules.engine.reconfigure(self._fresh_engine())
         log.info("rule engine: %d declared markings", self._declared)
         return True
+
+    # -- failures -----------------------------------------------------------------------------
+
+    def _failed(self, exc: BaseException) -> None:
+        """A failed attempt: the stage is rebuilt at the next one (see the class), after the
+        backoff; the log says so once per outage or distinct error."""
+        if self.pipeline is not None:
+            self.position = self.pipeline.position
+        self.rules = self.pipeline = None
+        if is_unavailable(exc):
+            self.health.failed(exc)
+        else:
+            self.failing.failed(exc)
+
+    def _succeeded(self) -> None:
+        self.health.succeeded()
+        self.failing.succeeded()
+
+    def _due(self) -> bool:
+        return self.health.due() and self.failing.due()
+
+    def _wait_s(self) -> float:
+        return max(self.health.wait_s(), self.failing.wait_s())
+
+    def _probe(self) -> None:
+        """During an outage a batch may find nothing to do without touching the database:
+        ask it first, so that "available again" means it answered."""
+        with self.engine.connect() as conn:
+            conn.execute(sqlalchemy.text("SELECT 1"))
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def step(self) -> int:
+        """One batch; -1 when it failed (to be retried after the backoff), never fatal."""
+        try:
+            if not self.health.ok:
+                self._probe()
+            pipeline = self.pipeline or self._open()
+            n = pipeline.run_once()
+        except Exception as exc:  # noqa: BLE001 - logged once per outage or error by _failed
+            self._failed(exc)
+            return -1
+        self.position = pipeline.position
+        self._succeeded()
+        return n
 
     def tick(self) -> None:
         """The clock of the absence rules (offline loggers, missing hours, silent meters) and
         of the case deadlines, and a snapshot of the rule engine when one is due."""
-        self.rules.snapshot_if_due(self.engine, self.pipeline.position)
+        rules = self.rules
+        if rules is None:
+            return
+        try:
+            self._tick(rules)
+        except Exception as exc:  # noqa: BLE001 - logged once per outage or error by _failed
+            self._failed(exc)
+
+    def _tick(self, rules: RulesSink) -> None:
+        rules.snapshot_if_due(self.engine, self.position)
         now = time.monotonic()
         self._refresh_case_gauges(now)
         if now - self._last_tick < TICK_EVERY_S:
             return
         self._last_tick = now
         self.refresh_markings()
-        self.rules.tick(int(time.time()))
+        rules.tick(int(time.time()))
         begun = time.perf_counter()
         with self.engine.begin() as conn:
-            self.rules.store_pending(conn)
+            rules.store_pending(conn)
             if self.cases.tick(conn):
                 self._cases_changed = True
         self._wake_dispatcher()
@@ -219,15 +315,22 @@ class Worker:
 
     def _refresh_case_gauges(self, now: float) -> None:
         """Cases by state and tier and overdue work orders, at most every few seconds; a
-        failed read (database down) keeps the last values and is tried again next time."""
+        failed read keeps the last values and is tried again next time."""
         if now - self._last_case_gauges < CASE_GAUGES_EVERY_S:
             return
         self._last_case_gauges = now
         try:
             with self.engine.connect() as conn:
                 self.case_metrics.refresh(conn, datetime.now(UTC))
-        except Exception:
-            log.warning("case gauges not refreshed", exc_info=True)
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise
+            summary = one_line(exc)
+            if summary != self._gauge_error:  # a bug: its traceback once, not every 5 s
+                log.warning("case gauges not refreshed: %s", summary, exc_info=True)
+            self._gauge_error = summary
+        else:
+            self._gauge_error = None
 
     def report(self, *, force: bool = False) -> None:
         now = time.monotonic()
@@ -236,43 +339,41 @@ class Worker:
             self.replies = []
         if force or now - self._last_status >= STATUS_EVERY_S:
             head = self.archive.head_seq()
-            self.metrics.pipeline_lag.set(max(0, head - self.pipeline.position))
-            self.outbox.send(("status", self.pipeline.position, head, self.error))
+            self.metrics.pipeline_lag.set(max(0, head - self.position))
+            status = ("status", self.position, head, self.failing.problem, self.health.problem)
+            self.outbox.send(status)
             self._last_status = now
         if force or now - self._last_metrics >= METRICS_EVERY_S:
             self.outbox.send(("metrics", generate_latest(self.registry).decode()))
             self._last_metrics = now
 
-    def step(self) -> int:
-        """One batch; errors (database down) are reported and retried, never fatal."""
+    def _receive(self, timeout: float) -> set[str] | None:
+        """The kinds of message the service sent within ``timeout`` (wake-ups coalesce);
+        None when it is gone."""
+        if not self.inbox.poll(timeout):
+            return set()
+        kinds = set()
         try:
-            n = self.pipeline.run_once()
-        except Exception as exc:
-            self.error = f"{type(exc).__name__}: {exc}"
-            log.exception("pipeline batch failed; retrying")
-            return -1
-        self.error = None
-        return n
+            while self.inbox.poll(0):
+                kinds.add(self.inbox.recv()[0])
+        except EOFError:
+            return None
+        return kinds
 
     def run(self) -> None:
-        delay = 0.5
         while True:
-            n = self.step()
-            self.tick()
+            due = self._due()
+            n = self.step() if due else -1
+            if n >= 0:
+                self.tick()
             self.report()
-            if n > 0:
-                delay = 0.5
+            if n > 0 and self._due():
                 continue
-            wait = delay if n < 0 else 1.0
-            if n < 0:
-                delay = min(delay * 2, 30.0)
-            if not self.inbox.poll(wait):
-                continue
-            kinds = set()
-            try:
-                while self.inbox.poll(0):  # take every queued message: wake-ups coalesce
-                    kinds.add(self.inbox.recv()[0])
-            except EOFError:
+            # Idle: wait for a wake-up. Failing: wait out the backoff, whatever wakes us
+            # meanwhile (every archive commit does), reporting status as we go.
+            wait = 1.0 if self._due() else min(self._wait_s(), STATUS_EVERY_S)
+            kinds = self._receive(wait)
+            if kinds is None:
                 log.warning("the service process is gone; pipeline exits")
                 return
             if "drain" in kinds:
@@ -280,15 +381,32 @@ class Worker:
                 return
 
     def drain(self) -> None:
-        for _ in range(5):  # a database error at shutdown gets a few quick retries
-            try:
-                self.pipeline.drain()
-                break
-            except Exception:
-                log.exception("pipeline drain failed")
+        """At shutdown: decode everything archived. The database gets a few quick attempts;
+        what it does not take waits in the archive for the next start, and one line says so."""
+        for attempt in range(3):
+            if attempt:
                 time.sleep(0.5)
+            try:
+                if not self.health.ok:
+                    self._probe()
+                pipeline = self.pipeline or self._open()
+                pipeline.drain()
+            except Exception as exc:  # noqa: BLE001 - logged once per outage or error by _failed
+                self._failed(exc)
+                continue
+            self.position = pipeline.position
+            self._succeeded()
+            break
+        else:
+            left = self.archive.head_seq() - self.position
+            log.warning(
+                "stopping with %d archived messages not decoded (%s); they are decoded at the "
+                "next start",
+                left,
+                self.health.problem or self.failing.problem,
+            )
         self.report(force=True)
-        self.outbox.send(("drained", self.pipeline.position))
+        self.outbox.send(("drained", self.position))
 
 
 def run_worker(config_json: str, inbox: Connection, outbox: Connection) -> None:
@@ -311,7 +429,6 @@ def run_worker(config_json: str, inbox: Connection, outbox: Connection) -> None:
             target=worker.dispatcher.run, args=(stop,), name="outbox", daemon=True
         )
         dispatcher.start()
-        worker.report(force=True)
         worker.run()
     except (BrokenPipeError, EOFError, OSError) as exc:
         log.warning("lost the service process (%s); pipeline exits", exc)

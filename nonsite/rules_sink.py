@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from sqlalchemy import Connection, Engine
 
 from ingest.readings import ReadingBatch
+from nonsite.db_health import is_unavailable
 from rules.findings import Finding
 from rules.store import load_snapshot, record_findings, record_production, save_snapshot
 from rules.stream import STATE_FORMAT, StreamEngine
@@ -194,7 +195,11 @@ def restore(engine_factory: Callable[[], StreamEngine], db: Engine) -> tuple[Str
     fresh = engine_factory()
     try:
         loaded = load_snapshot(db, CONSUMER)
-    except Exception:  # a snapshot from other code: rebuild the state from the archive
+    except Exception as exc:  # a snapshot from other code: rebuild the state from the archive
+        if is_unavailable(exc):
+            # Not the snapshot's fault: starting from nothing would replay the whole archive
+            # (or what retention left of it) once the database is back. The caller retries.
+            raise
         log.warning("rule snapshot unreadable; replaying the archive", exc_info=True)
         return fresh, 0
     if loaded is None:

@@ -31,9 +31,10 @@ from ingest.mqtt.source import Delivery, MqttSource
 from ingest.store import load_checkpoint
 from nonsite.config.model import Config
 from nonsite.config.mqtt_url import parse_broker_url
-from nonsite.db import make_engine, migrate
+from nonsite.db import make_engine, migrate, sqlite_path
+from nonsite.db_health import describe, is_unavailable
 from nonsite.embedded_broker import EmbeddedBroker
-from nonsite.errors import StartupError
+from nonsite.errors import ListenError, StartupError
 from nonsite.http import bind, build_app, make_server
 from nonsite.pipeline_process import PipelineProcess, Replies
 from nonsite.web.context import WebContext
@@ -70,6 +71,10 @@ class Service:
         self.archiver: Archiver | None = None
         self.pipeline: PipelineProcess | None = None
         self.replies_dropped = 0
+        # How to choose another HTTP address, for the error when this one is taken.
+        self.listen_hint = (
+            "choose another with http_listen in the [service] section of the configuration"
+        )
 
     def _check_archive(self) -> None:
         """Refuse an archive older than the database's checkpoint: its sequence numbers
@@ -93,22 +98,47 @@ class Service:
                 self.source.last_error if self.source else None
             ) or "not connected"
         if self.archiver is not None and self.archiver.failed is not None:
-            problems["archive"] = str(self.archiver.failed)
+            problems["archive"] = self._archive_problem(self.archiver.failed)
         if self.pipeline is None or not self.pipeline.alive:
             problems["pipeline"] = (self.pipeline.error if self.pipeline else None) or "not running"
         elif self.pipeline.error is not None:
             problems["pipeline"] = self.pipeline.error
+        if self.pipeline is not None and self.pipeline.database is not None:
+            problems["database"] = self.pipeline.database
         return problems
+
+    def _archive_problem(self, exc: BaseException) -> str:
+        """What stops the archive, in one line: "disk full" and where, or the error; and how
+        many received messages wait for it (unacknowledged: the broker keeps them)."""
+        waiting = self.archiver.pending if self.archiver is not None else 0
+        return (
+            f"{describe(exc, self.archive.path)}; {waiting} received messages wait, "
+            "unacknowledged (the broker keeps them until they are archived)"
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         config = self.config
-        http_socket = bind(config.service.http_listen)  # fails fast, before anything starts
-        await asyncio.to_thread(migrate, self.engine)
         try:
+            http_socket = bind(config.service.http_listen)  # fails fast, before anything starts
+        except ListenError as exc:
+            raise ListenError(f"{exc}; {self.listen_hint}") from None
+        try:
+            await asyncio.to_thread(migrate, self.engine)
             await asyncio.to_thread(self._check_archive)
         except StartupError:
             http_socket.close()
             raise
+        except Exception as exc:
+            http_socket.close()
+            if not is_unavailable(exc):
+                raise
+            # One line, not a traceback: the service manager starts it again (systemd:
+            # Restart=on-failure); once running, the service rides out an outage itself.
+            where = sqlite_path(config.database_url())
+            raise StartupError(
+                f"the database is unavailable ({describe(exc, where)}); nonsite serve needs it "
+                "to start: check that it runs and [database] url"
+            ) from None
         broker_url = None
         if not config.mqtt.url:
             self.embedded = EmbeddedBroker(port=config.mqtt.embedded_port)
@@ -141,6 +171,10 @@ class Service:
             metrics=self.metrics,
             batch_max=config.archive.batch_max_messages,
         )
+        # Read at each scrape: while the archive cannot be written (a full disk), what waits
+        # is counted, not the figure of the last commit that succeeded.
+        archiver = self.archiver
+        self.metrics.pending_ack.set_function(lambda: archiver.pending)
         self.source = MqttSource(settings, self.archiver.submit, self.metrics)
         self.archiver.start()
         self.source.start()
