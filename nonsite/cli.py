@@ -807,7 +807,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser(
-        "demo", help="the service and a simulated fleet of 200 enterprises on this machine"
+        "demo",
+        help="the service and a simulated fleet of 200 enterprises on this machine",
+        epilog="Stops in order on SIGTERM or Ctrl-C (exit status 0). Exit status 1 when it "
+        "cannot start, e.g. when the dashboard's port is taken: choose another with --port.",
     )
     p.add_argument("--data-dir", type=Path, default=Path("demo-data"), help="SQLite and archive")
     p.add_argument("--broker", help="use this broker (mqtt://...) instead of an embedded one")

@@ -11,6 +11,11 @@ in the first day, with the real fleet's conditions beside them (a plant stopped 
 midnight, a 1-minute logger, an intermittent discharger, a real-time-only outlet, a logger
 backfilling after an outage, a pH dip); the demo prints them with the rules each should and
 should not raise.
+
+Stopping: SIGTERM and Ctrl-C (SIGINT) stop it in an orderly way within seconds, whenever they
+come (while it starts, catches up or follows the clock): the simulator stops, the service
+drains, and the exit status is 0. A taken port is an error of one line naming the address and
+``--port``, exit status 1, before anything starts.
 """
 
 from __future__ import annotations
@@ -19,8 +24,10 @@ import asyncio
 import contextlib
 import math
 import signal
+import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -35,10 +42,11 @@ from nonsite.config.model import Config, RulesSection
 from nonsite.config.mqtt_url import parse_broker_url
 from nonsite.db import make_engine, migrate
 from nonsite.embedded_broker import free_port
+from nonsite.errors import ListenError
 from nonsite.service import Service
 from nonsite.simulator.fleet import demo_fleet
 from nonsite.simulator.incidents import Incident, scripted_config
-from nonsite.simulator.publisher import Progress, Publisher, run
+from nonsite.simulator.publisher import Progress, Publisher
 from nonsite.simulator.traffic import FleetTraffic
 from rules.store import findings
 from rules.timebase import CHINA_OFFSET, DAY, HOUR
@@ -128,14 +136,73 @@ def status_line(config: Config, progress: Progress | None) -> str:
     return f"模拟时间 {sim} · 报文 {sent:,} · 发现 {found:,} · 未办结案件 {open_cases:,}"
 
 
+def check_port(port: int) -> None:
+    """A taken dashboard port is an error at once, naming the address and the way out (the
+    service would find it only after the set-up, and the demo then waited for it forever)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise ListenError(
+                f"cannot listen on 127.0.0.1:{port}: {exc.strerror}; choose another port with "
+                f"--port (e.g. --port {free_port()})"
+            ) from None
+
+
+def play(
+    traffic: FleetTraffic,
+    publisher: Publisher,
+    *,
+    start: int,
+    speed: float,
+    halt: threading.Event,
+    until: int | None = None,
+    sent: int = 0,
+    on_progress: Callable[[Progress], None] = lambda _p: None,
+) -> Progress:
+    """Publish minute after minute of simulated time from ``start`` at ``speed`` until
+    ``until`` (or forever), as ``simulator.publisher.run`` does, but waiting on ``halt``
+    between minutes: following the clock, a minute is a minute's wait, and a stop must not
+    sit it out."""
+    wall0 = time.monotonic()
+    t = start - start % 60
+    while not halt.is_set() and (until is None or t < until):
+        sent += publisher.publish(traffic.frames(t))
+        t += 60
+        on_progress(Progress(t, sent))
+        halt.wait(max(0.0, wall0 + (t - start) / speed - time.monotonic()))
+    return Progress(t, sent)
+
+
 def run_demo(s: DemoSettings) -> int:
+    check_port(s.http_port)
+    # A SIGTERM or Ctrl-C during the set-up below (migrations, users: a few seconds) stops
+    # the demo in order too, rather than killing it (SIGTERM) or with a traceback (Ctrl-C).
+    early_stop = threading.Event()
+    previous = {
+        sig: signal.signal(sig, lambda _sig, _frame: early_stop.set())
+        for sig in (signal.SIGTERM, signal.SIGINT)
+    }
+    try:
+        return _run_demo(s, early_stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run_demo(s: DemoSettings, early_stop: threading.Event) -> int:
     s.data_dir.mkdir(parents=True, exist_ok=True)
     now = time.time()
     start = history_start(s.days, now)
     # The run goes on in real time after the history, so the whole script may play.
     config, incidents = demo_config(s, start, int(now) + DAY)
     ensure_users(config)
+    if early_stop.is_set():
+        print("nonsite demo stopped before it started.", flush=True)
+        return 0
     service = Service(config)
+    service.listen_hint = "choose another port with --port"
     latest: dict[str, Progress] = {}
     halt = threading.Event()
 
@@ -144,22 +211,23 @@ def run_demo(s: DemoSettings) -> int:
         traffic = FleetTraffic(config, seed=s.seed, incidents=incidents, since=start)
         try:
             # Catch up to the present at --speed, then follow the wall clock.
-            done = run(
+            done = play(
                 traffic,
                 publisher,
                 start=start,
                 speed=s.speed,
                 until=int(time.time()),
-                stop=halt.is_set,
+                halt=halt,
                 on_progress=lambda p: latest.update(p=p),
             )
             traffic.realtime = True  # live now: real-time data (CN 2011) every minute
-            run(
+            play(
                 traffic,
                 publisher,
                 start=done.sim_time,
                 speed=1.0,
-                stop=halt.is_set,
+                halt=halt,
+                sent=done.messages,
                 on_progress=lambda p: latest.update(p=p),
             )
         finally:
@@ -170,8 +238,19 @@ def run_demo(s: DemoSettings) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        if early_stop.is_set():
+            stop.set()
         runner = asyncio.create_task(service.run(stop))
-        await service.status.started.wait()
+        started = asyncio.create_task(service.status.started.wait())
+        await asyncio.wait({runner, started}, return_when=asyncio.FIRST_COMPLETED)
+        if not service.status.started.is_set():
+            started.cancel()
+            await runner  # raises why it could not start (a taken port: one line, exit 1)
+            return
+        if stop.is_set():  # stopped while starting: nothing to show
+            await runner
+            print("nonsite demo stopped.", flush=True)
+            return
         broker = s.broker or (service.embedded.url if service.embedded else "")
         print(f"nonsite demo: dashboard {service.status.http_url}/  (broker {broker})", flush=True)
         for username, role, name, _scope in DEMO_USERS:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -233,3 +234,72 @@ def test_the_demo_plays_its_script_and_stops_cleanly(tmp_path):
     assert any(reason == "crc_mismatch" for _topic, reason in dead), dead
     assert corrupt.enterprise_id not in {c.enterprise_id for c in cases if c.tier == "alarm"}
     db.dispose()
+
+
+def _demo(tmp_path: Path, port: int, *extra: str) -> list[str]:
+    return [
+        *(sys.executable, "-m", "nonsite", "demo", "--data-dir", str(tmp_path / "data")),
+        *f"--enterprises 5 --port {port}".split(),
+        *extra,
+    ]
+
+
+@pytest.mark.timeout(240)
+def test_sigterm_stops_the_demo_within_seconds_with_exit_code_0(tmp_path):
+    # Caught up with the clock, the simulator waits for each next minute: a SIGTERM then
+    # must not wait for that minute (nor for a 30 s join after it).
+    port = free_port()
+    start = history_start(0, time.time())
+    log_path = tmp_path / "demo.log"
+    with log_path.open("w") as log:
+        demo = subprocess.Popen(
+            _demo(tmp_path, port, *["--days", "0", "--speed", "100000"]),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    try:
+        deadline = time.monotonic() + 150
+        live = False
+        while time.monotonic() < deadline and demo.poll() is None:
+            reached = _sim_time(log_path, start)
+            if reached is not None and reached >= time.time() - 120:
+                live = True
+                break
+            time.sleep(0.5)
+        assert live, log_path.read_text(errors="replace")[-3000:]
+        time.sleep(3)  # well into the wait for the next minute
+        demo.send_signal(signal.SIGTERM)
+        began = time.monotonic()
+        code = demo.wait(timeout=90)
+        took = time.monotonic() - began
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait(10)
+    output = log_path.read_text(errors="replace")
+    assert code == 0, output[-3000:]
+    assert took < 10, f"SIGTERM took {took:.1f} s to stop the demo"
+    assert "nonsite demo stopped." in output
+
+
+@pytest.mark.timeout(120)
+def test_a_taken_port_stops_the_demo_with_one_line_naming_it_and_the_way_out(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        began = time.monotonic()
+        try:
+            done = subprocess.run(
+                _demo(tmp_path, port), capture_output=True, text=True, timeout=30, check=False
+            )
+        except subprocess.TimeoutExpired as exc:
+            pytest.fail(f"the demo hangs on a taken port: {exc.stdout!r} {exc.stderr!r}")
+        took = time.monotonic() - began
+    assert done.returncode != 0, done
+    assert "Traceback" not in done.stderr, done.stderr
+    errors = [line for line in done.stderr.splitlines() if f"127.0.0.1:{port}" in line]
+    assert len(errors) == 1, done.stderr
+    assert "--port" in errors[0], errors
+    assert took < 10, f"{took:.1f} s"
