@@ -5,19 +5,37 @@ from __future__ import annotations
 
 import contextlib
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.exceptions import RequestValidationError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from nonsite import __version__
 from nonsite.errors import ListenError
 from nonsite.web.context import WebContext
+from nonsite.web.guard import CSP_API_DOCS, DEFAULT_MAX_BODY, HttpGuard
 
+API_DOCS_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>nonsite API</title>
+<link rel="stylesheet" href="/static/vendor/swagger-ui/swagger-ui.css">
+<link rel="icon" href="/static/favicon.svg">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="/static/vendor/swagger-ui/swagger-ui-bundle.js"></script>
+<script src="/static/api-docs.js"></script>
+</body>
+</html>
+"""
 ReadinessCheck = Callable[[], dict[str, str]]  # name → problem; empty when ready
 ExtraMetrics = Callable[[], str]  # exposition text of other processes (the pipeline)
 
@@ -62,6 +80,18 @@ def build_app(
             detail = {"code": f"http_{exc.status_code}", "message": str(detail)}
         return JSONResponse(detail, status_code=exc.status_code, headers=exc.headers)
 
+    service = web.config.service if web is not None else None
+    app.add_middleware(
+        HttpGuard,
+        trusted_proxies=service.trusted_proxies if service else (),
+        max_body_bytes=service.max_request_bytes if service else DEFAULT_MAX_BODY,
+        secure_cookies=service.secure_cookies if service else False,
+    )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(validation_body(exc.errors()), status_code=422)
+
     if web is not None:
         # Only with a web context (the service's): the API, the live feed and the dashboard.
         from nonsite.web import dashboard  # noqa: PLC0415
@@ -75,16 +105,35 @@ def build_app(
 
         @app.get("/api/docs", include_in_schema=False)
         def api_docs() -> Response:
-            # Swagger UI from our own /static (FastAPI's default page loads it from a CDN).
-            return get_swagger_ui_html(
-                openapi_url="/api/openapi.json",
-                title="nonsite API",
-                swagger_js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",
-                swagger_css_url="/static/vendor/swagger-ui/swagger-ui.css",
-                swagger_favicon_url="/static/favicon.svg",
-            )
+            # Swagger UI from our own /static (FastAPI's default page loads it from a CDN, and
+            # starts it with an inline script, which the Content-Security-Policy forbids).
+            return HTMLResponse(API_DOCS_PAGE, headers={"Content-Security-Policy": CSP_API_DOCS})
 
     return app
+
+
+def validation_body(errors: Sequence[Any]) -> dict[str, Any]:
+    """A request that does not fit the API's models, as ``{"code": "invalid_request",
+    "message", "detail"}``: the message names each field and what it must be (e.g.
+    ``body.note: String should have at most 4000 characters``), ``detail`` is FastAPI's list
+    without the inputs (which may be large, or a password)."""
+    detail = []
+    for error in errors:
+        item: dict[str, Any] = {
+            "loc": [str(p) for p in error.get("loc", ())],
+            "msg": str(error.get("msg", "")),
+            "type": str(error.get("type", "")),
+        }
+        ctx = {
+            k: v for k, v in (error.get("ctx") or {}).items() if isinstance(v, (int, float, str))
+        }
+        if ctx:
+            item["ctx"] = ctx
+        detail.append(item)
+    shown = [f"{'.'.join(d['loc'])}: {d['msg']}" for d in detail[:5]]
+    if len(detail) > 5:
+        shown.append(f"and {len(detail) - 5} more")
+    return {"code": "invalid_request", "message": "; ".join(shown), "detail": detail}
 
 
 class HttpServer(uvicorn.Server):
@@ -121,6 +170,10 @@ def make_server(app: FastAPI, sock: socket.socket) -> HttpServer:
         port=port,
         log_level="warning",
         lifespan="off",
+        # Client addresses come from X-Forwarded-For only through [service] trusted_proxies
+        # (nonsite.web.guard); uvicorn's own handling would trust it from loopback.
+        proxy_headers=False,
+        server_header=False,
         timeout_graceful_shutdown=3,
     )
     return HttpServer(config)

@@ -19,8 +19,16 @@ class WebContext:
     db: Engine
     book: CaseBook
     users: UserStore
-    secure_cookies: bool = False  # set behind TLS: the session cookie is then Secure
+    # [service] secure_cookies: served behind TLS, so the session cookie is always Secure (it
+    # is also Secure on any request that a trusted proxy says came over HTTPS).
+    secure_cookies: bool = False
 
     @classmethod
     def build(cls, config: Config, db: Engine) -> WebContext:
-        return cls(config, db, build_case_book(config), UserStore(db))
+        return cls(
+            config,
+            db,
+            build_case_book(config),
+            UserStore(db),
+            secure_cookies=config.service.secure_cookies,
+        )

@@ -27,6 +27,13 @@ Instant = Annotated[
 ]
 
 
+# Limits of what the API takes (docs/api.md, "Limits"); the request models' own fields carry
+# theirs inline.
+MAX_REFS = 20
+RefName = Annotated[str, Field(min_length=1, max_length=64)]
+RefValue = Annotated[str, Field(max_length=1000)]
+
+
 class ApiModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -192,7 +199,11 @@ class ActionIn(ApiModel):
     kind: Literal["on_site", "non_site_check"] | None = None
     due_at: Instant | None = None
     case_number: str | None = Field(default=None, max_length=64)
-    refs: dict[str, str] = Field(default_factory=dict)
+    refs: dict[RefName, RefValue] = Field(
+        default_factory=dict,
+        max_length=MAX_REFS,
+        description="references kept in the audit trail, e.g. a photo's or a document's id",
+    )
     version: int | None = Field(
         default=None, ge=1, le=2**62, description="the case version the caller saw"
     )

@@ -18,9 +18,11 @@ Interval = Literal["rtd", "minute", "hour", "day"]
 
 
 class RequestErrorOut(ApiModel):
-    """FastAPI's answer to a parameter it cannot read (e.g. a time that is no time)."""
+    """The answer to a parameter that cannot be read (e.g. a time that is no time)."""
 
-    detail: list[dict[str, Any]]
+    code: str = Field(description="invalid_request")
+    message: str = Field(description="each field and what it must be")
+    detail: list[dict[str, Any]] = Field(description="FastAPI's errors, without the input")
 
 
 class FactorInfo(ApiModel):

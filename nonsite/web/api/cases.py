@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from pydantic import Field
 from sqlalchemy import func, select
 
 from alerts.case import Case, aware
@@ -43,6 +44,7 @@ STATUS = {
     "positive_list": 409,
 }
 CaseId = Annotated[int, Path(ge=1, le=2**62, description="the case's number")]
+State = Annotated[str, Field(max_length=16)]
 PEOPLE_ACTIONS = tuple(a for a, t in TRANSITIONS.items() if t.roles - {"system"})
 
 
@@ -141,10 +143,10 @@ def allowed_actions(case: Case, user: User) -> list[str]:
 def list_cases(
     ctx: Context,
     user: CurrentUser,
-    state: Annotated[list[str] | None, Query()] = None,
-    tier: Annotated[str | None, Query(pattern="^(warning|alarm)$")] = None,
-    rule: str | None = None,
-    enterprise_id: str | None = None,
+    state: Annotated[list[State] | None, Query(max_length=20)] = None,
+    tier: Annotated[str | None, Query(pattern="^(warning|alarm)$", max_length=8)] = None,
+    rule: Annotated[str | None, Query(max_length=16)] = None,
+    enterprise_id: Annotated[str | None, Query(max_length=64)] = None,
     open_only: Annotated[bool, Query(alias="open")] = False,
     since: Annotated[
         datetime | None, Query(description="last seen at or after; no offset: China time")
@@ -282,8 +284,8 @@ def bulk_verify(
 def list_work_orders(
     ctx: Context,
     user: Annotated[User, Depends(require("supervisor", "enforcer", "monitor", "admin"))],
-    brigade: str | None = None,
-    state: str | None = None,
+    brigade: Annotated[str | None, Query(max_length=64)] = None,
+    state: Annotated[str | None, Query(max_length=16)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[WorkOrderOut]:
     query = select(work_orders).order_by(work_orders.c.due_at).limit(limit)

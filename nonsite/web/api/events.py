@@ -76,7 +76,10 @@ def _head(ctx: WebContext) -> int:
 )
 async def events(request: Request, ctx: Context, user: CurrentUser) -> StreamingResponse:
     resume = request.headers.get("last-event-id", "")
-    after = int(resume) if resume.isdigit() else await asyncio.to_thread(_head, ctx)
+    if resume.isascii() and resume.isdigit() and len(resume) <= 18:  # an id (a 64-bit key)
+        after = int(resume)
+    else:  # none, or not one of ours: from now on
+        after = await asyncio.to_thread(_head, ctx)
 
     async def stream() -> AsyncIterator[str]:
         nonlocal after

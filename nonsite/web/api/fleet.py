@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from sqlalchemy import select
 
 from alerts.case import aware
@@ -76,9 +76,11 @@ def _marking(m: MarkingConfig) -> dict[str, Any]:
 def list_enterprises(
     ctx: Context,
     user: CurrentUser,
-    region: str | None = None,
-    industry: str | None = None,
-    status: Annotated[str | None, Query(pattern="^(alarm|offline|warning|stopped|normal)$")] = None,
+    region: Annotated[str | None, Query(max_length=100)] = None,
+    industry: Annotated[str | None, Query(max_length=64)] = None,
+    status: Annotated[
+        str | None, Query(pattern="^(alarm|offline|warning|stopped|normal)$", max_length=8)
+    ] = None,
 ) -> list[EnterpriseOut]:
     out = []
     for e in ctx.config.enterprises:
@@ -97,7 +99,9 @@ def list_enterprises(
     response_model=EnterpriseOut,
     responses={404: {"model": ErrorOut}},
 )
-def get_enterprise(enterprise_id: str, ctx: Context, user: CurrentUser) -> EnterpriseOut:
+def get_enterprise(
+    enterprise_id: Annotated[str, Path(max_length=64)], ctx: Context, user: CurrentUser
+) -> EnterpriseOut:
     for e in ctx.config.enterprises:
         if e.id == enterprise_id and may_see_enterprise(user, e.id):
             return enterprise_out(ctx, e)
@@ -110,7 +114,9 @@ def get_enterprise(enterprise_id: str, ctx: Context, user: CurrentUser) -> Enter
     summary="Declared markings (标记): periods excluded from exceedance judgement",
 )
 def list_markings(
-    ctx: Context, user: CurrentUser, enterprise_id: str | None = None
+    ctx: Context,
+    user: CurrentUser,
+    enterprise_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> list[MarkingWithEnterpriseOut]:
     out = []
     for e in ctx.config.enterprises:
@@ -255,7 +261,7 @@ def create_silence(
 def dead_letters(
     ctx: Context,
     _user: Annotated[User, Depends(require("monitor", "admin"))],
-    reason: str | None = None,
+    reason: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[DeadLetterOut]:
     rows = list_dead_letters(ctx.db, reason=reason, limit=limit)

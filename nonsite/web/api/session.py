@@ -6,6 +6,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 
 from nonsite.auth.errors import LoginFailed, LoginThrottled
 from nonsite.auth.users import User
+from nonsite.web.context import WebContext
 from nonsite.web.models import ErrorOut, LoginIn, MeOut
 from nonsite.web.security import SESSION_COOKIE, Context, CurrentUser, client_of
 
@@ -20,6 +21,12 @@ def me_out(user: User) -> MeOut:
         enterprise_id=user.enterprise_id,
         brigade=user.brigade,
     )
+
+
+def secure_cookie(request: Request, ctx: WebContext) -> bool:
+    """Secure behind TLS: configured so, or this request came over HTTPS (directly, or as a
+    trusted proxy says: nonsite.web.guard)."""
+    return ctx.secure_cookies or request.url.scheme == "https"
 
 
 @router.post(
@@ -46,7 +53,7 @@ def login(body: LoginIn, request: Request, response: Response, ctx: Context) -> 
         max_age=ctx.users.session_ttl_s,
         httponly=True,
         samesite="strict",
-        secure=ctx.secure_cookies,
+        secure=secure_cookie(request, ctx),
         path="/",
     )
     return me_out(user)
@@ -57,7 +64,13 @@ def logout(request: Request, response: Response, ctx: Context) -> Response:
     token = request.cookies.get(SESSION_COOKIE)
     if token:
         ctx.users.end_session(token)
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    response.delete_cookie(
+        SESSION_COOKIE,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=secure_cookie(request, ctx),
+    )
     response.status_code = 204
     return response
 

@@ -229,13 +229,24 @@ PAGES.login = () => {
       await api("POST", "/api/v1/session", {
         username: form.username.value.trim(), password: form.password.value,
       });
-      const next = new URLSearchParams(location.search).get("next");
-      location.href = next && next.startsWith("/") && !next.startsWith("//") ? next : "/";
+      location.href = sameSiteTarget(new URLSearchParams(location.search).get("next"));
     } catch (err) {
       error.textContent = err.status === 429 ? t("login.throttled") : t("login.failed");
     }
   });
 };
+
+/* Where to go after logging in: ?next= only within this site. Resolved as the browser would
+   (it reads "/\\evil.example" or "/\t/evil.example" as "//evil.example", another host). */
+function sameSiteTarget(next) {
+  if (!next) return "/";
+  try {
+    const url = new URL(next, location.origin);
+    return url.origin === location.origin ? url.pathname + url.search + url.hash : "/";
+  } catch (err) {
+    return "/";
+  }
+}
 
 PAGES.fleet = async () => {
   const items = await api("GET", "/api/v1/enterprises");
