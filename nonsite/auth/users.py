@@ -10,20 +10,31 @@ protects guessable secrets, and there is nothing to guess in 256 random bits, so
 (which also lets a token be looked up by its hash) loses nothing. Neither hashes nor secrets
 ever leave this module except a new token, returned once to its creator.
 
-Login throttling counts ``login_failed`` events in the last ``window_s`` seconds:
+Login throttling slows guessing down without letting anyone lock an account (``Throttle``).
+It counts ``login_failed`` events:
 
-* per username (known or not, so throttling does not tell who has an account): at
-  ``max_failures_per_user`` failures further attempts are refused until the oldest of them
-  leaves the window. A successful login, or a new password set by an administrator, resets
-  this count: the person behind the account has shown they hold the password (or been given a
-  new one), and keeping their account locked would only let a stranger lock them out again
-  sooner.
-* per client (its address): at ``max_failures_per_client`` failures, whatever the usernames.
+* per (username, client address): the first ``free_failures`` (5) cost nothing; after that,
+  each further attempt from that client for that username must wait ``base_delay_s`` (1 s)
+  after the client's latest failure, doubling with every further failure (1, 2, 4, … s) up to
+  ``max_delay_s`` (15 minutes). Failures count for ``window_s`` (24 hours). A successful login
+  from that client, or a new password set by an administrator, resets the count. The right
+  password from another client works at once: a stranger's guessing never holds up the owner.
+* per client, whatever the usernames: after ``client_free_failures`` (20) failures in
+  ``client_window_s`` (an hour), the same growing delays for every attempt from that client.
   A success does not reset it: one client guessing at many accounts must not clear its record
   by logging into an account of its own.
+* per username, from all clients (distributed guessing): once a username has
+  ``user_alarm_failures`` (100) failures in ``window_s``, it is under attack and no client gets
+  free failures for it any more: a client waits 1 s after its first failure for it, then 2, 4,
+  … s. A client that has not failed is not held back, so this only slows the
+  guessers, never locks the owner out; it does not stop many addresses guessing slowly, which
+  the password policy, the scrypt cost and the audit log (``nonsite users events``) are for.
+  Usernames are counted whether or not they exist, so throttling does not tell who has an
+  account.
 
-Refused attempts (``login_throttled``) do not count as failures, so the lock ends on time even
-while someone keeps knocking. Every attempt, successful or not, is recorded in ``auth_events``.
+Refused attempts (``login_throttled``, with the reason and the wait in ``detail``) do not count
+as failures and check no password, so knocking does not extend a wait. Every attempt,
+successful or not, is recorded in ``auth_events``.
 
 Sessions last ``session_ttl_s`` from login (an absolute limit, not extended by use); disabling a
 user or changing their password ends their sessions. API tokens last until revoked and stop
@@ -223,6 +234,25 @@ def check_scope(role: str, enterprise_id: str | None, brigade: str | None) -> Us
     return checked
 
 
+@dataclass(frozen=True)
+class Throttle:
+    """How failed logins slow further attempts down (see the module docstring)."""
+
+    free_failures: int = 5  # per (username, client), before any wait
+    client_free_failures: int = 20  # per client, any usernames, within client_window_s
+    base_delay_s: float = 1.0  # the first wait; each further failure doubles it
+    max_delay_s: float = 900.0  # the longest wait
+    window_s: int = 24 * 3600  # how long a failure counts (per username and client, per user)
+    client_window_s: int = 3600  # how long a failure counts for its client alone
+    user_alarm_failures: int = 100  # a username's failures from all clients: under attack
+
+    def delay_s(self, failures: int, free: int) -> float | None:
+        """The wait after the latest of ``failures`` failures, or None while they are free."""
+        if failures <= 0 or failures < free:
+            return None
+        return float(min(self.base_delay_s * 2.0 ** min(failures - free, 64), self.max_delay_s))
+
+
 class UserStore:
     """Users, logins, sessions and API tokens on a migrated database (nonsite.db.migrate)."""
 
@@ -231,18 +261,13 @@ class UserStore:
         engine: Engine,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        max_failures_per_user: int = 5,
-        max_failures_per_client: int = 20,
-        window_s: int = 900,
+        throttle: Throttle | None = None,
         session_ttl_s: int = 8 * 3600,
     ) -> None:
         self._engine = engine
         self._clock = clock
-        self.max_failures_per_user = max_failures_per_user
-        self.max_failures_per_client = max_failures_per_client
-        self.window_s = window_s
+        self.throttle = throttle or Throttle()
         self.session_ttl_s = session_ttl_s  # also the session cookie's max-age
-        self._window = timedelta(seconds=window_s)
         self._session_ttl = timedelta(seconds=session_ttl_s)
 
     def _now(self) -> datetime:
@@ -385,52 +410,81 @@ class UserStore:
 
     # -- logins ------------------------------------------------------------------------------
 
-    def _retry_after(
-        self, conn: Connection, where: Sequence[Any], limit: int, now: datetime
-    ) -> float | None:
-        """Seconds until fewer than ``limit`` failures matching ``where`` are in the window, or
-        None if there already are."""
-        if limit <= 0:
-            return None
+    def _failures(
+        self, conn: Connection, where: Sequence[Any], since: datetime, limit: int
+    ) -> tuple[int, datetime | None]:
+        """How many failures match ``where`` after ``since`` (counting to ``limit`` at most), and
+        the latest one's time."""
         found = conn.execute(
             select(auth_events.c.at)
-            .where(auth_events.c.event == "login_failed", auth_events.c.at > now - self._window)
-            .where(*where)
-            .order_by(auth_events.c.at.desc())
-            .limit(limit)
+            .where(auth_events.c.event == "login_failed", auth_events.c.at > since, *where)
+            .order_by(auth_events.c.id.desc())
+            .limit(max(limit, 1))
         ).all()
-        if len(found) < limit:
-            return None
-        oldest_counted = _aware(found[-1].at)
-        return (oldest_counted + self._window - now).total_seconds()
+        return len(found), (_aware(found[0].at) if found else None)
 
     def _throttled(
         self, conn: Connection, username: str, client: str, now: datetime
     ) -> tuple[int, str] | None:
-        """If further attempts are refused now: for how many seconds, and why."""
-        since = now - self._window
-        # The latest reset of the username's count, by id: events in the same instant (a
-        # coarse clock) are still ordered.
+        """If this client must wait before trying this username again: how many seconds, and
+        why (for the audit log)."""
+        t = self.throttle
+        since = now - timedelta(seconds=t.window_s)
+        # The latest reset of the (username, client) count, by id: events in the same instant
+        # (a coarse clock) are still ordered.
         reset = conn.execute(
             select(func.max(auth_events.c.id)).where(
                 auth_events.c.username == username,
-                auth_events.c.event.in_(("login_ok", "password_changed")),
                 auth_events.c.at > since,
+                (
+                    (auth_events.c.event == "login_ok") & (auth_events.c.client == client)
+                    | (auth_events.c.event == "password_changed")
+                ),
             )
         ).scalar()
-        per_user: list[Any] = [auth_events.c.username == username]
+        pair: list[Any] = [auth_events.c.username == username, auth_events.c.client == client]
         if reset is not None:
-            per_user.append(auth_events.c.id > reset)
-        waits = {
-            "username": self._retry_after(conn, per_user, self.max_failures_per_user, now),
-            "client": self._retry_after(
-                conn, [auth_events.c.client == client], self.max_failures_per_client, now
+            pair.append(auth_events.c.id > reset)
+        # Enough rows to reach the longest wait: more failures would not change it.
+        steps = math.ceil(math.log2(max(t.max_delay_s / t.base_delay_s, 1))) + 2
+        attacked, _ = self._failures(
+            conn, [auth_events.c.username == username], since, t.user_alarm_failures
+        )
+        under_attack = attacked >= t.user_alarm_failures > 0
+        free = 1 if under_attack else t.free_failures
+        checks = {
+            "username from this client": (
+                self._failures(conn, pair, since, free + steps),
+                free,
+            ),
+            "this client": (
+                self._failures(
+                    conn,
+                    [auth_events.c.client == client],
+                    now - timedelta(seconds=t.client_window_s),
+                    t.client_free_failures + steps,
+                ),
+                t.client_free_failures,
             ),
         }
-        found = {why: wait for why, wait in waits.items() if wait is not None}
-        if not found:
+        waits: dict[str, tuple[float, int]] = {}
+        for why, ((count, latest), allowed) in checks.items():
+            delay = t.delay_s(count, allowed)
+            if delay is None or latest is None:
+                continue
+            wait = (latest + timedelta(seconds=delay) - now).total_seconds()
+            if wait > 0:
+                waits[why] = (wait, count)
+        if not waits:
             return None
-        return max(1, math.ceil(max(found.values()))), " and ".join(found)
+        longest = max(1, math.ceil(max(w for w, _ in waits.values())))
+        reasons = [
+            f"{why} ({count} failure{'' if count == 1 else 's'})"
+            for why, (_, count) in waits.items()
+        ]
+        if under_attack and "username from this client" in waits:
+            reasons[0] += ", the username is under attack"
+        return longest, f"{' and '.join(reasons)}; wait {longest} s"
 
     def authenticate(self, username: str, password: str, *, client: str) -> User:
         """The user with this username and password, if they may log in now.

@@ -14,7 +14,7 @@ from alerts.workflow import Actor
 from nonsite.auth import passwords
 from nonsite.auth.errors import LoginFailed, LoginThrottled, NotFoundError
 from nonsite.auth.schema import api_tokens, sessions, users
-from nonsite.auth.users import User, UserStore
+from nonsite.auth.users import Throttle, User, UserStore
 from nonsite.db import make_engine, migrate
 
 START = datetime(2026, 11, 22, 1, 0, tzinfo=UTC)
@@ -236,88 +236,163 @@ def fail(store: UserStore, username: str, client: str, times: int = 1) -> None:
             store.authenticate(username, "wrong password", client=client)
 
 
-def test_five_failures_lock_the_username_for_the_rest_of_the_window(store, clock):
-    store.add("wang", PASSWORD, "monitor")
-    fail(store, "wang", "10.0.0.7", times=3)
-    clock.advance(100)
-    fail(store, "wang", "10.0.0.8", times=2)  # from anywhere
-    clock.advance(10)
-    with pytest.raises(LoginThrottled) as exc:
-        store.authenticate("wang", PASSWORD, client="10.0.0.9")  # even the right password
-    # until the oldest failure is 15 minutes old
-    assert exc.value.retry_after_s == 900 - 110
-    assert "try again in 790 s" in str(exc.value)
-    throttled = store.events(limit=1)[0]
-    assert (throttled.event, throttled.detail) == ("login_throttled", "too many failures: username")
+def guess(store: UserStore, clock: Clock, username: str, client: str, times: int) -> None:
+    """``times`` wrong passwords, each as soon as the client may try again."""
+    for _ in range(times):
+        while True:
+            try:
+                store.authenticate(username, "wrong password", client=client)
+            except LoginThrottled as exc:
+                clock.advance(exc.retry_after_s)
+            except LoginFailed:
+                break
 
-    clock.advance(500)  # refused attempts do not extend the lock
-    for _ in range(3):
-        with pytest.raises(LoginThrottled):
-            store.authenticate("wang", PASSWORD, client="10.0.0.9")
-    clock.advance(290)  # the first three failures leave the window
-    assert store.authenticate("wang", PASSWORD, client="10.0.0.9").username == "wang"
+
+def wait_of(store: UserStore, username: str, client: str, password: str = PASSWORD) -> int:
+    with pytest.raises(LoginThrottled) as exc:
+        store.authenticate(username, password, client=client)
+    return exc.value.retry_after_s
+
+
+def test_failures_slow_one_client_down_with_growing_waits(store, clock):
+    store.add("wang", PASSWORD, "monitor")
+    fail(store, "wang", "10.0.0.7", times=5)  # free
+    waits = []
+    for _ in range(12):
+        wait = wait_of(store, "wang", "10.0.0.7")  # even the right password waits
+        waits.append(wait)
+        clock.advance(wait)
+        fail(store, "wang", "10.0.0.7")
+    assert waits == [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 900, 900]  # doubling, capped
+    refused = store.events(limit=2, username="wang")[1]
+    assert refused.event == "login_throttled"
+    assert refused.detail == (
+        "too many failures: username from this client (16 failures); wait 900 s"
+    )
+
+
+def test_the_right_password_from_another_client_works_at_once(store, clock):
+    store.add("wang", PASSWORD, "monitor")
+    guess(store, clock, "wang", "203.0.113.5", 12)  # a stranger guessing at wang
+    assert wait_of(store, "wang", "203.0.113.5") > 60
+    assert store.authenticate("wang", PASSWORD, client="10.0.0.7").username == "wang"
+    # the owner's success does not clear the stranger's record
+    assert wait_of(store, "wang", "203.0.113.5") > 60
+    # and the owner's own mistakes are free again
+    fail(store, "wang", "10.0.0.7", times=4)
+    assert store.authenticate("wang", PASSWORD, client="10.0.0.7").username == "wang"
 
 
 def test_unknown_usernames_are_throttled_alike(store):
     fail(store, "ghost", "10.0.0.7", times=5)
-    with pytest.raises(LoginThrottled) as exc:
-        store.authenticate("ghost", PASSWORD, client="10.0.0.8")
-    assert exc.value.retry_after_s == 900
+    assert wait_of(store, "ghost", "10.0.0.7") == 1
 
 
-def test_a_success_resets_the_count_for_the_username(store, clock):
+def test_a_success_from_the_client_resets_its_count(store, clock):
     store.add("wang", PASSWORD, "monitor")
     fail(store, "wang", "10.0.0.7", times=4)
     store.authenticate("wang", PASSWORD, client="10.0.0.7")
     fail(store, "wang", "10.0.0.7", times=4)
     store.authenticate("wang", PASSWORD, client="10.0.0.7")  # 8 failures, never 5 in a row
     fail(store, "wang", "10.0.0.7", times=5)
-    with pytest.raises(LoginThrottled):
-        store.authenticate("wang", PASSWORD, client="10.0.0.7")
+    assert wait_of(store, "wang", "10.0.0.7") == 1
 
 
-def test_a_new_password_unlocks_the_username(store):
+def test_a_new_password_resets_every_count_for_the_username(store, clock):
     store.add("wang", PASSWORD, "monitor")
-    fail(store, "wang", "10.0.0.7", times=5)
-    with pytest.raises(LoginThrottled):
-        store.authenticate("wang", PASSWORD, client="10.0.0.7")
+    guess(store, clock, "wang", "10.0.0.7", 8)
+    assert wait_of(store, "wang", "10.0.0.7") == 8
     store.set_password("wang", "a new password", by="admin:ops")
     assert store.authenticate("wang", "a new password", client="10.0.0.7").username == "wang"
 
 
-def test_one_client_guessing_at_many_usernames_is_throttled(engine, clock):
-    store = UserStore(engine, clock=clock, max_failures_per_client=6)
+def test_refused_attempts_do_not_extend_the_wait(store, clock):
+    store.add("wang", PASSWORD, "monitor")
+    guess(store, clock, "wang", "10.0.0.7", 9)
+    assert wait_of(store, "wang", "10.0.0.7") == 16
+    for _ in range(5):
+        clock.advance(3)
+        wait_of(store, "wang", "10.0.0.7")
+    clock.advance(1)
+    assert store.authenticate("wang", PASSWORD, client="10.0.0.7").username == "wang"
+    assert kinds(store, "wang")[-7:] == ["login_throttled"] * 6 + ["login_ok"]
+
+
+def test_failures_are_forgotten_after_the_window(store, clock):
+    store.add("wang", PASSWORD, "monitor")
+    guess(store, clock, "wang", "10.0.0.7", 10)
+    assert wait_of(store, "wang", "10.0.0.7") == 32
+    clock.advance(24 * 3600)
+    fail(store, "wang", "10.0.0.7", times=5)  # free again
+    assert wait_of(store, "wang", "10.0.0.7") == 1
+
+
+def test_one_client_guessing_at_many_usernames_is_slowed(engine, clock):
+    store = UserStore(engine, clock=clock, throttle=Throttle(client_free_failures=6))
     store.add("mine", PASSWORD, "monitor")
     for name in ("a1", "a2", "a3"):
         fail(store, name, "203.0.113.5", times=2)
         clock.advance(10)
-    with pytest.raises(LoginThrottled) as exc:
-        store.authenticate("a4", PASSWORD, client="203.0.113.5")
-    assert exc.value.retry_after_s == 900 - 30
-    assert store.events(limit=1)[0].detail == "too many failures: client"
+    fail(store, "a4", "203.0.113.5")  # the 7th: 6 are free, and the 6th was 10 s ago
+    assert wait_of(store, "a5", "203.0.113.5") == 2
+    assert (
+        store.events(limit=1)[0].detail == "too many failures: this client (7 failures); wait 2 s"
+    )
     # Its own account's password does not clear the client's record...
-    with pytest.raises(LoginThrottled):
-        store.authenticate("mine", PASSWORD, client="203.0.113.5")
+    assert wait_of(store, "mine", "203.0.113.5") == 2
     # ...while other clients are not affected.
     assert store.authenticate("mine", PASSWORD, client="198.51.100.1").username == "mine"
-    clock.advance(900 - 30)
+    clock.advance(3600)  # the client's failures leave its hour
     assert store.authenticate("mine", PASSWORD, client="203.0.113.5").username == "mine"
 
 
+def test_a_username_under_attack_gives_no_free_failures(engine, clock):
+    """Many addresses guessing at one username: each is slowed from its first failure on, and
+    the owner, from an address that has not failed, still logs in at once."""
+    store = UserStore(engine, clock=clock, throttle=Throttle(user_alarm_failures=10))
+    store.add("wang", PASSWORD, "monitor")
+    for i in range(10):
+        fail(store, "wang", f"203.0.113.{i}")
+        clock.advance(1)
+    fail(store, "wang", "198.51.100.9")  # a new address's first failure...
+    assert wait_of(store, "wang", "198.51.100.9") == 1  # ...already costs a wait
+    clock.advance(1)
+    fail(store, "wang", "198.51.100.9")
+    assert wait_of(store, "wang", "198.51.100.9") == 2
+    detail = store.events(limit=1)[0].detail
+    assert detail.endswith("(2 failures), the username is under attack; wait 2 s")
+    assert store.authenticate("wang", PASSWORD, client="10.0.0.7").username == "wang"
+    other = store.add("li", PASSWORD, "monitor")  # other usernames are not affected
+    fail(store, other.username, "198.51.100.9", times=4)
+    store.authenticate("li", PASSWORD, client="198.51.100.9")
+
+
 def test_both_limits_at_once_wait_for_the_longer(engine, clock):
-    store = UserStore(engine, clock=clock, max_failures_per_user=2, max_failures_per_client=3)
+    throttle = Throttle(free_failures=1, client_free_failures=1)
+    store = UserStore(engine, clock=clock, throttle=throttle)
     fail(store, "x1", "203.0.113.5")
-    clock.advance(100)
-    fail(store, "wang", "203.0.113.5", times=2)
-    with pytest.raises(LoginThrottled) as exc:
-        store.authenticate("wang", PASSWORD, client="203.0.113.5")
-    assert exc.value.retry_after_s == 900  # the username's failures are the newer ones
-    assert store.events(limit=1)[0].detail == "too many failures: username and client"
+    clock.advance(1)
+    fail(store, "x2", "203.0.113.5")
+    clock.advance(2)
+    fail(store, "wang", "203.0.113.5")  # username from the client: 1 (wait 1), client: 3 (4)
+    assert wait_of(store, "wang", "203.0.113.5") == 4
+    assert store.events(limit=1)[0].detail == (
+        "too many failures: username from this client (1 failure) and this client "
+        "(3 failures); wait 4 s"
+    )
 
 
 def test_the_default_limits(store):
-    assert (store.max_failures_per_user, store.max_failures_per_client) == (5, 20)
-    assert (store.window_s, store.session_ttl_s) == (900, 8 * 3600)
+    assert store.throttle == Throttle(
+        free_failures=5,
+        client_free_failures=20,
+        base_delay_s=1.0,
+        max_delay_s=900.0,
+        window_s=24 * 3600,
+        client_window_s=3600,
+        user_alarm_failures=100,
+    )
+    assert store.session_ttl_s == 8 * 3600
 
 
 # -- sessions -----------------------------------------------------------------------------
