@@ -28,6 +28,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    delete,
     func,
     insert,
     select,
@@ -188,3 +189,12 @@ def count_dead_letters_by_reason(engine: Engine) -> dict[str, int]:
     query = select(dead_letters.c.reason, func.count()).group_by(dead_letters.c.reason)
     with engine.connect() as conn:
         return {reason: int(n) for reason, n in conn.execute(query)}
+
+
+def prune_dead_letters(engine: Engine, before: datetime) -> int:
+    """Delete the dead letters received before ``before`` (the archive's retention: the
+    message itself is gone from the archive by then); the number removed. With each one bounded
+    in size, this bounds the table: retention × the rate of refused packets."""
+    with engine.begin() as conn:
+        result = conn.execute(delete(dead_letters).where(dead_letters.c.received_at < before))
+    return int(result.rowcount or 0)

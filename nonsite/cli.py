@@ -199,13 +199,16 @@ def cmd_archive_prune(args: argparse.Namespace) -> int:
     archive = RawArchive(path, durability=config.archive.durability)
     days = args.days if args.days is not None else config.archive.retention_days
     cutoff = datetime.now(UTC) - timedelta(days=days)
-    from ingest.store import load_checkpoint
+    from ingest.store import load_checkpoint, prune_dead_letters
     from nonsite.db import make_engine
 
-    position = load_checkpoint(make_engine(config.database_url()), "ingest")
+    engine = make_engine(config.database_url())
+    position = load_checkpoint(engine, "ingest")
     removed = archive.prune(cutoff, up_to_seq=position)
+    letters = prune_dead_letters(engine, cutoff)
     print(
-        f"removed {removed} messages received before {cutoff.astimezone(CHINA_TZ):%Y-%m-%d %H:%M}"
+        f"removed {removed} messages and {letters} dead letters received before "
+        f"{cutoff.astimezone(CHINA_TZ):%Y-%m-%d %H:%M}"
     )
     return 0
 
@@ -294,10 +297,20 @@ def cmd_findings(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from nonsite.demo import DemoSettings, run_demo
+    import threading
 
-    return run_demo(
-        DemoSettings(
+    # Before the demo's imports (about a second): a SIGTERM or Ctrl-C from now on stops it in
+    # order (exit status 0), not with the signal's default (SIGTERM: killed, status 143) or a
+    # KeyboardInterrupt traceback; the demo's own handlers take over once it runs.
+    stop = threading.Event()
+    previous = {
+        sig: signal.signal(sig, lambda _sig, _frame: stop.set())
+        for sig in (signal.SIGTERM, signal.SIGINT)
+    }
+    try:
+        from nonsite.demo import DemoSettings, run_demo
+
+        settings = DemoSettings(
             data_dir=args.data_dir,
             broker=args.broker,
             duration_s=args.duration,
@@ -308,7 +321,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
             days=args.days,
             offline_after_s=args.offline_after,
         )
-    )
+        return run_demo(settings, early_stop=stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:

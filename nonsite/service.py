@@ -23,16 +23,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from prometheus_client import CollectorRegistry
+from sqlalchemy.exc import SQLAlchemyError
 
 from ingest.archive import RawArchive
 from ingest.archiver import Archiver
 from ingest.metrics import ArchiveMetrics
 from ingest.mqtt.source import Delivery, MqttSource
-from ingest.store import load_checkpoint
+from ingest.store import load_checkpoint, prune_dead_letters
 from nonsite.config.model import Config
 from nonsite.config.mqtt_url import parse_broker_url
 from nonsite.db import make_engine, migrate, sqlite_path
-from nonsite.db_health import describe, is_unavailable
+from nonsite.db_health import describe, is_unavailable, one_line
 from nonsite.embedded_broker import EmbeddedBroker
 from nonsite.errors import ListenError, StartupError
 from nonsite.http import bind, build_app, make_server
@@ -236,6 +237,15 @@ class Service:
                 log.info(
                     "archive retention: removed %d messages received before %s", removed, cutoff
                 )
+            try:
+                letters = await asyncio.to_thread(prune_dead_letters, self.engine, cutoff)
+            except SQLAlchemyError as exc:  # the database is away: the next round prunes them
+                log.warning("dead-letter retention skipped: %s", one_line(exc))
+            else:
+                if letters:
+                    log.info(
+                        "dead-letter retention: removed %d received before %s", letters, cutoff
+                    )
             await asyncio.sleep(RETENTION_EVERY_S)
 
     def _prune(self, cutoff: datetime) -> int:

@@ -10,6 +10,7 @@ from ingest.store import (
     count_dead_letters_by_reason,
     list_dead_letters,
     load_checkpoint,
+    prune_dead_letters,
     record_batch,
 )
 from nonsite.db import alembic_config, make_engine, migrate
@@ -80,3 +81,17 @@ def test_make_engine_creates_the_sqlite_directory(tmp_path):
     migrate(eng)
     assert (tmp_path / "deep" / "dir" / "n.db").exists()
     assert load_checkpoint(eng, "x") == 0
+
+
+def test_dead_letters_older_than_the_retention_are_pruned(engine):
+    t = datetime(2026, 11, 21, 8, tzinfo=UTC)
+    with engine.begin() as conn:
+        record_batch(
+            conn,
+            "ingest",
+            3,
+            [letter(1, "crc_mismatch", t - timedelta(days=91)), letter(2, "unknown_mn", t)],
+        )
+    assert prune_dead_letters(engine, t - timedelta(days=90)) == 1
+    assert [d.archive_seq for d in list_dead_letters(engine)] == [2]
+    assert prune_dead_letters(engine, t - timedelta(days=90)) == 0
