@@ -14,8 +14,10 @@ should not raise.
 
 Stopping: SIGTERM and Ctrl-C (SIGINT) stop it in an orderly way within seconds, whenever they
 come (while it starts, catches up or follows the clock): the simulator stops, the service
-drains, and the exit status is 0. A taken port is an error of one line naming the address and
-``--port``, exit status 1, before anything starts.
+drains, and the exit status is 0. (Only a SIGTERM in the first tenth of a second, while the
+interpreter itself starts, ends it with the default status 143: nothing has started then.) A
+taken port is an error of one line naming the address and ``--port``, exit status 1, before
+anything starts.
 """
 
 from __future__ import annotations
@@ -175,20 +177,12 @@ def play(
     return Progress(t, sent)
 
 
-def run_demo(s: DemoSettings) -> int:
+def run_demo(s: DemoSettings, early_stop: threading.Event | None = None) -> int:
+    """Run the demo until SIGTERM, Ctrl-C or ``--duration``; 0 after an orderly stop.
+    ``early_stop``: set by the caller's signal handlers while the demo sets up (migrations,
+    users: a few seconds), so that a stop then is orderly too (the CLI installs them)."""
     check_port(s.http_port)
-    # A SIGTERM or Ctrl-C during the set-up below (migrations, users: a few seconds) stops
-    # the demo in order too, rather than killing it (SIGTERM) or with a traceback (Ctrl-C).
-    early_stop = threading.Event()
-    previous = {
-        sig: signal.signal(sig, lambda _sig, _frame: early_stop.set())
-        for sig in (signal.SIGTERM, signal.SIGINT)
-    }
-    try:
-        return _run_demo(s, early_stop)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    return _run_demo(s, early_stop or threading.Event())
 
 
 def _run_demo(s: DemoSettings, early_stop: threading.Event) -> int:

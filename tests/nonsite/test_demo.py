@@ -303,3 +303,25 @@ def test_a_taken_port_stops_the_demo_with_one_line_naming_it_and_the_way_out(tmp
     assert len(errors) == 1, done.stderr
     assert "--port" in errors[0], errors
     assert took < 10, f"{took:.1f} s"
+
+
+@pytest.mark.timeout(120)
+def test_sigterm_while_the_demo_sets_up_stops_it_in_order(tmp_path):
+    # The set-up (migrations, users) takes seconds before the service runs: a SIGTERM then
+    # used to kill it (status -15).
+    demo = subprocess.Popen(
+        _demo(tmp_path, free_port()), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "data").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        demo.send_signal(signal.SIGTERM)
+        output, _ = demo.communicate(timeout=60)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait(10)
+    assert demo.returncode == 0, output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
+    assert "nonsite demo stopped" in output, output[-3000:]
