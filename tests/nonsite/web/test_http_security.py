@@ -50,7 +50,7 @@ def login_clients(site, username: str) -> list[str]:
         "/login",
         "/",  # a redirect to /login
         "/cases",
-        "/static/app.js",
+        "/static/js/main.js",
         "/static/vendor/uplot/uPlot.iife.min.js",
         "/api/v1/me",  # 401
         "/api/v1/enterprises",
