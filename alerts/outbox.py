@@ -16,6 +16,16 @@ not configured to ``dead`` (the one place that handles them) and sets the depth 
 
 One dispatcher per database is assumed: the service runs exactly one (two would send a row
 twice, which the idempotency key would still absorb, but to no purpose).
+
+The database may go away (an outage, a full disk). The service injects its :class:`Health`
+and a classifier (nonsite/pipeline_worker.py passes the pipeline's ``DatabaseHealth``, which
+its batches keep trying): a loop that meets the database unavailable reports it there (one
+log line per outage, whoever meets it) and then leaves the database alone until the health
+says it is back; it does not log a traceback per attempt. Any other error is a bug: each loop
+retries it with a backoff of its own (:class:`Retry`, also injected) and its traceback is
+logged once per distinct error. They are injected because alerts/ is a stage package and
+does not import nonsite/, where that policy lives; without them (tests, tools) each loop
+falls back to a plain backoff of its own.
 """
 
 from __future__ import annotations
@@ -27,7 +37,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from sqlalchemy import Connection, Engine, case, func, insert, select, update
@@ -40,6 +50,64 @@ log = logging.getLogger(__name__)
 StatusOf = Callable[[Connection, str], dict[str, Any]]
 
 STOP_GRACE_S = 1.0  # beyond the slowest channel's timeout, for a sender to record its outcome
+
+
+class Retry(Protocol):
+    """Something a loop retries with backoff, saying so once per state change
+    (``nonsite.db_health.Retrying`` fits)."""
+
+    def failed(self, exc: BaseException) -> float:
+        """Record a failed attempt (logging as it sees fit); seconds until the next one."""
+        ...
+
+    def succeeded(self) -> None:
+        """Record a successful attempt (after failures: log that it works again)."""
+        ...
+
+    def wait_s(self) -> float:
+        """Seconds until the next attempt is due (0 when not failing)."""
+        ...
+
+
+class Health(Retry, Protocol):
+    """The database's state, shared with the rest of the service, thread-safe
+    (``nonsite.db_health.DatabaseHealth`` fits). It is also given to a loop that keeps trying
+    the database and reports the outcome (the pipeline worker): that one says when it is back,
+    so the dispatcher need not try it meanwhile (a read that works would prove nothing while a
+    full disk refuses the writes)."""
+
+    @property
+    def ok(self) -> bool:
+        """False from a failed attempt on an unavailable database until one succeeds."""
+        ...
+
+
+class _PlainRetry:
+    """A loop's :class:`Retry` when none is injected: each distinct error once with its
+    traceback, retries doubling from 0.5 s to 5 s."""
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+        self._error: str | None = None
+        self._delay = 0.5
+        self._next_at = 0.0
+
+    def failed(self, exc: BaseException) -> float:
+        error = f"{type(exc).__name__}: {exc}"
+        if error != self._error:
+            log.warning("%s failed; retrying with backoff", self._what, exc_info=exc)
+        self._error = error
+        delay, self._delay = self._delay, min(self._delay * 2, 5.0)
+        self._next_at = time.monotonic() + delay
+        return delay
+
+    def succeeded(self) -> None:
+        if self._error is not None:
+            log.warning("%s works again", self._what)
+        self._error, self._delay, self._next_at = None, 0.5, 0.0
+
+    def wait_s(self) -> float:
+        return max(0.0, self._next_at - time.monotonic())
 
 
 class OutboxMetrics:
@@ -69,7 +137,15 @@ class Dispatcher:
         status_of: StatusOf | None = None,
         metrics: OutboxMetrics | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        health: Health | None = None,
+        is_unavailable: Callable[[BaseException], bool] | None = None,
+        retrying: Callable[[str], Retry] | None = None,
     ) -> None:
+        """``health`` and ``is_unavailable`` (both or neither): the database's shared state
+        and which errors mean it is unavailable (see the module); ``retrying``: a loop's own
+        :class:`Retry` for other errors (bugs), given the loop's name."""
+        if (health is None) != (is_unavailable is None):
+            raise ValueError("health and is_unavailable go together")
         self.db = db
         self.channels = channels
         self.max_attempts = max_attempts
@@ -79,6 +155,9 @@ class Dispatcher:
         self.metrics = metrics
         self.clock = clock
         self.wake = threading.Event()  # set after committing rows: :meth:`run` looks at once
+        self.health = health
+        self._is_unavailable = is_unavailable or (lambda exc: False)
+        self._retrying: Callable[[str], Retry] = retrying or _PlainRetry
 
     @property
     def stop_grace_s(self) -> float:
@@ -114,18 +193,22 @@ class Dispatcher:
         }
         for sender in senders.values():
             sender.start()
+        survey = self._retrying("outbox survey")
         try:
             while not stop.is_set():
-                try:
-                    due = self._survey()
-                    for name in due:
-                        if name in senders:
-                            senders[name].wake.set()
-                    if any(name not in senders for name in due):
-                        self._unconfigured(100)
-                except Exception:  # the database may be briefly unavailable: try again
-                    log.exception("outbox survey failed; retrying")
-                self.wake.wait(idle_s)
+                if self._may_try(survey):
+                    try:
+                        due = self._survey()
+                        for name in due:
+                            if name in senders:
+                                senders[name].wake.set()
+                        if any(name not in senders for name in due):
+                            self._unconfigured(100)
+                    except Exception as exc:  # noqa: BLE001 - said once by the health or retry
+                        self._report(exc, survey)
+                    else:
+                        survey.succeeded()
+                self.wake.wait(self._pause_s(survey, idle_s))
                 self.wake.clear()
         finally:
             for sender in senders.values():
@@ -136,6 +219,33 @@ class Dispatcher:
             hung = [s.name for s in senders.values() if s.thread.is_alive()]
             if hung:
                 log.warning("outbox: channel(s) %s still sending at shutdown", ", ".join(hung))
+
+    # -- the database away, a bug ---------------------------------------------------------
+
+    def _may_try(self, own: Retry) -> bool:
+        """Whether a loop may use the database now: its own backoff after a bug has passed
+        and the database is not known to be away (its health's other user tries it)."""
+        return own.wait_s() <= 0 and (self.health is None or self.health.ok)
+
+    def _report(self, exc: BaseException, own: Retry) -> None:
+        """A loop's attempt failed: the database unavailable goes to the shared health (one
+        line per outage), anything else to the loop's own retry (a traceback per error)."""
+        if self.health is not None and self._is_unavailable(exc):
+            self.health.failed(exc)
+        else:
+            own.failed(exc)
+
+    def _wrote(self) -> None:
+        """A write committed: the database takes writes (it says "available again" if it was
+        thought away; a read would not prove it while a full disk refuses writes)."""
+        if self.health is not None:
+            self.health.succeeded()
+
+    @staticmethod
+    def _pause_s(own: Retry, idle_s: float) -> float:
+        """Until the survey looks again: ``idle_s``, or sooner when its backoff ends."""
+        wait = own.wait_s()
+        return min(idle_s, wait) if wait > 0 else idle_s
 
     def _survey(self) -> list[str]:
         """The channels with due rows; sets the depth gauge on the way (one query)."""
@@ -237,6 +347,7 @@ class Dispatcher:
                 )
             )
             self._audit(conn, row, now, "delivered", "")
+        self._wrote()
         self._count(kind, "delivered")
         return True
 
@@ -254,6 +365,7 @@ class Dispatcher:
             conn.execute(update(outbox).where(outbox.c.id == row["id"]).values(**values))
             if dead:
                 self._audit(conn, row, now, "dead", err.detail)
+        self._wrote()
         log.warning(
             "notification %s via %s failed (attempt %d%s): %s",
             row["key"],
@@ -349,15 +461,20 @@ class _Sender:
         self.thread.start()
 
     def _run(self) -> None:
+        dispatcher = self.dispatcher
+        own = dispatcher._retrying(f"outbox dispatch via {self.name}")
         while True:
             self.wake.wait()
             self.wake.clear()
             if self.stop.is_set():
                 return
+            if not dispatcher._may_try(own):
+                continue  # the database away or a bug's backoff: the survey wakes us again
             try:
                 while not self.stop.is_set():
-                    if not self.dispatcher._send_due(self.name, self.channel, 100, self.stop):
+                    if not dispatcher._send_due(self.name, self.channel, 100, self.stop):
                         break
-            except Exception:  # the database may be briefly unavailable: woken again later
-                log.exception("outbox dispatch via %s failed; retrying", self.name)
-                self.stop.wait(self.idle_s)
+            except Exception as exc:  # noqa: BLE001 - said once by the health or retry
+                dispatcher._report(exc, own)
+            else:
+                own.succeeded()

@@ -210,7 +210,10 @@ class RawArchive:
                     inserted += conn.execute(_insert_rows(len(chunk) // 4), chunk).rowcount
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            # SQLite may have rolled back already (it does on a full disk): a ROLLBACK then
+            # fails with "no transaction is active" and would hide the error that matters.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
         return inserted
 

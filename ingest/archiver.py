@@ -5,6 +5,15 @@ and a quiet system commits each message at once. A message is acknowledged only 
 transaction holding it has committed. The broker's inflight window (MQTT 5 receive maximum)
 bounds how much can be waiting here, which is the back-pressure: when the archive is slow we
 stop acknowledging and the broker stops sending.
+
+A failed commit (a full disk, an I/O error) keeps its messages unacknowledged and is retried
+with backoff, quietly: how is the :class:`RetryPolicy` the service injects
+(``nonsite.db_health.archive_retrying``: one log line when writing fails, one when it works
+again, "disk full" and where, retries at most 2 s apart). It is injected rather than imported
+because ingest/ is a stage package beneath nonsite/, and the policy, its wording and the
+state it feeds (/readyz) are the service's, kept in one place for the archive and the database
+alike; moving them down here would make a stage package the home of a service-wide concern.
+Without one (tools, benchmarks) a plain fallback logs each distinct error once.
 """
 
 from __future__ import annotations
@@ -14,12 +23,47 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from ingest.archive import RawArchive
 from ingest.metrics import ArchiveMetrics
 from ingest.mqtt.source import Delivery
 
 log = logging.getLogger(__name__)
+
+
+class RetryPolicy(Protocol):
+    """How a failed commit is retried and said (``nonsite.db_health.Retrying`` fits)."""
+
+    def failed(self, exc: BaseException) -> float:
+        """Record a failed attempt, logging as it sees fit; seconds until the next one."""
+        ...
+
+    def succeeded(self) -> None:
+        """Record a successful attempt (after failures: log that it works again)."""
+        ...
+
+
+class _PlainRetry:
+    """The fallback when none is injected: each distinct error once, with its traceback, and
+    waits doubling from 0.25 s to 2 s."""
+
+    def __init__(self) -> None:
+        self._error: str | None = None
+        self._delay = 0.25
+
+    def failed(self, exc: BaseException) -> float:
+        error = f"{type(exc).__name__}: {exc}"
+        if error != self._error:
+            log.warning("archive write failed; retrying with backoff", exc_info=exc)
+        self._error = error
+        delay, self._delay = self._delay, min(self._delay * 2, 2.0)
+        return delay
+
+    def succeeded(self) -> None:
+        if self._error is not None:
+            log.warning("archive writes again")
+        self._error, self._delay = None, 0.25
 
 
 class Archiver:
@@ -31,8 +75,10 @@ class Archiver:
         on_commit: Callable[[], None] = lambda: None,
         metrics: ArchiveMetrics | None = None,
         batch_max: int = 2000,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self._archive = archive
+        self._retry: RetryPolicy = retry or _PlainRetry()
         self._ack = ack
         self._on_commit = on_commit
         self._metrics = metrics
@@ -104,20 +150,19 @@ class Archiver:
 
     def _store(self, batch: list[Delivery]) -> int | None:
         """Archive a batch, retrying with backoff; None if stopping before it succeeded."""
-        delay = 0.5
         while True:
             try:
                 inserted = self._archive.append(batch)
-            except Exception as exc:  # disk full, I/O error: keep the messages unacknowledged
-                self.failed = exc
-                log.exception("archive write failed; retrying in %.1f s", delay)
+            except Exception as exc:  # noqa: BLE001 - disk full, I/O error: said by the policy
+                self.failed = exc  # for /readyz; the messages stay unacknowledged
+                delay = self._retry.failed(exc)
                 with self._cond:
                     if self._stopping:
                         return None  # not acknowledged: the broker re-delivers them later
                     self._cond.wait(delay)
-                delay = min(delay * 2, 30.0)
                 continue
             self.failed = None
+            self._retry.succeeded()
             return inserted
 
     def _run(self) -> None:

@@ -18,6 +18,16 @@ condition with a one-line cause, not a bug), and it says when the outage began a
 Errors that are not the database being away (a bug) go through a :class:`Retrying` of their
 own with ``traceback=True``: retried with the same backoff, the traceback logged once per
 distinct error rather than once per attempt.
+
+One :class:`DatabaseHealth` is shared by the pipeline process's loops (thread-safe): the
+worker's batches, which keep trying on its schedule and so say when the database is back, and
+the outbox dispatcher's threads, which report what they meet and leave the database alone
+while it is away. The log has one line when it goes and one when it is back, whoever saw it.
+
+The stage packages (ingest/, alerts/) do not import this module: they declare the few methods
+they call as a Protocol and the service injects these objects (:func:`archive_retrying` for
+the archiver, ``Worker`` in nonsite/pipeline_worker.py for the dispatcher). The policy and its
+wording stay here, in one place, with the /readyz and /metrics state they feed.
 """
 
 from __future__ import annotations
@@ -159,7 +169,8 @@ class Retrying:
     :meth:`failed` logs ``"<lost>: <one line>"`` when it starts failing (and when the error
     changes while failing), :meth:`succeeded` logs ``"<back> after N s (M failed attempts)"``
     once; attempts in between log nothing. With ``traceback=True`` (errors that are bugs) the
-    first line of each distinct error carries its traceback.
+    first line of each distinct error carries its traceback; ``traceback`` may also be a
+    predicate on the error (a traceback for a bug, none for a full disk). Thread-safe.
     """
 
     def __init__(
@@ -169,12 +180,16 @@ class Retrying:
         lost: str,
         back: str,
         consequence: str = "",
-        traceback: bool = False,
+        traceback: bool | Callable[[BaseException], bool] = False,
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.monotonic,
         describe_error: Callable[[BaseException], str] = one_line,
+        kind_of: Callable[[BaseException], str] = one_line,
     ) -> None:
+        """``kind_of``: what tells a new error while failing (logged again) from the same one
+        said differently (not logged); by default its type and message."""
         self._log = log
+        self._kind_of = kind_of
         self._lost = lost
         self._back = back
         self._consequence = consequence
@@ -185,6 +200,7 @@ class Retrying:
         self._lock = threading.Lock()
         self.ok = True
         self.error: str | None = None  # the last error's one line, while failing
+        self._kind: str | None = None  # its kind_of, to tell a new error
         self.attempts = 0  # failed attempts in this outage
         self._since = 0.0
         self._next_at = 0.0
@@ -192,15 +208,21 @@ class Retrying:
     def failed(self, exc: BaseException) -> float:
         """Record a failed attempt; the delay until the next one is :meth:`due`."""
         summary = self._describe(exc)
+        # Told apart by kind, not by the description: "N bytes free" changes while the disk
+        # stays full, and is no new state to log.
+        kind = self._kind_of(exc)
         with self._lock:
             now = self._clock()
-            began, changed = self.ok, summary != self.error
+            began, changed = self.ok, kind != self._kind
             if began:
                 self.ok, self._since, self.attempts = False, now, 0
             self.attempts += 1
-            self.error = summary
+            self.error, self._kind = summary, kind
             delay = self.backoff.next()
             self._next_at = now + delay
+        if not (began or changed):
+            return delay
+        trace = self._traceback(exc) if callable(self._traceback) else self._traceback
         if began:
             tail = f"; {self._consequence}" if self._consequence else ""
             self._log.warning(
@@ -208,19 +230,17 @@ class Retrying:
                 self._lost,
                 summary,
                 tail,
-                exc_info=exc if self._traceback else None,
+                exc_info=exc if trace else None,
             )
-        elif changed:
-            self._log.warning(
-                "%s, now: %s", self._lost, summary, exc_info=exc if self._traceback else None
-            )
+        else:
+            self._log.warning("%s, now: %s", self._lost, summary, exc_info=exc if trace else None)
         return delay
 
     def succeeded(self) -> None:
         with self._lock:
             if self.ok:
                 return
-            self.ok, self.error = True, None
+            self.ok, self.error, self._kind = True, None, None
             lasted, attempts = self._clock() - self._since, self.attempts
             self.attempts = 0
             self.backoff.reset()
@@ -271,8 +291,15 @@ class DatabaseMetrics:
         )
 
 
+def _database_state(exc: BaseException) -> str:
+    """The states of an unavailable database worth a log line each: its disk full, or not
+    reached (a connection cut, then refused, is one outage, not two)."""
+    return "disk full" if is_disk_full(exc) else "unavailable"
+
+
 class DatabaseHealth(Retrying):
-    """:class:`Retrying` for the service database, with its two metrics."""
+    """:class:`Retrying` for the service database, with its two metrics. While it is away,
+    another line is logged only when a full disk becomes a lost connection or back."""
 
     def __init__(
         self,
@@ -292,6 +319,7 @@ class DatabaseHealth(Retrying):
             backoff=backoff,
             clock=clock,
             describe_error=lambda exc: describe(exc, path),
+            kind_of=_database_state,
         )
         self.metrics = DatabaseMetrics(registry) if registry is not None else None
 
@@ -306,3 +334,34 @@ class DatabaseHealth(Retrying):
         super().succeeded()
         if self.metrics is not None:
             self.metrics.up.set(1)
+
+
+# -- the raw archive -----------------------------------------------------------------------------
+
+# The archive is a local file on the acknowledgement path: a retry costs one failed local
+# write, and every second of delay after the disk has room again is a second longer that the
+# broker holds the messages back. So retries are at most 2 s apart (jittered, as ever).
+ARCHIVE_BACKOFF_BASE_S = 0.25
+ARCHIVE_BACKOFF_MAX_S = 2.0
+
+
+def _archive_bug(exc: BaseException) -> bool:
+    """A traceback only for what the file system or SQLite does not explain in one line."""
+    return not (is_disk_full(exc) or isinstance(exc, OSError | sqlite3.OperationalError))
+
+
+def archive_retrying(path: Path, log: logging.Logger | None = None) -> Retrying:
+    """The policy :class:`ingest.archiver.Archiver` retries a failed group commit with (it is
+    injected by the service: ingest does not import nonsite): one line when writing starts
+    failing ("disk full: cannot write <path> (N bytes free in <dir>)" on a full disk), one
+    when it works again, a traceback only for a bug, and retries at most
+    ``ARCHIVE_BACKOFF_MAX_S`` apart."""
+    return Retrying(
+        log or logging.getLogger("ingest.archiver"),
+        lost="archive write failed",
+        back="archive writes again",
+        consequence="received messages wait, unacknowledged (the broker keeps them)",
+        traceback=_archive_bug,
+        backoff=Backoff(ARCHIVE_BACKOFF_BASE_S, ARCHIVE_BACKOFF_MAX_S),
+        describe_error=lambda exc: describe(exc, path),
+    )

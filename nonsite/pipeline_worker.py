@@ -135,6 +135,17 @@ class Worker:
             retry_max_s=config.alerts.retry_max_s,
             status_of=enterprise_status,
             metrics=OutboxMetrics(self.registry),
+            # The dispatcher's threads share this process's view of the database (thread-
+            # safe): what they meet is said once, and they wait while the batches (which keep
+            # trying) find it away. A bug in one of its loops: its traceback once per error.
+            health=self.health,
+            is_unavailable=is_unavailable,
+            retrying=lambda what: Retrying(
+                logging.getLogger("alerts.outbox"),
+                lost=f"{what} failed",
+                back=f"{what} works again",
+                traceback=True,
+            ),
         )
         self._declared = 0  # declared markings the rule engine has taken up
         self._cases_changed = False  # since the dispatcher was last woken
@@ -436,8 +447,9 @@ def run_worker(config_json: str, inbox: Connection, outbox: Connection) -> None:
         stop.set()
         if worker is not None:
             worker.dispatcher.wake.set()
-        if dispatcher is not None:
-            dispatcher.join(timeout=15)
+        if worker is not None and dispatcher is not None:
+            # It waits for its senders up to the slowest channel's timeout (up to 120 s).
+            dispatcher.join(timeout=worker.dispatcher.stop_grace_s + 1)
         if worker is not None:
             for channel in worker.dispatcher.channels.values():
                 channel.close()

@@ -33,7 +33,7 @@ from ingest.store import load_checkpoint, prune_dead_letters
 from nonsite.config.model import Config
 from nonsite.config.mqtt_url import parse_broker_url
 from nonsite.db import make_engine, migrate, sqlite_path
-from nonsite.db_health import describe, is_unavailable, one_line
+from nonsite.db_health import archive_retrying, describe, is_unavailable, one_line
 from nonsite.embedded_broker import EmbeddedBroker
 from nonsite.errors import ListenError, StartupError
 from nonsite.http import bind, build_app, make_server
@@ -171,6 +171,7 @@ class Service:
             on_commit=self.pipeline.notify,
             metrics=self.metrics,
             batch_max=config.archive.batch_max_messages,
+            retry=archive_retrying(self.archive.path),  # injected: see ingest/archiver.py
         )
         # Read at each scrape: while the archive cannot be written (a full disk), what waits
         # is counted, not the figure of the last commit that succeeded.

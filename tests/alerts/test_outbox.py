@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
@@ -221,3 +222,158 @@ def test_a_stop_waits_for_a_send_under_way_at_most_its_channels_timeout(store, b
         hook.close()
     row = next(r for r in rows(store) if r.channel == "supervisors-hook")
     assert (row.state, row.attempts) == ("pending", 1) and "timed out" in row.last_error
+
+
+# -- the database away, a bug (issue 16: one line per state change, not a traceback a second) --
+
+
+class Health:
+    """A stand-in for the pipeline's DatabaseHealth (nonsite/db_health.py), which the service
+    shares with the dispatcher: it records what it is told."""
+
+    def __init__(self) -> None:
+        self.ok = True
+        self.failures: list[str] = []
+        self.successes = 0
+        self.lock = threading.Lock()
+
+    def failed(self, exc):
+        with self.lock:
+            self.ok = False
+            self.failures.append(type(exc).__name__)
+        return 0.05
+
+    def succeeded(self):
+        with self.lock:
+            self.ok = True
+            self.successes += 1
+
+    def wait_s(self):
+        return 0.0
+
+
+class Retry:
+    """A loop's own retry for bugs: records them, then holds the loop back for a minute."""
+
+    def __init__(self) -> None:
+        self.failures: list[str] = []
+        self.next_at = 0.0
+
+    def failed(self, exc):
+        self.failures.append(type(exc).__name__)
+        self.next_at = time.monotonic() + 60
+        return 60.0
+
+    def succeeded(self):
+        self.next_at = 0.0
+
+    def wait_s(self):
+        return max(0.0, self.next_at - time.monotonic())
+
+
+def unavailable(exc):
+    return isinstance(exc, sa.exc.OperationalError)
+
+
+def refused():
+    return sa.exc.OperationalError("SELECT", {}, ConnectionRefusedError("connection refused"))
+
+
+def loud(records):
+    """Records with a traceback, or about the survey or a sender failing."""
+    return [r for r in records if r.exc_info or "outbox survey" in r.getMessage()]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_database_outage_is_said_once_to_the_health_and_waited_out(
+    store, book, clock, receiver, monkeypatch, caplog
+):
+    health = Health()
+    d, _ = dispatcher(store, receiver, clock, health=health, is_unavailable=unavailable)
+    down = threading.Event()
+    down.set()
+    survey, surveys = d._survey, []
+
+    def refusing():
+        surveys.append(time.monotonic())
+        if down.is_set():
+            raise refused()
+        return survey()
+
+    monkeypatch.setattr(d, "_survey", refusing)
+    with caplog.at_level(logging.DEBUG, logger="alerts.outbox"):
+        halt = run_in_thread(d)  # a round every 0.1 s
+        try:
+            time.sleep(1.0)
+            assert health.failures == ["OperationalError"]  # said once, to the health
+            assert len(surveys) == 1  # then the database is left alone while it is away
+            down.clear()
+            health.succeeded()  # the pipeline's batches, which keep trying, find it back
+            open_alarm(store, book)
+            d.wake.set()
+            assert wait_until(lambda: len(receiver.requests) == 1)
+            assert wait_until(lambda: {r.state for r in rows(store)} == {"delivered", "dead"})
+        finally:
+            halt()
+    assert not loud(caplog.records), caplog.text
+    assert health.failures == ["OperationalError"]
+    assert health.successes >= 2  # the outcomes' writes say the database takes writes
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_bug_in_the_survey_is_logged_once_with_its_traceback_and_retried_with_backoff(
+    store, clock, receiver, monkeypatch, caplog
+):
+    d, _ = dispatcher(store, receiver, clock)  # nothing injected: the plain fallback
+    calls = []
+
+    def broken():
+        calls.append(time.monotonic())
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(d, "_survey", broken)
+    with caplog.at_level(logging.DEBUG, logger="alerts.outbox"):
+        halt = run_in_thread(d)
+        time.sleep(1.7)
+        halt()
+    assert len([r for r in caplog.records if r.exc_info]) == 1, caplog.text
+    assert 2 <= len(calls) <= 4, calls  # 0.5 s, then 1 s: not a round every 0.1 s (17)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_bug_in_a_sender_goes_to_its_own_retry_not_to_the_database_health(
+    store, book, clock, receiver
+):
+    health = Health()
+    made: dict[str, Retry] = {}
+
+    def retrying(what):
+        made[what] = Retry()
+        return made[what]
+
+    def broken_status(conn, enterprise_id):
+        raise KeyError(enterprise_id)
+
+    d, _ = dispatcher(
+        store, receiver, clock, health=health, is_unavailable=unavailable, retrying=retrying
+    )
+    d.status_of = broken_status
+    open_alarm(store, book)
+    halt = run_in_thread(d)
+    try:
+        d.wake.set()
+        sender = "outbox dispatch via supervisors-hook"
+        assert wait_until(lambda: sender in made and made[sender].failures)
+        time.sleep(0.5)  # survey rounds wake the sender; its backoff holds it back
+    finally:
+        halt()
+    assert set(made) == {"outbox survey", sender}
+    assert made[sender].failures == ["KeyError"]
+    assert made["outbox survey"].failures == []
+    assert health.failures == [] and health.ok
+    assert receiver.requests == []
+
+
+def test_a_health_needs_its_classifier(store, receiver, clock):
+    with pytest.raises(ValueError, match="go together"):
+        dispatcher(store, receiver, clock, health=Health())

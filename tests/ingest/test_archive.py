@@ -200,3 +200,21 @@ def test_replay_keeps_an_oversized_message_oversized(tmp_path):
     archive.close()
     _, cut = load_messages([str(path)], Config())
     assert cut.truncated and cut.size == 20_000 and len(cut.payload) == PREFIX_BYTES
+
+
+def test_a_full_database_is_raised_as_such_not_as_a_failed_rollback(tmp_path):
+    """SQLite rolls the transaction back itself when the disk (here: max_page_count) is full;
+    the archive's own ROLLBACK then failed with "no transaction is active" and hid the error
+    that says what is wrong."""
+    archive = RawArchive(tmp_path / "a.sqlite3")
+    archive.append([IncomingMessage(1, "t", b"x")])
+    conn = archive._conn()
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.execute(f"PRAGMA max_page_count={pages}")  # no room for another page
+    batch = [IncomingMessage(i, "t", bytes([i]) * 5000) for i in range(2, 50)]
+    with pytest.raises(sqlite3.OperationalError, match="database or disk is full"):
+        archive.append(batch)
+    assert not conn.in_transaction
+    assert archive.count() == 1
+    conn.execute("PRAGMA max_page_count=1073741823")  # room again: the same batch goes in
+    assert archive.append(batch) == len(batch)

@@ -16,6 +16,7 @@ from nonsite.db_health import (
     Backoff,
     DatabaseHealth,
     Retrying,
+    archive_retrying,
     describe,
     is_disk_full,
     is_unavailable,
@@ -94,6 +95,25 @@ def test_an_outage_is_two_log_lines_whatever_the_number_of_attempts(caplog):
     assert registry.get_sample_value("nonsite_database_failures_total") == 50
 
 
+def test_a_cut_connection_then_refused_ones_are_one_outage(caplog):
+    """The first attempt of an outage may meet a pooled connection cut under it, the next
+    ones a refused connect: one line, with the latest error in /readyz."""
+    health = DatabaseHealth(logging.getLogger("t"))
+    cut = sa.exc.OperationalError(
+        "SELECT 1", {}, ConnectionResetError("server closed the connection unexpectedly")
+    )
+    with caplog.at_level(logging.INFO, logger="t"):
+        health.failed(cut)
+        for _ in range(5):
+            health.failed(refused())
+        health.failed(sqlite3.OperationalError("database or disk is full"))  # another state
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2, lines
+    assert "server closed the connection" in lines[0]
+    assert lines[1].startswith("database unavailable, now: disk full")
+    assert health.problem is not None and "disk full" in health.problem
+
+
 def test_the_gauge_is_0_during_an_outage():
     registry = CollectorRegistry()
     health = DatabaseHealth(logging.getLogger("t"), registry)
@@ -115,6 +135,46 @@ def test_a_bug_logs_its_traceback_once_per_distinct_error(caplog):
         "batch failed, now",
     ]
     assert all(r.exc_info for r in caplog.records)
+
+
+def test_a_full_disk_whose_free_bytes_change_is_not_a_new_error(tmp_path: Path, caplog):
+    """The description names the free bytes, which change while the disk stays full: one line,
+    not one per change."""
+    free = iter(range(100, 0, -1))
+    failing = Retrying(
+        logging.getLogger("t"),
+        lost="archive write failed",
+        back="archive writes again",
+        describe_error=lambda exc: f"disk full: {next(free)} bytes free",
+    )
+    with caplog.at_level(logging.INFO, logger="t"):
+        for _ in range(20):
+            failing.failed(sqlite_full_behind_a_failed_rollback())
+    assert len(caplog.records) == 1
+    assert failing.error == "disk full: 81 bytes free"  # /readyz has the latest figure
+
+
+def test_archive_retrying_says_a_full_disk_in_one_line_and_a_bug_with_its_traceback(
+    tmp_path: Path, caplog
+):
+    path = tmp_path / "archive.sqlite3"
+    retry = archive_retrying(path, logging.getLogger("t"))
+    full = sqlite3.OperationalError("database or disk is full")
+    with caplog.at_level(logging.INFO, logger="t"):
+        delays = [retry.failed(full) for _ in range(30)]
+        retry.succeeded()
+        retry.failed(TypeError("a bug"))
+    assert max(delays) <= 2.0  # prompt once there is room again
+    lost, back, bug = caplog.records
+    assert lost.getMessage().startswith(
+        f"archive write failed: disk full: cannot write {path} ("
+    ), lost.getMessage()
+    assert f"bytes free in {tmp_path})" in lost.getMessage()
+    assert "unacknowledged" in lost.getMessage()
+    assert not lost.exc_info  # an expected condition: no traceback
+    assert back.getMessage().startswith("archive writes again after ")
+    assert "(30 failed attempts)" in back.getMessage()
+    assert bug.exc_info  # a bug: its traceback, once
 
 
 def test_errors_are_told_apart():
