@@ -22,6 +22,9 @@ Replies = list[tuple[str, bytes]]
 class PipelineProcess:
     def __init__(self, config: Config, on_replies: Callable[[Replies], None]) -> None:
         self._config_json = config.model_dump_json()
+        # After draining, the child stops its outbox senders: each may be inside a send that
+        # lasts up to its channel's timeout (alerts/outbox.py stop_grace_s), so wait that long.
+        self._exit_grace_s = 10.0 + max((c.timeout_s for c in config.alerts.channels), default=0)
         self._on_replies = on_replies
         self._ctx = multiprocessing.get_context("spawn")  # a clean interpreter, no forked threads
         self._send_lock = threading.Lock()
@@ -109,7 +112,7 @@ class PipelineProcess:
                 break
         proc = self._proc
         if proc is not None:
-            proc.join(10)
+            proc.join(self._exit_grace_s)
             if proc.is_alive():
                 log.error("pipeline process did not exit; terminating it")
                 proc.terminate()

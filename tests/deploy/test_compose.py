@@ -23,7 +23,7 @@ import yaml
 
 from nonsite.cli import build_parser
 from nonsite.config.load import ENV_OVERRIDES, load_config
-from nonsite.config.model import MqttSection
+from nonsite.config.model import ChannelConfig, MqttSection
 from nonsite.config.mqtt_url import parse_broker_url
 from nonsite.pipeline_process import PipelineProcess
 
@@ -42,9 +42,11 @@ SECRETS = {
     "GRAFANA_ADMIN_PASSWORD": "grafana-secret",
 }
 # The SIGTERM drain's own limits (nonsite/service.py: archiver flush 30 s; the pipeline's
-# drain, PipelineProcess.stop; the dispatcher thread's join 15 s in pipeline_worker.py).
+# drain, PipelineProcess.stop; then its exit: 10 s + the longest channel timeout, at most the
+# configuration's bound, for a notification in flight; 5 s to terminate).
 PIPELINE_STOP_S = inspect.signature(PipelineProcess.stop).parameters["timeout"].default
-DRAIN_S = 30 + PIPELINE_STOP_S + 15
+CHANNEL_TIMEOUT_MAX_S = ChannelConfig.model_fields["timeout_s"].metadata[-1].le
+DRAIN_S = 30 + PIPELINE_STOP_S + 10 + CHANNEL_TIMEOUT_MAX_S + 5
 
 _VARIABLE = re.compile(
     r"\$(?:(?P<escaped>\$)|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[?-])(?P<arg>[^}]*))?\}"
