@@ -33,7 +33,7 @@ from typing import IO
 
 import sqlalchemy
 from prometheus_client import CollectorRegistry, generate_latest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from alerts.metrics import CaseMetrics
 from alerts.outbox import Dispatcher, OutboxMetrics
@@ -44,7 +44,7 @@ from ingest.metrics import PipelineMetrics
 from ingest.pipeline import IngestPipeline
 from ingest.processor import MessageProcessor
 from ingest.readings import ReadingBatch
-from ingest.store import load_checkpoint
+from ingest.store import checkpoints, load_checkpoint
 from nonsite.alert_wiring import build_case_book, build_channels
 from nonsite.config.model import Config
 from nonsite.db import make_engine, sqlite_path
@@ -276,9 +276,16 @@ class Worker:
 
     def _probe(self) -> None:
         """During an outage a batch may find nothing to do without touching the database:
-        ask it first, so that "available again" means it answered."""
-        with self.engine.connect() as conn:
-            conn.execute(sqlalchemy.text("SELECT 1"))
+        ask it first, so that "available again" means it answered. A committed write, not a
+        read: a full disk still answers reads, and declaring it back would let the outbox send
+        a notification it cannot record, again at every round (a DingTalk robot would show
+        each one)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(checkpoints)
+                .where(checkpoints.c.consumer == "ingest")
+                .values(updated_at=datetime.now(UTC))
+            )
 
     # -- the loop -----------------------------------------------------------------------------
 
