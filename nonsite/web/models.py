@@ -104,10 +104,14 @@ class EnterpriseOut(ApiModel):
     industry: str
     positive_list: bool
     brigade: str | None
-    status: Literal["alarm", "offline", "warning", "stopped", "normal"]
+    status: Literal["alarm", "offline", "warning", "never_reported", "stopped", "normal"]
     status_zh: str
     open_alarms: int
     open_warnings: int
+    unreported_sources: list[str] = Field(
+        description="outlets and meters (ids) from which nothing has ever been received "
+        "(从未上报); all of them: the status is never_reported (未上线)"
+    )
     outlets: list[OutletOut]
     meters: list[MeterOut]
     markings: list[MarkingOut]
@@ -143,6 +147,11 @@ class CaseOut(ApiModel):
     escalation: str | None
     explain_due: datetime | None
     feedback_due: datetime | None
+    due_at: datetime | None = Field(
+        description="the deadline the case is waiting on now: explain_due while reminded, "
+        "feedback_due while dispatched or on site, else none"
+    )
+    due_kind: Literal["explanation", "feedback"] | None
     overdue: str | None
     brigade: str | None
     disposition: str | None

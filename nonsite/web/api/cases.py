@@ -3,18 +3,32 @@ actions, bulk verification, and the brigades' work orders."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi.responses import FileResponse, Response
 from pydantic import Field
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, false, func, null, or_, select, tuple_
+from sqlalchemy import case as sql_case
+from starlette.background import BackgroundTask
 
 from alerts.case import Case, aware
 from alerts.schema import cases, work_orders
 from alerts.templates import TIER_NAMES, factor_name, rule_name
 from alerts.workflow import STATE_NAMES, TRANSITIONS, WorkflowError, check
+from ingest.hj212.timefmt import CHINA_TZ
 from nonsite.auth.users import User
+from nonsite.web.case_export import (
+    CSV_TYPE,
+    DUE_BY_STATE,
+    EXPORT_MAX_ROWS,
+    XLSX_TYPE,
+    due_of,
+    export_rows,
+    write_export,
+)
 from nonsite.web.context import WebContext
 from nonsite.web.models import (
     ActionIn,
@@ -29,6 +43,7 @@ from nonsite.web.models import (
     china_if_naive,
 )
 from nonsite.web.security import ERRORS, Context, CurrentUser, not_found, require, visible_cases
+from rules.findings import RULES
 
 router = APIRouter(prefix="/api/v1", tags=["cases"], responses=ERRORS)
 
@@ -50,6 +65,7 @@ PEOPLE_ACTIONS = tuple(a for a, t in TRANSITIONS.items() if t.roles - {"system"}
 
 def case_out(ctx: WebContext, case: Case) -> CaseOut:
     info = ctx.book.policy.enterprise(case.enterprise_id)
+    due_at, due_kind = due_of(case.state, case.explain_due, case.feedback_due)
     return CaseOut(
         id=case.id,
         enterprise_id=case.enterprise_id,
@@ -80,6 +96,8 @@ def case_out(ctx: WebContext, case: Case) -> CaseOut:
         escalation=case.escalation,
         explain_due=case.explain_due,
         feedback_due=case.feedback_due,
+        due_at=due_at,
+        due_kind=due_kind,
         overdue=case.overdue,
         brigade=case.brigade,
         disposition=case.disposition,
@@ -139,13 +157,36 @@ def allowed_actions(case: Case, user: User) -> list[str]:
     return out
 
 
-@router.get("/cases", response_model=CasePage, summary="The case queue, filtered")
-def list_cases(
-    ctx: Context,
-    user: CurrentUser,
+# What the queue shows, and the export writes: the same filters and order for both.
+@dataclass(frozen=True, slots=True)
+class CaseQuery:
+    state: list[str] | None
+    tier: str | None
+    rule: str | None
+    enterprise_id: str | None
+    open_only: bool
+    since: datetime | None
+    until: datetime | None
+    q: str | None
+    sort: str | None
+
+
+SORT_KEYS = ("id", "enterprise", "source", "rule", "tier", "state", "count", "last_seen",
+             "opened_at", "due")  # fmt: skip
+SORT_PATTERN = f"^-?({'|'.join(SORT_KEYS)})$"
+
+
+def case_query(
     state: Annotated[list[State] | None, Query(max_length=20)] = None,
     tier: Annotated[str | None, Query(pattern="^(warning|alarm)$", max_length=8)] = None,
-    rule: Annotated[str | None, Query(max_length=16)] = None,
+    rule: Annotated[
+        str | None,
+        Query(
+            max_length=16,
+            description="a rule's code in any case (b8 is B8), or a part of its Chinese name "
+            "(超标: A3, A4, A5-1)",
+        ),
+    ] = None,
     enterprise_id: Annotated[str | None, Query(max_length=64)] = None,
     open_only: Annotated[bool, Query(alias="open")] = False,
     since: Annotated[
@@ -154,34 +195,203 @@ def list_cases(
     until: Annotated[
         datetime | None, Query(description="opened before; no offset: China time")
     ] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=100,
+            description="search: a part of an enterprise's name, id or region, or of an "
+            "outlet's or meter's MN, id or name; a number is also a case number",
+        ),
+    ] = None,
+    sort: Annotated[
+        str | None,
+        Query(
+            pattern=SORT_PATTERN,
+            max_length=16,
+            description="a column, - for descending; default: overdue first, then 报警 before "
+            "预警, then the most recently seen",
+        ),
+    ] = None,
+) -> CaseQuery:
+    return CaseQuery(state, tier, rule, enterprise_id, open_only, since, until, q, sort)
+
+
+Filters = Annotated[CaseQuery, Depends(case_query)]
+
+
+def due_column() -> ColumnElement[Any]:
+    """``due_of`` in SQL: the deadline each case waits on (NULL: none)."""
+    return sql_case(
+        *[
+            (cases.c.state.in_([s for s, k in DUE_BY_STATE.items() if k == kind]), column)
+            for kind, column in (
+                ("explanation", cases.c.explain_due),
+                ("feedback", cases.c.feedback_due),
+            )
+        ],
+        else_=null(),
+    )
+
+
+def _search(ctx: WebContext, text: str) -> ColumnElement[bool]:
+    """Cases of the enterprises, outlets and meters whose name, id, region or MN contains the
+    text (the configuration holds them, not the case table)."""
+    needle = text.strip().casefold()
+    ents: set[str] = set()
+    sources: set[tuple[str, str]] = set()
+    for e in ctx.config.enterprises:
+        if any(needle in x.casefold() for x in (e.name, e.id, e.region)):
+            ents.add(e.id)
+            continue
+        for o in e.outlets:
+            if any(needle in x.casefold() for x in (o.mn, o.id, o.name)):
+                sources.add((e.id, o.id))
+        for m in e.meters:
+            if any(needle in x.casefold() for x in (m.id, m.name, m.mn or "")):
+                sources.add((e.id, m.id))
+    found: list[ColumnElement[bool]] = []
+    if ents:
+        found.append(cases.c.enterprise_id.in_(sorted(ents)))
+    if sources:
+        found.append(tuple_(cases.c.enterprise_id, cases.c.source_id).in_(sorted(sources)))
+    if needle.lstrip("#").isdigit() and len(needle) < 19:
+        found.append(cases.c.id == int(needle.lstrip("#")))
+    return or_(*found) if found else false()
+
+
+def _rules(text: str) -> ColumnElement[bool]:
+    """A rule's code in any case, or the rules whose Chinese name contains the text."""
+    code = text.strip().upper()
+    named = [r for r in RULES if text.strip() and text.strip() in rule_name(r)]
+    return or_(func.upper(cases.c.rule) == code, cases.c.rule.in_(named))
+
+
+def case_filter(ctx: WebContext, user: User, f: CaseQuery) -> list[ColumnElement[bool]]:
+    where = [visible_cases(user)]
+    if f.state:
+        where.append(cases.c.state.in_(f.state))
+    if f.tier:
+        where.append(cases.c.tier == f.tier)
+    if f.rule and f.rule.strip():
+        where.append(_rules(f.rule))
+    if f.enterprise_id:
+        where.append(cases.c.enterprise_id == f.enterprise_id)
+    if f.open_only:
+        where.append(cases.c.open_key.is_not(None))
+    if f.since:
+        where.append(cases.c.last_seen >= china_if_naive(f.since))
+    if f.until:
+        where.append(cases.c.opened_at < china_if_naive(f.until))
+    if f.q and f.q.strip():
+        where.append(_search(ctx, f.q))
+    return where
+
+
+def case_order(ctx: WebContext, f: CaseQuery, now: datetime) -> list[ColumnElement[Any]]:
+    """The queue's order. By default what needs someone now comes first: overdue cases, then
+    报警 before 预警, then the most recently seen. A chosen column sorts by itself (cases
+    without a deadline last either way), then by number, newest first."""
+    due = due_column()
+    tier_rank = sql_case((cases.c.tier == "alarm", 0), else_=1)
+    if not f.sort:
+        overdue = sql_case((due < now, 0), else_=1)
+        return [overdue, tier_rank, cases.c.last_seen.desc(), cases.c.id.desc()]
+    key = f.sort.lstrip("-")
+    names = {e.id: e.name for e in ctx.config.enterprises}
+    columns: dict[str, ColumnElement[Any]] = {
+        "id": cases.c.id,
+        "enterprise": (
+            sql_case(names, value=cases.c.enterprise_id, else_=cases.c.enterprise_id)
+            if names
+            else cases.c.enterprise_id
+        ),
+        "source": cases.c.source_id,
+        "rule": cases.c.rule,
+        "tier": tier_rank,
+        "state": sql_case(
+            {s: i for i, s in enumerate(STATE_NAMES)}, value=cases.c.state, else_=len(STATE_NAMES)
+        ),
+        "count": cases.c.count,
+        "last_seen": cases.c.last_seen,
+        "opened_at": cases.c.opened_at,
+        "due": due,
+    }
+    column = columns[key]
+    first = [due.is_(None)] if key == "due" else []
+    return [*first, column.desc() if f.sort.startswith("-") else column.asc(), cases.c.id.desc()]
+
+
+@router.get(
+    "/cases",
+    response_model=CasePage,
+    summary="The case queue, filtered, sorted and paged (total: all that the filter matches)",
+)
+def list_cases(
+    ctx: Context,
+    user: CurrentUser,
+    f: Filters,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
 ) -> CasePage:
-    where = [visible_cases(user)]
-    if state:
-        where.append(cases.c.state.in_(state))
-    if tier:
-        where.append(cases.c.tier == tier)
-    if rule:
-        where.append(cases.c.rule == rule)
-    if enterprise_id:
-        where.append(cases.c.enterprise_id == enterprise_id)
-    if open_only:
-        where.append(cases.c.open_key.is_not(None))
-    if since:
-        where.append(cases.c.last_seen >= china_if_naive(since))
-    if until:
-        where.append(cases.c.opened_at < china_if_naive(until))
+    now = datetime.now(UTC)
+    where = case_filter(ctx, user, f)
     with ctx.db.connect() as conn:
         total = conn.execute(select(func.count()).select_from(cases).where(*where)).scalar_one()
         rows = conn.execute(
             select(cases)
             .where(*where)
-            .order_by(cases.c.updated_at.desc(), cases.c.id.desc())
+            .order_by(*case_order(ctx, f, now))
             .limit(limit)
             .offset(offset)
         ).all()
     return CasePage(total=total, items=[case_out(ctx, Case.from_row(r)) for r in rows])
+
+
+@router.get(
+    "/cases/export",
+    response_class=Response,
+    summary=f"The case queue as CSV or Excel: every case the filter matches (at most "
+    f"{EXPORT_MAX_ROWS:,}), in the queue's order, China time, Chinese headers and names",
+    responses={
+        200: {
+            "content": {CSV_TYPE: {}, XLSX_TYPE: {}},
+            "description": "a file to save (Content-Disposition: attachment)",
+        },
+        422: {"model": ErrorOut, "description": "export_too_large: narrow the filter"},
+    },
+)
+def export_cases(
+    ctx: Context,
+    user: CurrentUser,
+    f: Filters,
+    format: Annotated[Literal["csv", "xlsx"], Query(description="csv or xlsx")] = "csv",
+) -> Response:
+    now = datetime.now(UTC)
+    where = case_filter(ctx, user, f)
+    with ctx.db.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(cases).where(*where)).scalar_one()
+        if total > EXPORT_MAX_ROWS:
+            raise HTTPException(
+                422,
+                {
+                    "code": "export_too_large",
+                    "message": f"{total:,} cases match; an export holds at most "
+                    f"{EXPORT_MAX_ROWS:,}: narrow the filter (e.g. the time range)",
+                },
+            )
+        rows = conn.execute(
+            select(*[c for c in cases.c if c.name != "evidence"])
+            .where(*where)
+            .order_by(*case_order(ctx, f, now))
+        )
+        path = write_export(format, export_rows(ctx, (r._mapping for r in rows), now))
+    stamp = now.astimezone(CHINA_TZ).strftime("%Y%m%d-%H%M")
+    return FileResponse(
+        path,
+        media_type=CSV_TYPE if format == "csv" else XLSX_TYPE,
+        filename=f"告警队列-{stamp}.{format}",
+        background=BackgroundTask(path.unlink, missing_ok=True),
+    )
 
 
 @router.get(

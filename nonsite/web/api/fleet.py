@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from sqlalchemy import select
 
 from alerts.case import aware
 from alerts.noise import active_silences, add_silence
 from alerts.schema import silences
-from alerts.status import enterprise_status
+from alerts.status import FLEET_ORDER, enterprise_status
 from ingest.store import list_dead_letters
 from nonsite.auth.users import User
 from nonsite.config.model import EnterpriseConfig, MarkingConfig
@@ -28,6 +29,7 @@ from nonsite.web.models import (
     SilenceIn,
     SilenceOut,
 )
+from nonsite.web.reported import Heard, ReportedSources
 from nonsite.web.security import (
     ERRORS,
     Context,
@@ -41,11 +43,29 @@ from rules.store import declare_marking, list_declared_markings
 
 router = APIRouter(prefix="/api/v1", tags=["fleet"], responses=ERRORS)
 MAX_MARKING = timedelta(days=31)
+ARCHIVE_FILE = "archive.sqlite3"  # in the service's data directory (nonsite/service.py)
+_REPORTED_LOCK = threading.Lock()
 
 
-def enterprise_out(ctx: WebContext, e: EnterpriseConfig) -> EnterpriseOut:
+def reported_sources(request: Request, ctx: WebContext) -> Heard | None:
+    """Which loggers and meters have ever sent anything (None: unknown here), from the
+    application's reader, built on first use and again for a new configuration."""
+    state = request.app.state
+    with _REPORTED_LOCK:
+        reader: ReportedSources | None = getattr(state, "reported_sources", None)
+        if reader is None or reader.config is not ctx.config:
+            reader = ReportedSources(ctx.config, ctx.config.service.data_dir / ARCHIVE_FILE)
+            state.reported_sources = reader
+    return reader.heard()
+
+
+def enterprise_out(ctx: WebContext, e: EnterpriseConfig, heard: Heard | None) -> EnterpriseOut:
+    unheard = heard.unheard(e) if heard is not None else []
+    sources = len(e.outlets) + len(e.meters)
     with ctx.db.connect() as conn:
-        status = enterprise_status(conn, e.id)
+        status = enterprise_status(
+            conn, e.id, never_reported=sources > 0 and len(unheard) == sources
+        )
         declared = [d for d in list_declared_markings(conn) if d["enterprise_id"] == e.id]
     return EnterpriseOut(
         id=e.id,
@@ -58,6 +78,7 @@ def enterprise_out(ctx: WebContext, e: EnterpriseConfig) -> EnterpriseOut:
         status_zh=status["status_zh"],
         open_alarms=status["open_alarms"],
         open_warnings=status["open_warnings"],
+        unreported_sources=unheard,
         outlets=[OutletOut(id=o.id, name=o.name, kind=o.kind, mn=o.mn) for o in e.outlets],
         meters=[MeterOut(id=m.id, name=m.name, role=m.role, rated_kw=m.rated_kw) for m in e.meters],
         markings=[MarkingOut(**_marking(m)) for m in e.markings]
@@ -72,26 +93,34 @@ def _marking(m: MarkingConfig) -> dict[str, Any]:
     return {k: getattr(m, k) for k in MarkingOut.model_fields}
 
 
-@router.get("/enterprises", response_model=list[EnterpriseOut], summary="The fleet and its status")
+@router.get(
+    "/enterprises",
+    response_model=list[EnterpriseOut],
+    summary="The fleet and its status, what is red now first: 报警, 预警, 离线, 未上线, 停产, "
+    "正常, then by name",
+)
 def list_enterprises(
+    request: Request,
     ctx: Context,
     user: CurrentUser,
     region: Annotated[str | None, Query(max_length=100)] = None,
     industry: Annotated[str | None, Query(max_length=64)] = None,
     status: Annotated[
-        str | None, Query(pattern="^(alarm|offline|warning|stopped|normal)$", max_length=8)
+        str | None,
+        Query(pattern="^(alarm|offline|warning|never_reported|stopped|normal)$", max_length=16),
     ] = None,
 ) -> list[EnterpriseOut]:
+    heard = reported_sources(request, ctx)
     out = []
     for e in ctx.config.enterprises:
         if not may_see_enterprise(user, e.id):
             continue
         if (region and e.region != region) or (industry and e.industry != industry):
             continue
-        item = enterprise_out(ctx, e)
+        item = enterprise_out(ctx, e, heard)
         if status is None or item.status == status:
             out.append(item)
-    return out
+    return sorted(out, key=lambda item: (FLEET_ORDER.index(item.status), item.name, item.id))
 
 
 @router.get(
@@ -100,11 +129,14 @@ def list_enterprises(
     responses={404: {"model": ErrorOut}},
 )
 def get_enterprise(
-    enterprise_id: Annotated[str, Path(max_length=64)], ctx: Context, user: CurrentUser
+    request: Request,
+    enterprise_id: Annotated[str, Path(max_length=64)],
+    ctx: Context,
+    user: CurrentUser,
 ) -> EnterpriseOut:
     for e in ctx.config.enterprises:
         if e.id == enterprise_id and may_see_enterprise(user, e.id):
-            return enterprise_out(ctx, e)
+            return enterprise_out(ctx, e, reported_sources(request, ctx))
     raise not_found(f"enterprise {enterprise_id}")
 
 

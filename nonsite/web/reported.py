@@ -1,0 +1,155 @@
+"""Which loggers (MN) and meters have ever sent anything, read from the raw archive: the fleet's
+未上线 (never reported) state and its 从未上报 sources.
+
+A source counts as heard once a message from it is in the archive, whether or not its frames
+could be used (a logger whose frames are all refused is online and shows up among the dead
+letters, not here). A logger publishing on its own topic is heard from the topic alone; one
+behind a gateway when a message on the gateway's topic names it (``MN=…;`` in an HJ 212 frame,
+the quoted meter id in power JSON); a meter reported by an HJ 212 logger when that logger is.
+
+Cost: the first look lists the archive's topics (one index seek per topic when the series
+reader's (topic, received_us) index exists, else one pass over the archive) and reads the
+gateways' messages until each of their sources is found; later looks read only the messages
+archived since, at most every ``refresh_s``. What was heard stays heard for the life of the
+process, also after the archive's retention removes it.
+
+No archive file where the configuration puts it (a web node without the service's data
+directory) means *unknown*: :meth:`ReportedSources.heard` answers None and no enterprise is
+called 未上线.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nonsite.config.model import Config, EnterpriseConfig
+from nonsite.web.series import TOPIC_INDEX
+from nonsite.wiring import build_registry, build_router
+
+# The archive's topics through the (topic, received_us) index: one seek per distinct topic.
+_DISTINCT_TOPICS = """
+WITH RECURSIVE t(topic) AS (
+    SELECT MIN(topic) FROM messages
+    UNION ALL
+    SELECT (SELECT MIN(topic) FROM messages WHERE topic > t.topic) FROM t WHERE t.topic IS NOT NULL
+)
+SELECT topic FROM t WHERE topic IS NOT NULL
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Heard:
+    mns: frozenset[str]
+    meters: frozenset[str]
+
+    def unheard(self, e: EnterpriseConfig) -> list[str]:
+        """The enterprise's outlets and meters (by id) never heard from, in configuration order."""
+        out = [o.id for o in e.outlets if o.mn not in self.mns]
+        return out + [
+            m.id
+            for m in e.meters
+            if m.id not in self.meters and (m.mn is None or m.mn not in self.mns)
+        ]
+
+
+@dataclass(slots=True)
+class _State:
+    seq: int = 0  # the archive's messages up to this one have been looked at
+    topics: set[str] = field(default_factory=set)
+    mns: set[str] = field(default_factory=set)
+    meters: set[str] = field(default_factory=set)
+
+
+class ReportedSources:
+    """Thread-safe; one per application and configuration."""
+
+    def __init__(self, config: Config, archive_path: Path, *, refresh_s: float = 10.0) -> None:
+        self.config = config
+        self.path = archive_path
+        self.refresh_s = refresh_s
+        self._router = build_router(config)
+        self._registry = build_registry(config)
+        self._lock = threading.Lock()
+        self._state = _State()
+        self._checked_at = -float("inf")
+        self._heard: Heard | None = None
+
+    def heard(self) -> Heard | None:
+        with self._lock:
+            if time.monotonic() - self._checked_at >= self.refresh_s or self._heard is None:
+                if not self.path.exists():
+                    return None
+                self._look()
+                self._checked_at = time.monotonic()
+                s = self._state
+                self._heard = Heard(frozenset(s.mns), frozenset(s.meters))
+            return self._heard
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            conn.execute("PRAGMA busy_timeout=10000")
+            yield conn
+        finally:
+            conn.close()
+
+    def _look(self) -> None:
+        s = self._state
+        with self._connect() as conn:
+            head = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM messages").fetchone()[0]
+            if head <= s.seq:
+                return
+            indexed = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (TOPIC_INDEX,)
+            ).fetchone()
+            if s.seq == 0 and indexed:
+                new = {r[0] for r in conn.execute(_DISTINCT_TOPICS)}
+            else:
+                new = {
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT DISTINCT topic FROM messages WHERE seq > ? AND seq <= ?",
+                        (s.seq, head),
+                    )
+                }
+            s.topics |= new
+            gateways: list[str] = []
+            for topic in s.topics:
+                route = self._router.route(topic)
+                if route is None:
+                    continue
+                gateway = self._registry.gateway(route.sender)
+                if gateway is None:
+                    (s.mns if route.kind == "hj212" else s.meters).add(route.sender)
+                elif not (gateway.mns <= s.mns and gateway.meters <= s.meters):
+                    gateways.append(topic)
+            for topic in gateways:
+                self._read_gateway(conn, topic, head)
+            s.seq = head
+
+    def _read_gateway(self, conn: sqlite3.Connection, topic: str, head: int) -> None:
+        """The sources a gateway's messages up to ``head`` name, until all of its are found."""
+        s = self._state
+        route = self._router.route(topic)
+        assert route is not None
+        gateway = self._registry.gateway(route.sender)
+        assert gateway is not None
+        wanted = {f"MN={mn};".encode(): ("mn", mn) for mn in gateway.mns - s.mns}
+        wanted |= {f'"{m}"'.encode(): ("meter", m) for m in gateway.meters - s.meters}
+        rows = conn.execute(
+            "SELECT payload FROM messages WHERE topic = ? AND seq > ? AND seq <= ?",
+            (topic, s.seq, head),
+        )
+        for (payload,) in rows:
+            for needle in [n for n in wanted if n in payload]:
+                kind, name = wanted.pop(needle)
+                (s.mns if kind == "mn" else s.meters).add(name)
+            if not wanted:
+                break
