@@ -36,6 +36,7 @@ from nonsite.timeargs import cli_time
 from nonsite.wiring import build_router
 
 EXIT_CONFIG = 2
+DEMO_DATA_DIR = Path("demo-data")  # nonsite demo's --data-dir, in the working directory
 
 
 def _config_for(args: argparse.Namespace) -> Config:
@@ -44,6 +45,56 @@ def _config_for(args: argparse.Namespace) -> Config:
     if path:
         return load_config(path)
     return parse_config({}, "(defaults and environment)")
+
+
+# -- commands that only read --------------------------------------------------------------
+
+
+def _reads(p: argparse.ArgumentParser, *what: str) -> None:
+    """Mark a command that only reads the database and/or the archive: it must find them."""
+    p.set_defaults(reads=what, command_name=p.prog)
+
+
+def _demo_config() -> Path | None:
+    """The configuration of a demo run in the working directory, if there is one."""
+    from nonsite.demo import CONFIG_NAME  # only on the way to a refusal
+
+    config = DEMO_DATA_DIR / CONFIG_NAME
+    return config if config.is_file() else None
+
+
+def _refuse_missing_data(args: argparse.Namespace) -> int | None:
+    """For a command that only reads: exit status 2 and one line when its database or archive
+    is not where the configuration says, rather than an empty one created there in silence
+    (after ``nonsite demo`` the data are in demo-data/, not ./data/)."""
+    what = getattr(args, "reads", ())
+    if not what:
+        return None
+    from sqlalchemy.engine import make_url
+
+    from nonsite.db import database_exists, sqlite_path
+
+    config = _config_for(args)
+    missing = ""
+    url = config.database_url()
+    if "database" in what and not database_exists(url):
+        where = sqlite_path(url) or make_url(url).render_as_string(hide_password=True)
+        missing = f"no database at {where}"
+    archive = config.service.data_dir / "archive.sqlite3"
+    if not missing and "archive" in what and not archive.is_file():
+        missing = f"no archive at {archive}"
+    if not missing:
+        return None
+    source = getattr(args, "config", None) or os.environ.get("NONSITE_CONFIG")
+    used = f"configuration {source}" if source else "no configuration: defaults and environment"
+    demo = _demo_config()
+    print(
+        f"{args.command_name}: {missing} ({used}); point at the data to read with --config FILE "
+        f"or NONSITE_CONFIG=FILE{f' (a demo: NONSITE_CONFIG={demo})' if demo else ''}, or "
+        "NONSITE_DATA_DIR, NONSITE_DB_URL",
+        file=sys.stderr,
+    )
+    return EXIT_CONFIG
 
 
 # -- serve -------------------------------------------------------------------------------
@@ -362,6 +413,16 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from nonsite.replay import backtest, finding_line, load_messages, o2_reference, replay
 
+    for name in args.inputs:
+        if name != "-" and not Path(name).is_file():
+            demo = _demo_config()
+            history = f"{demo.parent / 'archive.sqlite3'} (with --config {demo})" if demo else ""
+            print(
+                f"nonsite replay: no input file {name}"
+                + (f"; the demo's history is {history}" if history else ""),
+                file=sys.stderr,
+            )
+            return EXIT_CONFIG
     config = load_config(args.config)
     messages = load_messages(args.inputs, config, stdin=sys.stdin)
     if args.o2_reference:
@@ -446,6 +507,7 @@ def _add_case_commands(sub: Any, with_config: Callable[[argparse.ArgumentParser]
         formatter_class=raw,
     )
     with_config(p)
+    _reads(p, "database")
     p.add_argument("--state", choices=list(STATE_NAMES), help="only cases in this state")
     p.add_argument("--tier", choices=["warning", "alarm"], help="warning 预警 or alarm 报警")
     p.add_argument("--rule", help="only this rule, e.g. A3")
@@ -462,6 +524,7 @@ def _add_case_commands(sub: Any, with_config: Callable[[argparse.ArgumentParser]
         formatter_class=raw,
     )
     with_config(p)
+    _reads(p, "database")
     p.add_argument("id", type=int, metavar="ID", help="the case id")
     p.add_argument("--json", action="store_true", help="one JSON document")
     p.set_defaults(func=_case_cli("cases_show"))
@@ -487,6 +550,7 @@ def _add_case_commands(sub: Any, with_config: Callable[[argparse.ArgumentParser]
         formatter_class=raw,
     )
     with_config(p)
+    _reads(p, "database")  # acts on a case that must exist
     p.add_argument("id", type=int, metavar="ID", help="the case id")
     p.add_argument("action", choices=HUMAN_ACTIONS, metavar="ACTION", help=", ".join(HUMAN_ACTIONS))
     p.add_argument(
@@ -527,6 +591,7 @@ def _add_case_commands(sub: Any, with_config: Callable[[argparse.ArgumentParser]
         formatter_class=raw,
     )
     with_config(p)
+    _reads(p, "database")
     p.add_argument("id", type=int, metavar="ID", help="the case id")
     p.add_argument("--format", choices=["json", "csv"], default="json")
     p.add_argument("--output", type=Path, help="write to this file (default: stdout)")
@@ -564,6 +629,7 @@ def _add_case_commands(sub: Any, with_config: Callable[[argparse.ArgumentParser]
     p.set_defaults(func=_case_cli("silences_add"))
     p = group.add_parser("list", help="active silences", epilog=CASES_EPILOG, formatter_class=raw)
     with_config(p)
+    _reads(p, "database")
     p.add_argument("--all", action="store_true", help="also pending and ended ones")
     p.add_argument("--json", action="store_true", help="JSON lines")
     p.set_defaults(func=_case_cli("silences_list"))
@@ -640,6 +706,7 @@ def _add_user_commands(sub: Any, with_config: Callable[[argparse.ArgumentParser]
 
     p = group.add_parser("list", help="users", epilog=USERS_EPILOG, formatter_class=raw)
     with_config(p)
+    _reads(p, "database")
     p.add_argument("--json", action="store_true", help="JSON lines, one user each")
     p.set_defaults(func=_users_cli("users_list"))
 
@@ -650,6 +717,7 @@ def _add_user_commands(sub: Any, with_config: Callable[[argparse.ArgumentParser]
         formatter_class=raw,
     )
     with_config(p)
+    _reads(p, "database")  # the user must exist
     p.add_argument("username", metavar="USERNAME")
     password_stdin(p)
     p.set_defaults(func=_users_cli("users_passwd"))
@@ -660,6 +728,7 @@ def _add_user_commands(sub: Any, with_config: Callable[[argparse.ArgumentParser]
     ):
         p = group.add_parser(name, help=helptext, epilog=USERS_EPILOG, formatter_class=raw)
         with_config(p)
+        _reads(p, "database")  # the user must exist
         p.add_argument("username", metavar="USERNAME")
         p.set_defaults(func=_users_cli(f"users_{name}"))
 
@@ -673,6 +742,7 @@ def _add_user_commands(sub: Any, with_config: Callable[[argparse.ArgumentParser]
         formatter_class=raw,
     )
     with_config(p)
+    _reads(p, "database")  # the user must exist
     p.add_argument("username", metavar="USERNAME", help="the user the token acts as")
     p.add_argument("--name", required=True, help="what uses it, e.g. the system's name")
     p.set_defaults(func=_users_cli("users_token_create"))
@@ -683,6 +753,7 @@ def _add_user_commands(sub: Any, with_config: Callable[[argparse.ArgumentParser]
         formatter_class=raw,
     )
     with_config(p)
+    _reads(p, "database")
     p.add_argument("username", nargs="?", metavar="USERNAME", help="only this user's")
     p.add_argument("--json", action="store_true", help="JSON lines")
     p.set_defaults(func=_users_cli("users_token_list"))
@@ -690,6 +761,7 @@ def _add_user_commands(sub: Any, with_config: Callable[[argparse.ArgumentParser]
         "revoke", help="revoke an API token", epilog=USERS_EPILOG, formatter_class=raw
     )
     with_config(p)
+    _reads(p, "database")
     p.add_argument("id", type=int, metavar="ID", help="the token id (from token list)")
     p.set_defaults(func=_users_cli("users_token_revoke"))
 
@@ -701,6 +773,7 @@ def _add_user_commands(sub: Any, with_config: Callable[[argparse.ArgumentParser]
         formatter_class=raw,
     )
     with_config(p)
+    _reads(p, "database")
     p.add_argument("--user", help="only events of this username")
     p.add_argument("--limit", type=int, default=100)
     p.add_argument("--json", action="store_true", help="JSON lines")
@@ -756,6 +829,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = archive.add_parser("export", help="print archived frames, one per line")
     with_config(p)
+    _reads(p, "archive")
     p.add_argument("--since", type=cli_time, help="received at or after (ISO 8601; China time)")
     p.add_argument("--until", type=cli_time, help="received before (ISO 8601; China time)")
     p.add_argument("--topic-prefix", help="only topics starting with this")
@@ -768,11 +842,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_archive_export)
     p = archive.add_parser("prune", help="apply the retention setting now")
     with_config(p)
+    _reads(p, "database", "archive")
     p.add_argument("--days", type=int, help="keep this many days (default: archive.retention_days)")
     p.set_defaults(func=cmd_archive_prune)
 
     p = sub.add_parser("dead-letters", help="list messages that could not be used, with reasons")
     with_config(p)
+    _reads(p, "database")
     p.add_argument("--reason", help="only this reason code")
     p.add_argument("--since", type=cli_time)
     p.add_argument("--until", type=cli_time)
@@ -783,6 +859,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("findings", help="list what the rules found, newest first")
     with_config(p)
+    _reads(p, "database")
     p.add_argument("--rule", help="only this rule, e.g. A3")
     p.add_argument("--enterprise", help="only this enterprise id")
     p.add_argument("--since", type=cli_time, help="windows starting at or after (China time)")
@@ -881,6 +958,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
+        refused = _refuse_missing_data(args)
+        if refused is not None:
+            return refused
         return int(args.func(args))
     except ConfigError as exc:
         print(exc.render(), file=sys.stderr)

@@ -11,7 +11,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.exc import SQLAlchemyError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -27,6 +28,25 @@ def sqlite_path(url: str) -> Path | None:
         return None
     path = url.split("///", 1)[-1].split("?", 1)[0]
     return Path(path) if path and path != ":memory:" else None
+
+
+def database_exists(url: str) -> bool:
+    """Whether nonsite's database is at ``url``, found without creating it: the SQLite file
+    exists, or another database has the schema's migration table. (A database that cannot be
+    reached counts as there: the command that uses it says why it cannot.)"""
+    path = sqlite_path(url)
+    if path is not None:
+        return path.is_file()
+    if url.startswith("sqlite"):
+        return True  # in memory
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return inspect(conn).has_table("alembic_version")
+    except SQLAlchemyError:
+        return True
+    finally:
+        engine.dispose()
 
 
 def make_engine(url: str) -> Engine:

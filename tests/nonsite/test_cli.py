@@ -203,3 +203,68 @@ def test_serve_on_a_taken_port_fails_fast_naming_the_setting(tmp_path):
     taken.close()
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port} (service.http_listen)" in result.stderr.decode()
+
+
+# Commands that only read: none may create an empty database where it looked, each says in one
+# line where it looked and how to point at the right one, exit status 2.
+READERS = [
+    ("cases", "list"),
+    ("cases", "show", "1"),
+    ("cases", "export", "1"),
+    ("cases", "act", "1", "comment", "--as", "monitor:王", "--note", "x"),
+    ("silences", "list"),
+    ("dead-letters",),
+    ("dead-letters", "--counts"),
+    ("findings",),
+    ("users", "list"),
+    ("users", "events"),
+    ("users", "token", "list"),
+    ("archive", "export"),
+    ("archive", "prune"),
+]
+
+
+def test_commands_that_read_refuse_a_data_directory_with_no_data(tmp_path):
+    empty = tmp_path / "data"
+    env = {"NONSITE_DATA_DIR": str(empty), "PATH": "/usr/bin:/bin"}
+    for command in READERS:
+        result = nonsite(*command, env=env)
+        said = result.stderr.decode().strip().splitlines()
+        assert result.returncode == 2, (command, said)
+        assert len(said) == 1, (command, said)
+        assert str(empty) in said[0] and "NONSITE_CONFIG" in said[0], (command, said)
+        assert not empty.exists() or not any(empty.iterdir()), (command, list(empty.iterdir()))
+
+
+def test_the_refusal_names_a_demos_configuration_when_there_is_one(tmp_path):
+    demo = tmp_path / "demo-data"
+    demo.mkdir()
+    (demo / "nonsite.toml").write_text("# nonsite demo: ...\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "nonsite", "cases", "list"],
+        capture_output=True,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin"},
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "NONSITE_CONFIG=demo-data/nonsite.toml" in result.stderr.decode()
+    assert not (tmp_path / "data").exists()
+
+
+def test_serve_and_db_upgrade_still_create_the_database(tmp_path):
+    env = {"NONSITE_DATA_DIR": str(tmp_path / "data")}
+    result = nonsite("db", "upgrade", env=env)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "data" / "nonsite.db").is_file()
+    listed = nonsite("cases", "list", env=env)  # and then the readers read it
+    assert listed.returncode == 0, listed.stderr
+
+
+def test_replay_of_a_missing_archive_is_one_line(tmp_path):
+    result = nonsite("replay", "--config", str(EXAMPLE), str(tmp_path / "archive.sqlite3"))
+    said = result.stderr.decode().strip().splitlines()
+    assert result.returncode == 2, said
+    assert len(said) == 1 and str(tmp_path / "archive.sqlite3") in said[0], said
+    assert not (tmp_path / "archive.sqlite3").exists()

@@ -131,7 +131,7 @@ def test_add_users_and_list_them(nonsite, store):
     assert store.authenticate("wang", PASSWORD, client="test").display_name == "王监测"
 
 
-def test_no_users_yet(nonsite):
+def test_no_users_yet(nonsite, store):  # a database with no users
     code, out, err = nonsite("users", "list")
     assert (code, out) == (0, "")
     assert "no users" in err
@@ -195,7 +195,7 @@ def test_passwd_disable_enable(nonsite, store):
     assert store.get("wang").active is True
 
 
-def test_unknown_users_and_tokens_exit_3(nonsite):
+def test_unknown_users_and_tokens_exit_3(nonsite, store):
     for args in (
         ("users", "passwd", "ghost", "--password-stdin"),
         ("users", "disable", "ghost"),
