@@ -21,6 +21,7 @@ let enterpriseName = "";
 let sort = start.get("sort") || "";
 let offset = 0;
 let typing = null;
+let latest = 0; // renders overlap (typing, live events): only the latest request's answer is drawn
 
 const value = (id) => document.getElementById(id).value.trim();
 
@@ -129,15 +130,17 @@ function exports(total) {
 export default async function render() {
   const stateSel = document.getElementById("f-state");
   if (stateSel.options.length === 1) once();
+  const mine = ++latest;
   const q = filters();
   q.set("limit", String(PAGE)); q.set("offset", String(offset));
   let page = await api("GET", `/api/v1/cases?${q}`);
-  if (!page.items.length && offset > 0 && page.total > 0) { // the list shrank under this page
+  if (!page.items.length && offset > 0 && page.total > 0 && mine === latest) { // the list shrank under this page
     offset = Math.floor((page.total - 1) / PAGE) * PAGE;
     q.set("offset", String(offset));
     page = await api("GET", `/api/v1/cases?${q}`);
   }
   await chips();
+  if (mine !== latest) return;
   const canBulk = document.body.dataset.role === "monitor";
   document.getElementById("bulk").hidden = !canBulk;
   const verifiable = (c) => ["sensed", "reminded", "explained"].includes(c.state);
