@@ -383,6 +383,7 @@ def export_cases(
             select(*[c for c in cases.c if c.name != "evidence"])
             .where(*where)
             .order_by(*case_order(ctx, f, now))
+            .execution_options(yield_per=2000)  # PostgreSQL: a server-side cursor, not all rows
         )
         path = write_export(format, export_rows(ctx, (r._mapping for r in rows), now))
     stamp = now.astimezone(CHINA_TZ).strftime("%Y%m%d-%H%M")
