@@ -111,6 +111,7 @@ class Case:
     feedback_due: datetime | None
     overdue: str | None
     brigade: str | None
+    assignee: str | None
     disposition: str | None
     case_number: str | None
     closed_at: datetime | None
@@ -152,6 +153,7 @@ class Case:
             feedback_due=aware(m["feedback_due"]),
             overdue=m["overdue"],
             brigade=m["brigade"],
+            assignee=m["assignee"],
             disposition=m["disposition"],
             case_number=m["case_number"],
             closed_at=aware(m["closed_at"]),

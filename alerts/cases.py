@@ -35,8 +35,10 @@ from alerts.workflow import (
     REPORT_OUTCOMES,
     SYSTEM,
     VERIFY_OUTCOMES,
+    WITH_BRIGADE,
     WORK_ORDER_KINDS,
     Actor,
+    Transition,
     WorkflowError,
     check,
 )
@@ -88,6 +90,33 @@ def _update_statement(names: tuple[str, ...]) -> Any:
             .values({name: bindparam(f"v_{name}") for name in names})
         )
     return statement
+
+
+def permitted(case: Case, action: str, actor: Actor) -> Transition:
+    """The transition ``actor`` may take on ``case`` now, or a WorkflowError saying why not:
+    the workflow's table, the actor's scope, and what the case itself allows. The API offers
+    a person exactly the actions this permits."""
+    if actor.role == "enterprise" and actor.enterprise_id != case.enterprise_id:
+        raise WorkflowError("out_of_scope", "an enterprise acts only on its own cases")
+    if actor.role == "enforcer" and case.state in WITH_BRIGADE and actor.brigade != case.brigade:
+        raise WorkflowError("out_of_scope", f"the case is assigned to brigade {case.brigade}")
+    t = check(action, case.state, actor)
+    if action == "dispatch" and case.state != "verified" and case.tier != "alarm":
+        raise WorkflowError(
+            "not_verified",
+            "a warning is dispatched only after the monitoring centre verified it",
+        )
+    if action == "escalate" and case.tier == "alarm":
+        raise WorkflowError("already_alarm", "the case is already at alarm tier")
+    if action == "acknowledge":
+        if case.assignee == actor.name:
+            raise WorkflowError("already_assignee", f"{actor.name} already handles the case")
+        if actor.role == "enforcer" and case.state not in WITH_BRIGADE:
+            raise WorkflowError(
+                "invalid_transition",
+                "an enforcer takes a case once it is dispatched to its brigade",
+            )
+    return t
 
 
 def _key_of(case: Case) -> str:
@@ -400,6 +429,7 @@ class CaseBook:
                 "explain_due": None,
                 "feedback_due": None,
                 "overdue": None,
+                "assignee": None,
             }
         reopened = self._cas(conn, case, now, values)
         done.reopened.append(case.id)
@@ -506,8 +536,7 @@ class CaseBook:
         case = self.get(conn, case_id)
         if expected_version is not None and expected_version != case.version:
             raise WorkflowError("conflict", f"case {case_id} changed meanwhile; reload it")
-        self._scope(case, actor)
-        t = check(action, case.state, actor)
+        t = permitted(case, action, actor)
         refs = dict(refs or {})
         values: dict[str, Any] = {}
         audience: tuple[str, ...] = ()
@@ -544,13 +573,15 @@ class CaseBook:
             }
             self._work_order_state(conn, case, "closed")
         elif action == "escalate":
-            if case.tier == "alarm":
-                raise WorkflowError("already_alarm", "the case is already at alarm tier")
             values |= {"tier": "alarm", "escalation": note}
             event, audience = "case.escalated", ("supervisors",)
         elif action == "remind":
             values["explain_due"] = now + timedelta(hours=self.policy.explain_hours)
             audience = ("enterprise",)
+        elif action == "acknowledge":
+            values["assignee"] = refs["assignee"] = actor.name
+            if case.assignee:
+                refs["from"] = case.assignee  # taken over from someone
         if target is not None:
             values["state"] = target
         changed = self._cas(conn, case, now, values)
@@ -559,16 +590,6 @@ class CaseBook:
         )
         self._notify(conn, changed, event, event_id, audience, now, note)
         return changed
-
-    def _scope(self, case: Case, actor: Actor) -> None:
-        if actor.role == "enterprise" and actor.enterprise_id != case.enterprise_id:
-            raise WorkflowError("out_of_scope", "an enterprise acts only on its own cases")
-        if (
-            actor.role == "enforcer"
-            and case.state in ("dispatched", "on_site", "reported")
-            and actor.brigade != case.brigade
-        ):
-            raise WorkflowError("out_of_scope", f"the case is assigned to brigade {case.brigade}")
 
     def _dispatch(
         self,
@@ -581,11 +602,6 @@ class CaseBook:
         refs: dict[str, Any],
         now: datetime,
     ) -> tuple[dict[str, Any], dict[str, Any], tuple[str, ...]]:
-        if case.state != "verified" and case.tier != "alarm":
-            raise WorkflowError(
-                "not_verified",
-                "a warning is dispatched only after the monitoring centre verified it",
-            )
         brigade = brigade or case.brigade
         if not brigade:
             raise WorkflowError("brigade_required", "name the brigade that takes the work order")
@@ -608,7 +624,8 @@ class CaseBook:
         )
         order_id = self._new_work_order(conn, case, brigade, kind, actor.name, due, now)
         refs |= {"work_order": order_id, "brigade": brigade, "kind": kind, "due": due.isoformat()}
-        values = {"brigade": brigade, "feedback_due": due, "overdue": None}
+        # The brigade handles it now: its officer takes it (confirms receipt) by acknowledging.
+        values = {"brigade": brigade, "feedback_due": due, "overdue": None, "assignee": None}
         return values, refs, ("brigade", "enterprise")
 
     def _new_work_order(

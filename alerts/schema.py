@@ -60,6 +60,7 @@ cases = Table(
     Column("feedback_due", UTCDateTime(), nullable=True),
     Column("overdue", String(16), nullable=True),  # explanation | feedback, once notified
     Column("brigade", String(64), nullable=True),
+    Column("assignee", String(64), nullable=True),  # who took it (认领); cleared on dispatch
     Column("disposition", String(32), nullable=True),
     Column("case_number", String(64), nullable=True),
     Column("closed_at", UTCDateTime(), nullable=True),

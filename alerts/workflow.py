@@ -10,6 +10,10 @@ states to which, and which role may take it.
                                    closed ◀─close (supervisor)─ reported ◀────────────┘
   回头看: the rule fires again within the re-check window after closing → reopen → sensed
 
+Anyone who works an open case may take it (acknowledge, 认领): the case then names who
+handles it, until someone else takes it or it is dispatched (the brigade's officer then takes
+it, confirming receipt). An enforcer takes only cases dispatched to its brigade.
+
 The system (the service itself) takes the automatic steps: reminders, escalations, resolving a
 case whose condition cleared, reopening a recurrence. Only the roles named here move a case;
 an administrator configures the service but does not decide cases.
@@ -42,6 +46,7 @@ Action = Literal[
     "close",
     "comment",
     "escalate",
+    "acknowledge",
     "resolve",
     "reopen",
 ]
@@ -50,6 +55,7 @@ OPEN_STATES: Final = frozenset(
     {"sensed", "reminded", "explained", "verified", "dispatched", "on_site", "reported"}
 )
 BEFORE_DISPATCH: Final = frozenset({"sensed", "reminded", "explained", "verified"})
+WITH_BRIGADE: Final = frozenset({"dispatched", "on_site", "reported"})
 TERMINAL: Final = frozenset({"closed", "resolved"})
 
 VERIFY_OUTCOMES: Final = ("confirmed", "false_positive")
@@ -82,6 +88,7 @@ ACTION_NAMES: Final = {
     "close": "办结",
     "comment": "备注",
     "escalate": "升级",
+    "acknowledge": "认领",
     "resolve": "自动消除",
     "reopen": "回头看复发",
 }
@@ -119,6 +126,7 @@ TRANSITIONS: Final = {
             "enterprise",
         ),
         _t("escalate", set(OPEN_STATES), None, "system", "monitor", "supervisor"),
+        _t("acknowledge", set(OPEN_STATES), None, "monitor", "supervisor", "enforcer"),
         _t("resolve", set(BEFORE_DISPATCH), "resolved", "system"),
         _t("reopen", {"closed", "resolved"}, "sensed", "system"),
     )

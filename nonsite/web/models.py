@@ -117,6 +117,27 @@ class EnterpriseOut(ApiModel):
     markings: list[MarkingOut]
 
 
+class QuantityOut(ApiModel):
+    """What the case measures, in its rule family's own terms (alerts/quantity.py)."""
+
+    name: str = Field(
+        description="e.g. 小时均值 (A3), 标记持续时长 (B9), 有效传输率 (B10), 不同步时长 (C1)"
+    )
+    value: float | None
+    unit: str = Field(description="the value's and the limit's: mg/m3, h, min, s, %, 次, kW …")
+    limit_name: str = Field(
+        description="the threshold's name, e.g. 排放限值, 预警值, 预警时长, 最低要求; empty "
+        "when the rule states none"
+    )
+    limit: float | None
+    exceedance: bool = Field(
+        description="the limit is an emission limit (A3, A4, A5-1): 超标倍数 applies"
+    )
+    since: datetime = Field(description="the time the rule looked at (the chart marks it) …")
+    until: datetime = Field(description="… to this instant")
+    ongoing: bool = Field(description="an episode that still holds: its duration is so far")
+
+
 class CaseOut(ApiModel):
     id: int
     enterprise_id: str
@@ -139,9 +160,12 @@ class CaseOut(ApiModel):
     count: int
     value: float | None
     peak_value: float | None
-    peak_multiple: float | None
+    peak_multiple: float | None = Field(
+        description="the largest 超标倍数; only for exceedances (quantity.exceedance)"
+    )
     limit: float | None
     unit: str
+    quantity: QuantityOut
     recurrence: int
     flaps: int
     escalation: str | None
@@ -154,6 +178,7 @@ class CaseOut(ApiModel):
     due_kind: Literal["explanation", "feedback"] | None
     overdue: str | None
     brigade: str | None
+    assignee: str | None = Field(description="who handles it (认领); none until someone takes it")
     disposition: str | None
     case_number: str | None
     closed_at: datetime | None
@@ -188,12 +213,31 @@ class WorkOrderOut(ApiModel):
     reported_at: datetime | None
 
 
+class OrderOut(ApiModel):
+    """An emergency (停限产) or staggered-production (错峰) order naming the case's device."""
+
+    kind: Literal["emergency", "staggered"]
+    reference: str
+    start: datetime
+    end: datetime
+    daily: str | None = Field(description="the daily window (China time) of a staggered order")
+
+
 class CaseDetailOut(ApiModel):
     case: CaseOut
     evidence: dict[str, Any]
     work_order: WorkOrderOut | None
     events: list[CaseEventOut]
     actions: list[str] = Field(description="the workflow actions the caller may take now")
+    source_kind: Literal["outlet", "meter", "other"] = Field(
+        description="what the case's source is: an outlet (its series: .../outlets/{id}/series) "
+        "or a power meter (.../meters/{id}/series)"
+    )
+    meters: list[str] = Field(
+        description="for a meter's case: the meters to chart together, the case's own first, "
+        "then the control devices serving it or the production devices it serves"
+    )
+    orders: list[OrderOut] = Field(description="orders that name the case's device")
 
 
 class CasePage(ApiModel):

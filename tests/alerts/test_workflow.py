@@ -360,3 +360,41 @@ def test_the_systems_own_notes_in_the_record_are_chinese(store, book):
         notes = [e["note"] for cid in (w, a) for e in book.events(conn, cid) if e["note"]]
     assert notes  # the clears wrote theirs
     assert all(re.search(r"[\u4e00-\u9fff]", n) for n in notes), notes
+
+
+# -- who handles a case (认领) --------------------------------------------------------------
+
+
+def test_an_officer_takes_a_case_and_it_is_audited(store, book):
+    [cid] = apply(store, book, finding()).opened
+    assert get(store, book, cid).assignee is None
+    case = act(store, book, cid, "acknowledge", MONITOR)
+    assert (case.assignee, case.state) == ("王监测", "sensed")  # the state does not move
+    refused(store, book, cid, "acknowledge", MONITOR, "already_assignee")
+    case = act(store, book, cid, "acknowledge", SUPERVISOR)  # taken over, and said so
+    assert get(store, book, cid).assignee == "李监管"
+    with store.connect() as conn:
+        taken = [e for e in book.events(conn, cid) if e["action"] == "acknowledge"]
+    assert [(e["actor"], e["role"], e["refs"]) for e in taken] == [
+        ("王监测", "monitor", {"assignee": "王监测"}),
+        ("李监管", "supervisor", {"assignee": "李监管", "from": "王监测"}),
+    ]
+    assert ("case.changed", "mqtt") in notified(store, cid)
+
+
+def test_a_dispatch_hands_the_case_to_the_brigade_whose_officer_confirms_receipt(store, book):
+    [cid] = apply(store, book, finding()).opened
+    act(store, book, cid, "acknowledge", SUPERVISOR)
+    refused(store, book, cid, "acknowledge", ENFORCER_B1, "invalid_transition")  # not yet its
+    assert act(store, book, cid, "dispatch", SUPERVISOR).assignee is None
+    refused(store, book, cid, "acknowledge", ENFORCER_B2, "out_of_scope")
+    refused(store, book, cid, "acknowledge", E1, "role_not_allowed")
+    case = act(store, book, cid, "acknowledge", ENFORCER_B1)
+    assert (case.assignee, case.state) == ("张执法", "dispatched")
+    assert act(store, book, cid, "arrive", ENFORCER_B1).assignee == "张执法"
+    act(store, book, cid, "report", ENFORCER_B1, outcome="rectification_ordered")
+    act(store, book, cid, "close", SUPERVISOR)
+    refused(store, book, cid, "acknowledge", SUPERVISOR, "invalid_transition")  # closed
+    assert [a for a, _, _ in trail(store, book, cid)] == [
+        "sense", "acknowledge", "dispatch", "acknowledge", "arrive", "report", "close",
+    ]  # fmt: skip

@@ -3,7 +3,7 @@ actions, bulk verification, and the brigades' work orders."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -15,9 +15,11 @@ from sqlalchemy import case as sql_case
 from starlette.background import BackgroundTask
 
 from alerts.case import Case, aware
+from alerts.cases import permitted
+from alerts.quantity import quantity
 from alerts.schema import cases, work_orders
 from alerts.templates import TIER_NAMES, factor_name, rule_name
-from alerts.workflow import STATE_NAMES, TRANSITIONS, WorkflowError, check
+from alerts.workflow import STATE_NAMES, TRANSITIONS, WorkflowError
 from ingest.hj212.timefmt import CHINA_TZ
 from nonsite.auth.users import User
 from nonsite.web.case_export import (
@@ -39,6 +41,8 @@ from nonsite.web.models import (
     CaseOut,
     CasePage,
     ErrorOut,
+    OrderOut,
+    QuantityOut,
     WorkOrderOut,
     china_if_naive,
 )
@@ -57,6 +61,7 @@ STATUS = {
     "already_alarm": 409,
     "not_verified": 409,
     "positive_list": 409,
+    "already_assignee": 409,
 }
 CaseId = Annotated[int, Path(ge=1, le=2**62, description="the case's number")]
 State = Annotated[str, Field(max_length=16)]
@@ -66,6 +71,7 @@ PEOPLE_ACTIONS = tuple(a for a, t in TRANSITIONS.items() if t.roles - {"system"}
 def case_out(ctx: WebContext, case: Case) -> CaseOut:
     info = ctx.book.policy.enterprise(case.enterprise_id)
     due_at, due_kind = due_of(case.state, case.explain_due, case.feedback_due)
+    q = quantity(case)
     return CaseOut(
         id=case.id,
         enterprise_id=case.enterprise_id,
@@ -88,9 +94,10 @@ def case_out(ctx: WebContext, case: Case) -> CaseOut:
         count=case.count,
         value=case.value,
         peak_value=case.peak_value,
-        peak_multiple=case.peak_multiple,
+        peak_multiple=case.peak_multiple if q.exceedance else None,
         limit=case.limit_value,
         unit=case.unit,
+        quantity=QuantityOut(**asdict(q)),
         recurrence=case.recurrence,
         flaps=case.flaps,
         escalation=case.escalation,
@@ -100,6 +107,7 @@ def case_out(ctx: WebContext, case: Case) -> CaseOut:
         due_kind=due_kind,
         overdue=case.overdue,
         brigade=case.brigade,
+        assignee=case.assignee,
         disposition=case.disposition,
         case_number=case.case_number,
         closed_at=case.closed_at,
@@ -144,17 +152,34 @@ def allowed_actions(case: Case, user: User) -> list[str]:
     out: list[str] = []
     for action in PEOPLE_ACTIONS:
         try:
-            check(action, case.state, actor)
+            permitted(case, action, actor)
         except WorkflowError:
-            continue
-        if actor.role == "enterprise" and actor.enterprise_id != case.enterprise_id:
-            continue
-        if action == "dispatch" and case.state != "verified" and case.tier != "alarm":
-            continue
-        if action == "escalate" and case.tier == "alarm":
             continue
         out.append(action)
     return out
+
+
+def related(
+    ctx: WebContext, case: Case
+) -> tuple[Literal["outlet", "meter", "other"], list[str], list[OrderOut]]:
+    """What the case page charts with a case: the kind of its source and, for a meter, the
+    meters linked to it (a control device and the production it serves) and the orders that
+    name it (C5, C6)."""
+    ent = next((e for e in ctx.config.enterprises if e.id == case.enterprise_id), None)
+    if ent is None:
+        return "other", [], []
+    if any(o.id == case.source_id for o in ent.outlets):
+        return "outlet", [], []
+    meter = next((m for m in ent.meters if m.id == case.source_id), None)
+    if meter is None:
+        return "other", [], []
+    linked = [m.id for m in ent.meters if case.source_id in m.serves] + list(meter.serves)
+    orders = [
+        OrderOut(kind=o.kind, reference=o.reference, start=o.start, end=o.end, daily=o.daily)
+        for o in ent.orders
+        if case.source_id in o.devices
+    ]
+    return "meter", list(dict.fromkeys([meter.id, *linked])), orders
 
 
 # What the queue shows, and the export writes: the same filters and order for both.
@@ -404,6 +429,7 @@ def export_cases(
 def get_case(case_id: CaseId, ctx: Context, user: CurrentUser) -> CaseDetailOut:
     case = _visible_case(ctx, user, case_id)
     now = datetime.now(UTC)
+    source_kind, meters, orders = related(ctx, case)
     with ctx.db.connect() as conn:
         events = ctx.book.events(conn, case_id)
         order = ctx.book.current_work_order(conn, case_id)
@@ -418,6 +444,9 @@ def get_case(case_id: CaseId, ctx: Context, user: CurrentUser) -> CaseDetailOut:
         work_order=work_order_out(order, now) if order else None,
         events=[CaseEventOut(**e) for e in events],
         actions=allowed_actions(case, user),
+        source_kind=source_kind,
+        meters=meters,
+        orders=orders,
     )
 
 

@@ -1,9 +1,21 @@
-/* Pieces several pages share: a case's row in a table, an action's form. */
+/* Pieces several pages share: a case's quantity, a case's row in a table, an action's form and
+   the case page's action buttons. */
 import { api, chinaInput, el, fmtNum, fmtTime, isOverdue, stateBadge, tierBadge } from "./core.js";
 import { t } from "./i18n.js";
 
+/* A unit as people read it: durations in words (小时, 分钟, 秒), the rest as given. */
+export const unitName = (unit) => (unit && t(`unit.${unit}`) !== `unit.${unit}` ? t(`unit.${unit}`) : unit || "");
+export const fmtQty = (v, unit) => fmtNum(v, unitName(unit));
+
+/* What the case measures (the API's case.quantity): "5 小时 / 4 小时", or the value alone when
+   the rule states no threshold. */
+export function quantityText(q) {
+  return q.limit === null || q.limit === undefined ? fmtQty(q.value, q.unit) : `${fmtQty(q.value, q.unit)} / ${fmtQty(q.limit, q.unit)}`;
+}
+
 export function caseRow(c, { select = false } = {}) {
   const due = c.state === "reminded" ? c.explain_due : ["dispatched", "on_site"].includes(c.state) ? c.feedback_due : null;
+  const q = c.quantity;
   return el("tr", { class: c.tier, "data-case": c.id },
     el("td", { class: "sel" }, select ? el("input", { type: "checkbox", class: "pick", value: c.id, "aria-label": `select ${c.id}` }) : ""),
     el("td", {}, el("a", { href: `/cases/${c.id}` }, c.id)),
@@ -11,43 +23,66 @@ export function caseRow(c, { select = false } = {}) {
     el("td", {}, c.source_name ? `${c.source_name}（${c.source_id}）` : c.source_id),
     el("td", {}, `${c.rule_name}（${c.rule}）`, c.factor_name ? el("div", { class: "note" }, c.factor_name) : ""),
     el("td", {}, tierBadge(c.tier)),
-    el("td", { class: "num" }, `${fmtNum(c.value, c.unit)} / ${fmtNum(c.limit, c.unit)}`),
-    el("td", {}, stateBadge(c.state), c.condition === "cleared" ? el("div", { class: "note" }, t("case.condition_cleared")) : ""),
+    el("td", { class: "num" }, quantityText(q), el("div", { class: "note" }, q.name, q.ongoing ? `（${t("case.ongoing")}）` : "")),
+    el("td", {}, stateBadge(c.state),
+      c.condition === "cleared" ? el("div", { class: "note" }, t("case.condition_cleared")) : "",
+      c.assignee ? el("div", { class: "note assignee" }, `${t("case.assignee")}：${c.assignee}`) : ""),
     el("td", { class: "num" }, c.count),
     el("td", { class: "num" }, fmtTime(c.last_seen)),
     el("td", { class: `num ${isOverdue(due) ? "overdue" : ""}` }, due ? fmtTime(due) : "—"),
   );
 }
 
-/* The fields each action asks for. */
+/* The fields each action asks for; an action without any is one click. */
 const ACTION_FIELDS = {
-  remind: [], arrive: [],
+  remind: [], arrive: [], acknowledge: [],
   explain: ["note", "marking"], verify: ["outcome:confirmed,false_positive", "note"],
   dispatch: ["brigade", "kind", "due", "note"],
   report: ["outcome:violation_confirmed,not_confirmed,rectification_ordered,check_failed", "case_number", "note"],
   close: ["note"], comment: ["note"], escalate: ["note"],
 };
+const NOTE_REQUIRED = new Set(["explain", "comment", "escalate"]);
+/* The order of the case page's buttons: the workflow's steps, then taking the case, a
+   comment, an escalation. */
+const ACTION_ORDER = ["remind", "explain", "verify", "dispatch", "arrive", "report", "close", "acknowledge", "comment", "escalate"];
 
-export function actionForm(detail, action, done) {
+/* One action's form: a visible label for each field. ``onCancel``: a 取消 button that calls it. */
+export function actionForm(detail, action, done, { onCancel = null } = {}) {
   const c = detail.case;
   const fields = ACTION_FIELDS[action] || ["note"];
-  const form = el("form", { class: "action", id: `act-${action}` });
+  const form = el("form", { class: fields.length ? "action" : "action one-click", id: `act-${action}`, "data-action": action });
+  const id = (name) => `f-${action}-${c.id}-${name}`;
+  const field = (name, label, control, hint) => el("div", { class: "field" },
+    el("label", { for: id(name) }, label), control, hint ? el("span", { class: "hint" }, hint) : "");
+  if (fields.length) form.append(el("h4", {}, t(`act.${action}`)));
   for (const spec of fields) {
     const [name, options] = spec.split(":");
-    if (name === "note") form.append(el("textarea", { name: "note", placeholder: t("f.note"), "aria-label": t("f.note") }));
-    else if (name === "outcome") form.append(el("select", { name: "outcome", "aria-label": t("f.outcome") },
-      ...options.split(",").map((o) => el("option", { value: o }, t(`out.${o}`)))));
-    else if (name === "brigade") form.append(el("input", { name: "brigade", value: c.brigade || "", placeholder: t("f.brigade"), size: 6, "aria-label": t("f.brigade") }));
-    else if (name === "kind") form.append(el("select", { name: "kind", "aria-label": t("f.kind") },
-      el("option", { value: "" }, "—"),
-      ...["on_site", "non_site_check"].map((k) => el("option", { value: k }, t(`kind.${k}`)))));
-    else if (name === "due") form.append(el("input", { name: "due", type: "datetime-local", "aria-label": t("f.due") }));
-    else if (name === "case_number") form.append(el("input", { name: "case_number", placeholder: t("f.case_number"), "aria-label": t("f.case_number") }));
-    else if (name === "marking") form.append(el("select", { name: "marking", "aria-label": t("f.marking") },
-      ...["none", "startup", "shutdown", "fault", "maintenance", "calibration"].map((m) => el("option", { value: m }, t(`mark.${m}`)))));
+    if (name === "note") {
+      const label = t(`f.note_${action}`) !== `f.note_${action}` ? t(`f.note_${action}`) : t("f.note");
+      form.append(field("note", label, el("textarea", { name: "note", id: id("note"), rows: 3, maxlength: 4000, required: NOTE_REQUIRED.has(action) })));
+    } else if (name === "outcome") {
+      form.append(field("outcome", t("f.outcome"), el("select", { name: "outcome", id: id("outcome") },
+        ...options.split(",").map((o) => el("option", { value: o }, t(`out.${o}`))))));
+    } else if (name === "brigade") {
+      form.append(field("brigade", t("f.brigade"), el("input", { name: "brigade", id: id("brigade"), value: c.brigade || "", maxlength: 64, autocomplete: "off" })));
+    } else if (name === "kind") {
+      form.append(field("kind", t("f.kind"), el("select", { name: "kind", id: id("kind") },
+        el("option", { value: "" }, t("f.kind_default")),
+        ...["on_site", "non_site_check"].map((k) => el("option", { value: k }, t(`kind.${k}`))))));
+    } else if (name === "due") {
+      form.append(field("due", t("f.due"), el("input", { name: "due", id: id("due"), type: "datetime-local" }), t("f.due_hint")));
+    } else if (name === "case_number") {
+      form.append(field("case_number", t("f.case_number"), el("input", { name: "case_number", id: id("case_number"), maxlength: 64, autocomplete: "off" }), t("f.case_number_hint")));
+    } else if (name === "marking") {
+      form.append(field("marking", t("f.marking"), el("select", { name: "marking", id: id("marking") },
+        ...["none", "startup", "shutdown", "fault", "maintenance", "calibration"].map((m) => el("option", { value: m }, t(`mark.${m}`))))));
+    }
   }
-  const error = el("span", { class: "error" });
-  form.append(el("button", { type: "submit", class: action === "escalate" ? "danger" : "primary" }, t(`act.${action}`)), error);
+  const error = el("span", { class: "error", role: "alert" });
+  const submit = el("button", { type: "submit", class: action === "escalate" ? "danger" : "primary", id: fields.length ? null : `open-${action}` }, t(`act.${action}`));
+  const buttons = el("div", { class: "buttons" }, submit);
+  if (onCancel) buttons.append(el("button", { type: "button", class: "cancel", onclick: onCancel }, t("act.cancel")));
+  form.append(buttons, error);
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const f = new FormData(form);
@@ -58,12 +93,45 @@ export function actionForm(detail, action, done) {
     if (f.get("due")) body.due_at = chinaInput(f.get("due"));
     if (f.get("case_number")) body.case_number = f.get("case_number");
     if (f.get("marking") && f.get("marking") !== "none") body.refs = { marking: f.get("marking") };
+    submit.disabled = true; // one tap, one action
     try {
       await api("POST", `/api/v1/cases/${c.id}/actions/${action}`, body);
       done();
     } catch (err) {
       error.textContent = `${t("err.generic")}: ${err.message}`;
+    } finally {
+      submit.disabled = false;
     }
   });
   return form;
+}
+
+/* The case page's actions: one button per action the caller may take. An action without
+   fields is done by its button (one click); the others' buttons open their one form (one open
+   at a time). The workflow's next step, when it asks for something, is open already. */
+export function actionPanel(detail, done) {
+  const actions = [...detail.actions].sort((a, b) => ACTION_ORDER.indexOf(a) - ACTION_ORDER.indexOf(b));
+  if (!actions.length) return [el("p", { class: "empty" }, t("case.no_actions"))];
+  const bar = el("div", { class: "action-bar" });
+  const forms = [];
+  const open = (name) => {
+    for (const form of forms) {
+      const on = form.dataset.action === name;
+      form.hidden = !on;
+      bar.querySelector(`#open-${form.dataset.action}`).setAttribute("aria-expanded", String(on));
+    }
+  };
+  for (const action of actions) {
+    if (!(ACTION_FIELDS[action] || ["note"]).length) {
+      bar.append(actionForm(detail, action, done));
+      continue;
+    }
+    const form = actionForm(detail, action, done, { onCancel: () => open(null) });
+    form.hidden = true;
+    forms.push(form);
+    bar.append(el("button", { type: "button", id: `open-${action}`, class: action === "escalate" ? "danger" : "",
+      "aria-controls": `act-${action}`, "aria-expanded": "false", onclick: () => open(action) }, t(`act.${action}`)));
+  }
+  if (forms.length && forms[0].dataset.action === actions[0]) open(actions[0]);
+  return [bar, ...forms];
 }

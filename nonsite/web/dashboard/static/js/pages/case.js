@@ -1,40 +1,71 @@
+/* One case, designed for a phone first: what it measures against what, who handles it, the
+   actions within a thumb's reach, then the chart, the evidence and the audit trail. */
 import { drawChart } from "../chart.js";
-import { api, el, fmtNum, fmtTime, refresh, stateBadge, tierBadge } from "../core.js";
+import { api, el, fmtTime, isOverdue, refresh, stateBadge, tierBadge } from "../core.js";
 import { t } from "../i18n.js";
-import { actionForm } from "../widgets.js";
+import { actionPanel, fmtQty } from "../widgets.js";
+
+let shown = ""; // the case version and language on screen: other cases' events change nothing
 
 export default async function render() {
   const id = document.getElementById("case").dataset.caseId;
   const detail = await api("GET", `/api/v1/cases/${id}`);
   const c = detail.case;
+  const key = `${c.id}:${c.version}:${document.documentElement.lang}`;
+  if (key === shown) return; // keeps a half-written form as it is
+  shown = key;
   document.getElementById("case-head").replaceChildren(
     el("h2", {}, `#${c.id} ${c.enterprise_name}`),
-    el("span", {}, c.source_name ? `${c.source_name}（${c.source_id}）` : c.source_id),
-    el("span", {}, `${c.rule_name}（${c.rule}）`), tierBadge(c.tier), stateBadge(c.state),
-    el("span", { class: "big" }, fmtNum(c.value, c.unit)),
-    el("span", {}, `${t("case.limit")} ${fmtNum(c.limit, c.unit)}`),
+    el("div", { class: "case-meta" },
+      el("span", {}, c.source_name ? `${c.source_name}（${c.source_id}）` : c.source_id),
+      el("span", {}, `${c.rule_name}（${c.rule}）`), tierBadge(c.tier), stateBadge(c.state),
+      c.condition === "cleared" ? el("span", { class: "note" }, t("case.condition_cleared")) : ""),
+    quantityView(c),
+    el("div", { id: "case-assignee", class: c.assignee ? "assignee" : "assignee none" },
+      `${t("case.assignee")}：`, el("b", {}, c.assignee || t("case.unassigned"))),
   );
-  const kv = [
-    ["case.factor", c.factor_name || "—"],
-    ["case.first_seen", fmtTime(c.first_seen)], ["case.last_seen", fmtTime(c.last_seen)],
-    ["case.count", c.count], ["case.peak", c.peak_multiple ?? "—"],
-    ["case.brigade", c.brigade || "—"], ["case.explain_due", fmtTime(c.explain_due)],
-    ["case.feedback_due", fmtTime(c.feedback_due)], ["case.recheck", fmtTime(c.recheck_until)],
-    ["case.recurrence", c.recurrence], ["case.escalation", c.escalation || "—"],
-    ["case.params", (detail.evidence.first && detail.evidence.first.params) || "—"],
-  ];
-  document.getElementById("evidence").replaceChildren(...kv.map(([k, v]) => el("tr", {}, el("td", {}, t(k)), el("td", {}, v))));
-  const actions = document.getElementById("actions");
-  actions.replaceChildren(...(detail.actions.length
-    ? detail.actions.map((a) => actionForm(detail, a, () => refresh()))
-    : [el("p", { class: "empty" }, t("case.no_actions"))]));
+  document.getElementById("actions").replaceChildren(...actionPanel(detail, () => refresh()));
+  document.getElementById("photos").hidden = document.body.dataset.role !== "enforcer";
+  document.getElementById("evidence").replaceChildren(...evidenceRows(detail).map(([k, v, cls]) =>
+    el("tr", {}, el("td", {}, t(k)), el("td", { class: cls || null }, v))));
   document.getElementById("audit").replaceChildren(...detail.events.map((e) => el("li", {},
     el("span", { class: "when" }, fmtTime(e.at)),
     el("b", {}, e.actor), ` (${t(`role.${e.role}`)}) `, el("span", { class: "action", "data-action": e.action }, t(`action.${e.action}`)),
     e.to_state && e.to_state !== e.from_state ? ` → ${t(`state.${e.to_state}`)}` : "",
+    e.action === "acknowledge" && e.refs && e.refs.from ? `（${t("case.taken_from")} ${e.refs.from}）` : "",
     e.note ? el("div", { class: "note" }, e.note) : "")));
   const exp = document.getElementById("export-json");
   exp.href = `/api/v1/cases/${c.id}`;
   exp.download = `case-${c.id}.json`;
   await drawChart(detail);
+}
+
+/* The rule family's own quantity against its own threshold; the multiple for exceedances. */
+function quantityView(c) {
+  const q = c.quantity;
+  return el("div", { id: "case-quantity", class: "quantity" },
+    el("span", { class: "q-name" }, q.name),
+    el("span", { class: "q-value" }, fmtQty(q.value, q.unit)),
+    q.ongoing ? el("span", { class: "q-ongoing" }, t("case.ongoing")) : "",
+    q.limit !== null ? el("span", { class: "q-limit" }, `${q.limit_name} ${fmtQty(q.limit, q.unit)}`) : "",
+    q.exceedance && c.peak_multiple !== null ? el("span", { class: "q-multiple" }, `${t("case.peak")} ${c.peak_multiple}`) : "");
+}
+
+function evidenceRows(detail) {
+  const c = detail.case;
+  const wo = detail.work_order;
+  const rows = [
+    ["case.factor", c.factor_name || "—"],
+    ["case.first_seen", fmtTime(c.first_seen)], ["case.last_seen", fmtTime(c.last_seen)],
+    ["case.count", c.count],
+  ];
+  if (c.quantity.exceedance) rows.push(["case.peak", c.peak_multiple ?? "—"]);
+  const optional = [
+    ["case.brigade", c.brigade], ["case.explain_due", c.explain_due && fmtTime(c.explain_due)],
+    ["case.feedback_due", c.feedback_due && fmtTime(c.feedback_due), isOverdue(c.feedback_due) && ["dispatched", "on_site"].includes(c.state) ? "overdue" : ""],
+    ["case.work_order", wo && `${t(`kind.${wo.kind}`)} · ${t(`wo.${wo.state}`)}`],
+    ["case.recheck", c.recheck_until && fmtTime(c.recheck_until)],
+    ["case.recurrence", c.recurrence || null], ["case.escalation", c.escalation],
+  ];
+  return [...rows, ...optional.filter(([, v]) => v !== null && v !== undefined && v !== "")];
 }
