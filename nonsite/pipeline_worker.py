@@ -23,6 +23,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -429,6 +430,9 @@ class Worker:
 
 def run_worker(config_json: str, inbox: Connection, outbox: Connection) -> None:
     """Entry point of the pipeline process (multiprocessing spawn target)."""
+    # Ctrl-C in a terminal signals the whole process group: the parent stops this process in
+    # order (drain), where a KeyboardInterrupt here cut it short with a traceback and an ERROR.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(
         level=os.environ.get("NONSITE_LOG_LEVEL", "INFO").upper(),
         format="%(asctime)s %(levelname)s %(name)s[pipeline]: %(message)s",
