@@ -365,13 +365,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
             data_dir=args.data_dir,
             broker=args.broker,
             duration_s=args.duration,
-            speed=args.speed,
             seed=args.seed,
             enterprises=args.enterprises,
             http_port=args.port,
             days=args.days,
             offline_after_s=args.offline_after,
         )
+        if args.speed is not None:
+            settings.speed = args.speed
         return run_demo(settings, early_stop=stop)
     finally:
         for sig, handler in previous.items():
@@ -902,13 +903,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "demo",
         help="the service and a simulated fleet of 200 enterprises on this machine",
+        description="The service and a simulated fleet with scripted incidents: a day of "
+        "history sent fast, then live. Each run starts afresh in --data-dir (a previous demo's "
+        "data there are removed) and writes its configuration there (nonsite.toml), for the "
+        "other commands: NONSITE_CONFIG=demo-data/nonsite.toml nonsite cases list.",
         epilog="Stops in order on SIGTERM or Ctrl-C (exit status 0). Exit status 1 when it "
         "cannot start, e.g. when the dashboard's port is taken: choose another with --port.",
     )
-    p.add_argument("--data-dir", type=Path, default=Path("demo-data"), help="SQLite and archive")
+    p.add_argument(
+        "--data-dir", type=Path, default=DEMO_DATA_DIR, help="SQLite, archive, configuration"
+    )
     p.add_argument("--broker", help="use this broker (mqtt://...) instead of an embedded one")
     p.add_argument("--duration", type=float, help="stop after this many seconds")
-    p.add_argument("--speed", type=float, default=60.0, help="simulated seconds per second")
+    p.add_argument(
+        "--speed",
+        type=float,
+        help="history: simulated seconds per second (default 1200: a day in 72 s); then live",
+    )
     p.add_argument("--seed", type=int, default=212, help="the same seed, the same run")
     p.add_argument("--enterprises", type=int, default=200)
     p.add_argument("--port", type=int, default=8080, help="the dashboard's port")
@@ -918,8 +929,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--offline-after",
         type=int,
-        help="seconds of silence before a logger counts as offline (B8; default 600); "
-        "history runs faster than the clock, so a short run needs less to show it",
+        help="seconds of silence before a logger counts as offline (B8; the demo's default 80, "
+        "a service's 600): silence is measured on the clock, and history runs faster",
     )
     p.set_defaults(func=cmd_demo)
 

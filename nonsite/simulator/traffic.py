@@ -8,8 +8,11 @@ the demo's two hundred. Time is simulated: ``frames(t)`` answers for the minute 
 
 A logger sends its minute (CN 2051: every 10 minutes, or its outlet's ``minute_interval_min``),
 hour (CN 2061) and day (CN 2031) records; real-time data (CN 2011) only while ``realtime`` is
-set, as a logger backfilling history does not resend it. Every third outlet speaks the 2025
-edition of HJ 212, the others 2017. The incidents change what a logger does: one sends minute
+set, as a logger backfilling history does not resend it. A meter takes a sample every minute;
+while live it sends each at once, while history is sent it sends them ten to a message, as a
+gateway uploading what it stored does (and a demo catching up on a day of 200 enterprises
+sends a tenth of the messages). Every third outlet speaks the 2025 edition of HJ 212, the
+others 2017. The incidents change what a logger does: one sends minute
 data every minute whatever its configuration says (its temperature, pressure and humidity
 sensors update every 8 minutes, so these repeat), one sends real-time data every 30 s and
 nothing else, one stores its records while cut off and resends them in order when it is back.
@@ -72,6 +75,7 @@ STOPPED_LEVELS = {
 Message = tuple[str, bytes]
 FLOWS = ("a00000", "w00000")
 LATE_BY = 3 * HOUR  # how long a late_duplicate incident holds an hour frame back
+METER_BATCH_S = 10 * 60  # history: a meter's samples of each ten minutes in one message
 DEFAULT_MINUTE_INTERVAL_MIN = 10  # a logger's MinInterval when nothing configures one
 REALTIME_ONLY_INTERVAL_S = 30  # RtdInterval of a logger that sends real-time data only
 # A 1-minute logger's slow sensors (flue-gas temperature, pressure, humidity) update this
@@ -113,6 +117,8 @@ class FleetTraffic:
         # A slow sensor's current reading: (outlet, factor) → (update period, value).
         self._slow: dict[tuple[str, str, str], tuple[int, float]] = {}
         self._corrupted: set[Incident] = set()
+        # History: each meter's samples not yet sent (ts, kW), sent every METER_BATCH_S.
+        self._samples: dict[str, list[tuple[int, float]]] = {}
         self.realtime = False
         self.rng = random.Random(seed)
         self.params = build_outlet_params(config)
@@ -148,8 +154,16 @@ class FleetTraffic:
             if not silent(self.incidents, key, t):
                 yield from self._misbehave(key, t, frames)
         yield from self._held.pop(t, [])
+        flush = self.realtime or (t + 60) % METER_BATCH_S == 0
         for enterprise_id, meter in self.meters:
-            yield self._power(enterprise_id, meter, t)
+            stored = self._samples.setdefault(meter.id, [])
+            stored.append(self._power(enterprise_id, meter, t))
+            if self.realtime and len(stored) > 1:  # live now: what history left, then this
+                yield _power_message(meter.id, stored[:-1])
+                del stored[:-1]
+            if flush:
+                yield _power_message(meter.id, stored)
+                stored.clear()
 
     def _due(
         self, key: tuple[str, str], params: OutletParams, t: int
@@ -355,14 +369,22 @@ class FleetTraffic:
         }
         return self._packets(key, params, "2031", day, values) if values else []
 
-    def _power(self, enterprise_id: str, meter: MeterConfig, t: int) -> Message:
+    def _power(self, enterprise_id: str, meter: MeterConfig, t: int) -> tuple[int, float]:
+        """The meter's sample at ``t``: (ts, kW)."""
         rated = meter.rated_kw or 100.0
         load = _load(self.kind.get(enterprise_id, "industry"), t)
         p_kw = rated * (0.7 * load + 0.02) * self.rng.uniform(0.95, 1.05)
         if power_off(self.incidents, meter.id, enterprise_id, t):
             p_kw = 0.0
-        body = {"ts": datetime.fromtimestamp(t, tz=UTC).isoformat(), "p_kw": round(p_kw, 2)}
-        return f"power/{meter.id}", json.dumps(body).encode()
+        return t, round(p_kw, 2)
+
+
+def _power_message(meter_id: str, samples: list[tuple[int, float]]) -> Message:
+    """Power JSON on the meter's own topic: one reading, or an array of them."""
+    bodies = [
+        {"ts": datetime.fromtimestamp(t, tz=UTC).isoformat(), "p_kw": kw} for t, kw in samples
+    ]
+    return f"power/{meter_id}", json.dumps(bodies[0] if len(bodies) == 1 else bodies).encode()
 
 
 def _reading(value: float) -> float:

@@ -285,8 +285,9 @@ def test_the_demo_cuts_the_backfilling_logger_off_long_enough_for_b8_at_its_spee
     # and a 30 s tick, three simulated hours (9 s) would pass unseen.
     assert backfill_outage_s(1200.0, 60) == 34 * HOUR
     assert backfill_outage_s(1200.0, 60) / 1200 > 60 + ABSENCE_TICK_S
-    assert backfill_outage_s(60.0, None) == 11 * HOUR  # the demo's defaults (600 s)
-    assert backfill_outage_s(1.0, None) == 3 * HOUR  # in real time: the script's three hours
+    assert backfill_outage_s(1200.0, 80) == 40 * HOUR  # the demo's defaults
+    assert backfill_outage_s(60.0, 600) == 11 * HOUR  # a service's threshold (600 s)
+    assert backfill_outage_s(1.0, 600) == 3 * HOUR  # in real time: the script's three hours
     _data, incidents = _script(outage_s=34 * HOUR)
     outage = next(i for i in incidents if i.kind == "backfill")
     assert outage.end - outage.start == 34 * HOUR

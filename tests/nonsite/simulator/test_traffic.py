@@ -30,6 +30,7 @@ def test_two_simulated_hours_of_the_example_fleet_decode_and_keep_their_cadence(
     config = load_config(EXAMPLE)
     traffic = FleetTraffic(config, seed=7)
     counts: Counter[str] = Counter()
+    samples: dict[str, list[int]] = {}
     for minute in range(120):
         for topic, payload in traffic.frames(START + 60 * minute):
             if topic.startswith("hj212/"):
@@ -37,13 +38,19 @@ def test_two_simulated_hours_of_the_example_fleet_decode_and_keep_their_cadence(
                 assert frame.mn == topic.split("/", 1)[1]
                 counts[f"{frame.cn}"] += 1
             else:
-                decode_power(payload, topic.split("/", 1)[1])
+                meter = topic.split("/", 1)[1]
+                readings = decode_power(payload, meter)
+                samples.setdefault(meter, []).extend(int(r.ts.timestamp()) for r in readings)
                 counts["power"] += 1
     outlets = sum(len(e.outlets) for e in config.enterprises)
     meters = sum(len(e.meters) for e in config.enterprises)
     assert counts["2051"] == outlets * 12  # every 10 minutes
     assert counts["2061"] == outlets * 2  # every hour
-    assert counts["power"] == meters * 120  # every minute
+    # History: each meter's minute samples, ten to a message (as a gateway uploads what it
+    # stored), every minute once and in order.
+    assert counts["power"] == meters * 12
+    minutes = [START + 60 * k for k in range(120)]
+    assert len(samples) == meters and all(ts == minutes for ts in samples.values())
     again = FleetTraffic(config, seed=7)
     assert list(again.frames(START)) == list(FleetTraffic(config, seed=7).frames(START))
 
@@ -130,3 +137,22 @@ def _check_code_ok(payload: bytes) -> bool:
     except Hj212DecodeError as exc:
         return exc.code != DecodeErrorCode.CRC_MISMATCH
     return True
+
+
+def test_live_meters_send_each_sample_as_it_is_taken_after_what_history_left():
+    config = load_config(EXAMPLE)
+    traffic = FleetTraffic(config, seed=7)
+    meters = sum(len(e.meters) for e in config.enterprises)
+    for minute in range(3):  # three minutes of history: nothing sent yet
+        assert not [t for t, _ in traffic.frames(START + 60 * minute) if t.startswith("power/")]
+    traffic.realtime = True
+    first = [
+        decode_power(p, t.split("/", 1)[1]) for t, p in traffic.frames(START + 180) if t[0] == "p"
+    ]
+    # Live: the three stored samples first (one message per meter), then this minute's.
+    assert len(first) == 2 * meters
+    assert sorted(len(r) for r in first) == [1] * meters + [3] * meters
+    then = [
+        decode_power(p, t.split("/", 1)[1]) for t, p in traffic.frames(START + 240) if t[0] == "p"
+    ]
+    assert len(then) == meters and all(len(r) == 1 for r in then)
