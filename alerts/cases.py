@@ -371,7 +371,7 @@ class CaseBook:
         }
         escalate = f.tier == "alarm" and TIERS[case.tier] < TIERS["alarm"]
         if escalate:
-            values |= {"tier": "alarm", "escalation": f"规则升级为报警（{f.id}）"}
+            values |= {"tier": "alarm", "escalation": "规则判定达到报警级别"}
         updated = self._cas(conn, case, now, values)
         done.updated += 1
         if escalate:
@@ -433,7 +433,7 @@ class CaseBook:
             }
         reopened = self._cas(conn, case, now, values)
         done.reopened.append(case.id)
-        note = "condition returned within the flap window" if flap else "recurrence within 回头看"
+        note = "条件消除后短时间内复现，恢复原处理状态" if flap else "回头看期间复发"
         event = self._audit(
             conn,
             reopened,
@@ -770,11 +770,11 @@ class CaseBook:
                     "escalation": "超过说明期限未说明",
                 }
                 audience: tuple[str, ...] = ("supervisors", "monitors", "enterprise")
-                note = "explanation overdue"
+                note = "超过说明期限未说明"
             else:
                 values = {"overdue": "feedback"}
                 audience = ("supervisors", "brigade")
-                note = "feedback overdue"
+                note = "超过反馈期限未反馈"
             changed = self._cas(conn, case, now, values)
             event = self._audit(
                 conn, changed, SYSTEM, "escalate", case.state, case.state, now, note, {}

@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 
 StatusOf = Callable[[Connection, str], dict[str, Any]]
 
+# A notification's outcome as its audit row's note.
+OUTCOME_NOTES = {"delivered": "已送达", "dead": "多次发送失败，已停止重试"}
 STOP_GRACE_S = 1.0  # beyond the slowest channel's timeout, for a sender to record its outcome
 
 
@@ -414,9 +416,16 @@ class Dispatcher:
                 action="notify",
                 from_state=None,
                 to_state=None,
-                note=f"{row['channel']}: {outcome}" + (f" ({detail[:500]})" if detail else ""),
+                # the trail is read on Chinese pages: the channel and the error in refs
+                note=OUTCOME_NOTES.get(outcome, outcome),
                 refs=json.dumps(
-                    {"key": row["key"], "event": row["event"], "outcome": outcome},
+                    {
+                        "key": row["key"],
+                        "event": row["event"],
+                        "outcome": outcome,
+                        "channel": row["channel"],
+                        **({"detail": detail[:500]} if detail else {}),
+                    },
                     ensure_ascii=False,
                 ),
             )

@@ -116,6 +116,20 @@ silences = Table(
     Column("created_at", UTCDateTime(), nullable=False),
 )
 
+# What people changed in a silence after adding it (edited, ended early): append-only, like
+# the cases' trail. The addition itself is the silence's own created_by / created_at.
+silence_events = Table(
+    "silence_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("silence_id", Id, ForeignKey("silences.id"), nullable=False, index=True),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("action", String(8), nullable=False),  # edit | end
+    Column("changes", Text, nullable=False),  # JSON: field → [before, after]
+)
+
 suppressed = Table(
     "suppressed_findings",
     metadata,

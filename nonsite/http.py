@@ -95,10 +95,18 @@ def build_app(
     if web is not None:
         # Only with a web context (the service's): the API, the live feed and the dashboard.
         from nonsite.web import dashboard  # noqa: PLC0415
-        from nonsite.web.api import cases, events, fleet, series, session  # noqa: PLC0415
+        from nonsite.web.api import (  # noqa: PLC0415
+            cases,
+            events,
+            fleet,
+            quality,
+            record,
+            series,
+            session,
+        )
 
         app.state.web = web
-        for module in (session, fleet, cases, series, events):
+        for module in (session, fleet, cases, record, series, quality, events):
             app.include_router(module.router)
         app.include_router(dashboard.router)
         app.mount("/static", dashboard.static, name="static")

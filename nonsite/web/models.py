@@ -291,6 +291,36 @@ class SilenceOut(ApiModel):
     created_by: str
     starts_at: datetime
     ends_at: datetime
+    active: bool = Field(default=False, description="in force now")
+    edited_by: str | None = Field(default=None, description="who last changed it, if anyone")
+    ended_by: str | None = Field(default=None, description="who ended it early, if anyone")
+
+
+class SilenceEditIn(ApiModel):
+    """What to change in a silence that has not ended; omitted fields stay."""
+
+    reason: str | None = Field(default=None, min_length=1, max_length=1000)
+    starts_at: Instant | None = Field(
+        default=None, description="only while the silence has not started"
+    )
+    ends_at: Instant | None = Field(default=None, description="a later or earlier end, not past")
+
+
+class SilenceEventOut(ApiModel):
+    at: datetime
+    actor: str
+    role: str | None = Field(description="null for the addition: the silence keeps no role")
+    action: Literal["create", "edit", "end"]
+    changes: dict[str, list[Any]] = Field(description="field → [before, after]")
+
+
+class SilenceDetailOut(SilenceOut):
+    events: list[SilenceEventOut] = Field(description="its addition, then each change")
+
+
+class BrigadeOut(ApiModel):
+    id: str
+    name: str
 
 
 class DeadLetterOut(ApiModel):
@@ -298,6 +328,12 @@ class DeadLetterOut(ApiModel):
     archive_seq: int
     received_at: datetime
     topic: str
-    reason: str
-    detail: str
+    reason: str = Field(description="a stable reason code (docs/ingest.md)")
+    detail: str = Field(description="the technical detail, in English")
     mn: str | None
+    enterprise_id: str | None = Field(
+        default=None, description="whose logger or meter sent it; null: nobody configured"
+    )
+    enterprise_name: str | None = None
+    source_id: str | None = Field(default=None, description="the outlet or meter")
+    source_name: str | None = None

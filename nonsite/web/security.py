@@ -52,6 +52,29 @@ CurrentUser = Annotated[User, Depends(current_user)]
 Context = Annotated[WebContext, Depends(context)]
 
 
+# Who may read what: the one table the API's checks and the dashboard's menu are both built
+# from, so that a menu never offers a page whose data its role may not read. A page is in a
+# role's menu when the role holds every grant the page reads (dashboard.PAGES).
+EVERYONE = ("monitor", "supervisor", "enforcer", "enterprise", "admin")
+GRANTS: dict[str, tuple[str, ...]] = {
+    "fleet": ("monitor", "supervisor", "enforcer", "admin"),  # the fleet list and its status
+    "cases": EVERYONE,  # in each role's scope (visible_cases)
+    "work_orders": ("monitor", "supervisor", "enforcer", "admin"),
+    "own_enterprise": ("enterprise",),  # its reminders, its markings
+    "outlets": EVERYONE,  # an outlet's series, an enterprise user only its own
+    "readiness": ("monitor", "supervisor", "admin"),
+    "silences": ("monitor", "supervisor", "admin"),
+    "silences.edit": ("monitor", "supervisor"),  # add, edit, end
+    "dead_letters": ("monitor", "supervisor", "admin"),
+    "quality": ("monitor", "supervisor", "admin"),
+}
+
+
+def grant(name: str) -> Callable[[User], User]:
+    """A dependency admitting the roles of ``GRANTS[name]``."""
+    return require(*GRANTS[name])
+
+
 def require(*roles: str) -> Callable[[User], User]:
     """A dependency admitting only ``roles``."""
 

@@ -23,7 +23,10 @@ def test_the_record_holds_every_change_action_work_order_and_notification(store,
     assert record["events"][1]["actor"] == "王监测" and record["events"][1]["note"] == "属实"
     [order] = record["work_orders"]
     assert (order["brigade"], order["kind"], order["state"]) == ("B1", "on_site", "open")
-    assert order["due_at"].endswith("+00:00")  # times carry their offset on every database
+    assert order["due_at"].endswith("+08:00")  # China time, with its offset, on every database
+    assert record["case"]["opened_at"].endswith("+08:00")
+    assert all(e["at"].endswith("+08:00") for e in record["events"])
+    assert [e["action_zh"] for e in record["events"]] == ["感知", "平台核实", "派单"]
     assert {n["channel"] for n in record["notifications"]} == {
         "mqtt",
         "supervisors-hook",
@@ -31,6 +34,18 @@ def test_the_record_holds_every_change_action_work_order_and_notification(store,
         "e1-wecom",  # the enterprise learns of the dispatch too
     }
     rows = list(csv.DictReader(io.StringIO(events_csv(record).lstrip("\ufeff"))))
-    assert [r["action"] for r in rows] == ["sense", "verify", "dispatch"]
-    assert rows[2]["note"] == "请于三日内核查" and json.loads(rows[2]["refs"])["brigade"] == "B1"
+    # for people: Chinese names; for machines: the stable codes in their own columns
+    assert [(r["操作"], r["action"]) for r in rows] == [
+        ("感知", "sense"),
+        ("平台核实", "verify"),
+        ("派单", "dispatch"),
+    ]
+    assert [(r["操作人"], r["角色"]) for r in rows] == [
+        ("系统", "系统"),
+        ("王监测", "监测中心"),
+        ("李监管", "监管"),
+    ]
+    assert rows[2]["新状态"] == "已派单" and rows[2]["to_state"] == "dispatched"
+    assert all(r["时间"].endswith("+08:00") for r in rows)
+    assert rows[2]["说明"] == "请于三日内核查" and json.loads(rows[2]["关联"])["brigade"] == "B1"
     assert events_csv(record).startswith("\ufeff")  # spreadsheet software reads it as UTF-8

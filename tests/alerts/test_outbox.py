@@ -66,9 +66,13 @@ def test_each_queued_notification_is_delivered_once_and_audited(store, book, clo
     states = {r.channel: (r.state, r.attempts) for r in rows(store)}
     assert states == {"supervisors-hook": ("delivered", 1), "mqtt": ("dead", 1)}
     with store.connect() as conn:
-        notes = [e["note"] for e in book.events(conn, cid) if e["action"] == "notify"]
-    assert notes[0] == "mqtt: dead (no channel named 'mqtt' is configured)"
-    assert notes[1] == "supervisors-hook: delivered"
+        notified = [e for e in book.events(conn, cid) if e["action"] == "notify"]
+    # the note in Chinese (the trail is read on Chinese pages), the channel and error in refs
+    assert [(e["note"], e["refs"]["channel"]) for e in notified] == [
+        ("多次发送失败，已停止重试", "mqtt"),
+        ("已送达", "supervisors-hook"),
+    ]
+    assert notified[0]["refs"]["detail"] == "no channel named 'mqtt' is configured"
     assert (
         registry.get_sample_value(
             "nonsite_notifications_total", {"kind": "webhook", "outcome": "delivered"}
@@ -169,11 +173,12 @@ def test_run_sends_each_channel_on_its_own_and_an_unconfigured_one_goes_dead(
     assert states == {"supervisors-hook": ("delivered", 1), "mqtt": ("dead", 1)}
     assert len(receiver.requests) == 1
     with store.connect() as conn:
-        notes = sorted(e["note"] for e in book.events(conn, cid) if e["action"] == "notify")
-    assert notes == [
-        "mqtt: dead (no channel named 'mqtt' is configured)",
-        "supervisors-hook: delivered",
-    ]
+        notes = sorted(
+            (e["refs"]["channel"], e["note"])
+            for e in book.events(conn, cid)
+            if e["action"] == "notify"
+        )
+    assert notes == [("mqtt", "多次发送失败，已停止重试"), ("supervisors-hook", "已送达")]
 
 
 class Broken:

@@ -443,29 +443,35 @@ def test_export_csv_opens_in_a_spreadsheet_with_chinese_intact(nonsite, seeded, 
     data = path.read_bytes()
     assert data.startswith(b"\xef\xbb\xbf")  # the BOM spreadsheet software needs
     rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"), newline="")))
+    # for people: Chinese headers, names and China time; the stable codes follow for machines
     assert list(rows[0]) == [
-        "id",
-        "at",
-        "actor",
-        "role",
+        "序号",
+        "时间",
+        "操作人",
+        "角色",
+        "操作",
+        "原状态",
+        "新状态",
+        "说明",
+        "关联",
         "action",
+        "role",
         "from_state",
         "to_state",
-        "note",
-        "refs",
     ]
-    assert [(r["action"], r["actor"]) for r in rows] == [
-        ("sense", "nonsite"),
-        ("verify", "王监测"),
-        ("dispatch", "李监管"),
-        ("comment", "李监管"),
+    assert [(r["操作"], r["操作人"], r["action"]) for r in rows] == [
+        ("感知", "系统", "sense"),
+        ("平台核实", "王监测", "verify"),
+        ("派单", "李监管", "dispatch"),
+        ("备注", "李监管", "comment"),
     ]
-    assert rows[1]["note"] == "数据与视频一致"
-    assert rows[3]["note"] == '请携带便携式检测仪, "加急"'  # quoting survives the round trip
-    assert json.loads(rows[2]["refs"])["brigade"] == "B1"
+    assert all(r["时间"].endswith("+08:00") for r in rows)
+    assert rows[1]["说明"] == "数据与视频一致"
+    assert rows[3]["说明"] == '请携带便携式检测仪, "加急"'  # quoting survives the round trip
+    assert json.loads(rows[2]["关联"])["brigade"] == "B1"
     # To stdout it is the same text.
     out = ok(nonsite("cases", "export", cid, "--format", "csv"))
-    assert out.startswith("\ufeffid,at,actor")
+    assert out.startswith("\ufeff序号,时间,操作人")
     assert out.encode("utf-8") == data
 
 

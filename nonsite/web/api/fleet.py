@@ -10,14 +10,23 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from sqlalchemy import select
 
 from alerts.case import aware
-from alerts.noise import active_silences, add_silence
+from alerts.noise import add_silence
 from alerts.schema import silences
+from alerts.silence_log import (
+    SilenceError,
+    edit_silence,
+    end_silence,
+    get_silence,
+    last_changes,
+    silence_trail,
+)
 from alerts.status import FLEET_ORDER, enterprise_status
 from ingest.store import list_dead_letters
 from nonsite.auth.users import User
 from nonsite.config.model import EnterpriseConfig, MarkingConfig
 from nonsite.web.context import WebContext
 from nonsite.web.models import (
+    BrigadeOut,
     DeadLetterOut,
     EnterpriseOut,
     ErrorOut,
@@ -26,14 +35,19 @@ from nonsite.web.models import (
     MarkingWithEnterpriseOut,
     MeterOut,
     OutletOut,
+    SilenceDetailOut,
+    SilenceEditIn,
+    SilenceEventOut,
     SilenceIn,
     SilenceOut,
 )
+from nonsite.web.quality import SourceIndex
 from nonsite.web.reported import Heard, ReportedSources
 from nonsite.web.security import (
     ERRORS,
     Context,
     CurrentUser,
+    grant,
     may_see_enterprise,
     not_found,
     require,
@@ -43,6 +57,7 @@ from rules.store import declare_marking, list_declared_markings
 
 router = APIRouter(prefix="/api/v1", tags=["fleet"], responses=ERRORS)
 MAX_MARKING = timedelta(days=31)
+SilenceId = Annotated[int, Path(ge=1, le=2**62, description="the silence's number")]
 ARCHIVE_FILE = "archive.sqlite3"  # in the service's data directory (nonsite/service.py)
 _REPORTED_LOCK = threading.Lock()
 
@@ -224,24 +239,95 @@ def declare(
     return _declared_out(row)
 
 
-def _silence(row: dict[str, Any]) -> SilenceOut:
-    fields = {k: row[k] for k in SilenceOut.model_fields}
-    for k in ("starts_at", "ends_at"):
-        fields[k] = aware(fields[k])
-    return SilenceOut(**fields)
+# -- silences (maintenance windows) ------------------------------------------------------------
+
+SILENCE_STATUS = {"not_found": 404, "silence_ended": 409, "bad_silence": 422}
 
 
-@router.get("/silences", response_model=list[SilenceOut], summary="Maintenance windows")
+def _silence(
+    row: dict[str, Any], now: datetime, changed: dict[str, str] | None = None
+) -> SilenceOut:
+    starts, ends = aware(row["starts_at"]), aware(row["ends_at"])
+    assert starts is not None
+    assert ends is not None
+    return SilenceOut(
+        id=row["id"],
+        enterprise_id=row["enterprise_id"],
+        source_id=row["source_id"],
+        rule=row["rule"],
+        reason=row["reason"],
+        created_by=row["created_by"],
+        starts_at=starts,
+        ends_at=ends,
+        active=starts <= now < ends,
+        edited_by=(changed or {}).get("edit"),
+        ended_by=(changed or {}).get("end"),
+    )
+
+
+def _silence_refused(err: SilenceError) -> HTTPException:
+    return HTTPException(SILENCE_STATUS.get(err.code, 422), {"code": err.code, "message": str(err)})
+
+
+def _check_scope(ctx: WebContext, body: SilenceIn) -> None:
+    """A silence names a configured enterprise and one of its outlets or meters, so that a
+    typing error cannot make a window that silences nothing."""
+    if body.enterprise_id is None:
+        return
+    ent = next((e for e in ctx.config.enterprises if e.id == body.enterprise_id), None)
+    if ent is None:
+        raise HTTPException(
+            422, {"code": "bad_silence", "message": f"no enterprise {body.enterprise_id!r}"}
+        )
+    sources = {o.id for o in ent.outlets} | {m.id for m in ent.meters}
+    if body.source_id is not None and body.source_id not in sources:
+        message = f"{body.source_id!r} is no outlet or meter of {ent.id}"
+        raise HTTPException(422, {"code": "bad_silence", "message": message})
+
+
+@router.get(
+    "/silences",
+    response_model=list[SilenceOut],
+    summary="Maintenance windows: those not ended (in force or to come), or all",
+)
 def list_silences(
     ctx: Context,
-    _user: Annotated[User, Depends(require("monitor", "supervisor", "admin"))],
+    _user: Annotated[User, Depends(grant("silences"))],
     include_ended: bool = False,
 ) -> list[SilenceOut]:
+    now = datetime.now(UTC)
+    query = select(silences)
+    if include_ended:
+        query = query.order_by(silences.c.id.desc()).limit(500)
+    else:
+        query = query.where(silences.c.ends_at > now).order_by(silences.c.starts_at, silences.c.id)
     with ctx.db.connect() as conn:
-        if include_ended:
-            rows = conn.execute(select(silences).order_by(silences.c.id.desc()).limit(500)).all()
-            return [_silence(dict(r._mapping)) for r in rows]
-        return [_silence(s.__dict__) for s in active_silences(conn, datetime.now(UTC))]
+        rows = conn.execute(query).all()
+        changed = last_changes(conn, [r.id for r in rows])
+    return [_silence(dict(r._mapping), now, changed.get(r.id)) for r in rows]
+
+
+@router.get(
+    "/silences/{silence_id}",
+    response_model=SilenceDetailOut,
+    summary="A maintenance window with its record: who added, changed and ended it",
+    responses={404: {"model": ErrorOut}},
+)
+def get_silence_detail(
+    silence_id: SilenceId, ctx: Context, _user: Annotated[User, Depends(grant("silences"))]
+) -> SilenceDetailOut:
+    now = datetime.now(UTC)
+    try:
+        with ctx.db.connect() as conn:
+            row = get_silence(conn, silence_id)
+            trail = silence_trail(conn, silence_id)
+            changed = last_changes(conn, [silence_id]).get(silence_id)
+    except SilenceError as err:
+        raise _silence_refused(err) from None
+    return SilenceDetailOut(
+        **_silence(row, now, changed).model_dump(),
+        events=[SilenceEventOut(**e) for e in trail],
+    )
 
 
 @router.post(
@@ -254,10 +340,11 @@ def list_silences(
 def create_silence(
     body: SilenceIn,
     ctx: Context,
-    user: Annotated[User, Depends(require("monitor", "supervisor"))],
+    user: Annotated[User, Depends(grant("silences.edit"))],
 ) -> SilenceOut:
     now = datetime.now(UTC)
     starts = body.starts_at or now
+    _check_scope(ctx, body)
     try:
         with ctx.db.begin() as conn:
             sid = add_silence(
@@ -271,41 +358,108 @@ def create_silence(
                 rule=body.rule,
                 now=now,
             )
+            row = get_silence(conn, sid)
     except ValueError as exc:
         raise HTTPException(422, {"code": "bad_silence", "message": str(exc)}) from None
-    return SilenceOut(
-        id=sid,
-        enterprise_id=body.enterprise_id,
-        source_id=body.source_id,
-        rule=body.rule,
-        reason=body.reason,
-        created_by=user.display_name or user.username,
-        starts_at=starts,
-        ends_at=body.ends_at,
-    )
+    return _silence(row, now)
+
+
+@router.patch(
+    "/silences/{silence_id}",
+    response_model=SilenceOut,
+    summary="Change a maintenance window that has not ended: its end, its reason, or a start "
+    "that has not come (kept in its record)",
+    responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+)
+def edit_silence_endpoint(
+    silence_id: SilenceId,
+    body: SilenceEditIn,
+    ctx: Context,
+    user: Annotated[User, Depends(grant("silences.edit"))],
+) -> SilenceOut:
+    now = datetime.now(UTC)
+    try:
+        with ctx.db.begin() as conn:
+            row = edit_silence(
+                conn,
+                silence_id,
+                actor=user.display_name or user.username,
+                role=user.role,
+                now=now,
+                reason=body.reason,
+                starts_at=body.starts_at,
+                ends_at=body.ends_at,
+            )
+            changed = last_changes(conn, [silence_id]).get(silence_id)
+    except SilenceError as err:
+        raise _silence_refused(err) from None
+    return _silence(row, now, changed)
+
+
+@router.delete(
+    "/silences/{silence_id}",
+    response_model=SilenceOut,
+    summary="End a maintenance window now (kept, with who ended it; one not started never starts)",
+    responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
+)
+def end_silence_endpoint(
+    silence_id: SilenceId,
+    ctx: Context,
+    user: Annotated[User, Depends(grant("silences.edit"))],
+) -> SilenceOut:
+    now = datetime.now(UTC)
+    try:
+        with ctx.db.begin() as conn:
+            row = end_silence(
+                conn, silence_id, actor=user.display_name or user.username, role=user.role, now=now
+            )
+            changed = last_changes(conn, [silence_id]).get(silence_id)
+    except SilenceError as err:
+        raise _silence_refused(err) from None
+    return _silence(row, now, changed)
+
+
+# -- dead letters and brigades -------------------------------------------------------------------
 
 
 @router.get(
     "/dead-letters",
     response_model=list[DeadLetterOut],
-    summary="Frames that could not be used, and why",
+    summary="Frames that could not be used, why, and whose logger or meter sent them",
 )
 def dead_letters(
     ctx: Context,
-    _user: Annotated[User, Depends(require("monitor", "admin"))],
+    _user: Annotated[User, Depends(grant("dead_letters"))],
     reason: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[DeadLetterOut]:
     rows = list_dead_letters(ctx.db, reason=reason, limit=limit)
-    return [
-        DeadLetterOut(
-            id=r.id,
-            archive_seq=r.archive_seq,
-            received_at=r.received_at,
-            topic=r.topic,
-            reason=r.reason,
-            detail=r.detail,
-            mn=r.mn,
+    sources = SourceIndex(ctx.config)
+    out = []
+    for r in rows:
+        ref = sources.find(r.mn, r.topic)
+        out.append(
+            DeadLetterOut(
+                id=r.id,
+                archive_seq=r.archive_seq,
+                received_at=r.received_at,
+                topic=r.topic,
+                reason=r.reason,
+                detail=r.detail,
+                mn=r.mn,
+                enterprise_id=ref.enterprise_id if ref else None,
+                enterprise_name=ref.enterprise_name if ref else None,
+                source_id=ref.source_id if ref else None,
+                source_name=ref.source_name if ref else None,
+            )
         )
-        for r in rows
-    ]
+    return out
+
+
+@router.get(
+    "/brigades",
+    response_model=list[BrigadeOut],
+    summary="The enforcement brigades (执法大队), by their configured names",
+)
+def list_brigades(ctx: Context, _user: CurrentUser) -> list[BrigadeOut]:
+    return [BrigadeOut(id=b.id, name=b.name) for b in ctx.config.brigades]

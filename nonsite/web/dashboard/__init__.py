@@ -18,22 +18,63 @@ from alerts.schema import cases
 from nonsite import __version__
 from nonsite.auth.users import ROLE_NAMES, User
 from nonsite.web.context import WebContext
-from nonsite.web.security import optional_user, visible_cases
+from nonsite.web.security import EVERYONE, GRANTS, optional_user, visible_cases
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 static = StaticFiles(directory=HERE / "static")
 router = APIRouter(include_in_schema=False)
 
-# The pages each role has in its menu (the API enforces the rules; this only hides the rest).
-PAGES = {
-    "fleet": ("monitor", "supervisor", "enforcer", "admin"),
-    "cases": ("monitor", "supervisor", "enforcer", "enterprise", "admin"),
-    "work_orders": ("monitor", "supervisor", "enforcer", "admin"),
-    "enterprise": ("enterprise",),
-    "ops": ("monitor", "supervisor", "admin"),
+# What each page reads (security.GRANTS): a role opens a page, and has it in its menu, only
+# when it may read all of it. The API enforces the grants; this keeps the menu in step.
+READS = {
+    "fleet": ("fleet",),
+    "cases": ("cases",),
+    "work_orders": ("work_orders", "cases"),
+    "enterprise": ("own_enterprise", "cases", "outlets"),
+    "ops": ("readiness", "silences", "dead_letters", "quality"),
+    "outlet": ("outlets",),  # reached from a fleet card, a case or 本企业; not in the menu
 }
+PAGES = {
+    page: tuple(r for r in EVERYONE if all(r in GRANTS[g] for g in grants))
+    for page, grants in READS.items()
+}
+MENU = ("fleet", "cases", "work_orders", "enterprise", "ops")
 HOME = {"enterprise": "/enterprise", "enforcer": "/work-orders"}
+PATHS = {
+    "fleet": "/",
+    "cases": "/cases",
+    "work_orders": "/work-orders",
+    "enterprise": "/enterprise",
+    "ops": "/ops",
+}
+
+
+def page_href(page: str, role: str) -> str:
+    """A menu entry's address: the fleet is ``/`` except for a role whose home is elsewhere."""
+    if page == "fleet" and role in HOME:
+        return "/fleet"
+    return PATHS[page]
+
+
+def menu(role: str) -> list[tuple[str, str]]:
+    """The role's menu: (page, address) of each page it may open, in the menu's order."""
+    return [(p, page_href(p, role)) for p in MENU if role in PAGES[p]]
+
+
+def scope_name(request: Request, user: User) -> str:
+    """The brigade or the enterprise a user belongs to, by its configured name."""
+    ctx: WebContext = request.app.state.web
+    if user.brigade:
+        return next((b.name for b in ctx.config.brigades if b.id == user.brigade), user.brigade)
+    if user.enterprise_id:
+        found = (e.name for e in ctx.config.enterprises if e.id == user.enterprise_id)
+        return next(found, user.enterprise_id)
+    return ""
+
+
+templates.env.globals["menu"] = menu
+templates.env.globals["scope_name"] = scope_name
 
 MaybeUser = Annotated[User | None, Depends(optional_user)]
 
@@ -52,7 +93,7 @@ def _page(
             "page": page,
             "user": user,
             "role_name": ROLE_NAMES.get(user.role, user.role),
-            "pages": [p for p, roles in PAGES.items() if user.role in roles],
+            "pages": [p for p in MENU if user.role in PAGES[p]],
             "version": __version__,
             **extra,
         },
@@ -68,6 +109,12 @@ def login_page(request: Request) -> Response:
 def fleet_page(request: Request, user: MaybeUser) -> Response:
     if user is not None and user.role in HOME:
         return RedirectResponse(HOME[user.role], status_code=303)
+    return _page(request, user, "fleet")
+
+
+@router.get("/fleet", response_class=HTMLResponse)
+def fleet_page_anywhere(request: Request, user: MaybeUser) -> Response:
+    """The fleet for a role whose home is another page (the enforcer's menu leads here)."""
     return _page(request, user, "fleet")
 
 
@@ -96,6 +143,13 @@ def ops_page(request: Request, user: MaybeUser) -> Response:
 @router.get("/enterprise", response_class=HTMLResponse)
 def enterprise_page(request: Request, user: MaybeUser) -> Response:
     return _page(request, user, "enterprise")
+
+
+@router.get("/enterprises/{enterprise_id}/outlets/{outlet_id}", response_class=HTMLResponse)
+def outlet_page(enterprise_id: str, outlet_id: str, request: Request, user: MaybeUser) -> Response:
+    """An outlet's factors, limits, flags and hour values over a chosen range (the page reads
+    the series API, which answers 404 for another's enterprise)."""
+    return _page(request, user, "outlet", enterprise_id=enterprise_id, outlet_id=outlet_id)
 
 
 # -- not found ------------------------------------------------------------------------------

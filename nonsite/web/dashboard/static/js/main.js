@@ -1,7 +1,7 @@
 /* nonsite dashboard. Plain JavaScript modules, no build step, no CDN: each page's shell is
    rendered by the server; its module fills it from the API (/api/v1) and keeps it live through
    server-sent events. */
-import { api, live, refresh, setPage } from "./core.js";
+import { alertToggle, api, live, refresh, setPage } from "./core.js";
 import { applyI18n, toggleLang } from "./i18n.js";
 import renderCase from "./pages/case.js";
 import renderCases from "./pages/cases.js";
@@ -9,11 +9,12 @@ import renderEnterprise from "./pages/enterprise.js";
 import renderFleet from "./pages/fleet.js";
 import renderLogin from "./pages/login.js";
 import renderOps from "./pages/ops.js";
+import renderOutlet from "./pages/outlet.js";
 import renderWorkOrders from "./pages/work_orders.js";
 
 const PAGES = {
   case: renderCase, cases: renderCases, enterprise: renderEnterprise, fleet: renderFleet,
-  login: renderLogin, ops: renderOps, work_orders: renderWorkOrders,
+  login: renderLogin, ops: renderOps, outlet: renderOutlet, work_orders: renderWorkOrders,
 };
 
 function start() {
@@ -22,6 +23,7 @@ function start() {
   if (lang) lang.onclick = () => { toggleLang(); refresh(); };
   const logout = document.getElementById("logout");
   if (logout) logout.onclick = async () => { await api("DELETE", "/api/v1/session"); location.href = "/login"; };
+  alertToggle();
   let name = document.body.dataset.page;
   if (name === "cases" && document.getElementById("case")) name = "case";
   const run = PAGES[name];

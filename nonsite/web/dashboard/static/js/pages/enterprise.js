@@ -1,4 +1,4 @@
-import { api, chinaInput, el, fmtTime, refresh } from "../core.js";
+import { api, el, fmtTime, parseChinaTime, refresh } from "../core.js";
 import { t } from "../i18n.js";
 import { actionForm, caseRow } from "../widgets.js";
 
@@ -13,6 +13,10 @@ export default async function render() {
     ent.markings && ent.markings.length ? el("div", {}, el("h4", {}, t("ent.markings")),
       el("ul", {}, ...ent.markings.map((m) => el("li", {}, `${m.outlet} ${t(`mark.${m.type}`)} ${fmtTime(m.start)} – ${fmtTime(m.end)} ${m.reason || ""}`)))) : "",
   );
+  // each outlet's own page: its factors, limits and hour values over a chosen range
+  document.getElementById("outlets").replaceChildren(...ent.outlets.map((o) => el("li", {},
+    el("a", { href: `/enterprises/${encodeURIComponent(ent.id)}/outlets/${encodeURIComponent(o.id)}` }, o.name || o.id),
+    el("span", { class: "note" }, ` ${t(`outlet.kind.${o.kind}`)} · ${o.id} · MN ${o.mn}`))));
   const reminders = page.items.filter((c) => ["sensed", "reminded"].includes(c.state));
   const body = document.querySelector("#reminders tbody");
   body.replaceChildren(...reminders.map((c) => {
@@ -28,9 +32,11 @@ export default async function render() {
   form.onsubmit = async (ev) => {
     ev.preventDefault();
     const f = new FormData(form);
-    const body = { outlet: f.get("outlet"), type: f.get("type"), reason: f.get("reason"),
-      start: chinaInput(f.get("start")), end: chinaInput(f.get("end")) };
-    try { await api("POST", "/api/v1/markings", body); form.reset(); refresh(); }
-    catch (err) { document.getElementById("marking-error").textContent = `${t("err.generic")}: ${err.message}`; }
+    const error = document.getElementById("marking-error");
+    const [start, end] = [parseChinaTime(f.get("start")), parseChinaTime(f.get("end"))];
+    if (!start || !end) { error.textContent = t("time.bad"); return; }
+    const body = { outlet: f.get("outlet"), type: f.get("type"), reason: f.get("reason"), start, end };
+    try { await api("POST", "/api/v1/markings", body); error.textContent = ""; form.reset(); refresh(); }
+    catch (err) { error.textContent = `${t("err.generic")}：${err.message}`; }
   };
 }

@@ -1,0 +1,168 @@
+/* An outlet's page: its factors and limits, its latest values, and its hour values (as the
+   rules judged them: valid or not, flags, marked periods) over a chosen range — the last 24
+   hours, the last 7 days or any range up to 31 days typed in China time. The chart and every
+   time are China time, whatever the browser's zone. Reached from a fleet card, a case's
+   source and 本企业. */
+import { api, chinaTimeAxis, el, fmtNum, fmtTime, parseChinaTime, refresh } from "../core.js";
+import { t } from "../i18n.js";
+
+const HOUR_MS = 3600e3;
+const LIVE_EVERY_MS = 60e3; // a live event re-reads the series at most this often
+let range = { kind: "24h" };
+let factor = null;
+let dirty = true; // the user changed something: read again now
+let lastRead = 0;
+let chart = null;
+
+function span() {
+  const hour0 = Math.floor(Date.now() / HOUR_MS) * HOUR_MS; // China hours are whole UTC hours
+  if (range.kind === "24h") return [hour0 - 23 * HOUR_MS, hour0 + HOUR_MS];
+  if (range.kind === "7d") return [hour0 - 167 * HOUR_MS, hour0 + HOUR_MS];
+  return [range.since, range.until];
+}
+
+const valueOf = (p) => (p && p.valid ? p.value : null);
+const flagText = (p) => (p.flag ? t(`flag.${p.flag}`) : t("flag.missing"));
+
+export default async function render() {
+  const host = document.getElementById("outlet");
+  const { enterprise: eid, outlet: oid } = host.dataset;
+  bindPicker();
+  if (!dirty && Date.now() - lastRead < LIVE_EVERY_MS) return;
+  dirty = false;
+  lastRead = Date.now();
+  const [since, until] = span();
+  const q = new URLSearchParams({ since: new Date(since).toISOString(), until: new Date(until).toISOString(), raw: "false" });
+  let ent; let s;
+  try {
+    [ent, s] = await Promise.all([
+      api("GET", `/api/v1/enterprises/${encodeURIComponent(eid)}`),
+      api("GET", `/api/v1/enterprises/${encodeURIComponent(eid)}/outlets/${encodeURIComponent(oid)}/series?${q}`)]);
+  } catch (err) {
+    document.getElementById("outlet-head").replaceChildren(el("h2", {}, err.status === 404 ? t("outlet.not_found") : `${t("ops.read_failed")}：${err.message}`));
+    host.querySelectorAll("section.panel").forEach((p) => { p.hidden = true; });
+    return;
+  }
+  document.getElementById("range-text").textContent = `${fmtTime(s.since)} – ${fmtTime(s.until)}（${t("ops.china_time")}）`;
+  head(ent, s);
+  factors(s);
+  const codes = s.factors.map((f) => f.code);
+  if (!factor || !codes.includes(factor)) factor = (s.factors.find((f) => f.configured) || s.factors[0] || {}).code || null;
+  const select = document.getElementById("factor-select");
+  select.replaceChildren(...s.factors.map((f) => el("option", { value: f.code, selected: f.code === factor }, f.name)));
+  select.onchange = () => { factor = select.value; dirty = true; refresh(); };
+  hours(s, since, until);
+  draw(s, since, until);
+  const marked = s.marked.map((m) => `${fmtTime(m.start)} – ${fmtTime(m.end)} ${t(`mark.${m.type}`)}${m.reason ? `（${m.reason}）` : ""}`);
+  document.getElementById("outlet-marked").textContent = marked.length ? `${t("outlet.marked")}：${marked.join("；")}` : "";
+}
+
+function bindPicker() {
+  document.querySelectorAll(".range-picker .segmented button").forEach((b) => {
+    b.setAttribute("aria-pressed", String(b.dataset.range === range.kind));
+    b.onclick = () => { range = { kind: b.dataset.range }; dirty = true; refresh(); };
+  });
+  const form = document.getElementById("range-form");
+  const sinceInput = document.getElementById("range-since");
+  const untilInput = document.getElementById("range-until");
+  if (!sinceInput.value) {
+    const [since, until] = span();
+    sinceInput.value = fmtTime(since);
+    untilInput.value = fmtTime(until);
+  }
+  form.onsubmit = (ev) => {
+    ev.preventDefault();
+    const error = document.getElementById("range-error");
+    const [a, b] = [parseChinaTime(sinceInput.value), parseChinaTime(untilInput.value)];
+    if (!a || !b) { error.textContent = t("time.bad"); return; }
+    const since = new Date(a).getTime();
+    const until = new Date(b).getTime();
+    if (!(until > since) || until - since > 31 * 24 * HOUR_MS) { error.textContent = t("range.bad"); return; }
+    error.textContent = "";
+    range = { kind: "custom", since, until };
+    dirty = true;
+    refresh();
+  };
+}
+
+function head(ent, s) {
+  const latest = Object.values(s.latest).map((p) => p.t).sort().pop();
+  document.getElementById("outlet-head").replaceChildren(
+    el("h2", {}, `${ent.name} · ${s.outlet_name || s.outlet_id}`),
+    el("span", {}, `${t(`outlet.kind.${s.kind}`)}（${s.outlet_id}）`),
+    el("span", {}, `MN ${s.mn}`),
+    latest ? el("span", { class: "note" }, `${t("outlet.latest")} ${fmtTime(latest)}`) : "",
+  );
+}
+
+function factors(s) {
+  const table = document.getElementById("factors");
+  const heads = [...table.querySelectorAll("thead th")].map((th) => th.textContent);
+  const cell = (i, content, cls) => el("td", { class: cls || null, "data-label": heads[i] }, content);
+  table.querySelector("tbody").replaceChildren(...s.factors.map((f) => {
+    const lim = s.limits[f.code] || {};
+    const last = s.latest[f.code];
+    return el("tr", { "data-factor": f.code },
+      cell(0, f.name, null), cell(1, f.unit || "—"),
+      cell(2, f.configured ? fmtNum(lim.hour_alarm) : t("outlet.not_judged"), "num"),
+      cell(3, fmtNum(lim.day_alarm), "num"),
+      cell(4, lim.reference_o2 === null || lim.reference_o2 === undefined ? "—" : `${fmtNum(lim.reference_o2)}%`, "num"),
+      cell(5, last ? [fmtNum(last.value), " ", el("span", { class: "note" }, `${t(`flag.${last.flag || "N"}`)} ${fmtTime(last.t)}`)] : "—", "num"));
+  }));
+}
+
+function hourPoints(s) {
+  return new Map(((s.hourly || {})[factor] || []).map((p) => [new Date(p.t).getTime(), p]));
+}
+
+function hours(s, since, until) {
+  const table = document.getElementById("hours");
+  const heads = [...table.querySelectorAll("thead th")].map((th) => th.textContent);
+  const lim = (s.limits[factor] || {}).hour_alarm;
+  const points = hourPoints(s);
+  const rows = [];
+  for (let h = Math.ceil(until / HOUR_MS) * HOUR_MS - HOUR_MS; h >= Math.floor(since / HOUR_MS) * HOUR_MS; h -= HOUR_MS) {
+    const p = points.get(h);
+    const cell = (i, content, cls) => el("td", { class: cls || null, "data-label": heads[i] }, content);
+    const judged = p && p.converted !== null && p.converted !== undefined ? p.converted : valueOf(p);
+    const over = lim !== null && lim !== undefined && judged !== null && judged > lim;
+    rows.push(el("tr", { class: [p ? "" : "missing", over ? "over" : ""].join(" ").trim() || null },
+      cell(0, fmtTime(h), "num"),
+      cell(1, p ? fmtNum(valueOf(p)) : t("outlet.no_data"), "num"),
+      cell(2, p ? fmtNum(p.converted) : "—", "num opt"),
+      cell(3, p ? (p.valid ? t("outlet.yes") : t("outlet.no")) : "—"),
+      cell(4, p ? [flagText(p), p.marked ? el("span", { class: "note" }, ` ${t("outlet.marked")}`) : ""] : "—"),
+      cell(5, p ? p.valid_minutes : "—", "num opt"),
+      cell(6, p ? p.n : 0, "num opt")));
+  }
+  table.querySelector("tbody").replaceChildren(...rows);
+}
+
+function draw(s, since, until) {
+  const host = document.getElementById("outlet-chart");
+  if (chart) { chart.destroy(); chart = null; }
+  host.replaceChildren();
+  const points = [...hourPoints(s).values()];
+  if (!window.uPlot || !points.length) {
+    host.append(el("p", { class: "empty" }, t("chart.no_data") !== "chart.no_data" ? t("chart.no_data") : t("outlet.no_data")));
+    return;
+  }
+  const converted = points.some((p) => p.converted !== null && p.converted !== undefined);
+  const xs = points.map((p) => new Date(p.t).getTime() / 1000);
+  const ys = points.map((p) => (converted ? p.converted : valueOf(p)));
+  const lim = (s.limits[factor] || {}).hour_alarm;
+  const info = s.factors.find((f) => f.code === factor) || {};
+  const axis = chinaTimeAxis(t("case.time"));
+  const series = [axis.xSeries, { label: `${info.name || factor}${converted ? t("outlet.converted") : ""}`, stroke: "#0b5394", width: 1.5,
+    value: (u, v) => fmtNum(v, info.unit), points: { show: true, size: 4 }, spanGaps: false }];
+  const data = [xs, ys];
+  if (lim !== null && lim !== undefined) {
+    series.push({ label: t("outlet.hour_limit"), stroke: "#c62828", width: 2, dash: [6, 4], points: { show: false }, value: (u, v) => fmtNum(v, info.unit) });
+    data.push(xs.map(() => lim));
+  }
+  chart = new window.uPlot({
+    width: host.clientWidth || 320, height: host.clientWidth < 560 ? 220 : 280,
+    tzDate: axis.tzDate, series, axes: [axis.xAxis, { label: info.unit || "", size: 56 }],
+    scales: { x: { range: () => [since / 1000, until / 1000] } },
+  }, data, host);
+}

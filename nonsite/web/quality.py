@@ -1,0 +1,318 @@
+"""Data quality per enterprise (数据质量) over the last whole hours: the transmission rate, the
+effective transmission rate, the valid-hour rate and the dead letters. One home for these
+figures (the 运行 page shows them, ``GET /api/v1/quality`` serves them).
+
+The hours are the rules' own (the batch engine's layer 1 over the raw archive, as the series
+API draws them: the same acceptance of late and duplicate data, the same flags, marked periods
+and valid-minute threshold), counted per outlet × configured factor × hour the way rule B10
+counts a day (rules/judge.py): an hour with records has received ``n − n_F``, valid
+``n_valid`` and expected ``3600 / interval − n_F`` records, stopped records (flag F, 停运)
+counting on neither side; an hour without any is expected ``3600 / interval`` records, unless
+a declared 停产 marking covers it. Then
+
+- 传输率 (transmission rate) = received ÷ expected,
+- 有效传输率 (effective transmission rate, B10's figure) = valid ÷ expected,
+- 有效小时率 (valid-hour rate) = valid hours ÷ hours due (an hour is due unless stopped).
+
+Dead letters are attributed to the enterprise whose logger (MN) or meter sent them
+(``SourceIndex``, which the dead-letter list uses too); the rest are counted apart.
+
+Speed: decoding a week of the fleet's archive takes a while (seconds per day of a 200-enterprise
+fleet), so each hour's counts are cached once computed; an hour younger than the late-data
+slack is computed again when its counts are older than ``RECOMPUTE_S`` (a logger resending its
+stored records, 补发, changes it). One computation runs at a time; the others wait for it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import Engine, func, select
+
+from ingest.hj212.timefmt import CHINA_TZ
+from ingest.store import dead_letters
+from nonsite.config.model import Config
+from nonsite.web.series import SeriesReader, _event_filter, _us, _Wanted  # a reader too
+from nonsite.wiring import build_router
+from rules.batch import BatchEngine, hour_agg, readings_frames
+from rules.judge import OutletJudge
+from rules.markings import STOPPED_MARK
+from rules.params import OutletParams, marking_book
+from rules.timebase import HOUR
+
+WINDOWS = {"24h": 24, "7d": 7 * 24}
+DEFAULT_INTERVAL_S = 600  # HJ 212 minute data every 10 minutes: neither configured nor seen
+RECOMPUTE_S = 300.0
+KEEP_HOURS = 8 * 24  # cached hours older than the longest window (and a day) are dropped
+
+OutletKey = tuple[str, str]
+
+
+# -- whose a message is ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRef:
+    enterprise_id: str
+    enterprise_name: str
+    source_id: str
+    source_name: str
+
+
+class SourceIndex:
+    """Whose logger or meter sent a message: by the MN it carried, else by its topic's sender
+    (a meter publishing on its own topic, a logger whose frame could not even be read)."""
+
+    def __init__(self, config: Config) -> None:
+        self.router = build_router(config)
+        self.by_key: dict[str, SourceRef] = {}
+        for e in config.enterprises:
+            for o in e.outlets:
+                self.by_key.setdefault(o.mn, SourceRef(e.id, e.name, o.id, o.name))
+            for m in e.meters:
+                ref = SourceRef(e.id, e.name, m.id, m.name)
+                self.by_key.setdefault(m.id, ref)
+                if m.mn is not None:  # an HJ 212 logger that reports meters only
+                    self.by_key.setdefault(m.mn, ref)
+
+    def find(self, mn: str | None, topic: str) -> SourceRef | None:
+        if mn and mn in self.by_key:
+            return self.by_key[mn]
+        route = self.router.route(topic)
+        return self.by_key.get(route.sender) if route is not None else None
+
+
+# -- the counts -------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Counts:
+    expected: int = 0  # records due
+    received: int = 0
+    valid: int = 0
+    due_hours: int = 0  # factor-hours due (not stopped)
+    valid_hours: int = 0
+
+    def add(self, other: Counts) -> None:
+        self.expected += other.expected
+        self.received += other.received
+        self.valid += other.valid
+        self.due_hours += other.due_hours
+        self.valid_hours += other.valid_hours
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    enterprise_id: str
+    enterprise_name: str
+    outlets: int
+    counts: Counts
+    dead_letters: int
+
+    @staticmethod
+    def _rate(part: int, whole: int) -> float | None:
+        return round(part / whole, 6) if whole else None
+
+    @property
+    def transmission_rate(self) -> float | None:
+        return self._rate(self.counts.received, self.counts.expected)
+
+    @property
+    def effective_rate(self) -> float | None:
+        return self._rate(self.counts.valid, self.counts.expected)
+
+    @property
+    def valid_hour_rate(self) -> float | None:
+        return self._rate(self.counts.valid_hours, self.counts.due_hours)
+
+
+@dataclass(frozen=True, slots=True)
+class Quality:
+    since: datetime
+    until: datetime
+    computed_at: datetime
+    enterprises: list[Figures]  # worst first
+    unattributed_dead_letters: int
+
+
+def worst_first(f: Figures) -> tuple[int, float, float, int, str]:
+    """No outlet data last; then by effective rate, transmission rate, more dead letters."""
+    effective = f.effective_rate
+    return (
+        effective is None,
+        effective if effective is not None else 2.0,
+        f.transmission_rate if f.transmission_rate is not None else 2.0,
+        -f.dead_letters,
+        f.enterprise_id,
+    )
+
+
+# -- the hours, from the archive ----------------------------------------------------------------
+
+
+class QualityBook(SeriesReader):
+    """Counts per outlet-hour from the raw archive (through the series reader's archive access
+    and decoding), cached by hour."""
+
+    def __init__(self, config: Config, archive_path: Path) -> None:
+        super().__init__(config, archive_path)
+        self.judged = {key: p for key, p in self.params.items() if p.factors}
+        self.book = marking_book(self.markings, self.judged)
+        self.sources = SourceIndex(config)
+        self._lock = threading.Lock()
+        # hour start → (monotonic time computed, counts per outlet)
+        self._cache: dict[int, tuple[float, dict[OutletKey, Counts]]] = {}
+
+    def quality(self, db: Engine, window: str, now: datetime | None = None) -> Quality:
+        at = now or datetime.now(UTC)
+        until = int(at.timestamp()) // HOUR * HOUR  # the last whole hour's end
+        since = until - WINDOWS[window] * HOUR
+        hours = self.hours(since, until, int(at.timestamp()))
+        per_outlet: dict[OutletKey, Counts] = {}
+        for h in range(since, until, HOUR):
+            for key, counts in hours[h].items():
+                per_outlet.setdefault(key, Counts()).add(counts)
+        start = datetime.fromtimestamp(since, tz=UTC)
+        end = datetime.fromtimestamp(until, tz=UTC)
+        dead, unattributed = self.dead_letters(db, start, end)
+        out = []
+        for e in self.config.enterprises:
+            total = Counts()
+            outlets = 0
+            for o in e.outlets:
+                found = per_outlet.get((e.id, o.id))
+                if found is not None:
+                    outlets += 1
+                    total.add(found)
+            out.append(Figures(e.id, e.name, outlets, total, dead.get(e.id, 0)))
+        out.sort(key=worst_first)
+        return Quality(
+            start.astimezone(CHINA_TZ),
+            end.astimezone(CHINA_TZ),
+            at.astimezone(CHINA_TZ),
+            out,
+            unattributed,
+        )
+
+    def dead_letters(
+        self, db: Engine, since: datetime, until: datetime
+    ) -> tuple[dict[str, int], int]:
+        """Dead letters received in [since, until) per enterprise, and those nobody's."""
+        query = (
+            select(dead_letters.c.mn, dead_letters.c.topic, func.count())
+            .where(dead_letters.c.received_at >= since, dead_letters.c.received_at < until)
+            .group_by(dead_letters.c.mn, dead_letters.c.topic)
+        )
+        per: dict[str, int] = {}
+        nobody = 0
+        with db.connect() as conn:
+            for mn, topic, n in conn.execute(query):
+                ref = self.sources.find(mn, topic)
+                if ref is None:
+                    nobody += int(n)
+                else:
+                    per[ref.enterprise_id] = per.get(ref.enterprise_id, 0) + int(n)
+        return per, nobody
+
+    def hours(self, lo: int, hi: int, now_s: int) -> dict[int, dict[OutletKey, Counts]]:
+        """Counts per outlet for each hour in [lo, hi), computing what the cache lacks."""
+        with self._lock:
+            clock = time.monotonic()
+            settled_before = now_s - self.slack_s
+            stale = [
+                h
+                for h in range(lo, hi, HOUR)
+                if h not in self._cache
+                or (h + HOUR > settled_before and clock - self._cache[h][0] > RECOMPUTE_S)
+            ]
+            if stale:
+                first, last = min(stale), max(stale) + HOUR
+                computed = self._compute(first, last)
+                for h in range(first, last, HOUR):
+                    self._cache[h] = (clock, computed.get(h, {}))
+            for h in [h for h in self._cache if h < now_s - KEEP_HOURS * HOUR]:
+                del self._cache[h]
+            return {h: self._cache[h][1] for h in range(lo, hi, HOUR)}
+
+    def _compute(self, lo: int, hi: int) -> dict[int, dict[OutletKey, Counts]]:
+        mns = frozenset(o.mn for e in self.config.enterprises for o in e.outlets)
+        messages = self._messages(
+            _Wanted(mns=mns),
+            _us(lo - self.slack_s),
+            _us(hi + self.slack_s),
+            _event_filter((lo, hi), (lo, hi)),
+        )
+        decoded, _ = self._decode(messages)
+        readings = [m for m in decoded if (m.enterprise_id, m.outlet_id) in self.judged]
+        seen: dict[OutletKey, Seen] = {}
+        if readings:
+            engine = BatchEngine(
+                self.judged,
+                markings=self.book,
+                grace_s=self.grace_s,
+                max_future_s=self.max_future_s,
+            )
+            frame, _ = readings_frames(readings)
+            kept, _ = engine.accepted(frame)
+            judges = {key: OutletJudge(p, self.book) for key, p in self.judged.items()}
+            for row in engine.hour_aggregates(kept).iter_rows(named=True):
+                key = (row["enterprise_id"], row["outlet_id"])
+                hour = row["hour"]
+                if not lo <= hour < hi or row["factor"] not in self.judged[key].factors:
+                    continue
+                agg = hour_agg(row)
+                seen.setdefault(key, {}).setdefault(hour, {})[row["factor"]] = (
+                    agg.n,
+                    agg.n_valid,
+                    agg.interval_s,
+                    agg.n_f,
+                    judges[key].hour_value(agg).valid,
+                )
+        out: dict[int, dict[OutletKey, Counts]] = {}
+        for key, params in self.judged.items():
+            hours = seen.get(key, {})
+            interval = _interval(params, hours)
+            for h in range(lo, hi, HOUR):
+                counts = out.setdefault(h, {}).setdefault(key, Counts())
+                for code in params.factors:
+                    got = hours.get(h, {}).get(code)
+                    if got is None:
+                        if self._stopped_marked(key, code, h):
+                            continue
+                        counts.expected += HOUR // interval
+                        counts.due_hours += 1
+                        continue
+                    # as B10 counts a day: stopped records on neither side; an hour of the
+                    # device's own value alone (no records) is due at the outlet's interval
+                    n, n_valid, interval_s, n_f, valid = got
+                    expected = max(0, HOUR // (interval_s or interval) - n_f)
+                    counts.received += n - n_f
+                    counts.valid += n_valid
+                    counts.expected += expected
+                    counts.due_hours += expected > 0
+                    counts.valid_hours += valid
+        return out
+
+    def _stopped_marked(self, key: OutletKey, code: str, hour: int) -> bool:
+        """The hour lies wholly in a declared 停产 marking (B10 leaves such hours out)."""
+        m = self.book.marking_at(key[0], key[1], code, hour, STOPPED_MARK)
+        return m is not None and m.end >= hour + HOUR
+
+
+Seen = dict[int, dict[str, tuple[int, int, int, int, bool]]]  # hour → factor → counts
+
+
+def _interval(params: OutletParams, hours: Seen) -> int:
+    """The record interval an hour without data is expected at: the configured one, else the
+    one the outlet's latest data showed, else the standard's 10 minutes."""
+    if params.interval_override_s:
+        return params.interval_override_s
+    for h in sorted(hours, reverse=True):
+        for *_, interval_s, _n_f, _valid in hours[h].values():
+            if interval_s:
+                return interval_s
+    return DEFAULT_INTERVAL_S
