@@ -86,6 +86,9 @@ DEMO_OFFLINE_AFTER_S = 80
 # History waits while the pipeline has this many archived messages still to decode: a backlog
 # of more than B8's threshold in wall time would make every logger look offline.
 LAG_LIMIT = 3000
+# History: a meter's minute samples go ten to a message (a gateway uploading what it stored),
+# a tenth of the messages, without which the embedded broker could not carry 1200x.
+METER_BATCH_MIN = 10
 CONFIG_NAME = "nonsite.toml"
 CONFIG_HEADER = "# nonsite demo: the configuration of the demo whose data are in this directory"
 # What a demo leaves in its data directory (SQLite's -wal and -shm beside the databases).
@@ -451,7 +454,9 @@ def _run_demo(s: DemoSettings, early_stop: threading.Event) -> int:
             f"  {cli} replay --config {where} {shown_path(s.data_dir / 'archive.sqlite3')}",
             flush=True,
         )
-        traffic = FleetTraffic(config, seed=s.seed, incidents=incidents, since=start)
+        traffic = FleetTraffic(
+            config, seed=s.seed, incidents=incidents, since=start, meter_batch_min=METER_BATCH_MIN
+        )
         simulator = threading.Thread(
             target=simulate, args=(broker, traffic), name="simulator", daemon=True
         )

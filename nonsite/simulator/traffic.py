@@ -8,11 +8,11 @@ the demo's two hundred. Time is simulated: ``frames(t)`` answers for the minute 
 
 A logger sends its minute (CN 2051: every 10 minutes, or its outlet's ``minute_interval_min``),
 hour (CN 2061) and day (CN 2031) records; real-time data (CN 2011) only while ``realtime`` is
-set, as a logger backfilling history does not resend it. A meter takes a sample every minute;
-while live it sends each at once, while history is sent it sends them ten to a message, as a
-gateway uploading what it stored does (and a demo catching up on a day of 200 enterprises
-sends a tenth of the messages). Every third outlet speaks the 2025 edition of HJ 212, the
-others 2017. The incidents change what a logger does: one sends minute
+set, as a logger backfilling history does not resend it. A meter takes a sample every minute
+and sends each at once; with ``meter_batch_min``, while history is sent (not ``realtime``) it
+sends them that many to a message, as a gateway uploading what it stored does (the demo's
+day of 200 enterprises: a tenth of the messages). Every third outlet speaks the 2025 edition
+of HJ 212, the others 2017. The incidents change what a logger does: one sends minute
 data every minute whatever its configuration says (its temperature, pressure and humidity
 sensors update every 8 minutes, so these repeat), one sends real-time data every 30 s and
 nothing else, one stores its records while cut off and resends them in order when it is back.
@@ -75,7 +75,6 @@ STOPPED_LEVELS = {
 Message = tuple[str, bytes]
 FLOWS = ("a00000", "w00000")
 LATE_BY = 3 * HOUR  # how long a late_duplicate incident holds an hour frame back
-METER_BATCH_S = 10 * 60  # history: a meter's samples of each ten minutes in one message
 DEFAULT_MINUTE_INTERVAL_MIN = 10  # a logger's MinInterval when nothing configures one
 REALTIME_ONLY_INTERVAL_S = 30  # RtdInterval of a logger that sends real-time data only
 # A 1-minute logger's slow sensors (flue-gas temperature, pressure, humidity) update this
@@ -101,8 +100,11 @@ class FleetTraffic:
         seed: int = 212,
         incidents: list[Incident] | None = None,
         since: int | None = None,
+        meter_batch_min: int = 1,
     ) -> None:
         self.config = config
+        # History: a meter's samples of each this many minutes go in one message.
+        self.meter_batch_s = meter_batch_min * 60
         # The loggers start here: no record covers time before it (a record of the
         # previous day would make that day look nearly empty).
         self.since = since
@@ -117,7 +119,7 @@ class FleetTraffic:
         # A slow sensor's current reading: (outlet, factor) → (update period, value).
         self._slow: dict[tuple[str, str, str], tuple[int, float]] = {}
         self._corrupted: set[Incident] = set()
-        # History: each meter's samples not yet sent (ts, kW), sent every METER_BATCH_S.
+        # History: each meter's samples not yet sent (ts, kW), sent every meter_batch_s.
         self._samples: dict[str, list[tuple[int, float]]] = {}
         self.realtime = False
         self.rng = random.Random(seed)
@@ -154,7 +156,7 @@ class FleetTraffic:
             if not silent(self.incidents, key, t):
                 yield from self._misbehave(key, t, frames)
         yield from self._held.pop(t, [])
-        flush = self.realtime or (t + 60) % METER_BATCH_S == 0
+        flush = self.realtime or (t + 60) % self.meter_batch_s == 0
         for enterprise_id, meter in self.meters:
             stored = self._samples.setdefault(meter.id, [])
             stored.append(self._power(enterprise_id, meter, t))

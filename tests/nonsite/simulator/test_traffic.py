@@ -46,9 +46,7 @@ def test_two_simulated_hours_of_the_example_fleet_decode_and_keep_their_cadence(
     meters = sum(len(e.meters) for e in config.enterprises)
     assert counts["2051"] == outlets * 12  # every 10 minutes
     assert counts["2061"] == outlets * 2  # every hour
-    # History: each meter's minute samples, ten to a message (as a gateway uploads what it
-    # stored), every minute once and in order.
-    assert counts["power"] == meters * 12
+    assert counts["power"] == meters * 120  # every minute
     minutes = [START + 60 * k for k in range(120)]
     assert len(samples) == meters and all(ts == minutes for ts in samples.values())
     again = FleetTraffic(config, seed=7)
@@ -139,19 +137,28 @@ def _check_code_ok(payload: bytes) -> bool:
     return True
 
 
-def test_live_meters_send_each_sample_as_it_is_taken_after_what_history_left():
+def test_meters_send_history_ten_samples_to_a_message_then_live_each_at_once():
     config = load_config(EXAMPLE)
-    traffic = FleetTraffic(config, seed=7)
+    traffic = FleetTraffic(config, seed=7, meter_batch_min=10)
     meters = sum(len(e.meters) for e in config.enterprises)
+    history: dict[str, list[list[int]]] = {}
+    for minute in range(20):
+        for topic, payload in traffic.frames(START - 1200 + 60 * minute):
+            if topic.startswith("power/"):
+                readings = decode_power(payload, topic.split("/", 1)[1])
+                history.setdefault(topic, []).append([int(r.ts.timestamp()) for r in readings])
+    # As a gateway uploads what it stored: each ten minutes in one message, every minute once.
+    first, second = ([START - 1200 + 60 * k for k in range(m, m + 10)] for m in (0, 10))
+    assert len(history) == meters and all(v == [first, second] for v in history.values())
     for minute in range(3):  # three minutes of history: nothing sent yet
         assert not [t for t, _ in traffic.frames(START + 60 * minute) if t.startswith("power/")]
     traffic.realtime = True
-    first = [
+    live = [
         decode_power(p, t.split("/", 1)[1]) for t, p in traffic.frames(START + 180) if t[0] == "p"
     ]
     # Live: the three stored samples first (one message per meter), then this minute's.
-    assert len(first) == 2 * meters
-    assert sorted(len(r) for r in first) == [1] * meters + [3] * meters
+    assert len(live) == 2 * meters
+    assert sorted(len(r) for r in live) == [1] * meters + [3] * meters
     then = [
         decode_power(p, t.split("/", 1)[1]) for t, p in traffic.frames(START + 240) if t[0] == "p"
     ]
