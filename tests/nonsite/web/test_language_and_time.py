@@ -571,6 +571,10 @@ def test_no_english_on_the_header_and_the_pages_of_this_part(browser, site):
         "enforcer1": ["/work-orders"],
         "ent1": ["/enterprise", "/enterprises/E1/outlets/DA001"],
     }
+    with browsing(browser) as page:
+        page.goto(f"{site.url}/login")
+        page.wait_for_selector("body[data-ready='1']")
+        assert english_on(page) == []
     for user, paths in pages.items():
         with browsing(browser) as page:
             login(page, site, user)
