@@ -112,7 +112,7 @@ function paintLines(u, lines) {
     ctx.lineWidth = px;
     ctx.setLineDash([4 * px, 4 * px]);
     ctx.beginPath(); ctx.moveTo(left, y); ctx.lineTo(left + width, y); ctx.stroke();
-    if (labelled.every((other) => Math.abs(other - y) >= 13 * px)) {
+    if (labelled.every((other) => Math.abs(other - y) >= 16 * px)) {
       ctx.fillText(l.label, left + width - 4 * px, y - 2 * px);
       labelled.push(y);
     }
@@ -130,21 +130,20 @@ function extent(times, windows) {
 }
 
 /* An hour's (or a day's) mean holds over its whole period: drawn as a step, not a dot; an
-   invalid or missing period is a gap. */
+   invalid or missing period is a gap. Periods start on the hour (or China midnight). */
 function steps(points, length, value) {
-  return points.flatMap((p, i) => {
-    const v = value(p) ?? null;
-    const out = [[sec(p.t), v], [sec(p.t) + length - 1, v]];
-    const next = points[i + 1];
-    return next && sec(next.t) > sec(p.t) + length ? [...out, [sec(p.t) + length, null]] : out;
-  });
+  const m = new Map(points.map((p) => [sec(p.t), value(p) ?? null]));
+  const start = (x) => (length === HOUR ? Math.floor(x / HOUR) * HOUR : Math.floor((x + 8 * HOUR) / length) * length - 8 * HOUR);
+  return { times: points.flatMap((p) => [sec(p.t), sec(p.t) + length - 1]), at: (x) => m.get(start(x)) ?? null };
 }
 
-/* Columns for uPlot from several point lists on one time axis. A time another list has is
-   undefined in this one (uPlot draws across it); null is a gap (uPlot breaks the line). */
+/* Columns for uPlot on one time axis from point lists (a time another list has is undefined
+   in this one: uPlot draws across it; null is a gap) or steps (a value at every time). */
 function columns(lists) {
-  const times = [...new Set(lists.flatMap((list) => list.map(([x]) => x)))].sort((a, b) => a - b);
+  const xs = lists.flatMap((list) => (Array.isArray(list) ? list.map(([x]) => x) : list.times));
+  const times = [...new Set(xs)].sort((a, b) => a - b);
   return [times, ...lists.map((list) => {
+    if (!Array.isArray(list)) return times.map(list.at);
     const m = new Map(list);
     return times.map((x) => m.get(x));
   })];

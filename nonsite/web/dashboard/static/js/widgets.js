@@ -132,6 +132,7 @@ export function actionPanel(detail, done) {
     bar.append(el("button", { type: "button", id: `open-${action}`, class: action === "escalate" ? "danger" : "",
       "aria-controls": `act-${action}`, "aria-expanded": "false", onclick: () => open(action) }, t(`act.${action}`)));
   }
-  if (forms.length && forms[0].dataset.action === actions[0]) open(actions[0]);
+  const next = actions[0]; // the workflow's next step; a comment or an escalation waits to be asked
+  if (forms.length && forms[0].dataset.action === next && !["comment", "escalate"].includes(next)) open(next);
   return [bar, ...forms];
 }

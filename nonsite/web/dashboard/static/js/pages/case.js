@@ -55,7 +55,7 @@ function evidenceRows(detail) {
   const c = detail.case;
   const wo = detail.work_order;
   const rows = [
-    ["case.factor", c.factor_name || "—"],
+    ...(c.factor_name ? [["case.factor", c.factor_name]] : []),
     ["case.first_seen", fmtTime(c.first_seen)], ["case.last_seen", fmtTime(c.last_seen)],
     ["case.count", c.count],
   ];
