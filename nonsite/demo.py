@@ -182,8 +182,9 @@ def prepare_data_dir(data_dir: Path) -> bool:
         return False
     if not is_demo_config(data_dir / CONFIG_NAME):
         raise StartupError(
-            f"{data_dir} holds data that no demo wrote ({', '.join(present)}); the demo starts "
-            "afresh and removes its own only: choose another --data-dir, or remove these"
+            f"{data_dir} holds data ({', '.join(present)}) but no demo's {CONFIG_NAME} (a "
+            "service's, or an older demo's): the demo starts afresh and removes only its own; "
+            "choose another --data-dir, or remove these files"
         )
     for name in present:
         (data_dir / name).unlink()

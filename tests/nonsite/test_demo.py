@@ -149,7 +149,7 @@ def test_each_run_starts_afresh_removing_only_a_previous_demos_files(tmp_path):
     other = tmp_path / "service-data"
     other.mkdir()
     (other / "nonsite.db").write_text("precious")
-    with pytest.raises(StartupError, match="no demo wrote"):
+    with pytest.raises(StartupError, match=r"holds data \(nonsite.db\) but no demo's"):
         prepare_data_dir(other)
     assert (other / "nonsite.db").read_text() == "precious"
 
