@@ -465,6 +465,10 @@ def test_each_action_has_one_labelled_form_opened_by_its_button(page, case_site)
         label = form.locator(f"label[for='{field_id}']")
         expect(label).to_be_visible()
         assert label.inner_text().strip(), name
+    # the brigade by its name, the case's own chosen
+    brigade = form.locator("[name=brigade]")
+    assert brigade.evaluate("e => e.options[e.selectedIndex].text") == "滨江执法大队"
+    expect(page.locator("#evidence")).to_contain_text("滨江执法大队")
     expect(page.locator("#actions textarea:visible")).to_have_count(1)
     page.locator("#open-comment").click()  # another action: its own form, the other closes
     expect(page.locator("#act-comment")).to_be_visible()

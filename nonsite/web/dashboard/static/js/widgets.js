@@ -46,8 +46,9 @@ const NOTE_REQUIRED = new Set(["explain", "comment", "escalate"]);
    comment, an escalation. */
 const ACTION_ORDER = ["remind", "explain", "verify", "dispatch", "arrive", "report", "close", "acknowledge", "comment", "escalate"];
 
-/* One action's form: a visible label for each field. ``onCancel``: a 取消 button that calls it. */
-export function actionForm(detail, action, done, { onCancel = null } = {}) {
+/* One action's form: a visible label for each field. ``onCancel``: a 取消 button that calls it;
+   ``brigades``: the brigades by name (id → name), to choose from when dispatching. */
+export function actionForm(detail, action, done, { onCancel = null, brigades = null } = {}) {
   const c = detail.case;
   const fields = ACTION_FIELDS[action] || ["note"];
   const form = el("form", { class: fields.length ? "action" : "action one-click", id: `act-${action}`, "data-action": action });
@@ -64,7 +65,12 @@ export function actionForm(detail, action, done, { onCancel = null } = {}) {
       form.append(field("outcome", t("f.outcome"), el("select", { name: "outcome", id: id("outcome") },
         ...options.split(",").map((o) => el("option", { value: o }, t(`out.${o}`))))));
     } else if (name === "brigade") {
-      form.append(field("brigade", t("f.brigade"), el("input", { name: "brigade", id: id("brigade"), value: c.brigade || "", maxlength: 64, autocomplete: "off" })));
+      const known = new Map(brigades || []);
+      if (c.brigade && !known.has(c.brigade)) known.set(c.brigade, c.brigade);
+      form.append(field("brigade", t("f.brigade"), known.size
+        ? el("select", { name: "brigade", id: id("brigade") },
+          ...[...known].map(([b, label]) => el("option", { value: b, selected: b === c.brigade }, label)))
+        : el("input", { name: "brigade", id: id("brigade"), value: c.brigade || "", maxlength: 64, autocomplete: "off" })));
     } else if (name === "kind") {
       form.append(field("kind", t("f.kind"), el("select", { name: "kind", id: id("kind") },
         el("option", { value: "" }, t("f.kind_default")),
@@ -109,7 +115,7 @@ export function actionForm(detail, action, done, { onCancel = null } = {}) {
 /* The case page's actions: one button per action the caller may take. An action without
    fields is done by its button (one click); the others' buttons open their one form (one open
    at a time). The workflow's next step, when it asks for something, is open already. */
-export function actionPanel(detail, done) {
+export function actionPanel(detail, done, { brigades = null } = {}) {
   const actions = [...detail.actions].sort((a, b) => ACTION_ORDER.indexOf(a) - ACTION_ORDER.indexOf(b));
   if (!actions.length) return [el("p", { class: "empty" }, t("case.no_actions"))];
   const bar = el("div", { class: "action-bar" });
@@ -126,7 +132,7 @@ export function actionPanel(detail, done) {
       bar.append(actionForm(detail, action, done));
       continue;
     }
-    const form = actionForm(detail, action, done, { onCancel: () => open(null) });
+    const form = actionForm(detail, action, done, { onCancel: () => open(null), brigades });
     form.hidden = true;
     forms.push(form);
     bar.append(el("button", { type: "button", id: `open-${action}`, class: action === "escalate" ? "danger" : "",

@@ -1,7 +1,7 @@
 /* One case, designed for a phone first: what it measures against what, who handles it, the
    actions within a thumb's reach, then the chart, the evidence and the audit trail. */
 import { drawChart } from "../chart.js";
-import { api, el, fmtTime, isOverdue, refresh, stateBadge, tierBadge } from "../core.js";
+import { api, brigadeName, el, fmtTime, isOverdue, loadBrigades, refresh, stateBadge, tierBadge } from "../core.js";
 import { t } from "../i18n.js";
 import { actionPanel, fmtQty } from "../widgets.js";
 
@@ -9,7 +9,7 @@ let shown = ""; // the case version and language on screen: other cases' events 
 
 export default async function render() {
   const id = document.getElementById("case").dataset.caseId;
-  const detail = await api("GET", `/api/v1/cases/${id}`);
+  const [detail, brigades] = await Promise.all([api("GET", `/api/v1/cases/${id}`), loadBrigades()]);
   const c = detail.case;
   const key = `${c.id}:${c.version}:${document.documentElement.lang}`;
   if (key === shown) return; // keeps a half-written form as it is
@@ -24,9 +24,9 @@ export default async function render() {
     el("div", { id: "case-assignee", class: c.assignee ? "assignee" : "assignee none" },
       `${t("case.assignee")}：`, el("b", {}, c.assignee || t("case.unassigned"))),
   );
-  document.getElementById("actions").replaceChildren(...actionPanel(detail, () => refresh()));
+  document.getElementById("actions").replaceChildren(...actionPanel(detail, () => refresh(), { brigades }));
   document.getElementById("photos").hidden = document.body.dataset.role !== "enforcer";
-  document.getElementById("evidence").replaceChildren(...evidenceRows(detail).map(([k, v, cls]) =>
+  document.getElementById("evidence").replaceChildren(...evidenceRows(detail, brigades).map(([k, v, cls]) =>
     el("tr", {}, el("td", {}, t(k)), el("td", { class: cls || null }, v))));
   document.getElementById("audit").replaceChildren(...detail.events.map((e) => el("li", {},
     el("span", { class: "when" }, fmtTime(e.at)),
@@ -51,7 +51,7 @@ function quantityView(c) {
     q.exceedance && c.peak_multiple !== null ? el("span", { class: "q-multiple" }, `${t("case.peak")} ${c.peak_multiple}`) : "");
 }
 
-function evidenceRows(detail) {
+function evidenceRows(detail, brigades) {
   const c = detail.case;
   const wo = detail.work_order;
   const rows = [
@@ -61,7 +61,7 @@ function evidenceRows(detail) {
   ];
   if (c.quantity.exceedance) rows.push(["case.peak", c.peak_multiple ?? "—"]);
   const optional = [
-    ["case.brigade", c.brigade], ["case.explain_due", c.explain_due && fmtTime(c.explain_due)],
+    ["case.brigade", c.brigade && brigadeName(c.brigade, brigades)], ["case.explain_due", c.explain_due && fmtTime(c.explain_due)],
     ["case.feedback_due", c.feedback_due && fmtTime(c.feedback_due), isOverdue(c.feedback_due) && ["dispatched", "on_site"].includes(c.state) ? "overdue" : ""],
     ["case.work_order", wo && `${t(`kind.${wo.kind}`)} · ${t(`wo.${wo.state}`)}`],
     ["case.recheck", c.recheck_until && fmtTime(c.recheck_until)],
