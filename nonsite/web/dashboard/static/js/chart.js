@@ -26,7 +26,8 @@ export async function drawChart(detail) {
   const c = detail.case;
   let plot;
   try {
-    plot = detail.source_kind === "meter" && detail.meters.length ? await meterPlot(detail) : await outletPlot(detail);
+    if (detail.source_kind === "other") plot = trailPlot(detail);
+    else plot = detail.source_kind === "meter" && detail.meters.length ? await meterPlot(detail) : await outletPlot(detail);
   } catch (err) {
     plot = trailPlot(detail); // no series for this source: the case's own evidence
   }
