@@ -266,6 +266,9 @@ def browser() -> Iterator[Browser]:
 # uPlot draws its axes on a canvas: record each chart, so that a test can read the labels it
 # computed (``axes[0]._values``).
 RECORD_PLOTS = """
+window.__violations = [];
+document.addEventListener("securitypolicyviolation", (e) =>
+  window.__violations.push(`${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}`));
 window.__plots = [];
 let real;
 Object.defineProperty(window, "uPlot", {
@@ -320,6 +323,7 @@ def wait_until(page: Page, script: str, timeout_s: float = 20.0) -> None:
 def visit(page: Page, url: str) -> None:
     page.goto(url)
     page.wait_for_selector("body[data-ready='1']")
+    assert page.evaluate("window.__violations") == [], url  # the strict CSP holds
 
 
 def shot(page: Page, name: str) -> None:
