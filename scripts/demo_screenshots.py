@@ -1,12 +1,12 @@
 """Screenshots of the dashboard during `nonsite demo`, for the README.
 
-Runs the demo (200 enterprises, a day of history at --speed), waits until the simulated
-clock has passed the given China-time hour of the first day (by then the morning's scripted
-incidents have been judged), then logs in as the monitoring centre in Debian's chromium and
-saves the fleet overview, the alert queue and the hourly exceedance's case page to
-docs/screenshots/demo-*.png.
+Runs the demo as the README starts it (200 enterprises, a day of history at 1200x, then
+live), waits until history has caught up with the clock and a little more (by then every
+scripted incident has its case), then logs in as the monitoring centre in Debian's chromium
+and saves the fleet overview, the alert queue and the hourly exceedance's case page at
+1400 px, and the case page and the fleet on a 390 px phone, to docs/screenshots/demo-*.png.
 
-    .venv/bin/python scripts/demo_screenshots.py [--speed 240] [--until-hour 13]
+    .venv/bin/python scripts/demo_screenshots.py [--settle 20]
 """
 
 from __future__ import annotations
@@ -31,8 +31,7 @@ OUT = Path(__file__).parents[1] / "docs" / "screenshots"
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--speed", type=float, default=240.0)
-    ap.add_argument("--until-hour", type=int, default=13, help="China time on the first day")
+    ap.add_argument("--settle", type=float, default=20.0, help="seconds to wait once live")
     args = ap.parse_args()
     port = free_port()
     with tempfile.TemporaryDirectory() as data_dir:
@@ -41,13 +40,14 @@ def main() -> int:
             demo = subprocess.Popen(  # noqa: S603 - our own CLI
                 [
                     *(sys.executable, "-m", "nonsite", "demo", "--data-dir", data_dir),
-                    *("--speed", str(args.speed), "--port", str(port)),
+                    *("--port", str(port)),
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
         try:
-            _wait_for_hour(log, args.until_hour)
+            _wait_until_live(log)
+            time.sleep(args.settle)
             case_id = _case_id(Path(data_dir) / "nonsite.db", "A3")
             _shoot(f"http://127.0.0.1:{port}", case_id)
         finally:
@@ -56,18 +56,10 @@ def main() -> int:
     return 0
 
 
-def _wait_for_hour(log: Path, hour: int) -> None:
-    """Until the demo's status line shows the first day's ``hour``:00 (China time) passed."""
-    first_day: str | None = None
-    while True:
+def _wait_until_live(log: Path) -> None:
+    """Until the demo's status line says it follows the clock (实时): history is sent."""
+    while "实时" not in log.read_text(errors="replace"):
         time.sleep(2)
-        stamps = re.findall(r"模拟时间 (\d\d-\d\d) (\d\d):\d\d", log.read_text(errors="replace"))
-        if not stamps:
-            continue
-        first_day = first_day or stamps[0][0]
-        day, at = stamps[-1]
-        if day != first_day or int(at) >= hour:
-            return
 
 
 def _case_id(db_path: Path, rule: str) -> int:
@@ -104,6 +96,17 @@ def _shoot(url: str, case_id: int) -> None:
         page.wait_for_selector("body[data-ready='1']")
         page.wait_for_timeout(1500)  # the chart draws after its data arrives
         page.screenshot(path=str(OUT / "demo-case.png"), full_page=True)
+        phone = browser.new_page(
+            viewport={"width": 390, "height": 844}, locale="zh-CN", timezone_id="Asia/Shanghai"
+        )
+        phone.context.add_cookies(page.context.cookies())
+        phone.goto(f"{url}/cases/{case_id}")
+        phone.wait_for_selector("body[data-ready='1']")
+        phone.wait_for_timeout(1500)
+        phone.screenshot(path=str(OUT / "demo-case-phone.png"), full_page=True)
+        phone.goto(f"{url}/")
+        phone.wait_for_selector("body[data-ready='1']")
+        phone.screenshot(path=str(OUT / "demo-fleet-phone.png"))
         browser.close()
 
 
