@@ -122,6 +122,17 @@ def to_us(when: datetime) -> int:
     return int(when.timestamp() * 1_000_000)
 
 
+BUSY_TIMEOUT_MS = 10_000  # a reader waits out the writer's group commit rather than fail
+
+
+def open_readonly(path: Path) -> sqlite3.Connection:
+    """A connection that can only read the archive (the pipeline, the charts, the reports):
+    it never creates the file, never takes the writer's lock for long."""
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    return conn
+
+
 class RawArchive:
     """One archive file. ``append`` is for the single writer; reads may come from any thread."""
 
@@ -158,12 +169,12 @@ class RawArchive:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             if self._readonly:
-                conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
+                conn = open_readonly(self.path)
             else:
                 conn = sqlite3.connect(self.path, isolation_level=None)
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute(f"PRAGMA synchronous={self._durability.upper()}")
-            conn.execute("PRAGMA busy_timeout=10000")
+                conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             self._local.conn = conn
         return conn
 

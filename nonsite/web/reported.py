@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ingest.archive import open_readonly
 from nonsite.config.model import Config, EnterpriseConfig
 from nonsite.web.series import TOPIC_INDEX
 from nonsite.wiring import build_registry, build_router
@@ -93,9 +94,8 @@ class ReportedSources:
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
+        conn = open_readonly(self.path)
         try:
-            conn.execute("PRAGMA busy_timeout=10000")
             yield conn
         finally:
             conn.close()

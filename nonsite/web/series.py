@@ -52,7 +52,7 @@ from typing import Literal
 from pydantic import TypeAdapter
 
 from alerts.templates import factor_name
-from ingest.archive import ArchivedMessage
+from ingest.archive import ArchivedMessage, open_readonly
 from ingest.hj212.codes import pollutant_table
 from ingest.hj212.timefmt import CHINA_TZ
 from ingest.processor import MessageProcessor
@@ -314,9 +314,8 @@ class SeriesReader:
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
+        conn = open_readonly(self.path)
         try:
-            conn.execute("PRAGMA busy_timeout=10000")
             yield conn
         finally:
             conn.close()
