@@ -527,8 +527,15 @@ def list_work_orders(
     brigade: Annotated[str | None, Query(max_length=64)] = None,
     state: Annotated[str | None, Query(max_length=16)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    offset: Annotated[int, Query(ge=0, le=10**9, description="for paging")] = 0,
 ) -> list[WorkOrderOut]:
-    query = select(work_orders).order_by(work_orders.c.due_at).limit(limit)
+    # The id breaks ties so that pages neither repeat nor skip an order.
+    query = (
+        select(work_orders)
+        .order_by(work_orders.c.due_at, work_orders.c.id)
+        .limit(limit)
+        .offset(offset)
+    )
     if user.role == "enforcer":
         query = query.where(work_orders.c.brigade == (user.brigade or ""))
     elif brigade:
