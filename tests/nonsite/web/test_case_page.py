@@ -477,6 +477,54 @@ def test_each_action_has_one_labelled_form_opened_by_its_button(page, case_site)
     shot(page, "case-c5-supervisor-comment")
 
 
+def test_the_dispatch_due_date_is_typed_in_china_time(page, case_site):
+    case_id = case_site.cases["C5"]
+    login(page, case_site, "supervisor")
+    page.goto(f"{case_site.url}/cases/{case_id}")
+    page.wait_for_selector("body[data-ready='1']")
+    page.locator("#open-dispatch").click()
+    form = page.locator("#act-dispatch")
+    due = form.locator("[name=due]")
+    assert due.get_attribute("type") in (None, "text")  # not datetime-local: "08:00 AM"
+    expect(form).to_contain_text("例：2026-12-05 08:00")
+    due.fill("2026-13-05 08:00")  # no 13th month: refused in Chinese, nothing sent
+    form.locator("button[type=submit]").click()
+    expect(form.locator(".error")).to_contain_text("北京时间")
+    assert "北京时间" in due.evaluate("e => e.validationMessage")
+    shot(page, "case-c5-dispatch-due")
+    due.fill("2026-12-05 08:00")
+    form.locator("button[type=submit]").click()
+    expect(page.locator("#evidence")).to_contain_text("2026-12-05 08:00")
+    order = page.request.get(f"{case_site.url}/api/v1/cases/{case_id}").json()["work_order"]
+    assert datetime.fromisoformat(order["due_at"]) == datetime(2026, 12, 5, 8, tzinfo=CHINA_TZ)
+    assert not re.search(r"\b(AM|PM|am|pm)\b", page.locator("body").inner_text())
+
+
+def test_the_case_links_its_outlet_and_its_record(page, case_site):
+    case_id = case_site.cases["A3"]
+    login(page, case_site, "monitor")
+    open_case(page, case_site, "A3")
+    page.set_viewport_size({"width": 390, "height": 844})
+    shot(page, "case-a3-links-390")
+    source = page.locator("#case-source a")
+    assert source.get_attribute("href") == "/enterprises/E1/outlets/DA001"
+    expect(source).to_contain_text("1号锅炉")
+    record = page.locator("#export-json")
+    assert record.get_attribute("href") == f"/api/v1/cases/{case_id}/record"
+    csv_link = page.locator("#export-csv")
+    expect(csv_link).to_have_text("导出 CSV")
+    assert csv_link.get_attribute("href") == f"/api/v1/cases/{case_id}/record?format=csv"
+    as_json = page.request.get(f"{case_site.url}/api/v1/cases/{case_id}/record")
+    assert as_json.ok and as_json.headers["content-type"].startswith("application/json")
+    as_csv = page.request.get(f"{case_site.url}/api/v1/cases/{case_id}/record?format=csv")
+    assert as_csv.ok and as_csv.headers["content-type"].startswith("text/csv")
+    source.click()
+    page.wait_for_url(re.compile(r"/enterprises/E1/outlets/DA001$"))
+    open_case(page, case_site, "C1")  # a meter has no outlet page
+    expect(page.locator("#case-source")).to_contain_text("1号除尘风机")
+    expect(page.locator("#case-source a")).to_have_count(0)
+
+
 def test_an_unknown_case_or_page_is_a_real_not_found_page(page, case_site):
     login(page, case_site, "monitor")
     for path in ("/cases/9999", "/cases/abc", "/no-such-page", "/cases/1/extra"):

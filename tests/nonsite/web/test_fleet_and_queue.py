@@ -511,6 +511,9 @@ def test_the_fleet_page_shows_what_is_red_first_and_filters(browser, fleet):
     expect(page.locator("#ent-E02")).to_contain_text("从未上报")
     expect(page.locator("#ent-E07")).to_contain_text("从未上报")  # one of its two outlets
     expect(page.locator("#ent-E04 .meta").first).to_contain_text("火电")
+    outlet = page.locator("#ent-E04 a.outlet")  # each outlet to its own page
+    expect(outlet).to_have_text(["1号锅炉"])
+    assert outlet.get_attribute("href") == "/enterprises/E04/outlets/DA001"
     shot(page, "fleet-1440")
 
     page.click("#count-alarm")  # a tile filters
@@ -597,10 +600,24 @@ def test_the_queue_time_range_is_china_time(browser, fleet):
     rows = page.locator("#cases tbody tr")
     expect(rows).to_have_count(5)
     # last seen at T0 + 6 h = 2026-11-23 23:00 China time (the fresh alarm, A4 at hour 5)
-    page.fill("#f-since", "2026-11-23T23:00")
-    page.locator("#f-since").dispatch_event("change")
+    since = page.locator("#f-since")
+    assert since.get_attribute("type") in (None, "text")  # not datetime-local: "11:00 PM"
+    expect(page.locator("#range-hint")).to_contain_text("例：2026-12-05 08:00")
+    since.fill("2026-11-23 23:00")  # typed China time, 24-hour
+    since.dispatch_event("change")
     expect(rows).to_have_count(1)
     expect(rows.first).to_have_attribute("data-case", str(fleet.cases["alarm"]))
+    href = page.locator("#export-csv").get_attribute("href") or ""
+    assert "since=2026-11-23T15%3A00%3A00.000Z" in href  # 23:00 +08:00, the same instant
+    assert not re.search(r"\b(AM|PM|am|pm)\b", page.locator("main").inner_text())
+    since.fill("23/11/2026 11:00 PM")  # not China time as the page asks: named, not searched
+    since.dispatch_event("change")
+    expect(page.locator("#range-error")).to_contain_text("北京时间")
+    expect(rows).to_have_count(1)
+    since.fill("")
+    since.dispatch_event("change")
+    expect(page.locator("#range-error")).to_have_text("")
+    expect(rows).to_have_count(5)
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

@@ -14,6 +14,7 @@ export const I18N = {
     "ops.detail": "详情", "ops.none": "无", "ops.ready": "服务正常", "ops.not_ready": "服务异常", "lang": "英文", "all": "全部",
     /* the header, the 运行 page, the outlet page (issue 17): Chinese, China time */
     "lang.title": "English", "live.title": "实时更新", "time.hint": "北京时间，24小时制", "time.bad": "请按“2026-12-05 08:00”的格式填写北京时间",
+    "time.example": "北京时间，24小时制，例：2026-12-05 08:00", "case.export_csv": "导出 CSV",
     "alerts.toggle": "报警提醒", "alerts.toggle_title": "有新报警时响铃并弹出桌面通知（本浏览器记住此设置）",
     "alerts.new_alarm": "新报警",
     "ops.scope": "范围", "ops.period": "起止", "ops.starts": "开始", "ops.actions": "操作", "ops.edit": "修改",
@@ -104,7 +105,7 @@ export const I18N = {
     "act.acknowledge": "认领", "act.cancel": "取消", "action.acknowledge": "认领",
     "f.note_explain": "情况说明", "f.note_verify": "核实意见", "f.note_dispatch": "派单要求",
     "f.note_report": "现场情况", "f.note_close": "办结意见", "f.note_comment": "内容", "f.note_escalate": "升级原因",
-    "f.kind_default": "按规定（默认）", "f.due_hint": "北京时间；留空则按规定的工作日数计算",
+    "f.kind_default": "按规定（默认）", "f.due_hint": "北京时间；留空则按规定的工作日数计算", "f.due_typed_hint": "北京时间，24小时制，例：2026-12-05 08:00；留空则按规定的工作日数计算",
     "f.case_number_hint": "违法事实成立时必填",
     "chart.no_data": "该时段暂无数据", "chart.shaded": "阴影", "chart.window_of": "的判定时段",
     "chart.converted": "（折算）", "chart.measured": "（实测）", "chart.per_day": "日均值", "chart.per_hour": "小时均值",
@@ -145,6 +146,7 @@ export const I18N = {
     "ops.ready": "Ready", "ops.not_ready": "Not ready", "lang": "中文", "all": "All",
     /* the header, the operations page, the outlet page (issue 17) */
     "lang.title": "中文", "live.title": "Live updates", "time.hint": "China time, 24-hour", "time.bad": "Type a China time like 2026-12-05 08:00",
+    "time.example": "China time, 24-hour, e.g. 2026-12-05 08:00", "case.export_csv": "Export CSV",
     "alerts.toggle": "Alarm alerts", "alerts.toggle_title": "Beep and show a desktop notification for each new alarm (remembered in this browser)",
     "alerts.new_alarm": "New alarm",
     "ops.scope": "Scope", "ops.period": "Period", "ops.starts": "Starts", "ops.actions": "Actions", "ops.edit": "Edit",
@@ -237,7 +239,7 @@ export const I18N = {
     "act.acknowledge": "Take", "act.cancel": "Cancel", "action.acknowledge": "taken",
     "f.note_explain": "Explanation", "f.note_verify": "Verification note", "f.note_dispatch": "Instructions",
     "f.note_report": "Findings on site", "f.note_close": "Closing note", "f.note_comment": "Text", "f.note_escalate": "Reason",
-    "f.kind_default": "As the rules say (default)", "f.due_hint": "China time; empty: the working days the rules give",
+    "f.kind_default": "As the rules say (default)", "f.due_hint": "China time; empty: the working days the rules give", "f.due_typed_hint": "China time, 24-hour, e.g. 2026-12-05 08:00; empty: the working days the rules give",
     "f.case_number_hint": "required when the violation is confirmed",
     "chart.no_data": "No data in this period", "chart.shaded": "Shaded", "chart.window_of": ": the rule's window",
     "chart.converted": " (converted)", "chart.measured": " (measured)", "chart.per_day": "daily mean", "chart.per_hour": "hourly mean",

@@ -1,6 +1,6 @@
 /* Pieces several pages share: a case's quantity, a case's row in a table, an action's form and
    the case page's action buttons. */
-import { api, chinaInput, el, fmtNum, fmtTime, isOverdue, stateBadge, tierBadge } from "./core.js";
+import { TIME_PATTERN, api, el, fmtNum, fmtTime, isOverdue, parseChinaTime, stateBadge, tierBadge } from "./core.js";
 import { t } from "./i18n.js";
 
 /* A unit as people read it: durations in words (小时, 分钟, 秒), the rest as given. */
@@ -31,6 +31,15 @@ export function caseRow(c, { select = false } = {}) {
     el("td", { class: "num" }, fmtTime(c.last_seen)),
     el("td", { class: `num ${isOverdue(due) ? "overdue" : ""}` }, due ? fmtTime(due) : "—"),
   );
+}
+
+/* A typed China-time input that the browser refuses with the Chinese message (its own
+   would be in the browser's language) while the text is no such time; empty is allowed. */
+export function chinaTimeInput(input) {
+  const check = () => input.setCustomValidity(!input.value.trim() || parseChinaTime(input.value) ? "" : t("time.bad"));
+  input.addEventListener("input", check);
+  input.addEventListener("change", check);
+  return input;
 }
 
 /* The fields each action asks for; an action without any is one click. */
@@ -76,7 +85,9 @@ export function actionForm(detail, action, done, { onCancel = null, brigades = n
         el("option", { value: "" }, t("f.kind_default")),
         ...["on_site", "non_site_check"].map((k) => el("option", { value: k }, t(`kind.${k}`))))));
     } else if (name === "due") {
-      form.append(field("due", t("f.due"), el("input", { name: "due", id: id("due"), type: "datetime-local" }), t("f.due_hint")));
+      // Typed, not datetime-local: that shows the browser's format ("12/05/2026, 08:00 AM").
+      form.append(field("due", t("f.due"), chinaTimeInput(el("input", { name: "due", id: id("due"),
+        pattern: TIME_PATTERN, placeholder: "2026-12-05 08:00", autocomplete: "off", class: "when" })), t("f.due_typed_hint")));
     } else if (name === "case_number") {
       form.append(field("case_number", t("f.case_number"), el("input", { name: "case_number", id: id("case_number"), maxlength: 64, autocomplete: "off" }), t("f.case_number_hint")));
     } else if (name === "marking") {
@@ -85,6 +96,7 @@ export function actionForm(detail, action, done, { onCancel = null, brigades = n
     }
   }
   const error = el("span", { class: "error", role: "alert" });
+  form.addEventListener("invalid", (ev) => { if (ev.target.validationMessage) error.textContent = ev.target.validationMessage; }, true);
   const submit = el("button", { type: "submit", class: action === "escalate" ? "danger" : "primary", id: fields.length ? null : `open-${action}` }, t(`act.${action}`));
   const buttons = el("div", { class: "buttons" }, submit);
   if (onCancel) buttons.append(el("button", { type: "button", class: "cancel", onclick: onCancel }, t("act.cancel")));
@@ -96,7 +108,7 @@ export function actionForm(detail, action, done, { onCancel = null, brigades = n
     if (f.get("outcome")) body.outcome = f.get("outcome");
     if (f.get("brigade")) body.brigade = f.get("brigade");
     if (f.get("kind")) body.kind = f.get("kind");
-    if (f.get("due")) body.due_at = chinaInput(f.get("due"));
+    if (f.get("due")) body.due_at = parseChinaTime(f.get("due"));
     if (f.get("case_number")) body.case_number = f.get("case_number");
     if (f.get("marking") && f.get("marking") !== "none") body.refs = { marking: f.get("marking") };
     submit.disabled = true; // one tap, one action

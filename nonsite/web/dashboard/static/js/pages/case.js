@@ -17,7 +17,7 @@ export default async function render() {
   document.getElementById("case-head").replaceChildren(
     el("h2", {}, `#${c.id} ${c.enterprise_name}`),
     el("div", { class: "case-meta" },
-      el("span", {}, c.source_name ? `${c.source_name}（${c.source_id}）` : c.source_id),
+      sourceView(detail),
       el("span", {}, `${c.rule_name}（${c.rule}）`), tierBadge(c.tier), stateBadge(c.state),
       c.condition === "cleared" ? el("span", { class: "note" }, t("case.condition_cleared")) : ""),
     quantityView(c),
@@ -34,10 +34,25 @@ export default async function render() {
     e.to_state && e.to_state !== e.from_state ? ` → ${t(`state.${e.to_state}`)}` : "",
     e.action === "acknowledge" && e.refs && e.refs.from ? `（${t("case.taken_from")} ${e.refs.from}）` : "",
     e.note ? el("div", { class: "note" }, e.note) : "")));
+  // The case's record (its audit trail in China time): JSON, and CSV for a spreadsheet.
   const exp = document.getElementById("export-json");
-  exp.href = `/api/v1/cases/${c.id}`;
+  exp.href = `/api/v1/cases/${c.id}/record`;
   exp.download = `case-${c.id}.json`;
+  const csv = document.getElementById("export-csv") || el("a", { id: "export-csv" });
+  csv.href = `/api/v1/cases/${c.id}/record?format=csv`;
+  csv.download = `case-${c.id}.csv`;
+  csv.textContent = t("case.export_csv");
+  if (!csv.isConnected) exp.after(" · ", csv);
   await drawChart(detail);
+}
+
+/* The case's outlet or meter; an outlet links to its page (its factors, limits and hours). */
+function sourceView(detail) {
+  const c = detail.case;
+  const name = c.source_name ? `${c.source_name}（${c.source_id}）` : c.source_id;
+  return el("span", { id: "case-source" }, detail.source_kind === "outlet"
+    ? el("a", { href: `/enterprises/${encodeURIComponent(c.enterprise_id)}/outlets/${encodeURIComponent(c.source_id)}` }, name)
+    : name);
 }
 
 /* The rule family's own quantity against its own threshold; the multiple for exceedances. */

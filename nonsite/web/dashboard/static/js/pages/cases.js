@@ -2,7 +2,7 @@
    (overdue first, then 报警 before 预警, then the most recently seen) or by a chosen column;
    search by enterprise, MN, region or case number; the deadline each open case waits on; the
    whole filtered list as CSV or Excel, written by the server. */
-import { api, chinaInput, el, fmtTime, isOverdue, refresh } from "../core.js";
+import { api, el, fmtTime, isOverdue, parseChinaTime, refresh } from "../core.js";
 import { t } from "../i18n.js";
 import { caseRow } from "../widgets.js";
 
@@ -32,15 +32,25 @@ function filters() {
   if (value("f-tier")) q.set("tier", value("f-tier"));
   if (value("f-state")) q.append("state", value("f-state"));
   if (value("f-rule")) q.set("rule", value("f-rule"));
-  if (value("f-since")) q.set("since", chinaInput(value("f-since")));
-  if (value("f-until")) q.set("until", chinaInput(value("f-until")));
+  for (const [id, key] of [["f-since", "since"], ["f-until", "until"]]) {
+    const when = parseChinaTime(value(id));
+    if (when) q.set(key, when); // a bad time is named by rangeOk and left out
+  }
   if (document.getElementById("f-open").checked) q.set("open", "true");
   if (enterprise) q.set("enterprise_id", enterprise);
   if (sort) q.set("sort", sort);
   return q;
 }
 
-function again() { offset = 0; refresh(); }
+/* The time range as typed China time (a datetime-local input would show the browser's
+   "12/05/2026, 08:00 AM"); a time that is not one is named in Chinese, not searched. */
+function rangeOk() {
+  const bad = ["f-since", "f-until"].filter((id) => value(id) && !parseChinaTime(value(id)));
+  document.getElementById("range-error").textContent = bad.length ? t("time.bad") : "";
+  return !bad.length;
+}
+
+function again() { if (rangeOk()) { offset = 0; refresh(); } }
 
 function dueCell(c) {
   if (c.due_at) {

@@ -46,6 +46,8 @@ function card(e) {
     el("h4", {}, e.name, " ", el("span", { class: `badge ${e.status}` }, t(`status.${e.status}`))),
     el("div", { class: "meta" }, [e.region, industryName(e.industry), e.positive_list ? t("fleet.positive_list") : ""].filter(Boolean).join(" · ")),
     el("div", { class: "meta" }, `${e.outlets.length} ${t("fleet.outlets")} · ${e.meters.length} ${t("fleet.meters")}`),
+    e.outlets.length ? el("div", { class: "meta outlets" }, ...e.outlets.flatMap((o, i) => [i ? "、" : "",
+      el("a", { class: "outlet", href: `/enterprises/${encodeURIComponent(e.id)}/outlets/${encodeURIComponent(o.id)}` }, o.name || o.id)])) : "",
     silent.length ? el("div", { class: "unreported" }, `${t("fleet.unreported")}：${silent.map((id) => sourceName(e, id)).join("、")}`) : "",
     el("div", {}, el("a", { href: `/cases?enterprise_id=${encodeURIComponent(e.id)}` },
       `${t("fleet.open_alarms")} ${e.open_alarms} · ${t("fleet.open_warnings")} ${e.open_warnings}`)),
