@@ -10,6 +10,7 @@ from datetime import datetime
 from alerts.case import Case
 from alerts.legal import legal_lines
 from alerts.policy import AlertPolicy
+from alerts.quantity import UNIT_NAMES, quantity
 from alerts.workflow import STATE_NAMES
 from ingest.hj212.codes import pollutant_table
 from ingest.hj212.timefmt import CHINA_TZ
@@ -51,6 +52,17 @@ def _number(value: float | None, unit: str) -> str:
     return f"{value:g} {unit}".strip()
 
 
+def quantity_line(case: Case) -> str:
+    """What the case measures in its rule family's terms (alerts.quantity): "小时均值：152.5
+    mg/m³，排放限值 100 mg/m³", "标记持续时长：5 小时，预警时长 4 小时"."""
+    q = quantity(case)
+    unit = UNIT_NAMES.get(q.unit, q.unit)
+    line = f"- {q.name}：{_number(q.value, unit)}"
+    if q.limit is not None:
+        line += f"，{q.limit_name} {_number(q.limit, unit)}"
+    return line + ("（持续中）" if q.ongoing else "")
+
+
 def _to_enterprise(case: Case, event: str) -> bool:
     """Whether the text goes to the enterprise: its reminders (a case in ``reminded``, also
     when its explanation is overdue) and the dispatch (alerts.cases routes these to it)."""
@@ -77,10 +89,8 @@ def render(case: Case, event: str, policy: AlertPolicy, note: str = "") -> tuple
     factor = case.factor or next(iter(case.evidence.active), None)
     if factor and factor != "-":
         lines.append(f"- 因子：{factor_name(factor)}")
-    lines.append(
-        f"- 监测值：{_number(case.value, case.unit)}，限值 {_number(case.limit_value, case.unit)}"
-    )
-    if case.peak_multiple is not None and case.peak_multiple > 0:
+    lines.append(quantity_line(case))
+    if quantity(case).exceedance and case.peak_multiple is not None and case.peak_multiple > 0:
         lines.append(f"- 最大超标倍数：{case.peak_multiple:g}")
     lines.append(
         f"- 时间：{_time(case.first_seen)} 起，最近 {_time(case.last_seen)}，共 {case.count} 次"

@@ -27,7 +27,8 @@ from typing import Any, Literal
 
 import xlsxwriter
 
-from alerts.case import aware
+from alerts.case import Case, aware
+from alerts.quantity import UNIT_NAMES, quantity
 from alerts.templates import TIER_NAMES, factor_name, rule_name
 from alerts.workflow import STATE_NAMES
 from ingest.hj212.timefmt import CHINA_TZ
@@ -81,10 +82,14 @@ COLUMNS: list[tuple[str, str]] = [
     ("规则", "rule"),
     ("规则名称", "rule_name"),
     ("监测因子", "factor"),
-    ("监测值", "value"),
+    # The rule family's own quantity and threshold (alerts.quantity): 小时均值 against 排放限值
+    # in mg/m³, 标记持续时长 against 预警时长 in 小时, 有效传输率 against 最低要求 in % …
+    ("指标", "q_name"),
+    ("数值", "q_value"),
+    ("阈值类型", "q_limit_name"),
+    ("阈值", "q_limit"),
+    ("单位", "q_unit"),
     ("峰值", "peak_value"),
-    ("限值", "limit"),
-    ("单位", "unit"),
     ("最大超标倍数", "peak_multiple"),
     ("次数", "count"),
     ("条件", "condition"),
@@ -121,6 +126,7 @@ def _row(
 ) -> list[Value]:
     info = ctx.book.policy.enterprise(r["enterprise_id"])
     due_at, due_kind = due_of(r["state"], r["explain_due"], r["feedback_due"])
+    q = quantity(Case.from_mapping(r))
     values: dict[str, Value] = {
         "id": r["id"],
         "tier": TIER_NAMES.get(r["tier"], r["tier"]),
@@ -134,11 +140,14 @@ def _row(
         "rule": r["rule"],
         "rule_name": rule_name(r["rule"]),
         "factor": factor_name(r["factor"]),
-        "value": r["value"],
-        "peak_value": r["peak_value"],
-        "limit": r["limit_value"],
-        "unit": r["unit"],
-        "peak_multiple": r["peak_multiple"],
+        "q_name": q.name + ("（持续中）" if q.ongoing else ""),
+        "q_value": q.value,
+        "q_limit_name": q.limit_name,
+        "q_limit": q.limit,
+        "q_unit": UNIT_NAMES.get(q.unit, q.unit),
+        # a peak and its multiple are an exceedance's (a concentration's) only
+        "peak_value": r["peak_value"] if q.exceedance else None,
+        "peak_multiple": r["peak_multiple"] if q.exceedance else None,
         "count": r["count"],
         "condition": CONDITION_NAMES.get(r["condition"], r["condition"]),
         "opened_at": aware(r["opened_at"]),

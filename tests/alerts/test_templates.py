@@ -26,12 +26,31 @@ def test_an_opened_alarm_reads_like_a_supervision_notice(store, book):
         "监测点：1号锅炉（DA001）",
         "规则：超标（A3），报警",
         "因子：二氧化硫(a21026)",
-        "监测值：152.5 mg/m³，限值 100 mg/m³",
+        "小时均值：152.5 mg/m³，排放限值 100 mg/m³",
         "最大超标倍数：0.525",
         "2026-11-23 17:00 起",  # 09:00 UTC is 17:00 China time
         f"详情：http://127.0.0.1:8080/cases/{cid}",
     ):
         assert part in text, part
+
+
+def test_each_rule_family_states_its_own_quantity_and_threshold(store, book):
+    """Not "监测值 / 限值" in a concentration unit for every rule: a flag held too long is a
+    duration against the warning time, a transmission rate a percentage against its minimum,
+    and only an exceedance has a 超标倍数."""
+    b9 = replace(finding("B9", tier="warning", value=5.0, limit=4.0), unit="h")
+    b10 = replace(finding("B10", tier="warning", factor=None, value=80.0, limit=90.0), unit="%")
+    for f, line in [
+        (b9, "- 标记持续时长：5 小时，预警时长 4 小时"),
+        (b10, "- 有效传输率：80 %，最低要求 90 %"),
+    ]:
+        _, text = render(opened(store, book, f), "case.opened", POLICY)
+        assert line in text, text
+        assert "监测值" not in text and "限值" not in text and "mg" not in text
+        assert "超标倍数" not in text
+    _, text = render(opened(store, book, finding(hour=3, value=152.5)), "case.opened", POLICY)
+    assert "- 小时均值：152.5 mg/m³，排放限值 100 mg/m³" in text
+    assert "- 最大超标倍数：0.525" in text
 
 
 def test_a_reminder_tells_the_enterprise_its_deadline(store, book):
@@ -103,7 +122,7 @@ def test_an_hourly_exceedance_names_the_permit_regulation_and_what_the_enterpris
     assert "- 请加密监测" not in text
     assert not any(word in text for word in INVENTED)
     # the existing lines stay, the link last
-    assert "- 监测值：152.5 mg/m³，限值 100 mg/m³" in text
+    assert "- 小时均值：152.5 mg/m³，排放限值 100 mg/m³" in text
     assert text.splitlines()[-1].startswith("- 详情：")
 
     with store.begin() as conn:

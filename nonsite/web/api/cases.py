@@ -405,7 +405,8 @@ def export_cases(
                 },
             )
         rows = conn.execute(
-            select(*[c for c in cases.c if c.name != "evidence"])
+            # with the evidence: each row's quantity (alerts.quantity) reads its trail
+            select(cases)
             .where(*where)
             .order_by(*case_order(ctx, f, now))
             .execution_options(yield_per=2000)  # PostgreSQL: a server-side cursor, not all rows

@@ -381,6 +381,18 @@ def test_the_csv_export_has_every_page_in_china_time_and_chinese(fleet):
     filtered = read_csv(client.get("/api/v1/cases/export", params={"rule": "b8"}))
     assert [r[col["规则"]] for r in filtered[1:]] == ["B8"]
     assert filtered[1][col["规则名称"]] == "数采仪离线"
+    # each rule family's own quantity, threshold and unit (alerts.quantity), not 监测值 / 限值
+    assert "监测值" not in header and "限值" not in header
+    assert (late[col["指标"]], late[col["阈值类型"]], late[col["阈值"]]) == (
+        "小时均值",
+        "排放限值",
+        "100.0",
+    )
+    assert late[col["单位"]].startswith("mg/m")
+    offline = filtered[1]
+    assert offline[col["指标"]].startswith("离线时长")
+    assert offline[col["单位"]] in ("秒", "分钟", "小时")
+    assert offline[col["峰值"]] == offline[col["最大超标倍数"]] == ""  # not an exceedance
     queue = client.get("/api/v1/cases", params={"limit": 500}).json()["items"]
     assert [int(r[0]) for r in body] == [x["id"] for x in queue]
 
