@@ -43,7 +43,7 @@ def case_of(rule, tier="alarm", evidence=None, state="sensed", findings=None) ->
         state=state, condition="active", positive_list=False, opened_at=T0, first_seen=T0,
         last_seen=T0, count=1, value=150.0, peak_value=150.0, peak_multiple=0.5,
         limit_value=100.0, unit="mg/m³", evidence=ev, recurrence=0, flaps=0, escalation=None,
-        explain_due=None, feedback_due=None, overdue=None, brigade="B1", disposition=None,
+        explain_due=None, feedback_due=None, overdue=None, brigade="B1", assignee=None, disposition=None,
         case_number=None, closed_at=None, recheck_until=None, updated_at=T0, version=1,
     )  # fmt: skip
 
