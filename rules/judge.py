@@ -98,6 +98,24 @@ def _round(value: float | None, digits: int = 6) -> float | None:
     return None if value is None else round(value, digits)
 
 
+# B10's count lives here, beside the rule, rather than in rules/hours.py: the aggregates there
+# say what came (records, stopped ones, the interval); what an hour owed is the rule's reading
+# of them, which the data-quality figures (nonsite/web/quality.py) count by too.
+def transmission_counts(
+    agg: HourAgg | None, interval_s: int, stop_marked: bool
+) -> tuple[int, int, int]:
+    """B10's count of one factor-hour: (records received, valid records, records expected).
+
+    Stopped records (flag F, 停运, or inside a declared 停产 marking: ``HourAgg.n_f``) count on
+    neither side. An hour with records is expected ``3600 / its own interval − n_F`` (never
+    below 0). An hour without any (``agg`` None, or the device's own hour value alone) is
+    expected ``3600 / interval_s``, nothing if it lies wholly in a declared 停产 marking
+    (``stop_marked``, read only then)."""
+    if agg is not None and agg.n:
+        return agg.n - agg.n_f, agg.n_valid, max(0, HOUR // agg.interval_s - agg.n_f)
+    return 0, 0, 0 if stop_marked else HOUR // interval_s
+
+
 class OutletJudge:
     def __init__(self, params: OutletParams, markings: MarkingBook | None = None) -> None:
         self.params = params
@@ -461,14 +479,15 @@ class OutletJudge:
         return "F" if flow is not None and flow.flag == "F" else None
 
     def _count_records(self, day: _DayHours, code: str, start: int, agg: HourAgg) -> None:
-        """B10's tallies: records received and valid, and those the hour should have held at
-        its interval, stopped records (F, 停产 markings) counting on neither side."""
+        """B10's tallies of an hour with records (``transmission_counts``), and the hour and
+        interval they were counted at."""
         counts = day.counts.get(code)
         if counts is None:
             counts = day.counts[code] = [0, 0, 0, 0, 0]
-        counts[0] += agg.n - agg.n_f
-        counts[1] += agg.n_valid
-        counts[2] += max(0, HOUR // agg.interval_s - agg.n_f)
+        received, valid, expected = transmission_counts(agg, agg.interval_s, False)
+        counts[0] += received
+        counts[1] += valid
+        counts[2] += expected
         counts[3] |= 1 << ((start - day_start(start)) // HOUR)
         counts[4] = agg.interval_s
 
@@ -848,9 +867,11 @@ class OutletJudge:
         for code, (received, valid, due, judged, interval) in sorted(hours.counts.items()):
             if code not in p.factors:
                 continue
-            unjudged = [h for h in range(24) if not judged >> h & 1]
-            stopped = self._stopped_marked(start, code, unjudged)
-            expected = due + (len(unjudged) - stopped) * (HOUR // interval)
+            expected = due  # the hours with records, then those without, at the day's interval
+            for h in range(24):
+                if not judged >> h & 1:
+                    marked = self._stopped_marked(start, code, [h]) > 0
+                    expected += transmission_counts(None, interval, marked)[2]
             if not expected:
                 continue  # stopped all day: nothing was due
             rate = valid / expected

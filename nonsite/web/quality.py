@@ -4,11 +4,13 @@ figures (the 运行 page shows them, ``GET /api/v1/quality`` serves them).
 
 The hours are the rules' own (the batch engine's layer 1 over the raw archive, as the series
 API draws them: the same acceptance of late and duplicate data, the same flags, marked periods
-and valid-minute threshold), counted per outlet × configured factor × hour the way rule B10
-counts a day (rules/judge.py): an hour with records has received ``n − n_F``, valid
-``n_valid`` and expected ``3600 / interval − n_F`` records, stopped records (flag F, 停运)
-counting on neither side; an hour without any is expected ``3600 / interval`` records, unless
-a declared 停产 marking covers it. Then
+and valid-minute threshold), counted per outlet × configured factor × hour by rule B10's own
+count (``rules.judge.transmission_counts``): an hour with records has received ``n − n_F``,
+valid ``n_valid`` and expected ``3600 / interval − n_F`` records, stopped records (flag F, 停运,
+or in a 停产 marking) counting on neither side; an hour without any (or with the device's own
+value alone) is expected ``3600 / interval`` records, unless a declared 停产 marking covers it.
+Unlike B10, which judges a natural day of a factor that sent something, a window counts every
+hour in it, a factor silent all day included. Then
 
 - 传输率 (transmission rate) = received ÷ expected,
 - 有效传输率 (effective transmission rate, B10's figure) = valid ÷ expected,
@@ -39,7 +41,8 @@ from nonsite.config.model import Config
 from nonsite.web.series import SeriesReader, _event_filter, _us, _Wanted  # a reader too
 from nonsite.wiring import build_router
 from rules.batch import BatchEngine, hour_agg, readings_frames
-from rules.judge import OutletJudge
+from rules.hours import HourAgg
+from rules.judge import OutletJudge, transmission_counts
 from rules.markings import STOPPED_MARK
 from rules.params import OutletParams, marking_book
 from rules.timebase import HOUR
@@ -266,10 +269,7 @@ class QualityBook(SeriesReader):
                     continue
                 agg = hour_agg(row)
                 seen.setdefault(key, {}).setdefault(hour, {})[row["factor"]] = (
-                    agg.n,
-                    agg.n_valid,
-                    agg.interval_s,
-                    agg.n_f,
+                    agg,
                     judges[key].hour_value(agg).valid,
                 )
         out: dict[int, dict[OutletKey, Counts]] = {}
@@ -280,21 +280,17 @@ class QualityBook(SeriesReader):
                 counts = out.setdefault(h, {}).setdefault(key, Counts())
                 for code in params.factors:
                     got = hours.get(h, {}).get(code)
-                    if got is None:
-                        if self._stopped_marked(key, code, h):
-                            continue
-                        counts.expected += HOUR // interval
-                        counts.due_hours += 1
-                        continue
-                    # as B10 counts a day: stopped records on neither side; an hour of the
-                    # device's own value alone (no records) is due at the outlet's interval
-                    n, n_valid, interval_s, n_f, valid = got
-                    expected = max(0, HOUR // (interval_s or interval) - n_f)
-                    counts.received += n - n_f
+                    came: HourAgg | None = got[0] if got is not None else None
+                    valid = got is not None and got[1]
+                    received, n_valid, expected = transmission_counts(
+                        came, interval, self._stopped_marked(key, code, h)
+                    )
+                    due = expected > 0  # an hour is due unless stopped
+                    counts.received += received
                     counts.valid += n_valid
                     counts.expected += expected
-                    counts.due_hours += expected > 0
-                    counts.valid_hours += valid
+                    counts.due_hours += due
+                    counts.valid_hours += valid and due
         return out
 
     def _stopped_marked(self, key: OutletKey, code: str, hour: int) -> bool:
@@ -303,7 +299,7 @@ class QualityBook(SeriesReader):
         return m is not None and m.end >= hour + HOUR
 
 
-Seen = dict[int, dict[str, tuple[int, int, int, int, bool]]]  # hour → factor → counts
+Seen = dict[int, dict[str, tuple[HourAgg, bool]]]  # hour → factor → aggregate, hour valid
 
 
 def _interval(params: OutletParams, hours: Seen) -> int:
@@ -312,7 +308,7 @@ def _interval(params: OutletParams, hours: Seen) -> int:
     if params.interval_override_s:
         return params.interval_override_s
     for h in sorted(hours, reverse=True):
-        for *_, interval_s, _n_f, _valid in hours[h].values():
-            if interval_s:
-                return interval_s
+        for agg, _valid in hours[h].values():
+            if agg.interval_s:
+                return agg.interval_s
     return DEFAULT_INTERVAL_S

@@ -9,6 +9,8 @@ from datetime import timedelta
 import pytest
 
 from rules.batch import BatchEngine, measurements_frame
+from rules.hours import EMPTY
+from rules.judge import transmission_counts
 from rules.markings import Marking, MarkingBook
 from rules.stream import StreamEngine
 from rules.timebase import epoch
@@ -212,6 +214,23 @@ def test_b10_low_effective_transmission_rate_per_day():
     [b10] = fired(run(worse), "B10")
     assert (b10.value, b10.limit, b10.unit) == (round(128 / 144 * 100, 2), 90, "%")
     assert b10.evidence == {"received": 128, "valid": 128, "expected": 144, "interval_s": 600}
+
+
+def test_b10_counts_one_hour():
+    """B10's one count (the rule's days and the data-quality figures both use it)."""
+    ten = EMPTY._replace(n=6, n_valid=6, interval_s=600)
+    assert transmission_counts(ten, 60, True) == (6, 6, 6)  # its own interval; marking unread
+    short = EMPTY._replace(n=4, n_valid=3, n_d=1, interval_s=600)
+    assert transmission_counts(short, 600, False) == (4, 3, 6)
+    stopped = EMPTY._replace(n=6, n_valid=2, n_f=4, interval_s=600)
+    assert transmission_counts(stopped, 600, False) == (2, 2, 2)  # F on neither side
+    over = EMPTY._replace(n=8, n_valid=1, n_f=7, interval_s=600)
+    assert transmission_counts(over, 600, False) == (1, 1, 0)  # never expected below none
+    assert transmission_counts(None, 300, False) == (0, 0, 12)  # silent: at the interval given
+    assert transmission_counts(None, 300, True) == (0, 0, 0)  # ... unless in a 停产 marking
+    device_only = EMPTY._replace(dev_value=41.0)
+    assert transmission_counts(device_only, 600, False) == (0, 0, 6)
+    assert transmission_counts(device_only, 600, True) == (0, 0, 0)
 
 
 def test_every_b_finding_names_its_parameters():
