@@ -1,4 +1,4 @@
-"""Every page of every field role, on a desktop (1440 px) and a phone (390 px), in a browser set
+"""Every page of every field role, on a desktop (1440 px) and phones (390 and 360 px), in browsers set
 to UTC and one set to Asia/Shanghai: no page scrolls sideways, every button is on the screen,
 no English word and no am/pm on the Chinese pages, and the same times whatever the browser's
 zone (issue 17, what must be shown 1). The pages' own content is tested beside them
@@ -90,7 +90,7 @@ def look(page: Page, url: str, width: int) -> tuple[str, list[str]]:
 def test_every_page_fits_a_phone_and_a_desktop_in_chinese_and_china_time(browser, site, role):  # noqa: F811
     problems: dict[str, list[str]] = {}
     times: dict[str, dict[str, list[str]]] = {}
-    for width, tz in ((1440, "UTC"), (1440, "Asia/Shanghai"), (390, "UTC")):
+    for width, tz in ((1440, "UTC"), (1440, "Asia/Shanghai"), (390, "UTC"), (360, "Asia/Shanghai")):
         with browsing(browser, tz=tz, width=width) as page:
             login(page, site, role)
             for path in pages_of(page, site, role):
