@@ -1,7 +1,7 @@
-"""Every page of every field role, on a desktop (1440 px) and phones (390 and 360 px), in browsers set
-to UTC and one set to Asia/Shanghai: no page scrolls sideways, every button is on the screen,
-no English word and no am/pm on the Chinese pages, and the same times whatever the browser's
-zone (issue 17, what must be shown 1). The pages' own content is tested beside them
+"""Every page of every field role, on a desktop (1440 px) and on phones (390 and 360 px), in
+browsers set to UTC and to Asia/Shanghai: no page scrolls sideways, every button is on the
+screen, no English word and no am/pm on the Chinese pages, and the same times whatever the
+browser's zone (issue 17, what must be shown 1). The pages' own content is tested beside them
 (test_case_page.py, test_fleet_and_queue.py, test_language_and_time.py)."""
 
 from __future__ import annotations
