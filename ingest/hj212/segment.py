@@ -220,6 +220,11 @@ def _parse_cp(area: str, frame: Hj212Frame) -> None:
             raise _fail(DecodeErrorCode.BAD_CP, f"CP entry {entry!r} has no '='")
         code, suffix, kind, written = key_info(key) or _key_info(key, entry)
         if kind == plain_kind:
+            if not text and suffix in TIME_FIELDS:
+                # An empty time ("DataTime=" in a command or its reply, e.g. a vendor's 5015
+                # parameter query) is absent, not malformed: a data upload without one is
+                # rejected by the ingest stage as missing_data_time.
+                continue
             frame.fields[suffix] = _plain_value(suffix, text, texts)
             continue
         if code != last_code:  # entries of one pollutant are adjacent

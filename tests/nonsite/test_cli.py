@@ -70,6 +70,15 @@ def test_decode_keeps_chinese_text_readable():
     assert out["cp"]["i11001"] == {"Info": "清洗管路"}
 
 
+def test_decode_accepts_a_command_frame_without_a_data_time():
+    # A vendor's parameter query as captured in the field: DataTime empty, CRC valid (issue 18).
+    seg = "QN=20261121080000000;ST=91;CN=5015;PW=123456;MN=M1;Flag=4;CP=&&DataTime=&&"
+    [out] = lines(nonsite("decode", stdin=packet(seg)))
+    assert out["ok"] is True
+    assert out["cn"] == "5015"
+    assert "data_time" not in out or out["data_time"] is None
+
+
 def test_check_config_ok_and_errors(tmp_path):
     ok = nonsite("check-config", str(EXAMPLE))
     assert ok.returncode == 0

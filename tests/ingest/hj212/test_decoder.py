@@ -243,3 +243,20 @@ def test_header_errors_are_raised_again_on_every_packet():
     bad = SEG_2011.replace("CN=2011", "CN=20x1")
     for _ in range(2):
         assert error_of(packet(bad)) == DecodeErrorCode.BAD_CN
+
+
+def test_command_frames_without_a_data_time_are_protocol_frames():
+    # A vendor's parameter query (CN=5015) and a 2017 request reply carry an empty DataTime:
+    # protocol frames, not bad data (issue 18).
+    query = packet("QN=20261121080000000;ST=91;CN=5015;PW=123456;MN=M1;Flag=4;CP=&&DataTime=&&")
+    frame = decode_frame(query)
+    assert frame.cn == "5015"
+    assert frame.data_time is None
+    assert "DataTime" not in frame.fields
+    reply = packet("QN=20261121080000000;ST=91;CN=9011;PW=1;MN=M1;Flag=4;CP=&&QnRtn=1&&")
+    assert decode_frame(reply).fields == {"QnRtn": 1}
+
+
+def test_an_empty_time_in_a_data_upload_is_still_a_missing_data_time():
+    frame = decode_frame(packet("QN=1;ST=31;CN=2011;PW=1;MN=M1;Flag=5;CP=&&DataTime=;a01012-Rtd=1&&"))
+    assert frame.data_time is None  # the ingest stage rejects it as missing_data_time
