@@ -24,7 +24,7 @@ from ingest.hj212.charset import header_mn, readable_as
 from ingest.hj212.decoder import LENIENT, DecodeFailure, decode_payload
 from ingest.hj212.encoder import reply_9014
 from ingest.hj212.errors import DecodeErrorCode
-from ingest.hj212.model import Hj212Frame
+from ingest.hj212.model import DATA_REPLY_CNS, Hj212Frame
 from ingest.mqtt.topics import TopicRouter
 from ingest.power import DecodedReading, PowerDecodeError, PowerErrorCode, decode_power
 from ingest.readings import LoggerSeen, PowerSample, ReadingBatch
@@ -35,10 +35,6 @@ from ingest.store import DeadLetter
 _MN_IN_RAW = re.compile(rb"MN=([^;&]{1,64})")
 # Decode failures of a segment's text: the logger's encoding setting may be wrong.
 _TEXT_CODES = frozenset({DecodeErrorCode.NOT_UTF8, DecodeErrorCode.BAD_ENCODING})
-# Uploads that ask for a 9014 data reply when their Flag has the A bit (§6.5).
-_REPLY_CNS = frozenset(
-    {"2011", "2021", "2031", "2041", "2051", "2061", "2081", "3015", "3019", "3020"}
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,11 +149,9 @@ class MessageProcessor:
 
     def _check_frame(self, frame: Hj212Frame, sender: str) -> tuple[str, str] | None:
         """Per-logger rules on a frame the codec accepted: (reason, detail), or None if usable."""
-        logger: Outlet | MeterLogger | None = self.registry.outlet(frame.mn)
+        logger = self.registry.logger(frame.mn)
         if logger is None:
-            logger = self.registry.meter_logger(frame.mn)
-            if logger is None:
-                return RejectReason.UNKNOWN_MN, f"MN {frame.mn!r} is not configured"
+            return RejectReason.UNKNOWN_MN, f"MN {frame.mn!r} is not configured"
         # Attribution before anything else the frame claims: the topic's sender is what the
         # broker authenticated, the MN inside is only what the sender wrote.
         if not self.registry.may_send_mn(sender, frame.mn):
@@ -176,7 +170,7 @@ class MessageProcessor:
                 f"data segment has {frame.length} bytes, the limit for {logger.who} "
                 f"is {logger.max_segment_bytes}"
             )
-        if self.policy.check_pw and logger.pw is not None and frame.pw != logger.pw:
+        if self.policy.check_pw and not self.registry.password_ok(frame.mn, frame.pw):
             return RejectReason.WRONG_PW, f"PW does not match {logger.who}"
         if frame.data_time is None and frame.cn in DATA_CNS:
             return RejectReason.MISSING_DATA_TIME, f"CN {frame.cn} upload without DataTime"
@@ -217,7 +211,7 @@ class MessageProcessor:
                 )
             )
         batch.frames_accepted += 1
-        if self.policy.reply_topic and frame.ack_requested and frame.cn in _REPLY_CNS:
+        if self.policy.reply_topic and frame.ack_requested and frame.cn in DATA_REPLY_CNS:
             # Back to the sender's own topic (a gateway's, for the frames it carries): the
             # only reply topic its login may read.
             topic = self.policy.reply_topic.replace("{mn}", sender)

@@ -148,6 +148,24 @@ class Registry:
         gateway = self._gateways.get(sender)
         return gateway is not None and mn in gateway.mns
 
+    def logger(self, mn: str) -> Outlet | MeterLogger | None:
+        """The data logger ``mn``: an outlet's, else a logger of meters only."""
+        return self._by_mn.get(mn) or self._meter_loggers.get(mn)
+
+    def carrier_of(self, mn: str) -> str:
+        """Who a data logger's frames come from on a connection it opens itself (the TCP
+        gateway binds the connection to this sender): the [[gateways]] entry that lists the
+        MN (a gateway-type logger carrying several MNs), else the logger itself."""
+        for gateway in self._gateways.values():
+            if mn in gateway.mns:
+                return gateway.gateway_id
+        return mn
+
+    def password_ok(self, mn: str, pw: str) -> bool:
+        """Whether ``pw`` is the configured PW of the logger ``mn`` (True when it has none)."""
+        outlet = self._by_mn.get(mn)
+        return outlet is None or outlet.pw is None or outlet.pw == pw
+
     def may_send_meter(self, sender: str, meter_id: str) -> bool:
         """Whether the sender may speak for the meter: the meter itself, or its gateway."""
         if sender == meter_id:

@@ -212,6 +212,11 @@ def reply_9014(upload: Hj212Frame) -> bytes:
     return _reply(upload, "9014", "")
 
 
+def reply_9013(notification: Hj212Frame) -> bytes:
+    """Notification reply (to a 1013 time-calibration request, a 2012/2022 notice)."""
+    return _reply(notification, "9013", "")
+
+
 def reply_9011(request: Hj212Frame, qn_rtn: int = 1) -> bytes:
     """Request reply from the field side, with a QnRtn code (Table 7)."""
     return _reply(request, "9011", f"QnRtn={qn_rtn}")

@@ -13,6 +13,10 @@ CpValue = float | int | str | datetime
 # Flag bits (HJ 212-2017 §6.3.2): V5..V0 D A, bit 0 = A.
 FLAG_ACK = 0b01
 FLAG_SPLIT = 0b10
+# Uploads answered with a 9014 data reply when their Flag has the A bit (§6.5).
+DATA_REPLY_CNS = frozenset(
+    {"2011", "2021", "2031", "2041", "2051", "2061", "2081", "3015", "3019", "3020"}
+)
 VERSION_BITS: dict[int, Version] = {0: "2005", 1: "2017", 2: "2025"}
 VERSION_FLAG_BASE: dict[Version, int] = {"2005": 0, "2017": 4, "2025": 8}
 

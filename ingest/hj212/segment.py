@@ -360,6 +360,18 @@ def parse_segment(text: str) -> Hj212Frame:
     return frame
 
 
+def parse_header(text: str) -> Hj212Frame:
+    """The header of a data segment as a frame without CP values: enough to attribute a
+    packet and answer it (a receiver that forwards packets undecoded, like the TCP gateway).
+    Raises Hj212DecodeError when the header is unusable."""
+    cp_at = text.find("CP=")
+    qn, h = _head_of(text if cp_at < 0 else text[:cp_at])
+    return Hj212Frame(
+        st=h.st, cn=h.cn, pw=h.pw, mn=h.mn, qn=qn, flag=h.flag, version=h.version,
+        pnum=h.pnum, pno=h.pno,
+    )  # fmt: skip
+
+
 def _packet_numbers(pnum_text: str | None, pno_text: str | None) -> tuple[int, int]:
     if (
         pnum_text is None

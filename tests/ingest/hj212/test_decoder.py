@@ -258,5 +258,7 @@ def test_command_frames_without_a_data_time_are_protocol_frames():
 
 
 def test_an_empty_time_in_a_data_upload_is_still_a_missing_data_time():
-    frame = decode_frame(packet("QN=1;ST=31;CN=2011;PW=1;MN=M1;Flag=5;CP=&&DataTime=;a01012-Rtd=1&&"))
+    frame = decode_frame(
+        packet("QN=1;ST=31;CN=2011;PW=1;MN=M1;Flag=5;CP=&&DataTime=;a01012-Rtd=1&&")
+    )
     assert frame.data_time is None  # the ingest stage rejects it as missing_data_time

@@ -1,0 +1,65 @@
+"""The gateway's runtime: its MQTT publisher and TCP server on one event loop, started and
+stopped together (by ``nonsite gateway``, or inside ``nonsite serve`` and ``nonsite demo``)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from prometheus_client import CollectorRegistry
+
+from ingest.mqtt.settings import MqttSettings
+from ingest.registry import Registry
+from ingest.tcp.gateway import TcpGateway
+from ingest.tcp.metrics import GatewayMetrics
+from ingest.tcp.publisher import GatewayPublisher
+from ingest.tcp.settings import GatewaySettings
+
+
+class GatewayRuntime:
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        mqtt: MqttSettings,
+        registry: Registry,
+        metrics_registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.settings = settings
+        self.mqtt = mqtt
+        self.registry = registry
+        self.metrics = GatewayMetrics(metrics_registry or CollectorRegistry())
+        self.publisher: GatewayPublisher | None = None
+        self.gateway: TcpGateway | None = None
+
+    async def start(self) -> None:
+        metrics = self.metrics
+        self.gateway = TcpGateway(self.settings, self.registry, self._publish, metrics)
+        self.publisher = GatewayPublisher(
+            self.mqtt,
+            asyncio.get_running_loop(),
+            on_command=self.gateway.deliver_command,
+            command_filter=self.settings.command_filter,
+            on_connection=lambda up: metrics.broker_connected.set(1 if up else 0),
+        )
+        self.publisher.start()
+        await self.gateway.start()
+
+    def _publish(self, topic: str, payload: bytes) -> asyncio.Future[None]:
+        assert self.publisher is not None
+        return self.publisher.publish(topic, payload)
+
+    @property
+    def port(self) -> int:
+        return self.gateway.port if self.gateway is not None else self.settings.port
+
+    def readiness(self) -> str | None:
+        """What keeps the gateway from storing packets, or None."""
+        if self.publisher is None or not self.publisher.connected:
+            last = self.publisher.last_error if self.publisher else None
+            return f"the gateway is not connected to the broker ({last or 'connecting'})"
+        return None
+
+    async def stop(self) -> None:
+        if self.gateway is not None:
+            await self.gateway.stop()
+        if self.publisher is not None:
+            await asyncio.to_thread(self.publisher.stop)
