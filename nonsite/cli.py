@@ -117,14 +117,73 @@ def cmd_serve(args: argparse.Namespace) -> int:
         started = asyncio.create_task(service.status.started.wait())
         await asyncio.wait({runner, started}, return_when=asyncio.FIRST_COMPLETED)
         if service.status.started.is_set():
+            tcp = service.status.tcp_address
             print(
                 f"nonsite is running: MQTT {service.status.broker_url}, "
-                f"dashboard {service.status.http_url}/ (API docs /api/docs; /metrics, /healthz, "
-                "/readyz). "
-                "Ctrl-C stops it cleanly.",
+                + (f"HJ 212 over TCP {tcp}, " if tcp else "")
+                + f"dashboard {service.status.http_url}/ (API docs /api/docs; /metrics, "
+                "/healthz, /readyz). Ctrl-C stops it cleanly.",
                 flush=True,
             )
         await runner
+
+    asyncio.run(main())
+    return 0
+
+
+# -- gateway -----------------------------------------------------------------------------
+
+
+def cmd_gateway(args: argparse.Namespace) -> int:
+    """The HJ 212 TCP gateway alone (``serve`` runs it too when [tcp] listen is set)."""
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from ingest.tcp.runtime import GatewayRuntime
+    from nonsite.config.mqtt_url import parse_broker_url
+    from nonsite.http import bind
+    from nonsite.wiring import (
+        DEFAULT_TCP_LISTEN,
+        build_gateway_mqtt_settings,
+        build_gateway_settings,
+        build_registry,
+    )
+
+    config = _config_for(args)
+    listen = args.listen or config.tcp.listen or DEFAULT_TCP_LISTEN
+    config = config.model_copy(update={"tcp": config.tcp.model_copy(update={"listen": listen})})
+    broker = config.tcp.mqtt_url or config.mqtt.url
+    if not broker:
+        print(
+            "nonsite gateway: no broker to publish to: set url in [mqtt] (or the gateway's own "
+            "login, mqtt_url in [tcp]); the embedded broker runs only inside nonsite serve",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    sock = bind(listen, "tcp.listen")
+    metrics = CollectorRegistry()
+    if config.tcp.metrics_listen:
+        host, _, port = config.tcp.metrics_listen.rpartition(":")
+        start_http_server(int(port), host, registry=metrics)
+    runtime = GatewayRuntime(
+        build_gateway_settings(config),
+        build_gateway_mqtt_settings(config),
+        build_registry(config),
+        metrics,
+    )
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await runtime.start(sock)
+        print(
+            f"nonsite gateway: HJ 212 over TCP on {listen.rpartition(':')[0]}:{runtime.port}, "
+            f"publishing to {parse_broker_url(broker).redacted()}. Ctrl-C stops it cleanly.",
+            flush=True,
+        )
+        await stop.wait()
+        await runtime.stop()
 
     asyncio.run(main())
     return 0
@@ -798,6 +857,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run the service")
     with_config(p)
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser(
+        "gateway", help="run the HJ 212 TCP gateway alone: data loggers connect to it"
+    )
+    with_config(p)
+    p.add_argument(
+        "--listen",
+        help="host:port to listen on (default: listen in [tcp], else 0.0.0.0:9212)",
+    )
+    p.set_defaults(func=cmd_gateway)
 
     p = sub.add_parser("check-config", help="validate a configuration file")
     p.add_argument("file", type=Path)

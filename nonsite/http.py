@@ -152,8 +152,9 @@ class HttpServer(uvicorn.Server):
         yield
 
 
-def bind(listen: str) -> socket.socket:
-    """Bind the HTTP socket before anything else starts, so a taken port is a clear error."""
+def bind(listen: str, setting: str = "service.http_listen") -> socket.socket:
+    """Bind a listening socket before anything else starts, so a taken port is a clear error
+    naming the setting (the HTTP one, or the TCP gateway's)."""
     host, _, port = listen.rpartition(":")
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -162,7 +163,7 @@ def bind(listen: str) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise ListenError(
-            f"cannot listen on {listen} (service.http_listen): {exc.strerror}"
+            f"cannot listen on {listen} ({setting}): {exc.strerror}"
         ) from None
     sock.listen(128)
     return sock

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -30,6 +31,7 @@ from ingest.archiver import Archiver
 from ingest.metrics import ArchiveMetrics
 from ingest.mqtt.source import Delivery, MqttSource
 from ingest.store import load_checkpoint, prune_dead_letters
+from ingest.tcp.runtime import GatewayRuntime
 from nonsite.config.model import Config
 from nonsite.config.mqtt_url import parse_broker_url
 from nonsite.db import make_engine, migrate, sqlite_path
@@ -39,7 +41,12 @@ from nonsite.errors import ListenError, StartupError
 from nonsite.http import bind, build_app, make_server
 from nonsite.pipeline_process import PipelineProcess, Replies
 from nonsite.web.context import WebContext
-from nonsite.wiring import build_mqtt_settings
+from nonsite.wiring import (
+    build_gateway_mqtt_settings,
+    build_gateway_settings,
+    build_mqtt_settings,
+    build_registry,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +57,7 @@ RETENTION_EVERY_S = 3600.0
 class ServiceStatus:
     broker_url: str = ""
     http_url: str = ""
+    tcp_address: str = ""  # the HJ 212 TCP gateway's, when it runs
     started: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -71,6 +79,7 @@ class Service:
         self.source: MqttSource | None = None
         self.archiver: Archiver | None = None
         self.pipeline: PipelineProcess | None = None
+        self.gateway: GatewayRuntime | None = None  # the HJ 212 TCP gateway ([tcp] listen)
         self.replies_dropped = 0
         # How to choose another HTTP address, for the error when this one is taken.
         self.listen_hint = (
@@ -106,6 +115,9 @@ class Service:
             problems["pipeline"] = self.pipeline.error
         if self.pipeline is not None and self.pipeline.database is not None:
             problems["database"] = self.pipeline.database
+        gateway_problem = self.gateway.readiness() if self.gateway is not None else None
+        if gateway_problem is not None:
+            problems["gateway"] = gateway_problem
         return problems
 
     def _archive_problem(self, exc: BaseException) -> str:
@@ -123,14 +135,23 @@ class Service:
             http_socket = bind(config.service.http_listen)  # fails fast, before anything starts
         except ListenError as exc:
             raise ListenError(f"{exc}; {self.listen_hint}") from None
+        tcp_socket = None
+        if config.tcp.listen:
+            try:
+                tcp_socket = bind(config.tcp.listen, "tcp.listen")
+            except ListenError as exc:
+                http_socket.close()
+                raise ListenError(
+                    f"{exc}; choose another with listen in the [tcp] section of the configuration"
+                ) from None
         try:
             await asyncio.to_thread(migrate, self.engine)
             await asyncio.to_thread(self._check_archive)
         except StartupError:
-            http_socket.close()
+            _close(http_socket, tcp_socket)
             raise
         except Exception as exc:
-            http_socket.close()
+            _close(http_socket, tcp_socket)
             if not is_unavailable(exc):
                 raise
             # One line, not a traceback: the service manager starts it again (systemd:
@@ -180,6 +201,16 @@ class Service:
         self.source = MqttSource(settings, self.archiver.submit, self.metrics)
         self.archiver.start()
         self.source.start()
+        if tcp_socket is not None:
+            # After the source: what the gateway publishes is received from the first packet.
+            self.gateway = GatewayRuntime(
+                build_gateway_settings(config),
+                build_gateway_mqtt_settings(config, broker_url),
+                build_registry(config),
+                self.registry,
+            )
+            await self.gateway.start(tcp_socket)
+            self.status.tcp_address = f"{config.tcp.listen.rpartition(':')[0]}:{self.gateway.port}"
 
         housekeeping = asyncio.create_task(self._housekeeping(), name="housekeeping")
         host, _, port = config.service.http_listen.rpartition(":")
@@ -212,6 +243,9 @@ class Service:
         return self.pipeline.metrics_text if self.pipeline is not None else ""
 
     async def _shutdown(self) -> None:
+        if self.gateway is not None:
+            # First: packets in flight reach the broker (and are answered), then loggers go.
+            await self.gateway.stop()
         log.info("draining: archiving what has arrived, then disconnecting")
         assert self.archiver is not None
         assert self.source is not None
@@ -254,3 +288,9 @@ class Service:
             return 0
         # Never prune what the pipeline has not processed yet.
         return self.archive.prune(cutoff, up_to_seq=self.pipeline.position)
+
+
+def _close(*sockets: socket.socket | None) -> None:
+    for sock in sockets:
+        if sock is not None:
+            sock.close()

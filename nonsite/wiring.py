@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import ssl
+
 from ingest.mqtt.settings import MqttSettings
-from ingest.mqtt.topics import PayloadKind, TopicRouter, shared
+from ingest.mqtt.topics import PayloadKind, TopicRouter, shared, unshared
 from ingest.processor import IngestPolicy
 from ingest.registry import Gateway, Meter, Outlet, Registry
+from ingest.tcp.settings import GatewaySettings
 from nonsite.config.model import Config
 from nonsite.config.mqtt_url import BrokerUrl, parse_broker_url
+
+# nonsite gateway's address when [tcp] listen is empty: loggers connect from the field, so all
+# interfaces (the documented port; docs/loggers.md).
+DEFAULT_TCP_LISTEN = "0.0.0.0:9212"
 
 
 def build_registry(config: Config, *, trusted_sender: str | None = None) -> Registry:
@@ -74,14 +81,16 @@ def build_policy(config: Config) -> IngestPolicy:
     )
 
 
-def build_mqtt_settings(config: Config, broker: BrokerUrl | None = None) -> MqttSettings:
+def build_mqtt_settings(
+    config: Config, broker: BrokerUrl | None = None, *, client_id: str | None = None
+) -> MqttSettings:
     """Settings for the configured broker, or for ``broker`` (the embedded one, MQTT 3.1.1)."""
     m = config.mqtt
     url = broker or parse_broker_url(m.url)
     return MqttSettings(
         host=url.host,
         port=url.port,
-        client_id=m.client_id,
+        client_id=client_id or m.client_id,
         subscriptions=tuple((shared(s.filter, m.shared_group), s.qos) for s in m.subscriptions),
         protocol="3.1.1" if broker is not None else m.protocol,
         username=url.username,
@@ -97,3 +106,39 @@ def build_mqtt_settings(config: Config, broker: BrokerUrl | None = None) -> Mqtt
         reconnect_min_s=m.reconnect_min_s,
         reconnect_max_s=m.reconnect_max_s,
     )
+
+
+def build_gateway_settings(config: Config) -> GatewaySettings:
+    """The TCP gateway's settings: it publishes where the ingest stage subscribes (the first
+    HJ 212 filter, its "+" the connection's sender) and takes commands from the reply topic."""
+    t = config.tcp
+    hj212 = next((s.filter for s in config.mqtt.subscriptions if s.kind == "hj212"), "hj212/+")
+    levels = unshared(hj212).split("/")
+    data_topic = "/".join("{sender}" if level == "+" else level for level in levels)
+    reply = config.mqtt.reply_topic
+    tls = None
+    if t.tls_cert_file is not None and t.tls_key_file is not None:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(t.tls_cert_file, t.tls_key_file)
+    host, _, port = (t.listen or DEFAULT_TCP_LISTEN).rpartition(":")
+    return GatewaySettings(
+        host=host.strip("[]"),
+        port=int(port),
+        data_topic=data_topic,
+        command_filter=reply.replace("{mn}", "+") if reply else "",
+        check_pw=config.ingest.check_pw,
+        tls=tls,
+        idle_timeout_s=t.idle_timeout_s,
+        packet_timeout_s=t.packet_timeout_s,
+        max_connections=t.max_connections,
+        max_connections_per_address=t.max_connections_per_address,
+        max_unacknowledged=t.max_unacknowledged,
+        ack_timeout_s=t.ack_timeout_s,
+    )
+
+
+def build_gateway_mqtt_settings(config: Config, broker: BrokerUrl | None = None) -> MqttSettings:
+    """The gateway's broker connection: its own login when [tcp] mqtt_url is set."""
+    if broker is None and config.tcp.mqtt_url:
+        broker = parse_broker_url(config.tcp.mqtt_url)
+    return build_mqtt_settings(config, broker, client_id=config.tcp.client_id)

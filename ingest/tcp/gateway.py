@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
@@ -77,16 +78,23 @@ class TcpGateway:
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, sock: socket.socket | None = None) -> None:
+        """Listen on ``sock`` (bound beforehand, so that a taken port is the caller's clear
+        error) or on the settings' address."""
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: LoggerConnection(self),
-            self.settings.host,
-            self.settings.port,
-            ssl=self.settings.tls,
-            backlog=1024,
-            reuse_address=True,
-        )
+        if sock is not None:
+            self._server = await loop.create_server(
+                lambda: LoggerConnection(self), sock=sock, ssl=self.settings.tls, backlog=1024
+            )
+        else:
+            self._server = await loop.create_server(
+                lambda: LoggerConnection(self),
+                self.settings.host,
+                self.settings.port,
+                ssl=self.settings.tls,
+                backlog=1024,
+                reuse_address=True,
+            )
         self.port = self._server.sockets[0].getsockname()[1]
         self._sweeper = asyncio.create_task(self._sweep(), name="gateway-sweeper")
         log.info(

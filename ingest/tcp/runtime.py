@@ -4,6 +4,7 @@ stopped together (by ``nonsite gateway``, or inside ``nonsite serve`` and ``nons
 from __future__ import annotations
 
 import asyncio
+import socket
 
 from prometheus_client import CollectorRegistry
 
@@ -30,7 +31,7 @@ class GatewayRuntime:
         self.publisher: GatewayPublisher | None = None
         self.gateway: TcpGateway | None = None
 
-    async def start(self) -> None:
+    async def start(self, sock: socket.socket | None = None) -> None:
         metrics = self.metrics
         self.gateway = TcpGateway(self.settings, self.registry, self._publish, metrics)
         self.publisher = GatewayPublisher(
@@ -41,7 +42,7 @@ class GatewayRuntime:
             on_connection=lambda up: metrics.broker_connected.set(1 if up else 0),
         )
         self.publisher.start()
-        await self.gateway.start()
+        await self.gateway.start(sock)
 
     def _publish(self, topic: str, payload: bytes) -> asyncio.Future[None]:
         assert self.publisher is not None

@@ -47,11 +47,8 @@ class ServiceSection(Section):
 
     @field_validator("http_listen")
     @classmethod
-    def _host_port(cls, value: str) -> str:
-        host, sep, port = value.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError("must be host:port, e.g. 127.0.0.1:8080")
-        return value
+    def _http_listen(cls, value: str) -> str:
+        return _host_port(value, "127.0.0.1:8080")
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -154,6 +151,58 @@ class IngestSection(Section):
     @classmethod
     def _text_encoding(cls, value: str) -> str:
         return _text_encoding(value)
+
+
+def _host_port(value: str, example: str, *, free_port: bool = False) -> str:
+    """``free_port``: port 0 (the system chooses) is allowed."""
+    host, sep, port = value.rpartition(":")
+    lowest = 0 if free_port else 1
+    if not sep or not host or not port.isdigit() or not lowest <= int(port) < 65536:
+        raise ValueError(f"must be host:port, e.g. {example}")
+    return value
+
+
+class TcpSection(Section):
+    """The HJ 212 TCP gateway (``nonsite gateway``; inside ``serve`` and ``demo`` when
+    ``listen`` is set): data loggers connect to it as the standard has them."""
+
+    listen: str = ""  # host:port, e.g. "0.0.0.0:9212"; empty: serve runs no gateway
+    # The gateway's own broker login (it publishes for every logger: ACL write hj212/#, read
+    # hj212/+/reply); empty: the [mqtt] url.
+    mqtt_url: str = ""
+    client_id: Identifier = "nonsite-gateway"
+    tls_cert_file: Path | None = None  # both set: loggers connect with TLS
+    tls_key_file: Path | None = None
+    idle_timeout_s: float = Field(default=600.0, ge=1)  # no byte this long: closed
+    packet_timeout_s: float = Field(default=60.0, gt=0)  # a packet's bytes arrive within this
+    max_connections: int = Field(default=10_000, ge=1)
+    max_connections_per_address: int = Field(default=64, ge=1)  # many loggers share a NAT
+    max_unacknowledged: int = Field(default=256, ge=2)  # per connection, before reading pauses
+    ack_timeout_s: float = Field(default=10.0, gt=0)  # no PUBACK within this: no 9014
+    metrics_listen: str = ""  # nonsite gateway alone: host:port of its /metrics
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        return _host_port(value, "0.0.0.0:9212", free_port=True) if value else value
+
+    @field_validator("metrics_listen")
+    @classmethod
+    def _metrics_listen(cls, value: str) -> str:
+        return _host_port(value, "127.0.0.1:9213") if value else value
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _valid_url(cls, value: str) -> str:
+        if value:
+            parse_broker_url(value)
+        return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> TcpSection:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together (TLS needs both)")
+        return self
 
 
 class ArchiveSection(Section):
@@ -610,6 +659,7 @@ class Config(Section):
     service: ServiceSection = ServiceSection()
     mqtt: MqttSection = MqttSection()
     ingest: IngestSection = IngestSection()
+    tcp: TcpSection = TcpSection()
     archive: ArchiveSection = ArchiveSection()
     database: DatabaseSection = DatabaseSection()
     rules: RulesSection = RulesSection()

@@ -1,0 +1,224 @@
+"""Real loggers connect as they are: HJ 212 over TCP into a running ``nonsite serve``.
+
+A logger process talks to the gateway that serve runs ([tcp] listen), through a real
+Mosquitto, into the raw archive, the rules and the dead letters: packets split and glued
+across reads are stored and judged, a packet for another enterprise on a bound connection is
+a ``foreign_mn`` dead letter, and while the broker is down nothing is answered and the
+logger's resend is stored once.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from ingest.archive import RawArchive
+from ingest.hj212.decoder import decode_payload
+from ingest.hj212.encoder import data_packets
+from ingest.hj212.model import Hj212Frame
+from ingest.hj212.timefmt import CHINA_TZ
+from ingest.store import dead_letters
+from nonsite.db import make_engine
+from nonsite.embedded_broker import free_port
+from rules.store import findings
+from tests.service_process import ServiceProcess
+
+pytestmark = pytest.mark.integration
+
+MN_A = "33010000000000000000T0001"
+MN_B = "33010000000000000000T0002"
+PW_A, PW_B = "Tcp-A-4471", "Tcp-B-9032"
+HOUR0 = datetime.now(CHINA_TZ).replace(minute=0, second=0, microsecond=0) - timedelta(hours=4)
+
+
+def write_config(path: Path, broker_url: str, data_dir: Path, tcp_port: int) -> Path:
+    lines = [
+        "[service]",
+        f'data_dir = "{data_dir}"',
+        f'http_listen = "127.0.0.1:{free_port()}"',
+        "[mqtt]",
+        f'url = "{broker_url}"',
+        'client_id = "nonsite-tcp-test"',
+        "reconnect_min_s = 0.2",
+        "reconnect_max_s = 1.0",
+        "[tcp]",
+        f'listen = "127.0.0.1:{tcp_port}"',
+        "ack_timeout_s = 1.0",
+        "[rules]",
+        "grace_s = 60",
+        "snapshot_every_s = 0.5",
+        "[alerts]",
+        "flap_window_min = 0",
+    ]
+    for ent, mn, pw in (("TCPA", MN_A, PW_A), ("TCPB", MN_B, PW_B)):
+        lines += [
+            "[[enterprises]]",
+            f'id = "{ent}"',
+            f'name = "企业{ent}"',
+            "[[enterprises.outlets]]",
+            'id = "DA001"',
+            'kind = "gas"',
+            f'mn = "{mn}"',
+            f'pw = "{pw}"',
+            'preset = "thermal_power_coal_boiler"',
+        ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def minute_packet(mn: str, pw: str, at: datetime, so2: float) -> bytes:
+    wobble = at.minute // 10 % 3  # never constant (B2)
+    pollutants = {
+        "a21026": {"Avg": so2 + wobble, "Flag": "N"},
+        "a19001": {"Avg": 6.0 + 0.1 * wobble, "Flag": "N"},
+    }
+    [packet] = data_packets(
+        st="31", cn="2051", pw=pw, mn=mn, data_time=at, pollutants=pollutants, ack=True
+    )
+    return packet
+
+
+def hours(mn: str, pw: str, n: int, so2: float) -> list[bytes]:
+    out = [
+        minute_packet(mn, pw, HOUR0 + timedelta(hours=h, minutes=10 * k), so2)
+        for h in range(n)
+        for k in range(6)
+    ]
+    out.append(minute_packet(mn, pw, HOUR0 + timedelta(hours=n, minutes=10), 40.0))
+    return out
+
+
+class TcpLogger:
+    """A data logger: one TCP connection, reading the platform's replies."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.buffer = b""
+
+    def send(self, data: bytes, chunk: int | None = None) -> None:
+        step = chunk or len(data)
+        for i in range(0, len(data), step):
+            self.sock.sendall(data[i : i + step])
+
+    def replies(self, n: int, timeout: float) -> list[Hj212Frame]:
+        deadline = time.monotonic() + timeout
+        while self.buffer.count(b"\r\n") < n and time.monotonic() < deadline:
+            self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                data = self.sock.recv(65536)
+            except TimeoutError:
+                break
+            if not data:
+                break
+            self.buffer += data
+        lines = self.buffer.split(b"\r\n")
+        done, self.buffer = lines[:n], b"\r\n".join(lines[n:]) if len(lines) > n else b""
+        return [f for line in done if line for f in decode_payload(line + b"\r\n")]  # type: ignore[misc]
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def wait_for(predicate, timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.25)
+    return False
+
+
+def count(db: sa.Engine, query: sa.Select) -> int:
+    with db.connect() as conn:
+        return int(conn.execute(query).scalar_one())
+
+
+def archived(data_dir: Path, payload: bytes) -> int:
+    archive = RawArchive(data_dir / "archive.sqlite3", readonly=True)
+    try:
+        total, seq = 0, 0
+        while batch := archive.read_after(seq, 1000):
+            total += sum(1 for m in batch if m.payload == payload)
+            seq = batch[-1].seq
+        return total
+    finally:
+        archive.close()
+
+
+@pytest.fixture
+def served(mosquitto, tmp_path):
+    tcp_port = free_port()
+    config = write_config(tmp_path / "n.toml", mosquitto.url, tmp_path / "d", tcp_port)
+    service = ServiceProcess(config, tmp_path / "service.log")
+    service.start()
+    db = make_engine(f"sqlite:///{tmp_path / 'd' / 'nonsite.db'}")
+    try:
+        yield service, db, tcp_port, tmp_path / "d"
+    finally:
+        db.dispose()
+        service.terminate()
+
+
+def test_a_tcp_logger_is_stored_judged_and_answered(served):
+    service, db, port, _ = served
+    logger = TcpLogger(port)
+    try:
+        packets = hours(MN_A, PW_A, 2, 400.0)  # two hours over the limit
+        stream = b"".join(p if i % 2 else p.rstrip(b"\r\n") for i, p in enumerate(packets))
+        logger.send(stream, chunk=37)  # split and glued across reads, tails or none
+        replies = logger.replies(len(packets), timeout=20)
+        assert [r.cn for r in replies] == ["9014"] * len(packets), service.log_text()
+        sent_qns = {f.qn for p in packets for f in decode_payload(p)}  # type: ignore[union-attr]
+        assert {r.qn for r in replies} == sent_qns
+        a3 = sa.select(sa.func.count()).select_from(findings)
+        a3 = a3.where(findings.c.enterprise_id == "TCPA", findings.c.rule == "A3")
+        assert wait_for(lambda: count(db, a3) >= 2), service.log_text()
+        # The same connection claims the other enterprise's MN with its right PW: refused.
+        forged = minute_packet(MN_B, PW_B, HOUR0, 400.0)
+        logger.send(forged)
+        assert logger.replies(1, timeout=2) == []  # not answered
+        foreign = sa.select(dead_letters).where(dead_letters.c.reason == "foreign_mn")
+        n_foreign = sa.select(sa.func.count()).select_from(foreign.subquery())
+        assert wait_for(lambda: count(db, n_foreign) == 1), service.log_text()
+        with db.connect() as conn:
+            [letter] = conn.execute(foreign).all()
+        assert letter.topic == f"hj212/{MN_A}" and letter.mn == MN_B
+        b_findings = sa.select(sa.func.count()).select_from(findings)
+        assert count(db, b_findings.where(findings.c.enterprise_id == "TCPB")) == 0
+        assert "nonsite_gateway_connections_bound 1.0" in service.metrics()
+    finally:
+        logger.close()
+
+
+def test_broker_down_nothing_answered_and_the_resend_stored_once(served, mosquitto):
+    service, _db, port, data_dir = served
+    logger = TcpLogger(port)
+    try:
+        first = minute_packet(MN_A, PW_A, HOUR0, 40.0)
+        logger.send(first)
+        assert len(logger.replies(1, timeout=10)) == 1
+        mosquitto.stop()
+        pending = minute_packet(MN_A, PW_A, HOUR0 + timedelta(minutes=10), 40.0)
+        logger.send(pending)
+        assert logger.replies(1, timeout=3) == []  # the broker does not have it: no 9014
+        problems = service.readiness()["problems"]
+        assert isinstance(problems, dict) and "broker" in problems["gateway"], problems
+        mosquitto.start()
+        # The logger resends what was not answered, as the standard has it (OverTime/ReCount).
+        replies: list[Hj212Frame] = []
+        deadline = time.monotonic() + 30
+        while not replies and time.monotonic() < deadline:
+            logger.send(pending)
+            replies = logger.replies(1, timeout=2)
+        assert replies and replies[0].cn == "9014", service.log_text()
+        assert wait_for(lambda: archived(data_dir, pending) >= 1, 20)
+        time.sleep(2.0)  # a second copy (paho's queued publish, a further resend) would be in
+        assert archived(data_dir, pending) == 1
+        assert archived(data_dir, first) == 1
+    finally:
+        logger.close()
