@@ -4,6 +4,7 @@ stopped together (by ``nonsite gateway``, or inside ``nonsite serve`` and ``nons
 from __future__ import annotations
 
 import asyncio
+import resource
 import socket
 
 from prometheus_client import CollectorRegistry
@@ -32,6 +33,7 @@ class GatewayRuntime:
         self.gateway: TcpGateway | None = None
 
     async def start(self, sock: socket.socket | None = None) -> None:
+        raise_open_file_limit()
         metrics = self.metrics
         self.gateway = TcpGateway(self.settings, self.registry, self._publish, metrics)
         self.publisher = GatewayPublisher(
@@ -64,3 +66,17 @@ class GatewayRuntime:
             await self.gateway.stop()
         if self.publisher is not None:
             await asyncio.to_thread(self.publisher.stop)
+
+
+def raise_open_file_limit() -> int:
+    """Raise this process's soft limit on open files to its hard limit: every logger holds a
+    socket, and the usual soft limit (1024) would refuse the 1,025th logger."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            return soft
+        return target
+    return soft
