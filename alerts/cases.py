@@ -65,6 +65,16 @@ _LAST_CLOSED = (
     .order_by(cases.c.id.desc())
     .limit(1)
 )
+_LATEST = (
+    select(cases.c.id)
+    .where(
+        cases.c.enterprise_id == bindparam("enterprise"),
+        cases.c.source_id == bindparam("source"),
+        cases.c.rule == bindparam("rule"),
+    )
+    .order_by(cases.c.id.desc())
+    .limit(1)
+)
 _UNEXPLAINED = (
     select(func.count())
     .select_from(cases)
@@ -167,6 +177,16 @@ class CaseBook:
             return self._batch_open[key]
         row = conn.execute(_BY_KEY, {"key": key}).first()
         return Case.from_row(row) if row is not None else None
+
+    def latest_case_id(
+        self, conn: Connection, enterprise_id: str, source_id: str, rule: str
+    ) -> int | None:
+        """The newest case of a problem, open or closed (the one a finding just went to, even
+        if a clear in the same batch resolved it)."""
+        found = conn.execute(
+            _LATEST, {"enterprise": enterprise_id, "source": source_id, "rule": rule}
+        ).scalar_one_or_none()
+        return int(found) if found is not None else None
 
     def events(self, conn: Connection, case_id: int) -> list[dict[str, Any]]:
         rows = conn.execute(

@@ -50,7 +50,10 @@ class IngestPipeline:
         metrics: PipelineMetrics | None = None,
         consumer: str = "ingest",
         batch_size: int = 1000,
+        also_record: Callable[[Connection, ProcessedBatch], None] | None = None,
     ) -> None:
+        """``also_record``: more of a batch to store in its checkpoint transaction (the
+        loggers' answers to commands, ingest.commands)."""
         self._archive = archive
         self._engine = engine
         self._processor = processor
@@ -60,6 +63,7 @@ class IngestPipeline:
         self._metrics = metrics
         self._consumer = consumer
         self._batch_size = batch_size
+        self._also_record = also_record
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._idle = threading.Event()
@@ -82,6 +86,8 @@ class IngestPipeline:
         begun = time.perf_counter()
         with self._engine.begin() as conn:
             record_batch(conn, self._consumer, messages[-1].seq, done.dead_letters)
+            if self._also_record is not None:
+                self._also_record(conn, done)
             commit = getattr(self._sink, "commit", None)
             if commit is not None:
                 commit(conn, messages[-1].seq)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from ingest.archive import DEFAULT_MAX_PAYLOAD_BYTES, ArchivedMessage
+from ingest.commands.store import LoggerAnswer
 from ingest.frame_readings import (
     DATA_CNS,
     METER_CNS,
@@ -55,6 +56,33 @@ class ProcessedBatch:
     # Values HJ 212 loggers sent for meters that became no power sample, by reason
     # (ingest.frame_readings: unconfigured_code, invalid_flag, no_value).
     unused_power_values: Counter[str] = field(default_factory=Counter)
+    # Loggers' answers to the platform's requests (ingest.commands).
+    answers: list[LoggerAnswer] = field(default_factory=list)
+
+
+# What a logger sends in answer to the platform: request reply, execution result, its clock,
+# a request to be given the time.
+ANSWER_CNS = frozenset({"9011", "9012", "1011", "1013"})
+
+
+def _answer(frame: Hj212Frame, received_at: datetime) -> LoggerAnswer:
+    f = frame.fields
+    # A 2005 logger puts the request's QN inside CP (CP=&&QN=…;ExeRtn=1&&).
+    qn = frame.qn or (str(f["QN"]) if "QN" in f else None)
+    system_time = f.get("SystemTime")
+    return LoggerAnswer(
+        mn=frame.mn,
+        cn=frame.cn,
+        qn=qn,
+        received_at=received_at,
+        qn_rtn=_int(f.get("QnRtn")),
+        exe_rtn=_int(f.get("ExeRtn")),
+        system_time=system_time if isinstance(system_time, datetime) else None,
+    )
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) else None
 
 
 class MessageProcessor:
@@ -211,6 +239,8 @@ class MessageProcessor:
                 )
             )
         batch.frames_accepted += 1
+        if frame.cn in ANSWER_CNS:
+            batch.answers.append(_answer(frame, received_at))
         if self.policy.reply_topic and frame.ack_requested and frame.cn in DATA_REPLY_CNS:
             # Back to the sender's own topic (a gateway's, for the frames it carries): the
             # only reply topic its login may read.

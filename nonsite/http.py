@@ -162,9 +162,7 @@ def bind(listen: str, setting: str = "service.http_listen") -> socket.socket:
         sock.bind((host.strip("[]"), int(port)))
     except OSError as exc:
         sock.close()
-        raise ListenError(
-            f"cannot listen on {listen} ({setting}): {exc.strerror}"
-        ) from None
+        raise ListenError(f"cannot listen on {listen} ({setting}): {exc.strerror}") from None
     sock.listen(128)
     return sock
 

@@ -40,6 +40,7 @@ from alerts.metrics import CaseMetrics
 from alerts.outbox import Dispatcher, OutboxMetrics
 from alerts.status import enterprise_status
 from ingest.archive import RawArchive
+from ingest.commands.auto import MissingHour
 from ingest.latest import LatestValues
 from ingest.metrics import PipelineMetrics
 from ingest.pipeline import IngestPipeline
@@ -52,7 +53,7 @@ from nonsite.db import make_engine, sqlite_path
 from nonsite.db_health import DatabaseHealth, Retrying, is_unavailable, one_line
 from nonsite.rule_wiring import build_markings, build_outlet_params, build_power_params
 from nonsite.rules_sink import RuleMetrics, RulesSink, restore
-from nonsite.wiring import build_policy, build_registry, build_router
+from nonsite.wiring import build_auto_commands, build_policy, build_registry, build_router
 from rules.findings import Finding
 from rules.store import declared_as_markings, declared_markings, list_declared_markings
 from rules.stream import StreamEngine
@@ -128,6 +129,9 @@ class Worker:
             build_registry(config), build_router(config), build_policy(config)
         )
         self.cases = build_case_book(config)
+        self.commands = build_auto_commands(config)
+        # (enterprise, outlet) → the MN of its logger: a B7 finding names the outlet.
+        self._mn_of = {(e.id, o.id): o.mn for e in config.enterprises for o in e.outlets}
         self.dispatcher = Dispatcher(
             self.engine,
             build_channels(config),
@@ -176,6 +180,7 @@ class Worker:
             publish=lambda topic, payload: self.replies.append((topic, payload)),
             on_committed=self._wake_dispatcher,
             metrics=self.metrics,
+            also_record=self.commands.record,
         )
         self.rules, self.pipeline = rules, pipeline
         self.position = pipeline.position
@@ -229,6 +234,24 @@ class Worker:
         once that commits (see :meth:`_wake_dispatcher`)."""
         self.cases.apply(conn, found)
         self._cases_changed = True
+        b7 = (self._missing_hour(conn, f) for f in found if f.rule == "B7" and f.state == "fire")
+        hours = [h for h in b7 if h is not None]
+        if hours:
+            self.commands.recall_missing(conn, hours, datetime.now(UTC))
+
+    def _missing_hour(self, conn: sqlalchemy.Connection, f: Finding) -> MissingHour | None:
+        """A B7 finding as the hour to recall, with the case it opened (its evidence)."""
+        mn = self._mn_of.get((f.enterprise_id, f.source_id))
+        if mn is None:
+            return None
+        case_id = self.cases.latest_case_id(conn, f.enterprise_id, f.source_id, f.rule)
+        return MissingHour(
+            mn=mn,
+            start=datetime.fromtimestamp(f.window_start, UTC),
+            minute_data=f.evidence.get("data") in ("minute", "realtime"),
+            case_id=case_id,
+            factor=f.factor,
+        )
 
     def _wake_dispatcher(self) -> None:
         """After a commit that changed cases (each batch's, by the pipeline, and the tick's).

@@ -28,6 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ingest.archive import RawArchive
 from ingest.archiver import Archiver
+from ingest.commands.sender import CommandSender
 from ingest.metrics import ArchiveMetrics
 from ingest.mqtt.source import Delivery, MqttSource
 from ingest.store import load_checkpoint, prune_dead_letters
@@ -51,6 +52,7 @@ from nonsite.wiring import (
 log = logging.getLogger(__name__)
 
 RETENTION_EVERY_S = 3600.0
+COMMANDS_EVERY_S = 1.0
 
 
 @dataclass
@@ -80,6 +82,7 @@ class Service:
         self.archiver: Archiver | None = None
         self.pipeline: PipelineProcess | None = None
         self.gateway: GatewayRuntime | None = None  # the HJ 212 TCP gateway ([tcp] listen)
+        self.commands: CommandSender | None = None  # commands to loggers (ingest.commands)
         self.replies_dropped = 0
         # How to choose another HTTP address, for the error when this one is taken.
         self.listen_hint = (
@@ -213,6 +216,14 @@ class Service:
             self.status.tcp_address = f"{config.tcp.listen.rpartition(':')[0]}:{self.gateway.port}"
 
         housekeeping = asyncio.create_task(self._housekeeping(), name="housekeeping")
+        self.commands = CommandSender(
+            self.engine,
+            build_registry(config),
+            self._publish_command,
+            reply_topic=config.mqtt.reply_topic,
+            answer_timeout_s=config.commands.answer_timeout_s,
+        )
+        commands = asyncio.create_task(self._send_commands(), name="commands")
         host, _, port = config.service.http_listen.rpartition(":")
         self.status.http_url = f"http://{host}:{port}"
         self.status.started.set()
@@ -223,6 +234,7 @@ class Service:
             await stop.wait()
         finally:
             housekeeping.cancel()
+            commands.cancel()
             await self._shutdown()
             server.should_exit = True
             await http_task
@@ -238,6 +250,28 @@ class Service:
             return
         for topic, payload in replies:
             source.publish(topic, payload)
+
+    def _publish_command(self, topic: str, packet: bytes) -> None:
+        if self.source is not None:
+            self.source.publish(topic, packet)
+
+    async def _send_commands(self) -> None:
+        """Send what people, the CLI and the rules asked loggers for, once a second."""
+        failing: str | None = None
+        while True:
+            await asyncio.sleep(COMMANDS_EVERY_S)
+            if self.commands is None or self.source is None or not self.source.connected:
+                continue  # requested commands wait in the database
+            try:
+                await asyncio.to_thread(self.commands.round, datetime.now(UTC))
+            except SQLAlchemyError as exc:
+                if failing is None:
+                    log.warning("commands to loggers wait: %s", one_line(exc))
+                failing = one_line(exc)
+            else:
+                if failing is not None:
+                    log.info("commands to loggers are sent again")
+                failing = None
 
     def _pipeline_metrics(self) -> str:
         return self.pipeline.metrics_text if self.pipeline is not None else ""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ssl
 
+from ingest.commands.auto import AutoCommands, AutoPolicy
+from ingest.commands.store import ClockPolicy
 from ingest.mqtt.settings import MqttSettings
 from ingest.mqtt.topics import PayloadKind, TopicRouter, shared, unshared
 from ingest.processor import IngestPolicy
@@ -142,3 +144,16 @@ def build_gateway_mqtt_settings(config: Config, broker: BrokerUrl | None = None)
     if broker is None and config.tcp.mqtt_url:
         broker = parse_broker_url(config.tcp.mqtt_url)
     return build_mqtt_settings(config, broker, client_id=config.tcp.client_id)
+
+
+def build_auto_commands(config: Config) -> AutoCommands:
+    c = config.commands
+    return AutoCommands(
+        AutoPolicy(
+            recall=c.recall,
+            recall_per_hour=c.recall_per_hour,
+            recall_repeat_h=c.recall_repeat_h,
+            time_check_every_h=c.time_check_every_h,
+        ),
+        ClockPolicy(tolerance_s=c.clock_tolerance_s),
+    )

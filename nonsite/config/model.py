@@ -205,6 +205,17 @@ class TcpSection(Section):
         return self
 
 
+class CommandsSection(Section):
+    """Commands to data loggers (ingest.commands): recall of missing data, the clock."""
+
+    recall: bool = True  # B7: ask the logger for the missing hour (补遗)
+    recall_per_hour: int = Field(default=6, ge=1)  # per logger; over it: recorded, not sent
+    recall_repeat_h: float = Field(default=24.0, gt=0)  # an interval is asked for once in this
+    time_check_every_h: float = Field(default=24.0, ge=0)  # read each clock (1011); 0: never
+    clock_tolerance_s: float = Field(default=60.0, gt=0)  # drift beyond this: set it (1012)
+    answer_timeout_s: float = Field(default=300.0, ge=5)  # no 9012 within this: no_answer
+
+
 class ArchiveSection(Section):
     retention_days: int = Field(default=90, ge=1)
     # "full": fsync every group commit (survives power loss); "normal": survives a process
@@ -660,6 +671,7 @@ class Config(Section):
     mqtt: MqttSection = MqttSection()
     ingest: IngestSection = IngestSection()
     tcp: TcpSection = TcpSection()
+    commands: CommandsSection = CommandsSection()
     archive: ArchiveSection = ArchiveSection()
     database: DatabaseSection = DatabaseSection()
     rules: RulesSection = RulesSection()

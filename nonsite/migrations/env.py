@@ -6,11 +6,18 @@ from alembic import context
 from sqlalchemy import Engine
 
 from alerts.schema import metadata as alerts_metadata
+from ingest.commands.store import metadata as commands_metadata
 from ingest.store import metadata as ingest_metadata
 from nonsite.auth.schema import metadata as auth_metadata
 from rules.store import metadata as rules_metadata
 
-target_metadata = [ingest_metadata, rules_metadata, alerts_metadata, auth_metadata]
+target_metadata = [
+    ingest_metadata,
+    commands_metadata,
+    rules_metadata,
+    alerts_metadata,
+    auth_metadata,
+]
 
 engine: Engine = context.config.attributes["engine"]
 with engine.connect() as connection:

@@ -4,6 +4,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from alerts.schema import metadata as alerts_metadata
+from ingest.commands.store import metadata as commands_metadata
 from ingest.store import metadata as ingest_metadata
 from nonsite.auth.schema import metadata as auth_metadata
 from nonsite.db import make_engine, migrate
@@ -17,7 +18,14 @@ def test_migrations_match_the_declared_tables(db_url):
         with engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"compare_type": True})
             diff = compare_metadata(
-                context, [ingest_metadata, rules_metadata, alerts_metadata, auth_metadata]
+                context,
+                [
+                    ingest_metadata,
+                    commands_metadata,
+                    rules_metadata,
+                    alerts_metadata,
+                    auth_metadata,
+                ],
             )
         tables = {d[1].name for d in diff if d[0] == "remove_table"}
         assert tables <= {"alembic_version"}

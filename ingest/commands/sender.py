@@ -1,0 +1,100 @@
+"""Send requested commands to their loggers, one at a time per logger, and expire the ones
+nobody answered. Runs in the service's main process, which holds the broker connection.
+
+The packet is built when it is sent, not when it is requested: a clock setting carries the
+time of sending, and a command queued while the broker was away is not stale on arrival.
+The row is marked sent in a committed transaction before the packet is published, so a
+crash between the two leaves a command that expires as no_answer, never one sent twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.engine import Row
+
+from ingest.commands.packets import ST_OF_KIND, request_packet
+from ingest.commands.store import due, expire, mark, mark_sent
+from ingest.hj212.model import CpValue
+from ingest.registry import Registry
+
+log = logging.getLogger(__name__)
+
+
+class CommandSender:
+    def __init__(
+        self,
+        engine: Engine,
+        registry: Registry,
+        publish: Callable[[str, bytes], None],
+        *,
+        reply_topic: str,
+        answer_timeout_s: float = 300.0,
+    ) -> None:
+        self.engine = engine
+        self.registry = registry
+        self._publish = publish
+        self.reply_topic = reply_topic
+        self.answer_timeout_s = answer_timeout_s
+        self.sent = 0
+
+    def round(self, now: datetime) -> int:
+        """Expire what timed out, then send what is due; returns how many were sent."""
+        outgoing: list[tuple[str, bytes]] = []
+        with self.engine.begin() as conn:
+            expired = expire(conn, now, self.answer_timeout_s)
+            if expired:
+                log.info("%d command(s) to loggers got no answer in time", expired)
+            for row in due(conn):
+                problem = self._unsendable(row)
+                if problem is not None:
+                    mark(conn, row.id, "unsendable", problem)
+                    continue
+                topic, qn, packet = self._build(row, now)
+                mark_sent(conn, row.id, qn=qn, topic=topic, packet=packet, now=now)
+                outgoing.append((topic, packet))
+                log.info(
+                    "command %d (%s, CN %s) sent to logger %s, QN %s",
+                    row.id,
+                    row.kind,
+                    row.cn,
+                    row.mn,
+                    qn,
+                )
+        for topic, packet in outgoing:
+            self._publish(topic, packet)
+        self.sent += len(outgoing)
+        return len(outgoing)
+
+    def _unsendable(self, row: Row[Any]) -> str | None:
+        if not self.reply_topic:
+            return "[mqtt] reply_topic 为空：没有发往数采仪的主题"
+        if self.registry.outlet(row.mn) is None and self.registry.meter_logger(row.mn) is None:
+            return f"MN {row.mn} 不是已配置的数采仪"
+        return None
+
+    def _build(self, row: Row[Any], now: datetime) -> tuple[str, str, bytes]:
+        outlet = self.registry.outlet(row.mn)
+        st = ST_OF_KIND.get(outlet.kind, "31") if outlet is not None else "31"
+        pw = (outlet.pw if outlet is not None else None) or ""
+        params = json.loads(row.params)
+        cp: dict[str, CpValue] | str
+        if row.kind == "recall":
+            cp = {
+                "BeginTime": datetime.fromisoformat(params["BeginTime"]),
+                "EndTime": datetime.fromisoformat(params["EndTime"]),
+            }
+        elif row.kind == "time_set":
+            cp = {"SystemTime": now}
+        elif row.kind == "command":
+            cp = str(params.get("cp", ""))
+        else:
+            cp = {}
+        qn, packet = request_packet(st=st, cn=row.cn, pw=pw, mn=row.mn, cp=cp, now=now)
+        topic = self.reply_topic.replace("{mn}", self.registry.carrier_of(row.mn))
+        return topic, qn, packet
