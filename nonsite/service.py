@@ -28,6 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ingest.archive import RawArchive
 from ingest.archiver import Archiver
+from ingest.commands.metrics import CommandMetrics
 from ingest.commands.sender import CommandSender
 from ingest.metrics import ArchiveMetrics
 from ingest.mqtt.source import Delivery, MqttSource
@@ -222,6 +223,7 @@ class Service:
             self._publish_command,
             reply_topic=config.mqtt.reply_topic,
             answer_timeout_s=config.commands.answer_timeout_s,
+            metrics=CommandMetrics(self.registry),
         )
         commands = asyncio.create_task(self._send_commands(), name="commands")
         host, _, port = config.service.http_listen.rpartition(":")

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.engine import Row
 
+from ingest.commands.metrics import CommandMetrics
 from ingest.commands.packets import ST_OF_KIND, request_packet
 from ingest.commands.store import due, expire, mark, mark_sent
 from ingest.hj212.model import CpValue
@@ -35,6 +36,7 @@ class CommandSender:
         *,
         reply_topic: str,
         answer_timeout_s: float = 300.0,
+        metrics: CommandMetrics | None = None,
     ) -> None:
         self.engine = engine
         self.registry = registry
@@ -42,6 +44,7 @@ class CommandSender:
         self.reply_topic = reply_topic
         self.answer_timeout_s = answer_timeout_s
         self.sent = 0
+        self.metrics = metrics
 
     def round(self, now: datetime) -> int:
         """Expire what timed out, then send what is due; returns how many were sent."""
@@ -50,6 +53,8 @@ class CommandSender:
             expired = expire(conn, now, self.answer_timeout_s)
             if expired:
                 log.info("%d command(s) to loggers got no answer in time", expired)
+                if self.metrics:
+                    self.metrics.unanswered.inc(expired)
             for row in due(conn):
                 problem = self._unsendable(row)
                 if problem is not None:
@@ -58,6 +63,8 @@ class CommandSender:
                 topic, qn, packet = self._build(row, now)
                 mark_sent(conn, row.id, qn=qn, topic=topic, packet=packet, now=now)
                 outgoing.append((topic, packet))
+                if self.metrics:
+                    self.metrics.sent.labels(row.kind).inc()
                 log.info(
                     "command %d (%s, CN %s) sent to logger %s, QN %s",
                     row.id,

@@ -9,8 +9,9 @@ reports what is wrong with each, so the stream and a broker payload get the same
 When a packet is complete (the same rule as ``split_frames``): the declared length lands on
 four CRC characters followed by a plausible end, which is CR, LF, the next ``##``, or the end
 of what has arrived. A packet whose declared length does not fit ends at its first line break
-or the next ``##``; until one arrives it is incomplete. The declared length has four digits,
-so a packet waits on at most 10 KB; junk without any ``##`` is handed out at each line break
+or the next ``##``; until one arrives it is incomplete, up to the longest packet the
+four-digit length allows (``MAX_PACKET_BYTES``, 10 KB), so a packet waits on at most that;
+junk without any ``##`` is handed out at each line break
 and whenever ``max_junk_bytes`` have gathered, so no stream makes the buffer grow.
 """
 
@@ -18,6 +19,8 @@ from __future__ import annotations
 
 HEADER = b"##"
 _CRC_LEN = 4
+# The longest packet the four-digit length allows: '##', the length, 9999 bytes, the CRC.
+MAX_PACKET_BYTES = 2 + 4 + 9999 + _CRC_LEN
 _LINE_ENDS = b"\r\n"
 
 
@@ -104,6 +107,8 @@ class StreamFramer:
         # line break or at the next '##'; split_frames says what is wrong with it.
         ends = [j for j in (buf.find(b"\r", 2), buf.find(b"\n", 2), buf.find(HEADER, 2)) if j >= 0]
         if not ends:
+            if n > MAX_PACKET_BYTES:  # no packet is this long: hand it out, bounded
+                return MAX_PACKET_BYTES, MAX_PACKET_BYTES
             return None
         end = min(ends)
         return end, _after_tail(buf, end)

@@ -46,6 +46,7 @@ from ingest.hj212.segment import parse_header
 from ingest.registry import Registry
 from ingest.tcp.connection import LoggerConnection
 from ingest.tcp.metrics import GatewayMetrics
+from ingest.tcp.publisher import BrokerRefusedError
 from ingest.tcp.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -257,6 +258,16 @@ class TcpGateway:
         try:
             # shield: a timeout must not cancel the publisher's future (see publisher.publish)
             await asyncio.wait_for(asyncio.shield(ack), self.settings.ack_timeout_s)
+        except BrokerRefusedError as exc:
+            if self.metrics:
+                self.metrics.pieces.labels("refused").inc()
+            log.error(
+                "the broker refused a packet from %s (%s): no 9014, the logger resends it; "
+                "check the gateway's broker login and its ACL (write hj212/+)",
+                conn.peer,
+                exc,
+            )
+            return
         except (TimeoutError, ConnectionError) as exc:
             if self.metrics:
                 self.metrics.pieces.labels("unacknowledged").inc()

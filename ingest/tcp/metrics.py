@@ -28,8 +28,9 @@ class GatewayMetrics:
         self.pieces = Counter(
             "nonsite_gateway_pieces",
             "What the gateway cut from the streams, by outcome: published (acknowledged by the "
-            "broker), unacknowledged (no PUBACK in time: no 9014, the logger resends), junk "
-            "(bytes that are no packet, published for the record)",
+            "broker), unacknowledged (no PUBACK in time: no 9014, the logger resends), refused "
+            "(the broker said no, e.g. its ACL: no 9014), junk (bytes that are no packet, "
+            "published for the record)",
             ["outcome"],
             registry=registry,
         )

@@ -29,6 +29,12 @@ log = logging.getLogger(__name__)
 OnCommand = Callable[[str, bytes], None]  # (topic, payload), on the event loop
 
 
+class BrokerRefusedError(Exception):
+    """The broker answered a publish with a failure (MQTT 5 PUBACK reason code), e.g. "Not
+    authorized": its ACL does not let the gateway's login write the topic. MQTT 3.1.1 has no
+    way to say so (Mosquitto acknowledges and drops), which is why the gateway speaks 5."""
+
+
 class GatewayPublisher:
     def __init__(
         self,
@@ -50,13 +56,14 @@ class GatewayPublisher:
         self._waiting: dict[int, asyncio.Future[None]] = {}
         # PUBACKs that arrived before publish() registered their future. Every publish
         # registers one, so each entry is taken at once and none goes stale.
-        self._early: set[int] = set()
+        self._early: dict[int, str | None] = {}  # mid → the refusal, or None: acknowledged
         self.last_error: str | None = None
+        self._v5 = settings.protocol == "5"
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=settings.client_id,
-            protocol=mqtt.MQTTv311,
-            clean_session=True,
+            protocol=mqtt.MQTTv5 if self._v5 else mqtt.MQTTv311,
+            clean_session=None if self._v5 else True,
         )
         self._client.max_inflight_messages_set(1000)
         self._client.max_queued_messages_set(max_queued)
@@ -85,8 +92,9 @@ class GatewayPublisher:
         return self._connected.is_set()
 
     def start(self) -> None:
+        extra: dict[str, Any] = {"clean_start": True} if self._v5 else {}
         self._client.connect_async(
-            self.settings.host, self.settings.port, keepalive=self.settings.keepalive_s
+            self.settings.host, self.settings.port, keepalive=self.settings.keepalive_s, **extra
         )
         self._client.loop_start()
 
@@ -114,8 +122,7 @@ class GatewayPublisher:
                 future.set_exception(ConnectionError("the broker is away and the queue is full"))
                 return future
             if info.mid in self._early:
-                self._early.discard(info.mid)
-                future.set_result(None)
+                _resolve(future, self._early.pop(info.mid))
             else:
                 self._waiting[info.mid] = future
         return future
@@ -147,19 +154,26 @@ class GatewayPublisher:
             self.last_error = f"disconnected: {reason_code}"
             log.warning("gateway MQTT %s; reconnecting with backoff", self.last_error)
 
-    def _handle_publish(self, _c: mqtt.Client, _u: Any, mid: int, _rc: Any, _p: Any) -> None:
+    def _handle_publish(
+        self, _c: mqtt.Client, _u: Any, mid: int, reason_code: Any, _p: Any
+    ) -> None:
+        refused = bool(getattr(reason_code, "is_failure", False))
         with self._lock:
             future = self._waiting.pop(mid, None)
             if future is None:  # its publish() has not registered it yet
-                self._early.add(mid)
+                self._early[mid] = str(reason_code) if refused else None
                 return
-        self._loop.call_soon_threadsafe(_resolve, future)
+        self._loop.call_soon_threadsafe(_resolve, future, str(reason_code) if refused else None)
 
     def _handle_message(self, _c: mqtt.Client, _u: Any, message: Any) -> None:
         topic = message._topic.decode("utf-8", "replace")
         self._loop.call_soon_threadsafe(self._on_command, topic, message.payload)
 
 
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
+def _resolve(future: asyncio.Future[None], refusal: str | None = None) -> None:
+    if future.done():
+        return
+    if refusal is None:
         future.set_result(None)
+    else:
+        future.set_exception(BrokerRefusedError(refusal))

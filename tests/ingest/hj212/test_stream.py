@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ingest.hj212.decoder import DecodeFailure, decode_payload
-from ingest.hj212.stream import StreamFramer
+from ingest.hj212.stream import MAX_PACKET_BYTES, StreamFramer
 from tests.ingest.hj212.frames import SEG_2011, packet
 
 GOOD = packet(SEG_2011)
@@ -112,3 +112,14 @@ def test_blank_lines_between_packets_are_no_pieces():
     framer = StreamFramer()
     assert framer.feed(b"\r\n\r\n" + GOOD + b"\r\n") == [GOOD.rstrip(b"\r\n")]
     assert framer.pending == 0
+
+
+def test_a_packet_without_an_end_is_cut_at_the_longest_a_packet_can_be():
+    # '##0010' then megabytes without CR, LF or '##': the buffer must not grow with them.
+    framer = StreamFramer()
+    pieces = []
+    for _ in range(100):
+        pieces += framer.feed(b"##0010" + b"x" * 9_994 if not pieces else b"x" * 10_000)
+        assert framer.pending <= MAX_PACKET_BYTES
+    assert pieces and all(len(p) <= MAX_PACKET_BYTES for p in pieces)
+    assert all(isinstance(f, DecodeFailure) for p in pieces for f in decode_payload(p))

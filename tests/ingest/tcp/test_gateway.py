@@ -248,3 +248,22 @@ async def test_limits_idle_and_slow_senders(broker, seen):
         assert runtime.gateway is not None and runtime.gateway.connection_count == 0
         for logger in (a, b, c):
             await logger.close()
+
+
+async def test_a_packet_the_broker_refuses_is_not_answered(tmp_path):
+    # The gateway's login may not write the topic (its ACL): Mosquitto says so to an MQTT 5
+    # client (PUBACK "Not authorized") and acknowledges and drops for 3.1.1. No 9014 then.
+    acl = tmp_path / "acl"
+    acl.write_text("topic read hj212/#\n")  # anonymous: read only
+    broker = Mosquitto(tmp_path / "broker", extra_conf=f"acl_file {acl}\n")
+    broker.start()
+    try:
+        async with running(broker, ack_timeout_s=2.0) as runtime:
+            logger = await connect(runtime)
+            await logger.send(upload(MN_A, 1))
+            assert await logger.silent(1.5)
+            metrics = runtime.metrics.pieces.labels("refused")._value.get()
+            assert metrics == 1
+            await logger.close()
+    finally:
+        broker.stop()
