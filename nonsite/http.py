@@ -97,6 +97,7 @@ def build_app(
         from nonsite.web import dashboard  # noqa: PLC0415
         from nonsite.web.api import (  # noqa: PLC0415
             cases,
+            commands,
             events,
             fleet,
             quality,
@@ -106,7 +107,7 @@ def build_app(
         )
 
         app.state.web = web
-        for module in (session, fleet, cases, record, series, quality, events):
+        for module in (session, fleet, cases, record, series, quality, commands, events):
             app.include_router(module.router)
         app.include_router(dashboard.router)
         app.mount("/static", dashboard.static, name="static")

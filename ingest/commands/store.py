@@ -345,6 +345,11 @@ def _covers(row: Row[Any], answer: LoggerAnswer) -> bool:
     return begin <= answer.data_time <= end
 
 
+def by_id(conn: Connection, command_id: int) -> Row[Any] | None:
+    query = select(logger_commands).where(logger_commands.c.id == command_id)
+    return conn.execute(query).first()
+
+
 def listing(
     conn: Connection,
     *,

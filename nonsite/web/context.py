@@ -3,14 +3,16 @@ and the user store. Built once per application."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
 from alerts.cases import CaseBook
+from ingest.registry import Registry
 from nonsite.alert_wiring import build_case_book
 from nonsite.auth.users import UserStore
 from nonsite.config.model import Config
+from nonsite.wiring import build_registry
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,8 @@ class WebContext:
     # [service] secure_cookies: served behind TLS, so the session cookie is always Secure (it
     # is also Secure on any request that a trusted proxy says came over HTTPS).
     secure_cookies: bool = False
+    # The configured loggers (commands are checked against it).
+    registry: Registry = field(default_factory=Registry)
 
     @classmethod
     def build(cls, config: Config, db: Engine) -> WebContext:
@@ -31,4 +35,5 @@ class WebContext:
             build_case_book(config),
             UserStore(db),
             secure_cookies=config.service.secure_cookies,
+            registry=build_registry(config),
         )

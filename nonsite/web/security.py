@@ -67,6 +67,9 @@ GRANTS: dict[str, tuple[str, ...]] = {
     "silences.edit": ("monitor", "supervisor"),  # add, edit, end
     "dead_letters": ("monitor", "supervisor", "admin"),
     "quality": ("monitor", "supervisor", "admin"),
+    "commands": ("monitor", "supervisor", "admin"),  # the audit of commands to loggers
+    "commands.recall": ("monitor", "supervisor"),  # 补遗 and 校时: the monitoring work
+    "commands.send": ("admin",),  # any command: the operator of the service only
 }
 
 
