@@ -189,6 +189,92 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- logger (commands to data loggers; the logic is in nonsite.logger_cli) ----------------
+
+
+def _logger_cli(args: argparse.Namespace) -> int:
+    from nonsite.logger_cli import run
+
+    return run(args)
+
+
+LOGGER_EPILOG = """\
+The command is recorded in the service database; the running nonsite serve sends it within a
+second, on the logger's reply topic or its TCP connection (the gateway), and fills in the
+outcome as the logger answers (9011, its data or clock, 9012). No login here: the audit records
+the name given with --as.
+
+exit codes:
+  0  recorded (or listed)
+  2  usage: a bad argument or configuration
+  3  refused; stderr says "error: <code>: <message>" (unknown_mn, bad_cn, bad_time,
+     rate_limited, bad_cp, no_reason)
+"""
+
+
+def _add_logger_commands(sub: Any, with_config: Callable[[argparse.ArgumentParser], None]) -> None:
+    raw = argparse.RawDescriptionHelpFormatter
+    group = sub.add_parser(
+        "logger",
+        help="commands to data loggers: recall (补遗), time-check (校时), send; and their audit",
+        epilog=LOGGER_EPILOG,
+        formatter_class=raw,
+    ).add_subparsers(dest="logger_command", required=True)
+
+    def common(p: argparse.ArgumentParser, *, who: bool = True) -> None:
+        with_config(p)
+        p.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+        if who:
+            p.add_argument("--as", dest="as_", required=True, metavar="NAME", help="who asks")
+        p.set_defaults(func=_logger_cli)
+
+    p = group.add_parser(
+        "recall",
+        help="ask a logger for its data of an interval (补遗)",
+        epilog=LOGGER_EPILOG,
+        formatter_class=raw,
+    )
+    p.add_argument("mn", help="the logger's MN")
+    p.add_argument("--from", dest="from_", type=cli_time, required=True, metavar="ISO8601")
+    p.add_argument("--to", type=cli_time, required=True, metavar="ISO8601")
+    p.add_argument(
+        "--cn",
+        choices=("2051", "2061", "2031"),
+        default="2061",
+        help="2051 minute, 2061 hour (default), 2031 day data",
+    )
+    p.add_argument("--reason", default="", help="why (for the audit)")
+    common(p)
+    p = group.add_parser(
+        "time-check",
+        help="read a logger's clock; beyond the tolerance it is set (校时)",
+        epilog=LOGGER_EPILOG,
+        formatter_class=raw,
+    )
+    p.add_argument("mn")
+    common(p)
+    p = group.add_parser(
+        "send",
+        help="send any command (CN and its CP text)",
+        epilog=LOGGER_EPILOG,
+        formatter_class=raw,
+    )
+    p.add_argument("mn")
+    p.add_argument("--cn", required=True, help="the command code, e.g. 3020")
+    p.add_argument("--cp", default="", help="the CP area without its &&, e.g. PolId=a21026")
+    p.add_argument("--reason", required=True, help="why (for the audit)")
+    common(p)
+    p = group.add_parser(
+        "commands",
+        help="the commands sent to loggers and their outcomes, newest first",
+        epilog=LOGGER_EPILOG,
+        formatter_class=raw,
+    )
+    p.add_argument("mn", nargs="?", help="only this logger's")
+    p.add_argument("--limit", type=int, default=50)
+    common(p, who=False)
+
+
 # -- check-config ------------------------------------------------------------------------
 
 
@@ -857,6 +943,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run the service")
     with_config(p)
     p.set_defaults(func=cmd_serve)
+
+    _add_logger_commands(sub, with_config)
 
     p = sub.add_parser(
         "gateway", help="run the HJ 212 TCP gateway alone: data loggers connect to it"
