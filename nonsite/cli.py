@@ -282,10 +282,15 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     config = load_config(args.file)
     outlets = sum(len(e.outlets) for e in config.enterprises)
     meters = sum(len(e.meters) for e in config.enterprises)
-    broker = config.mqtt.url or "(embedded broker)"
+    from nonsite.config.mqtt_url import parse_broker_url
+
+    broker = (
+        parse_broker_url(config.mqtt.url).redacted() if config.mqtt.url else "(embedded broker)"
+    )
+    tcp = f"; HJ 212 over TCP on {config.tcp.listen}" if config.tcp.listen else ""
     print(
         f"{args.file}: OK: {len(config.enterprises)} enterprises, {outlets} outlets, "
-        f"{meters} meters; broker {broker}; data in {config.service.data_dir}"
+        f"{meters} meters; broker {broker}{tcp}; data in {config.service.data_dir}"
     )
     for issue in config_warnings(config):
         print(f"  warning: {issue.entry}: {issue.problem}")

@@ -18,7 +18,7 @@ class GatewaySettings:
     command_filter: str = "hj212/+/reply"
     check_pw: bool = True
     tls: ssl.SSLContext | None = field(default=None, repr=False)
-    idle_timeout_s: float = 600.0  # no byte for this long: the connection is closed
+    idle_timeout_s: float = 1800.0  # no byte for this long: the connection is closed
     packet_timeout_s: float = 60.0  # a packet's bytes must all arrive within this
     max_connections: int = 10_000
     max_connections_per_address: int = 64  # loggers behind one carrier NAT share an address

@@ -18,6 +18,24 @@ DEFAULT_PASSWORDS = frozenset({"123456"})
 
 
 def config_warnings(config: Config) -> list[ConfigIssue]:
+    return _gateway_login(config) + _passwords(config)
+
+
+def _gateway_login(config: Config) -> list[ConfigIssue]:
+    """The TCP gateway publishes for every logger: with the service's own broker login, the
+    shipped ACL (deploy/mosquitto/acl) refuses it, and no logger gets a 9014."""
+    if config.tcp.listen and config.mqtt.url and not config.tcp.mqtt_url:
+        return [
+            ConfigIssue(
+                "tcp.mqtt_url",
+                "empty: the TCP gateway logs in to the broker as the service, which the shipped "
+                "ACL does not let write hj212/+; give it its own login (user nonsite-gateway)",
+            )
+        ]
+    return []
+
+
+def _passwords(config: Config) -> list[ConfigIssue]:
     if not config.ingest.check_pw:
         return [
             ConfigIssue(

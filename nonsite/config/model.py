@@ -173,7 +173,7 @@ class TcpSection(Section):
     client_id: Identifier = "nonsite-gateway"
     tls_cert_file: Path | None = None  # both set: loggers connect with TLS
     tls_key_file: Path | None = None
-    idle_timeout_s: float = Field(default=600.0, ge=1)  # no byte this long: closed
+    idle_timeout_s: float = Field(default=1800.0, ge=1)  # no byte this long: closed
     packet_timeout_s: float = Field(default=60.0, gt=0)  # a packet's bytes arrive within this
     max_connections: int = Field(default=10_000, ge=1)
     max_connections_per_address: int = Field(default=64, ge=1)  # many loggers share a NAT

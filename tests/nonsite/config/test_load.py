@@ -393,3 +393,14 @@ def test_the_example_configuration_gives_each_logger_its_own_password():
     result = check_config(EXAMPLE)
     assert result.returncode == 0, result.stderr
     assert "warning" not in result.stdout
+
+
+def test_check_config_hides_the_broker_password_and_warns_about_the_gateways_login(tmp_path):
+    broker = '[mqtt]\nurl = "mqtt://nonsite:s3cret-Pw@broker:1883"\n'
+    result = check_config(write(tmp_path, broker + '[tcp]\nlisten = "0.0.0.0:9212"\n'))
+    assert result.returncode == 0, result.stderr
+    assert "s3cret-Pw" not in result.stdout
+    assert "broker mqtt://nonsite:***@broker:1883; HJ 212 over TCP on 0.0.0.0:9212" in result.stdout
+    assert "warning: tcp.mqtt_url: empty: the TCP gateway logs in" in result.stdout
+    own = '[tcp]\nlisten = "0.0.0.0:9212"\nmqtt_url = "mqtt://nonsite-gateway:g@broker:1883"\n'
+    assert "tcp.mqtt_url" not in check_config(write(tmp_path, broker + own)).stdout
