@@ -18,7 +18,9 @@ from prometheus_client import CollectorRegistry
 
 from alerts.metrics import CaseMetrics
 from alerts.outbox import OutboxMetrics
+from ingest.commands.metrics import CommandMetrics
 from ingest.metrics import ArchiveMetrics, PipelineMetrics
+from ingest.tcp.metrics import GatewayMetrics
 from nonsite.db_health import DatabaseMetrics
 from nonsite.rules_sink import RuleMetrics
 
@@ -34,6 +36,11 @@ ALERTS = {
     "NonsiteOutboxBacklog",
     "NonsiteDecodeErrorRate",
     "NonsiteWorkOrdersOverdue",
+    "NonsiteGatewayDown",
+    "NonsiteGatewayBrokerDown",
+    "NonsiteGatewayRefused",
+    "NonsiteGatewayUnacknowledged",
+    "NonsiteLoggerCommandsUnanswered",
 }
 SUFFIXES = {
     "counter": ("_total", "_created"),
@@ -47,7 +54,7 @@ NOT_YET_ON_DASHBOARD: set[str] = set()
 
 
 def families() -> dict[str, str]:
-    """Every metric family of both processes: name → type."""
+    """Every metric family of both processes and of the TCP gateway: name → type."""
     registry = CollectorRegistry()
     for metrics in (
         ArchiveMetrics,
@@ -56,6 +63,8 @@ def families() -> dict[str, str]:
         OutboxMetrics,
         CaseMetrics,
         DatabaseMetrics,
+        CommandMetrics,
+        GatewayMetrics,
     ):
         metrics(registry)
     return {f.name: f.type for f in registry.collect()}
