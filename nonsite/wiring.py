@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+from dataclasses import replace
 
 from ingest.commands.auto import AutoCommands, AutoPolicy
 from ingest.commands.store import ClockPolicy
@@ -141,9 +142,22 @@ def build_gateway_settings(config: Config) -> GatewaySettings:
 
 def build_gateway_mqtt_settings(config: Config, broker: BrokerUrl | None = None) -> MqttSettings:
     """The gateway's broker connection: its own login when [tcp] mqtt_url is set."""
-    if broker is None and config.tcp.mqtt_url:
-        broker = parse_broker_url(config.tcp.mqtt_url)
-    return build_mqtt_settings(config, broker, client_id=config.tcp.client_id)
+    if broker is not None:  # the embedded broker (MQTT 3.1.1 only)
+        return build_mqtt_settings(config, broker, client_id=config.tcp.client_id)
+    settings = build_mqtt_settings(config, client_id=config.tcp.client_id)
+    if not config.tcp.mqtt_url:
+        return settings
+    own = parse_broker_url(config.tcp.mqtt_url)
+    # Its own login on the configured broker, in the configured protocol: MQTT 5, so that a
+    # publish the broker's ACL refuses is said to be refused (and no 9014 goes out).
+    return replace(
+        settings,
+        host=own.host,
+        port=own.port,
+        username=own.username,
+        password=own.password,
+        tls=own.tls,
+    )
 
 
 def build_auto_commands(config: Config) -> AutoCommands:

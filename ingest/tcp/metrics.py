@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+CLOSE_REASONS = ("peer", "idle", "packet_timeout", "limit_total", "limit_address", "shutdown")
+PIECE_OUTCOMES = ("published", "unacknowledged", "refused", "junk")
+
 
 class GatewayMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
@@ -46,6 +49,11 @@ class GatewayMetrics:
             "Platform packets for a logger that has no open connection here",
             registry=registry,
         )
+        # Every label from the start: a counter that first appears at 1 is missed by increase().
+        for reason in CLOSE_REASONS:
+            self.closed.labels(reason)
+        for outcome in PIECE_OUTCOMES:
+            self.pieces.labels(outcome)
         self.broker_connected = Gauge(
             "nonsite_gateway_mqtt_connected",
             "1 while the gateway is connected to the broker",

@@ -45,6 +45,7 @@ Kind = Literal[
     "realtime_only",  # 仅实时数据: real-time data (CN 2011) every 30 s, no minute/hour/day data
     "backfill",  # 断线补发: the logger silent (network down), then resending what it stored
     "ph_dip",  # pH 骤降: 20 minutes at pH 5.0, then an alkali overshoot: the hour's mean ~7.3
+    "link_lost",  # 丢包: an hour packet lost in transit; the logger keeps it (补遗 recalls it)
 ]
 Tier = Literal["warning", "alarm"]
 FOREVER = 2**40  # an incident that lasts until the run ends
@@ -200,6 +201,12 @@ def backfilling(incidents: list[Incident], key: tuple[str, str], t: int) -> bool
     return _holds(incidents, "backfill", key, t)
 
 
+def link_lost(incidents: list[Incident], key: tuple[str, str], hour: int) -> bool:
+    """Whether the outlet's hour packet for ``hour`` is lost on its way (the logger keeps it
+    and answers a recall with it)."""
+    return _holds(incidents, "link_lost", key, hour)
+
+
 def realtime_only(incidents: list[Incident], key: tuple[str, str], t: int) -> bool:
     """Whether the outlet's logger sends real-time data (CN 2011) only."""
     return _holds(incidents, "realtime_only", key, t)
@@ -323,6 +330,16 @@ def demo_incidents(
         end=h + 4 * HOUR,
         factor="a21026",
         expect=(("B1", "warning"),),
+    )
+    add(  # after its zero values: one hour packet never arrives
+        power2,
+        outlet(power2),
+        name="小时数据丢包 (一个小时包在传输中丢失, 数采仪留存; 平台补遗召回)",
+        kind="link_lost",
+        start=h + 6 * HOUR,
+        end=h + 7 * HOUR,
+        expect=(("B7", "warning"),),
+        expect_not=("B8",),
     )
     power3 = nth("thermal_power", 2)
     noon = _next_china_time(h, 12)

@@ -12,7 +12,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from nonsite.config.mqtt_url import BrokerUrl
-from nonsite.simulator.traffic import FleetTraffic, Message
+from nonsite.simulator.traffic import LOST_PREFIX, FleetTraffic, Message
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,11 @@ class Publisher:
         self.client.loop_start()
 
     def publish(self, messages: Iterable[Message]) -> int:
-        infos = [self.client.publish(topic, payload, qos=1) for topic, payload in messages]
+        infos = [
+            self.client.publish(topic, payload, qos=1)
+            for topic, payload in messages
+            if not topic.startswith(LOST_PREFIX)  # lost on the way: never sent
+        ]
         for info in infos:
             info.wait_for_publish(30)
         return len(infos)

@@ -38,6 +38,7 @@ from nonsite.simulator.incidents import (
     backfilling,
     dilution,
     flag_override,
+    link_lost,
     logger_down,
     minute_logger,
     power_off,
@@ -73,6 +74,9 @@ STOPPED_LEVELS = {
     "w01001": (7.2, 0.15),
 }
 Message = tuple[str, bytes]
+# The topic prefix of a packet the link lost (incident link_lost): publishers do not send it;
+# a simulated TCP logger keeps it in its history, to answer a recall with it.
+LOST_PREFIX = "lost/"
 FLOWS = ("a00000", "w00000")
 LATE_BY = 3 * HOUR  # how long a late_duplicate incident holds an hour frame back
 DEFAULT_MINUTE_INTERVAL_MIN = 10  # a logger's MinInterval when nothing configures one
@@ -101,8 +105,11 @@ class FleetTraffic:
         incidents: list[Incident] | None = None,
         since: int | None = None,
         meter_batch_min: int = 1,
+        acked: frozenset[str] = frozenset(),
     ) -> None:
         self.config = config
+        # Loggers whose packets ask for a 9014 reply (the A bit), as loggers on TCP do.
+        self.acked = acked
         # History: a meter's samples of each this many minutes go in one message.
         self.meter_batch_s = meter_batch_min * 60
         # The loggers start here: no record covers time before it (a record of the
@@ -147,6 +154,12 @@ class FleetTraffic:
         """Everything due in the minute starting at ``t``."""
         for key, params in self.params.items():
             live, recorded = self._due(key, params, t)
+            if recorded and link_lost(self.incidents, key, t - HOUR):
+                # Lost on the way: the logger keeps it (for a recall), the platform never
+                # sees it. Yielded under LOST_PREFIX for the publisher to hand the logger.
+                lost = [m for m in recorded if b"CN=2061" in m[1]]
+                recorded = [m for m in recorded if b"CN=2061" not in m[1]]
+                yield from ((LOST_PREFIX + topic, payload) for topic, payload in lost)
             if backfilling(self.incidents, key, t):
                 # Cut off: the logger keeps its records; real-time values are not resent.
                 self._stored.setdefault(key, []).extend(recorded)
@@ -303,7 +316,7 @@ class FleetTraffic:
                 data_time=datetime.fromtimestamp(t, tz=UTC),
                 pollutants=pollutants,
                 version=self.versions[key],
-                ack=False,
+                ack=mn in self.acked,
             )
         ]
 

@@ -14,7 +14,7 @@ from ingest.hj212.timefmt import CHINA_TZ
 from nonsite.replay import replay
 from nonsite.simulator.fleet import demo_fleet
 from nonsite.simulator.incidents import ALL_OUTLETS, FOREVER, NO_ALARM, Kind, scripted_config
-from nonsite.simulator.traffic import FleetTraffic
+from nonsite.simulator.traffic import LOST_PREFIX, FleetTraffic
 
 START = int(datetime(2026, 11, 23, 0, 0, tzinfo=CHINA_TZ).timestamp())  # as the demo starts
 # The wastewater day, the plant's stop (from noon, across the midnight) and its restart
@@ -30,6 +30,8 @@ def _traffic(seed: int = 3):
     for minute in range((END - START) // 60):
         t = START + 60 * minute
         for topic, payload in traffic.frames(t):
+            if topic.startswith(LOST_PREFIX):
+                continue  # lost on the way (link_lost): the platform never sees it
             seq += 1
             messages.append(ArchivedMessage(seq, (t + 30) * 1_000_000, topic, payload))
     return config, incidents, messages
