@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import math
 import re
 import shutil
@@ -64,7 +65,8 @@ from nonsite.errors import ListenError, StartupError
 from nonsite.service import Service
 from nonsite.simulator.fleet import demo_fleet
 from nonsite.simulator.incidents import Incident, scripted_config
-from nonsite.simulator.publisher import Progress, Publisher
+from nonsite.simulator.publisher import MessageSink, Progress, Publisher
+from nonsite.simulator.tcp_fleet import MixedPublisher, TcpFleet, tcp_share
 from nonsite.simulator.traffic import DEFAULT_MINUTE_INTERVAL_MIN, FleetTraffic
 from rules.timebase import CHINA_OFFSET, DAY, HOUR
 
@@ -115,6 +117,8 @@ class DemoSettings:
     days: int = 1  # simulated history: from 00:00 China time this many days ago
     # B8's threshold (s of the wall clock, which receipt times follow); None: the demo's.
     offline_after_s: int | None = None
+    # The HJ 212 TCP gateway's port, for the part of the fleet on TCP; None: a free one.
+    tcp_port: int | None = None
 
 
 def history_start(days: int, now: float) -> int:
@@ -153,6 +157,8 @@ def demo_data(s: DemoSettings) -> dict[str, Any]:
         "http_listen": f"127.0.0.1:{s.http_port}",
     }
     data["mqtt"] = {"url": s.broker or "", "embedded_port": 0 if s.broker else free_port()}
+    # Part of the fleet connects over TCP, as real loggers do: serve runs the gateway.
+    data["tcp"] = {"listen": f"127.0.0.1:{s.tcp_port or free_port()}"}
     # History runs faster than the clock: a warning whose condition ended stays in the queue.
     data["alerts"] = {"dashboard_url": f"http://127.0.0.1:{s.http_port}", "resolve_on_clear": []}
     data["rules"] = {"offline_after_s": offline_after(s)}
@@ -323,6 +329,17 @@ def status_line(config: Config, progress: Progress | None, live: bool) -> str:
     )
 
 
+FAST_CLOCK_S = 180  # the demo's one logger whose clock runs ahead
+
+
+def tcp_loggers(config: Config, incidents: list[Incident]) -> frozenset[str]:
+    """The loggers that connect over TCP: a share of the fleet, and every logger whose packets
+    the script loses on the way (only a TCP logger here answers the recall that gets them)."""
+    mns = {(e.id, o.id): o.mn for e in config.enterprises for o in e.outlets}
+    lossy = {mns[(i.enterprise_id, i.source_id)] for i in incidents if i.kind == "link_lost"}
+    return tcp_share(mns.values()) | lossy
+
+
 def check_port(port: int) -> None:
     """A taken dashboard port is an error at once, naming the address and the way out (the
     service would find it only after the set-up, and the demo then waited for it forever)."""
@@ -339,7 +356,7 @@ def check_port(port: int) -> None:
 
 def play(
     traffic: FleetTraffic,
-    publisher: Publisher,
+    publisher: MessageSink,
     *,
     start: int,
     speed: float,
@@ -395,6 +412,8 @@ def _run_demo(s: DemoSettings, early_stop: threading.Event) -> int:
         return 0
     service = Service(config)
     service.listen_hint = "choose another port with --port"
+    # A line per logger connecting and going would bury the status line.
+    logging.getLogger("ingest.tcp.gateway").setLevel(logging.WARNING)
     latest: dict[str, Progress] = {}
     halt = threading.Event()
 
@@ -402,9 +421,12 @@ def _run_demo(s: DemoSettings, early_stop: threading.Event) -> int:
         pipeline = service.pipeline
         return 0 if pipeline is None else max(0, pipeline.head - pipeline.position)
 
-    def simulate(broker_url: str, traffic: FleetTraffic) -> None:
-        publisher = Publisher(parse_broker_url(broker_url), client_id="nonsite-demo-simulator")
+    def simulate(broker_url: str, traffic: FleetTraffic, tcp: TcpFleet) -> None:
+        publisher = MixedPublisher(
+            Publisher(parse_broker_url(broker_url), client_id="nonsite-demo-simulator"), tcp
+        )
         try:
+            tcp.connect()
             play(
                 traffic,
                 publisher,
@@ -455,11 +477,25 @@ def _run_demo(s: DemoSettings, early_stop: threading.Event) -> int:
             f"  {cli} replay --config {where} {shown_path(s.data_dir / 'archive.sqlite3')}",
             flush=True,
         )
+        on_tcp = tcp_loggers(config, incidents)
+        fast = min(on_tcp)  # one clock runs fast: the platform reads it and sets it (校时)
+        host, _, port = config.tcp.listen.rpartition(":")
+        tcp = TcpFleet(host, int(port), on_tcp, clocks={fast: FAST_CLOCK_S})
+        print(
+            f"数采仪 {len(on_tcp)} 台经 TCP 接入 HJ 212 网关 {config.tcp.listen} (应答 9014、"
+            f"补遗召回、校时; {fast} 时钟快 {FAST_CLOCK_S // 60} 分钟), 其余经 MQTT",
+            flush=True,
+        )
         traffic = FleetTraffic(
-            config, seed=s.seed, incidents=incidents, since=start, meter_batch_min=METER_BATCH_MIN
+            config,
+            seed=s.seed,
+            incidents=incidents,
+            since=start,
+            meter_batch_min=METER_BATCH_MIN,
+            acked=on_tcp,
         )
         simulator = threading.Thread(
-            target=simulate, args=(broker, traffic), name="simulator", daemon=True
+            target=simulate, args=(broker, traffic, tcp), name="simulator", daemon=True
         )
         simulator.start()
         began = time.monotonic()

@@ -27,6 +27,8 @@ from ingest.hj212.timefmt import CHINA_TZ
 from ingest.processor import ProcessedBatch
 from ingest.readings import LoggerSeen
 
+NO_ANSWER_BACKOFF = 7  # a clock check unanswered: the next in 7 periods (a week by default)
+
 
 @dataclass(frozen=True, slots=True)
 class AutoPolicy:
@@ -51,7 +53,7 @@ class AutoCommands:
     def __init__(self, policy: AutoPolicy, clock: ClockPolicy) -> None:
         self.policy = policy
         self.clock = clock
-        self._time_checked: dict[str, datetime] = {}  # MN → the last time check asked for
+        self._clock_due: dict[str, datetime] = {}  # MN → when its clock is next looked at
 
     def record(self, conn: Connection, done: ProcessedBatch) -> None:
         """In a batch's checkpoint transaction: the loggers' answers to commands, and the
@@ -103,18 +105,18 @@ class AutoCommands:
         self, conn: Connection, seen: Iterable[LoggerSeen], now: datetime
     ) -> list[int]:
         """A time check (1011) for each logger heard from whose clock was not looked at for
-        ``time_check_every_h`` hours."""
+        ``time_check_every_h`` hours; one that did not answer the last is asked again only
+        after ``NO_ANSWER_BACKOFF`` times that (a logger that reads no commands, e.g. on MQTT
+        without its reply topic, is not asked every day in vain)."""
         every = self.policy.time_check_every_h
         if every <= 0:
             return []
-        cutoff = now - timedelta(hours=every)
         ids = []
         for mn in {s.mn for s in seen}:
-            last = self._time_checked.get(mn)
-            if last is None:
-                last = self._last_check_in_db(conn, mn)
-            if last is not None and last > cutoff:
-                self._time_checked[mn] = last
+            due = self._clock_due.get(mn)
+            if due is None:
+                due = self._clock_due[mn] = self._next_check_in_db(conn, mn, every)
+            if due > now:
                 continue
             ids.append(
                 request(
@@ -127,17 +129,23 @@ class AutoCommands:
                     now=now,
                 )
             )
-            self._time_checked[mn] = now
+            # Until its answer is known, as if it will not come (recomputed from the database
+            # once the cache entry is dropped: on restart).
+            self._clock_due[mn] = now + timedelta(hours=every)
         return ids
 
     @staticmethod
-    def _last_check_in_db(conn: Connection, mn: str) -> datetime | None:
+    def _next_check_in_db(conn: Connection, mn: str, every_h: float) -> datetime:
         c = logger_commands.c
         query = (
-            select(c.requested_at)
+            select(c.requested_at, c.status)
             .where(c.mn == mn, c.kind == "time_get")
             .order_by(c.id.desc())
             .limit(1)
         )
-        found = conn.execute(query).scalar_one_or_none()
-        return found.astimezone(UTC) if found is not None else None
+        last = conn.execute(query).first()
+        if last is None:
+            return datetime.min.replace(tzinfo=UTC)
+        backoff = NO_ANSWER_BACKOFF if last.status in ("no_answer", "unsendable") else 1
+        asked: datetime = last.requested_at.astimezone(UTC)
+        return asked + timedelta(hours=every_h * backoff)

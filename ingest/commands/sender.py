@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -49,6 +50,7 @@ class CommandSender:
     def round(self, now: datetime) -> int:
         """Expire what timed out, then send what is due; returns how many were sent."""
         outgoing: list[tuple[str, bytes]] = []
+        kinds: Counter[str] = Counter()
         with self.engine.begin() as conn:
             expired = expire(conn, now, self.answer_timeout_s)
             if expired:
@@ -65,7 +67,7 @@ class CommandSender:
                 outgoing.append((topic, packet))
                 if self.metrics:
                     self.metrics.sent.labels(row.kind).inc()
-                log.info(
+                log.debug(
                     "command %d (%s, CN %s) sent to logger %s, QN %s",
                     row.id,
                     row.kind,
@@ -73,8 +75,14 @@ class CommandSender:
                     row.mn,
                     qn,
                 )
+                kinds[row.kind] += 1
         for topic, packet in outgoing:
             self._publish(topic, packet)
+        if kinds:  # one line a round: the audit of each is in the database
+            log.info(
+                "sent %s to loggers (nonsite logger commands lists them)",
+                ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())),
+            )
         self.sent += len(outgoing)
         return len(outgoing)
 

@@ -300,7 +300,8 @@ def record_answers(
             row = row or latest.get((a.mn, "time_get"))
             if row is None:
                 continue
-            drift = (a.system_time - a.received_at).total_seconds()
+            # The logger's time has whole seconds: compare it with the receipt's second.
+            drift = (a.system_time - a.received_at.replace(microsecond=0)).total_seconds()
             ch = state(row)
             ch.update(logger_time=a.system_time, drift_s=drift, answered_at=a.received_at)
             if abs(drift) > clock.tolerance_s:

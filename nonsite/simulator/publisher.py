@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -21,6 +22,14 @@ log = logging.getLogger(__name__)
 class Progress:
     sim_time: int
     messages: int
+
+
+class MessageSink(Protocol):
+    """Where simulated messages go: MQTT (Publisher), or MQTT and TCP (tcp_fleet)."""
+
+    def publish(self, messages: Iterable[Message]) -> int: ...
+
+    def close(self) -> None: ...
 
 
 class Publisher:
