@@ -215,7 +215,7 @@ def _cases(db: sa.Engine) -> list[sa.Row]:
         return list(
             conn.execute(
                 sa.text(
-                    "select enterprise_id, source_id, rule, tier, escalation,"
+                    "select id, enterprise_id, source_id, rule, tier, escalation,"
                     " open_key is not null as open from cases order by id"
                 )
             )
@@ -260,7 +260,7 @@ def test_the_readmes_demo_plays_its_script_within_two_minutes_and_stops_cleanly(
     port = free_port()
     script, start, now = _script(data_dir, port)
     expected = {(i.enterprise_id, rule): tier for i in script for rule, tier in i.expect}
-    assert len(expected) == 13  # every incident that should open a case is in the script
+    assert len(expected) == 14  # every incident that should open a case is in the script
     stop = next(i for i in script if i.kind == "stopped")
     offline = next(i for i in script if i.kind == "offline")
     # Run until every scripted window has been judged (its end, the grace and two spare
@@ -391,6 +391,17 @@ def test_the_readmes_demo_plays_its_script_within_two_minutes_and_stops_cleanly(
         dead = list(conn.execute(sa.text("select topic, reason from dead_letters")))
     assert any(reason == "crc_mismatch" for _topic, reason in dead), dead
     assert corrupt.enterprise_id not in {c.enterprise_id for c in cases if c.tier == "alarm"}
+    # The part of the fleet on TCP: the hour packet the link lost was recalled (补遗) from the
+    # logger's history for its B7 case, and the clock running fast was read and set (校时).
+    with db.connect() as conn:
+        commands = list(conn.execute(sa.text("select * from logger_commands")).mappings())
+    recalls = [c for c in commands if c["kind"] == "recall" and c["status"] == "done"]
+    assert recalls and recalls[0]["filled"] >= 1 and recalls[0]["case_id"], commands[:5]
+    lossy = next(i for i in script if i.kind == "link_lost")
+    b7 = next(c for c in cases if (c.enterprise_id, c.rule) == (lossy.enterprise_id, "B7"))
+    assert recalls[0]["case_id"] == b7.id
+    assert any(c["kind"] == "time_set" and c["status"] == "done" for c in commands), commands
+    assert "经 TCP 接入 HJ 212 网关" in output
     db.dispose()
 
     # The command line reads the demo's data with the configuration it wrote, as it printed.
