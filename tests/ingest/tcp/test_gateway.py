@@ -267,3 +267,31 @@ async def test_a_packet_the_broker_refuses_is_not_answered(tmp_path):
             await logger.close()
     finally:
         broker.stop()
+
+
+async def test_loggers_may_connect_with_tls(broker, seen, tmp_path):
+    import ssl
+
+    from tests.deploy.test_mosquitto import make_certificates
+
+    make_certificates(tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(tmp_path / "server.crt", tmp_path / "server.key")
+    async with running(broker, tls=server_tls) as runtime:
+        client_tls = ssl.create_default_context(cafile=str(tmp_path / "ca.crt"))
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", runtime.port, ssl=client_tls, server_hostname="127.0.0.1"
+        )
+        logger = Logger(reader, writer)
+        await logger.send(upload(MN_A, 1))
+        [reply] = await logger.replies(1)
+        assert decode_frame(reply).cn == "9014"
+        await logger.close()
+        # A plain-TCP logger on the TLS port gets nowhere: closed, its packet not taken.
+        plain = await connect(runtime)
+        await plain.send(upload(MN_A, 2))
+        answer = await asyncio.wait_for(plain.reader.read(), 5)  # until the server closes
+        assert b"9014" not in answer
+        await plain.close()
+    got = await wait_seen(seen, 1)
+    assert [p for _, p in got] == [upload(MN_A, 1)]
