@@ -346,6 +346,22 @@ def _covers(row: Row[Any], answer: LoggerAnswer) -> bool:
     return begin <= answer.data_time <= end
 
 
+def clock_drifts(conn: Connection, since: datetime, until: datetime) -> dict[str, float]:
+    """The drift of each logger's clock as last read in [since, until): MN → seconds."""
+    c = logger_commands.c
+    query = (
+        select(c.mn, c.drift_s)
+        .where(
+            c.kind == "time_get",
+            c.drift_s.is_not(None),
+            c.answered_at >= since,
+            c.answered_at < until,
+        )
+        .order_by(c.id)
+    )
+    return {mn: float(drift) for mn, drift in conn.execute(query)}  # the latest wins
+
+
 def by_id(conn: Connection, command_id: int) -> Row[Any] | None:
     query = select(logger_commands).where(logger_commands.c.id == command_id)
     return conn.execute(query).first()

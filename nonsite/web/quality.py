@@ -35,6 +35,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, func, select
 
+from ingest.commands.store import clock_drifts
 from ingest.hj212.timefmt import CHINA_TZ
 from ingest.store import dead_letters
 from nonsite.config.model import Config
@@ -115,6 +116,9 @@ class Figures:
     outlets: int
     counts: Counts
     dead_letters: int
+    # The drift of its loggers' clocks last read in the window (the largest, signed); a
+    # drifting clock misplaces every record in time (ingest.commands).
+    clock_drift_s: float | None = None
 
     @staticmethod
     def _rate(part: int, whole: int) -> float | None:
@@ -182,6 +186,8 @@ class QualityBook(SeriesReader):
         start = datetime.fromtimestamp(since, tz=UTC)
         end = datetime.fromtimestamp(until, tz=UTC)
         dead, unattributed = self.dead_letters(db, start, end)
+        with db.connect() as conn:
+            drifts = clock_drifts(conn, start, end)
         out = []
         for e in self.config.enterprises:
             total = Counts()
@@ -191,7 +197,9 @@ class QualityBook(SeriesReader):
                 if found is not None:
                     outlets += 1
                     total.add(found)
-            out.append(Figures(e.id, e.name, outlets, total, dead.get(e.id, 0)))
+            found_drifts = [drifts[o.mn] for o in e.outlets if o.mn in drifts]
+            drift = max(found_drifts, key=abs) if found_drifts else None
+            out.append(Figures(e.id, e.name, outlets, total, dead.get(e.id, 0), drift))
         out.sort(key=worst_first)
         return Quality(
             start.astimezone(CHINA_TZ),

@@ -35,6 +35,10 @@ class EnterpriseQualityOut(ApiModel):
     effective_rate: float | None = Field(description="有效传输率 (B10's): valid ÷ expected")
     valid_hour_rate: float | None = Field(description="有效小时率: valid ÷ due hours")
     dead_letters: int = Field(description="refused messages of its loggers and meters")
+    clock_drift_s: float | None = Field(
+        description="its loggers' clock drift as last read in the window (the largest, signed "
+        "seconds: + ahead); None: not read"
+    )
 
 
 class QualityOut(ApiModel):
@@ -91,6 +95,7 @@ def quality(
                 effective_rate=f.effective_rate,
                 valid_hour_rate=f.valid_hour_rate,
                 dead_letters=f.dead_letters,
+                clock_drift_s=f.clock_drift_s,
             )
             for f in q.enterprises
         ],
