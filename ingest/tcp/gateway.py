@@ -72,6 +72,9 @@ class TcpGateway:
         self._connections: set[LoggerConnection] = set()
         self._per_address: Counter[str] = Counter()
         self._by_sender: dict[str, list[LoggerConnection]] = defaultdict(list)
+        # Senders ever connected here: a command for another (a logger on MQTT, or on another
+        # gateway) is none of this gateway's business; one for these, unconnected, is noted.
+        self._ever_bound: set[str] = set()
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
@@ -179,6 +182,7 @@ class TcpGateway:
         sender = self.registry.carrier_of(mn)
         conn.sender = sender
         self._by_sender[sender].append(conn)
+        self._ever_bound.add(sender)
         if self.metrics:
             self.metrics.connections_bound.inc()
         log.info("logger %s connected from %s (MN %s)", sender, conn.peer, mn)
@@ -320,9 +324,13 @@ class TcpGateway:
             return  # the MQTT path's data reply: this gateway answered the packet itself
         conns = self._by_sender.get(sender)
         if not conns:
+            if sender not in self._ever_bound:
+                return  # not a logger of this gateway's
             if self.metrics:
                 self.metrics.commands_undeliverable.inc()
-            log.warning("a command for %s: it has no open connection to this gateway", sender)
+            log.warning(
+                "a command for %s: it is not connected to this gateway now (it was before)", sender
+            )
             return
         conn = conns[-1]  # the newest: an older one may be a half-open leftover
         conn.write(payload if payload.endswith(b"\r\n") else payload + b"\r\n")

@@ -46,7 +46,7 @@ class GatewayMetrics:
         )
         self.commands_undeliverable = Counter(
             "nonsite_gateway_commands_undeliverable",
-            "Platform packets for a logger that has no open connection here",
+            "Platform packets for a logger that was connected here but is not now",
             registry=registry,
         )
         # Every label from the start: a counter that first appears at 1 is missed by increase().

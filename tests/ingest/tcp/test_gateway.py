@@ -295,3 +295,17 @@ async def test_loggers_may_connect_with_tls(broker, seen, tmp_path):
         await plain.close()
     got = await wait_seen(seen, 1)
     assert [p for _, p in got] == [upload(MN_A, 1)]
+
+
+async def test_a_command_for_a_logger_gone_is_counted_one_never_here_ignored(broker, seen):
+    async with running(broker) as runtime:
+        logger = await connect(runtime)
+        await logger.send(upload(MN_A, 1, ack=False))
+        await wait_seen(seen, 1)
+        await logger.close()
+        await asyncio.sleep(0.3)
+        assert runtime.gateway is not None
+        request = packet(f"QN=1;ST=31;CN=1011;PW=pw-a;MN={MN_A};Flag=5;CP=&&&&")
+        runtime.gateway.deliver_command(f"hj212/{MN_A}/reply", request)  # gone: counted
+        runtime.gateway.deliver_command(f"hj212/{MN_B}/reply", request)  # never here: not
+        assert runtime.metrics.commands_undeliverable._value.get() == 1
