@@ -1,5 +1,6 @@
 """A case's whole record (执法全过程记录) as a file, in China time: the same export as
-``nonsite cases export`` (alerts/audit.py), for whoever may see the case."""
+``nonsite cases export`` (alerts/audit.py), for whoever may see the case; with the commands
+to its logger (补遗, 校时) for the roles that may read commands (GRANTS["commands"])."""
 
 from __future__ import annotations
 
@@ -12,7 +13,14 @@ from sqlalchemy import select
 from alerts.audit import case_record, events_csv, to_json
 from alerts.schema import cases
 from nonsite.web.models import ErrorOut
-from nonsite.web.security import ERRORS, Context, CurrentUser, not_found, visible_cases
+from nonsite.web.security import (
+    ERRORS,
+    GRANTS,
+    Context,
+    CurrentUser,
+    not_found,
+    visible_cases,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["cases"], responses=ERRORS)
 
@@ -20,7 +28,8 @@ router = APIRouter(prefix="/api/v1", tags=["cases"], responses=ERRORS)
 @router.get(
     "/cases/{case_id}/record",
     summary="A case's whole record: JSON (the case, its audit trail with Chinese names, work "
-    "orders, notifications) or CSV of its audit trail, every instant in China time (+08:00)",
+    "orders, notifications, and for monitor, supervisor and admin the commands to its logger) "
+    "or CSV of its audit trail (with those commands' rows), every instant in China time (+08:00)",
     responses={
         200: {"content": {"application/json": {}, "text/csv": {}}},
         404: {"model": ErrorOut},
@@ -38,7 +47,8 @@ def case_record_file(
         ).first()
         if found is None:
             raise not_found(f"case {case_id}")
-        record = case_record(conn, ctx.book, case_id)
+        may_read_commands = user.role in GRANTS["commands"]
+        record = case_record(conn, ctx.book, case_id, commands=may_read_commands)
     name = f"case-{case_id}.{format}"
     if format == "csv":
         body, media = events_csv(record), "text/csv; charset=utf-8"

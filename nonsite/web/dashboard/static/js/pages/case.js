@@ -1,6 +1,8 @@
 /* One case, designed for a phone first: what it measures against what, who handles it, the
-   actions within a thumb's reach, then the chart, the evidence and the audit trail. */
+   actions within a thumb's reach, then the chart, the evidence, the commands to the logger
+   made for it (补遗与命令, for the roles that read them) and the audit trail. */
 import { drawChart } from "../chart.js";
+import { PENDING, commandTable, listCommands, mayReadCommands } from "../commands.js";
 import { api, brigadeName, el, fmtTime, isOverdue, loadBrigades, refresh, stateBadge, tierBadge } from "../core.js";
 import { t } from "../i18n.js";
 import { actionPanel, fmtQty } from "../widgets.js";
@@ -9,7 +11,7 @@ let shown = ""; // the case version and language on screen: other cases' events 
 
 export default async function render() {
   const id = document.getElementById("case").dataset.caseId;
-  const [detail, brigades] = await Promise.all([api("GET", `/api/v1/cases/${id}`), loadBrigades()]);
+  const [detail, brigades] = await Promise.all([api("GET", `/api/v1/cases/${id}`), loadBrigades(), caseCommands(id)]);
   const c = detail.case;
   const key = `${c.id}:${c.version}:${document.documentElement.lang}`;
   if (key === shown) return; // keeps a half-written form as it is
@@ -44,6 +46,38 @@ export default async function render() {
   csv.textContent = t("case.export_csv");
   if (!csv.isConnected) exp.after(" · ", csv);
   await drawChart(detail);
+}
+
+/* 补遗与命令: the commands to the logger made for the case (rule B7 recalls its missing hour),
+   each with its interval, status and what came back; re-read while one is under way (the
+   logger answers within minutes, and no case event says so). Not there for the roles that
+   may not read commands, nor for a case without any. */
+const COMMANDS_EVERY_MS = 5e3;
+let commandsTimer = null;
+
+async function caseCommands(id) {
+  if (!mayReadCommands()) return;
+  clearTimeout(commandsTimer);
+  let section = document.getElementById("case-commands");
+  if (!section) {
+    section = el("section", { class: "panel case-commands", id: "case-commands", hidden: true });
+    section.style.order = "5"; // on a phone: after the evidence, before the audit trail
+    document.querySelector(".case-audit").before(section);
+  }
+  let list = null;
+  let failed = null;
+  try {
+    list = await listCommands({ case_id: id, limit: 100 });
+  } catch (err) {
+    failed = err;
+  }
+  if (failed && failed.status === 403) { section.hidden = true; return; }
+  section.hidden = !failed && !list.length;
+  section.replaceChildren(el("h3", {}, t("cmd.section")), failed
+    ? el("p", { class: "empty" }, `${t("ops.read_failed")}：${failed.message}`)
+    : commandTable(list, "case-commands-table"));
+  clearTimeout(commandsTimer); // one timer, however many reads overlapped
+  if (list && list.some((c) => PENDING.has(c.status))) commandsTimer = setTimeout(() => caseCommands(id), COMMANDS_EVERY_MS);
 }
 
 /* The case's outlet or meter; an outlet links to its page (its factors, limits and hours). */

@@ -2,9 +2,13 @@
    rules judged them: valid or not, flags, marked periods) over a chosen range — the last 24
    hours, the last 7 days or any range up to 31 days typed in China time. The chart and every
    time are China time, whatever the browser's zone. Reached from a fleet card, a case's
-   source and 本企业. */
-import { api, chinaTimeAxis, el, fmtNum, fmtTime, parseChinaTime, refresh } from "../core.js";
-import { t } from "../i18n.js";
+   source and 本企业. For the monitoring centre and the supervisors, its logger's commands:
+   补遗 (recall an interval's data) and 校时 (its clock), and the latest commands with their
+   outcomes (the admin reads the list; the others see neither). */
+import { PENDING, RECALL_CNS, commandTable, describe, listCommands, mayReadCommands, mayRequestCommands, refusalText } from "../commands.js";
+import { api, chinaLocal, chinaTimeAxis, el, fmtNum, fmtTime, parseChinaTime, refresh, timeField } from "../core.js";
+import { lang, t } from "../i18n.js";
+import { chinaTimeInput } from "../widgets.js";
 
 const HOUR_MS = 3600e3;
 const LIVE_EVERY_MS = 60e3; // a live event re-reads the series at most this often
@@ -28,6 +32,7 @@ export default async function render() {
   const host = document.getElementById("outlet");
   const { enterprise: eid, outlet: oid } = host.dataset;
   bindPicker();
+  if (loggerMn) await loggerCommands(loggerMn); // a live refresh, the language switched
   if (!dirty && Date.now() - lastRead < LIVE_EVERY_MS) return;
   dirty = false;
   lastRead = Date.now();
@@ -43,6 +48,11 @@ export default async function render() {
     host.querySelectorAll("section.panel").forEach((p) => { p.hidden = true; });
     return;
   }
+  const mine = (ent.outlets || []).find((o) => o.id === oid);
+  if (!loggerMn) {
+    loggerMn = (mine && mine.mn) || s.mn;
+    await loggerCommands(loggerMn);
+  }
   document.getElementById("range-text").textContent = `${fmtTime(s.since)} – ${fmtTime(s.until)}（${t("ops.china_time")}）`;
   head(ent, s);
   factors(s);
@@ -55,6 +65,131 @@ export default async function render() {
   draw(s, since, until);
   const marked = s.marked.map((m) => `${fmtTime(m.start)} – ${fmtTime(m.end)} ${t(`mark.${m.type}`)}${m.reason ? `（${m.reason}）` : ""}`);
   document.getElementById("outlet-marked").textContent = marked.length ? `${t("outlet.marked")}：${marked.join("；")}` : "";
+}
+
+/* ---------- the logger's commands: 补遗, 校时 and the latest commands ---------- */
+const COMMANDS_SHOWN = 10;
+const COMMANDS_EVERY_MS = 5e3; // re-read while a command is under way
+let loggerMn = null;
+let panelKey = "";
+let commandsTimer = null;
+
+async function loggerCommands(mn) {
+  if (!mayReadCommands()) return;
+  const key = `${mn}:${lang()}`;
+  if (key !== panelKey) {
+    panelKey = key;
+    const old = document.getElementById("logger-commands");
+    const panel = commandsPanel(mn);
+    if (old) old.replaceWith(panel);
+    else document.getElementById("outlet-head").after(panel);
+  }
+  await readCommands(mn);
+}
+
+function commandsPanel(mn) {
+  const head = el("div", { class: "panel-head" }, el("h3", {}, t("cmd.outlet_title")), el("span", { class: "note" }, `${t("cmd.logger")} ${mn}`));
+  const result = el("p", { id: "command-result", class: "command-result", role: "status", hidden: true });
+  const children = [head];
+  if (mayRequestCommands()) {
+    const form = recallForm(mn, result);
+    const open = el("button", { type: "button", id: "open-recall", "aria-controls": "recall-form", "aria-expanded": "false",
+      onclick: () => showForm(form, open, form.parentNode.hidden) }, t("cmd.recall"));
+    const check = el("button", { type: "button", id: "time-check" }, t("cmd.time_check"));
+    check.onclick = async () => {
+      check.disabled = true;
+      try {
+        say(result, describe(await api("POST", `/api/v1/loggers/${encodeURIComponent(mn)}/time-check`)), false);
+        await readCommands(mn);
+      } catch (err) {
+        say(result, refusalText(err), true);
+      } finally {
+        check.disabled = false;
+      }
+    };
+    head.append(el("div", { class: "action-bar" }, open, check));
+    children.push(el("div", { id: "recall-box", hidden: true }, form)); // a flex form ignores its own hidden
+    form.addEventListener("reset", () => { showForm(form, open, false); form.querySelector(".error").textContent = ""; });
+  }
+  children.push(result, el("div", { id: "commands-list" }));
+  return el("section", { class: "panel logger-commands", id: "logger-commands" }, ...children);
+}
+
+function say(node, text, error) {
+  node.textContent = text;
+  node.hidden = !text;
+  node.classList.toggle("error", error);
+}
+
+/* Opens the form with the range on screen as its interval (China time, to the minute). */
+function showForm(form, button, on) {
+  form.parentNode.hidden = !on;
+  button.setAttribute("aria-expanded", String(on));
+  if (!on) return;
+  const [since, until] = span();
+  const begin = form.querySelector("[name=begin]");
+  const end = form.querySelector("[name=end]");
+  if (!begin.value) begin.value = fmtTime(since);
+  if (!end.value) end.value = fmtTime(Math.min(until, Math.floor(Date.now() / HOUR_MS) * HOUR_MS));
+}
+
+/* 补遗: the interval typed in China time (as every time field of the site), the data kind
+   (2051 minute, 2061 hour, 2031 day data), the reason (for the audit). The API decides (an
+   interval backwards or over 31 days, the logger's hourly limit) and says why, in Chinese. */
+function recallForm(mn, result) {
+  const form = el("form", { class: "action labelled", id: "recall-form" });
+  const field = (id, label, control, cls) => el("div", { class: `field${cls ? ` ${cls}` : ""}` }, el("label", { for: id }, label), control);
+  const times = [timeField("recall-begin", "begin", t("cmd.begin")), timeField("recall-end", "end", t("cmd.end"))];
+  times.forEach((f) => chinaTimeInput(f.querySelector("input")));
+  const error = el("span", { class: "error", role: "alert", id: "recall-error" });
+  const submit = el("button", { type: "submit", class: "primary", id: "recall-submit" }, t("cmd.submit"));
+  form.append(
+    el("h4", { class: "field wide" }, t("cmd.recall_title")),
+    ...times,
+    field("recall-cn", t("cmd.data_kind"), el("select", { id: "recall-cn", name: "cn" },
+      ...RECALL_CNS.map((cn) => el("option", { value: cn, selected: cn === "2061" }, t(`cmd.cn.${cn}`))))),
+    field("recall-reason", t("cmd.reason"), el("input", { id: "recall-reason", name: "reason", maxlength: 500, autocomplete: "off", placeholder: t("cmd.reason_hint") }), "wide"),
+    el("div", { class: "buttons" }, submit, el("button", { type: "reset", class: "cancel" }, t("act.cancel"))),
+    error);
+  form.addEventListener("invalid", (ev) => { if (ev.target.validationMessage) error.textContent = ev.target.validationMessage; }, true);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = new FormData(form);
+    const [begin, end] = [parseChinaTime(f.get("begin")), parseChinaTime(f.get("end"))];
+    if (!begin || !end) { error.textContent = t("time.bad"); return; }
+    error.textContent = "";
+    submit.disabled = true; // one tap, one request
+    try {
+      const body = { cn: f.get("cn"), begin: `${chinaLocal(begin)}:00+08:00`, end: `${chinaLocal(end)}:00+08:00`, reason: f.get("reason").trim() };
+      const made = await api("POST", `/api/v1/loggers/${encodeURIComponent(mn)}/recall`, body);
+      say(result, describe(made), false);
+      form.reset();
+      await readCommands(mn);
+    } catch (err) {
+      error.textContent = refusalText(err);
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  return form;
+}
+
+async function readCommands(mn) {
+  clearTimeout(commandsTimer);
+  const host = document.getElementById("commands-list");
+  if (!host) return;
+  let list;
+  try {
+    list = await listCommands({ mn, limit: COMMANDS_SHOWN });
+  } catch (err) {
+    host.replaceChildren(el("p", { class: "empty", id: "commands-none" }, err.status === 403 ? t("ops.no_permission") : `${t("ops.read_failed")}：${err.message}`));
+    return;
+  }
+  host.replaceChildren(...(list.length
+    ? [el("p", { class: "note", id: "commands-hint" }, t("cmd.latest")), commandTable(list, "commands")]
+    : [el("p", { class: "empty", id: "commands-none" }, t("cmd.none"))]));
+  clearTimeout(commandsTimer);
+  if (list.some((c) => PENDING.has(c.status))) commandsTimer = setTimeout(() => readCommands(mn), COMMANDS_EVERY_MS);
 }
 
 function bindPicker() {
