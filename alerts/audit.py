@@ -23,6 +23,7 @@ from alerts.case import aware
 from alerts.cases import CaseBook
 from alerts.schema import outbox, work_orders
 from alerts.workflow import ACTION_NAMES, STATE_NAMES
+from ingest.commands.packets import without_pw
 from ingest.commands.store import listing as command_listing
 from ingest.hj212.timefmt import CHINA_TZ
 
@@ -155,6 +156,7 @@ def command_named(row: Any) -> dict[str, Any]:
     """A command to a logger (a row of ``logger_commands``) with its parameters read and its
     kind, status and requester also by their Chinese names."""
     command = dict(row)
+    command["packet"] = without_pw(command.get("packet"))
     if isinstance(command.get("params"), str):
         command["params"] = json.loads(command["params"])
     by = command["requested_by"]

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ingest.commands import manual
+from ingest.commands.packets import without_pw
 from ingest.commands.store import by_id, listing
 from nonsite.case_cli import EXIT_REFUSED, _china, _config, _store, _table
 from nonsite.wiring import build_registry
@@ -96,6 +97,7 @@ def _print(rows: list[Any], as_json: bool) -> None:
                 for k, v in row._mapping.items()
             }
             values["params"] = json.loads(values["params"])
+            values["packet"] = without_pw(values["packet"])
             print(json.dumps(values, ensure_ascii=False))
         return
     header = ["编号", "MN", "类型", "CN", "状态", "申请人", "申请时间", "结果"]

@@ -7,6 +7,7 @@ time), then 9012 (ExeRtn).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 
@@ -59,6 +60,15 @@ def request_packet(
         cp=cp if isinstance(cp, str) else encode_cp(cp, {}),
     )
     return qn, encode_packet(segment)
+
+
+_PW_FIELD = re.compile(r"(?<=[;&])PW=[^;&]*")
+
+
+def without_pw(packet: str | None) -> str | None:
+    """A packet as shown to people and exported (the API, the CLI, a case's record): its PW
+    masked, since the PW is the logger's credential. The database keeps it exactly as sent."""
+    return _PW_FIELD.sub("PW=******", packet) if packet else packet
 
 
 def check_cp_text(cp: str) -> str | None:

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import Field
 
 from ingest.commands import manual
+from ingest.commands.packets import without_pw
 from ingest.commands.store import by_id, listing
 from nonsite.auth.users import User
 from nonsite.web.models import ApiModel, ErrorOut
@@ -43,7 +44,9 @@ class CommandOut(ApiModel):
     )
     qn: str | None
     topic: str | None = Field(description="where it was published (the logger's reply topic)")
-    packet: str | None = Field(description="the packet exactly as sent")
+    packet: str | None = Field(
+        description="the packet as sent, its PW masked (the database keeps it exactly)"
+    )
     sent_at: datetime | None
     answered_at: datetime | None
     qn_rtn: int | None = Field(description="9011 QnRtn (1: ready to execute)")
@@ -70,6 +73,7 @@ class CommandIn(ApiModel):
 def _out(row: Any) -> CommandOut:
     values = dict(row._mapping)
     values["params"] = json.loads(values["params"])
+    values["packet"] = without_pw(values["packet"])
     return CommandOut(**values)
 
 

@@ -74,3 +74,25 @@ def test_who_may_do_what(site):
     assert bad.status_code == 422 and "&&" in bad.json()["message"]
     check = site.login("supervisor").post("/api/v1/loggers/MN1/time-check")
     assert check.status_code == 202 and check.json()["kind"] == "time_get"
+
+
+def test_the_packet_is_shown_without_the_loggers_pw(site):
+    from datetime import UTC, datetime
+
+    from ingest.commands.packets import request_packet
+    from ingest.commands.store import mark_sent, request
+
+    now = datetime.now(UTC)
+    qn, packet = request_packet(st="31", cn="2061", pw="Secret-77", mn="MN1", cp={}, now=now)
+    with site.ctx.db.begin() as conn:
+        command_id = request(
+            conn, mn="MN1", kind="recall", cn="2061", requested_by="auto:B7", reason="B7",
+            now=now, case_id=site.cases["e1_warning"],
+        )  # fmt: skip
+        mark_sent(conn, command_id, qn=qn, topic="hj212/MN1/reply", packet=packet, now=now)
+    client = site.login("monitor")
+    [shown] = client.get("/api/v1/commands", params={"mn": "MN1"}).json()
+    assert "Secret-77" not in shown["packet"] and ";PW=******;MN=MN1;" in shown["packet"]
+    record = client.get(f"/api/v1/cases/{site.cases['e1_warning']}/record").json()
+    assert [c["id"] for c in record["commands"]] == [command_id]
+    assert "Secret-77" not in str(record) and "PW=******" in str(record)
