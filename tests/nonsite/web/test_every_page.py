@@ -20,6 +20,7 @@ from tests.nonsite.web.test_language_and_time import (
     english_words,
     login,
     serve,
+    settle,
     visible_text,
     visit,
 )
@@ -72,7 +73,7 @@ def buttons_off_screen(page: Page, width: int) -> list[str]:
 def look(page: Page, url: str, width: int) -> tuple[str, list[str]]:
     """Visit, let the live parts fill, and return the visible text and the problems seen."""
     visit(page, url)
-    page.wait_for_timeout(400)
+    settle(page)
     text = visible_text(page)
     problems = []
     if (wide := overflow(page)) > 0:

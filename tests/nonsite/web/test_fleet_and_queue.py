@@ -13,7 +13,7 @@ import csv
 import io
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -23,7 +23,7 @@ from xml.etree import ElementTree
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 from prometheus_client import CollectorRegistry
 
 from alerts.cases import CaseBook
@@ -470,21 +470,33 @@ def test_a_spreadsheet_formula_in_a_note_stays_text(fleet):
 # -- in the browser ------------------------------------------------------------------------
 
 
-@pytest.fixture
-def browser():
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         yield b
         b.close()
 
 
-def new_page(browser, width: int = 1440) -> Page:
-    context = browser.new_context(
-        viewport={"width": width, "height": 900}, locale="zh-CN", timezone_id="UTC"
-    )
-    p = context.new_page()
-    p.set_default_timeout(10_000)
-    return p
+@pytest.fixture
+def new_page(browser, fleet) -> Iterator[Callable[..., Page]]:
+    """``new_page(width)``: a page in a fresh browser context (its own cookies). The contexts
+    close when the test ends, before its site stops: a page left open holds its event stream,
+    and the server would wait out its graceful-shutdown timeout for it."""
+    contexts: list[BrowserContext] = []
+
+    def make(width: int = 1440) -> Page:
+        context = browser.new_context(
+            viewport={"width": width, "height": 900}, locale="zh-CN", timezone_id="UTC"
+        )
+        contexts.append(context)
+        p = context.new_page()
+        p.set_default_timeout(10_000)
+        return p
+
+    yield make
+    for context in contexts:
+        context.close()
 
 
 def login(page: Page, site: Site, username: str) -> None:
@@ -512,8 +524,8 @@ def overflow(page: Page) -> int:
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_the_fleet_page_shows_what_is_red_first_and_filters(browser, fleet):
-    page = new_page(browser)
+def test_the_fleet_page_shows_what_is_red_first_and_filters(new_page, fleet):
+    page = new_page()
     login(page, fleet, "monitor")
     cards = page.locator("#fleet .card")
     expect(cards.first).to_have_attribute("id", "ent-E04")
@@ -550,9 +562,9 @@ def test_the_fleet_page_shows_what_is_red_first_and_filters(browser, fleet):
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_the_queue_page_orders_pages_filters_and_exports(browser, fleet):
+def test_the_queue_page_orders_pages_filters_and_exports(new_page, fleet):
     many_cases(fleet, 60)
-    page = new_page(browser)
+    page = new_page()
     login(page, fleet, "monitor")
     page.goto(f"{fleet.url}/cases")
     ready(page)
@@ -604,8 +616,8 @@ def test_the_queue_page_orders_pages_filters_and_exports(browser, fleet):
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_the_queue_time_range_is_china_time(browser, fleet):
-    page = new_page(browser)
+def test_the_queue_time_range_is_china_time(new_page, fleet):
+    page = new_page()
     login(page, fleet, "monitor")
     page.goto(f"{fleet.url}/cases")
     ready(page)
@@ -634,8 +646,8 @@ def test_the_queue_time_range_is_china_time(browser, fleet):
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize("width", [360, 390, 414])
-def test_the_fleet_queue_and_work_orders_fit_a_phone(browser, fleet, width):
-    page = new_page(browser, width)
+def test_the_fleet_queue_and_work_orders_fit_a_phone(new_page, fleet, width):
+    page = new_page(width)
     for user, paths in [
         ("supervisor", ["/", "/cases", "/work-orders"]),
         ("enforcer1", ["/work-orders", "/cases"]),

@@ -21,8 +21,8 @@ import csv
 import io
 import re
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -248,8 +248,37 @@ def serve(data_dir: Path) -> Iterator[Site]:
         engine.dispose()
 
 
+@pytest.fixture(scope="module")
+def shared_sites(tmp_path_factory) -> Iterator[Callable[[], Site]]:
+    """The site the tests that only read share: one per clock hour, since the archive, the
+    data-quality window and the pages' hours are the last 24 whole hours before now."""
+    saved = passwords.SCRYPT_N
+    passwords.SCRYPT_N = 2**10  # fast hashes for tests only
+    current: list[Site] = []
+    with ExitStack() as stack:
+
+        def get() -> Site:
+            hour0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+            if not current or current[0].hour0 != hour0:
+                stack.close()  # the previous hour's
+                current[:] = [stack.enter_context(serve(tmp_path_factory.mktemp("site")))]
+            return current[0]
+
+        try:
+            yield get
+        finally:
+            passwords.SCRYPT_N = saved
+
+
 @pytest.fixture
-def site(tmp_path, monkeypatch) -> Iterator[Site]:
+def site(shared_sites) -> Site:
+    """The shared site: for a test that only reads (it adds no case, silence or marking)."""
+    return shared_sites()
+
+
+@pytest.fixture
+def fresh_site(tmp_path, monkeypatch) -> Iterator[Site]:
+    """A site of its own, for a test that changes the store."""
     monkeypatch.setattr(passwords, "SCRYPT_N", 2**10)  # fast hashes for tests only
     with serve(tmp_path) as served:
         yield served
@@ -324,6 +353,19 @@ def visit(page: Page, url: str) -> None:
     page.goto(url)
     page.wait_for_selector("body[data-ready='1']")
     assert page.evaluate("window.__violations") == [], url  # the strict CSP holds
+
+
+LIVE = (
+    "!document.getElementById('live') || document.getElementById('live').classList.contains('on')"
+)
+
+
+def settle(page: Page) -> None:
+    """After ``visit``: the page has rendered what it read (it marks itself ready once its
+    module has filled it from the API); wait until its event stream is open, the live part (on
+    pages with a header), and two frames have been laid out."""
+    wait_until(page, LIVE)
+    page.evaluate("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
 
 
 def shot(page: Page, name: str) -> None:
@@ -584,7 +626,7 @@ def test_no_english_on_the_header_and_the_pages_of_this_part(browser, site):
             login(page, site, user)
             for path in paths:
                 visit(page, f"{site.url}{path}")
-                page.wait_for_timeout(300)  # the data-quality table fills after the page
+                settle(page)  # the data-quality table is filled by then
                 header = english_words(page.locator("header.top").inner_text())
                 assert header == [], (user, path, header)
                 if path != "/work-orders":  # the header only: the board is another part's
@@ -612,7 +654,7 @@ def test_no_english_on_any_chinese_page(browser, site, user, path):
     with browsing(browser) as page:
         login(page, site, user)
         visit(page, site.url + path.format(**site.cases))
-        page.wait_for_timeout(500)
+        settle(page)
         assert english_on(page) == []
 
 
@@ -684,12 +726,12 @@ def test_the_audit_export_is_in_china_time_with_chinese_actions(site):
 # -- item 10: silences ended and edited -----------------------------------------------------------
 
 
-def test_a_silence_is_edited_and_ended_through_the_api_with_its_trail(site):
-    client = site.login("monitor")
+def test_a_silence_is_edited_and_ended_through_the_api_with_its_trail(fresh_site):
+    client = fresh_site.login("monitor")
     body = {"reason": "脱硫塔检修", "enterprise_id": "E1", "ends_at": "2030-01-01T08:00:00+08:00"}
     created = client.post("/api/v1/silences", json=body).json()
     sid = created["id"]
-    site.login("supervisor")
+    fresh_site.login("supervisor")
     r = client.patch(
         f"/api/v1/silences/{sid}",
         json={"ends_at": "2030-01-02T08:00:00+08:00", "reason": "脱硫塔检修延期"},
@@ -717,16 +759,16 @@ def test_a_silence_is_edited_and_ended_through_the_api_with_its_trail(site):
     ]
     assert detail["events"][1]["changes"]["reason"] == ["脱硫塔检修", "脱硫塔检修延期"]
     for user in ("enforcer1", "ent1", "admin"):
-        c = site.login(user)
+        c = fresh_site.login(user)
         assert c.patch(f"/api/v1/silences/{sid}", json={"reason": "x"}).status_code == 403
         assert c.delete(f"/api/v1/silences/{sid}").status_code == 403
-    assert site.login("monitor").delete("/api/v1/silences/99999").status_code == 404
+    assert fresh_site.login("monitor").delete("/api/v1/silences/99999").status_code == 404
 
 
-def test_a_silence_is_edited_and_ended_on_the_operations_page(browser, site):
+def test_a_silence_is_edited_and_ended_on_the_operations_page(browser, fresh_site):
     with browsing(browser) as page:
-        login(page, site, "supervisor")
-        visit(page, f"{site.url}/ops")
+        login(page, fresh_site, "supervisor")
+        visit(page, f"{fresh_site.url}/ops")
         form = page.locator("#silence-form")
         expect(form.locator("label", has_text="企业")).to_have_count(1)  # labelled fields
         form.locator("[name=enterprise_id]").select_option("E1")
@@ -747,7 +789,11 @@ def test_a_silence_is_edited_and_ended_on_the_operations_page(browser, site):
         page.once("dialog", lambda d: d.accept())
         row.locator("button.end").click()
         expect(page.locator("#silences tbody tr", has_text="脱硫塔检修延期")).to_have_count(0)
-    [s] = site.login("supervisor").get("/api/v1/silences", params={"include_ended": True}).json()
+    [s] = (
+        fresh_site.login("supervisor")
+        .get("/api/v1/silences", params={"include_ended": True})
+        .json()
+    )
     assert datetime.fromisoformat(s["ends_at"]) <= datetime.now(UTC)
 
 
@@ -851,6 +897,16 @@ def test_the_operations_page_shows_data_quality(browser, site):
 STUB_ALERTS = """
 window.__beeps = [];
 window.__notes = [];
+window.__cases = [];
+// Each case event the page receives, recorded before the page's own listener handles it (and
+// beeps, or not, as it does synchronously).
+const RealEventSource = window.EventSource;
+window.EventSource = class extends RealEventSource {
+  constructor(url, init) {
+    super(url, init);
+    this.addEventListener("case", (e) => window.__cases.push(JSON.parse(e.data)));
+  }
+};
 window.AudioContext = class {
   constructor() { this.currentTime = 0; this.destination = {}; this.state = "running"; }
   resume() { return Promise.resolve(); }
@@ -876,10 +932,10 @@ window.Notification = class {
 """
 
 
-def test_a_new_alarm_sounds_and_notifies_once_switched_on(browser, site):
+def test_a_new_alarm_sounds_and_notifies_once_switched_on(browser, fresh_site):
     with browsing(browser) as page:
         page.add_init_script(STUB_ALERTS)
-        login(page, site, "monitor")
+        login(page, fresh_site, "monitor")
         toggle = page.locator("#alert-toggle")
         expect(toggle).to_be_visible()
         expect(toggle).to_have_attribute("aria-pressed", "false")
@@ -891,14 +947,16 @@ def test_a_new_alarm_sounds_and_notifies_once_switched_on(browser, site):
         page.wait_for_selector("body[data-ready='1']")
         expect(page.locator("#alert-toggle")).to_have_attribute("aria-pressed", "true")
         wait_until(page, "document.getElementById('live').classList.contains('on')")
-        with site.ctx.db.begin() as conn:  # a warning: no sound
-            site.ctx.book.apply(
-                conn, [alarm_finding("E1", site.hour0 - 5 * HOUR, rule="B2", tier="warning")]
+        with fresh_site.ctx.db.begin() as conn:  # a warning: no sound
+            fresh_site.ctx.book.apply(
+                conn, [alarm_finding("E1", fresh_site.hour0 - 5 * HOUR, rule="B2", tier="warning")]
             )
-        page.wait_for_timeout(2500)
-        assert page.evaluate("window.__beeps.length") == 0
-        with site.ctx.db.begin() as conn:  # an alarm
-            site.ctx.book.apply(conn, [alarm_finding("E2", site.hour0 - 3 * HOUR, rule="A2")])
+        wait_until(page, "window.__cases.some((c) => c.tier === 'warning')")  # it came, and
+        assert page.evaluate("window.__beeps.length") == 0  # the page handled it in silence
+        with fresh_site.ctx.db.begin() as conn:  # an alarm
+            fresh_site.ctx.book.apply(
+                conn, [alarm_finding("E2", fresh_site.hour0 - 3 * HOUR, rule="A2")]
+            )
         wait_until(page, "window.__beeps.length > 0")
         wait_until(page, "window.__notes.length > 0")
         note = page.evaluate("window.__notes[0]")
@@ -923,7 +981,7 @@ def test_the_header_and_these_pages_fit_a_phone(browser, site, width):
             login(page, site, user)
             for path in paths:
                 visit(page, f"{site.url}{path}")
-                page.wait_for_timeout(300)
+                settle(page)
                 for sel in ("#logout", "#me", "header nav"):
                     box = page.locator(sel).bounding_box()
                     assert box is not None and box["x"] >= 0, (user, path, sel)
