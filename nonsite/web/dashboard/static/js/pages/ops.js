@@ -10,6 +10,9 @@ let qualityAll = false;
 let editing = null; // the silence whose edit form is open: a live refresh leaves it alone
 
 const pct = (v) => (v === null || v === undefined ? "—" : `${(v * 100).toFixed(1)}%`);
+/* The page is not given the configuration: the default of [commands] clock_tolerance_s, beyond
+   which the platform sets a logger's clock (校时). */
+const CLOCK_TOLERANCE_S = 60;
 const problem = (err) => (err.status === 403 ? t("ops.no_permission") : `${t("ops.read_failed")}：${err.message}`);
 const reasonName = (code) => (t(`dl.${code}`) !== `dl.${code}` ? t(`dl.${code}`) : code);
 
@@ -171,6 +174,26 @@ function renderDeadLetters(result) {
 
 /* ---------- data quality ---------- */
 
+/* A logger clock's drift (seconds, + ahead) as 快 3 分 05 秒 / 慢 40 秒, — when not read;
+   beyond the tolerance in the warning style. */
+function clockDrift(s) {
+  if (s === null || s === undefined) return num("—", "num drift");
+  const a = Math.round(Math.abs(s));
+  const [d, h, m, sec] = [Math.floor(a / 86400), Math.floor((a % 86400) / 3600), Math.floor((a % 3600) / 60), a % 60];
+  const parts = d ? [[d, "d"], [h, "h"]] : h ? [[h, "h"], [m, "m"], [sec, "s"]] : m ? [[m, "m"], [sec, "s"]] : [[sec, "s"]];
+  const span = parts.map(([v, unit], i) => `${i ? String(v).padStart(2, "0") : v} ${t(`q.drift.${unit}`)}`).join(" ");
+  const text = a === 0 ? span : tf(s > 0 ? "q.drift.ahead" : "q.drift.behind", { d: span });
+  if (Math.abs(s) <= CLOCK_TOLERANCE_S) return num(text, "num drift");
+  return num(el("span", { class: "badge warning", title: tf("q.drift.over", { n: CLOCK_TOLERANCE_S }) }, text), "num drift over");
+}
+
+/* The column 时钟偏差 after the others of the template's header (added once). */
+function driftHead(table) {
+  if (table.querySelector("thead th.drift")) return;
+  table.querySelector("thead tr").append(
+    el("th", { class: "num drift", "data-i18n": "q.clock", "data-i18n-title": "q.clock_title", title: t("q.clock_title") }, t("q.clock")));
+}
+
 async function renderQuality() {
   const table = document.getElementById("quality");
   const none = document.getElementById("quality-none");
@@ -184,10 +207,12 @@ async function renderQuality() {
   document.getElementById("quality-range").textContent = q ? `${fmtTime(q.since)} – ${fmtTime(q.until)}（${t("ops.china_time")}）` : "";
   const shown = q ? (qualityAll ? q.enterprises : q.enterprises.slice(0, QUALITY_ROWS)) : [];
   const low = (v) => (v !== null && v !== undefined && v < 0.9 ? "num low" : "num");
+  driftHead(table);
   const rows = shown.map((e) => row(table, [
     e.enterprise_name, num(e.outlets || t("q.no_outlet")),
     num(pct(e.transmission_rate), low(e.transmission_rate)), num(pct(e.effective_rate), low(e.effective_rate)),
     num(pct(e.valid_hour_rate), low(e.valid_hour_rate)), num(e.dead_letters, e.dead_letters ? "num dead some" : "num dead"),
+    clockDrift(e.clock_drift_s),
   ], { "data-enterprise": e.enterprise_id }));
   fill(table, none, result, rows, t("q.empty"));
   document.getElementById("quality-foot").textContent = q && q.unattributed_dead_letters
