@@ -15,7 +15,7 @@ from ingest.commands import manual
 from ingest.commands.packets import without_pw
 from ingest.commands.store import by_id, listing
 from nonsite.auth.users import User
-from nonsite.web.models import ApiModel, ErrorOut
+from nonsite.web.models import ApiModel, ErrorOut, Instant
 from nonsite.web.security import ERRORS, Context, grant
 
 router = APIRouter(prefix="/api/v1", tags=["loggers"], responses=ERRORS)
@@ -59,8 +59,8 @@ class CommandOut(ApiModel):
 
 class RecallIn(ApiModel):
     cn: Literal["2051", "2061", "2031"] = Field(description="minute, hour or day data")
-    begin: datetime = Field(description="with its zone, e.g. 2026-12-05T08:00:00+08:00")
-    end: datetime
+    begin: Instant
+    end: Instant
     reason: str = Field(default="", max_length=500)
 
 

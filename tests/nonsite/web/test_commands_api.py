@@ -38,10 +38,12 @@ def test_refusals_say_why(site):
         "/api/v1/loggers/MN1/recall", json={**RECALL, "end": "2026-12-05T07:00:00+08:00"}
     )
     assert backwards.status_code == 422 and "早于" in backwards.json()["message"]
+    # Without an offset a time is China time, as everywhere in the API.
     naive = client.post(
         "/api/v1/loggers/MN1/recall", json={**RECALL, "begin": "2026-12-05T08:00:00"}
     )
-    assert naive.status_code == 422
+    assert naive.status_code == 202, naive.text
+    assert naive.json()["params"]["BeginTime"] == "2026-12-05T00:00:00+00:00"
     wrong_cn = client.post("/api/v1/loggers/MN1/recall", json={**RECALL, "cn": "2011"})
     assert wrong_cn.status_code == 422
 
