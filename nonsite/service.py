@@ -33,6 +33,7 @@ from ingest.commands.sender import CommandSender
 from ingest.metrics import ArchiveMetrics
 from ingest.mqtt.source import Delivery, MqttSource
 from ingest.store import load_checkpoint, prune_dead_letters
+from ingest.tcp.handoff import ArchiveHandoff
 from ingest.tcp.runtime import GatewayRuntime
 from nonsite.config.model import Config
 from nonsite.config.mqtt_url import parse_broker_url
@@ -84,6 +85,7 @@ class Service:
         self.pipeline: PipelineProcess | None = None
         self.gateway: GatewayRuntime | None = None  # the HJ 212 TCP gateway ([tcp] listen)
         self.commands: CommandSender | None = None  # commands to loggers (ingest.commands)
+        self._handoff: ArchiveHandoff | None = None  # the gateway's packets to the archiver
         self.replies_dropped = 0
         # How to choose another HTTP address, for the error when this one is taken.
         self.listen_hint = (
@@ -207,11 +209,14 @@ class Service:
         self.source.start()
         if tcp_socket is not None:
             # After the source: what the gateway publishes is received from the first packet.
+            # Packets straight to the archiver; the broker brings the gateway commands only.
+            self._handoff = ArchiveHandoff(self.archiver.submit, asyncio.get_running_loop())
             self.gateway = GatewayRuntime(
                 build_gateway_settings(config),
                 build_gateway_mqtt_settings(config, broker_url),
                 build_registry(config),
                 self.registry,
+                store=self._handoff.store,
             )
             await self.gateway.start(tcp_socket)
             self.status.tcp_address = f"{config.tcp.listen.rpartition(':')[0]}:{self.gateway.port}"
@@ -243,7 +248,9 @@ class Service:
 
     def _ack(self, batch: Sequence[Delivery]) -> None:
         if self.source is not None:
-            self.source.ack(batch)
+            self.source.ack(batch)  # the gateway's deliveries are QoS 0 to it: skipped
+        if self._handoff is not None:
+            self._handoff.committed(batch)
 
     def _publish_replies(self, replies: Replies) -> None:
         source = self.source

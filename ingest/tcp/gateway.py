@@ -33,7 +33,7 @@ import logging
 import socket
 import time
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from paho.mqtt.client import topic_matches_sub
 
@@ -45,7 +45,7 @@ from ingest.hj212.model import DATA_REPLY_CNS, Hj212Frame
 from ingest.hj212.segment import parse_header
 from ingest.registry import Registry
 from ingest.tcp.connection import LoggerConnection
-from ingest.tcp.metrics import GatewayMetrics
+from ingest.tcp.metrics import PIECE_OUTCOMES, GatewayMetrics
 from ingest.tcp.publisher import BrokerRefusedError
 from ingest.tcp.settings import GatewaySettings
 
@@ -77,7 +77,11 @@ class TcpGateway:
         self._ever_bound: set[str] = set()
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
-        self._pending: set[asyncio.Task[None]] = set()
+        self._waiting: set[_Waiting] = set()  # packets whose storing is not yet known
+        # The labelled counters, looked up once (each packet counts one).
+        self._outcomes = (
+            {o: metrics.pieces.labels(o) for o in PIECE_OUTCOMES} if metrics is not None else {}
+        )
         self.port = settings.port
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -114,8 +118,9 @@ class TcpGateway:
             self._server.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
-        if self._pending:
-            await asyncio.wait(set(self._pending), timeout=grace_s)
+        deadline = time.monotonic() + grace_s
+        while self._waiting and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
         for conn in list(self._connections):
             conn.close("shutdown")
         if self._server is not None:
@@ -219,8 +224,7 @@ class TcpGateway:
             return
         # Not one clean packet: keep the bytes as they came, under the connection's sender.
         self._track(conn, self._publish(self._topic(self._fallback_sender(conn)), piece), None)
-        if self.metrics:
-            self.metrics.pieces.labels("junk").inc()
+        self._count("junk")
 
     def _packet(self, conn: LoggerConnection, rf: RawFrame) -> None:
         header = _header(rf)
@@ -251,43 +255,63 @@ class TcpGateway:
     def _track(
         self, conn: LoggerConnection, ack: asyncio.Future[None], reply: bytes | None
     ) -> None:
+        # A done-callback and a timer per packet, not a task: this runs for every packet.
         conn.published()
-        task = asyncio.ensure_future(self._await_ack(conn, ack, reply))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        waiting = _Waiting(conn, reply)
+        self._waiting.add(waiting)
+        if ack.done():
+            self._stored(waiting, ack)
+            return
+        loop = asyncio.get_running_loop()
+        waiting.timer = loop.call_later(self.settings.ack_timeout_s, self._timed_out, waiting)
+        ack.add_done_callback(lambda done: self._stored(waiting, done))
 
-    async def _await_ack(
-        self, conn: LoggerConnection, ack: Awaitable[None], reply: bytes | None
-    ) -> None:
-        try:
-            # shield: a timeout must not cancel the publisher's future (see publisher.publish)
-            await asyncio.wait_for(asyncio.shield(ack), self.settings.ack_timeout_s)
-        except BrokerRefusedError as exc:
-            if self.metrics:
-                self.metrics.pieces.labels("refused").inc()
+    def _timed_out(self, waiting: _Waiting) -> None:
+        """No PUBACK in time: no 9014, the logger resends. (The publisher keeps the future
+        until its PUBACK comes, if ever; the archive stores a copy once.)"""
+        if waiting.settled:
+            return
+        self._settle(waiting)
+        self._count("unacknowledged")
+        log.warning(
+            "a packet from %s was not acknowledged in %g s: no 9014, the logger resends it",
+            waiting.conn.peer,
+            self.settings.ack_timeout_s,
+        )
+
+    def _stored(self, waiting: _Waiting, ack: asyncio.Future[None]) -> None:
+        exc = ack.exception()  # retrieved even when late: asyncio logs one never retrieved
+        if waiting.settled:
+            return  # timed out before
+        self._settle(waiting)
+        if isinstance(exc, BrokerRefusedError):
+            self._count("refused")
             log.error(
                 "the broker refused a packet from %s (%s): no 9014, the logger resends it; "
                 "check the gateway's broker login and its ACL (write hj212/+)",
-                conn.peer,
+                waiting.conn.peer,
                 exc,
             )
             return
-        except (TimeoutError, ConnectionError) as exc:
-            if self.metrics:
-                self.metrics.pieces.labels("unacknowledged").inc()
-            log.warning(
-                "a packet from %s was not acknowledged by the broker (%s): no 9014, the logger "
-                "resends it",
-                conn.peer,
-                exc or "timeout",
-            )
+        if exc is not None:
+            self._count("unacknowledged")
+            log.warning("a packet from %s was not stored (%s): no 9014", waiting.conn.peer, exc)
             return
-        finally:
-            conn.acknowledged()
-        if self.metrics:
-            self.metrics.pieces.labels("published").inc()
-        if reply is not None:
-            self._reply(conn, reply, "9014")
+        self._count("published")
+        if waiting.reply is not None:
+            self._reply(waiting.conn, waiting.reply, "9014")
+
+    def _settle(self, waiting: _Waiting) -> None:
+        waiting.settled = True
+        if waiting.timer is not None:
+            waiting.timer.cancel()
+        self._waiting.discard(waiting)
+        waiting.conn.acknowledged()
+
+    def _count(self, outcome: str) -> None:
+        counter = self._outcomes.get(outcome)
+        if counter is not None:
+            counter.inc()
 
     def _reply(self, conn: LoggerConnection, packet: bytes, cn: str) -> None:
         conn.write(packet)
@@ -317,11 +341,11 @@ class TcpGateway:
 
     def deliver_command(self, topic: str, payload: bytes) -> None:
         """A packet published for a logger on its reply topic: write it to its connection."""
+        if _is_9014(payload):
+            return  # the MQTT path's data reply: this gateway answered the packet itself
         sender = _sender_of(topic, self.settings.command_filter)
         if sender is None:
             return
-        if _is_9014(payload):
-            return  # the MQTT path's data reply: this gateway answered the packet itself
         conns = self._by_sender.get(sender)
         if not conns:
             if sender not in self._ever_bound:
@@ -337,6 +361,18 @@ class TcpGateway:
         if self.metrics:
             cn = _cn_of(payload)
             self.metrics.replies.labels(cn or "other").inc()
+
+
+class _Waiting:
+    """A packet handed on, until it is known to be stored (or not)."""
+
+    __slots__ = ("conn", "reply", "settled", "timer")
+
+    def __init__(self, conn: LoggerConnection, reply: bytes | None) -> None:
+        self.conn = conn
+        self.reply = reply  # the 9014 to send once stored, if it asked for one
+        self.settled = False
+        self.timer: asyncio.TimerHandle | None = None
 
 
 def _header(rf: RawFrame) -> Hj212Frame | None:

@@ -57,6 +57,8 @@ class GatewayPublisher:
         # PUBACKs that arrived before publish() registered their future. Every publish
         # registers one, so each entry is taken at once and none goes stale.
         self._early: dict[int, str | None] = {}  # mid → the refusal, or None: acknowledged
+        self._acked: list[tuple[asyncio.Future[None], str | None]] = []  # for the loop
+        self._wake_pending = False
         self.last_error: str | None = None
         self._v5 = settings.protocol == "5"
         self._client = mqtt.Client(
@@ -65,7 +67,9 @@ class GatewayPublisher:
             protocol=mqtt.MQTTv5 if self._v5 else mqtt.MQTTv311,
             clean_session=None if self._v5 else True,
         )
-        self._client.max_inflight_messages_set(1000)
+        # paho scans its in-flight messages on every PUBACK: a window of 1,000 made that scan
+        # the gateway's largest cost (bench/gateway.py); 100 keeps loopback and LAN links busy.
+        self._client.max_inflight_messages_set(100)
         self._client.max_queued_messages_set(max_queued)
         self._client.reconnect_delay_set(
             min_delay=max(1, round(settings.reconnect_min_s)),

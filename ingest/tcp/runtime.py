@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import resource
 import socket
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry
 
@@ -24,10 +25,15 @@ class GatewayRuntime:
         mqtt: MqttSettings,
         registry: Registry,
         metrics_registry: CollectorRegistry | None = None,
+        *,
+        store: Callable[[str, bytes], asyncio.Future[None]] | None = None,
     ) -> None:
+        """``store``: where packets go instead of the broker (inside nonsite serve: its
+        archiver, ``ingest.tcp.handoff``); the broker then brings commands only."""
         self.settings = settings
         self.mqtt = mqtt
         self.registry = registry
+        self._store = store
         self.metrics = GatewayMetrics(metrics_registry or CollectorRegistry())
         self.publisher: GatewayPublisher | None = None
         self.gateway: TcpGateway | None = None
@@ -47,6 +53,8 @@ class GatewayRuntime:
         await self.gateway.start(sock)
 
     def _publish(self, topic: str, payload: bytes) -> asyncio.Future[None]:
+        if self._store is not None:
+            return self._store(topic, payload)
         assert self.publisher is not None
         return self.publisher.publish(topic, payload)
 
@@ -56,6 +64,8 @@ class GatewayRuntime:
 
     def readiness(self) -> str | None:
         """What keeps the gateway from storing packets, or None."""
+        if self._store is not None:
+            return None  # the service's archive: its own readiness says
         if self.publisher is None or not self.publisher.connected:
             last = self.publisher.last_error if self.publisher else None
             return f"the gateway is not connected to the broker ({last or 'connecting'})"

@@ -9,7 +9,10 @@ logger's resend is stored once.
 
 from __future__ import annotations
 
+import signal
 import socket
+import subprocess
+import sys
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -26,6 +29,7 @@ from ingest.store import dead_letters
 from nonsite.db import make_engine
 from nonsite.embedded_broker import free_port
 from rules.store import findings
+from tests.brokers import wait_port
 from tests.service_process import ServiceProcess
 
 pytestmark = pytest.mark.integration
@@ -36,7 +40,8 @@ PW_A, PW_B = "Tcp-A-4471", "Tcp-B-9032"
 HOUR0 = datetime.now(CHINA_TZ).replace(minute=0, second=0, microsecond=0) - timedelta(hours=4)
 
 
-def write_config(path: Path, broker_url: str, data_dir: Path, tcp_port: int) -> Path:
+def write_config(path: Path, broker_url: str, data_dir: Path, tcp_port: int | None) -> Path:
+    """``tcp_port``: serve runs the gateway on it; None: a separate ``nonsite gateway`` will."""
     lines = [
         "[service]",
         f'data_dir = "{data_dir}"',
@@ -47,13 +52,15 @@ def write_config(path: Path, broker_url: str, data_dir: Path, tcp_port: int) -> 
         "reconnect_min_s = 0.2",
         "reconnect_max_s = 1.0",
         "[tcp]",
-        f'listen = "127.0.0.1:{tcp_port}"',
+        *([f'listen = "127.0.0.1:{tcp_port}"'] if tcp_port is not None else []),
         "ack_timeout_s = 1.0",
         "[rules]",
         "grace_s = 60",
         "snapshot_every_s = 0.5",
         "[alerts]",
         "flap_window_min = 0",
+        "[commands]",
+        "time_check_every_h = 0",  # the clock checks are tested in test_logger_commands.py
     ]
     for ent, mn, pw in (("TCPA", MN_A, PW_A), ("TCPB", MN_B, PW_B)):
         lines += [
@@ -195,19 +202,62 @@ def test_a_tcp_logger_is_stored_judged_and_answered(served):
         logger.close()
 
 
-def test_broker_down_nothing_answered_and_the_resend_stored_once(served, mosquitto):
+def test_inside_serve_a_broker_outage_does_not_stop_tcp_loggers(served, mosquitto):
+    # Inside serve the gateway hands packets straight to the archive: the 9014 follows the
+    # archive's commit, and the broker is not on the way.
     service, _db, port, data_dir = served
+    logger = TcpLogger(port)
+    try:
+        mosquitto.stop()
+        packet = minute_packet(MN_A, PW_A, HOUR0, 40.0)
+        logger.send(packet)
+        [reply] = logger.replies(1, timeout=10)
+        assert reply.cn == "9014", service.log_text()
+        assert archived(data_dir, packet) == 1
+        mosquitto.start()
+        logger.send(packet)  # a resend of what is stored: stored once
+        assert len(logger.replies(1, timeout=10)) == 1
+        assert archived(data_dir, packet) == 1
+    finally:
+        logger.close()
+
+
+@pytest.fixture
+def gateway_apart(mosquitto, tmp_path):
+    """serve without a gateway, and ``nonsite gateway`` as its own process on the broker."""
+    tcp_port = free_port()
+    config = write_config(tmp_path / "n.toml", mosquitto.url, tmp_path / "d", None)
+    service = ServiceProcess(config, tmp_path / "service.log")
+    service.start()
+    log = (tmp_path / "gateway.log").open("wb")
+    gateway = subprocess.Popen(
+        [sys.executable, "-m", "nonsite", "gateway", "--config", str(config),
+         "--listen", f"127.0.0.1:{tcp_port}"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        wait_port("127.0.0.1", tcp_port)
+        yield service, gateway, tcp_port, tmp_path / "d", tmp_path / "gateway.log"
+    finally:
+        gateway.send_signal(signal.SIGTERM)
+        assert gateway.wait(30) == 0
+        log.close()
+        service.terminate()
+
+
+def test_a_gateway_apart_answers_nothing_while_the_broker_is_down_and_the_resend_is_stored_once(
+    gateway_apart, mosquitto
+):
+    service, _gateway, port, data_dir, gateway_log = gateway_apart
     logger = TcpLogger(port)
     try:
         first = minute_packet(MN_A, PW_A, HOUR0, 40.0)
         logger.send(first)
-        assert len(logger.replies(1, timeout=10)) == 1
+        assert len(logger.replies(1, timeout=10)) == 1, gateway_log.read_text()
         mosquitto.stop()
         pending = minute_packet(MN_A, PW_A, HOUR0 + timedelta(minutes=10), 40.0)
         logger.send(pending)
         assert logger.replies(1, timeout=3) == []  # the broker does not have it: no 9014
-        problems = service.readiness()["problems"]
-        assert isinstance(problems, dict) and "broker" in problems["gateway"], problems
         mosquitto.start()
         # The logger resends what was not answered, as the standard has it (OverTime/ReCount).
         replies: list[Hj212Frame] = []
@@ -215,10 +265,12 @@ def test_broker_down_nothing_answered_and_the_resend_stored_once(served, mosquit
         while not replies and time.monotonic() < deadline:
             logger.send(pending)
             replies = logger.replies(1, timeout=2)
-        assert replies and replies[0].cn == "9014", service.log_text()
-        assert wait_for(lambda: archived(data_dir, pending) >= 1, 20)
+        assert replies and replies[0].cn == "9014", gateway_log.read_text()
+        assert wait_for(lambda: archived(data_dir, pending) >= 1, 20), service.log_text()
         time.sleep(2.0)  # a second copy (paho's queued publish, a further resend) would be in
         assert archived(data_dir, pending) == 1
         assert archived(data_dir, first) == 1
     finally:
         logger.close()
+    text = gateway_log.read_text()
+    assert "ERROR" not in text and "Traceback" not in text, text
