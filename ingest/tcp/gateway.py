@@ -341,7 +341,7 @@ class TcpGateway:
 
     def deliver_command(self, topic: str, payload: bytes) -> None:
         """A packet published for a logger on its reply topic: write it to its connection."""
-        if _is_9014(payload):
+        if is_data_reply(payload):
             return  # the MQTT path's data reply: this gateway answered the packet itself
         sender = _sender_of(topic, self.settings.command_filter)
         if sender is None:
@@ -402,5 +402,6 @@ def _cn_of(payload: bytes) -> str | None:
     return payload[at + 3 : at + 7].decode("ascii", "replace") if at >= 0 else None
 
 
-def _is_9014(payload: bytes) -> bool:
-    return _cn_of(payload) == "9014"
+def is_data_reply(payload: bytes) -> bool:
+    """A 9014 (the MQTT path's data reply to a packet this gateway has answered itself)."""
+    return b"CN=9014;" in payload[:80]

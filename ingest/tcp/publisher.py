@@ -45,12 +45,16 @@ class GatewayPublisher:
         command_filter: str = "",
         max_queued: int = 100_000,
         on_connection: Callable[[bool], None] | None = None,
+        ignore: Callable[[bytes], bool] | None = None,
     ) -> None:
+        """``ignore``: incoming payloads dropped on paho's thread, without waking the event
+        loop (the MQTT path's 9014s, one per packet the gateway forwarded)."""
         self.settings = settings
         self._loop = loop
         self._on_command = on_command
         self._command_filter = command_filter
         self._on_connection = on_connection
+        self._ignore = ignore
         self._connected = threading.Event()
         self._lock = threading.Lock()  # publish() and on_publish race for a fast PUBACK
         self._waiting: dict[int, asyncio.Future[None]] = {}
@@ -170,6 +174,8 @@ class GatewayPublisher:
         self._loop.call_soon_threadsafe(_resolve, future, str(reason_code) if refused else None)
 
     def _handle_message(self, _c: mqtt.Client, _u: Any, message: Any) -> None:
+        if self._ignore is not None and self._ignore(message.payload):
+            return
         topic = message._topic.decode("utf-8", "replace")
         self._loop.call_soon_threadsafe(self._on_command, topic, message.payload)
 

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from ingest.mqtt.settings import MqttSettings
 from ingest.registry import Registry
-from ingest.tcp.gateway import TcpGateway
+from ingest.tcp.gateway import TcpGateway, is_data_reply
 from ingest.tcp.metrics import GatewayMetrics
 from ingest.tcp.publisher import GatewayPublisher
 from ingest.tcp.settings import GatewaySettings
@@ -48,6 +48,7 @@ class GatewayRuntime:
             on_command=self.gateway.deliver_command,
             command_filter=self.settings.command_filter,
             on_connection=lambda up: metrics.broker_connected.set(1 if up else 0),
+            ignore=is_data_reply,
         )
         self.publisher.start()
         await self.gateway.start(sock)
