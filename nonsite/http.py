@@ -157,7 +157,12 @@ def bind(listen: str, setting: str = "service.http_listen") -> socket.socket:
     """Bind a listening socket before anything else starts, so a taken port is a clear error
     naming the setting (the HTTP one, or the TCP gateway's)."""
     host, _, port = listen.rpartition(":")
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP named: asyncio sets TCP_NODELAY on accepted connections only when the
+    # listening socket says it is TCP (proto 0 does not), and without it a response's body
+    # waits ~40 ms for the client's delayed ACK behind its headers.
+    sock = socket.socket(
+        socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP
+    )
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host.strip("[]"), int(port)))

@@ -19,25 +19,12 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from alerts.audit import COMMAND_KIND_NAMES, COMMAND_STATUS_NAMES
 from ingest.commands import manual
 from ingest.commands.packets import without_pw
 from ingest.commands.store import by_id, listing
 from nonsite.case_cli import EXIT_REFUSED, _china, _config, _store, _table
 from nonsite.wiring import build_registry
-
-STATUS_NAMES = {
-    "requested": "待发送",
-    "sent": "已发送",
-    "accepted": "已受理",
-    "done": "执行成功",
-    "no_data": "无数据",
-    "failed": "执行失败",
-    "refused": "被拒绝",
-    "no_answer": "无应答",
-    "rate_limited": "超出频次未发",
-    "unsendable": "无法发送",
-}
-KIND_NAMES = {"recall": "补遗", "time_get": "校时(读)", "time_set": "校时(设)", "command": "命令"}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -105,9 +92,9 @@ def _print(rows: list[Any], as_json: bool) -> None:
         [
             str(r.id),
             r.mn,
-            KIND_NAMES.get(r.kind, r.kind),
+            COMMAND_KIND_NAMES.get(r.kind, r.kind),
             r.cn,
-            STATUS_NAMES.get(r.status, r.status),
+            COMMAND_STATUS_NAMES.get(r.status, r.status),
             r.requested_by,
             _china(r.requested_at),
             _outcome(r),

@@ -33,6 +33,24 @@ log = logging.getLogger(__name__)
 _PUBACK = (mqtt.PUBACK << 24) | (2 << 16)  # fixed header of a PUBACK as the top half of a u32
 
 
+def connect_options(client: mqtt.Client, settings: MqttSettings) -> None:
+    """What every nonsite client takes from its settings: reconnect backoff, login, TLS."""
+    client.reconnect_delay_set(
+        min_delay=max(1, round(settings.reconnect_min_s)),
+        max_delay=max(1, round(settings.reconnect_max_s)),
+    )
+    if settings.username is not None:
+        client.username_pw_set(settings.username, settings.password)
+    if settings.tls:
+        client.tls_set(
+            ca_certs=str(settings.ca_file) if settings.ca_file else None,
+            certfile=str(settings.cert_file) if settings.cert_file else None,
+            keyfile=str(settings.key_file) if settings.key_file else None,
+            cert_reqs=ssl.CERT_NONE if settings.tls_insecure else ssl.CERT_REQUIRED,
+        )
+        client.tls_insecure_set(settings.tls_insecure)
+
+
 class Delivery(NamedTuple):
     """A received message awaiting its PUBACK (a NamedTuple: built once per message)."""
 
@@ -67,22 +85,9 @@ class MqttSource:
             clean_session=None if v5 else False,
             manual_ack=True,
         )
-        self._client.reconnect_delay_set(
-            min_delay=max(1, round(settings.reconnect_min_s)),
-            max_delay=max(1, round(settings.reconnect_max_s)),
-        )
         self._client.max_inflight_messages_set(1000)  # our replies; incoming is receive_maximum
         self._client.max_queued_messages_set(0)
-        if settings.username is not None:
-            self._client.username_pw_set(settings.username, settings.password)
-        if settings.tls:
-            self._client.tls_set(
-                ca_certs=str(settings.ca_file) if settings.ca_file else None,
-                certfile=str(settings.cert_file) if settings.cert_file else None,
-                keyfile=str(settings.key_file) if settings.key_file else None,
-                cert_reqs=ssl.CERT_NONE if settings.tls_insecure else ssl.CERT_REQUIRED,
-            )
-            self._client.tls_insecure_set(settings.tls_insecure)
+        connect_options(self._client, settings)
         # A bug in a callback must not kill the network loop; paho logs it instead.
         self._client.suppress_exceptions = True
         self._client.on_connect = self._handle_connect

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +22,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from ingest.mqtt.settings import MqttSettings
+from ingest.mqtt.source import connect_options
 
 log = logging.getLogger(__name__)
 
@@ -75,20 +75,7 @@ class GatewayPublisher:
         # the gateway's largest cost (bench/gateway.py); 100 keeps loopback and LAN links busy.
         self._client.max_inflight_messages_set(100)
         self._client.max_queued_messages_set(max_queued)
-        self._client.reconnect_delay_set(
-            min_delay=max(1, round(settings.reconnect_min_s)),
-            max_delay=max(1, round(settings.reconnect_max_s)),
-        )
-        if settings.username is not None:
-            self._client.username_pw_set(settings.username, settings.password)
-        if settings.tls:
-            self._client.tls_set(
-                ca_certs=str(settings.ca_file) if settings.ca_file else None,
-                certfile=str(settings.cert_file) if settings.cert_file else None,
-                keyfile=str(settings.key_file) if settings.key_file else None,
-                cert_reqs=ssl.CERT_NONE if settings.tls_insecure else ssl.CERT_REQUIRED,
-            )
-            self._client.tls_insecure_set(settings.tls_insecure)
+        connect_options(self._client, settings)
         self._client.suppress_exceptions = True
         self._client.on_connect = self._handle_connect
         self._client.on_disconnect = self._handle_disconnect

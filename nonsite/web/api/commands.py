@@ -5,11 +5,13 @@ what is requested here within a second, on the logger's reply topic or TCP conne
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import Field
+from sqlalchemy import Connection
 
 from ingest.commands import manual
 from ingest.commands.packets import without_pw
@@ -77,11 +79,6 @@ def _out(row: Any) -> CommandOut:
     return CommandOut(**values)
 
 
-def _refused(err: manual.CommandRefusedError) -> HTTPException:
-    status = {"unknown_mn": 404, "rate_limited": 429}.get(err.code, 422)
-    return HTTPException(status, {"code": err.code, "message": str(err)})
-
-
 @router.get(
     "/commands",
     response_model=list[CommandOut],
@@ -108,23 +105,21 @@ def commands(
 def recall(
     mn: Mn, body: RecallIn, ctx: Context, user: Annotated[User, Depends(grant("commands.recall"))]
 ) -> CommandOut:
-    try:
-        with ctx.db.begin() as conn:
-            command_id = manual.recall(
-                conn,
-                ctx.registry,
-                mn=mn,
-                cn=body.cn,
-                begin=body.begin,
-                end=body.end,
-                by=user.display_name or user.username,
-                reason=body.reason,
-                now=datetime.now(UTC),
-                per_hour=ctx.config.commands.recall_per_hour,
-            )
-    except manual.CommandRefusedError as err:
-        raise _refused(err) from None
-    return _one(ctx, command_id)
+    return _recorded(
+        ctx,
+        lambda conn: manual.recall(
+            conn,
+            ctx.registry,
+            mn=mn,
+            cn=body.cn,
+            begin=body.begin,
+            end=body.end,
+            by=_who(user),
+            reason=body.reason,
+            now=datetime.now(UTC),
+            per_hour=ctx.config.commands.recall_per_hour,
+        ),
+    )
 
 
 @router.post(
@@ -137,18 +132,12 @@ def recall(
 def time_check(
     mn: Mn, ctx: Context, user: Annotated[User, Depends(grant("commands.recall"))]
 ) -> CommandOut:
-    try:
-        with ctx.db.begin() as conn:
-            command_id = manual.time_check(
-                conn,
-                ctx.registry,
-                mn=mn,
-                by=user.display_name or user.username,
-                now=datetime.now(UTC),
-            )
-    except manual.CommandRefusedError as err:
-        raise _refused(err) from None
-    return _one(ctx, command_id)
+    return _recorded(
+        ctx,
+        lambda conn: manual.time_check(
+            conn, ctx.registry, mn=mn, by=_who(user), now=datetime.now(UTC)
+        ),
+    )
 
 
 @router.post(
@@ -161,24 +150,33 @@ def time_check(
 def send(
     mn: Mn, body: CommandIn, ctx: Context, user: Annotated[User, Depends(grant("commands.send"))]
 ) -> CommandOut:
+    return _recorded(
+        ctx,
+        lambda conn: manual.send(
+            conn,
+            ctx.registry,
+            mn=mn,
+            cn=body.cn,
+            cp=body.cp,
+            by=_who(user),
+            reason=body.reason,
+            now=datetime.now(UTC),
+        ),
+    )
+
+
+def _who(user: User) -> str:
+    return user.display_name or user.username
+
+
+def _recorded(ctx: Context, record: Callable[[Connection], int]) -> CommandOut:
+    """Record a command in its own transaction; a refusal answers with its code and reason."""
     try:
         with ctx.db.begin() as conn:
-            command_id = manual.send(
-                conn,
-                ctx.registry,
-                mn=mn,
-                cn=body.cn,
-                cp=body.cp,
-                by=user.display_name or user.username,
-                reason=body.reason,
-                now=datetime.now(UTC),
-            )
+            command_id = record(conn)
     except manual.CommandRefusedError as err:
-        raise _refused(err) from None
-    return _one(ctx, command_id)
-
-
-def _one(ctx: Context, command_id: int) -> CommandOut:
+        status = {"unknown_mn": 404, "rate_limited": 429}.get(err.code, 422)
+        raise HTTPException(status, {"code": err.code, "message": str(err)}) from None
     with ctx.db.connect() as conn:
         row = by_id(conn, command_id)
     assert row is not None  # committed just before
