@@ -66,8 +66,8 @@ class LoggerConnection(asyncio.Protocol):
             if (self.framer.pending)
             else None
         )
-        for piece in pieces:
-            self._gateway.handle_piece(self, piece)
+        if pieces:
+            self._gateway.handle_pieces(self, pieces)
 
     def eof_received(self) -> bool | None:
         return None  # close our side too
@@ -75,7 +75,7 @@ class LoggerConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         rest = self.framer.flush()
         if rest:  # a packet cut off by the disconnect: kept for the record
-            self._gateway.handle_piece(self, rest)
+            self._gateway.handle_pieces(self, [rest])
         self._gateway.closed(self)
 
     # -- used by the gateway ------------------------------------------------------------------

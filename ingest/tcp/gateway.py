@@ -29,6 +29,7 @@ what a TCP receiver owes the logger:
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import socket
 import time
@@ -53,6 +54,11 @@ log = logging.getLogger(__name__)
 
 NOTIFY_CNS = frozenset({"1013"})  # answered with 9013
 _BAD_TOPIC_CHARS = frozenset("/+#\x00")
+# One message carries at most this of one read's packets (the ingest stage's payload limit is
+# 256 KiB by default).
+MAX_BATCH_PACKETS = 64
+MAX_BATCH_BYTES = 64 * 1024
+STORED_MEMORY = 100_000  # packets remembered as stored, to answer a resend of one
 
 Publish = Callable[[str, bytes], "asyncio.Future[None]"]
 
@@ -64,7 +70,18 @@ class TcpGateway:
         registry: Registry,
         publish: Publish,
         metrics: GatewayMetrics | None = None,
+        *,
+        batching: bool = False,
+        connected: Callable[[], bool] = lambda: True,
     ) -> None:
+        """``batching``: publish the packets of one read as one message, and answer a resend
+        of a packet stored before without publishing it again (to a broker); off, each packet
+        is its own message (to the service's archive, which recognises a copy itself).
+        ``connected``: whether the broker is there now."""
+        self.batching = batching
+        self._connected = connected
+        self._away = False  # the broker was away at the last read
+        self._stored_keys: dict[bytes, None] = {}  # packets stored lately (batching only)
         self.settings = settings
         self.registry = registry
         self._publish = publish
@@ -210,23 +227,79 @@ class TcpGateway:
                     # A slow sender holds a buffer: keep what came, for the record, and go.
                     rest = conn.framer.flush()
                     if rest:
-                        self.handle_piece(conn, rest)
+                        self.handle_pieces(conn, [rest])
                     conn.close("packet_timeout")
 
     # -- upstream: logger → broker ------------------------------------------------------
 
-    def handle_piece(self, conn: LoggerConnection, piece: bytes) -> None:
-        """A piece cut from the stream: a packet (answer it after the broker has it) or
-        bytes that are none (published for the record)."""
+    def handle_pieces(self, conn: LoggerConnection, pieces: list[bytes]) -> None:
+        """The pieces one read cut from a connection's stream: packets (each answered once
+        stored) or bytes that are none (kept for the record)."""
+        items = [self._item(conn, piece) for piece in pieces]
+        if not self.batching:
+            for item in items:
+                self._send(conn, [item])
+            return
+        if not self._connected():
+            self._broker_away(conn, items)
+            return
+        if self._away:
+            self._away = False
+            log.info("the broker is back: packets are published again")
+        fresh = [i for i in items if not self._already_stored(conn, i)]
+        # One message for the consecutive packets of one read that go to one topic: the
+        # broker hop and the service's per-message work are paid once for them (the ingest
+        # stage decodes every packet of a message).
+        group: list[_Item] = []
+        size = 0
+        for item in fresh:
+            if group and (
+                item.topic != group[0].topic
+                or len(group) >= MAX_BATCH_PACKETS
+                or size + len(item.payload) > MAX_BATCH_BYTES
+            ):
+                self._send(conn, group)
+                group, size = [], 0
+            group.append(item)
+            size += len(item.payload)
+        if group:
+            self._send(conn, group)
+
+    def _broker_away(self, conn: LoggerConnection, items: list[_Item]) -> None:
+        """The broker is away. A packet asking for a 9014 is not taken (the logger resends
+        it, as the standard has it, once it is back): queued here as well, it would be stored
+        twice if the resend came in another grouping. The rest is queued one packet a
+        message (paho sends it on reconnect): nothing else would ever bring it."""
+        if not self._away:
+            self._away = True
+            log.warning(
+                "the broker is away: packets asking for a reply are not answered (their "
+                "loggers resend them), the others are queued until it is back"
+            )
+        for item in items:
+            if item.reply is not None:
+                self._count("unacknowledged")
+            else:
+                self._send(conn, [item])
+
+    def _already_stored(self, conn: LoggerConnection, item: _Item) -> bool:
+        """A resend of a packet stored before (its 9014 was lost or late): answered again,
+        not published again (so stored once, whatever message it came in)."""
+        if item.reply is None or item.key not in self._stored_keys:
+            return False
+        self._count("duplicate")
+        self._reply(conn, item.reply, "9014")
+        return True
+
+    def _item(self, conn: LoggerConnection, piece: bytes) -> _Item:
         items = split_frames(piece)
         if len(items) == 1 and isinstance(items[0], RawFrame):
-            self._packet(conn, items[0])
-            return
+            return self._packet(conn, items[0])
         # Not one clean packet: keep the bytes as they came, under the connection's sender.
-        self._track(conn, self._publish(self._topic(self._fallback_sender(conn)), piece), None)
         self._count("junk")
+        return _Item(self._topic(self._fallback_sender(conn)), piece, None)
 
-    def _packet(self, conn: LoggerConnection, rf: RawFrame) -> None:
+    def _packet(self, conn: LoggerConnection, rf: RawFrame) -> _Item:
         header = _header(rf)
         trusted = False
         if header is not None and self._crc_accepted(rf, header.mn):
@@ -250,14 +323,14 @@ class TcpGateway:
         reply: bytes | None = None
         if trusted and header is not None and header.ack_requested and header.cn in DATA_REPLY_CNS:
             reply = reply_9014(header)
-        self._track(conn, self._publish(self._topic(sender), rf.raw + b"\r\n"), reply)
+        return _Item(self._topic(sender), rf.raw + b"\r\n", reply)
 
-    def _track(
-        self, conn: LoggerConnection, ack: asyncio.Future[None], reply: bytes | None
-    ) -> None:
-        # A done-callback and a timer per packet, not a task: this runs for every packet.
+    def _send(self, conn: LoggerConnection, group: list[_Item]) -> None:
+        payload = group[0].payload if len(group) == 1 else b"".join(i.payload for i in group)
+        ack = self._publish(group[0].topic, payload)
+        # A done-callback and a timer per message, not a task: this runs for every packet.
         conn.published()
-        waiting = _Waiting(conn, reply)
+        waiting = _Waiting(conn, group)
         self._waiting.add(waiting)
         if ack.done():
             self._stored(waiting, ack)
@@ -268,24 +341,30 @@ class TcpGateway:
 
     def _timed_out(self, waiting: _Waiting) -> None:
         """No PUBACK in time: no 9014, the logger resends. (The publisher keeps the future
-        until its PUBACK comes, if ever; the archive stores a copy once.)"""
+        until its PUBACK comes, if ever; a resend of a packet stored meanwhile is answered
+        without being published again.)"""
         if waiting.settled:
             return
         self._settle(waiting)
-        self._count("unacknowledged")
+        for _item in waiting.items:
+            self._count("unacknowledged")
         log.warning(
-            "a packet from %s was not acknowledged in %g s: no 9014, the logger resends it",
+            "%d packet(s) from %s not acknowledged in %g s: no 9014, the logger resends",
+            len(waiting.items),
             waiting.conn.peer,
             self.settings.ack_timeout_s,
         )
 
     def _stored(self, waiting: _Waiting, ack: asyncio.Future[None]) -> None:
         exc = ack.exception()  # retrieved even when late: asyncio logs one never retrieved
+        if exc is None and self.batching:
+            self._remember(waiting.items)  # even when late: a resend is then answered
         if waiting.settled:
             return  # timed out before
         self._settle(waiting)
         if isinstance(exc, BrokerRefusedError):
-            self._count("refused")
+            for _item in waiting.items:
+                self._count("refused")
             log.error(
                 "the broker refused a packet from %s (%s): no 9014, the logger resends it; "
                 "check the gateway's broker login and its ACL (write hj212/+)",
@@ -294,12 +373,22 @@ class TcpGateway:
             )
             return
         if exc is not None:
-            self._count("unacknowledged")
+            for _item in waiting.items:
+                self._count("unacknowledged")
             log.warning("a packet from %s was not stored (%s): no 9014", waiting.conn.peer, exc)
             return
-        self._count("published")
-        if waiting.reply is not None:
-            self._reply(waiting.conn, waiting.reply, "9014")
+        for item in waiting.items:
+            self._count("published")
+            if item.reply is not None:
+                self._reply(waiting.conn, item.reply, "9014")
+
+    def _remember(self, items: list[_Item]) -> None:
+        stored = self._stored_keys
+        for item in items:
+            if item.reply is not None:
+                stored[item.key] = None
+        while len(stored) > STORED_MEMORY:
+            del stored[next(iter(stored))]  # the oldest (dicts keep insertion order)
 
     def _settle(self, waiting: _Waiting) -> None:
         waiting.settled = True
@@ -363,14 +452,31 @@ class TcpGateway:
             self.metrics.replies.labels(cn or "other").inc()
 
 
+class _Item:
+    """A piece as the gateway hands it on: where, what, and the 9014 it owes once stored."""
+
+    __slots__ = ("payload", "reply", "topic")
+
+    def __init__(self, topic: str, payload: bytes, reply: bytes | None) -> None:
+        self.topic = topic
+        self.payload = payload  # a packet with its CRLF, or bytes that are none, as they came
+        self.reply = reply  # the 9014 once stored, when the packet asked for one
+
+    @property
+    def key(self) -> bytes:
+        """The packet's identity in the memory of what was stored (topic and bytes, as the
+        archive's)."""
+        return hashlib.blake2b(self.topic.encode() + b"\0" + self.payload, digest_size=16).digest()
+
+
 class _Waiting:
-    """A packet handed on, until it is known to be stored (or not)."""
+    """One message handed on, until it is known to be stored (or not)."""
 
-    __slots__ = ("conn", "reply", "settled", "timer")
+    __slots__ = ("conn", "items", "settled", "timer")
 
-    def __init__(self, conn: LoggerConnection, reply: bytes | None) -> None:
+    def __init__(self, conn: LoggerConnection, items: list[_Item]) -> None:
         self.conn = conn
-        self.reply = reply  # the 9014 to send once stored, if it asked for one
+        self.items = items
         self.settled = False
         self.timer: asyncio.TimerHandle | None = None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 CLOSE_REASONS = ("peer", "idle", "packet_timeout", "limit_total", "limit_address", "shutdown")
-PIECE_OUTCOMES = ("published", "unacknowledged", "refused", "junk")
+PIECE_OUTCOMES = ("published", "unacknowledged", "refused", "junk", "duplicate")
 
 
 class GatewayMetrics:
@@ -33,7 +33,8 @@ class GatewayMetrics:
             "What the gateway cut from the streams, by outcome: published (acknowledged by the "
             "broker), unacknowledged (no PUBACK in time: no 9014, the logger resends), refused "
             "(the broker said no, e.g. its ACL: no 9014), junk (bytes that are no packet, "
-            "published for the record)",
+            "published for the record), duplicate (a resend of a packet stored before: "
+            "answered again, not published again)",
             ["outcome"],
             registry=registry,
         )

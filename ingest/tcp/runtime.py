@@ -41,7 +41,14 @@ class GatewayRuntime:
     async def start(self, sock: socket.socket | None = None) -> None:
         raise_open_file_limit()
         metrics = self.metrics
-        self.gateway = TcpGateway(self.settings, self.registry, self._publish, metrics)
+        self.gateway = TcpGateway(
+            self.settings,
+            self.registry,
+            self._publish,
+            metrics,
+            batching=self._store is None,  # to the broker; the archive needs none of it
+            connected=self._broker_connected,
+        )
         self.publisher = GatewayPublisher(
             self.mqtt,
             asyncio.get_running_loop(),
@@ -52,6 +59,9 @@ class GatewayRuntime:
         )
         self.publisher.start()
         await self.gateway.start(sock)
+
+    def _broker_connected(self) -> bool:
+        return self._store is not None or (self.publisher is not None and self.publisher.connected)
 
     def _publish(self, topic: str, payload: bytes) -> asyncio.Future[None]:
         if self._store is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -107,8 +108,19 @@ def topics_and_payloads(collector: Collector) -> list[tuple[str, bytes]]:
 
 
 async def wait_seen(collector: Collector, n: int, timeout: float = 10.0) -> list[tuple[str, bytes]]:
-    await asyncio.to_thread(collector.wait_for, n, timeout)
-    return topics_and_payloads(collector)
+    """The first ``n`` pieces published, each a packet (or junk) with its topic: the gateway
+    may carry the packets of one read in one message."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pieces = [
+            (topic, line + b"\r\n")
+            for topic, payload in topics_and_payloads(collector)
+            for line in payload.split(b"\r\n")
+            if line
+        ]
+        if len(pieces) >= n or time.monotonic() > deadline:
+            return pieces
+        await asyncio.sleep(0.02)
 
 
 async def test_split_concatenated_and_garbage_packets(broker, seen):
@@ -177,7 +189,7 @@ async def test_a_connection_dropped_mid_packet_leaves_the_part_for_the_record(br
         await logger.send(half)
         await logger.close()
         got = await wait_seen(seen, 2)
-    assert got[1] == (f"hj212/{MN_A}", half)
+    assert got[1] == (f"hj212/{MN_A}", half + b"\r\n")
 
 
 async def test_broker_down_no_9014_and_the_resend_is_answered(broker, seen):
@@ -242,7 +254,7 @@ async def test_limits_idle_and_slow_senders(broker, seen):
         await a.send(upload(MN_A, 1)[:30])
         assert await asyncio.wait_for(a.reader.read(), 3) == b""
         got = await wait_seen(seen, 1)
-        assert got[0][1] == upload(MN_A, 1)[:30]  # kept for the record
+        assert got[0][1] == upload(MN_A, 1)[:30] + b"\r\n"  # kept for the record
         # Idle: nothing at all.
         assert await asyncio.wait_for(b.reader.read(), 3) == b""
         assert runtime.gateway is not None and runtime.gateway.connection_count == 0
@@ -309,3 +321,25 @@ async def test_a_command_for_a_logger_gone_is_counted_one_never_here_ignored(bro
         runtime.gateway.deliver_command(f"hj212/{MN_A}/reply", request)  # gone: counted
         runtime.gateway.deliver_command(f"hj212/{MN_B}/reply", request)  # never here: not
         assert runtime.metrics.commands_undeliverable._value.get() == 1
+
+
+async def test_the_packets_of_one_read_go_as_one_message_and_a_resend_is_not_published(
+    broker, seen
+):
+    async with running(broker) as runtime:
+        logger = await connect(runtime)
+        burst = [upload(MN_A, minute) for minute in range(40)]
+        await logger.send(b"".join(burst))  # one write: a read or a few
+        assert len(await logger.replies(40)) == 40
+        got = await wait_seen(seen, 40)
+        assert [p for _, p in got] == burst
+        assert len(seen.deliveries) < 40  # fewer messages than packets
+        # Its 9014 lost, the logger resends a packet already stored: answered, not published.
+        messages = len(seen.deliveries)
+        await logger.send(burst[7])
+        [again] = await logger.replies(1)
+        assert decode_frame(again).qn == decode_frame(burst[7]).qn
+        await asyncio.sleep(0.5)
+        assert len(seen.deliveries) == messages
+        assert runtime.metrics.pieces.labels("duplicate")._value.get() == 1
+        await logger.close()
