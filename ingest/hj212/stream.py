@@ -8,7 +8,8 @@ reports what is wrong with each, so the stream and a broker payload get the same
 
 When a packet is complete (the same rule as ``split_frames``): the declared length lands on
 four CRC characters followed by a plausible end, which is CR, LF, the next ``##``, or the end
-of what has arrived. A packet whose declared length does not fit ends at its first line break
+of what has arrived, this last only when the check code holds (else more may be on its way).
+A packet whose declared length does not fit ends at its first line break
 or the next ``##``; until one arrives it is incomplete, up to the longest packet the
 four-digit length allows (``MAX_PACKET_BYTES``, 10 KB), so a packet waits on at most that;
 junk without any ``##`` is handed out at each line break
@@ -16,6 +17,8 @@ and whenever ``max_junk_bytes`` have gathered, so no stream makes the buffer gro
 """
 
 from __future__ import annotations
+
+from ingest.hj212.crc import crc_hj212, crc_modbus
 
 HEADER = b"##"
 _CRC_LEN = 4
@@ -101,6 +104,11 @@ class StreamFramer:
                     and buf.find(b"\r", 6, crc_end) < 0
                     and buf.find(b"#", seg_end, crc_end) < 0
                 )
+                if fits and crc_end == n and not _crc_holds(buf, seg_end, crc_end):
+                    # Ending just where the declared length says, and its check code wrong: as
+                    # likely a packet longer than declared whose rest has not arrived. Wait
+                    # for its line end or the next '##', as for one that does not fit.
+                    fits = False
                 if fits:
                     return crc_end, _after_tail(buf, crc_end)
         # The declared length does not fit (or is not a number): the packet ends at its first
@@ -112,6 +120,17 @@ class StreamFramer:
             return None
         end = min(ends)
         return end, _after_tail(buf, end)
+
+
+def _crc_holds(buf: bytearray, seg_end: int, crc_end: int) -> bool:
+    """Whether the four characters at ``seg_end`` are the segment's check code (either
+    variant: which one a logger may use is the ingest stage's decision)."""
+    try:
+        received = int(bytes(buf[seg_end:crc_end]), 16)
+    except ValueError:
+        return False
+    segment = bytes(buf[6:seg_end])
+    return received in (crc_hj212(segment), crc_modbus(segment))
 
 
 def _after_tail(buf: bytearray, i: int) -> int:
