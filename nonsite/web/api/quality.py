@@ -50,6 +50,9 @@ class QualityOut(ApiModel):
         description="worst first: by effective transmission rate, transmission rate, dead letters"
     )
     unattributed_dead_letters: int = Field(description="from loggers nobody configured")
+    clock_tolerance_s: float = Field(
+        description="[commands] clock_tolerance_s: a drift beyond it is set right (1012)"
+    )
 
 
 def quality_book(request: Request, ctx: WebContext) -> QualityBook:
@@ -100,4 +103,5 @@ def quality(
             for f in q.enterprises
         ],
         unattributed_dead_letters=q.unattributed_dead_letters,
+        clock_tolerance_s=ctx.config.commands.clock_tolerance_s,
     )

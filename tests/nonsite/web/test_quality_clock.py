@@ -58,6 +58,7 @@ def test_the_clock_drift_of_its_loggers_is_in_the_data_quality_figures(site):
     by_id = {e["enterprise_id"]: e for e in doc["enterprises"]}
     assert by_id["E1"]["clock_drift_s"] == -185.0
     assert by_id["E2"]["clock_drift_s"] is None
+    assert doc["clock_tolerance_s"] == 60.0  # [commands] clock_tolerance_s: the page marks beyond
     week = site.login("monitor").get("/api/v1/quality", params={"window": "7d"}).json()
     assert {e["enterprise_id"]: e for e in week["enterprises"]}["E2"]["clock_drift_s"] == 900.0
 

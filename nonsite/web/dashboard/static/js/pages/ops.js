@@ -10,9 +10,9 @@ let qualityAll = false;
 let editing = null; // the silence whose edit form is open: a live refresh leaves it alone
 
 const pct = (v) => (v === null || v === undefined ? "—" : `${(v * 100).toFixed(1)}%`);
-/* The page is not given the configuration: the default of [commands] clock_tolerance_s, beyond
-   which the platform sets a logger's clock (校时). */
-const CLOCK_TOLERANCE_S = 60;
+/* [commands] clock_tolerance_s, beyond which the platform sets a logger's clock (校时): the
+   quality figures carry it; this default only until they have come. */
+let clockTolerance = 60;
 const problem = (err) => (err.status === 403 ? t("ops.no_permission") : `${t("ops.read_failed")}：${err.message}`);
 const reasonName = (code) => (t(`dl.${code}`) !== `dl.${code}` ? t(`dl.${code}`) : code);
 
@@ -183,8 +183,8 @@ function clockDrift(s) {
   const parts = d ? [[d, "d"], [h, "h"]] : h ? [[h, "h"], [m, "m"], [sec, "s"]] : m ? [[m, "m"], [sec, "s"]] : [[sec, "s"]];
   const span = parts.map(([v, unit], i) => `${i ? String(v).padStart(2, "0") : v} ${t(`q.drift.${unit}`)}`).join(" ");
   const text = a === 0 ? span : tf(s > 0 ? "q.drift.ahead" : "q.drift.behind", { d: span });
-  if (Math.abs(s) <= CLOCK_TOLERANCE_S) return num(text, "num drift");
-  return num(el("span", { class: "badge warning", title: tf("q.drift.over", { n: CLOCK_TOLERANCE_S }) }, text), "num drift over");
+  if (Math.abs(s) <= clockTolerance) return num(text, "num drift");
+  return num(el("span", { class: "badge warning", title: tf("q.drift.over", { n: clockTolerance }) }, text), "num drift over");
 }
 
 /* The column 时钟偏差 after the others of the template's header (added once). */
@@ -204,6 +204,7 @@ async function renderQuality() {
   });
   const result = await read(`/api/v1/quality?window=${qualityWindow}`);
   const q = result.data;
+  if (q && typeof q.clock_tolerance_s === "number") clockTolerance = q.clock_tolerance_s;
   document.getElementById("quality-range").textContent = q ? `${fmtTime(q.since)} – ${fmtTime(q.until)}（${t("ops.china_time")}）` : "";
   const shown = q ? (qualityAll ? q.enterprises : q.enterprises.slice(0, QUALITY_ROWS)) : [];
   const low = (v) => (v !== null && v !== undefined && v < 0.9 ? "num low" : "num");
