@@ -17,8 +17,6 @@ from nonsite.config.model import Config
 ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "NONSITE_MQTT_URL": ("mqtt", "url"),
     "NONSITE_DB_URL": ("database", "url"),
-    # The TCP gateway's own broker login (compose, systemd: kept out of the shared file).
-    "NONSITE_TCP_MQTT_URL": ("tcp", "mqtt_url"),
     "NONSITE_DATA_DIR": ("service", "data_dir"),
 }
 

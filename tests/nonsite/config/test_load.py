@@ -108,11 +108,9 @@ def test_environment_overrides_the_file(tmp_path):
         "NONSITE_MQTT_URL": "mqtts://user:p%40ss@broker.example:8884",
         "NONSITE_DB_URL": "postgresql+psycopg://nonsite@db/nonsite",
         "NONSITE_DATA_DIR": "/var/lib/nonsite",
-        "NONSITE_TCP_MQTT_URL": "mqtt://nonsite-gateway:g@broker.example:1883",
     }
     config = load_config(path, env=env)
     assert config.mqtt.url == env["NONSITE_MQTT_URL"]
-    assert config.tcp.mqtt_url == env["NONSITE_TCP_MQTT_URL"]
     assert config.database_url() == env["NONSITE_DB_URL"]
     assert config.service.data_dir == Path("/var/lib/nonsite")
 
