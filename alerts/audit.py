@@ -19,13 +19,12 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, select
 
-from alerts.case import aware
 from alerts.cases import CaseBook
 from alerts.schema import outbox, work_orders
 from alerts.workflow import ACTION_NAMES, STATE_NAMES
+from ingest.china_time import CHINA_TZ, stored_utc_or_none
 from ingest.commands.packets import without_pw
 from ingest.commands.store import listing as command_listing
-from ingest.hj212.timefmt import CHINA_TZ
 
 # Every action the audit trail holds, by its Chinese name: the workflow's, and the system's
 # own entries (a case sensed, its condition cleared, a notification sent).
@@ -90,7 +89,7 @@ def china_time(value: Any) -> Any:
     """``value`` with every instant in it (a datetime, or an ISO 8601 string with an offset)
     as ISO 8601 in China time."""
     if isinstance(value, datetime):
-        when = aware(value)
+        when = stored_utc_or_none(value)
         assert when is not None
         return when.astimezone(CHINA_TZ).isoformat()
     if isinstance(value, str) and _INSTANT.fullmatch(value):
@@ -227,7 +226,7 @@ def command_row(command: dict[str, Any]) -> dict[str, Any]:
 
 def _instant(value: Any) -> datetime:
     when = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    aware_when = aware(when)
+    aware_when = stored_utc_or_none(when)
     assert aware_when is not None
     return aware_when
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from ingest.hj212.timefmt import CHINA_TZ as CHINA
+from ingest.china_time import CHINA_TZ as CHINA
 
 
 @dataclass(frozen=True)

@@ -5,22 +5,16 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row
 
+from ingest.china_time import stored_utc_or_none
 from rules.findings import Finding
 from rules.timebase import iso
 
 TIERS = {"warning": 1, "alarm": 2}
-
-
-def aware(value: datetime | None) -> datetime | None:
-    """SQLite returns naive datetimes for what was stored as UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
 
 
 @dataclass
@@ -149,15 +143,15 @@ class Case:
             recurrence=m["recurrence"],
             flaps=m["flaps"],
             escalation=m["escalation"],
-            explain_due=aware(m["explain_due"]),
-            feedback_due=aware(m["feedback_due"]),
+            explain_due=stored_utc_or_none(m["explain_due"]),
+            feedback_due=stored_utc_or_none(m["feedback_due"]),
             overdue=m["overdue"],
             brigade=m["brigade"],
             assignee=m["assignee"],
             disposition=m["disposition"],
             case_number=m["case_number"],
-            closed_at=aware(m["closed_at"]),
-            recheck_until=aware(m["recheck_until"]),
+            closed_at=stored_utc_or_none(m["closed_at"]),
+            recheck_until=stored_utc_or_none(m["recheck_until"]),
             updated_at=_must(m["updated_at"]),
             version=m["version"],
         )
@@ -175,6 +169,6 @@ class Case:
 
 
 def _must(value: datetime | None) -> datetime:
-    out = aware(value)
+    out = stored_utc_or_none(value)
     assert out is not None
     return out

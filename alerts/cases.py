@@ -42,6 +42,7 @@ from alerts.workflow import (
     WorkflowError,
     check,
 )
+from ingest.china_time import stored_utc
 from rules.findings import Finding
 
 
@@ -195,7 +196,7 @@ class CaseBook:
         return [
             {
                 "id": r.id,
-                "at": _aware_iso(r.at),
+                "at": stored_utc(r.at).isoformat(),
                 "actor": r.actor,
                 "role": r.role,
                 "action": r.action,
@@ -875,10 +876,6 @@ class CaseBook:
     ) -> None:
         if self.notifier is not None:
             self.notifier.case_event(conn, case, event, event_id, audience, now, note)
-
-
-def _aware_iso(value: datetime) -> str:
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
 
 
 __all__ = ["OPEN_STATES", "Applied", "CaseBook", "open_key"]

@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from alerts.case import Case, Evidence
-from ingest.hj212.timefmt import CHINA_TZ
+from ingest.china_time import CHINA_TZ
 
 Gate = Literal["alarm", "order"]
 

@@ -12,8 +12,8 @@ from datetime import datetime
 
 from sqlalchemy import Connection, insert, or_, select
 
-from alerts.case import aware
 from alerts.schema import cases, silences, suppressed
+from ingest.china_time import stored_utc
 from rules.findings import Finding
 
 # A logger that is offline (B8) inhibits the exceedance and data-anomaly cases of its outlet:
@@ -89,8 +89,8 @@ def active_silences(conn: Connection, now: datetime) -> list[Silence]:
                 m["rule"],
                 m["reason"],
                 m["created_by"],
-                _aware(m["starts_at"]),
-                _aware(m["ends_at"]),
+                stored_utc(m["starts_at"]),
+                stored_utc(m["ends_at"]),
             )
         )
     return out
@@ -134,9 +134,3 @@ def record_suppressed(conn: Connection, f: Finding, reason: str, ref: int, now: 
                 at=now,
             )
         )
-
-
-def _aware(value: datetime) -> datetime:
-    out = aware(value)
-    assert out is not None
-    return out

@@ -16,8 +16,8 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from alerts.case import aware
 from alerts.schema import silence_events, silences
+from ingest.china_time import stored_utc_or_none
 
 
 class SilenceError(ValueError):
@@ -34,7 +34,7 @@ def _row(conn: Connection, silence_id: int) -> dict[str, Any]:
         raise SilenceError("not_found", f"no silence {silence_id}")
     out = dict(row._mapping)
     for key in ("starts_at", "ends_at", "created_at"):
-        out[key] = aware(out[key])
+        out[key] = stored_utc_or_none(out[key])
     return out
 
 
@@ -151,7 +151,7 @@ def silence_trail(conn: Connection, silence_id: int) -> list[dict[str, Any]]:
     for e in events:
         out.append(
             {
-                "at": aware(e.at),
+                "at": stored_utc_or_none(e.at),
                 "actor": e.actor,
                 "role": e.role,
                 "action": e.action,

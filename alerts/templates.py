@@ -12,8 +12,8 @@ from alerts.legal import legal_lines
 from alerts.policy import AlertPolicy
 from alerts.quantity import UNIT_NAMES, quantity
 from alerts.workflow import STATE_NAMES
+from ingest.china_time import CHINA_TZ
 from ingest.hj212.codes import pollutant_table
-from ingest.hj212.timefmt import CHINA_TZ
 from rules.findings import RULES
 
 _CHINESE_TERM = re.compile(r"\(([^()]*[\u4e00-\u9fff][^()]*)\)")

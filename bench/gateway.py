@@ -68,8 +68,8 @@ from bench.e2e.phases import metric_sum, wait_until
 from bench.ingest_ratio import loopback_broker
 from bench.traffic import FACTORS_8
 from ingest.archive import RawArchive
+from ingest.china_time import CHINA_TZ
 from ingest.hj212.encoder import data_packets
-from ingest.hj212.timefmt import CHINA_TZ
 from ingest.tcp.runtime import raise_open_file_limit
 from nonsite.embedded_broker import free_port
 from tests.brokers import Mosquitto, mosquitto_binary, wait_port

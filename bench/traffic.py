@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
+from ingest.china_time import CHINA_TZ
 from ingest.hj212.encoder import data_packets
-from ingest.hj212.timefmt import CHINA_TZ
 
 T0 = datetime(2026, 11, 21, 0, 0, tzinfo=CHINA_TZ)
 # A typical flue-gas CEMS real-time upload: 8 factors with value and flag, some converted.

@@ -35,6 +35,7 @@ from sqlalchemy import (
     update,
 )
 
+from ingest.china_time import stored_utc
 from ingest.sqltypes import UTCDateTime
 
 metadata = MetaData()
@@ -107,11 +108,6 @@ class StoredDeadLetter:
     payload: bytes
 
 
-def _aware(value: datetime) -> datetime:
-    # SQLite returns naive datetimes for timezone=True columns; they are stored in UTC.
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
 def record_batch(
     conn: Connection, consumer: str, last_seq: int, letters: Sequence[DeadLetter]
 ) -> None:
@@ -173,8 +169,8 @@ def list_dead_letters(
         StoredDeadLetter(
             id=r.id,
             archive_seq=r.archive_seq,
-            received_at=_aware(r.received_at),
-            recorded_at=_aware(r.recorded_at),
+            received_at=stored_utc(r.received_at),
+            recorded_at=stored_utc(r.recorded_at),
             topic=r.topic,
             reason=r.reason,
             detail=r.detail,

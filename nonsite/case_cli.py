@@ -24,11 +24,11 @@ from typing import Any, Final
 from sqlalchemy import Engine, select
 
 from alerts.audit import case_record, events_csv, to_json
-from alerts.case import Case, aware
+from alerts.case import Case
 from alerts.noise import Silence, active_silences, add_silence
 from alerts.schema import cases, silences
 from alerts.workflow import ACTION_NAMES, OPEN_STATES, STATE_NAMES, Actor, Role, WorkflowError
-from ingest.hj212.timefmt import CHINA_TZ
+from ingest.china_time import CHINA_TZ, stored_utc, stored_utc_or_none
 from nonsite.alert_wiring import build_case_book
 from nonsite.config import Config, load_config
 from nonsite.config.load import parse_config
@@ -95,7 +95,7 @@ def _store(config: Config) -> Iterator[Engine]:
 def _china(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
     if value is None:
         return "-"
-    out = aware(value)
+    out = stored_utc_or_none(value)
     assert out is not None
     return out.astimezone(CHINA_TZ).strftime(fmt)
 
@@ -130,7 +130,7 @@ def _number(value: float | None) -> str:
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: _aware(v).isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
+    return {k: stored_utc(v).isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
 
 
 # -- cases list ----------------------------------------------------------------------------
@@ -487,8 +487,8 @@ def silences_list(args: argparse.Namespace) -> int:
                     r.rule,
                     r.reason,
                     r.created_by,
-                    _aware(r.starts_at),
-                    _aware(r.ends_at),
+                    stored_utc(r.starts_at),
+                    stored_utc(r.ends_at),
                 )
                 for r in rows
             ]
@@ -529,12 +529,6 @@ def silences_list(args: argparse.Namespace) -> int:
     ]
     print(_table(header, rows_out))
     return 0
-
-
-def _aware(value: datetime) -> datetime:
-    out = aware(value)
-    assert out is not None
-    return out
 
 
 COMMANDS: Final[dict[str, Callable[[argparse.Namespace], int]]] = {

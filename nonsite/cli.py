@@ -24,9 +24,9 @@ from alerts.workflow import (
     WORK_ORDER_KINDS,
 )
 from ingest.archive import ArchivedMessage, RawArchive
+from ingest.china_time import CHINA_TZ
 from ingest.hj212.decoder import MAX_SEGMENT_BYTES, DecodePolicy, decode_payload
 from ingest.hj212.jsonview import result_to_json
-from ingest.hj212.timefmt import CHINA_TZ
 from ingest.store import count_dead_letters_by_reason, list_dead_letters
 from nonsite.config import Config, ConfigError, load_config
 from nonsite.config.advice import config_warnings

@@ -55,7 +55,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from alerts.schema import cases
-from ingest.hj212.timefmt import CHINA_TZ
+from ingest.china_time import CHINA_TZ
 from nonsite.auth.users import UserStore
 from nonsite.config.model import Config
 from nonsite.config.mqtt_url import parse_broker_url

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from datetime import datetime
 
-from ingest.hj212.timefmt import CHINA_TZ
+from ingest.china_time import CHINA_TZ
 
 
 def cli_time(text: str) -> datetime:

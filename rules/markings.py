@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from ingest.hj212.timefmt import CHINA_TZ
+from ingest.china_time import CHINA_TZ
 from rules.timebase import to_datetime
 
 MARKING_TYPES = (

@@ -35,6 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
+from ingest.china_time import stored_utc
 from ingest.sqltypes import UTCDateTime
 from rules.findings import Finding
 from rules.markings import Marking
@@ -192,8 +193,8 @@ def list_findings(
             r.enterprise_id,
             r.source_id,
             r.factor,
-            _aware(r.window_start),
-            _aware(r.window_end),
+            stored_utc(r.window_start),
+            stored_utc(r.window_end),
             r.value,
             r.limit_value,
             r.unit,
@@ -203,10 +204,6 @@ def list_findings(
         )
         for r in rows
     ]
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def record_production(conn: Connection, changed: dict[str, bool]) -> None:
@@ -267,7 +264,7 @@ def list_declared_markings(conn: Connection) -> list[dict[str, Any]]:
     for r in rows:
         row = dict(r._mapping)
         for key in ("start", "end", "declared_at"):
-            row[key] = _aware(row[key])
+            row[key] = stored_utc(row[key])
         out.append(row)
     return out
 

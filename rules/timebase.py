@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from ingest.hj212.timefmt import CHINA_TZ
+from ingest.china_time import CHINA_TZ
 
 HOUR = 3600
 DAY = 86400

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, select
 
+from ingest.china_time import CHINA_TZ
 from ingest.commands.store import (
     ClockPolicy,
     already_requested,
@@ -23,7 +24,6 @@ from ingest.commands.store import (
     record_answers,
     request,
 )
-from ingest.hj212.timefmt import CHINA_TZ
 from ingest.processor import ProcessedBatch
 from ingest.readings import LoggerSeen
 

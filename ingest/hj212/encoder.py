@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from ingest.china_time import CHINA_TZ
 from ingest.hj212.crc import crc_hj212, crc_modbus
 from ingest.hj212.model import (
     FLAG_ACK,
@@ -21,7 +22,7 @@ from ingest.hj212.model import (
     Hj212Frame,
     Version,
 )
-from ingest.hj212.timefmt import CHINA_TZ, format_hj212_time
+from ingest.hj212.timefmt import format_hj212_time
 
 MAX_CP_BYTES = 950  # HJ 212-2017 Table 3: the CP area holds at most 950 bytes
 MAX_SEGMENT_BYTES = 1024  # HJ 212-2017 Table 2

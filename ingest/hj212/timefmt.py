@@ -1,15 +1,14 @@
 """HJ 212 time fields (``YYYYMMDDhhmmss``) as aware datetimes in China time.
 
-The standard gives no zone; every example and every deployment uses Beijing time. China has
-kept UTC+8 without daylight saving since 1991, so a fixed offset is exact for live data and
-avoids a tz database lookup per value on the hot path.
+The standard gives no zone; every example and every deployment uses Beijing time
+(:mod:`ingest.china_time`).
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
-CHINA_TZ = timezone(timedelta(hours=8), "CST")
+from ingest.china_time import CHINA_TZ
 
 _CACHE: dict[str, datetime] = {}
 _CACHE_MAX = 8192  # DataTime values repeat across a fleet within a minute

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Final
 
-from ingest.hj212.timefmt import CHINA_TZ
+from ingest.china_time import CHINA_TZ
 from nonsite.auth.errors import NotFoundError
 from nonsite.auth.users import (
     ROLE_NAMES,

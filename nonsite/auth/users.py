@@ -60,6 +60,7 @@ from sqlalchemy import Connection, CursorResult, Engine, delete, func, insert, s
 from sqlalchemy.exc import IntegrityError
 
 from alerts.workflow import Actor
+from ingest.china_time import stored_utc, stored_utc_or_none
 from nonsite.auth.errors import LoginFailed, LoginThrottled, NotFoundError
 from nonsite.auth.passwords import (
     check_password_policy,
@@ -146,15 +147,6 @@ class AuthEvent:
     event: str
     client: str
     detail: str
-
-
-def _aware(value: datetime) -> datetime:
-    """SQLite returns naive datetimes for what was stored as UTC."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def _maybe_aware(value: datetime | None) -> datetime | None:
-    return None if value is None else _aware(value)
 
 
 def _clean(text: str, limit: int) -> str:
@@ -271,7 +263,7 @@ class UserStore:
         self._session_ttl = timedelta(seconds=session_ttl_s)
 
     def _now(self) -> datetime:
-        return _aware(self._clock()).astimezone(UTC)
+        return stored_utc(self._clock()).astimezone(UTC)
 
     @staticmethod
     def _event(
@@ -421,7 +413,7 @@ class UserStore:
             .order_by(auth_events.c.id.desc())
             .limit(max(limit, 1))
         ).all()
-        return len(found), (_aware(found[0].at) if found else None)
+        return len(found), (stored_utc(found[0].at) if found else None)
 
     def _throttled(
         self, conn: Connection, username: str, client: str, now: datetime
@@ -568,12 +560,12 @@ class UserStore:
             ).first()
             if row is None:
                 return None
-            if _aware(row.expires_at) <= now:
+            if stored_utc(row.expires_at) <= now:
                 conn.execute(delete(sessions).where(sessions.c.token_hash == token_hash))
                 return None
             if not row.active:
                 return None
-            if now - _aware(row.last_seen_at) >= TOUCH_INTERVAL:
+            if now - stored_utc(row.last_seen_at) >= TOUCH_INTERVAL:
                 conn.execute(
                     update(sessions)
                     .where(sessions.c.token_hash == token_hash)
@@ -645,7 +637,7 @@ class UserStore:
             ).first()
             if row is None or row.revoked_at is not None or not row.active:
                 return None
-            if row.last_used_at is None or now - _aware(row.last_used_at) >= TOUCH_INTERVAL:
+            if row.last_used_at is None or now - stored_utc(row.last_used_at) >= TOUCH_INTERVAL:
                 conn.execute(
                     update(api_tokens)
                     .where(api_tokens.c.id == row.token_id)
@@ -669,9 +661,9 @@ class UserStore:
                 username=r.username,
                 name=r.name,
                 prefix=r.prefix,
-                created_at=_aware(r.created_at),
-                last_used_at=_maybe_aware(r.last_used_at),
-                revoked_at=_maybe_aware(r.revoked_at),
+                created_at=stored_utc(r.created_at),
+                last_used_at=stored_utc_or_none(r.last_used_at),
+                revoked_at=stored_utc_or_none(r.revoked_at),
             )
             for r in rows
         ]
@@ -734,7 +726,7 @@ class UserStore:
         return [
             AuthEvent(
                 id=int(r.id),
-                at=_aware(r.at),
+                at=stored_utc(r.at),
                 username=r.username,
                 user_id=None if r.user_id is None else int(r.user_id),
                 event=r.event,

@@ -27,11 +27,11 @@ from typing import Any, Literal
 
 import xlsxwriter
 
-from alerts.case import Case, aware
+from alerts.case import Case
 from alerts.quantity import UNIT_NAMES, quantity
 from alerts.templates import TIER_NAMES, factor_name, rule_name
 from alerts.workflow import STATE_NAMES
-from ingest.hj212.timefmt import CHINA_TZ
+from ingest.china_time import CHINA_TZ, stored_utc_or_none
 from nonsite.web.context import WebContext
 
 EXPORT_MAX_ROWS = 100_000
@@ -63,7 +63,7 @@ def due_of(
     kind = DUE_BY_STATE.get(state)
     if kind is None:
         return None, None
-    return aware(explain_due if kind == "explanation" else feedback_due), kind
+    return stored_utc_or_none(explain_due if kind == "explanation" else feedback_due), kind
 
 
 Value = str | int | float | datetime | None
@@ -150,9 +150,9 @@ def _row(
         "peak_multiple": r["peak_multiple"] if q.exceedance else None,
         "count": r["count"],
         "condition": CONDITION_NAMES.get(r["condition"], r["condition"]),
-        "opened_at": aware(r["opened_at"]),
-        "first_seen": aware(r["first_seen"]),
-        "last_seen": aware(r["last_seen"]),
+        "opened_at": stored_utc_or_none(r["opened_at"]),
+        "first_seen": stored_utc_or_none(r["first_seen"]),
+        "last_seen": stored_utc_or_none(r["last_seen"]),
         "due_kind": DUE_NAMES[due_kind] if due_kind else "",
         "due_at": due_at,
         "overdue": "是" if due_at is not None and due_at < now else "否",
@@ -163,8 +163,8 @@ def _row(
         if r["disposition"]
         else "",
         "case_number": r["case_number"],
-        "closed_at": aware(r["closed_at"]),
-        "recheck_until": aware(r["recheck_until"]),
+        "closed_at": stored_utc_or_none(r["closed_at"]),
+        "recheck_until": stored_utc_or_none(r["recheck_until"]),
     }
     return [values[key] for _, key in COLUMNS]
 

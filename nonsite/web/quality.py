@@ -35,8 +35,8 @@ from pathlib import Path
 
 from sqlalchemy import Engine, func, select
 
+from ingest.china_time import CHINA_TZ
 from ingest.commands.store import clock_drifts
-from ingest.hj212.timefmt import CHINA_TZ
 from ingest.store import dead_letters
 from nonsite.config.model import Config
 from nonsite.web.series import SeriesReader, _event_filter, _us, _Wanted  # a reader too

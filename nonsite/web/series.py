@@ -53,8 +53,8 @@ from pydantic import TypeAdapter
 
 from alerts.templates import factor_name
 from ingest.archive import ArchivedMessage, open_readonly
+from ingest.china_time import CHINA_TZ, china_local
 from ingest.hj212.codes import pollutant_table
-from ingest.hj212.timefmt import CHINA_TZ
 from ingest.processor import MessageProcessor
 from ingest.readings import Measurement, PowerSample
 from nonsite.config.model import Config, EnterpriseConfig, MeterConfig, OutletConfig
@@ -138,10 +138,10 @@ def resolve_range(
 ) -> TimeRange:
     """[since, until) of event time; defaults: until now, since 48 h before until. Naive
     datetimes are China time. At most ``MAX_RANGE`` long, within the years 2000-2099."""
-    end = _aware(until) if until is not None else (now or datetime.now(UTC))
+    end = china_local(until) if until is not None else (now or datetime.now(UTC))
     if not EARLIEST <= end <= LATEST:
         raise RangeError("bad_range", "until must lie between 2000 and 2100")
-    start = _aware(since) if since is not None else end - DEFAULT_RANGE
+    start = china_local(since) if since is not None else end - DEFAULT_RANGE
     if not EARLIEST <= start <= LATEST:
         raise RangeError("bad_range", "since must lie between 2000 and 2100")
     if start >= end:
@@ -154,10 +154,6 @@ def resolve_range(
         math.ceil(start.timestamp()),
         math.ceil(end.timestamp()),
     )
-
-
-def _aware(when: datetime) -> datetime:
-    return when if when.tzinfo is not None else when.replace(tzinfo=CHINA_TZ)
 
 
 def _us(seconds: int | float) -> int:

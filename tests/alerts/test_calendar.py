@@ -3,7 +3,7 @@
 from datetime import date, datetime
 
 from alerts.calendar import WorkingCalendar
-from ingest.hj212.timefmt import CHINA_TZ
+from ingest.china_time import CHINA_TZ
 
 
 def at(y, m, d, h=15):

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from alerts.schema import outbox
 from alerts.templates import render, rule_name
 from alerts.workflow import Actor
-from ingest.hj212.timefmt import CHINA_TZ
+from ingest.china_time import CHINA_TZ
 from tests.alerts.conftest import POLICY, finding
 
 MONITOR = Actor("王监测", "monitor")

@@ -14,11 +14,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from ingest.archive import IncomingMessage, RawArchive, to_us
+from ingest.china_time import CHINA_TZ
 from ingest.frame_readings import RUNNING_STATE_ON
 from ingest.hj212.decoder import decode_frame
 from ingest.hj212.encoder import data_packets, encode_packet, encode_segment
 from ingest.hj212.model import CpValue, Version
-from ingest.hj212.timefmt import CHINA_TZ
 from ingest.metrics import PipelineMetrics
 from ingest.mqtt.topics import TopicRouter
 from ingest.pipeline import IngestPipeline

@@ -1,8 +1,8 @@
 import json
 from datetime import datetime
 
+from ingest.china_time import CHINA_TZ
 from ingest.hj212.decoder import decode_frame
-from ingest.hj212.timefmt import CHINA_TZ
 from tests.ingest.fixtures import MN_GAS, MN_MODBUS, MN_WATER, archived, processor
 from tests.ingest.hj212.frames import packet
 

@@ -18,8 +18,8 @@ import pytest
 import sqlalchemy as sa
 
 from alerts.schema import cases
+from ingest.china_time import CHINA_TZ
 from ingest.hj212.encoder import data_packets
-from ingest.hj212.timefmt import CHINA_TZ
 from ingest.store import dead_letters
 from nonsite.config.load import load_config
 from nonsite.db import make_engine

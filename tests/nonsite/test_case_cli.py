@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.hj212.timefmt import CHINA_TZ
+from ingest.china_time import CHINA_TZ
 from nonsite.alert_wiring import build_case_book
 from nonsite.cli import main
 from nonsite.config import load_config

@@ -28,8 +28,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from alerts.schema import cases
 from ingest.archive import RawArchive
+from ingest.china_time import CHINA_TZ
 from ingest.hj212.encoder import data_packets
-from ingest.hj212.timefmt import CHINA_TZ
 from ingest.store import load_checkpoint
 from nonsite.db import make_engine
 from nonsite.embedded_broker import free_port

@@ -33,7 +33,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from ingest.hj212.timefmt import CHINA_TZ
+from ingest.china_time import CHINA_TZ
 from nonsite.config.load import load_config, parse_config
 from nonsite.demo import (
     CONFIG_HEADER,

@@ -21,10 +21,10 @@ import pytest
 import sqlalchemy as sa
 
 from ingest.archive import RawArchive
+from ingest.china_time import CHINA_TZ
 from ingest.hj212.decoder import decode_payload
 from ingest.hj212.encoder import data_packets
 from ingest.hj212.model import Hj212Frame
-from ingest.hj212.timefmt import CHINA_TZ
 from ingest.store import dead_letters
 from nonsite.db import make_engine
 from nonsite.embedded_broker import free_port

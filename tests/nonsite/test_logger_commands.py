@@ -21,9 +21,9 @@ import sqlalchemy as sa
 
 from alerts.schema import cases
 from ingest.archive import RawArchive
+from ingest.china_time import CHINA_TZ
 from ingest.commands.store import logger_commands
 from ingest.hj212.encoder import data_packets
-from ingest.hj212.timefmt import CHINA_TZ
 from nonsite.db import make_engine
 from nonsite.embedded_broker import free_port
 from nonsite.simulator.tcp_logger import TcpLogger

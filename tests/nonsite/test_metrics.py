@@ -25,8 +25,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from alerts.metrics import CaseMetrics
 from alerts.schema import cases, work_orders
+from ingest.china_time import CHINA_TZ
 from ingest.hj212.encoder import data_packets
-from ingest.hj212.timefmt import CHINA_TZ
 from ingest.readings import ReadingBatch
 from nonsite.db import make_engine, migrate
 from nonsite.embedded_broker import free_port

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 
 from alerts.schema import outbox
 from ingest.archive import IncomingMessage, RawArchive
+from ingest.china_time import CHINA_TZ
 from ingest.hj212.encoder import data_packets
-from ingest.hj212.timefmt import CHINA_TZ
 from nonsite.config.load import parse_config
 from nonsite.db import make_engine, migrate
 from nonsite.pipeline_worker import Worker

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from ingest.archive import IncomingMessage, RawArchive, to_us
+from ingest.china_time import CHINA_TZ
 from ingest.hj212.encoder import data_packets
-from ingest.hj212.timefmt import CHINA_TZ
 
 EXAMPLE = Path(__file__).parents[2] / "deploy" / "nonsite.example.toml"
 BOILER_MN = "33010000A8900016F0000201"  # E002 in the example: SO2 hour alarm 200 mg/m³ @ 9 % O2

@@ -23,8 +23,8 @@ import pytest
 import sqlalchemy as sa
 
 from alerts.schema import cases, outbox
+from ingest.china_time import CHINA_TZ
 from ingest.hj212.encoder import data_packets
-from ingest.hj212.timefmt import CHINA_TZ
 from nonsite.db import make_engine
 from nonsite.embedded_broker import free_port
 from rules.store import findings

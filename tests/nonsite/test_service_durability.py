@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import create_engine
 
 from ingest.archive import RawArchive
+from ingest.china_time import CHINA_TZ
 from ingest.hj212.encoder import data_packets
-from ingest.hj212.timefmt import CHINA_TZ
 from ingest.store import list_dead_letters, load_checkpoint
 from tests.mqtt_tools import Publisher
 from tests.service_process import ServiceProcess, write_config

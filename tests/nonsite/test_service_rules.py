@@ -10,8 +10,8 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import create_engine
 
+from ingest.china_time import CHINA_TZ
 from ingest.hj212.encoder import data_packets
-from ingest.hj212.timefmt import CHINA_TZ
 from rules.store import load_snapshot
 from tests.mqtt_tools import Publisher
 from tests.service_process import ServiceProcess, write_config

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from ingest.hj212.timefmt import CHINA_TZ
+from ingest.china_time import CHINA_TZ
 from ingest.readings import Measurement, PowerSample
 from rules.batch import BatchEngine, measurements_frame, readings_frames
 from rules.findings import Finding

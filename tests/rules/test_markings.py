@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from ingest.hj212.timefmt import CHINA_TZ
+from ingest.china_time import CHINA_TZ
 from rules.markings import INCINERATION_CAPS, Marking, MarkingBook, MarkingCap
 from rules.timebase import HOUR
 

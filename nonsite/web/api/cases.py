@@ -14,13 +14,13 @@ from sqlalchemy import ColumnElement, false, func, null, or_, select, tuple_
 from sqlalchemy import case as sql_case
 from starlette.background import BackgroundTask
 
-from alerts.case import Case, aware
+from alerts.case import Case
 from alerts.cases import permitted
 from alerts.quantity import quantity
 from alerts.schema import cases, work_orders
 from alerts.templates import TIER_NAMES, factor_name, rule_name
 from alerts.workflow import STATE_NAMES, TRANSITIONS, WorkflowError
-from ingest.hj212.timefmt import CHINA_TZ
+from ingest.china_time import CHINA_TZ, stored_utc_or_none
 from nonsite.auth.users import User
 from nonsite.web.case_export import (
     CSV_TYPE,
@@ -117,7 +117,7 @@ def case_out(ctx: WebContext, case: Case) -> CaseOut:
 
 
 def work_order_out(row: dict[str, Any], now: datetime) -> WorkOrderOut:
-    due = aware(row["due_at"])
+    due = stored_utc_or_none(row["due_at"])
     assert due is not None
     return WorkOrderOut(
         id=row["id"],
@@ -125,13 +125,13 @@ def work_order_out(row: dict[str, Any], now: datetime) -> WorkOrderOut:
         brigade=row["brigade"],
         kind=row["kind"],
         state=row["state"],
-        created_at=aware(row["created_at"]),  # type: ignore[arg-type]
+        created_at=stored_utc_or_none(row["created_at"]),  # type: ignore[arg-type]
         created_by=row["created_by"],
         due_at=due,
         overdue=row["state"] in ("open", "on_site") and due < now,
         outcome=row["outcome"],
         case_number=row["case_number"],
-        reported_at=aware(row["reported_at"]),
+        reported_at=stored_utc_or_none(row["reported_at"]),
     )
 
 

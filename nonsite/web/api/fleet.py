@@ -9,7 +9,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from sqlalchemy import select
 
-from alerts.case import aware
 from alerts.noise import add_silence
 from alerts.schema import silences
 from alerts.silence_log import (
@@ -21,6 +20,7 @@ from alerts.silence_log import (
     silence_trail,
 )
 from alerts.status import FLEET_ORDER, enterprise_status
+from ingest.china_time import stored_utc_or_none
 from ingest.store import list_dead_letters
 from nonsite.auth.users import User
 from nonsite.config.model import EnterpriseConfig, MarkingConfig
@@ -247,7 +247,7 @@ SILENCE_STATUS = {"not_found": 404, "silence_ended": 409, "bad_silence": 422}
 def _silence(
     row: dict[str, Any], now: datetime, changed: dict[str, str] | None = None
 ) -> SilenceOut:
-    starts, ends = aware(row["starts_at"]), aware(row["ends_at"])
+    starts, ends = stored_utc_or_none(row["starts_at"]), stored_utc_or_none(row["ends_at"])
     assert starts is not None
     assert ends is not None
     return SilenceOut(

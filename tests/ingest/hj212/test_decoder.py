@@ -2,9 +2,9 @@ from datetime import datetime
 
 import pytest
 
+from ingest.china_time import CHINA_TZ
 from ingest.hj212.decoder import LENIENT, DecodeFailure, DecodePolicy, decode_frame, decode_payload
 from ingest.hj212.errors import DecodeErrorCode, Hj212DecodeError
-from ingest.hj212.timefmt import CHINA_TZ
 from tests.ingest.hj212.frames import SEG_2011, packet
 
 

@@ -5,11 +5,11 @@ from datetime import datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ingest.china_time import CHINA_TZ
 from ingest.hj212.decoder import LENIENT, STRICT, decode_frame
 from ingest.hj212.encoder import data_packets, encode_frame, reply_9011, reply_9012, reply_9014
 from ingest.hj212.model import Hj212Frame
 from ingest.hj212.segment import INTEGER_SUFFIXES, NUMERIC_SUFFIXES
-from ingest.hj212.timefmt import CHINA_TZ
 from tests.ingest.hj212.frames import SEG_2011, packet
 
 # Text that may sit in a value: no line breaks, no NUL, no '/' (it would touch the //quotes//).

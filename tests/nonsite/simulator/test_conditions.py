@@ -10,9 +10,9 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
+from ingest.china_time import CHINA_TZ
 from ingest.hj212.decoder import decode_frame
 from ingest.hj212.model import Hj212Frame
-from ingest.hj212.timefmt import CHINA_TZ
 from nonsite.config.load import parse_config
 from nonsite.config.model import Config
 from nonsite.demo import ABSENCE_TICK_S, backfill_outage_s

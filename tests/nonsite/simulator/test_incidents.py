@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import get_args
 
 from ingest.archive import ArchivedMessage
-from ingest.hj212.timefmt import CHINA_TZ
+from ingest.china_time import CHINA_TZ
 from nonsite.replay import replay
 from nonsite.simulator.fleet import demo_fleet
 from nonsite.simulator.incidents import ALL_OUTLETS, FOREVER, NO_ALARM, Kind, scripted_config

@@ -12,9 +12,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from ingest.china_time import CHINA_TZ
 from ingest.hj212.decoder import decode_frame
 from ingest.hj212.errors import DecodeErrorCode, Hj212DecodeError
-from ingest.hj212.timefmt import CHINA_TZ
 from ingest.power.decoder import decode_power
 from nonsite.config import load_config
 from nonsite.config.mqtt_url import parse_broker_url

@@ -27,8 +27,8 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import select, update
 
 from alerts.audit import COMMAND_KIND_NAMES, COMMAND_STATUS_NAMES
+from ingest.china_time import CHINA_TZ
 from ingest.commands.store import logger_commands, recall_params, request
-from ingest.hj212.timefmt import CHINA_TZ
 from nonsite.auth import passwords
 from nonsite.web.security import GRANTS
 from tests.nonsite.web.test_every_page import buttons_off_screen, overflow

@@ -34,8 +34,8 @@ from prometheus_client import CollectorRegistry
 
 from alerts.workflow import Actor
 from ingest.archive import IncomingMessage, RawArchive, to_us
+from ingest.china_time import CHINA_TZ
 from ingest.hj212.encoder import data_packets
-from ingest.hj212.timefmt import CHINA_TZ
 from ingest.store import DeadLetter, record_batch
 from nonsite.auth import passwords
 from nonsite.config.load import parse_config

@@ -21,8 +21,8 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from ingest.archive import IncomingMessage, RawArchive, to_us
+from ingest.china_time import CHINA_TZ
 from ingest.hj212.encoder import data_packets
-from ingest.hj212.timefmt import CHINA_TZ
 from nonsite.auth import passwords
 from nonsite.config.load import parse_config
 from nonsite.db import make_engine, migrate

@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from ingest.archive import IncomingMessage, RawArchive, to_us
+from ingest.china_time import CHINA_TZ
 from ingest.hj212.encoder import data_packets
 from ingest.hj212.model import CpValue
-from ingest.hj212.timefmt import CHINA_TZ
 from nonsite.config.load import parse_config
 from nonsite.config.model import Config
 from nonsite.web.series import SeriesReader
