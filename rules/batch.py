@@ -2,11 +2,10 @@
 
 Layer 1 (which readings count, and the hour aggregates) is computed here with polars,
 independently of the streaming code; layer 2 (the judgement of closed windows) is the shared
-``OutletJudge``. The acceptance rules reproduce the streaming engine's exactly, from the
-arrival order (``seq``): a reading stamped more than ``max_future_s`` after its receipt is
-not used; the watermark before a reading is the latest event time of its outlet's earlier
-readings; a minute or hour reading whose hour end + grace is at or before that watermark is
-late; among the rest the first arrival of (factor, time) wins. ``include_late`` judges late
+``OutletJudge``. The acceptance rules are the streaming engine's, from the arrival order
+(``seq``): future-stamped and late readings as ``rules.windowing`` defines them, evaluated on
+columns (the watermark before a reading: the running maximum of its outlet's earlier ones);
+among the rest the first arrival of (factor, time) wins. ``include_late`` judges late
 readings too (a re-evaluation with all the data, unlike what the stream saw).
 """
 
@@ -14,6 +13,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
+from functools import partial
 from typing import Any, NamedTuple
 
 import polars as pl
@@ -21,7 +21,7 @@ import polars as pl
 from ingest.readings import Measurement, PowerSample
 from rules import power_batch
 from rules.absence import AbsenceWatch
-from rules.copies import copy_watches
+from rules.copies import CopyWatch, copy_watches
 from rules.findings import Finding
 from rules.hours import (
     ASSUMED_MINUTE_INTERVAL_S,
@@ -38,7 +38,8 @@ from rules.markings import STOPPED_MARK, Marking, MarkingBook
 from rules.params import OutletParams, marking_book
 from rules.power_judge import PowerJudge
 from rules.power_params import EnterprisePowerParams, sample_kw
-from rules.timebase import DAY, HOUR
+from rules.timebase import HOUR
+from rules.windowing import END_OF_DATA, NO_WATERMARK, close, closed, closed_until, future
 
 MEASUREMENT_SCHEMA: dict[str, Any] = {
     "seq": pl.Int64,
@@ -174,12 +175,12 @@ class BatchEngine:
         if not df.get_column("seq").is_sorted():
             df = df.sort("seq", maintain_order=True)
         unconfigured = total - df.height
-        in_time = df.filter(pl.col("t") <= pl.col("received") + self.max_future)
-        future = df.height - in_time.height
+        in_time = df.filter(~future(pl.col("t"), pl.col("received"), self.max_future))
+        future_stamped = df.height - in_time.height
         # Rows are in arrival order, so a running maximum per outlet is its watermark.
         minute_t = pl.when(pl.col("interval") == "minute").then(pl.col("t")).otherwise(-(2**62))
         df = in_time.with_columns(
-            pl.col("t").cum_max().shift(1).over("okey").alias("wm_before"),
+            pl.col("t").cum_max().shift(1, fill_value=NO_WATERMARK).over("okey").alias("wm_before"),
             (pl.col("t") - pl.col("t") % HOUR).alias("hour"),
             # the latest minute-data time among the outlet's earlier readings (and this one)
             minute_t.cum_max().over("okey").alias("minute_before"),
@@ -189,9 +190,7 @@ class BatchEngine:
             pl.col("minute_before") < pl.col("t") - REALTIME_QUIET_S
         )
         windowed = df.filter(pl.col("interval").is_in(["minute", "hour"]) | realtime_used)
-        late_mask = pl.col("wm_before").is_not_null() & (
-            pl.col("hour") + HOUR + self.grace <= pl.col("wm_before")
-        )
+        late_mask = closed(pl.col("hour") + HOUR, pl.col("wm_before"), self.grace)
         late = windowed.filter(late_mask).height
         if not include_late:
             windowed = windowed.filter(~late_mask)
@@ -207,7 +206,7 @@ class BatchEngine:
             self._marked(self.markings).alias("marked"),
             self._marked([m for m in self.markings if m.type == STOPPED_MARK]).alias("stop_marked"),
         )
-        self.stats = BatchStats(total, late, duplicates, future, unconfigured)
+        self.stats = BatchStats(total, late, duplicates, future_stamped, unconfigured)
         return kept, watermarks
 
     @staticmethod
@@ -513,9 +512,10 @@ class BatchEngine:
             orient="row",
         )
         configured = frame.join(meters, on=["enterprise_id", "meter_id"], how="semi").sort("seq")
-        in_time = configured.filter(pl.col("ts") <= pl.col("received") + self.max_future)
-        wm = pl.col("ts").cum_max().shift(1).over("enterprise_id", order_by="seq")
-        late = pl.col("wm").is_not_null() & (pl.col("ts") + self.grace <= pl.col("wm"))
+        in_time = configured.filter(~future(pl.col("ts"), pl.col("received"), self.max_future))
+        wm = pl.col("ts").cum_max().shift(1, fill_value=NO_WATERMARK)
+        wm = wm.over("enterprise_id", order_by="seq")
+        late = closed(pl.col("ts"), pl.col("wm"), self.grace)  # a sample is a window of its own
         on_time = in_time.with_columns(wm.alias("wm")).filter(~late)
         df = on_time.unique(["enterprise_id", "meter_id", "ts"], keep="first", maintain_order=True)
         self.power_stats = BatchStats(
@@ -526,10 +526,12 @@ class BatchEngine:
             frame.height - configured.height,
         )
         final = df.group_by("enterprise_id").agg(pl.col("ts").max().alias("watermark"))
-        upto = {e: 2**62 if flush else wm - self.grace for e, wm in final.iter_rows()}
+        upto = {
+            e: END_OF_DATA if flush else closed_until(wm, self.grace) for e, wm in final.iter_rows()
+        }
         if not flush:
             df = df.join(final, on="enterprise_id").filter(
-                pl.col("ts") + self.grace <= pl.col("watermark")
+                closed(pl.col("ts"), pl.col("watermark"), self.grace)
             )
         planned = power_batch.plan(df, self.power)
         out: list[Finding] = []
@@ -584,7 +586,7 @@ class BatchEngine:
         packets = (
             df.filter(
                 (pl.col("interval") == "hour")
-                & (pl.col("t") <= pl.col("received") + self.max_future)
+                & ~future(pl.col("t"), pl.col("received"), self.max_future)
             )
             .with_columns((pl.col("t") - pl.col("t") % HOUR).alias("hour"))
             .sort("seq")
@@ -618,29 +620,31 @@ class BatchEngine:
         out: list[Finding] = []
         copies = copy_watches(self.params)
         for (enterprise, outlet), hours in _by_outlet(aggs):
-            params = self.params[(enterprise, outlet)]
-            judge = OutletJudge(params, self.book)
+            judge = OutletJudge(self.params[(enterprise, outlet)], self.book)
             judge.share_signatures = enterprise in copies
-            limit = 2**62 if flush else final.get((enterprise, outlet), -(2**62))
-            link = self._links.get(enterprise)
-            for hour, factors in hours:
-                if hour + HOUR + self.grace > limit:
-                    break
-                for d in judge.open_days():
-                    if d + DAY <= hour:
-                        out += judge.day(d)
-                out += judge.hour(hour, factors)
-                if link is not None:
-                    out += link.outlet_hour(outlet, hour, judge.hour_flow, judge.hour_stopped)
-                watch = copies.get(enterprise)
-                if watch is not None:  # compared once all outlets are in, below
-                    watch.outlet_hour(outlet, hour, judge.hour_signatures, wait=False)
-            for d in judge.open_days():
-                if d + DAY + self.grace <= limit:
-                    out += judge.day(d)
+            limit = END_OF_DATA if flush else final.get((enterprise, outlet), NO_WATERMARK)
+            link, watch = self._links.get(enterprise), copies.get(enterprise)
+            out += close(hours, judge, limit, self.grace, partial(_hour, judge, link, watch))
         for watch in copies.values():
             out += watch.compare(final=flush)
         return out
+
+
+def _hour(
+    judge: OutletJudge,
+    link: ProductionLink | None,
+    watch: CopyWatch | None,
+    hour: int,
+    factors: dict[str, HourAgg],
+) -> list[Finding]:
+    """Judge a closed hour, and hand it to the enterprise's production link and copies (these
+    compared once all outlets are in: ``_windows``)."""
+    out = judge.hour(hour, factors)
+    if link is not None:
+        out += link.outlet_hour(judge.params.outlet_id, hour, judge.hour_flow, judge.hour_stopped)
+    if watch is not None:
+        watch.outlet_hour(judge.params.outlet_id, hour, judge.hour_signatures, wait=False)
+    return out
 
 
 def _judge_events(judge: PowerJudge, samples: power_batch.EnterpriseSamples) -> list[Finding]:

@@ -1,13 +1,9 @@
 """The streaming engine: readings in arrival order → findings, with small state per outlet.
 
-Event time comes from the readings (DataTime). Each outlet has a watermark: the latest event
-time seen from it. An hour closes, and is judged, when the watermark passes its end by the
-grace period; a day closes likewise. A reading whose hour had already closed when it arrived
-(hour end + grace <= the watermark before it) is late: it is counted and not judged (the raw
-archive keeps it, so a replay with ``include_late`` re-evaluates it). Out-of-order readings
-within the grace are judged normally; a duplicate (same factor, interval and time) counts
-once, the first arrival winning. A reading stamped more than ``max_future_s`` after it was
-received is not used (a device clock far ahead would otherwise close every window early).
+Windows, watermarks, the grace period, late and future-stamped readings are
+``rules.windowing``'s: each outlet's watermark closes its hours and days as its readings move
+on, each enterprise's closes its meter samples. A duplicate (same factor, interval and time)
+counts once, the first arrival winning.
 
 State per outlet is the open hours' records (bounded by the grace) and the open day's judged
 hour values (at most 24 per factor): nothing grows with history.
@@ -20,6 +16,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from math import isnan
 
 from ingest.readings import Measurement, PowerSample, ReadingBatch
@@ -40,7 +37,16 @@ from rules.markings import STOPPED_MARK, Marking, MarkingBook
 from rules.params import OutletParams, marking_book
 from rules.power_judge import PowerJudge
 from rules.power_params import EnterprisePowerParams, sample_kw
-from rules.timebase import DAY, HOUR
+from rules.timebase import HOUR
+from rules.windowing import (
+    END_OF_DATA,
+    NO_WATERMARK,
+    close,
+    closed,
+    closed_until,
+    closes_at,
+    future,
+)
 
 
 @dataclass(slots=True)
@@ -149,9 +155,9 @@ class _OutletStream:
     def __init__(self, params: OutletParams, markings: MarkingBook) -> None:
         self.judge = OutletJudge(params, markings)
         self.runs: dict[str, RunState] = {}
-        self.watermark = -(2**62)
+        self.watermark = NO_WATERMARK
         self.hours: dict[int, _OpenHour] = {}
-        self.next_close = 2**62  # watermark at which the earliest open hour closes
+        self.next_close = END_OF_DATA  # watermark at which the earliest open hour closes
         self.last_minute = -(2**62)  # the latest DataTime of its minute data
         # (time, all stopped): whether every reading at the latest DataTime was flagged F
         self.latest: tuple[int, bool] = (-(2**62), False)
@@ -210,14 +216,14 @@ class StreamEngine:
             received = _epoch(s.received_at)
             out += self.absence.meter_received((s.enterprise_id, s.meter_id), received)
             ts = _epoch(s.ts)
-            if ts > received + self.max_future:
+            if future(ts, received, self.max_future):
                 stats.future += 1
                 continue
             st = self._enterprises.get(s.enterprise_id)
             if st is None:
                 link = self._links.get(s.enterprise_id)
                 st = self._enterprises[s.enterprise_id] = _PowerStream(params, link)
-            if ts + grace <= st.watermark:
+            if closed(ts, st.watermark, grace):  # a sample is a window of its own
                 stats.late += 1
                 continue
             kw = sample_kw(s.active_power_kw, s.switch_on)
@@ -229,7 +235,7 @@ class StreamEngine:
                 continue
             if ts > st.watermark:
                 st.watermark = ts
-                out += st.finalize(ts - grace)
+                out += st.finalize(closed_until(ts, grace))
                 self._production_dirty.add(s.enterprise_id)
         return out
 
@@ -340,7 +346,7 @@ class StreamEngine:
                 last_rt = m.received_at
                 received = int(last_rt.timestamp())
             out += absence.received(key, received, t)
-            if t > received + self.max_future:
+            if future(t, received, self.max_future):
                 stats.future += 1
                 continue
             interval = m.interval
@@ -362,13 +368,13 @@ class StreamEngine:
             )  # real-time values make no hours while the outlet's minute data do
             if windowed:
                 h = t - t % HOUR
-                if h + HOUR + grace <= st.watermark:
+                if closed(h + HOUR, st.watermark, grace):
                     stats.late += 1
                     continue
                 hour = st.hours.get(h)
                 if hour is None:
                     hour = st.hours[h] = _OpenHour()
-                    st.next_close = min(st.next_close, h + HOUR + grace)
+                    st.next_close = min(st.next_close, closes_at(h + HOUR, grace))
                 marking = markings.marking_at(key[0], key[1], m.factor, t) if markings else None
                 if interval != "hour":
                     stop = marking is not None and (
@@ -402,50 +408,47 @@ class StreamEngine:
         return {key for key, st in self._outlets.items() if st.latest[1]}
 
     def _close(self, st: _OutletStream, watermark: int) -> list[Finding]:
-        """Judge every hour (and then day) whose end + grace the watermark has reached."""
-        out: list[Finding] = []
+        """Judge every hour (and then day) that ``watermark`` closes."""
+        out = close(
+            sorted(st.hours.items()), st.judge, watermark, self.grace, partial(self._hour, st)
+        )
+        st.next_close = closes_at(min(st.hours) + HOUR, self.grace) if st.hours else END_OF_DATA
+        return out
+
+    def _hour(self, st: _OutletStream, h: int, hour: _OpenHour) -> list[Finding]:
+        """Judge a closed hour, and hand it to the enterprise's production link and copies."""
+        del st.hours[h]
         judge = st.judge
-        for h in sorted(st.hours):
-            if h + HOUR + self.grace > watermark:
-                break
-            for d in judge.open_days():
-                if d + DAY + self.grace <= watermark and d + DAY <= h:
-                    out += judge.day(d)
-            hour = st.hours.pop(h)
-            p = judge.params
-            aggs = aggregate(
-                hour.records(),
-                hour.device.values(),
-                p.valid_flags,
-                st.runs,
-                p.interval_override_s,
-                p.flow_code,
-                judge.periods,
-                hour.records(realtime=True),
-                p.plateau,
-                hour.extremes(),
-            )
-            out += judge.hour(h, aggs)
-            link = self._links.get(p.enterprise_id)
-            if link is not None:
-                out += link.outlet_hour(p.outlet_id, h, judge.hour_flow, judge.hour_stopped)
-            copies = self._copies.get(p.enterprise_id)
-            if copies is not None:
-                out += copies.outlet_hour(p.outlet_id, h, judge.hour_signatures)
-                judge.hour_signatures = ()
-        for d in judge.open_days():
-            if d + DAY + self.grace <= watermark:
-                out += judge.day(d)
-        st.next_close = min(st.hours, default=2**62 - HOUR - self.grace) + HOUR + self.grace
+        p = judge.params
+        aggs = aggregate(
+            hour.records(),
+            hour.device.values(),
+            p.valid_flags,
+            st.runs,
+            p.interval_override_s,
+            p.flow_code,
+            judge.periods,
+            hour.records(realtime=True),
+            p.plateau,
+            hour.extremes(),
+        )
+        out = judge.hour(h, aggs)
+        link = self._links.get(p.enterprise_id)
+        if link is not None:
+            out += link.outlet_hour(p.outlet_id, h, judge.hour_flow, judge.hour_stopped)
+        copies = self._copies.get(p.enterprise_id)
+        if copies is not None:
+            out += copies.outlet_hour(p.outlet_id, h, judge.hour_signatures)
+            judge.hour_signatures = ()
         return out
 
     def flush(self) -> list[Finding]:
         """Close every open window (end of a replay or of a test)."""
         out: list[Finding] = []
         for st in self._outlets.values():
-            out += self._close(st, 2**62)
+            out += self._close(st, END_OF_DATA)
         for ps in self._enterprises.values():
-            out += ps.finalize(2**62)
+            out += ps.finalize(END_OF_DATA)
             out += ps.judge.flush()  # C7: the last day of each production device
         for copies in self._copies.values():
             out += copies.compare(final=True)
@@ -497,7 +500,7 @@ class _PowerStream:
         self.judge = PowerJudge(params)
         self.link = link
         self.pending: dict[str, _MeterQueue] = {}
-        self.watermark = -(2**62)
+        self.watermark = NO_WATERMARK
 
     def add(self, meter: str, ts: int, p_kw: float) -> bool:
         """Queue a sample; False for a duplicate of one waiting."""
