@@ -1,79 +1,58 @@
-"""Tail the raw archive from a checkpoint: decode, record dead letters, hand readings on.
+"""Tail the raw archive from a checkpoint: decode, record dead letters, run the stages.
 
 The archive is the log; this consumer's position is a checkpoint in the service database,
-moved in the same transaction as the batch's dead letters. On start it catches up from the
-checkpoint (messages archived while it was down, or before a crash), then follows new
-commits. A batch is handed to the reading sink before its checkpoint commits, so after a
-crash a batch may be handed on twice but never skipped; the rule stage is idempotent on
-(key, event time) for exactly that reason.
+moved in the same transaction as the batch's dead letters and every stage's results
+(:mod:`ingest.stage`). On start it catches up from the checkpoint (messages archived while it
+was down, or before a crash), then follows new commits. A batch is given to the stages before
+its checkpoint commits, so after a crash a batch may be given twice but never skipped; the
+rule stage is idempotent on (key, event time) for exactly that reason.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Sequence
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
 from ingest.archive import RawArchive
 from ingest.metrics import PipelineMetrics
 from ingest.processor import MessageProcessor, ProcessedBatch
-from ingest.readings import ReadingBatch
+from ingest.stage import NOTHING, Stage
 from ingest.store import load_checkpoint, record_batch
 
 log = logging.getLogger(__name__)
 
 
-class ReadingSink(Protocol):
-    def __call__(self, batch: ReadingBatch) -> None: ...
-
-
-class TransactionalSink(ReadingSink, Protocol):
-    """A sink whose effects of a batch are written in the batch's checkpoint transaction."""
-
-    def commit(self, conn: Connection, position: int) -> None: ...
-
-
 class IngestPipeline:
+    """Decode a batch after the checkpoint and run the stages over it (:mod:`ingest.stage`),
+    the checkpoint and every stage's results in one transaction. The runner calls
+    :meth:`run_once` when messages were archived, :meth:`tick` by the clock and
+    :meth:`between_batches` after each batch and while waiting (the service runs it in a
+    process of its own)."""
+
     def __init__(
         self,
         archive: RawArchive,
         engine: Engine,
         processor: MessageProcessor,
-        sink: ReadingSink,
+        stages: Sequence[Stage],
         *,
         publish: Callable[[str, bytes], None] | None = None,
-        on_committed: Callable[[], None] | None = None,
         metrics: PipelineMetrics | None = None,
         consumer: str = "ingest",
         batch_size: int = 1000,
-        also_record: Callable[[Connection, ProcessedBatch], None] | None = None,
     ) -> None:
-        """``also_record``: more of a batch to store in its checkpoint transaction (the
-        loggers' answers to commands, ingest.commands)."""
         self._archive = archive
         self._engine = engine
         self._processor = processor
-        self._sink = sink
+        self.stages = tuple(stages)
         self._publish = publish
-        self._on_committed = on_committed  # the batch's effects are visible to others now
         self._metrics = metrics
         self._consumer = consumer
         self._batch_size = batch_size
-        self._also_record = also_record
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._idle = threading.Event()
-        self._thread: threading.Thread | None = None
         self.position = load_checkpoint(engine, consumer)
-        self.failed: BaseException | None = None
-
-    def notify(self) -> None:
-        """New messages were archived (called by the archiver after each commit)."""
-        self._wake.set()
 
     def run_once(self) -> int:
         """Process one batch after the checkpoint; returns the number of messages done."""
@@ -82,28 +61,80 @@ class IngestPipeline:
             return 0
         started = time.perf_counter()
         done = self._processor.process(messages)
-        self._sink(done.readings)
+        for stage in self.stages:
+            stage.process(done)
         begun = time.perf_counter()
         with self._engine.begin() as conn:
             record_batch(conn, self._consumer, messages[-1].seq, done.dead_letters)
-            if self._also_record is not None:
-                self._also_record(conn, done)
-            commit = getattr(self._sink, "commit", None)
-            if commit is not None:
-                commit(conn, messages[-1].seq)
-        if self._metrics:
-            self._metrics.db_commit_seconds.labels("checkpoint").observe(
-                time.perf_counter() - begun
-            )
+            handed = NOTHING
+            for stage in self.stages:
+                handed = stage.commit(conn, messages[-1].seq, handed)
+        self._observe_commit("checkpoint", begun)
         self.position = messages[-1].seq
         self._after_commit(done)
         if self._metrics:
             self._metrics.batch_seconds.observe(time.perf_counter() - started)
         return len(messages)
 
+    def tick(self, now: float) -> None:
+        """The clock: each stage's wall-clock work, chained, in one transaction."""
+        begun = time.perf_counter()
+        with self._engine.begin() as conn:
+            handed = NOTHING
+            for stage in self.stages:
+                handed = stage.tick(conn, now, handed)
+        self._observe_commit("tick", begun)
+        for stage in self.stages:
+            stage.committed()
+
+    def between_batches(self) -> None:
+        """After a batch or while waiting: the stages' housekeeping (snapshots, gauges)."""
+        for stage in self.stages:
+            stage.between_batches(self._engine, self.position)
+
+    def catch_up(self) -> int:
+        """Replay what stages restored from an older snapshot judged before a crash: the
+        archive from the oldest ``restored_at`` up to the checkpoint, through that stage and
+        those after it, without moving the checkpoint. What they store is idempotent (findings
+        by id) and a later stage is handed only what is new to the store, so a finding that
+        had been stored opens no second case. Returns the number of messages replayed."""
+        positions = [s.restored_at for s in self.stages]
+        behind = [i for i, p in enumerate(positions) if p is not None and p < self.position]
+        if not behind:
+            return 0
+        stages = self.stages[behind[0] :]
+        position = min(p for p in positions if p is not None)
+        replayed = 0
+        while position < self.position:
+            messages = [
+                m
+                for m in self._archive.read_after(position, self._batch_size)
+                if m.seq <= self.position
+            ]
+            if not messages:
+                break
+            done = self._processor.process(messages)
+            last = messages[-1].seq
+            for stage in stages:
+                if stage.restored_at is None or stage.restored_at < last:
+                    stage.process(done)
+            with self._engine.begin() as conn:
+                handed = NOTHING
+                for stage in stages:
+                    handed = stage.commit(conn, last, handed)
+            for stage in stages:
+                stage.committed()
+            position = last
+            replayed += len(messages)
+        return replayed
+
+    def _observe_commit(self, what: str, begun: float) -> None:
+        if self._metrics:
+            self._metrics.db_commit_seconds.labels(what).observe(time.perf_counter() - begun)
+
     def _after_commit(self, done: ProcessedBatch) -> None:
-        if self._on_committed is not None:
-            self._on_committed()
+        for stage in self.stages:
+            stage.committed()
         if self._publish is not None:
             for topic, payload in done.replies:
                 self._publish(topic, payload)
@@ -130,43 +161,3 @@ class IngestPipeline:
         while n := self.run_once():
             total += n
         return total
-
-    # -- background thread -----------------------------------------------------------------
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="ingest-pipeline", daemon=True)
-        self._thread.start()
-
-    def stop(self, *, drain: bool = True, timeout: float = 60.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        if drain and self.failed is None:
-            self.drain()
-
-    def wait_idle(self, timeout: float) -> bool:
-        """Wait until the pipeline has caught up with the archive (for tests and shutdown)."""
-        return self._idle.wait(timeout)
-
-    def _run(self) -> None:
-        delay = 0.5
-        while not self._stop.is_set():
-            self._wake.clear()
-            try:
-                n = self.run_once()
-            except Exception as exc:  # database down: keep the position, retry with backoff
-                self.failed = exc
-                log.exception("ingest pipeline batch failed; retrying in %.1f s", delay)
-                self._stop.wait(delay)
-                delay = min(delay * 2, 30.0)
-                continue
-            self.failed = None
-            delay = 0.5
-            if self._metrics:
-                self._metrics.pipeline_lag.set(max(0, self._archive.head_seq() - self.position))
-            if n:
-                self._idle.clear()
-                continue
-            self._idle.set()
-            self._wake.wait(1.0)

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+from prometheus_client import CollectorRegistry
+from sqlalchemy import Engine
 
 from alerts.calendar import WorkingCalendar
 from alerts.cases import CaseBook
 from alerts.channels.base import Channel
 from alerts.channels.factory import build_channel
 from alerts.notify import Notifier, Routes
+from alerts.outbox import Dispatcher, OutboxMetrics
 from alerts.policy import AlertPolicy, EnterpriseInfo
+from alerts.status import enterprise_status
 from nonsite.config.model import ChannelConfig, Config
 from nonsite.config.mqtt_url import parse_broker_url
+from nonsite.db_health import DatabaseHealth, Retrying, is_unavailable
 
 
 def build_alert_policy(config: Config) -> AlertPolicy:
@@ -107,3 +114,30 @@ def channel_spec(channel: ChannelConfig, config: Config) -> dict[str, Any]:
 
 def build_channels(config: Config) -> dict[str, Channel]:
     return {c.name: build_channel(channel_spec(c, config)) for c in config.alerts.channels}
+
+
+def build_dispatcher(
+    config: Config, db: Engine, registry: CollectorRegistry, health: DatabaseHealth
+) -> Dispatcher:
+    """The outbox dispatcher of the pipeline process. Its threads share the process's view of
+    the database (thread-safe): what they meet is said once, and they wait while the batches
+    (which keep trying) find it away. A bug in one of its loops: its traceback once per error.
+    """
+    a = config.alerts
+    return Dispatcher(
+        db,
+        build_channels(config),
+        max_attempts=a.max_attempts,
+        retry_base_s=a.retry_base_s,
+        retry_max_s=a.retry_max_s,
+        status_of=enterprise_status,
+        metrics=OutboxMetrics(registry),
+        health=health,
+        is_unavailable=is_unavailable,
+        retrying=lambda what: Retrying(
+            logging.getLogger("alerts.outbox"),
+            lost=f"{what} failed",
+            back=f"{what} works again",
+            traceback=True,
+        ),
+    )

@@ -57,7 +57,7 @@ from sqlalchemy import func, select
 from alerts.schema import cases
 from ingest.china_time import CHINA_TZ
 from nonsite.auth.users import UserStore
-from nonsite.config.model import Config
+from nonsite.config.model import ARCHIVE_FILE, DATABASE_FILE, Config
 from nonsite.config.mqtt_url import parse_broker_url
 from nonsite.db import make_engine, migrate
 from nonsite.embedded_broker import free_port
@@ -97,7 +97,7 @@ CONFIG_HEADER = "# nonsite demo: the configuration of the demo whose data are in
 DEMO_FILES = (
     *(
         f"{name}{suffix}"
-        for name in ("archive.sqlite3", "nonsite.db")
+        for name in (ARCHIVE_FILE, DATABASE_FILE)
         for suffix in ("", "-wal", "-shm", "-journal")
     ),
     "pipeline.lock",

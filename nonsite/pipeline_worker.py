@@ -26,44 +26,31 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import IO
 
-import sqlalchemy
 from prometheus_client import CollectorRegistry, generate_latest
-from sqlalchemy import func, select, update
+from sqlalchemy import update
 
-from alerts.metrics import CaseMetrics
-from alerts.outbox import Dispatcher, OutboxMetrics
-from alerts.status import enterprise_status
 from ingest.archive import RawArchive
-from ingest.commands.auto import MissingHour
-from ingest.latest import LatestValues
 from ingest.metrics import PipelineMetrics
 from ingest.pipeline import IngestPipeline
 from ingest.processor import MessageProcessor
-from ingest.readings import ReadingBatch
-from ingest.store import checkpoints, load_checkpoint
-from nonsite.alert_wiring import build_case_book, build_channels
+from ingest.store import checkpoints
+from nonsite.alert_wiring import build_dispatcher
 from nonsite.config.model import Config
 from nonsite.db import make_engine, sqlite_path
-from nonsite.db_health import DatabaseHealth, Retrying, is_unavailable, one_line
-from nonsite.rule_wiring import build_markings, build_outlet_params, build_power_params
-from nonsite.rules_sink import RuleMetrics, RulesSink, restore
-from nonsite.wiring import build_auto_commands, build_policy, build_registry, build_router
-from rules.findings import Finding
-from rules.store import declared_as_markings, declared_markings, list_declared_markings
-from rules.stream import StreamEngine
+from nonsite.db_health import DatabaseHealth, Retrying, is_unavailable
+from nonsite.stages import StageMetrics, build_stages
+from nonsite.wiring import build_policy, build_registry, build_router
 
 log = logging.getLogger("nonsite.pipeline")
 
 STATUS_EVERY_S = 0.5
 TICK_EVERY_S = 30.0
 METRICS_EVERY_S = 1.0
-CASE_GAUGES_EVERY_S = 5.0  # a GROUP BY over the cases: cheap, but not once a batch
 
 
 def acquire_lock(path: Path, inbox: Connection) -> IO[str] | None:
@@ -82,29 +69,16 @@ def acquire_lock(path: Path, inbox: Connection) -> IO[str] | None:
                     return None
 
 
-class _Both:
-    """Readings go to the latest values and to the rule engine; the engine commits."""
-
-    def __init__(self, latest: LatestValues, rules: RulesSink) -> None:
-        self._latest, self._rules = latest, rules
-
-    def __call__(self, batch: ReadingBatch) -> None:
-        self._latest(batch)
-        self._rules(batch)
-
-    def commit(self, conn: sqlalchemy.Connection, position: int) -> None:
-        self._rules.commit(conn, position)
-
-
 class Worker:
-    """The decode pipeline and the rule stage over it, kept going through database outages.
+    """The decode pipeline and its stages (nonsite/stages.py), kept going through database
+    outages.
 
-    The stage (the rule engine and the archive tail) is built from the database: the engine
-    from its snapshot, caught up to the checkpoint. A failed transaction throws it away: the
-    engine had judged readings whose findings were not stored, and judging them again after a
-    restore is how they are not lost (the path a crash takes). While the database is away
-    (:mod:`nonsite.db_health`) nothing is attempted before the backoff has passed, however often
-    the service wakes the pipeline; messages keep being archived by the service meanwhile.
+    The stages are built from the database: the rule engine from its snapshot, caught up to
+    the checkpoint. A failed transaction throws them away: the engine had judged readings
+    whose findings were not stored, and judging them again after a restore is how they are
+    not lost (the path a crash takes). While the database is away (:mod:`nonsite.db_health`)
+    nothing is attempted before the backoff has passed, however often the service wakes the
+    pipeline; messages keep being archived by the service meanwhile.
     """
 
     def __init__(self, config: Config, inbox: Connection, outbox: Connection) -> None:
@@ -113,8 +87,7 @@ class Worker:
         self.outbox = outbox
         self.registry = CollectorRegistry()
         self.metrics = PipelineMetrics(self.registry)
-        self.case_metrics = CaseMetrics(self.registry)
-        self.rule_metrics = RuleMetrics(self.registry)
+        self.stage_metrics = StageMetrics(self.registry)
         url = config.database_url()
         self.health = DatabaseHealth(log, self.registry, path=sqlite_path(url))
         # Anything else a batch may raise (a bug): retried the same way, its traceback once.
@@ -122,158 +95,50 @@ class Worker:
             log, lost="pipeline batch failed", back="pipeline batches succeed again", traceback=True
         )
         self.replies: list[tuple[str, bytes]] = []
-        data_dir = config.service.data_dir
-        self.archive = RawArchive(data_dir / "archive.sqlite3", readonly=True)
+        self.archive = RawArchive(config.service.archive_path, readonly=True)
         self.engine = make_engine(url)
         self.processor = MessageProcessor(
             build_registry(config), build_router(config), build_policy(config)
         )
-        self.cases = build_case_book(config)
-        self.commands = build_auto_commands(config)
-        # (enterprise, outlet) → the MN of its logger: a B7 finding names the outlet.
-        self._mn_of = {(e.id, o.id): o.mn for e in config.enterprises for o in e.outlets}
-        self.dispatcher = Dispatcher(
-            self.engine,
-            build_channels(config),
-            max_attempts=config.alerts.max_attempts,
-            retry_base_s=config.alerts.retry_base_s,
-            retry_max_s=config.alerts.retry_max_s,
-            status_of=enterprise_status,
-            metrics=OutboxMetrics(self.registry),
-            # The dispatcher's threads share this process's view of the database (thread-
-            # safe): what they meet is said once, and they wait while the batches (which keep
-            # trying) find it away. A bug in one of its loops: its traceback once per error.
-            health=self.health,
-            is_unavailable=is_unavailable,
-            retrying=lambda what: Retrying(
-                logging.getLogger("alerts.outbox"),
-                lost=f"{what} failed",
-                back=f"{what} works again",
-                traceback=True,
-            ),
-        )
-        self._declared = 0  # declared markings the rule engine has taken up
-        self._cases_changed = False  # since the dispatcher was last woken
-        self._fresh_engine: Callable[[], StreamEngine] = lambda: StreamEngine({})
-        self.rules: RulesSink | None = None  # the stage: None until built, and after a failure
-        self.pipeline: IngestPipeline | None = None
+        self.dispatcher = build_dispatcher(config, self.engine, self.registry, self.health)
+        self.pipeline: IngestPipeline | None = None  # None until built, and after a failure
         self.position = 0  # the checkpoint, as last known
         self._last_status = 0.0
         self._last_metrics = 0.0
         self._last_tick = 0.0
-        self._last_case_gauges = -float("inf")
-        self._gauge_error: str | None = None
         try:
             self._open()
         except Exception as exc:  # noqa: BLE001 - logged by _failed; built again after the backoff
             self._failed(exc)
 
     def _open(self) -> IngestPipeline:
-        """Build the stage from the database (see the class)."""
-        self.rules = self.pipeline = None
-        rules = self._rules()
+        """Build the stages from the database and catch them up (see the class)."""
+        self.pipeline = None
+        stages = build_stages(
+            self.config,
+            self.engine,
+            self.stage_metrics,
+            wake_dispatcher=self._wake_dispatcher,
+        )
         pipeline = IngestPipeline(
             self.archive,
             self.engine,
             self.processor,
-            _Both(LatestValues(), rules),
+            stages,
             publish=lambda topic, payload: self.replies.append((topic, payload)),
-            on_committed=self._wake_dispatcher,
             metrics=self.metrics,
-            also_record=self.commands.record,
         )
-        self.rules, self.pipeline = rules, pipeline
-        self.position = pipeline.position
-        return pipeline
-
-    def _rules(self) -> RulesSink:
-        """The rule engine, restored from its snapshot and caught up to the checkpoint."""
-        config = self.config
-        r = config.rules
-
-        def fresh() -> StreamEngine:
-            with self.engine.connect() as conn:
-                declared = list_declared_markings(conn)
-            self._declared = len(declared)
-            return StreamEngine(
-                build_outlet_params(config),
-                power=build_power_params(config),
-                markings=build_markings(config) + declared_as_markings(declared),
-                grace_s=r.grace_s,
-                max_future_s=r.max_future_s,
-            )
-
-        self._fresh_engine = fresh
-
-        engine, position = restore(fresh, self.engine)
-        sink = RulesSink(
-            engine,
-            self.rule_metrics,
-            snapshot_every_s=r.snapshot_every_s,
-            on_new=self._apply_findings,
-        )
-        checkpoint = load_checkpoint(self.engine, "ingest")
-        replayed = 0
-        while position < checkpoint:  # judged before the crash, after the snapshot: again
-            messages = [m for m in self.archive.read_after(position, 1000) if m.seq <= checkpoint]
-            if not messages:
-                break
-            sink(self.processor.process(messages).readings)
-            with self.engine.begin() as conn:
-                sink.store_pending(conn)  # findings are stored once: their ids are stable
-            position = messages[-1].seq
-            replayed += len(messages)
+        replayed = pipeline.catch_up()
         if replayed:
             log.info(
                 "rule engine caught up: %d archived messages replayed since its snapshot", replayed
             )
-        return sink
-
-    def _apply_findings(self, conn: sqlalchemy.Connection, found: list[Finding]) -> None:
-        """New findings become cases in the checkpoint's transaction; the dispatcher is woken
-        once that commits (see :meth:`_wake_dispatcher`)."""
-        self.cases.apply(conn, found)
-        self._cases_changed = True
-        b7 = (self._missing_hour(conn, f) for f in found if f.rule == "B7" and f.state == "fire")
-        hours = [h for h in b7 if h is not None]
-        if hours:
-            self.commands.recall_missing(conn, hours, datetime.now(UTC))
-
-    def _missing_hour(self, conn: sqlalchemy.Connection, f: Finding) -> MissingHour | None:
-        """A B7 finding as the hour to recall, with the case it opened (its evidence)."""
-        mn = self._mn_of.get((f.enterprise_id, f.source_id))
-        if mn is None:
-            return None
-        case_id = self.cases.latest_case_id(conn, f.enterprise_id, f.source_id, f.rule)
-        return MissingHour(
-            mn=mn,
-            start=datetime.fromtimestamp(f.window_start, UTC),
-            minute_data=f.evidence.get("data") in ("minute", "realtime"),
-            case_id=case_id,
-            factor=f.factor,
-        )
+        self.pipeline = pipeline
+        self.position = pipeline.position
+        return pipeline
 
     def _wake_dispatcher(self) -> None:
-        """After a commit that changed cases (each batch's, by the pipeline, and the tick's).
-        Woken inside the transaction, the dispatcher would look before the commit, find no
-        rows and sleep until its next wake-up."""
-        if self._cases_changed:
-            self._cases_changed = False
-            self.dispatcher.wake.set()
-
-    def refresh_markings(self) -> bool:
-        """Take up markings declared online since the engine was built (they excuse the data
-        judged from now on); True when there were new ones."""
-        rules = self.rules
-        if rules is None:
-            return False
-        with self.engine.connect() as conn:
-            count = conn.execute(select(func.count()).select_from(declared_markings)).scalar_one()
-        if count == self._declared:
-            return False
-        rules.engine.reconfigure(self._fresh_engine())
-        log.info("rule engine: %d declared markings", self._declared)
-        return True
+        self.dispatcher.wake.set()  # looked up at each call: the event is the dispatcher's
 
     # -- failures -----------------------------------------------------------------------------
 
@@ -282,7 +147,7 @@ class Worker:
         backoff; the log says so once per outage or distinct error."""
         if self.pipeline is not None:
             self.position = self.pipeline.position
-        self.rules = self.pipeline = None
+        self.pipeline = None
         if is_unavailable(exc):
             self.health.failed(exc)
         else:
@@ -328,51 +193,20 @@ class Worker:
         return n
 
     def tick(self) -> None:
-        """The clock of the absence rules (offline loggers, missing hours, silent meters) and
-        of the case deadlines, and a snapshot of the rule engine when one is due."""
-        rules = self.rules
-        if rules is None:
+        """Between batches: the stages' housekeeping (a snapshot of the rule engine when one
+        is due, the case gauges), and every ``TICK_EVERY_S`` the clock of the absence rules
+        (offline loggers, missing hours, silent meters) and of the case deadlines."""
+        pipeline = self.pipeline
+        if pipeline is None:
             return
         try:
-            self._tick(rules)
+            pipeline.between_batches()
+            now = time.monotonic()
+            if now - self._last_tick >= TICK_EVERY_S:
+                self._last_tick = now
+                pipeline.tick(time.time())
         except Exception as exc:  # noqa: BLE001 - logged once per outage or error by _failed
             self._failed(exc)
-
-    def _tick(self, rules: RulesSink) -> None:
-        rules.snapshot_if_due(self.engine, self.position)
-        now = time.monotonic()
-        self._refresh_case_gauges(now)
-        if now - self._last_tick < TICK_EVERY_S:
-            return
-        self._last_tick = now
-        self.refresh_markings()
-        rules.tick(int(time.time()))
-        begun = time.perf_counter()
-        with self.engine.begin() as conn:
-            rules.store_pending(conn)
-            if self.cases.tick(conn):
-                self._cases_changed = True
-        self._wake_dispatcher()
-        self.metrics.db_commit_seconds.labels("tick").observe(time.perf_counter() - begun)
-
-    def _refresh_case_gauges(self, now: float) -> None:
-        """Cases by state and tier and overdue work orders, at most every few seconds; a
-        failed read keeps the last values and is tried again next time."""
-        if now - self._last_case_gauges < CASE_GAUGES_EVERY_S:
-            return
-        self._last_case_gauges = now
-        try:
-            with self.engine.connect() as conn:
-                self.case_metrics.refresh(conn, datetime.now(UTC))
-        except Exception as exc:
-            if is_unavailable(exc):
-                raise
-            summary = one_line(exc)
-            if summary != self._gauge_error:  # a bug: its traceback once, not every 5 s
-                log.warning("case gauges not refreshed: %s", summary, exc_info=True)
-            self._gauge_error = summary
-        else:
-            self._gauge_error = None
 
     def report(self, *, force: bool = False) -> None:
         now = time.monotonic()

@@ -75,7 +75,7 @@ class Service:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.engine = make_engine(config.database_url())
         self.archive = RawArchive(
-            data_dir / "archive.sqlite3",
+            config.service.archive_path,
             durability=config.archive.durability,
             max_payload_bytes=config.ingest.max_payload_bytes,
         )

@@ -1,9 +1,11 @@
-"""The rule stage inside the pipeline process: readings → findings, stored with the checkpoint.
+"""The rule stage (:mod:`ingest.stage`): readings → findings, stored with the checkpoint.
 
-Findings of a batch are stored in the batch's checkpoint transaction (idempotent by id). The
+Findings of a batch are stored in the batch's checkpoint transaction (idempotent by id), and
+the findings new to the store are handed to the next stage (the alert stage's cases). The
 engine's state is snapshotted there too, at most every ``snapshot_every_s``; on start the
-last snapshot is restored and the archive replayed from its position up to the checkpoint,
-so open windows, runs, counters and learned baselines survive restarts.
+last snapshot is restored (:func:`restore`) and the pipeline replays the archive from its
+position up to the checkpoint, so open windows, runs, counters and learned baselines survive
+restarts.
 """
 
 from __future__ import annotations
@@ -13,51 +15,20 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 
+from ingest.processor import ProcessedBatch
 from ingest.readings import ReadingBatch
-from nonsite.db_health import is_unavailable
+from ingest.stage import Handed
 from rules.findings import Finding
+from rules.metrics import RuleMetrics
 from rules.store import load_snapshot, record_findings, record_production, save_snapshot
 from rules.stream import STATE_FORMAT, StreamEngine
 
 log = logging.getLogger(__name__)
 
 CONSUMER = "rules"
-
-# Finding latency: the receipt clock spans 1 ms (found in the batch that was received) to a
-# minute; the event clock 10 ms to 2 h (an hour's window closes after its grace, an hour by
-# default). Buckets belong to a whole family in Prometheus, so both clocks get the union.
-RECEIPT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
-EVENT_BUCKETS = (0.01, 0.1, 1, 10, 60, 300, 900, 1800, 2700, 3600, 4500, 5400, 7200)
-LATENCY_BUCKETS = tuple(sorted(set(RECEIPT_BUCKETS) | set(EVENT_BUCKETS)))
-
-
-class RuleMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.findings = Counter(
-            "nonsite_findings",
-            "Findings by rule and state (fire / clear)",
-            ["rule", "state"],
-            registry=registry,
-        )
-        self.readings = Counter(
-            "nonsite_rule_readings",
-            "Readings the rule engine saw, by outcome: judged, late, duplicate, future, "
-            "unconfigured",
-            ["outcome"],
-            registry=registry,
-        )
-        # One family, two clocks, so that the two are compared on one panel.
-        self.finding_latency = Histogram(
-            "nonsite_finding_latency_seconds",
-            "From a new finding's cause to its storing: clock=receipt from the receipt of the "
-            "reading that closed its window, clock=event from its window's end (DataTime)",
-            ["clock"],
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
-        )
 
 
 def closing_receipt(batch: ReadingBatch) -> datetime | None:
@@ -77,22 +48,27 @@ def closing_receipt(batch: ReadingBatch) -> datetime | None:
     return latest
 
 
-class RulesSink:
+class RuleStage:
+    """The stream engine as a stage of the pipeline; hands on the findings new to the store."""
+
     def __init__(
         self,
         engine: StreamEngine,
         metrics: RuleMetrics | None = None,
         *,
         snapshot_every_s: float = 60.0,
+        restored_at: int | None = None,
         clock: Callable[[], float] = time.monotonic,
-        on_new: Callable[[Connection, list[Finding]], object] | None = None,
         wall_clock: Callable[[], float] = time.time,
+        refresh: Callable[[Connection], StreamEngine | None] | None = None,
     ) -> None:
+        """``restored_at``: the archive position of the snapshot the engine was restored from
+        (0 for a fresh engine); ``refresh``: at each tick, a reconfigured engine when its
+        parameters changed (markings declared online), None when they did not."""
         self.engine = engine
-        # Called with the findings that were new to the store, in the same transaction (the
-        # case book): a finding judged again after a restart is not applied twice.
-        self.on_new = on_new
         self.metrics = metrics
+        self.restored_at = restored_at
+        self._refresh = refresh
         self._pending: list[Finding] = []
         self._snapshot_every = snapshot_every_s
         self._clock = clock
@@ -104,7 +80,42 @@ class RulesSink:
         # clock's findings (absence rules) have none: no reading closed them.
         self._receipts: dict[str, float] = {}
 
-    def __call__(self, batch: ReadingBatch) -> None:
+    # -- the stage protocol ------------------------------------------------------------------
+
+    def process(self, batch: ProcessedBatch) -> None:
+        self.judge(batch.readings)
+
+    def commit(self, conn: Connection, position: int, handed: Handed) -> list[Finding]:
+        """Store this batch's findings (and, now and then, a snapshot) in ``conn``'s
+        transaction; the ones new to the store go on."""
+        new = self.store_pending(conn)
+        if self._due():
+            self._snapshot(conn, position)
+        return new
+
+    def tick(self, conn: Connection, now: float, handed: Handed) -> list[Finding]:
+        """The absence rules at wall-clock ``now`` (after taking up changed parameters)."""
+        if self._refresh is not None:
+            fresh = self._refresh(conn)
+            if fresh is not None:
+                self.engine.reconfigure(fresh)
+        self._pending += self.engine.tick(int(now))
+        return self.store_pending(conn)
+
+    def committed(self) -> None:
+        return None
+
+    def between_batches(self, db: Engine, position: int) -> None:
+        """Snapshot the state if it changed and the interval has passed."""
+        if position == self._snapshot_position or not self._due():
+            return
+        with db.begin() as conn:
+            self._snapshot(conn, position)
+
+    # -- the parts ----------------------------------------------------------------------------
+
+    def judge(self, batch: ReadingBatch) -> None:
+        """Readings → pending findings (stored by the next commit)."""
         found = self.engine.process(batch)
         if found and self.metrics is not None:
             receipt = closing_receipt(batch)
@@ -113,49 +124,24 @@ class RulesSink:
                 self._receipts.update((f.id, at) for f in found)
         self._pending += found
 
-    def tick(self, now: int) -> list[Finding]:
-        """Absence rules at wall-clock ``now``; the findings wait for the next commit."""
-        found = self.engine.tick(now)
-        self._pending += found
-        return found
-
-    def commit(self, conn: Connection, position: int) -> None:
-        """Store this batch's findings (and, now and then, a snapshot) in ``conn``'s transaction."""
+    def store_pending(self, conn: Connection) -> list[Finding]:
+        """Store the pending findings; returns those new to the store."""
         found, self._pending = self._pending, []
-        self._record(conn, found)
-        self._snapshot_if_due(conn, position)
-        self._count(found)
-
-    def snapshot_if_due(self, db: Engine, position: int) -> None:
-        """Called when idle: snapshot the state if it changed and the interval has passed."""
-        if position == self._snapshot_position or not self._due():
-            return
-        with db.begin() as conn:
-            self._snapshot_if_due(conn, position)
-
-    def _due(self) -> bool:
-        return self._clock() - self._last_snapshot >= self._snapshot_every
-
-    def _snapshot_if_due(self, conn: Connection, position: int) -> None:
-        if self._due():
-            save_snapshot(conn, CONSUMER, position, self.engine)
-            self._last_snapshot = self._clock()
-            self._snapshot_position = position
-
-    def store_pending(self, conn: Connection) -> None:
-        """Store findings produced outside a batch (clock ticks)."""
-        found, self._pending = self._pending, []
-        self._record(conn, found)
-        self._count(found)
-
-    def _record(self, conn: Connection, found: list[Finding]) -> None:
         changed = self.engine.production_changes()
         if changed:
             record_production(conn, changed)
         new = record_findings(conn, found)
-        if new and self.on_new is not None:
-            self.on_new(conn, new)
         self._observe_latency(new)
+        self._count(found)
+        return new
+
+    def _due(self) -> bool:
+        return self._clock() - self._last_snapshot >= self._snapshot_every
+
+    def _snapshot(self, conn: Connection, position: int) -> None:
+        save_snapshot(conn, CONSUMER, position, self.engine)
+        self._last_snapshot = self._clock()
+        self._snapshot_position = position
 
     def _observe_latency(self, new: list[Finding]) -> None:
         """Latency of the findings new to the store, at the moment they are stored (in the
@@ -195,11 +181,11 @@ def restore(engine_factory: Callable[[], StreamEngine], db: Engine) -> tuple[Str
     fresh = engine_factory()
     try:
         loaded = load_snapshot(db, CONSUMER)
-    except Exception as exc:  # a snapshot from other code: rebuild the state from the archive
-        if is_unavailable(exc):
-            # Not the snapshot's fault: starting from nothing would replay the whole archive
-            # (or what retention left of it) once the database is back. The caller retries.
-            raise
+    except (SQLAlchemyError, ConnectionError, TimeoutError):
+        # Not the snapshot's fault: starting from nothing would replay the whole archive (or
+        # what retention left of it) once the database is back. The caller retries.
+        raise
+    except Exception:  # a snapshot from other code: rebuild the state from the archive
         log.warning("rule snapshot unreadable; replaying the archive", exc_info=True)
         return fresh, 0
     if loaded is None:
@@ -213,3 +199,6 @@ def restore(engine_factory: Callable[[], StreamEngine], db: Engine) -> tuple[Str
         return fresh, 0
     state.reconfigure(fresh)
     return state, position
+
+
+__all__ = ["CONSUMER", "RuleStage", "closing_receipt", "restore"]

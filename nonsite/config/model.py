@@ -32,6 +32,10 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+ARCHIVE_FILE = "archive.sqlite3"  # the raw archive, in the data directory
+DATABASE_FILE = "nonsite.db"  # the embedded service database (SQLite), likewise
+
+
 class ServiceSection(Section):
     data_dir: Path = Path("data")
     http_listen: str = "127.0.0.1:8080"
@@ -44,6 +48,10 @@ class ServiceSection(Section):
     trusted_proxies: list[str] = Field(default_factory=list, max_length=100)
     # The largest HTTP request body accepted; a larger one is answered 413.
     max_request_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+
+    @property
+    def archive_path(self) -> Path:
+        return self.data_dir / ARCHIVE_FILE
 
     @field_validator("http_listen")
     @classmethod
@@ -683,4 +691,4 @@ class Config(Section):
     def database_url(self) -> str:
         if self.database.url:
             return self.database.url
-        return f"sqlite:///{(self.service.data_dir / 'nonsite.db').as_posix()}"
+        return f"sqlite:///{(self.service.data_dir / DATABASE_FILE).as_posix()}"

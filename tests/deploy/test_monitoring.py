@@ -22,7 +22,7 @@ from ingest.commands.metrics import CommandMetrics
 from ingest.metrics import ArchiveMetrics, PipelineMetrics
 from ingest.tcp.metrics import GatewayMetrics
 from nonsite.db_health import DatabaseMetrics
-from nonsite.rules_sink import RuleMetrics
+from rules.metrics import RuleMetrics
 
 ROOT = Path(__file__).parents[2]
 PROMETHEUS = ROOT / "deploy" / "prometheus"

@@ -25,6 +25,7 @@ from ingest.pipeline import IngestPipeline
 from ingest.processor import IngestPolicy, MessageProcessor, ProcessedBatch
 from ingest.readings import PowerSample, ReadingBatch
 from ingest.registry import Meter, Outlet, Registry
+from ingest.stage import PassiveStage
 from ingest.store import list_dead_letters
 from tests.ingest.fixtures import archived
 
@@ -241,8 +242,13 @@ def test_the_pipeline_counts_unused_power_values_and_keeps_the_dead_letter(tmp_p
     archive.append([IncomingMessage(now, f"hj212/{MN_POWER}", p) for p in (used, unusable)])
     registry = CollectorRegistry()
     batches: list[ReadingBatch] = []
+
+    class Keep(PassiveStage):
+        def process(self, batch: ProcessedBatch) -> None:
+            batches.append(batch.readings)
+
     pipeline = IngestPipeline(
-        archive, engine, processor(), batches.append, metrics=PipelineMetrics(registry)
+        archive, engine, processor(), [Keep()], metrics=PipelineMetrics(registry)
     )
     pipeline.drain()
 

@@ -4,7 +4,9 @@ import pytest
 
 from ingest.archive import IncomingMessage, RawArchive, to_us
 from ingest.pipeline import IngestPipeline
+from ingest.processor import ProcessedBatch
 from ingest.readings import ReadingBatch
+from ingest.stage import PassiveStage
 from ingest.store import list_dead_letters, load_checkpoint
 from tests.ingest.fixtures import MN_GAS, processor
 from tests.ingest.hj212.frames import packet
@@ -18,12 +20,25 @@ def frame(i: int, *, crc: str | None = None) -> bytes:
     return packet(seg, crc=crc)
 
 
-class Collect:
+class Collect(PassiveStage):
+    """A stage that keeps the readings it was given, and counts its commits."""
+
     def __init__(self):
         self.batches: list[ReadingBatch] = []
+        self.commits: list[int] = []
+        self.handed: list[object] = []
+        self.woken = 0
 
-    def __call__(self, batch: ReadingBatch) -> None:
-        self.batches.append(batch)
+    def process(self, batch: ProcessedBatch) -> None:
+        self.batches.append(batch.readings)
+
+    def commit(self, conn, position, handed):
+        self.commits.append(position)
+        self.handed.append(handed)
+        return [position]
+
+    def committed(self) -> None:
+        self.woken += 1
 
     @property
     def values(self):
@@ -39,12 +54,12 @@ def test_catches_up_from_the_checkpoint_after_a_restart(tmp_path, engine):
     archive = RawArchive(tmp_path / "a.sqlite3")
     fill(archive, [frame(i) for i in range(5)] + [frame(99, crc="0000")])
     sink = Collect()
-    first = IngestPipeline(archive, engine, processor(), sink, batch_size=4)
+    first = IngestPipeline(archive, engine, processor(), [sink], batch_size=4)
     assert first.run_once() == 4
     assert load_checkpoint(engine, "ingest") == 4
     # A new process resumes after message 4, not from zero.
     sink2 = Collect()
-    second = IngestPipeline(archive, engine, processor(), sink2, batch_size=4)
+    second = IngestPipeline(archive, engine, processor(), [sink2], batch_size=4)
     assert second.position == 4
     assert second.drain() == 2
     assert sink2.values == [4.5]
@@ -56,38 +71,49 @@ def test_a_failing_sink_moves_nothing(tmp_path, engine):
     archive = RawArchive(tmp_path / "a.sqlite3")
     fill(archive, [frame(1), frame(2, crc="0000")])
 
-    def broken(_batch):
-        raise RuntimeError("rule stage down")
+    class Broken(PassiveStage):
+        def commit(self, conn, position, handed):
+            raise RuntimeError("rule stage down")
 
-    pipe = IngestPipeline(archive, engine, processor(), broken)
+    pipe = IngestPipeline(archive, engine, processor(), [Broken()])
     with pytest.raises(RuntimeError):
         pipe.run_once()
     assert load_checkpoint(engine, "ingest") == 0
     assert list_dead_letters(engine) == []
     sink = Collect()
-    assert IngestPipeline(archive, engine, processor(), sink).drain() == 2
+    assert IngestPipeline(archive, engine, processor(), [sink]).drain() == 2
     assert sink.values == [1.5]
 
 
-def test_background_thread_follows_new_commits_and_publishes_replies(tmp_path, engine):
+def test_stages_run_in_order_in_the_checkpoint_transaction_then_replies_go_out(tmp_path, engine):
     archive = RawArchive(tmp_path / "a.sqlite3")
-    sink = Collect()
+    first, second = Collect(), Collect()
     sent: list[tuple[str, bytes]] = []
     pipe = IngestPipeline(
-        archive, engine, processor(), sink, publish=lambda t, p: sent.append((t, p))
+        archive, engine, processor(), [first, second], publish=lambda t, p: sent.append((t, p))
     )
-    pipe.start()
-    try:
-        ack_frame = frame(7).replace(b"Flag=4", b"Flag=5")
-        fill(archive, [packet(ack_frame[6:-6].decode())])
-        pipe.notify()
-        deadline = datetime.now(UTC).timestamp() + 10
-        while not sink.values and datetime.now(UTC).timestamp() < deadline:
-            pipe.wait_idle(0.1)
-    finally:
-        pipe.stop()
-    assert sink.values == [7.5]
+    ack_frame = frame(7).replace(b"Flag=4", b"Flag=5")
+    fill(archive, [packet(ack_frame[6:-6].decode())])
+    assert pipe.run_once() == 1
+    assert first.values == second.values == [7.5]
+    # The first stage is handed nothing, the second what the first returned.
+    assert (first.handed, second.handed) == ([()], [[1]])
+    assert first.woken == second.woken == 1  # after the commit
     assert [t for t, _ in sent] == ["hj212/x/reply"]  # the sender's (gateway x's) own
+
+
+def test_catch_up_replays_to_a_stage_restored_from_an_older_snapshot(tmp_path, engine):
+    archive = RawArchive(tmp_path / "a.sqlite3")
+    fill(archive, [frame(i) for i in range(1, 6)])
+    IngestPipeline(archive, engine, processor(), [Collect()]).drain()
+    before, restored = Collect(), Collect()
+    restored.restored_at = 2  # its snapshot is of message 2; the checkpoint is at 5
+    pipe = IngestPipeline(archive, engine, processor(), [before, restored])
+    assert pipe.catch_up() == 3
+    assert restored.values == [3.5, 4.5, 5.5]
+    assert before.values == []  # it stored its part with the batches: not given the replay
+    assert load_checkpoint(engine, "ingest") == 5  # not moved
+    assert pipe.drain() == 0
 
 
 def test_a_redelivered_message_gives_its_readings_once(tmp_path, engine):
@@ -97,5 +123,5 @@ def test_a_redelivered_message_gives_its_readings_once(tmp_path, engine):
     fill(archive, [frame(1), frame(2), frame(1)])
     fill(archive, [frame(1)])
     sink = Collect()
-    IngestPipeline(archive, engine, processor(), sink).drain()
+    IngestPipeline(archive, engine, processor(), [sink]).drain()
     assert sink.values == [1.5, 2.5]

@@ -30,7 +30,8 @@ from ingest.hj212.encoder import data_packets
 from ingest.readings import ReadingBatch
 from nonsite.db import make_engine, migrate
 from nonsite.embedded_broker import free_port
-from nonsite.rules_sink import RuleMetrics, RulesSink
+from rules.metrics import RuleMetrics
+from rules.stage import RuleStage
 from rules.stream import StreamEngine
 from tests.alerts.channels.receiver import Receiver
 from tests.mqtt_tools import Publisher
@@ -244,10 +245,10 @@ def test_finding_latency_is_observed_once_per_new_finding_from_receipt_and_windo
     def engine() -> StreamEngine:
         return StreamEngine({("E1", "DA001"): gas_outlet()}, grace_s=600)
 
-    sink = RulesSink(engine(), metrics, wall_clock=lambda: now)
-    sink(ReadingBatch(1, 18, measurements=readings))
+    sink = RuleStage(engine(), metrics, wall_clock=lambda: now)
+    sink.judge(ReadingBatch(1, 18, measurements=readings))
     with db.begin() as conn:
-        sink.commit(conn, 18)
+        sink.commit(conn, 18, ())
     assert sample(registry, "nonsite_findings_total", rule="A3", state="fire") == 1
     count = "nonsite_finding_latency_seconds_count"
     total = "nonsite_finding_latency_seconds_sum"
@@ -261,10 +262,10 @@ def test_finding_latency_is_observed_once_per_new_finding_from_receipt_and_windo
     )
 
     # Judged again (a restart without a snapshot): the store has it, no second observation.
-    again = RulesSink(engine(), metrics, wall_clock=lambda: now + 60)
-    again(ReadingBatch(1, 18, measurements=readings))
+    again = RuleStage(engine(), metrics, wall_clock=lambda: now + 60)
+    again.judge(ReadingBatch(1, 18, measurements=readings))
     with db.begin() as conn:
-        again.commit(conn, 18)
+        again.commit(conn, 18, ())
     assert sample(registry, "nonsite_findings_total", rule="A3", state="fire") == 2  # judged twice
     assert sample(registry, count, clock="receipt") == 1
     assert sample(registry, count, clock="event") == 1

@@ -2,6 +2,7 @@
 the notification dispatcher is woken only once new cases are committed."""
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from multiprocessing import Pipe
 from pathlib import Path
@@ -16,6 +17,8 @@ from ingest.hj212.encoder import data_packets
 from nonsite.config.load import parse_config
 from nonsite.db import make_engine, migrate
 from nonsite.pipeline_worker import Worker
+from nonsite.stages import RuleEngines
+from rules.stage import RuleStage
 from rules.store import declare_marking
 
 
@@ -40,8 +43,11 @@ def test_declared_markings_reach_the_rule_engine(tmp_path):
     inbox, _parent_out = Pipe(duplex=False)
     _parent_in, outbox = Pipe(duplex=False)
     worker = Worker(config, inbox, outbox)
+    engines = RuleEngines(config)
     try:
-        assert worker.refresh_markings() is False  # nothing declared yet
+        with db.connect() as conn:
+            engines.build(conn)
+            assert engines.if_changed(conn) is None  # nothing declared yet
         with db.begin() as conn:
             declare_marking(
                 conn,
@@ -54,11 +60,16 @@ def test_declared_markings_reach_the_rule_engine(tmp_path):
                 reason="检修",
                 declared_by="ent1",
             )
-        assert worker.refresh_markings() is True
-        book = worker.rules.engine._markings
+        with db.connect() as conn:
+            assert engines.if_changed(conn) is not None
+            assert engines.if_changed(conn) is None  # taken up once
+        # The running engine takes it up at the clock's tick.
+        assert worker.pipeline is not None
+        [rules] = [s for s in worker.pipeline.stages if isinstance(s, RuleStage)]
         t = int(datetime(2026, 11, 24, 6, tzinfo=UTC).timestamp())
-        assert book.marking_at("E1", "DA001", "a21026", t) is not None
-        assert worker.refresh_markings() is False  # taken up once
+        assert rules.engine._markings.marking_at("E1", "DA001", "a21026", t) is None
+        worker.pipeline.tick(time.time())
+        assert rules.engine._markings.marking_at("E1", "DA001", "a21026", t) is not None
     finally:
         worker.archive.close()
         worker.engine.dispose()

@@ -1,4 +1,5 @@
-"""Findings and engine snapshots in the service database (SQLite and PostgreSQL)."""
+"""The rule stage: findings and engine snapshots in the service database (SQLite and
+PostgreSQL), the findings new to the store handed on."""
 
 from dataclasses import replace
 
@@ -7,7 +8,7 @@ from sqlalchemy import update
 
 from ingest.readings import ReadingBatch
 from nonsite.db import make_engine, migrate
-from nonsite.rules_sink import RulesSink, restore
+from rules.stage import RuleStage, restore
 from rules.store import list_findings, load_snapshot, save_snapshot, snapshots
 from rules.stream import StreamEngine
 from tests.rules.scenario import O2, SO2, gas_outlet, hour_of, tick
@@ -31,18 +32,19 @@ def factory(params=None):
 
 
 def test_findings_are_stored_once_even_when_judged_again(db):
-    sink = RulesSink(factory()())
-    sink(
+    stage = RuleStage(factory()())
+    stage.judge(
         batch(hour_of(SO2, tick(0), 150.0) + hour_of(O2, tick(0), 6.0) + hour_of(O2, tick(1), 6.0))
     )
     with db.begin() as conn:
-        sink.commit(conn, 10)
-    again = RulesSink(factory()())  # e.g. after a restart without a snapshot: the same findings
-    again(
+        handed = stage.commit(conn, 10, ())
+    assert [f.rule for f in handed] == ["A3"]  # new to the store: on to the alert stage
+    again = RuleStage(factory()())  # e.g. after a restart without a snapshot: the same findings
+    again.judge(
         batch(hour_of(SO2, tick(0), 150.0) + hour_of(O2, tick(0), 6.0) + hour_of(O2, tick(1), 6.0))
     )
     with db.begin() as conn:
-        again.commit(conn, 10)
+        assert again.commit(conn, 10, ()) == []  # stored before: no second case
     stored = list_findings(db, rule="A3")
     assert len(stored) == 1
     assert (stored[0].value, stored[0].tier, stored[0].evidence["valid_minutes"]) == (
@@ -53,10 +55,10 @@ def test_findings_are_stored_once_even_when_judged_again(db):
 
 
 def test_snapshot_restore_resumes_an_open_hour_with_new_parameters(db):
-    sink = RulesSink(factory()())
-    sink(batch(hour_of(SO2, tick(0), 150.0)[:3] + hour_of(O2, tick(0), 6.0)))
+    stage = RuleStage(factory()())
+    stage.judge(batch(hour_of(SO2, tick(0), 150.0)[:3] + hour_of(O2, tick(0), 6.0)))
     with db.begin() as conn:
-        sink.commit(conn, 7)
+        stage.commit(conn, 7, ())
     assert load_snapshot(db, "rules")[0] == 7
     # The configuration changed meanwhile: a lower limit. The open hour's data is kept.
     lower = gas_outlet()
@@ -106,13 +108,13 @@ def test_the_production_state_is_stored_with_the_batch(db):
     from rules.store import production
     from tests.rules.test_power_usage import power_params, series
 
-    sink = RulesSink(StreamEngine({}, power={"E3": power_params()}, grace_s=0))
-    sink(ReadingBatch(0, 0, power=series("E3-P1", 0, 5, 80.0)))
+    stage = RuleStage(StreamEngine({}, power={"E3": power_params()}, grace_s=0))
+    stage.judge(ReadingBatch(0, 0, power=series("E3-P1", 0, 5, 80.0)))
     with db.begin() as conn:
-        sink.commit(conn, 1)
-    sink(ReadingBatch(1, 1, power=series("E3-P1", 5, 12, 0.0)))
+        stage.commit(conn, 1, ())
+    stage.judge(ReadingBatch(1, 1, power=series("E3-P1", 5, 12, 0.0)))
     with db.begin() as conn:
-        sink.commit(conn, 2)
+        stage.commit(conn, 2, ())
     with db.connect() as conn:
         assert conn.execute(select(production.c.enterprise_id, production.c.producing)).all() == [
             ("E3", False)
@@ -126,18 +128,18 @@ def test_an_outlet_whose_data_are_flagged_f_stores_its_enterprise_as_stopped(db)
 
     from rules.store import production
 
-    sink = RulesSink(factory()())
+    stage = RuleStage(factory()())
     stopped = [
         r._replace(flag="F") for r in hour_of(SO2, tick(0), 2.0) + hour_of(O2, tick(0), 20.6)
     ]
-    sink(batch(stopped))
+    stage.judge(batch(stopped))
     with db.begin() as conn:
-        sink.commit(conn, 1)
+        stage.commit(conn, 1, ())
     query = select(production.c.enterprise_id, production.c.producing)
     with db.connect() as conn:
         assert conn.execute(query).all() == [("E1", False)]
-    sink(batch(hour_of(SO2, tick(1), 40.0) + hour_of(O2, tick(1), 6.0)))
+    stage.judge(batch(hour_of(SO2, tick(1), 40.0) + hour_of(O2, tick(1), 6.0)))
     with db.begin() as conn:
-        sink.commit(conn, 2)
+        stage.commit(conn, 2, ())
     with db.connect() as conn:
         assert conn.execute(query).all() == [("E1", True)]

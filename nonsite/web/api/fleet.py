@@ -58,7 +58,6 @@ from rules.store import declare_marking, list_declared_markings
 router = APIRouter(prefix="/api/v1", tags=["fleet"], responses=ERRORS)
 MAX_MARKING = timedelta(days=31)
 SilenceId = Annotated[int, Path(ge=1, le=2**62, description="the silence's number")]
-ARCHIVE_FILE = "archive.sqlite3"  # in the service's data directory (nonsite/service.py)
 _REPORTED_LOCK = threading.Lock()
 
 
@@ -69,7 +68,7 @@ def reported_sources(request: Request, ctx: WebContext) -> Heard | None:
     with _REPORTED_LOCK:
         reader: ReportedSources | None = getattr(state, "reported_sources", None)
         if reader is None or reader.config is not ctx.config:
-            reader = ReportedSources(ctx.config, ctx.config.service.data_dir / ARCHIVE_FILE)
+            reader = ReportedSources(ctx.config, ctx.config.service.archive_path)
             state.reported_sources = reader
     return reader.heard()
 

@@ -18,7 +18,6 @@ from nonsite.web.security import ERRORS, Context, grant
 
 router = APIRouter(prefix="/api/v1", tags=["fleet"], responses=ERRORS)
 
-ARCHIVE_FILE = "archive.sqlite3"  # in the service's data directory (nonsite/service.py)
 _BOOK_LOCK = threading.Lock()
 
 
@@ -61,7 +60,7 @@ def quality_book(request: Request, ctx: WebContext) -> QualityBook:
     with _BOOK_LOCK:
         book: QualityBook | None = getattr(state, "quality_book", None)
         if book is None or book.config is not ctx.config:
-            book = QualityBook(ctx.config, ctx.config.service.data_dir / ARCHIVE_FILE)
+            book = QualityBook(ctx.config, ctx.config.service.archive_path)
             state.quality_book = book
     return book
 

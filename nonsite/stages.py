@@ -1,0 +1,105 @@
+"""Configuration → the pipeline's stages: the one place that composes them.
+
+In order: the loggers' answers to commands (ingest), the rules (restored from their
+snapshot), the alerts (cases, the dispatcher's wake-up), and the recall of the hours the rules
+found missing. Each stage is defined in its own package; this module only chooses and joins
+them (``nonsite/pipeline_worker.py`` runs the result in a process of its own).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry
+from sqlalchemy import Connection, Engine, func, select
+
+from alerts.metrics import CaseMetrics
+from alerts.recall import RecallMissingHours
+from alerts.stage import AlertStage
+from ingest.commands.stage import AnswersStage
+from ingest.stage import Stage
+from nonsite.alert_wiring import build_case_book
+from nonsite.config.model import Config
+from nonsite.db_health import is_unavailable
+from nonsite.rule_wiring import build_markings, build_outlet_params, build_power_params
+from nonsite.wiring import build_auto_commands
+from rules.metrics import RuleMetrics
+from rules.stage import RuleStage, restore
+from rules.store import declared_as_markings, declared_markings, list_declared_markings
+from rules.stream import StreamEngine
+
+log = logging.getLogger("nonsite.pipeline")
+
+
+class StageMetrics:
+    """The stages' metrics in the pipeline process's registry (created once: a stage rebuilt
+    after a database outage keeps counting in the same families)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.rules = RuleMetrics(registry)
+        self.cases = CaseMetrics(registry)
+
+
+class RuleEngines:
+    """The rule engine of the configuration and of the markings declared online, rebuilt when
+    more are declared (they excuse the data judged from then on)."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.declared = 0  # declared markings the engine was built with
+
+    def build(self, conn: Connection) -> StreamEngine:
+        declared = list_declared_markings(conn)
+        self.declared = len(declared)
+        config = self.config
+        return StreamEngine(
+            build_outlet_params(config),
+            power=build_power_params(config),
+            markings=build_markings(config) + declared_as_markings(declared),
+            grace_s=config.rules.grace_s,
+            max_future_s=config.rules.max_future_s,
+        )
+
+    def if_changed(self, conn: Connection) -> StreamEngine | None:
+        """A rebuilt engine when markings were declared since the last build, else None."""
+        count = conn.execute(select(func.count()).select_from(declared_markings)).scalar_one()
+        if count == self.declared:
+            return None
+        engine = self.build(conn)
+        log.info("rule engine: %d declared markings", self.declared)
+        return engine
+
+
+def build_stages(
+    config: Config, db: Engine, metrics: StageMetrics, wake_dispatcher: Callable[[], None]
+) -> list[Stage]:
+    """The stages over the database ``db``; the rule engine restored from its snapshot."""
+    engines = RuleEngines(config)
+
+    def fresh() -> StreamEngine:
+        with db.connect() as conn:
+            return engines.build(conn)
+
+    engine, position = restore(fresh, db)
+    commands = build_auto_commands(config)
+    cases = build_case_book(config)
+    mn_of = {(e.id, o.id): o.mn for e in config.enterprises for o in e.outlets}
+    refresh: Callable[[Connection], StreamEngine | None] = engines.if_changed
+    return [
+        AnswersStage(commands),
+        RuleStage(
+            engine,
+            metrics.rules,
+            snapshot_every_s=config.rules.snapshot_every_s,
+            restored_at=position,
+            refresh=refresh,
+        ),
+        AlertStage(
+            cases, wake=wake_dispatcher, metrics=metrics.cases, is_unavailable=is_unavailable
+        ),
+        RecallMissingHours(commands, cases, mn_of),
+    ]
+
+
+__all__ = ["RuleEngines", "StageMetrics", "build_stages"]
