@@ -13,8 +13,10 @@ from sqlalchemy import select
 from alerts.workflow import Actor
 from nonsite.auth import passwords
 from nonsite.auth.errors import LoginFailed, LoginThrottled, NotFoundError
+from nonsite.auth.roles import User
 from nonsite.auth.schema import api_tokens, sessions, users
-from nonsite.auth.users import Throttle, User, UserStore
+from nonsite.auth.throttle import Throttle
+from nonsite.auth.users import UserStore
 from nonsite.db import make_engine, migrate
 
 START = datetime(2026, 11, 22, 1, 0, tzinfo=UTC)
@@ -539,3 +541,15 @@ def test_tokens_need_a_name_and_are_listed_per_user(store):
     assert [t.name for t in store.list_tokens("a1")] == ["one", "three"]
     assert [t.name for t in store.list_tokens()] == ["one", "two", "three"]
     assert first != store.create_token("a1", "one")  # names need not be unique; tokens are
+
+
+# -- the public surface -------------------------------------------------------------------
+
+
+def test_the_public_surface_stays_importable():
+    import nonsite.auth
+    from nonsite.auth import users as facade
+
+    assert [n for n in nonsite.auth.__all__ if not hasattr(nonsite.auth, n)] == []
+    assert [n for n in facade.__all__ if not hasattr(facade, n)] == []
+    assert nonsite.auth.UserStore is facade.UserStore
