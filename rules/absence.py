@@ -26,7 +26,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from rules.findings import Finding
+from rules.findings import Finding, State
+from rules.firing import Episode, Level
 from rules.params import OutletParams
 from rules.power_params import EnterprisePowerParams, MeterParams
 from rules.timebase import HOUR
@@ -40,11 +41,9 @@ class _Watch:
     version: str
     last_received: int | None = None
     progress: int = -(2**62)  # the latest DataTime received: how far the logger has got
-    offline: bool = False
     next_hour: int | None = None  # the next hour to check for B7
     expected: set[str] = field(default_factory=set)  # factors seen in hour packets
     received: dict[int, set[str]] = field(default_factory=dict)  # hour → factors received
-    missing_before: bool = False
 
 
 @dataclass(slots=True)
@@ -52,7 +51,6 @@ class _MeterWatch:
     params: MeterParams
     version: str
     last_received: int | None = None
-    offline: bool = False
 
 
 class AbsenceWatch:
@@ -64,6 +62,10 @@ class AbsenceWatch:
         self._params = params
         self._watches: dict[tuple[str, str], _Watch] = {}
         self._meters: dict[tuple[str, str], _MeterWatch] = {}
+        # B8 and C8 are episodes (since the last receipt), B7 a level judged hour by hour
+        self._offline: Episode[tuple[str, str]] = Episode()
+        self._meters_offline: Episode[tuple[str, str]] = Episode()
+        self._missing: Level[tuple[str, str], bool] = Level()
         for e in (power or {}).values():
             for m in e.meters.values():
                 self._meters[(e.enterprise_id, m.meter_id)] = _MeterWatch(m, e.version)
@@ -83,15 +85,18 @@ class AbsenceWatch:
                 del self._watches[key]
             else:
                 self._watches[key].params, self._watches[key].version = p, p.version
+        self._offline.retain(self._watches)
+        self._missing.retain(self._watches)
         meters: dict[tuple[str, str], _MeterWatch] = {}
         for e in power.values():
             for m in e.meters.values():
                 old = self._meters.get((e.enterprise_id, m.meter_id))
                 new = _MeterWatch(m, e.version)
                 if old is not None:
-                    new.last_received, new.offline = old.last_received, old.offline
+                    new.last_received = old.last_received
                 meters[(e.enterprise_id, m.meter_id)] = new
         self._meters = meters
+        self._meters_offline.retain(meters)
 
     def _watch(self, key: tuple[str, str]) -> _Watch | None:
         w = self._watches.get(key)
@@ -113,8 +118,7 @@ class AbsenceWatch:
         if data_t is not None and data_t > w.progress:
             w.progress = data_t
         out: list[Finding] = []
-        if w.offline:
-            w.offline = False
+        if self._offline.end(key) is not None:
             out.append(
                 self._finding(
                     w, "B8", "clear", None, received_t, received_t, None, {"back_at": received_t}
@@ -130,8 +134,7 @@ class AbsenceWatch:
         if w is None:
             return []
         out: list[Finding] = []
-        if w.offline:
-            w.offline = False
+        if self._meters_offline.end(key) is not None:
             out.append(
                 self._meter_finding(w, "clear", received_t, received_t, {"back_at": received_t})
             )
@@ -165,25 +168,24 @@ class AbsenceWatch:
         if now < self._warm_until:
             return []
         out: list[Finding] = []
-        for w in self._watches.values():
-            out += self._check(w, now)
-        for m in self._meters.values():
+        for key, w in self._watches.items():
+            out += self._check(key, w, now)
+        for key, m in self._meters.items():
             after = m.params.offline_after_s
-            if not m.offline and m.last_received is not None and now - m.last_received > after:
-                m.offline = True
-                start = m.last_received
+            start = m.last_received
+            if start is not None and now - start > after and self._meters_offline.begin(key, start):
                 out.append(
                     self._meter_finding(m, "fire", start, start + after, {"last_received": start})
                 )
         return out
 
     def _meter_finding(
-        self, w: _MeterWatch, state: str, start: int, end: int, evidence: dict[str, object]
+        self, w: _MeterWatch, state: State, start: int, end: int, evidence: dict[str, object]
     ) -> Finding:
         p = w.params
         return Finding(
             rule="C8",
-            state=state,  # type: ignore[arg-type]
+            state=state,
             enterprise_id=p.enterprise_id,
             source_id=p.meter_id,
             factor=None,
@@ -197,16 +199,15 @@ class AbsenceWatch:
             evidence=dict(evidence),
         )
 
-    def _check(self, w: _Watch, now: int) -> list[Finding]:
+    def _check(self, key: tuple[str, str], w: _Watch, now: int) -> list[Finding]:
         p = w.params
         out: list[Finding] = []
+        start = w.last_received
         if (
-            not w.offline
-            and w.last_received is not None
-            and now - w.last_received > p.offline_after_s
+            start is not None
+            and now - start > p.offline_after_s
+            and self._offline.begin(key, start)
         ):
-            w.offline = True
-            start = w.last_received
             out.append(
                 self._finding(
                     w,
@@ -224,24 +225,14 @@ class AbsenceWatch:
             hour = w.next_hour
             got = w.received.pop(hour, set())
             lacking = sorted(w.expected - got)
-            if not got:
-                w.missing_before = True
+            change = self._missing.judge(key, None if got else True)
+            if change is not None:
+                fired = change[0] == "fire"
+                evidence: dict[str, object] = {"deadline_s": p.hour_deadline_s} if fired else {}
                 out.append(
-                    self._finding(
-                        w,
-                        "B7",
-                        "fire",
-                        None,
-                        hour,
-                        hour + HOUR,
-                        None,
-                        {"deadline_s": p.hour_deadline_s},
-                    )
+                    self._finding(w, "B7", change[0], None, hour, hour + HOUR, None, evidence)
                 )
-            else:
-                if w.missing_before:
-                    w.missing_before = False
-                    out.append(self._finding(w, "B7", "clear", None, hour, hour + HOUR, None, {}))
+            if got:  # 不完整: an event per factor the packet lacks
                 for factor in lacking:
                     out.append(
                         self._finding(
@@ -255,7 +246,7 @@ class AbsenceWatch:
         self,
         w: _Watch,
         rule: str,
-        state: str,
+        state: State,
         factor: str | None,
         start: int,
         end: int,
@@ -265,7 +256,7 @@ class AbsenceWatch:
         p = w.params
         return Finding(
             rule=rule,
-            state=state,  # type: ignore[arg-type]
+            state=state,
             enterprise_id=p.enterprise_id,
             source_id=p.outlet_id,
             factor=factor,

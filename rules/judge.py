@@ -1,9 +1,9 @@
 """Layer 2: judge closed windows of one outlet. Shared by the streaming and batch engines.
 
 Hours are judged in event-time order as they close; each judged hour also feeds its natural
-day, which is judged when the day closes. The judge keeps, per factor and rule, whether a
-condition currently holds, so that it emits ``fire`` for every window in which it holds and
-one ``clear`` when it stops (an hour that cannot be judged changes nothing).
+day, which is judged when the day closes (``rules.windowing``). Its rules are level conditions
+(``rules.firing.Level``), kept per rule and factor: ``fire`` for every window in which one
+holds, one ``clear`` when it stops (an hour that cannot be judged changes nothing).
 
 Rules here (docs/domain-rules.md §A): A1 valid hourly average (>= 45 valid minutes, invalid
 flags and marked periods excluded) or the device's own hour value when there is no minute
@@ -28,6 +28,7 @@ from typing import Any
 from rules.copies import Signature
 from rules.emission import AmountHistory, excess_kg, hour_amount_kg, substitution_window
 from rules.findings import Finding, Tier
+from rules.firing import Level
 from rules.hours import FIXED, HourAgg, to_fixed
 from rules.markings import STOPPED_MARK, MarkingBook
 from rules.params import OutletParams, Thresholds, effective_thresholds
@@ -124,7 +125,7 @@ class OutletJudge:
             code: effective_thresholds(params, fp) for code, fp in params.factors.items()
         }
         # (rule, factor) → (tier, limit) of the condition that currently holds
-        self._state: dict[tuple[str, str], tuple[Tier, float | None]] = {}
+        self._levels: Level[tuple[str, str], tuple[Tier, float | None]] = Level()
         self._days: dict[int, _DayHours] = {}
         self._version = params.version  # a digest: computed once, recorded on every finding
         # B4 consecutive over-range hours, B9 consecutive invalid-flag hours, B6 history.
@@ -392,7 +393,7 @@ class OutletJudge:
             tier: Tier = (
                 "alarm" if self._over_hours[code] >= p.over_range_alarm_hours else "warning"
             )
-            if over or ("B4", code) in self._state:  # else nothing holds nor ends
+            if over or ("B4", code) in self._levels:  # else nothing holds nor ends
                 evidence = {
                     "flag_t": agg.n_t,
                     "range_max": fp.range_max,
@@ -403,7 +404,7 @@ class OutletJudge:
                 )
             pmin, pmax = _plausible(code, fp.plausible_min, fp.plausible_max)
             implausible = (pmin is not None and low < pmin) or (pmax is not None and high > pmax)
-            if implausible or ("B5", code) in self._state:
+            if implausible or ("B5", code) in self._levels:
                 limit = pmin if pmin is not None and low < pmin else pmax
                 out += self._transition(
                     "B5",
@@ -533,7 +534,7 @@ class OutletJudge:
             sigma = math.sqrt(math.fsum((x - mean) ** 2 for x in history) / n)
             step = abs(value - history[-1])
             bound = max(p.jump_sigma * sigma, p.jump_relative * abs(mean))
-            if step <= bound and ("B6", code) not in self._state:
+            if step <= bound and ("B6", code) not in self._levels:
                 history.append(value)  # nothing holds nor ends: no finding to build
                 if len(history) > 24:
                     del history[0]
@@ -837,7 +838,7 @@ class OutletJudge:
             return []
         diff = abs(dev_value - hv.value)
         differs = diff > RECOMPUTE_TOLERANCE * max(abs(hv.value), 1e-9)
-        if not differs and ("A1D", code) not in self._state:
+        if not differs and ("A1D", code) not in self._levels:
             return []  # nothing holds nor ends: no finding to build
         evidence = {
             "device": _round(dev_value),
@@ -1158,17 +1159,10 @@ class OutletJudge:
     ) -> list[Finding]:
         """Fire while the condition holds; clear once when it stops. ``unit``: the value's
         own unit when it is not the factor's (minutes, hours, %, a count)."""
-        key = (rule, code or "")
-        before = self._state.get(key)
-        if tier is None:
-            if before is None:
-                return []
-            del self._state[key]
-            state = "clear"
-            tier, limit = before  # a clear names the condition it ends
-        else:
-            self._state[key] = (tier, limit)
-            state = "fire"
+        change = self._levels.judge((rule, code or ""), None if tier is None else (tier, limit))
+        if change is None:
+            return []
+        state, (tier, limit) = change  # a clear names the condition it ends
         p = self.params
         if unit is None:
             unit = p.factors[code].unit if code is not None else ""
@@ -1178,7 +1172,7 @@ class OutletJudge:
         return [
             Finding(
                 rule=rule,
-                state=state,  # type: ignore[arg-type]
+                state=state,
                 enterprise_id=p.enterprise_id,
                 source_id=p.outlet_id,
                 factor=code,

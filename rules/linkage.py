@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rules.findings import Finding, Tier
+from rules.firing import Level
 from rules.params import OutletParams
 from rules.power_params import EnterprisePowerParams
 from rules.timebase import HOUR
@@ -44,7 +45,7 @@ class ProductionLink:
         self._flow: dict[tuple[str, int], tuple[float | None, str | None]] = {}
         self._outlet_closed: dict[str, int] = {}  # outlet → the last hour it closed
         self._power_closed = -(2**62)  # every power hour before this one is closed
-        self._state: dict[tuple[str, str], Tier] = {}
+        self._levels: Level[tuple[str, str], Tier] = Level()  # (rule, outlet): what holds
         self.reconfigure(power, outlets)
 
     def reconfigure(
@@ -187,29 +188,25 @@ class ProductionLink:
         *,
         factor: str | None = "",
     ) -> list[Finding]:
-        """Fire while the condition holds, clear once; ``factor`` defaults to the flow's."""
+        """A level condition (``rules.firing.Level``): fire in every hour it holds, clear once;
+        ``factor`` defaults to the flow's."""
         if factor == "":
             factor = p.flow_code
-        key = (rule, p.outlet_id)
-        if holds:
-            self._state[key] = "warning"
-            state = "fire"
-        elif key in self._state:
-            del self._state[key]
-            state = "clear"
-        else:
+        change = self._levels.judge((rule, p.outlet_id), "warning" if holds else None)
+        if change is None:
             return []
+        state, tier = change
         power = rule == "C8-2"
         return [
             Finding(
                 rule=rule,
-                state=state,  # type: ignore[arg-type]
+                state=state,
                 enterprise_id=p.enterprise_id,
                 source_id=p.outlet_id,
                 factor=factor,
                 window_start=hour,
                 window_end=hour + HOUR,
-                tier="warning",
+                tier=tier,
                 value=None if value is None else round(value, 6),
                 limit=limit,
                 unit=p.factors[factor].unit if factor in p.factors else "",

@@ -31,7 +31,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rules.findings import Finding, Tier
+from rules.findings import Finding, State, Tier
+from rules.firing import Episode, Level
 from rules.power_params import EnterprisePowerParams, MeterParams, Order
 from rules.timebase import CHINA_OFFSET, DAY, day_start
 
@@ -91,7 +92,8 @@ class PowerJudge:
         self._capacity = capacity
         self._version = params.version
         self._devices: dict[str, _Device] = {m: _Device() for m in params.meters}
-        self._open: dict[tuple[str, ...], int] = {}  # episode key → start time
+        self._episodes: Episode[tuple[str, ...]] = Episode()  # C1, C4, C5, C6 by (rule, ...)
+        self._c7: Level[str, int] = Level()  # C7: meter → the first day of its run over the bound
         self._stop_mark: dict[str, int] = {}  # control id → when it stopped while production ran
         self._low_since: dict[str, int] = {}
         self._c2_run: dict[str, int] = {}  # control id → production start C2 was judged for
@@ -190,7 +192,7 @@ class PowerJudge:
                 late = old == "off" and first_start and started >= since_before
                 if late and at - started > self.params.c2_lead_s:
                     evidence: dict[str, Any] = {"production_on": started}
-                    if ("C1", m.meter_id) in self._open:
+                    if ("C1", m.meter_id) in self._episodes:
                         evidence["episode_of"] = "C1"  # one incident: evidence on C1's case
                     out.append(
                         self._event(
@@ -368,7 +370,6 @@ class PowerJudge:
             return []
         level, baseline, days = judged
         bound = m.c7_factor * baseline
-        key = ("C7", m.meter_id)
         evidence: dict[str, Any] = {
             "level_kw": round(level, 3),
             "baseline_kw": round(baseline, 3),
@@ -376,16 +377,13 @@ class PowerJudge:
             "factor": m.c7_factor,
         }
         day = c7.day
-        if level > bound:
-            since = self._open.setdefault(key, day)
-            if since != day:
-                evidence["since"] = since
-            state = "fire"
-        elif key in self._open:
-            evidence["since"] = self._open.pop(key)
-            state = "clear"
-        else:
+        over = level > bound
+        change = self._c7.judge(m.meter_id, self._c7.get(m.meter_id, day) if over else None)
+        if change is None:
             return []
+        state, since = change
+        if state == "clear" or since != day:
+            evidence["since"] = since
         return [
             self._finding(
                 "C7",
@@ -415,21 +413,19 @@ class PowerJudge:
         tier: Tier,
         evidence: dict[str, Any],
     ) -> list[Finding]:
-        """Fire once when an ongoing condition starts to hold (window: from when it began to
-        when it was confirmed); clear once when it ends (window: the time it ended)."""
-        opened = self._open.get(key)
-        if holds and opened is None:
-            self._open[key] = start
-            return [self._finding(key[0], key[1], "fire", start, max(start, end), tier, evidence)]
-        if not holds and opened is not None:
-            del self._open[key]
-            ended = max(end, opened)
-            return [
-                self._finding(
-                    key[0], key[1], "clear", ended, ended, tier, {**evidence, "since": opened}
-                )
-            ]
-        return []
+        """An episode (``rules.firing.Episode``): fire once when an ongoing condition starts
+        to hold (window: from when it began to when it was confirmed); clear once when it ends
+        (window: the time it ended)."""
+        change = self._episodes.judge(key, holds, start)
+        if change is None:
+            return []
+        state, since = change
+        if state == "fire":
+            return [self._finding(key[0], key[1], state, start, max(start, end), tier, evidence)]
+        ended = max(end, since)
+        return [
+            self._finding(key[0], key[1], state, ended, ended, tier, {**evidence, "since": since})
+        ]
 
     def _event(
         self,
@@ -447,7 +443,7 @@ class PowerJudge:
         self,
         rule: str,
         source: str,
-        state: str,
+        state: State,
         start: int,
         end: int,
         tier: Tier,
@@ -457,7 +453,7 @@ class PowerJudge:
     ) -> Finding:
         return Finding(
             rule=rule,
-            state=state,  # type: ignore[arg-type]
+            state=state,
             enterprise_id=self.params.enterprise_id,
             source_id=source,
             factor=None,

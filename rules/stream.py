@@ -165,7 +165,7 @@ class _OutletStream:
 
 # The layout of the engine's state; a snapshot of another layout is not restored (the
 # archive is replayed instead). Raise it whenever a pickled class changes its fields.
-STATE_FORMAT = 15
+STATE_FORMAT = 16
 
 
 class StreamEngine:
