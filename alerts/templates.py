@@ -65,7 +65,7 @@ def quantity_line(case: Case) -> str:
 
 def _to_enterprise(case: Case, event: str) -> bool:
     """Whether the text goes to the enterprise: its reminders (a case in ``reminded``, also
-    when its explanation is overdue) and the dispatch (alerts.cases routes these to it)."""
+    when its explanation is overdue) and the dispatch (the case book routes these to it)."""
     return event == "case.dispatched" or case.state == "reminded"
 
 

@@ -22,7 +22,10 @@ an administrator configures the service but does not decide cases.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
+
+if TYPE_CHECKING:
+    from alerts.case import Case
 
 State = Literal[
     "sensed",
@@ -171,4 +174,31 @@ def check(action: str, state: str, actor: Actor) -> Transition:
             f"cannot {action} a case that is {state} ({STATE_NAMES.get(state, state)}); "
             f"{action} applies to: {allowed}",
         )
+    return t
+
+
+def permitted(case: Case, action: str, actor: Actor) -> Transition:
+    """The transition ``actor`` may take on ``case`` now, or a WorkflowError saying why not:
+    the workflow's table, the actor's scope, and what the case itself allows. The API offers
+    a person exactly the actions this permits."""
+    if actor.role == "enterprise" and actor.enterprise_id != case.enterprise_id:
+        raise WorkflowError("out_of_scope", "an enterprise acts only on its own cases")
+    if actor.role == "enforcer" and case.state in WITH_BRIGADE and actor.brigade != case.brigade:
+        raise WorkflowError("out_of_scope", f"the case is assigned to brigade {case.brigade}")
+    t = check(action, case.state, actor)
+    if action == "dispatch" and case.state != "verified" and case.tier != "alarm":
+        raise WorkflowError(
+            "not_verified",
+            "a warning is dispatched only after the monitoring centre verified it",
+        )
+    if action == "escalate" and case.tier == "alarm":
+        raise WorkflowError("already_alarm", "the case is already at alarm tier")
+    if action == "acknowledge":
+        if case.assignee == actor.name:
+            raise WorkflowError("already_assignee", f"{actor.name} already handles the case")
+        if actor.role == "enforcer" and case.state not in WITH_BRIGADE:
+            raise WorkflowError(
+                "invalid_transition",
+                "an enforcer takes a case once it is dispatched to its brigade",
+            )
     return t
