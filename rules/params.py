@@ -1,7 +1,7 @@
 """Rule parameters: what a finding is judged against, per outlet × factor and per meter.
 
-Every number the rule catalogue tags [I] (docs/domain-rules.md) is a parameter here with that
-default, and every finding records the parameter set it was judged with (``params_id`` and a
+Every number the rule catalogue tags [I] (docs/rules.md, "Parameters") is a parameter here with
+that default, and every finding records the parameter set it was judged with (``params_id`` and a
 ``version`` that changes whenever any value in the set changes).
 
 Limits are *thresholds*: a window (``hour``, ``day``, or ``value`` for every single reading),
@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from typing import Literal
 
 from rules.hours import Plateau, to_fixed
@@ -74,7 +76,7 @@ class FactorParams:
     source: str = ""  # where the limits come from, e.g. "GB 13223-2011 Table 1"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)  # weakly held by _DIGESTS
 class OutletParams:
     """Parameters of one outlet: its factors and the window and validity rules."""
 
@@ -220,17 +222,30 @@ def marking_book(
     return MarkingBook(markings or (), {key: p.marking_caps for key, p in params.items()})
 
 
-_DIGESTS: dict[int, tuple[object, str]] = {}
+# The digests computed, by object: parameter objects are frozen and slotted, so a digest cannot
+# be cached on the object itself, and computing one (a JSON dump) on every finding is too slow.
+# Each entry holds its object weakly and goes when the object does (before its id can be
+# reused): a configuration rebuilt (every marking declared online rebuilds them all) leaves
+# nothing behind here.
+_DIGESTS: dict[int, tuple[weakref.ref[object], str]] = {}
 
 
 def _digest(value: object) -> str:
     """A short, stable digest of a parameter set; computed once per object (it is frozen)."""
-    cached = _DIGESTS.get(id(value))
-    if cached is not None and cached[0] is value:
+    key = id(value)
+    cached = _DIGESTS.get(key)
+    if cached is not None and cached[0]() is value:
         return cached[1]
     digest = _compute_digest(value)
-    _DIGESTS[id(value)] = (value, digest)  # keeps the object alive, so its id stays its own
+    _DIGESTS[key] = (weakref.ref(value, partial(_forget, key)), digest)
     return digest
+
+
+def _forget(key: int, ref: weakref.ref[object]) -> None:
+    """The object of ``ref`` is gone: drop its entry (unless another object's took the id)."""
+    cached = _DIGESTS.get(key)
+    if cached is not None and cached[0] is ref:
+        del _DIGESTS[key]
 
 
 def _compute_digest(value: object) -> str:

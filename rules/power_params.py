@@ -1,7 +1,7 @@
 """Power-usage rule parameters (分表计电 / 用电监控): meters, their links, and orders.
 
-All thresholds are [I] defaults of the rule catalogue (docs/domain-rules.md §C): no public
-standard text gives them, so every one is configurable per meter.
+All thresholds are [I] defaults of the rule catalogue (docs/rules.md, "Power usage" and C0-C8
+in "Findings"): no public standard text gives them, so every one is configurable per meter.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ class Order:
     daily: tuple[int, int] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)  # weakly held by params._DIGESTS
 class EnterprisePowerParams:
     enterprise_id: str
     meters: dict[str, MeterParams] = field(default_factory=dict)

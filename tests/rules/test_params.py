@@ -1,6 +1,10 @@
+import gc
+import weakref
 from dataclasses import replace
 
+from rules import params
 from rules.params import FactorParams, OutletParams, Thresholds, effective_thresholds
+from rules.power_params import EnterprisePowerParams
 
 
 def outlet(**kw) -> OutletParams:
@@ -22,6 +26,25 @@ def test_version_changes_exactly_when_a_parameter_changes():
     )
     assert changed.version != a.version
     assert a.params_id == "E1/DA001"
+
+
+def test_versions_are_cached_without_keeping_the_parameters_alive():
+    """A configuration rebuilt (each marking declared online) leaves no parameter sets behind."""
+    kept = outlet()
+    version = kept.version
+    assert params._DIGESTS[id(kept)][1] == version  # computed once, then looked up
+    before = len(params._DIGESTS)
+    for n in range(100):
+        assert outlet(zero_minutes=1000 + n).version != version
+        assert EnterprisePowerParams(f"E{n}").version
+    rebuilt = outlet(zero_minutes=7)
+    assert rebuilt.version != version
+    gone = weakref.ref(rebuilt)
+    del rebuilt
+    gc.collect()
+    assert gone() is None
+    assert len(params._DIGESTS) <= before  # the rebuilt sets' entries went with them
+    assert kept.version == version
 
 
 def test_derived_warnings():
