@@ -1,6 +1,6 @@
 """Fleet references: what outlets of one kind look like over history (B8-1's O2 reference).
 
-The CRAES method (domain-rules.md B8-1, S25) takes as the alarm limit the 90th percentile of
+The CRAES method (docs/rules.md, B8-1) takes as the alarm limit the 90th percentile of
 the hourly O2 of outlets of the same type: an outlet whose O2 sits above what nine hours in
 ten of its peers reach lets in air (dilution) or inflates its converted values. The reference
 is computed from history by the batch engine's own hour values (``nonsite replay

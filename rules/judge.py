@@ -1,11 +1,12 @@
 """Layer 2: judge closed windows of one outlet. Shared by the streaming and batch engines.
 
 Hours are judged in event-time order as they close; each judged hour also feeds its natural
-day, which is judged when the day closes (``rules.windowing``). Its rules are level conditions
+day, which is judged when the day closes (``rules.windowing``). Its conditions are levels
 (``rules.firing.Level``), kept per rule and factor: ``fire`` for every window in which one
-holds, one ``clear`` when it stops (an hour that cannot be judged changes nothing).
+holds, one ``clear`` when it stops (an hour that cannot be judged changes nothing); A7 is an
+event (fires once).
 
-Rules here (docs/domain-rules.md §A): A1 valid hourly average (>= 45 valid minutes, invalid
+Rules here (docs/rules.md, "Findings"): A1 valid hourly average (>= 45 valid minutes, invalid
 flags and marked periods excluded) or the device's own hour value when there is no minute
 data; A1D device value differs from the recomputed one; A2 conversion to the reference O2
 impossible (O2 invalid or >= 21 %); A3 hourly exceedance, warning (预警) and alarm (报警)

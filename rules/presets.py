@@ -5,7 +5,7 @@ earlier ones) and overrides single values. Which table rows make which preset is
 in ``_PRESET_ROWS`` rather than guessed from the standard's text, so that adding a row to the
 table is a visible decision.
 
-Tiers follow the catalogue (docs/domain-rules.md): a standard's limit is an alarm (报警,
+Tiers follow the catalogue (docs/rules.md, "Parameters"): a standard's limit is an alarm (报警,
 超标); GB 18485's 1-hour values are warnings (预警) beside its 24-hour alarm limits (A5-3);
 ultra-low-emission values are a policy target, so they are warnings unless an outlet makes
 them alarms (A8).
