@@ -44,7 +44,7 @@ ROLE_NAMES: Final = {
 }
 SYSTEM_NAME: Final = "系统"  # the service itself, as people read the trail
 # Commands to loggers by their Chinese names: the words of ``nonsite logger commands`` and the
-# dashboard (nonsite/logger_cli.py; tests/nonsite/web/test_commands_page.py keeps them equal).
+# dashboard (nonsite/cli/logger.py; tests/nonsite/web/test_commands_page.py keeps them equal).
 COMMAND_KIND_NAMES: Final = {
     "recall": "补遗",
     "time_get": "校时(读)",

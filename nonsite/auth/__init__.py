@@ -1,5 +1,5 @@
 """Users and their credentials: roles and scopes, password logins (throttled and audited),
-browser sessions and API tokens. ``nonsite users ...`` manages them (nonsite.auth.cli).
+browser sessions and API tokens. ``nonsite users ...`` manages them (nonsite.cli.users).
 
 ``UserStore`` (nonsite.auth.users) is the facade callers use; it composes one module per
 concept: roles, accounts, logins and throttle, sessions, tokens (with bearer) and auth_log.

@@ -1,0 +1,92 @@
+"""``nonsite replay``: archived traffic through the rules in batch; findings as JSON lines, or
+what a changed configuration would have found differently (--backtest)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from nonsite.cli.common import EXIT_USAGE, command, demo_config
+from nonsite.config import load_config
+
+if TYPE_CHECKING:
+    from nonsite.cli.common import Subcommands
+
+
+def add_to(sub: Subcommands) -> None:
+    p = command(
+        sub,
+        "replay",
+        replay,
+        config=False,  # its own: required
+        help="run archived traffic through the rules and print the findings (JSON lines)",
+    )
+    p.add_argument("--config", type=Path, required=True)
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        help="archive exports, HJ 212 line files, power JSON lines, "
+        "archive.sqlite3 files, or - for stdin",
+    )
+    p.add_argument(
+        "--backtest",
+        type=Path,
+        metavar="CHANGED_CONFIG",
+        help="print what the changed configuration would have found differently",
+    )
+    p.add_argument(
+        "--include-late",
+        action="store_true",
+        help="judge data that arrived after its window closed (the stream did not)",
+    )
+    p.add_argument("--no-absence", action="store_true", help="skip the clock-driven rules")
+    p.add_argument(
+        "--o2-reference",
+        action="store_true",
+        help="print B8-1's fleet O2 references (90th percentile per preset) as configuration",
+    )
+
+
+def replay(args: argparse.Namespace) -> int:
+    from nonsite import replay as batch
+
+    for name in args.inputs:
+        if name != "-" and not Path(name).is_file():
+            demo = demo_config()
+            history = f"{demo.parent / 'archive.sqlite3'} (with --config {demo})" if demo else ""
+            print(
+                f"nonsite replay: no input file {name}"
+                + (f"; the demo's history is {history}" if history else ""),
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+    config = load_config(args.config)
+    messages = batch.load_messages(args.inputs, config, stdin=sys.stdin)
+    if args.o2_reference:
+        print(batch.o2_reference(config, messages), end="")
+        return 0
+    result = batch.replay(
+        config, messages, include_late=args.include_late, absence=not args.no_absence
+    )
+    if args.backtest is None:
+        for f in result.findings:
+            print(batch.finding_line(f))
+    else:
+        changed = batch.replay(
+            load_config(args.backtest),
+            messages,
+            include_late=args.include_late,
+            absence=not args.no_absence,
+        )
+        for change, f in batch.backtest(result.findings, changed.findings):
+            print(batch.finding_line(f, {"backtest": change}))
+    dead = ", ".join(f"{reason} {n}" for reason, n in sorted(result.dead_letters.items())) or "none"
+    print(
+        f"replay: {result.messages} messages, {result.readings} readings, "
+        f"{len(result.findings)} findings; late {result.late}, duplicates {result.duplicates}; "
+        f"dead letters: {dead}",
+        file=sys.stderr,
+    )
+    return 0
