@@ -9,12 +9,16 @@ Inputs, one per line, in any mix:
 
 Lines without a receipt time get their own event time plus a minute (DataTime, ``ts``), so
 absence rules see them arriving on time. Findings print as JSON lines in window order.
+
+The rules judge with the configuration's markings and with those declared online in its
+database (when it has one), as the service does.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import logging
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -22,17 +26,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from sqlalchemy import inspect
+from sqlalchemy.exc import SQLAlchemyError
+
 from ingest.archive import ArchivedMessage, RawArchive
 from ingest.hj212.timefmt import parse_hj212_time
 from ingest.mqtt.topics import unshared
 from ingest.processor import MessageProcessor
 from ingest.readings import Measurement, PowerSample
 from nonsite.config.model import Config
-from nonsite.rule_wiring import build_markings, build_outlet_params, build_power_params
+from nonsite.db import database_exists, make_engine
+from nonsite.rule_wiring import rule_setup
 from nonsite.wiring import build_policy, build_registry, build_router
 from rules.batch import BatchEngine, readings_frames
 from rules.findings import Finding
 from rules.fleet_reference import o2_references, references_toml
+from rules.store import declared_markings, list_declared_markings
+
+log = logging.getLogger(__name__)
 
 _DATATIME = re.compile(rb"DataTime=(\d{14})")
 ARRIVAL_DELAY_US = 60_000_000  # lines without a receipt time "arrive" a minute after their time
@@ -161,15 +172,27 @@ def decode(
     return readings, dead
 
 
+def declared_online(config: Config) -> list[dict[str, Any]]:
+    """The markings declared online in the configuration's database: none when it has no
+    database yet; when it cannot be read, none, said once on stderr."""
+    url = config.database_url()
+    if not database_exists(url):
+        return []
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            if not inspect(conn).has_table(declared_markings.name):
+                return []
+            return list_declared_markings(conn)
+    except SQLAlchemyError as exc:
+        log.warning("markings declared online not read, judged without them: %s", exc)
+        return []
+    finally:
+        engine.dispose()
+
+
 def batch_engine(config: Config) -> BatchEngine:
-    r = config.rules
-    return BatchEngine(
-        build_outlet_params(config),
-        power=build_power_params(config),
-        markings=build_markings(config),
-        grace_s=r.grace_s,
-        max_future_s=r.max_future_s,
-    )
+    return rule_setup(config, declared_online(config)).batch_engine()
 
 
 def o2_reference(config: Config, messages: list[ArchivedMessage]) -> str:

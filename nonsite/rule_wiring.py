@@ -1,9 +1,14 @@
-"""Configuration → rule parameters (presets merged with per-factor overrides)."""
+"""Configuration → rule parameters (presets merged with per-factor overrides), and the one
+factory of the rule engines (``rule_setup``): the service, replay and backtest, and the
+dashboard's series all judge with the same parameters and markings."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection
 
 from ingest.hj212.codes import pollutant_table
 from nonsite.config.model import (
@@ -13,10 +18,13 @@ from nonsite.config.model import (
     FactorLimits,
     OutletConfig,
 )
+from rules.batch import BatchEngine
 from rules.markings import INCINERATION_CAPS, Marking, MarkingCap
 from rules.params import FactorParams, OutletParams, Thresholds
 from rules.power_params import EnterprisePowerParams, MeterParams, Order
 from rules.presets import PresetFactor, preset_rule_params, presets
+from rules.store import declared_as_markings, list_declared_markings
+from rules.stream import StreamEngine
 
 
 def _factor(code: str, base: PresetFactor | None, override: FactorLimits | None) -> FactorParams:
@@ -213,3 +221,69 @@ def build_markings(config: Config) -> list[Marking]:
         for e in config.enterprises
         for m in e.markings
     ]
+
+
+_Engine = TypeVar("_Engine", StreamEngine, BatchEngine)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSetup:
+    """What a rule engine is built from: the configuration's parameters and markings, and the
+    markings declared online (``rules.store``), which excuse data as configured ones do."""
+
+    params: dict[tuple[str, str], OutletParams]
+    power: dict[str, EnterprisePowerParams]
+    configured: tuple[Marking, ...]
+    declared: tuple[Marking, ...]  # declared online: ``len`` is the count taken up
+    grace_s: int
+    max_future_s: int
+
+    @property
+    def markings(self) -> list[Marking]:
+        return [*self.configured, *self.declared]
+
+    def with_declared(self, rows: Sequence[dict[str, Any]]) -> RuleSetup:
+        """The same configuration with these declared markings (rows of
+        ``rules.store.list_declared_markings``) instead of those it had."""
+        return replace(self, declared=tuple(declared_as_markings(rows)))
+
+    def outlet(self, key: tuple[str, str]) -> RuleSetup:
+        """Only the outlet ``key`` (its parameters and markings; no meters): to explain its
+        hours without building an engine for the whole fleet."""
+        return replace(
+            self,
+            params={key: self.params[key]},
+            power={},
+            configured=tuple(m for m in self.configured if (m.enterprise_id, m.outlet_id) == key),
+            declared=tuple(m for m in self.declared if (m.enterprise_id, m.outlet_id) == key),
+        )
+
+    def stream_engine(self) -> StreamEngine:
+        return self._engine(StreamEngine)
+
+    def batch_engine(self) -> BatchEngine:
+        return self._engine(BatchEngine)
+
+    def _engine(self, kind: type[_Engine]) -> _Engine:
+        return kind(
+            self.params,
+            power=self.power,
+            markings=self.markings,
+            grace_s=self.grace_s,
+            max_future_s=self.max_future_s,
+        )
+
+
+def rule_setup(config: Config, declared: Connection | Sequence[dict[str, Any]] = ()) -> RuleSetup:
+    """The rule engines' inputs: the configuration, and the markings declared online, read on
+    ``declared`` when it is a database connection (else the rows themselves)."""
+    rows = list_declared_markings(declared) if isinstance(declared, Connection) else declared
+    r = config.rules
+    return RuleSetup(
+        params=build_outlet_params(config),
+        power=build_power_params(config),
+        configured=tuple(build_markings(config)),
+        declared=(),
+        grace_s=r.grace_s,
+        max_future_s=r.max_future_s,
+    ).with_declared(rows)

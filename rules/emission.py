@@ -1,4 +1,5 @@
-"""Emission amounts (排放量): the one home of the mass formula (HJ 212 附录D, HJ 75).
+"""Emission formulas, each with one home: the amount (排放量, HJ 212 附录D, HJ 75), the
+concentration at the reference O2 (折算) and the daily mean of a factor's valid hours.
 
 An hour's amount is its concentration times the volume that left in it. Flue gas: mg/m³ ×
 m³/s (the standard-state flow a00000); wastewater: mg/L × L/s (w00000): both give
@@ -11,6 +12,7 @@ limit is stated in, not what left the stack. The part above the limit is the amo
 from __future__ import annotations
 
 from array import array
+from collections.abc import Sequence
 
 from rules.timebase import DAY
 
@@ -34,6 +36,51 @@ def excess_kg(amount_kg: float, judged: float, limit: float) -> float:
     if judged <= limit or judged <= 0:
         return 0.0
     return amount_kg * (judged - limit) / judged
+
+
+def at_reference_o2(measured: float, reference_o2: float, o2: float) -> float:
+    """折算: a flue-gas concentration at the O2 content its limit is stated at (GB 13223,
+    HJ 75): measured × (21 − reference) / (21 − O2), in per cent, O2 below 21."""
+    return measured * (21 - reference_o2) / (21 - o2)
+
+
+# A factor's day as its daily value needs it, summed hour by hour in event-time order (the
+# same order in both engines): [valid hours, Σ value, Σ value × flow, Σ flow, hours with a
+# valid flow (zero included), Σ value of the hours without one]. A list: the judge keeps one
+# per factor and open day, with its amounts after these.
+DAY_SUMS = 6
+
+
+def add_to_day(sums: list[float], value: float, flow: float | None) -> None:
+    """Count one valid hour's value, and its valid flow (None: none) for the weighting."""
+    sums[0] += 1
+    sums[1] += value
+    if flow is not None and flow >= 0:  # a zero-flow hour weighs 0
+        sums[2] += value * flow
+        sums[3] += flow
+        sums[4] += 1
+    else:
+        sums[5] += value
+
+
+def daily_mean(
+    sums: Sequence[float], *, flow_weighted: bool, min_flow_hours: int
+) -> tuple[float | None, bool]:
+    """The day's value from its valid hours, and whether it is flow-weighted: their mean; with
+    ``flow_weighted`` (wastewater, HJ 212 附录D) weighted by each hour's flow, a zero-flow hour
+    weighing 0 and an hour without a valid flow left out of the weighting (not guessed), when
+    the hours with a valid flow are themselves enough (``min_flow_hours``). None when nothing
+    was discharged (no flow in any valid hour), or without hours."""
+    n, total, weighted_sum, weights, n_flow, unweighted = sums[:DAY_SUMS]
+    if not n:
+        return None, False
+    if not flow_weighted or not n_flow or n_flow < min_flow_hours:
+        return total / n, False
+    if weights > 0:
+        return weighted_sum / weights, True
+    if n_flow == n:
+        return None, False
+    return unweighted / (n - n_flow), False  # flow known only where it was zero
 
 
 # HJ 75-2017 修约 of the emission amount of invalid hours (domain-rules.md B-sub, S9 [F-impl]):

@@ -1,21 +1,16 @@
 """Data series from the raw archive: an outlet's values against its limits, a meter's samples,
-an enterprise's latest values (what the dashboard charts and the case page draw).
+an enterprise's latest values (what the dashboard charts and the case page draw). This module
+maps them to the API: the configuration's lookups, the time ranges, the response models.
 
 The raw archive is the only store of readings, so a series is decoded from it on demand: the
 messages of the outlet's topics received within the range widened by a slack for late data
-(the archive is indexed by receive time, not event time), decoded by the pipeline's own
-``MessageProcessor``, and aggregated by the batch engine's layer 1 (acceptance, hour
-aggregates) and the judge's hour value, so a chart shows the hours exactly as the rules saw
-them: the same valid-minute threshold, flags, marked periods, late and duplicate handling.
-
-Which topics carry an outlet's frames is decided with the configured subscriptions (the
-``TopicRouter``) and the registry, not a hard-coded pattern: a topic the router gives the
-``hj212`` kind is read for MN X when its sender is X (a logger publishing on its own topic) or
-a gateway whose entry lists X (those payloads are kept only when they contain X). Meters
-likewise with the ``power`` kind, and through the ``hj212`` topics of their logger's MN when
-an HJ 212 logger reports them. The pipeline's ``MessageProcessor`` then applies the same
-attribution checks as ingest, so a frame that ingest refused (another sender's MN) is on no
-chart, and a case and its chart rest on the same frames.
+(the archive is indexed by receive time, not event time), read and decoded as the pipeline
+decodes them (``ingest.archive_topics``), and explained by the rules themselves
+(``rules.explain``: the batch engine's layer 1, the judge's hour value and the rules'
+formulas), with the engine the rules run with (``nonsite.rule_wiring.rule_setup``: the
+configured markings and those declared online), so a chart shows the hours exactly as the
+rules saw them: the same valid-minute threshold, flags, marked periods, late and duplicate
+handling.
 
 What the hour values see: the outlet's readings decoded from the messages received within
 [start of the first day − slack, end of the last day + slack] (whole China natural days, for
@@ -23,42 +18,29 @@ the day values), in archive order, so acceptance (future-stamped, late, duplicat
 decided as the rules decided it. Two approximations, both at the edges: readings received
 outside that window are unknown here, and real-time (CN 2011) frames outside the requested
 range are not decoded (they feed no hour value; they only advance the outlet's watermark).
-
-Speed: reading by topic needs an index on (topic, received_us), which the archive's own
-schema does not have. The reader adds it (``CREATE INDEX IF NOT EXISTS``): a purely additive
-index that the archive's writer, its retention and the pipeline ignore, built once in a
-background thread on a writable connection of its own (the reads use read-only connections
-like the pipeline's). Building it holds the archive's write lock for its duration (about a
-second per million messages); the archiver waits for it (busy timeout) and retries without
-acknowledging meanwhile, so nothing is lost. Until it exists, or when the archive is read-only,
-the same queries run on the receive-time index, only slower.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import math
-import re
-import sqlite3
-import threading
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import Any
 
 from pydantic import TypeAdapter
+from sqlalchemy import Engine
 
+import ingest.archive_topics
 from alerts.templates import factor_name
-from ingest.archive import ArchivedMessage, open_readonly
+from ingest.archive_topics import TopicArchive, Wanted, event_filter
 from ingest.china_time import CHINA_TZ, china_local
 from ingest.hj212.codes import pollutant_table
-from ingest.processor import MessageProcessor
 from ingest.readings import Measurement, PowerSample
 from nonsite.config.model import Config, EnterpriseConfig, MeterConfig, OutletConfig
-from nonsite.rule_wiring import build_markings, build_outlet_params, build_power_params
+from nonsite.rule_wiring import rule_setup
 from nonsite.web.series_models import (
     DayPoint,
     EnterpriseLatestOut,
@@ -76,19 +58,11 @@ from nonsite.web.series_models import (
     RawPoint,
 )
 from nonsite.wiring import build_policy, build_registry, build_router
-from rules.batch import BatchEngine, hour_agg, readings_frames
-from rules.hours import HourAgg
-from rules.judge import HourValue, OutletJudge
+from rules.explain import DayValue, FactorHour, explain_days, explain_hours
 from rules.markings import Marking, MarkingBook
-from rules.params import OutletParams, effective_thresholds, marking_book
+from rules.params import OutletParams, effective_thresholds
+from rules.store import list_declared_markings
 from rules.timebase import DAY, HOUR, day_start, to_datetime
-
-log = logging.getLogger(__name__)
-
-TOPIC_INDEX = "messages_topic_received"
-CREATE_TOPIC_INDEX = f"CREATE INDEX IF NOT EXISTS {TOPIC_INDEX} ON messages (topic, received_us)"
-INDEX_BUSY_S = 30.0  # wait this long for the archiver's transaction before building
-INDEX_RETRY_S = 600.0  # after a failed build (read-only archive, busy), try again this late
 
 DEFAULT_RANGE = timedelta(hours=48)
 MAX_RANGE = timedelta(days=31)
@@ -98,18 +72,12 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # ranges outside these years are re
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
 _RANK = {"day": 0, "hour": 1, "minute": 2, "rtd": 3}  # at one time, the finest reading is latest
-_DATATIME = re.compile(rb"DataTime=(\d{14})")
-_CHUNK = 500  # topics per query (SQLite's variable limit is far higher)
-# The topics of the archive, from the (topic, received_us) index: one seek per distinct topic.
-_DISTINCT_TOPICS = """
-WITH RECURSIVE t(topic) AS (
-    SELECT MIN(topic) FROM messages
-    UNION ALL
-    SELECT (SELECT MIN(topic) FROM messages WHERE topic > t.topic) FROM t WHERE t.topic IS NOT NULL
-)
-SELECT topic FROM t WHERE topic IS NOT NULL
-"""
 _RAW_POINTS = TypeAdapter(dict[str, list[RawPoint]])
+
+# Their former names here, which nonsite/web/reported.py and quality.py still import.
+TOPIC_INDEX = ingest.archive_topics.TOPIC_INDEX
+_Wanted = Wanted
+_event_filter = event_filter
 
 
 class RangeError(ValueError):
@@ -160,242 +128,52 @@ def _us(seconds: int | float) -> int:
     return int(seconds * 1_000_000)
 
 
-def _datatime_epoch(text: bytes) -> int | None:
-    try:
-        return int(
-            datetime(
-                int(text[0:4]),
-                int(text[4:6]),
-                int(text[6:8]),
-                int(text[8:10]),
-                int(text[10:12]),
-                int(text[12:14]),
-                tzinfo=CHINA_TZ,
-            ).timestamp()
-        )
-    except ValueError:
-        return None
-
-
-def _event_filter(need: tuple[int, int], windows: tuple[int, int]) -> Callable[[bytes], bool]:
-    """Keep an HJ 212 payload when one of its DataTimes lies in ``need`` (every reading is
-    wanted), or in ``windows`` and not all its frames are real-time data (only minute and
-    hour data feed the hour and day values). A payload whose DataTimes cannot all be read
-    here is kept: the decoder decides."""
-
-    def keep(payload: bytes) -> bool:
-        found = _DATATIME.findall(payload)
-        if not found or len(found) != payload.count(b"DataTime"):
-            return True
-        times = [_datatime_epoch(f) for f in found]
-        if None in times:
-            return True
-        if any(need[0] <= t < need[1] for t in times if t is not None):
-            return True
-        if not any(windows[0] <= t < windows[1] for t in times if t is not None):
-            return False
-        return payload.count(b"CN=2011") != payload.count(b"CN=")
-
-    return keep
-
-
-def _keep_all(_payload: bytes) -> bool:
-    return True
-
-
-@dataclass(frozen=True, slots=True)
-class _Wanted:
-    mns: frozenset[str] = frozenset()
-    meters: frozenset[str] = frozenset()
-
-
 class SeriesReader:
-    """Answers series queries from one archive file, for one configuration. Thread-safe: every
-    query opens its own read-only connection and its own processor."""
+    """Answers series queries from one archive file, for one configuration, with the markings
+    declared online in ``db`` (none without one). Thread-safe: every query opens its own
+    read-only connection and its own processor."""
 
     def __init__(
         self,
         config: Config,
         archive_path: Path,
         *,
+        db: Engine | None = None,
         slack: timedelta = SLACK,
         build_index: bool = True,
     ) -> None:
         self.config = config
         self.path = archive_path
+        self.db = db
         self.slack_s = int(slack.total_seconds())
-        self.registry = build_registry(config)
-        self.policy = replace(build_policy(config), reply_topic="")  # a reader answers nobody
-        self.params = build_outlet_params(config)
-        self.power = build_power_params(config)
-        self.markings = build_markings(config)
-        self.grace_s = config.rules.grace_s
-        self.max_future_s = config.rules.max_future_s
+        self.archive = TopicArchive(
+            archive_path,
+            build_registry(config),
+            partial(build_router, config),
+            build_policy(config),
+            build_index=build_index,
+        )
+        self.rules = rule_setup(config)  # of the configuration; declared markings per query
+        # QualityBook (nonsite/web/quality.py) is a reader too and reads these as well.
+        self._messages = self.archive.messages
+        self._decode = self.archive.decode
+        self.params = self.rules.params
+        self.power = self.rules.power
+        self.markings = self.rules.markings
+        self.grace_s = self.rules.grace_s
+        self.max_future_s = self.rules.max_future_s
         self.max_future = timedelta(seconds=self.max_future_s)
-        self._build_index = build_index
-        self._index_lock = threading.Lock()
-        self._index_state: Literal["unknown", "building", "ready", "unavailable"] = "unknown"
-        self._index_thread: threading.Thread | None = None
-        self._index_retry_at = 0.0
-
-    # -- the topic index -----------------------------------------------------------------
 
     def ensure_topic_index(self, *, wait: bool = False) -> bool:
-        """True when the archive has the (topic, received_us) index. Otherwise starts building
-        it in the background (once; again ``INDEX_RETRY_S`` after a failure) and, with
-        ``wait``, waits for the build."""
-        with self._index_lock:
-            if self._index_state == "ready":
-                return True
-            thread = self._index_thread if self._index_state == "building" else None
-            if thread is None:
-                if not self.path.exists():
-                    return False
-                if self._has_index():
-                    self._index_state = "ready"
-                    return True
-                if not self._build_index or time.monotonic() < self._index_retry_at:
-                    return False
-                self._index_state = "building"
-                thread = threading.Thread(
-                    target=self._create_index, name="series-topic-index", daemon=True
-                )
-                self._index_thread = thread
-                thread.start()
-        if wait:
-            thread.join()
-            return self.topic_index_ready
-        return False
+        """See ``TopicArchive.ensure_topic_index``."""
+        return self.archive.ensure_topic_index(wait=wait)
 
-    @property
-    def topic_index_ready(self) -> bool:
-        return self._index_state == "ready"
-
-    def _has_index(self) -> bool:
-        with self._connect() as conn:
-            row = conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (TOPIC_INDEX,)
-            ).fetchone()
-        return row is not None
-
-    def _create_index(self) -> None:
-        started = time.perf_counter()
-        try:
-            conn = sqlite3.connect(self.path, timeout=INDEX_BUSY_S, isolation_level=None)
-            try:
-                conn.execute(CREATE_TOPIC_INDEX)
-            finally:
-                conn.close()
-        except sqlite3.Error as exc:
-            log.warning(
-                "cannot add the index %s to %s (%s): series read by receive time only",
-                TOPIC_INDEX,
-                self.path,
-                exc,
-            )
-            with self._index_lock:
-                self._index_state = "unavailable"
-                self._index_retry_at = time.monotonic() + INDEX_RETRY_S
-            return
-        log.info(
-            "added the index %s to %s in %.1f s",
-            TOPIC_INDEX,
-            self.path,
-            time.perf_counter() - started,
-        )
-        with self._index_lock:
-            self._index_state = "ready"
-
-    # -- archive access ------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        conn = open_readonly(self.path)
-        try:
-            yield conn
-        finally:
-            conn.close()
-
-    def _messages(
-        self,
-        wanted: _Wanted,
-        received_from_us: int,
-        received_until_us: int,
-        keep: Callable[[bytes], bool] = _keep_all,
-    ) -> list[ArchivedMessage]:
-        """The archived messages that may carry the wanted sources' data, received in
-        [from, until], in archive order."""
-        if not self.path.exists():
+    def _declared(self) -> list[dict[str, Any]]:
+        """The markings declared online now (the rules take them up within a clock tick)."""
+        if self.db is None:
             return []
-        indexed = self.ensure_topic_index()
-        out: list[ArchivedMessage] = []
-        with self._connect() as conn:
-            if indexed:
-                topics = [r[0] for r in conn.execute(_DISTINCT_TOPICS)]
-            else:
-                topics = [
-                    r[0]
-                    for r in conn.execute(
-                        "SELECT DISTINCT topic FROM messages WHERE received_us BETWEEN ? AND ?",
-                        (received_from_us, received_until_us),
-                    )
-                ]
-            selected = self._select_topics(topics, wanted)
-            names = sorted(selected)
-            for i in range(0, len(names), _CHUNK):
-                chunk = names[i : i + _CHUNK]
-                marks = ",".join("?" * len(chunk))
-                # full_size NULL: not an oversized message whose start alone is archived
-                rows = conn.execute(
-                    "SELECT seq, received_us, topic, payload FROM messages "
-                    f"WHERE topic IN ({marks}) AND received_us BETWEEN ? AND ? "
-                    "AND full_size IS NULL",
-                    (*chunk, received_from_us, received_until_us),
-                )
-                for seq, received_us, topic, payload in rows:
-                    needles = selected[topic]
-                    if needles and not any(n in payload for n in needles):
-                        continue
-                    if keep(payload):
-                        out.append(ArchivedMessage(seq, received_us, topic, payload))
-        out.sort(key=lambda m: m.seq)
-        return out
-
-    def _select_topics(self, topics: Iterable[str], wanted: _Wanted) -> dict[str, list[bytes]]:
-        """Topic → byte strings one of which a payload must contain (empty: take all)."""
-        router = build_router(self.config)
-        mn_needles = [mn.encode() for mn in sorted(wanted.mns)]
-        meter_needles = [m.encode() for m in sorted(wanted.meters)]
-        out: dict[str, list[bytes]] = {}
-        for topic in topics:
-            route = router.route(topic)
-            if route is None:
-                continue
-            sender = route.sender
-            gateway = self.registry.gateway(sender)
-            if route.kind == "hj212" and wanted.mns:
-                if sender in wanted.mns:
-                    out[topic] = [] if len(wanted.mns) == 1 else [sender.encode()]
-                elif gateway is not None and not gateway.mns.isdisjoint(wanted.mns):
-                    out[topic] = mn_needles
-            elif route.kind == "power" and wanted.meters:
-                if sender in wanted.meters:
-                    out[topic] = []  # the topic names the meter: readings may omit it
-                elif gateway is not None and not gateway.meters.isdisjoint(wanted.meters):
-                    out[topic] = meter_needles  # a gateway: each reading names its meter
-        return out
-
-    def _decode(
-        self, messages: Sequence[ArchivedMessage]
-    ) -> tuple[list[Measurement], list[PowerSample]]:
-        processor = MessageProcessor(self.registry, build_router(self.config), self.policy)
-        measurements: list[Measurement] = []
-        power: list[PowerSample] = []
-        for i in range(0, len(messages), 5000):
-            done = processor.process(messages[i : i + 5000])
-            measurements += done.readings.measurements
-            power += done.readings.power
-        return measurements, power
+        with self.db.connect() as conn:
+            return list_declared_markings(conn)
 
     # -- lookups ------------------------------------------------------------------------
 
@@ -433,29 +211,33 @@ class SeriesReader:
     ) -> OutletSeriesOut:
         ent, outlet = self._outlet(enterprise_id, outlet_id)
         key = (ent.id, outlet.id)
-        params = self.params[key]
+        declared = self._declared()
+        rules = self.rules.with_declared(declared).outlet(key)
+        params = rules.params[key]
         span = resolve_range(since, until, now)
         now_s = (now or datetime.now(UTC)).timestamp()
         # Day values need whole days; the acceptance of late data needs what arrived after.
         days = (day_start(span.lo), day_start(span.hi - 1) + DAY)
         windows = (days[0], days[1] + self.grace_s + HOUR)
         messages = self._messages(
-            _Wanted(mns=frozenset({outlet.mn})),
+            Wanted(mns=frozenset({outlet.mn})),
             _us(days[0] - self.slack_s),
             _us(days[1] + self.slack_s),
-            _event_filter((span.lo, span.hi), windows),
+            event_filter((span.lo, span.hi), windows),
         )
         decoded, _ = self._decode(messages)
         readings = [m for m in decoded if m.enterprise_id == ent.id and m.outlet_id == outlet.id]
-        book = marking_book(
-            [m for m in self.markings if (m.enterprise_id, m.outlet_id) == key], {key: params}
-        )
         in_range = [m for m in readings if span.since <= m.data_time < span.until]
-        hours = self._hours(params, book, readings)
+        engine = rules.batch_engine()
+        hours = explain_hours(engine, params, readings)
         hourly = {
             code: points
             for code, items in hours.items()
-            if (points := [p for t, p in items if t + HOUR > span.lo and t < span.hi])
+            if (
+                points := [
+                    _hour_point(h) for h in items if h.start + HOUR > span.lo and h.start < span.hi
+                ]
+            )
         }
         seen = {m.factor for m in in_range} | set(hourly)
         return OutletSeriesOut(
@@ -472,80 +254,14 @@ class SeriesReader:
             factors=_factors(params, seen),
             raw=_raw(in_range) if raw else {},
             hourly=hourly,
-            daily=_daily(params, hours, days, now_s),
+            daily={
+                code: [_day_point(d, now_s) for d in values]
+                for code, values in explain_days(params, hours, range(*days, DAY)).items()
+            },
             limits=_limits(params),
-            marked=_marked(ent, outlet, book, span),
+            marked=_marked(ent, outlet, declared, engine.book, span),
             latest=self._latest_points(in_range),
         )
-
-    def _hours(
-        self, params: OutletParams, book: MarkingBook, readings: list[Measurement]
-    ) -> dict[str, list[tuple[int, HourPoint]]]:
-        """Per factor, (hour start, point) in hour order, from the batch engine's layer 1."""
-        if not readings:
-            return {}
-        engine = BatchEngine(
-            {(params.enterprise_id, params.outlet_id): params},
-            markings=book,
-            grace_s=self.grace_s,
-            max_future_s=self.max_future_s,
-        )
-        frame, _ = readings_frames(readings)
-        kept, _ = engine.accepted(frame)
-        aggs = engine.hour_aggregates(kept)
-        judge = OutletJudge(params, book)
-        by_hour: dict[int, dict[str, tuple[HourAgg, HourValue]]] = {}
-        for row in aggs.iter_rows(named=True):
-            agg = hour_agg(row)
-            by_hour.setdefault(row["hour"], {})[row["factor"]] = (agg, judge.hour_value(agg))
-        out: dict[str, list[tuple[int, HourPoint]]] = {}
-        for hour in sorted(by_hour):
-            factors = by_hour[hour]
-            o2 = factors.get(params.o2_code)
-            o2_value = _valid_value(o2[1]) if o2 is not None else None
-            for code in sorted(factors):
-                agg, hv = factors[code]
-                fp = params.factors.get(code)
-                value = _valid_value(hv)
-                converted = None
-                if (
-                    value is not None
-                    and fp is not None
-                    and fp.reference_o2 is not None
-                    and o2_value is not None
-                    and o2_value < 21
-                ):
-                    converted = value * (21 - fp.reference_o2) / (21 - o2_value)
-                out.setdefault(code, []).append(
-                    (
-                        hour,
-                        HourPoint(
-                            t=to_datetime(hour),
-                            value=_round(value),
-                            valid=hv.valid,
-                            source=hv.source,  # type: ignore[arg-type]
-                            flag=hv.flag,
-                            converted=_round(converted),
-                            valid_minutes=hv.valid_minutes,
-                            interval_s=hv.interval_s,
-                            n=agg.n,
-                            n_valid=agg.n_valid,
-                            n_marked=agg.n_marked,
-                            flags={
-                                "D": agg.n_d,
-                                "M": agg.n_m,
-                                "C": agg.n_c,
-                                "B": agg.n_b,
-                                "T": agg.n_t,
-                                "F": agg.n_f,
-                            },
-                            marked=agg.n_marked > 0 or agg.dev_marked,
-                            device_value=agg.dev_value,
-                            device_flag=agg.dev_flag,
-                        ),
-                    )
-                )
-        return out
 
     def _latest_points(self, readings: Iterable[Measurement]) -> dict[str, LatestPoint]:
         best: dict[str, Measurement] = {}
@@ -584,7 +300,7 @@ class SeriesReader:
         ent, meter = self._meter(enterprise_id, meter_id)
         span = resolve_range(since, until, now)
         messages = self._messages(
-            _Wanted(mns=_meter_mns([meter]), meters=frozenset({meter.id})),
+            Wanted(mns=_meter_mns([meter]), meters=frozenset({meter.id})),
             _us(span.lo - self.slack_s),
             _us(span.hi + self.slack_s),
         )
@@ -635,7 +351,7 @@ class SeriesReader:
         ent = self._enterprise(enterprise_id)
         at = now or datetime.now(UTC)
         since = at - timedelta(hours=hours)
-        wanted = _Wanted(
+        wanted = Wanted(
             mns=frozenset(o.mn for o in ent.outlets) | _meter_mns(ent.meters),
             meters=frozenset(m.id for m in ent.meters),
         )
@@ -687,10 +403,6 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 6)
 
 
-def _valid_value(hv: HourValue) -> float | None:
-    return hv.value if hv.valid and hv.value is not None else None
-
-
 def _raw(readings: Iterable[Measurement]) -> dict[str, list[RawPoint]]:
     """Per factor in time order; of a repeated (interval, time) the first arrival, as the
     rules take it."""
@@ -721,54 +433,38 @@ def _raw(readings: Iterable[Measurement]) -> dict[str, list[RawPoint]]:
     )
 
 
-def _day_mean(items: list[tuple[float, float | None]], weighted: bool) -> float:
-    """Mean of the values, or flow-weighted when allowed and every item has a flow > 0."""
-    if weighted and all(flow is not None and flow > 0 for _, flow in items):
-        total = sum(flow for _, flow in items if flow is not None)
-        return sum(v * flow for v, flow in items if flow is not None) / total
-    return sum(v for v, _ in items) / len(items)
+def _hour_point(h: FactorHour) -> HourPoint:
+    hv, agg = h.value, h.agg
+    return HourPoint(
+        t=to_datetime(h.start),
+        value=_round(h.valid_value),
+        valid=hv.valid,
+        source=hv.source,  # type: ignore[arg-type]
+        flag=hv.flag,
+        converted=_round(h.converted),
+        valid_minutes=hv.valid_minutes,
+        interval_s=hv.interval_s,
+        n=agg.n,
+        n_valid=agg.n_valid,
+        n_marked=agg.n_marked,
+        flags=h.flags,
+        marked=h.marked,
+        device_value=agg.dev_value,
+        device_flag=agg.dev_flag,
+    )
 
 
-def _daily(
-    params: OutletParams,
-    hours: dict[str, list[tuple[int, HourPoint]]],
-    days: tuple[int, int],
-    now_s: float,
-) -> dict[str, list[DayPoint]]:
-    """Per factor, every natural day of ``days``: the mean of its valid hours (of its converted
-    hours for factors judged converted), as the daily rule takes them."""
-    flows: dict[int, float | None] = {
-        hour: point.value for hour, point in hours.get(params.flow_code, [])
-    }
-    required = params.valid_hours_per_day
-    weighted = params.kind == "water"
-    out: dict[str, list[DayPoint]] = {}
-    for code, items in hours.items():
-        points = []
-        for day in range(days[0], days[1], DAY):
-            in_day = [(h, p) for h, p in items if day <= h < day + DAY]
-            values = [(p.value, flows.get(h)) for h, p in in_day if p.value is not None]
-            converted = [(p.converted, flows.get(h)) for h, p in in_day if p.converted is not None]
-            points.append(
-                DayPoint(
-                    t=to_datetime(day),
-                    value=_round(_day_mean(values, weighted)) if len(values) >= required else None,
-                    converted=(
-                        _round(_day_mean(converted, weighted))
-                        if len(converted) >= required
-                        else None
-                    ),
-                    valid_hours=len(values),
-                    converted_hours=len(converted),
-                    required_hours=required,
-                    flow_weighted=weighted
-                    and bool(values)
-                    and all(f is not None and f > 0 for _, f in values),
-                    complete=day + DAY <= now_s,
-                )
-            )
-        out[code] = points
-    return out
+def _day_point(d: DayValue, now_s: float) -> DayPoint:
+    return DayPoint(
+        t=to_datetime(d.start),
+        value=_round(d.value),
+        converted=_round(d.converted),
+        valid_hours=d.valid_hours,
+        converted_hours=d.converted_hours,
+        required_hours=d.required_hours,
+        flow_weighted=d.flow_weighted,
+        complete=d.start + DAY <= now_s,
+    )
 
 
 def _limits(params: OutletParams) -> dict[str, LimitsOut]:
@@ -809,29 +505,39 @@ def _factors(params: OutletParams, seen: set[str]) -> list[FactorInfo]:
 
 
 def _marked(
-    ent: EnterpriseConfig, outlet: OutletConfig, book: MarkingBook, span: TimeRange
+    ent: EnterpriseConfig,
+    outlet: OutletConfig,
+    declared: Iterable[dict[str, Any]],
+    book: MarkingBook,
+    span: TimeRange,
 ) -> list[MarkedPeriodOut]:
-    """The declared markings of the outlet overlapping the range; where a yearly cap runs
-    out inside one, the moment it does."""
+    """The markings of the outlet overlapping the range, configured and declared online;
+    where a yearly cap runs out inside one, the moment it does."""
+    periods = [
+        (m.start, m.end, m.type, m.factor, m.reason) for m in ent.markings if m.outlet == outlet.id
+    ]
+    periods += [
+        (d["start"], d["end"], d["type"], d["factor"], d["reason"])
+        for d in declared
+        if (d["enterprise_id"], d["outlet_id"]) == (ent.id, outlet.id)
+    ]
     out = []
-    for m in ent.markings:
-        if m.outlet != outlet.id:
-            continue
-        start, end = int(m.start.timestamp()), int(m.end.timestamp())
+    for since, until, type_, factor, reason in periods:
+        start, end = int(since.timestamp()), int(until.timestamp())
         if start >= span.hi or end <= span.lo:
             continue
         over = [
             piece.start
             for piece in book.over_cap
-            if _same_marking(piece, m.type, m.factor) and start <= piece.start < end
+            if _same_marking(piece, type_, factor) and start <= piece.start < end
         ]
         out.append(
             MarkedPeriodOut(
-                start=m.start.astimezone(CHINA_TZ),
-                end=m.end.astimezone(CHINA_TZ),
-                type=m.type,
-                factor=m.factor,
-                reason=m.reason,
+                start=since.astimezone(CHINA_TZ),
+                end=until.astimezone(CHINA_TZ),
+                type=type_,
+                factor=factor,
+                reason=reason,
                 over_cap_from=to_datetime(min(over)) if over else None,
             )
         )

@@ -85,9 +85,9 @@ class DayPoint(ApiModel):
 
     t: datetime
     value: float | None = Field(
-        description="mean of the valid hourly values (flow-weighted for wastewater when every "
-        "valid hour has a flow, as the daily rule does); null with fewer valid hours than "
-        "required"
+        description="mean of the valid hourly values, as the daily rule takes it (for "
+        "wastewater weighted by the flow of the hours that have a valid one, when those are "
+        "enough for a daily value); null with fewer valid hours than required"
     )
     converted: float | None = Field(
         description="mean of the converted hourly values, for factors judged converted"

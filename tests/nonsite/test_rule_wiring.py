@@ -397,3 +397,46 @@ def test_every_rules_setting_reaches_the_outlets_parameters():
     )[("E1", "DA001")]
     assert (p.plateau_range_share, p.copy_min_records) == (0.6, 12)
     assert RulesSection().plateau_max_minutes == p.plateau_max_minutes
+
+
+def test_the_rule_setup_adds_the_markings_declared_online(tmp_path):
+    from datetime import UTC, datetime
+
+    from nonsite.db import make_engine, migrate
+    from nonsite.rule_wiring import rule_setup
+    from rules.store import declare_marking
+
+    mark = {"outlet": "DA001", "type": "maintenance", "reason": "检修"}
+    mark |= {"start": "2026-11-20T08:00:00+08:00", "end": "2026-11-20T12:00:00+08:00"}
+    outlet = {"id": "DA001", "kind": "gas", "mn": "M", "pw": "123456"}
+    c = parse_config(
+        {"enterprises": [{"id": "E1", "name": "甲", "outlets": [outlet], "markings": [mark]}]},
+        "test.toml",
+        env={},
+    )
+    db = make_engine(f"sqlite:///{tmp_path / 'nonsite.db'}")
+    migrate(db)
+    with db.begin() as conn:
+        declare_marking(
+            conn,
+            enterprise_id="E1",
+            outlet_id="DA001",
+            type="stopped",
+            start=datetime(2026, 11, 24, tzinfo=UTC),
+            end=datetime(2026, 11, 25, tzinfo=UTC),
+            factor=None,
+            reason="停产",
+            declared_by="ent1",
+        )
+    with db.connect() as conn:
+        setup = rule_setup(c, conn)
+    db.dispose()
+    assert [m.type for m in setup.markings] == ["maintenance", "stopped"]
+    assert len(setup.declared) == 1  # what the service counts as taken up
+    assert rule_setup(c).markings == list(setup.configured)
+    t = int(datetime(2026, 11, 24, 6, tzinfo=UTC).timestamp())
+    assert setup.batch_engine().book.marking_at("E1", "DA001", "a21026", t) is not None
+    assert setup.stream_engine()._markings.marking_at("E1", "DA001", "a21026", t) is not None
+    one = setup.outlet(("E1", "DA001"))
+    assert (list(one.params), one.markings) == ([("E1", "DA001")], setup.markings)
+    assert setup.with_declared([]).markings == list(setup.configured)

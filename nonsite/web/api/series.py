@@ -53,12 +53,13 @@ NOT_FOUND_OR_RANGE: dict[int | str, dict[str, Any]] = {
 
 def series_reader(request: Request, ctx: WebContext) -> SeriesReader:
     """The application's reader, built on first use (and again if the configuration object
-    changes)."""
+    changes). It reads the markings declared online on the service's database."""
     state = request.app.state
     with _READER_LOCK:
         reader: SeriesReader | None = getattr(state, "series_reader", None)
         if reader is None or reader.config is not ctx.config:
-            reader = SeriesReader(ctx.config, ctx.config.service.data_dir / ARCHIVE_FILE)
+            path = ctx.config.service.data_dir / ARCHIVE_FILE
+            reader = SeriesReader(ctx.config, path, db=ctx.db)  # with the declared markings
             state.series_reader = reader
     return reader
 

@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from ingest.archive import IncomingMessage, RawArchive, to_us
+from ingest.archive_topics import TOPIC_INDEX
 from ingest.china_time import CHINA_TZ
 from ingest.hj212.encoder import data_packets
 from nonsite.auth import passwords
@@ -28,7 +29,7 @@ from nonsite.config.load import parse_config
 from nonsite.db import make_engine, migrate
 from nonsite.http import build_app
 from nonsite.web.context import WebContext
-from nonsite.web.series import TOPIC_INDEX, RangeError, SeriesReader, resolve_range
+from nonsite.web.series import RangeError, SeriesReader, resolve_range
 from tests.nonsite.web.conftest import PASSWORD, USERS, LiveServer
 
 D = datetime(2026, 3, 2, tzinfo=CHINA_TZ)  # the historical day
