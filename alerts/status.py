@@ -18,7 +18,7 @@ from sqlalchemy import Connection, func, select
 
 from alerts.noise import OFFLINE_RULE
 from alerts.schema import cases
-from rules.store import production
+from rules.store import producing
 
 STATUS_NAMES = {
     "alarm": "报警",
@@ -46,10 +46,7 @@ def enterprise_status(
     alarms = sum(n for tier, _, n in rows if tier == "alarm")
     warnings = sum(n for tier, _, n in rows if tier == "warning")
     offline = any(rule == OFFLINE_RULE for _, rule, _ in rows)
-    producing = conn.execute(
-        select(production.c.producing).where(production.c.enterprise_id == enterprise_id)
-    ).scalar()
-    stopped = producing is not None and not producing
+    stopped = producing(conn, enterprise_id) is False
     status = (
         "alarm"
         if alarms

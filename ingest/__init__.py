@@ -12,8 +12,9 @@ that ``import ingest.hj212`` (the simulator, a decoder CLI) does not load the da
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ingest.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from ingest.archive import ArchivedMessage, IncomingMessage, RawArchive
@@ -70,8 +71,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'ingest' has no attribute {name!r}")
-    return getattr(importlib.import_module(home), name)
+__getattr__ = lazy_exports(__name__, _HOMES)

@@ -230,6 +230,15 @@ def record_production(conn: Connection, changed: dict[str, bool]) -> None:
             )
 
 
+def producing(conn: Connection, enterprise_id: str) -> bool | None:
+    """Whether the enterprise is producing, as the rules last saw it (its production meters,
+    or its outlets' F flags); None when they have never said."""
+    found = conn.execute(
+        select(production.c.producing).where(production.c.enterprise_id == enterprise_id)
+    ).scalar()
+    return None if found is None else bool(found)
+
+
 def declare_marking(
     conn: Connection,
     *,
