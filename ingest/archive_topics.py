@@ -98,6 +98,19 @@ def event_filter(need: tuple[int, int], windows: tuple[int, int]) -> Callable[[b
     return keep
 
 
+def has_topic_index(conn: sqlite3.Connection) -> bool:
+    """The archive has the (topic, received_us) index."""
+    row = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (TOPIC_INDEX,)
+    ).fetchone()
+    return row is not None
+
+
+def distinct_topics(conn: sqlite3.Connection) -> set[str]:
+    """Every topic of the archive, one index seek per topic (with the topic index)."""
+    return {r[0] for r in conn.execute(DISTINCT_TOPICS)}
+
+
 def keep_all(_payload: bytes) -> bool:
     return True
 
@@ -160,10 +173,7 @@ class TopicArchive:
 
     def _has_index(self) -> bool:
         with self._connect() as conn:
-            row = conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (TOPIC_INDEX,)
-            ).fetchone()
-        return row is not None
+            return has_topic_index(conn)
 
     def _create_index(self) -> None:
         started = time.perf_counter()

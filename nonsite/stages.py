@@ -22,11 +22,11 @@ from ingest.stage import Stage
 from nonsite.alert_wiring import build_case_book
 from nonsite.config.model import Config
 from nonsite.db_health import is_unavailable
-from nonsite.rule_wiring import build_markings, build_outlet_params, build_power_params
+from nonsite.rule_wiring import rule_setup
 from nonsite.wiring import build_auto_commands
 from rules.metrics import RuleMetrics
 from rules.stage import RuleStage, restore
-from rules.store import declared_as_markings, declared_markings, list_declared_markings
+from rules.store import declared_markings
 from rules.stream import StreamEngine
 
 log = logging.getLogger("nonsite.pipeline")
@@ -50,16 +50,9 @@ class RuleEngines:
         self.declared = 0  # declared markings the engine was built with
 
     def build(self, conn: Connection) -> StreamEngine:
-        declared = list_declared_markings(conn)
-        self.declared = len(declared)
-        config = self.config
-        return StreamEngine(
-            build_outlet_params(config),
-            power=build_power_params(config),
-            markings=build_markings(config) + declared_as_markings(declared),
-            grace_s=config.rules.grace_s,
-            max_future_s=config.rules.max_future_s,
-        )
+        setup = rule_setup(self.config, conn)
+        self.declared = len(setup.declared)
+        return setup.stream_engine()
 
     def if_changed(self, conn: Connection) -> StreamEngine | None:
         """A rebuilt engine when markings were declared since the last build, else None."""

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import ssl
 from dataclasses import replace
+from functools import partial
+from pathlib import Path
 
+from ingest.archive_topics import TopicArchive
 from ingest.commands.auto import AutoCommands, AutoPolicy
 from ingest.commands.store import ClockPolicy
 from ingest.mqtt.settings import MqttSettings
@@ -81,6 +84,18 @@ def build_policy(config: Config) -> IngestPolicy:
         max_payload_bytes=config.ingest.max_payload_bytes,
         check_pw=config.ingest.check_pw,
         reply_topic=config.mqtt.reply_topic,
+    )
+
+
+def build_topic_archive(config: Config, path: Path, *, build_index: bool = True) -> TopicArchive:
+    """The archive read by topic (charts, data quality), decoding and attributing as ingest
+    does."""
+    return TopicArchive(
+        path,
+        build_registry(config),
+        partial(build_router, config),
+        build_policy(config),
+        build_index=build_index,
     )
 
 

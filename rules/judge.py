@@ -27,7 +27,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rules.copies import Signature
-from rules.emission import AmountHistory, excess_kg, hour_amount_kg, substitution_window
+from rules.emission import (
+    DAY_SUMS,
+    AmountHistory,
+    add_to_day,
+    at_reference_o2,
+    daily_mean,
+    excess_kg,
+    hour_amount_kg,
+    substitution_window,
+)
 from rules.findings import Finding, Tier
 from rules.firing import Level
 from rules.hours import FIXED, HourAgg, to_fixed
@@ -246,22 +255,15 @@ class OutletJudge:
                 assert o2 is not None
                 assert o2.value is not None
                 out += self._transition("A2", code, start, HOUR, None, None, None, {})
-                judged = hv.value * (21 - fp.reference_o2) / (21 - o2.value)
+                judged = at_reference_o2(hv.value, fp.reference_o2, o2.value)
                 evidence.update(
                     o2=_round(o2.value), reference_o2=fp.reference_o2, converted=_round(judged)
                 )
                 out += self._reported_zs(code, start, agg, judged)
             acc = day.values.get(code)
-            if acc is None:
-                acc = day.values[code] = [0.0] * 9
-            acc[0] += 1
-            acc[1] += judged
-            if day.flow is not None and day.flow >= 0:  # a zero-flow hour weighs 0
-                acc[2] += judged * day.flow
-                acc[3] += day.flow
-                acc[4] += 1
-            else:
-                acc[5] += judged
+            if acc is None:  # the day's sums, then its amounts: [Σ kg, hours, largest kg]
+                acc = day.values[code] = [0.0] * (DAY_SUMS + 3)
+            add_to_day(acc, judged, day.flow)
             t = self.thresholds[code]
             amount = self._amount(fp.unit, hv.value, day.flow)
             if amount is not None:  # B-sub: what left the stack, and the part above the limit
@@ -1020,28 +1022,16 @@ class OutletJudge:
         return n >= running
 
     def _daily_value(self, acc: list[float], evidence: dict[str, Any]) -> float | None:
-        """The day's value from its valid hours: their mean; for wastewater weighted by each
-        hour's flow (HJ 212 附录D), a zero-flow hour weighing 0 and an hour without a valid
-        flow left out of the weighting (not guessed), when the hours with a valid flow are
-        themselves enough for a daily value (``valid_hours_per_day``); else their mean. None
-        when nothing was discharged."""
-        n, total, weighted_sum, weights, n_flow, unweighted = acc[:6]
-        if self.params.kind != "water" or not n_flow:
-            evidence["flow_weighted"] = False
-            return total / n
-        evidence["weighted_hours"] = int(n_flow)
-        evidence["weighted_share"] = round(n_flow / n, 4)
-        if n_flow < self.params.valid_hours_per_day:
-            # too few hours with a valid flow to weigh the day on: the mean of its hours
-            evidence["flow_weighted"] = False
-            return total / n
-        if weights > 0:
-            evidence["flow_weighted"] = True
-            return weighted_sum / weights
-        evidence["flow_weighted"] = False
-        if n_flow == n:
-            return None  # no flow in any valid hour: nothing discharged, no daily value
-        return unweighted / (n - n_flow)  # flow known only where it was zero
+        """The day's value from its valid hours (:func:`rules.emission.daily_mean`), with how
+        it was weighted in the evidence. None when nothing was discharged."""
+        water, n_flow = self.params.kind == "water", acc[4]
+        if water and n_flow:
+            evidence["weighted_hours"] = int(n_flow)
+            evidence["weighted_share"] = round(n_flow / acc[0], 4)
+        value, evidence["flow_weighted"] = daily_mean(
+            acc, flow_weighted=water, min_flow_hours=self.params.valid_hours_per_day
+        )
+        return value
 
     def _stopped_marked(self, start: int, code: str, hours: list[int]) -> int:
         """How many of the day's hours (indexes) lie wholly in a declared 停产 marking."""

@@ -29,23 +29,26 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine, func, select
 
+from ingest.archive_topics import Wanted, event_filter
 from ingest.china_time import CHINA_TZ
 from ingest.commands.store import clock_drifts
 from ingest.store import dead_letters
 from nonsite.config.model import Config
-from nonsite.web.series import SeriesReader, _event_filter, _us, _Wanted  # a reader too
-from nonsite.wiring import build_router
-from rules.batch import BatchEngine, hour_agg, readings_frames
+from nonsite.rule_wiring import RuleSetup, rule_setup
+from nonsite.web.series import SLACK
+from nonsite.wiring import build_router, build_topic_archive
+from rules.batch import hour_agg, readings_frames
 from rules.hours import HourAgg
 from rules.judge import OutletJudge, transmission_counts
 from rules.markings import STOPPED_MARK
 from rules.params import OutletParams, marking_book
+from rules.store import list_declared_markings
 from rules.timebase import HOUR
 
 WINDOWS = {"24h": 24, "7d": 7 * 24}
@@ -161,20 +164,38 @@ def worst_first(f: Figures) -> tuple[int, float, float, int, str]:
 # -- the hours, from the archive ----------------------------------------------------------------
 
 
-class QualityBook(SeriesReader):
-    """Counts per outlet-hour from the raw archive (through the series reader's archive access
-    and decoding), cached by hour."""
+class QualityBook:
+    """Counts per outlet-hour from the raw archive (read by topic and decoded as ingest does),
+    judged with the rules' parameters and markings, declared ones included; cached by hour,
+    the cache dropped when markings are declared."""
 
-    def __init__(self, config: Config, archive_path: Path) -> None:
-        super().__init__(config, archive_path)
-        self.judged = {key: p for key, p in self.params.items() if p.factors}
-        self.book = marking_book(self.markings, self.judged)
+    def __init__(self, config: Config, archive_path: Path, *, slack: timedelta = SLACK) -> None:
+        self.config = config
+        self.slack_s = int(slack.total_seconds())
+        self.archive = build_topic_archive(config, archive_path)
         self.sources = SourceIndex(config)
+        self._configured = rule_setup(config)
+        self._use_rules(self._configured)
         self._lock = threading.Lock()
         # hour start → (monotonic time computed, counts per outlet)
         self._cache: dict[int, tuple[float, dict[OutletKey, Counts]]] = {}
 
+    def _use_rules(self, rules: RuleSetup) -> None:
+        self.judged = {key: p for key, p in rules.params.items() if p.factors}
+        self.rules = replace(rules, params=self.judged, power={})
+        self.book = marking_book(rules.markings, self.judged)
+
+    def _take_declared(self, db: Engine) -> None:
+        """Markings declared online since the last look: the cached hours are judged again."""
+        with db.connect() as conn:
+            rules = self._configured.with_declared(list_declared_markings(conn))
+        with self._lock:
+            if rules.declared != self.rules.declared:
+                self._use_rules(rules)
+                self._cache.clear()
+
     def quality(self, db: Engine, window: str, now: datetime | None = None) -> Quality:
+        self._take_declared(db)
         at = now or datetime.now(UTC)
         until = int(at.timestamp()) // HOUR * HOUR  # the last whole hour's end
         since = until - WINDOWS[window] * HOUR
@@ -251,22 +272,17 @@ class QualityBook(SeriesReader):
 
     def _compute(self, lo: int, hi: int) -> dict[int, dict[OutletKey, Counts]]:
         mns = frozenset(o.mn for e in self.config.enterprises for o in e.outlets)
-        messages = self._messages(
-            _Wanted(mns=mns),
-            _us(lo - self.slack_s),
-            _us(hi + self.slack_s),
-            _event_filter((lo, hi), (lo, hi)),
+        messages = self.archive.messages(
+            Wanted(mns=mns),
+            (lo - self.slack_s) * 1_000_000,
+            (hi + self.slack_s) * 1_000_000,
+            event_filter((lo, hi), (lo, hi)),
         )
-        decoded, _ = self._decode(messages)
+        decoded, _ = self.archive.decode(messages)
         readings = [m for m in decoded if (m.enterprise_id, m.outlet_id) in self.judged]
         seen: dict[OutletKey, Seen] = {}
         if readings:
-            engine = BatchEngine(
-                self.judged,
-                markings=self.book,
-                grace_s=self.grace_s,
-                max_future_s=self.max_future_s,
-            )
+            engine = self.rules.batch_engine()
             frame, _ = readings_frames(readings)
             kept, _ = engine.accepted(frame)
             judges = {key: OutletJudge(p, self.book) for key, p in self.judged.items()}

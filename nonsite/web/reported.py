@@ -29,19 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ingest.archive import open_readonly
+from ingest.archive_topics import distinct_topics, has_topic_index
 from nonsite.config.model import Config, EnterpriseConfig
-from nonsite.web.series import TOPIC_INDEX
 from nonsite.wiring import build_registry, build_router
-
-# The archive's topics through the (topic, received_us) index: one seek per distinct topic.
-_DISTINCT_TOPICS = """
-WITH RECURSIVE t(topic) AS (
-    SELECT MIN(topic) FROM messages
-    UNION ALL
-    SELECT (SELECT MIN(topic) FROM messages WHERE topic > t.topic) FROM t WHERE t.topic IS NOT NULL
-)
-SELECT topic FROM t WHERE topic IS NOT NULL
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,11 +96,8 @@ class ReportedSources:
             head = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM messages").fetchone()[0]
             if head <= s.seq:
                 return
-            indexed = conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (TOPIC_INDEX,)
-            ).fetchone()
-            if s.seq == 0 and indexed:
-                new = {r[0] for r in conn.execute(_DISTINCT_TOPICS)}
+            if s.seq == 0 and has_topic_index(conn):
+                new = distinct_topics(conn)
             else:
                 new = {
                     r[0]

@@ -26,16 +26,14 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter
 from sqlalchemy import Engine
 
-import ingest.archive_topics
 from alerts.templates import factor_name
-from ingest.archive_topics import TopicArchive, Wanted, event_filter
+from ingest.archive_topics import Wanted, event_filter
 from ingest.china_time import CHINA_TZ, china_local
 from ingest.hj212.codes import pollutant_table
 from ingest.readings import Measurement, PowerSample
@@ -57,12 +55,13 @@ from nonsite.web.series_models import (
     PowerPoint,
     RawPoint,
 )
-from nonsite.wiring import build_policy, build_registry, build_router
+from nonsite.wiring import build_topic_archive
 from rules.explain import DayValue, FactorHour, explain_days, explain_hours
 from rules.markings import Marking, MarkingBook
 from rules.params import OutletParams, effective_thresholds
 from rules.store import list_declared_markings
 from rules.timebase import DAY, HOUR, day_start, to_datetime
+from rules.windowing import future
 
 DEFAULT_RANGE = timedelta(hours=48)
 MAX_RANGE = timedelta(days=31)
@@ -73,11 +72,6 @@ LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
 _RANK = {"day": 0, "hour": 1, "minute": 2, "rtd": 3}  # at one time, the finest reading is latest
 _RAW_POINTS = TypeAdapter(dict[str, list[RawPoint]])
-
-# Their former names here, which nonsite/web/reported.py and quality.py still import.
-TOPIC_INDEX = ingest.archive_topics.TOPIC_INDEX
-_Wanted = Wanted
-_event_filter = event_filter
 
 
 class RangeError(ValueError):
@@ -146,23 +140,8 @@ class SeriesReader:
         self.path = archive_path
         self.db = db
         self.slack_s = int(slack.total_seconds())
-        self.archive = TopicArchive(
-            archive_path,
-            build_registry(config),
-            partial(build_router, config),
-            build_policy(config),
-            build_index=build_index,
-        )
+        self.archive = build_topic_archive(config, archive_path, build_index=build_index)
         self.rules = rule_setup(config)  # of the configuration; declared markings per query
-        # QualityBook (nonsite/web/quality.py) is a reader too and reads these as well.
-        self._messages = self.archive.messages
-        self._decode = self.archive.decode
-        self.params = self.rules.params
-        self.power = self.rules.power
-        self.markings = self.rules.markings
-        self.grace_s = self.rules.grace_s
-        self.max_future_s = self.rules.max_future_s
-        self.max_future = timedelta(seconds=self.max_future_s)
 
     def ensure_topic_index(self, *, wait: bool = False) -> bool:
         """See ``TopicArchive.ensure_topic_index``."""
@@ -218,14 +197,14 @@ class SeriesReader:
         now_s = (now or datetime.now(UTC)).timestamp()
         # Day values need whole days; the acceptance of late data needs what arrived after.
         days = (day_start(span.lo), day_start(span.hi - 1) + DAY)
-        windows = (days[0], days[1] + self.grace_s + HOUR)
-        messages = self._messages(
+        windows = (days[0], days[1] + self.rules.grace_s + HOUR)
+        messages = self.archive.messages(
             Wanted(mns=frozenset({outlet.mn})),
             _us(days[0] - self.slack_s),
             _us(days[1] + self.slack_s),
             event_filter((span.lo, span.hi), windows),
         )
-        decoded, _ = self._decode(messages)
+        decoded, _ = self.archive.decode(messages)
         readings = [m for m in decoded if m.enterprise_id == ent.id and m.outlet_id == outlet.id]
         in_range = [m for m in readings if span.since <= m.data_time < span.until]
         engine = rules.batch_engine()
@@ -263,10 +242,13 @@ class SeriesReader:
             latest=self._latest_points(in_range),
         )
 
+    def _future(self, t: datetime, received: datetime) -> bool:
+        return future(int(t.timestamp()), int(received.timestamp()), self.rules.max_future_s)
+
     def _latest_points(self, readings: Iterable[Measurement]) -> dict[str, LatestPoint]:
         best: dict[str, Measurement] = {}
         for m in readings:
-            if m.data_time > m.received_at + self.max_future:
+            if self._future(m.data_time, m.received_at):
                 continue  # stamped in the future: the rules do not use it either
             old = best.get(m.factor)
             if old is None or (m.data_time, _RANK[m.interval]) > (
@@ -299,19 +281,19 @@ class SeriesReader:
     ) -> MeterSeriesOut:
         ent, meter = self._meter(enterprise_id, meter_id)
         span = resolve_range(since, until, now)
-        messages = self._messages(
+        messages = self.archive.messages(
             Wanted(mns=_meter_mns([meter]), meters=frozenset({meter.id})),
             _us(span.lo - self.slack_s),
             _us(span.hi + self.slack_s),
         )
-        _, decoded = self._decode(messages)
+        _, decoded = self.archive.decode(messages)
         samples: dict[datetime, PowerSample] = {}
         for p in decoded:  # in arrival order: the first sample of each time counts
             mine = p.enterprise_id == ent.id and p.meter_id == meter.id
             if mine and span.since <= p.ts < span.until:
                 samples.setdefault(p.ts, p)
         ordered = sorted(samples.values(), key=lambda p: p.ts)
-        mp = self.power[ent.id].meters[meter.id]
+        mp = self.rules.power[ent.id].meters[meter.id]
         return MeterSeriesOut(
             enterprise_id=ent.id,
             meter_id=meter.id,
@@ -331,7 +313,7 @@ class SeriesReader:
     def _latest_sample(self, samples: Iterable[PowerSample]) -> PowerLatest | None:
         best: PowerSample | None = None
         for p in samples:
-            if p.ts > p.received_at + self.max_future:
+            if self._future(p.ts, p.received_at):
                 continue
             if best is None or p.ts > best.ts:
                 best = p
@@ -355,8 +337,10 @@ class SeriesReader:
             mns=frozenset(o.mn for o in ent.outlets) | _meter_mns(ent.meters),
             meters=frozenset(m.id for m in ent.meters),
         )
-        messages = self._messages(wanted, _us(since.timestamp()), _us(at.timestamp()) + 60_000_000)
-        measurements, power = self._decode(messages)
+        messages = self.archive.messages(
+            wanted, _us(since.timestamp()), _us(at.timestamp()) + 60_000_000
+        )
+        measurements, power = self.archive.decode(messages)
         by_outlet: dict[str, list[Measurement]] = {}
         for m in measurements:
             if m.enterprise_id == ent.id:

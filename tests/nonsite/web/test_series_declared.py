@@ -28,6 +28,7 @@ from nonsite.http import build_app
 from nonsite.pipeline_worker import Worker
 from nonsite.replay import load_messages, replay
 from nonsite.web.context import WebContext
+from nonsite.web.quality import QualityBook
 from rules.store import list_findings
 from tests.nonsite.web.conftest import PASSWORD, LiveServer
 
@@ -190,3 +191,28 @@ def test_series_hours_agree_with_the_findings_under_a_marking_declared_online(cl
     assert hours[12]["flags"]["D"] == 4
     assert not any(hours[h]["marked"] for h in HOURS if h not in MARKED)
     assert [(m["type"], m["reason"]) for m in doc["marked"]] == [("stopped", "停产检修")]
+
+
+def test_data_quality_leaves_out_the_hours_of_a_stopped_marking_declared_online(client):
+    """The transmission figures count no hour due that lies wholly inside a 停产 marking, a
+    declared one as a configured one; a book that had counted them counts again."""
+    config, http = client
+    book = QualityBook(config, config.service.archive_path)
+    db = make_engine(config.database_url())
+    lo, hi = int((H + timedelta(hours=8)).timestamp()), int((H + timedelta(hours=16)).timestamp())
+    now = hi + 3 * 86400  # long settled: what the book caches stays cached
+
+    def due_hours() -> int:
+        hours = book.hours(lo, hi, now)
+        return sum(hours[h][("E1", "DA001")].due_hours for h in range(lo, hi, 3600))
+
+    try:
+        book.quality(db, "24h", datetime.fromtimestamp(now, CHINA_TZ))  # takes up the markings
+        factors = len(book.judged[("E1", "DA001")].factors)  # the preset's
+        assert due_hours() == 8 * factors
+        r = login(http, "ent1").post("/api/v1/markings", json=DECLARED)
+        assert r.status_code == 201, r.text
+        book.quality(db, "24h", datetime.fromtimestamp(now, CHINA_TZ))
+        assert due_hours() == 5 * factors  # 10:00-13:00 are not due
+    finally:
+        db.dispose()
