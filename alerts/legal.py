@@ -1,9 +1,9 @@
 """The legal basis quoted in notification texts (rule A9 of the catalogue), in one table.
 
 Every rule has a decision here: the bases its texts quote, or why they quote none. A basis is
-quoted only from a source the catalogue (``domain-rules.md``) marks [F], in the words of the
-source it names; what the catalogue has only as [I] or [F-impl], drafts and local rules are
-listed in ``NOT_CITED`` with the reason, and no text names them. A rule without a basis gets
+quoted only from a source in force (a national law, regulation or standard), in the words of
+the source it names; what is only a default of this project or its reading of a standard,
+drafts and local rules are listed in ``NOT_CITED`` with the reason, and no text names them. A rule without a basis gets
 no legal line: none is ever invented. Every alert must be true.
 
 When a basis applies is part of it (``Basis.gate``):

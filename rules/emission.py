@@ -83,7 +83,7 @@ def daily_mean(
     return unweighted / (n - n_flow), False  # flow known only where it was zero
 
 
-# HJ 75-2017 修约 of the emission amount of invalid hours (domain-rules.md B-sub, S9 [F-impl]):
+# HJ 75-2017 修约 of the emission amount of invalid hours (docs/rules.md, B-sub):
 # with the quarter's valid-data capture at or above 90 %, a gap of at most 24 hours takes the
 # largest hourly amount of the previous 180 valid hours, a longer gap of the previous 720;
 # from 75 % to 90 %, of the previous 2160 valid hours; below 75 % the standard gives no value.

@@ -365,7 +365,7 @@ def js_strings(table: str, prefix: str) -> dict[str, str]:
 
 def test_the_pages_name_commands_as_the_command_line_and_the_record_do():
     zh = zh_table()
-    assert js_strings(zh, "cmd.status") == COMMAND_STATUS_NAMES  # logger_cli's too
+    assert js_strings(zh, "cmd.status") == COMMAND_STATUS_NAMES  # the CLI's too (nonsite/cli/logger.py)
     assert js_strings(zh, "cmd.kind") == COMMAND_KIND_NAMES
     source = (JS / "i18n.js").read_text(encoding="utf-8")
     en = source[source.index("en: {") :]

@@ -2,8 +2,8 @@
 """Re-derive the expectations of ``public_frames.jsonl`` from the frames alone.
 
 This checker is deliberately independent of the project's ``ingest`` package: it uses only the
-standard library and follows the wire-format summary (shared/docs/hj212-spec.md, §1 framing,
-§2 CRC, §3 data segment, §13 split packets) as restated in README.md next to this file.
+standard library and follows the standard (HJ 212-2017 §1 framing, §2 CRC, §3 data segment,
+§13 split packets) as restated in README.md next to this file.
 
     python tests/ingest/hj212/corpus/derive_expectations.py            # re-derive and diff
     python tests/ingest/hj212/corpus/derive_expectations.py --write    # rewrite the "expect"s
@@ -27,8 +27,8 @@ CORPUS = HERE / "public_frames.jsonl"
 
 MAX_SEGMENT = 1024
 
-# HJ/T 212-2005 code -> HJ 212-2017 code, frozen from shared/docs/hj212-pollutant-codes.csv
-# (columns code_hj_t_212_2005 -> code_2017; rows whose 2005 code is empty or "--" left out).
+# HJ/T 212-2005 code -> HJ 212-2017 code, frozen from the standards' code lists (rows whose
+# 2005 code is empty or "--" left out).
 # Kept here so that this checker does not read the project's own copy of the table.
 CODE_2005_TO_2017 = {
     "001": "w01001", "002": "w01002", "003": "w01012", "01": "a34013", "010": "w01017",
