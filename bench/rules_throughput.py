@@ -101,63 +101,20 @@ def traffic(outlets: int, meters_per: int, hours: int) -> tuple[dict, dict, list
                 v = base + j * 0.1
                 readings.append(
                     Measurement(
-                        ent,
-                        "DA001",
-                        "MN",
-                        code,
-                        "rtd",
-                        _dt(t, cache),
-                        v,
-                        None,
-                        None,
-                        None,
-                        None,
-                        "N",
-                        None,
-                        rt,
-                        seq,
+                        ent, "DA001", "MN", code, "rtd", _dt(t, cache), v,
+                        None, None, None, None, "N", None, rt, seq,
                     )
-                )
-                if t % 600 == 570:  # the 10-minute record of the window just ended
-                    readings.append(
-                        Measurement(
-                            ent,
-                            "DA001",
-                            "MN",
-                            code,
-                            "minute",
-                            _dt(t - 570, cache),
-                            v,
-                            v - 1,
-                            v + 1,
-                            None,
-                            None,
-                            "N",
-                            None,
-                            rt,
-                            seq,
-                        )
-                    )
-                if t % 3600 == 3570:
-                    readings.append(
-                        Measurement(
-                            ent,
-                            "DA001",
-                            "MN",
-                            code,
-                            "hour",
-                            _dt(t - 3570, cache),
-                            v,
-                            v - 1,
-                            v + 1,
-                            None,
-                            None,
-                            "N",
-                            None,
-                            rt,
-                            seq,
-                        )
-                    )
+                )  # fmt: skip
+                # The 10-minute record of the window just ended, and the hour's at its end.
+                for every, interval in ((600, "minute"), (3600, "hour")):
+                    if t % every == every - 30:
+                        readings.append(
+                            Measurement(
+                                ent, "DA001", "MN", code, interval,
+                                _dt(t - every + 30, cache), v, v - 1, v + 1,
+                                None, None, "N", None, rt, seq,
+                            )
+                        )  # fmt: skip
             if t % 60 == 0:
                 for m in power[ent].meters:
                     kw = 80.0 if m.endswith("-P") else 15.0

@@ -21,6 +21,7 @@ message: ``ArchivedMessage.truncated`` tells them.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import sqlite3
@@ -131,6 +132,16 @@ def open_readonly(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     return conn
+
+
+@contextlib.contextmanager
+def reading(path: Path) -> Iterator[sqlite3.Connection]:
+    """A read-only connection to the archive at ``path`` for the ``with`` block."""
+    conn = open_readonly(path)
+    try:
+        yield conn
+    finally:
+        conn.close()
 
 
 class RawArchive:

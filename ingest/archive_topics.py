@@ -22,18 +22,17 @@ the same queries run on the receive-time index, only slower.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from ingest.archive import ArchivedMessage, open_readonly
+from ingest.archive import ArchivedMessage, reading
 from ingest.hj212.timefmt import parse_hj212_time
 from ingest.mqtt.topics import TopicRouter
 from ingest.processor import IngestPolicy, MessageProcessor
@@ -172,7 +171,7 @@ class TopicArchive:
         return self._index_state == "ready"
 
     def _has_index(self) -> bool:
-        with self._connect() as conn:
+        with reading(self.path) as conn:
             return has_topic_index(conn)
 
     def _create_index(self) -> None:
@@ -205,14 +204,6 @@ class TopicArchive:
 
     # -- reading -------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        conn = open_readonly(self.path)
-        try:
-            yield conn
-        finally:
-            conn.close()
-
     def messages(
         self,
         wanted: Wanted,
@@ -226,7 +217,7 @@ class TopicArchive:
             return []
         indexed = self.ensure_topic_index()
         out: list[ArchivedMessage] = []
-        with self._connect() as conn:
+        with reading(self.path) as conn:
             if indexed:
                 topics = [r[0] for r in conn.execute(DISTINCT_TOPICS)]
             else:

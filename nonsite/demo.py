@@ -56,7 +56,7 @@ from sqlalchemy import func, select
 
 from alerts.schema import cases
 from ingest.china_time import CHINA_TZ
-from nonsite.auth.users import UserStore
+from nonsite.auth import UserStore
 from nonsite.config.model import ARCHIVE_FILE, DATABASE_FILE, Config
 from nonsite.config.mqtt_url import parse_broker_url
 from nonsite.db import make_engine, migrate

@@ -32,7 +32,7 @@ from nonsite.cli.common import (
 from nonsite.cli.text import china, china_iso, table
 
 if TYPE_CHECKING:
-    from nonsite.auth.users import ApiToken, AuthEvent, User, UserStore
+    from nonsite.auth import ApiToken, AuthEvent, User, UserStore
     from nonsite.cli.common import Subcommands
     from nonsite.config import Config
 
@@ -148,8 +148,8 @@ def add_to(sub: Subcommands) -> None:
 @contextmanager
 def _users(config: Config) -> Iterator[UserStore]:
     """The user store; no such user or token is exit 3 (``error: not_found: <message>``)."""
+    from nonsite.auth import UserStore
     from nonsite.auth.errors import NotFoundError
-    from nonsite.auth.users import UserStore
 
     with store(config) as engine:
         try:
@@ -197,7 +197,7 @@ def _read_password(args: argparse.Namespace, username: str) -> str:
 
 
 def _role_text(user: User) -> str:
-    from nonsite.auth.users import ROLE_NAMES
+    from nonsite.auth import ROLE_NAMES
 
     return f"{user.role} {ROLE_NAMES[user.role]}"
 
@@ -214,7 +214,7 @@ def _scope(user: User) -> str:
 
 
 def users_add(args: argparse.Namespace) -> int:
-    from nonsite.auth.users import check_scope, check_username
+    from nonsite.auth import check_scope, check_username
 
     config = config_for(args)
     with _refusals():  # everything that can be refused is, before asking for a password

@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 from alerts.cases import CaseBook
 from ingest.registry import Registry
 from nonsite.alert_wiring import build_case_book
-from nonsite.auth.users import UserStore
+from nonsite.auth import UserStore
 from nonsite.config.model import Config
 from nonsite.wiring import build_registry
 

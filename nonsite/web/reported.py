@@ -20,15 +20,13 @@ called 未上线.
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ingest.archive import open_readonly
+from ingest.archive import reading
 from ingest.archive_topics import distinct_topics, has_topic_index
 from nonsite.config.model import Config, EnterpriseConfig
 from nonsite.wiring import build_registry, build_router
@@ -82,17 +80,9 @@ class ReportedSources:
                 self._heard = Heard(frozenset(s.mns), frozenset(s.meters))
             return self._heard
 
-    @contextlib.contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        conn = open_readonly(self.path)
-        try:
-            yield conn
-        finally:
-            conn.close()
-
     def _look(self) -> None:
         s = self._state
-        with self._connect() as conn:
+        with reading(self.path) as conn:
             head = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM messages").fetchone()[0]
             if head <= s.seq:
                 return

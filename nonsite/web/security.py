@@ -16,7 +16,7 @@ from fastapi import Depends, HTTPException, Request
 from sqlalchemy import ColumnElement, select, true
 
 from alerts.schema import cases, work_orders
-from nonsite.auth.users import User
+from nonsite.auth import User
 from nonsite.web.context import WebContext
 
 SESSION_COOKIE = "nonsite_session"

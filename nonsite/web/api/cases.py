@@ -21,7 +21,7 @@ from alerts.schema import cases, work_orders
 from alerts.templates import TIER_NAMES, factor_name, rule_name
 from alerts.workflow import STATE_NAMES, TRANSITIONS, WorkflowError
 from ingest.china_time import CHINA_TZ, stored_utc_or_none
-from nonsite.auth.users import User
+from nonsite.auth import User
 from nonsite.web.case_export import (
     CSV_TYPE,
     DUE_BY_STATE,

@@ -16,7 +16,7 @@ from sqlalchemy import Connection
 from ingest.commands import manual
 from ingest.commands.packets import without_pw
 from ingest.commands.store import by_id, listing
-from nonsite.auth.users import User
+from nonsite.auth import User
 from nonsite.web.models import ApiModel, ErrorOut, Instant
 from nonsite.web.security import ERRORS, Context, grant
 

@@ -19,7 +19,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import func, select
 
 from alerts.schema import case_events, cases
-from nonsite.auth.users import User
+from nonsite.auth import User
 from nonsite.web.context import WebContext
 from nonsite.web.security import ERRORS, Context, CurrentUser, visible_cases
 

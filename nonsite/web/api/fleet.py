@@ -22,7 +22,7 @@ from alerts.silence_log import (
 from alerts.status import FLEET_ORDER, enterprise_status
 from ingest.china_time import stored_utc_or_none
 from ingest.store import list_dead_letters
-from nonsite.auth.users import User
+from nonsite.auth import User
 from nonsite.config.model import EnterpriseConfig, MarkingConfig
 from nonsite.web.context import WebContext
 from nonsite.web.models import (

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import Field
 
-from nonsite.auth.users import User
+from nonsite.auth import User
 from nonsite.web.context import WebContext
 from nonsite.web.models import ApiModel
 from nonsite.web.quality import QualityBook

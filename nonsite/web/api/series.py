@@ -7,7 +7,9 @@ user only its own enterprise (another's answers 404, as if it did not exist).
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -75,6 +77,17 @@ def _json(body: OutletSeriesOut | MeterSeriesOut | EnterpriseLatestOut) -> Respo
     return Response(body.model_dump_json(), media_type="application/json")
 
 
+@contextlib.contextmanager
+def _refusals() -> Iterator[None]:
+    """A source not configured (or not the caller's): 404; a range refused: 422."""
+    try:
+        yield
+    except UnknownSourceError as exc:
+        raise not_found(str(exc)) from None
+    except RangeError as exc:
+        raise HTTPException(422, {"code": exc.code, "message": exc.message}) from None
+
+
 @router.get(
     "/enterprises/{enterprise_id}/outlets/{outlet_id}/series",
     response_model=OutletSeriesOut,
@@ -93,12 +106,8 @@ def outlet_series(
 ) -> Response:
     _visible(user, enterprise_id)
     reader = series_reader(request, ctx)
-    try:
+    with _refusals():
         body = reader.outlet_series(enterprise_id, outlet_id, since, until, raw=raw)
-    except UnknownSourceError as exc:
-        raise not_found(str(exc)) from None
-    except RangeError as exc:
-        raise HTTPException(422, {"code": exc.code, "message": exc.message}) from None
     return _json(body)
 
 
@@ -119,12 +128,8 @@ def meter_series(
 ) -> Response:
     _visible(user, enterprise_id)
     reader = series_reader(request, ctx)
-    try:
+    with _refusals():
         body = reader.meter_series(enterprise_id, meter_id, since, until)
-    except UnknownSourceError as exc:
-        raise not_found(str(exc)) from None
-    except RangeError as exc:
-        raise HTTPException(422, {"code": exc.code, "message": exc.message}) from None
     return _json(body)
 
 
@@ -148,8 +153,6 @@ def enterprise_latest(
 ) -> Response:
     _visible(user, enterprise_id)
     reader = series_reader(request, ctx)
-    try:
+    with _refusals():
         body = reader.latest(enterprise_id, hours=hours)
-    except UnknownSourceError as exc:
-        raise not_found(str(exc)) from None
     return _json(body)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Request, Response
 
+from nonsite.auth import User
 from nonsite.auth.errors import LoginFailed, LoginThrottled
-from nonsite.auth.users import User
 from nonsite.web.context import WebContext
 from nonsite.web.models import ErrorOut, LoginIn, MeOut
 from nonsite.web.security import SESSION_COOKIE, Context, CurrentUser, client_of

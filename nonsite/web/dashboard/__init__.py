@@ -16,7 +16,7 @@ from starlette.convertors import Convertor, register_url_convertor
 
 from alerts.schema import cases
 from nonsite import __version__
-from nonsite.auth.users import ROLE_NAMES, User
+from nonsite.auth import ROLE_NAMES, User
 from nonsite.web.context import WebContext
 from nonsite.web.security import EVERYONE, GRANTS, optional_user, visible_cases
 

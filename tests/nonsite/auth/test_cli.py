@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from nonsite.auth import UserStore
 from nonsite.auth.errors import LoginFailed
 from nonsite.auth.schema import api_tokens, users
-from nonsite.auth.users import UserStore
 from nonsite.cli import main
 from nonsite.config import load_config
 from nonsite.db import make_engine, migrate

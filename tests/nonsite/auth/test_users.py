@@ -11,12 +11,11 @@ import pytest
 from sqlalchemy import select
 
 from alerts.workflow import Actor
-from nonsite.auth import passwords
+from nonsite.auth import UserStore, passwords
 from nonsite.auth.errors import LoginFailed, LoginThrottled, NotFoundError
 from nonsite.auth.roles import User
 from nonsite.auth.schema import api_tokens, sessions, users
 from nonsite.auth.throttle import Throttle
-from nonsite.auth.users import UserStore
 from nonsite.db import make_engine, migrate
 
 START = datetime(2026, 11, 22, 1, 0, tzinfo=UTC)
