@@ -7,7 +7,7 @@ the standard's N14.2-style fields require, and round-trip exactly through the de
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -226,8 +226,3 @@ def reply_9011(request: Hj212Frame, qn_rtn: int = 1) -> bytes:
 def reply_9012(request: Hj212Frame, exe_rtn: int = 1) -> bytes:
     """Execution result from the field side (Table 6)."""
     return _reply(request, "9012", f"ExeRtn={exe_rtn}")
-
-
-def iter_pollutant_codes(frames: Iterable[Hj212Frame]) -> set[str]:
-    """Every pollutant code carried by ``frames`` (helps reassemble split uploads in tests)."""
-    return {code for frame in frames for code in frame.pollutants}

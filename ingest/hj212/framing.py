@@ -12,7 +12,6 @@ a wrong length, a truncated packet, or a length that counts characters instead o
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ingest.hj212.errors import DecodeErrorCode
@@ -148,8 +147,3 @@ def _diagnose(
         _length_detail(declared, packet[:-_CRC_LEN]),
         buf[start:end],
     )
-
-
-def iter_frames(buf: bytes) -> Iterator[RawFrame | FramingError]:
-    """Iterate over ``split_frames(buf)``."""
-    return iter(split_frames(buf))

@@ -1,10 +1,10 @@
 from ingest.hj212.errors import DecodeErrorCode
-from ingest.hj212.framing import FramingError, RawFrame, iter_frames
+from ingest.hj212.framing import FramingError, RawFrame, split_frames
 from tests.ingest.hj212.frames import SEG_2011, packet
 
 
 def frames(data: bytes):
-    return list(iter_frames(data))
+    return split_frames(data)
 
 
 def test_one_packet_with_crlf():
