@@ -10,9 +10,70 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from nonsite.embedded_broker import free_port
+import psutil
+import sqlalchemy as sa
+from prometheus_client.parser import text_string_to_metric_families
+
+from ingest.hj212.encoder import data_packets
+from tests.service_config import service_lines, write_lines
+
+
+def gas_packet(mn: str, pw: str, at: datetime, so2: float, *, ack: bool = False) -> bytes:
+    """A CN 2051 minute packet of SO2 and O2 whose values wobble with the minute, as a live
+    analyser's do (never a constant run, B2)."""
+    wobble = at.minute // 10 % 3
+    pollutants = {
+        "a21026": {"Avg": so2 + wobble, "Flag": "N"},
+        "a19001": {"Avg": 6.0 + 0.1 * wobble, "Flag": "N"},
+    }
+    [packet] = data_packets(
+        st="31", cn="2051", pw=pw, mn=mn, data_time=at, pollutants=pollutants, ack=ack
+    )
+    return packet
+
+
+def gas_hours(
+    mn: str, pw: str, hour0: datetime, n: int, so2: float, *, ack: bool = False
+) -> list[bytes]:
+    """Six 10-minute packets of ``so2`` for each of ``n`` hours from ``hour0``, plus one of
+    40 mg/m³ that closes the last hour."""
+    out = [
+        gas_packet(mn, pw, hour0 + timedelta(hours=h, minutes=10 * k), so2, ack=ack)
+        for h in range(n)
+        for k in range(6)
+    ]
+    out.append(gas_packet(mn, pw, hour0 + timedelta(hours=n, minutes=10), 40.0, ack=ack))
+    return out
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 60.0, every: float = 0.25) -> bool:
+    """Poll ``predicate`` every ``every`` seconds until it is true; False after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(every)
+    return False
+
+
+def count(db: sa.Engine, query: sa.Select) -> int:
+    with db.connect() as conn:
+        return int(conn.execute(query).scalar_one())
+
+
+def serve_once(config: Path, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """``nonsite serve`` run to its end (for a start that must fail), its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "nonsite", "serve", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def write_config(
@@ -24,16 +85,8 @@ def write_config(
     meters: list[str] = (),  # type: ignore[assignment]
     extra: str = "",
 ) -> Path:
-    http_port = free_port()
     lines = [
-        "[service]",
-        f'data_dir = "{data_dir}"',
-        f'http_listen = "127.0.0.1:{http_port}"',
-        "[mqtt]",
-        f'url = "{broker_url}"',
-        'client_id = "nonsite-test"',
-        "reconnect_min_s = 0.2",
-        "reconnect_max_s = 1.0",
+        *service_lines(broker_url=broker_url, data_dir=data_dir, client_id="nonsite-test"),
         extra,
         "[[enterprises]]",
         'id = "E1"',
@@ -44,8 +97,7 @@ def write_config(
         lines += ['pw = "123456"']
     for m in meters:
         lines += ["[[enterprises.meters]]", f'id = "{m}"', 'role = "production"']
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return write_lines(path, lines)
 
 
 class ServiceProcess:
@@ -55,6 +107,13 @@ class ServiceProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         text = config.read_text()
         self.http = "http://" + text.split('http_listen = "', 1)[1].split('"', 1)[0]
+
+    @classmethod
+    def started(cls, config: Path) -> ServiceProcess:
+        """A service of ``config``, logging to ``service.log`` beside it, started and ready."""
+        service = cls(config, config.parent / "service.log")
+        service.start()
+        return service
 
     def start(self, timeout: float = 30.0) -> None:
         env = {**os.environ, "NONSITE_LOG_LEVEL": "WARNING"}
@@ -87,12 +146,27 @@ class ServiceProcess:
         with urllib.request.urlopen(f"{self.http}/metrics", timeout=5) as resp:
             return str(resp.read().decode())
 
+    def metric(self, name: str) -> float | None:
+        """The value of the first sample called ``name`` in ``/metrics``; None if there is none."""
+        for family in text_string_to_metric_families(self.metrics()):
+            for sample in family.samples:
+                if sample.name == name:
+                    return sample.value
+        return None
+
     def readiness(self) -> dict[str, object]:
         try:
             with urllib.request.urlopen(f"{self.http}/readyz", timeout=2) as resp:
                 return dict(json.loads(resp.read()))
         except urllib.error.HTTPError as exc:
             return dict(json.loads(exc.read()))
+
+    def pipeline_child(self) -> psutil.Process:
+        """The pipeline process that serve spawned."""
+        assert self.proc is not None
+        children = psutil.Process(self.proc.pid).children()
+        [child] = [c for c in children if "spawn_main" in " ".join(c.cmdline())]
+        return child
 
     def kill(self) -> None:
         assert self.proc is not None

@@ -25,7 +25,7 @@ from ingest.store import DEAD_LETTER_PAYLOAD_BYTES, list_dead_letters
 from nonsite.embedded_broker import free_port
 from tests.ingest.hj212.frames import packet
 from tests.mqtt_tools import Publisher
-from tests.service_process import ServiceProcess
+from tests.service_process import ServiceProcess, serve_once
 
 pytestmark = pytest.mark.integration
 
@@ -203,13 +203,7 @@ def test_gbk_text_is_accepted_from_a_logger_set_to_gbk_and_a_clear_dead_letter_o
 
 def test_an_unknown_encoding_name_stops_the_start_with_a_clear_error(mosquitto, tmp_path):
     _, config = serve(tmp_path, mosquitto, outlets={MN_GBK: 'encoding = "gbkk"'})
-    run = subprocess.run(
-        [sys.executable, "-m", "nonsite", "serve", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    run = serve_once(config)
     assert run.returncode != 0
     assert "encoding" in run.stderr and "'gbkk'" in run.stderr, run.stderr
     assert "gbk" in run.stderr and "gb18030" in run.stderr

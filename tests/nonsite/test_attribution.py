@@ -11,6 +11,8 @@ own topic, and the case and the chart then read the same data.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -19,16 +21,15 @@ import sqlalchemy as sa
 
 from alerts.schema import cases
 from ingest.china_time import CHINA_TZ
-from ingest.hj212.encoder import data_packets
 from ingest.store import dead_letters
 from nonsite.config.load import load_config
 from nonsite.db import make_engine
-from nonsite.embedded_broker import free_port
 from nonsite.web.api.series import ARCHIVE_FILE
 from nonsite.web.series import SeriesReader
 from rules.store import findings
 from tests.mqtt_tools import Publisher
-from tests.service_process import ServiceProcess
+from tests.service_config import gas_enterprise, service_lines, write_lines
+from tests.service_process import ServiceProcess, count, gas_hours, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -39,30 +40,14 @@ GATEWAY = "GW-PARK-01"
 HOUR0 = datetime.now(CHINA_TZ).replace(minute=0, second=0, microsecond=0) - timedelta(hours=5)
 
 
-def frame(mn: str, pw: str, at: datetime, so2: float) -> bytes:
-    wobble = at.minute // 10 % 3  # never constant (B2)
-    pollutants = {
-        "a21026": {"Avg": so2 + wobble, "Flag": "N"},
-        "a19001": {"Avg": 6.0 + 0.1 * wobble, "Flag": "N"},
-    }
-    [packet] = data_packets(
-        st="31", cn="2051", pw=pw, mn=mn, data_time=at, pollutants=pollutants, ack=False
-    )
-    return packet
-
-
 def write_config(path: Path, broker_url: str, data_dir: Path, db_url: str, gateway: bool) -> Path:
     lines = [
-        "[database]",
-        f'url = "{db_url}"',
-        "[service]",
-        f'data_dir = "{data_dir}"',
-        f'http_listen = "127.0.0.1:{free_port()}"',
-        "[mqtt]",
-        f'url = "{broker_url}"',
-        'client_id = "nonsite-attribution-test"',
-        "reconnect_min_s = 0.2",
-        "reconnect_max_s = 1.0",
+        *service_lines(
+            broker_url=broker_url,
+            data_dir=data_dir,
+            client_id="nonsite-attribution-test",
+            db_url=db_url,
+        ),
         "[rules]",
         "grace_s = 60",
         "snapshot_every_s = 0.5",
@@ -77,55 +62,35 @@ def write_config(path: Path, broker_url: str, data_dir: Path, db_url: str, gatew
             f'mns = ["{VICTIM_MN}"]',
         ]
     for ent, mn, pw in (("ATTACKER", ATTACKER_MN, "Atk-7731"), ("VICTIM", VICTIM_MN, "Vic-2290")):
-        lines += [
-            "[[enterprises]]",
-            f'id = "{ent}"',
-            f'name = "企业{ent}"',
-            "[[enterprises.outlets]]",
-            'id = "DA001"',
-            'kind = "gas"',
-            f'mn = "{mn}"',
-            f'pw = "{pw}"',
-            'preset = "thermal_power_coal_boiler"',
-        ]
-    path.write_text("\n".join(lines) + "\n")
-    return path
+        lines += gas_enterprise(ent, f"企业{ent}", mn, pw)
+    return write_lines(path, lines)
 
 
 def hours_of_frames(
     topic: str, mn: str, pw: str, hours: int, so2: float
 ) -> list[tuple[str, bytes]]:
     """Six 10-minute packets per hour, plus one that closes the last hour."""
-    out = [
-        (topic, frame(mn, pw, HOUR0 + timedelta(hours=h, minutes=10 * k), so2))
-        for h in range(hours)
-        for k in range(6)
-    ]
-    out.append((topic, frame(mn, pw, HOUR0 + timedelta(hours=hours, minutes=10), 40.0)))
-    return out
+    return [(topic, p) for p in gas_hours(mn, pw, HOUR0, hours, so2)]
 
 
-def wait_for(predicate, timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.25)
-    return False
-
-
-def count(db: sa.Engine, query: sa.Select) -> int:
-    with db.connect() as conn:
-        return int(conn.execute(query).scalar_one())
+@contextmanager
+def served(
+    tmp_path: Path, mosquitto, db_url: str, gateway: bool
+) -> Iterator[tuple[ServiceProcess, sa.Engine, Path]]:
+    """A running service of the two enterprises (and the gateway), its database, its config."""
+    config = write_config(tmp_path / "n.toml", mosquitto.url, tmp_path / "d", db_url, gateway)
+    service = ServiceProcess.started(config)
+    db = make_engine(db_url)
+    try:
+        yield service, db, config
+    finally:
+        db.dispose()
+        service.terminate()
 
 
 @pytest.mark.parametrize("db_url", ["sqlite", "postgresql"], indirect=True)
 def test_a_logger_cannot_speak_for_another_enterprise(db_url, mosquitto, tmp_path):
-    config = write_config(tmp_path / "n.toml", mosquitto.url, tmp_path / "d", db_url, False)
-    service = ServiceProcess(config, tmp_path / "service.log")
-    service.start()
-    db = make_engine(db_url)
-    try:
+    with served(tmp_path, mosquitto, db_url, False) as (service, db, config):
         pub = Publisher(mosquitto.host, mosquitto.port)
         own_topic = f"hj212/{ATTACKER_MN}"
         # The attacker's own data (normal), then forged exceedances for the victim with the
@@ -174,18 +139,11 @@ def test_a_logger_cannot_speak_for_another_enterprise(db_url, mosquitto, tmp_pat
         assert not victim_chart.hourly
         own_chart = reader.outlet_series("ATTACKER", "DA001", HOUR0, HOUR0 + timedelta(hours=4))
         assert own_chart.hourly
-    finally:
-        db.dispose()
-        service.terminate()
 
 
 def test_a_configured_gateway_speaks_for_its_mns_and_the_case_and_chart_agree(mosquitto, tmp_path):
     db_url = f"sqlite:///{tmp_path / 'n.db'}"
-    config = write_config(tmp_path / "n.toml", mosquitto.url, tmp_path / "d", db_url, True)
-    service = ServiceProcess(config, tmp_path / "service.log")
-    service.start()
-    db = make_engine(db_url)
-    try:
+    with served(tmp_path, mosquitto, db_url, True) as (service, db, config):
         pub = Publisher(mosquitto.host, mosquitto.port)
         via_gateway = hours_of_frames(f"hj212/{GATEWAY}", VICTIM_MN, "Vic-2290", 2, 400.0)
         # The gateway may not speak for an MN it does not list.
@@ -207,6 +165,3 @@ def test_a_configured_gateway_speaks_for_its_mns_and_the_case_and_chart_agree(mo
             "ATTACKER", "DA001", HOUR0, HOUR0 + timedelta(hours=3)
         )
         assert not attacker_chart.hourly
-    finally:
-        db.dispose()
-        service.terminate()

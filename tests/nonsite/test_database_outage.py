@@ -21,22 +21,19 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import psutil
 import pytest
 import sqlalchemy as sa
-from prometheus_client.parser import text_string_to_metric_families
 
 from alerts.schema import cases
 from ingest.archive import RawArchive
 from ingest.china_time import CHINA_TZ
-from ingest.hj212.encoder import data_packets
 from ingest.store import load_checkpoint
 from nonsite.db import make_engine
-from nonsite.embedded_broker import free_port
 from rules.store import findings
 from tests.mqtt_tools import Publisher
 from tests.nonsite.tcp_proxy import TcpProxy
-from tests.service_process import ServiceProcess
+from tests.service_config import gas_enterprise, service_lines, write_lines
+from tests.service_process import ServiceProcess, gas_packet, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -67,15 +64,7 @@ def frame(i: int, hour: int, minute: int) -> tuple[str, bytes]:
     at = HOUR0 + timedelta(hours=hour, minutes=minute)
     exceeds = (i + hour) % 2 == 0
     value = (150.0 if i % 2 == 0 else 90.0) if exceeds else 40.0
-    wobble = minute // 10 % 3  # live analysers: never constant (B2)
-    pollutants = {
-        "a21026": {"Avg": value + wobble, "Flag": "N"},
-        "a19001": {"Avg": 6.0 + 0.1 * wobble, "Flag": "N"},
-    }
-    [p] = data_packets(
-        st="31", cn="2051", pw="123456", mn=mn(i), data_time=at, pollutants=pollutants, ack=False
-    )
-    return f"hj212/{mn(i)}", p
+    return f"hj212/{mn(i)}", gas_packet(mn(i), "123456", at, value)
 
 
 def hour_frames(hour: int) -> list[list[tuple[str, bytes]]]:
@@ -85,16 +74,9 @@ def hour_frames(hour: int) -> list[list[tuple[str, bytes]]]:
 
 def write_config(path: Path, broker_url: str, data_dir: Path, db_url: str) -> Path:
     lines = [
-        "[database]",
-        f'url = "{db_url}"',
-        "[service]",
-        f'data_dir = "{data_dir}"',
-        f'http_listen = "127.0.0.1:{free_port()}"',
-        "[mqtt]",
-        f'url = "{broker_url}"',
-        'client_id = "nonsite-outage-test"',
-        "reconnect_min_s = 0.2",
-        "reconnect_max_s = 1.0",
+        *service_lines(
+            broker_url=broker_url, data_dir=data_dir, client_id="nonsite-outage-test", db_url=db_url
+        ),
         "[rules]",
         "grace_s = 60",
         "snapshot_every_s = 2",
@@ -103,36 +85,8 @@ def write_config(path: Path, broker_url: str, data_dir: Path, db_url: str) -> Pa
         'resolve_on_clear = ["warning", "alarm"]',
     ]
     for i in range(ENTERPRISES):
-        lines += [
-            "[[enterprises]]",
-            f'id = "E{i:02d}"',
-            f'name = "企业{i:02d}"',
-            "[[enterprises.outlets]]",
-            'id = "DA001"',
-            'kind = "gas"',
-            f'mn = "{mn(i)}"',
-            'pw = "123456"',
-            'preset = "thermal_power_coal_boiler"',
-        ]
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def metric(service: ServiceProcess, name: str) -> float | None:
-    for family in text_string_to_metric_families(service.metrics()):
-        for sample in family.samples:
-            if sample.name == name:
-                return sample.value
-    return None
-
-
-def wait_for(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.25)
-    return False
+        lines += gas_enterprise(f"E{i:02d}", f"企业{i:02d}", mn(i), "123456")
+    return write_lines(path, lines)
 
 
 def records(text: str) -> list[tuple[str, str, str]]:
@@ -152,13 +106,6 @@ def resend(mosquitto, stop: threading.Event) -> None:
             pub.publish_all([frame(0, 0, 0)])
     finally:
         pub.close()
-
-
-def pipeline_pid(service: ServiceProcess) -> int:
-    assert service.proc is not None
-    children = psutil.Process(service.proc.pid).children()
-    [child] = [c for c in children if "spawn_main" in " ".join(c.cmdline())]
-    return child.pid
 
 
 def test_a_database_outage_is_quiet_visible_and_loses_nothing(mosquitto, pg_url, tmp_path):
@@ -189,7 +136,7 @@ def test_a_database_outage_is_quiet_visible_and_loses_nothing(mosquitto, pg_url,
                     published += pub.publish_all(batch)
             # Hours 0 and 1 are judged (hour 2's data closed them): the stage works.
             assert wait_for(lambda: a3_fires() >= ENTERPRISES, 60), service.log_text()
-            pid = pipeline_pid(service)
+            pid = service.pipeline_child().pid
 
             # -- the outage ----------------------------------------------------------------
             outage_log_from = log_path.stat().st_size
@@ -208,11 +155,11 @@ def test_a_database_outage_is_quiet_visible_and_loses_nothing(mosquitto, pg_url,
                 time.sleep(max(0.0, cut_at + OUTAGE_S * (n + 1) / len(during) - time.monotonic()))
                 if not readiness_seen and time.monotonic() - cut_at > 5:
                     readiness_seen = service.readiness()
-                    up_seen = metric(service, "nonsite_database_up")
+                    up_seen = service.metric("nonsite_database_up")
             resending.set()
             resender.join(10)
             readiness_during = service.readiness()
-            failures = metric(service, "nonsite_database_failures_total")
+            failures = service.metric("nonsite_database_failures_total")
             archived_during = RawArchive(data_dir / "archive.sqlite3", readonly=True).count()
             outage_log = log_path.read_text(errors="replace")[outage_log_from:]
             proxy.restore()
@@ -237,7 +184,7 @@ def test_a_database_outage_is_quiet_visible_and_loses_nothing(mosquitto, pg_url,
                 90,
             )
             recovered_after_s = time.monotonic() - restored_at
-            pid_at_end = pipeline_pid(service)
+            pid_at_end = service.pipeline_child().pid
             full_log = log_path.read_text(errors="replace")
         finally:
             pub.close()

@@ -20,7 +20,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from ingest.archive import RawArchive
 from ingest.store import load_checkpoint
@@ -83,14 +82,6 @@ def fill(directory: Path) -> Path:
     return filler
 
 
-def metric(service: ServiceProcess, name: str) -> float | None:
-    for family in text_string_to_metric_families(service.metrics()):
-        for sample in family.samples:
-            if sample.name == name:
-                return sample.value
-    return None
-
-
 def archive_count(data_dir: Path) -> int:
     archive = RawArchive(data_dir / "archive.sqlite3", readonly=True)
     try:
@@ -104,8 +95,7 @@ def test_a_full_disk_is_reported_as_such_and_nothing_is_lost(mosquitto, small_di
     config = write_config(
         tmp_path / "nonsite.toml", broker_url=mosquitto.url, data_dir=data_dir, mns=MNS
     )
-    service = ServiceProcess(config, tmp_path / "service.log")
-    service.start()
+    service = ServiceProcess.started(config)
     pub = Publisher(mosquitto.host, mosquitto.port)
     published: list[tuple[str, bytes]] = []
     try:
@@ -136,7 +126,7 @@ def test_a_full_disk_is_reported_as_such_and_nothing_is_lost(mosquitto, small_di
         # full (the gauge used to show the last successful commit's figure, 0).
         time.sleep(1.0)
         waiting = len(published) - archive_count(data_dir)
-        pending = metric(service, "nonsite_ingest_pending_messages")
+        pending = service.metric("nonsite_ingest_pending_messages")
         sent_after_fill = len(published) - start
 
         filler.unlink()  # room again

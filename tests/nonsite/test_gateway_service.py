@@ -23,14 +23,14 @@ import sqlalchemy as sa
 from ingest.archive import RawArchive
 from ingest.china_time import CHINA_TZ
 from ingest.hj212.decoder import decode_payload
-from ingest.hj212.encoder import data_packets
 from ingest.hj212.model import Hj212Frame
 from ingest.store import dead_letters
 from nonsite.db import make_engine
 from nonsite.embedded_broker import free_port
 from rules.store import findings
 from tests.brokers import wait_port
-from tests.service_process import ServiceProcess
+from tests.service_config import gas_enterprise, service_lines, write_lines
+from tests.service_process import ServiceProcess, count, gas_hours, gas_packet, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -43,14 +43,7 @@ HOUR0 = datetime.now(CHINA_TZ).replace(minute=0, second=0, microsecond=0) - time
 def write_config(path: Path, broker_url: str, data_dir: Path, tcp_port: int | None) -> Path:
     """``tcp_port``: serve runs the gateway on it; None: a separate ``nonsite gateway`` will."""
     lines = [
-        "[service]",
-        f'data_dir = "{data_dir}"',
-        f'http_listen = "127.0.0.1:{free_port()}"',
-        "[mqtt]",
-        f'url = "{broker_url}"',
-        'client_id = "nonsite-tcp-test"',
-        "reconnect_min_s = 0.2",
-        "reconnect_max_s = 1.0",
+        *service_lines(broker_url=broker_url, data_dir=data_dir, client_id="nonsite-tcp-test"),
         "[tcp]",
         *([f'listen = "127.0.0.1:{tcp_port}"'] if tcp_port is not None else []),
         "ack_timeout_s = 1.0",
@@ -63,41 +56,16 @@ def write_config(path: Path, broker_url: str, data_dir: Path, tcp_port: int | No
         "time_check_every_h = 0",  # the clock checks are tested in test_logger_commands.py
     ]
     for ent, mn, pw in (("TCPA", MN_A, PW_A), ("TCPB", MN_B, PW_B)):
-        lines += [
-            "[[enterprises]]",
-            f'id = "{ent}"',
-            f'name = "企业{ent}"',
-            "[[enterprises.outlets]]",
-            'id = "DA001"',
-            'kind = "gas"',
-            f'mn = "{mn}"',
-            f'pw = "{pw}"',
-            'preset = "thermal_power_coal_boiler"',
-        ]
-    path.write_text("\n".join(lines) + "\n")
-    return path
+        lines += gas_enterprise(ent, f"企业{ent}", mn, pw)
+    return write_lines(path, lines)
 
 
 def minute_packet(mn: str, pw: str, at: datetime, so2: float) -> bytes:
-    wobble = at.minute // 10 % 3  # never constant (B2)
-    pollutants = {
-        "a21026": {"Avg": so2 + wobble, "Flag": "N"},
-        "a19001": {"Avg": 6.0 + 0.1 * wobble, "Flag": "N"},
-    }
-    [packet] = data_packets(
-        st="31", cn="2051", pw=pw, mn=mn, data_time=at, pollutants=pollutants, ack=True
-    )
-    return packet
+    return gas_packet(mn, pw, at, so2, ack=True)
 
 
 def hours(mn: str, pw: str, n: int, so2: float) -> list[bytes]:
-    out = [
-        minute_packet(mn, pw, HOUR0 + timedelta(hours=h, minutes=10 * k), so2)
-        for h in range(n)
-        for k in range(6)
-    ]
-    out.append(minute_packet(mn, pw, HOUR0 + timedelta(hours=n, minutes=10), 40.0))
-    return out
+    return gas_hours(mn, pw, HOUR0, n, so2, ack=True)
 
 
 class TcpLogger:
@@ -131,20 +99,6 @@ class TcpLogger:
         self.sock.close()
 
 
-def wait_for(predicate, timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.25)
-    return False
-
-
-def count(db: sa.Engine, query: sa.Select) -> int:
-    with db.connect() as conn:
-        return int(conn.execute(query).scalar_one())
-
-
 def archived(data_dir: Path, payload: bytes) -> int:
     archive = RawArchive(data_dir / "archive.sqlite3", readonly=True)
     try:
@@ -157,12 +111,16 @@ def archived(data_dir: Path, payload: bytes) -> int:
         archive.close()
 
 
+def start_service(mosquitto, tmp_path: Path, tcp_port: int | None) -> ServiceProcess:
+    return ServiceProcess.started(
+        write_config(tmp_path / "n.toml", mosquitto.url, tmp_path / "d", tcp_port)
+    )
+
+
 @pytest.fixture
 def served(mosquitto, tmp_path):
     tcp_port = free_port()
-    config = write_config(tmp_path / "n.toml", mosquitto.url, tmp_path / "d", tcp_port)
-    service = ServiceProcess(config, tmp_path / "service.log")
-    service.start()
+    service = start_service(mosquitto, tmp_path, tcp_port)
     db = make_engine(f"sqlite:///{tmp_path / 'd' / 'nonsite.db'}")
     try:
         yield service, db, tcp_port, tmp_path / "d"
@@ -225,13 +183,11 @@ def test_inside_serve_a_broker_outage_does_not_stop_tcp_loggers(served, mosquitt
 @pytest.fixture
 def gateway_apart(mosquitto, tmp_path):
     """serve without a gateway, and ``nonsite gateway`` as its own process on the broker."""
+    service = start_service(mosquitto, tmp_path, None)
     tcp_port = free_port()
-    config = write_config(tmp_path / "n.toml", mosquitto.url, tmp_path / "d", None)
-    service = ServiceProcess(config, tmp_path / "service.log")
-    service.start()
     log = (tmp_path / "gateway.log").open("wb")
     gateway = subprocess.Popen(
-        [sys.executable, "-m", "nonsite", "gateway", "--config", str(config),
+        [sys.executable, "-m", "nonsite", "gateway", "--config", str(service.config),
          "--listen", f"127.0.0.1:{tcp_port}"],
         stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip

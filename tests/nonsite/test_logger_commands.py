@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -112,8 +114,7 @@ def serve(mosquitto, tmp_path):
         port = free_port()
         data_dir = tmp_path / "d"
         config = write_config(tmp_path / "n.toml", mosquitto.url, data_dir, port, extra)
-        service = ServiceProcess(config, tmp_path / "service.log")
-        service.start()
+        service = ServiceProcess.started(config)
         started.append(service)
         return service, make_engine(f"sqlite:///{data_dir / 'nonsite.db'}"), port, data_dir
 
@@ -122,13 +123,23 @@ def serve(mosquitto, tmp_path):
         service.terminate()
 
 
-async def test_a_missing_hour_is_recalled_and_the_data_come_back(serve):
-    service, db, port, data_dir = await asyncio.to_thread(
-        serve, "[commands]\ntime_check_every_h = 0"
-    )
-    logger = TcpLogger("127.0.0.1", port, mn=MN, over_time_s=3.0)
+@asynccontextmanager
+async def logger_of(serve, settings: str, **options: float) -> AsyncIterator[tuple]:
+    """A service started with ``settings`` and a simulated logger connected to its gateway:
+    (service, database, data directory, logger)."""
+    service, db, port, data_dir = await asyncio.to_thread(serve, settings)
+    logger = TcpLogger("127.0.0.1", port, mn=MN, **options)
     await logger.connect()
     try:
+        yield service, db, data_dir, logger
+    finally:
+        await logger.close()
+        db.dispose()
+
+
+async def test_a_missing_hour_is_recalled_and_the_data_come_back(serve):
+    settings = "[commands]\ntime_check_every_h = 0"
+    async with logger_of(serve, settings, over_time_s=3.0) as (service, db, data_dir, logger):
         lost = hour_of_minutes(1)
         for packet in lost:
             logger.remember(packet)  # measured and kept, never delivered (a lost link)
@@ -165,18 +176,11 @@ async def test_a_missing_hour_is_recalled_and_the_data_come_back(serve):
             archive.close()
         assert all(p in stored for p in lost)
         assert logger.unanswered == 0
-    finally:
-        await logger.close()
-        db.dispose()
 
 
 async def test_a_drifting_clock_is_read_recorded_and_set(serve):
-    service, db, port, _ = await asyncio.to_thread(
-        serve, "[commands]\nrecall = false\nclock_tolerance_s = 60"
-    )
-    logger = TcpLogger("127.0.0.1", port, mn=MN, clock_offset_s=300.0)
-    await logger.connect()
-    try:
+    settings = "[commands]\nrecall = false\nclock_tolerance_s = 60"
+    async with logger_of(serve, settings, clock_offset_s=300.0) as (service, db, _, logger):
         await logger.upload(hour_of_minutes(0)[:1])  # heard from: its clock is read
 
         def set_done() -> bool:
@@ -189,6 +193,3 @@ async def test_a_drifting_clock_is_read_recorded_and_set(serve):
         [setting] = commands(db, kind="time_set")
         assert setting.requested_by == "auto:clock" and "300" in setting.reason
         assert abs(logger.clock_offset_s) < 5.0  # the logger's clock was set right
-    finally:
-        await logger.close()
-        db.dispose()

@@ -2,7 +2,6 @@
 
 import os
 import signal
-import time
 
 import psutil
 import pytest
@@ -10,7 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.ingest.hj212.frames import SEG_2011, packet
 from tests.mqtt_tools import Publisher
-from tests.service_process import ServiceProcess, write_config
+from tests.service_process import ServiceProcess, wait_for, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -24,20 +23,15 @@ def decoded(service: ServiceProcess) -> float:
     return 0.0
 
 
+def start_service(mosquitto, tmp_path) -> ServiceProcess:
+    config = write_config(
+        tmp_path / "n.toml", broker_url=mosquitto.url, data_dir=tmp_path / "d", mns=[MN]
+    )
+    return ServiceProcess.started(config)
+
+
 def wait_until(predicate, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
-
-
-def pipeline_child(service: ServiceProcess) -> psutil.Process:
-    assert service.proc is not None
-    children = psutil.Process(service.proc.pid).children()
-    [child] = [c for c in children if "spawn_main" in " ".join(c.cmdline())]
-    return child
+    return wait_for(predicate, timeout, every=0.1)
 
 
 def frames(start: int, n: int):
@@ -48,21 +42,17 @@ def frames(start: int, n: int):
 
 
 def test_a_killed_pipeline_is_restarted_and_resumes_from_its_checkpoint(mosquitto, tmp_path):
-    config = write_config(
-        tmp_path / "n.toml", broker_url=mosquitto.url, data_dir=tmp_path / "d", mns=[MN]
-    )
-    service = ServiceProcess(config, tmp_path / "service.log")
-    service.start()
+    service = start_service(mosquitto, tmp_path)
     try:
         pub = Publisher(mosquitto.host, mosquitto.port)
         pub.publish_all(frames(0, 100))
         assert wait_until(lambda: decoded(service) >= 100)
-        first = pipeline_child(service)
+        first = service.pipeline_child()
         first.send_signal(signal.SIGKILL)
         assert wait_until(lambda: "pipeline" in service.readiness().get("problems", {}), 10)
         pub.publish_all(frames(100, 100))  # archived while the pipeline is down
         assert wait_until(service.ready, 30)
-        second = pipeline_child(service)
+        second = service.pipeline_child()
         assert second.pid != first.pid
         # The new process starts from the checkpoint: it decodes only what was not decoded.
         assert wait_until(lambda: decoded(service) >= 100)
@@ -73,12 +63,8 @@ def test_a_killed_pipeline_is_restarted_and_resumes_from_its_checkpoint(mosquitt
 
 
 def test_the_pipeline_exits_when_the_service_is_killed(mosquitto, tmp_path):
-    config = write_config(
-        tmp_path / "n.toml", broker_url=mosquitto.url, data_dir=tmp_path / "d", mns=[MN]
-    )
-    service = ServiceProcess(config, tmp_path / "service.log")
-    service.start()
-    child = pipeline_child(service)
+    service = start_service(mosquitto, tmp_path)
+    child = service.pipeline_child()
     service.kill()
     assert wait_until(lambda: not child.is_running() or child.status() == psutil.STATUS_ZOMBIE, 15)
     # A new service on the same data directory starts cleanly (the pipeline lock is free).
@@ -92,15 +78,11 @@ def test_a_stop_signal_to_both_processes_does_not_wait_for_the_dead_pipeline(mos
     """Ctrl-C in a terminal (or `timeout`) signals the whole process group: the pipeline dies
     at once and will never report that it drained; the service must not wait two minutes for
     it. It resumes from its checkpoint at the next start."""
-    config = write_config(
-        tmp_path / "n.toml", broker_url=mosquitto.url, data_dir=tmp_path / "d", mns=[MN]
-    )
-    service = ServiceProcess(config, tmp_path / "service.log")
-    service.start()
+    service = start_service(mosquitto, tmp_path)
     pub = Publisher(mosquitto.host, mosquitto.port)
     pub.publish_all(frames(0, 50))
     pub.close()
     assert wait_until(lambda: decoded(service) >= 50)
-    pipeline_child(service).send_signal(signal.SIGTERM)
+    service.pipeline_child().send_signal(signal.SIGTERM)
     assert service.terminate(timeout=30) == 0  # it used to wait 120 s for "drained"
     assert "the pipeline did not finish decoding" in service.log_text()

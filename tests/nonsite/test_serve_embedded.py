@@ -34,8 +34,7 @@ def test_serve_with_embedded_broker_archives_decodes_replies_and_counts(tmp_path
         meters=["M1"],
         extra=f"embedded_port = {port}",
     )
-    service = ServiceProcess(config, tmp_path / "service.log")
-    service.start()
+    service = ServiceProcess.started(config)
     try:
         replies = Collector()
         import paho.mqtt.client as mqtt

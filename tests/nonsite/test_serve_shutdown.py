@@ -3,7 +3,6 @@
 import io
 import socket
 import subprocess
-import sys
 import threading
 import time
 
@@ -11,7 +10,7 @@ import httpx
 import pytest
 
 from nonsite.cli import main
-from tests.service_process import ServiceProcess, write_config
+from tests.service_process import ServiceProcess, serve_once, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -36,8 +35,7 @@ def test_sigterm_is_not_held_up_by_an_open_event_stream(mosquitto, tmp_path, mon
         )
         == 0
     )
-    service = ServiceProcess(config, tmp_path / "service.log")
-    service.start()
+    service = ServiceProcess.started(config)
     client = httpx.Client(base_url=service.http, timeout=30)
     r = client.post("/api/v1/session", json={"username": "mon", "password": "a-long-password-1"})
     assert r.status_code == 200
@@ -72,13 +70,7 @@ def test_a_taken_port_stops_serve_with_one_line_naming_it_and_the_way_out(tmp_pa
         taken.listen()
         began = time.monotonic()
         try:
-            done = subprocess.run(
-                [sys.executable, "-m", "nonsite", "serve", "--config", str(config)],
-                capture_output=True,
-                text=True,
-                timeout=30,
-                check=False,
-            )
+            done = serve_once(config, timeout=30)
         except subprocess.TimeoutExpired as exc:
             pytest.fail(f"serve hangs on a taken port: {exc.stdout!r} {exc.stderr!r}")
         took = time.monotonic() - began

@@ -24,13 +24,12 @@ import sqlalchemy as sa
 
 from alerts.schema import cases, outbox
 from ingest.china_time import CHINA_TZ
-from ingest.hj212.encoder import data_packets
 from nonsite.db import make_engine
-from nonsite.embedded_broker import free_port
 from rules.store import findings
 from tests.alerts.channels.receiver import Receiver
 from tests.mqtt_tools import Publisher
-from tests.service_process import ServiceProcess
+from tests.service_config import gas_enterprise, service_lines, write_lines
+from tests.service_process import ServiceProcess, gas_packet, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -58,29 +57,14 @@ def so2(i: int, hour: int) -> float:
 
 
 def frame(i: int, at: datetime, value: float) -> tuple[str, bytes]:
-    wobble = at.minute // 10 % 3  # live analysers: values are never constant (B2)
-    pollutants = {
-        "a21026": {"Avg": value + wobble, "Flag": "N"},
-        "a19001": {"Avg": 6.0 + 0.1 * wobble, "Flag": "N"},
-    }
-    [p] = data_packets(
-        st="31", cn="2051", pw="123456", mn=mn(i), data_time=at, pollutants=pollutants, ack=False
-    )
-    return f"hj212/{mn(i)}", p
+    return f"hj212/{mn(i)}", gas_packet(mn(i), "123456", at, value)
 
 
 def write_config(path: Path, broker_url: str, data_dir: Path, hook: str, db_url: str) -> Path:
     lines = [
-        "[database]",
-        f'url = "{db_url}"',
-        "[service]",
-        f'data_dir = "{data_dir}"',
-        f'http_listen = "127.0.0.1:{free_port()}"',
-        "[mqtt]",
-        f'url = "{broker_url}"',
-        'client_id = "nonsite-alerts-test"',
-        "reconnect_min_s = 0.2",
-        "reconnect_max_s = 1.0",
+        *service_lines(
+            broker_url=broker_url, data_dir=data_dir, client_id="nonsite-alerts-test", db_url=db_url
+        ),
         "[rules]",
         "grace_s = 60",
         "snapshot_every_s = 0.5",
@@ -105,20 +89,10 @@ def write_config(path: Path, broker_url: str, data_dir: Path, hook: str, db_url:
         "timeout_s = 2",
     ]
     for i in range(ENTERPRISES):
-        lines += [
-            "[[enterprises]]",
-            f'id = "E{i:02d}"',
-            f'name = "企业{i:02d}"',
-            'notify = ["enterprise-hook"]',
-            "[[enterprises.outlets]]",
-            'id = "DA001"',
-            'kind = "gas"',
-            f'mn = "{mn(i)}"',
-            'pw = "123456"',
-            'preset = "thermal_power_coal_boiler"',
-        ]
-    path.write_text("\n".join(lines) + "\n")
-    return path
+        lines += gas_enterprise(
+            f"E{i:02d}", f"企业{i:02d}", mn(i), "123456", settings=['notify = ["enterprise-hook"]']
+        )
+    return write_lines(path, lines)
 
 
 def kill_all(service: ServiceProcess) -> None:
@@ -134,15 +108,6 @@ def kill_all(service: ServiceProcess) -> None:
     service.kill()
 
 
-def wait_for(predicate, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.25)
-    return False
-
-
 @pytest.mark.parametrize(
     ("seed", "db_url"), [(2026, "sqlite"), (7, "postgresql")], indirect=["db_url"]
 )
@@ -155,8 +120,7 @@ def test_killed_at_random_points_no_case_is_doubled_or_lost_and_each_notificatio
         config = write_config(
             tmp_path / "n.toml", mosquitto.url, tmp_path / "d", receiver.url, db_url
         )
-        service = ServiceProcess(config, tmp_path / "service.log")
-        service.start()
+        service = ServiceProcess.started(config)
         pub = Publisher(mosquitto.host, mosquitto.port)
         batches = [
             [

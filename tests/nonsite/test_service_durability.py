@@ -71,6 +71,13 @@ def assert_exactly_once(published: list[tuple[str, bytes]], stored: list[bytes])
     assert not extra, f"{sum(extra.values())} archived messages are extra or duplicated"
 
 
+def start_service(mosquitto, tmp_path, data_dir) -> ServiceProcess:
+    config = write_config(
+        tmp_path / "nonsite.toml", broker_url=mosquitto.url, data_dir=data_dir, mns=MNS
+    )
+    return ServiceProcess.started(config)
+
+
 def publish_slowly(pub: Publisher, items, per_chunk: int = 100, pause: float = 0.08) -> None:
     for i in range(0, len(items), per_chunk):
         pub.publish_all(items[i : i + per_chunk])
@@ -79,11 +86,7 @@ def publish_slowly(pub: Publisher, items, per_chunk: int = 100, pause: float = 0
 
 def test_service_killed_twice_while_frames_flow_loses_and_duplicates_nothing(mosquitto, tmp_path):
     data_dir = tmp_path / "data"
-    config = write_config(
-        tmp_path / "nonsite.toml", broker_url=mosquitto.url, data_dir=data_dir, mns=MNS
-    )
-    service = ServiceProcess(config, tmp_path / "service.log")
-    service.start()
+    service = start_service(mosquitto, tmp_path, data_dir)
     items = frames(0, 6000)
     pub = Publisher(mosquitto.host, mosquitto.port)
     publisher = threading.Thread(target=publish_slowly, args=(pub, items))
@@ -112,11 +115,7 @@ def test_service_killed_twice_while_frames_flow_loses_and_duplicates_nothing(mos
 
 def test_broker_restarts_with_persistence_lose_and_duplicate_nothing(mosquitto, tmp_path):
     data_dir = tmp_path / "data"
-    config = write_config(
-        tmp_path / "nonsite.toml", broker_url=mosquitto.url, data_dir=data_dir, mns=MNS
-    )
-    service = ServiceProcess(config, tmp_path / "service.log")
-    service.start()
+    service = start_service(mosquitto, tmp_path, data_dir)
     first, second, third, fourth = (
         frames(0, 1500),
         frames(1500, 1500),
@@ -157,11 +156,7 @@ def test_broker_restarts_with_persistence_lose_and_duplicate_nothing(mosquitto, 
 
 def test_sigterm_drains_everything_received_and_exits_cleanly(mosquitto, tmp_path):
     data_dir = tmp_path / "data"
-    config = write_config(
-        tmp_path / "nonsite.toml", broker_url=mosquitto.url, data_dir=data_dir, mns=MNS
-    )
-    service = ServiceProcess(config, tmp_path / "service.log")
-    service.start()
+    service = start_service(mosquitto, tmp_path, data_dir)
     items = frames(0, 3000)
     pub = Publisher(mosquitto.host, mosquitto.port)
     pub.publish_all(items)

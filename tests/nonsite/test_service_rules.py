@@ -15,6 +15,7 @@ from ingest.hj212.encoder import data_packets
 from rules.store import load_snapshot
 from tests.mqtt_tools import Publisher
 from tests.service_process import ServiceProcess, write_config
+from tests.service_process import wait_for as wait
 
 pytestmark = pytest.mark.integration
 
@@ -41,12 +42,7 @@ def findings(config) -> list[dict]:
 
 
 def wait_for(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
+    return wait(predicate, timeout, every=0.2)
 
 
 def test_hourly_exceedance_found_once_across_a_kill_in_the_middle_of_the_hour(mosquitto, tmp_path):
@@ -57,8 +53,7 @@ def test_hourly_exceedance_found_once_across_a_kill_in_the_middle_of_the_hour(mo
         'kind = "gas"', 'kind = "gas"\npreset = "thermal_power_coal_boiler"'
     )
     config.write_text(text + "[rules]\ngrace_s = 60\nsnapshot_every_s = 0.2\n")
-    service = ServiceProcess(config, tmp_path / "service.log")
-    service.start()
+    service = ServiceProcess.started(config)
     pub = Publisher(mosquitto.host, mosquitto.port)
     so2 = [148.0, 151.0, 149.5, 150.5, 152.0, 149.0]  # mean 150: above the 100 mg/m³ alarm limit
     pub.publish_all(

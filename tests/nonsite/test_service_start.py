@@ -1,7 +1,5 @@
 """The service refuses an archive that is not the one its database was fed from."""
 
-import subprocess
-import sys
 from datetime import UTC, datetime
 
 import pytest
@@ -10,7 +8,7 @@ from sqlalchemy import delete, insert
 from ingest.archive import RawArchive
 from ingest.store import checkpoints
 from nonsite.db import make_engine, migrate
-from tests.service_process import write_config
+from tests.service_process import serve_once, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -28,12 +26,6 @@ def test_a_checkpoint_beyond_the_archive_stops_the_start_with_the_reason(mosquit
             insert(checkpoints).values(consumer="ingest", seq=500, updated_at=datetime.now(UTC))
         )
     engine.dispose()
-    run = subprocess.run(
-        [sys.executable, "-m", "nonsite", "serve", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    run = serve_once(config)
     assert run.returncode == 1
     assert "up to message 500" in run.stderr and "only ever numbered 0" in run.stderr
