@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
-from nonsite.db import make_engine
+from nonsite.db import make_engine, migrate
 from tests.brokers import Mosquitto
 
 DEFAULT_PG_URL = "postgresql+psycopg://{user}@127.0.0.1:5432/test"
@@ -65,6 +65,15 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'nonsite.db'}"
     url: str = request.getfixturevalue("pg_url")
     return url
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """A migrated service database, on SQLite and on PostgreSQL (``db_url``)."""
+    eng = make_engine(db_url)
+    migrate(eng)
+    yield eng
+    eng.dispose()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

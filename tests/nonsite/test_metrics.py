@@ -12,8 +12,6 @@ the case gauges read from the database.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -29,14 +27,15 @@ from ingest.china_time import CHINA_TZ
 from ingest.hj212.encoder import data_packets
 from ingest.readings import ReadingBatch
 from nonsite.db import make_engine, migrate
-from nonsite.embedded_broker import free_port
 from rules.metrics import RuleMetrics
 from rules.stage import RuleStage
 from rules.stream import StreamEngine
 from tests.alerts.channels.receiver import Receiver
 from tests.mqtt_tools import Publisher
-from tests.rules.scenario import O2, SO2, gas_outlet, hour_of, tick
-from tests.service_process import ServiceProcess
+from tests.rules.factors import O2, SO2
+from tests.rules.scenario import gas_outlet, hour_of, tick
+from tests.service_config import gas_enterprise, service_lines, write_lines
+from tests.service_process import ServiceProcess, wait_for
 
 MN = "33010000M37R1C5A00000042"
 ENTERPRISE = "ENT-METRICS-7Q"
@@ -84,14 +83,7 @@ def frame(at: datetime, so2: float) -> tuple[str, bytes]:
 
 def write_config(path: Path, broker_url: str, data_dir: Path, hook: str) -> Path:
     lines = [
-        "[service]",
-        f'data_dir = "{data_dir}"',
-        f'http_listen = "127.0.0.1:{free_port()}"',
-        "[mqtt]",
-        f'url = "{broker_url}"',
-        'client_id = "nonsite-metrics-test"',
-        "reconnect_min_s = 0.2",
-        "reconnect_max_s = 1.0",
+        *service_lines(broker_url=broker_url, data_dir=data_dir, client_id="nonsite-metrics-test"),
         "[rules]",
         "grace_s = 60",
         "[alerts]",
@@ -101,18 +93,9 @@ def write_config(path: Path, broker_url: str, data_dir: Path, hook: str) -> Path
         'kind = "webhook"',
         f'url = "{hook}"',
         "timeout_s = 2",
-        "[[enterprises]]",
-        f'id = "{ENTERPRISE}"',
-        'name = "指标测试企业"',
-        "[[enterprises.outlets]]",
-        f'id = "{OUTLET}"',
-        'kind = "gas"',
-        f'mn = "{MN}"',
-        'pw = "123456"',
-        'preset = "thermal_power_coal_boiler"',
+        *gas_enterprise(ENTERPRISE, "指标测试企业", MN, "123456", outlet=OUTLET),
     ]
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return write_lines(path, lines)
 
 
 def scrape(service: ServiceProcess) -> dict[str, Metric]:
@@ -128,15 +111,6 @@ def value(family: Metric, suffix: str = "", **labels: str) -> float:
     )
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.25)
-    return False
-
-
 @pytest.mark.integration
 def test_metrics_of_a_finding_a_case_and_a_notification_are_scraped_with_low_cardinality(
     mosquitto, tmp_path
@@ -145,8 +119,7 @@ def test_metrics_of_a_finding_a_case_and_a_notification_are_scraped_with_low_car
     hour0 = datetime.now(CHINA_TZ).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
     with Receiver() as receiver:
         config = write_config(tmp_path / "n.toml", mosquitto.url, tmp_path / "d", receiver.url)
-        service = ServiceProcess(config, tmp_path / "service.log")
-        service.start()
+        service = ServiceProcess.started(config)
         pub = Publisher(mosquitto.host, mosquitto.port)
         so2 = [148.0, 151.0, 149.5, 150.5, 152.0, 149.0]  # mean 150: above the 100 mg/m³ limit
         closing = frame(hour0 + timedelta(minutes=70), 40.0)  # closes hour0 (grace 60 s)

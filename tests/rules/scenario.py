@@ -8,10 +8,9 @@ from datetime import datetime, timedelta
 from ingest.china_time import CHINA_TZ
 from ingest.readings import Measurement
 from rules.params import FactorParams, OutletParams, Thresholds
+from tests.rules.factors import COD, FLOW_GAS, FLOW_WATER, O2, SO2
 
 T0 = datetime(2026, 11, 21, 0, 0, tzinfo=CHINA_TZ)  # a China midnight: day and hour start
-SO2, O2, FLOW_GAS = "a21026", "a19001", "a00000"
-COD, FLOW_WATER = "w01018", "w00000"
 
 
 def gas_outlet(**kw) -> OutletParams:

@@ -6,7 +6,8 @@ from datetime import timedelta
 from rules.batch import BatchEngine, measurements_frame
 from rules.stream import StreamEngine
 from rules.timebase import epoch
-from tests.rules.scenario import O2, SO2, T0, gas_outlet, reading, tick
+from tests.rules.factors import O2, SO2
+from tests.rules.scenario import T0, gas_outlet, reading, tick
 
 EVERY = 60
 

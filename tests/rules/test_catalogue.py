@@ -14,7 +14,8 @@ from rules.params import FactorParams, OutletParams, Thresholds
 from rules.power_params import EnterprisePowerParams
 from rules.stream import StreamEngine
 from rules.timebase import HOUR, epoch
-from tests.rules.scenario import FLOW_GAS, O2, SO2, gas_outlet, hour_of, minutes, reading, tick
+from tests.rules.factors import FLOW_GAS, O2, SO2
+from tests.rules.scenario import gas_outlet, hour_of, minutes, reading, tick
 from tests.rules.test_linkage import P, meter_hour, power
 
 FURNACE, DP, TEMP = "a01901", "i33310", "a01012"

@@ -14,7 +14,8 @@ from rules.judge import transmission_counts
 from rules.markings import Marking, MarkingBook
 from rules.stream import StreamEngine
 from rules.timebase import epoch
-from tests.rules.scenario import FLOW_GAS, O2, SO2, T0, gas_outlet, hour_of, minutes, reading, tick
+from tests.rules.factors import FLOW_GAS, O2, SO2
+from tests.rules.scenario import T0, gas_outlet, hour_of, minutes, reading, tick
 
 
 def run(readings, params=None, markings=()):

@@ -8,19 +8,8 @@ import pytest
 from rules.markings import Marking, MarkingBook
 from rules.stream import StreamEngine
 from rules.timebase import epoch
-from tests.rules.scenario import (
-    COD,
-    FLOW_WATER,
-    O2,
-    SO2,
-    T0,
-    gas_outlet,
-    hour_of,
-    minutes,
-    reading,
-    tick,
-    water_outlet,
-)
+from tests.rules.factors import COD, FLOW_WATER, O2, SO2
+from tests.rules.scenario import T0, gas_outlet, hour_of, minutes, reading, tick, water_outlet
 
 
 def run(params, readings, *, markings=None, grace_s=600, flush=True):

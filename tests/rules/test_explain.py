@@ -10,19 +10,8 @@ from rules.explain import FLAG_COUNTERS, explain_days, explain_hours
 from rules.markings import Marking
 from rules.stream import StreamEngine
 from rules.timebase import DAY, epoch
-from tests.rules.scenario import (
-    COD,
-    FLOW_WATER,
-    O2,
-    SO2,
-    T0,
-    gas_outlet,
-    hour_of,
-    minutes,
-    reading,
-    tick,
-    water_outlet,
-)
+from tests.rules.factors import COD, FLOW_WATER, O2, SO2
+from tests.rules.scenario import T0, gas_outlet, hour_of, minutes, reading, tick, water_outlet
 
 
 def judged(params, readings, markings=()):

@@ -11,7 +11,8 @@ from rules.markings import INCINERATION_CAPS, Marking
 from rules.params import FactorParams, OutletParams, Thresholds
 from rules.stream import StreamEngine
 from rules.timebase import HOUR, epoch
-from tests.rules.scenario import O2, T0, hour_of, minutes, reading, tick
+from tests.rules.factors import O2
+from tests.rules.scenario import T0, hour_of, minutes, reading, tick
 
 PM, FURNACE = "a34013", "a01901"
 

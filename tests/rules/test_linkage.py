@@ -10,7 +10,8 @@ from rules.batch import BatchEngine, readings_frames
 from rules.power_params import EnterprisePowerParams, MeterParams
 from rules.stream import StreamEngine
 from rules.timebase import epoch
-from tests.rules.scenario import FLOW_GAS, gas_outlet, hour_of, minutes, tick
+from tests.rules.factors import FLOW_GAS
+from tests.rules.scenario import gas_outlet, hour_of, minutes, tick
 
 P = "E1-P1"
 

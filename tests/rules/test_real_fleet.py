@@ -17,20 +17,8 @@ from rules.params import OutletParams
 from rules.power_params import EnterprisePowerParams, MeterParams
 from rules.stream import StreamEngine
 from rules.timebase import DAY, HOUR, epoch
-from tests.rules.scenario import (
-    COD,
-    FLOW_GAS,
-    FLOW_WATER,
-    O2,
-    SO2,
-    T0,
-    gas_outlet,
-    hour_of,
-    minutes,
-    reading,
-    tick,
-    water_outlet,
-)
+from tests.rules.factors import COD, FLOW_GAS, FLOW_WATER, O2, SO2
+from tests.rules.scenario import T0, gas_outlet, hour_of, minutes, reading, tick, water_outlet
 from tests.rules.test_incineration import PM, incinerator
 from tests.rules.test_power_usage import K, P, at, rules_of, series
 from tests.rules.test_power_usage import run as run_power

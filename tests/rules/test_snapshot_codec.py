@@ -7,7 +7,8 @@ import pytest
 
 from rules.snapshot_codec import decode_state, encode_state
 from rules.stream import StreamEngine
-from tests.rules.scenario import O2, SO2, gas_outlet, hour_of, tick
+from tests.rules.factors import O2, SO2
+from tests.rules.scenario import gas_outlet, hour_of, tick
 
 
 def test_parameters_are_referred_to_not_stored_and_come_back_from_reconfigure():

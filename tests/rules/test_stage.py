@@ -7,19 +7,17 @@ import pytest
 from sqlalchemy import update
 
 from ingest.readings import ReadingBatch
-from nonsite.db import make_engine, migrate
 from rules.stage import RuleStage, restore
 from rules.store import list_findings, load_snapshot, save_snapshot, snapshots
 from rules.stream import StreamEngine
-from tests.rules.scenario import O2, SO2, gas_outlet, hour_of, tick
+from tests.rules.factors import O2, SO2
+from tests.rules.scenario import gas_outlet, hour_of, tick
 
 
 @pytest.fixture
-def db(db_url):
-    eng = make_engine(db_url)
-    migrate(eng)
-    yield eng
-    eng.dispose()
+def db(engine):
+    """A migrated service database (tests/conftest.py)."""
+    return engine
 
 
 def batch(readings):

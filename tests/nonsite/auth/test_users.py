@@ -16,7 +16,6 @@ from nonsite.auth.errors import LoginFailed, LoginThrottled, NotFoundError
 from nonsite.auth.roles import User
 from nonsite.auth.schema import api_tokens, sessions, users
 from nonsite.auth.throttle import Throttle
-from nonsite.db import make_engine, migrate
 
 START = datetime(2026, 11, 22, 1, 0, tzinfo=UTC)
 PASSWORD = "correct horse"
@@ -36,14 +35,6 @@ class Clock:
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
-
-
-@pytest.fixture
-def engine(db_url):
-    engine = make_engine(db_url)
-    migrate(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

@@ -8,7 +8,8 @@ import pytest
 from rules.markings import Marking
 from rules.stream import StreamEngine
 from rules.timebase import epoch
-from tests.rules.scenario import O2, SO2, gas_outlet, hour_of, tick
+from tests.rules.factors import O2, SO2
+from tests.rules.scenario import gas_outlet, hour_of, tick
 
 MARK = {
     "outlet": "DA001",
