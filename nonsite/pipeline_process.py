@@ -32,6 +32,10 @@ class PipelineProcess:
         self._to_child: Connection | None = None
         self._stopping = False
         self._drained = threading.Event()
+        # Set by the reader thread once it has reaped its process. Only that thread waits on
+        # the child: two threads waiting on one child race (the one whose waitpid finds the
+        # child already reaped, before the other has recorded its exit, sees it alive).
+        self._exited = threading.Event()
         self.position = 0
         self.head = 0
         self.error: str | None = None  # the pipeline fails (a bug, or it died), for /readyz
@@ -55,10 +59,14 @@ class PipelineProcess:
         proc.start()
         to_child_r.close()  # the child's ends live in the child now
         from_child_w.close()
+        exited = threading.Event()
         with self._send_lock:
-            self._proc, self._to_child = proc, to_child_w
+            self._proc, self._to_child, self._exited = proc, to_child_w, exited
         threading.Thread(
-            target=self._read, args=(from_child_r, proc), name="pipeline-reader", daemon=True
+            target=self._read,
+            args=(from_child_r, proc, exited),
+            name="pipeline-reader",
+            daemon=True,
         ).start()
 
     def notify(self) -> None:
@@ -73,7 +81,7 @@ class PipelineProcess:
             with contextlib.suppress(BrokenPipeError, OSError):
                 self._to_child.send(message)
 
-    def _read(self, conn: Connection, proc: BaseProcess) -> None:
+    def _read(self, conn: Connection, proc: BaseProcess, exited: threading.Event) -> None:
         while True:
             try:
                 message = conn.recv()
@@ -90,7 +98,8 @@ class PipelineProcess:
                 self.position = message[1]
                 self._drained.set()
         conn.close()
-        proc.join(5)
+        proc.join(self._exit_grace_s if self._stopping else 5)
+        exited.set()
         if not self._stopping:
             self.restarts += 1
             self.error = f"pipeline process exited with {proc.exitcode}; restarting"
@@ -110,13 +119,13 @@ class PipelineProcess:
             if not self.alive:
                 drained = self._drained.wait(2.0)  # its last words may still be in the pipe
                 break
-        proc = self._proc
-        if proc is not None:
-            proc.join(self._exit_grace_s)
-            if proc.is_alive():
-                log.error("pipeline process did not exit; terminating it")
-                proc.terminate()
-                proc.join(5)
+        proc, exited = self._proc, self._exited
+        # The reader thread reaps it once its pipe closes (see _exited): wait for that.
+        stuck = proc is not None and not exited.wait(self._exit_grace_s + 1) and proc.is_alive()
+        if proc is not None and stuck:
+            log.error("pipeline process did not exit; terminating it")
+            proc.terminate()
+            proc.join(5)
         with self._send_lock:
             if self._to_child is not None:
                 self._to_child.close()
