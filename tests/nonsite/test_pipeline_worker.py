@@ -4,7 +4,6 @@ the notification dispatcher is woken only once new cases are committed."""
 import threading
 import time
 from datetime import UTC, datetime, timedelta
-from multiprocessing import Pipe
 from pathlib import Path
 
 import pytest
@@ -16,10 +15,10 @@ from ingest.china_time import CHINA_TZ
 from ingest.hj212.encoder import data_packets
 from nonsite.config.load import parse_config
 from nonsite.db import make_engine, migrate
-from nonsite.pipeline_worker import Worker
 from nonsite.stages import RuleEngines
 from rules.stage import RuleStage
-from rules.store import declare_marking
+from tests.nonsite.worker import pipeline_worker
+from tests.rules.scenario import declare_day
 
 
 def test_declared_markings_reach_the_rule_engine(tmp_path):
@@ -40,26 +39,13 @@ def test_declared_markings_reach_the_rule_engine(tmp_path):
     RawArchive(tmp_path / "archive.sqlite3").close()
     db = make_engine(config.database_url())
     migrate(db)
-    inbox, _parent_out = Pipe(duplex=False)
-    _parent_in, outbox = Pipe(duplex=False)
-    worker = Worker(config, inbox, outbox)
-    engines = RuleEngines(config)
-    try:
+    with pipeline_worker(config) as worker:
+        engines = RuleEngines(config)
         with db.connect() as conn:
             engines.build(conn)
             assert engines.if_changed(conn) is None  # nothing declared yet
         with db.begin() as conn:
-            declare_marking(
-                conn,
-                enterprise_id="E1",
-                outlet_id="DA001",
-                type="maintenance",
-                start=datetime(2026, 11, 24, tzinfo=UTC),
-                end=datetime(2026, 11, 25, tzinfo=UTC),
-                factor=None,
-                reason="检修",
-                declared_by="ent1",
-            )
+            declare_day(conn, "maintenance", "检修")
         with db.connect() as conn:
             assert engines.if_changed(conn) is not None
             assert engines.if_changed(conn) is None  # taken up once
@@ -70,12 +56,7 @@ def test_declared_markings_reach_the_rule_engine(tmp_path):
         assert rules.engine._markings.marking_at("E1", "DA001", "a21026", t) is None
         worker.pipeline.tick(time.time())
         assert rules.engine._markings.marking_at("E1", "DA001", "a21026", t) is not None
-    finally:
-        worker.archive.close()
-        worker.engine.dispose()
-        db.dispose()
-        for end in (inbox, outbox, _parent_in, _parent_out):
-            end.close()
+    db.dispose()
 
 
 class _WakeThatLooks(threading.Event):
@@ -156,12 +137,9 @@ def test_the_dispatcher_is_woken_after_the_new_case_is_committed(tmp_path: Path,
     archive.append(_exceeding_hour(mn, datetime(2026, 11, 20, 8, tzinfo=CHINA_TZ)))
     db = make_engine(config.database_url())
     migrate(db)
-    inbox, _parent_out = Pipe(duplex=False)
-    _parent_in, outbox_end = Pipe(duplex=False)
-    worker = Worker(config, inbox, outbox_end)
-    wake = _WakeThatLooks(db)
-    worker.dispatcher.wake = wake
-    try:
+    with pipeline_worker(config) as worker:
+        wake = _WakeThatLooks(db)
+        worker.dispatcher.wake = wake
         if run == "step":
             assert worker.step() == 8
         else:
@@ -169,10 +147,5 @@ def test_the_dispatcher_is_woken_after_the_new_case_is_committed(tmp_path: Path,
             assert worker.pipeline.position == 8
         assert wake.rows_seen, "a new case must wake the dispatcher"
         assert wake.rows_seen[0] >= 1, "woken before the notification row was committed"
-    finally:
-        archive.close()
-        worker.archive.close()
-        worker.engine.dispose()
-        db.dispose()
-        for end in (inbox, outbox_end, _parent_in, _parent_out):
-            end.close()
+    archive.close()
+    db.dispose()

@@ -404,7 +404,7 @@ def test_the_rule_setup_adds_the_markings_declared_online(tmp_path):
 
     from nonsite.db import make_engine, migrate
     from nonsite.rule_wiring import rule_setup
-    from rules.store import declare_marking
+    from tests.rules.scenario import declare_day
 
     mark = {"outlet": "DA001", "type": "maintenance", "reason": "检修"}
     mark |= {"start": "2026-11-20T08:00:00+08:00", "end": "2026-11-20T12:00:00+08:00"}
@@ -417,17 +417,7 @@ def test_the_rule_setup_adds_the_markings_declared_online(tmp_path):
     db = make_engine(f"sqlite:///{tmp_path / 'nonsite.db'}")
     migrate(db)
     with db.begin() as conn:
-        declare_marking(
-            conn,
-            enterprise_id="E1",
-            outlet_id="DA001",
-            type="stopped",
-            start=datetime(2026, 11, 24, tzinfo=UTC),
-            end=datetime(2026, 11, 25, tzinfo=UTC),
-            factor=None,
-            reason="停产",
-            declared_by="ent1",
-        )
+        declare_day(conn, "stopped", "停产")
     with db.connect() as conn:
         setup = rule_setup(c, conn)
     db.dispose()

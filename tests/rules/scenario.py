@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Connection
 
 from ingest.china_time import CHINA_TZ
 from ingest.readings import Measurement
 from rules.params import FactorParams, OutletParams, Thresholds
+from rules.store import declare_marking
 from tests.rules.factors import COD, FLOW_GAS, FLOW_WATER, O2, SO2
 
 T0 = datetime(2026, 11, 21, 0, 0, tzinfo=CHINA_TZ)  # a China midnight: day and hour start
@@ -82,3 +85,18 @@ def hour_of(factor: str, hour: datetime, value: float, **kw) -> list[Measurement
 
 def tick(hours: float) -> datetime:
     return T0 + timedelta(hours=hours)
+
+
+def declare_day(conn: Connection, type_: str, reason: str) -> None:
+    """E1's outlet DA001 declared online (by ent1) as ``type_`` for 2026-11-24 UTC."""
+    declare_marking(
+        conn,
+        enterprise_id="E1",
+        outlet_id="DA001",
+        type=type_,
+        start=datetime(2026, 11, 24, tzinfo=UTC),
+        end=datetime(2026, 11, 25, tzinfo=UTC),
+        factor=None,
+        reason=reason,
+        declared_by="ent1",
+    )

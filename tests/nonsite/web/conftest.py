@@ -3,42 +3,60 @@ per role, and cases in several states."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
 from prometheus_client import CollectorRegistry
 
 from alerts.workflow import Actor
 from nonsite.auth import passwords
 from nonsite.config.load import parse_config
+from nonsite.config.model import Config
 from nonsite.db import make_engine, migrate
 from nonsite.http import bind, build_app, make_server
 from nonsite.web.context import WebContext
 from tests.alerts.conftest import finding
 
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = Path(__file__).parents[3] / "artifacts" / "screenshots"
+
+# The two brigades and the two enterprises (their outlets aside) of the sites' configurations.
+BRIGADES = [{"id": "B1", "name": "滨江执法大队"}, {"id": "B2", "name": "城东执法大队"}]
+E1 = {
+    "id": "E1",
+    "name": "华能示范电厂",
+    "region": "滨江区",
+    "industry": "thermal_power",
+    "brigade": "B1",
+}
+E2 = {"id": "E2", "name": "城东化工", "region": "城东区", "industry": "chemical", "brigade": "B2"}
+# 华能示范电厂's coal-fired boiler, with the preset's limits.
+BOILER = {
+    "id": "DA001",
+    "name": "1号锅炉",
+    "kind": "gas",
+    "mn": "MN1",
+    "pw": "123456",
+    "preset": "thermal_power_coal_boiler",
+}
 CONFIG = {
-    "brigades": [{"id": "B1", "name": "滨江执法大队"}, {"id": "B2", "name": "城东执法大队"}],
+    "brigades": BRIGADES,
     "enterprises": [
         {
-            "id": "E1",
-            "name": "华能示范电厂",
-            "region": "滨江区",
-            "industry": "thermal_power",
-            "brigade": "B1",
+            **E1,
             "outlets": [{"id": "DA001", "name": "1号锅炉", "kind": "gas", "mn": "MN1", "pw": ""}],
         },
         {
-            "id": "E2",
-            "name": "城东化工",
-            "region": "城东区",
-            "industry": "chemical",
-            "brigade": "B2",
+            **E2,
             "outlets": [{"id": "DA001", "kind": "gas", "mn": "MN2", "pw": ""}],
             "markings": [
                 {
@@ -69,6 +87,7 @@ class LiveServer:
     over real HTTP."""
 
     def __init__(self, app) -> None:
+        self.app = app
         self.sock = bind("127.0.0.1:0")
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
         self.server = make_server(app, self.sock)
@@ -90,6 +109,46 @@ class LiveServer:
         self.sock.close()
 
 
+def api_login(client: httpx.Client, username: str) -> httpx.Client:
+    """``client`` logged in as ``username`` (an earlier session's cookie cleared)."""
+    client.cookies.clear()
+    r = client.post("/api/v1/session", json={"username": username, "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    return client
+
+
+def web_context(
+    config: Config,
+    db_url: str,
+    *,
+    users: Mapping[str, tuple[str, dict[str, str]]] = USERS,
+    display_name: Callable[[str], str] = "{}-显示名".format,
+) -> WebContext:
+    """The web side of ``config`` over a migrated database at ``db_url``, with ``users``
+    (name → role and scope), each with the password PASSWORD."""
+    engine = make_engine(db_url)
+    migrate(engine)
+    ctx = WebContext.build(config, engine)
+    for name, (role, scope) in users.items():
+        ctx.users.add(name, PASSWORD, role, display_name=display_name(name), **scope)
+    return ctx
+
+
+@contextmanager
+def serving(ctx: WebContext, timeout: float = 30) -> Iterator[tuple[LiveServer, httpx.Client]]:
+    """The application of ``ctx`` served over real HTTP, and a client of it; the database is
+    disposed of when it stops."""
+    app = build_app(CollectorRegistry(), dict, web=ctx)
+    try:
+        with (
+            LiveServer(app) as server,
+            httpx.Client(base_url=server.url, timeout=timeout) as client,
+        ):
+            yield server, client
+    finally:
+        ctx.db.dispose()
+
+
 @dataclass
 class Site:
     ctx: WebContext
@@ -98,10 +157,7 @@ class Site:
     url: str
 
     def login(self, username: str) -> httpx.Client:
-        self.client.cookies.clear()
-        r = self.client.post("/api/v1/session", json={"username": username, "password": PASSWORD})
-        assert r.status_code == 200, r.text
-        return self.client
+        return api_login(self.client, username)
 
 
 @contextmanager
@@ -109,28 +165,27 @@ def running_site(db_url: str, service: dict[str, Any] | None = None) -> Iterator
     """The test configuration (with ``service`` as its [service] section, if given), its users
     and cases, served over real HTTP."""
     raw = {**CONFIG, "service": service} if service else CONFIG
-    config = parse_config(raw, "test.toml", env={})
-    engine = make_engine(db_url)
-    migrate(engine)
-    ctx = WebContext.build(config, engine)
-    for name, (role, scope) in USERS.items():
-        ctx.users.add(name, PASSWORD, role, display_name=f"{name}-显示名", **scope)
+    ctx = web_context(parse_config(raw, "test.toml", env={}), db_url)
     book = ctx.book
-    with engine.begin() as conn:
+    with ctx.db.begin() as conn:
         [e1_alarm] = book.apply(conn, [finding(enterprise="E1")]).opened
         [e2_warning] = book.apply(
             conn, [finding("B2", tier="warning", enterprise="E2", limit=None)]
         ).opened
         [e1_warning] = book.apply(conn, [finding("B2", tier="warning", limit=None)]).opened
-    with engine.begin() as conn:
+    with ctx.db.begin() as conn:
         book.act(conn, e1_alarm, "dispatch", Actor("sup", "supervisor"))
-    app = build_app(CollectorRegistry(), dict, web=ctx)
     cases = {"e1_alarm": e1_alarm, "e2_warning": e2_warning, "e1_warning": e1_warning}
-    try:
-        with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=10) as client:
-            yield Site(ctx, client, cases, server.url)
-    finally:
-        engine.dispose()
+    with serving(ctx, timeout=10) as (server, client):
+        yield Site(ctx, client, cases, server.url)
+
+
+@pytest.fixture(scope="module")
+def fast_hashes() -> Iterator[None]:
+    """Fast password hashes, for tests only: for a module's sites."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(passwords, "SCRYPT_N", 2**10)
+        yield
 
 
 @pytest.fixture
@@ -151,3 +206,36 @@ def site_with(db_url, monkeypatch):
             return stack.enter_context(running_site(db_url, service))
 
         yield make
+
+
+# -- in the browser ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, headless, driven by Playwright: one for a test module."""
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+def sign_in(page: Page, username: str) -> None:
+    """Fill in and send the login form the page shows; wait for the page it leads to."""
+    page.fill("#username", username)
+    page.fill("#password", PASSWORD)
+    page.click("#login-submit")
+    page.wait_for_url(re.compile(r"^(?!.*/login)"))
+    page.wait_for_selector("body[data-ready='1']")
+
+
+def login(page: Page, site: Any, username: str) -> None:
+    """Log in on the site's login page (``site.url``) as ``username``."""
+    page.goto(f"{site.url}/login")
+    sign_in(page, username)
+
+
+def shot(page: Page, name: str) -> None:
+    """A screenshot of the whole page, a test artifact (``artifacts/screenshots``)."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)

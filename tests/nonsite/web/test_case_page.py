@@ -21,25 +21,28 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
-from prometheus_client import CollectorRegistry
+from playwright.sync_api import Browser, Page, expect
 
 from alerts.workflow import Actor
 from ingest.archive import IncomingMessage, RawArchive, to_us
 from ingest.china_time import CHINA_TZ
 from ingest.hj212.encoder import data_packets
-from nonsite.auth import passwords
 from nonsite.config.load import parse_config
-from nonsite.db import make_engine, migrate
-from nonsite.http import build_app
 from nonsite.web.context import WebContext
 from rules.findings import Finding
-from tests.nonsite.web.conftest import PASSWORD, USERS, LiveServer
+from tests.nonsite.web.conftest import (
+    BOILER,
+    BRIGADES,
+    E1,
+    PASSWORD,
+    login,
+    serving,
+    shot,
+    web_context,
+)
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = "/usr/bin/chromium"
-SHOTS = Path(__file__).parents[3] / "artifacts" / "screenshots"
 D = datetime(2026, 3, 2, tzinfo=CHINA_TZ)
 SO2, O2 = "a21026", "a19001"
 ORDER = "应急〔2026〕3号"
@@ -48,25 +51,11 @@ ORDER = "应急〔2026〕3号"
 def config_doc(data_dir: Path) -> dict:
     return {
         "service": {"data_dir": str(data_dir)},
-        "brigades": [{"id": "B1", "name": "滨江执法大队"}, {"id": "B2", "name": "城东执法大队"}],
+        "brigades": BRIGADES,
         "enterprises": [
             {
-                "id": "E1",
-                "name": "华能示范电厂",
-                "region": "滨江区",
-                "industry": "thermal_power",
-                "brigade": "B1",
-                "outlets": [
-                    {
-                        "id": "DA001",
-                        "name": "1号锅炉",
-                        "kind": "gas",
-                        "mn": "MN1",
-                        "pw": "123456",
-                        "preset": "thermal_power_coal_boiler",
-                        "limits": {SO2: {"hour_alarm": 100.0}},
-                    }
-                ],
+                **E1,
+                "outlets": [{**BOILER, "limits": {SO2: {"hour_alarm": 100.0}}}],
                 "meters": [
                     {
                         "id": "M1",
@@ -211,38 +200,22 @@ class CaseSite:
 
 
 @pytest.fixture(scope="module")
-def case_site(tmp_path_factory) -> Iterator[CaseSite]:
+def case_site(tmp_path_factory, fast_hashes) -> Iterator[CaseSite]:
     data_dir = tmp_path_factory.mktemp("case-page")
     archive = RawArchive(data_dir / "archive.sqlite3", durability="normal")
     archive.append(archive_messages())
     archive.close()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(passwords, "SCRYPT_N", 2**10)  # fast hashes for tests only
-        config = parse_config(config_doc(data_dir), "test.toml", env={})
-        engine = make_engine(f"sqlite:///{data_dir / 'nonsite.db'}")
-        migrate(engine)
-        ctx = WebContext.build(config, engine)
-        for name, (role, scope) in USERS.items():
-            ctx.users.add(name, PASSWORD, role, display_name=f"{name}-显示名", **scope)
-        ids: dict[str, int] = {}
-        for rule, findings in FINDINGS.items():
-            with engine.begin() as conn:
-                applied = ctx.book.apply(conn, findings)
-            [ids[rule]] = applied.opened
-        with engine.begin() as conn:  # the A3 alarm goes to the brigade
-            ctx.book.act(conn, ids["A3"], "dispatch", Actor("sup", "supervisor"))
-        app = build_app(CollectorRegistry(), dict, web=ctx)
-        with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=30) as client:
-            yield CaseSite(ctx, server.url, ids, client)
-        engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield b
-        b.close()
+    config = parse_config(config_doc(data_dir), "test.toml", env={})
+    ctx = web_context(config, f"sqlite:///{data_dir / 'nonsite.db'}")
+    ids: dict[str, int] = {}
+    for rule, findings in FINDINGS.items():
+        with ctx.db.begin() as conn:
+            applied = ctx.book.apply(conn, findings)
+        [ids[rule]] = applied.opened
+    with ctx.db.begin() as conn:  # the A3 alarm goes to the brigade
+        ctx.book.act(conn, ids["A3"], "dispatch", Actor("sup", "supervisor"))
+    with serving(ctx) as (server, client):
+        yield CaseSite(ctx, server.url, ids, client)
 
 
 def new_page(browser: Browser, width: int = 1440, height: int = 900) -> Page:
@@ -269,24 +242,10 @@ def phone(browser) -> Iterator[Page]:
     p.context.close()
 
 
-def login(page: Page, site: CaseSite, username: str) -> None:
-    page.goto(f"{site.url}/login")
-    page.fill("#username", username)
-    page.fill("#password", PASSWORD)
-    page.click("#login-submit")
-    page.wait_for_url(re.compile(r"^(?!.*/login)"))
-    page.wait_for_selector("body[data-ready='1']")
-
-
 def open_case(page: Page, site: CaseSite, rule: str) -> None:
     page.goto(f"{site.url}/cases/{site.cases[rule]}")
     page.wait_for_selector("body[data-ready='1']")
     page.wait_for_selector("#chart .uplot canvas")
-
-
-def shot(page: Page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
 def legend(page: Page) -> list[str]:

@@ -24,22 +24,19 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 
 from alerts.audit import COMMAND_KIND_NAMES, COMMAND_STATUS_NAMES
 from ingest.china_time import CHINA_TZ
 from ingest.commands.store import logger_commands, recall_params, request
-from nonsite.auth import passwords
 from nonsite.web.security import GRANTS
+from tests.nonsite.web.conftest import login, shot
 from tests.nonsite.web.test_every_page import buttons_off_screen, overflow
 from tests.nonsite.web.test_language_and_time import (
     Site,
-    browser,  # noqa: F401 - the module-scoped Chromium fixture
     browsing,
     english_words,
-    login,
     serve,
-    shot,
     visible_text,
     visit,
 )
@@ -52,14 +49,9 @@ SHOWN = "2026-12-05 08:00 – 09:59"
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory) -> Iterator[Site]:
-    saved = passwords.SCRYPT_N
-    passwords.SCRYPT_N = 2**10  # fast hashes for tests only
-    try:
-        with serve(tmp_path_factory.mktemp("commands-page")) as site:
-            yield site
-    finally:
-        passwords.SCRYPT_N = saved
+def served(tmp_path_factory, fast_hashes) -> Iterator[Site]:
+    with serve(tmp_path_factory.mktemp("commands-page")) as site:
+        yield site
 
 
 def refusals(page: Page) -> list[str]:
@@ -75,21 +67,26 @@ def refusals(page: Page) -> list[str]:
     return seen
 
 
+def b7_recall(conn: Connection, end: timedelta, now: datetime, case_id: int) -> int:
+    """The recall rule B7 asks for, of BEGIN to ``BEGIN + end``, for the case ``case_id``."""
+    return request(
+        conn,
+        mn="MN1",
+        kind="recall",
+        cn="2061",
+        params=recall_params(BEGIN, BEGIN + end),
+        requested_by="auto:B7",
+        reason="B7 小时数据缺失：补遗 2026-12-05 08:00 时段的小时数据",
+        now=now,
+        case_id=case_id,
+    )
+
+
 def linked_recall(site: Site, case_id: int, *, filled: int, status: str = "done") -> int:
     """A recall rule B7 asked for the case's missing hour, answered with ``filled`` packets."""
     now = datetime.now(UTC)
     with site.ctx.db.begin() as conn:
-        command_id = request(
-            conn,
-            mn="MN1",
-            kind="recall",
-            cn="2061",
-            params=recall_params(BEGIN, BEGIN + timedelta(minutes=119)),
-            requested_by="auto:B7",
-            reason="B7 小时数据缺失：补遗 2026-12-05 08:00 时段的小时数据",
-            now=now,
-            case_id=case_id,
-        )
+        command_id = b7_recall(conn, timedelta(minutes=119), now, case_id)
         conn.execute(
             update(logger_commands)
             .where(logger_commands.c.id == command_id)
@@ -113,7 +110,7 @@ def fits(page: Page, width: int) -> list[str]:
 
 
 @pytest.mark.integration
-def test_a_monitor_recalls_an_interval_typed_in_china_time(browser, served):  # noqa: F811
+def test_a_monitor_recalls_an_interval_typed_in_china_time(browser, served):
     with browsing(browser, tz="UTC") as page:
         refused = refusals(page)
         login(page, served, "monitor")
@@ -172,7 +169,7 @@ def test_a_monitor_recalls_an_interval_typed_in_china_time(browser, served):  # 
 
 
 @pytest.mark.integration
-def test_a_refusal_shows_its_chinese_reason(browser, served):  # noqa: F811
+def test_a_refusal_shows_its_chinese_reason(browser, served):
     with browsing(browser) as page:
         login(page, served, "supervisor")
         visit(page, served.url + "/enterprises/E2/outlets/DA001")
@@ -200,7 +197,7 @@ def test_a_refusal_shows_its_chinese_reason(browser, served):  # noqa: F811
 
 
 @pytest.mark.integration
-def test_enterprise_users_and_enforcers_see_no_commands(browser, served):  # noqa: F811
+def test_enterprise_users_and_enforcers_see_no_commands(browser, served):
     alarm = served.cases["alarm"]  # dispatched to 滨江执法大队: enforcer1 sees it
     linked_recall(served, alarm, filled=2)
     for user in ("ent1", "enforcer1"):
@@ -232,7 +229,7 @@ def test_enterprise_users_and_enforcers_see_no_commands(browser, served):  # noq
 
 
 @pytest.mark.integration
-def test_the_case_page_shows_the_commands_made_for_it(browser, served):  # noqa: F811
+def test_the_case_page_shows_the_commands_made_for_it(browser, served):
     alarm, warning = served.cases["alarm"], served.cases["warning"]
     linked_recall(served, alarm, filled=3)
     with browsing(browser, tz="UTC") as page:
@@ -262,7 +259,7 @@ def test_the_case_page_shows_the_commands_made_for_it(browser, served):  # noqa:
 
 @pytest.mark.integration
 @pytest.mark.parametrize("width", [390, 360])
-def test_the_pages_fit_a_phone(browser, served, width):  # noqa: F811
+def test_the_pages_fit_a_phone(browser, served, width):
     alarm = served.cases["alarm"]
     linked_recall(served, alarm, filled=1, status="no_answer")
     with browsing(browser, tz="UTC", width=width) as page:
@@ -293,27 +290,11 @@ def test_the_case_record_carries_its_commands(site):
     case, other = site.cases["e1_alarm"], site.cases["e1_warning"]
     now = datetime(2026, 12, 5, 2, 5, tzinfo=UTC)
     with site.ctx.db.begin() as conn:
-        recall = request(
-            conn,
-            mn="MN1",
-            kind="recall",
-            cn="2061",
-            params=recall_params(BEGIN, BEGIN + timedelta(minutes=59, seconds=59)),
-            requested_by="auto:B7",
-            reason="B7 小时数据缺失：补遗 2026-12-05 08:00 时段的小时数据",
-            now=now,
-            case_id=case,
-        )
+        recall = b7_recall(conn, timedelta(minutes=59, seconds=59), now, case)
         request(
-            conn,
-            mn="MN1",
-            kind="time_get",
-            cn="1011",
-            requested_by="auto:clock",
-            reason="每 24 小时核对一次数采仪时钟",
-            now=now,
-            case_id=other,
-        )
+            conn, mn="MN1", kind="time_get", cn="1011", requested_by="auto:clock",
+            reason="每 24 小时核对一次数采仪时钟", now=now, case_id=other,
+        )  # fmt: skip
     record = site.login("monitor").get(f"/api/v1/cases/{case}/record").json()
     [command] = record["commands"]
     assert (command["id"], command["kind"], command["cn"], command["status"]) == (
@@ -365,7 +346,9 @@ def js_strings(table: str, prefix: str) -> dict[str, str]:
 
 def test_the_pages_name_commands_as_the_command_line_and_the_record_do():
     zh = zh_table()
-    assert js_strings(zh, "cmd.status") == COMMAND_STATUS_NAMES  # the CLI's too (nonsite/cli/logger.py)
+    assert (
+        js_strings(zh, "cmd.status") == COMMAND_STATUS_NAMES
+    )  # the CLI's too (nonsite/cli/logger.py)
     assert js_strings(zh, "cmd.kind") == COMMAND_KIND_NAMES
     source = (JS / "i18n.js").read_text(encoding="utf-8")
     en = source[source.index("en: {") :]

@@ -6,26 +6,14 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import ConsoleMessage, Page, expect
 
 from tests.alerts.conftest import finding
-from tests.nonsite.web.conftest import PASSWORD
+from tests.nonsite.web.conftest import shot, sign_in
 
 pytestmark = pytest.mark.integration
-
-CHROMIUM = "/usr/bin/chromium"
-SHOTS = Path(__file__).parents[3] / "artifacts" / "screenshots"
-
-
-@pytest.fixture
-def browser():
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield b
-        b.close()
 
 
 @pytest.fixture
@@ -49,16 +37,7 @@ def logout(page: Page) -> None:
 def login(page: Page, site, username: str) -> None:
     if "/login" not in page.url:
         page.goto(f"{site.url}/login")
-    page.fill("#username", username)
-    page.fill("#password", PASSWORD)
-    page.click("#login-submit")
-    page.wait_for_url(re.compile(r"^(?!.*/login)"))
-    page.wait_for_selector("body[data-ready='1']")
-
-
-def shot(page: Page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    sign_in(page, username)
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

@@ -12,13 +12,11 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Page
 
-from nonsite.auth import passwords
+from tests.nonsite.web.conftest import login
 from tests.nonsite.web.test_language_and_time import (
     Site,
-    browser,  # noqa: F401 - the module-scoped Chromium fixture
     browsing,
     english_words,
-    login,
     serve,
     settle,
     visible_text,
@@ -41,14 +39,9 @@ AM_PM = re.compile(r"\b(?:am|pm)\b|上午|下午", re.IGNORECASE)
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Iterator[Site]:
-    saved = passwords.SCRYPT_N
-    passwords.SCRYPT_N = 2**10  # fast hashes for tests only
-    try:
-        with serve(tmp_path_factory.mktemp("every-page")) as served:
-            yield served
-    finally:
-        passwords.SCRYPT_N = saved
+def site(tmp_path_factory, fast_hashes) -> Iterator[Site]:
+    with serve(tmp_path_factory.mktemp("every-page")) as served:
+        yield served
 
 
 def pages_of(page: Page, site: Site, role: str) -> list[str]:
@@ -88,7 +81,7 @@ def look(page: Page, url: str, width: int) -> tuple[str, list[str]]:
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_every_page_fits_a_phone_and_a_desktop_in_chinese_and_china_time(browser, site, role):  # noqa: F811
+def test_every_page_fits_a_phone_and_a_desktop_in_chinese_and_china_time(browser, site, role):
     problems: dict[str, list[str]] = {}
     times: dict[str, dict[str, list[str]]] = {}
     for width, tz in ((1440, "UTC"), (1440, "Asia/Shanghai"), (390, "UTC"), (360, "Asia/Shanghai")):

@@ -23,23 +23,18 @@ from xml.etree import ElementTree
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
-from prometheus_client import CollectorRegistry
+from playwright.sync_api import BrowserContext, Page, expect
 
 from alerts.cases import CaseBook
 from alerts.workflow import Actor
 from ingest.archive import IncomingMessage, RawArchive, to_us
 from nonsite.auth import passwords
 from nonsite.config.load import parse_config
-from nonsite.db import make_engine, migrate
-from nonsite.http import build_app
 from nonsite.web.context import WebContext
 from tests.alerts.conftest import T0, Clock, finding
-from tests.nonsite.web.conftest import PASSWORD, LiveServer
+from tests.nonsite.web.conftest import PASSWORD, api_login, login, serving, shot, web_context
 
 CHINA = timezone(timedelta(hours=8))
-CHROMIUM = "/usr/bin/chromium"
-SHOTS = Path(__file__).parents[3] / "artifacts" / "screenshots"
 SUPERVISOR = Actor("sup", "supervisor")
 
 
@@ -111,10 +106,7 @@ class Site:
     cases: dict[str, int]
 
     def login(self, username: str) -> httpx.Client:
-        self.client.cookies.clear()
-        r = self.client.post("/api/v1/session", json={"username": username, "password": PASSWORD})
-        assert r.status_code == 200, r.text
-        return self.client
+        return api_login(self.client, username)
 
 
 def open_cases(ctx: WebContext) -> dict[str, int]:
@@ -159,18 +151,10 @@ def running(db_url: str, data_dir: Path, *, traffic: bool = True) -> Iterator[Si
     config = parse_config({**CONFIG, "service": {"data_dir": str(data_dir)}}, "t.toml", env={})
     if traffic:
         archive_traffic(data_dir)
-    engine = make_engine(db_url)
-    migrate(engine)
-    ctx = WebContext.build(config, engine)
-    for name, (role, scope) in USERS.items():
-        ctx.users.add(name, PASSWORD, role, display_name=f"{name}-显示名", **scope)
+    ctx = web_context(config, db_url, users=USERS)
     made = open_cases(ctx)
-    app = build_app(CollectorRegistry(), dict, web=ctx)
-    try:
-        with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=30) as client:
-            yield Site(ctx, client, server.url, made)
-    finally:
-        engine.dispose()
+    with serving(ctx) as (server, client):
+        yield Site(ctx, client, server.url, made)
 
 
 @pytest.fixture
@@ -470,14 +454,6 @@ def test_a_spreadsheet_formula_in_a_note_stays_text(fleet):
 # -- in the browser ------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield b
-        b.close()
-
-
 @pytest.fixture
 def new_page(browser, fleet) -> Iterator[Callable[..., Page]]:
     """``new_page(width)``: a page in a fresh browser context (its own cookies). The contexts
@@ -497,20 +473,6 @@ def new_page(browser, fleet) -> Iterator[Callable[..., Page]]:
     yield make
     for context in contexts:
         context.close()
-
-
-def login(page: Page, site: Site, username: str) -> None:
-    page.goto(f"{site.url}/login")
-    page.fill("#username", username)
-    page.fill("#password", PASSWORD)
-    page.click("#login-submit")
-    page.wait_for_url(re.compile(r"^(?!.*/login)"))
-    page.wait_for_selector("body[data-ready='1']")
-
-
-def shot(page: Page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
 def ready(page: Page) -> None:

@@ -29,8 +29,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
-from prometheus_client import CollectorRegistry
+from playwright.sync_api import Browser, Page, Route, expect
 
 from alerts.workflow import Actor
 from ingest.archive import IncomingMessage, RawArchive, to_us
@@ -39,16 +38,23 @@ from ingest.hj212.encoder import data_packets
 from ingest.store import DeadLetter, record_batch
 from nonsite.auth import passwords
 from nonsite.config.load import parse_config
-from nonsite.db import make_engine, migrate
-from nonsite.http import build_app
 from nonsite.web.context import WebContext
 from rules.findings import Finding
-from tests.nonsite.web.conftest import PASSWORD, USERS, LiveServer
+from tests.alerts.conftest import AUDIT_COLUMNS_ZH
+from tests.nonsite.web.conftest import (
+    BRIGADES,
+    E1,
+    E2,
+    USERS,
+    api_login,
+    login,
+    serving,
+    shot,
+    web_context,
+)
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = "/usr/bin/chromium"
-SHOTS = Path(__file__).parents[3] / "artifacts" / "screenshots"
 SO2, O2 = "a21026", "a19001"
 HOUR = timedelta(hours=1)
 # A dead letter received at this instant reads 2026-03-05 02:28 in China, whatever the browser
@@ -72,24 +78,16 @@ def config_doc(data_dir: Path) -> dict:
     limits = {SO2: {"hour_alarm": 100.0}}
     return {
         "service": {"data_dir": str(data_dir)},
-        "brigades": [{"id": "B1", "name": "滨江执法大队"}, {"id": "B2", "name": "城东执法大队"}],
+        "brigades": BRIGADES,
         "enterprises": [
             {
-                "id": "E1",
-                "name": "华能示范电厂",
-                "region": "滨江区",
-                "industry": "thermal_power",
-                "brigade": "B1",
+                **E1,
                 "outlets": [
                     {"id": "DA001", "name": "1号锅炉", "mn": "MN1", "limits": limits, **outlet}
                 ],
             },
             {
-                "id": "E2",
-                "name": "城东化工",
-                "region": "城东区",
-                "industry": "chemical",
-                "brigade": "B2",
+                **E2,
                 "outlets": [
                     {"id": "DA001", "name": "焚烧炉", "mn": "MN2", "limits": limits, **outlet}
                 ],
@@ -187,10 +185,7 @@ class Site:
     cases: dict[str, int]
 
     def login(self, username: str) -> httpx.Client:
-        self.client.cookies.clear()
-        r = self.client.post("/api/v1/session", json={"username": username, "password": PASSWORD})
-        assert r.status_code == 200, r.text
-        return self.client
+        return api_login(self.client, username)
 
 
 def alarm_finding(enterprise: str, window: datetime, state: str = "fire", **kw) -> Finding:
@@ -221,39 +216,29 @@ def serve(data_dir: Path) -> Iterator[Site]:
     archive.append(archive_messages(hour0 - 24 * HOUR))
     archive.close()
     config = parse_config(config_doc(data_dir), "test.toml", env={})
-    engine = make_engine(f"sqlite:///{data_dir / 'nonsite.db'}")
-    migrate(engine)
-    ctx = WebContext.build(config, engine)
-    for name, (role, scope) in USERS.items():
-        ctx.users.add(name, PASSWORD, role, display_name=NAMES[name], **scope)
+    ctx = web_context(config, f"sqlite:///{data_dir / 'nonsite.db'}", display_name=NAMES.get)
     book = ctx.book
-    with engine.begin() as conn:
+    with ctx.db.begin() as conn:
         record_batch(conn, "test", 5, dead_letters(hour0))
         [alarm] = book.apply(conn, [alarm_finding("E1", hour0 - 10 * HOUR)]).opened
         [warning] = book.apply(
             conn, [alarm_finding("E2", hour0 - 12 * HOUR, rule="A3", tier="warning")]
         ).opened
-    with engine.begin() as conn:
+    with ctx.db.begin() as conn:
         book.act(conn, alarm, "dispatch", Actor("李监管", "supervisor"), brigade="B1")
-    with engine.begin() as conn:
+    with ctx.db.begin() as conn:
         # the condition clears (the work goes on), and the warning resolves and comes back
         book.apply(conn, [alarm_finding("E1", hour0 - 10 * HOUR, state="clear")])
         book.apply(conn, [alarm_finding("E2", hour0 - 12 * HOUR, state="clear", tier="warning")])
         book.apply(conn, [alarm_finding("E2", hour0 - 11 * HOUR, tier="warning")])
-    app = build_app(CollectorRegistry(), dict, web=ctx)
-    try:
-        with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=60) as client:
-            yield Site(server.url, ctx, client, hour0, {"alarm": alarm, "warning": warning})
-    finally:
-        engine.dispose()
+    with serving(ctx, timeout=60) as (server, client):
+        yield Site(server.url, ctx, client, hour0, {"alarm": alarm, "warning": warning})
 
 
 @pytest.fixture(scope="module")
-def shared_sites(tmp_path_factory) -> Iterator[Callable[[], Site]]:
+def shared_sites(tmp_path_factory, fast_hashes) -> Iterator[Callable[[], Site]]:
     """The site the tests that only read share: one per clock hour, since the archive, the
     data-quality window and the pages' hours are the last 24 whole hours before now."""
-    saved = passwords.SCRYPT_N
-    passwords.SCRYPT_N = 2**10  # fast hashes for tests only
     current: list[Site] = []
     with ExitStack() as stack:
 
@@ -264,10 +249,7 @@ def shared_sites(tmp_path_factory) -> Iterator[Callable[[], Site]]:
                 current[:] = [stack.enter_context(serve(tmp_path_factory.mktemp("site")))]
             return current[0]
 
-        try:
-            yield get
-        finally:
-            passwords.SCRYPT_N = saved
+        yield get
 
 
 @pytest.fixture
@@ -282,14 +264,6 @@ def fresh_site(tmp_path, monkeypatch) -> Iterator[Site]:
     monkeypatch.setattr(passwords, "SCRYPT_N", 2**10)  # fast hashes for tests only
     with serve(tmp_path) as served:
         yield served
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield b
-        b.close()
 
 
 # uPlot draws its axes on a canvas: record each chart, so that a test can read the labels it
@@ -331,15 +305,6 @@ def browsing(browser: Browser, tz: str = "UTC", width: int = 1440) -> Iterator[P
         context.close()
 
 
-def login(page: Page, site: Site, username: str) -> None:
-    page.goto(f"{site.url}/login")
-    page.fill("#username", username)
-    page.fill("#password", PASSWORD)
-    page.click("#login-submit")
-    page.wait_for_url(re.compile(r"^(?!.*/login)"))
-    page.wait_for_selector("body[data-ready='1']")
-
-
 def wait_until(page: Page, script: str, timeout_s: float = 20.0) -> None:
     """Poll ``script`` in the page until it is true (``wait_for_function`` evaluates its
     predicate in a way the page's Content-Security-Policy refuses)."""
@@ -366,11 +331,6 @@ def settle(page: Page) -> None:
     pages with a header), and two frames have been laid out."""
     wait_until(page, LIVE)
     page.evaluate("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
-
-
-def shot(page: Page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
 # -- what counts as English ------------------------------------------------------------------
@@ -487,6 +447,11 @@ def test_the_enforcer_opens_the_fleet_from_its_menu(browser, site):
         expect(page.locator("#fleet")).to_contain_text("华能示范电厂")
 
 
+def answering(status: int, body: dict) -> Callable[[Route], None]:
+    """A route handler that answers every request with ``status`` and the JSON ``body``."""
+    return lambda route: route.fulfill(status=status, json=body)
+
+
 def test_a_page_that_may_not_read_says_so_instead_of_none(browser, site):
     """The 运行 page of a role without the dead letters says 无权查看, never 无."""
     with browsing(browser) as page:
@@ -494,22 +459,12 @@ def test_a_page_that_may_not_read_says_so_instead_of_none(browser, site):
         visit(page, f"{site.url}/ops")
         # the supervisor reads them now (the issue's defect: a 403, then 无 although there is one)
         expect(page.locator("#dead-letters tbody tr")).to_have_count(5)
-        page.route(
-            "**/api/v1/dead-letters*",
-            lambda route: route.fulfill(
-                status=403,
-                content_type="application/json",
-                body='{"code": "role_not_allowed", "message": "the supervisor role may not do this"}',
-            ),
-        )
-        page.route(
-            "**/api/v1/quality*",
-            lambda route: route.fulfill(
-                status=500,
-                content_type="application/json",
-                body='{"code": "internal", "message": "boom"}',
-            ),
-        )
+        refused = {"code": "role_not_allowed", "message": "the supervisor role may not do this"}
+        for url, status, body in (
+            ("**/api/v1/dead-letters*", 403, refused),
+            ("**/api/v1/quality*", 500, {"code": "internal", "message": "boom"}),
+        ):
+            page.route(url, answering(status, body))
         visit(page, f"{site.url}/ops")
         expect(page.locator("#dead-letters-none")).to_have_text("无权查看")
         expect(page.locator("#quality-none")).to_contain_text("读取失败")
@@ -694,17 +649,7 @@ def test_the_audit_export_is_in_china_time_with_chinese_actions(site):
     assert f"case-{case}" in r.headers["content-disposition"]
     assert r.content.startswith(b"\xef\xbb\xbf")
     rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"), newline="")))
-    assert list(rows[0])[:9] == [
-        "序号",
-        "时间",
-        "操作人",
-        "角色",
-        "操作",
-        "原状态",
-        "新状态",
-        "说明",
-        "关联",
-    ]
+    assert list(rows[0])[:9] == AUDIT_COLUMNS_ZH
     assert [(row["操作"], row["action"]) for row in rows] == [
         ("感知", "sense"),
         ("派单", "dispatch"),

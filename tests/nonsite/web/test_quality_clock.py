@@ -12,14 +12,12 @@ from playwright.sync_api import expect
 from sqlalchemy import update
 
 from ingest.commands.store import logger_commands, request
+from tests.nonsite.web.conftest import login, shot
 from tests.nonsite.web.test_every_page import buttons_off_screen, overflow
 from tests.nonsite.web.test_language_and_time import (
-    browser,  # noqa: F401 - the module-scoped Chromium fixture
     browsing,
     english_words,
-    login,
     settle,
-    shot,
     visible_text,
     visit,
 )
@@ -65,7 +63,7 @@ def test_the_clock_drift_of_its_loggers_is_in_the_data_quality_figures(site):
 
 @pytest.mark.integration
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the page; the API: above
-def test_the_operations_page_shows_the_clock_drift(browser, site):  # noqa: F811
+def test_the_operations_page_shows_the_clock_drift(browser, site):
     at = in_window()
     read_clock(site, "MN1", 40.0, at - timedelta(hours=1))
     read_clock(site, "MN1", -185.0, at)  # beyond the 60 s tolerance: the warning style

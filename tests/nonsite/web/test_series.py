@@ -18,19 +18,15 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry
 
 from ingest.archive import IncomingMessage, RawArchive, to_us
 from ingest.archive_topics import TOPIC_INDEX
 from ingest.china_time import CHINA_TZ
 from ingest.hj212.encoder import data_packets
-from nonsite.auth import passwords
 from nonsite.config.load import parse_config
-from nonsite.db import make_engine, migrate
-from nonsite.http import build_app
 from nonsite.web.context import WebContext
 from nonsite.web.series import RangeError, SeriesReader, resolve_range
-from tests.nonsite.web.conftest import PASSWORD, USERS, LiveServer
+from tests.nonsite.web.conftest import BOILER, api_login, serving, web_context
 
 D = datetime(2026, 3, 2, tzinfo=CHINA_TZ)  # the historical day
 SO2, O2 = "a21026", "a19001"
@@ -51,17 +47,8 @@ def config_doc(data_dir: Path) -> dict:
                 "id": "E1",
                 "name": "华能示范电厂",
                 "brigade": "B1",
-                "outlets": [
-                    {
-                        "id": "DA001",
-                        "name": "1号锅炉",
-                        "kind": "gas",
-                        "mn": "MN1",
-                        "pw": "123456",
-                        "preset": "thermal_power_coal_boiler",  # SO2 hour 100 mg/m3 @ 6 % O2
-                        "limits": {SO2: {"day_alarm": 90}},
-                    }
-                ],
+                # the preset: SO2 hour 100 mg/m3 @ 6 % O2
+                "outlets": [{**BOILER, "limits": {SO2: {"day_alarm": 90}}}],
                 "meters": [
                     {"id": "M1", "name": "1号磨煤机", "role": "production", "rated_kw": 200},
                     {"id": "M2", "role": "control", "rated_kw": 50, "serves": ["M1"]},
@@ -254,10 +241,7 @@ class SeriesSite:
     now: datetime
 
     def login(self, username: str) -> httpx.Client:
-        self.client.cookies.clear()
-        r = self.client.post("/api/v1/session", json={"username": username, "password": PASSWORD})
-        assert r.status_code == 200, r.text
-        return self.client
+        return api_login(self.client, username)
 
 
 @pytest.fixture(scope="module")
@@ -273,20 +257,12 @@ def archive_dir(tmp_path_factory) -> tuple[Path, datetime]:
 
 
 @pytest.fixture(scope="module")
-def series_site(archive_dir) -> Iterator[SeriesSite]:
+def series_site(archive_dir, fast_hashes) -> Iterator[SeriesSite]:
     data_dir, now = archive_dir
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(passwords, "SCRYPT_N", 2**10)  # fast hashes for tests only
-        config = parse_config(config_doc(data_dir), "test.toml", env={})
-        engine = make_engine(f"sqlite:///{data_dir / 'nonsite.db'}")
-        migrate(engine)
-        ctx = WebContext.build(config, engine)
-        for name, (role, scope) in USERS.items():
-            ctx.users.add(name, PASSWORD, role, display_name=name, **scope)
-        app = build_app(CollectorRegistry(), dict, web=ctx)
-        with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=30) as client:
-            yield SeriesSite(app, ctx, client, data_dir / "archive.sqlite3", now)
-        engine.dispose()
+    config = parse_config(config_doc(data_dir), "test.toml", env={})
+    ctx = web_context(config, f"sqlite:///{data_dir / 'nonsite.db'}", display_name=str)
+    with serving(ctx) as (server, client):
+        yield SeriesSite(server.app, ctx, client, data_dir / "archive.sqlite3", now)
 
 
 @pytest.fixture(scope="module")

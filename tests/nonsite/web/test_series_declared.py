@@ -10,12 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from multiprocessing import Pipe
 from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_client import CollectorRegistry
 
 from ingest.archive import IncomingMessage, RawArchive, to_us
 from ingest.china_time import CHINA_TZ
@@ -23,14 +21,12 @@ from ingest.hj212.encoder import data_packets
 from nonsite.auth import passwords
 from nonsite.config.load import parse_config
 from nonsite.config.model import Config
-from nonsite.db import make_engine, migrate
-from nonsite.http import build_app
-from nonsite.pipeline_worker import Worker
+from nonsite.db import make_engine
 from nonsite.replay import load_messages, replay
-from nonsite.web.context import WebContext
 from nonsite.web.quality import QualityBook
 from rules.store import list_findings
-from tests.nonsite.web.conftest import PASSWORD, LiveServer
+from tests.nonsite.web.conftest import api_login, serving, web_context
+from tests.nonsite.worker import pipeline_worker
 
 MN = "33010000A8900016F0000301"
 SO2, O2 = "a21026", "a19001"
@@ -107,17 +103,9 @@ def site_config(data_dir: Path) -> Config:
 def service_findings(config: Config) -> list:
     """What the service's rule stage finds over the archive (it takes up the declared
     markings when it starts)."""
-    inbox, parent_out = Pipe(duplex=False)
-    parent_in, outbox = Pipe(duplex=False)
-    worker = Worker(config, inbox, outbox)
-    try:
+    with pipeline_worker(config) as worker:
         worker.drain()
         return list_findings(worker.engine, limit=10_000)
-    finally:
-        worker.archive.close()
-        worker.engine.dispose()
-        for end in (inbox, outbox, parent_in, parent_out):
-            end.close()
 
 
 @pytest.fixture
@@ -127,24 +115,10 @@ def client(tmp_path, monkeypatch) -> Iterator[tuple[Config, httpx.Client]]:
     archive = RawArchive(tmp_path / "archive.sqlite3")
     archive.append(messages())
     archive.close()
-    engine = make_engine(config.database_url())
-    migrate(engine)
-    ctx = WebContext.build(config, engine)
-    ctx.users.add("ent1", PASSWORD, "enterprise", enterprise_id="E1")
-    ctx.users.add("monitor", PASSWORD, "monitor")
-    app = build_app(CollectorRegistry(), dict, web=ctx)
-    try:
-        with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=30) as http:
-            yield config, http
-    finally:
-        engine.dispose()
-
-
-def login(http: httpx.Client, username: str) -> httpx.Client:
-    http.cookies.clear()
-    r = http.post("/api/v1/session", json={"username": username, "password": PASSWORD})
-    assert r.status_code == 200, r.text
-    return http
+    users = {"ent1": ("enterprise", {"enterprise_id": "E1"}), "monitor": ("monitor", {})}
+    ctx = web_context(config, config.database_url(), users=users, display_name=lambda _: "")
+    with serving(ctx) as (_server, http):
+        yield config, http
 
 
 def exceeding(found) -> set[int]:
@@ -161,14 +135,14 @@ def exceeding(found) -> set[int]:
 
 def test_series_hours_agree_with_the_findings_under_a_marking_declared_online(client):
     config, http = client
-    r = login(http, "ent1").post("/api/v1/markings", json=DECLARED)
+    r = api_login(http, "ent1").post("/api/v1/markings", json=DECLARED)
     assert r.status_code == 201, r.text
 
     found = service_findings(config)
     archived = load_messages([str(config.service.data_dir / "archive.sqlite3")], config)
     replayed = replay(config, archived, absence=False).findings
 
-    r = login(http, "monitor").get(
+    r = api_login(http, "monitor").get(
         "/api/v1/enterprises/E1/outlets/DA001/series",
         params={
             "since": (H + timedelta(hours=8)).isoformat(),
@@ -210,7 +184,7 @@ def test_data_quality_leaves_out_the_hours_of_a_stopped_marking_declared_online(
         book.quality(db, "24h", datetime.fromtimestamp(now, CHINA_TZ))  # takes up the markings
         factors = len(book.judged[("E1", "DA001")].factors)  # the preset's
         assert due_hours() == 8 * factors
-        r = login(http, "ent1").post("/api/v1/markings", json=DECLARED)
+        r = api_login(http, "ent1").post("/api/v1/markings", json=DECLARED)
         assert r.status_code == 201, r.text
         book.quality(db, "24h", datetime.fromtimestamp(now, CHINA_TZ))
         assert due_hours() == 5 * factors  # 10:00-13:00 are not due
