@@ -65,6 +65,20 @@ def count(db: sa.Engine, query: sa.Select) -> int:
         return int(conn.execute(query).scalar_one())
 
 
+def run_nonsite(
+    *args: str, stdin: bytes = b"", env: dict[str, str] | None = None, timeout: float = 60.0
+) -> subprocess.CompletedProcess[bytes]:
+    """``nonsite`` with ``args`` as a child process, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "nonsite", *args],
+        input=stdin,
+        capture_output=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def serve_once(config: Path, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
     """``nonsite serve`` run to its end (for a start that must fail), its output captured."""
     return subprocess.run(

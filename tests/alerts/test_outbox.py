@@ -52,6 +52,12 @@ def open_alarm(store, book):
     return cid
 
 
+def webhook_notifications(registry: CollectorRegistry, outcome: str) -> float | None:
+    """``nonsite_notifications_total`` of the webhook channels with ``outcome``."""
+    labels = {"kind": "webhook", "outcome": outcome}
+    return registry.get_sample_value("nonsite_notifications_total", labels)
+
+
 def test_each_queued_notification_is_delivered_once_and_audited(store, book, clock, receiver):
     cid = open_alarm(store, book)
     d, registry = dispatcher(store, receiver, clock)
@@ -73,12 +79,7 @@ def test_each_queued_notification_is_delivered_once_and_audited(store, book, clo
         ("已送达", "supervisors-hook"),
     ]
     assert notified[0]["refs"]["detail"] == "no channel named 'mqtt' is configured"
-    assert (
-        registry.get_sample_value(
-            "nonsite_notifications_total", {"kind": "webhook", "outcome": "delivered"}
-        )
-        == 1
-    )
+    assert webhook_notifications(registry, "delivered") == 1
 
 
 def test_a_failing_receiver_is_retried_with_backoff_until_it_answers(store, book, clock, receiver):
@@ -96,12 +97,7 @@ def test_a_failing_receiver_is_retried_with_backoff_until_it_answers(store, book
     assert (hook.state, hook.attempts) == ("delivered", 2)
     keys = {r.header("Idempotency-Key") for r in receiver.requests}
     assert len(receiver.requests) == 2 and len(keys) == 1  # the same key on every attempt
-    assert (
-        registry.get_sample_value(
-            "nonsite_notifications_total", {"kind": "webhook", "outcome": "retry"}
-        )
-        == 1
-    )
+    assert webhook_notifications(registry, "retry") == 1
 
 
 def test_a_refusal_or_too_many_attempts_is_dead_and_counted(store, book, clock, receiver):
@@ -120,12 +116,7 @@ def test_a_refusal_or_too_many_attempts_is_dead_and_counted(store, book, clock, 
     d.run_once()
     dead = [r for r in rows(store) if r.channel == "supervisors-hook" and r.state == "dead"]
     assert len(dead) == 2 and dead[1].attempts == 1  # not retried: retrying cannot help
-    assert (
-        registry.get_sample_value(
-            "nonsite_notifications_total", {"kind": "webhook", "outcome": "dead"}
-        )
-        == 2
-    )
+    assert webhook_notifications(registry, "dead") == 2
     assert registry.get_sample_value("nonsite_outbox_pending") == 0
 
 

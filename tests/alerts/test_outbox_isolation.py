@@ -17,7 +17,6 @@ retries; and a stop must not wait for the hung receiver longer than its timeout.
 from __future__ import annotations
 
 import math
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -34,7 +33,7 @@ from alerts.notify import Notifier, Routes
 from alerts.outbox import Dispatcher
 from alerts.schema import outbox
 from alerts.status import enterprise_status
-from tests.alerts.channels.receiver import Receiver, Request
+from tests.alerts.channels.receiver import HungReceiver, Receiver, Request
 from tests.alerts.conftest import POLICY, finding
 
 pytestmark = pytest.mark.integration
@@ -44,61 +43,6 @@ OPEN_EVERY_S = 0.125  # the cases arrive over three seconds, as from a batch of 
 HUNG, HOOK, DING = "hung-hook", "healthy-hook", "dingtalk-robot"
 P95_BOUND_S = 5.0
 STOP_SLACK_S = 1.5  # beyond the hung channel's timeout: recording the outcome, joining
-
-
-class HungReceiver:
-    """A TCP server that accepts every connection, reads what comes and never answers."""
-
-    def __init__(self) -> None:
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.05)
-        self._closing = threading.Event()
-        self._lock = threading.Lock()
-        self._threads: list[threading.Thread] = []
-        self.connections = 0
-        self.requests = 0  # request heads seen (one per attempt: httpx drops a timed-out one)
-        self._accepter = threading.Thread(target=self._accept, daemon=True)
-        self._accepter.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._listener.getsockname()[1]}/hook"
-
-    def _accept(self) -> None:
-        while not self._closing.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with self._lock:
-                self.connections += 1
-                t = threading.Thread(target=self._hold, args=(conn,), daemon=True)
-                self._threads.append(t)
-            t.start()
-
-    def _hold(self, conn: socket.socket) -> None:
-        conn.settimeout(0.05)
-        with conn:
-            while not self._closing.is_set():
-                try:
-                    data = conn.recv(65536)
-                except TimeoutError:
-                    continue
-                except OSError:
-                    return
-                if not data:
-                    return  # the client gave up
-                with self._lock:
-                    self.requests += data.count(b"POST ")
-
-    def close(self) -> None:
-        self._closing.set()
-        self._listener.close()
-        self._accepter.join(5)
-        for t in self._threads:
-            t.join(5)
 
 
 @pytest.fixture

@@ -15,33 +15,18 @@ import pytest
 
 from ingest.china_time import CHINA_TZ
 from nonsite.alert_wiring import build_case_book
-from nonsite.cli import main
 from nonsite.config import load_config
 from nonsite.db import make_engine, migrate
-from tests.alerts.conftest import finding
+from tests.alerts.conftest import AUDIT_COLUMNS_ZH, finding
+from tests.nonsite.cli_in_process import CONFIG as E1_CONFIG
+from tests.nonsite.cli_in_process import ok, run_main, usage
 
-CONFIG = """\
-[service]
-data_dir = "{data_dir}"
-
-[[brigades]]
-id = "B1"
-name = "第一执法大队"
-
+CONFIG = (
+    E1_CONFIG
+    + """
 [[brigades]]
 id = "B2"
 name = "第二执法大队"
-
-[[enterprises]]
-id = "E1"
-name = "华能示范电厂"
-brigade = "B1"
-[[enterprises.outlets]]
-id = "DA001"
-name = "1号锅炉"
-kind = "gas"
-mn = "010000A8900016F000169DC0"
-pw = "123456"
 
 [[enterprises]]
 id = "E2"
@@ -54,6 +39,7 @@ kind = "water"
 mn = "010000A8900016F000169DC1"
 pw = "123456"
 """
+)
 
 MONITOR = ("--as", "monitor:王监测")
 SUPERVISOR = ("--as", "supervisor:李监管")
@@ -97,20 +83,9 @@ def nonsite(seeded: Seeded, capsys: pytest.CaptureFixture[str]):
 
     def run(group: str, command: str, *args: object) -> tuple[int, str, str]:
         argv = [group, command, "--config", str(seeded.config), *map(str, args)]
-        try:
-            code = main(argv)
-        except SystemExit as exc:  # argparse: usage errors and --help
-            code = int(exc.code or 0)
-        out, err = capsys.readouterr()
-        return code, out, err
+        return run_main(argv, capsys)
 
     return run
-
-
-def ok(result: tuple[int, str, str]) -> str:
-    code, out, err = result
-    assert code == 0, err
-    return out
 
 
 def refused(result: tuple[int, str, str], code: str) -> str:
@@ -121,11 +96,19 @@ def refused(result: tuple[int, str, str], code: str) -> str:
     return err
 
 
-def usage(result: tuple[int, str, str]) -> str:
-    exit_code, out, err = result
-    assert exit_code == 2, (out, err)
-    assert out == ""
-    return err
+def confirm(nonsite, cid: int) -> tuple[int, str, str]:
+    """The monitor confirms the case: the data agree with the video."""
+    return nonsite(
+        "cases",
+        "act",
+        cid,
+        "verify",
+        *MONITOR,
+        "--outcome",
+        "confirmed",
+        "--note",
+        "数据与视频一致",
+    )
 
 
 def json_lines(out: str) -> list[dict]:
@@ -196,19 +179,7 @@ def test_list_as_json_lines_with_filters(nonsite, seeded):
 
 def test_the_whole_way_verify_dispatch_arrive_report_close_with_the_audit_trail(nonsite, seeded):
     cid = seeded.alarm
-    out = ok(
-        nonsite(
-            "cases",
-            "act",
-            cid,
-            "verify",
-            *MONITOR,
-            "--outcome",
-            "confirmed",
-            "--note",
-            "数据与视频一致",
-        )
-    )
+    out = ok(confirm(nonsite, cid))
     assert out == f"case {cid}: verify by 王监测 (monitor) → 已核实 (verified), version 2\n"
     out = ok(
         nonsite(
@@ -404,19 +375,7 @@ def test_help_says_who_is_audited_and_the_exit_codes(nonsite):
 
 def _worked(nonsite, seeded) -> int:
     cid = seeded.alarm
-    ok(
-        nonsite(
-            "cases",
-            "act",
-            cid,
-            "verify",
-            *MONITOR,
-            "--outcome",
-            "confirmed",
-            "--note",
-            "数据与视频一致",
-        )
-    )
+    ok(confirm(nonsite, cid))
     ok(nonsite("cases", "act", cid, "dispatch", *SUPERVISOR))
     ok(nonsite("cases", "act", cid, "comment", *SUPERVISOR, "--note", '请携带便携式检测仪, "加急"'))
     return cid
@@ -445,15 +404,7 @@ def test_export_csv_opens_in_a_spreadsheet_with_chinese_intact(nonsite, seeded, 
     rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"), newline="")))
     # for people: Chinese headers, names and China time; the stable codes follow for machines
     assert list(rows[0]) == [
-        "序号",
-        "时间",
-        "操作人",
-        "角色",
-        "操作",
-        "原状态",
-        "新状态",
-        "说明",
-        "关联",
+        *AUDIT_COLUMNS_ZH,
         "action",
         "role",
         "from_state",

@@ -10,21 +10,9 @@ from ingest.archive import IncomingMessage, RawArchive, to_us
 from ingest.store import DeadLetter, record_batch
 from nonsite.db import make_engine, migrate
 from tests.ingest.hj212.frames import SEG_2011, packet
+from tests.service_process import run_nonsite as nonsite
 
 EXAMPLE = Path(__file__).parents[2] / "deploy" / "nonsite.example.toml"
-
-
-def nonsite(
-    *args: str, stdin: bytes = b"", env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [sys.executable, "-m", "nonsite", *args],
-        input=stdin,
-        capture_output=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
 
 
 def lines(result: subprocess.CompletedProcess[bytes]) -> list[dict]:

@@ -9,6 +9,7 @@ from pathlib import Path
 from ingest.archive import IncomingMessage, RawArchive, to_us
 from ingest.china_time import CHINA_TZ
 from ingest.hj212.encoder import data_packets
+from tests.service_process import run_nonsite
 
 EXAMPLE = Path(__file__).parents[2] / "deploy" / "nonsite.example.toml"
 BOILER_MN = "33010000A8900016F0000201"  # E002 in the example: SO2 hour alarm 200 mg/m³ @ 9 % O2
@@ -45,13 +46,7 @@ def boiler_hours(values: list[float]) -> list[bytes]:
 
 
 def nonsite(*args: str, stdin: bytes = b""):
-    return subprocess.run(
-        [sys.executable, "-m", "nonsite", *args],
-        input=stdin,
-        capture_output=True,
-        check=False,
-        timeout=120,
-    )
+    return run_nonsite(*args, stdin=stdin, timeout=120)
 
 
 def findings(result) -> list[dict]:

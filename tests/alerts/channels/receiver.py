@@ -15,6 +15,7 @@ event that ``close`` sets, so closing never hangs on a sleeping handler.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 import urllib.parse
@@ -180,3 +181,59 @@ class Receiver:
             handler.wfile.write(reply.body)
         except OSError:
             pass  # the client gave up (timed out) before the answer: that is the test's point
+
+
+class HungReceiver:
+    """A TCP server that accepts every connection and reads what comes; it never writes a byte
+    (a receiver that hangs)."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.05)
+        self.port = int(self._listener.getsockname()[1])
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+        self._closing = threading.Event()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self.connections = 0
+        self.received = 0  # bytes read
+        self.requests = 0  # HTTP request heads seen (one per attempt: httpx drops a timed-out one)
+        self._accepter = threading.Thread(target=self._accept, daemon=True)
+        self._accepter.start()
+
+    def _accept(self) -> None:
+        while not self._closing.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with self._lock:
+                self.connections += 1
+                t = threading.Thread(target=self._hold, args=(conn,), daemon=True)
+                self._threads.append(t)
+            t.start()
+
+    def _hold(self, conn: socket.socket) -> None:
+        conn.settimeout(0.05)
+        with conn:
+            while not self._closing.is_set():
+                try:
+                    data = conn.recv(65536)
+                except TimeoutError:
+                    continue
+                except OSError:
+                    return
+                if not data:
+                    return  # the client gave up
+                with self._lock:
+                    self.received += len(data)
+                    self.requests += data.count(b"POST ")
+
+    def close(self) -> None:
+        self._closing.set()
+        self._listener.close()
+        self._accepter.join(5)
+        for t in self._threads:
+            t.join(5)

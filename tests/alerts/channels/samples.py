@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import socket
+import time
 from typing import Any
 
-from alerts.channels import Notification
+import pytest
+
+from alerts.channels import Channel, DeliveryError, Notification
 
 TITLE = "【超标】某某热电有限公司 1号锅炉 颗粒物小时均值超标"
 TEXT = (
@@ -36,3 +39,30 @@ def closed_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def event_document(n: Notification) -> dict[str, Any]:
+    """The JSON document a webhook posts, and MQTT publishes, for ``n``."""
+    return {
+        "key": n.key,
+        "event": n.event,
+        "enterprise_id": n.enterprise_id,
+        "title": n.title,
+        "text": n.text,
+        "payload": n.payload,
+        "status": n.status,
+    }
+
+
+def send_error(channel: Channel) -> DeliveryError:
+    """What ``channel`` raises on sending a sample notification (it must raise)."""
+    with pytest.raises(DeliveryError) as err:
+        channel.send(notification())
+    return err.value
+
+
+def timed_send_error(channel: Channel) -> tuple[DeliveryError, float]:
+    """``send_error``, and the seconds the send took."""
+    start = time.monotonic()
+    error = send_error(channel)
+    return error, time.monotonic() - start

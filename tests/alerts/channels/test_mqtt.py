@@ -13,7 +13,13 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from alerts.channels import DeliveryError, MqttChannel
-from tests.alerts.channels.samples import closed_port, notification
+from tests.alerts.channels.samples import (
+    closed_port,
+    event_document,
+    notification,
+    send_error,
+    timed_send_error,
+)
 from tests.brokers import Mosquitto
 
 
@@ -78,15 +84,7 @@ def test_publishes_the_event_and_retains_the_status(mosquitto):
         ch.send(n)
         received = {m.topic: m for m in sub.wait_for(2)}
     event = received[f"alerts/events/{n.enterprise_id}"]
-    assert event.json() == {
-        "key": n.key,
-        "event": n.event,
-        "enterprise_id": n.enterprise_id,
-        "title": n.title,
-        "text": n.text,
-        "payload": n.payload,
-        "status": n.status,
-    }
+    assert event.json() == event_document(n)
     assert event.qos == 1
     assert event.user_properties == {"key": n.key}
     assert not event.retain
@@ -159,13 +157,10 @@ def test_a_connection_dropped_between_sends_is_restored_for_the_next(mosquitto):
 @pytest.mark.integration
 def test_no_broker_at_all_is_retryable_after_the_timeout():
     with closing(MqttChannel("bus", "127.0.0.1", closed_port(), timeout_s=0.5)) as ch:
-        start = time.monotonic()
-        with pytest.raises(DeliveryError) as err:
-            ch.send(notification())
-        elapsed = time.monotonic() - start
-    assert err.value.retryable
+        err, elapsed = timed_send_error(ch)
+    assert err.retryable
     assert 0.4 < elapsed < 1.5
-    assert "not connected" in err.value.detail
+    assert "not connected" in err.detail
 
 
 @pytest.mark.integration
@@ -176,10 +171,10 @@ def test_a_publish_the_broker_denies_is_permanent(tmp_path):
     broker.start()
     try:
         ch = MqttChannel("bus", broker.host, broker.port, timeout_s=5)
-        with closing(ch), pytest.raises(DeliveryError) as err:
-            ch.send(notification())
-        assert not err.value.retryable
-        assert "Not authorized" in err.value.detail
+        with closing(ch):
+            err = send_error(ch)
+        assert not err.retryable
+        assert "Not authorized" in err.detail
     finally:
         broker.stop(kill=True)
 
@@ -199,9 +194,8 @@ def test_refused_credentials_are_permanent(tmp_path):
         ch = MqttChannel("bus", broker.host, broker.port, username="u", password="p", timeout_s=5)
         with closing(ch):
             start = time.monotonic()
-            with pytest.raises(DeliveryError) as err:
-                ch.send(notification())
-        assert not err.value.retryable
+            err = send_error(ch)
+        assert not err.retryable
         assert time.monotonic() - start < 3  # refused at once, not after the timeout
     finally:
         broker.stop(kill=True)

@@ -14,7 +14,6 @@ Both end in a retryable :class:`DeliveryError`, not before the timeout and not l
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
@@ -30,57 +29,11 @@ from alerts.channels import (
     WebhookChannel,
     WeComChannel,
 )
+from tests.alerts.channels.receiver import HungReceiver
 from tests.alerts.channels.samples import notification
 
 TIMEOUT_S = 0.5
 SLACK_S = 1.0  # thread start-up, paho's loop ticking, a loaded machine
-
-
-class Silent:
-    """Accepts every connection and reads what comes; never writes a byte."""
-
-    def __init__(self) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(0.05)
-        self.port = int(self.listener.getsockname()[1])
-        self.received = 0
-        self._closing = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._accepter = threading.Thread(target=self._accept, daemon=True)
-        self._accepter.start()
-
-    def _accept(self) -> None:
-        while not self._closing.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            t = threading.Thread(target=self._read, args=(conn,), daemon=True)
-            self._threads.append(t)
-            t.start()
-
-    def _read(self, conn: socket.socket) -> None:
-        conn.settimeout(0.05)
-        with conn:
-            while not self._closing.is_set():
-                try:
-                    data = conn.recv(65536)
-                except TimeoutError:
-                    continue
-                except OSError:
-                    return
-                if not data:
-                    return
-                self.received += len(data)
-
-    def close(self) -> None:
-        self._closing.set()
-        self.listener.close()
-        self._accepter.join(5)
-        for t in self._threads:
-            t.join(5)
 
 
 class Unreachable:
@@ -136,14 +89,14 @@ CHANNELS: dict[str, Build] = {
 
 
 @pytest.fixture(params=["silent", "unreachable"])
-def receiver(request: pytest.FixtureRequest) -> Iterator[Silent | Unreachable]:
-    server = Silent() if request.param == "silent" else Unreachable()
+def receiver(request: pytest.FixtureRequest) -> Iterator[HungReceiver | Unreachable]:
+    server = HungReceiver() if request.param == "silent" else Unreachable()
     yield server
     server.close()
 
 
 @pytest.mark.parametrize("kind", sorted(CHANNELS))
-def test_a_send_ends_retryably_after_the_timeout(kind: str, receiver: Silent | Unreachable):
+def test_a_send_ends_retryably_after_the_timeout(kind: str, receiver: HungReceiver | Unreachable):
     with closing(CHANNELS[kind](receiver.port)) as channel:
         started = time.monotonic()
         with pytest.raises(DeliveryError) as failed:
@@ -154,5 +107,5 @@ def test_a_send_ends_retryably_after_the_timeout(kind: str, receiver: Silent | U
         closing_started = time.monotonic()
     # Closing (at shutdown) does not wait for the receiver either.
     assert time.monotonic() - closing_started <= TIMEOUT_S + SLACK_S
-    if isinstance(receiver, Silent) and kind != "smtp":  # SMTP waits for a greeting first
+    if isinstance(receiver, HungReceiver) and kind != "smtp":  # SMTP waits for a greeting first
         assert receiver.received > 0  # the request was sent and read: the wait was the reply's

@@ -166,30 +166,22 @@ def test_username_password_and_tls(tmp_path):
         + f"certfile {certs / 'server.crt'}\nkeyfile {certs / 'server.key'}\n"
     )
     broker.start()
-    try:
-        wrong = start_source_expect_failure(
-            settings(
-                "127.0.0.1",
-                tls_port,
-                tls=True,
-                ca_file=certs / "ca.crt",
-                username="nonsite",
-                password="nope",
-            )
+
+    def over_tls(password: str):
+        return settings(
+            "127.0.0.1",
+            tls_port,
+            tls=True,
+            ca_file=certs / "ca.crt",
+            username="nonsite",
+            password=password,
         )
+
+    try:
+        wrong = start_source_expect_failure(over_tls("nope"))
         assert wrong
         collector = Collector()
-        source = start_source(
-            settings(
-                "127.0.0.1",
-                tls_port,
-                tls=True,
-                ca_file=certs / "ca.crt",
-                username="nonsite",
-                password="s3cret",
-            ),
-            collector,
-        )
+        source = start_source(over_tls("s3cret"), collector)
         # Publish over TLS too, with the same credentials.
         import paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion

@@ -15,29 +15,9 @@ from sqlalchemy import select
 from nonsite.auth import UserStore
 from nonsite.auth.errors import LoginFailed
 from nonsite.auth.schema import api_tokens, users
-from nonsite.cli import main
 from nonsite.config import load_config
 from nonsite.db import make_engine, migrate
-
-CONFIG = """\
-[service]
-data_dir = "{data_dir}"
-
-[[brigades]]
-id = "B1"
-name = "第一执法大队"
-
-[[enterprises]]
-id = "E1"
-name = "华能示范电厂"
-brigade = "B1"
-[[enterprises.outlets]]
-id = "DA001"
-name = "1号锅炉"
-kind = "gas"
-mn = "010000A8900016F000169DC0"
-pw = "123456"
-"""
+from tests.nonsite.cli_in_process import CONFIG, ok, run_main, usage
 
 PASSWORD = "correct horse"
 
@@ -60,12 +40,7 @@ def nonsite(config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytes
         # --config goes after the subcommand, e.g. users token create --config F ...
         command_words = 3 if argv[1] == "token" else 2
         argv[command_words:command_words] = ["--config", str(config)]
-        try:
-            code = main(argv)
-        except SystemExit as exc:  # argparse: usage errors and --help
-            code = int(exc.code or 0)
-        out, err = capsys.readouterr()
-        return code, out, err
+        return run_main(argv, capsys)
 
     return run
 
@@ -76,19 +51,6 @@ def store(config: Path):
     migrate(engine)
     yield UserStore(engine)
     engine.dispose()
-
-
-def ok(result: tuple[int, str, str]) -> str:
-    code, out, err = result
-    assert code == 0, err
-    return out
-
-
-def usage(result: tuple[int, str, str]) -> str:
-    code, out, err = result
-    assert code == 2, (out, err)
-    assert out == ""
-    return err
 
 
 def add(nonsite, username: str, *args: str) -> str:

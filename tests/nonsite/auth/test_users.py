@@ -47,6 +47,12 @@ def kinds(store: UserStore, username: str | None = None) -> list[str]:
     return [e.event for e in reversed(store.events(username=username))]
 
 
+def newest_event(store: UserStore) -> tuple[str, str, int | None, str]:
+    """The newest authentication event: (event, username, user id, client)."""
+    e = store.events(limit=1)[0]
+    return (e.event, e.username, e.user_id, e.client)
+
+
 def stored(engine, table, **where):
     query = select(table)
     for column, value in where.items():
@@ -165,13 +171,7 @@ def test_unknown_users_cannot_be_changed(store):
 def test_authenticate_the_right_password(store):
     user = store.add("wang", PASSWORD, "monitor")
     assert store.authenticate("wang", PASSWORD, client="10.0.0.7") == user
-    event = store.events(limit=1)[0]
-    assert (event.event, event.username, event.user_id, event.client) == (
-        "login_ok",
-        "wang",
-        user.id,
-        "10.0.0.7",
-    )
+    assert newest_event(store) == ("login_ok", "wang", user.id, "10.0.0.7")
 
 
 def test_failures_look_the_same_whatever_the_reason(store):
@@ -430,13 +430,7 @@ def test_logout_ends_the_session(store, engine):
     assert store.session_user(token) is None
     assert store.session_user(other) == user
     assert store.end_session(token) is False
-    logout = store.events(limit=1)[0]
-    assert (logout.event, logout.username, logout.user_id, logout.client) == (
-        "logout",
-        "wang",
-        user.id,
-        "10.0.0.7",
-    )
+    assert newest_event(store) == ("logout", "wang", user.id, "10.0.0.7")
 
 
 def test_disabling_a_user_or_changing_the_password_ends_the_sessions(store):

@@ -17,6 +17,16 @@ def write(tmp_path, text: str) -> Path:
     return path
 
 
+def check_config(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "nonsite", "check-config", str(path)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def problems(path: Path, env: dict[str, str] | None = None) -> list[tuple[str, str]]:
     with pytest.raises(ConfigError) as exc:
         load_config(path, env=env or {})
@@ -40,13 +50,7 @@ def test_errors_name_the_entry_by_index_and_id(tmp_path):
 [[enterprises]]
 id = "E1"
 name = "甲"
-  [[enterprises.outlets]]
-  id = "DA001"
-  kind = "smoke"
-  mn = "M1"
-  [[enterprises.outlets]]
-  id = "DA002"
-  kind = "gas"
+outlets = [{ id = "DA001", kind = "smoke", mn = "M1" }, { id = "DA002", kind = "gas" }]
 """,
     )
     found = problems(path)
@@ -69,23 +73,13 @@ def test_duplicates_across_entries(tmp_path):
 [[enterprises]]
 id = "E1"
 name = "甲"
-  [[enterprises.outlets]]
-  id = "DA001"
-  kind = "gas"
-  mn = "SAME"
-  [[enterprises.meters]]
-  id = "M1"
-  role = "production"
+outlets = [{ id = "DA001", kind = "gas", mn = "SAME" }]
+meters = [{ id = "M1", role = "production" }]
 [[enterprises]]
 id = "E1"
 name = "乙"
-  [[enterprises.outlets]]
-  id = "DA001"
-  kind = "water"
-  mn = "SAME"
-  [[enterprises.meters]]
-  id = "M1"
-  role = "control"
+outlets = [{ id = "DA001", kind = "water", mn = "SAME" }]
+meters = [{ id = "M1", role = "control" }]
 """,
     )
     found = dict(problems(path))
@@ -140,31 +134,26 @@ def test_field_rules(tmp_path, text, entry):
     assert [e for e, _ in problems(write(tmp_path, text))] == [entry]
 
 
-METERS_FED_BY_LOGGERS = """
-[ingest]
-accept_modbus_crc = true
+# An enterprise whose outlet's logger, CEMS-1, may report meters too.
+CEMS_1 = """
 [[enterprises]]
 id = "E1"
 name = "甲"
-  [[enterprises.outlets]]
-  id = "DA001"
-  kind = "gas"
-  mn = "CEMS-1"
-  pw = "Ce-5521"
-  [[enterprises.meters]]
-  id = "FAN"
-  role = "control"
-  mn = "CEMS-1"            # the outlet's own logger: CN 2021 SB1-RS
-  code = "SB1"
-  [[enterprises.meters]]
-  id = "LINE"
-  role = "production"
-  mn = "POWER-1"           # a power-monitoring logger of its own: ST=44 d20405-Rtd
-  code = "d20405"
-  [[enterprises.meters]]
-  id = "JSON"
-  role = "production"
+outlets = [{ id = "DA001", kind = "gas", mn = "CEMS-1", pw = "Ce-5521" }]
 """
+
+METERS_FED_BY_LOGGERS = (
+    "[ingest]\naccept_modbus_crc = true\n"
+    + CEMS_1
+    + """meters = [
+  # the outlet's own logger: CN 2021 SB1-RS
+  { id = "FAN", role = "control", mn = "CEMS-1", code = "SB1" },
+  # a power-monitoring logger of its own: ST=44 d20405-Rtd
+  { id = "LINE", role = "production", mn = "POWER-1", code = "d20405" },
+  { id = "JSON", role = "production" },
+]
+"""
+)
 
 
 def test_meters_fed_by_hj212_loggers_reach_the_registry(tmp_path):
@@ -200,34 +189,18 @@ def test_a_code_must_be_a_plain_hj212_code(tmp_path):
     assert entry == 'enterprises[0] (id "E1").meters[0] (id "M1").code'
 
 
-DUPLICATE_SOURCES = """
-[[enterprises]]
-id = "E1"
-name = "甲"
-  [[enterprises.outlets]]
-  id = "DA001"
-  kind = "gas"
-  mn = "CEMS-1"
-  pw = "Ce-5521"
-  [[enterprises.meters]]
-  id = "M1"
-  role = "control"
-  mn = "CEMS-1"
-  code = "SB1"
-  [[enterprises.meters]]
-  id = "M2"
-  role = "control"
-  mn = "CEMS-1"
-  code = "SB1"
+DUPLICATE_SOURCES = (
+    CEMS_1
+    + """meters = [
+  { id = "M1", role = "control", mn = "CEMS-1", code = "SB1" },
+  { id = "M2", role = "control", mn = "CEMS-1", code = "SB1" },
+]
 [[enterprises]]
 id = "E2"
 name = "乙"
-  [[enterprises.meters]]
-  id = "M3"
-  role = "production"
-  mn = "CEMS-1"
-  code = "d20405"
+meters = [{ id = "M3", role = "production", mn = "CEMS-1", code = "d20405" }]
 """
+)
 
 
 def test_mn_and_code_name_one_meter_and_a_logger_one_enterprise(tmp_path):
@@ -247,13 +220,7 @@ def test_mn_and_code_name_one_meter_and_a_logger_one_enterprise(tmp_path):
 
 def test_check_config_reports_a_duplicate_mn_and_code(tmp_path):
     path = write(tmp_path, DUPLICATE_SOURCES)
-    result = subprocess.run(
-        [sys.executable, "-m", "nonsite", "check-config", str(path)],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = check_config(path)
     assert result.returncode == 2
     assert f"{path}: 2 problem(s) in the configuration" in result.stderr
     assert (
@@ -286,21 +253,12 @@ mns = ["MN-B"]
 [[enterprises]]
 id = "EA"
 name = "甲"
-  [[enterprises.outlets]]
-  id = "DA001"
-  kind = "gas"
-  mn = "MN-A"
+outlets = [{ id = "DA001", kind = "gas", mn = "MN-A" }]
 [[enterprises]]
 id = "EB"
 name = "乙"
-  [[enterprises.outlets]]
-  id = "DA001"
-  kind = "gas"
-  mn = "MN-B"
-  pw = "Bb-8812"
-  [[enterprises.meters]]
-  id = "M-B"
-  role = "production"
+outlets = [{ id = "DA001", kind = "gas", mn = "MN-B", pw = "Bb-8812" }]
+meters = [{ id = "M-B", role = "production" }]
 """
 
 
@@ -336,42 +294,14 @@ WEAK_PASSWORDS = """
 [[enterprises]]
 id = "E1"
 name = "甲"
-  [[enterprises.outlets]]
-  id = "DA001"
-  kind = "gas"
-  mn = "MN-1"
-  pw = "123456"
-  [[enterprises.outlets]]
-  id = "DA002"
-  kind = "gas"
-  mn = "MN-2"
-  pw = ""
-  [[enterprises.outlets]]
-  id = "DA003"
-  kind = "gas"
-  mn = "MN-3"
-  pw = "Same-77"
-  [[enterprises.outlets]]
-  id = "DA004"
-  kind = "gas"
-  mn = "MN-4"
-  pw = "Same-77"
-  [[enterprises.outlets]]
-  id = "DA005"
-  kind = "gas"
-  mn = "MN-5"
-  pw = "Own-1234"
+outlets = [
+  { id = "DA001", kind = "gas", mn = "MN-1", pw = "123456" },
+  { id = "DA002", kind = "gas", mn = "MN-2", pw = "" },
+  { id = "DA003", kind = "gas", mn = "MN-3", pw = "Same-77" },
+  { id = "DA004", kind = "gas", mn = "MN-4", pw = "Same-77" },
+  { id = "DA005", kind = "gas", mn = "MN-5", pw = "Own-1234" },
+]
 """
-
-
-def check_config(path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "nonsite", "check-config", str(path)],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def test_check_config_warns_about_default_empty_and_shared_passwords(tmp_path):

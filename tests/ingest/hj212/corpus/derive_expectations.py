@@ -80,16 +80,21 @@ class Reject(Exception):
 # ---------------------------------------------------------------- CRC (spec §2)
 
 
+def _rounds(reg: int) -> int:
+    """The 8 rounds both CRCs run for each byte: shift right, xor 0xA001 when a 1 fell out."""
+    for _ in range(8):
+        lsb = reg & 1
+        reg >>= 1
+        if lsb:
+            reg ^= 0xA001
+    return reg
+
+
 def crc_hj212(data: bytes) -> int:
     """HJ 212 Appendix A: reg = (reg >> 8) ^ byte, then 8 rounds of shift / xor 0xA001."""
     reg = 0xFFFF
     for b in data:
-        reg = (reg >> 8) ^ b
-        for _ in range(8):
-            lsb = reg & 1
-            reg >>= 1
-            if lsb:
-                reg ^= 0xA001
+        reg = _rounds((reg >> 8) ^ b)
     return reg
 
 
@@ -97,12 +102,7 @@ def crc_modbus(data: bytes) -> int:
     """CRC-16/MODBUS: reg ^= byte (the usual algorithm), then the same 8 rounds."""
     reg = 0xFFFF
     for b in data:
-        reg ^= b
-        for _ in range(8):
-            lsb = reg & 1
-            reg >>= 1
-            if lsb:
-                reg ^= 0xA001
+        reg = _rounds(reg ^ b)
     return reg
 
 
