@@ -36,9 +36,10 @@ def gas_enterprise(
     *,
     outlet: str = "DA001",
     settings: Iterable[str] = (),
+    outlet_settings: Iterable[str] = ('preset = "thermal_power_coal_boiler"',),
 ) -> list[str]:
-    """An enterprise (with further ``settings`` lines of its own) and its one gas outlet, a
-    coal-fired boiler with the preset's limits."""
+    """An enterprise (with further ``settings`` lines of its own) and its one gas outlet, by
+    default a coal-fired boiler with the preset's limits (``outlet_settings``)."""
     return [
         "[[enterprises]]",
         f'id = "{enterprise_id}"',
@@ -49,7 +50,7 @@ def gas_enterprise(
         'kind = "gas"',
         f'mn = "{mn}"',
         f'pw = "{pw}"',
-        'preset = "thermal_power_coal_boiler"',
+        *outlet_settings,
     ]
 
 

@@ -29,6 +29,7 @@ from ingest.hj212.encoder import data_packets
 from nonsite.db import make_engine
 from nonsite.embedded_broker import free_port
 from nonsite.simulator.tcp_logger import TcpLogger
+from tests.service_config import gas_enterprise, service_lines, write_lines
 from tests.service_process import ServiceProcess
 
 pytestmark = pytest.mark.integration
@@ -39,37 +40,20 @@ HOUR0 = datetime.now(CHINA_TZ).replace(minute=0, second=0, microsecond=0) - time
 
 
 def write_config(path: Path, broker_url: str, data_dir: Path, tcp_port: int, extra: str) -> Path:
-    path.write_text(
-        f"""
-[service]
-data_dir = "{data_dir}"
-http_listen = "127.0.0.1:{free_port()}"
-[mqtt]
-url = "{broker_url}"
-client_id = "nonsite-commands-test"
-reconnect_min_s = 0.2
-reconnect_max_s = 1.0
-[tcp]
-listen = "127.0.0.1:{tcp_port}"
-[rules]
-grace_s = 60
-snapshot_every_s = 0.5
-[alerts]
-flap_window_min = 0
-{extra}
-[[enterprises]]
-id = "RCL"
-name = "召回测试企业"
-[[enterprises.outlets]]
-id = "DA001"
-kind = "gas"
-mn = "{MN}"
-pw = "{PW}"
-factors = ["a21026", "a19001"]
-minute_interval_min = 10
-"""
-    )
-    return path
+    outlet = ['factors = ["a21026", "a19001"]', "minute_interval_min = 10"]
+    lines = [
+        *service_lines(broker_url=broker_url, data_dir=data_dir, client_id="nonsite-commands-test"),
+        "[tcp]",
+        f'listen = "127.0.0.1:{tcp_port}"',
+        "[rules]",
+        "grace_s = 60",
+        "snapshot_every_s = 0.5",
+        "[alerts]",
+        "flap_window_min = 0",
+        extra,
+        *gas_enterprise("RCL", "召回测试企业", MN, PW, outlet_settings=outlet),
+    ]
+    return write_lines(path, lines)
 
 
 def minute_packet(at: datetime) -> bytes:
