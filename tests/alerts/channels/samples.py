@@ -41,17 +41,13 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# What a webhook posts, and MQTT publishes, of a notification: these fields, by these names.
+EVENT_FIELDS = ("key", "event", "enterprise_id", "title", "text", "payload", "status")
+
+
 def event_document(n: Notification) -> dict[str, Any]:
     """The JSON document a webhook posts, and MQTT publishes, for ``n``."""
-    return {
-        "key": n.key,
-        "event": n.event,
-        "enterprise_id": n.enterprise_id,
-        "title": n.title,
-        "text": n.text,
-        "payload": n.payload,
-        "status": n.status,
-    }
+    return {field: getattr(n, field) for field in EVENT_FIELDS}
 
 
 def send_error(channel: Channel) -> DeliveryError:

@@ -19,24 +19,14 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
-CORPUS_DIR = Path(__file__).resolve().parent / "corpus"
+from tests.ingest.hj212.corpus_checker import CORPUS_DIR, load_checker
+
 CORPUS = CORPUS_DIR / "public_frames.jsonl"
 REPO_ROOT = Path(__file__).resolve().parents[3]
-
-
-def _load_checker() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "hj212_corpus_derive_expectations", CORPUS_DIR / "derive_expectations.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _records() -> list[dict[str, Any]]:
@@ -119,7 +109,7 @@ def test_decode_cli_matches_public_corpus(tmp_path: Path) -> None:
 
 
 def test_expectations_are_what_the_independent_checker_derives() -> None:
-    checker = _load_checker()
+    checker = load_checker()
     records = checker.load(CORPUS)
     assert records, "the corpus is empty"
     assert CORPUS.read_text(encoding="utf-8") == checker.render(checker.rederive(records)), (
@@ -129,7 +119,7 @@ def test_expectations_are_what_the_independent_checker_derives() -> None:
 
 
 def test_checker_crc_matches_published_vectors() -> None:
-    checker = _load_checker()
+    checker = load_checker()
     vector = b"QN=20160801085857223;ST=32;CN=1062;PW=100000;MN=010000A8900016F000169DC0;Flag=5;CP=&&RtdInterval=30&&"
     assert checker.crc_hj212(vector) == 0x1C80  # HJ 212-2017 Appendix A
     assert checker.crc_modbus(vector) == 0x0759
