@@ -56,6 +56,7 @@ from bench.e2e.phases import (
 )
 from bench.e2e.traffic import describe, fleet_minutes, probe_closer, probe_priming, take
 from bench.ingest_ratio import drain_bare, loopback_broker
+from ingest.archive import RawArchive
 from nonsite.config.load import parse_config
 from nonsite.demo import history_start
 from nonsite.embedded_broker import free_port
@@ -173,10 +174,33 @@ def throughput(
     return result, service, database_url
 
 
+def settled_head(archive_path: Path, quiet_s: float = 2.0, timeout: float = 120) -> int:
+    """The archive's last sequence number once nothing new has been archived for ``quiet_s``.
+
+    Counting what was published does not tell what the archive will hold: the simulated
+    fleet resends stored records (补发), which the archive keeps once (one row per topic and
+    payload), so the head is read, not predicted."""
+    archive = RawArchive(archive_path, readonly=True)
+    try:
+        head, since = archive.head_seq(), time.monotonic()
+        deadline = since + timeout
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+            now_head = archive.head_seq()
+            if now_head != head:
+                head, since = now_head, time.monotonic()
+            elif time.monotonic() - since >= quiet_s:
+                return head
+        raise TimeoutError(f"the archive still growing after {timeout} s")
+    finally:
+        archive.close()
+
+
 def latency(
     args: argparse.Namespace,
     broker: Mosquitto,
     service: ServiceProcess,
+    data_dir: Path,
     database_url: str,
     probes_config: Any,
     background: Iterator[Message],
@@ -185,11 +209,11 @@ def latency(
     hour = int(time.time()) // HOUR * HOUR - 3 * HOUR
     priming = probe_priming(probes_config, hour)
     checkpoints = Checkpoints(database_url)
-    position = checkpoints()
+    archive_path = data_dir / "archive.sqlite3"
     publisher = Publisher(broker.host, broker.port, client_id="bench-priming")
     publisher.publish_all(priming)
     publisher.close()
-    position += len(priming)
+    position = settled_head(archive_path)
     wait_until(lambda: checkpoints() >= position, 60, "the probes' priming")
     probes = [
         (e.id, probe_closer(probe_mn(i), hour + 2 * HOUR + 60))
@@ -199,7 +223,7 @@ def latency(
     watch.start()
     webhook_before = len(sink.received)
     paced = publish_paced(broker, background, probes, args.rate, args.latency_seconds)
-    position += paced.published
+    position = settled_head(archive_path)
     wait_until(lambda: checkpoints() >= position, 120, "the pipeline after the paced run")
     probe_ids = set(paced.probe_sent)
     wait_until(
@@ -393,7 +417,10 @@ def throughput_and_latency(
         args, workdir, broker, data, mix, sink.url
     )
     try:
-        result["latency"] = latency(args, broker, service, database_url, probes, traffic, sink)
+        data_dir = workdir / f"serve-{args.rounds - 1}"  # the last round's service runs on
+        result["latency"] = latency(
+            args, broker, service, data_dir, database_url, probes, traffic, sink
+        )
     finally:
         service.terminate()
 
