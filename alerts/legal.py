@@ -3,8 +3,8 @@
 Every rule has a decision here: the bases its texts quote, or why they quote none. A basis is
 quoted only from a source in force (a national law, regulation or standard), in the words of
 the source it names; what is only a default of this project or its reading of a standard,
-drafts and local rules are listed in ``NOT_CITED`` with the reason, and no text names them. A rule without a basis gets
-no legal line: none is ever invented. Every alert must be true.
+drafts and local rules are listed in ``NOT_CITED`` with the reason, and no text names them. A
+rule without a basis gets no legal line: none is ever invented. Every alert must be true.
 
 When a basis applies is part of it (``Basis.gate``):
 
