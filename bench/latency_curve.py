@@ -49,6 +49,7 @@ from bench.ingest_ratio import loopback_broker
 from ingest.archive import RawArchive
 from nonsite.demo import history_start
 from nonsite.embedded_broker import free_port
+from nonsite.simulator.traffic import LOST_PREFIX
 from rules.timebase import HOUR
 from tests.brokers import Mosquitto
 from tests.mqtt_tools import Publisher
@@ -72,6 +73,10 @@ class Target:
 
     def caught_up(self, published: int) -> float | None:
         """The moment (perf_counter) everything published was stored, once it has been."""
+        raise NotImplementedError
+
+    def progress(self) -> str:
+        """How far it got (for a run that does not finish)."""
         raise NotImplementedError
 
     def latencies(self, sent: dict[str, float]) -> dict[str, list[float]]:
@@ -116,6 +121,9 @@ class Baseline(Target):
 
     def caught_up(self, published: int) -> float | None:
         return time.perf_counter() if self._ask()[0] >= published else None
+
+    def progress(self) -> str:
+        return f"{self._ask()[0]} stored"
 
     def latencies(self, sent: dict[str, float]) -> dict[str, list[float]]:
         _, stored, self.cpu_s = self._ask()
@@ -186,6 +194,14 @@ class Service(Target):
                 if reached is None:
                     return None  # asked again by the caller's wait
                 time.sleep(0.01)
+        finally:
+            archive.close()
+
+    def progress(self) -> str:
+        assert self.checkpoints is not None
+        archive = RawArchive(self.data_dir / "archive.sqlite3", readonly=True)
+        try:
+            return f"checkpoint {self.checkpoints()} of {archive.head_seq()} archived"
         finally:
             archive.close()
 
@@ -308,7 +324,10 @@ def run_once(
                 caught.append(at)
             return bool(caught)
 
-        wait_until(stored_all, 300, f"{target.name} to store everything")
+        try:
+            wait_until(stored_all, 120, f"{target.name} to store everything")
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}: {target.progress()} of {published} published") from None
         backlog_s = max(0.0, caught[0] - ended)
         cpu_after = process_cpu_s(pids)
         sent = reports[-1].probe_sent
@@ -372,7 +391,11 @@ def main() -> None:
     )
     need = int(max(rates) * args.seconds)
     began = time.perf_counter()
-    messages = take(fleet_minutes(config, incidents, start), need)
+    # What the simulator marks lost (a link down) is what no logger delivers: left out.
+    traffic = (
+        m for m in fleet_minutes(config, incidents, start) if not m[0].startswith(LOST_PREFIX)
+    )
+    messages = take(traffic, need)
     print(f"generated {len(messages):,} messages in {time.perf_counter() - began:.0f} s")
     result: dict[str, Any] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
