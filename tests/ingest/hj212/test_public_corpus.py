@@ -14,14 +14,11 @@ also carries "modbus": true.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from tests.ingest.hj212.corpus_checker import CORPUS_DIR, load_checker
 
@@ -32,10 +29,6 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 def _records() -> list[dict[str, Any]]:
     with CORPUS.open(encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
-
-
-def _cli_available() -> bool:
-    return importlib.util.find_spec("nonsite.__main__") is not None
 
 
 def _compare(expect: dict[str, Any], got: Any) -> list[str]:
@@ -67,7 +60,6 @@ def _compare(expect: dict[str, Any], got: Any) -> list[str]:
     return problems
 
 
-@pytest.mark.skipif(not _cli_available(), reason="`python -m nonsite decode` is not there yet")
 def test_decode_cli_matches_public_corpus(tmp_path: Path) -> None:
     records = _records()
     frames = tmp_path / "public_frames.txt"
