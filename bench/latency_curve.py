@@ -4,11 +4,16 @@ For each rate (1,000, 2,000, 3,500, 5,000, 7,500, 10,000, … messages/s) and ea
 fresh Mosquitto (loopback, queues in memory) and a fresh data directory:
 
 1. the demo fleet's traffic (100 enterprises: minute, hour, real-time and power messages) is
-   published for ``--seconds`` by ``--processes`` paced publishers of their own
-   (bench/e2e/loadgen.py), and one probe a second by a publisher that sends nothing else;
-   each probe closes an exceeding hour of a probe outlet of its own (primed beforehand);
+   published for ``--seconds`` by ``--processes`` paced publishers of their own, pre-encoded
+   so that they cost the kernel rather than the interpreter (bench/e2e/loadgen.py), and
+   ``--probes-per-second`` probes (default 5: 300 in a minute, so that p99 is not the one
+   worst probe) by a publisher that sends nothing else; each probe closes an exceeding hour
+   of a probe outlet of its own (primed beforehand);
 2. **service**: ``nonsite serve`` receives it; a probe's latency ends when its case is
    committed (seen in the database within a millisecond) and when the webhook receives it;
+   on the way, the moment the service's MQTT client had it (the archive's receive time)
+   splits the first into broker + socket (``received``) and the service's own work
+   (``received_to_case``: archive commit, decoding, rules, the case);
    **baseline**: a bare paho subscriber that stores each message in SQLite with the archive's
    durability and acknowledges it after the commit (bench/e2e/baseline.py); a probe's latency
    ends at its commit;
@@ -17,8 +22,12 @@ fresh Mosquitto (loopback, queues in memory) and a fresh data directory:
    end of the run. A rate is kept when p99 ≤ 50 ms and the backlog drains within 2 s; the
    **knee** is the highest rate kept. The curve stops at the first rate that is not.
 
-Each process's CPU (service, pipeline, baseline, publishers) is reported as a share of one
-core over the run. Writes bench/results/latency_curve.json and prints a table.
+Each process's CPU (service, pipeline, baseline, each publisher, and this process, which
+watches cases and takes webhooks) is reported as a share of one core over the run. The
+service's database is SQLite in its data directory, or with ``--database-url`` a fresh
+PostgreSQL database for each rate. Writes bench/results/latency_curve.json (or
+latency_curve_postgresql.json) and prints a table; ``python -m bench.plot_latency_curve``
+draws it.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ import multiprocessing
 import os
 import pickle
 import platform
+import sqlite3
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -44,7 +54,7 @@ from bench.e2e.loadgen import PublisherReport, probe_worker, process_cpu_s, publ
 from bench.e2e.observe import CaseWatch, Checkpoints, WebhookSink, process_tree
 from bench.e2e.phases import summary_ms, wait_until
 from bench.e2e.traffic import fleet_minutes, probe_closer, probe_priming, take
-from bench.end_to_end import settled_head
+from bench.end_to_end import database_for, settled_head
 from bench.ingest_ratio import loopback_broker
 from ingest.archive import RawArchive
 from nonsite.demo import history_start
@@ -56,6 +66,7 @@ from tests.mqtt_tools import Publisher
 from tests.service_process import ServiceProcess
 
 RESULTS = Path(__file__).parent / "results" / "latency_curve.json"
+RESULTS_POSTGRESQL = RESULTS.with_name("latency_curve_postgresql.json")
 RATES = (1000, 2000, 3500, 5000, 7500, 10000, 12500, 15000)
 P99_GOAL_MS = 50.0
 BACKLOG_GOAL_S = 2.0
@@ -140,20 +151,31 @@ class Service(Target):
     name = "service"
 
     def __init__(
-        self, workdir: Path, data: dict[str, Any], probes_config: Any, sink: WebhookSink
+        self,
+        workdir: Path,
+        data: dict[str, Any],
+        probes_config: Any,
+        sink: WebhookSink,
+        database_base: str | None,
     ) -> None:
         self.workdir, self.data, self.probes_config, self.sink = workdir, data, probes_config, sink
+        self.database_base = database_base
         self.service: ServiceProcess | None = None
         self.watch: CaseWatch | None = None
         self.checkpoints: Checkpoints | None = None
         self.data_dir = workdir / "serve"
         self.webhook_from = 0
         self.probes: dict[str, str] = {}
+        self.first_probe_seq = 0
 
     def start(self, broker: Mosquitto, probes: dict[str, str]) -> list[int]:
         self.probes = probes
         self.data_dir.mkdir()
-        database_url = f"sqlite:///{self.data_dir / 'nonsite.db'}"
+        database_url = database_for(
+            self.database_base,
+            self.data_dir,
+            f"nonsite_curve_{self.workdir.name.replace('-', '_')}",
+        )
         sections = service_sections(
             self.data_dir, broker.url, free_port(), self.sink.url, database_url
         )
@@ -168,6 +190,7 @@ class Service(Target):
         head = settled_head(self.data_dir / "archive.sqlite3")
         checkpoints = self.checkpoints
         wait_until(lambda: checkpoints() >= head, 120, "the probes' priming")
+        self.first_probe_seq = head
         self.watch = CaseWatch(database_url)
         self.watch.start()
         self.webhook_from = len(self.sink.received)
@@ -224,10 +247,35 @@ class Service(Target):
             return by_ent.keys() <= opened.keys() and by_ent.keys() <= delivered.keys()
 
         wait_until(all_seen, 60, "a case and a webhook for every probe")
+        received = self._received(sent)
         return {
             "case": [opened[e] - at for e, at in by_ent.items()],
             "webhook": [delivered[e] - at for e, at in by_ent.items()],
+            # Where the time goes: publish → the service's MQTT client had it (broker, socket,
+            # paho), and from there → the committed case (archive, pipeline, rules, case).
+            "received": [received[mn] - at for mn, at in sent.items() if mn in received],
+            "received_to_case": [
+                opened[self.probes[mn]] - received[mn] for mn in sent if mn in received
+            ],
         }
+
+    def _received(self, sent: dict[str, float]) -> dict[str, float]:
+        """Each probe's receive time as the archive stored it, on the perf_counter clock (the
+        archive's is the wall clock; both are read here to relate them)."""
+        offset = time.time() - time.perf_counter()
+        topics = [f"hj212/{mn}" for mn in sent]
+        db = sqlite3.connect(f"file:{self.data_dir / 'archive.sqlite3'}?mode=ro", uri=True)
+        try:
+            last = dict(
+                db.execute(
+                    "SELECT topic, MAX(received_us) FROM messages WHERE seq > ? AND topic IN "
+                    f"({','.join('?' * len(topics))}) GROUP BY topic",
+                    (self.first_probe_seq, *topics),
+                )
+            )
+        finally:
+            db.close()
+        return {topic[6:]: us / 1e6 - offset for topic, us in last.items()}
 
     def stop(self) -> None:
         if self.watch is not None:
@@ -278,11 +326,9 @@ def run_once(
         pids = target.start(broker, probes)
         hour = _probe_hour()
         closers = [(mn, probe_closer(mn, hour + 2 * HOUR + 60)) for mn in probes]
-        cpu_before = process_cpu_s(pids)
-        start_at = time.perf_counter() + 1.0
         pipes, procs = [], []
         for i, share in enumerate(shares):
-            mine, theirs = SPAWN.Pipe(duplex=False)
+            mine, theirs = SPAWN.Pipe()
             procs.append(
                 SPAWN.Process(
                     target=publish_worker,
@@ -292,7 +338,6 @@ def run_once(
                         f"p{i}",
                         share,
                         rate / len(shares),
-                        start_at,
                         args.seconds,
                         theirs,
                     ),
@@ -300,17 +345,26 @@ def run_once(
                 )
             )
             pipes.append(mine)
-        mine, theirs = SPAWN.Pipe(duplex=False)
+        mine, theirs = SPAWN.Pipe()
         procs.append(
             SPAWN.Process(
                 target=probe_worker,
-                args=(broker.host, broker.port, closers, start_at, args.seconds, theirs),
+                args=(broker.host, broker.port, closers, args.seconds, theirs),
                 daemon=True,
             )
         )
         pipes.append(mine)
         for p in procs:
             p.start()
+        for pipe in pipes:
+            if not pipe.poll(120) or pipe.recv() != ("ready",):
+                raise RuntimeError("a publisher did not get ready")
+        cpu_before = process_cpu_s(pids)
+        # The bench's own process watches cases and takes webhooks: its CPU is the machine's too.
+        observer_before = process_cpu_s([os.getpid()])[os.getpid()]
+        start_at = time.perf_counter() + 0.5
+        for pipe in pipes:
+            pipe.send(start_at)
         reports: list[PublisherReport] = [pipe.recv() for pipe in pipes]
         for p in procs:
             p.join(10)
@@ -330,10 +384,11 @@ def run_once(
             raise TimeoutError(f"{exc}: {target.progress()} of {published} published") from None
         backlog_s = max(0.0, caught[0] - ended)
         cpu_after = process_cpu_s(pids)
+        wall = time.perf_counter() - start_at
+        observer_s = process_cpu_s([os.getpid()])[os.getpid()] - observer_before
         sent = reports[-1].probe_sent
         latencies = target.latencies(sent)
         seconds = max(r.seconds for r in reports[:-1])
-        wall = time.perf_counter() - start_at
         cpu = {
             _role(pid, pids[0]): round((cpu_after[pid] - cpu_before[pid]) / wall, 3) for pid in pids
         }
@@ -352,6 +407,7 @@ def run_once(
             "backlog_s": round(backlog_s, 2),
             "cpu": cpu,
             "generator_cpu": {r.name: round(r.cpu_s / max(r.seconds, 1e-9), 3) for r in reports},
+            "observer_cpu": round(observer_s / wall, 3),
             "generator_puback_ms": summary_ms(puback) if puback else {},
             "ok": first["p99_ms"] <= P99_GOAL_MS and backlog_s <= BACKLOG_GOAL_S,
         }
@@ -380,11 +436,23 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--processes", type=int, default=3, help="background publishers")
     parser.add_argument("--enterprises", type=int, default=100)
+    parser.add_argument("--probes-per-second", type=float, default=5.0)
     parser.add_argument("--targets", default="baseline,service")
-    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--database-url",
+        help="the service's database on this PostgreSQL server (a fresh database for each "
+        "rate); default SQLite in the data directory",
+    )
+    parser.add_argument("--output", type=Path, default=None, help=f"default {RESULTS.name}")
+    parser.add_argument(
+        "--keep", type=Path, help="work in this (new) directory and keep it, to look inside"
+    )
     args = parser.parse_args()
+    database = "PostgreSQL" if args.database_url else "SQLite"
+    if args.output is None:
+        args.output = RESULTS if not args.database_url else RESULTS_POSTGRESQL
     rates = [float(r) for r in args.rates.split(",")]
-    probes_n = int(args.seconds)  # one a second
+    probes_n = max(1, int(args.seconds * args.probes_per_second))
     start = history_start(2, time.time())
     data, config, incidents, probes_config = bench_config(
         args.enterprises, probes_n, start, start + 3 * 86400, {}
@@ -403,11 +471,16 @@ def main() -> None:
         "cpus": len(os.sched_getaffinity(0)),
         "seconds": args.seconds,
         "publishers": args.processes,
+        "probes_per_second": args.probes_per_second,
+        "database": database,
         "goals": {"p99_ms": P99_GOAL_MS, "backlog_s": BACKLOG_GOAL_S},
         "runs": [],
     }
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
+        if args.keep:
+            args.keep.mkdir(parents=True)
+            workdir = args.keep
         shares = write_shares(messages, args.processes, workdir)
         del messages
         sink = WebhookSink()
@@ -420,7 +493,7 @@ def main() -> None:
                     target: Target = (
                         Baseline(rundir)
                         if name == "baseline"
-                        else Service(rundir, data, probes_config, sink)
+                        else Service(rundir, data, probes_config, sink, args.database_url)
                     )
                     run = run_once(target, rate, args, shares, probes_config, rundir)
                     result["runs"].append(run)
@@ -429,7 +502,7 @@ def main() -> None:
                         break
         finally:
             sink.stop()
-    knees = {}
+    knees: dict[str, float] = {}
     for run in result["runs"]:
         if run["ok"]:
             knees[run["target"]] = max(knees.get(run["target"], 0), run["rate"])

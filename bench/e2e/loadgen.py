@@ -3,16 +3,19 @@
 One Python process cannot publish 5,000 QoS 1 messages a second and also watch cases and take
 webhooks: its paho network thread, the pacing loop and the watchers share one GIL, and what is
 measured is then its own client-side queue. Here the background traffic is split over
-``processes`` spawned publishers (each its own interpreter and paho client), each pacing its
-share in ticks of 5 ms, and the probes come from a publisher of their own that sends nothing
-else, so its client queue is empty when a probe is handed over: the probe's publish time is
-taken at the ``publish`` call, a few microseconds before the packet leaves.
+``processes`` spawned publishers, each sending its share pre-encoded (bench/e2e/rawmqtt.py:
+the kernel's work, not the interpreter's, so the generator leaves the machine's CPU to what is
+measured) in pacing ticks of 5 ms, and the probes come from a publisher of their own that
+sends nothing else: a probe's publish time is taken just before its packet is handed to the
+kernel, so no client-side queue is in it.
 
-Every publisher reports what it achieved and its own CPU time, and the delay from the
-``publish`` call to the broker's PUBACK of every hundredth message: the client-side queue is
-at most that (it also holds a loopback round trip), so a rate at which it stays at a
-millisecond or two is a rate the generator really produced.
+Every publisher reports what it achieved and its own CPU time, and the delay from handing a
+message to the kernel to the broker's PUBACK for one message in a hundred: the client-side
+queue is at most that (it also holds a loopback round trip), so a rate at which it stays at
+a millisecond or two is a rate the generator really produced.
 
+A worker prepares (loads and encodes its share), says ``("ready",)`` and waits for the
+moment to start, so that the preparation of a large share is never in the measured run.
 Times are ``time.perf_counter()``: CLOCK_MONOTONIC on Linux, the same clock in every process
 of the machine, so the parent compares them with what it saw.
 """
@@ -24,11 +27,10 @@ import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
 
-import paho.mqtt.client as mqtt
 import psutil
-from paho.mqtt.enums import CallbackAPIVersion
+
+from bench.e2e.rawmqtt import RawPublisher, mid_of, publish_packet
 
 Message = tuple[str, bytes]
 TICK_S = 0.005
@@ -41,17 +43,16 @@ class PublisherReport:
     published: int = 0
     seconds: float = 0.0
     cpu_s: float = 0.0
-    puback_ms: list[float] = field(default_factory=list)  # publish call → PUBACK, sampled
+    puback_ms: list[float] = field(default_factory=list)  # handed to the kernel → PUBACK
     probe_sent: dict[str, float] = field(default_factory=dict)  # key → perf_counter
 
 
-def _client(host: str, port: int, client_id: str) -> mqtt.Client:
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
-    client.max_inflight_messages_set(1000)
-    client.max_queued_messages_set(0)
-    client.connect(host, port)
-    client.loop_start()
-    return client
+def _start_at(ctl: Connection) -> float:
+    ctl.send(("ready",))
+    start_at: float = ctl.recv()
+    while time.perf_counter() < start_at:
+        time.sleep(0.0005)
+    return start_at
 
 
 def publish_worker(
@@ -60,84 +61,71 @@ def publish_worker(
     name: str,
     messages_file: Path,
     rate: float,
-    start_at: float,
     seconds: float,
-    out: Connection,
+    ctl: Connection,
 ) -> None:
-    """Publish the file's messages at ``rate``/s from ``start_at`` for ``seconds``."""
+    """Publish the file's messages at ``rate``/s for ``seconds`` from the moment ``ctl``
+    gives."""
     messages: list[Message] = pickle.loads(messages_file.read_bytes())
-    report = PublisherReport(name)
-    # Sampled by message id (known to both sides; ids wrap at 65,535, so each id's sends and
-    # PUBACKs are paired in order).
-    sent: dict[int, list[float]] = {}
-    acked: dict[int, list[float]] = {}
-    acks = [0]
-
-    def on_publish(_c: Any, _u: Any, mid: int, _rc: Any, _p: Any) -> None:
-        acks[0] += 1
-        if mid % SAMPLE_EVERY == 0:
-            acked.setdefault(mid, []).append(time.perf_counter())
-
-    client = _client(host, port, f"bench-load-{name}")
-    client.on_publish = on_publish
-    cpu0 = time.process_time()
     total = min(len(messages), int(rate * seconds))
-    while time.perf_counter() < start_at:
-        time.sleep(0.001)
-    began = time.perf_counter()
+    packets = [publish_packet(mid_of(i), t, p) for i, (t, p) in enumerate(messages[:total])]
+    del messages
+    report = PublisherReport(name)
+    sampled = range(0, total, SAMPLE_EVERY)
+    client = RawPublisher(host, port, f"bench-load-{name}", {mid_of(i) for i in sampled})
+    cpu0 = time.process_time()
+    began = _start_at(ctl)
+    sent_at: dict[int, list[float]] = {}  # sampled mid → each send's time, in order
     n = 0
     while n < total:
         due = min(total, int((time.perf_counter() - began) * rate) + 1)
-        while n < due:
-            topic, payload = messages[n]
+        if due > n:
             at = time.perf_counter()
-            mid = client.publish(topic, payload, qos=1).mid
-            if mid % SAMPLE_EVERY == 0:
-                sent.setdefault(mid, []).append(at)
-            n += 1
+            client.send(b"".join(packets[n:due]))
+            for i in range(-(-n // SAMPLE_EVERY) * SAMPLE_EVERY, due, SAMPLE_EVERY):
+                sent_at.setdefault(mid_of(i), []).append(at)
+            n = due
         time.sleep(TICK_S)
     report.seconds = time.perf_counter() - began
     report.published = n
-    deadline = time.monotonic() + 60
-    while acks[0] < n and time.monotonic() < deadline:
-        time.sleep(0.01)  # every PUBACK: a message still in the client's queue is not sent yet
-    client.loop_stop()
-    client.disconnect()
+    client.wait_acked(n, 60)  # every PUBACK: the broker has all of it
+    client.close()
     report.cpu_s = time.process_time() - cpu0
     report.puback_ms = [
         (ack - at) * 1000
-        for mid, ats in sent.items()
-        for at, ack in zip(ats, acked.get(mid, []), strict=False)  # unacked at the end: left
+        for mid, ats in sent_at.items()
+        for at, ack in zip(ats, client.ack_times.get(mid, []), strict=False)
     ]
-    out.send(report)
-    out.close()
+    ctl.send(report)
+    ctl.close()
 
 
 def probe_worker(
     host: str,
     port: int,
     probes: list[tuple[str, Message]],
-    start_at: float,
     seconds: float,
-    out: Connection,
+    ctl: Connection,
 ) -> None:
-    """The probes spread evenly over the run, each timed at its publish call."""
+    """The probes spread evenly over the run, each timed as it is handed to the kernel."""
     report = PublisherReport("probes")
-    client = _client(host, port, "bench-probes")
+    packets = [publish_packet(mid_of(i), t, p) for i, (_, (t, p)) in enumerate(probes)]
+    client = RawPublisher(host, port, "bench-probes")
     cpu0 = time.process_time()
+    start_at = _start_at(ctl)
     step = seconds / (len(probes) + 1)
-    for i, (key, (topic, payload)) in enumerate(probes, start=1):
+    for i, ((key, _), packet) in enumerate(zip(probes, packets, strict=True), start=1):
         while time.perf_counter() < start_at + i * step:
             time.sleep(0.0005)
         report.probe_sent[key] = time.perf_counter()
-        client.publish(topic, payload, qos=1).wait_for_publish(10)
+        client.send(packet)
     report.published = len(probes)
     report.seconds = time.perf_counter() - start_at
-    client.loop_stop()
-    client.disconnect()
+    client.wait_acked(len(probes), 60)
+    client.close()
     report.cpu_s = time.process_time() - cpu0
-    out.send(report)
-    out.close()
+    ctl.send(report)
+    ctl.close()
 
 
 def process_cpu_s(pids: list[int]) -> dict[int, float]:

@@ -26,6 +26,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from ingest.metrics import ArchiveMetrics
+from ingest.mqtt.buffered_client import BufferedClient
 from ingest.mqtt.settings import MqttSettings
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,8 @@ class MqttSource:
         self.last_error: str | None = None
         self.last_refusal: str | None = None  # why the broker last refused to connect us
         v5 = settings.protocol == "5"
-        self._client = mqtt.Client(
+        # Reads many messages per system call (see the module): what bounds a live stream.
+        self._client = BufferedClient(
             CallbackAPIVersion.VERSION2,
             client_id=settings.client_id,
             protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
@@ -119,6 +121,16 @@ class MqttSource:
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
+
+    @property
+    def connections(self) -> int:
+        """How many times it has connected (1 while the first connection lasts)."""
+        return self._generation
+
+    @property
+    def socket_reads(self) -> int:
+        """Chunks read from the broker's socket so far (many messages each under load)."""
+        return self._client.socket_reads
 
     def stop(self) -> None:
         """Disconnect cleanly. The broker keeps the session and queues for us meanwhile."""
