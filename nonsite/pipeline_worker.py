@@ -40,6 +40,7 @@ from ingest.pipeline import IngestPipeline
 from ingest.processor import MessageProcessor
 from ingest.store import checkpoints
 from nonsite.alert_wiring import build_dispatcher
+from nonsite.collector import expose_frozen, pace_for_live_stream
 from nonsite.config.model import Config
 from nonsite.db import make_engine, sqlite_path
 from nonsite.db_health import DatabaseHealth, Retrying, is_unavailable
@@ -88,6 +89,7 @@ class Worker:
         self.registry = CollectorRegistry()
         self.metrics = PipelineMetrics(self.registry)
         self.stage_metrics = StageMetrics(self.registry)
+        expose_frozen(self.registry, "nonsite_pipeline_heap_frozen_objects")
         url = config.database_url()
         self.health = DatabaseHealth(log, self.registry, path=sqlite_path(url))
         # Anything else a batch may raise (a bug): retried the same way, its traceback once.
@@ -303,6 +305,7 @@ def run_worker(config_json: str, inbox: Connection, outbox: Connection) -> None:
     worker: Worker | None = None
     try:
         worker = Worker(config, inbox, outbox)
+        pace_for_live_stream()  # the rule engine is restored and caught up: see the module
         # Notifications are network waits: a thread beside the CPU-bound pipeline suffices.
         dispatcher = threading.Thread(
             target=worker.dispatcher.run, args=(stop,), name="outbox", daemon=True

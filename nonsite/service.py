@@ -35,6 +35,7 @@ from ingest.mqtt.source import Delivery, MqttSource
 from ingest.store import load_checkpoint, prune_dead_letters
 from ingest.tcp.handoff import ArchiveHandoff
 from ingest.tcp.runtime import GatewayRuntime
+from nonsite.collector import expose_frozen, pace_for_live_stream
 from nonsite.config.model import Config
 from nonsite.config.mqtt_url import parse_broker_url
 from nonsite.db import make_engine, migrate, sqlite_path
@@ -70,6 +71,7 @@ class Service:
         self.config = config
         self.registry = registry or CollectorRegistry()
         self.metrics = ArchiveMetrics(self.registry)
+        expose_frozen(self.registry, "nonsite_heap_frozen_objects")
         self.status = ServiceStatus()
         data_dir = config.service.data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -205,6 +207,7 @@ class Service:
         archiver = self.archiver
         self.metrics.pending_ack.set_function(lambda: archiver.pending)
         self.source = MqttSource(settings, self.archiver.submit, self.metrics)
+        pace_for_live_stream()  # the web app is built, messages come next: see the module
         self.archiver.start()
         self.source.start()
         if tcp_socket is not None:

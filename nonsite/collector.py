@@ -1,0 +1,38 @@
+"""Python's cyclic garbage collector, paced for a live stream.
+
+The collector's full pass (generation 2) visits every object it tracks. Under live traffic at
+7,500 msg/s it ran about five times a minute in each of the service's two processes and
+paused each for 60-110 ms (measured with ``gc.callbacks``); a message arriving then waited,
+and those waits were the latency's p99. What start-up built (modules, the configuration, the
+web app, the rule engine as restored) is most of what a pass visits and never garbage: once
+start-up is done it goes to the permanent generation (:func:`gc.freeze`, the remedy the
+``gc`` module documents), which no pass visits. Objects are still freed by reference counting
+as soon as they are unreachable; the passes still run, over what was made since.
+
+A larger threshold for the youngest generation was tried too and left out: the receiving
+process then collected 50,000 objects at a time, each pass a pause of 15-65 ms.
+"""
+
+from __future__ import annotations
+
+import gc
+
+from prometheus_client import CollectorRegistry, Gauge
+
+
+def pace_for_live_stream() -> None:
+    """Call once start-up is done, in each long-running process."""
+    gc.collect()  # what start-up left as garbage is not frozen with the rest
+    gc.freeze()
+
+
+def expose_frozen(registry: CollectorRegistry, name: str) -> None:
+    """A gauge of what no collector pass visits (0 until start-up is done). Each process
+    has its own name: the service's /metrics serves the pipeline process's families beside
+    its own, and a family twice is an error to Prometheus."""
+    Gauge(
+        name, "Objects moved out of the cyclic collector's passes after start-up", registry=registry
+    ).set_function(gc.get_freeze_count)
+
+
+__all__ = ["expose_frozen", "pace_for_live_stream"]
