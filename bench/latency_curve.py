@@ -41,12 +41,14 @@ import platform
 import sqlite3
 import tempfile
 import time
+import urllib.request
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 import psutil
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.e2e.baseline import baseline_worker
 from bench.e2e.fleet import bench_config, probe_mn, service_sections, write_toml
@@ -71,6 +73,13 @@ RATES = (1000, 2000, 3500, 5000, 7500, 10000, 12500, 15000)
 P99_GOAL_MS = 50.0
 BACKLOG_GOAL_S = 2.0
 SPAWN = multiprocessing.get_context("spawn")
+# Where a probe waits in the service: the archive's group commits, the pipeline's batches and
+# its database transactions (histograms on /metrics).
+STALL_FAMILIES = (
+    "nonsite_archive_commit_seconds",
+    "nonsite_ingest_pipeline_batch_seconds",
+    "nonsite_db_commit_seconds",
+)
 
 
 class Target:
@@ -106,6 +115,7 @@ class Baseline(Target):
         self.ctl: Connection | None = None
         self.proc: Any = None
         self.cpu_s = 0.0
+        self.slow_commits_ms: list[float] = []
 
     def start(self, broker: Mosquitto, probes: dict[str, str]) -> list[int]:
         self.ctl, child = SPAWN.Pipe()
@@ -124,10 +134,10 @@ class Baseline(Target):
         time.sleep(1.0)  # connected and subscribed
         return [self.proc.pid]
 
-    def _ask(self) -> tuple[int, dict[str, float], float]:
+    def _ask(self) -> tuple[int, dict[str, float], float, list[float]]:
         assert self.ctl is not None
         self.ctl.send(("stored",))
-        answer: tuple[int, dict[str, float], float] = self.ctl.recv()
+        answer: tuple[int, dict[str, float], float, list[float]] = self.ctl.recv()
         return answer
 
     def caught_up(self, published: int) -> float | None:
@@ -137,7 +147,7 @@ class Baseline(Target):
         return f"{self._ask()[0]} stored"
 
     def latencies(self, sent: dict[str, float]) -> dict[str, list[float]]:
-        _, stored, self.cpu_s = self._ask()
+        _, stored, self.cpu_s, self.slow_commits_ms = self._ask()
         return {"stored": [stored[mn] - at for mn, at in sent.items() if mn in stored]}
 
     def stop(self) -> None:
@@ -167,6 +177,8 @@ class Service(Target):
         self.webhook_from = 0
         self.probes: dict[str, str] = {}
         self.first_probe_seq = 0
+        self.http_port = 0
+        self.stalls: dict[str, dict[str, float]] = {}
 
     def start(self, broker: Mosquitto, probes: dict[str, str]) -> list[int]:
         self.probes = probes
@@ -176,8 +188,9 @@ class Service(Target):
             self.data_dir,
             f"nonsite_curve_{self.workdir.name.replace('-', '_')}",
         )
+        self.http_port = free_port()
         sections = service_sections(
-            self.data_dir, broker.url, free_port(), self.sink.url, database_url
+            self.data_dir, broker.url, self.http_port, self.sink.url, database_url
         )
         path = write_toml(self.data | sections, self.workdir / "serve.toml")
         self.service = ServiceProcess(path, self.workdir / "serve.log")
@@ -247,6 +260,7 @@ class Service(Target):
             return by_ent.keys() <= opened.keys() and by_ent.keys() <= delivered.keys()
 
         wait_until(all_seen, 60, "a case and a webhook for every probe")
+        self.stalls = self._stalls()
         received = self._received(sent)
         return {
             "case": [opened[e] - at for e, at in by_ent.items()],
@@ -258,6 +272,30 @@ class Service(Target):
                 opened[self.probes[mn]] - received[mn] for mn in sent if mn in received
             ],
         }
+
+    def _stalls(self) -> dict[str, dict[str, float]]:
+        """From the service's /metrics: how many of its archive commits, pipeline batches and
+        database transactions took longer than 25 and 50 ms (where a probe's tail comes
+        from), with their count and mean."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/metrics") as r:
+            text = r.read().decode()
+        out: dict[str, dict[str, float]] = {}
+        for family in text_string_to_metric_families(text):
+            if family.type != "histogram" or not family.name.startswith(STALL_FAMILIES):
+                continue
+            for key in sorted({s.labels.get("transaction", "") for s in family.samples}):
+                mine = [s for s in family.samples if s.labels.get("transaction", "") == key]
+                count = next(s.value for s in mine if s.name.endswith("_count"))
+                total = next(s.value for s in mine if s.name.endswith("_sum"))
+                le = {float(s.labels["le"]): s.value for s in mine if s.name.endswith("_bucket")}
+                name = family.name.removeprefix("nonsite_") + (f"[{key}]" if key else "")
+                out[name] = {
+                    "count": count,
+                    "mean_ms": round(1000 * total / count, 2) if count else 0.0,
+                    "over_25ms": count - le.get(0.025, count),
+                    "over_50ms": count - le.get(0.05, count),
+                }
+        return out
 
     def _received(self, sent: dict[str, float]) -> dict[str, float]:
         """Each probe's receive time as the archive stored it, on the perf_counter clock (the
@@ -410,6 +448,12 @@ def run_once(
             "observer_cpu": round(observer_s / wall, 3),
             "generator_puback_ms": summary_ms(puback) if puback else {},
             "ok": first["p99_ms"] <= P99_GOAL_MS and backlog_s <= BACKLOG_GOAL_S,
+            **({"service_histograms": target.stalls} if isinstance(target, Service) else {}),
+            **(
+                {"baseline_commits_over_25ms": target.slow_commits_ms}
+                if isinstance(target, Baseline)
+                else {}
+            ),
         }
     finally:
         target.stop()

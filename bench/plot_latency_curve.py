@@ -20,7 +20,7 @@ from typing import Any
 
 WIDTH, HEIGHT = 720, 420
 LEFT, RIGHT, TOP, BOTTOM = 64, 190, 40, 50
-Y_MIN_MS, Y_MAX_MS = 0.5, 1000.0
+Y_MIN_MS, Y_MAX_MS = 0.2, 1000.0
 SERIES = (  # target, latency end, label, colour
     ("baseline", "stored", "baseline: → stored", "#7f7f7f"),
     ("service", "case", "service: → committed case", "#1f77b4"),
@@ -57,11 +57,11 @@ def chart(result: dict[str, Any], title: str) -> str:
         f'<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>',
         f'<text x="{LEFT}" y="22" font-size="14" font-weight="bold">{title}</text>',
     ]
-    for ms in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000):
+    for ms in (0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000):
         y = _y(ms)
         out.append(
             f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e5e5e5"/>'
-            f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{ms}</text>'
+            f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{ms:g}</text>'
         )
     step = 2500 if top_rate > 12000 else 1000
     for rate in range(0, int(top_rate) + 1, step):

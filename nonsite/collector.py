@@ -16,6 +16,7 @@ process then collected 50,000 objects at a time, each pass a pause of 15-65 ms.
 from __future__ import annotations
 
 import gc
+from typing import Literal
 
 from prometheus_client import CollectorRegistry, Gauge
 
@@ -26,13 +27,16 @@ def pace_for_live_stream() -> None:
     gc.freeze()
 
 
-def expose_frozen(registry: CollectorRegistry, name: str) -> None:
+def expose_frozen(registry: CollectorRegistry, process: Literal["service", "pipeline"]) -> None:
     """A gauge of what no collector pass visits (0 until start-up is done). Each process
     has its own name: the service's /metrics serves the pipeline process's families beside
     its own, and a family twice is an error to Prometheus."""
-    Gauge(
-        name, "Objects moved out of the cyclic collector's passes after start-up", registry=registry
-    ).set_function(gc.get_freeze_count)
+    what = "Objects moved out of the cyclic collector's passes after start-up"
+    if process == "service":
+        gauge = Gauge("nonsite_heap_frozen_objects", what, registry=registry)
+    else:
+        gauge = Gauge("nonsite_pipeline_heap_frozen_objects", what, registry=registry)
+    gauge.set_function(gc.get_freeze_count)
 
 
 __all__ = ["expose_frozen", "pace_for_live_stream"]

@@ -89,7 +89,7 @@ class Worker:
         self.registry = CollectorRegistry()
         self.metrics = PipelineMetrics(self.registry)
         self.stage_metrics = StageMetrics(self.registry)
-        expose_frozen(self.registry, "nonsite_pipeline_heap_frozen_objects")
+        expose_frozen(self.registry, "pipeline")
         url = config.database_url()
         self.health = DatabaseHealth(log, self.registry, path=sqlite_path(url))
         # Anything else a batch may raise (a bug): retried the same way, its traceback once.

@@ -71,7 +71,7 @@ class Service:
         self.config = config
         self.registry = registry or CollectorRegistry()
         self.metrics = ArchiveMetrics(self.registry)
-        expose_frozen(self.registry, "nonsite_heap_frozen_objects")
+        expose_frozen(self.registry, "service")
         self.status = ServiceStatus()
         data_dir = config.service.data_dir
         data_dir.mkdir(parents=True, exist_ok=True)

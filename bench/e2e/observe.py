@@ -114,6 +114,11 @@ class WebhookSink:
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
+            # Keep-alive, as a centre's receiver would: the service's client reuses its
+            # connection, where HTTP/1.0 made it connect (and this server start a thread)
+            # for every notification.
+            protocol_version = "HTTP/1.1"
+
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 sink.received.append((time.perf_counter(), json.loads(body)))
