@@ -41,7 +41,6 @@ import platform
 import sqlite3
 import tempfile
 import time
-import urllib.request
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -177,7 +176,6 @@ class Service(Target):
         self.webhook_from = 0
         self.probes: dict[str, str] = {}
         self.first_probe_seq = 0
-        self.http_port = 0
         self.stalls: dict[str, dict[str, float]] = {}
 
     def start(self, broker: Mosquitto, probes: dict[str, str]) -> list[int]:
@@ -188,9 +186,8 @@ class Service(Target):
             self.data_dir,
             f"nonsite_curve_{self.workdir.name.replace('-', '_')}",
         )
-        self.http_port = free_port()
         sections = service_sections(
-            self.data_dir, broker.url, self.http_port, self.sink.url, database_url
+            self.data_dir, broker.url, free_port(), self.sink.url, database_url
         )
         path = write_toml(self.data | sections, self.workdir / "serve.toml")
         self.service = ServiceProcess(path, self.workdir / "serve.log")
@@ -277,10 +274,9 @@ class Service(Target):
         """From the service's /metrics: how many of its archive commits, pipeline batches and
         database transactions took longer than 25 and 50 ms (where a probe's tail comes
         from), with their count and mean."""
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/metrics") as r:
-            text = r.read().decode()
+        assert self.service is not None
         out: dict[str, dict[str, float]] = {}
-        for family in text_string_to_metric_families(text):
+        for family in text_string_to_metric_families(self.service.metrics()):
             if family.type != "histogram" or not family.name.startswith(STALL_FAMILIES):
                 continue
             for key in sorted({s.labels.get("transaction", "") for s in family.samples}):

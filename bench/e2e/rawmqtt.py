@@ -69,7 +69,6 @@ class RawPublisher:
         self.acked = 0
         self._sampled = frozenset(sampled)
         self.ack_times: dict[int, list[float]] = {}  # sampled mid → each PUBACK's time
-        self._closing = False
         self._reader = threading.Thread(target=self._read, name="pubacks", daemon=True)
         self._reader.start()
 

@@ -50,7 +50,7 @@ class StreamClient(mqtt.Client):
         self._buffered_sock: object | None = None
         self._buffer = b""
         self._buffer_at = 0
-        self.socket_reads = 0  # chunks read from the socket (for tests and metrics)
+        self.socket_reads = 0  # chunks read from the socket (MqttSource.socket_reads)
 
     def _buffered(self) -> int:
         if self._buffered_sock is not self._sock:
