@@ -35,9 +35,13 @@ class CaseBook:
         notifier: Notifier | None = None,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        enterprises: frozenset[str] | None = None,
     ) -> None:
+        """``enterprises``: the cases whose deadlines this book's clock keeps (a cluster
+        worker keeps those of its partitions' enterprises); None: all."""
         self.policy = policy
         self.clock = clock
+        self.enterprises = enterprises
         self._store = CaseStore(notifier)
 
     @property
@@ -109,7 +113,7 @@ class CaseBook:
 
     def tick(self, conn: Connection) -> list[int]:
         """Overdue explanations escalate to alarm; overdue feedback is flagged. Each once."""
-        return flag_overdue(conn, self._store, self.clock())
+        return flag_overdue(conn, self._store, self.clock(), self.enterprises)
 
 
 __all__ = ["OPEN_STATES", "Applied", "CaseBook", "open_key", "permitted"]

@@ -13,11 +13,16 @@ from alerts.schema import cases
 from alerts.workflow import SYSTEM
 
 
-def flag_overdue(conn: Connection, store: CaseStore, now: datetime) -> list[int]:
-    """Flag (and escalate) the open cases whose deadline passed by ``now``; their ids."""
+def flag_overdue(
+    conn: Connection, store: CaseStore, now: datetime, enterprises: frozenset[str] | None = None
+) -> list[int]:
+    """Flag (and escalate) the open cases whose deadline passed by ``now``, of
+    ``enterprises`` (None: all); their ids."""
     touched: list[int] = []
+    scope = [] if enterprises is None else [cases.c.enterprise_id.in_(sorted(enterprises))]
     rows = conn.execute(
         select(cases).where(
+            *scope,
             cases.c.open_key.is_not(None),
             cases.c.overdue.is_(None),
             (

@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from ingest.archive import RawArchive
+from ingest.archive import Storable
 from ingest.metrics import ArchiveMetrics
 from ingest.mqtt.source import Delivery
 
@@ -66,10 +66,20 @@ class _PlainRetry:
         self._error, self._delay = None, 0.25
 
 
+class Log(Protocol):
+    """Where received messages are stored before their PUBACK: the raw archive on one
+    machine, the JetStream stream in a cluster (``ingest.jetstream.publisher``)."""
+
+    def append(self, messages: Sequence[Storable]) -> int:
+        """Store a batch durably; how many were new (not duplicates). Raises when not all
+        were stored: the batch is then retried, and none of it acknowledged."""
+        ...
+
+
 class Archiver:
     def __init__(
         self,
-        archive: RawArchive,
+        archive: Log,
         ack: Callable[[Sequence[Delivery]], object],
         *,
         on_commit: Callable[[], None] = lambda: None,

@@ -13,16 +13,28 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
-from ingest.archive import RawArchive
+from ingest.archive import ArchivedMessage
 from ingest.metrics import PipelineMetrics
 from ingest.processor import MessageProcessor, ProcessedBatch
 from ingest.stage import NOTHING, Stage
 from ingest.store import load_checkpoint, record_batch
 
 log = logging.getLogger(__name__)
+
+
+class Tail(Protocol):
+    """What the pipeline reads: the raw archive, or a partition of the cluster's stream
+    (``ingest.jetstream.reader``), by position."""
+
+    def read_after(self, seq: int, limit: int = 1000) -> list[ArchivedMessage]: ...
+
+
+def _unfenced(conn: Connection) -> None:
+    return None
 
 
 class IngestPipeline:
@@ -34,7 +46,7 @@ class IngestPipeline:
 
     def __init__(
         self,
-        archive: RawArchive,
+        archive: Tail,
         engine: Engine,
         processor: MessageProcessor,
         stages: Sequence[Stage],
@@ -43,7 +55,10 @@ class IngestPipeline:
         metrics: PipelineMetrics | None = None,
         consumer: str = "ingest",
         batch_size: int = 1000,
+        fence: Callable[[Connection], None] = _unfenced,
     ) -> None:
+        """``fence``: called first in every transaction; it raises when this pipeline may
+        no longer commit for its ``consumer`` (a cluster worker that lost its partition)."""
         self._archive = archive
         self._engine = engine
         self._processor = processor
@@ -52,6 +67,7 @@ class IngestPipeline:
         self._metrics = metrics
         self._consumer = consumer
         self._batch_size = batch_size
+        self._fence = fence
         self.position = load_checkpoint(engine, consumer)
 
     def run_once(self) -> int:
@@ -65,6 +81,7 @@ class IngestPipeline:
             stage.process(done)
         begun = time.perf_counter()
         with self._engine.begin() as conn:
+            self._fence(conn)
             record_batch(conn, self._consumer, messages[-1].seq, done.dead_letters)
             handed = NOTHING
             for stage in self.stages:
@@ -80,6 +97,7 @@ class IngestPipeline:
         """The clock: each stage's wall-clock work, chained, in one transaction."""
         begun = time.perf_counter()
         with self._engine.begin() as conn:
+            self._fence(conn)
             handed = NOTHING
             for stage in self.stages:
                 handed = stage.tick(conn, now, handed)
@@ -119,6 +137,7 @@ class IngestPipeline:
                 if stage.restored_at is None or stage.restored_at < last:
                     stage.process(done)
             with self._engine.begin() as conn:
+                self._fence(conn)
                 handed = NOTHING
                 for stage in stages:
                     handed = stage.commit(conn, last, handed)

@@ -184,3 +184,7 @@ class Registry:
     @property
     def meters(self) -> list[Meter]:
         return list(self._meters.values())
+
+    @property
+    def gateways(self) -> list[Gateway]:
+        return list(self._gateways.values())

@@ -25,6 +25,7 @@ from nonsite.db_health import is_unavailable
 from nonsite.rule_wiring import rule_setup
 from nonsite.wiring import build_auto_commands
 from rules.metrics import RuleMetrics
+from rules.stage import CONSUMER as RULES_CONSUMER
 from rules.stage import RuleStage, restore
 from rules.store import declared_markings
 from rules.stream import StreamEngine
@@ -65,18 +66,28 @@ class RuleEngines:
 
 
 def build_stages(
-    config: Config, db: Engine, metrics: StageMetrics, wake_dispatcher: Callable[[], None]
+    config: Config,
+    db: Engine,
+    metrics: StageMetrics,
+    wake_dispatcher: Callable[[], None],
+    *,
+    partition: int | None = None,
 ) -> list[Stage]:
-    """The stages over the database ``db``; the rule engine restored from its snapshot."""
+    """The stages over the database ``db``; the rule engine restored from its snapshot.
+    ``partition``: a cluster worker's partition, whose enterprises ``config`` holds (the rule
+    snapshot is the partition's, the case deadlines its enterprises')."""
     engines = RuleEngines(config)
 
     def fresh() -> StreamEngine:
         with db.connect() as conn:
             return engines.build(conn)
 
-    engine, position = restore(fresh, db)
+    consumer = RULES_CONSUMER if partition is None else f"{RULES_CONSUMER}.p{partition}"
+    engine, position = restore(fresh, db, consumer)
     commands = build_auto_commands(config)
     cases = build_case_book(config)
+    if partition is not None:
+        cases.enterprises = frozenset(e.id for e in config.enterprises)
     mn_of = {(e.id, o.id): o.mn for e in config.enterprises for o in e.outlets}
     refresh: Callable[[Connection], StreamEngine | None] = engines.if_changed
     return [
@@ -87,6 +98,7 @@ def build_stages(
             snapshot_every_s=config.rules.snapshot_every_s,
             restored_at=position,
             refresh=refresh,
+            consumer=consumer,
         ),
         AlertStage(
             cases, wake=wake_dispatcher, metrics=metrics.cases, is_unavailable=is_unavailable

@@ -61,11 +61,14 @@ class RuleStage:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         refresh: Callable[[Connection], StreamEngine | None] | None = None,
+        consumer: str = CONSUMER,
     ) -> None:
         """``restored_at``: the archive position of the snapshot the engine was restored from
         (0 for a fresh engine); ``refresh``: at each tick, a reconfigured engine when its
-        parameters changed (markings declared online), None when they did not."""
+        parameters changed (markings declared online), None when they did not;
+        ``consumer``: the snapshot's name (a cluster worker's partition has its own)."""
         self.engine = engine
+        self.consumer = consumer
         self.metrics = metrics
         self.restored_at = restored_at
         self._refresh = refresh
@@ -139,7 +142,7 @@ class RuleStage:
         return self._clock() - self._last_snapshot >= self._snapshot_every
 
     def _snapshot(self, conn: Connection, position: int) -> None:
-        save_snapshot(conn, CONSUMER, position, self.engine)
+        save_snapshot(conn, self.consumer, position, self.engine)
         self._last_snapshot = self._clock()
         self._snapshot_position = position
 
@@ -175,12 +178,14 @@ class RuleStage:
         self._seen = now
 
 
-def restore(engine_factory: Callable[[], StreamEngine], db: Engine) -> tuple[StreamEngine, int]:
+def restore(
+    engine_factory: Callable[[], StreamEngine], db: Engine, consumer: str = CONSUMER
+) -> tuple[StreamEngine, int]:
     """The last snapshot's engine (reconfigured by the factory's parameters) and its archive
     position; a fresh engine and position 0 when there is none."""
     fresh = engine_factory()
     try:
-        loaded = load_snapshot(db, CONSUMER)
+        loaded = load_snapshot(db, consumer)
     except (SQLAlchemyError, ConnectionError, TimeoutError):
         # Not the snapshot's fault: starting from nothing would replay the whole archive (or
         # what retention left of it) once the database is back. The caller retries.

@@ -232,6 +232,30 @@ class ArchiveSection(Section):
     batch_max_messages: int = Field(default=2000, ge=1, le=100_000)
 
 
+class ClusterSection(Section):
+    """Cluster mode (docs/operations.md, Scale out): ingest nodes publish to a NATS JetStream
+    stream, workers own its partitions. Unused by the single-node ``nonsite serve``."""
+
+    nats: list[str] = Field(default_factory=list)  # nats://host:port of the NATS servers
+    stream: Identifier = "NONSITE_RAW"
+    subject_prefix: Identifier = "nonsite.raw"
+    # Fixed for the stream's life: an enterprise's partition is a hash of it modulo this.
+    partitions: int = Field(default=16, ge=1, le=1024)
+    replicas: int = Field(default=3, ge=1, le=5)
+    duplicate_window_s: float = Field(default=600.0, gt=0)  # a re-delivery within it: once
+    ack_timeout_s: float = Field(default=5.0, gt=0)  # JetStream's ack, before a retry
+    lease_ttl_s: float = Field(default=6.0, ge=1)  # a dead worker's partitions wait this long
+    worker_id: str = ""  # empty: host name and process id
+
+    @field_validator("nats")
+    @classmethod
+    def _nats_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith(("nats://", "tls://")) or ":" not in url.split("//", 1)[1]:
+                raise ValueError(f"{url!r} is not a NATS server URL, e.g. nats://10.0.0.5:4222")
+        return value
+
+
 class DatabaseSection(Section):
     url: str = ""  # empty: SQLite file nonsite.db in the data directory
 
@@ -682,6 +706,7 @@ class Config(Section):
     commands: CommandsSection = CommandsSection()
     archive: ArchiveSection = ArchiveSection()
     database: DatabaseSection = DatabaseSection()
+    cluster: ClusterSection = ClusterSection()
     rules: RulesSection = RulesSection()
     alerts: AlertsSection = AlertsSection()
     brigades: list[BrigadeConfig] = Field(default_factory=list)

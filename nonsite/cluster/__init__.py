@@ -1,0 +1,1 @@
+"""Running nonsite across several processes: a local NATS JetStream cluster."""

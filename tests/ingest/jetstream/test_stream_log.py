@@ -1,0 +1,179 @@
+"""The stream as the log: published once, acknowledged only when stored, read back by partition.
+
+A real 3-node NATS JetStream cluster (``nonsite.cluster.nats_servers``) on free ports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ingest.archive import PREFIX_BYTES, IncomingMessage, message_digest
+from ingest.jetstream.loop import LoopThread
+from ingest.jetstream.partitions import Partitioner
+from ingest.jetstream.publisher import JetStreamLog, connect
+from ingest.jetstream.reader import PartitionReader
+from ingest.jetstream.stream import StreamSettings
+from nonsite.cluster.nats_servers import NatsCluster
+
+pytestmark = pytest.mark.integration
+
+PARTITIONS = 4
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[NatsCluster]:
+    nodes = NatsCluster(tmp_path / "nats", 3)
+    nodes.start()
+    yield nodes
+    nodes.stop()
+
+
+def settings(**kw: object) -> StreamSettings:
+    return StreamSettings(name="T_RAW", subject_prefix="t.raw", partitions=PARTITIONS, **kw)  # type: ignore[arg-type]
+
+
+def sender_of(topic: str) -> str:
+    return topic.split("/")[1]
+
+
+def messages(n: int, start: int = 0) -> list[IncomingMessage]:
+    return [
+        IncomingMessage(1_700_000_000_000_000 + i, f"hj212/MN{i % 40:04d}", f"frame {i}".encode())
+        for i in range(start, start + n)
+    ]
+
+
+def stream_log(cluster: NatsCluster, **kw: object) -> JetStreamLog:
+    log = JetStreamLog(
+        cluster.urls,
+        settings(**kw),
+        Partitioner({}, PARTITIONS),
+        sender_of,
+        ack_timeout_s=2.0,
+    )
+    log.start()
+    return log
+
+
+def read_all(cluster: NatsCluster, partition: int, after: int = 0) -> list[tuple[int, str, bytes]]:
+    loop = LoopThread("test-reader")
+    nc = loop.run(connect(cluster.urls, "test-reader"), 10)
+    try:
+        reader = PartitionReader(nc.jetstream(), loop, settings(), partition)
+        got = []
+        position = after
+        while batch := reader.read_after(position, 1000, wait_s=5.0):
+            got += [(m.seq, m.topic, m.payload) for m in batch]
+            position = batch[-1].seq
+        reader.close()
+        return got
+    finally:
+        loop.run(nc.close(), 5)
+        loop.stop()
+
+
+def test_a_batch_is_stored_once_on_its_partitions_and_read_back_in_order(
+    cluster: NatsCluster,
+) -> None:
+    log = stream_log(cluster)
+    try:
+        batch = messages(400)
+        assert log.append(batch) == 400
+        # The broker re-delivers (an ingest node died before its PUBACK): stored once.
+        assert log.append(batch[100:300]) == 0
+        assert log.duplicates == 200
+    finally:
+        log.close()
+    partitioner = Partitioner({}, PARTITIONS)
+    seen: dict[bytes, int] = {}
+    for p in range(PARTITIONS):
+        got = read_all(cluster, p)
+        seqs = [seq for seq, _, _ in got]
+        assert seqs == sorted(seqs)
+        for _, topic, payload in got:
+            assert partitioner.partition(sender_of(topic)) == p
+            seen[message_digest(topic, payload)] = seen.get(message_digest(topic, payload), 0) + 1
+    assert sorted(seen) == sorted(message_digest(m.topic, m.payload) for m in batch)
+    assert set(seen.values()) == {1}
+
+
+def test_a_reader_resumes_after_a_position_and_keeps_topic_time_and_size(
+    cluster: NatsCluster,
+) -> None:
+    big = IncomingMessage(1_700_000_000_123_456, "hj212/MN0001", b"x" * 300_000)
+    log = stream_log(cluster, max_payload_bytes=64 * 1024)
+    try:
+        log.append([*messages(10), big])
+    finally:
+        log.close()
+    p = Partitioner({}, PARTITIONS).partition("MN0001")
+    loop = LoopThread("test-reader")
+    nc = loop.run(connect(cluster.urls, "test-reader"), 10)
+    try:
+        reader = PartitionReader(nc.jetstream(), loop, settings(), p)
+        first = reader.read_after(0, 1000, wait_s=5.0)
+        stored = first[-1]
+        assert (stored.topic, stored.received_us) == ("hj212/MN0001", big.received_us)
+        assert stored.truncated and stored.size == 300_000
+        assert stored.payload == big.payload[:PREFIX_BYTES]
+        assert stored.full_sha256 == hashlib.sha256(big.payload).digest()
+        # A replay from an earlier position (a rule snapshot's) starts the consumer again.
+        again = reader.read_after(first[0].seq, 1000, wait_s=5.0)
+        assert [m.seq for m in again] == [m.seq for m in first[1:]]
+        assert reader.read_after(stored.seq, 1000, wait_s=0.5) == []  # nothing more
+        reader.close()
+    finally:
+        loop.run(nc.close(), 5)
+        loop.stop()
+
+
+def test_append_raises_until_the_stream_answers_then_nothing_is_lost_or_doubled(
+    cluster: NatsCluster,
+) -> None:
+    """The stream's leader is killed while batches are appended: a batch that was not
+    acknowledged raises (its PUBACKs are not sent) and, retried, is stored exactly once."""
+    log = stream_log(cluster)
+    published: list[IncomingMessage] = []
+    failures = 0
+    try:
+        leader = cluster.wait_stream_ready("T_RAW")
+        for round_ in range(30):
+            batch = messages(50, start=round_ * 50)
+            if round_ == 5:
+                cluster.kill(leader)
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    log.append(batch)
+                    break
+                except Exception:  # noqa: BLE001 - timeouts, no responders: retried as the archiver does
+                    failures += 1
+                    assert time.monotonic() < deadline, "the stream never answered again"
+                    time.sleep(0.2)
+            published += batch
+        cluster.restart(leader)
+    finally:
+        log.close()
+    total = sum(len(read_all(cluster, p)) for p in range(PARTITIONS))
+    assert failures >= 1  # the kill was felt: those batches went unacknowledged
+    assert total == len(published) == 1500
+    assert log.published == 1500  # retries of stored messages came back as duplicates
+
+
+async def test_the_stream_is_created_with_three_file_replicas(cluster: NatsCluster) -> None:
+    log = stream_log(cluster)
+    log.close()
+    nc = await connect(cluster.urls, "check")
+    try:
+        info = await nc.jetstream().stream_info("T_RAW")
+        assert info.config.num_replicas == 3
+        assert info.config.subjects == ["t.raw.*"]
+        assert info.config.storage == "file"
+        assert info.config.duplicate_window == 600.0
+    finally:
+        await nc.close()
