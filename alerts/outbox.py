@@ -1,10 +1,29 @@
 """The outbox dispatcher: sends queued notifications, retries with backoff, gives up loudly.
 
-Rows are written by the case changes' transactions (alerts/notify.py); this side reads the
+Rows are written by the case changes' transactions (alerts/notify.py); this side claims the
 due ones in order, hands each to its channel and records the outcome. A row is marked
-delivered only after its channel returned, so a crash between the two sends it again after
-the restart: delivery is at least once, and the idempotency key (the same for every attempt)
-lets the receiver keep it once. Each outcome is also an audit row on the case.
+delivered only after its channel returned, so a crash between the two sends it again later:
+delivery is at least once, and the idempotency key (the same for every attempt) lets the
+receiver keep it once. Each outcome is also an audit row on the case.
+
+Any number of dispatchers may share one database (cluster mode: several machines on one
+PostgreSQL); each row is sent once per attempt. Before sending, a sender claims the oldest due
+row of its channel in a short transaction of its own: ``SELECT ... FOR UPDATE SKIP LOCKED``
+(a row another dispatcher is claiming right now is skipped, not waited for) and its
+``next_attempt_at`` pushed forward by the channel's claim period, twice its timeout plus
+``claim_grace_s`` (a send may take its timeout to connect and again to answer; the grace
+covers the status lookup, the record and the machines' clocks disagreeing). Committed, the
+claim keeps the row from every survey and sender, this dispatcher's and the others', until
+the period passes. The outcome is then recorded only if the row is still pending with the
+claimed ``next_attempt_at`` (see :meth:`Dispatcher._record`). A crash after the claim leaves
+the row to be sent again once its claim period has passed, with the same idempotency key. On
+SQLite, which has one writer and no ``SKIP LOCKED`` (SQLAlchemy leaves the clause out there),
+the claim's update is a compare-and-set on the ``next_attempt_at`` it read, which is what
+makes it exclusive on every database.
+
+One row is claimed at a time, not a batch: a batch's claim would have to cover every send
+in it (a hung receiver costs its timeout per row), and a crash would hold its last rows back
+for all of that.
 
 Channels are independent. :meth:`Dispatcher.run` gives every configured channel a sender
 thread of its own that sends only that channel's due rows, one at a time, in id order: a
@@ -14,8 +33,15 @@ loop (the caller's thread) looks at the outbox on every wake-up and at least eve
 ``idle_s``, wakes the senders whose channels have due rows, sends rows for channels that are
 not configured to ``dead`` (the one place that handles them) and sets the depth gauge.
 
-One dispatcher per database is assumed: the service runs exactly one (two would send a row
-twice, which the idempotency key would still absorb, but to no purpose).
+Within one dispatcher a channel's rows go out in id order, as above. Across dispatchers
+rows of one channel may go out in parallel and so arrive out of order: dispatcher A sends row
+1 while B, skipping A's claim, sends row 2 (and a row retried after a failure arrives after
+younger ones even with one dispatcher). That is acceptable because the order is not what a
+receiver relies on: every notification carries its idempotency key (unique per case event
+and channel) and its case and event ids in the payload, by which a receiver dedups and orders
+them. The retained MQTT status is looked up at sending, not as it was when queued; two
+dispatchers' lookups and publishes can still cross within one send, leaving the older status
+retained until the enterprise's next change is published.
 
 The database may go away (an outage, a full disk). The service injects its :class:`Health`
 and a classifier (nonsite/pipeline_worker.py passes the pipeline's ``DatabaseHealth``, which
@@ -52,6 +78,9 @@ StatusOf = Callable[[Connection, str], dict[str, Any]]
 # A notification's outcome as its audit row's note.
 OUTCOME_NOTES = {"delivered": "已送达", "dead": "多次发送失败，已停止重试"}
 STOP_GRACE_S = 1.0  # beyond the slowest channel's timeout, for a sender to record its outcome
+CLAIM_TIMEOUTS = 2  # a claim covers this many of its channel's timeouts (connect, then answer)
+CLAIM_GRACE_S = 20.0  # and this: the status lookup, the record, clocks of machines disagreeing
+CLAIM_TRIES = 3  # compare-and-set claims lost in a row before a sender leaves the rest for now
 
 
 class Retry(Protocol):
@@ -116,7 +145,8 @@ class OutboxMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.sent = Counter(
             "nonsite_notifications",
-            "Notification attempts by channel kind and outcome (delivered, retry, dead)",
+            "Notification attempts by channel kind and outcome (delivered, retry, dead; "
+            "superseded: the claim had been taken over, the outcome was not recorded)",
             ["kind", "outcome"],
             registry=registry,
         )
@@ -142,10 +172,12 @@ class Dispatcher:
         health: Health | None = None,
         is_unavailable: Callable[[BaseException], bool] | None = None,
         retrying: Callable[[str], Retry] | None = None,
+        claim_grace_s: float = CLAIM_GRACE_S,
     ) -> None:
         """``health`` and ``is_unavailable`` (both or neither): the database's shared state
         and which errors mean it is unavailable (see the module); ``retrying``: a loop's own
-        :class:`Retry` for other errors (bugs), given the loop's name."""
+        :class:`Retry` for other errors (bugs), given the loop's name; ``claim_grace_s``: a
+        claim's period beyond its channel's timeouts (see :meth:`claim_s`)."""
         if (health is None) != (is_unavailable is None):
             raise ValueError("health and is_unavailable go together")
         self.db = db
@@ -160,6 +192,7 @@ class Dispatcher:
         self.health = health
         self._is_unavailable = is_unavailable or (lambda exc: False)
         self._retrying: Callable[[str], Retry] = retrying or _PlainRetry
+        self.claim_grace_s = claim_grace_s
 
     @property
     def stop_grace_s(self) -> float:
@@ -170,6 +203,12 @@ class Dispatcher:
             default=0.0,
         )
         return slowest + STOP_GRACE_S
+
+    def claim_s(self, channel: Channel) -> float:
+        """How long a claimed row of ``channel`` is left to this dispatcher: longer than a
+        send can take (its timeout to connect, again to answer), plus the grace."""
+        timeout = float(getattr(channel, "timeout_s", DEFAULT_TIMEOUT_S))
+        return CLAIM_TIMEOUTS * timeout + self.claim_grace_s
 
     # -- synchronous (tests, tools) ------------------------------------------------------
 
@@ -270,35 +309,67 @@ class Dispatcher:
         limit: int,
         stop: threading.Event | None = None,
     ) -> int:
-        """One batch of ``name``'s due rows, in id order; the number attempted. With ``stop``
-        (a sender's batch) it ends at ``stop`` and after a failure to be retried: the next
-        batch then starts again from the channel's oldest due row, so a row whose backoff
-        has passed is retried before younger rows, not after the whole batch (each of which
-        may cost a hung receiver's timeout)."""
-        now = self.clock()
-        with self.db.connect() as conn:
-            query = (
-                select(outbox)
-                .where(
-                    outbox.c.state == "pending",
-                    outbox.c.channel == name,
-                    outbox.c.next_attempt_at <= now,
-                )
-                .order_by(outbox.c.id)
-                .limit(limit)
-            )
-            rows = [dict(r._mapping) for r in conn.execute(query).all()]
+        """Up to ``limit`` of ``name``'s due rows, oldest first, each claimed before it is
+        sent; the number attempted. With ``stop`` (a sender's batch) it ends at ``stop`` and
+        after a failure to be retried: the next batch then starts again from the channel's
+        oldest due row, so a row whose backoff has passed is retried before younger rows, not
+        after the whole batch (each of which may cost a hung receiver's timeout)."""
         attempted = 0
-        for row in rows:
-            if stop is not None and stop.is_set():
+        while attempted < limit and not (stop is not None and stop.is_set()):
+            row = self._claim(name, channel)
+            if row is None:
                 break
             attempted += 1
             if not self._attempt(row, channel) and stop is not None:
                 break
         return attempted
 
+    def _claim(self, name: str, channel: Channel) -> dict[str, Any] | None:
+        """The oldest due row of ``name`` not claimed by anyone, now claimed by this
+        dispatcher (committed), its ``next_attempt_at`` the claim's end; None when none is
+        due. The row lock (PostgreSQL) keeps two dispatchers from claiming one row at once,
+        ``SKIP LOCKED`` lets the second take the next row instead of waiting; the update's
+        compare-and-set does the same where there is no row lock (SQLite)."""
+        for _ in range(CLAIM_TRIES):
+            now = self.clock()
+            with self.db.begin() as conn:
+                found = conn.execute(
+                    select(outbox)
+                    .where(
+                        outbox.c.state == "pending",
+                        outbox.c.channel == name,
+                        outbox.c.next_attempt_at <= now,
+                    )
+                    .order_by(outbox.c.id)
+                    .limit(1)
+                    .with_for_update(skip_locked=True)
+                ).first()
+                if found is None:
+                    return None
+                row = dict(found._mapping)
+                until = now + timedelta(seconds=self.claim_s(channel))
+                claimed = conn.execute(
+                    update(outbox).where(*self._as_seen(row)).values(next_attempt_at=until)
+                ).rowcount
+            if claimed:
+                self._wrote()
+                return row | {"next_attempt_at": until}
+        return None  # lost every race: the survey wakes the sender again
+
+    @staticmethod
+    def _as_seen(row: dict[str, Any]) -> tuple[Any, ...]:
+        """The row as this dispatcher last saw (or claimed) it: still pending, with the same
+        ``next_attempt_at``, which every claim and every recorded retry moves on."""
+        return (
+            outbox.c.id == row["id"],
+            outbox.c.state == "pending",
+            outbox.c.next_attempt_at == row["next_attempt_at"],
+        )
+
     def _unconfigured(self, limit: int) -> int:
-        """Due rows for a channel name no longer (or never) configured: dead at once."""
+        """Due rows for a channel name no longer (or never) configured: dead at once (no
+        claim: nothing is sent, and the record's compare-and-set lets one dispatcher only
+        mark a row dead and audit it)."""
         now = self.clock()
         with self.db.connect() as conn:
             query = (
@@ -337,20 +408,14 @@ class Dispatcher:
         except DeliveryError as err:
             return self._failed(row, kind, err)
         now = self.clock()
-        with self.db.begin() as conn:
-            conn.execute(
-                update(outbox)
-                .where(outbox.c.id == row["id"])
-                .values(
-                    state="delivered",
-                    attempts=row["attempts"] + 1,
-                    delivered_at=now,
-                    last_error=None,
-                )
-            )
-            self._audit(conn, row, now, "delivered", "")
-        self._wrote()
-        self._count(kind, "delivered")
+        values = {
+            "state": "delivered",
+            "attempts": row["attempts"] + 1,
+            "delivered_at": now,
+            "last_error": None,
+        }
+        if self._record(row, kind, values, now, "delivered", ""):
+            self._count(kind, "delivered")
         return True
 
     def _failed(self, row: dict[str, Any], kind: str, err: DeliveryError) -> bool:
@@ -363,11 +428,9 @@ class Dispatcher:
             values["state"] = "dead"
         else:
             values["next_attempt_at"] = now + timedelta(seconds=self.backoff(attempts))
-        with self.db.begin() as conn:
-            conn.execute(update(outbox).where(outbox.c.id == row["id"]).values(**values))
-            if dead:
-                self._audit(conn, row, now, "dead", err.detail)
-        self._wrote()
+        outcome = "dead" if dead else "retry"
+        if not self._record(row, kind, values, now, outcome, err.detail):
+            return True  # the row is another dispatcher's now: on to the next
         log.warning(
             "notification %s via %s failed (attempt %d%s): %s",
             row["key"],
@@ -376,8 +439,45 @@ class Dispatcher:
             ", giving up" if dead else "",
             err.detail,
         )
-        self._count(kind, "dead" if dead else "retry")
+        self._count(kind, outcome)
         return dead
+
+    def _record(
+        self,
+        row: dict[str, Any],
+        kind: str,
+        values: dict[str, Any],
+        now: datetime,
+        outcome: str,
+        detail: str,
+    ) -> bool:
+        """Record an attempt's ``outcome`` (``values`` in the row; delivered and dead also on
+        the case's trail) if the row is still as claimed; False when it is not.
+
+        A claim outlived (this dispatcher hung past the claim period) does not make the
+        outcome void by itself: if nobody claimed the row since, it is still ours and is
+        recorded. But once another dispatcher has claimed it (``next_attempt_at`` moved on) or
+        recorded it, the row is that one's: it sends (or sent) the row itself and records
+        that outcome, one per claim, so ours would be a second delivery or a stale retry in
+        the row and its audit. Ours is dropped, even a delivery: the receiver saw the key
+        twice, which it dedups, and the trail shows the attempt that holds the row."""
+        with self.db.begin() as conn:
+            updated = conn.execute(
+                update(outbox).where(*self._as_seen(row)).values(**values)
+            ).rowcount
+            if updated and outcome != "retry":
+                self._audit(conn, row, now, outcome, detail)
+        self._wrote()
+        if not updated:
+            log.warning(
+                "notification %s via %s: %s not recorded, another dispatcher claimed or "
+                "recorded the row meanwhile (this one's claim had run out)",
+                row["key"],
+                row["channel"],
+                outcome,
+            )
+            self._count(kind, "superseded")
+        return bool(updated)
 
     def backoff(self, attempts: int) -> float:
         """Exponential with ±20 % jitter (so a receiver coming back is not hit all at once)."""

@@ -9,6 +9,7 @@ from alerts.schema import metadata as alerts_metadata
 from ingest.commands.store import metadata as commands_metadata
 from ingest.store import metadata as ingest_metadata
 from nonsite.auth.schema import metadata as auth_metadata
+from nonsite.cluster.leases import metadata as cluster_metadata
 from rules.store import metadata as rules_metadata
 
 target_metadata = [
@@ -16,6 +17,7 @@ target_metadata = [
     commands_metadata,
     rules_metadata,
     alerts_metadata,
+    cluster_metadata,
     auth_metadata,
 ]
 

@@ -7,6 +7,7 @@ from alerts.schema import metadata as alerts_metadata
 from ingest.commands.store import metadata as commands_metadata
 from ingest.store import metadata as ingest_metadata
 from nonsite.auth.schema import metadata as auth_metadata
+from nonsite.cluster.leases import metadata as cluster_metadata
 from nonsite.db import make_engine, migrate
 from rules.store import metadata as rules_metadata
 
@@ -24,6 +25,7 @@ def test_migrations_match_the_declared_tables(db_url):
                     commands_metadata,
                     rules_metadata,
                     alerts_metadata,
+                    cluster_metadata,
                     auth_metadata,
                 ],
             )
