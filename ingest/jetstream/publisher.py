@@ -43,6 +43,18 @@ async def connect(servers: Sequence[str], name: str) -> NatsClient:
     )
 
 
+def describe_nats_error(exc: BaseException) -> str:
+    """One line for a failure to reach the stream (nats-py's errors often have no text)."""
+    text = str(exc)
+    if not text or text in ("None", "None: None"):
+        text = {
+            "NoStreamResponseError": "no server answers for the stream (a leader election?)",
+            "TimeoutError": "no answer within the timeout",
+            "NoServersError": "no NATS server reachable",
+        }.get(type(exc).__name__, "")
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 class JetStreamLog:
     """The ingest node's log (see the module): ``append`` publishes and waits for the acks."""
 
@@ -73,12 +85,14 @@ class JetStreamLog:
         self.duplicates = 0
 
     async def _context(self) -> JetStreamContext:
+        if self._nc is None:
+            self._nc = await connect(self._servers, self._name)
         if self._js is None:
-            nc = await connect(self._servers, self._name)
-            js = nc.jetstream(timeout=self._ack_timeout)
+            js = self._nc.jetstream(timeout=self._ack_timeout)
             if self._create_stream:
+                # While the servers elect a leader this fails; the next batch tries again.
                 await ensure_stream(js, self.settings)
-            self._nc, self._js = nc, js
+            self._js = js
         return self._js
 
     def start(self, timeout: float = 30.0) -> None:
@@ -130,4 +144,4 @@ class JetStreamLog:
         self._loop.stop()
 
 
-__all__ = ["JetStreamLog", "connect"]
+__all__ = ["JetStreamLog", "connect", "describe_nats_error"]

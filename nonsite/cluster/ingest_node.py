@@ -17,6 +17,7 @@ moves its checkpoint, so the stream is the complete raw record, rejected frames 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 from collections.abc import Sequence
@@ -24,7 +25,7 @@ from collections.abc import Sequence
 from prometheus_client import CollectorRegistry
 
 from ingest.archiver import Archiver
-from ingest.jetstream.publisher import JetStreamLog
+from ingest.jetstream.publisher import JetStreamLog, describe_nats_error
 from ingest.metrics import ArchiveMetrics
 from ingest.mqtt.source import Delivery, MqttSource
 from ingest.mqtt.topics import TopicRouter
@@ -102,10 +103,29 @@ class IngestNode:
             problems["broker"] = self.source.last_error or "not connected"
         if self.archiver.failed is not None:
             problems["stream"] = (
-                f"{type(self.archiver.failed).__name__}: {self.archiver.failed}; "
+                f"{describe_nats_error(self.archiver.failed)}; "
                 f"{self.archiver.pending} received messages wait, unacknowledged"
             )
         return problems
+
+    async def _stream_answers(self, stop: asyncio.Event) -> bool:
+        """Wait until the stream answers (NATS restarting, a leader being elected), saying so
+        once; False if told to stop meanwhile."""
+        said = None
+        while not stop.is_set():
+            try:
+                await asyncio.to_thread(self.log.start, 10.0)
+                if said is not None:
+                    log.info("the stream answers")
+                return True
+            except Exception as exc:  # noqa: BLE001 - any failure to reach it is waited out
+                problem = describe_nats_error(exc)
+                if problem != said:
+                    log.warning("the stream does not answer yet (%s); trying again", problem)
+                said = problem
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 1.0)
+        return False
 
     async def run(self, stop: asyncio.Event) -> None:
         http_socket = bind(self.config.service.http_listen)
@@ -114,7 +134,8 @@ class IngestNode:
         http_task = asyncio.create_task(server.serve(sockets=[http_socket]), name="http")
         try:
             # The stream first: messages are not taken from the broker before it answers.
-            await asyncio.to_thread(self.log.start, 60.0)
+            if not await self._stream_answers(stop):
+                return
             pace_for_live_stream()
             self.archiver.start()
             self.source.start()

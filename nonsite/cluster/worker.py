@@ -28,7 +28,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 
 from ingest.jetstream.loop import LoopThread
-from ingest.jetstream.publisher import connect
+from ingest.jetstream.publisher import connect, describe_nats_error
 from ingest.jetstream.reader import PartitionReader
 from ingest.jetstream.stream import StreamSettings
 from ingest.metrics import PipelineMetrics
@@ -87,9 +87,18 @@ class ClusterWorker:
         self.metrics = PipelineMetrics(self.registry)
         self.stage_metrics = StageMetrics(self.registry)
         self.engine = engine or make_engine(config.database_url())
-        self.health = DatabaseHealth(log, self.registry)
+        self.health = DatabaseHealth(
+            log, self.registry, consequence="the partitions wait in the stream"
+        )
         self.failing = Retrying(
             log, lost="partition batch failed", back="partition batches succeed", traceback=True
+        )
+        self.stream = Retrying(
+            log,
+            lost="the stream does not answer",
+            back="the stream answers again",
+            consequence="the partitions wait in the stream",
+            describe_error=describe_nats_error,
         )
         self.leases = PartitionLeases(
             self.engine,
@@ -178,12 +187,19 @@ class ClusterWorker:
         for lease in plan.release:
             self._close(lease.partition, "handed to a worker with fewer")
             self.leases.release(lease)
-        for lease in plan.claimed:
+        # Every lease held is run: the new ones, and any whose opening failed before (the
+        # stream not answering during an election) and is still ours.
+        failed: Exception | None = None
+        for lease in self.leases.owned():
+            if lease.partition in self.owned:
+                continue
             try:
                 self._open(lease)
-            except Exception:
+            except Exception as exc:  # noqa: BLE001 - handed back; said by the caller
                 self.leases.release(lease)  # another worker (or this one, later) takes it
-                raise
+                failed = failed or exc
+        if failed is not None:
+            raise failed
 
     # -- the loop -----------------------------------------------------------------------------
 
@@ -209,11 +225,16 @@ class ClusterWorker:
                 break  # the others wait for the backoff too: the cause is likely shared
         return done
 
+    def _due(self) -> bool:
+        return self.health.due() and self.failing.due() and self.stream.due()
+
     def _wait_s(self) -> float:
-        return max(self.health.wait_s(), self.failing.wait_s())
+        return max(self.health.wait_s(), self.failing.wait_s(), self.stream.wait_s())
 
     def _failed(self, exc: BaseException) -> None:
-        if is_unavailable(exc):
+        if type(exc).__module__.startswith("nats."):  # NATS's own timeouts are not the database's
+            self.stream.failed(exc)
+        elif is_unavailable(exc):
             self.health.failed(exc)
         else:
             self.failing.failed(exc)
@@ -227,7 +248,7 @@ class ClusterWorker:
         keeper.start()
         self.leases.ensure_partitions()
         while not stop.is_set():
-            due = self.health.due() and self.failing.due()
+            due = self._due()
             now = time.monotonic()
             if due and now - self._last_leases >= self._leases_every:
                 self._last_leases = now
@@ -237,6 +258,7 @@ class ClusterWorker:
                     self._failed(exc)
                     continue
                 self.health.succeeded()
+                self.stream.succeeded()
             self.ready.clear()
             n = self.step() if due else 0
             if n > 0:
@@ -277,6 +299,8 @@ async def run_worker_role(config: Config, stop: asyncio.Event, started: asyncio.
             problems["database"] = worker.health.problem
         if worker.failing.problem:
             problems["pipeline"] = worker.failing.problem
+        if worker.stream.problem:
+            problems["stream"] = worker.stream.problem
         return problems
 
     server = make_server(build_app(worker.registry, readiness), http_socket)

@@ -203,8 +203,17 @@ class LocalCluster:
         self.nats.stop()
         self.mosquitto.stop(kill=True)
 
-    def logs(self) -> str:
-        return "\n".join(f"=== {r.role} {r.config.stem}\n{r.tail(3000)}" for r in self.roles)
+    def logs(self, chars: int = 3000) -> str:
+        """The end of each role's log, without the lines every run repeats."""
+        out = []
+        for r in self.roles:
+            lines = [
+                line
+                for line in r.tail(200_000).splitlines()
+                if "httpx:" not in line and "shared with" not in line
+            ]
+            out.append(f"=== {r.role} {r.config.stem}\n" + "\n".join(lines)[-chars:])
+        return "\n".join(out)
 
 
 def checkpoints(db: sa.Engine) -> dict[str, int]:
@@ -222,12 +231,23 @@ def stream_digests(nats: NatsCluster, stream: str = "NONSITE_RAW") -> list[str]:
 
 def settled(db: sa.Engine, nats: NatsCluster, stream: str = "NONSITE_RAW") -> bool:
     """Whether every partition's checkpoint has reached its last message in the stream."""
+    return not behind(db, nats, stream)
+
+
+def behind(db: sa.Engine, nats: NatsCluster, stream: str = "NONSITE_RAW") -> dict[str, object]:
+    """The partitions whose checkpoint is short of their last message: (checkpoint, last),
+    and the leases, for a failure's message."""
     last: dict[str, int] = {}
     for subject, seq, _ in stream_messages(nats, stream):
         partition = subject.rsplit(".", 1)[1]
         last[f"ingest.p{partition}"] = max(seq, last.get(f"ingest.p{partition}", 0))
     done = checkpoints(db)
-    return all(done.get(name, 0) >= seq for name, seq in last.items())
+    short = {n: (done.get(n, 0), seq) for n, seq in last.items() if done.get(n, 0) < seq}
+    if not short:
+        return {}
+    with db.connect() as conn:
+        leases = conn.execute(sa.text("SELECT * FROM partition_leases ORDER BY 1")).all()
+    return {"behind": short, "leases": [tuple(r) for r in leases]}
 
 
 def stream_messages(nats: NatsCluster, stream: str = "NONSITE_RAW") -> list[tuple[str, int, str]]:
@@ -263,7 +283,17 @@ def stream_messages(nats: NatsCluster, stream: str = "NONSITE_RAW") -> list[tupl
 
 def findings_json(config: Path) -> list[dict[str, object]]:
     out = subprocess.run(
-        [sys.executable, "-m", "nonsite", "findings", "--config", str(config), "--json"],
+        [
+            sys.executable,
+            "-m",
+            "nonsite",
+            "findings",
+            "--config",
+            str(config),
+            "--json",
+            "--limit",
+            "1000000",
+        ],
         capture_output=True,
         check=True,
         timeout=120,
