@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from ingest.archive import ArchivedMessage, reading
 from ingest.hj212.timefmt import parse_hj212_time
@@ -251,37 +251,73 @@ class TopicArchive:
 
     def select_topics(self, topics: Iterable[str], wanted: Wanted) -> dict[str, list[bytes]]:
         """Topic → byte strings one of which a payload must contain (empty: take all)."""
-        router = self.new_router()
-        mn_needles = [mn.encode() for mn in sorted(wanted.mns)]
-        meter_needles = [m.encode() for m in sorted(wanted.meters)]
-        out: dict[str, list[bytes]] = {}
-        for topic in topics:
-            route = router.route(topic)
-            if route is None:
-                continue
-            sender = route.sender
-            gateway = self.registry.gateway(sender)
-            if route.kind == "hj212" and wanted.mns:
-                if sender in wanted.mns:
-                    out[topic] = [] if len(wanted.mns) == 1 else [sender.encode()]
-                elif gateway is not None and not gateway.mns.isdisjoint(wanted.mns):
-                    out[topic] = mn_needles
-            elif route.kind == "power" and wanted.meters:
-                if sender in wanted.meters:
-                    out[topic] = []  # the topic names the meter: readings may omit it
-                elif gateway is not None and not gateway.meters.isdisjoint(wanted.meters):
-                    out[topic] = meter_needles  # a gateway: each reading names its meter
-        return out
+        return select_topics(self.new_router(), self.registry, topics, wanted)
 
     def decode(
         self, messages: Sequence[ArchivedMessage]
     ) -> tuple[list[Measurement], list[PowerSample]]:
         """The messages' readings, decoded and attributed as the pipeline does."""
-        processor = MessageProcessor(self.registry, self.new_router(), self.policy)
-        measurements: list[Measurement] = []
-        power: list[PowerSample] = []
-        for i in range(0, len(messages), _DECODE_BATCH):
-            done = processor.process(messages[i : i + _DECODE_BATCH])
-            measurements += done.readings.measurements
-            power += done.readings.power
-        return measurements, power
+        return decode_messages(self.registry, self.new_router(), self.policy, messages)
+
+
+class TopicReader(Protocol):
+    """What the charts and the data-quality figures read: the raw messages by topic (this
+    module's :class:`TopicArchive`, or the stream of a cluster: ``ingest.jetstream.topics``)."""
+
+    def ensure_topic_index(self, *, wait: bool = False) -> bool: ...
+
+    def messages(
+        self,
+        wanted: Wanted,
+        received_from_us: int,
+        received_until_us: int,
+        keep: Callable[[bytes], bool] = keep_all,
+    ) -> list[ArchivedMessage]: ...
+
+    def decode(
+        self, messages: Sequence[ArchivedMessage]
+    ) -> tuple[list[Measurement], list[PowerSample]]: ...
+
+
+def select_topics(
+    router: TopicRouter, registry: Registry, topics: Iterable[str], wanted: Wanted
+) -> dict[str, list[bytes]]:
+    """Topic → byte strings one of which a payload must contain (empty: take all); topics
+    that cannot carry the wanted sources' data are left out."""
+    mn_needles = [mn.encode() for mn in sorted(wanted.mns)]
+    meter_needles = [m.encode() for m in sorted(wanted.meters)]
+    out: dict[str, list[bytes]] = {}
+    for topic in topics:
+        route = router.route(topic)
+        if route is None:
+            continue
+        sender = route.sender
+        gateway = registry.gateway(sender)
+        if route.kind == "hj212" and wanted.mns:
+            if sender in wanted.mns:
+                out[topic] = [] if len(wanted.mns) == 1 else [sender.encode()]
+            elif gateway is not None and not gateway.mns.isdisjoint(wanted.mns):
+                out[topic] = mn_needles
+        elif route.kind == "power" and wanted.meters:
+            if sender in wanted.meters:
+                out[topic] = []  # the topic names the meter: readings may omit it
+            elif gateway is not None and not gateway.meters.isdisjoint(wanted.meters):
+                out[topic] = meter_needles  # a gateway: each reading names its meter
+    return out
+
+
+def decode_messages(
+    registry: Registry,
+    router: TopicRouter,
+    policy: IngestPolicy,
+    messages: Sequence[ArchivedMessage],
+) -> tuple[list[Measurement], list[PowerSample]]:
+    """The messages' readings, decoded and attributed as the pipeline does."""
+    processor = MessageProcessor(registry, router, policy)
+    measurements: list[Measurement] = []
+    power: list[PowerSample] = []
+    for i in range(0, len(messages), _DECODE_BATCH):
+        done = processor.process(messages[i : i + _DECODE_BATCH])
+        measurements += done.readings.measurements
+        power += done.readings.power
+    return measurements, power

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from nonsite.config.model import Config
 
 
-ROLES = ("all", "ingest", "worker")
+ROLES = ("all", "ingest", "worker", "web")
 
 
 def add_to(sub: Subcommands) -> None:
@@ -25,7 +25,8 @@ def add_to(sub: Subcommands) -> None:
         choices=ROLES,
         default="all",
         help="all: the whole service on this machine (default); in cluster mode ([cluster] "
-        "nats): ingest (MQTT to the stream) or worker (partitions of the stream to cases)",
+        "nats): ingest (MQTT to the stream), worker (partitions of the stream to cases) or "
+        "web (the API and dashboard on the cluster's database and stream)",
     )
 
 
@@ -75,6 +76,12 @@ def serve_role(role: str, config: Config) -> int:
             node = IngestNode(config)
             runner = asyncio.create_task(node.run(stop))
             started = node.started
+        elif role == "web":
+            from nonsite.cluster.web_node import WebNode  # here: the CLI stays light
+
+            web = WebNode(config)
+            runner = asyncio.create_task(web.run(stop))
+            started = web.started
         else:
             from nonsite.cluster.worker import run_worker_role  # here: the CLI stays light
 

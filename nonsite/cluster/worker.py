@@ -80,8 +80,12 @@ class ClusterWorker:
     ) -> None:
         if not config.cluster.nats:
             raise ValueError("[cluster] nats lists no NATS server: a worker reads the stream")
-        self.config = config
         self.worker_id = worker_id or config.cluster.worker_id or default_worker_id()
+        # The alert channels' MQTT clients are named after the client id: one per worker, or
+        # workers sharing a configuration file would throw each other off the broker.
+        mqtt = config.mqtt.model_copy(update={"client_id": f"nonsite-{self.worker_id}"[:64]})
+        config = config.model_copy(update={"mqtt": mqtt})
+        self.config = config
         self.settings: StreamSettings = stream_settings(config)
         self.registry = registry or CollectorRegistry()
         self.metrics = PipelineMetrics(self.registry)

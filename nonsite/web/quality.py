@@ -35,7 +35,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, func, select
 
-from ingest.archive_topics import Wanted, event_filter
+from ingest.archive_topics import TopicReader, Wanted, event_filter
 from ingest.china_time import CHINA_TZ
 from ingest.commands.store import clock_drifts
 from ingest.store import dead_letters
@@ -167,12 +167,22 @@ def worst_first(f: Figures) -> tuple[int, float, float, int, str]:
 class QualityBook:
     """Counts per outlet-hour from the raw archive (read by topic and decoded as ingest does),
     judged with the rules' parameters and markings, declared ones included; cached by hour,
-    the cache dropped when markings are declared."""
+    the cache dropped when markings are declared. ``archive``: the raw messages read elsewhere
+    than from the file (a cluster's web node reads the stream: ``nonsite.cluster.web_node``)."""
 
-    def __init__(self, config: Config, archive_path: Path, *, slack: timedelta = SLACK) -> None:
+    def __init__(
+        self,
+        config: Config,
+        archive_path: Path,
+        *,
+        slack: timedelta = SLACK,
+        archive: TopicReader | None = None,
+    ) -> None:
         self.config = config
         self.slack_s = int(slack.total_seconds())
-        self.archive = build_topic_archive(config, archive_path)
+        self.archive: TopicReader = (
+            archive if archive is not None else build_topic_archive(config, archive_path)
+        )
         self.sources = SourceIndex(config)
         self._configured = rule_setup(config)
         self._use_rules(self._configured)

@@ -15,7 +15,8 @@ process, also after the archive's retention removes it.
 
 No archive file where the configuration puts it (a web node without the service's data
 directory) means *unknown*: :meth:`ReportedSources.heard` answers None and no enterprise is
-called 未上线.
+called 未上线. A cluster's web node reads the stream instead (``stream``:
+``ingest.jetstream.topics.StreamTopics.heard``, which says how and why).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from ingest.archive import reading
 from ingest.archive_topics import distinct_topics, has_topic_index
@@ -47,6 +49,12 @@ class Heard:
         ]
 
 
+class HeardSources(Protocol):
+    def heard(self) -> tuple[frozenset[str], frozenset[str]] | None:
+        """(MNs, meter ids) heard so far; None: not known yet."""
+        ...
+
+
 @dataclass(slots=True)
 class _State:
     seq: int = 0  # the archive's messages up to this one have been looked at
@@ -58,10 +66,18 @@ class _State:
 class ReportedSources:
     """Thread-safe; one per application and configuration."""
 
-    def __init__(self, config: Config, archive_path: Path, *, refresh_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        config: Config,
+        archive_path: Path,
+        *,
+        refresh_s: float = 10.0,
+        stream: HeardSources | None = None,
+    ) -> None:
         self.config = config
         self.path = archive_path
         self.refresh_s = refresh_s
+        self.stream = stream  # instead of the archive file
         self._router = build_router(config)
         self._registry = build_registry(config)
         self._lock = threading.Lock()
@@ -72,12 +88,18 @@ class ReportedSources:
     def heard(self) -> Heard | None:
         with self._lock:
             if time.monotonic() - self._checked_at >= self.refresh_s or self._heard is None:
-                if not self.path.exists():
-                    return None
-                self._look()
+                if self.stream is not None:
+                    found = self.stream.heard()
+                    if found is None:
+                        return None  # not known yet: asked again next time
+                    self._heard = Heard(*found)
+                else:
+                    if not self.path.exists():
+                        return None
+                    self._look()
+                    s = self._state
+                    self._heard = Heard(frozenset(s.mns), frozenset(s.meters))
                 self._checked_at = time.monotonic()
-                s = self._state
-                self._heard = Heard(frozenset(s.mns), frozenset(s.meters))
             return self._heard
 
     def _look(self) -> None:

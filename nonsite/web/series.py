@@ -33,7 +33,7 @@ from pydantic import TypeAdapter
 from sqlalchemy import Engine
 
 from alerts.templates import factor_name
-from ingest.archive_topics import Wanted, event_filter
+from ingest.archive_topics import TopicReader, Wanted, event_filter
 from ingest.china_time import CHINA_TZ, china_local
 from ingest.hj212.codes import pollutant_table
 from ingest.readings import Measurement, PowerSample
@@ -125,7 +125,8 @@ def _us(seconds: int | float) -> int:
 class SeriesReader:
     """Answers series queries from one archive file, for one configuration, with the markings
     declared online in ``db`` (none without one). Thread-safe: every query opens its own
-    read-only connection and its own processor."""
+    read-only connection and its own processor. ``archive``: the raw messages read elsewhere
+    than from the file (a cluster's web node reads the stream: ``nonsite.cluster.web_node``)."""
 
     def __init__(
         self,
@@ -135,12 +136,17 @@ class SeriesReader:
         db: Engine | None = None,
         slack: timedelta = SLACK,
         build_index: bool = True,
+        archive: TopicReader | None = None,
     ) -> None:
         self.config = config
         self.path = archive_path
         self.db = db
         self.slack_s = int(slack.total_seconds())
-        self.archive = build_topic_archive(config, archive_path, build_index=build_index)
+        self.archive: TopicReader = (
+            archive
+            if archive is not None
+            else build_topic_archive(config, archive_path, build_index=build_index)
+        )
         self.rules = rule_setup(config)  # of the configuration; declared markings per query
 
     def ensure_topic_index(self, *, wait: bool = False) -> bool:
