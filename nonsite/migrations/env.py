@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from alerts.schema import metadata as alerts_metadata
 from ingest.commands.store import metadata as commands_metadata
@@ -21,6 +21,7 @@ target_metadata = [
     auth_metadata,
 ]
 
+MIGRATION_LOCK = 0x6E6F6E73_69746531  # "nonsite1": an advisory lock key of nonsite's own
 engine: Engine = context.config.attributes["engine"]
 with engine.connect() as connection:
     context.configure(
@@ -29,4 +30,8 @@ with engine.connect() as connection:
         render_as_batch=connection.dialect.name == "sqlite",  # SQLite cannot ALTER most things
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Cluster nodes start together and each migrates: one at a time, the others then
+            # find the schema current. Held until this transaction ends.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         context.run_migrations()
