@@ -26,7 +26,7 @@ from nats.js.client import JetStreamContext
 from ingest.archive import Storable
 from ingest.jetstream.loop import LoopThread
 from ingest.jetstream.partitions import Partitioner
-from ingest.jetstream.stream import StreamSettings, ensure_stream, headers_of
+from ingest.jetstream.stream import MSG_ID, StreamSettings, ensure_stream, headers_of
 
 log = logging.getLogger(__name__)
 
@@ -113,10 +113,17 @@ class JetStreamLog:
         js = await self._context()
         limit = self.settings.max_payload_bytes
         futures = []
+        ids: set[str] = set()
         try:
             for message in messages:
                 partition = self._partitioner.partition(self._sender_of(message.topic))
                 payload, headers = headers_of(message, limit)
+                # A byte-identical resend in the same batch: JetStream would answer its
+                # second copy "duplicate message id is in process", an error nats-py never
+                # hands to the future (it waits out the timeout). Stored once either way.
+                if headers[MSG_ID] in ids:
+                    continue
+                ids.add(headers[MSG_ID])
                 futures.append(
                     await js.publish_async(
                         self.settings.subject(partition),

@@ -53,6 +53,19 @@ def add_to(sub: Subcommands) -> None:
         help="seconds of silence before a logger counts as offline (B8; the demo's default 80, "
         "a service's 600): silence is measured on the clock, and history runs faster",
     )
+    p.add_argument(
+        "--cluster",
+        action="store_true",
+        help="the cluster on this machine: PostgreSQL, 3 NATS nodes, Mosquitto, 2 ingest nodes, "
+        "2 workers and a web node (nonsite serve --role ...), each in a process of its own, in "
+        "demo-data/cluster/ (or --data-dir); --broker: a broker with MQTT 5 shared subscriptions "
+        "instead of Mosquitto; --port: the web node's",
+    )
+    p.add_argument(
+        "--database-url",
+        help="with --cluster: an empty PostgreSQL database (postgresql+psycopg://...) instead of "
+        "a private PostgreSQL server started from the machine's initdb and pg_ctl",
+    )
 
     p = command(
         sub,
@@ -101,6 +114,16 @@ def demo(args: argparse.Namespace) -> int:
         )
         if args.speed is not None:
             settings.speed = args.speed
+        if args.cluster:
+            from nonsite.cluster.demo import ClusterDemoSettings, run_cluster_demo
+
+            if args.data_dir == DEMO_DATA_DIR:
+                settings.data_dir = DEMO_DATA_DIR / "cluster"
+            cluster = ClusterDemoSettings(settings, database_url=args.database_url)
+            return run_cluster_demo(cluster, stop)
+        if args.database_url is not None:
+            print("nonsite demo: --database-url goes with --cluster", file=sys.stderr)
+            return EXIT_USAGE
         return run_demo(settings, early_stop=stop)
     finally:
         for sig, handler in previous.items():

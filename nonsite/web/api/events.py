@@ -5,18 +5,25 @@ an increasing id, so the stream polls for ids above the last one sent (once a se
 browser that reconnects resumes from ``Last-Event-ID`` without missing or repeating a change.
 Polling the database rather than signalling in memory keeps this right when the changes are
 made by another process (the pipeline) or another service instance.
+
+With several writers (a cluster's workers, people's actions beside them) ids become visible
+out of order: a transaction that took an id may commit after one that took a later id. So the
+stream keeps looking below the highest id it sent, from the lowest id it has not seen yet, for
+:data:`GAP_WAIT_S` (longer than any writer's transaction; an id whose transaction rolled back
+never comes and is given up then), and sends each id once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from alerts.schema import case_events, cases
 from nonsite.auth import User
@@ -25,30 +32,66 @@ from nonsite.web.security import ERRORS, Context, CurrentUser, visible_cases
 
 router = APIRouter(prefix="/api/v1", tags=["live"], responses=ERRORS)
 
+LIMIT = 200
 POLL_S = 1.0
 KEEPALIVE_S = 15.0
+GAP_WAIT_S = 30.0  # how long an id below the highest sent may still be committed
+GAP_MAX = 10_000  # ids below the highest sent watched at most (a burst of rollbacks)
 
 
-def _newer(ctx: WebContext, user: User, after: int) -> list[dict[str, Any]]:
-    query = (
-        select(
-            case_events.c.id,
-            case_events.c.case_id,
-            case_events.c.action,
-            case_events.c.to_state,
-            case_events.c.at,
-            cases.c.enterprise_id,
-            cases.c.tier,
-            cases.c.state,
-        )
-        .join(cases, cases.c.id == case_events.c.case_id)
-        .where(case_events.c.id > after, visible_cases(user))
-        .order_by(case_events.c.id)
-        .limit(200)
-    )
+class Cursor:
+    """Where the stream is: the highest id seen, and the ids below it not seen yet (a writer's
+    transaction still open), waited for up to :data:`GAP_WAIT_S`."""
+
+    def __init__(self, after: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.top = after
+        self.missing: dict[int, float] = {}  # id → when it was first found missing
+        self._clock = clock
+
+    def seen(self, ids: list[int]) -> None:
+        now = self._clock()
+        for i in sorted(ids):
+            if i > self.top:
+                # Ids skipped on the way up: taken by transactions not committed yet.
+                for gap in range(max(self.top + 1, i - GAP_MAX), i):
+                    self.missing.setdefault(gap, now)
+                self.top = i
+            self.missing.pop(i, None)
+        self.missing = {i: t for i, t in self.missing.items() if now - t < GAP_WAIT_S}
+        if len(self.missing) > GAP_MAX:  # a burst of rollbacks: keep the newest
+            self.missing = dict(sorted(self.missing.items())[-GAP_MAX:])
+
+
+def _newer(ctx: WebContext, user: User, cursor: Cursor) -> tuple[list[int], list[dict[str, Any]]]:
+    """The ids committed since the cursor (above its top, or among its missing), and the
+    events of those the user may see."""
+    new = case_events.c.id > cursor.top
+    if cursor.missing:
+        new = or_(new, case_events.c.id.in_(sorted(cursor.missing)))
     with ctx.db.connect() as conn:
-        rows = conn.execute(query).all()
-    return [
+        ids = list(
+            conn.execute(
+                select(case_events.c.id).where(new).order_by(case_events.c.id).limit(LIMIT)
+            ).scalars()
+        )
+        if not ids:
+            return [], []
+        rows = conn.execute(
+            select(
+                case_events.c.id,
+                case_events.c.case_id,
+                case_events.c.action,
+                case_events.c.to_state,
+                case_events.c.at,
+                cases.c.enterprise_id,
+                cases.c.tier,
+                cases.c.state,
+            )
+            .join(cases, cases.c.id == case_events.c.case_id)
+            .where(case_events.c.id.in_(ids), visible_cases(user))
+            .order_by(case_events.c.id)
+        ).all()
+    return ids, [
         {
             "id": r.id,
             "case_id": r.case_id,
@@ -81,16 +124,20 @@ async def events(request: Request, ctx: Context, user: CurrentUser) -> Streaming
     else:  # none, or not one of ours: from now on
         after = await asyncio.to_thread(_head, ctx)
 
+    cursor = Cursor(after)
+
     async def stream() -> AsyncIterator[str]:
-        nonlocal after
         yield "retry: 2000\n\n"
         idle = 0.0
         while not await request.is_disconnected():
-            items = await asyncio.to_thread(_newer, ctx, user, after)
+            ids, items = await asyncio.to_thread(_newer, ctx, user, cursor)
+            cursor.seen(ids)
             for item in items:
-                after = item["id"]
-                yield f"id: {after}\nevent: case\ndata: {json.dumps(item, ensure_ascii=False)}\n\n"
-            if items:
+                yield (
+                    f"id: {item['id']}\nevent: case\n"
+                    f"data: {json.dumps(item, ensure_ascii=False)}\n\n"
+                )
+            if len(ids) == LIMIT:
                 idle = 0.0
                 continue
             await asyncio.sleep(POLL_S)

@@ -177,3 +177,17 @@ async def test_the_stream_is_created_with_three_file_replicas(cluster: NatsClust
         assert info.config.duplicate_window == 600.0
     finally:
         await nc.close()
+
+
+def test_a_resend_in_the_same_batch_is_stored_once_without_waiting(cluster: NatsCluster) -> None:
+    """A logger's byte-identical resend arriving with the original (one batch): one message,
+    and no wait for an acknowledgement JetStream never gives the second copy."""
+    log = stream_log(cluster)
+    try:
+        batch = messages(20)
+        began = time.monotonic()
+        assert log.append([*batch, batch[3], batch[7]]) == 20
+        assert time.monotonic() - began < 1.5  # under the 2 s ack timeout: no stall
+    finally:
+        log.close()
+    assert sum(len(read_all(cluster, p)) for p in range(PARTITIONS)) == 20
