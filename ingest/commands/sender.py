@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime
 from typing import Any
 
@@ -38,8 +38,12 @@ class CommandSender:
         reply_topic: str,
         answer_timeout_s: float = 300.0,
         metrics: CommandMetrics | None = None,
+        mns: Collection[str] | None = None,
     ) -> None:
+        """``mns``: send (and expire) only these loggers' commands (a cluster worker sends
+        those of the partitions it owns); None: all."""
         self.engine = engine
+        self.mns = mns
         self.registry = registry
         self._publish = publish
         self.reply_topic = reply_topic
@@ -52,12 +56,12 @@ class CommandSender:
         outgoing: list[tuple[str, bytes]] = []
         kinds: Counter[str] = Counter()
         with self.engine.begin() as conn:
-            expired = expire(conn, now, self.answer_timeout_s)
+            expired = expire(conn, now, self.answer_timeout_s, self.mns)
             if expired:
                 log.info("%d command(s) to loggers got no answer in time", expired)
                 if self.metrics:
                     self.metrics.unanswered.inc(expired)
-            for row in due(conn):
+            for row in due(conn, mns=self.mns):
                 problem = self._unsendable(row)
                 if problem is not None:
                     mark(conn, row.id, "unsendable", problem)

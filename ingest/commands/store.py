@@ -15,7 +15,7 @@ recorded, not sent); ``unsendable`` (the MN is not a configured logger any more)
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -170,14 +170,15 @@ def recall_params(begin: datetime, end: datetime) -> dict[str, str]:
     return _interval(begin, end)
 
 
-def due(conn: Connection, limit: int = 200) -> list[Row[Any]]:
+def due(conn: Connection, limit: int = 200, mns: Collection[str] | None = None) -> list[Row[Any]]:
     """Requested commands whose logger has nothing in flight, oldest first: a logger answers
-    one request at a time."""
+    one request at a time. ``mns``: only those loggers' (a cluster worker's partitions)."""
     c = logger_commands.c
     busy = select(c.mn).where(c.status.in_(WAITING))
+    scope = [] if mns is None else [c.mn.in_(sorted(mns))]
     query = (
         select(logger_commands)
-        .where(c.status == "requested", c.mn.not_in(busy))
+        .where(c.status == "requested", c.mn.not_in(busy), *scope)
         .order_by(c.id)
         .limit(limit)
     )
@@ -215,13 +216,17 @@ def mark(conn: Connection, command_id: int, status: str, detail: str) -> None:
     )
 
 
-def expire(conn: Connection, now: datetime, answer_timeout_s: float) -> int:
-    """Commands sent longer ago than the timeout and not finished: no_answer."""
+def expire(
+    conn: Connection, now: datetime, answer_timeout_s: float, mns: Collection[str] | None = None
+) -> int:
+    """Commands sent longer ago than the timeout and not finished: no_answer (of ``mns``'
+    loggers only, when given)."""
     c = logger_commands.c
     cutoff = now - timedelta(seconds=answer_timeout_s)
+    scope = [] if mns is None else [c.mn.in_(sorted(mns))]
     result = conn.execute(
         update(logger_commands)
-        .where(c.status.in_(WAITING), c.sent_at < cutoff)
+        .where(c.status.in_(WAITING), c.sent_at < cutoff, *scope)
         .values(
             status="no_answer",
             detail=func.coalesce(c.detail, "") + f"{answer_timeout_s:g} 秒内未收到执行结果",

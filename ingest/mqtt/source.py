@@ -190,12 +190,14 @@ class MqttSource:
         if self._metrics:
             self._metrics.broker_connects.labels(str(self.session_present).lower()).inc()
             self._metrics.broker_connected.set(1)
-        if not self.session_present:
+        if not self.session_present and self.settings.subscriptions:
             log.warning(
                 "MQTT broker had no session for %s: subscribing afresh", self.settings.client_id
             )
         # Renew subscriptions on every connect: cheap, and repairs a session the broker lost.
-        client.subscribe(list(self.settings.subscriptions))
+        # None: a client that only publishes (a cluster worker's replies and commands).
+        if self.settings.subscriptions:
+            client.subscribe(list(self.settings.subscriptions))
         self._connected.set()
         log.info(
             "MQTT connected to %s:%s (session present: %s)",

@@ -17,21 +17,26 @@ dispatcher runs beside it (any number of dispatchers may share the database).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import socket
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 
+from ingest.commands.metrics import CommandMetrics
+from ingest.commands.sender import CommandSender
 from ingest.jetstream.loop import LoopThread
 from ingest.jetstream.publisher import connect, describe_nats_error
 from ingest.jetstream.reader import PartitionReader
 from ingest.jetstream.stream import StreamSettings
 from ingest.metrics import PipelineMetrics
+from ingest.mqtt.source import MqttSource
 from ingest.pipeline import IngestPipeline
 from ingest.processor import MessageProcessor
 from nonsite.alert_wiring import build_dispatcher
@@ -42,7 +47,7 @@ from nonsite.db import make_engine, migrate
 from nonsite.db_health import DatabaseHealth, Retrying, is_unavailable
 from nonsite.http import bind, build_app, make_server
 from nonsite.stages import StageMetrics, build_stages
-from nonsite.wiring import build_policy, build_registry, build_router
+from nonsite.wiring import build_mqtt_settings, build_policy, build_registry, build_router
 
 log = logging.getLogger("nonsite.worker")
 
@@ -111,6 +116,24 @@ class ClusterWorker:
             ttl_s=config.cluster.lease_ttl_s,
         )
         self.dispatcher = build_dispatcher(config, self.engine, self.registry, self.health)
+        # Replies to loggers (9014) and commands to them (recall, clock) go out through the
+        # broker, as from one machine: a client that only publishes, named after the worker.
+        outbound = dataclasses.replace(
+            build_mqtt_settings(config, client_id=f"nonsite-{self.worker_id}-out"[:64]),
+            subscriptions=(),
+        )
+        self.outbound = MqttSource(outbound, lambda delivery: None)
+        self.replies: list[tuple[str, bytes]] = []
+        self.commands = CommandSender(
+            self.engine,
+            build_registry(config),
+            self.outbound.publish,
+            reply_topic=config.mqtt.reply_topic,
+            answer_timeout_s=config.commands.answer_timeout_s,
+            metrics=CommandMetrics(self.registry),
+            mns=frozenset(),  # those of the partitions owned, as they are taken
+        )
+        self._last_commands = 0.0
         self.ready = threading.Event()  # a partition received messages
         self.owned: dict[int, Owned] = {}
         self.judging = threading.Event()  # set once the first partition is open (takeover)
@@ -139,12 +162,14 @@ class ClusterWorker:
             self.engine,
             processor,
             stages,
+            publish=lambda topic, payload: self.replies.append((topic, payload)),
             metrics=self.metrics,
             consumer=checkpoint_name(p),
             fence=lambda conn: self.leases.fence(conn, lease),
         )
         replayed = pipeline.catch_up()
         self.owned[p] = Owned(lease, reader, pipeline, last_tick=time.monotonic())
+        self._command_scope()
         log.info(
             "partition %d taken (epoch %d) at position %d, %d replayed since its snapshot",
             p,
@@ -158,11 +183,32 @@ class ClusterWorker:
         owned = self.owned.pop(partition, None)
         if owned is None:
             return
+        self._command_scope()
         try:
             owned.reader.close()
         except Exception:  # the connection may be gone; the lease decides
             log.debug("closing partition %d's reader", partition, exc_info=True)
         log.info("partition %d let go: %s", partition, why)
+
+    def _command_scope(self) -> None:
+        """Commands go to the loggers of the partitions owned, by their owner only."""
+        mns: set[str] = set()
+        for p in self.owned:
+            config = config_for_partition(self.config, p)
+            mns.update(o.mn for e in config.enterprises for o in e.outlets)
+            mns.update(m.mn for e in config.enterprises for m in e.meters if m.mn)
+        self.commands.mns = frozenset(mns)
+
+    def send_outbound(self) -> None:
+        """The replies of the batches just committed, and once a second the commands due."""
+        replies, self.replies = self.replies, []
+        if self.outbound.connected:
+            for topic, payload in replies:
+                self.outbound.publish(topic, payload)
+        now = time.monotonic()
+        if self.owned and self.outbound.connected and now - self._last_commands >= 1.0:
+            self._last_commands = now
+            self.commands.round(datetime.now(UTC))
 
     def _wake_dispatcher(self) -> None:
         self.dispatcher.wake.set()
@@ -248,6 +294,7 @@ class ClusterWorker:
             target=self.dispatcher.run, args=(stop,), name="outbox", daemon=True
         )
         dispatcher.start()
+        self.outbound.start()
         keeper = threading.Thread(target=self.keep_leases, args=(stop,), name="leases", daemon=True)
         keeper.start()
         self.leases.ensure_partitions()
@@ -265,6 +312,11 @@ class ClusterWorker:
                 self.stream.succeeded()
             self.ready.clear()
             n = self.step() if due else 0
+            if due:
+                try:
+                    self.send_outbound()
+                except Exception as exc:  # noqa: BLE001 - the commands wait in the database
+                    self._failed(exc)
             if n > 0:
                 self.failing.succeeded()
             else:
@@ -278,6 +330,7 @@ class ClusterWorker:
         """Clean shutdown: hand every partition back at once (no wait for the lease)."""
         for p in list(self.owned):
             self._close(p, "shutting down")
+        self.outbound.stop()
         try:
             self.leases.leave()
         except Exception:  # noqa: BLE001 - the leases expire by themselves

@@ -101,3 +101,74 @@ def test_frames_through_two_ingest_nodes_and_two_workers_match_replay(
         assert a3 == [f"E{i:03d}" for i in range(0, ENTERPRISES, 4)]
     finally:
         db.dispose()
+
+
+def test_workers_answer_loggers_and_send_them_commands(cluster: LocalCluster) -> None:
+    """What one machine sends to loggers, a cluster sends too: 9014 for a frame that asks for
+    one, from the worker that judged it, and a command requested on the command line (a clock
+    check, CN 1011), from the worker that owns the logger's partition, exactly once."""
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from tests.service_process import gas_packet
+
+    cluster.role("ingest", "ingest-a")
+    worker = cluster.role("worker", "worker-a")
+    cluster.role("worker", "worker-b")
+    got: list[tuple[str, bytes]] = []
+    lock = threading.Lock()
+    listener = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="reply-listener")
+
+    def on_message(_c: object, _u: object, m: mqtt.MQTTMessage) -> None:
+        with lock:
+            got.append((m.topic, m.payload))
+
+    listener.on_message = on_message
+    listener.connect(cluster.mosquitto.host, cluster.mosquitto.port)
+    listener.subscribe("hj212/+/reply", qos=1)
+    listener.loop_start()
+    publisher = Publisher(cluster.mosquitto.host, cluster.mosquitto.port)
+    try:
+        frames = [
+            (f"hj212/MN{i:04d}", gas_packet(f"MN{i:04d}", "123456", H0, 40.0, ack=True))
+            for i in range(6)
+        ]
+        publisher.publish_all(frames)
+
+        def replied(mn: str, cn: str) -> int:
+            with lock:
+                return sum(
+                    1 for t, p in got if t == f"hj212/{mn}/reply" and f"CN={cn}".encode() in p
+                )
+
+        assert wait_for(lambda: all(replied(f"MN{i:04d}", "9014") for i in range(6)), 30), got
+        asked = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "nonsite",
+                "logger",
+                "time-check",
+                "--config",
+                str(worker.config),
+                "--as",
+                "值班员",
+                "MN0003",
+            ],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        assert asked.returncode == 0, asked.stderr.decode()
+        assert wait_for(lambda: replied("MN0003", "1011") == 1, 30), got
+        time.sleep(2)  # and not a second time, by the other worker
+        assert replied("MN0003", "1011") == 1
+    finally:
+        publisher.close()
+        listener.loop_stop()
+        listener.disconnect()
