@@ -124,12 +124,14 @@ class JetStreamLog:
                 if headers[MSG_ID] in ids:
                     continue
                 ids.add(headers[MSG_ID])
+                # No wait_stall: with a timeout nats-py waits for its window through a task,
+                # a turn of the loop per message in which the flusher writes that message
+                # alone; the server then replicates one message per Raft entry (measured:
+                # 135 µs of NATS CPU a message instead of 21). Without it, a batch leaves in
+                # a few writes. The batch's own timeout bounds a full window's wait.
                 futures.append(
                     await js.publish_async(
-                        self.settings.subject(partition),
-                        payload,
-                        headers=headers,
-                        wait_stall=self._ack_timeout,
+                        self.settings.subject(partition), payload, headers=headers
                     )
                 )
             acks = await asyncio.wait_for(asyncio.gather(*futures), self._ack_timeout)

@@ -38,10 +38,13 @@ async def client(cluster: NatsCluster) -> AsyncIterator[Client]:
     await nc.close()
 
 
-async def add_replicated_stream(js: JetStreamContext) -> None:
+async def add_replicated_stream(js: JetStreamContext, cluster: NatsCluster) -> None:
     await js.add_stream(
         StreamConfig(name=STREAM, subjects=["readings.>"], num_replicas=3, storage=StorageType.FILE)
     )
+    # add_stream returns before the replicas elect a leader; a publish in between finds no
+    # responders (seen once in CI). In a thread: the wait blocks and the client's loop must run.
+    await asyncio.to_thread(cluster.wait_stream_ready, STREAM, 10)
 
 
 async def publish_until_acked(js: JetStreamContext, msg_id: str, within: float = 15.0) -> PubAck:
@@ -68,10 +71,10 @@ async def test_replicated_stream_deduplicates_by_msg_id(
     cluster: NatsCluster, client: Client
 ) -> None:
     js = client.jetstream()
-    await add_replicated_stream(js)
+    await add_replicated_stream(js, cluster)
 
-    first = await js.publish(SUBJECT, b"one", headers={Header.MSG_ID: "m-1"})
-    again = await js.publish(SUBJECT, b"one", headers={Header.MSG_ID: "m-1"})
+    first = await publish_until_acked(js, "m-1")
+    again = await js.publish(SUBJECT, b"m-1", headers={Header.MSG_ID: "m-1"})
 
     assert (first.stream, first.seq, first.duplicate) == (STREAM, 1, None)
     assert (again.seq, again.duplicate) == (1, True)
@@ -87,7 +90,7 @@ async def test_stream_survives_leader_kill_and_node_rejoins(
     cluster: NatsCluster, client: Client
 ) -> None:
     js = client.jetstream()
-    await add_replicated_stream(js)
+    await add_replicated_stream(js, cluster)
     for msg_id in ("m-1", "m-2"):
         await js.publish(SUBJECT, msg_id.encode(), headers={Header.MSG_ID: msg_id})
     # Every replica current first: otherwise the kill could take the only up-to-date copy.
