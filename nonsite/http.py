@@ -4,6 +4,7 @@ web context) the API under /api/v1 with its OpenAPI document at /api/openapi.jso
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -15,10 +16,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
+from ingest.jetstream.errors import StreamUnavailableError
 from nonsite import __version__
 from nonsite.errors import ListenError
 from nonsite.web.context import WebContext
 from nonsite.web.guard import CSP_API_DOCS, DEFAULT_MAX_BODY, HttpGuard
+
+log = logging.getLogger("nonsite.http")
 
 API_DOCS_PAGE = """<!doctype html>
 <html lang="en">
@@ -87,6 +91,16 @@ def build_app(
         max_body_bytes=service.max_request_bytes if service else DEFAULT_MAX_BODY,
         secure_cookies=service.secure_cookies if service else False,
     )
+
+    @app.exception_handler(StreamUnavailableError)
+    async def stream_unavailable(_request: Request, exc: StreamUnavailableError) -> JSONResponse:
+        # Cluster mode reads raw data from NATS: its absence is temporary, not a fault here.
+        log.warning("%s", exc)
+        body = {
+            "code": "stream_unavailable",
+            "message": "原始数据流暂时无法读取（NATS 不可达），请稍后重试",
+        }
+        return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:

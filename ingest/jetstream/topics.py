@@ -45,15 +45,17 @@ from datetime import UTC, datetime, timedelta
 
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
 from nats.js import api
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from ingest.archive import ArchivedMessage
 from ingest.archive_topics import Wanted, decode_messages, keep_all, select_topics
+from ingest.jetstream.errors import StreamUnavailableError
 from ingest.jetstream.loop import LoopThread
 from ingest.jetstream.partitions import Partitioner
-from ingest.jetstream.publisher import connect
+from ingest.jetstream.publisher import connect, describe_nats_error
 from ingest.jetstream.stream import TOPIC, StreamSettings, archived
 from ingest.mqtt.topics import TopicRouter
 from ingest.processor import IngestPolicy
@@ -150,7 +152,7 @@ class StreamTopics:
 
     def _context(self) -> JetStreamContext:
         if self._js is None or not self.connected:
-            raise ConnectionError("not connected to NATS: the stream cannot be read now")
+            raise StreamUnavailableError("not connected to NATS")
         return self._js
 
     # -- reading by topic (ingest.archive_topics.TopicReader) -----------------------------
@@ -181,10 +183,15 @@ class StreamTopics:
         partitions = self.partitions_of(wanted)
         if not partitions:
             return []
-        found = self._loop.run(
-            self._range(self._subjects(partitions), received_from_us, received_until_us),
-            self.read_timeout_s,
-        )
+        try:
+            found = self._loop.run(
+                self._range(self._subjects(partitions), received_from_us, received_until_us),
+                self.read_timeout_s,
+            )
+        except StreamUnavailableError:
+            raise
+        except (NatsError, TimeoutError, ConnectionError) as exc:
+            raise StreamUnavailableError(describe_nats_error(exc)) from exc
         router = self.new_router()
         needles_of: dict[str, list[bytes] | None] = {}
         out: list[ArchivedMessage] = []

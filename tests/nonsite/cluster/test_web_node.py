@@ -214,3 +214,22 @@ def test_a_web_node_is_ready_with_the_database_and_nats(web: WebCluster) -> None
             assert client.get("/readyz").json() == {"status": "ready"}
             assert client.get("/healthz").status_code == 200
             assert "nonsite_database_up 1.0" in client.get("/metrics").text
+
+
+def test_charts_answer_503_while_nats_is_away_and_work_again_after(web: WebCluster) -> None:
+    """Last in the module: it takes the stream away. Raw data come from NATS in cluster mode;
+    while it is unreachable a chart says so (503, in Chinese), not an internal error."""
+    url = "/api/v1/enterprises/E000/outlets/DA001/series"
+    params = {"since": web.hour0.isoformat()}
+    with login(web.web_a) as client:
+        assert client.get(url, params=params).status_code == 200
+        web.cluster.nats.kill(0)
+        try:
+            r = client.get(url, params=params)
+            assert r.status_code == 503, r.text
+            assert r.json()["code"] == "stream_unavailable"
+            assert "原始数据流暂时无法读取" in r.json()["message"]
+            assert r.headers["retry-after"] == "5"
+        finally:
+            web.cluster.nats.restart(0)
+        assert wait_for(lambda: client.get(url, params=params).status_code == 200, 30)
