@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from typing import TypedDict
 
 import nats
 from nats.aio.client import Client as NatsClient
@@ -31,8 +32,19 @@ from ingest.jetstream.stream import MSG_ID, StreamSettings, ensure_stream, heade
 log = logging.getLogger(__name__)
 
 
-async def connect(servers: Sequence[str], name: str) -> NatsClient:
-    """A connection that reconnects for ever (a NATS node restarting is routine)."""
+class NatsLogin(TypedDict):
+    """A node's NATS user and password (empty user: no login)."""
+
+    user: str
+    password: str
+
+
+async def connect(
+    servers: Sequence[str], name: str, *, user: str = "", password: str = ""
+) -> NatsClient:
+    """A connection that reconnects for ever (a NATS node restarting is routine), logged in
+    as ``user`` when one is given (deploy/nats/nats-common.conf's users)."""
+    login = {"user": user, "password": password} if user else {}
     return await nats.connect(
         servers=list(servers),
         name=name,
@@ -40,6 +52,7 @@ async def connect(servers: Sequence[str], name: str) -> NatsClient:
         reconnect_time_wait=0.25,
         connect_timeout=2,
         allow_reconnect=True,
+        **login,  # user and password, nats.connect's keywords
     )
 
 
@@ -68,6 +81,8 @@ class JetStreamLog:
         name: str = "nonsite-ingest",
         ack_timeout_s: float = 5.0,
         create_stream: bool = True,
+        user: str = "",
+        password: str = "",
     ) -> None:
         """``sender_of``: topic → its sender (the topic level at the filter's "+"); the
         partition is the sender's."""
@@ -78,6 +93,7 @@ class JetStreamLog:
         self._name = name
         self._ack_timeout = ack_timeout_s
         self._create_stream = create_stream
+        self._login = {"user": user, "password": password}
         self._loop = LoopThread("jetstream")
         self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
@@ -86,7 +102,7 @@ class JetStreamLog:
 
     async def _context(self) -> JetStreamContext:
         if self._nc is None:
-            self._nc = await connect(self._servers, self._name)
+            self._nc = await connect(self._servers, self._name, **self._login)
         if self._js is None:
             js = self._nc.jetstream(timeout=self._ack_timeout)
             if self._create_stream:

@@ -105,6 +105,8 @@ class StreamTopics:
         read_timeout_s: float = READ_TIMEOUT_S,
         clock_margin_s: float = CLOCK_MARGIN_S,
         late_store_s: float = LATE_STORE_S,
+        user: str = "",
+        password: str = "",
     ) -> None:
         self.settings = settings
         self.partitioner = partitioner
@@ -115,6 +117,7 @@ class StreamTopics:
         self.clock_margin = timedelta(seconds=clock_margin_s)
         self.late_store = timedelta(seconds=late_store_s)
         self._servers = list(servers)
+        self._login = {"user": user, "password": password}
         self._name = name
         self._loop = LoopThread("nats-topics")
         self._nc: NatsClient | None = None
@@ -130,7 +133,7 @@ class StreamTopics:
 
     def start(self, timeout: float = 30.0) -> None:
         """Connect (reconnecting for ever afterwards, as every node's connection does)."""
-        self._nc = self._loop.run(connect(self._servers, self._name), timeout)
+        self._nc = self._loop.run(connect(self._servers, self._name, **self._login), timeout)
         self._js = self._nc.jetstream()
 
     @property

@@ -46,7 +46,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -58,8 +58,9 @@ from nats.js.errors import NotFoundError
 from ingest.jetstream.loop import LoopThread
 from ingest.jetstream.publisher import connect
 from ingest.store import checkpoints
+from nonsite.cluster.nats_auth import generated_passwords
 from nonsite.cluster.nats_servers import NatsCluster
-from nonsite.cluster.scope import stream_settings
+from nonsite.cluster.scope import nats_login, stream_settings
 from nonsite.cluster.worker import checkpoint_name
 from nonsite.config.load import parse_config
 from nonsite.config.model import Config
@@ -553,6 +554,7 @@ def role_data(
     broker: str,
     database_url: str,
     nats: Sequence[str],
+    nats_login: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """A role's configuration: the demo's (the fleet, the script's orders, the rules' and
     alerts' settings) with its own address, data directory and client id, and the cluster's
@@ -571,6 +573,8 @@ def role_data(
         "reconnect_max_s": 2.0,
     }
     data["cluster"] = {"nats": list(nats), "replicas": min(3, len(nats)), "worker_id": name}
+    for key, value in (nats_login or {}).items():  # this role's NATS user and password
+        data["cluster"][f"nats_{key}"] = value
     return data
 
 
@@ -596,6 +600,7 @@ class StreamBacklog:
     def __init__(self, config: Config, engine: sa.Engine) -> None:
         self.settings = stream_settings(config)
         self.nats = config.cluster.nats
+        self.login = nats_login(config)
         self.engine = engine
         self.value = 0
         self._loop = LoopThread("demo-backlog")
@@ -604,7 +609,7 @@ class StreamBacklog:
     def _last_seqs(self) -> dict[int, int]:
         async def read() -> dict[int, int]:
             if self._nc is None:
-                self._nc = await connect(self.nats, "nonsite-demo-backlog")
+                self._nc = await connect(self.nats, "nonsite-demo-backlog", **self.login)
             js = self._nc.jetstream()
             out = {}
             for p in range(self.settings.partitions):
@@ -714,7 +719,8 @@ def _run(
 ) -> int:
     s = cs.demo
     demo_dir = s.data_dir
-    nats = NatsCluster(demo_dir / "nats", cs.nats_nodes)
+    # Each role logs in to NATS as its own user, as deploy/nats/ has it.
+    nats = NatsCluster(demo_dir / "nats", cs.nats_nodes, passwords=generated_passwords())
     port = _Ports([*nats.client_ports, *nats.route_ports, *nats.http_ports, s.http_port])
     broker = (
         None
@@ -747,6 +753,7 @@ def _run(
             broker=broker_url,
             database_url=database_url,
             nats=nats.urls,
+            nats_login=nats.login(role),
         )
         path = write_role_config(data, demo_dir / f"{name}.toml", role)
         roles.append(RoleProcess(name, role, path, http))

@@ -29,7 +29,7 @@ from ingest.jetstream.publisher import JetStreamLog, describe_nats_error
 from ingest.metrics import ArchiveMetrics
 from ingest.mqtt.source import Delivery, MqttSource
 from ingest.mqtt.topics import TopicRouter
-from nonsite.cluster.scope import partitioner, stream_settings
+from nonsite.cluster.scope import nats_login, partitioner, stream_settings
 from nonsite.collector import pace_for_live_stream
 from nonsite.config.model import Config
 from nonsite.http import bind, build_app, make_server
@@ -80,6 +80,7 @@ class IngestNode:
             sender_of,
             name=self.client_id,
             ack_timeout_s=config.cluster.ack_timeout_s,
+            **nats_login(config),
         )
         self.archiver = Archiver(
             self.log,

@@ -8,6 +8,7 @@ its data, as a crashed production node would be.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import signal
@@ -15,12 +16,15 @@ import subprocess
 import sys
 import time
 import weakref
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import httpx
 
+from ingest.jetstream.stream import StreamSettings
+from nonsite.cluster.nats_auth import authorization_conf, literal, password_variable
 from nonsite.embedded_broker import free_port
 
 MIN_VERSION = (2, 11)  # consumer priority groups; Debian's nats-server is 2.9
@@ -59,12 +63,24 @@ def _quote(value: str) -> str:
 class NatsCluster:
     """N nats-server processes forming one JetStream cluster; node i is named ``n{i}``."""
 
-    def __init__(self, workdir: Path, nodes: int = 3, *, name: str = "nonsite") -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        nodes: int = 3,
+        *,
+        name: str = "nonsite",
+        passwords: Mapping[str, str] | None = None,
+        stream: StreamSettings | None = None,
+    ) -> None:
+        """``passwords`` (role → password): the servers require the roles' logins, with the
+        permissions of ``nonsite.cluster.nats_auth`` for ``stream``; None: no login."""
         if nodes < 1:
             raise ValueError(f"a cluster needs at least one node, not {nodes}")
         self.workdir = workdir
         self.name = name
         self.size = nodes
+        self.passwords = dict(passwords) if passwords is not None else None
+        self._stream = stream or StreamSettings()
         ports: list[int] = []
         while len(ports) < 3 * nodes:  # free_port releases its port: avoid handing one out twice
             port = free_port(HOST)
@@ -125,7 +141,24 @@ class NatsCluster:
                 f"  routes: [{routes}]",
                 "}",
             ]
-        return "\n".join(lines) + "\n"
+        text = "\n".join(lines) + "\n"
+        if self.passwords is not None:
+            text += authorization_conf(self._stream, literal(self.passwords))
+        return text
+
+    def _environment(self) -> dict[str, str]:
+        """The servers' environment: ours, and the roles' passwords where a configuration
+        reads them from there (deploy/nats/nats-auth.conf)."""
+        env = dict(os.environ)
+        for role, password in (self.passwords or {}).items():
+            env[password_variable(role)] = password
+        return env
+
+    def login(self, role: str) -> dict[str, str]:
+        """``connect``'s keywords for ``role`` (nothing when the servers take anyone)."""
+        if self.passwords is None:
+            return {}
+        return {"user": role, "password": self.passwords[role]}
 
     # --- processes -------------------------------------------------------------------------
 
@@ -194,6 +227,7 @@ class NatsCluster:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                env=self._environment(),
             )
 
     # --- monitoring ------------------------------------------------------------------------

@@ -9,6 +9,7 @@ its absence rules see only its own loggers as silent or present.
 from __future__ import annotations
 
 from ingest.jetstream.partitions import Partitioner, enterprise_groups
+from ingest.jetstream.publisher import NatsLogin
 from ingest.jetstream.stream import StreamSettings
 from nonsite.config.model import Config
 from nonsite.wiring import build_registry
@@ -25,6 +26,11 @@ def stream_settings(config: Config) -> StreamSettings:
         duplicate_window_s=c.duplicate_window_s,
         max_payload_bytes=config.ingest.max_payload_bytes,
     )
+
+
+def nats_login(config: Config) -> NatsLogin:
+    """The node's NATS user and password, as the keywords of ``connect`` and its users."""
+    return {"user": config.cluster.nats_user, "password": config.cluster.nats_password}
 
 
 def partitioner(config: Config) -> Partitioner:

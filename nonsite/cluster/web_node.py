@@ -33,7 +33,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine, text
 
 from ingest.jetstream.topics import StreamTopics
-from nonsite.cluster.scope import partitioner, stream_settings
+from nonsite.cluster.scope import nats_login, partitioner, stream_settings
 from nonsite.config.model import Config
 from nonsite.db import make_engine, migrate
 from nonsite.db_health import DatabaseHealth
@@ -60,6 +60,7 @@ def stream_topics(config: Config, name: str) -> StreamTopics:
         partial(build_router, config),
         build_policy(config),
         name=name,
+        **nats_login(config),
     )
 
 

@@ -41,7 +41,7 @@ from ingest.pipeline import IngestPipeline
 from ingest.processor import MessageProcessor
 from nonsite.alert_wiring import build_dispatcher
 from nonsite.cluster.leases import Lease, LeaseLost, PartitionLeases
-from nonsite.cluster.scope import config_for_partition, stream_settings
+from nonsite.cluster.scope import config_for_partition, nats_login, stream_settings
 from nonsite.config.model import Config
 from nonsite.db import make_engine, migrate
 from nonsite.db_health import DatabaseHealth, Retrying, is_unavailable
@@ -138,7 +138,9 @@ class ClusterWorker:
         self.owned: dict[int, Owned] = {}
         self.judging = threading.Event()  # set once the first partition is open (takeover)
         self._loop = LoopThread("nats")
-        self._nc = self._loop.run(connect(config.cluster.nats, self.worker_id), 30.0)
+        self._nc = self._loop.run(
+            connect(config.cluster.nats, self.worker_id, **nats_login(config)), 30.0
+        )
         self._js = self._nc.jetstream()
         self._leases_every = max(0.5, config.cluster.lease_ttl_s / 3)
         self._last_leases = -float("inf")

@@ -18,7 +18,21 @@ DEFAULT_PASSWORDS = frozenset({"123456"})
 
 
 def config_warnings(config: Config) -> list[ConfigIssue]:
-    return _gateway_login(config) + _passwords(config)
+    return _gateway_login(config) + _passwords(config) + _nats_login(config)
+
+
+def _nats_login(config: Config) -> list[ConfigIssue]:
+    """A cluster node without a NATS login: the servers it reaches take anyone, who could write
+    frames into the stream in any enterprise's name (deploy/nats/nats-auth.conf)."""
+    if config.cluster.nats and not config.cluster.nats_user:
+        return [
+            ConfigIssue(
+                "cluster.nats_user",
+                "empty: this node logs in to NATS as nobody, so the servers accept anyone who "
+                "reaches them; give each role its user (deploy/nats/nats-auth.conf)",
+            )
+        ]
+    return []
 
 
 def _gateway_login(config: Config) -> list[ConfigIssue]:

@@ -18,6 +18,8 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "NONSITE_MQTT_URL": ("mqtt", "url"),
     "NONSITE_DB_URL": ("database", "url"),
     "NONSITE_DATA_DIR": ("service", "data_dir"),
+    "NONSITE_NATS_USER": ("cluster", "nats_user"),
+    "NONSITE_NATS_PASSWORD": ("cluster", "nats_password"),
 }
 
 

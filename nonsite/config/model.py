@@ -237,6 +237,10 @@ class ClusterSection(Section):
     stream, workers own its partitions. Unused by the single-node ``nonsite serve``."""
 
     nats: list[str] = Field(default_factory=list)  # nats://host:port of the NATS servers
+    # The node's NATS login (deploy/nats/nats-common.conf: users ingest, worker, web, each
+    # allowed only what its role does); the password best from NONSITE_NATS_PASSWORD.
+    nats_user: str = ""
+    nats_password: str = ""
     stream: Identifier = "NONSITE_RAW"
     subject_prefix: Identifier = "nonsite.raw"
     # Fixed for the stream's life: an enterprise's partition is a hash of it modulo this.

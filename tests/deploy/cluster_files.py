@@ -28,7 +28,12 @@ NODES = {
     "worker-2": "worker",
     "web-1": "web",
 }
-CLUSTER_SECRETS = {k: SECRETS[k] for k in ("NONSITE_MQTT_PASSWORD", "POSTGRES_PASSWORD")}
+CLUSTER_SECRETS = {
+    **{k: SECRETS[k] for k in ("NONSITE_MQTT_PASSWORD", "POSTGRES_PASSWORD")},
+    "NONSITE_NATS_INGEST_PASSWORD": "nats-ingest-secret",
+    "NONSITE_NATS_WORKER_PASSWORD": "nats-worker-secret",
+    "NONSITE_NATS_WEB_PASSWORD": "nats-web-secret",
+}
 # mosquitto.conf's max_packet_size and nats-common.conf's max_payload: nonsite's payload
 # limit plus this, for the packet's or message's own bytes (docs/ingest.md).
 PACKET_MARGIN = 4096

@@ -28,6 +28,8 @@ from ingest.archiver import Archiver
 from nonsite.alert_wiring import channel_spec
 from nonsite.cli import build_parser, main
 from nonsite.cli.serve import ROLES
+from nonsite.cluster.nats_auth import ROLES as NATS_ROLES
+from nonsite.cluster.nats_auth import password_variable
 from nonsite.config.load import load_config
 from nonsite.config.model import ClusterSection, Config, MqttSection
 from nonsite.config.mqtt_url import parse_broker_url
@@ -496,3 +498,24 @@ def test_systemd_units_name_the_files_they_are_installed_from():
         assert (cf.NATS / f"{node}.conf").is_file()
     assert "deploy/nats/nats-N.conf /etc/nats/nats-server.conf" in nats_unit
     assert "deploy/nats/nats-common.conf /etc/nats/" in nats_unit
+
+
+@pytest.mark.parametrize("service", list(cf.NODES))
+def test_each_node_logs_in_to_nats_as_its_roles_user(service):
+    role = cf.NODES[service]
+    env = {k: str(v) for k, v in cf.services()[service]["environment"].items()}
+    assert env["NONSITE_NATS_USER"] == role
+    assert env["NONSITE_NATS_PASSWORD"] == cf.CLUSTER_SECRETS[password_variable(role)]
+    config = load_config(cf.DEPLOY / "compose" / "cluster" / "nonsite.toml", env)
+    assert (config.cluster.nats_user, config.cluster.nats_password) == (
+        role,
+        cf.CLUSTER_SECRETS[password_variable(role)],
+    )
+
+
+def test_the_nats_servers_get_every_roles_password():
+    for node in cf.NATS_NODES:
+        env = {k: str(v) for k, v in cf.services()[node]["environment"].items()}
+        assert env == {
+            password_variable(r): cf.CLUSTER_SECRETS[password_variable(r)] for r in NATS_ROLES
+        }

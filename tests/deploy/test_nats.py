@@ -15,7 +15,9 @@ restarted server catches up.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -27,10 +29,17 @@ from typing import Any
 import httpx
 import nats
 import pytest
+from nats.aio.client import Client
 
 from ingest.archive import IncomingMessage
 from ingest.jetstream.publisher import JetStreamLog
 from ingest.jetstream.stream import StreamSettings
+from nonsite.cluster.nats_auth import (
+    authorization_conf,
+    from_environment,
+    generated_passwords,
+    password_variable,
+)
 from nonsite.cluster.nats_servers import HOST, NatsCluster, nats_server_binary
 from nonsite.cluster.scope import partitioner, stream_settings
 from nonsite.config.load import load_config
@@ -44,7 +53,11 @@ pytestmark = pytest.mark.integration
 LOGGER_MN = "33010000A8900016F0000101"  # an outlet of the example configuration
 
 
+PASSWORDS = generated_passwords()
+
+
 def check(path: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, **{password_variable(r): p for r, p in PASSWORDS.items()})
     return subprocess.run(
         [nats_server_binary(), "-t", "-c", str(path)],
         capture_output=True,
@@ -52,6 +65,7 @@ def check(path: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
         cwd=cwd,
         timeout=30,
         check=False,
+        env=env,
     )
 
 
@@ -67,6 +81,7 @@ def test_the_check_rejects_a_misspelt_setting(tmp_path):
         (cf.NATS / "nats-common.conf").read_text().replace("sync_interval:", "sync_intervall:")
     )
     (tmp_path / "nats-1.conf").write_text((cf.NATS / "nats-1.conf").read_text())
+    shutil.copy(cf.NATS / "nats-auth.conf", tmp_path)
     done = check(tmp_path / "nats-1.conf", tmp_path)
     assert done.returncode != 0
     assert "sync_intervall" in done.stdout + done.stderr
@@ -158,12 +173,13 @@ class DeployedNats(NatsCluster):
             common = common.replace(old, new)
         self.config_path(i).parent.mkdir(parents=True, exist_ok=True)
         (self.config_path(i).parent / "nats-common.conf").write_text(common)
+        shutil.copy(cf.NATS / "nats-auth.conf", self.config_path(i).parent)
         return (cf.NATS / f"{self.node_name(i)}.conf").read_text()
 
 
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeployedNats]:
-    servers = DeployedNats(tmp_path_factory.mktemp("nats"), len(cf.NATS_NODES))
+    servers = DeployedNats(tmp_path_factory.mktemp("nats"), len(cf.NATS_NODES), passwords=PASSWORDS)
     servers.start()
     yield servers
     servers.stop()
@@ -183,7 +199,14 @@ def settings_for(servers: NatsCluster) -> tuple[Config, StreamSettings]:
 def open_log(servers: NatsCluster) -> JetStreamLog:
     """nonsite's ingest publisher on the example's stream settings (3 replicas)."""
     config, stream = settings_for(servers)
-    log = JetStreamLog(servers.urls, stream, partitioner(config), lambda topic: topic.split("/")[1])
+    log = JetStreamLog(
+        servers.urls,
+        stream,
+        partitioner(config),
+        lambda topic: topic.split("/")[1],
+        user="ingest",
+        password=PASSWORDS["ingest"],
+    )
     log.start()
     return log
 
@@ -245,8 +268,8 @@ def test_nonsites_stream_takes_a_payload_at_its_limit_in_the_bytes_the_sizing_as
         log.close()
 
 
-async def publish_raw(url: str, size: int) -> None:
-    nc = await nats.connect(url)
+async def publish_raw(url: str, size: int, login: dict[str, str]) -> None:
+    nc = await nats.connect(url, **login)
     try:
         await nc.publish("nonsite.probe", b"x" * size)
         await nc.flush()
@@ -256,9 +279,9 @@ async def publish_raw(url: str, size: int) -> None:
 
 def test_a_message_over_the_servers_limit_is_refused(deployed):
     limit = varz(deployed, 0)["max_payload"]
-    asyncio.run(publish_raw(deployed.url(0), limit))
+    asyncio.run(publish_raw(deployed.url(0), limit, deployed.login("ingest")))
     with pytest.raises(nats.errors.MaxPayloadError):
-        asyncio.run(publish_raw(deployed.url(0), limit + 1))
+        asyncio.run(publish_raw(deployed.url(0), limit + 1, deployed.login("ingest")))
 
 
 def logged_at(path: Path, pattern: str) -> list[datetime]:
@@ -311,3 +334,22 @@ def test_a_rolling_restart_in_lame_duck_mode_loses_nothing(deployed):
         assert time.monotonic() < deadline, stream_state(deployed, leader, stream.name)
         time.sleep(0.1)
     assert took < stop_timeout
+
+
+def test_the_logins_file_is_nonsites_permissions_with_passwords_from_the_environment():
+    text = (cf.NATS / "nats-auth.conf").read_text()
+    block = text[text.index("authorization {") :]
+    assert block == authorization_conf(StreamSettings(), from_environment)
+    assert "include ./nats-auth.conf" in (cf.NATS / "nats-common.conf").read_text()
+
+
+def test_the_deployed_servers_take_no_anonymous_client(deployed):
+    async def anonymous() -> None:
+        nc = Client()
+        try:
+            await nc.connect(deployed.url(0), allow_reconnect=False, connect_timeout=2)
+        finally:
+            await nc.close()  # the refused connection's socket too, before the loop ends
+
+    with pytest.raises(nats.errors.Error, match=r"[Aa]uthorization"):
+        asyncio.run(anonymous())

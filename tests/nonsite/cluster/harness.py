@@ -18,6 +18,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from ingest.jetstream.stream import MSG_ID
+from nonsite.cluster.nats_auth import generated_passwords
 from nonsite.cluster.nats_servers import NatsCluster
 from nonsite.embedded_broker import free_port
 from tests.brokers import Mosquitto
@@ -153,7 +154,9 @@ class LocalCluster:
         self.workdir = workdir
         self.pg_url = pg_url
         self.mosquitto = Mosquitto(workdir / "mosquitto")
-        self.nats = NatsCluster(workdir / "nats", nats_nodes)
+        # The deploy files' logins and permissions (nonsite.cluster.nats_auth): every role
+        # logs in as its own user, so a permission a role lacks fails the tests.
+        self.nats = NatsCluster(workdir / "nats", nats_nodes, passwords=generated_passwords())
         self.partitions = partitions
         self.lease_ttl_s = lease_ttl_s
         self.replicas = min(3, nats_nodes)
@@ -165,7 +168,7 @@ class LocalCluster:
         self.nats.start()
         return self
 
-    def config(self, name: str, extra: Iterable[str] = ()) -> Path:
+    def config(self, name: str, extra: Iterable[str] = (), *, role: str = "worker") -> Path:
         urls = ", ".join(f'"{u}"' for u in self.nats.urls)
         lines = [
             "[database]",
@@ -184,13 +187,14 @@ class LocalCluster:
             f"replicas = {self.replicas}",
             f"lease_ttl_s = {self.lease_ttl_s}",
             f'worker_id = "{name}"',
+            *(f'nats_{key} = "{value}"' for key, value in self.nats.login(role).items()),
             *extra,
             *self.enterprise_config,
         ]
         return write_lines(self.workdir / f"{name}.toml", lines)
 
     def role(self, role: str, name: str, *, start: bool = True) -> Role:
-        process = Role(role, self.config(name))
+        process = Role(role, self.config(name, role=role))
         self.roles.append(process)
         return process.start() if start else process
 
@@ -258,7 +262,7 @@ def stream_messages(nats: NatsCluster, stream: str = "NONSITE_RAW") -> list[tupl
     from nats.js import api
 
     async def read() -> list[tuple[str, int, str]]:
-        nc = await nats_client.connect(servers=nats.urls)
+        nc = await nats_client.connect(servers=nats.urls, **nats.login("web"))
         try:
             js = nc.jetstream()
             info = await js.stream_info(stream)

@@ -59,7 +59,7 @@ def test_a_dead_ingest_node_s_share_waits_in_its_session_until_a_node_takes_its_
 
         # The operator starts a node with the dead one's client id (here its configuration,
         # on another port): the waiting share reaches the stream, once.
-        stand_in = Role("ingest", cluster.config("ingest-a"))
+        stand_in = Role("ingest", cluster.config("ingest-a", role="ingest"))
         cluster.roles.append(stand_in)
         stand_in.start()
         assert wait_for(lambda: len(stream_digests(cluster.nats)) == len(everything), 30)

@@ -334,3 +334,14 @@ def test_check_config_hides_the_broker_password_and_warns_about_the_gateways_log
     assert "warning: tcp.mqtt_url: empty: the TCP gateway logs in" in result.stdout
     own = '[tcp]\nlisten = "0.0.0.0:9212"\nmqtt_url = "mqtt://nonsite-gateway:g@broker:1883"\n'
     assert "tcp.mqtt_url" not in check_config(write(tmp_path, broker + own)).stdout
+
+
+def test_check_config_warns_about_a_cluster_node_without_a_nats_login(tmp_path):
+    cluster = '[cluster]\nnats = ["nats://nats-1:4222"]\n'
+    result = check_config(write(tmp_path, cluster))
+    assert result.returncode == 0, result.stderr
+    assert "warning: cluster.nats_user: empty: this node logs in to NATS as nobody" in result.stdout
+    login = cluster + 'nats_user = "worker"\nnats_password = "n4ts-Secret"\n'
+    result = check_config(write(tmp_path, login))
+    assert "cluster.nats_user" not in result.stdout
+    assert "n4ts-Secret" not in result.stdout
