@@ -1,23 +1,24 @@
 """An ingest node's appends to the stream, alone: what they cost and one way they stall.
 
 On a local 3-node NATS cluster (stream R3, file store, 16 partitions), with the fleet traffic
-of ``bench.cluster.throughput`` (the demo fleet's messages, the headers an ingest node adds):
+of ``bench.cluster.throughput`` (the demo fleet's messages):
 
-1. **per-message acknowledgements**: nonsite's ``JetStreamLog.append`` (nats-py
-   ``publish_async``: one PubAck per message), in batches of 2,000 (``[archive]
-   batch_max_messages``);
-2. **atomic batches** (nats-server ≥ 2.12, stream ``allow_atomic``): the same messages, subjects
-   and headers, at most 1,000 to a batch, one PubAck per batch. Not what nonsite does: a
-   measure of what the acknowledgements cost. (An atomic batch is refused whole when it holds
-   a message id the stream already has, so nonsite could not use it as it is: a retried batch
-   would need to fall back to per-message publishing.)
-3. **the same message in flight from two nodes**: two ``JetStreamLog``\\ s append batches that
-   begin with the same messages at the same moment (a logger's resend, or a broker
-   re-delivery, handed to the other ingest node). NATS answers the later copy with 409
-   ``duplicate message id is in process`` (err_code 10158); nats-py 2.16's reply handler turns
-   that error into an exception of its own (``APIError.from_error`` raises rather than returns)
-   instead of failing the publish, so the publish's future never resolves and the whole batch
-   fails with a timeout after ``ack_timeout_s``, to be retried.
+1. **per message** (the layout before packs): each message a stream message with its
+   headers, ``publish_async`` in batches of 2,000 (``[archive] batch_max_messages``), a PubAck
+   each;
+2. **packed**: nonsite's ``JetStreamLog.append``, each batch's messages of a partition as one
+   pack (``ingest.jetstream.pack``), a PubAck per pack;
+3. **atomic batches** (nats-server ≥ 2.12, stream ``allow_atomic``): the messages of 1, at
+   most 1,000 to a batch, one PubAck per batch. Not what nonsite does: a batch keeps its
+   batch headers on every stored message, and is refused whole when it holds a message id
+   the stream already has (a retry would need a fallback to publishing one by one).
+4. **the same message in flight from two nodes**: two ``JetStreamLog``\\ s append batches that
+   begin with the same messages at the same moment (a logger's resend handed to each node).
+   Published one by one, NATS answered the later copy with 409 ``duplicate message id is in
+   process`` (err_code 10158), which nats-py 2.16's reply handler never hands to the publish
+   (``APIError.from_error`` raises rather than returns): the batch waited out
+   ``ack_timeout_s``. In packs the two batches are packs with different ids, both stored (the
+   rules drop the repeated record as a duplicate).
 
 Messages/s, and CPU µs per message of the NATS servers and of this process (the publisher).
 Writes bench/results/cluster_appends.json.
@@ -112,10 +113,42 @@ def result_of(
 def per_message(
     cluster: NatsCluster, msgs: list[ArchivedMessage], partitioner: Partitioner, router: TopicRouter
 ) -> dict[str, Any]:
+    """Each message a stream message of its own with its headers (the layout before packs),
+    batches of 2,000 published with ``publish_async``, a PubAck each."""
     settings = StreamSettings(
         name="APPEND_PER_MESSAGE", subject_prefix="append.pm", partitions=PARTITIONS
     )
-    log = JetStreamLog(cluster.urls, settings, partitioner, sender_of(router), name="bench-pm")
+    sender = sender_of(router)
+
+    async def run() -> dict[str, Any]:
+        nc = await nats.connect(servers=cluster.urls, name="bench-pm")
+        try:
+            js = nc.jetstream(timeout=10)
+            await js.add_stream(settings.config())
+            before, began = cpu_now(cluster), time.perf_counter()
+            for i in range(0, len(msgs), 2000):
+                futures = []
+                for m in msgs[i : i + 2000]:
+                    payload, headers = headers_of(m, settings.max_payload_bytes)
+                    subject = settings.node_subject(partitioner.partition(sender(m.topic)), "pm")
+                    futures.append(await js.publish_async(subject, payload, headers=headers))
+                await asyncio.gather(*futures)
+            seconds = time.perf_counter() - began
+            return result_of(len(msgs), seconds, before, cpu_now(cluster))
+        finally:
+            await nc.close()
+
+    return asyncio.run(run())
+
+
+def packed(
+    cluster: NatsCluster, msgs: list[ArchivedMessage], partitioner: Partitioner, router: TopicRouter
+) -> dict[str, Any]:
+    """nonsite's ``JetStreamLog.append``: a batch of 2,000 as a pack per partition."""
+    settings = StreamSettings(
+        name="APPEND_PACKED", subject_prefix="append.pk", partitions=PARTITIONS
+    )
+    log = JetStreamLog(cluster.urls, settings, partitioner, sender_of(router), name="bench-pk")
     log.start()
     try:
         before, began = cpu_now(cluster), time.perf_counter()
@@ -150,7 +183,10 @@ def atomic(
                     payload, headers = headers_of(m, settings.max_payload_bytes)
                     headers[api.Header.BATCH_ID.value] = batch_id
                     headers[api.Header.BATCH_SEQUENCE.value] = str(k)
-                    subject = settings.subject(partitioner.partition(sender(m.topic)))
+                    # settings.subject() is the partition's filter (a wildcard): publish as
+                    # an ingest node named "bench" would, to its own subject of the partition.
+                    partition = partitioner.partition(sender(m.topic))
+                    subject = settings.node_subject(partition, "bench")
                     if k < len(batch):
                         await nc.publish(subject, payload, headers=headers)
                         continue
@@ -163,7 +199,7 @@ def atomic(
             seconds = time.perf_counter() - began
             out = result_of(len(msgs), seconds, before, cpu_now(cluster))
             info = await js.stream_info(settings.name)
-            out["stored"] = info.state.messages
+            out["stored"] = info.state.messages  # published one by one: a message each
             return out
         finally:
             await nc.close()
@@ -267,6 +303,8 @@ def main() -> None:
         try:
             result["per_message_acks"] = per_message(cluster, msgs, partitioner, router)
             print(f"per-message acks: {result['per_message_acks']}", flush=True)
+            result["packed"] = packed(cluster, msgs, partitioner, router)
+            print(f"packed:           {result['packed']}", flush=True)
             result["atomic_batches"] = atomic(cluster, msgs, partitioner, router)
             print(f"atomic batches:   {result['atomic_batches']}", flush=True)
             result["in_flight_twice"] = in_flight_twice(cluster, args.rounds)

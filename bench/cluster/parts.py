@@ -33,7 +33,7 @@ from bench.e2e.fleet import service_sections, write_toml
 from bench.ingest_ratio import session_props, v5_client
 from ingest.jetstream.loop import LoopThread
 from ingest.jetstream.publisher import connect
-from ingest.jetstream.stream import MSG_ID, StreamSettings, ensure_stream
+from ingest.jetstream.stream import StreamSettings, ensure_stream, last_position, stored
 from nonsite.cluster.nats_servers import NatsCluster, nats_server_binary
 from nonsite.embedded_broker import free_port
 from tests.brokers import Mosquitto, mosquitto_binary
@@ -312,7 +312,8 @@ class PgProcesses:
 
 
 class CheckpointPoller:
-    """Every checkpoint of a database (consumer → seq) over one connection of its own, whose
+    """Every checkpoint of a database (consumer → position: a pack's stream sequence × 1024 +
+    the member's index, ``ingest.jetstream.pack``) over one connection of its own, whose
     backend the CPU figures leave out."""
 
     def __init__(self, url: str, pg: PgProcesses | None = None) -> None:
@@ -343,14 +344,27 @@ class CheckpointPoller:
 # --- the stream, from a client ----------------------------------------------------------------
 
 
+@dataclass
+class _Tally:
+    """The received messages counted so far in one stream, by a subscription that reads it
+    from its start as it fills."""
+
+    members: int = 0
+
+
 class StreamClient:
-    """A NATS connection on a loop thread of its own, for the bench's questions."""
+    """A NATS connection on a loop thread of its own, for the bench's questions.
+
+    A stream message may be a pack of many received messages (``ingest.jetstream.pack``):
+    what the bench counts and compares are the members (``ingest.jetstream.stream.stored``),
+    never the stream's own message count or ``Nats-Msg-Id`` headers."""
 
     def __init__(self, urls: list[str], login: dict[str, str] | None = None) -> None:
         """``login``: ``connect``'s user and password where the servers require one."""
         self.loop = LoopThread("bench-nats")
         self.nc = self.loop.run(connect(urls, "bench", **(login or {})), 30.0)
         self.js = self.nc.jetstream(timeout=5.0)
+        self._tallies: dict[str, _Tally] = {}
 
     def ensure(self, settings: StreamSettings) -> None:
         self.loop.run(ensure_stream(self.js, settings), 30.0)
@@ -359,26 +373,54 @@ class StreamClient:
         return self.loop.run(self.js.stream_info(name), 10.0).state
 
     def count(self, name: str) -> int:
-        return int(self.state(name).messages or 0)
+        """The received messages (pack members) stream ``name`` holds, as far as this client
+        has read it: the first call starts a subscription that reads the stream from its start
+        and counts as it fills, so the count lags the stream by a delivery (0 while the stream
+        does not exist). Polling it costs nothing; reading the stream costs NATS a delivery
+        per stream message (a pack)."""
+        tally = self._tallies.get(name)
+        if tally is None:
+            try:
+                tally = self.loop.run(self._tally(name), 30.0)
+            except NotFoundError:  # not created yet: asked again at the next call
+                return 0
+            self._tallies[name] = tally
+        return tally.members
 
-    def last_seqs(self, settings: StreamSettings) -> dict[int, int]:
-        """Each partition's last sequence in the stream (partitions without messages left out)."""
+    async def _tally(self, name: str) -> _Tally:
+        tally = _Tally()
+
+        async def on_message(msg: Msg) -> None:
+            tally.members += len(stored(msg.metadata.sequence.stream, msg.data, msg.headers))
+
+        await self.js.subscribe(
+            ">",
+            stream=name,
+            ordered_consumer=True,
+            idle_heartbeat=2.0,  # re-created after a server's death (the soak kills leaders)
+            cb=on_message,
+            config=api.ConsumerConfig(deliver_policy=api.DeliverPolicy.ALL),
+        )
+        return tally
+
+    def last_positions(self, settings: StreamSettings) -> dict[int, int]:
+        """Each partition's last position in the stream (its last member's: the pack's stream
+        sequence × 1024 + its index), partitions without messages left out. A partition is
+        caught up when its checkpoint is at least this."""
 
         async def ask() -> dict[int, int]:
             out = {}
             for p in range(settings.partitions):
-                try:
-                    msg = await self.js.get_last_msg(settings.name, settings.subject(p))
-                except NotFoundError:
-                    continue
-                out[p] = int(msg.seq or 0)
+                if last := await last_position(self.js, settings, p):
+                    out[p] = last
             return out
 
         return self.loop.run(ask(), 60.0)
 
     def digests(self, name: str, after: int, until: int, timeout: float = 300.0) -> list[str]:
-        """The ``Nats-Msg-Id`` (the digest of topic and payload) of every message of stream
-        ``name`` with a sequence in (``after``, ``until``], read headers only."""
+        """The digest (of topic and full payload, hex) of every received message held by the
+        stream messages of stream ``name`` with a sequence in (``after``, ``until``]: each
+        pack's members', read whole (a pack's ``Nats-Msg-Id`` is the pack's, not a message's)."""
         if until <= after:
             return []
 
@@ -389,7 +431,7 @@ class StreamClient:
             async def on_message(msg: Msg) -> None:
                 seq = msg.metadata.sequence.stream
                 if seq <= until:
-                    out.append((msg.headers or {}).get(MSG_ID, ""))
+                    out.extend(m.digest.hex() for m in stored(seq, msg.data, msg.headers))
                 if seq >= until:
                     done.set()
 
@@ -401,7 +443,6 @@ class StreamClient:
                 config=api.ConsumerConfig(
                     deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
                     opt_start_seq=after + 1,
-                    headers_only=True,
                 ),
             )
             try:

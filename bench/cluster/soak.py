@@ -253,16 +253,17 @@ class Ledger:
     """Everything published and checked so far."""
 
     frames: list[Frame] = field(default_factory=list)
-    digests: Counter[str] = field(default_factory=Counter)  # the stream's, read so far
-    read_until: int = 0  # the stream's sequence read up to
+    digests: Counter[str] = field(default_factory=Counter)  # the stream's members', read so far
+    read_until: int = 0  # the stream's sequence (of a pack) read up to
     episodes: Counter[str] = field(default_factory=Counter)
     kills: int = 0
 
 
 def settled(db: sa.Engine, stream: StreamClient) -> bool:
-    lasts = stream.last_seqs(STREAM)
+    """Every partition's checkpoint (a position) at its last message's position."""
+    lasts = stream.last_positions(STREAM)
     done = checkpoints(db)
-    return all(done.get(f"ingest.p{p}", 0) >= seq for p, seq in lasts.items())
+    return all(done.get(f"ingest.p{p}", 0) >= last for p, last in lasts.items())
 
 
 def notified(db: sa.Engine) -> bool:
@@ -294,7 +295,8 @@ def check(
     closed_by: datetime,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    # 1. Every frame in the stream exactly once (the stream read on from where it was left).
+    # 1. Every frame in the stream exactly once (the stream read on from where it was left,
+    # by stream sequence; the digests are the packs' members').
     last = int(stream.state(STREAM.name).last_seq or 0)
     ledger.digests.update(stream.digests(STREAM.name, ledger.read_until, last))
     ledger.read_until = last

@@ -15,7 +15,8 @@ b. **cluster**: Mosquitto → 2 ingest nodes → 3 NATS nodes (one JetStream str
    are running and hold their partitions before the ingest nodes start; timed from the first
    message in the stream until every partition's checkpoint is at its last message.
 c. **ingest alone**: two more ingest nodes drain their group's copy into a stream of their own
-   that nobody reads: MQTT → stream, from the first message stored to the last.
+   that no worker reads (the bench counts its messages as it fills, a delivery per pack):
+   MQTT → stream, from the first message stored to the last.
 d. **workers alone**: two workers on a fresh database read stream (c) from its start; they hold
    back (every lease is held by a placeholder) until both are up, then the leases are freed:
    timed from then until every partition's checkpoint is at its last message.
@@ -253,9 +254,10 @@ def single_node(run: Run) -> dict[str, Any]:
 class Progress:
     t_first: float = 0.0  # the first message in the stream (or the workers' start)
     t_stored: float = 0.0  # the stream holds every message
-    t_done: float = 0.0  # every partition's checkpoint at its last message
+    t_done: float = 0.0  # every partition's checkpoint at its last message's position
     decoded_at_stored: float = 0.0
-    samples: list[tuple[float, int, float]] = field(default_factory=list)  # (t, stream, decoded)
+    # (t, received messages in the stream, decoded)
+    samples: list[tuple[float, int, float]] = field(default_factory=list)
 
 
 def decoded(workers: list[Role]) -> float:
@@ -276,12 +278,13 @@ def follow(
     *,
     started: float = 0.0,
 ) -> Progress:
-    """Poll the stream and the checkpoints until the stream holds every message and (with a
-    poller) every partition's checkpoint is at its partition's last message."""
+    """Poll the stream and the checkpoints until the stream holds every message (received
+    messages, the members of its packs) and (with a poller) every partition's checkpoint is
+    at its partition's last message (checkpoints and last messages both positions)."""
     _, stream = run.cluster
     settings = stream_settings_of(place)
     out = Progress(t_first=started)
-    lasts: dict[int, int] | None = None
+    lasts: dict[int, int] | None = None  # each partition's last position, once all are stored
     count = 0
     deadline = time.monotonic() + PHASE_TIMEOUT_S
     last_sample = 0.0
@@ -295,12 +298,12 @@ def follow(
                 out.t_stored = now
                 if workers:
                     out.decoded_at_stored = decoded(workers)
-                lasts = stream.last_seqs(settings)
+                lasts = stream.last_positions(settings)
                 if poller is None:
                     return out
         if lasts is not None and poller is not None:
             at = poller("ingest.p")
-            if all(at.get(f"ingest.p{p}", 0) >= seq for p, seq in lasts.items()):
+            if all(at.get(f"ingest.p{p}", 0) >= last for p, last in lasts.items()):
                 out.t_done = time.time()
                 return out
         if workers and now - last_sample >= 0.5:
@@ -360,8 +363,9 @@ def stop_roles(roles: list[Role]) -> None:
 
 
 def stream_bytes(run: Run, name: str) -> dict[str, Any]:
-    """The stream's size: its own accounting (one replica's message bytes) and each node's
-    store on disk (the stream's directory, and the whole store with the raft logs)."""
+    """The stream's size: its own accounting (one replica's stream messages, packs of many
+    received messages each, and their bytes) and each node's store on disk (the stream's
+    directory, and the whole store with the raft logs)."""
     nats, stream = run.cluster
     state = stream.state(name)
     nodes = []
@@ -376,7 +380,7 @@ def stream_bytes(run: Run, name: str) -> dict[str, Any]:
                 "store_on_disk": directory_bytes(store),
             }
         )
-    return {"messages": int(state.messages), "bytes": int(state.bytes), "nodes": nodes}
+    return {"stream_messages": int(state.messages), "bytes": int(state.bytes), "nodes": nodes}
 
 
 def with_leader(

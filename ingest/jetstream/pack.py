@@ -44,6 +44,8 @@ FORMAT = "1"  # the value of the PACK header; a reader refuses another
 _HEAD = struct.Struct(">BQ16sH")  # flags, received_us, digest, topic length
 _LEN = struct.Struct(">I")
 _FULL = struct.Struct(">I32s")
+# A member's bytes besides its topic and payload (a truncated one's size and hash included).
+RECORD_OVERHEAD = _HEAD.size + _LEN.size + _FULL.size
 _TRUNCATED = 1
 
 
@@ -144,6 +146,7 @@ def _members(stream_seq: int, data: bytes) -> Iterator[Member]:
 __all__ = [
     "FORMAT",
     "MAX_MEMBERS",
+    "RECORD_OVERHEAD",
     "SLOTS",
     "Member",
     "PackError",

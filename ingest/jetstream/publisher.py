@@ -17,17 +17,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TypedDict
 
 import nats
 from nats.aio.client import Client as NatsClient
 from nats.js.client import JetStreamContext
+from nats.js.errors import NotFoundError
 
-from ingest.archive import Storable
+from ingest.archive import Storable, message_digest
 from ingest.jetstream.loop import LoopThread
+from ingest.jetstream.pack import FORMAT as PACK_FORMAT
+from ingest.jetstream.pack import MAX_MEMBERS, RECORD_OVERHEAD, pack
 from ingest.jetstream.partitions import Partitioner
-from ingest.jetstream.stream import MSG_ID, StreamSettings, ensure_stream, headers_of
+from ingest.jetstream.stream import MSG_ID, PACK, StreamSettings, ensure_stream, stored
 
 log = logging.getLogger(__name__)
 
@@ -127,27 +130,36 @@ class JetStreamLog:
 
     async def _publish(self, messages: Sequence[Storable]) -> int:
         js = await self._context()
-        limit = self.settings.max_payload_bytes
+        by_partition = self._by_partition(messages)
+        redelivered = {p for p, ms in by_partition.items() if any(_redelivered(m) for m in ms)}
+        for p in redelivered:
+            # The broker sends again what this client (maybe in a life before a crash) had
+            # not acknowledged; what it had stored is in its last pack of the partition (a
+            # node appends one batch at a time, and acknowledges it before the next).
+            stored = await self._last_pack_digests(js, p)
+            by_partition[p] = [
+                m
+                for m in by_partition[p]
+                if not (_redelivered(m) and message_digest(m.topic, m.payload) in stored)
+            ]
+        packs = [
+            (p, pack(chunk, self.settings.max_payload_bytes))
+            for p, ms in by_partition.items()
+            for chunk in self._chunks(ms)
+        ]
         futures = []
-        ids: set[str] = set()
         try:
-            for message in messages:
-                partition = self._partitioner.partition(self._sender_of(message.topic))
-                payload, headers = headers_of(message, limit)
-                # A byte-identical resend in the same batch: JetStream would answer its
-                # second copy "duplicate message id is in process", an error nats-py never
-                # hands to the future (it waits out the timeout). Stored once either way.
-                if headers[MSG_ID] in ids:
-                    continue
-                ids.add(headers[MSG_ID])
+            for p, packed in packs:
                 # No wait_stall: with a timeout nats-py waits for its window through a task,
                 # a turn of the loop per message in which the flusher writes that message
                 # alone; the server then replicates one message per Raft entry (measured:
-                # 135 µs of NATS CPU a message instead of 21). Without it, a batch leaves in
-                # a few writes. The batch's own timeout bounds a full window's wait.
+                # 135 µs of NATS CPU a message instead of 21). The batch's own timeout
+                # bounds a full window's wait.
                 futures.append(
                     await js.publish_async(
-                        self.settings.subject(partition), payload, headers=headers
+                        self.settings.node_subject(p, self._name),
+                        packed.payload,
+                        headers={MSG_ID: packed.msg_id, PACK: PACK_FORMAT},
                     )
                 )
             acks = await asyncio.wait_for(asyncio.gather(*futures), self._ack_timeout)
@@ -157,7 +169,51 @@ class JetStreamLog:
             for future in futures:
                 future.cancel()
             raise
-        return sum(1 for ack in acks if not ack.duplicate)
+        # A pack stored before (the same batch again, after a lost acknowledgement) is the
+        # same pack: JetStream's duplicate window answers it as a duplicate.
+        return sum(
+            packed.members
+            for (_, packed), ack in zip(packs, acks, strict=True)
+            if not ack.duplicate
+        )
+
+    def _by_partition(self, messages: Sequence[Storable]) -> dict[int, list[Storable]]:
+        """The batch's messages by partition, in order, a byte-identical resend in the same
+        batch once."""
+        out: dict[int, list[Storable]] = {}
+        seen: set[bytes] = set()
+        for m in messages:
+            digest = message_digest(m.topic, m.payload)
+            if digest in seen:
+                continue
+            seen.add(digest)
+            p = self._partitioner.partition(self._sender_of(m.topic))
+            out.setdefault(p, []).append(m)
+        return out
+
+    def _chunks(self, messages: list[Storable]) -> Iterator[list[Storable]]:
+        """Packs of at most MAX_MEMBERS messages and about max_payload_bytes (a NATS server
+        refuses a message above its max_payload)."""
+        limit = self.settings.max_payload_bytes
+        chunk: list[Storable] = []
+        size = 0
+        for m in messages:
+            kept = min(len(m.payload), limit)
+            if chunk and (len(chunk) == MAX_MEMBERS or size + kept > limit):
+                yield chunk
+                chunk, size = [], 0
+            chunk.append(m)
+            size += kept + RECORD_OVERHEAD + len(m.topic)
+        if chunk:
+            yield chunk
+
+    async def _last_pack_digests(self, js: JetStreamContext, partition: int) -> set[bytes]:
+        subject = self.settings.node_subject(partition, self._name)
+        try:
+            last = await js.get_last_msg(self.settings.name, subject)
+        except NotFoundError:
+            return set()
+        return {m.digest for m in stored(last.seq or 0, last.data or b"", last.headers)}
 
     def close(self) -> None:
         nc = self._nc
@@ -167,6 +223,10 @@ class JetStreamLog:
             except Exception:  # closing a connection that is already gone
                 log.debug("closing the NATS connection", exc_info=True)
         self._loop.stop()
+
+
+def _redelivered(message: Storable) -> bool:
+    return bool(getattr(message, "redelivered", False))
 
 
 __all__ = ["JetStreamLog", "connect", "describe_nats_error"]

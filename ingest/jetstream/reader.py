@@ -1,4 +1,4 @@
-"""A partition of the stream, read as the pipeline reads the archive: ``read_after(seq)``.
+"""A partition of the stream, read as the pipeline reads the archive: ``read_after(position)``.
 
 A worker that owns a partition tails it with an ordered consumer (ephemeral, no acks: the
 position that matters is the checkpoint the worker commits in PostgreSQL with its results),
@@ -6,6 +6,10 @@ started just after that checkpoint. nats-py delivers to a callback on the connec
 the callback fills a bounded buffer that the worker's thread empties. While the buffer is
 full the callback waits, the consumer's flow control is not answered, and the server stops
 sending: a slow worker holds back its own partitions, never the connection's memory.
+
+A stream message is a pack of received messages (``ingest.jetstream.pack``); each member has
+a position, the pack's stream sequence × 1024 + its index, and positions are what the
+pipeline reads after and checkpoints.
 
 Ordered consumers re-create themselves after a gap or a missed heartbeat (a server restart,
 a change of the stream's leader) from the last stream sequence they delivered, so the
@@ -23,13 +27,13 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import api
 from nats.js.client import JetStreamContext
-from nats.js.errors import NotFoundError
 
 from ingest.archive import ArchivedMessage
 from ingest.jetstream.loop import LoopThread
-from ingest.jetstream.stream import StreamSettings, archived
+from ingest.jetstream.pack import position, split_position
+from ingest.jetstream.stream import StreamSettings, last_position, stored
 
-BUFFER_MAX = 4000  # messages buffered per partition before the server is held back
+BUFFER_MAX = 4000  # stream messages buffered per partition before the server is held back
 HEARTBEAT_S = 2.0  # a consumer silent for two of these is re-created (ordered consumer)
 
 
@@ -50,58 +54,58 @@ class PartitionReader:
         self._js = js
         self._loop = loop
         self._settings = settings
-        self._buffer: deque[ArchivedMessage] = deque()
+        self._buffer: deque[list[ArchivedMessage]] = deque()  # a stream message's members each
         self._space = asyncio.Event()  # set (on the loop) when the buffer has room again
         self._ready = ready or threading.Event()  # set when a message arrives
         self._sub: Subscription | None = None
-        self._after = -1  # the sequence the buffer continues from; -1: not subscribed
+        self._after = -1  # the position the buffer continues from; -1: not subscribed
         self._arrived = threading.Event()
         self.pending = 0  # the stream's messages of this partition not yet delivered
-        self.known_last = 0  # the partition's last sequence in the stream, as last heard
+        self.known_last = 0  # the partition's last position in the stream, as last heard
 
     def read_after(
-        self, seq: int, limit: int = 1000, wait_s: float = 10.0
+        self, position: int, limit: int = 1000, wait_s: float = 10.0
     ) -> list[ArchivedMessage]:
-        """Up to ``limit`` messages after ``seq``, in order. A ``seq`` other than the last
-        one handed out (a replay from a snapshot's position) starts the consumer again from
-        there. Returns none when the partition has nothing after ``seq``; when it has (the
-        stream's last sequence, asked at subscription, is beyond) it waits up to ``wait_s``
-        for them to arrive, so that a catch-up is not mistaken for the end of the stream."""
-        if seq != self._after:
-            self._loop.run(self._subscribe(seq), 30.0)
+        """About ``limit`` messages after ``position`` (a stream message's members are handed
+        out together, so a checkpoint falls at a pack's end), in order. A ``position`` other
+        than the last one handed out (a replay from a snapshot's) starts the consumer again
+        from there. Returns none when the partition has nothing after it; when it has (the
+        partition's last position, asked at subscription, is beyond) it waits up to
+        ``wait_s`` for them to arrive, so that a catch-up is not mistaken for the end."""
+        if position != self._after:
+            self._loop.run(self._subscribe(position), 30.0)
         buffer = self._buffer
         if not buffer and self._after < self.known_last:
             self._arrived.clear()
             if not buffer:
                 self._arrived.wait(wait_s)
-        n = min(limit, len(buffer))
-        batch = [buffer.popleft() for _ in range(n)]
+        batch: list[ArchivedMessage] = []
+        while buffer and len(batch) < limit:
+            batch += buffer.popleft()
         if batch:
             self._after = batch[-1].seq
-            if len(buffer) + n >= BUFFER_MAX > len(buffer):
+            if len(buffer) < BUFFER_MAX:
                 self._loop.loop.call_soon_threadsafe(self._space.set)
         return batch
 
     def lag(self) -> int:
-        """Messages of the partition in the stream after the last one handed out (at most:
+        """Stream messages of the partition after the last one handed out (at most:
         sequences are the stream's, shared by all partitions, so this bounds the count)."""
         return len(self._buffer) + self.pending
 
-    async def _subscribe(self, seq: int) -> None:
+    async def _subscribe(self, position: int) -> None:
         await self._unsubscribe()
         self._buffer.clear()
-        subject = self._settings.subject(self.partition)
-        try:
-            last = await self._js.get_last_msg(self._settings.name, subject)
-            self.known_last = last.seq or 0
-        except NotFoundError:
-            self.known_last = 0
+        self.known_last = await last_position(self._js, self._settings, self.partition)
+        # The stream message holding ``position`` again: the rest of its members follow.
+        start, _ = split_position(position)
         config = api.ConsumerConfig(
             deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
-            opt_start_seq=seq + 1,
+            opt_start_seq=max(1, start),
             ack_policy=api.AckPolicy.NONE,
             mem_storage=True,  # an ordered consumer's state is re-created, never recovered
         )
+        self._after = position
         self._sub = await self._js.subscribe(
             self._settings.subject(self.partition),
             stream=self._settings.name,
@@ -110,16 +114,26 @@ class PartitionReader:
             config=config,
             cb=self._on_message,
         )
-        self._after = seq
 
     async def _on_message(self, msg: Msg) -> None:
         while len(self._buffer) >= BUFFER_MAX:
             self._space.clear()
             await self._space.wait()
         meta = msg.metadata
-        self._buffer.append(archived(meta.sequence.stream, msg.data, msg.headers))
+        after = self._after
+        members = [
+            m.message
+            for m in stored(meta.sequence.stream, msg.data, msg.headers)
+            if m.message.seq > after
+        ]
+        if members:
+            self._buffer.append(members)
+            self.known_last = max(self.known_last, members[-1].seq)
         self.pending = meta.num_pending
-        self.known_last = max(self.known_last, meta.sequence.stream + meta.num_pending)
+        if meta.num_pending:  # more to come: the last position is at least the next message's
+            self.known_last = max(
+                self.known_last, position(meta.sequence.stream + meta.num_pending, 0)
+            )
         self._arrived.set()
         self._ready.set()
 

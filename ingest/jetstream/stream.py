@@ -1,18 +1,22 @@
-"""The stream: its name, subjects, configuration, and what a message carries besides payload.
+"""The stream: its name, subjects, configuration, and how a stored message is read back.
 
-One stream holds every received message, on the subject ``<prefix>.<partition>``. Its
-messages carry the MQTT topic and the receive time in headers (shown as they are by
-``nats stream view``), and a ``Nats-Msg-Id`` derived from (topic, payload) as the archive's
-digest is: JetStream's duplicate window drops a broker's re-delivery, or an ingest node's
-resend after a lost acknowledgement, as the archive's unique digest does. A payload above
-``max_payload_bytes`` is stored as its first bytes with its full size and SHA-256, as the
-archive stores it (a NATS server refuses a message over its ``max_payload``, 1 MiB by default,
-and a refused message would block its batch's acknowledgement for ever).
+One stream holds every received message, in packs (``ingest.jetstream.pack``): each ingest
+node publishes a batch's messages of a partition as one stream message on
+``<prefix>.<partition>.<node>``, with a ``Nats-Msg-Id`` derived from its members' digests, so
+JetStream's duplicate window drops the same batch published again (a retry after a lost
+acknowledgement) and a lone resend of a message it already stored alone. A broker's
+re-delivery to a node that resumes its session is checked against that node's last pack of
+the partition (``ingest.jetstream.publisher``). A payload above ``max_payload_bytes`` is
+stored as its first bytes with its full size and SHA-256, as the archive stores it (a NATS
+server refuses a message over its ``max_payload``, and a refused message would block its
+batch's acknowledgement for ever). Messages published one by one with headers (the layout
+before packs; ``headers_of``) still read back (``stored``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 
 from nats.js import api
@@ -20,12 +24,15 @@ from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from ingest.archive import PREFIX_BYTES, ArchivedMessage, Storable, message_digest
+from ingest.jetstream.pack import FORMAT as PACK_FORMAT
+from ingest.jetstream.pack import Member, PackError, position, unpack
 
 MSG_ID = "Nats-Msg-Id"
 TOPIC = "Nonsite-Topic"
 RECEIVED_US = "Nonsite-Received-Us"
 FULL_SIZE = "Nonsite-Full-Size"
 FULL_SHA256 = "Nonsite-Full-Sha256"
+PACK = "Nonsite-Pack"  # on a pack (ingest.jetstream.pack): its format
 
 
 @dataclass(frozen=True)
@@ -39,11 +46,20 @@ class StreamSettings:
     max_payload_bytes: int = 256 * 1024
 
     def subject(self, partition: int) -> str:
-        return f"{self.subject_prefix}.{partition}"
+        """A partition's messages, whichever ingest node published them (a filter)."""
+        return f"{self.subject_prefix}.{partition}.>"
+
+    def node_subject(self, partition: int, node: str) -> str:
+        """Where ingest node ``node`` publishes the partition's packs: a subject of its own,
+        so that the node's last pack of a partition is one lookup (``last_pack_digests``)."""
+        return f"{self.subject_prefix}.{partition}.{subject_token(node)}"
+
+    def partition_of(self, subject: str) -> int:
+        return int(subject[len(self.subject_prefix) + 1 :].split(".", 1)[0])
 
     @property
     def subjects(self) -> str:
-        return f"{self.subject_prefix}.*"
+        return f"{self.subject_prefix}.>"
 
     def config(self) -> api.StreamConfig:
         return api.StreamConfig(
@@ -97,6 +113,33 @@ def headers_of(message: Storable, max_payload_bytes: int) -> tuple[bytes, dict[s
     return payload, headers
 
 
+def subject_token(name: str) -> str:
+    """``name`` as one subject token (no dots, wildcards or spaces)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", name) or "_"
+
+
+def stored(seq: int, payload: bytes, headers: dict[str, str] | None) -> list[Member]:
+    """The messages a stream message holds: a pack's members, or the message itself (one
+    published unpacked, as before packs), each at its position."""
+    h = headers or {}
+    if PACK in h:
+        if h[PACK] != PACK_FORMAT:
+            raise PackError(f"pack {seq}: format {h[PACK]!r}, this version reads {PACK_FORMAT!r}")
+        return unpack(seq, payload)
+    message = archived(position(seq, 0), payload, h)
+    return [Member(message, bytes.fromhex(h.get(MSG_ID, "")) if MSG_ID in h else b"")]
+
+
+async def last_position(js: JetStreamContext, settings: StreamSettings, partition: int) -> int:
+    """The position of the partition's last message in the stream (0: none)."""
+    try:
+        last = await js.get_last_msg(settings.name, settings.subject(partition))
+    except NotFoundError:
+        return 0
+    members = stored(last.seq or 0, last.data or b"", last.headers)
+    return members[-1].message.seq if members else 0
+
+
 def archived(seq: int, payload: bytes, headers: dict[str, str] | None) -> ArchivedMessage:
     """A stream message as the pipeline reads the archive's (its sequence the stream's)."""
     h = headers or {}
@@ -112,4 +155,12 @@ def archived(seq: int, payload: bytes, headers: dict[str, str] | None) -> Archiv
     )
 
 
-__all__ = ["StreamSettings", "archived", "ensure_stream", "headers_of"]
+__all__ = [
+    "StreamSettings",
+    "archived",
+    "ensure_stream",
+    "headers_of",
+    "last_position",
+    "stored",
+    "subject_token",
+]

@@ -12,11 +12,11 @@ range's beginning by the stream's own clock (``DeliverPolicy.BY_START_TIME``), `
 early for an ingest node's clock ahead of the NATS servers'. It stops at the first message the
 stream stored more than ``LATE_STORE_S`` after the range's end (a message received in the range
 may be stored that late, after a NATS outage the ingest node rode out), or at the subject's last
-sequence when the read began. Each message is then checked as the archive's query checks a row:
-its receive time (header ``Nonsite-Received-Us``, the ingest node's clock) in the range, its
-topic (header ``Nonsite-Topic``) one that may carry the wanted sources' data, not an oversized
-message stored as its first bytes. Stream sequences are global, so the messages come in the
-order the stream stored them, as the archive's do.
+sequence when the read began. Each stream message is a pack (``ingest.jetstream.pack``); each
+of its members is then checked as the archive's query checks a row: its receive time (the
+ingest node's clock) in the range, its topic one that may carry the wanted sources' data, not
+an oversized message stored as its first bytes. Positions follow the stream's sequences, so
+the messages come in the order the stream stored them, as the archive's do.
 
 Cost: every message of the subjects in the range crosses the network (no index by topic or by
 event time), so a long range of a partition reads all of it; acceptable for now.
@@ -26,10 +26,10 @@ configured source of the partition was heard; later looks read only what the str
 since, and a partition whose sources were all heard is not read again. Not the stream's
 per-subject state, which counts a partition's messages but cannot say which of its loggers
 sent them; not a scan of a recent range only, which would call a logger silent for longer than
-that range 未上线 (never reported) rather than offline. A partition without a gateway is read
-headers only (the topic names the sender). The cost is one full read of each partition that has
-a source never heard, in looks of at most ``HEARD_BUDGET_S`` each; until it is done the answer
-is *unknown* (the web then calls nobody 未上线), as for a machine without an archive file.
+that range 未上线 (never reported) rather than offline. The cost is one full read of each
+partition that has a source never heard, in looks of at most ``HEARD_BUDGET_S`` each; until
+it is done the answer is *unknown* (the web then calls nobody 未上线), as for a machine without
+an archive file.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ from ingest.jetstream.errors import StreamUnavailableError
 from ingest.jetstream.loop import LoopThread
 from ingest.jetstream.partitions import Partitioner
 from ingest.jetstream.publisher import connect, describe_nats_error
-from ingest.jetstream.stream import TOPIC, StreamSettings, archived
+from ingest.jetstream.stream import StreamSettings, stored
 from ingest.mqtt.topics import TopicRouter
 from ingest.processor import IngestPolicy
 from ingest.readings import Measurement, PowerSample
@@ -243,9 +243,10 @@ class StreamTopics:
             meta = msg.metadata
             if meta.timestamp > stop:
                 return False
-            m = archived(meta.sequence.stream, msg.data, msg.headers)
-            if from_us <= m.received_us <= until_us and m.full_size is None:
-                out.append(m)
+            for member in stored(meta.sequence.stream, msg.data, msg.headers):
+                m = member.message
+                if from_us <= m.received_us <= until_us and m.full_size is None:
+                    out.append(m)
             return True
 
         config = api.ConsumerConfig(
@@ -323,19 +324,22 @@ class StreamTopics:
 
         def note(msg: Msg) -> bool:
             sources.after = msg.metadata.sequence.stream
-            route = router.route((msg.headers or {}).get(TOPIC, ""))
-            if route is None:
-                return True
-            gateway = self.registry.gateway(route.sender)
-            with lock:
-                if gateway is None:
-                    (mns if route.kind == "hj212" else meters).add(route.sender)
-                else:
-                    payload = msg.data
-                    mns.update(mn for mn in gateway.mns - mns if f"MN={mn};".encode() in payload)
-                    meters.update(
-                        m for m in gateway.meters - meters if f'"{m}"'.encode() in payload
-                    )
+            for member in stored(sources.after, msg.data, msg.headers):
+                route = router.route(member.message.topic)
+                if route is None:
+                    continue
+                gateway = self.registry.gateway(route.sender)
+                with lock:
+                    if gateway is None:
+                        (mns if route.kind == "hj212" else meters).add(route.sender)
+                    else:
+                        payload = member.message.payload
+                        mns.update(
+                            mn for mn in gateway.mns - mns if f"MN={mn};".encode() in payload
+                        )
+                        meters.update(
+                            m for m in gateway.meters - meters if f'"{m}"'.encode() in payload
+                        )
             return not self._all_heard(sources)
 
         if sources.after:
@@ -344,7 +348,6 @@ class StreamTopics:
             )
         else:
             config = api.ConsumerConfig(deliver_policy=api.DeliverPolicy.ALL)
-        config.headers_only = not sources.gateways
         await self._scan(subject, config, last.seq, note)
         sources.caught_up = True
 

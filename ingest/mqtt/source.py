@@ -61,6 +61,9 @@ class Delivery(NamedTuple):
     mid: int
     qos: int
     generation: int  # connection number it arrived on; a PUBACK only makes sense on that one
+    # The broker's DUP flag: sent before, to this session, and not acknowledged (it may have
+    # been stored already, by this client before a crash: ingest.jetstream.publisher).
+    redelivered: bool = False
 
 
 class MqttSource:
@@ -228,5 +231,6 @@ class MqttSource:
                 message.mid,
                 message.qos,
                 self._generation,
+                message.dup,
             )
         )

@@ -31,6 +31,7 @@ terminal's Ctrl-C reaches only the demo, which stops them in that order.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import logging
@@ -53,10 +54,14 @@ from typing import Any
 
 import sqlalchemy as sa
 from nats.aio.client import Client as NatsClient
-from nats.js.errors import NotFoundError
+from nats.aio.msg import Msg
+from nats.js import api
+from nats.js.client import JetStreamContext
 
 from ingest.jetstream.loop import LoopThread
+from ingest.jetstream.pack import split_position
 from ingest.jetstream.publisher import connect
+from ingest.jetstream.stream import last_position, stored
 from ingest.store import checkpoints
 from nonsite.cluster.nats_auth import generated_passwords
 from nonsite.cluster.nats_servers import NatsCluster
@@ -591,11 +596,16 @@ def write_role_config(data: dict[str, Any], path: Path, role: str) -> Path:
 
 
 class StreamBacklog:
-    """The messages the workers have still to judge, about: for each partition, its last
-    sequence in the stream less its checkpoint in the database, the largest (sequences are the
-    stream's, shared by the partitions, so a partition's gap counts every message published
-    since its checkpoint). Measured every half second on a thread of its own; ``value`` is the
-    last measure (0 until the first)."""
+    """The messages the workers have still to judge: the received messages (members of the
+    stream's packs) after each partition's checkpoint, summed over the partitions, counted by
+    reading them from the stream every half second on a thread of its own. The count stops at
+    ``count_max`` (a larger backlog reads as that): the history waits while the backlog is
+    above ``LAG_LIMIT``, so a larger one means partitions nobody judges for a while (a worker
+    stopped, its leases not yet taken over), and reading all of them every half second would
+    cost more than the figure is worth. ``value`` is the last measure (0 until the first)."""
+
+    count_max = 10 * LAG_LIMIT
+    read_timeout_s = 5.0  # a partition's read; a measure that fails leaves ``value`` as it was
 
     def __init__(self, config: Config, engine: sa.Engine) -> None:
         self.settings = stream_settings(config)
@@ -606,30 +616,64 @@ class StreamBacklog:
         self._loop = LoopThread("demo-backlog")
         self._nc: NatsClient | None = None
 
-    def _last_seqs(self) -> dict[int, int]:
-        async def read() -> dict[int, int]:
-            if self._nc is None:
-                self._nc = await connect(self.nats, "nonsite-demo-backlog", **self.login)
-            js = self._nc.jetstream()
-            out = {}
-            for p in range(self.settings.partitions):
-                try:
-                    msg = await js.get_last_msg(self.settings.name, self.settings.subject(p))
-                    out[p] = msg.seq or 0
-                except NotFoundError:
-                    out[p] = 0
-            return out
-
-        return self._loop.run(read(), 10.0)
-
     def measure(self) -> int:
-        last = self._last_seqs()
+        # Checkpoints first: what is stored after them is still to judge, or arrived since.
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(checkpoints.c.consumer, checkpoints.c.seq)).all()
-        done = {str(consumer): int(seq) for consumer, seq in rows}
-        return max(
-            (max(0, seq - done.get(checkpoint_name(p), 0)) for p, seq in last.items()), default=0
+        done = {str(consumer): int(pos) for consumer, pos in rows}  # positions
+        return self._loop.run(self._behind(done), 30.0)
+
+    async def _behind(self, done: Mapping[str, int]) -> int:
+        if self._nc is None:
+            self._nc = await connect(self.nats, "nonsite-demo-backlog", **self.login)
+        js = self._nc.jetstream()
+        behind = 0
+        for p in range(self.settings.partitions):
+            checkpoint = done.get(checkpoint_name(p), 0)
+            last = await last_position(js, self.settings, p)  # 0: the partition is empty
+            if last > checkpoint:
+                behind += await self._members_after(
+                    js, p, checkpoint, last, self.count_max - behind
+                )
+            if behind >= self.count_max:
+                return self.count_max
+        return behind
+
+    async def _members_after(
+        self, js: JetStreamContext, partition: int, checkpoint: int, last: int, limit: int
+    ) -> int:
+        """The partition's members at positions in (``checkpoint``, ``last``], counted up to
+        ``limit``: its stream messages read from the pack holding the checkpoint."""
+        last_seq, _ = split_position(last)
+        counted = 0
+        finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        async def on_message(msg: Msg) -> None:
+            nonlocal counted
+            if finished.done():
+                return
+            meta = msg.metadata
+            members = stored(meta.sequence.stream, msg.data, msg.headers)
+            counted += sum(1 for m in members if checkpoint < m.message.seq <= last)
+            if meta.sequence.stream >= last_seq or counted >= limit or meta.num_pending == 0:
+                finished.set_result(None)
+
+        sub = await js.subscribe(
+            self.settings.subject(partition),
+            stream=self.settings.name,
+            ordered_consumer=True,
+            cb=on_message,
+            config=api.ConsumerConfig(
+                deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
+                opt_start_seq=max(1, split_position(checkpoint)[0]),
+            ),
         )
+        try:
+            await asyncio.wait_for(finished, self.read_timeout_s)
+        finally:
+            with contextlib.suppress(Exception):  # the connection may be gone: ephemeral anyway
+                await sub.unsubscribe()
+        return min(counted, limit)
 
     def run(self, halt: threading.Event) -> None:
         while not halt.wait(0.5):

@@ -5,7 +5,8 @@ Without a login, anyone who reaches a NATS server's client port could publish in
 own user (``[cluster] nats_user``, ``nats_password``) and may do only what it does:
 
 - ``ingest`` publishes to the stream's subjects and creates or updates the stream (ingest
-  nodes bring it to the configuration at start); it reads nothing.
+  nodes bring it to the configuration at start); it reads single messages only (a node
+  resuming its session looks up its own last pack of a partition), no consumers.
 - ``worker`` and ``web`` read: stream information, single messages, consumers of their own
   (created, asked about, deleted) and their flow-control replies. They cannot publish to the
   stream's subjects, purge or delete it.
@@ -51,6 +52,9 @@ def permissions(settings: StreamSettings) -> dict[str, dict[str, list[str]]]:
         f"{API}.STREAM.INFO.{stream}",
         f"{API}.STREAM.CREATE.{stream}",
         f"{API}.STREAM.UPDATE.{stream}",
+        f"{API}.STREAM.MSG.GET.{stream}",
+        f"{API}.DIRECT.GET.{stream}",
+        f"{API}.DIRECT.GET.{stream}.>",
     ]
     inboxes = ["_INBOX.>"]
     return {
@@ -87,7 +91,9 @@ def from_environment(role: str) -> str:
 
 
 def generated_passwords() -> dict[str, str]:
-    return {role: secrets.token_urlsafe(18) for role in ROLES}
+    # A letter, then hex: the server parses an environment variable's value as it parses its
+    # file, and reads one beginning with a digit or a sign as a number (and refuses it).
+    return {role: "n" + secrets.token_hex(20) for role in ROLES}
 
 
 def literal(passwords: Mapping[str, str]) -> Callable[[str], str]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from ingest.jetstream.stream import MSG_ID
+from ingest.jetstream.stream import StreamSettings, stored
 from nonsite.cluster.nats_auth import generated_passwords
 from nonsite.cluster.nats_servers import NatsCluster
 from nonsite.embedded_broker import free_port
@@ -229,7 +229,8 @@ def checkpoints(db: sa.Engine) -> dict[str, int]:
 
 
 def stream_digests(nats: NatsCluster, stream: str = "NONSITE_RAW") -> list[str]:
-    """Every message's Nats-Msg-Id in the stream (the digest of its topic and payload)."""
+    """Every received message's digest (of its topic and payload) the stream holds, each as
+    many times as it is stored."""
     return [digest for _, _, digest in stream_messages(nats, stream)]
 
 
@@ -242,9 +243,10 @@ def behind(db: sa.Engine, nats: NatsCluster, stream: str = "NONSITE_RAW") -> dic
     """The partitions whose checkpoint is short of their last message: (checkpoint, last),
     and the leases, for a failure's message."""
     last: dict[str, int] = {}
-    for subject, seq, _ in stream_messages(nats, stream):
-        partition = subject.rsplit(".", 1)[1]
-        last[f"ingest.p{partition}"] = max(seq, last.get(f"ingest.p{partition}", 0))
+    settings = StreamSettings(name=stream)
+    for subject, position, _ in stream_messages(nats, stream):
+        name = f"ingest.p{settings.partition_of(subject)}"
+        last[name] = max(position, last.get(name, 0))
     done = checkpoints(db)
     short = {n: (done.get(n, 0), seq) for n, seq in last.items() if done.get(n, 0) < seq}
     if not short:
@@ -255,7 +257,8 @@ def behind(db: sa.Engine, nats: NatsCluster, stream: str = "NONSITE_RAW") -> dic
 
 
 def stream_messages(nats: NatsCluster, stream: str = "NONSITE_RAW") -> list[tuple[str, int, str]]:
-    """(subject, sequence, Nats-Msg-Id) of every message in the stream."""
+    """(subject, position, digest in hex) of every received message the stream holds, in
+    order (the members of its packs)."""
     import asyncio
 
     import nats as nats_client
@@ -276,7 +279,8 @@ def stream_messages(nats: NatsCluster, stream: str = "NONSITE_RAW") -> list[tupl
             for _ in range(info.state.messages):
                 msg = await sub.next_msg(timeout=10)
                 seq = msg.metadata.sequence.stream
-                ids.append((msg.subject, seq, (msg.headers or {}).get(MSG_ID, "")))
+                for member in stored(seq, msg.data, msg.headers):
+                    ids.append((msg.subject, member.message.seq, member.digest.hex()))
             await sub.unsubscribe()
             return ids
         finally:

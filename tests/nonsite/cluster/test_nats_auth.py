@@ -17,7 +17,7 @@ from nats.aio.client import Client
 from ingest.archive import IncomingMessage
 from ingest.jetstream.partitions import Partitioner
 from ingest.jetstream.publisher import JetStreamLog
-from ingest.jetstream.stream import StreamSettings
+from ingest.jetstream.stream import StreamSettings, stored
 from nonsite.cluster.nats_auth import generated_passwords
 from nonsite.cluster.nats_servers import NatsCluster
 
@@ -82,11 +82,12 @@ def test_readers_read_but_cannot_write_purge_or_delete_the_stream(
             js = nc.jetstream(timeout=2)
             info = await js.stream_info(SETTINGS.name)
             assert info.state.messages == 1
-            stored = await js.get_msg(SETTINGS.name, 1)
-            assert stored.data == b"##0001frame"
+            first = await js.get_msg(SETTINGS.name, 1)
+            [member] = stored(1, first.data or b"", first.headers)
+            assert member.message.payload == b"##0001frame"
             # A frame forged into the stream in an enterprise's name: no acknowledgement.
             with pytest.raises((nats.errors.TimeoutError, nats.errors.NoRespondersError)):
-                await js.publish(SETTINGS.subject(0), b"##forged", timeout=1)
+                await js.publish(SETTINGS.node_subject(0, "forger"), b"##forged", timeout=1)
             for forbidden in (js.purge_stream(SETTINGS.name), js.delete_stream(SETTINGS.name)):
                 with pytest.raises((nats.errors.TimeoutError, nats.errors.NoRespondersError)):
                     await asyncio.wait_for(forbidden, 3)
@@ -99,20 +100,21 @@ def test_readers_read_but_cannot_write_purge_or_delete_the_stream(
     refused = {str(e).lower() for e in asyncio.run(run())}
     prefix = "nats: permissions violation for publish to "
     assert {
-        f'{prefix}"{SETTINGS.subject(0)}"',
+        f'{prefix}"{SETTINGS.node_subject(0, "forger")}"',
         f'{prefix}"$js.api.stream.purge.{SETTINGS.name.lower()}"',
         f'{prefix}"$js.api.stream.delete.{SETTINGS.name.lower()}"',
     } <= refused, refused
 
 
-def test_ingest_cannot_read_the_stream_or_delete_it(servers: NatsCluster) -> None:
+def test_ingest_cannot_consume_the_stream_or_delete_it(servers: NatsCluster) -> None:
     async def run() -> list[Exception]:
         errors: list[Exception] = []
         nc = await connected(servers, "ingest", errors)
         try:
             js = nc.jetstream(timeout=2)
+            assert (await js.get_msg(SETTINGS.name, 1)).seq == 1  # its own last pack's lookup
             with pytest.raises((nats.errors.TimeoutError, nats.errors.NoRespondersError)):
-                await js.get_msg(SETTINGS.name, 1)
+                await js.add_consumer(SETTINGS.name, durable_name="reader")
             with pytest.raises((nats.errors.TimeoutError, nats.errors.NoRespondersError)):
                 await js.delete_stream(SETTINGS.name)
             await nc.flush()
@@ -123,6 +125,6 @@ def test_ingest_cannot_read_the_stream_or_delete_it(servers: NatsCluster) -> Non
     refused = {str(e).lower() for e in asyncio.run(run())}
     prefix = "nats: permissions violation for publish to "
     assert {
-        f'{prefix}"$js.api.stream.msg.get.{SETTINGS.name.lower()}"',
+        f'{prefix}"$js.api.consumer.durable.create.{SETTINGS.name.lower()}.reader"',
         f'{prefix}"$js.api.stream.delete.{SETTINGS.name.lower()}"',
     } <= refused, refused
