@@ -1,15 +1,11 @@
 """Packs: several received messages of one partition as one stream message.
 
 Why: every stream message costs nats-py (publishing, receiving) and the NATS servers (a
-replicated entry, an acknowledgement) the same, whatever its size: at one message per frame
-the cluster spends 140 µs of CPU per frame where one machine spends 54
+replicated entry, an acknowledgement) the same, whatever its size: at one stream message per
+frame the cluster spent 140 µs of CPU per frame where one machine spends 54; in packs, 97
 (bench/cluster/throughput.py). A pack of a partition's messages from one ingest batch pays
-that once for all of them.
-
-Not yet what the ingest nodes publish (docs/operations.md, "Sizing"): wiring it in needs the
-positions below in the checkpoints and readers, and deduplication by digest where the stream
-can no longer do it (JetStream deduplicates packs, not the messages in them). This module is
-the format, complete and tested on its own.
+that once for all of them. Ingest nodes publish packs (``ingest.jetstream.publisher``);
+workers and web nodes read their members (``ingest.jetstream.stream.stored``).
 
 The format (all integers big-endian), one record per message, in receive order::
 
