@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import os
 import platform
 import re
@@ -25,6 +26,7 @@ from typing import Any
 import psutil  # type: ignore[import-untyped, unused-ignore]
 import sqlalchemy as sa
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import api
 from nats.js.errors import NotFoundError
 from prometheus_client.parser import text_string_to_metric_families
@@ -365,6 +367,7 @@ class StreamClient:
         self.nc = self.loop.run(connect(urls, "bench", **(login or {})), 30.0)
         self.js = self.nc.jetstream(timeout=5.0)
         self._tallies: dict[str, _Tally] = {}
+        self._subscriptions: list[Subscription] = []
 
     def ensure(self, settings: StreamSettings) -> None:
         self.loop.run(ensure_stream(self.js, settings), 30.0)
@@ -393,13 +396,15 @@ class StreamClient:
         async def on_message(msg: Msg) -> None:
             tally.members += len(stored(msg.metadata.sequence.stream, msg.data, msg.headers))
 
-        await self.js.subscribe(
-            ">",
-            stream=name,
-            ordered_consumer=True,
-            idle_heartbeat=2.0,  # re-created after a server's death (the soak kills leaders)
-            cb=on_message,
-            config=api.ConsumerConfig(deliver_policy=api.DeliverPolicy.ALL),
+        self._subscriptions.append(
+            await self.js.subscribe(
+                ">",
+                stream=name,
+                ordered_consumer=True,
+                idle_heartbeat=2.0,  # re-created after a server's death (the soak kills leaders)
+                cb=on_message,
+                config=api.ConsumerConfig(deliver_policy=api.DeliverPolicy.ALL),
+            )
         )
         return tally
 
@@ -454,8 +459,14 @@ class StreamClient:
         return self.loop.run(read(), timeout + 10.0)
 
     def close(self) -> None:
+        async def end() -> None:
+            for sub in self._subscriptions:  # their heartbeat tasks end with them
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
+            await self.nc.close()
+
         try:
-            self.loop.run(self.nc.close(), 5.0)
+            self.loop.run(end(), 10.0)
         finally:
             self.loop.stop()
 
