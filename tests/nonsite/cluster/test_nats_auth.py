@@ -6,13 +6,14 @@ cluster test (tests/nonsite/cluster/harness.py); here, what each must not do is 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import nats
 import nats.errors
 import nats.js.errors
 import pytest
 from nats.aio.client import Client
+from nats.js import JetStreamContext
 
 from ingest.archive import IncomingMessage
 from ingest.jetstream.partitions import Partitioner
@@ -71,60 +72,65 @@ def test_no_login_and_a_wrong_password_are_refused(servers: NatsCluster) -> None
             asyncio.run(attempt(**login))
 
 
-@pytest.mark.parametrize("role", ["worker", "web"])
-def test_readers_read_but_cannot_write_purge_or_delete_the_stream(
-    servers: NatsCluster, role: str
-) -> None:
+NO_ANSWER = (nats.errors.TimeoutError, nats.errors.NoRespondersError)
+REFUSED = "nats: permissions violation for publish to "
+
+
+def refusals(
+    servers: NatsCluster, role: str, tries: Callable[[JetStreamContext], Awaitable[None]]
+) -> set[str]:
+    """Run ``tries`` logged in as ``role``; the publications the server refused (lower case)."""
+
     async def run() -> list[Exception]:
         errors: list[Exception] = []
         nc = await connected(servers, role, errors)
         try:
-            js = nc.jetstream(timeout=2)
-            info = await js.stream_info(SETTINGS.name)
-            assert info.state.messages == 1
-            first = await js.get_msg(SETTINGS.name, 1)
-            [member] = stored(1, first.data or b"", first.headers)
-            assert member.message.payload == b"##0001frame"
-            # A frame forged into the stream in an enterprise's name: no acknowledgement.
-            with pytest.raises((nats.errors.TimeoutError, nats.errors.NoRespondersError)):
-                await js.publish(SETTINGS.node_subject(0, "forger"), b"##forged", timeout=1)
-            for forbidden in (js.purge_stream(SETTINGS.name), js.delete_stream(SETTINGS.name)):
-                with pytest.raises((nats.errors.TimeoutError, nats.errors.NoRespondersError)):
-                    await asyncio.wait_for(forbidden, 3)
-            assert (await js.stream_info(SETTINGS.name)).state.messages == 1
+            await tries(nc.jetstream(timeout=2))
             await nc.flush()
             return errors
         finally:
             await nc.close()
 
-    refused = {str(e).lower() for e in asyncio.run(run())}
-    prefix = "nats: permissions violation for publish to "
+    return {str(e).lower() for e in asyncio.run(run())}
+
+
+@pytest.mark.parametrize("role", ["worker", "web"])
+def test_readers_read_but_cannot_write_purge_or_delete_the_stream(
+    servers: NatsCluster, role: str
+) -> None:
+    async def tries(js: JetStreamContext) -> None:
+        assert (await js.stream_info(SETTINGS.name)).state.messages == 1
+        first = await js.get_msg(SETTINGS.name, 1)
+        [member] = stored(1, first.data or b"", first.headers)
+        assert member.message.payload == b"##0001frame"
+        # A frame forged into the stream in an enterprise's name: no acknowledgement.
+        with pytest.raises(NO_ANSWER):
+            await js.publish(SETTINGS.node_subject(0, "forger"), b"##forged", timeout=1)
+        for forbidden in (js.purge_stream(SETTINGS.name), js.delete_stream(SETTINGS.name)):
+            with pytest.raises(NO_ANSWER):
+                await asyncio.wait_for(forbidden, 3)
+        assert (await js.stream_info(SETTINGS.name)).state.messages == 1
+
+    refused = refusals(servers, role, tries)
+    name = SETTINGS.name.lower()
     assert {
-        f'{prefix}"{SETTINGS.node_subject(0, "forger")}"',
-        f'{prefix}"$js.api.stream.purge.{SETTINGS.name.lower()}"',
-        f'{prefix}"$js.api.stream.delete.{SETTINGS.name.lower()}"',
+        f'{REFUSED}"{SETTINGS.node_subject(0, "forger")}"',
+        f'{REFUSED}"$js.api.stream.purge.{name}"',
+        f'{REFUSED}"$js.api.stream.delete.{name}"',
     } <= refused, refused
 
 
 def test_ingest_cannot_consume_the_stream_or_delete_it(servers: NatsCluster) -> None:
-    async def run() -> list[Exception]:
-        errors: list[Exception] = []
-        nc = await connected(servers, "ingest", errors)
-        try:
-            js = nc.jetstream(timeout=2)
-            assert (await js.get_msg(SETTINGS.name, 1)).seq == 1  # its own last pack's lookup
-            with pytest.raises((nats.errors.TimeoutError, nats.errors.NoRespondersError)):
-                await js.add_consumer(SETTINGS.name, durable_name="reader")
-            with pytest.raises((nats.errors.TimeoutError, nats.errors.NoRespondersError)):
-                await js.delete_stream(SETTINGS.name)
-            await nc.flush()
-            return errors
-        finally:
-            await nc.close()
+    async def tries(js: JetStreamContext) -> None:
+        assert (await js.get_msg(SETTINGS.name, 1)).seq == 1  # its own last pack's lookup
+        with pytest.raises(NO_ANSWER):
+            await js.add_consumer(SETTINGS.name, durable_name="reader")
+        with pytest.raises(NO_ANSWER):
+            await js.delete_stream(SETTINGS.name)
 
-    refused = {str(e).lower() for e in asyncio.run(run())}
-    prefix = "nats: permissions violation for publish to "
+    refused = refusals(servers, "ingest", tries)
+    name = SETTINGS.name.lower()
     assert {
-        f'{prefix}"$js.api.consumer.durable.create.{SETTINGS.name.lower()}.reader"',
-        f'{prefix}"$js.api.stream.delete.{SETTINGS.name.lower()}"',
+        f'{REFUSED}"$js.api.consumer.durable.create.{name}.reader"',
+        f'{REFUSED}"$js.api.stream.delete.{name}"',
     } <= refused, refused
