@@ -36,13 +36,10 @@ import contextlib
 import copy
 import logging
 import os
-import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
@@ -90,6 +87,15 @@ from nonsite.demo import (
 )
 from nonsite.embedded_broker import free_port
 from nonsite.errors import StartupError
+from nonsite.local_postgres import (
+    INSTALL_POSTGRES,
+    PrivatePostgres,
+    pg_temp_target,
+    postgres_bin_dir,
+)
+from nonsite.local_postgres import (
+    log_tail as _tail,
+)
 from nonsite.simulator.publisher import Progress, Publisher
 from nonsite.simulator.traffic import FleetTraffic
 from rules.timebase import DAY
@@ -104,9 +110,6 @@ READY_TIMEOUT_S = 90.0  # the roles' /readyz after their start
 LOG_TAIL_CHARS = 2000
 DATABASE = "nonsite"
 PG_DIR = "postgres"
-PG_TEMP_PREFIX = "nonsite-demo-pg-"
-SOCKET_PATH_MAX = 100  # a Unix socket's path is at most 107 bytes
-INSTALL_POSTGRES = "apt-get install postgresql"
 INSTALL_MOSQUITTO = "apt-get install mosquitto"
 
 
@@ -126,44 +129,11 @@ class ClusterDemoSettings:
 # -- what is installed -----------------------------------------------------------------------
 
 
-def _version_key(path: Path) -> tuple[int, ...]:
-    return tuple(int(n) for n in re.findall(r"\d+", path.parent.parent.name)) or (0,)
-
-
-def postgres_bin_dir() -> Path | None:
-    """The directory of ``initdb`` and ``pg_ctl``: Debian's newest /usr/lib/postgresql/*/bin,
-    else where PATH has them."""
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=_version_key)
-    if found:
-        return found[-1].parent
-    initdb = shutil.which("initdb")
-    if initdb is not None and shutil.which("pg_ctl") is not None:
-        return Path(initdb).parent
-    return None
-
-
 def mosquitto_binary() -> str | None:
     found = shutil.which("mosquitto")
     if found is None and Path("/usr/sbin/mosquitto").is_file():
         found = "/usr/sbin/mosquitto"
     return found
-
-
-def _tail(path: Path, chars: int = LOG_TAIL_CHARS) -> str:
-    try:
-        return path.read_text(encoding="utf-8", errors="replace")[-chars:]
-    except OSError:
-        return ""
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # -- the demo directory -------------------------------------------------------------------
@@ -186,7 +156,7 @@ def prepare_cluster_dir(path: Path, pg_bin: Path | None) -> bool:
     pg_home = path / PG_DIR
     if pg_bin is not None and (pg_home / "data" / "postmaster.pid").exists():
         PrivatePostgres(pg_bin, pg_home, 0).stop(immediate=True)
-    temp = _pg_temp_target(pg_home)
+    temp = pg_temp_target(pg_home)
     if temp is not None:
         shutil.rmtree(temp, ignore_errors=True)
     for entry in entries:
@@ -205,17 +175,6 @@ def _is_marker(path: Path) -> bool:
         return False
 
 
-def _pg_temp_target(pg_home: Path) -> Path | None:
-    """The temporary directory ``pg_home`` links to (see :class:`PrivatePostgres`), if any."""
-    if not pg_home.is_symlink():
-        return None
-    target = pg_home.resolve()
-    temp = Path(tempfile.gettempdir()).resolve()
-    if target.parent == temp and target.name.startswith(PG_TEMP_PREFIX):
-        return target
-    return None
-
-
 def write_marker(path: Path) -> None:
     (path / MARKER).write_text(
         f"{MARKER_HEADER}\n"
@@ -227,150 +186,6 @@ def write_marker(path: Path) -> None:
 
 
 # -- PostgreSQL ------------------------------------------------------------------------------
-
-
-class PrivatePostgres:
-    """A throwaway PostgreSQL server: ``initdb`` into ``home/data``, ``pg_ctl`` on ``port`` of
-    the loopback address, trust authentication, its socket in ``home``. As root it runs as
-    the user ``postgres`` (PostgreSQL refuses root); when that user cannot enter ``home``
-    (a private parent directory) ``home`` links to a temporary directory, removed at stop."""
-
-    def __init__(self, bin_dir: Path, home: Path, port: int) -> None:
-        self.bin_dir = bin_dir
-        self.home = home
-        self.port = port
-        self.temp: Path | None = _pg_temp_target(home)
-        self._as_user: list[str] = []
-        self._owner: tuple[int, int] | None = None
-        if os.geteuid() == 0:
-            import pwd  # noqa: PLC0415 - POSIX only, and only as root
-
-            try:
-                user = pwd.getpwnam("postgres")
-            except KeyError:
-                raise StartupError(
-                    "running as root, the demo runs PostgreSQL as the user postgres, which does "
-                    f"not exist here: `{INSTALL_POSTGRES}` creates it"
-                ) from None
-            runuser = shutil.which("runuser") or "/usr/sbin/runuser"
-            self._as_user = [runuser, "-u", "postgres", "--"]
-            self._owner = (user.pw_uid, user.pw_gid)
-
-    @property
-    def real_home(self) -> Path:
-        """Where the files are: ``home``, or the temporary directory it links to (reached
-        through the link, the user postgres could not pass the directories above it)."""
-        return self.temp or self.home
-
-    @property
-    def data(self) -> Path:
-        return self.real_home / "data"
-
-    @property
-    def log_path(self) -> Path:
-        return self.real_home / "postgresql.log"
-
-    @property
-    def url(self) -> str:
-        return f"postgresql+psycopg://postgres@{HOST}:{self.port}/{DATABASE}"
-
-    def _run(self, program: str, *args: str, timeout: float = 120.0) -> str:
-        """Run one of PostgreSQL's programs; its error output raised as a StartupError."""
-        done = subprocess.run(  # noqa: S603 - the machine's PostgreSQL programs, our arguments
-            [*self._as_user, str(self.bin_dir / program), *args],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # a terminal's Ctrl-C is the demo's, not theirs
-        )
-        if done.returncode != 0:
-            raise StartupError(
-                f"PostgreSQL's {program} failed ({done.returncode}): "
-                f"{(done.stderr or done.stdout).strip()[-800:]}"
-            )
-        return done.stdout
-
-    def _make_home(self) -> None:
-        self.home.mkdir(parents=True)
-        if self._owner is None:
-            return
-        os.chown(self.home, *self._owner)
-        if self._can_enter(self.home):
-            return
-        # The user postgres cannot reach the demo directory (e.g. under /tmp/pytest-of-root).
-        self.home.rmdir()
-        self.temp = Path(tempfile.mkdtemp(prefix=PG_TEMP_PREFIX))
-        os.chown(self.temp, *self._owner)
-        self.home.symlink_to(self.temp, target_is_directory=True)
-
-    def _can_enter(self, path: Path) -> bool:
-        return (
-            subprocess.run(  # noqa: S603 - runuser and test, fixed arguments
-                [*self._as_user, "test", "-w", str(path)],
-                capture_output=True,
-                check=False,
-                timeout=30,
-                start_new_session=True,
-            ).returncode
-            == 0
-        )
-
-    def start(self) -> None:
-        self._make_home()
-        self._run(
-            "initdb",
-            *("-D", str(self.data), "-A", "trust", "-U", "postgres"),
-            *("-E", "UTF8", "--locale=C", "--no-sync"),
-        )
-        real = self.real_home.resolve()
-        sockets = str(real) if len(f"{real}/.s.PGSQL.{self.port}") <= SOCKET_PATH_MAX else ""
-        options = (
-            f"-p {self.port} -c listen_addresses={HOST} -c unix_socket_directories='{sockets}' "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        )
-        try:
-            self._run(
-                "pg_ctl",
-                *("-D", str(self.data), "-l", str(self.log_path), "-o", options),
-                *("-w", "-t", "60", "start"),
-            )
-        except StartupError as exc:
-            raise StartupError(f"{exc}\n{_tail(self.log_path)}") from None
-        admin = sa.create_engine(
-            f"postgresql+psycopg://postgres@{HOST}:{self.port}/postgres",
-            isolation_level="AUTOCOMMIT",
-        )
-        try:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'CREATE DATABASE "{DATABASE}"'))
-        finally:
-            admin.dispose()
-
-    def pid(self) -> int | None:
-        try:
-            return int(self.data.joinpath("postmaster.pid").read_text().split("\n", 1)[0])
-        except (OSError, ValueError):
-            return None
-
-    def stop(self, *, immediate: bool = False) -> None:
-        """Stop the server (fast: its connections are ended), or kill it if it does not stop;
-        remove the temporary directory, if it used one."""
-        pid = self.pid()
-        if pid is not None and _alive(pid):
-            for mode in ("immediate",) if immediate else ("fast", "immediate"):
-                with contextlib.suppress(StartupError, subprocess.TimeoutExpired):
-                    self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "30", "stop")
-                    break
-            if _alive(pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-        if self.temp is not None:
-            shutil.rmtree(self.temp, ignore_errors=True)
-            with contextlib.suppress(OSError):
-                self.home.unlink()
-            self.temp = None
 
 
 def refuse_used_database(url: str) -> None:
