@@ -69,19 +69,26 @@ def split_position(pos: int) -> tuple[int, int]:
     return divmod(pos, SLOTS)
 
 
-def pack(messages: Sequence[Storable], max_payload_bytes: int) -> Packed:
-    """One pack of ``messages`` (at most ``MAX_MEMBERS``, of one partition, in order); a
-    payload above ``max_payload_bytes`` is kept as its first bytes, its size and SHA-256."""
+def pack(
+    messages: Sequence[Storable],
+    max_payload_bytes: int,
+    digests: Sequence[bytes] | None = None,
+) -> Packed:
+    r"""One pack of ``messages`` (at most ``MAX_MEMBERS``, of one partition, in order); a
+    payload above ``max_payload_bytes`` is kept as its first bytes, its size and SHA-256.
+    ``digests``: the messages' ``message_digest``\ s, when the caller has them already."""
+    if digests is not None and len(digests) != len(messages):
+        raise ValueError("one digest a message")
     if not messages:
         raise ValueError("a pack holds at least one message")
     if len(messages) > MAX_MEMBERS:
         raise ValueError(f"a pack holds at most {MAX_MEMBERS} messages, not {len(messages)}")
     parts: list[bytes] = []
-    digests = hashlib.blake2b(digest_size=16)
-    for m in messages:
+    pack_id = hashlib.blake2b(digest_size=16)
+    for i, m in enumerate(messages):
         payload = m.payload
-        digest = message_digest(m.topic, payload)
-        digests.update(digest)
+        digest = message_digest(m.topic, payload) if digests is None else digests[i]
+        pack_id.update(digest)
         topic = m.topic.encode("utf-8")
         truncated = len(payload) > max_payload_bytes
         kept = payload[:PREFIX_BYTES] if truncated else payload
@@ -93,7 +100,7 @@ def pack(messages: Sequence[Storable], max_payload_bytes: int) -> Packed:
         ]
         if truncated:
             parts.append(_FULL.pack(len(payload), hashlib.sha256(payload).digest()))
-    return Packed(b"".join(parts), digests.hexdigest(), len(messages))
+    return Packed(b"".join(parts), pack_id.hexdigest(), len(messages))
 
 
 @dataclass(frozen=True, slots=True)

@@ -131,19 +131,18 @@ class JetStreamLog:
     async def _publish(self, messages: Sequence[Storable]) -> int:
         js = await self._context()
         by_partition = self._by_partition(messages)
-        redelivered = {p for p, ms in by_partition.items() if any(_redelivered(m) for m in ms)}
+        redelivered = {p for p, ms in by_partition.items() if any(_redelivered(m) for m, _ in ms)}
         for p in redelivered:
             # The broker sends again what this client (maybe in a life before a crash) had
             # not acknowledged; what it had stored is in its last pack of the partition (a
             # node appends one batch at a time, and acknowledges it before the next).
             stored = await self._last_pack_digests(js, p)
             by_partition[p] = [
-                m
-                for m in by_partition[p]
-                if not (_redelivered(m) and message_digest(m.topic, m.payload) in stored)
+                (m, d) for m, d in by_partition[p] if not (_redelivered(m) and d in stored)
             ]
+        limit = self.settings.max_payload_bytes
         packs = [
-            (p, pack(chunk, self.settings.max_payload_bytes))
+            (p, pack([m for m, _ in chunk], limit, [d for _, d in chunk]))
             for p, ms in by_partition.items()
             for chunk in self._chunks(ms)
         ]
@@ -177,10 +176,12 @@ class JetStreamLog:
             if not ack.duplicate
         )
 
-    def _by_partition(self, messages: Sequence[Storable]) -> dict[int, list[Storable]]:
-        """The batch's messages by partition, in order, a byte-identical resend in the same
-        batch once."""
-        out: dict[int, list[Storable]] = {}
+    def _by_partition(
+        self, messages: Sequence[Storable]
+    ) -> dict[int, list[tuple[Storable, bytes]]]:
+        """The batch's messages with their digests by partition, in order, a byte-identical
+        resend in the same batch once (each digest computed once: the pack reuses it)."""
+        out: dict[int, list[tuple[Storable, bytes]]] = {}
         seen: set[bytes] = set()
         for m in messages:
             digest = message_digest(m.topic, m.payload)
@@ -188,21 +189,23 @@ class JetStreamLog:
                 continue
             seen.add(digest)
             p = self._partitioner.partition(self._sender_of(m.topic))
-            out.setdefault(p, []).append(m)
+            out.setdefault(p, []).append((m, digest))
         return out
 
-    def _chunks(self, messages: list[Storable]) -> Iterator[list[Storable]]:
+    def _chunks(
+        self, messages: list[tuple[Storable, bytes]]
+    ) -> Iterator[list[tuple[Storable, bytes]]]:
         """Packs of at most MAX_MEMBERS messages and about max_payload_bytes (a NATS server
         refuses a message above its max_payload)."""
         limit = self.settings.max_payload_bytes
-        chunk: list[Storable] = []
+        chunk: list[tuple[Storable, bytes]] = []
         size = 0
-        for m in messages:
+        for m, digest in messages:
             kept = min(len(m.payload), limit)
             if chunk and (len(chunk) == MAX_MEMBERS or size + kept > limit):
                 yield chunk
                 chunk, size = [], 0
-            chunk.append(m)
+            chunk.append((m, digest))
             size += kept + RECORD_OVERHEAD + len(m.topic)
         if chunk:
             yield chunk

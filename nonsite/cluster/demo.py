@@ -62,6 +62,7 @@ from ingest.jetstream.stream import last_position, stored
 from ingest.store import checkpoints
 from nonsite.cluster.nats_auth import generated_passwords
 from nonsite.cluster.nats_servers import NatsCluster
+from nonsite.cluster.processes import stop_all
 from nonsite.cluster.scope import nats_login, stream_settings
 from nonsite.cluster.worker import checkpoint_name
 from nonsite.config.load import parse_config
@@ -326,16 +327,7 @@ class RoleProcess:
 
 def stop_roles(group: Sequence[RoleProcess], grace: float = STOP_GRACE_S) -> None:
     """SIGTERM every role of ``group`` at once, then wait; SIGKILL those left after ``grace``."""
-    running = [r.proc for r in group if r.proc is not None and r.proc.poll() is None]
-    for proc in running:
-        proc.terminate()
-    deadline = time.monotonic() + grace
-    for proc in running:
-        try:
-            proc.wait(max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    stop_all((r.proc for r in group if r.proc is not None), grace)
 
 
 def wait_ready(group: Sequence[RoleProcess], stop: threading.Event, timeout: float) -> bool:

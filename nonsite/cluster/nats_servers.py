@@ -25,6 +25,7 @@ import httpx
 
 from ingest.jetstream.stream import StreamSettings
 from nonsite.cluster.nats_auth import authorization_conf, literal, password_variable
+from nonsite.cluster.processes import stop_all
 from nonsite.embedded_broker import free_port
 
 MIN_VERSION = (2, 11)  # consumer priority groups; Debian's nats-server is 2.9
@@ -174,17 +175,7 @@ class NatsCluster:
 
     def stop(self, grace: float = 10.0) -> None:
         """SIGTERM every node, SIGKILL those still running after ``grace`` seconds."""
-        running = [proc for proc in self._procs if proc is not None]
-        for proc in running:
-            if proc.poll() is None:
-                proc.terminate()
-        deadline = time.monotonic() + grace
-        for proc in running:
-            try:
-                proc.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_all((proc for proc in self._procs if proc is not None), grace)
         self._procs[:] = [None] * self.size
 
     def kill(self, i: int) -> None:

@@ -27,7 +27,6 @@ from alerts.outbox import STOP_GRACE_S
 from ingest.archiver import Archiver
 from nonsite.alert_wiring import channel_spec
 from nonsite.cli import build_parser, main
-from nonsite.cli.serve import ROLES
 from nonsite.cluster.nats_auth import ROLES as NATS_ROLES
 from nonsite.cluster.nats_auth import password_variable
 from nonsite.config.load import load_config
@@ -46,11 +45,6 @@ SERVICES = {
     "prometheus",
 }
 IMAGE = "nonsite:local"
-# The web role is being added to `nonsite serve` (nonsite/cli/serve.py) at the same time as
-# these files; until it is there, what runs it cannot parse. The mark lifts itself then.
-WEB_PENDING = pytest.mark.xfail(
-    "web" not in ROLES, reason="nonsite serve --role web is not in the CLI yet", strict=True
-)
 # How long each role's SIGTERM drain may take, from the code: an ingest node's flush and its
 # archiver's stop (30 s each) and closing its NATS connection (5 s); a worker's notification
 # senders (the slowest channel's timeout + the outbox's grace), its NATS connection (5 s) and
@@ -72,14 +66,6 @@ UNITS = {
     "worker": "nonsite-worker@.service",
     "web": "nonsite-web.service",
 }
-
-
-def node_param(service: str) -> Any:
-    return pytest.param(service, marks=WEB_PENDING) if cf.NODES[service] == "web" else service
-
-
-def role_param(role: str) -> Any:
-    return pytest.param(role, marks=WEB_PENDING) if role == "web" else role
 
 
 def compose_env() -> dict[str, str]:
@@ -292,7 +278,7 @@ def test_nodes_agree_on_everything_but_their_identities(node_configs):
     assert len(set(hostnames)) == len(hostnames)
 
 
-@pytest.mark.parametrize("service", [node_param(s) for s in cf.NODES])
+@pytest.mark.parametrize("service", list(cf.NODES))
 def test_node_command_runs_its_role_with_the_assembled_configuration(service, node_configs):
     argv, written = node_configs[service]
     args = build_parser().parse_args(argv)
@@ -424,7 +410,7 @@ def test_prometheus_cluster_configuration_watches_every_role_under_the_alerts_jo
 # -- systemd ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("role", [role_param(r) for r in UNITS])
+@pytest.mark.parametrize("role", list(UNITS))
 def test_systemd_role_units_run_serve_with_their_role(role):
     svc = unit(UNITS[role])["Service"]
     args = exec_args(svc["ExecStart"])

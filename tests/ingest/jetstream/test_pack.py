@@ -57,6 +57,14 @@ def test_the_same_batch_is_the_same_pack_and_another_order_is_another():
     assert pack(messages[::-1], LIMIT).msg_id != first.msg_id
 
 
+def test_digests_the_caller_has_make_the_same_pack():
+    messages = received()
+    digests = [message_digest(m.topic, m.payload) for m in messages]
+    assert pack(messages, LIMIT, digests) == pack(messages, LIMIT)
+    with pytest.raises(ValueError, match="one digest a message"):
+        pack(messages, LIMIT, digests[:-1])
+
+
 def test_a_pack_holds_one_to_max_members():
     one = IncomingMessage(1, "hj212/MN0001", b"##frame")
     assert len(unpack(1, pack([one] * MAX_MEMBERS, LIMIT).payload)) == MAX_MEMBERS
