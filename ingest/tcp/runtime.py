@@ -58,6 +58,8 @@ class GatewayRuntime:
             ignore=is_data_reply,
         )
         self.publisher.start()
+        if self._store is None:
+            await asyncio.to_thread(self.publisher.wait_connected, self.settings.broker_wait_s)
         await self.gateway.start(sock)
 
     def _broker_connected(self) -> bool:

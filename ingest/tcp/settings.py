@@ -25,3 +25,6 @@ class GatewaySettings:
     max_unacknowledged: int = 256  # frames awaiting the broker before reading pauses
     ack_timeout_s: float = 10.0  # no PUBACK within this: no 9014 (the logger resends)
     max_junk_bytes: int = 4096
+    # At start the port opens once the broker has answered, or after this long: a logger
+    # connecting earlier would have its first packets unanswered until it resends them.
+    broker_wait_s: float = 10.0

@@ -13,6 +13,7 @@ from ingest.hj212.decoder import decode_frame
 from ingest.registry import Gateway, Outlet, Registry
 from ingest.tcp.runtime import GatewayRuntime
 from ingest.tcp.settings import GatewaySettings
+from nonsite.embedded_broker import free_port
 from tests.brokers import Mosquitto
 from tests.ingest.hj212.frames import packet
 from tests.mqtt_tools import Collector, Publisher, settings, start_source
@@ -207,6 +208,41 @@ async def test_broker_down_no_9014_and_the_resend_is_answered(broker, seen):
         [reply] = await logger.replies(1, timeout=10)
         assert decode_frame(reply).qn == decode_frame(upload(MN_A, 2)).qn
         await logger.close()
+
+
+async def test_the_port_opens_once_the_broker_has_answered(broker, seen):
+    # A logger that connects the moment the port opens must be answered: the gateway does
+    # not listen before its first broker connection (else the packet waits for a resend).
+    gateway_settings = GatewaySettings(host="127.0.0.1", port=0)
+    mqtt = settings(broker.host, broker.port, client_id="gw", reconnect_max_s=1.0)
+    runtime = GatewayRuntime(gateway_settings, mqtt, registry())
+    await runtime.start()
+    try:
+        assert runtime.publisher is not None and runtime.publisher.connected
+        logger = await connect(runtime)
+        await logger.send(upload(MN_A, 1))
+        assert len(await logger.replies(1)) == 1
+        await logger.close()
+    finally:
+        await runtime.stop()
+
+
+async def test_a_gateway_started_without_its_broker_listens_after_a_while(tmp_path):
+    # The broker down at start: the port still opens (after broker_wait_s), nothing answered.
+    gateway_settings = GatewaySettings(host="127.0.0.1", port=0, broker_wait_s=0.5)
+    mqtt = settings("127.0.0.1", free_port(), client_id="gw", reconnect_max_s=1.0)
+    runtime = GatewayRuntime(gateway_settings, mqtt, registry())
+    started = time.monotonic()
+    await runtime.start()
+    try:
+        assert 0.4 < time.monotonic() - started < 5
+        assert runtime.readiness() is not None
+        logger = await connect(runtime)
+        await logger.send(upload(MN_A, 1))
+        assert await logger.silent(1.0)
+        await logger.close()
+    finally:
+        await runtime.stop()
 
 
 async def test_commands_reach_the_logger_and_mqtt_9014s_do_not(broker, seen):
