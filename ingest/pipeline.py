@@ -33,6 +33,17 @@ class Tail(Protocol):
     def read_after(self, seq: int, limit: int = 1000) -> list[ArchivedMessage]: ...
 
 
+class ReplayIncompleteError(RuntimeError):
+    """The replay from a rule snapshot found nothing more before reaching the checkpoint."""
+
+    def __init__(self, reached: int, checkpoint: int) -> None:
+        super().__init__(
+            f"the replay since the rule snapshot stopped at position {reached}, short of the "
+            f"checkpoint {checkpoint}: the log handed nothing after it"
+        )
+        self.reached, self.checkpoint = reached, checkpoint
+
+
 def _unfenced(conn: Connection) -> None:
     return None
 
@@ -130,7 +141,9 @@ class IngestPipeline:
                 if m.seq <= self.position
             ]
             if not messages:
-                break
+                # Going on would judge with windows missing these messages (a clear an hour
+                # late, an exceedance unseen): the owner retries (a stream still electing).
+                raise ReplayIncompleteError(position, self.position)
             done = self._processor.process(messages)
             last = messages[-1].seq
             for stage in stages:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections import deque
 
 from nats.aio.msg import Msg
@@ -75,10 +76,15 @@ class PartitionReader:
         if position != self._after:
             self._loop.run(self._subscribe(position), 30.0)
         buffer = self._buffer
-        if not buffer and self._after < self.known_last:
+        # An arrival may bring nothing new (the pack holding ``position`` comes again, its
+        # members all behind): wait on until members come or the time is up.
+        deadline = time.monotonic() + wait_s
+        while not buffer and self._after < self.known_last:
             self._arrived.clear()
-            if not buffer:
-                self._arrived.wait(wait_s)
+            left = deadline - time.monotonic()
+            if buffer or left <= 0:
+                break
+            self._arrived.wait(left)
         batch: list[ArchivedMessage] = []
         while buffer and len(batch) < limit:
             batch += buffer.popleft()

@@ -1,9 +1,9 @@
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from ingest.archive import IncomingMessage, RawArchive, to_us
-from ingest.pipeline import IngestPipeline
+from ingest.pipeline import IngestPipeline, ReplayIncompleteError
 from ingest.processor import ProcessedBatch
 from ingest.readings import ReadingBatch
 from ingest.stage import PassiveStage
@@ -114,6 +114,23 @@ def test_catch_up_replays_to_a_stage_restored_from_an_older_snapshot(tmp_path, e
     assert before.values == []  # it stored its part with the batches: not given the replay
     assert load_checkpoint(engine, "ingest") == 5  # not moved
     assert pipe.drain() == 0
+
+
+def test_a_replay_that_cannot_reach_the_checkpoint_fails_rather_than_judge_without_it(
+    tmp_path, engine
+):
+    archive = RawArchive(tmp_path / "a.sqlite3")
+    fill(archive, [frame(i) for i in range(1, 6)])
+    IngestPipeline(archive, engine, processor(), [Collect()]).drain()
+    archive.prune(datetime.now(UTC) + timedelta(days=1), up_to_seq=5)  # 1-5 gone
+    restored = Collect()
+    restored.restored_at = 2
+    pipe = IngestPipeline(archive, engine, processor(), [restored])
+    with pytest.raises(
+        ReplayIncompleteError, match="stopped at position 2, short of the checkpoint 5"
+    ):
+        pipe.catch_up()
+    assert restored.values == []
 
 
 def test_a_redelivered_message_gives_its_readings_once(tmp_path, engine):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ import pytest
 
 from ingest.archive import PREFIX_BYTES, ArchivedMessage, IncomingMessage, message_digest
 from ingest.jetstream.loop import LoopThread
+from ingest.jetstream.pack import split_position
 from ingest.jetstream.partitions import Partitioner
 from ingest.jetstream.publisher import JetStreamLog, connect
 from ingest.jetstream.reader import PartitionReader
@@ -146,6 +148,45 @@ def test_a_reader_resumes_after_a_position_and_keeps_topic_time_and_size(
         assert reader.read_after(stored.seq, 1000, wait_s=0.5) == []  # nothing more
         reader.close()
     finally:
+        loop.run(nc.close(), 5)
+        loop.stop()
+
+
+def test_a_read_from_a_packs_end_waits_for_the_next_pack(cluster: NatsCluster) -> None:
+    # A replay from a checkpoint at a pack's end: the consumer starts at that pack again,
+    # whose members are all behind; that arrival alone must not end the read empty (a
+    # worker's catch-up took an empty read for the end and skipped the rest of its replay).
+    log = stream_log(cluster)
+    try:
+        for n in range(4):  # one pack per partition per append
+            log.append(messages(40, start=40 * n))
+    finally:
+        log.close()
+    loop = LoopThread("test-reader")
+    nc = loop.run(connect(cluster.urls, "test-reader"), 10)
+    interval = sys.getswitchinterval()
+    try:
+        reader = PartitionReader(nc.jetstream(), loop, settings(), 0)
+        packs: dict[int, list[int]] = {}
+        for m in read_through(reader, 0):
+            packs.setdefault(split_position(m.seq)[0], []).append(m.seq)
+        assert len(packs) == 4
+        firsts = [seqs[0] for seqs in packs.values()]
+        ends = [seqs[-1] for seqs in packs.values()]
+        # The race wants the reading thread to run between two arrivals: switch often.
+        sys.setswitchinterval(1e-6)
+        empty = []
+        for _ in range(30):  # each read after another start subscribes afresh
+            for k in range(3):
+                got = reader.read_after(ends[k], 1000, wait_s=5.0)
+                if not got:
+                    empty.append(k)
+                else:
+                    assert got[0].seq == firsts[k + 1]
+        assert empty == [], "empty reads after a pack's end"
+        reader.close()
+    finally:
+        sys.setswitchinterval(interval)
         loop.run(nc.close(), 5)
         loop.stop()
 
