@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from alerts.action_requests import done_before, record
 from alerts.actions import Request, take_action
 from alerts.case import Case
 from alerts.case_store import CaseStore, open_key
@@ -96,8 +97,13 @@ class CaseBook:
         case_number: str | None = None,
         refs: dict[str, Any] | None = None,
         expected_version: int | None = None,
+        request_key: str | None = None,
     ) -> Case:
-        """One person's action on a case; WorkflowError (with a stable code) when refused."""
+        """One person's action on a case; WorkflowError (with a stable code) when refused.
+        ``request_key``: the request's (:mod:`alerts.action_requests`): an action already
+        taken under it is not taken again; the case is returned as it is."""
+        if request_key is not None and done_before(conn, request_key, case_id, action, actor):
+            return self._store.get(conn, case_id)
         request = Request(
             note=note,
             outcome=outcome,
@@ -109,7 +115,10 @@ class CaseBook:
             expected_version=expected_version,
         )
         now = self.clock()
-        return take_action(conn, self._store, self.policy, now, case_id, action, actor, request)
+        case = take_action(conn, self._store, self.policy, now, case_id, action, actor, request)
+        if request_key is not None:
+            record(conn, request_key, case_id, action, actor, now)
+        return case
 
     def tick(self, conn: Connection) -> list[int]:
         """Overdue explanations escalate to alarm; overdue feedback is flagged. Each once."""

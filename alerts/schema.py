@@ -86,6 +86,19 @@ case_events = Table(
     Column("refs", Text, nullable=False),  # JSON: finding ids, work order, marking, case number
 )
 
+# A person's action taken once per request: the key its client (or the API, for its own
+# retries) gave it, written in the action's transaction. A request retried after its reply was
+# lost (the database failed over during the commit) finds its action done, not done twice.
+action_requests = Table(
+    "action_requests",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("case_id", Id, ForeignKey("cases.id"), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+)
+
 work_orders = Table(
     "work_orders",
     metadata,

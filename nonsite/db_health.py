@@ -41,12 +41,18 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from sqlalchemy import exc as sa_exc
 
+T = TypeVar("T")
+
 SQLITE_FULL = 13  # sqlite3.SQLITE_FULL: "database or disk is full"
 PG_DISK_FULL = "53100"  # SQLSTATE disk_full (on the database server)
+# A failover under way: the host was demoted or is shutting down or starting up. Some come
+# as errors other than OperationalError (a write on a demoted host: InternalError).
+PG_FAILING_OVER = frozenset({"25006", "57P01", "57P02", "57P03"})
 
 
 # -- classifying errors ------------------------------------------------------------------------
@@ -87,6 +93,8 @@ def is_unavailable(exc: BaseException) -> bool:
     """The database cannot be reached or written just now (refused or lost connection, server
     shutting down, pool exhausted, disk full), as opposed to a bug in what we asked of it."""
     if is_disk_full(exc):
+        return True
+    if any(getattr(e, "sqlstate", None) in PG_FAILING_OVER for e in _chain(exc)):
         return True
     if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
         return True
@@ -161,6 +169,29 @@ class Backoff:
 
     def reset(self) -> None:
         self._attempt = 0
+
+
+def through_outage(
+    call: Callable[[], T],
+    within_s: float,
+    *,
+    retry_if: Callable[[BaseException], bool] = is_unavailable,
+) -> T:
+    """``call()`` again while the database is away, for up to ``within_s`` (a failover: the
+    primary gone, a standby not yet promoted, the connection lost mid-transaction or at its
+    commit), then its error. Only for calls that are safe to repeat: reads, and writes whose
+    effect is keyed so that a repeat after a commit whose reply was lost finds it done (a
+    person's action by its request key)."""
+    deadline = time.monotonic() + within_s
+    backoff = Backoff(base_s=0.1, max_s=2.0)
+    while True:
+        try:
+            return call()
+        except Exception as exc:
+            delay = backoff.next()
+            if not retry_if(exc) or time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
 
 
 class Retrying:

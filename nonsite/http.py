@@ -13,11 +13,13 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from ingest.jetstream.errors import StreamUnavailableError
 from nonsite import __version__
+from nonsite.db_health import is_unavailable, one_line
 from nonsite.errors import ListenError
 from nonsite.web.context import WebContext
 from nonsite.web.guard import CSP_API_DOCS, DEFAULT_MAX_BODY, HttpGuard
@@ -99,6 +101,19 @@ def build_app(
         body = {
             "code": "stream_unavailable",
             "message": "原始数据流暂时无法读取（NATS 不可达），请稍后重试",
+        }
+        return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
+
+    @app.exception_handler(SQLAlchemyError)
+    async def database_error(_request: Request, exc: SQLAlchemyError) -> Response:
+        if not is_unavailable(exc):
+            raise exc  # a fault: the server's error page and the traceback in the log
+        # Away (a failover past [database] retry_s): the request is to be repeated; a person's
+        # action with its Idempotency-Key is taken once however often it is sent.
+        log.warning("a request found the database unavailable: %s", one_line(exc))
+        body = {
+            "code": "database_unavailable",
+            "message": "数据库暂时不可用（可能正在主备切换），请稍后重试",
         }
         return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
 

@@ -262,6 +262,9 @@ class ClusterSection(Section):
 
 class DatabaseSection(Section):
     url: str = ""  # empty: SQLite file nonsite.db in the data directory
+    # How long a person's request waits for the database through a failover (a standby
+    # being promoted) before it is answered 503: it is then repeated, not lost or doubled.
+    retry_s: float = Field(default=30.0, ge=0, le=300)
 
 
 class FactorLimits(Section):

@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, select, true
 
 from alerts.schema import cases, work_orders
 from nonsite.auth import User
+from nonsite.db_health import through_outage
 from nonsite.web.context import WebContext
 
 SESSION_COOKIE = "nonsite_session"
@@ -32,14 +33,19 @@ def client_of(request: Request) -> str:
 
 
 def optional_user(request: Request, ctx: Annotated[WebContext, Depends(context)]) -> User | None:
+    # Reads (and a touch that may be repeated): they wait through a failover as actions do.
+    wait_s = ctx.config.database.retry_s
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
-        user = ctx.users.token_user(header[7:].strip())
+        bearer = header[7:].strip()
+        user = through_outage(lambda: ctx.users.token_user(bearer), wait_s)
         if user is None:
             raise HTTPException(401, {"code": "bad_token", "message": "unknown or revoked token"})
         return user
     token = request.cookies.get(SESSION_COOKIE)
-    return ctx.users.session_user(token) if token else None
+    if not token:
+        return None
+    return through_outage(lambda: ctx.users.session_user(token), wait_s)
 
 
 def current_user(user: Annotated[User | None, Depends(optional_user)]) -> User:

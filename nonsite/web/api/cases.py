@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from fastapi.responses import FileResponse, Response
 from pydantic import Field
-from sqlalchemy import ColumnElement, false, func, null, or_, select, tuple_
+from sqlalchemy import ColumnElement, Connection, false, func, null, or_, select, tuple_
 from sqlalchemy import case as sql_case
 from starlette.background import BackgroundTask
 
@@ -46,6 +46,7 @@ from nonsite.web.models import (
     WorkOrderOut,
     china_if_naive,
 )
+from nonsite.web.request_keys import RequestKey, keyed_transaction, member_key, own_request_key
 from nonsite.web.security import ERRORS, Context, CurrentUser, not_found, require, visible_cases
 from rules.findings import RULES
 
@@ -62,6 +63,7 @@ STATUS = {
     "not_verified": 409,
     "positive_list": 409,
     "already_assignee": 409,
+    "key_reused": 409,
 }
 CaseId = Annotated[int, Path(ge=1, le=2**62, description="the case's number")]
 State = Annotated[str, Field(max_length=16)]
@@ -139,9 +141,13 @@ def refused(err: WorkflowError) -> HTTPException:
     return HTTPException(STATUS.get(err.code, 422), {"code": err.code, "message": str(err)})
 
 
-def _visible_case(ctx: WebContext, user: User, case_id: int) -> Case:
-    with ctx.db.connect() as conn:
-        row = conn.execute(select(cases).where(cases.c.id == case_id, visible_cases(user))).first()
+def _visible_case(
+    ctx: WebContext, user: User, case_id: int, conn: Connection | None = None
+) -> Case:
+    if conn is None:
+        with ctx.db.connect() as own:
+            return _visible_case(ctx, user, case_id, own)
+    row = conn.execute(select(cases).where(cases.c.id == case_id, visible_cases(user))).first()
     if row is None:
         raise not_found(f"case {case_id}")
     return Case.from_row(row)
@@ -464,26 +470,32 @@ def act(
     body: ActionIn,
     ctx: Context,
     user: CurrentUser,
+    idempotency_key: RequestKey = None,
 ) -> CaseOut:
-    _visible_case(ctx, user, case_id)
     if action not in PEOPLE_ACTIONS:
         raise HTTPException(404, {"code": "unknown_action", "message": f"no action {action!r}"})
+    key = idempotency_key or own_request_key()
+
+    def take(conn: Connection) -> Case:
+        _visible_case(ctx, user, case_id, conn)
+        return ctx.book.act(
+            conn,
+            case_id,
+            action,
+            user.actor(),
+            note=body.note,
+            outcome=body.outcome,
+            brigade=body.brigade,
+            kind=body.kind,
+            due_at=body.due_at,
+            case_number=body.case_number,
+            refs=dict(body.refs),
+            expected_version=body.version,
+            request_key=key,
+        )
+
     try:
-        with ctx.db.begin() as conn:
-            case = ctx.book.act(
-                conn,
-                case_id,
-                action,
-                user.actor(),
-                note=body.note,
-                outcome=body.outcome,
-                brigade=body.brigade,
-                kind=body.kind,
-                due_at=body.due_at,
-                case_number=body.case_number,
-                refs=dict(body.refs),
-                expected_version=body.version,
-            )
+        case = keyed_transaction(ctx, take)
     except WorkflowError as err:
         raise refused(err) from None
     return case_out(ctx, case)
@@ -498,16 +510,27 @@ def bulk_verify(
     body: BulkVerifyIn,
     ctx: Context,
     user: Annotated[User, Depends(require("monitor"))],
+    idempotency_key: RequestKey = None,
 ) -> BulkResultOut:
     done: list[int] = []
     failed: dict[int, ErrorOut] = {}
+    key = idempotency_key or own_request_key()
     for case_id in dict.fromkeys(body.case_ids):
+
+        def verify(conn: Connection, case_id: int = case_id) -> Case:
+            _visible_case(ctx, user, case_id, conn)
+            return ctx.book.act(
+                conn,
+                case_id,
+                "verify",
+                user.actor(),
+                note=body.note,
+                outcome=body.outcome,
+                request_key=member_key(key, case_id),
+            )
+
         try:
-            _visible_case(ctx, user, case_id)
-            with ctx.db.begin() as conn:  # one transaction each: one refusal stops no other
-                ctx.book.act(
-                    conn, case_id, "verify", user.actor(), note=body.note, outcome=body.outcome
-                )
+            keyed_transaction(ctx, verify)  # one transaction each: one refusal stops no other
             done.append(case_id)
         except WorkflowError as err:
             failed[case_id] = ErrorOut(code=err.code, message=str(err))

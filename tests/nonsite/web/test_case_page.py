@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, Route, expect
 
 from alerts.workflow import Actor
 from ingest.archive import IncomingMessage, RawArchive, to_us
@@ -457,6 +457,37 @@ def test_the_dispatch_due_date_is_typed_in_china_time(page, case_site):
     order = page.request.get(f"{case_site.url}/api/v1/cases/{case_id}").json()["work_order"]
     assert datetime.fromisoformat(order["due_at"]) == datetime(2026, 12, 5, 8, tzinfo=CHINA_TZ)
     assert not re.search(r"\b(AM|PM|am|pm)\b", page.locator("body").inner_text())
+
+
+def test_a_form_sent_again_after_a_lost_reply_acts_once(page, case_site):
+    # The first reply never reaches the phone (the server acted; the signal dropped): the
+    # officer taps again and the form sends the same Idempotency-Key, so the comment is
+    # recorded once.
+    case_id = case_site.cases["C5"]
+    login(page, case_site, "supervisor")
+    page.goto(f"{case_site.url}/cases/{case_id}")
+    page.wait_for_selector("body[data-ready='1']")
+    keys: list[str | None] = []
+
+    def lose_the_first_reply(route: Route) -> None:
+        keys.append(route.request.headers.get("idempotency-key"))
+        response = route.fetch()  # the server acts
+        if len(keys) == 1:
+            route.abort("connectionreset")
+        else:
+            route.fulfill(response=response)
+
+    page.route(f"**/api/v1/cases/{case_id}/actions/comment", lose_the_first_reply)
+    page.locator("#open-comment").click()
+    form = page.locator("#act-comment")
+    form.locator("[name=note]").fill("已电话提醒企业")
+    form.locator("button[type=submit]").click()
+    expect(form.locator(".error")).not_to_be_empty()
+    form.locator("button[type=submit]").click()
+    expect(page.locator("#events, #evidence, body").first).to_contain_text("已电话提醒企业")
+    assert len(keys) == 2 and keys[0] == keys[1] and (keys[0] or "").startswith("web-")
+    events = page.request.get(f"{case_site.url}/api/v1/cases/{case_id}").json()["events"]
+    assert [e["note"] for e in events].count("已电话提醒企业") == 1
 
 
 def test_the_case_links_its_outlet_and_its_record(page, case_site):

@@ -17,8 +17,15 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-export async function api(method, path, body) {
-  const init = { method, credentials: "same-origin", headers: {} };
+/* A request's own key (Idempotency-Key): a form sends the same one with every submission,
+   so a resend after a lost reply (a database failover, a phone's signal) acts once.
+   crypto.getRandomValues, not randomUUID: the latter needs HTTPS, and a brigade's intranet
+   may serve plain HTTP. */
+export const requestKey = () =>
+  "web-" + Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+
+export async function api(method, path, body, headers = {}) {
+  const init = { method, credentials: "same-origin", headers: { ...headers } };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);

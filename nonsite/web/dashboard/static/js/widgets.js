@@ -1,6 +1,6 @@
 /* Pieces several pages share: a case's quantity, a case's row in a table, an action's form and
    the case page's action buttons. */
-import { TIME_PATTERN, api, el, fmtNum, fmtTime, isOverdue, parseChinaTime, stateBadge, tierBadge } from "./core.js";
+import { TIME_PATTERN, api, el, fmtNum, fmtTime, isOverdue, parseChinaTime, requestKey, stateBadge, tierBadge } from "./core.js";
 import { t } from "./i18n.js";
 
 /* A unit as people read it: durations in words (小时, 分钟, 秒), the rest as given. */
@@ -101,6 +101,7 @@ export function actionForm(detail, action, done, { onCancel = null, brigades = n
   const buttons = el("div", { class: "buttons" }, submit);
   if (onCancel) buttons.append(el("button", { type: "button", class: "cancel", onclick: onCancel }, t("act.cancel")));
   form.append(buttons, error);
+  const key = requestKey(); // one per form: a resend after an error is the same action
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const f = new FormData(form);
@@ -113,7 +114,7 @@ export function actionForm(detail, action, done, { onCancel = null, brigades = n
     if (f.get("marking") && f.get("marking") !== "none") body.refs = { marking: f.get("marking") };
     submit.disabled = true; // one tap, one action
     try {
-      await api("POST", `/api/v1/cases/${c.id}/actions/${action}`, body);
+      await api("POST", `/api/v1/cases/${c.id}/actions/${action}`, body, { "Idempotency-Key": key });
       done();
     } catch (err) {
       error.textContent = `${t("err.generic")}: ${err.message}`;
