@@ -195,11 +195,18 @@ class OutletJudge:
         valid = agg.dev_value is not None and agg.dev_flag in p.valid_flags and not agg.dev_marked
         return HourValue(agg.dev_value, valid, "device", 0, agg.dev_flag)
 
-    def hour(self, start: int, aggs: dict[str, HourAgg]) -> list[Finding]:
-        """Judge one closed outlet-hour."""
+    def hour_values(self, aggs: dict[str, HourAgg]) -> dict[str, HourValue]:
+        return {code: self.hour_value(agg) for code, agg in aggs.items()}
+
+    def hour(
+        self, start: int, aggs: dict[str, HourAgg], values: dict[str, HourValue] | None = None
+    ) -> list[Finding]:
+        """Judge one closed outlet-hour (``values``: its :meth:`hour_values`, if the caller
+        has them already)."""
         p = self.params
         out: list[Finding] = []
-        values = {code: self.hour_value(agg) for code, agg in aggs.items()}
+        if values is None:
+            values = self.hour_values(aggs)
         o2 = values.get(p.o2_code)
         o2_ok = o2 is not None and o2.valid and o2.value is not None and o2.value < 21
         out += self._missing(start, aggs)

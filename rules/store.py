@@ -25,6 +25,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -90,6 +91,55 @@ declared_markings = Table(
     Column("reason", Text, nullable=False),
     Column("declared_by", String(64), nullable=False),
     Column("declared_at", UTCDateTime(), nullable=False),
+)
+
+# The hour and day values the rules kept (rules.history), written and read by
+# rules.history_store: partitioned by China month on PostgreSQL, keyed by outlet × factor.
+hour_values = Table(
+    "hour_values",
+    metadata,
+    Column("enterprise_id", String(64), primary_key=True),
+    Column("outlet_id", String(64), primary_key=True),
+    Column("factor", String(16), primary_key=True),
+    Column("start", BigInteger, primary_key=True, autoincrement=False),  # epoch seconds
+    Column("value", Float, nullable=True),
+    Column("valid", Boolean, nullable=False),
+    Column("source", String(8), nullable=False),
+    Column("flag", String(2), nullable=True),
+    Column("converted", Float, nullable=True),
+    Column("valid_minutes", SmallInteger, nullable=False),
+    Column("interval_s", Integer, nullable=False),
+    Column("n", Integer, nullable=False),
+    Column("n_valid", Integer, nullable=False),
+    Column("n_marked", Integer, nullable=False),
+    Column("n_d", Integer, nullable=False),
+    Column("n_m", Integer, nullable=False),
+    Column("n_c", Integer, nullable=False),
+    Column("n_b", Integer, nullable=False),
+    Column("n_t", Integer, nullable=False),
+    Column("n_f", Integer, nullable=False),
+    Column("device_value", Float, nullable=True),
+    Column("device_flag", String(2), nullable=True),
+    Column("device_marked", Boolean, nullable=False),
+    postgresql_partition_by="RANGE (start)",
+    sqlite_with_rowid=False,
+)
+
+day_values = Table(
+    "day_values",
+    metadata,
+    Column("enterprise_id", String(64), primary_key=True),
+    Column("outlet_id", String(64), primary_key=True),
+    Column("factor", String(16), primary_key=True),
+    Column("start", BigInteger, primary_key=True, autoincrement=False),  # China midnight
+    Column("value", Float, nullable=True),
+    Column("converted", Float, nullable=True),
+    Column("valid_hours", SmallInteger, nullable=False),
+    Column("converted_hours", SmallInteger, nullable=False),
+    Column("required_hours", SmallInteger, nullable=False),
+    Column("flow_weighted", Boolean, nullable=False),
+    postgresql_partition_by="RANGE (start)",
+    sqlite_with_rowid=False,
 )
 
 snapshots = Table(

@@ -23,6 +23,7 @@ from ingest.readings import Measurement, PowerSample, ReadingBatch
 from rules.absence import AbsenceWatch
 from rules.copies import copy_watches
 from rules.findings import Finding
+from rules.history import DayRecord, HourRecord, OpenDays, hour_records
 from rules.hours import (
     REALTIME_QUIET_S,
     DeviceHour,
@@ -150,10 +151,20 @@ def _epoch(when: datetime) -> int:
 
 
 class _OutletStream:
-    __slots__ = ("hours", "judge", "last_minute", "latest", "next_close", "runs", "watermark")
+    __slots__ = (
+        "days",
+        "hours",
+        "judge",
+        "last_minute",
+        "latest",
+        "next_close",
+        "runs",
+        "watermark",
+    )
 
     def __init__(self, params: OutletParams, markings: MarkingBook) -> None:
         self.judge = OutletJudge(params, markings)
+        self.days = OpenDays()  # the open days' sums of the values kept (rules.history)
         self.runs: dict[str, RunState] = {}
         self.watermark = NO_WATERMARK
         self.hours: dict[int, _OpenHour] = {}
@@ -165,7 +176,7 @@ class _OutletStream:
 
 # The layout of the engine's state; a snapshot of another layout is not restored (the
 # archive is replayed instead). Raise it whenever a pickled class changes its fields.
-STATE_FORMAT = 16
+STATE_FORMAT = 17
 
 
 class StreamEngine:
@@ -193,6 +204,9 @@ class StreamEngine:
         self._outlets_of: dict[str, list[_OutletStream]] = {}  # enterprise → its outlets
         self._production_dirty: set[str] = set()  # enterprises whose state may have changed
         self._production_told: dict[str, bool] = {}  # as last reported
+        # The hours and days closed since the rule stage last took them (rules.history).
+        self._closed_hours: list[HourRecord] = []
+        self._closed_days: list[DayRecord] = []
 
     def process(self, batch: ReadingBatch) -> list[Finding]:
         out: list[Finding] = []
@@ -249,6 +263,13 @@ class StreamEngine:
             if producing is not None:
                 out[enterprise] = producing
         return out
+
+    def take_history(self) -> tuple[list[HourRecord], list[DayRecord]]:
+        """The hour and day values closed since the last call (the stage stores them with the
+        batch's findings)."""
+        hours, self._closed_hours = self._closed_hours, []
+        days, self._closed_days = self._closed_days, []
+        return hours, days
 
     def production_changes(self) -> dict[str, bool]:
         """The enterprises whose production state changed since the last call, and their new
@@ -410,7 +431,11 @@ class StreamEngine:
     def _close(self, st: _OutletStream, watermark: int) -> list[Finding]:
         """Judge every hour (and then day) that ``watermark`` closes."""
         out = close(
-            sorted(st.hours.items()), st.judge, watermark, self.grace, partial(self._hour, st)
+            sorted(st.hours.items()),
+            _KeptDays(st, self._closed_days),
+            watermark,
+            self.grace,
+            partial(self._hour, st),
         )
         st.next_close = closes_at(min(st.hours) + HOUR, self.grace) if st.hours else END_OF_DATA
         return out
@@ -432,7 +457,11 @@ class StreamEngine:
             p.plateau,
             hour.extremes(),
         )
-        out = judge.hour(h, aggs)
+        values = judge.hour_values(aggs)
+        out = judge.hour(h, aggs, values)
+        records = hour_records(p, h, aggs, values)
+        st.days.add_hour(records, p.flow_code)
+        self._closed_hours += records
         link = self._links.get(p.enterprise_id)
         if link is not None:
             out += link.outlet_hour(p.outlet_id, h, judge.hour_flow, judge.hour_stopped)
@@ -453,6 +482,23 @@ class StreamEngine:
         for copies in self._copies.values():
             out += copies.compare(final=True)
         return out
+
+
+class _KeptDays:
+    """The judge's days as ``windowing.close`` closes them, each also kept as day values."""
+
+    __slots__ = ("closed", "st")
+
+    def __init__(self, st: _OutletStream, closed: list[DayRecord]) -> None:
+        self.st, self.closed = st, closed
+
+    def open_days(self) -> list[int]:
+        return self.st.judge.open_days()
+
+    def day(self, start: int) -> list[Finding]:
+        st = self.st
+        self.closed += st.days.close(st.judge.params, start)
+        return st.judge.day(start)
 
 
 class _MeterQueue:

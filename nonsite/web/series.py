@@ -56,7 +56,9 @@ from nonsite.web.series_models import (
     RawPoint,
 )
 from nonsite.wiring import build_topic_archive
-from rules.explain import DayValue, FactorHour, explain_days, explain_hours
+from rules.explain import explain_days, explain_hours
+from rules.history import DayRecord, HourRecord, OpenDays
+from rules.history_store import read_days, read_hours
 from rules.markings import Marking, MarkingBook
 from rules.params import OutletParams, effective_thresholds
 from rules.store import list_declared_markings
@@ -64,7 +66,8 @@ from rules.timebase import DAY, HOUR, day_start, to_datetime
 from rules.windowing import future
 
 DEFAULT_RANGE = timedelta(hours=48)
-MAX_RANGE = timedelta(days=31)
+MAX_RANGE = timedelta(days=31)  # with the raw readings
+MAX_KEPT_RANGE = timedelta(days=366)  # hour and day values only: the kept ones are indexed
 SLACK = timedelta(days=2)  # late data: read what was received this long after the range
 LATEST_HOURS = 6
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # ranges outside these years are refused
@@ -96,10 +99,14 @@ class TimeRange:
 
 
 def resolve_range(
-    since: datetime | None, until: datetime | None, now: datetime | None = None
+    since: datetime | None,
+    until: datetime | None,
+    now: datetime | None = None,
+    *,
+    longest: timedelta = MAX_RANGE,
 ) -> TimeRange:
     """[since, until) of event time; defaults: until now, since 48 h before until. Naive
-    datetimes are China time. At most ``MAX_RANGE`` long, within the years 2000-2099."""
+    datetimes are China time. At most ``longest`` long, within the years 2000-2099."""
     end = china_local(until) if until is not None else (now or datetime.now(UTC))
     if not EARLIEST <= end <= LATEST:
         raise RangeError("bad_range", "until must lie between 2000 and 2100")
@@ -108,8 +115,8 @@ def resolve_range(
         raise RangeError("bad_range", "since must lie between 2000 and 2100")
     if start >= end:
         raise RangeError("bad_range", "since must be before until")
-    if end - start > MAX_RANGE:
-        raise RangeError("range_too_long", f"a range spans at most {MAX_RANGE.days} days")
+    if end - start > longest:
+        raise RangeError("range_too_long", f"a range spans at most {longest.days} days")
     return TimeRange(
         start.astimezone(CHINA_TZ),
         end.astimezone(CHINA_TZ),
@@ -194,30 +201,35 @@ class SeriesReader:
         raw: bool = True,
         now: datetime | None = None,
     ) -> OutletSeriesOut:
+        """The outlet's hours and days over the range: those the rules kept as they closed
+        them (``rules.history_store``), and the explanation from raw readings of the hours not
+        kept (still open, or before values were kept) within ``MAX_RANGE`` of the range's
+        ends; with ``raw``, its minute readings (the range then at most ``MAX_RANGE``)."""
         ent, outlet = self._outlet(enterprise_id, outlet_id)
         key = (ent.id, outlet.id)
         declared = self._declared()
         rules = self.rules.with_declared(declared).outlet(key)
         params = rules.params[key]
-        span = resolve_range(since, until, now)
+        span = resolve_range(since, until, now, longest=MAX_RANGE if raw else MAX_KEPT_RANGE)
         now_s = (now or datetime.now(UTC)).timestamp()
         # Day values need whole days; the acceptance of late data needs what arrived after.
         days = (day_start(span.lo), day_start(span.hi - 1) + DAY)
-        windows = (days[0], days[1] + self.rules.grace_s + HOUR)
-        messages = self.archive.messages(
-            Wanted(mns=frozenset({outlet.mn})),
-            _us(days[0] - self.slack_s),
-            _us(days[1] + self.slack_s),
-            event_filter((span.lo, span.hi), windows),
-        )
-        decoded, _ = self.archive.decode(messages)
-        readings = [m for m in decoded if m.enterprise_id == ent.id and m.outlet_id == outlet.id]
-        in_range = [m for m in readings if span.since <= m.data_time < span.until]
+        kept, kept_days = self._kept(ent.id, outlet.id, days)
         engine = rules.batch_engine()
-        hours = explain_hours(engine, params, readings)
+        hours: dict[str, list[HourRecord]] = {}
+        for h in kept:
+            hours.setdefault(h.factor, []).append(h)
+        in_range: list[Measurement] = []
+        for lo, hi in self._not_kept(kept, days, span, raw):
+            readings = self._readings(ent.id, outlet, (lo, hi), span)
+            in_range += [m for m in readings if span.since <= m.data_time < span.until]
+            for code, items in explain_hours(engine, params, readings).items():
+                hours.setdefault(code, []).extend(h for h in items if lo <= h.start < hi)
+        for items in hours.values():
+            items.sort(key=lambda h: h.start)
         hourly = {
             code: points
-            for code, items in hours.items()
+            for code, items in sorted(hours.items())
             if (
                 points := [
                     _hour_point(h) for h in items if h.start + HOUR > span.lo and h.start < span.hi
@@ -241,12 +253,60 @@ class SeriesReader:
             hourly=hourly,
             daily={
                 code: [_day_point(d, now_s) for d in values]
-                for code, values in explain_days(params, hours, range(*days, DAY)).items()
+                for code, values in _days(params, hours, kept_days, range(*days, DAY)).items()
             },
             limits=_limits(params),
             marked=_marked(ent, outlet, declared, engine.book, span),
             latest=self._latest_points(in_range),
         )
+
+    def _kept(
+        self, enterprise_id: str, outlet_id: str, days: tuple[int, int]
+    ) -> tuple[list[HourRecord], list[DayRecord]]:
+        """The hours and days the rules kept in ``days`` (none without a database)."""
+        if self.db is None:
+            return [], []
+        with self.db.connect() as conn:
+            return (
+                read_hours(conn, enterprise_id, outlet_id, *days),
+                read_days(conn, enterprise_id, outlet_id, *days),
+            )
+
+    @staticmethod
+    def _not_kept(
+        kept: list[HourRecord], days: tuple[int, int], span: TimeRange, raw: bool
+    ) -> list[tuple[int, int]]:
+        """The stretches whose hours come from raw readings: the whole range when the raw
+        readings are read anyway or nothing is kept; else what lies before the first kept
+        hour and after the last (open hours; hours before values were kept), each at most
+        ``MAX_RANGE`` long at the range's ends (older raw data is the minute detail's)."""
+        if raw or not kept:
+            lo = max(days[0], days[1] - int(MAX_RANGE.total_seconds()) - DAY)
+            return [(lo, days[1])]
+        first = min(h.start for h in kept)
+        last = max(h.start for h in kept) + HOUR
+        most = int(MAX_RANGE.total_seconds())
+        out = []
+        if first > days[0]:
+            out.append((max(days[0], first - most), first))
+        if last < days[1]:
+            out.append((max(last, days[1] - most), days[1]))
+        return out
+
+    def _readings(
+        self, enterprise_id: str, outlet: OutletConfig, window: tuple[int, int], span: TimeRange
+    ) -> list[Measurement]:
+        """The outlet's readings of hours in ``window``, as the pipeline decoded them."""
+        lo, hi = window
+        windows = (lo, hi + self.rules.grace_s + HOUR)
+        messages = self.archive.messages(
+            Wanted(mns=frozenset({outlet.mn})),
+            _us(lo - self.slack_s),
+            _us(hi + self.slack_s),
+            event_filter((max(span.lo, lo), min(span.hi, hi)), windows),
+        )
+        decoded, _ = self.archive.decode(messages)
+        return [m for m in decoded if m.enterprise_id == enterprise_id and m.outlet_id == outlet.id]
 
     def _future(self, t: datetime, received: datetime) -> bool:
         return future(int(t.timestamp()), int(received.timestamp()), self.rules.max_future_s)
@@ -423,28 +483,27 @@ def _raw(readings: Iterable[Measurement]) -> dict[str, list[RawPoint]]:
     )
 
 
-def _hour_point(h: FactorHour) -> HourPoint:
-    hv, agg = h.value, h.agg
+def _hour_point(h: HourRecord) -> HourPoint:
     return HourPoint(
         t=to_datetime(h.start),
         value=_round(h.valid_value),
-        valid=hv.valid,
-        source=hv.source,  # type: ignore[arg-type]
-        flag=hv.flag,
+        valid=h.valid,
+        source=h.source,  # type: ignore[arg-type]
+        flag=h.flag,
         converted=_round(h.converted),
-        valid_minutes=hv.valid_minutes,
-        interval_s=hv.interval_s,
-        n=agg.n,
-        n_valid=agg.n_valid,
-        n_marked=agg.n_marked,
+        valid_minutes=h.valid_minutes,
+        interval_s=h.interval_s,
+        n=h.n,
+        n_valid=h.n_valid,
+        n_marked=h.n_marked,
         flags=h.flags,
         marked=h.marked,
-        device_value=agg.dev_value,
-        device_flag=agg.dev_flag,
+        device_value=h.device_value,
+        device_flag=h.device_flag,
     )
 
 
-def _day_point(d: DayValue, now_s: float) -> DayPoint:
+def _day_point(d: DayRecord, now_s: float) -> DayPoint:
     return DayPoint(
         t=to_datetime(d.start),
         value=_round(d.value),
@@ -455,6 +514,35 @@ def _day_point(d: DayValue, now_s: float) -> DayPoint:
         flow_weighted=d.flow_weighted,
         complete=d.start + DAY <= now_s,
     )
+
+
+def _days(
+    params: OutletParams,
+    hours: dict[str, list[HourRecord]],
+    kept: list[DayRecord],
+    days: range,
+) -> dict[str, list[DayRecord]]:
+    """Per factor, each day of ``days``: as the rules kept it once it closed, else (still
+    open, or before values were kept) from its hours."""
+    closed = {(d.factor, d.start): d for d in kept}
+    kept_days = {d.start for d in kept}
+    rest = [day for day in days if day not in kept_days]
+    shown = explain_days(
+        params,
+        {
+            code: [h for h in items if day_start(h.start) not in kept_days]
+            for code, items in hours.items()
+        },
+        rest,
+    )
+    nothing = OpenDays()  # a kept day without hours of a factor: no value for it
+    out: dict[str, list[DayRecord]] = {}
+    for code in sorted(set(hours) | {d.factor for d in kept}):
+        values = {d.start: d for d in shown.get(code, [])}
+        for day in kept_days.intersection(days):
+            values[day] = closed.get((code, day)) or nothing.close(params, day, [code])[0]
+        out[code] = [values[day] for day in days if day in values]
+    return out
 
 
 def _limits(params: OutletParams) -> dict[str, LimitsOut]:

@@ -50,8 +50,9 @@ def test_an_hour_is_explained_as_it_is_judged():
     assert so2[0].converted == pytest.approx(a3.evidence["converted"]) == pytest.approx(110.0)
     assert so2[0].valid_value == pytest.approx(a3.evidence["measured"])
     assert so2[1].flags == {"D": 1, "M": 0, "C": 0, "B": 0, "T": 0, "F": 0}
-    assert so2[1].value.valid and so2[1].valid_value == pytest.approx(50.0)
-    assert (so2[2].marked, so2[2].value.valid, so2[2].converted) == (True, False, None)
+    assert so2[1].valid and so2[1].valid_value == pytest.approx(50.0)
+    assert (so2[2].marked, so2[2].valid, so2[2].converted) == (True, False, None)
+    assert (so2[1].invalid_reason, so2[2].invalid_reason) == (None, "M")
     assert not so2[0].marked
 
 

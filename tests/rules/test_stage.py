@@ -2,16 +2,21 @@
 PostgreSQL), the findings new to the store handed on."""
 
 from dataclasses import replace
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text, update
 
+from ingest.china_time import CHINA_TZ
 from ingest.readings import ReadingBatch
+from nonsite.db import make_engine, migrate
+from rules.history_store import drop_months_before, read_days, read_hours
 from rules.stage import RuleStage, restore
 from rules.store import list_findings, load_snapshot, save_snapshot, snapshots
 from rules.stream import StreamEngine
+from rules.timebase import epoch
 from tests.rules.factors import O2, SO2
-from tests.rules.scenario import gas_outlet, hour_of, tick
+from tests.rules.scenario import T0, gas_outlet, hour_of, tick
 
 
 @pytest.fixture
@@ -141,3 +146,76 @@ def test_an_outlet_whose_data_are_flagged_f_stores_its_enterprise_as_stopped(db)
         stage.commit(conn, 2, ())
     with db.connect() as conn:
         assert conn.execute(query).all() == [("E1", True)]
+
+
+def kept_hours(db, lo=0, hi=2**40):
+    with db.connect() as conn:
+        return read_hours(conn, "E1", "DA001", lo, hi)
+
+
+def test_closed_hours_and_days_are_kept_with_the_batch_and_once(db):
+    readings = []
+    for h in range(26):  # a whole China day (T0 is its midnight) and two more hours
+        readings += hour_of(SO2, tick(h), 150.0 if h == 3 else 40.0) + hour_of(O2, tick(h), 6.0)
+    stage = RuleStage(factory()())
+    stage.judge(batch(readings))
+    with db.begin() as conn:
+        stage.commit(conn, 10, ())
+    hours = kept_hours(db)
+    assert len(hours) == 2 * 25  # SO2 and O2 of the 25 hours closed
+    [over] = [h for h in hours if h.factor == SO2 and h.start == epoch(tick(3))]
+    assert (over.valid, over.value, over.converted, over.valid_minutes) == (True, 150.0, 150.0, 60)
+    with db.connect() as conn:
+        [so2_day] = [d for d in read_days(conn, "E1", "DA001", 0, 2**40) if d.factor == SO2]
+    assert (so2_day.start, so2_day.valid_hours) == (epoch(tick(0)), 24)
+    assert so2_day.value == pytest.approx((150.0 + 23 * 40.0) / 24)
+    # Judged again (a replay after a restart): the same rows, not new ones.
+    again = RuleStage(factory()())
+    again.judge(batch(readings))
+    with db.begin() as conn:
+        again.commit(conn, 10, ())
+    assert kept_hours(db) == hours
+
+
+def test_postgresql_keeps_the_values_in_month_partitions_and_drops_old_months(pg_url):
+    db = make_engine(pg_url)
+    migrate(db)
+    try:
+        stage = RuleStage(factory()())
+        november = hour_of(SO2, tick(0), 40.0) + hour_of(O2, tick(0), 6.0)
+        stage.judge(batch(november + hour_of(O2, tick(1), 6.0)))
+        with db.begin() as conn:
+            stage.commit(conn, 1, ())
+        stage.committed()
+        later = T0 + timedelta(days=40)
+        stage.judge(batch(hour_of(SO2, later, 40.0) + hour_of(O2, later + timedelta(hours=1), 6.0)))
+        with db.begin() as conn:
+            stage.commit(conn, 2, ())
+        stage.committed()
+        with db.connect() as conn:
+            parts = (
+                conn.execute(
+                    text(
+                        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                        "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'hour_values' "
+                        "AND c.relnamespace = p.relnamespace ORDER BY 1"
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        months = [
+            f"hour_values_{T0.astimezone(CHINA_TZ):%Y%m}",
+            f"hour_values_{later.astimezone(CHINA_TZ):%Y%m}",
+        ]
+        assert parts == months
+        assert {h.start for h in kept_hours(db) if h.factor == SO2} == {
+            epoch(tick(0)),
+            epoch(later),
+        }
+        with db.begin() as conn:
+            dropped = drop_months_before(conn, epoch(later))
+        assert months[0] in dropped
+        assert {h.start for h in kept_hours(db)} == {epoch(later)}  # November's are gone
+    finally:
+        db.dispose()

@@ -1,0 +1,219 @@
+"""What the rules computed, kept: each outlet-hour's factor values and each natural day's.
+
+The stream engine makes these as it closes windows and the rule stage writes them with the
+batch's findings (``rules.history_store``), so that charts, exports, reports and the
+data-quality figures read what the rules saw instead of decoding raw frames again. The
+explanation of a range from raw data (``rules.explain``, the batch engine) makes the same
+records; the one home of an hour's shown values (its mean, the value at the reference O2) and a
+day's (the mean of its valid hours, flow-weighted for wastewater) is here.
+
+Shown, not judged: every factor the outlet sent has its hours, configured or not; a day value
+is the mean of the valid hours whether or not a daily limit applies, in measured and in
+converted terms. What the daily rule judged is in its finding's evidence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from rules.emission import DAY_SUMS, add_to_day, at_reference_o2, daily_mean
+from rules.hours import HourAgg
+from rules.judge import HourValue
+from rules.params import OutletParams
+from rules.timebase import day_start
+
+# The records of each flag an hour counts: HourAgg's one-letter counters n_d ... n_f, in its
+# order (D, M, C, B, T, F).
+FLAG_COUNTERS = tuple(
+    (name[2:].upper(), name) for name in HourAgg._fields if name.startswith("n_") and len(name) == 3
+)
+
+
+@dataclass(frozen=True, slots=True)
+class HourRecord:
+    """One factor of one outlet-hour as the rules judged it (A1)."""
+
+    enterprise_id: str
+    outlet_id: str
+    factor: str
+    start: int  # epoch seconds
+    value: float | None  # the hourly mean (or the device's hour value), valid or not
+    valid: bool
+    source: str  # "minutes", "realtime" or "device"
+    flag: str | None  # N when valid, else the most frequent invalid cause; None: missing data
+    converted: float | None  # the valid value at the reference O2, for factors judged so
+    valid_minutes: int
+    interval_s: int
+    n: int  # records
+    n_valid: int
+    n_marked: int
+    n_d: int
+    n_m: int
+    n_c: int
+    n_b: int
+    n_t: int
+    n_f: int
+    device_value: float | None
+    device_flag: str | None
+    device_marked: bool
+
+    @property
+    def valid_value(self) -> float | None:
+        return self.value if self.valid and self.value is not None else None
+
+    @property
+    def marked(self) -> bool:
+        return self.n_marked > 0 or self.device_marked
+
+    @property
+    def flags(self) -> dict[str, int]:
+        return {flag: getattr(self, name) for flag, name in FLAG_COUNTERS}
+
+    @property
+    def invalid_reason(self) -> str | None:
+        """Why the hour is not valid: its flag (D, M, C, B, F: 停运), ``marked`` (inside a
+        marked period), ``missing`` (too few valid records); None when valid."""
+        if self.valid:
+            return None
+        if self.flag not in (None, "N"):
+            return self.flag
+        return "marked" if self.marked else "missing"
+
+
+def converted_value(hv: HourValue, reference_o2: float | None, o2: float | None) -> float | None:
+    """An hour's value at the reference O2 (折算): for a valid hour of a factor judged so, with
+    the hour's valid O2 below 21 %; None otherwise."""
+    if not hv.valid or hv.value is None or reference_o2 is None or o2 is None or o2 >= 21:
+        return None
+    return at_reference_o2(hv.value, reference_o2, o2)
+
+
+def hour_records(
+    params: OutletParams,
+    start: int,
+    aggs: Mapping[str, HourAgg],
+    values: Mapping[str, HourValue],
+) -> list[HourRecord]:
+    """Every factor of one closed outlet-hour, from its aggregates and the judge's values."""
+    o2 = values.get(params.o2_code)
+    o2_value = o2.value if o2 is not None and o2.valid else None
+    out = []
+    for code in sorted(values):
+        hv, agg = values[code], aggs[code]
+        fp = params.factors.get(code)
+        out.append(
+            HourRecord(
+                params.enterprise_id,
+                params.outlet_id,
+                code,
+                start,
+                hv.value,
+                hv.valid,
+                hv.source,
+                hv.flag,
+                converted_value(hv, fp.reference_o2 if fp else None, o2_value),
+                hv.valid_minutes,
+                hv.interval_s,
+                agg.n,
+                agg.n_valid,
+                agg.n_marked,
+                agg.n_d,
+                agg.n_m,
+                agg.n_c,
+                agg.n_b,
+                agg.n_t,
+                agg.n_f,
+                agg.dev_value,
+                agg.dev_flag,
+                agg.dev_marked,
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class DayRecord:
+    """One factor of one natural day (China time), from its valid hours."""
+
+    enterprise_id: str
+    outlet_id: str
+    factor: str
+    start: int
+    value: float | None  # None with fewer valid hours than required
+    converted: float | None
+    valid_hours: int
+    converted_hours: int
+    required_hours: int
+    flow_weighted: bool
+
+
+class OpenDays:
+    """The sums of an outlet's open days, hour by hour in event-time order: per day and factor
+    the valid hours' values and their converted values, each with the hour's valid flow for
+    wastewater's weighting (``rules.emission``). A stream keeps one per outlet (a few floats a
+    factor and open day); an explanation one per query."""
+
+    __slots__ = ("days",)
+
+    def __init__(self) -> None:
+        self.days: dict[int, dict[str, tuple[list[float], list[float]]]] = {}
+
+    def add_hour(self, records: Iterable[HourRecord], flow_code: str) -> None:
+        """The records of one outlet-hour (all its factors)."""
+        hour = list(records)
+        if not hour:
+            return
+        flow = next((r.valid_value for r in hour if r.factor == flow_code), None)
+        day = self.days.setdefault(day_start(hour[0].start), {})
+        for r in hour:
+            sums = day.get(r.factor)
+            if sums is None:
+                sums = day[r.factor] = ([0.0] * DAY_SUMS, [0.0] * DAY_SUMS)
+            if (value := r.valid_value) is not None:
+                add_to_day(sums[0], value, flow)
+            if r.converted is not None:
+                add_to_day(sums[1], r.converted, flow)
+
+    def open_days(self) -> list[int]:
+        return sorted(self.days)
+
+    def close(
+        self, params: OutletParams, start: int, factors: Iterable[str] | None = None
+    ) -> list[DayRecord]:
+        """The day starting at ``start``, per factor it has (and per one of ``factors``
+        without hours: no value), its sums let go."""
+        day = self.days.pop(start, {})
+        required = params.valid_hours_per_day
+        water = params.kind == "water"
+        empty = ([0.0] * DAY_SUMS, [0.0] * DAY_SUMS)
+        out = []
+        for code in sorted(set(day) | set(factors or ())):
+            measured, converted = day.get(code, empty)
+            value, weighted = daily_mean(measured, flow_weighted=water, min_flow_hours=required)
+            in_converted, _ = daily_mean(converted, flow_weighted=water, min_flow_hours=required)
+            out.append(
+                DayRecord(
+                    params.enterprise_id,
+                    params.outlet_id,
+                    code,
+                    start,
+                    value if measured[0] >= required else None,
+                    in_converted if converted[0] >= required else None,
+                    int(measured[0]),
+                    int(converted[0]),
+                    required,
+                    weighted,
+                )
+            )
+        return out
+
+
+__all__ = [
+    "FLAG_COUNTERS",
+    "DayRecord",
+    "HourRecord",
+    "OpenDays",
+    "converted_value",
+    "hour_records",
+]

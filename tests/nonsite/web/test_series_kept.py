@@ -1,0 +1,107 @@
+"""Charts from the values the rules kept: the same answer as the explanation from raw frames,
+ranges of a year, and hours still shown once the raw frames are gone.
+
+The historical archive of ``test_series`` judged by the service's own pipeline and stages
+(``nonsite.stages``) into a real database (SQLite and PostgreSQL), then read by a
+``SeriesReader`` on that database and by one without it (which explains from raw frames).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from prometheus_client import CollectorRegistry
+
+from ingest.archive import RawArchive
+from ingest.pipeline import IngestPipeline
+from ingest.processor import MessageProcessor
+from nonsite.config.load import parse_config
+from nonsite.db import make_engine, migrate
+from nonsite.stages import StageMetrics, build_stages
+from nonsite.web.series import RangeError, SeriesReader
+from nonsite.wiring import build_policy, build_registry, build_router
+from rules.store import hour_values
+from tests.nonsite.web.test_series import SO2, D, config_doc, historical_messages, recent_messages
+
+
+def judge_archive(config, archive_path: Path, db: sa.Engine) -> int:
+    """The service's pipeline over the archive: the rules keep hour and day values."""
+    stages = build_stages(config, db, StageMetrics(CollectorRegistry()), lambda: None)
+    processor = MessageProcessor(build_registry(config), build_router(config), build_policy(config))
+    archive = RawArchive(archive_path)
+    try:
+        return IngestPipeline(archive, db, processor, stages).drain()
+    finally:
+        archive.close()
+
+
+@pytest.fixture
+def judged(tmp_path, db_url):
+    data_dir = tmp_path / "d"
+    data_dir.mkdir()
+    now = datetime.now(UTC)
+    messages = sorted(historical_messages() + recent_messages(now), key=lambda m: m.received_us)
+    archive = RawArchive(data_dir / "archive.sqlite3", durability="normal")
+    archive.append(messages)
+    archive.close()
+    config = parse_config(config_doc(data_dir), "test.toml", env={})
+    db = make_engine(db_url)
+    migrate(db)
+    assert judge_archive(config, data_dir / "archive.sqlite3", db) == len(messages)
+    yield config, data_dir, db
+    db.dispose()
+
+
+def without_times(doc: dict) -> dict:
+    return {k: v for k, v in doc.items() if k not in ("latest",)}
+
+
+def test_kept_hours_and_days_answer_as_the_raw_explanation(judged):
+    config, data_dir, db = judged
+    with db.connect() as conn:
+        kept = conn.execute(sa.select(sa.func.count()).select_from(hour_values)).scalar_one()
+    assert kept > 2 * 24  # SO2 and O2 of the day, and more
+    span = {"since": D, "until": D + timedelta(hours=30), "raw": False}
+    from_raw = SeriesReader(config, data_dir / "archive.sqlite3").outlet_series(
+        "E1", "DA001", **span
+    )
+    from_kept = SeriesReader(config, data_dir / "archive.sqlite3", db=db).outlet_series(
+        "E1", "DA001", **span
+    )
+    assert from_kept.hourly == from_raw.hourly
+    assert from_kept.daily == from_raw.daily
+    assert from_kept.hourly[SO2][7].valid is False  # 07:00: 40 valid minutes < 45
+
+
+def test_a_year_of_kept_values_is_one_query_and_raw_ranges_stay_at_31_days(judged):
+    config, data_dir, db = judged
+    reader = SeriesReader(config, data_dir / "archive.sqlite3", db=db)
+    year = reader.outlet_series(
+        "E1", "DA001", D - timedelta(days=300), D + timedelta(days=60), raw=False
+    )
+    assert len(year.hourly[SO2]) >= 24
+    [day] = [d for d in year.daily[SO2] if d.t == D]
+    assert (day.valid_hours, day.required_hours) == (22, 20)  # 05:00 marked, 07:00 too few
+    with pytest.raises(RangeError):
+        reader.outlet_series("E1", "DA001", D - timedelta(days=300), D, raw=True)
+
+
+def test_kept_values_are_shown_once_the_raw_frames_are_gone(judged):
+    config, data_dir, db = judged
+    span = {"since": D, "until": D + timedelta(hours=30), "raw": False}
+    before = SeriesReader(config, data_dir / "archive.sqlite3", db=db).outlet_series(
+        "E1", "DA001", **span
+    )
+    archive = RawArchive(data_dir / "archive.sqlite3")
+    archive.prune(datetime.now(UTC) + timedelta(days=1))  # retention took every raw frame
+    archive.close()
+    after = SeriesReader(config, data_dir / "archive.sqlite3", db=db).outlet_series(
+        "E1", "DA001", **span
+    )
+    assert after.hourly[SO2] == before.hourly[SO2]
+    assert after.daily == before.daily
+    gone = SeriesReader(config, data_dir / "archive.sqlite3").outlet_series("E1", "DA001", **span)
+    assert gone.hourly == {}  # nothing left to explain: only the kept values remain

@@ -1,0 +1,84 @@
+"""The hour and day values the stream engine keeps as it closes windows are the ones the
+explanation of the same readings shows (the batch engine's layer 1): charts that read the kept
+values show what they showed when they decoded raw frames."""
+
+import pytest
+
+from rules.batch import BatchEngine
+from rules.explain import explain_days, explain_hours
+from rules.markings import Marking
+from rules.stream import StreamEngine
+from rules.timebase import DAY, epoch
+from tests.rules.factors import COD, FLOW_WATER, O2, SO2
+from tests.rules.scenario import T0, gas_outlet, hour_of, minutes, reading, tick, water_outlet
+
+
+def kept(params, readings, markings=(), *, batches=1):
+    engine = StreamEngine(
+        {(params.enterprise_id, params.outlet_id): params}, markings=markings, grace_s=600
+    )
+    size = -(-len(readings) // batches)
+    hours, days = [], []
+    for i in range(0, len(readings), size):
+        engine.process_measurements(readings[i : i + size])
+        h, d = engine.take_history()
+        hours += h
+        days += d
+    engine.flush()
+    h, d = engine.take_history()
+    return hours + h, days + d
+
+
+def explained(params, readings, markings=()):
+    engine = BatchEngine(
+        {(params.enterprise_id, params.outlet_id): params}, markings=markings, grace_s=600
+    )
+    return explain_hours(engine, params, readings)
+
+
+def gas_day():
+    data = []
+    for h in range(26):  # a day and two hours: the first day closes, its values are kept
+        so2 = 150.0 if h % 5 == 0 else 40.0 + h
+        data += hour_of(SO2, tick(h), so2) + hour_of(O2, tick(h), 6.0 + (h % 3))
+    data += minutes(SO2, tick(26), [50.0] * 5 + [999.0])
+    data[-1] = data[-1]._replace(flag="D")
+    return data
+
+
+@pytest.mark.parametrize("batches", [1, 7])
+def test_the_kept_hours_and_days_are_the_explained_ones(batches):
+    params = gas_outlet()
+    data = gas_day()
+    marked = Marking("E1", "DA001", "maintenance", epoch(tick(2)), epoch(tick(3)))
+    hours, days = kept(params, data, [marked], batches=batches)
+    explanation = explained(params, data, [marked])
+    assert sorted(hours, key=lambda r: (r.start, r.factor)) == sorted(
+        (r for items in explanation.values() for r in items), key=lambda r: (r.start, r.factor)
+    )
+    assert {r.invalid_reason for r in hours if r.start == epoch(tick(2))} == {"M"}
+    converted = [r for r in hours if r.factor == SO2 and r.converted is not None]
+    assert len(converted) > 20
+    first_day = range(epoch(T0), epoch(T0) + DAY, DAY)
+    shown = explain_days(params, explanation, first_day)
+    assert sorted((d for d in days if d.start == epoch(T0)), key=lambda d: d.factor) == sorted(
+        (d for items in shown.values() for d in items), key=lambda d: d.factor
+    )
+    so2_day = next(d for d in days if d.factor == SO2 and d.start == epoch(T0))
+    assert so2_day.valid_hours == 23 and so2_day.value is not None  # the marked hour is out
+    assert so2_day.converted is not None
+
+
+def test_a_wastewater_day_is_kept_weighted_by_the_valid_flows():
+    params = water_outlet()
+    data = []
+    for h in range(26):
+        data.append(reading(COD, tick(h), 40.0 + 2 * h, interval="hour", outlet=("E2", "DW001")))
+        if h < 20:
+            flow = 0.0 if h in (3, 4) else 10.0 + h
+            data.append(reading(FLOW_WATER, tick(h), flow, interval="hour", outlet=("E2", "DW001")))
+    _, days = kept(params, data)
+    shown = explain_days(params, explained(params, data), range(epoch(T0), epoch(T0) + DAY, DAY))
+    [cod] = [d for d in days if d.factor == COD and d.start == epoch(T0)]
+    assert cod == shown[COD][0]
+    assert cod.flow_weighted and cod.valid_hours == 24
