@@ -44,11 +44,11 @@ from nonsite.rule_wiring import RuleSetup, rule_setup
 from nonsite.web.series import SLACK
 from nonsite.wiring import build_router, build_topic_archive
 from rules.batch import hour_agg, readings_frames
-from rules.hours import HourAgg
+from rules.hours import EMPTY, HourAgg
 from rules.judge import OutletJudge, transmission_counts
 from rules.markings import STOPPED_MARK
 from rules.params import OutletParams, marking_book
-from rules.store import list_declared_markings
+from rules.store import hour_values, list_declared_markings
 from rules.timebase import HOUR
 
 WINDOWS = {"24h": 24, "7d": 7 * 24}
@@ -209,7 +209,7 @@ class QualityBook:
         at = now or datetime.now(UTC)
         until = int(at.timestamp()) // HOUR * HOUR  # the last whole hour's end
         since = until - WINDOWS[window] * HOUR
-        hours = self.hours(since, until, int(at.timestamp()))
+        hours = self.hours(since, until, int(at.timestamp()), db)
         per_outlet: dict[OutletKey, Counts] = {}
         for h in range(since, until, HOUR):
             for key, counts in hours[h].items():
@@ -260,7 +260,9 @@ class QualityBook:
                     per[ref.enterprise_id] = per.get(ref.enterprise_id, 0) + int(n)
         return per, nobody
 
-    def hours(self, lo: int, hi: int, now_s: int) -> dict[int, dict[OutletKey, Counts]]:
+    def hours(
+        self, lo: int, hi: int, now_s: int, db: Engine | None = None
+    ) -> dict[int, dict[OutletKey, Counts]]:
         """Counts per outlet for each hour in [lo, hi), computing what the cache lacks."""
         with self._lock:
             clock = time.monotonic()
@@ -273,14 +275,46 @@ class QualityBook:
             ]
             if stale:
                 first, last = min(stale), max(stale) + HOUR
-                computed = self._compute(first, last)
+                computed = self._compute(first, last, now_s, db)
                 for h in range(first, last, HOUR):
                     self._cache[h] = (clock, computed.get(h, {}))
             for h in [h for h in self._cache if h < now_s - KEEP_HOURS * HOUR]:
                 del self._cache[h]
             return {h: self._cache[h][1] for h in range(lo, hi, HOUR)}
 
-    def _compute(self, lo: int, hi: int) -> dict[int, dict[OutletKey, Counts]]:
+    def _compute(
+        self, lo: int, hi: int, now_s: int, db: Engine | None
+    ) -> dict[int, dict[OutletKey, Counts]]:
+        """The hours the rules kept (``rules.history_store``); those that may still be open
+        (within the grace of now, or all without a database) explained from raw data."""
+        seen: dict[OutletKey, Seen] = self._kept(db, lo, hi) if db is not None else {}
+        # Nothing kept at all (no database; values not kept yet): all from raw data.
+        open_from = max(lo, (now_s - self.rules.grace_s) // HOUR * HOUR - HOUR) if seen else lo
+        if open_from < hi:
+            for key, hours in self._explained(open_from, hi).items():
+                mine = seen.setdefault(key, {})
+                for h, factors in hours.items():
+                    mine.setdefault(h, factors)  # a kept hour is the rules' own: it wins
+        return self._counts(lo, hi, seen)
+
+    def _kept(self, db: Engine, lo: int, hi: int) -> dict[OutletKey, Seen]:
+        t = hour_values
+        query = select(
+            t.c.enterprise_id, t.c.outlet_id, t.c.factor, t.c.start, t.c.n, t.c.n_valid,
+            t.c.n_f, t.c.interval_s, t.c.valid,
+        ).where(t.c.start >= lo, t.c.start < hi)  # fmt: skip
+        seen: dict[OutletKey, Seen] = {}
+        with db.connect() as conn:
+            for ent, outlet, code, h, n, n_valid, n_f, interval, valid in conn.execute(query):
+                key = (ent, outlet)
+                params = self.judged.get(key)
+                if params is None or code not in params.factors:
+                    continue
+                agg = EMPTY._replace(n=n, n_valid=n_valid, n_f=n_f, interval_s=interval)
+                seen.setdefault(key, {}).setdefault(h, {})[code] = (agg, bool(valid))
+        return seen
+
+    def _explained(self, lo: int, hi: int) -> dict[OutletKey, Seen]:
         mns = frozenset(o.mn for e in self.config.enterprises for o in e.outlets)
         messages = self.archive.messages(
             Wanted(mns=mns),
@@ -306,6 +340,11 @@ class QualityBook:
                     agg,
                     judges[key].hour_value(agg).valid,
                 )
+        return seen
+
+    def _counts(
+        self, lo: int, hi: int, seen: dict[OutletKey, Seen]
+    ) -> dict[int, dict[OutletKey, Counts]]:
         out: dict[int, dict[OutletKey, Counts]] = {}
         for key, params in self.judged.items():
             hours = seen.get(key, {})

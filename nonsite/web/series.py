@@ -220,11 +220,14 @@ class SeriesReader:
         for h in kept:
             hours.setdefault(h.factor, []).append(h)
         in_range: list[Measurement] = []
+        known = {(h.factor, h.start) for h in kept}
         for lo, hi in self._not_kept(kept, days, span, raw):
             readings = self._readings(ent.id, outlet, (lo, hi), span)
             in_range += [m for m in readings if span.since <= m.data_time < span.until]
             for code, items in explain_hours(engine, params, readings).items():
-                hours.setdefault(code, []).extend(h for h in items if lo <= h.start < hi)
+                hours.setdefault(code, []).extend(
+                    h for h in items if lo <= h.start < hi and (code, h.start) not in known
+                )
         for items in hours.values():
             items.sort(key=lambda h: h.start)
         hourly = {

@@ -21,6 +21,7 @@ from ingest.processor import MessageProcessor
 from nonsite.config.load import parse_config
 from nonsite.db import make_engine, migrate
 from nonsite.stages import StageMetrics, build_stages
+from nonsite.web.quality import QualityBook
 from nonsite.web.series import RangeError, SeriesReader
 from nonsite.wiring import build_policy, build_registry, build_router
 from rules.store import hour_values
@@ -73,6 +74,11 @@ def test_kept_hours_and_days_answer_as_the_raw_explanation(judged):
     )
     assert from_kept.hourly == from_raw.hourly
     assert from_kept.daily == from_raw.daily
+    # With the minute readings (read for the whole range anyway): each hour once, the same.
+    with_raw = SeriesReader(config, data_dir / "archive.sqlite3", db=db).outlet_series(
+        "E1", "DA001", **{**span, "raw": True}
+    )
+    assert with_raw.hourly == from_kept.hourly and with_raw.raw
     assert from_kept.hourly[SO2][7].valid is False  # 07:00: 40 valid minutes < 45
 
 
@@ -105,3 +111,22 @@ def test_kept_values_are_shown_once_the_raw_frames_are_gone(judged):
     assert after.daily == before.daily
     gone = SeriesReader(config, data_dir / "archive.sqlite3").outlet_series("E1", "DA001", **span)
     assert gone.hourly == {}  # nothing left to explain: only the kept values remain
+
+
+def test_data_quality_counts_the_kept_hours_as_it_counted_the_raw_ones(judged):
+    config, data_dir, db = judged
+    lo, hi = int(D.timestamp()), int((D + timedelta(hours=28)).timestamp())
+    now = hi + 3 * 86400  # long settled
+
+    def book() -> QualityBook:
+        return QualityBook(config, data_dir / "archive.sqlite3")
+
+    from_raw = book().hours(lo, hi, now)
+    from_kept = book().hours(lo, hi, now, db)
+    assert from_kept == from_raw
+    e1 = [from_kept[h][("E1", "DA001")] for h in range(lo, hi, 3600)]
+    assert sum(c.valid_hours for c in e1) > 20
+    archive = RawArchive(data_dir / "archive.sqlite3")
+    archive.prune(datetime.now(UTC) + timedelta(days=1))
+    archive.close()
+    assert book().hours(lo, hi, now, db) == from_raw  # the raw frames are gone
