@@ -131,12 +131,13 @@ def build_app(
             fleet,
             quality,
             record,
+            reports,
             series,
             session,
         )
 
         app.state.web = web
-        for module in (session, fleet, cases, record, series, quality, commands, events):
+        for module in (session, fleet, cases, record, series, quality, reports, commands, events):
             app.include_router(module.router)
         app.include_router(dashboard.router)
         app.mount("/static", dashboard.static, name="static")

@@ -15,11 +15,11 @@ converted terms. What the daily rule judged is in its finding's evidence.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rules.emission import DAY_SUMS, add_to_day, at_reference_o2, daily_mean
 from rules.hours import HourAgg
-from rules.judge import HourValue
+from rules.judge import DayCounts, HourValue
 from rules.params import OutletParams
 from rules.timebase import day_start
 
@@ -146,6 +146,28 @@ class DayRecord:
     converted_hours: int
     required_hours: int
     flow_weighted: bool
+    # B10's count of the day (configured factors; kept by the stream, not explained): records
+    # received, valid and expected, hours due (not stopped), the record interval.
+    received: int | None = None
+    valid_records: int | None = None
+    expected: int | None = None
+    due_hours: int | None = None
+    interval_s: int | None = None
+
+
+def with_counts(
+    records: list[DayRecord], counts: Mapping[str, DayCounts], params: OutletParams, start: int
+) -> list[DayRecord]:
+    """A day's records with B10's counts; a configured factor counted without hours of its
+    own shown (none valid) gets a record too."""
+    by_factor = {r.factor: r for r in records}
+    for code in counts:
+        if code not in by_factor:
+            [by_factor[code]] = OpenDays().close(params, start, [code])
+    return [
+        replace(r, **counts[r.factor]._asdict()) if r.factor in counts else r
+        for r in sorted(by_factor.values(), key=lambda r: r.factor)
+    ]
 
 
 class OpenDays:
@@ -216,4 +238,5 @@ __all__ = [
     "OpenDays",
     "converted_value",
     "hour_records",
+    "with_counts",
 ]

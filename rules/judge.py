@@ -24,7 +24,7 @@ from array import array
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from rules.copies import Signature
 from rules.emission import (
@@ -125,6 +125,16 @@ def transmission_counts(
     if agg is not None and agg.n:
         return agg.n - agg.n_f, agg.n_valid, max(0, HOUR // agg.interval_s - agg.n_f)
     return 0, 0, 0 if stop_marked else HOUR // interval_s
+
+
+class DayCounts(NamedTuple):
+    """B10's count of one factor's natural day (:meth:`OutletJudge.day_counts`)."""
+
+    received: int
+    valid_records: int
+    expected: int
+    due_hours: int  # the hours not stopped (flag F, or silent in a declared 停产 marking)
+    interval_s: int
 
 
 class OutletJudge:
@@ -868,21 +878,37 @@ class OutletJudge:
 
     # -- days ----------------------------------------------------------------------------
 
-    def day(self, start: int) -> list[Finding]:
-        """Judge one closed natural day (China time) from its judged hours."""
-        p = self.params
-        hours = self._days.pop(start, None)
+    def day_counts(self, start: int) -> dict[str, DayCounts]:
+        """B10's count of each configured factor of the open day ``start`` that sent
+        something: its records received, valid and expected (the hours with records, then
+        those without at the day's interval), its hours due (not stopped) and its interval."""
+        hours = self._days.get(start)
         if hours is None:
-            return []
-        out: list[Finding] = []
+            return {}
+        out = {}
         for code, (received, valid, due, judged, interval) in sorted(hours.counts.items()):
-            if code not in p.factors:
+            if code not in self.params.factors:
                 continue
-            expected = due  # the hours with records, then those without, at the day's interval
+            expected = due
             for h in range(24):
                 if not judged >> h & 1:
                     marked = self._stopped_marked(start, code, [h]) > 0
                     expected += transmission_counts(None, interval, marked)[2]
+            due_hours = 24 - self._stopped_hours(start, code, hours)
+            out[code] = DayCounts(received, valid, expected, due_hours, interval)
+        return out
+
+    def day(self, start: int, counts: dict[str, DayCounts] | None = None) -> list[Finding]:
+        """Judge one closed natural day (China time) from its judged hours (``counts``: its
+        :meth:`day_counts`, if the caller has them already)."""
+        p = self.params
+        if counts is None:
+            counts = self.day_counts(start)
+        hours = self._days.pop(start, None)
+        if hours is None:
+            return []
+        out: list[Finding] = []
+        for code, (received, valid, expected, _due_hours, interval) in counts.items():
             if not expected:
                 continue  # stopped all day: nothing was due
             rate = valid / expected

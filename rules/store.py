@@ -138,6 +138,11 @@ day_values = Table(
     Column("converted_hours", SmallInteger, nullable=False),
     Column("required_hours", SmallInteger, nullable=False),
     Column("flow_weighted", Boolean, nullable=False),
+    Column("received", Integer, nullable=True),  # B10's count (configured factors)
+    Column("valid_records", Integer, nullable=True),
+    Column("expected", Integer, nullable=True),
+    Column("due_hours", SmallInteger, nullable=True),
+    Column("interval_s", Integer, nullable=True),
     postgresql_partition_by="RANGE (start)",
     sqlite_with_rowid=False,
 )

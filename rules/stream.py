@@ -23,7 +23,7 @@ from ingest.readings import Measurement, PowerSample, ReadingBatch
 from rules.absence import AbsenceWatch
 from rules.copies import copy_watches
 from rules.findings import Finding
-from rules.history import DayRecord, HourRecord, OpenDays, hour_records
+from rules.history import DayRecord, HourRecord, OpenDays, hour_records, with_counts
 from rules.hours import (
     REALTIME_QUIET_S,
     DeviceHour,
@@ -497,8 +497,10 @@ class _KeptDays:
 
     def day(self, start: int) -> list[Finding]:
         st = self.st
-        self.closed += st.days.close(st.judge.params, start)
-        return st.judge.day(start)
+        judge = st.judge
+        counts = judge.day_counts(start)
+        self.closed += with_counts(st.days.close(judge.params, start), counts, judge.params, start)
+        return judge.day(start, counts)
 
 
 class _MeterQueue:

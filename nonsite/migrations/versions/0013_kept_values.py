@@ -62,6 +62,11 @@ def upgrade() -> None:
         sa.Column("converted_hours", sa.SmallInteger, nullable=False),
         sa.Column("required_hours", sa.SmallInteger, nullable=False),
         sa.Column("flow_weighted", sa.Boolean, nullable=False),
+        sa.Column("received", sa.Integer, nullable=True),
+        sa.Column("valid_records", sa.Integer, nullable=True),
+        sa.Column("expected", sa.Integer, nullable=True),
+        sa.Column("due_hours", sa.SmallInteger, nullable=True),
+        sa.Column("interval_s", sa.Integer, nullable=True),
         **PARTITIONED,
     )
 
