@@ -16,10 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from rules.emission import DAY_SUMS, add_to_day, at_reference_o2, daily_mean
 from rules.hours import HourAgg
 from rules.judge import DayCounts, HourValue
+from rules.minute_detail import MinuteDetail
 from rules.params import OutletParams
 from rules.timebase import day_start
 
@@ -170,6 +172,14 @@ def with_counts(
     ]
 
 
+class Kept(NamedTuple):
+    """What the stream engine closed since the rule stage last took it."""
+
+    hours: list[HourRecord]
+    days: list[DayRecord]
+    detail: list[MinuteDetail]
+
+
 class OpenDays:
     """The sums of an outlet's open days, hour by hour in event-time order: per day and factor
     the valid hours' values and their converted values, each with the hour's valid flow for
@@ -235,6 +245,7 @@ __all__ = [
     "FLAG_COUNTERS",
     "DayRecord",
     "HourRecord",
+    "Kept",
     "OpenDays",
     "converted_value",
     "hour_records",

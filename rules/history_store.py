@@ -13,7 +13,7 @@ SQLite they are plain tables without rowid, clustered on the same key.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Final
 
@@ -27,27 +27,40 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ingest.china_time import CHINA_TZ
-from rules.history import DayRecord, HourRecord
-from rules.store import day_values, hour_values
-from rules.timebase import month_start, next_month_start
+from rules.history import DayRecord, HourRecord, Kept
+from rules.minute_detail import MinuteDetail
+from rules.store import day_values, hour_values, minute_detail
+from rules.timebase import DAY, day_start, month_start, next_month_start
 
 HOUR_FIELDS: Final = tuple(f for f in HourRecord.__slots__ if f not in ("enterprise_id",))
 DAY_FIELDS: Final = tuple(DayRecord.__slots__)
+DETAIL_FIELDS: Final = ("outlet_id", "start", "layout", "data")
 
-PARTITIONED: Final = (hour_values, day_values)
+# Each table's partitions: China months for the hour and day values (kept for years), China
+# days for the minute detail (kept as long as the raw archive, dropped day by day).
+SPANS: Final = {hour_values.name: "month", day_values.name: "month", minute_detail.name: "day"}
+PARTITIONED: Final = (hour_values, day_values, minute_detail)
 
 
-# -- months ------------------------------------------------------------------------------------
+def span_of(table: Table, t: int) -> tuple[int, int]:
+    """The partition of ``table`` holding epoch second ``t``, as [start, end)."""
+    if SPANS[table.name] == "day":
+        day = day_start(t)
+        return day, day + DAY
+    month = month_start(t)
+    return month, next_month_start(month)
 
 
 def partition_name(table: Table, start: int) -> str:
-    return f"{table.name}_{datetime.fromtimestamp(start, CHINA_TZ):%Y%m}"
+    fmt = "%Y%m%d" if SPANS[table.name] == "day" else "%Y%m"
+    return f"{table.name}_{datetime.fromtimestamp(start, CHINA_TZ):{fmt}}"
 
 
-class MonthPartitions:
-    """PostgreSQL's month partitions, created as values of a new month arrive. The months
-    known to exist are remembered once the transaction that made them has committed
-    (:meth:`committed`; one rolled back made none), so a batch pays the DDL once a month."""
+class Partitions:
+    """PostgreSQL's partitions of the kept values, created as values of a new month (or day)
+    arrive. Those known to exist are remembered once the transaction that made them has
+    committed (:meth:`committed`; one rolled back made none), so a batch pays the DDL once a
+    month (or day)."""
 
     def __init__(self) -> None:
         self._known: set[tuple[str, int]] = set()
@@ -56,19 +69,18 @@ class MonthPartitions:
     def ensure(self, conn: Connection, table: Table, starts: Iterable[int]) -> None:
         if conn.dialect.name != "postgresql":
             return
-        for month in sorted({month_start(t) for t in starts}):
-            if (table.name, month) in self._known or (table.name, month) in self._made:
+        for lo, hi in sorted({span_of(table, t) for t in starts}):
+            if (table.name, lo) in self._known or (table.name, lo) in self._made:
                 continue
             # IF NOT EXISTS: another worker may have made it; a race of two makes one fail
             # on the catalog's unique index, and its batch is retried (it then exists).
             conn.execute(
                 text(
-                    f'CREATE TABLE IF NOT EXISTS "{partition_name(table, month)}" '
-                    f'PARTITION OF "{table.name}" FOR VALUES FROM ({month}) '
-                    f"TO ({next_month_start(month)})"
+                    f'CREATE TABLE IF NOT EXISTS "{partition_name(table, lo)}" '
+                    f'PARTITION OF "{table.name}" FOR VALUES FROM ({lo}) TO ({hi})'
                 )
             )
-            self._made.add((table.name, month))
+            self._made.add((table.name, lo))
 
     def committed(self) -> None:
         self._known |= self._made
@@ -78,31 +90,35 @@ class MonthPartitions:
         self._made.clear()
 
 
-def drop_months_before(conn: Connection, cutoff: int) -> list[str]:
-    """Retention: drop the month partitions that end at or before ``cutoff`` (PostgreSQL), or
-    delete the rows before the month holding it (SQLite). The names dropped."""
-    month = month_start(cutoff)
+def drop_before(conn: Connection, table: Table, cutoff: int) -> list[str]:
+    """Retention: drop ``table``'s partitions that end at or before the start of the one
+    holding ``cutoff`` (PostgreSQL), or delete the rows before it (SQLite). The names
+    dropped."""
+    first_kept, _ = span_of(table, cutoff)
     if conn.dialect.name != "postgresql":
-        for table in PARTITIONED:
-            conn.execute(table.delete().where(table.c.start < month))
+        conn.execute(table.delete().where(table.c.start < first_kept))
         return []
+    rows = conn.execute(
+        text(
+            "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i "
+            "JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent "
+            "WHERE p.relname = :parent AND p.relnamespace = "
+            "(SELECT oid FROM pg_namespace WHERE nspname = current_schema())"
+        ),
+        {"parent": table.name},
+    ).all()
     dropped = []
-    for table in PARTITIONED:
-        rows = conn.execute(
-            text(
-                "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i "
-                "JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent "
-                "WHERE p.relname = :parent AND p.relnamespace = "
-                "(SELECT oid FROM pg_namespace WHERE nspname = current_schema())"
-            ),
-            {"parent": table.name},
-        ).all()
-        for name, bound in rows:
-            upper = int(str(bound).rsplit("(", 1)[1].rstrip(")").strip("'"))
-            if upper <= month:
-                conn.execute(text(f'DROP TABLE "{name}"'))
-                dropped.append(name)
+    for name, bound in rows:
+        upper = int(str(bound).rsplit("(", 1)[1].rstrip(")").strip("'"))
+        if upper <= first_kept:
+            conn.execute(text(f'DROP TABLE "{name}"'))
+            dropped.append(name)
     return dropped
+
+
+def drop_months_before(conn: Connection, cutoff: int) -> list[str]:
+    """Retention of the hour and day values: their months before the one holding ``cutoff``."""
+    return drop_before(conn, hour_values, cutoff) + drop_before(conn, day_values, cutoff)
 
 
 # -- writing -----------------------------------------------------------------------------------
@@ -126,17 +142,14 @@ def _upsert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
     conn.execute(stmt, rows)
 
 
-def record_history(
-    conn: Connection,
-    hours: Sequence[HourRecord],
-    days: Sequence[DayRecord],
-    partitions: MonthPartitions,
-) -> None:
-    """Store closed hours and days in ``conn``'s transaction."""
-    for table, records, fields in (
-        (hour_values, hours, HOUR_FIELDS),
-        (day_values, days, DAY_FIELDS),
-    ):
+def record_history(conn: Connection, kept: Kept, partitions: Partitions) -> None:
+    """Store closed hours, days and the hours' minute detail in ``conn``'s transaction."""
+    groups: tuple[tuple[Table, Sequence[Any], tuple[str, ...]], ...] = (
+        (hour_values, kept.hours, HOUR_FIELDS),
+        (day_values, kept.days, DAY_FIELDS),
+        (minute_detail, kept.detail, DETAIL_FIELDS),
+    )
+    for table, records, fields in groups:
         if not records:
             continue
         partitions.ensure(conn, table, (r.start for r in records))
@@ -186,12 +199,51 @@ def read_days(
     return [DayRecord(*row) for row in rows]
 
 
+def read_detail(
+    conn: Connection, enterprise_id: str, outlet_id: str, lo: int, hi: int
+) -> list[MinuteDetail]:
+    """An outlet's minute detail of the hours starting in [lo, hi), in hour order."""
+    t = minute_detail
+    rows = conn.execute(
+        select(t.c.start, t.c.layout, t.c.data)
+        .where(
+            and_(
+                t.c.enterprise_id == enterprise_id,
+                t.c.outlet_id == outlet_id,
+                t.c.start >= lo,
+                t.c.start < hi,
+            )
+        )
+        .order_by(t.c.start)
+    ).all()
+    return [MinuteDetail(enterprise_id, outlet_id, start, lay, bytes(d)) for start, lay, d in rows]
+
+
+def detail_hours(conn: Connection, lo: int, hi: int) -> Iterator[list[MinuteDetail]]:
+    """The whole fleet's minute detail of the hours starting in [lo, hi), a day of hours at a
+    time in hour order (each outlet's in order): what a replay from the store reads. Straight
+    from the driver's cursor: a month of a 200-enterprise fleet is 144,000 rows."""
+    for day in range(lo, hi, DAY):
+        rows = conn.exec_driver_sql(
+            "SELECT enterprise_id, outlet_id, start, layout, data FROM minute_detail "
+            "WHERE start >= %(lo)s AND start < %(hi)s ORDER BY start, enterprise_id, outlet_id"
+            if conn.dialect.name == "postgresql"
+            else "SELECT enterprise_id, outlet_id, start, layout, data FROM minute_detail "
+            "WHERE start >= :lo AND start < :hi ORDER BY start, enterprise_id, outlet_id",
+            {"lo": day, "hi": min(day + DAY, hi)},
+        ).all()
+        yield [MinuteDetail(e, o, s, lay, bytes(d)) for e, o, s, lay, d in rows]
+
+
 __all__ = [
-    "MonthPartitions",
+    "Partitions",
     "day_values",
+    "detail_hours",
+    "drop_before",
     "drop_months_before",
     "hour_values",
     "read_days",
+    "read_detail",
     "read_hours",
     "record_history",
 ]

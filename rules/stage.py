@@ -22,7 +22,7 @@ from ingest.processor import ProcessedBatch
 from ingest.readings import ReadingBatch
 from ingest.stage import Handed
 from rules.findings import Finding
-from rules.history_store import MonthPartitions, record_history
+from rules.history_store import Partitions, record_history
 from rules.metrics import RuleMetrics
 from rules.store import load_snapshot, record_findings, record_production, save_snapshot
 from rules.stream import STATE_FORMAT, StreamEngine
@@ -83,7 +83,7 @@ class RuleStage:
         # Receipt (epoch seconds) of the batch that produced each pending finding, by id; the
         # clock's findings (absence rules) have none: no reading closed them.
         self._receipts: dict[str, float] = {}
-        self._partitions = MonthPartitions()  # of the kept values' tables (PostgreSQL)
+        self._partitions = Partitions()  # of the kept values' tables (PostgreSQL)
 
     # -- the stage protocol ------------------------------------------------------------------
 
@@ -135,10 +135,10 @@ class RuleStage:
         changed = self.engine.production_changes()
         if changed:
             record_production(conn, changed)
-        hours, days = self.engine.take_history()
-        if hours or days:
+        kept = self.engine.take_history()
+        if kept.hours or kept.days or kept.detail:
             self._partitions.rolled_back()  # a partition made by a failed attempt is gone
-            record_history(conn, hours, days, self._partitions)
+            record_history(conn, kept, self._partitions)
         new = record_findings(conn, found)
         self._observe_latency(new)
         self._count(found)

@@ -147,6 +147,20 @@ day_values = Table(
     sqlite_with_rowid=False,
 )
 
+# Each closed outlet-hour's minute records as the rules held them (rules.minute_detail):
+# partitioned by China day on PostgreSQL, kept as long as the raw archive.
+minute_detail = Table(
+    "minute_detail",
+    metadata,
+    Column("enterprise_id", String(64), primary_key=True),
+    Column("outlet_id", String(64), primary_key=True),
+    Column("start", BigInteger, primary_key=True, autoincrement=False),
+    Column("layout", Text, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    postgresql_partition_by="RANGE (start)",
+    sqlite_with_rowid=False,
+)
+
 snapshots = Table(
     "rule_snapshots",
     metadata,

@@ -23,7 +23,7 @@ from ingest.readings import Measurement, PowerSample, ReadingBatch
 from rules.absence import AbsenceWatch
 from rules.copies import copy_watches
 from rules.findings import Finding
-from rules.history import DayRecord, HourRecord, OpenDays, hour_records, with_counts
+from rules.history import DayRecord, HourRecord, Kept, OpenDays, hour_records, with_counts
 from rules.hours import (
     REALTIME_QUIET_S,
     DeviceHour,
@@ -35,6 +35,7 @@ from rules.hours import (
 from rules.judge import OutletJudge
 from rules.linkage import ProductionLink, production_links
 from rules.markings import STOPPED_MARK, Marking, MarkingBook
+from rules.minute_detail import MinuteDetail, encode
 from rules.params import OutletParams, marking_book
 from rules.power_judge import PowerJudge
 from rules.power_params import EnterprisePowerParams, sample_kw
@@ -207,6 +208,7 @@ class StreamEngine:
         # The hours and days closed since the rule stage last took them (rules.history).
         self._closed_hours: list[HourRecord] = []
         self._closed_days: list[DayRecord] = []
+        self._closed_detail: list[MinuteDetail] = []
 
     def process(self, batch: ReadingBatch) -> list[Finding]:
         out: list[Finding] = []
@@ -264,12 +266,12 @@ class StreamEngine:
                 out[enterprise] = producing
         return out
 
-    def take_history(self) -> tuple[list[HourRecord], list[DayRecord]]:
-        """The hour and day values closed since the last call (the stage stores them with the
-        batch's findings)."""
-        hours, self._closed_hours = self._closed_hours, []
-        days, self._closed_days = self._closed_days, []
-        return hours, days
+    def take_history(self) -> Kept:
+        """The hour and day values and the hours' minute detail closed since the last call
+        (the stage stores them with the batch's findings)."""
+        kept = Kept(self._closed_hours, self._closed_days, self._closed_detail)
+        self._closed_hours, self._closed_days, self._closed_detail = [], [], []
+        return kept
 
     def production_changes(self) -> dict[str, bool]:
         """The enterprises whose production state changed since the last call, and their new
@@ -462,6 +464,9 @@ class StreamEngine:
         records = hour_records(p, h, aggs, values)
         st.days.add_hour(records, p.flow_code)
         self._closed_hours += records
+        detail = encode(p.enterprise_id, p.outlet_id, h, hour.minutes, hour.realtime, hour.device)
+        if detail is not None:
+            self._closed_detail.append(detail)
         link = self._links.get(p.enterprise_id)
         if link is not None:
             out += link.outlet_hour(p.outlet_id, h, judge.hour_flow, judge.hour_stopped)

@@ -126,7 +126,9 @@ class WebNode:
         app = build_app(self.registry, self.readiness, web=web)
         path = self.config.service.archive_path  # none on a web node: never opened
         state = app.state
-        state.series_reader = SeriesReader(self.config, path, db=self.engine, archive=self.topics)
+        state.series_reader = SeriesReader(
+            self.config, path, db=self.engine, archive=self.topics, raw_from_detail=True
+        )
         state.quality_book = QualityBook(self.config, path, archive=self.topics)
         state.reported_sources = ReportedSources(self.config, path, stream=self.topics)
         return app

@@ -58,8 +58,9 @@ from nonsite.web.series_models import (
 from nonsite.wiring import build_topic_archive
 from rules.explain import explain_days, explain_hours
 from rules.history import DayRecord, HourRecord, OpenDays
-from rules.history_store import read_days, read_hours
+from rules.history_store import read_days, read_detail, read_hours
 from rules.markings import Marking, MarkingBook
+from rules.minute_detail import Point, points
 from rules.params import OutletParams, effective_thresholds
 from rules.store import list_declared_markings
 from rules.timebase import DAY, HOUR, day_start, to_datetime
@@ -144,6 +145,7 @@ class SeriesReader:
         slack: timedelta = SLACK,
         build_index: bool = True,
         archive: TopicReader | None = None,
+        raw_from_detail: bool = False,
     ) -> None:
         self.config = config
         self.path = archive_path
@@ -155,6 +157,10 @@ class SeriesReader:
             else build_topic_archive(config, archive_path, build_index=build_index)
         )
         self.rules = rule_setup(config)  # of the configuration; declared markings per query
+        # A cluster's web node: the minute readings of the kept hours come from their kept
+        # detail (one index range) rather than a scan of the stream; the hours not kept yet
+        # still from the stream. Late records, which the rules did not take, are not in it.
+        self.raw_from_detail = raw_from_detail and db is not None
 
     def ensure_topic_index(self, *, wait: bool = False) -> bool:
         """See ``TopicArchive.ensure_topic_index``."""
@@ -221,7 +227,10 @@ class SeriesReader:
             hours.setdefault(h.factor, []).append(h)
         in_range: list[Measurement] = []
         known = {(h.factor, h.start) for h in kept}
-        for lo, hi in self._not_kept(kept, days, span, raw):
+        detail: dict[str, list[Point]] = {}
+        if raw and self.raw_from_detail and kept:
+            detail = self._detail(ent.id, outlet.id, span)
+        for lo, hi in self._not_kept(kept, days, span, raw and not detail):
             readings = self._readings(ent.id, outlet, (lo, hi), span)
             in_range += [m for m in readings if span.since <= m.data_time < span.until]
             for code, items in explain_hours(engine, params, readings).items():
@@ -252,7 +261,7 @@ class SeriesReader:
             valid_minutes_per_hour=params.valid_minutes_per_hour,
             valid_hours_per_day=params.valid_hours_per_day,
             factors=_factors(params, seen),
-            raw=_raw(in_range) if raw else {},
+            raw=_raw(in_range, detail) if raw else {},
             hourly=hourly,
             daily={
                 code: [_day_point(d, now_s) for d in values]
@@ -274,6 +283,19 @@ class SeriesReader:
                 read_hours(conn, enterprise_id, outlet_id, *days),
                 read_days(conn, enterprise_id, outlet_id, *days),
             )
+
+    def _detail(
+        self, enterprise_id: str, outlet_id: str, span: TimeRange
+    ) -> dict[str, list[Point]]:
+        """The kept minute detail of the hours overlapping the range, its records in it."""
+        assert self.db is not None
+        with self.db.connect() as conn:
+            rows = read_detail(conn, enterprise_id, outlet_id, span.lo - HOUR, span.hi)
+        return {
+            code: kept
+            for code, items in points(rows).items()
+            if (kept := [p for p in items if span.lo <= p.t < span.hi])
+        }
 
     @staticmethod
     def _not_kept(
@@ -456,30 +478,33 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 6)
 
 
-def _raw(readings: Iterable[Measurement]) -> dict[str, list[RawPoint]]:
+def _raw(
+    readings: Iterable[Measurement], detail: dict[str, list[Point]] | None = None
+) -> dict[str, list[RawPoint]]:
     """Per factor in time order; of a repeated (interval, time) the first arrival, as the
-    rules take it."""
-    seen: set[tuple[str, str, datetime]] = set()
-    per_factor: dict[str, list[Measurement]] = {}
+    rules take it (the kept ``detail`` first: it is what the rules took)."""
+    seen: set[tuple[str, str, int]] = set()
+    per_factor: dict[str, list[tuple[int, str, float | None, str | None, float | None]]] = {}
+    for code, items in (detail or {}).items():
+        for p in items:
+            seen.add((code, p.interval, p.t))
+            per_factor.setdefault(code, []).append((p.t, p.interval, p.value, p.flag, p.zs))
     for m in readings:
-        key = (m.factor, m.interval, m.data_time)
+        t = int(m.data_time.timestamp())
+        key = (m.factor, m.interval, t)
         if key in seen:
             continue
         seen.add(key)
-        per_factor.setdefault(m.factor, []).append(m)
+        per_factor.setdefault(m.factor, []).append((t, m.interval, m.value, m.flag, m.zs))
     # Plain dicts validated in one call: pydantic-core builds the thousands of points far
     # faster than a Python-level constructor per point.
     return _RAW_POINTS.validate_python(
         {
             code: [
-                {
-                    "t": m.data_time.astimezone(CHINA_TZ),
-                    "interval": m.interval,
-                    "value": m.value,
-                    "flag": m.flag,
-                    "zs": m.zs,
-                }
-                for m in sorted(per_factor[code], key=lambda m: (m.data_time, _RANK[m.interval]))
+                {"t": to_datetime(t), "interval": interval, "value": v, "flag": f, "zs": zs}
+                for t, interval, v, f, zs in sorted(
+                    per_factor[code], key=lambda r: (r[0], _RANK[r[1]])
+                )
             ]
             for code in sorted(per_factor)
         }

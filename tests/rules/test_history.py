@@ -24,11 +24,11 @@ def kept(params, readings, markings=(), *, batches=1):
     hours, days = [], []
     for i in range(0, len(readings), size):
         engine.process_measurements(readings[i : i + size])
-        h, d = engine.take_history()
+        h, d, _ = engine.take_history()
         hours += h
         days += d
     engine.flush()
-    h, d = engine.take_history()
+    h, d, _ = engine.take_history()
     return hours + h, days + d
 
 

@@ -10,9 +10,9 @@ from sqlalchemy import text, update
 from ingest.china_time import CHINA_TZ
 from ingest.readings import ReadingBatch
 from nonsite.db import make_engine, migrate
-from rules.history_store import drop_months_before, read_days, read_hours
+from rules.history_store import drop_before, drop_months_before, read_days, read_hours
 from rules.stage import RuleStage, restore
-from rules.store import list_findings, load_snapshot, save_snapshot, snapshots
+from rules.store import list_findings, load_snapshot, minute_detail, save_snapshot, snapshots
 from rules.stream import StreamEngine
 from rules.timebase import epoch
 from tests.rules.factors import O2, SO2
@@ -198,7 +198,8 @@ def test_postgresql_keeps_the_values_in_month_partitions_and_drops_old_months(pg
                     text(
                         "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
                         "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'hour_values' "
-                        "AND c.relnamespace = p.relnamespace ORDER BY 1"
+                        "AND p.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema()) "
+                        "ORDER BY 1"
                     )
                 )
                 .scalars()
@@ -213,9 +214,25 @@ def test_postgresql_keeps_the_values_in_month_partitions_and_drops_old_months(pg
             epoch(tick(0)),
             epoch(later),
         }
+        with db.connect() as conn:
+            days = (
+                conn.execute(
+                    text(
+                        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                        "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'minute_detail' "
+                        "AND p.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema()) "
+                        "ORDER BY 1"
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        assert f"minute_detail_{T0.astimezone(CHINA_TZ):%Y%m%d}" in days  # a partition a day
         with db.begin() as conn:
             dropped = drop_months_before(conn, epoch(later))
+            dropped_days = drop_before(conn, minute_detail, epoch(later))
         assert months[0] in dropped
+        assert f"minute_detail_{T0.astimezone(CHINA_TZ):%Y%m%d}" in dropped_days
         assert {h.start for h in kept_hours(db)} == {epoch(later)}  # November's are gone
     finally:
         db.dispose()

@@ -1,4 +1,5 @@
-"""The rules' kept hour and day values per outlet × factor (partitioned by month on PostgreSQL).
+"""The rules' kept hour and day values per outlet × factor, and the hours' minute detail
+(partitioned by month, the detail by day, on PostgreSQL).
 
 Revision ID: 0013_kept_values
 Revises: 0012_action_requests
@@ -70,7 +71,18 @@ def upgrade() -> None:
         **PARTITIONED,
     )
 
+    op.create_table(
+        "minute_detail",
+        sa.Column("enterprise_id", sa.String(64), primary_key=True),
+        sa.Column("outlet_id", sa.String(64), primary_key=True),
+        sa.Column("start", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("layout", sa.Text, nullable=False),
+        sa.Column("data", sa.LargeBinary, nullable=False),
+        **PARTITIONED,
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("minute_detail")
     op.drop_table("day_values")
     op.drop_table("hour_values")

@@ -8,11 +8,13 @@ The historical archive of ``test_series`` judged by the service's own pipeline a
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+import tomlkit
 from prometheus_client import CollectorRegistry
 
 from ingest.archive import RawArchive
@@ -26,6 +28,7 @@ from nonsite.web.series import RangeError, SeriesReader
 from nonsite.wiring import build_policy, build_registry, build_router
 from rules.store import hour_values
 from tests.nonsite.web.test_series import SO2, D, config_doc, historical_messages, recent_messages
+from tests.service_process import run_nonsite
 
 
 def judge_archive(config, archive_path: Path, db: sa.Engine) -> int:
@@ -130,3 +133,49 @@ def test_data_quality_counts_the_kept_hours_as_it_counted_the_raw_ones(judged):
     archive.prune(datetime.now(UTC) + timedelta(days=1))
     archive.close()
     assert book().hours(lo, hi, now, db) == from_raw  # the raw frames are gone
+
+
+def test_a_web_node_shows_the_kept_minute_detail_once_the_raw_frames_are_gone(judged):
+    """A cluster's web node reads the minute readings of kept hours from the kept detail (no
+    scan of the stream): the records the rules took; not the late one, nor the real-time
+    records of an outlet that sends minute data (the rules take its minute data)."""
+    config, data_dir, db = judged
+    span = {"since": D, "until": D + timedelta(hours=30), "raw": True}
+    from_archive = SeriesReader(config, data_dir / "archive.sqlite3").outlet_series(
+        "E1", "DA001", **span
+    )
+    archive = RawArchive(data_dir / "archive.sqlite3")
+    archive.prune(datetime.now(UTC) + timedelta(days=1))
+    archive.close()
+    detail = SeriesReader(
+        config, data_dir / "archive.sqlite3", db=db, raw_from_detail=True
+    ).outlet_series("E1", "DA001", **span)
+    late = D + timedelta(hours=11, minutes=50)  # test_series's record that came a day late
+    expected = [p for p in from_archive.raw[SO2] if p.t != late and p.interval != "rtd"]
+    assert [(p.t, p.interval, p.value) for p in detail.raw[SO2]] == [
+        (p.t, p.interval, p.value) for p in expected
+    ]
+    assert detail.hourly == from_archive.hourly
+
+
+def test_replay_from_the_store_finds_what_the_replay_of_the_archive_finds(judged, tmp_path):
+    _config, data_dir, db = judged
+    config_file = tmp_path / "replay.toml"
+    doc = config_doc(data_dir)
+    doc["database"] = {"url": db.url.render_as_string(hide_password=False)}
+    config_file.write_text(tomlkit.dumps(doc))
+    archived = run_nonsite(
+        "replay", "--config", str(config_file), "--no-absence", str(data_dir / "archive.sqlite3")
+    )
+    stored = run_nonsite(
+        "replay", "--config", str(config_file), "--from-store",
+        (D - timedelta(days=1)).isoformat(), (D + timedelta(days=3)).isoformat(),
+    )  # fmt: skip
+    assert archived.returncode == 0 and stored.returncode == 0, stored.stderr
+    assert b"readings/s" in stored.stderr
+
+    def hour_and_day(out: bytes) -> set[tuple[str, str]]:
+        found = [json.loads(line) for line in out.splitlines()]
+        return {(f["id"], f["state"]) for f in found if f["rule"] in ("A3", "A4", "B9", "B2")}
+
+    assert hour_and_day(stored.stdout) == hour_and_day(archived.stdout)
