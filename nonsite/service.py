@@ -32,7 +32,7 @@ from ingest.commands.metrics import CommandMetrics
 from ingest.commands.sender import CommandSender
 from ingest.metrics import ArchiveMetrics
 from ingest.mqtt.source import Delivery, MqttSource
-from ingest.store import load_checkpoint, prune_dead_letters
+from ingest.store import load_checkpoint
 from ingest.tcp.handoff import ArchiveHandoff
 from ingest.tcp.runtime import GatewayRuntime
 from nonsite.collector import expose_frozen, pace_for_live_stream
@@ -44,6 +44,7 @@ from nonsite.embedded_broker import EmbeddedBroker
 from nonsite.errors import ListenError, StartupError
 from nonsite.http import bind, build_app, make_server
 from nonsite.pipeline_process import PipelineProcess, Replies
+from nonsite.retention import prune_database
 from nonsite.web.context import WebContext
 from nonsite.wiring import (
     build_gateway_mqtt_settings,
@@ -319,13 +320,17 @@ class Service:
                     "archive retention: removed %d messages received before %s", removed, cutoff
                 )
             try:
-                letters = await asyncio.to_thread(prune_dead_letters, self.engine, cutoff)
+                pruned = await asyncio.to_thread(
+                    prune_database, self.engine, self.config, datetime.now(UTC)
+                )
             except SQLAlchemyError as exc:  # the database is away: the next round prunes them
-                log.warning("dead-letter retention skipped: %s", one_line(exc))
+                log.warning("database retention skipped: %s", one_line(exc))
             else:
-                if letters:
+                if pruned.dead_letters:
                     log.info(
-                        "dead-letter retention: removed %d received before %s", letters, cutoff
+                        "dead-letter retention: removed %d received before %s",
+                        pruned.dead_letters,
+                        cutoff,
                     )
             await asyncio.sleep(RETENTION_EVERY_S)
 

@@ -114,19 +114,25 @@ def archive_export(args: argparse.Namespace) -> int:
 def archive_prune(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime, timedelta
 
-    from ingest.store import load_checkpoint, prune_dead_letters
+    from ingest.store import load_checkpoint
     from nonsite.db import make_engine
+    from nonsite.retention import prune_database
 
     config = config_for(args)
+    if args.days is not None:
+        config = config.model_copy(
+            update={"archive": config.archive.model_copy(update={"retention_days": args.days})}
+        )
     archive = RawArchive(config.service.archive_path, durability=config.archive.durability)
-    days = args.days if args.days is not None else config.archive.retention_days
-    cutoff = datetime.now(UTC) - timedelta(days=days)
+    now = datetime.now(UTC)
+    cutoff = now - timedelta(days=config.archive.retention_days)
     engine = make_engine(config.database_url())
     position = load_checkpoint(engine, "ingest")
     removed = archive.prune(cutoff, up_to_seq=position)
-    letters = prune_dead_letters(engine, cutoff)
+    pruned = prune_database(engine, config, now)
     print(
-        f"removed {removed} messages and {letters} dead letters received before "
+        f"removed {removed} messages and {pruned.dead_letters} dead letters received before "
         f"{cutoff.astimezone(CHINA_TZ):%Y-%m-%d %H:%M}"
+        + (f"; dropped {', '.join(pruned.partitions)}" if pruned.partitions else "")
     )
     return 0

@@ -46,12 +46,14 @@ from nonsite.config.model import Config
 from nonsite.db import make_engine, migrate
 from nonsite.db_health import DatabaseHealth, Retrying, is_unavailable
 from nonsite.http import bind, build_app, make_server
+from nonsite.retention import prune_database
 from nonsite.stages import StageMetrics, build_stages
 from nonsite.wiring import build_mqtt_settings, build_policy, build_registry, build_router
 
 log = logging.getLogger("nonsite.worker")
 
 TICK_EVERY_S = 30.0  # the absence rules' and deadlines' clock, as in one machine
+RETENTION_EVERY_S = 3600.0  # the database's retention (nonsite.retention), as in one machine
 
 
 def default_worker_id() -> str:
@@ -144,6 +146,7 @@ class ClusterWorker:
         self._js = self._nc.jetstream()
         self._leases_every = max(0.5, config.cluster.lease_ttl_s / 3)
         self._last_leases = -float("inf")
+        self._last_retention = -float("inf")
         self._lost: set[int] = set()  # found lost by the lease keeper, closed by the loop
         self._lost_lock = threading.Lock()
 
@@ -314,6 +317,12 @@ class ClusterWorker:
                 self.stream.succeeded()
             self.ready.clear()
             n = self.step() if due else 0
+            if due and 0 in self.owned and now - self._last_retention >= RETENTION_EVERY_S:
+                self._last_retention = now  # partition 0's owner: one worker at a time
+                try:
+                    prune_database(self.engine, self.config, datetime.now(UTC))
+                except Exception as exc:  # noqa: BLE001 - the next round prunes it
+                    self._failed(exc)
             if due:
                 try:
                     self.send_outbound()

@@ -225,7 +225,10 @@ class CommandsSection(Section):
 
 
 class ArchiveSection(Section):
-    retention_days: int = Field(default=90, ge=1)
+    retention_days: int = Field(default=90, ge=1)  # raw frames, dead letters, minute detail
+    # The hour and day values the rules keep (charts, reports): years, for the reports of a
+    # period and the 回头看 of a case long closed.
+    values_retention_days: int = Field(default=1095, ge=1)
     # "full": fsync every group commit (survives power loss); "normal": survives a process
     # crash, may lose the last commits on power loss.
     durability: Literal["full", "normal"] = "full"

@@ -22,11 +22,12 @@ from ingest.pipeline import IngestPipeline
 from ingest.processor import MessageProcessor
 from nonsite.config.load import parse_config
 from nonsite.db import make_engine, migrate
+from nonsite.retention import prune_database
 from nonsite.stages import StageMetrics, build_stages
 from nonsite.web.quality import QualityBook
 from nonsite.web.series import RangeError, SeriesReader
 from nonsite.wiring import build_policy, build_registry, build_router
-from rules.store import hour_values
+from rules.store import hour_values, minute_detail
 from tests.nonsite.web.test_series import SO2, D, config_doc, historical_messages, recent_messages
 from tests.service_process import run_nonsite
 
@@ -179,3 +180,24 @@ def test_replay_from_the_store_finds_what_the_replay_of_the_archive_finds(judged
         return {(f["id"], f["state"]) for f in found if f["rule"] in ("A3", "A4", "B9", "B2")}
 
     assert hour_and_day(stored.stdout) == hour_and_day(archived.stdout)
+
+
+def test_retention_drops_the_minute_detail_with_the_raw_data_and_the_values_years_later(judged):
+    config, _data_dir, db = judged
+
+    def counts() -> tuple[int, int]:
+        with db.connect() as conn:
+            return tuple(  # type: ignore[return-value]
+                conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
+                for t in (minute_detail, hour_values)
+            )
+
+    detail, values = counts()
+    assert detail > 24 and values > 48
+    later = D + timedelta(days=config.archive.retention_days + 2)
+    prune_database(db, config, later)
+    assert counts()[0] < detail  # D's detail is past the raw retention
+    assert counts()[1] == values  # the values are kept for years
+    much_later = D + timedelta(days=config.archive.values_retention_days + 40)
+    prune_database(db, config, much_later)
+    assert counts()[1] < values
