@@ -14,6 +14,7 @@ converted terms. What the daily rule judged is in its finding's evidence.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import NamedTuple
@@ -23,7 +24,7 @@ from rules.hours import HourAgg
 from rules.judge import DayCounts, HourValue
 from rules.minute_detail import MinuteDetail
 from rules.params import OutletParams
-from rules.timebase import day_start
+from rules.timebase import HOUR, day_start
 
 # The records of each flag an hour counts: HourAgg's one-letter counters n_d ... n_f, in its
 # order (D, M, C, B, T, F).
@@ -172,12 +173,114 @@ def with_counts(
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class MeterHourRecord:
+    """One meter's hour: its energy and how long its device was on and off (C0's state)."""
+
+    enterprise_id: str
+    meter_id: str
+    start: int
+    samples: int
+    energy_kwh: float | None  # None: only states reported (a breaker), no power
+    on_s: int  # seconds on, from each sample's state until the next sample
+    off_s: int
+    mean_kw: float | None
+    max_kw: float | None
+
+
+# A gap between two samples longer than this is not integrated (the meter was silent: its
+# energy and state then are unknown, not the last sample's).
+METER_GAP_S = 15 * 60
+
+
+class MeterHours:
+    """One meter's open hour, sample by sample in time order (after C0 has judged each):
+    energy by the trapezoid rule between consecutive samples, the time until the next sample
+    counted to the state the device was in; an interval is counted to the hour it starts in.
+    A stream keeps one per meter (a few numbers)."""
+
+    __slots__ = ("energy", "last", "max_kw", "n", "n_power", "off", "on", "start", "sum_kw")
+
+    def __init__(self) -> None:
+        self.start = -1
+        self.last: tuple[int, float, str | None] | None = None  # time, kW, state
+        self.n = self.n_power = 0
+        self.energy = self.sum_kw = 0.0
+        self.max_kw: float | None = None
+        self.on = self.off = 0
+
+    def sample(
+        self,
+        enterprise_id: str,
+        meter_id: str,
+        ts: int,
+        p_kw: float,
+        state: tuple[str | None, int],
+    ) -> MeterHourRecord | None:
+        """Count a sample with C0's state after it and since when it holds (a change is
+        confirmed some samples after it began: the time since then goes to the new state, as
+        far back as this open hour); the previous hour's record when this one begins a later
+        hour."""
+        closed = None
+        last = self.last
+        now, since = state
+        if last is not None and 0 < ts - last[0] <= METER_GAP_S:
+            dt = ts - last[0]
+            if math.isfinite(last[1]) and math.isfinite(p_kw):
+                self.energy += (last[1] + p_kw) / 2 * dt / 3600
+            if last[2] == "on":
+                self.on += dt
+            elif last[2] == "off":
+                self.off += dt
+            if last[2] in ("on", "off") and now in ("on", "off") and now != last[2]:
+                moved = max(0, ts - max(since, self.start))
+                moved = min(moved, self.on if last[2] == "on" else self.off)
+                if last[2] == "on":
+                    self.on -= moved
+                    self.off += moved
+                else:
+                    self.off -= moved
+                    self.on += moved
+        hour = ts - ts % HOUR
+        if hour != self.start:
+            if self.start >= 0:
+                closed = self.close(enterprise_id, meter_id)
+            self.start = hour
+        self.n += 1
+        if math.isfinite(p_kw):
+            self.n_power += 1
+            self.sum_kw += p_kw
+            self.max_kw = p_kw if self.max_kw is None else max(self.max_kw, p_kw)
+        self.last = (ts, p_kw, now)
+        return closed
+
+    def close(self, enterprise_id: str, meter_id: str) -> MeterHourRecord:
+        record = MeterHourRecord(
+            enterprise_id,
+            meter_id,
+            self.start,
+            self.n,
+            round(self.energy, 6) if self.n_power else None,
+            self.on,
+            self.off,
+            round(self.sum_kw / self.n_power, 6) if self.n_power else None,
+            self.max_kw,
+        )
+        self.n = self.n_power = 0
+        self.energy = self.sum_kw = 0.0
+        self.max_kw = None
+        self.on = self.off = 0
+        self.start = -1
+        return record
+
+
 class Kept(NamedTuple):
     """What the stream engine closed since the rule stage last took it."""
 
     hours: list[HourRecord]
     days: list[DayRecord]
     detail: list[MinuteDetail]
+    meters: list[MeterHourRecord]
 
 
 class OpenDays:
@@ -246,6 +349,8 @@ __all__ = [
     "DayRecord",
     "HourRecord",
     "Kept",
+    "MeterHourRecord",
+    "MeterHours",
     "OpenDays",
     "converted_value",
     "hour_records",

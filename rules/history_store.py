@@ -27,19 +27,25 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ingest.china_time import CHINA_TZ
-from rules.history import DayRecord, HourRecord, Kept
+from rules.history import DayRecord, HourRecord, Kept, MeterHourRecord
 from rules.minute_detail import MinuteDetail
-from rules.store import day_values, hour_values, minute_detail
+from rules.store import day_values, hour_values, meter_hours, minute_detail
 from rules.timebase import DAY, day_start, month_start, next_month_start
 
 HOUR_FIELDS: Final = tuple(f for f in HourRecord.__slots__ if f not in ("enterprise_id",))
 DAY_FIELDS: Final = tuple(DayRecord.__slots__)
 DETAIL_FIELDS: Final = ("outlet_id", "start", "layout", "data")
+METER_FIELDS: Final = tuple(f for f in MeterHourRecord.__slots__ if f != "enterprise_id")
 
 # Each table's partitions: China months for the hour and day values (kept for years), China
 # days for the minute detail (kept as long as the raw archive, dropped day by day).
-SPANS: Final = {hour_values.name: "month", day_values.name: "month", minute_detail.name: "day"}
-PARTITIONED: Final = (hour_values, day_values, minute_detail)
+SPANS: Final = {
+    hour_values.name: "month",
+    day_values.name: "month",
+    meter_hours.name: "month",
+    minute_detail.name: "day",
+}
+PARTITIONED: Final = (hour_values, day_values, meter_hours, minute_detail)
 
 
 def span_of(table: Table, t: int) -> tuple[int, int]:
@@ -117,8 +123,13 @@ def drop_before(conn: Connection, table: Table, cutoff: int) -> list[str]:
 
 
 def drop_months_before(conn: Connection, cutoff: int) -> list[str]:
-    """Retention of the hour and day values: their months before the one holding ``cutoff``."""
-    return drop_before(conn, hour_values, cutoff) + drop_before(conn, day_values, cutoff)
+    """Retention of the hour and day values and the meters' hours: their months before the one
+    holding ``cutoff``."""
+    return [
+        name
+        for table in (hour_values, day_values, meter_hours)
+        for name in drop_before(conn, table, cutoff)
+    ]
 
 
 # -- writing -----------------------------------------------------------------------------------
@@ -148,6 +159,7 @@ def record_history(conn: Connection, kept: Kept, partitions: Partitions) -> None
         (hour_values, kept.hours, HOUR_FIELDS),
         (day_values, kept.days, DAY_FIELDS),
         (minute_detail, kept.detail, DETAIL_FIELDS),
+        (meter_hours, kept.meters, METER_FIELDS),
     )
     for table, records, fields in groups:
         if not records:
@@ -219,6 +231,26 @@ def read_detail(
     return [MinuteDetail(enterprise_id, outlet_id, start, lay, bytes(d)) for start, lay, d in rows]
 
 
+def read_meter_hours(
+    conn: Connection, enterprise_id: str, meter_id: str, lo: int, hi: int
+) -> list[MeterHourRecord]:
+    """A meter's kept hours starting in [lo, hi), in hour order."""
+    t = meter_hours
+    rows = conn.execute(
+        select(*(t.c[f] for f in METER_FIELDS))
+        .where(
+            and_(
+                t.c.enterprise_id == enterprise_id,
+                t.c.meter_id == meter_id,
+                t.c.start >= lo,
+                t.c.start < hi,
+            )
+        )
+        .order_by(t.c.start)
+    ).all()
+    return [MeterHourRecord(enterprise_id, *row) for row in rows]
+
+
 def detail_hours(conn: Connection, lo: int, hi: int) -> Iterator[list[MinuteDetail]]:
     """The whole fleet's minute detail of the hours starting in [lo, hi), a day of hours at a
     time in hour order (each outlet's in order): what a replay from the store reads. Straight
@@ -245,5 +277,6 @@ __all__ = [
     "read_days",
     "read_detail",
     "read_hours",
+    "read_meter_hours",
     "record_history",
 ]

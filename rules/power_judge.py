@@ -117,6 +117,11 @@ class PowerJudge:
         d = self._devices.get(meter_id)
         return d.state if d else None
 
+    def state_since(self, meter_id: str) -> tuple[str | None, int]:
+        """The meter's C0 state and since when it holds (a confirmed change, backdated)."""
+        d = self._devices.get(meter_id)
+        return (d.state, d.since) if d else (None, 0)
+
     def producing(self) -> bool | None:
         """Whether any production device is ON (None while no production state is known)."""
         states = [

@@ -136,7 +136,7 @@ class RuleStage:
         if changed:
             record_production(conn, changed)
         kept = self.engine.take_history()
-        if kept.hours or kept.days or kept.detail:
+        if kept.hours or kept.days or kept.detail or kept.meters:
             self._partitions.rolled_back()  # a partition made by a failed attempt is gone
             record_history(conn, kept, self._partitions)
         new = record_findings(conn, found)

@@ -147,6 +147,23 @@ day_values = Table(
     sqlite_with_rowid=False,
 )
 
+# Each meter's closed hours: its energy and on/off time (rules.history.MeterHours).
+meter_hours = Table(
+    "meter_hours",
+    metadata,
+    Column("enterprise_id", String(64), primary_key=True),
+    Column("meter_id", String(64), primary_key=True),
+    Column("start", BigInteger, primary_key=True, autoincrement=False),
+    Column("samples", Integer, nullable=False),
+    Column("energy_kwh", Float, nullable=True),
+    Column("on_s", Integer, nullable=False),
+    Column("off_s", Integer, nullable=False),
+    Column("mean_kw", Float, nullable=True),
+    Column("max_kw", Float, nullable=True),
+    postgresql_partition_by="RANGE (start)",
+    sqlite_with_rowid=False,
+)
+
 # Each closed outlet-hour's minute records as the rules held them (rules.minute_detail):
 # partitioned by China day on PostgreSQL, kept as long as the raw archive.
 minute_detail = Table(

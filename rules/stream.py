@@ -23,7 +23,16 @@ from ingest.readings import Measurement, PowerSample, ReadingBatch
 from rules.absence import AbsenceWatch
 from rules.copies import copy_watches
 from rules.findings import Finding
-from rules.history import DayRecord, HourRecord, Kept, OpenDays, hour_records, with_counts
+from rules.history import (
+    DayRecord,
+    HourRecord,
+    Kept,
+    MeterHourRecord,
+    MeterHours,
+    OpenDays,
+    hour_records,
+    with_counts,
+)
 from rules.hours import (
     REALTIME_QUIET_S,
     DeviceHour,
@@ -209,6 +218,7 @@ class StreamEngine:
         self._closed_hours: list[HourRecord] = []
         self._closed_days: list[DayRecord] = []
         self._closed_detail: list[MinuteDetail] = []
+        self._closed_meters: list[MeterHourRecord] = []
 
     def process(self, batch: ReadingBatch) -> list[Finding]:
         out: list[Finding] = []
@@ -251,7 +261,7 @@ class StreamEngine:
                 continue
             if ts > st.watermark:
                 st.watermark = ts
-                out += st.finalize(closed_until(ts, grace))
+                out += st.finalize(closed_until(ts, grace), self._closed_meters)
                 self._production_dirty.add(s.enterprise_id)
         return out
 
@@ -269,8 +279,9 @@ class StreamEngine:
     def take_history(self) -> Kept:
         """The hour and day values and the hours' minute detail closed since the last call
         (the stage stores them with the batch's findings)."""
-        kept = Kept(self._closed_hours, self._closed_days, self._closed_detail)
+        kept = Kept(self._closed_hours, self._closed_days, self._closed_detail, self._closed_meters)
         self._closed_hours, self._closed_days, self._closed_detail = [], [], []
+        self._closed_meters = []
         return kept
 
     def production_changes(self) -> dict[str, bool]:
@@ -482,8 +493,12 @@ class StreamEngine:
         for st in self._outlets.values():
             out += self._close(st, END_OF_DATA)
         for ps in self._enterprises.values():
-            out += ps.finalize(END_OF_DATA)
+            out += ps.finalize(END_OF_DATA, self._closed_meters)
             out += ps.judge.flush()  # C7: the last day of each production device
+            enterprise = ps.judge.params.enterprise_id
+            self._closed_meters += [
+                mh.close(enterprise, meter) for meter, mh in ps.hours.items() if mh.start >= 0
+            ]
         for copies in self._copies.values():
             out += copies.compare(final=True)
         return out
@@ -547,13 +562,14 @@ class _MeterQueue:
 class _PowerStream:
     """One enterprise's meter samples waiting for the grace to pass, and its judge."""
 
-    __slots__ = ("judge", "link", "pending", "watermark")
+    __slots__ = ("hours", "judge", "link", "pending", "watermark")
 
     def __init__(self, params: EnterprisePowerParams, link: ProductionLink | None) -> None:
         self.judge = PowerJudge(params)
         self.link = link
         self.pending: dict[str, _MeterQueue] = {}
         self.watermark = NO_WATERMARK
+        self.hours: dict[str, MeterHours] = {}  # each meter's open hour (rules.history)
 
     def add(self, meter: str, ts: int, p_kw: float) -> bool:
         """Queue a sample; False for a duplicate of one waiting."""
@@ -562,17 +578,26 @@ class _PowerStream:
             queue = self.pending[meter] = _MeterQueue()
         return queue.add(ts, p_kw)
 
-    def finalize(self, upto: int) -> list[Finding]:
-        """Judge, in (time, meter) order, the samples stamped at or before ``upto``."""
+    def finalize(self, upto: int, kept: list[MeterHourRecord]) -> list[Finding]:
+        """Judge, in (time, meter) order, the samples stamped at or before ``upto``; the meter
+        hours they close go to ``kept``."""
         ready = sorted(
             (ts, meter, kw) for meter, q in self.pending.items() for ts, kw in q.take(upto)
         )
         out: list[Finding] = []
-        judge, link = self.judge, self.link
+        judge, link, hours = self.judge, self.link, self.hours
+        enterprise = judge.params.enterprise_id
         for ts, meter, p_kw in ready:
             out += judge.sample(meter, ts, p_kw)
+            state = judge.state(meter)
             if link is not None:
-                out += link.sample(meter, ts, p_kw, judge.state(meter))
+                out += link.sample(meter, ts, p_kw, state)
+            mh = hours.get(meter)
+            if mh is None:
+                mh = hours[meter] = MeterHours()
+            closed = mh.sample(enterprise, meter, ts, p_kw, judge.state_since(meter))
+            if closed is not None:
+                kept.append(closed)
         if link is not None:
             out += link.power_closed(upto)
         return out

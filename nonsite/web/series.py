@@ -47,6 +47,7 @@ from nonsite.web.series_models import (
     LatestPoint,
     LimitsOut,
     MarkedPeriodOut,
+    MeterHourPoint,
     MeterLatestOut,
     MeterSeriesOut,
     OutletLatestOut,
@@ -57,8 +58,8 @@ from nonsite.web.series_models import (
 )
 from nonsite.wiring import build_topic_archive
 from rules.explain import explain_days, explain_hours
-from rules.history import DayRecord, HourRecord, OpenDays
-from rules.history_store import read_days, read_detail, read_hours
+from rules.history import DayRecord, HourRecord, MeterHourRecord, OpenDays
+from rules.history_store import read_days, read_detail, read_hours, read_meter_hours
 from rules.markings import Marking, MarkingBook
 from rules.minute_detail import Point, points
 from rules.params import OutletParams, effective_thresholds
@@ -399,7 +400,16 @@ class SeriesReader:
             off_fraction=mp.off_fraction,
             samples=[_power_point(p) for p in ordered],
             latest=self._latest_sample(ordered),
+            hourly=[_meter_hour(h) for h in self._meter_hours(ent.id, meter.id, span)],
         )
+
+    def _meter_hours(
+        self, enterprise_id: str, meter_id: str, span: TimeRange
+    ) -> list[MeterHourRecord]:
+        if self.db is None:
+            return []
+        with self.db.connect() as conn:
+            return read_meter_hours(conn, enterprise_id, meter_id, span.lo, span.hi)
 
     def _latest_sample(self, samples: Iterable[PowerSample]) -> PowerLatest | None:
         best: PowerSample | None = None
@@ -571,6 +581,18 @@ def _days(
             values[day] = closed.get((code, day)) or nothing.close(params, day, [code])[0]
         out[code] = [values[day] for day in days if day in values]
     return out
+
+
+def _meter_hour(h: MeterHourRecord) -> MeterHourPoint:
+    return MeterHourPoint(
+        t=to_datetime(h.start),
+        samples=h.samples,
+        energy_kwh=h.energy_kwh,
+        on_minutes=round(h.on_s / 60, 2),
+        off_minutes=round(h.off_s / 60, 2),
+        mean_kw=h.mean_kw,
+        max_kw=h.max_kw,
+    )
 
 
 def _limits(params: OutletParams) -> dict[str, LimitsOut]:

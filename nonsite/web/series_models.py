@@ -168,6 +168,21 @@ class PowerLatest(PowerPoint):
     received_at: datetime
 
 
+class MeterHourPoint(ApiModel):
+    """One closed hour of a meter, as the rules kept it."""
+
+    t: datetime
+    samples: int
+    energy_kwh: float | None = Field(
+        description="energy from the samples' power (trapezoid between consecutive samples, "
+        "gaps over 15 min left out); null when only states were reported"
+    )
+    on_minutes: float = Field(description="minutes the device was ON (C0's state)")
+    off_minutes: float = Field(description="minutes the device was OFF")
+    mean_kw: float | None
+    max_kw: float | None
+
+
 class MeterSeriesOut(ApiModel):
     enterprise_id: str
     meter_id: str
@@ -182,6 +197,9 @@ class MeterSeriesOut(ApiModel):
     off_fraction: float
     samples: list[PowerPoint] = Field(description="in time order, first arrival of each time")
     latest: PowerLatest | None
+    hourly: list[MeterHourPoint] = Field(
+        default_factory=list, description="the closed hours the rules kept, in time order"
+    )
 
 
 class OutletLatestOut(ApiModel):

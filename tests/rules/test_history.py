@@ -24,11 +24,11 @@ def kept(params, readings, markings=(), *, batches=1):
     hours, days = [], []
     for i in range(0, len(readings), size):
         engine.process_measurements(readings[i : i + size])
-        h, d, _ = engine.take_history()
+        h, d, *_ = engine.take_history()
         hours += h
         days += d
     engine.flush()
-    h, d, _ = engine.take_history()
+    h, d, *_ = engine.take_history()
     return hours + h, days + d
 
 
@@ -95,3 +95,25 @@ def test_a_wastewater_day_is_kept_weighted_by_the_valid_flows():
     [cod] = [d for d in days if d.factor == COD and d.start == epoch(T0)]
     assert shown_part(cod) == shown[COD][0]
     assert cod.flow_weighted and cod.valid_hours == 24
+
+
+def test_a_meters_hours_keep_its_energy_and_time_on_and_off():
+    from tests.rules.test_power_usage import P, power_params, series
+
+    # 100 kW for 90 minutes (on), then 2 kW (off: below its threshold) for 60, a sample a
+    # minute; then silent 40 minutes (a gap is not integrated) and one more sample.
+    samples = series(P, 0, 90, 100.0) + series(P, 90, 150, 2.0) + series(P, 190, 191, 2.0)
+    engine = StreamEngine({}, power={"E3": power_params()}, grace_s=600)
+    engine.process_power(samples)
+    engine.flush()
+    meters = {m.start: m for m in engine.take_history().meters if m.meter_id == P}
+    h0, h1, h2, h3 = (meters[epoch(tick(h))] for h in range(4))
+    assert (h0.samples, h0.on_s, h0.off_s) == (60, 3600, 0)
+    assert h0.energy_kwh == pytest.approx(100.0)
+    assert (h0.mean_kw, h0.max_kw) == (100.0, 100.0)
+    # 30 minutes on, 30 off (C0 confirms the change samples later, backdated to its start);
+    # the step down from 100 to 2 kW integrated as a trapezoid.
+    assert (h1.on_s, h1.off_s) == (1800, 1800)
+    assert h1.energy_kwh == pytest.approx(29 / 60 * 100 + (100 + 2) / 2 / 60 + 30 / 60 * 2)
+    assert (h2.samples, h2.off_s) == (30, 29 * 60)  # the silent 40 minutes not counted
+    assert h3.samples == 1 and h3.energy_kwh == 0.0

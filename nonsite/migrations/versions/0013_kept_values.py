@@ -1,5 +1,5 @@
-"""The rules' kept hour and day values per outlet × factor, and the hours' minute detail
-(partitioned by month, the detail by day, on PostgreSQL).
+"""The rules' kept hour and day values per outlet × factor, the hours' minute detail and the
+meters' hours (partitioned by month, the detail by day, on PostgreSQL).
 
 Revision ID: 0013_kept_values
 Revises: 0012_action_requests
@@ -81,8 +81,23 @@ def upgrade() -> None:
         **PARTITIONED,
     )
 
+    op.create_table(
+        "meter_hours",
+        sa.Column("enterprise_id", sa.String(64), primary_key=True),
+        sa.Column("meter_id", sa.String(64), primary_key=True),
+        sa.Column("start", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("samples", sa.Integer, nullable=False),
+        sa.Column("energy_kwh", sa.Float, nullable=True),
+        sa.Column("on_s", sa.Integer, nullable=False),
+        sa.Column("off_s", sa.Integer, nullable=False),
+        sa.Column("mean_kw", sa.Float, nullable=True),
+        sa.Column("max_kw", sa.Float, nullable=True),
+        **PARTITIONED,
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("meter_hours")
     op.drop_table("minute_detail")
     op.drop_table("day_values")
     op.drop_table("hour_values")

@@ -201,3 +201,17 @@ def test_retention_drops_the_minute_detail_with_the_raw_data_and_the_values_year
     much_later = D + timedelta(days=config.archive.values_retention_days + 40)
     prune_database(db, config, much_later)
     assert counts()[1] < values
+
+
+def test_a_meters_kept_hours_come_with_its_samples(judged):
+    # test_series's M1: 100 + k kW every 5 minutes from 08:00 (k = 0..24), rated 200 kW: on.
+    config, data_dir, db = judged
+    series = SeriesReader(config, data_dir / "archive.sqlite3", db=db).meter_series(
+        "E1", "M1", D + timedelta(hours=8), D + timedelta(hours=10)
+    )
+    by_hour = {h.t: h for h in series.hourly}
+    eight = by_hour[D + timedelta(hours=8)]
+    assert (eight.samples, eight.on_minutes, eight.off_minutes) == (12, 60.0, 0.0)
+    assert eight.energy_kwh == pytest.approx(sum(100.5 + k for k in range(12)) / 12)
+    assert (eight.max_kw, eight.mean_kw) == (111.0, pytest.approx(105.5))
+    assert D + timedelta(hours=9) in by_hour
