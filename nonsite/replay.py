@@ -43,7 +43,7 @@ from rules.batch import BatchEngine, readings_frames
 from rules.findings import Finding
 from rules.fleet_reference import o2_references, references_toml
 from rules.history_store import detail_hours
-from rules.minute_detail import readings_frame
+from rules.minute_detail import rows_frame
 from rules.store import declared_markings, list_declared_markings
 
 log = logging.getLogger(__name__)
@@ -240,14 +240,14 @@ def store_frame(config: Config, since: datetime, until: datetime) -> pl.DataFram
     engine = make_engine(config.database_url())
     try:
         with engine.connect() as conn:
-            frames = [
-                readings_frame(rows)
-                for rows in detail_hours(conn, int(since.timestamp()), int(until.timestamp()))
-                if rows
+            rows = [
+                row
+                for day in detail_hours(conn, int(since.timestamp()), int(until.timestamp()))
+                for row in day
             ]
     finally:
         engine.dispose()
-    return pl.concat(frames) if frames else readings_frame([])
+    return rows_frame(rows)  # one decode for the whole range: its cost is per call
 
 
 def replay_store(config: Config, since: datetime, until: datetime) -> ReplayResult:
@@ -256,7 +256,7 @@ def replay_store(config: Config, since: datetime, until: datetime) -> ReplayResu
     minute after its time)."""
     frame = store_frame(config, since, until)
     engine = batch_engine(config)
-    found = engine.run(frame.with_columns(seq=pl.int_range(pl.len(), dtype=pl.Int64)))
+    found = engine.run(frame)
     found.sort(key=_window_order)
     stats = engine.stats
     return ReplayResult(found, 0, frame.height, {}, stats.late if stats else 0, 0)

@@ -144,52 +144,101 @@ def points(details: Iterable[MinuteDetail]) -> dict[str, list[Point]]:
     return out
 
 
+def _layout(layout: str) -> tuple[tuple[str, str, int, int], ...]:
+    """A row's blocks: factor, interval, records and the block's offset in doubles."""
+    out = []
+    at = 0
+    for factor, kind, n in _blocks(layout):
+        out.append((factor, KINDS[kind], n, at))
+        at += 2 + WIDTH * n
+    return tuple(out)
+
+
+# A stored row: enterprise, outlet, hour start, layout, data (what a replay reads, millions
+# of records, without an object made for each row).
+DetailRow = tuple[str, str, int, str, bytes]
+
+
 def readings_frame(details: Sequence[MinuteDetail]) -> pl.DataFrame:
+    """:func:`rows_frame` of detail objects."""
+    return rows_frame([(d.enterprise_id, d.outlet_id, d.start, d.layout, d.data) for d in details])
+
+
+def rows_frame(details: Sequence[DetailRow]) -> pl.DataFrame:
     """The records of many outlet-hours as the batch engine's measurement frame
     (``rules.batch.MEASUREMENT_SCHEMA``), in row order, each arriving a minute after its time.
     Each record carries its block's extremes as its Min and Max: the hour's extremes (A4V)
-    come out as the stream saw them. Decoded in bulk: the blocks' records are joined into one
-    buffer and split into columns by polars, the only Python loop being one per block."""
-    record_parts: list[bytes] = []
-    segments: list[tuple[str, str, str, str, int, float, float]] = []
-    for d in details:
-        data = d.data
-        at = 0
-        for factor, kind, n in _blocks(d.layout):
-            low, high = _doubles(data[at : at + 16])
-            body = at + 16
-            record_parts.append(data[body : body + 32 * n])
-            segments.append((d.enterprise_id, d.outlet_id, factor, KINDS[kind], n, low, high))
-            at = body + 32 * n
-    if not segments:
+    come out as the stream saw them.
+
+    Decoded in bulk: the rows' data joined into one buffer of doubles, and each column taken
+    from it by an index polars computes from the blocks' offsets; the only Python loop is over
+    the rows (a layout, the same hour after hour, parsed once)."""
+    if not details:
         return pl.DataFrame(schema=MEASUREMENT_SCHEMA)
-    flat = pl.Series("x", _doubles(b"".join(record_parts)))
-    t = flat.gather_every(WIDTH, 0).cast(pl.Int64)
-    code = flat.gather_every(WIDTH, 3).cast(pl.Int64)
-    seg = pl.DataFrame(
-        segments,
+    layouts: dict[str, int] = {}
+    ents: list[str] = []
+    outlets: list[str] = []
+    row_layouts: list[int] = []
+    bases: list[int] = []
+    base = 0
+    for enterprise, outlet, _start, layout, data in details:
+        ents.append(enterprise)
+        outlets.append(outlet)
+        row_layouts.append(layouts.setdefault(layout, len(layouts)))
+        bases.append(base)
+        base += len(data) // 8
+    blocks = [
+        (number, order, factor, kind, n, at)
+        for layout, number in layouts.items()
+        for order, (factor, kind, n, at) in enumerate(_layout(layout))
+    ]
+    layout_frame = pl.DataFrame(
+        blocks,
         schema={
-            "enterprise_id": pl.String,
-            "outlet_id": pl.String,
+            "layout": pl.Int64,
+            "order": pl.Int64,
             "factor": pl.String,
             "interval": pl.String,
             "n": pl.Int64,
-            "minimum": pl.Float64,
-            "maximum": pl.Float64,
+            "at": pl.Int64,
         },
         orient="row",
     )
-    per_record = seg.select(pl.all().exclude("n").repeat_by(pl.col("n")).explode())
-    frame = per_record.with_columns(
+    blocks_frame = (
+        pl.DataFrame(
+            {"enterprise_id": ents, "outlet_id": outlets, "layout": row_layouts, "base": bases},
+            schema_overrides={"layout": pl.Int64, "base": pl.Int64},
+        )
+        .with_row_index("row")
+        .join(layout_frame, on="layout")
+        .sort("row", "order")
+        .select(
+            "enterprise_id",
+            "outlet_id",
+            "factor",
+            "interval",
+            "n",
+            off=pl.col("base") + pl.col("at"),
+        )
+        .with_columns(first=pl.col("n").cum_sum() - pl.col("n"))
+    )
+    flat = pl.Series("x", _doubles(b"".join(row[4] for row in details)))
+    per_record = blocks_frame.select(pl.exclude("n").repeat_by(pl.col("n")).explode()).with_columns(
+        j=pl.int_range(pl.len(), dtype=pl.Int64) - pl.col("first")
+    )
+    index = (per_record["off"] + 2 + WIDTH * per_record["j"]).cast(pl.UInt64)
+    extremes = per_record["off"].cast(pl.UInt64)
+    t = flat.gather(index).cast(pl.Int64)
+    code = flat.gather(index + 3).cast(pl.Int64)
+    frame = per_record.select("enterprise_id", "outlet_id", "factor", "interval").with_columns(
         seq=pl.int_range(pl.len(), dtype=pl.Int64),
         t=t,
         received=t + ARRIVAL_DELAY_S,
-        value=flat.gather_every(WIDTH, 1).fill_nan(None),
-        zs=flat.gather_every(WIDTH, 2).fill_nan(None),
+        value=flat.gather(index + 1).fill_nan(None),
         flag=_flags(code),
-    ).with_columns(
-        pl.col("minimum").fill_nan(None),
-        pl.col("maximum").fill_nan(None),
+        zs=flat.gather(index + 2).fill_nan(None),
+        minimum=flat.gather(extremes).fill_nan(None),
+        maximum=flat.gather(extremes + 1).fill_nan(None),
     )
     return frame.select(list(MEASUREMENT_SCHEMA)).cast(MEASUREMENT_SCHEMA)  # type: ignore[arg-type]
 
@@ -200,4 +249,13 @@ def _flags(code: pl.Series) -> pl.Series:
     return (code % 256).replace_strict(table, return_dtype=pl.String)
 
 
-__all__ = ["KINDS", "MinuteDetail", "Point", "encode", "points", "readings_frame"]
+__all__ = [
+    "KINDS",
+    "DetailRow",
+    "MinuteDetail",
+    "Point",
+    "encode",
+    "points",
+    "readings_frame",
+    "rows_frame",
+]

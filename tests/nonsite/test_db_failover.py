@@ -374,6 +374,8 @@ def test_the_service_judges_on_and_loses_no_action_through_a_failover(
     finally:
         if person is not None:
             person.stop.set()
+            person.thread.join(30)
+            person.client.close()  # else its socket is left to the garbage collector
         if service is not None:
             service.terminate()
         if db is not None:

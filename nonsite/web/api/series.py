@@ -107,8 +107,8 @@ def outlet_series(
     _visible(user, enterprise_id)
     reader = series_reader(request, ctx)
     with _refusals():
-        body = reader.outlet_series(enterprise_id, outlet_id, since, until, raw=raw)
-    return _json(body)
+        body = reader.outlet_series_json(enterprise_id, outlet_id, since, until, raw=raw)
+    return Response(body, media_type="application/json")
 
 
 @router.get(
