@@ -22,8 +22,9 @@ timing, as the API does), against a baseline measured in the same run:
                              goal >= 1,000,000 readings/s
 
 Baselines: the same rows fetched bare through the driver (series), the month's kept days
-summed by one SQL GROUP BY (report), the batch engine over the same frame already in memory
-(replay).
+summed by one SQL GROUP BY (report). The replay is timed in its two parts: reading and
+decoding the store, and the batch engine judging the frame (whose rate depends on the data's
+density: it judges per outlet-hour, and 10-minute data are 30 readings an outlet-hour).
 
 Writes bench/results/history.json and prints a table.
 """
@@ -336,18 +337,17 @@ def run(data_dir: Path, url: str, rounds: int) -> dict[str, Any]:
     )
     # Replay: a month of the 200 streamed enterprises' detail.
     since, until = MONTH_START, MONTH_START + timedelta(days=30)
-    replay_times, in_memory_times, n_readings = [], [], 0
+    read_times, judge_times, n_readings = [], [], 0
     for _ in range(3):
         t0 = time.perf_counter()
         frame = store_frame(config, since, until)
-        engine = batch_engine(config)
-        engine.run(frame)
-        replay_times.append(time.perf_counter() - t0)
+        read_times.append(time.perf_counter() - t0)
         n_readings = frame.height
         t0 = time.perf_counter()
         batch_engine(config).run(frame)
-        in_memory_times.append(time.perf_counter() - t0)
-    replay_s, memory_s = statistics.median(replay_times), statistics.median(in_memory_times)
+        judge_times.append(time.perf_counter() - t0)
+    read_s, judge_s = statistics.median(read_times), statistics.median(judge_times)
+    replay_s = read_s + judge_s
     db.dispose()
     return {
         "machine": platform.platform(),
@@ -364,18 +364,20 @@ def run(data_dir: Path, url: str, rounds: int) -> dict[str, Any]:
         },
         "replay from the store": {
             "readings": n_readings,
-            "seconds": round(replay_s, 2),
-            "readings_per_s": round(n_readings / replay_s),
-            "batch engine alone over the frame in memory, readings_per_s": round(
-                n_readings / memory_s
-            ),
+            "read and decoded s": round(read_s, 2),
+            "read and decoded, readings_per_s": round(n_readings / read_s),
+            "judged by the batch engine s": round(judge_s, 2),
+            "judged, readings_per_s": round(n_readings / judge_s),
+            "whole replay s": round(replay_s, 2),
+            "whole replay, readings_per_s": round(n_readings / replay_s),
         },
         "goals": {
             "31 days <= 100 ms": timings["31 days of hour values"] <= 100,
             "a year <= 300 ms": timings["a year of hour values"] <= 300,
             "48 h minute detail <= 200 ms": timings["48 h of minute detail"] <= 200,
             "month report <= 5 s": report_ms <= 5000,
-            "replay >= 1,000,000 readings/s": n_readings / replay_s >= 1_000_000,
+            "the store read for a replay >= 1,000,000 readings/s": n_readings / read_s >= 1_000_000,
+            "the whole replay >= 1,000,000 readings/s": n_readings / replay_s >= 1_000_000,
         },
     }
 

@@ -1,6 +1,7 @@
 /* An outlet's page: its factors and limits, its latest values, and its hour values (as the
    rules judged them: valid or not, flags, marked periods) over a chosen range — the last 24
-   hours, the last 7 days or any range up to 31 days typed in China time. The chart and every
+   hours, the last 7 days or any range up to a year typed in China time (the values the rules
+   kept as each hour closed). The chart and every
    time are China time, whatever the browser's zone. Reached from a fleet card, a case's
    source and 本企业. For the monitoring centre and the supervisors, its logger's commands:
    补遗 (recall an interval's data) and 校时 (its clock), and the latest commands with their
@@ -212,7 +213,7 @@ function bindPicker() {
     if (!a || !b) { error.textContent = t("time.bad"); return; }
     const since = new Date(a).getTime();
     const until = new Date(b).getTime();
-    if (!(until > since) || until - since > 31 * 24 * HOUR_MS) { error.textContent = t("range.bad"); return; }
+    if (!(until > since) || until - since > 366 * 24 * HOUR_MS) { error.textContent = t("range.bad"); return; }
     error.textContent = "";
     range = { kind: "custom", since, until };
     dirty = true;
