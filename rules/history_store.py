@@ -176,21 +176,34 @@ def record_history(conn: Connection, kept: Kept, partitions: Partitions) -> None
 # -- reading -----------------------------------------------------------------------------------
 
 
+def _of_source(
+    conn: Connection, table: Table, columns: Sequence[str], key: tuple[str, str, int, int]
+) -> list[Any]:
+    """``columns`` of ``table``'s rows of one source (an outlet, or a meter) starting in
+    [lo, hi), in (start, factor) order: one range of the primary key."""
+    enterprise_id, source_id, lo, hi = key
+    source = table.c.meter_id if "meter_id" in table.c else table.c.outlet_id
+    return list(
+        conn.execute(
+            select(*(table.c[c] for c in columns))
+            .where(
+                and_(
+                    table.c.enterprise_id == enterprise_id,
+                    source == source_id,
+                    table.c.start >= lo,
+                    table.c.start < hi,
+                )
+            )
+            .order_by(table.c.start, *([table.c.factor] if "factor" in table.c else []))
+        )
+    )
+
+
 def read_hours(
     conn: Connection, enterprise_id: str, outlet_id: str, lo: int, hi: int
 ) -> list[HourRecord]:
-    """An outlet's kept hours starting in [lo, hi), in (factor, start) order."""
-    t = hour_values
-    rows = conn.execute(
-        select(*(t.c[f] for f in HOUR_FIELDS)).where(
-            and_(
-                t.c.enterprise_id == enterprise_id,
-                t.c.outlet_id == outlet_id,
-                t.c.start >= lo,
-                t.c.start < hi,
-            )
-        )
-    ).all()
+    """An outlet's kept hours starting in [lo, hi), in start order."""
+    rows = _of_source(conn, hour_values, HOUR_FIELDS, (enterprise_id, outlet_id, lo, hi))
     return [HourRecord(enterprise_id, *row) for row in rows]
 
 
@@ -230,17 +243,7 @@ def read_days(
     conn: Connection, enterprise_id: str, outlet_id: str, lo: int, hi: int
 ) -> list[DayRecord]:
     """An outlet's kept days starting in [lo, hi)."""
-    t = day_values
-    rows = conn.execute(
-        select(*(t.c[f] for f in DAY_FIELDS)).where(
-            and_(
-                t.c.enterprise_id == enterprise_id,
-                t.c.outlet_id == outlet_id,
-                t.c.start >= lo,
-                t.c.start < hi,
-            )
-        )
-    ).all()
+    rows = _of_source(conn, day_values, DAY_FIELDS, (enterprise_id, outlet_id, lo, hi))
     return [DayRecord(*row) for row in rows]
 
 
@@ -248,19 +251,9 @@ def read_detail(
     conn: Connection, enterprise_id: str, outlet_id: str, lo: int, hi: int
 ) -> list[MinuteDetail]:
     """An outlet's minute detail of the hours starting in [lo, hi), in hour order."""
-    t = minute_detail
-    rows = conn.execute(
-        select(t.c.start, t.c.layout, t.c.data)
-        .where(
-            and_(
-                t.c.enterprise_id == enterprise_id,
-                t.c.outlet_id == outlet_id,
-                t.c.start >= lo,
-                t.c.start < hi,
-            )
-        )
-        .order_by(t.c.start)
-    ).all()
+    rows = _of_source(
+        conn, minute_detail, ("start", "layout", "data"), (enterprise_id, outlet_id, lo, hi)
+    )
     return [MinuteDetail(enterprise_id, outlet_id, start, lay, bytes(d)) for start, lay, d in rows]
 
 
@@ -268,19 +261,7 @@ def read_meter_hours(
     conn: Connection, enterprise_id: str, meter_id: str, lo: int, hi: int
 ) -> list[MeterHourRecord]:
     """A meter's kept hours starting in [lo, hi), in hour order."""
-    t = meter_hours
-    rows = conn.execute(
-        select(*(t.c[f] for f in METER_FIELDS))
-        .where(
-            and_(
-                t.c.enterprise_id == enterprise_id,
-                t.c.meter_id == meter_id,
-                t.c.start >= lo,
-                t.c.start < hi,
-            )
-        )
-        .order_by(t.c.start)
-    ).all()
+    rows = _of_source(conn, meter_hours, METER_FIELDS, (enterprise_id, meter_id, lo, hi))
     return [MeterHourRecord(enterprise_id, *row) for row in rows]
 
 

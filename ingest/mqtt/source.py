@@ -24,6 +24,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ingest.metrics import ArchiveMetrics
 from ingest.mqtt.settings import MqttSettings
@@ -32,6 +33,7 @@ from ingest.mqtt.stream_client import StreamClient
 log = logging.getLogger(__name__)
 
 _PUBACK = (mqtt.PUBACK << 24) | (2 << 16)  # fixed header of a PUBACK as the top half of a u32
+STOP_FLUSH_S = 2.0  # at most this long for the queued PUBACKs to be written at stop
 
 
 def connect_options(client: mqtt.Client, settings: MqttSettings) -> None:
@@ -98,6 +100,8 @@ class MqttSource:
         self._client.on_connect = self._handle_connect
         self._client.on_disconnect = self._handle_disconnect
         self._client.on_message = self._handle_message
+        self._client.on_subscribe = self._handle_subscribe
+        self._subacks: dict[int, threading.Event] = {}  # mid → waiting for its SUBACK
         # paho's internal queue of outgoing packets (paho-mqtt 2.x); without it, ack one by one.
         self._queue_packet: Callable[[int, bytes, int, int], object] | None = getattr(
             self._client, "_packet_queue", None
@@ -141,11 +145,49 @@ class MqttSource:
         if self.settings.protocol == "5":
             props = Properties(PacketTypes.DISCONNECT)
             props.SessionExpiryInterval = self.settings.session_expiry_s
+        self._settle_acks(STOP_FLUSH_S)
         try:
             self._client.disconnect(properties=props)
         finally:
             self._client.loop_stop()
             self._connected.clear()
+
+    def _settle_acks(self, timeout: float) -> bool:
+        """Wait until the broker has taken every PUBACK sent so far: it answers a packet sent
+        after them (MQTT keeps a connection's packets in order), here the SUBACK of the
+        subscriptions renewed (MQTT 5: retained messages not sent again). Without it a clean
+        stop lost acknowledgements under load: the socket closed with the broker's messages
+        unread resets the connection, and the reset drops what the broker had not read yet
+        (our last PUBACKs); those messages came again on the next start."""
+        deadline = time.monotonic() + timeout
+        while self._client.want_write() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        if not self._connected.is_set() or not self.settings.subscriptions:
+            return False
+        if self.settings.protocol == "5":
+            keep = SubscribeOptions.RETAIN_DO_NOT_SEND
+            wanted: Any = [
+                (topic, SubscribeOptions(qos=qos, retainHandling=keep))
+                for topic, qos in self.settings.subscriptions
+            ]
+        else:
+            wanted = list(self.settings.subscriptions)
+        answered = threading.Event()
+        _rc, mid = self._client.subscribe(wanted)
+        if mid is None:
+            return False
+        self._subacks[mid] = answered
+        try:
+            return answered.wait(max(0.0, deadline - time.monotonic()))
+        finally:
+            self._subacks.pop(mid, None)
+
+    def _handle_subscribe(
+        self, _client: mqtt.Client, _userdata: Any, mid: int, *_rest: Any
+    ) -> None:
+        waiter = self._subacks.get(mid)
+        if waiter is not None:
+            waiter.set()
 
     # -- acknowledgement and publishing ------------------------------------------------
 

@@ -19,6 +19,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from alerts.action_requests import MAX_KEY_LENGTH
+from alerts.workflow import WorkflowError
 from nonsite.db_health import is_unavailable, through_outage
 from nonsite.web.context import WebContext
 
@@ -46,16 +47,28 @@ def member_key(key: str, member: int) -> str:
     return "part-" + hashlib.blake2b(f"{key}/{member}".encode(), digest_size=20).hexdigest()
 
 
-def keyed_transaction(ctx: WebContext, work: Callable[[Connection], T]) -> T:
+CONFLICT_RETRIES = 3
+
+
+def keyed_transaction(
+    ctx: WebContext, work: Callable[[Connection], T], *, version_pinned: bool = True
+) -> T:
     """``work`` in one transaction, run again through a failover (``[database] retry_s``).
-    ``work`` must write its request key: that is what makes running it again safe."""
+    ``work`` must write its request key: that is what makes running it again safe. A request
+    that named no case version (``version_pinned`` False) is also run again when the case
+    changed between its read and its write (the rules counted another hour on it): the
+    person asked for the action on the case as it is, not as it was."""
     raced = False
+    conflicts = 0
 
     def retry_if(exc: BaseException) -> bool:
-        nonlocal raced
+        nonlocal raced, conflicts
         if isinstance(exc, IntegrityError) and not raced:
             raced = True  # a repeat of the request committed first: the next run finds it done
             return True
+        if isinstance(exc, WorkflowError) and exc.code == "conflict" and not version_pinned:
+            conflicts += 1
+            return conflicts <= CONFLICT_RETRIES
         return is_unavailable(exc)
 
     def once() -> T:

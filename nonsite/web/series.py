@@ -22,6 +22,8 @@ range are not decoded (they feed no hour value; they only advance the outlet's w
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -74,6 +76,15 @@ from rules.timebase import DAY, HOUR, day_start, to_datetime
 from rules.windowing import future
 
 DEFAULT_RANGE = timedelta(hours=48)
+HOURS_CSV_HEADERS = (
+    "时间（北京时间）", "因子", "小时均值", "折算值", "单位", "有效性", "数据标记", "有效分钟数",
+    "记录数", "标记时段",
+)  # fmt: skip
+# An hour's flag in the field's terms (the dashboard's own words, static/js/i18n.js).
+FLAG_NAMES = {
+    "N": "正常", "F": "停运", "M": "维护", "S": "手工输入", "D": "故障", "C": "校准",
+    "T": "超测定上限", "B": "通讯异常",
+}  # fmt: skip
 MAX_RANGE = timedelta(days=31)  # with the raw readings
 MAX_KEPT_RANGE = timedelta(days=366)  # hour and day values only: the kept ones are indexed
 SLACK = timedelta(days=2)  # late data: read what was received this long after the range
@@ -238,6 +249,43 @@ class SeriesReader:
         checking (a test holds the two answers equal)."""
         fields = self._outlet_fields(enterprise_id, outlet_id, since, until, raw=raw, now=now)
         return OutletSeriesOut.model_construct(**fields).model_dump_json(warnings=False).encode()
+
+    def outlet_hours_csv(
+        self,
+        enterprise_id: str,
+        outlet_id: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        now: datetime | None = None,
+    ) -> str:
+        """The outlet's hour values over the range (up to a year) as CSV for a spreadsheet:
+        one row per factor-hour, Chinese headers, China time, the reason an hour is invalid
+        in the field's terms."""
+        fields = self._outlet_fields(enterprise_id, outlet_id, since, until, raw=False, now=now)
+        info = {f.code: f for f in fields["factors"]}
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(HOURS_CSV_HEADERS)
+        for code, factor_hours in fields["hourly"].items():
+            factor = info.get(code)
+            name, unit = (factor.name, factor.unit) if factor else (code, "")
+            for p in factor_hours:
+                writer.writerow(
+                    [
+                        p["t"].strftime("%Y-%m-%d %H:%M"),
+                        name,
+                        "" if p["value"] is None else p["value"],
+                        "" if p["converted"] is None else p["converted"],
+                        unit,
+                        "有效" if p["valid"] else "无效",
+                        FLAG_NAMES.get(p["flag"] or "", "缺数"),
+                        p["valid_minutes"],
+                        p["n"],
+                        "是" if p["marked"] else "否",
+                    ]
+                )
+        return "\ufeff" + out.getvalue()
 
     def _outlet_fields(
         self,

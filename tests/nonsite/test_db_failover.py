@@ -15,6 +15,8 @@ import itertools
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -79,14 +81,20 @@ def sync_standby(primary: PrivatePostgres) -> bool:
         engine.dispose()
 
 
-def test_acknowledged_commits_survive_the_primarys_loss_and_writes_go_on_at_the_standby(
-    tmp_path: Path,
-) -> None:
+@dataclass
+class Pair:
+    primary: PrivatePostgres
+    standby: PrivatePostgres
+    url: str  # names both hosts; libpq picks the one that takes writes
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Iterator[Pair]:
+    """A primary and its synchronous streaming standby, on free ports."""
     bin_dir = postgres_bin_dir()
     assert bin_dir is not None, "PostgreSQL's programs (initdb, pg_ctl, pg_basebackup)"
     primary = PrivatePostgres(bin_dir, tmp_path / "primary", free_port(), settings=DURABLE)
     standby = PrivatePostgres(bin_dir, tmp_path / "standby", free_port(), settings=DURABLE)
-    engine = None
     try:
         primary.start()
         standby.start_replica_of(primary, "standby")
@@ -95,9 +103,21 @@ def test_acknowledged_commits_survive_the_primarys_loss_and_writes_go_on_at_the_
         url = (
             f"postgresql+psycopg://postgres@/{primary.database}"
             f"?host={HOST}:{primary.port}&host={HOST}:{standby.port}"
-            "&target_session_attrs=read-write"
+            "&target_session_attrs=read-write&connect_timeout=3"
         )
-        engine = make_engine(url)
+        yield Pair(primary, standby, url)
+    finally:
+        standby.stop(immediate=True)
+        primary.stop(immediate=True)
+
+
+def test_acknowledged_commits_survive_the_primarys_loss_and_writes_go_on_at_the_standby(
+    pair: Pair,
+) -> None:
+    primary, standby = pair.primary, pair.standby
+    engine = None
+    try:
+        engine = make_engine(pair.url)
         with engine.begin() as conn:
             conn.execute(sa.text("CREATE TABLE acked (i integer PRIMARY KEY, at float)"))
 
@@ -147,8 +167,6 @@ def test_acknowledged_commits_survive_the_primarys_loss_and_writes_go_on_at_the_
     finally:
         if engine is not None:
             engine.dispose()
-        standby.stop(immediate=True)
-        primary.stop(immediate=True)
 
 
 # -- the service itself through a failover -------------------------------------------------------
@@ -239,30 +257,18 @@ class Person:
 
 
 def test_the_service_judges_on_and_loses_no_action_through_a_failover(
-    tmp_path: Path, mosquitto: Mosquitto
+    tmp_path: Path, mosquitto: Mosquitto, pair: Pair
 ) -> None:
     """``nonsite serve`` on a primary and a synchronous standby (one URL naming both), frames
     arriving and a person commenting on cases all through; the primary SIGKILLed, the standby
     promoted a second later. Afterwards: every case once, each exceedance hour counted once on
     it (none lost, none applied twice by the replay from the checkpoint), the pipeline process
     the same one, and every comment that was answered 200 recorded exactly once."""
-    bin_dir = postgres_bin_dir()
-    assert bin_dir is not None, "PostgreSQL's programs (initdb, pg_ctl, pg_basebackup)"
-    primary = PrivatePostgres(bin_dir, tmp_path / "primary", free_port(), settings=DURABLE)
-    standby = PrivatePostgres(bin_dir, tmp_path / "standby", free_port(), settings=DURABLE)
+    primary, standby, url = pair.primary, pair.standby, pair.url
     service: ServiceProcess | None = None
     person: Person | None = None
     db = None
     try:
-        primary.start()
-        standby.start_replica_of(primary, "standby")
-        require_sync_standby(primary, "standby")
-        wait_until(lambda: sync_standby(primary), 30, "the standby streaming synchronously")
-        url = (
-            f"postgresql+psycopg://postgres@/{primary.database}"
-            f"?host={HOST}:{primary.port}&host={HOST}:{standby.port}"
-            "&target_session_attrs=read-write&connect_timeout=3"
-        )
         db = make_engine(url)
         migrate(db)
         UserStore(db).add(PERSON, PASSWORD, "monitor", display_name="王监测")
@@ -380,8 +386,6 @@ def test_the_service_judges_on_and_loses_no_action_through_a_failover(
             service.terminate()
         if db is not None:
             db.dispose()
-        standby.stop(immediate=True)
-        primary.stop(immediate=True)
 
 
 def count_cases(db: sa.Engine) -> int:

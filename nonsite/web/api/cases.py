@@ -495,7 +495,7 @@ def act(
         )
 
     try:
-        case = keyed_transaction(ctx, take)
+        case = keyed_transaction(ctx, take, version_pinned=body.version is not None)
     except WorkflowError as err:
         raise refused(err) from None
     return case_out(ctx, case)
@@ -530,7 +530,8 @@ def bulk_verify(
             )
 
         try:
-            keyed_transaction(ctx, verify)  # one transaction each: one refusal stops no other
+            # One transaction each: one refusal stops no other.
+            keyed_transaction(ctx, verify, version_pinned=False)
             done.append(case_id)
         except WorkflowError as err:
             failed[case_id] = ErrorOut(code=err.code, message=str(err))

@@ -112,6 +112,36 @@ def outlet_series(
 
 
 @router.get(
+    "/enterprises/{enterprise_id}/outlets/{outlet_id}/hours.csv",
+    response_class=Response,
+    summary="An outlet's hour values as CSV (up to a year; Chinese headers, China time)",
+    responses={
+        **NOT_FOUND_OR_RANGE,
+        200: {"content": {"text/csv": {}}, "description": "one row per factor-hour"},
+    },
+)
+def outlet_hours_csv(
+    request: Request,
+    enterprise_id: Id,
+    outlet_id: Id,
+    ctx: Context,
+    user: CurrentUser,
+    since: Since = None,
+    until: Until = None,
+) -> Response:
+    _visible(user, enterprise_id)
+    reader = series_reader(request, ctx)
+    with _refusals():
+        text = reader.outlet_hours_csv(enterprise_id, outlet_id, since, until)
+    name = f"nonsite-{enterprise_id}-{outlet_id}-hours.csv"
+    return Response(
+        text.encode(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@router.get(
     "/enterprises/{enterprise_id}/meters/{meter_id}/series",
     response_model=MeterSeriesOut,
     summary="A power meter's samples with its rated power and on/off thresholds",

@@ -155,3 +155,36 @@ def test_an_outage_longer_than_the_wait_is_answered_503_in_chinese(pg_url, monke
             assert r.json()["code"] == "database_unavailable"
             assert "数据库暂时不可用" in r.json()["message"]
             assert r.headers["Retry-After"] == "5"
+
+
+def test_a_comment_without_a_version_is_taken_on_the_case_as_it_is_now(site):
+    """The rules change a case (another hour counted) between the action's read and its
+    write: a request that named no version is run again on the case as it is, not refused."""
+    client = site.login("monitor")
+    case_id = site.cases["e1_warning"]
+    other = sa.create_engine(site.ctx.db.url)
+    bumped = {"armed": True}
+
+    @event.listens_for(site.ctx.db, "before_cursor_execute")
+    def change_meanwhile(_conn: sa.Connection, _cursor: Any, statement: str, *_args: Any) -> None:
+        if bumped["armed"] and statement.startswith("UPDATE cases"):
+            bumped["armed"] = False
+            with other.begin() as conn:  # another writer (the pipeline) commits first
+                conn.execute(
+                    sa.text("UPDATE cases SET version = version + 1 WHERE id = :id"),
+                    {"id": case_id},
+                )
+
+    try:
+        r = comment(client, case_id, "复核：企业已整改", key=None)
+        assert not bumped["armed"], "the concurrent change was not made"
+        assert r.status_code == 200, r.text
+        assert comments(site, case_id) == ["复核：企业已整改"]
+        pinned = client.post(
+            f"/api/v1/cases/{case_id}/actions/comment",
+            json={"note": "旧版本", "version": 1},
+        )
+        assert pinned.status_code == 409  # a request that named an old version is refused
+    finally:
+        event.remove(site.ctx.db, "before_cursor_execute", change_meanwhile)
+        other.dispose()

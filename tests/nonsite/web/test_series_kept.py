@@ -8,6 +8,8 @@ The historical archive of ``test_series`` judged by the service's own pipeline a
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +22,7 @@ from prometheus_client import CollectorRegistry
 from ingest.archive import RawArchive
 from ingest.pipeline import IngestPipeline
 from ingest.processor import MessageProcessor
+from nonsite.auth import passwords
 from nonsite.config.load import parse_config
 from nonsite.db import make_engine, migrate
 from nonsite.retention import prune_database
@@ -28,6 +31,7 @@ from nonsite.web.quality import QualityBook
 from nonsite.web.series import RangeError, SeriesReader
 from nonsite.wiring import build_policy, build_registry, build_router
 from rules.store import hour_values, minute_detail
+from tests.nonsite.web.conftest import api_login, serving, web_context
 from tests.nonsite.web.test_series import SO2, D, config_doc, historical_messages, recent_messages
 from tests.service_process import run_nonsite
 
@@ -232,3 +236,32 @@ def test_the_apis_fast_answer_is_the_validated_one(judged, raw):
         slow = reader.outlet_series("E1", "DA001", raw=raw, now=now, **kwargs)
         assert json.loads(fast) == json.loads(slow.model_dump_json())
         assert fast == slow.model_dump_json().encode()
+
+
+def test_an_outlets_hours_export_as_csv_for_a_spreadsheet(judged, monkeypatch):
+    config, _data_dir, db = judged
+    monkeypatch.setattr(passwords, "SCRYPT_N", 2**10)
+    ctx = web_context(config, db.url.render_as_string(hide_password=False))
+    with serving(ctx) as (_server, client):
+        api_login(client, "monitor")
+        r = client.get(
+            "/api/v1/enterprises/E1/outlets/DA001/hours.csv",
+            params={"since": (D - timedelta(days=200)).isoformat(), "until": D.isoformat()},
+        )
+        assert r.status_code == 200  # a range of 200 days: the kept values
+        r = client.get(
+            "/api/v1/enterprises/E1/outlets/DA001/hours.csv",
+            params={"since": D.isoformat(), "until": (D + timedelta(days=1)).isoformat()},
+        )
+        assert r.status_code == 200, r.text
+        assert r.headers["content-type"].startswith("text/csv")
+        text = r.content.decode("utf-8-sig")
+        rows = list(csv.reader(io.StringIO(text)))
+        assert rows[0][:3] == ["时间（北京时间）", "因子", "小时均值"]
+        seven = [
+            row for row in rows if row[0] == "2026-03-02 07:00" and row[1].endswith("(a21026)")
+        ]
+        assert seven and seven[0][5] == "无效" and seven[0][6] == "维护"  # 40 valid minutes, M
+        five = [row for row in rows if row[0] == "2026-03-02 05:00" and "a21026" in row[1]]
+        assert five[0][9] == "是"  # the declared maintenance marking
+        assert all(len(row) == 10 for row in rows)
