@@ -258,6 +258,7 @@ def memory(keys: int, meters: int) -> dict[str, float]:
                     for k in range(3)
                 ]
             )
+            engine.take_history()  # as the rule stage does with every batch it stores
     del cache
     gc.collect()
     used = tracemalloc.get_traced_memory()[0] - before

@@ -12,7 +12,7 @@ limit is stated in, not what left the stack. The part above the limit is the amo
 from __future__ import annotations
 
 from array import array
-from collections.abc import Sequence
+from collections.abc import MutableSequence, Sequence
 
 from rules.timebase import DAY
 
@@ -51,7 +51,7 @@ def at_reference_o2(measured: float, reference_o2: float, o2: float) -> float:
 DAY_SUMS = 6
 
 
-def add_to_day(sums: list[float], value: float, flow: float | None) -> None:
+def add_to_day(sums: MutableSequence[float], value: float, flow: float | None) -> None:
     """Count one valid hour's value, and its valid flow (None: none) for the weighting."""
     sums[0] += 1
     sums[1] += value
