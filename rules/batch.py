@@ -32,7 +32,7 @@ from rules.hours import (
     REALTIME_QUIET_S,
     HourAgg,
 )
-from rules.judge import OutletJudge
+from rules.judge import OutletJudge, sub_hour_periods
 from rules.linkage import ProductionLink, production_links
 from rules.markings import STOPPED_MARK, Marking, MarkingBook
 from rules.params import OutletParams, marking_book
@@ -365,7 +365,7 @@ class BatchEngine:
             [
                 (e, o, code, period_s, bound)
                 for (e, o), p in self.params.items()
-                for code, (period_s, bound) in OutletJudge(p).periods.items()
+                for code, (period_s, bound) in sub_hour_periods(p).items()
             ],
             schema={
                 "enterprise_id": pl.String,

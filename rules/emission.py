@@ -51,16 +51,17 @@ def at_reference_o2(measured: float, reference_o2: float, o2: float) -> float:
 DAY_SUMS = 6
 
 
-def add_to_day(sums: MutableSequence[float], value: float, flow: float | None) -> None:
-    """Count one valid hour's value, and its valid flow (None: none) for the weighting."""
-    sums[0] += 1
-    sums[1] += value
+def add_to_day(sums: MutableSequence[float], value: float, flow: float | None, at: int = 0) -> None:
+    """Count one valid hour's value, and its valid flow (None: none) for the weighting, in the
+    sums starting at index ``at`` of ``sums``."""
+    sums[at] += 1
+    sums[at + 1] += value
     if flow is not None and flow >= 0:  # a zero-flow hour weighs 0
-        sums[2] += value * flow
-        sums[3] += flow
-        sums[4] += 1
+        sums[at + 2] += value * flow
+        sums[at + 3] += flow
+        sums[at + 4] += 1
     else:
-        sums[5] += value
+        sums[at + 5] += value
 
 
 def daily_mean(

@@ -284,22 +284,27 @@ class Kept(NamedTuple):
     meters: list[MeterHourRecord]
 
 
-def _day_sums() -> array[float]:
-    """A factor's day sums (``rules.emission``): an array, 112 bytes where a list of floats
-    took 250; a stream keeps two per factor and open day of every outlet."""
-    return array("d", bytes(8 * DAY_SUMS))
+# Per factor in a day's sums: a presence mark, the values' sums, the converted values' sums.
+_STRIDE = 1 + 2 * DAY_SUMS
+_NO_SUMS = array("d", bytes(8 * _STRIDE))
 
 
 class OpenDays:
     """The sums of an outlet's open days, hour by hour in event-time order: per day and factor
     the valid hours' values and their converted values, each with the hour's valid flow for
-    wastewater's weighting (``rules.emission``). A stream keeps one per outlet (a few floats a
-    factor and open day); an explanation one per query."""
+    wastewater's weighting (``rules.emission``). A stream keeps one per outlet; an explanation
+    one per query.
 
-    __slots__ = ("days",)
+    A day's sums are one array for all the outlet's factors (per factor, in the order of
+    ``factors``: a presence mark, then ``DAY_SUMS`` sums of the values and as many of the
+    converted values): 100,000 outlets keep theirs, and one array per factor and kind took
+    twice the memory."""
+
+    __slots__ = ("days", "factors")
 
     def __init__(self) -> None:
-        self.days: dict[int, dict[str, tuple[array[float], array[float]]]] = {}
+        self.factors: tuple[str, ...] = ()  # as they first came
+        self.days: dict[int, array[float]] = {}
 
     def add_hour(self, records: Iterable[HourRecord], flow_code: str) -> None:
         """The records of one outlet-hour (all its factors)."""
@@ -307,15 +312,26 @@ class OpenDays:
         if not hour:
             return
         flow = next((r.valid_value for r in hour if r.factor == flow_code), None)
-        day = self.days.setdefault(day_start(hour[0].start), {})
-        for r in hour:
-            sums = day.get(r.factor)
-            if sums is None:
-                sums = day[r.factor] = (_day_sums(), _day_sums())
+        offsets = [self._offset(r.factor) for r in hour]
+        width = max(offsets) + _STRIDE
+        day = self.days.get(start := day_start(hour[0].start))
+        if day is None:  # sized at once: an array grown piecemeal reserves half as much again
+            day = self.days[start] = array("d", bytes(8 * width))
+        elif len(day) < width:  # a factor new this day
+            day.frombytes(bytes(8 * (width - len(day))))
+        for r, at in zip(hour, offsets, strict=True):
+            day[at] = 1.0
             if (value := r.valid_value) is not None:
-                add_to_day(sums[0], value, flow)
+                add_to_day(day, value, flow, at + 1)
             if r.converted is not None:
-                add_to_day(sums[1], r.converted, flow)
+                add_to_day(day, r.converted, flow, at + 1 + DAY_SUMS)
+
+    def _offset(self, factor: str) -> int:
+        try:
+            return self.factors.index(factor) * _STRIDE
+        except ValueError:
+            self.factors += (factor,)
+            return (len(self.factors) - 1) * _STRIDE
 
     def open_days(self) -> list[int]:
         return sorted(self.days)
@@ -325,13 +341,19 @@ class OpenDays:
     ) -> list[DayRecord]:
         """The day starting at ``start``, per factor it has (and per one of ``factors``
         without hours: no value), its sums let go."""
-        day = self.days.pop(start, {})
+        day = self.days.pop(start, None) or array("d")
+        present = {
+            code: at
+            for code, at in zip(self.factors, range(0, len(day), _STRIDE), strict=False)
+            if day[at]
+        }
         required = params.valid_hours_per_day
         water = params.kind == "water"
-        empty = (_day_sums(), _day_sums())
         out = []
-        for code in sorted(set(day) | set(factors or ())):
-            measured, converted = day.get(code, empty)
+        for code in sorted(set(present) | set(factors or ())):
+            at = present.get(code)
+            sums = _NO_SUMS if at is None else day[at : at + _STRIDE]
+            measured, converted = sums[1 : 1 + DAY_SUMS], sums[1 + DAY_SUMS :]
             value, weighted = daily_mean(measured, flow_weighted=water, min_flow_hours=required)
             in_converted, _ = daily_mean(converted, flow_weighted=water, min_flow_hours=required)
             out.append(

@@ -186,7 +186,7 @@ class _OutletStream:
 
 # The layout of the engine's state; a snapshot of another layout is not restored (the
 # archive is replayed instead). Raise it whenever a pickled class changes its fields.
-STATE_FORMAT = 17
+STATE_FORMAT = 18
 
 
 class StreamEngine:

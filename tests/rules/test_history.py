@@ -117,3 +117,39 @@ def test_a_meters_hours_keep_its_energy_and_time_on_and_off():
     assert h1.energy_kwh == pytest.approx(29 / 60 * 100 + (100 + 2) / 2 / 60 + 30 / 60 * 2)
     assert (h2.samples, h2.off_s) == (30, 29 * 60)  # the silent 40 minutes not counted
     assert h3.samples == 1 and h3.energy_kwh == 0.0
+
+
+def test_open_days_keep_each_factor_apart_as_factors_come_and_go():
+    """One array of sums per open day: a factor first seen in the middle of a day, a factor
+    with hours but no valid one, one asked for without hours, and two days open at once."""
+    from rules.history import HourRecord, OpenDays
+
+    params = gas_outlet()
+
+    def hour(factor: str, at: int, value: float | None, converted: float | None = None):
+        return HourRecord(
+            "E1", "DA001", factor, at, value, value is not None, "minutes", "N", converted,
+            60, 600, 6, 6, 0, 0, 0, 0, 0, 0, 0, None, None, False,
+        )  # fmt: skip
+
+    day0, day1 = epoch(T0), epoch(T0) + DAY
+    days = OpenDays()
+    for h in range(24):
+        at = day0 + h * 3600
+        records = [hour(SO2, at, 10.0 + h, 20.0 + h), hour(O2, at, None)]
+        if h >= 12:  # the oxygen analyser's partner comes online at noon
+            records.append(hour(COD, at, 5.0))
+        days.add_hour(records, params.flow_code)
+        if h == 5:
+            days.add_hour([hour(SO2, day1 + h * 3600, 99.0)], params.flow_code)
+    assert days.open_days() == [day0, day1]
+    closed = {d.factor: d for d in days.close(params, day0, [SO2, "a21002"])}
+    assert sorted(closed) == sorted([SO2, O2, COD, "a21002"])
+    assert closed[SO2].valid_hours == 24 and closed[SO2].value == pytest.approx(21.5)
+    assert closed[SO2].converted == pytest.approx(31.5)
+    assert closed[COD].valid_hours == 12 and closed[COD].converted is None
+    assert closed[O2].valid_hours == 0 and closed[O2].value is None
+    assert closed["a21002"].valid_hours == 0 and closed["a21002"].value is None
+    assert days.open_days() == [day1]
+    [later] = days.close(params, day1)
+    assert (later.factor, later.valid_hours) == (SO2, 1)
