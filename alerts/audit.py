@@ -33,6 +33,9 @@ EVENT_NAMES: Final = {
     "sense": "感知",
     "condition_cleared": "条件消除",
     "notify": "通知",
+    "clue": "线索并入",
+    "attach": "上传证据",
+    "export_bundle": "导出证据包",
 }
 ROLE_NAMES: Final = {
     "monitor": "监测中心",
@@ -40,6 +43,8 @@ ROLE_NAMES: Final = {
     "enforcer": "执法",
     "enterprise": "企业",
     "admin": "运维",
+    "township": "镇街",
+    "intake": "线索报送系统",
     "system": "系统",
 }
 SYSTEM_NAME: Final = "系统"  # the service itself, as people read the trail

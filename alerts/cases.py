@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy import Connection
 
@@ -20,12 +20,15 @@ from alerts.action_requests import done_before, record
 from alerts.actions import Request, take_action
 from alerts.case import Case
 from alerts.case_store import CaseStore, open_key
+from alerts.clue_data import surroundings
+from alerts.clues import Clue, ClueIn, get_clue, may_attach_to_clue, take_clue
 from alerts.deadlines import flag_overdue
+from alerts.evidence import Attachment, attach, manifest_digest, may_attach
 from alerts.findings_to_cases import Applied, apply_findings
 from alerts.notify import Notifier
 from alerts.policy import AlertPolicy
 from alerts.work_orders import current_work_order
-from alerts.workflow import OPEN_STATES, Actor, permitted
+from alerts.workflow import OPEN_STATES, Actor, WorkflowError, permitted
 from rules.findings import Finding
 
 
@@ -119,6 +122,57 @@ class CaseBook:
         if request_key is not None:
             record(conn, request_key, case_id, action, actor, now)
         return case
+
+    def take_clue(self, conn: Connection, clue: ClueIn, actor: Actor) -> Clue:
+        """A clue merged into an open case of its enterprise, or opening a case of its own
+        (``alerts.clues``), with the monitoring data around its time; WorkflowError when
+        refused."""
+        return take_clue(conn, self._store, self.policy, self.clock(), clue, actor, surroundings)
+
+    def attach(
+        self,
+        conn: Connection,
+        actor: Actor,
+        file: IO[bytes],
+        filename: str,
+        *,
+        case_id: int | None = None,
+        clue_id: int | None = None,
+        kind: str | None = None,
+        note: str = "",
+        max_bytes: int,
+    ) -> Attachment:
+        """Evidence attached to a case, or to a clue (and so to the clue's case); WorkflowError
+        when refused (``alerts.evidence``)."""
+        if clue_id is not None:
+            clue = get_clue(conn, clue_id)
+            may_attach_to_clue(actor, clue)
+            case_id = clue.case_id
+        elif case_id is not None:
+            may_attach(actor, self._store.get(conn, case_id))
+        else:
+            raise WorkflowError("not_found", "attach to a case or a clue")
+        return attach(
+            conn,
+            self._store,
+            self.clock(),
+            actor,
+            file,
+            filename,
+            case_id=case_id,
+            clue_id=clue_id,
+            kind=kind,
+            note=note,
+            max_bytes=max_bytes,
+        )
+
+    def export_bundle(self, conn: Connection, case_id: int, actor: Actor, out: IO[bytes]) -> str:
+        """The case's evidence bundle written to ``out`` (``alerts.evidence_bundle``), the
+        export on its trail; the manifest's SHA-256."""
+        from alerts.evidence_bundle import write_bundle  # noqa: PLC0415 - it imports the book
+
+        manifest = write_bundle(conn, self, self._store, case_id, actor, self.clock(), out)
+        return manifest_digest(manifest)
 
     def tick(self, conn: Connection) -> list[int]:
         """Overdue explanations escalate to alarm; overdue feedback is flagged. Each once."""

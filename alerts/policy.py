@@ -19,6 +19,17 @@ class EnterpriseInfo:
     region: str = ""
     industry: str = ""
     source_names: Mapping[str, str] = field(default_factory=dict)  # outlet/meter id → name
+    location: tuple[float, float] | None = None  # (longitude, latitude), to locate clues
+
+
+@dataclass(frozen=True)
+class ClueMatching:
+    """How a clue is located and matched to open cases (alerts.clues) [I]."""
+
+    radius_m: float = 500.0  # a clue's coordinates name the nearest enterprise this close
+    window_h: float = 12.0  # an open case seen this close to the clue's time is its case
+    data_before_h: float = 6.0  # the monitoring data recorded with a clue: from before ...
+    data_after_h: float = 2.0  # ... to after its time
 
 
 @dataclass(frozen=True)
@@ -38,6 +49,7 @@ class AlertPolicy:
     evidence_trail: int = 20  # findings kept on a case (the findings table keeps them all)
     calendar: WorkingCalendar = field(default_factory=WorkingCalendar)
     enterprises: Mapping[str, EnterpriseInfo] = field(default_factory=dict)
+    clues: ClueMatching = field(default_factory=ClueMatching)
     dashboard_url: str = "http://127.0.0.1:8080"
 
     def enterprise(self, enterprise_id: str) -> EnterpriseInfo:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from alerts.case import Case
+from alerts.case import CLUE_RULE, Case
 from rules.judge import EXCEEDANCE_RULES
 
 # rule → (the quantity, the threshold it is judged against), for findings with a value.
@@ -80,6 +80,18 @@ class Quantity:
 
 
 def quantity(case: Case) -> Quantity:
+    if case.rule == CLUE_RULE:  # a case a clue opened: how many clues it gathered
+        return Quantity(
+            "线索数",
+            float(case.count),
+            "条",
+            "",
+            None,
+            False,
+            case.first_seen,
+            case.last_seen,
+            False,
+        )
     if case.rule in EPISODES:
         return _episode(case)
     if case.rule in HOURLY:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -152,6 +153,69 @@ suppressed = Table(
     Column("rule", String(16), nullable=False),
     Column("reason", String(16), nullable=False),  # silence | inhibited
     Column("ref", String(64), nullable=False),  # the silence's or the inhibiting case's id
+    Column("at", UTCDateTime(), nullable=False),
+)
+
+# Clues from outside the monitoring data (alerts.clues): each merged into a case or opening
+# one. ``match`` says how it was located and matched; ``surroundings`` holds the monitoring
+# data around its time as they were when it came in. A sending system's own reference is
+# unique per source (NULLs do not collide): a clue sent twice is one clue.
+clues = Table(
+    "clues",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("source", String(16), nullable=False),
+    Column("external_ref", String(100), nullable=True),
+    Column("received_at", UTCDateTime(), nullable=False, index=True),
+    Column("occurred_at", UTCDateTime(), nullable=False),
+    Column("enterprise_id", String(64), nullable=True, index=True),
+    Column("located", String(12), nullable=False),  # given | coordinates | none
+    Column("longitude", Float, nullable=True),
+    Column("latitude", Float, nullable=True),
+    Column("address", Text, nullable=False),
+    Column("area", String(64), nullable=True, index=True),  # the township (镇街)
+    Column("factor", String(16), nullable=True),
+    Column("description", Text, nullable=False),
+    Column("submitted_by", String(64), nullable=False),
+    Column("submitter_role", String(16), nullable=False),
+    Column("case_id", Id, ForeignKey("cases.id"), nullable=True, index=True),
+    Column("outcome", String(8), nullable=False),  # merged | opened
+    Column("match", Text, nullable=False),  # JSON
+    Column("surroundings", Text, nullable=False),  # JSON
+)
+Index("ux_clues_source_ref", clues.c.source, clues.c.external_ref, unique=True)
+
+# Evidence (alerts.evidence): each file once by its SHA-256, its bytes in chunks; each
+# attachment of a file to a case or a clue. Append-only: nothing is updated or deleted.
+evidence_blobs = Table(
+    "evidence_blobs",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("content_type", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+evidence_chunks = Table(
+    "evidence_chunks",
+    metadata,
+    Column("sha256", String(64), ForeignKey("evidence_blobs.sha256"), primary_key=True),
+    Column("n", Integer, primary_key=True, autoincrement=False),
+    Column("data", LargeBinary, nullable=False),
+)
+attachments = Table(
+    "attachments",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("case_id", Id, ForeignKey("cases.id"), nullable=True, index=True),
+    Column("clue_id", Id, ForeignKey("clues.id"), nullable=True, index=True),
+    Column("sha256", String(64), ForeignKey("evidence_blobs.sha256"), nullable=False),
+    Column("filename", String(200), nullable=False),
+    Column("content_type", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=False),  # photo | video | recorder | document | audio
+    Column("note", Text, nullable=False),
+    Column("uploaded_by", String(64), nullable=False),
+    Column("role", String(16), nullable=False),
     Column("at", UTCDateTime(), nullable=False),
 )
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from alerts.case import Case
+from alerts.case import CLUE_RULE, Case
 from alerts.legal import legal_lines
 from alerts.policy import AlertPolicy
 from alerts.quantity import UNIT_NAMES, quantity
@@ -30,6 +30,8 @@ EVENT_TITLES = {
 
 def rule_name(rule: str) -> str:
     """The Chinese term of a rule (the part in parentheses of its catalogue line)."""
+    if rule == CLUE_RULE:
+        return "线索"
     text = RULES.get(rule, rule)
     term = _CHINESE_TERM.search(text)
     return term.group(1) if term else text

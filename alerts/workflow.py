@@ -38,7 +38,10 @@ State = Literal[
     "closed",
     "resolved",
 ]
-Role = Literal["monitor", "supervisor", "enforcer", "enterprise", "admin", "system"]
+# township 镇街 (submits and follows the clues of its area), intake (a system sending clues)
+Role = Literal[
+    "monitor", "supervisor", "enforcer", "enterprise", "admin", "township", "intake", "system"
+]
 Action = Literal[
     "remind",
     "explain",
@@ -144,6 +147,7 @@ class Actor:
     role: Role
     enterprise_id: str | None = None  # the enterprise role's own enterprise
     brigade: str | None = None  # the enforcer role's brigade
+    area: str | None = None  # the township role's area (镇街)
 
 
 SYSTEM: Final = Actor("nonsite", "system")

@@ -14,7 +14,7 @@ from alerts.channels.base import Channel
 from alerts.channels.factory import build_channel
 from alerts.notify import Notifier, Routes
 from alerts.outbox import Dispatcher, OutboxMetrics
-from alerts.policy import AlertPolicy, EnterpriseInfo
+from alerts.policy import AlertPolicy, ClueMatching, EnterpriseInfo
 from alerts.status import enterprise_status
 from nonsite.config.model import ChannelConfig, Config
 from nonsite.config.mqtt_url import parse_broker_url
@@ -45,10 +45,21 @@ def build_alert_policy(config: Config) -> AlertPolicy:
                     **{o.id: o.name for o in e.outlets if o.name},
                     **{m.id: m.name for m in e.meters if m.name},
                 },
+                location=(
+                    (e.longitude, e.latitude)
+                    if e.longitude is not None and e.latitude is not None
+                    else None
+                ),
             )
             for e in config.enterprises
         },
         dashboard_url=a.dashboard_url,
+        clues=ClueMatching(
+            radius_m=a.clue_radius_m,
+            window_h=a.clue_window_h,
+            data_before_h=a.clue_data_before_h,
+            data_after_h=a.clue_data_after_h,
+        ),
     )
 
 

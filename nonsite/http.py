@@ -22,7 +22,7 @@ from nonsite import __version__
 from nonsite.db_health import is_unavailable, one_line
 from nonsite.errors import ListenError
 from nonsite.web.context import WebContext
-from nonsite.web.guard import CSP_API_DOCS, DEFAULT_MAX_BODY, HttpGuard
+from nonsite.web.guard import CSP_API_DOCS, DEFAULT_MAX_BODY, DEFAULT_MAX_UPLOAD, HttpGuard
 
 log = logging.getLogger("nonsite.http")
 
@@ -91,6 +91,7 @@ def build_app(
         HttpGuard,
         trusted_proxies=service.trusted_proxies if service else (),
         max_body_bytes=service.max_request_bytes if service else DEFAULT_MAX_BODY,
+        max_upload_bytes=service.max_upload_bytes if service else DEFAULT_MAX_UPLOAD,
         secure_cookies=service.secure_cookies if service else False,
     )
 
@@ -126,8 +127,10 @@ def build_app(
         from nonsite.web import dashboard  # noqa: PLC0415
         from nonsite.web.api import (  # noqa: PLC0415
             cases,
+            clues,
             commands,
             events,
+            evidence,
             fleet,
             quality,
             record,
@@ -137,7 +140,19 @@ def build_app(
         )
 
         app.state.web = web
-        for module in (session, fleet, cases, record, series, quality, reports, commands, events):
+        for module in (
+            session,
+            fleet,
+            cases,
+            clues,
+            evidence,
+            record,
+            series,
+            quality,
+            reports,
+            commands,
+            events,
+        ):
             app.include_router(module.router)
         app.include_router(dashboard.router)
         app.mount("/static", dashboard.static, name="static")

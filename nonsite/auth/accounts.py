@@ -62,12 +62,13 @@ class Accounts(StorePart):
         display_name: str = "",
         enterprise_id: str | None = None,
         brigade: str | None = None,
+        area: str | None = None,
         by: str = "cli",
     ) -> User:
         """A new active user; ValueError for an invalid username, role, scope or password, or a
         username already taken."""
         check_username(username)
-        checked = check_scope(role, enterprise_id, brigade)
+        checked = check_scope(role, enterprise_id, brigade, area)
         display_name = display_name.strip()
         if len(display_name) > MAX_NAME_LENGTH:
             raise ValueError(f"the display name must have at most {MAX_NAME_LENGTH} characters")
@@ -78,6 +79,7 @@ class Accounts(StorePart):
         now = self._now()
         scope = f" enterprise {enterprise_id}" if enterprise_id else ""
         scope += f" brigade {brigade}" if brigade else ""
+        scope += f" area {area}" if area else ""
         try:
             with self._engine.begin() as conn:
                 result = conn.execute(
@@ -87,6 +89,7 @@ class Accounts(StorePart):
                         role=checked,
                         enterprise_id=enterprise_id or None,
                         brigade=brigade or None,
+                        area=area or None,
                         password_hash=password_hash,
                         active=True,
                         created_at=now,
@@ -98,7 +101,14 @@ class Accounts(StorePart):
         except IntegrityError:  # added by someone else since the check above
             raise ValueError(f"user {username!r} already exists") from None
         return User(
-            user_id, username, display_name, checked, enterprise_id or None, brigade or None, True
+            user_id,
+            username,
+            display_name,
+            checked,
+            enterprise_id or None,
+            brigade or None,
+            True,
+            area or None,
         )
 
     def get(self, username: str) -> User | None:

@@ -2,7 +2,9 @@
 the ``User`` value every part of the user store returns.
 
 Roles: monitor 监测中心, supervisor 监管, enforcer 执法 (scoped to one brigade), enterprise 企业
-(scoped to its own enterprise) and admin 运维. A user acts in the workflow as ``user.actor()``.
+(scoped to its own enterprise), admin 运维, township 镇街 (scoped to its area: submits and
+follows the clues of its area) and intake 线索报送系统 (a system sending clues with its API
+token, and nothing else). A user acts in the workflow as ``user.actor()``.
 
 Apart from the accounts (nonsite.auth.accounts) so that sessions and API tokens can make a User
 without depending on the accounts, which in turn end sessions.
@@ -15,14 +17,24 @@ from typing import Any, Final, Literal
 
 from alerts.workflow import Actor
 
-UserRole = Literal["monitor", "supervisor", "enforcer", "enterprise", "admin"]
-ROLES: Final[tuple[UserRole, ...]] = ("monitor", "supervisor", "enforcer", "enterprise", "admin")
+UserRole = Literal["monitor", "supervisor", "enforcer", "enterprise", "admin", "township", "intake"]
+ROLES: Final[tuple[UserRole, ...]] = (
+    "monitor",
+    "supervisor",
+    "enforcer",
+    "enterprise",
+    "admin",
+    "township",
+    "intake",
+)
 ROLE_NAMES: Final[dict[str, str]] = {
     "monitor": "监测中心",
     "supervisor": "监管",
     "enforcer": "执法",
     "enterprise": "企业",
     "admin": "运维",
+    "township": "镇街",
+    "intake": "线索报送系统",
 }
 
 
@@ -35,6 +47,7 @@ class User:
     enterprise_id: str | None
     brigade: str | None
     active: bool
+    area: str | None = None  # the township role's area (镇街)
 
     def actor(self) -> Actor:
         """Who this user is in the workflow (and in its audit trail)."""
@@ -43,6 +56,7 @@ class User:
             self.role,
             enterprise_id=self.enterprise_id,
             brigade=self.brigade,
+            area=self.area,
         )
 
 
@@ -53,12 +67,22 @@ def role_of(value: str) -> UserRole:
     raise ValueError(f"unknown role {value!r}; roles: {', '.join(ROLES)}")
 
 
-def check_scope(role: str, enterprise_id: str | None, brigade: str | None) -> UserRole:
+def check_scope(
+    role: str, enterprise_id: str | None, brigade: str | None, area: str | None = None
+) -> UserRole:
     """The role, if it and its scope fit together; otherwise a ValueError saying why."""
     checked = role_of(role)
-    for what, value in (("enterprise", enterprise_id), ("brigade", brigade)):
+    for what, value in (("enterprise", enterprise_id), ("brigade", brigade), ("area", area)):
         if value is not None and len(value) > 64:
             raise ValueError(f"an {what} id has at most 64 characters")
+    if checked == "township":
+        if not area:
+            raise ValueError("a township user acts for one area (镇街): give its area")
+        if enterprise_id or brigade:
+            raise ValueError("a township user has an area, no enterprise and no brigade")
+        return checked
+    if area:
+        raise ValueError("only township users have an area")
     if checked == "enterprise":
         if not enterprise_id:
             raise ValueError("an enterprise user acts for one enterprise: give its enterprise id")
@@ -87,4 +111,5 @@ def user_of(row: Any) -> User:
         enterprise_id=row.enterprise_id,
         brigade=row.brigade,
         active=bool(row.active),
+        area=row.area,
     )

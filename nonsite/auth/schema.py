@@ -39,6 +39,7 @@ users = Table(
     Column("role", String(16), nullable=False),
     Column("enterprise_id", String(64), nullable=True),  # the enterprise role's own enterprise
     Column("brigade", String(64), nullable=True),  # the enforcer's brigade
+    Column("area", String(64), nullable=True),  # the township user's area (镇街)
     Column("password_hash", String(200), nullable=False),
     Column("active", Boolean, nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),

@@ -56,6 +56,9 @@ roles:
   enforcer    执法: works the orders of one brigade (--brigade, from [[brigades]])
   enterprise  企业: explains its own enterprise's cases (--enterprise)
   admin       运维: manages the service and its users; decides no case
+  township    镇街: submits and follows the clues of its area (--area, a region of
+              [[enterprises]])
+  intake      线索报送系统: a system that sends clues with an API token, nothing else
 
 passwords: at least 8 characters, not one character repeated, not the username."""
 
@@ -93,6 +96,7 @@ def add_to(sub: Subcommands) -> None:
     p.add_argument("--name", help="the display name, e.g. 王监测 (recorded in audit trails)")
     p.add_argument("--enterprise", help="the enterprise role's own enterprise id")
     p.add_argument("--brigade", help="the enforcer's brigade id")
+    p.add_argument("--area", help="the township user's area (镇街)")
     password_stdin(p)
 
     p = user_command(group, "list", users_list, help="users")
@@ -207,6 +211,8 @@ def _scope(user: User) -> str:
         return f"enterprise {user.enterprise_id}"
     if user.brigade:
         return f"brigade {user.brigade}"
+    if user.area:
+        return f"area {user.area}"
     return "-"
 
 
@@ -219,11 +225,17 @@ def users_add(args: argparse.Namespace) -> int:
     config = config_for(args)
     with _refusals():  # everything that can be refused is, before asking for a password
         check_username(args.username)
-        check_scope(args.role, args.enterprise, args.brigade)
+        check_scope(args.role, args.enterprise, args.brigade, args.area)
     if args.enterprise is not None:
         known_enterprise(config, args.enterprise)
     if args.brigade is not None:
         known_brigade(config, args.brigade)
+    regions = sorted({e.region for e in config.enterprises if e.region})
+    if args.area is not None and args.area not in regions:
+        raise UsageError(
+            f"unknown area {args.area!r}; the regions of [[enterprises]]: "
+            f"{', '.join(regions) or 'none'}"
+        )
     with _users(config) as users:
         if users.get(args.username) is not None:
             raise UsageError(f"user {args.username!r} already exists")
@@ -236,6 +248,7 @@ def users_add(args: argparse.Namespace) -> int:
                 display_name=args.name or "",
                 enterprise_id=args.enterprise,
                 brigade=args.brigade,
+                area=args.area,
                 by=_by(),
             )
     scope = _scope(user)
@@ -255,6 +268,7 @@ def _user_json(user: User) -> dict[str, Any]:
         "role": user.role,
         "enterprise_id": user.enterprise_id,
         "brigade": user.brigade,
+        "area": user.area,
         "active": user.active,
     }
 

@@ -48,6 +48,8 @@ class ServiceSection(Section):
     trusted_proxies: list[str] = Field(default_factory=list, max_length=100)
     # The largest HTTP request body accepted; a larger one is answered 413.
     max_request_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    # The largest file uploaded (evidence for a case or a clue, a file of clues).
+    max_upload_bytes: int = Field(default=100 * 1024 * 1024, ge=1024, le=2 * 1024**3)
 
     @property
     def archive_path(self) -> Path:
@@ -675,13 +677,22 @@ class AlertsSection(Section):
     supervisors: list[Identifier] = Field(default_factory=list)
     monitors: list[Identifier] = Field(default_factory=list)
     channels: list[ChannelConfig] = Field(default_factory=list)
+    # Clues (alerts.clues): located within this radius of an enterprise, merged into an open
+    # case seen within this many hours of the clue's time; the monitoring data recorded with
+    # a clue span from hours before to hours after it.
+    clue_radius_m: float = Field(default=500.0, gt=0, le=20_000)
+    clue_window_h: float = Field(default=12.0, gt=0, le=24 * 30)
+    clue_data_before_h: float = Field(default=6.0, ge=0, le=72)
+    clue_data_after_h: float = Field(default=2.0, ge=0, le=72)
 
 
 class EnterpriseConfig(Section):
     id: Identifier
     name: str = Field(min_length=1)
-    region: str = ""
+    region: str = ""  # the township (镇街) or district: a township user's area
     industry: str = ""
+    longitude: float | None = Field(default=None, ge=73, le=136)  # China's extent, WGS-84
+    latitude: float | None = Field(default=None, ge=3, le=54)
     positive_list: bool = False  # 正面清单: supervised off-site first
     brigade: Identifier | None = None  # the brigade that takes its work orders
     notify: list[Identifier] = Field(default_factory=list)  # channels for its reminders
@@ -689,6 +700,12 @@ class EnterpriseConfig(Section):
     meters: list[MeterConfig] = Field(default_factory=list)
     orders: list[OrderConfig] = Field(default_factory=list)
     markings: list[MarkingConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _located(self) -> EnterpriseConfig:
+        if (self.longitude is None) != (self.latitude is None):
+            raise ValueError("give both longitude and latitude, or neither")
+        return self
 
 
 class GatewayConfig(Section):

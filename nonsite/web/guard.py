@@ -13,7 +13,9 @@ nonsite.http.make_server.)
 413 ``{"code": "body_too_large", ...}`` and never reaches the application: refused by its
 Content-Length, or, for a chunked body, as soon as the bytes received pass the limit. The rest
 of the body is read and dropped (up to 64 MiB) before the answer, so that the client, still
-sending, is not reset before it reads it.
+sending, is not reset before it reads it. File uploads (evidence, a clue file: ``UPLOADS``)
+may be as large as ``[service] max_upload_bytes`` (100 MiB) and must say their length (411
+``length_required`` otherwise): a chunked body that large is not held in memory to be counted.
 
 **Headers.** Every response carries a strict Content-Security-Policy (everything from this
 origin only: no inline script or style, no eval, no plugins, not framed), ``X-Frame-Options:
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from collections.abc import Iterable, Sequence
 from typing import Final
 
@@ -61,6 +64,9 @@ SECURITY_HEADERS: Final[tuple[tuple[bytes, bytes], ...]] = (
     (b"permissions-policy", b"camera=(), microphone=(), geolocation=(), payment=(), usb=()"),
 )
 DEFAULT_MAX_BODY: Final = 1024 * 1024
+DEFAULT_MAX_UPLOAD: Final = 100 * 1024 * 1024
+# The paths that take a file: evidence for a case or a clue, a file of clues.
+UPLOADS: Final = re.compile(r"^/api/v1/(?:clues/import|(?:cases|clues)/\d{1,19}/attachments)$")
 DRAIN_BYTES: Final = 64 * 1024 * 1024  # of a refused body, read and dropped before the 413
 
 
@@ -115,11 +121,13 @@ class HttpGuard:
         *,
         trusted_proxies: Sequence[str] = (),
         max_body_bytes: int = DEFAULT_MAX_BODY,
+        max_upload_bytes: int = DEFAULT_MAX_UPLOAD,
         secure_cookies: bool = False,
     ) -> None:
         self.app = app
         self.proxies = parse_networks(trusted_proxies)
         self.max_body = max_body_bytes
+        self.max_upload = max(max_upload_bytes, max_body_bytes)
         self.secure_cookies = secure_cookies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -151,12 +159,23 @@ class HttpGuard:
                 message = {**message, "headers": out}
             await send(message)
 
-        too_large = self._too_large(headers)
+        upload = scope.get("method") == "POST" and bool(UPLOADS.match(scope.get("path", "")))
+        chunked = b"chunked" in b",".join(headers.get(b"transfer-encoding", [])).lower()
+        if upload and (chunked or not headers.get(b"content-length")):
+            await _drain(receive)
+            await _refuse(
+                send_guarded,
+                "a file upload states its length (Content-Length)",
+                status=411,
+                code="length_required",
+            )
+            return
+        too_large = self._too_large(headers, self.max_upload if upload else self.max_body)
         if too_large is not None:
             await _drain(receive)
             await _refuse(send_guarded, too_large)
             return
-        if b"chunked" in b",".join(headers.get(b"transfer-encoding", [])).lower():
+        if chunked:
             body = await self._read_bounded(receive)
             if body is None:
                 await _drain(receive)
@@ -165,17 +184,19 @@ class HttpGuard:
             receive = _replay(body, receive)
         await self.app(scope, receive, send_guarded)
 
-    def _limit(self) -> str:
+    def _limit(self, limit: int | None = None) -> str:
+        if limit is not None and limit != self.max_body:
+            return f"{limit} bytes ([service] max_upload_bytes)"
         return f"{self.max_body} bytes ([service] max_request_bytes)"
 
-    def _too_large(self, headers: dict[bytes, list[bytes]]) -> str | None:
+    def _too_large(self, headers: dict[bytes, list[bytes]], limit: int) -> str | None:
         for value in headers.get(b"content-length", []):
             try:
                 length = int(value)
             except ValueError:
                 continue  # the server refuses a malformed length itself
-            if length > self.max_body:
-                return f"the request body ({length} bytes) is larger than {self._limit()}"
+            if length > limit:
+                return f"the request body ({length} bytes) is larger than {self._limit(limit)}"
         return None
 
     async def _read_bounded(self, receive: Receive) -> bytes | None:
@@ -229,12 +250,14 @@ def _replay(body: bytes, then: Receive) -> Receive:
     return receive
 
 
-async def _refuse(send: Send, message: str) -> None:
-    body = json.dumps({"code": "body_too_large", "message": message}).encode()
+async def _refuse(
+    send: Send, message: str, *, status: int = 413, code: str = "body_too_large"
+) -> None:
+    body = json.dumps({"code": code, "message": message}).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),

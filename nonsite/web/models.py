@@ -10,7 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from ingest.china_time import CHINA_TZ
 
-Role = Literal["monitor", "supervisor", "enforcer", "enterprise", "admin"]
+Role = Literal["monitor", "supervisor", "enforcer", "enterprise", "admin", "township", "intake"]
 
 
 def china_if_naive(value: datetime) -> datetime:
@@ -54,6 +54,7 @@ class MeOut(ApiModel):
     role: Role
     enterprise_id: str | None
     brigade: str | None
+    area: str | None = Field(default=None, description="a township user's area (镇街)")
 
 
 class OutletOut(ApiModel):
@@ -144,6 +145,9 @@ class CaseOut(ApiModel):
     enterprise_name: str
     source_id: str
     source_name: str
+    kind: Literal["rule", "clue"] = Field(
+        description="rule: opened by the rules' findings; clue: opened by a clue (rule CLUE)"
+    )
     rule: str
     rule_name: str
     factor: str | None

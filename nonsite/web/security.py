@@ -13,8 +13,9 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
-from sqlalchemy import ColumnElement, select, true
+from sqlalchemy import ColumnElement, and_, false, select, true
 
+from alerts.clues import CLUE_RULE
 from alerts.schema import cases, work_orders
 from nonsite.auth import User
 from nonsite.db_health import through_outage
@@ -76,6 +77,16 @@ GRANTS: dict[str, tuple[str, ...]] = {
     "commands": ("monitor", "supervisor", "admin"),  # the audit of commands to loggers
     "commands.recall": ("monitor", "supervisor"),  # 补遗 and 校时: the monitoring work
     "commands.send": ("admin",),  # any command: the operator of the service only
+    # Clues (alerts.clues): submitted by the centre, the supervisors, a township of its area
+    # and the systems that send them; read in each role's scope (a township its area's, a
+    # system its own).
+    "clues.submit": ("monitor", "supervisor", "township", "intake"),
+    "clues": ("monitor", "supervisor", "admin", "township", "intake"),
+    "cases.clues": ("monitor", "supervisor", "enforcer", "admin"),  # a case's, in its scope
+    # Evidence (alerts.evidence): attached to a case in its scope; a case's bundle (证据包)
+    # exported by who works it for a court or the police.
+    "evidence.attach": ("monitor", "supervisor", "enforcer", "enterprise"),
+    "cases.bundle": ("monitor", "supervisor", "enforcer"),
 }
 
 
@@ -99,9 +110,13 @@ def require(*roles: str) -> Callable[[User], User]:
 
 
 def visible_cases(user: User) -> ColumnElement[bool]:
-    """The cases ``user`` may see, as a WHERE clause."""
+    """The cases ``user`` may see, as a WHERE clause. An enterprise sees its own, but not a
+    case a clue opened (a complaint is not shown to the enterprise it is about); a township
+    and a clue-sending system follow their clues, not cases."""
     if user.role == "enterprise":
-        return cases.c.enterprise_id == (user.enterprise_id or "")
+        return and_(cases.c.enterprise_id == (user.enterprise_id or ""), cases.c.rule != CLUE_RULE)
+    if user.role in ("township", "intake"):
+        return false()
     if user.role == "enforcer":
         assigned = select(work_orders.c.case_id).where(
             work_orders.c.brigade == (user.brigade or "")
@@ -110,8 +125,15 @@ def visible_cases(user: User) -> ColumnElement[bool]:
     return true()
 
 
-def may_see_enterprise(user: User, enterprise_id: str) -> bool:
-    return user.role != "enterprise" or user.enterprise_id == enterprise_id
+def may_see_enterprise(user: User, enterprise_id: str, region: str | None = None) -> bool:
+    """Whether ``user`` may see the enterprise (of ``region``, where the caller knows it): an
+    enterprise only itself, a township the enterprises of its area (in the fleet list, to
+    name them in a clue), a clue-sending system none."""
+    if user.role == "enterprise":
+        return user.enterprise_id == enterprise_id
+    if user.role == "township":
+        return region is not None and region == user.area
+    return user.role != "intake"
 
 
 def not_found(what: str) -> HTTPException:

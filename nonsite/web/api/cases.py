@@ -16,6 +16,7 @@ from starlette.background import BackgroundTask
 
 from alerts.case import Case
 from alerts.cases import permitted
+from alerts.clues import CLUE_RULE
 from alerts.quantity import quantity
 from alerts.schema import cases, work_orders
 from alerts.templates import TIER_NAMES, factor_name, rule_name
@@ -81,6 +82,7 @@ def case_out(ctx: WebContext, case: Case) -> CaseOut:
         source_id=case.source_id,
         source_name=info.source_names.get(case.source_id, ""),
         rule=case.rule,
+        kind="clue" if case.rule == CLUE_RULE else "rule",
         rule_name=rule_name(case.rule),
         factor=case.factor,
         factor_name=factor_name(case.factor),

@@ -127,7 +127,7 @@ def list_enterprises(
     heard = reported_sources(request, ctx)
     out = []
     for e in ctx.config.enterprises:
-        if not may_see_enterprise(user, e.id):
+        if not may_see_enterprise(user, e.id, e.region):
             continue
         if (region and e.region != region) or (industry and e.industry != industry):
             continue
@@ -149,7 +149,7 @@ def get_enterprise(
     user: CurrentUser,
 ) -> EnterpriseOut:
     for e in ctx.config.enterprises:
-        if e.id == enterprise_id and may_see_enterprise(user, e.id):
+        if e.id == enterprise_id and may_see_enterprise(user, e.id, e.region):
             return enterprise_out(ctx, e, reported_sources(request, ctx))
     raise not_found(f"enterprise {enterprise_id}")
 

@@ -20,6 +20,7 @@ def me_out(user: User) -> MeOut:
         role=user.role,
         enterprise_id=user.enterprise_id,
         brigade=user.brigade,
+        area=user.area,
     )
 
 

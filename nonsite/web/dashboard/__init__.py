@@ -16,9 +16,9 @@ from starlette.convertors import Convertor, register_url_convertor
 
 from alerts.schema import cases
 from nonsite import __version__
-from nonsite.auth import ROLE_NAMES, User
+from nonsite.auth import ROLE_NAMES, ROLES, User
 from nonsite.web.context import WebContext
-from nonsite.web.security import EVERYONE, GRANTS, optional_user, visible_cases
+from nonsite.web.security import GRANTS, optional_user, visible_cases
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -34,17 +34,24 @@ READS = {
     "enterprise": ("own_enterprise", "cases", "outlets"),
     "ops": ("readiness", "silences", "dead_letters", "quality"),
     "outlet": ("outlets",),  # reached from a fleet card, a case or 本企业; not in the menu
+    "clues": ("clues",),
 }
 PAGES = {
-    page: tuple(r for r in EVERYONE if all(r in GRANTS[g] for g in grants))
+    page: tuple(r for r in ROLES if all(r in GRANTS[g] for g in grants))
     for page, grants in READS.items()
 }
-MENU = ("fleet", "cases", "work_orders", "enterprise", "ops")
-HOME = {"enterprise": "/enterprise", "enforcer": "/work-orders"}
+MENU = ("fleet", "cases", "work_orders", "clues", "enterprise", "ops")
+HOME = {
+    "enterprise": "/enterprise",
+    "enforcer": "/work-orders",
+    "township": "/clues",
+    "intake": "/clues",
+}
 PATHS = {
     "fleet": "/",
     "cases": "/cases",
     "work_orders": "/work-orders",
+    "clues": "/clues",
     "enterprise": "/enterprise",
     "ops": "/ops",
 }
@@ -70,7 +77,7 @@ def scope_name(request: Request, user: User) -> str:
     if user.enterprise_id:
         found = (e.name for e in ctx.config.enterprises if e.id == user.enterprise_id)
         return next(found, user.enterprise_id)
-    return ""
+    return user.area or ""
 
 
 templates.env.globals["menu"] = menu
@@ -133,6 +140,11 @@ def case_page(case_id: str, request: Request, user: MaybeUser) -> Response:
 @router.get("/work-orders", response_class=HTMLResponse)
 def work_orders_page(request: Request, user: MaybeUser) -> Response:
     return _page(request, user, "work_orders")
+
+
+@router.get("/clues", response_class=HTMLResponse)
+def clues_page(request: Request, user: MaybeUser) -> Response:
+    return _page(request, user, "clues")
 
 
 @router.get("/ops", response_class=HTMLResponse)

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 from prometheus_client import CollectorRegistry
 
+from alerts.clues import ClueIn
 from alerts.workflow import Actor
 from nonsite.auth import passwords
 from nonsite.config.load import parse_config
@@ -24,7 +26,7 @@ from nonsite.config.model import Config
 from nonsite.db import make_engine, migrate
 from nonsite.http import bind, build_app, make_server
 from nonsite.web.context import WebContext
-from tests.alerts.conftest import finding
+from tests.alerts.conftest import T0, finding
 
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path(__file__).parents[3] / "artifacts" / "screenshots"
@@ -79,6 +81,8 @@ USERS = {
     "ent1": ("enterprise", {"enterprise_id": "E1"}),
     "ent2": ("enterprise", {"enterprise_id": "E2"}),
     "admin": ("admin", {}),
+    "town1": ("township", {"area": "滨江区"}),  # E1's region
+    "hotline": ("intake", {}),  # the 12345 platform's system
 }
 
 
@@ -175,7 +179,23 @@ def running_site(db_url: str, service: dict[str, Any] | None = None) -> Iterator
         [e1_warning] = book.apply(conn, [finding("B2", tier="warning", limit=None)]).opened
     with ctx.db.begin() as conn:
         book.act(conn, e1_alarm, "dispatch", Actor("sup", "supervisor"))
-    cases = {"e1_alarm": e1_alarm, "e2_warning": e2_warning, "e1_warning": e1_warning}
+    with ctx.db.begin() as conn:  # a complaint about E1's stack, merged into its alarm
+        complaint = ClueIn(
+            "hotline_12345",
+            T0 + timedelta(minutes=30),
+            "夜间烟囱冒黑烟",
+            enterprise_id="E1",
+            factor="a21026",
+            external_ref="12345-0001",
+        )
+        clue = book.take_clue(conn, complaint, Actor("hotline-显示名", "intake"))
+    assert clue.case_id == e1_alarm
+    cases = {
+        "e1_alarm": e1_alarm,
+        "e2_warning": e2_warning,
+        "e1_warning": e1_warning,
+        "clue": clue.id,
+    }
     with serving(ctx, timeout=10) as (server, client):
         yield Site(ctx, client, cases, server.url)
 

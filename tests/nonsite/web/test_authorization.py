@@ -19,20 +19,36 @@ VISIBLE_CASES = {
     "enforcer2": set(),
     "ent1": {"e1_alarm", "e1_warning"},
     "ent2": {"e2_warning"},
+    "town1": set(),  # a township follows its clues, not cases
+    "hotline": set(),
 }
-VISIBLE_ENTERPRISES = {u: {"E1", "E2"} for u in ROLES} | {"ent1": {"E1"}, "ent2": {"E2"}}
+VISIBLE_ENTERPRISES = {u: {"E1", "E2"} for u in ROLES} | {
+    "ent1": {"E1"},
+    "ent2": {"E2"},
+    "town1": {"E1"},  # its area's (滨江区), to name them in a clue
+    "hotline": set(),
+}
 WORK_ORDERS = {"monitor": 1, "supervisor": 1, "admin": 1, "enforcer1": 1, "enforcer2": 0}
+# The clues each sees (the store has one, from the hotline, about E1 in 滨江区).
+VISIBLE_CLUES = {"monitor": 1, "supervisor": 1, "admin": 1, "town1": 1, "hotline": 1}
+NO_CASES = {"town1": 404, "hotline": 404}  # scoped out of every case
 
 # Reads: path → {user: status}; unlisted users get the default (first key "*").
 READS = {
     "/api/v1/me": {"*": 200},
     "/api/v1/enterprises": {"*": 200},
-    "/api/v1/enterprises/E2": {"*": 200, "ent1": 404},
-    "/api/v1/enterprises/E1": {"*": 200, "ent2": 404},
+    "/api/v1/enterprises/E2": {"*": 200, "ent1": 404, "town1": 404, "hotline": 404},
+    "/api/v1/enterprises/E1": {"*": 200, "ent2": 404, "hotline": 404},
     "/api/v1/cases": {"*": 200},
-    "/api/v1/cases/{e2_warning}": {"*": 200, "ent1": 404, "enforcer1": 404, "enforcer2": 404},
-    "/api/v1/cases/{e1_alarm}": {"*": 200, "ent2": 404, "enforcer2": 404},
-    "/api/v1/work-orders": {"*": 200, "ent1": 403, "ent2": 403},
+    "/api/v1/cases/{e2_warning}": {
+        "*": 200,
+        "ent1": 404,
+        "enforcer1": 404,
+        "enforcer2": 404,
+        **NO_CASES,
+    },
+    "/api/v1/cases/{e1_alarm}": {"*": 200, "ent2": 404, "enforcer2": 404, **NO_CASES},
+    "/api/v1/work-orders": {"*": 200, "ent1": 403, "ent2": 403, "town1": 403, "hotline": 403},
     "/api/v1/silences": {"*": 403, "monitor": 200, "supervisor": 200, "admin": 200},
     "/api/v1/silences/1": {"*": 403, "monitor": 404, "supervisor": 404, "admin": 404},
     "/api/v1/dead-letters": {"*": 403, "monitor": 200, "supervisor": 200, "admin": 200},
@@ -43,8 +59,20 @@ READS = {
         "ent1": 404,
         "enforcer1": 404,
         "enforcer2": 404,
+        **NO_CASES,
     },
     "/api/v1/markings": {"*": 200},
+    "/api/v1/clues": {"*": 403, **dict.fromkeys(VISIBLE_CLUES, 200)},
+    "/api/v1/clues/{clue}": {"*": 403, **dict.fromkeys(VISIBLE_CLUES, 200)},
+    # a complaint merged into E1's alarm: the brigade inspecting it reads it, E1 does not
+    "/api/v1/cases/{e1_alarm}/clues": {
+        "*": 403,
+        "monitor": 200,
+        "supervisor": 200,
+        "admin": 200,
+        "enforcer1": 200,
+        "enforcer2": 404,
+    },
 }
 
 # Writes: each on a fresh store. (method, path, body) → {user: status}.
@@ -53,7 +81,7 @@ WRITES = {
         "POST",
         "/api/v1/cases/{e1_warning}/actions/verify",
         {"outcome": "confirmed"},
-        {"*": 403, "monitor": 200, "enforcer1": 404, "enforcer2": 404, "ent2": 404},
+        {"*": 403, "monitor": 200, "enforcer1": 404, "enforcer2": 404, "ent2": 404, **NO_CASES},
     ),
     "bulk verify": (
         "POST",
@@ -65,37 +93,37 @@ WRITES = {
         "POST",
         "/api/v1/cases/{e1_warning}/actions/explain",
         {"note": "检修，已补标记"},
-        {"*": 403, "ent1": 200, "ent2": 404, "enforcer1": 404, "enforcer2": 404},
+        {"*": 403, "ent1": 200, "ent2": 404, "enforcer1": 404, "enforcer2": 404, **NO_CASES},
     ),
     "explain another's": (
         "POST",
         "/api/v1/cases/{e2_warning}/actions/explain",
         {"note": "不是我家的"},
-        {"*": 403, "ent2": 200, "ent1": 404, "enforcer1": 404, "enforcer2": 404},
+        {"*": 403, "ent2": 200, "ent1": 404, "enforcer1": 404, "enforcer2": 404, **NO_CASES},
     ),
     "dispatch unverified warning": (
         "POST",
         "/api/v1/cases/{e1_warning}/actions/dispatch",
         {"brigade": "B1"},
-        {"*": 403, "supervisor": 409, "enforcer1": 404, "enforcer2": 404, "ent2": 404},
+        {"*": 403, "supervisor": 409, "enforcer1": 404, "enforcer2": 404, "ent2": 404, **NO_CASES},
     ),
     "arrive": (
         "POST",
         "/api/v1/cases/{e1_alarm}/actions/arrive",
         {},
-        {"*": 403, "enforcer1": 200, "enforcer2": 404, "ent2": 404},
+        {"*": 403, "enforcer1": 200, "enforcer2": 404, "ent2": 404, **NO_CASES},
     ),
     "close too early": (
         "POST",
         "/api/v1/cases/{e1_alarm}/actions/close",
         {},
-        {"*": 403, "supervisor": 409, "enforcer2": 404, "ent2": 404},
+        {"*": 403, "supervisor": 409, "enforcer2": 404, "ent2": 404, **NO_CASES},
     ),
     "comment": (
         "POST",
         "/api/v1/cases/{e1_alarm}/actions/comment",
         {"note": "已电话联系"},
-        {"*": 200, "admin": 403, "enforcer2": 404, "ent2": 404},
+        {"*": 200, "admin": 403, "enforcer2": 404, "ent2": 404, **NO_CASES},
     ),
     "silence": (
         "POST",
@@ -115,6 +143,28 @@ WRITES = {
         "/api/v1/silences/1",
         None,
         {"*": 403, "monitor": 404, "supervisor": 404},
+    ),
+    "submit a clue": (
+        "POST",
+        "/api/v1/clues",
+        {
+            "source": "hotline_12345",
+            "occurred_at": "2026-11-20T02:00:00+08:00",
+            "description": "夜间冒黑烟",
+            "enterprise_id": "E1",
+        },
+        {"*": 403, "monitor": 201, "supervisor": 201, "town1": 201, "hotline": 201},
+    ),
+    "submit a clue of another area": (
+        "POST",
+        "/api/v1/clues",
+        {
+            "source": "township",
+            "occurred_at": "2026-11-20T02:00:00+08:00",
+            "description": "异味",
+            "area": "城东区",
+        },
+        {"*": 403, "monitor": 201, "supervisor": 201, "town1": 403, "hotline": 201},
     ),
 }
 
@@ -144,6 +194,8 @@ def test_reads(site, user):
     assert markings == VISIBLE_ENTERPRISES[user] & {"E2"}  # only E2 declared one
     if user in WORK_ORDERS:
         assert len(client.get("/api/v1/work-orders").json()) == WORK_ORDERS[user]
+    if user in VISIBLE_CLUES:
+        assert len(client.get("/api/v1/clues").json()) == VISIBLE_CLUES[user]
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

@@ -25,13 +25,14 @@ from tests.nonsite.web.test_language_and_time import (
 
 pytestmark = pytest.mark.integration
 
-ROLES = ("monitor", "supervisor", "enforcer1", "ent1")
+ROLES = ("monitor", "supervisor", "enforcer1", "ent1", "town1")
 # Pages a role reaches without its menu: a case of its own and an outlet page.
 EXTRA = {
     "monitor": ["/cases/{alarm}", "/enterprises/E1/outlets/DA001"],
     "supervisor": ["/cases/{warning}", "/enterprises/E2/outlets/DA001"],
     "enforcer1": ["/cases/{alarm}"],
     "ent1": ["/cases/{alarm}", "/enterprises/E1/outlets/DA001"],
+    "town1": [],
 }
 # Times as the pages write them: 2026-12-05 08:00, 12-05 08:00, 08:00.
 TIMES = re.compile(r"\b(?:\d{4}-)?(?:\d{2}-\d{2} )?\d{2}:\d{2}\b")

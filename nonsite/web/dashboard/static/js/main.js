@@ -5,6 +5,7 @@ import { alertToggle, api, live, refresh, setPage } from "./core.js";
 import { applyI18n, toggleLang } from "./i18n.js";
 import renderCase from "./pages/case.js";
 import renderCases from "./pages/cases.js";
+import renderClues from "./pages/clues.js";
 import renderEnterprise from "./pages/enterprise.js";
 import renderFleet from "./pages/fleet.js";
 import renderLogin from "./pages/login.js";
@@ -13,7 +14,7 @@ import renderOutlet from "./pages/outlet.js";
 import renderWorkOrders from "./pages/work_orders.js";
 
 const PAGES = {
-  case: renderCase, cases: renderCases, enterprise: renderEnterprise, fleet: renderFleet,
+  case: renderCase, cases: renderCases, clues: renderClues, enterprise: renderEnterprise, fleet: renderFleet,
   login: renderLogin, ops: renderOps, outlet: renderOutlet, work_orders: renderWorkOrders,
 };
 
