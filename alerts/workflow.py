@@ -24,6 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Literal
 
+from alerts.case import CLUE_RULE
+
 if TYPE_CHECKING:
     from alerts.case import Case
 
@@ -190,6 +192,12 @@ def permitted(case: Case, action: str, actor: Actor) -> Transition:
     if actor.role == "enforcer" and case.state in WITH_BRIGADE and actor.brigade != case.brigade:
         raise WorkflowError("out_of_scope", f"the case is assigned to brigade {case.brigade}")
     t = check(action, case.state, actor)
+    if action in ("remind", "explain") and case.rule == CLUE_RULE:
+        raise WorkflowError(
+            "clue_case",
+            "a case a clue opened is not put to the enterprise (a complaint is not shown to "
+            "the enterprise it is about): verify it, then dispatch it",
+        )
     if action == "dispatch" and case.state != "verified" and case.tier != "alarm":
         raise WorkflowError(
             "not_verified",

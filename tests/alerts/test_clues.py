@@ -241,3 +241,15 @@ def test_who_may_submit_and_what_a_clue_must_say(store, book, clock):
         assert [c.id for c in list_clues(conn, area="城桥镇")] == [own.id]
         assert list_clues(conn, area="新河镇") == []
         assert get_clue(conn, own.id).description == own.description
+
+
+def test_a_clue_case_is_not_put_to_the_enterprise(store, book, clock):
+    clock.advance(hours=3)
+    clue = take(store, book, complaint(factor="w01018"))
+    for action, actor in (
+        ("remind", MONITOR),
+        ("explain", Actor("企业", "enterprise", enterprise_id="E1")),
+    ):
+        with pytest.raises(WorkflowError) as err:
+            act(store, book, clue.case_id, action, actor, note="说明")
+        assert err.value.code == "clue_case"

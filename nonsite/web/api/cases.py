@@ -65,6 +65,7 @@ STATUS = {
     "positive_list": 409,
     "already_assignee": 409,
     "key_reused": 409,
+    "clue_case": 409,
 }
 CaseId = Annotated[int, Path(ge=1, le=2**62, description="the case's number")]
 State = Annotated[str, Field(max_length=16)]
@@ -80,7 +81,11 @@ def case_out(ctx: WebContext, case: Case) -> CaseOut:
         enterprise_id=case.enterprise_id,
         enterprise_name=info.name,
         source_id=case.source_id,
-        source_name=info.source_names.get(case.source_id, ""),
+        source_name=(
+            f"线索{case.source_id.removeprefix('clue-')}号"
+            if case.rule == CLUE_RULE
+            else info.source_names.get(case.source_id, "")
+        ),
         rule=case.rule,
         kind="clue" if case.rule == CLUE_RULE else "rule",
         rule_name=rule_name(case.rule),

@@ -88,6 +88,7 @@ def test_add_users_and_list_them(nonsite, store):
         "role": "monitor",
         "enterprise_id": None,
         "brigade": None,
+        "area": None,
         "active": True,
     }
     assert store.authenticate("wang", PASSWORD, client="test").display_name == "王监测"

@@ -228,6 +228,17 @@ def site_with(db_url, monkeypatch):
         yield make
 
 
+@pytest.fixture
+def fresh_site(tmp_path, monkeypatch):
+    """The browser tests' site (test_language_and_time.serve: a day of data, a dispatched
+    alarm, a warning) of its own, for a test that changes the store."""
+    from tests.nonsite.web.test_language_and_time import serve
+
+    monkeypatch.setattr(passwords, "SCRYPT_N", 2**10)  # fast hashes for tests only
+    with serve(tmp_path) as served:
+        yield served
+
+
 # -- in the browser ------------------------------------------------------------------------
 
 

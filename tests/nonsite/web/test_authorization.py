@@ -222,3 +222,53 @@ def test_anonymous_callers_get_nothing_but_health(site):
         assert r.json()["code"] == "not_logged_in"
     assert site.client.get("/healthz").status_code == 200
     assert site.client.get("/api/openapi.json").status_code == 200
+
+
+# Evidence (files, so apart from WRITES' JSON bodies): (method, path, with a file) → statuses.
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(64)
+EVIDENCE = {
+    "attach to a case": (
+        "POST",
+        "/api/v1/cases/{e1_alarm}/attachments",
+        True,
+        {
+            "*": 403,
+            "monitor": 201,
+            "supervisor": 201,
+            "enforcer1": 201,
+            "enforcer2": 404,
+            "ent1": 201,
+            "ent2": 404,
+        },
+    ),
+    "attach to a clue": (
+        "POST",
+        "/api/v1/clues/{clue}/attachments",
+        True,
+        # the hotline's own clue (E1, 滨江区): its sender and that area's township
+        {"*": 403, "monitor": 201, "supervisor": 201, "town1": 201, "hotline": 201},
+    ),
+    "export a bundle": (
+        "GET",
+        "/api/v1/cases/{e1_alarm}/bundle",
+        False,
+        {"*": 403, "monitor": 200, "supervisor": 200, "enforcer1": 200, "enforcer2": 404},
+    ),
+    "read a case's evidence": (
+        "GET",
+        "/api/v1/cases/{e1_alarm}/attachments",
+        False,
+        {"*": 200, "enforcer2": 404, "ent2": 404, **NO_CASES},
+    ),
+}
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("user", ROLES)
+@pytest.mark.parametrize("action", list(EVIDENCE))
+def test_evidence(site, user, action):
+    method, path, with_file, table = EVIDENCE[action]
+    client = site.login(user)
+    files = {"file": ("现场.jpg", JPEG, "image/jpeg")} if with_file else None
+    r = client.request(method, fill(path, site.cases), files=files)
+    assert r.status_code == expected(table, user), (user, action, r.text)

@@ -1,5 +1,6 @@
-"""The clues page in the browser: a township officer submits a clue from a phone (390 px) and
-follows it; the monitoring centre finds it on a wide screen and opens its case."""
+"""The clues page in the browser: a township officer submits a clue with a photo from a phone
+(390 px) and follows it; the monitoring centre finds it on a wide screen and opens its case,
+where the clue and its photo are."""
 
 from __future__ import annotations
 
@@ -9,7 +10,11 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.nonsite.web.conftest import login, shot
-from tests.nonsite.web.test_language_and_time import browsing, english_words, visible_text
+from tests.nonsite.web.test_language_and_time import (
+    browsing,
+    english_words,
+    visible_text,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -28,9 +33,21 @@ def test_a_township_officer_submits_a_clue_from_a_phone(browser, fresh_site):
         page.select_option("#clue-enterprise", "E1")
         page.fill("#clue-description", "村民反映凌晨厂区方向冒黑烟，伴有刺鼻气味")
         page.fill("#clue-address", "滨江区江南路88号东侧")
+        jpeg = page.evaluate(  # a real JPEG, drawn by the browser (a phone's camera gives one)
+            """async () => {
+                const c = document.createElement('canvas'); c.width = 40; c.height = 30;
+                c.getContext('2d').fillRect(0, 0, 40, 30);
+                const blob = await new Promise((r) => c.toBlob(r, 'image/jpeg', 0.9));
+                return Array.from(new Uint8Array(await blob.arrayBuffer()));
+            }"""
+        )
+        page.set_input_files(
+            "#clue-photo",
+            files=[{"name": "黑烟.jpg", "mimeType": "image/jpeg", "buffer": bytes(jpeg)}],
+        )
         page.click("#clue-submit")
         expect(page.locator("#clue-result")).to_have_text(
-            re.compile(r"^已登记线索 \d+，(新立线索案件|并入在办案件) #\d+$")
+            re.compile(r"^已登记线索 \d+，(新立线索案件|并入在办案件) #\d+，照片已上传$")
         )
         card = page.locator(".clue.card").first
         expect(card).to_contain_text("镇街移送")
@@ -60,4 +77,6 @@ def test_a_township_officer_submits_a_clue_from_a_phone(browser, fresh_site):
             card.locator("a").first.click()
         page.wait_for_selector("body[data-ready='1']")
         expect(page.locator("body")).to_contain_text("线索")
+        expect(page.locator("#case-clues")).to_contain_text("村民反映凌晨厂区方向冒黑烟")
+        expect(page.locator("figure.attachment")).to_contain_text("照片 · JPEG")
         shot(page, "clue-case-monitor-1440")

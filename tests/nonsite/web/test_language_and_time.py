@@ -36,7 +36,6 @@ from ingest.archive import IncomingMessage, RawArchive, to_us
 from ingest.china_time import CHINA_TZ
 from ingest.hj212.encoder import data_packets
 from ingest.store import DeadLetter, record_batch
-from nonsite.auth import passwords
 from nonsite.config.load import parse_config
 from nonsite.web.context import WebContext
 from rules.findings import Finding
@@ -260,14 +259,6 @@ def site(shared_sites) -> Site:
     return shared_sites()
 
 
-@pytest.fixture
-def fresh_site(tmp_path, monkeypatch) -> Iterator[Site]:
-    """A site of its own, for a test that changes the store."""
-    monkeypatch.setattr(passwords, "SCRYPT_N", 2**10)  # fast hashes for tests only
-    with serve(tmp_path) as served:
-        yield served
-
-
 # uPlot draws its axes on a canvas: record each chart, so that a test can read the labels it
 # computed (``axes[0]._values``).
 RECORD_PLOTS = """
@@ -343,6 +334,9 @@ def settle(page: Page) -> None:
 # missing is still an identifier) is English on a Chinese page.
 _CODE = re.compile(r"[A-Z]{1,4}\d[0-9A-Z]*(?:-\d+)?")
 _FACTOR = re.compile(r"[a-z]\d{5}")
+# Data, not the page's language: a file's own name (IMG_0142.jpg), a digest's hex.
+_FILE = re.compile(r".+\.(?:jpe?g|png|heic|webp|mp4|mov|avi|pdf|mp3|m4a|wav|zip)", re.IGNORECASE)
+_HEX = re.compile(r"[0-9a-f]{6,}")
 _WORDS = {
     "mg/m³",
     "mg/m3",
@@ -380,6 +374,22 @@ _WORDS = {
     "JSON",
     "CSV",
     "Excel",
+    # file formats and the digest, as Chinese pages name them (照片 · JPEG, SHA-256 摘要)
+    "JPEG",
+    "PNG",
+    "HEIC",
+    "WebP",
+    "MP4",
+    "MOV",
+    "AVI",
+    "PDF",
+    "MP3",
+    "M4A",
+    "WAV",
+    "ZIP",
+    "SHA-256",
+    "KB",
+    "MB",
     "nonsite",
 }
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9_./³²-]*")
@@ -390,7 +400,7 @@ def english_words(text: str) -> list[str]:
     out = []
     for token in _TOKEN.findall(text):
         word = token.rstrip(".-/")
-        if word in _WORDS or _CODE.fullmatch(word) or _FACTOR.fullmatch(word):
+        if word in _WORDS or any(p.fullmatch(word) for p in (_CODE, _FACTOR, _FILE, _HEX)):
             continue
         out.append(word)
     return out
@@ -411,6 +421,8 @@ def test_the_english_words_helper_is_strict_but_fair():
         "cleared",
     ]
     assert english_words("English Log out OK") == ["English", "Log", "out", "OK"]
+    assert english_words("照片 · JPEG · 12 KB IMG_0142.jpg SHA-256 a0e6a2f4…") == []
+    assert english_words("photo.jpeg is bad") == ["is", "bad"]
 
 
 # -- item 8: menus and what each page may read -----------------------------------------------

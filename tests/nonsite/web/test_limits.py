@@ -160,7 +160,14 @@ def _request_schemas(spec: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]
 def _unbounded(schema: dict[str, Any]) -> bool:
     kind = schema.get("type")
     if kind == "string":
-        exempt = "enum" in schema or "const" in schema or schema.get("format") in ("date-time",)
+        # A file (format binary) is bounded by [service] max_upload_bytes before it is read
+        # (nonsite.web.guard; test_evidence_api.py).
+        exempt = (
+            "enum" in schema
+            or "const" in schema
+            or schema.get("format") in ("date-time", "binary")
+            or "contentMediaType" in schema
+        )
         return not exempt and "maxLength" not in schema
     if kind == "array":
         return "maxItems" not in schema

@@ -26,7 +26,9 @@ export const requestKey = () =>
 
 export async function api(method, path, body, headers = {}) {
   const init = { method, credentials: "same-origin", headers: { ...headers } };
-  if (body !== undefined) {
+  if (body instanceof FormData) {
+    init.body = body; // a file: the browser writes the multipart body and its length
+  } else if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }

@@ -5,6 +5,7 @@ import { drawChart } from "../chart.js";
 import { PENDING, commandTable, listCommands, mayReadCommands } from "../commands.js";
 import { api, brigadeName, el, fmtTime, isOverdue, loadBrigades, refresh, stateBadge, tierBadge } from "../core.js";
 import { t } from "../i18n.js";
+import { attachmentList, uploadForm } from "../evidence.js";
 import { actionPanel, fmtQty } from "../widgets.js";
 
 let shown = ""; // the case version and language on screen: other cases' events change nothing
@@ -27,7 +28,7 @@ export default async function render() {
       `${t("case.assignee")}：`, el("b", {}, c.assignee || t("case.unassigned"))),
   );
   document.getElementById("actions").replaceChildren(...actionPanel(detail, () => refresh(), { brigades }));
-  document.getElementById("photos").hidden = document.body.dataset.role !== "enforcer";
+  await caseEvidence(c);
   document.getElementById("evidence").replaceChildren(...evidenceRows(detail, brigades).map(([k, v, cls]) =>
     el("tr", {}, el("td", {}, t(k)), el("td", { class: cls || null }, v))));
   document.getElementById("audit").replaceChildren(...detail.events.map((e) => el("li", {},
@@ -45,7 +46,40 @@ export default async function render() {
   csv.download = `case-${c.id}.csv`;
   csv.textContent = t("case.export_csv");
   if (!csv.isConnected) exp.after(" · ", csv);
-  await drawChart(detail);
+  // A clue's case has no series of its own: its data are the clue's (recorded with it).
+  document.querySelector(".case-chart").hidden = c.kind === "clue";
+  if (c.kind !== "clue") await drawChart(detail);
+}
+
+/* 现场证据 and 线索: the case's files (a brigade's officer uploads from the phone's camera), the
+   bundle for a court or the police (证据包), and the clues merged into the case. */
+const ATTACHERS = new Set(["monitor", "supervisor", "enforcer", "enterprise"]);
+const BUNDLERS = new Set(["monitor", "supervisor", "enforcer"]);
+const CLUE_READERS = new Set(["monitor", "supervisor", "enforcer", "admin"]);
+
+async function caseEvidence(c) {
+  const { role, brigade } = document.body.dataset;
+  const showFiles = async () => {
+    const items = await api("GET", `/api/v1/cases/${c.id}/attachments`);
+    document.getElementById("attachments").replaceChildren(...attachmentList(items));
+  };
+  await showFiles();
+  const mayAttach = ATTACHERS.has(role) && (role !== "enforcer" || c.brigade === brigade);
+  const upload = document.getElementById("upload");
+  if (mayAttach && !document.getElementById("ev-form")) {
+    upload.replaceChildren(uploadForm(`/api/v1/cases/${c.id}/attachments`, showFiles));
+  }
+  const bundle = document.getElementById("bundle");
+  bundle.hidden = !(BUNDLERS.has(role) && (role !== "enforcer" || c.brigade === brigade));
+  bundle.href = `/api/v1/cases/${c.id}/bundle`;
+  bundle.download = `证据包-案件${c.id}.zip`;
+  if (CLUE_READERS.has(role)) {
+    const clues = await api("GET", `/api/v1/cases/${c.id}/clues`);
+    document.getElementById("clues").hidden = !clues.length;
+    document.getElementById("case-clues").replaceChildren(...clues.map((x) => el("div", { class: "clue-line", id: `case-clue-${x.id}` },
+      el("b", {}, `${t(`clue.source.${x.source}`)} · ${fmtTime(x.occurred_at)}`), " ", x.description,
+      el("span", { class: "meta" }, ` （${x.submitted_by}）`))));
+  }
 }
 
 /* 补遗与命令: the commands to the logger made for the case (rule B7 recalls its missing hour),

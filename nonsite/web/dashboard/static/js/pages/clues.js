@@ -2,6 +2,7 @@
    the supervisors), and the clues the caller may read, each with what became of it: merged
    into an open case or opening one, and that case's state. Times are China time. */
 import { api, el, fmtTime, parseChinaTime, requestKey, timeField } from "../core.js";
+import { filePicker } from "../evidence.js";
 import { t, tf } from "../i18n.js";
 
 const SOURCES = ["hotline_12345", "hotline_12369", "petition", "drone", "satellite", "voc_survey",
@@ -28,6 +29,7 @@ function clueForm(enterprises, role) {
   const lat = el("input", { id: "clue-lat", name: "latitude", inputmode: "decimal", autocomplete: "off", placeholder: "31.623" });
   const factor = el("input", { id: "clue-factor", name: "factor", maxlength: 16, autocomplete: "off", placeholder: "a21026" });
   const urgent = el("input", { id: "clue-urgent", name: "urgent", type: "checkbox" });
+  const { input: photo, picker } = filePicker("clue-photo", "image/*,video/*");
   const submit = el("button", { type: "submit", id: "clue-submit" }, t("clue.submit"));
   form.replaceChildren(
     field("clue-source", t("clue.col.source"), source),
@@ -37,6 +39,7 @@ function clueForm(enterprises, role) {
     field("clue-address", t("clue.col.address"), address),
     el("div", { class: "pair" }, field("clue-lon", t("clue.lon"), lon), field("clue-lat", t("clue.lat"), lat)),
     field("clue-factor", t("clue.col.factor"), factor, t("clue.factor_hint")),
+    el("div", { class: "field" }, el("span", { class: "label" }, t("clue.photo")), picker, el("span", { class: "hint" }, t("ev.file_hint"))),
     el("label", { class: "check", for: "clue-urgent" }, urgent, t("clue.urgent")),
     submit);
   form.onsubmit = async (event) => {
@@ -54,9 +57,21 @@ function clueForm(enterprises, role) {
     submit.disabled = true;
     try {
       const clue = await api("POST", "/api/v1/clues", body, { "Idempotency-Key": key });
+      let text = tf(clue.outcome === "merged" ? "clue.merged" : "clue.opened", { id: clue.id, case: clue.case_id });
+      if (photo.files.length) { // the clue is recorded first: a photo that fails leaves it
+        const file = new FormData();
+        file.append("file", photo.files[0]);
+        try {
+          await api("POST", `/api/v1/clues/${clue.id}/attachments`, file);
+          text += t("clue.photo_done");
+        } catch (err) {
+          text += tf("clue.photo_failed", { reason: err.code === "unsupported_type" ? t("ev.unsupported") : err.message });
+        }
+      }
       result.className = "result ok";
-      result.textContent = tf(clue.outcome === "merged" ? "clue.merged" : "clue.opened", { id: clue.id, case: clue.case_id });
+      result.textContent = text;
       form.reset();
+      picker.reset();
       key = requestKey();
       await renderList();
     } catch (err) {
