@@ -92,6 +92,11 @@ def take_action(
     changed = store.cas(conn, case, now, a.values)
     event_id = store.audit(conn, changed, actor, action, case.state, now, request.note, a.refs)
     store.notify(conn, changed, a.event, event_id, a.audience, now, request.note)
+    if action == "close":  # the active 回头看, on a date (alerts.rechecks)
+        from alerts.rechecks import schedule  # noqa: PLC0415 - it builds on the case store
+
+        schedule(conn, store, policy, now, changed, "closed")
+        return store.get(conn, changed.id)
     return changed
 
 

@@ -21,22 +21,11 @@ from sqlalchemy import Connection, select
 
 from alerts.cases import CaseBook
 from alerts.schema import outbox, work_orders
-from alerts.workflow import ACTION_NAMES, STATE_NAMES
+from alerts.workflow import EVENT_NAMES, STATE_NAMES
 from ingest.china_time import CHINA_TZ, stored_utc_or_none
 from ingest.commands.packets import without_pw
 from ingest.commands.store import listing as command_listing
 
-# Every action the audit trail holds, by its Chinese name: the workflow's, and the system's
-# own entries (a case sensed, its condition cleared, a notification sent).
-EVENT_NAMES: Final = {
-    **ACTION_NAMES,
-    "sense": "感知",
-    "condition_cleared": "条件消除",
-    "notify": "通知",
-    "clue": "线索并入",
-    "attach": "上传证据",
-    "export_bundle": "导出证据包",
-}
 ROLE_NAMES: Final = {
     "monitor": "监测中心",
     "supervisor": "监管",

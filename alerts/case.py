@@ -15,8 +15,6 @@ from rules.findings import Finding
 from rules.timebase import iso
 
 TIERS = {"warning": 1, "alarm": 2}
-# The rule of a case a clue opened (alerts.clues): its kind is "clue", not a rule's.
-CLUE_RULE = "CLUE"
 
 
 @dataclass

@@ -31,6 +31,25 @@ def open_key(enterprise_id: str, source_id: str, rule: str) -> str:
     return f"{enterprise_id}|{source_id}|{rule}"
 
 
+def recurrence_values(case: Case, escalation: str) -> dict[str, Any]:
+    """A closed case opened again as a recurrence (回头看): sensed, at alarm tier, its
+    dispatch and deadlines cleared, holding its problem's open key again."""
+    return {
+        "open_key": open_key(case.enterprise_id, case.source_id, case.rule),
+        "closed_at": None,
+        "state": "sensed",
+        "recurrence": case.recurrence + 1,
+        "tier": "alarm",
+        "escalation": escalation,
+        "recheck_until": None,
+        "disposition": None,
+        "explain_due": None,
+        "feedback_due": None,
+        "overdue": None,
+        "assignee": None,
+    }
+
+
 def key_of(case: Case) -> str:
     return open_key(case.enterprise_id, case.source_id, case.rule)
 

@@ -27,6 +27,8 @@ from alerts.evidence import Attachment, attach, manifest_digest, may_attach
 from alerts.findings_to_cases import Applied, apply_findings
 from alerts.notify import Notifier
 from alerts.policy import AlertPolicy
+from alerts.rechecks import Recheck, decide, decide_due
+from alerts.rectification import Rectification, flag_overdue_rectifications, rectify
 from alerts.work_orders import current_work_order
 from alerts.workflow import OPEN_STATES, Actor, WorkflowError, permitted
 from rules.findings import Finding
@@ -174,9 +176,30 @@ class CaseBook:
         manifest = write_bundle(conn, self, self._store, case_id, actor, self.clock(), out)
         return manifest_digest(manifest)
 
+    def rectify(
+        self, conn: Connection, case_id: int, step: str, actor: Actor, **request: Any
+    ) -> Rectification:
+        """One step of the case's rectification (``alerts.rectification``): order, report,
+        verify, close (销号); WorkflowError when refused."""
+        return rectify(
+            conn, self._store, self.policy, self.clock(), case_id, step, actor, **request
+        )
+
+    def decide_recheck(
+        self, conn: Connection, recheck_id: int, actor: Actor, outcome: str, note: str
+    ) -> Recheck:
+        """A person's decision of a 回头看 (``alerts.rechecks``); a failure reopens its case."""
+        return decide(conn, self._store, self.clock(), recheck_id, actor, outcome, note)
+
     def tick(self, conn: Connection) -> list[int]:
-        """Overdue explanations escalate to alarm; overdue feedback is flagged. Each once."""
-        return flag_overdue(conn, self._store, self.clock(), self.enterprises)
+        """Overdue explanations escalate to alarm; overdue feedback is flagged; an overdue
+        rectification escalates; the off-site 回头看 due are decided from the data. Each
+        once."""
+        now = self.clock()
+        touched = flag_overdue(conn, self._store, now, self.enterprises)
+        touched += flag_overdue_rectifications(conn, self._store, now, self.enterprises)
+        touched += decide_due(conn, self._store, now, self.enterprises)
+        return touched
 
 
 __all__ = ["OPEN_STATES", "Applied", "CaseBook", "open_key", "permitted"]

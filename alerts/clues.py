@@ -29,11 +29,11 @@ from typing import Any, Final
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from alerts.case import CLUE_RULE, Case, Evidence
+from alerts.case import Case, Evidence
 from alerts.case_store import CaseStore, open_key
 from alerts.policy import AlertPolicy, ClueMatching, EnterpriseInfo
 from alerts.schema import cases, clues
-from alerts.workflow import OPEN_STATES, SYSTEM, Actor, WorkflowError
+from alerts.workflow import CLUE_RULE, OPEN_STATES, SYSTEM, Actor, WorkflowError
 from ingest.china_time import stored_utc
 
 CLUE_SOURCES: Final = {

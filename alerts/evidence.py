@@ -27,10 +27,10 @@ from typing import IO, Any, Final
 
 from sqlalchemy import Connection, insert, select
 
-from alerts.case import CLUE_RULE, Case
+from alerts.case import Case
 from alerts.case_store import CaseStore
 from alerts.schema import attachments, evidence_blobs, evidence_chunks
-from alerts.workflow import Actor, WorkflowError
+from alerts.workflow import CLUE_RULE, Actor, WorkflowError
 from ingest.china_time import stored_utc
 
 CHUNK: Final = 1 << 20  # bytes of a stored chunk: a file is read back a chunk at a time

@@ -22,13 +22,12 @@ from typing import IO, Any, Final
 from sqlalchemy import Connection, select
 
 from alerts.audit import case_record, china_time
-from alerts.case import CLUE_RULE
 from alerts.case_store import CaseStore
 from alerts.cases import CaseBook
 from alerts.clue_data import surroundings
 from alerts.clues import case_clues
 from alerts.evidence import case_attachments, file_chunks, manifest_bytes, manifest_digest
-from alerts.workflow import Actor
+from alerts.workflow import CLUE_RULE, Actor
 from rules.store import findings
 
 FORMAT: Final = "nonsite-evidence-bundle/1"

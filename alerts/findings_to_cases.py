@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from alerts.case import TIERS, Case, Evidence
-from alerts.case_store import CaseStore, open_key
+from alerts.case_store import CaseStore, open_key, recurrence_values
 from alerts.noise import Silence, active_silences, inhibited, offline_sources, record_suppressed
 from alerts.policy import AlertPolicy
 from alerts.workflow import BEFORE_DISPATCH, SYSTEM
@@ -263,18 +263,7 @@ class _Batch:
                 "flaps": case.flaps + 1,
             }
         else:
-            values |= {
-                "state": "sensed",
-                "recurrence": case.recurrence + 1,
-                "tier": "alarm",
-                "escalation": "回头看期间复发",
-                "recheck_until": None,
-                "disposition": None,
-                "explain_due": None,
-                "feedback_due": None,
-                "overdue": None,
-                "assignee": None,
-            }
+            values |= recurrence_values(case, "回头看期间复发")
         reopened = store.cas(conn, case, now, values)
         self.done.reopened.append(case.id)
         note = "条件消除后短时间内复现，恢复原处理状态" if flap else "回头看期间复发"

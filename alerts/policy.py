@@ -36,7 +36,10 @@ class ClueMatching:
 class AlertPolicy:
     explain_hours: float = 24.0  # T_explain: the enterprise's answer to a reminder
     feedback_working_days: int = 3  # T_feedback: the brigade's report after dispatch
-    recheck_days: int = 30  # 回头看 window after closing
+    recheck_days: int = 30  # 回头看 window after closing, and when the active re-check is due
+    recheck_method: str = "off_site"  # how a re-check is made: from the data, or on site
+    rectify_working_days: int = 15  # 整改: the deadline of a rectification ordered
+    rectify_check_days: int = 7  # 整改核查 off site: no recurrence in this many days
     escalate_unexplained: int = 3  # this many unexplained warnings for one source ...
     escalate_window_days: int = 30  # ... within this many days become an alarm
     # A condition back this soon after resolving reopens its case: three hours, so that an

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from alerts.case import CLUE_RULE, Case
+from alerts.case import Case
+from alerts.workflow import CLUE_RULE
 from rules.judge import EXCEEDANCE_RULES
 
 # rule → (the quantity, the threshold it is judged against), for findings with a value.

@@ -219,6 +219,49 @@ attachments = Table(
     Column("at", UTCDateTime(), nullable=False),
 )
 
+# Rectification (整改) to 销号 (alerts.rectification): one row per round ordered on a case.
+rectifications = Table(
+    "rectifications",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("case_id", Id, ForeignKey("cases.id"), nullable=False, index=True),
+    Column("round", Integer, nullable=False),
+    Column(
+        "state", String(12), nullable=False, index=True
+    ),  # ordered reported verified failed closed
+    Column("requirement", Text, nullable=False),
+    Column("ordered_by", String(64), nullable=False),
+    Column("ordered_at", UTCDateTime(), nullable=False),
+    Column("due_at", UTCDateTime(), nullable=False, index=True),
+    Column("overdue_at", UTCDateTime(), nullable=True),
+    Column("reported_at", UTCDateTime(), nullable=True),
+    Column("report", Text, nullable=False),
+    Column("verified_at", UTCDateTime(), nullable=True),
+    Column("verified_by", String(64), nullable=True),
+    Column("method", String(8), nullable=True),  # on_site | off_site
+    Column("outcome", String(8), nullable=True),  # passed | failed
+    Column("verify_note", Text, nullable=False),
+    Column("closed_at", UTCDateTime(), nullable=True),
+    Column("closed_by", String(64), nullable=True),
+)
+
+# Active 回头看 (alerts.rechecks): a re-check scheduled after closing or 销号.
+rechecks = Table(
+    "rechecks",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("case_id", Id, ForeignKey("cases.id"), nullable=False, index=True),
+    Column("reason", String(24), nullable=False),  # closed | rectification_closed
+    Column("method", String(8), nullable=False),  # off_site | on_site
+    Column("brigade", String(64), nullable=True),
+    Column("scheduled_at", UTCDateTime(), nullable=False),
+    Column("due_at", UTCDateTime(), nullable=False, index=True),
+    Column("state", String(12), nullable=False, index=True),  # scheduled | passed | failed
+    Column("decided_at", UTCDateTime(), nullable=True),
+    Column("decided_by", String(64), nullable=True),
+    Column("note", Text, nullable=False),
+)
+
 outbox = Table(
     "outbox",
     metadata,

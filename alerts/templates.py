@@ -7,11 +7,11 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from alerts.case import CLUE_RULE, Case
+from alerts.case import Case
 from alerts.legal import legal_lines
 from alerts.policy import AlertPolicy
 from alerts.quantity import UNIT_NAMES, quantity
-from alerts.workflow import STATE_NAMES
+from alerts.workflow import CLUE_RULE, STATE_NAMES
 from ingest.china_time import CHINA_TZ
 from ingest.hj212.codes import pollutant_table
 from rules.findings import RULES

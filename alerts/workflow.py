@@ -24,8 +24,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Literal
 
-from alerts.case import CLUE_RULE
-
 if TYPE_CHECKING:
     from alerts.case import Case
 
@@ -58,6 +56,9 @@ Action = Literal[
     "resolve",
     "reopen",
 ]
+
+# The rule of a case a clue opened (alerts.clues): its kind is "clue", not a rule's.
+CLUE_RULE: Final = "CLUE"
 
 OPEN_STATES: Final = frozenset(
     {"sensed", "reminded", "explained", "verified", "dispatched", "on_site", "reported"}
@@ -99,6 +100,27 @@ ACTION_NAMES: Final = {
     "acknowledge": "认领",
     "resolve": "自动消除",
     "reopen": "回头看复发",
+}
+
+
+# Every action the audit trail holds, by its Chinese name: the workflow's, and the system's
+# own entries (a case sensed, its condition cleared, a notification sent).
+EVENT_NAMES: Final = {
+    **ACTION_NAMES,
+    "sense": "感知",
+    "condition_cleared": "条件消除",
+    "notify": "通知",
+    "clue": "线索并入",
+    "attach": "上传证据",
+    "export_bundle": "导出证据包",
+    "rectify_order": "责令整改",
+    "rectify_report": "整改完成报告",
+    "rectify_verify": "整改核查",
+    "rectify_close": "整改销号",
+    "rectify_overdue": "整改逾期",
+    "recheck_scheduled": "安排回头看",
+    "recheck": "回头看复查",
+    "recheck_on_site": "转现场复查",
 }
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from alerts.workflow import (
-    ACTION_NAMES,
+    EVENT_NAMES,
     OPEN_STATES,
     REPORT_OUTCOMES,
     STATE_NAMES,
@@ -70,7 +70,7 @@ HUMAN_ACTIONS: Final = [a for a, t in TRANSITIONS.items() if t.roles - {"system"
 # The roles a person acts in; ``system`` is the service itself and is not given on the CLI.
 ROLES: Final[tuple[Role, ...]] = ("monitor", "supervisor", "enforcer", "enterprise", "admin")
 TIER_NAMES: Final = {"warning": "预警", "alarm": "报警"}
-EVENT_NAMES: Final = {**ACTION_NAMES, "sense": "感知", "condition_cleared": "条件消除"}
+
 
 # Options that mean something only for some actions (given elsewhere they would be ignored
 # silently, and the operator would think they were recorded).

@@ -661,6 +661,9 @@ class AlertsSection(Section):
     explain_hours: float = Field(default=24.0, gt=0)
     feedback_working_days: int = Field(default=3, ge=1, le=60)
     recheck_days: int = Field(default=30, ge=1, le=365)
+    recheck_method: Literal["off_site", "on_site"] = "off_site"  # the active 回头看's
+    rectify_working_days: int = Field(default=15, ge=1, le=365)  # 整改 deadline
+    rectify_check_days: int = Field(default=7, ge=1, le=90)  # off-site 整改核查: days clean
     escalate_unexplained: int = Field(default=3, ge=1)
     escalate_window_days: int = Field(default=30, ge=1)
     flap_window_min: int = Field(default=180, ge=0)

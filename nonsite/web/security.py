@@ -87,6 +87,9 @@ GRANTS: dict[str, tuple[str, ...]] = {
     # exported by who works it for a court or the police.
     "evidence.attach": ("monitor", "supervisor", "enforcer", "enterprise"),
     "cases.bundle": ("monitor", "supervisor", "enforcer"),
+    # Rectification steps and re-check decisions (alerts.rectification, alerts.rechecks):
+    # each step's own roles are the workflow's; these may take one.
+    "rectification": ("monitor", "supervisor", "enforcer", "enterprise"),
 }
 
 

@@ -192,7 +192,7 @@ def test_an_unmatched_drone_clue_opens_a_case_that_is_dispatched_and_closed(stor
     closed = act(store, book, case.id, "close", SUPERVISOR, note="立案查处")
     assert (closed.state, closed.disposition) == ("closed", "violation_confirmed")
     assert [a for a, _, _ in trail(store, book, case.id)] == [
-        "sense", "verify", "dispatch", "arrive", "report", "close",
+        "sense", "verify", "dispatch", "arrive", "report", "close", "recheck_scheduled",
     ]  # fmt: skip
 
     # A second complaint of the same night about the same enterprise joins it (去重).

@@ -98,6 +98,7 @@ def test_an_alarm_goes_the_whole_way_and_recurs_within_the_recheck_window(store,
         ("arrive", "enforcer", "on_site"),
         ("report", "enforcer", "reported"),
         ("close", "supervisor", "closed"),
+        ("recheck_scheduled", "system", "closed"),  # the active 回头看, on a date
     ]
     with store.connect() as conn:
         [order] = conn.execute(sa.select(work_orders)).all()
@@ -397,4 +398,5 @@ def test_a_dispatch_hands_the_case_to_the_brigade_whose_officer_confirms_receipt
     refused(store, book, cid, "acknowledge", SUPERVISOR, "invalid_transition")  # closed
     assert [a for a, _, _ in trail(store, book, cid)] == [
         "sense", "acknowledge", "dispatch", "acknowledge", "arrive", "report", "close",
+        "recheck_scheduled",
     ]  # fmt: skip

@@ -177,6 +177,10 @@ def test_list_as_json_lines_with_filters(nonsite, seeded):
 # -- act and show --------------------------------------------------------------------------
 
 
+def lines_of(text: str) -> list[str]:
+    return text.splitlines()
+
+
 def test_the_whole_way_verify_dispatch_arrive_report_close_with_the_audit_trail(nonsite, seeded):
     cid = seeded.alarm
     out = ok(confirm(nonsite, cid))
@@ -219,7 +223,7 @@ def test_the_whole_way_verify_dispatch_arrive_report_close_with_the_audit_trail(
     )
     assert "→ 已反馈 (reported)" in out
     out = ok(nonsite("cases", "act", cid, "close", *SUPERVISOR, "--note", "已立案处罚"))
-    assert out == f"case {cid}: close by 李监管 (supervisor) → 已办结 (closed), version 6\n"
+    assert out == f"case {cid}: close by 李监管 (supervisor) → 已办结 (closed), version 7\n"
 
     record = show(nonsite, cid)
     assert (record["case"]["state"], record["case"]["case_number"]) == ("closed", CASE_NUMBER)
@@ -238,16 +242,18 @@ def test_the_whole_way_verify_dispatch_arrive_report_close_with_the_audit_trail(
         ("arrive", "张执法", "enforcer", "on_site"),
         ("report", "张执法", "enforcer", "reported"),
         ("close", "李监管", "supervisor", "closed"),
+        ("recheck_scheduled", "nonsite", "system", "closed"),  # the active 回头看
     ]
     assert record["events"][4]["refs"]["case_number"] == CASE_NUMBER
 
     text = ok(nonsite("cases", "show", cid))
-    assert text.startswith(f"case {cid}  A3 报警  已办结 (closed)  version 6\n")
+    assert text.startswith(f"case {cid}  A3 报警  已办结 (closed)  version 7\n")
     assert "E1 华能示范电厂" in text
     assert "DA001 1号锅炉" in text
     assert f"case number   {CASE_NUMBER}" in text
     assert "work order 1: on_site to brigade B1, closed, due 2026-12-01 17:00, by 李监管" in text
-    assert "audit trail (6 events):" in text
+    assert "audit trail (7 events):" in text
+    assert [line for line in lines_of(text) if "recheck_scheduled 安排回头看" in line]
     lines = text.splitlines()
     [verify] = [line for line in lines if "王监测 (monitor)" in line]
     assert "verify 平台核实  sensed → verified  “数据与视频一致”  [outcome=confirmed]" in verify

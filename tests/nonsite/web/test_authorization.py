@@ -62,6 +62,8 @@ READS = {
         **NO_CASES,
     },
     "/api/v1/markings": {"*": 200},
+    "/api/v1/cases/{e1_alarm}/follow-up": {"*": 200, "ent2": 404, "enforcer2": 404, **NO_CASES},
+    "/api/v1/rechecks": {"*": 200, "ent1": 403, "ent2": 403, "town1": 403, "hotline": 403},
     "/api/v1/clues": {"*": 403, **dict.fromkeys(VISIBLE_CLUES, 200)},
     "/api/v1/clues/{clue}": {"*": 403, **dict.fromkeys(VISIBLE_CLUES, 200)},
     # a complaint merged into E1's alarm: the brigade inspecting it reads it, E1 does not
@@ -143,6 +145,24 @@ WRITES = {
         "/api/v1/silences/1",
         None,
         {"*": 403, "monitor": 404, "supervisor": 404},
+    ),
+    "order a rectification": (
+        "POST",
+        "/api/v1/cases/{e1_alarm}/rectification/order",
+        {"requirement": "更换脱硫循环泵"},
+        {
+            "*": 403,
+            "supervisor": 200,
+            "enforcer1": 200,
+            "enforcer2": 404,
+            "ent2": 404,
+        },
+    ),
+    "report a rectification not ordered": (
+        "POST",
+        "/api/v1/cases/{e1_alarm}/rectification/report",
+        {"note": "已整改"},
+        {"*": 403, "ent1": 409, "enforcer1": 409, "enforcer2": 404, "ent2": 404},
     ),
     "submit a clue": (
         "POST",

@@ -112,12 +112,21 @@ def test_a_case_goes_from_sensed_to_closed_through_the_ui(page, site):
     page.locator("#act-close button[type=submit]").click()
     expect(page.locator("#case-head")).to_contain_text("已办结")
     audit = page.locator("#audit li")
-    expect(audit).to_have_count(
-        8
-    )  # sense, remind, explain, verify, dispatch, arrive, report, close
+    # sense, remind, explain, verify, dispatch, arrive, report, close, and the 回头看 set
+    expect(audit).to_have_count(9)
     actions = page.locator("#audit .action")
     expect(actions).to_have_text(
-        ["感知", "提醒企业", "企业说明", "平台核实", "派单", "到达现场", "现场反馈", "办结"]
+        [
+            "感知",
+            "提醒企业",
+            "企业说明",
+            "平台核实",
+            "派单",
+            "到达现场",
+            "现场反馈",
+            "办结",
+            "安排回头看",
+        ]
     )
     shot(page, "case-closed")
 
