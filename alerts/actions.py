@@ -17,6 +17,7 @@ from sqlalchemy import Connection
 
 from alerts.case import Case
 from alerts.case_store import CaseStore
+from alerts.decisions import awaiting_review
 from alerts.policy import AlertPolicy
 from alerts.work_orders import current_work_order, move_work_order, new_work_order
 from alerts.workflow import (
@@ -211,6 +212,10 @@ def _on_site_after_failed_check(a: _Act, brigade: str) -> Case:
 
 
 def _close(a: _Act) -> None:
+    if awaiting_review(a.conn, a.case.id):
+        raise WorkflowError(
+            "decision_pending", "a decision on this case awaits legal review (法制审核)"
+        )
     a.values |= {
         "open_key": None,
         "closed_at": a.now,

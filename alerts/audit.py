@@ -34,6 +34,7 @@ ROLE_NAMES: Final = {
     "admin": "运维",
     "township": "镇街",
     "intake": "线索报送系统",
+    "legal": "法制审核",
     "system": "系统",
 }
 SYSTEM_NAME: Final = "系统"  # the service itself, as people read the trail

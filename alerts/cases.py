@@ -23,6 +23,7 @@ from alerts.case_store import CaseStore, open_key
 from alerts.clue_data import surroundings
 from alerts.clues import Clue, ClueIn, get_clue, may_attach_to_clue, take_clue
 from alerts.deadlines import flag_overdue
+from alerts.decisions import Decision, propose, review
 from alerts.evidence import Attachment, attach, manifest_digest, may_attach
 from alerts.findings_to_cases import Applied, apply_findings
 from alerts.notify import Notifier
@@ -190,6 +191,19 @@ class CaseBook:
     ) -> Recheck:
         """A person's decision of a 回头看 (``alerts.rechecks``); a failure reopens its case."""
         return decide(conn, self._store, self.clock(), recheck_id, actor, outcome, note)
+
+    def decide(self, conn: Connection, case_id: int, actor: Actor, **decision: Any) -> Decision:
+        """Record a decision on the case (``alerts.decisions``): in effect at once, or awaiting
+        the legal review when it is major."""
+        return propose(conn, self._store, self.policy, self.clock(), case_id, actor, **decision)
+
+    def review_decision(
+        self, conn: Connection, decision_id: int, actor: Actor, *, approve: bool, note: str
+    ) -> Decision:
+        """A legal reviewer's approval or rejection of a major decision."""
+        return review(
+            conn, self._store, self.clock(), decision_id, actor, approve=approve, note=note
+        )
 
     def tick(self, conn: Connection) -> list[int]:
         """Overdue explanations escalate to alarm; overdue feedback is flagged; an overdue

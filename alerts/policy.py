@@ -40,6 +40,7 @@ class AlertPolicy:
     recheck_method: str = "off_site"  # how a re-check is made: from the data, or on site
     rectify_working_days: int = 15  # 整改: the deadline of a rectification ordered
     rectify_check_days: int = 7  # 整改核查 off site: no recurrence in this many days
+    major_fine_yuan: float = 100_000.0  # a fine this large needs a legal review (法制审核)
     escalate_unexplained: int = 3  # this many unexplained warnings for one source ...
     escalate_window_days: int = 30  # ... within this many days become an alarm
     # A condition back this soon after resolving reopens its case: three hours, so that an

@@ -13,6 +13,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     Float,
     ForeignKey,
     Index,
@@ -260,6 +261,28 @@ rechecks = Table(
     Column("decided_at", UTCDateTime(), nullable=True),
     Column("decided_by", String(64), nullable=True),
     Column("note", Text, nullable=False),
+)
+
+# Decisions (处理决定) and their legal review (alerts.decisions).
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("case_id", Id, ForeignKey("cases.id"), nullable=False, index=True),
+    Column("type", String(20), nullable=False),
+    Column("legal_ground", Text, nullable=False),
+    Column("amount_yuan", Float, nullable=True),
+    Column("department", String(100), nullable=False),
+    Column("document_number", String(100), nullable=False),
+    Column("decided_on", Date, nullable=True),
+    Column("note", Text, nullable=False),
+    Column("major", Boolean, nullable=False),
+    Column("state", String(16), nullable=False, index=True),  # pending_review effective rejected
+    Column("proposed_by", String(64), nullable=False),
+    Column("proposed_at", UTCDateTime(), nullable=False),
+    Column("reviewed_by", String(64), nullable=True),
+    Column("reviewed_at", UTCDateTime(), nullable=True),
+    Column("review_note", Text, nullable=False),
 )
 
 outbox = Table(

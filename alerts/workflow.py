@@ -39,8 +39,17 @@ State = Literal[
     "resolved",
 ]
 # township 镇街 (submits and follows the clues of its area), intake (a system sending clues)
+# legal 法制审核 (reviews the major decisions before they take effect)
 Role = Literal[
-    "monitor", "supervisor", "enforcer", "enterprise", "admin", "township", "intake", "system"
+    "monitor",
+    "supervisor",
+    "enforcer",
+    "enterprise",
+    "admin",
+    "township",
+    "intake",
+    "legal",
+    "system",
 ]
 Action = Literal[
     "remind",
@@ -121,6 +130,8 @@ EVENT_NAMES: Final = {
     "recheck_scheduled": "安排回头看",
     "recheck": "回头看复查",
     "recheck_on_site": "转现场复查",
+    "decide": "处理决定",
+    "legal_review": "法制审核",
 }
 
 

@@ -30,6 +30,7 @@ def build_alert_policy(config: Config) -> AlertPolicy:
         recheck_method=a.recheck_method,
         rectify_working_days=a.rectify_working_days,
         rectify_check_days=a.rectify_check_days,
+        major_fine_yuan=a.major_fine_yuan,
         escalate_unexplained=a.escalate_unexplained,
         escalate_window_days=a.escalate_window_days,
         flap_window_s=a.flap_window_min * 60,

@@ -4,7 +4,8 @@ the ``User`` value every part of the user store returns.
 Roles: monitor 监测中心, supervisor 监管, enforcer 执法 (scoped to one brigade), enterprise 企业
 (scoped to its own enterprise), admin 运维, township 镇街 (scoped to its area: submits and
 follows the clues of its area) and intake 线索报送系统 (a system sending clues with its API
-token, and nothing else). A user acts in the workflow as ``user.actor()``.
+token, and nothing else) and legal 法制审核 (reviews the major decisions before they take
+effect). A user acts in the workflow as ``user.actor()``.
 
 Apart from the accounts (nonsite.auth.accounts) so that sessions and API tokens can make a User
 without depending on the accounts, which in turn end sessions.
@@ -17,7 +18,9 @@ from typing import Any, Final, Literal
 
 from alerts.workflow import Actor
 
-UserRole = Literal["monitor", "supervisor", "enforcer", "enterprise", "admin", "township", "intake"]
+UserRole = Literal[
+    "monitor", "supervisor", "enforcer", "enterprise", "admin", "township", "intake", "legal"
+]
 ROLES: Final[tuple[UserRole, ...]] = (
     "monitor",
     "supervisor",
@@ -26,6 +29,7 @@ ROLES: Final[tuple[UserRole, ...]] = (
     "admin",
     "township",
     "intake",
+    "legal",
 )
 ROLE_NAMES: Final[dict[str, str]] = {
     "monitor": "监测中心",
@@ -35,6 +39,7 @@ ROLE_NAMES: Final[dict[str, str]] = {
     "admin": "运维",
     "township": "镇街",
     "intake": "线索报送系统",
+    "legal": "法制审核",
 }
 
 

@@ -59,6 +59,8 @@ roles:
   township    镇街: submits and follows the clues of its area (--area, a region of
               [[enterprises]])
   intake      线索报送系统: a system that sends clues with an API token, nothing else
+  legal       法制审核: reviews the major decisions (a large fine, a seizure, a referral to
+              the police) before they take effect
 
 passwords: at least 8 characters, not one character repeated, not the username."""
 

@@ -664,6 +664,7 @@ class AlertsSection(Section):
     recheck_method: Literal["off_site", "on_site"] = "off_site"  # the active 回头看's
     rectify_working_days: int = Field(default=15, ge=1, le=365)  # 整改 deadline
     rectify_check_days: int = Field(default=7, ge=1, le=90)  # off-site 整改核查: days clean
+    major_fine_yuan: float = Field(default=100_000.0, gt=0)  # from this fine: 法制审核
     escalate_unexplained: int = Field(default=3, ge=1)
     escalate_window_days: int = Field(default=30, ge=1)
     flap_window_min: int = Field(default=180, ge=0)

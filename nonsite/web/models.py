@@ -10,7 +10,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from ingest.china_time import CHINA_TZ
 
-Role = Literal["monitor", "supervisor", "enforcer", "enterprise", "admin", "township", "intake"]
+Role = Literal[
+    "monitor", "supervisor", "enforcer", "enterprise", "admin", "township", "intake", "legal"
+]
 
 
 def china_if_naive(value: datetime) -> datetime:

@@ -62,7 +62,7 @@ Context = Annotated[WebContext, Depends(context)]
 # Who may read what: the one table the API's checks and the dashboard's menu are both built
 # from, so that a menu never offers a page whose data its role may not read. A page is in a
 # role's menu when the role holds every grant the page reads (dashboard.PAGES).
-EVERYONE = ("monitor", "supervisor", "enforcer", "enterprise", "admin")
+EVERYONE = ("monitor", "supervisor", "enforcer", "enterprise", "admin", "legal")
 GRANTS: dict[str, tuple[str, ...]] = {
     "fleet": ("monitor", "supervisor", "enforcer", "admin"),  # the fleet list and its status
     "cases": EVERYONE,  # in each role's scope (visible_cases)
@@ -90,6 +90,11 @@ GRANTS: dict[str, tuple[str, ...]] = {
     # Rectification steps and re-check decisions (alerts.rectification, alerts.rechecks):
     # each step's own roles are the workflow's; these may take one.
     "rectification": ("monitor", "supervisor", "enforcer", "enterprise"),
+    # Decisions (alerts.decisions): recorded by the supervisors, the major ones reviewed by
+    # the legal reviewer (法制审核), read by who sees the case.
+    "decisions.record": ("supervisor",),
+    "decisions.review": ("legal",),
+    "decisions.queue": ("monitor", "supervisor", "admin", "legal"),
 }
 
 

@@ -1,4 +1,5 @@
-"""Rectification (整改) to 销号 and the active 回头看 (alerts.rectification, alerts.rechecks).
+"""Rectification (整改) to 销号, the active 回头看 and the decisions with their legal review
+(alerts.rectification, alerts.rechecks, alerts.decisions).
 
 Revision ID: 0015_rectification_rechecks
 Revises: 0014_clues_evidence
@@ -56,7 +57,28 @@ def upgrade() -> None:
         sa.Column("note", sa.Text, nullable=False),
     )
 
+    op.create_table(
+        "decisions",
+        sa.Column("id", ID, primary_key=True, autoincrement=True),
+        sa.Column("case_id", ID, sa.ForeignKey("cases.id"), nullable=False, index=True),
+        sa.Column("type", sa.String(20), nullable=False),
+        sa.Column("legal_ground", sa.Text, nullable=False),
+        sa.Column("amount_yuan", sa.Float, nullable=True),
+        sa.Column("department", sa.String(100), nullable=False),
+        sa.Column("document_number", sa.String(100), nullable=False),
+        sa.Column("decided_on", sa.Date, nullable=True),
+        sa.Column("note", sa.Text, nullable=False),
+        sa.Column("major", sa.Boolean, nullable=False),
+        sa.Column("state", sa.String(16), nullable=False, index=True),
+        sa.Column("proposed_by", sa.String(64), nullable=False),
+        sa.Column("proposed_at", WHEN, nullable=False),
+        sa.Column("reviewed_by", sa.String(64), nullable=True),
+        sa.Column("reviewed_at", WHEN, nullable=True),
+        sa.Column("review_note", sa.Text, nullable=False),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("decisions")
     op.drop_table("rechecks")
     op.drop_table("rectifications")

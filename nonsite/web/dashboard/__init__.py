@@ -46,6 +46,7 @@ HOME = {
     "enforcer": "/work-orders",
     "township": "/clues",
     "intake": "/clues",
+    "legal": "/cases",
 }
 PATHS = {
     "fleet": "/",

@@ -83,6 +83,7 @@ USERS = {
     "admin": ("admin", {}),
     "town1": ("township", {"area": "滨江区"}),  # E1's region
     "hotline": ("intake", {}),  # the 12345 platform's system
+    "legal1": ("legal", {}),  # 法制审核
 }
 
 

@@ -21,6 +21,7 @@ VISIBLE_CASES = {
     "ent2": {"e2_warning"},
     "town1": set(),  # a township follows its clues, not cases
     "hotline": set(),
+    "legal1": ALL,  # the legal reviewer reads the cases whose decisions it reviews
 }
 VISIBLE_ENTERPRISES = {u: {"E1", "E2"} for u in ROLES} | {
     "ent1": {"E1"},
@@ -48,7 +49,14 @@ READS = {
         **NO_CASES,
     },
     "/api/v1/cases/{e1_alarm}": {"*": 200, "ent2": 404, "enforcer2": 404, **NO_CASES},
-    "/api/v1/work-orders": {"*": 200, "ent1": 403, "ent2": 403, "town1": 403, "hotline": 403},
+    "/api/v1/work-orders": {
+        "*": 200,
+        "ent1": 403,
+        "ent2": 403,
+        "town1": 403,
+        "hotline": 403,
+        "legal1": 403,
+    },
     "/api/v1/silences": {"*": 403, "monitor": 200, "supervisor": 200, "admin": 200},
     "/api/v1/silences/1": {"*": 403, "monitor": 404, "supervisor": 404, "admin": 404},
     "/api/v1/dead-letters": {"*": 403, "monitor": 200, "supervisor": 200, "admin": 200},
@@ -63,7 +71,16 @@ READS = {
     },
     "/api/v1/markings": {"*": 200},
     "/api/v1/cases/{e1_alarm}/follow-up": {"*": 200, "ent2": 404, "enforcer2": 404, **NO_CASES},
-    "/api/v1/rechecks": {"*": 200, "ent1": 403, "ent2": 403, "town1": 403, "hotline": 403},
+    "/api/v1/rechecks": {
+        "*": 200,
+        "ent1": 403,
+        "ent2": 403,
+        "town1": 403,
+        "hotline": 403,
+        "legal1": 403,
+    },
+    "/api/v1/decisions": {"*": 403, "monitor": 200, "supervisor": 200, "admin": 200, "legal1": 200},
+    "/api/v1/cases/{e1_alarm}/decisions": {"*": 200, "ent2": 404, "enforcer2": 404, **NO_CASES},
     "/api/v1/clues": {"*": 403, **dict.fromkeys(VISIBLE_CLUES, 200)},
     "/api/v1/clues/{clue}": {"*": 403, **dict.fromkeys(VISIBLE_CLUES, 200)},
     # a complaint merged into E1's alarm: the brigade inspecting it reads it, E1 does not
@@ -125,7 +142,7 @@ WRITES = {
         "POST",
         "/api/v1/cases/{e1_alarm}/actions/comment",
         {"note": "已电话联系"},
-        {"*": 200, "admin": 403, "enforcer2": 404, "ent2": 404, **NO_CASES},
+        {"*": 200, "admin": 403, "legal1": 403, "enforcer2": 404, "ent2": 404, **NO_CASES},
     ),
     "silence": (
         "POST",
@@ -163,6 +180,19 @@ WRITES = {
         "/api/v1/cases/{e1_alarm}/rectification/report",
         {"note": "已整改"},
         {"*": 403, "ent1": 409, "enforcer1": 409, "enforcer2": 404, "ent2": 404},
+    ),
+    "record a decision": (
+        "POST",
+        "/api/v1/cases/{e1_alarm}/decisions",
+        {"kind": "order_correction", "document_number": "责改〔2026〕1号"},
+        {"*": 403, "supervisor": 201},
+    ),
+    # no decision awaits review in this store: the reviewer gets as far as looking for it
+    "review a decision": (
+        "POST",
+        "/api/v1/decisions/1/review",
+        {"approve": True},
+        {"*": 403, "legal1": 404},
     ),
     "submit a clue": (
         "POST",

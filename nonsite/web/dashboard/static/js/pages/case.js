@@ -6,6 +6,7 @@ import { PENDING, commandTable, listCommands, mayReadCommands } from "../command
 import { api, brigadeName, el, fmtTime, isOverdue, loadBrigades, refresh, stateBadge, tierBadge } from "../core.js";
 import { t } from "../i18n.js";
 import { attachmentList, uploadForm } from "../evidence.js";
+import { caseDecisions } from "../decisions.js";
 import { followUp } from "../follow_up.js";
 import { actionPanel, fmtQty } from "../widgets.js";
 
@@ -30,6 +31,7 @@ export default async function render() {
   );
   document.getElementById("actions").replaceChildren(...actionPanel(detail, () => refresh(), { brigades }));
   await caseEvidence(c);
+  await caseDecisions(c, () => refresh());
   await followUp(c, () => refresh());
   document.getElementById("evidence").replaceChildren(...evidenceRows(detail, brigades).map(([k, v, cls]) =>
     el("tr", {}, el("td", {}, t(k)), el("td", { class: cls || null }, v))));
