@@ -28,7 +28,7 @@ from alerts.evidence import Attachment, attach, manifest_digest, may_attach
 from alerts.findings_to_cases import Applied, apply_findings
 from alerts.notify import Notifier
 from alerts.policy import AlertPolicy
-from alerts.rechecks import Recheck, decide, decide_due
+from alerts.rechecks import Recheck, decide, decide_due, reschedule
 from alerts.rectification import Rectification, flag_overdue_rectifications, rectify
 from alerts.work_orders import current_work_order
 from alerts.workflow import OPEN_STATES, Actor, WorkflowError, permitted
@@ -204,6 +204,12 @@ class CaseBook:
         return review(
             conn, self._store, self.clock(), decision_id, actor, approve=approve, note=note
         )
+
+    def reschedule_recheck(
+        self, conn: Connection, recheck_id: int, actor: Actor, **plan: Any
+    ) -> Recheck:
+        """A 回头看's date, method or brigade set by the centre or a supervisor."""
+        return reschedule(conn, self._store, self.clock(), recheck_id, actor, **plan)
 
     def tick(self, conn: Connection) -> list[int]:
         """Overdue explanations escalate to alarm; overdue feedback is flagged; an overdue

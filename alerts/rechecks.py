@@ -114,6 +114,57 @@ def schedule(
     return recheck_of(values | {"id": rid, "decided_at": None, "decided_by": None})
 
 
+PLANNERS: Final = frozenset({"monitor", "supervisor"})
+
+
+def reschedule(
+    conn: Connection,
+    store: CaseStore,
+    now: datetime,
+    recheck_id: int,
+    actor: Actor,
+    *,
+    due_at: datetime | None = None,
+    method: str | None = None,
+    brigade: str | None = None,
+) -> Recheck:
+    """Set a scheduled re-check's date, how it is made and which brigade makes it (the
+    centre, a supervisor); written on the case's trail. WorkflowError when refused."""
+    if actor.role not in PLANNERS:
+        raise WorkflowError("role_not_allowed", f"the {actor.role} role may not plan re-checks")
+    row = conn.execute(select(rechecks).where(rechecks.c.id == recheck_id)).first()
+    if row is None:
+        raise WorkflowError("not_found", f"no re-check {recheck_id}")
+    r = recheck_of(row._mapping)
+    if r.state != "scheduled":
+        raise WorkflowError("invalid_transition", f"the re-check was decided: {STATES[r.state]}")
+    if due_at is not None and due_at <= now:
+        raise WorkflowError("bad_date", "a re-check's date is in the future")
+    if method is not None and method not in METHODS:
+        raise WorkflowError("bad_method", f"a re-check is made {' or '.join(METHODS)}")
+    changes = {
+        k: v
+        for k, v in (("due_at", due_at), ("method", method), ("brigade", brigade))
+        if v is not None
+    }
+    if not changes:
+        raise WorkflowError("nothing_changed", "give a date, a method or a brigade")
+    _set(conn, r.id, **changes)
+    case = store.get(conn, r.case_id)
+    due = (due_at or r.due_at).date().isoformat()
+    text = f"调整回头看：{due}前{METHODS[method or r.method]}复查" + (
+        f"，由{brigade}执行" if brigade else ""
+    )
+    changed = store.cas(conn, case, now, {})
+    store.audit(
+        conn, changed, actor, "recheck_scheduled", case.state, now, text,
+        {"recheck": r.id, **{k: str(v) for k, v in changes.items()}},
+    )  # fmt: skip
+    row = conn.execute(select(rechecks).where(rechecks.c.id == recheck_id)).first()
+    assert row is not None
+    return recheck_of(row._mapping)
+
+
 def decide_due(
     conn: Connection, store: CaseStore, now: datetime, enterprises: frozenset[str] | None = None
 ) -> list[int]:
@@ -242,4 +293,13 @@ def _set(conn: Connection, rid: int, **values: Any) -> None:
     conn.execute(update(rechecks).where(rechecks.c.id == rid).values(**values))
 
 
-__all__ = ["METHODS", "STATES", "Recheck", "case_rechecks", "decide", "decide_due", "schedule"]
+__all__ = [
+    "METHODS",
+    "STATES",
+    "Recheck",
+    "case_rechecks",
+    "decide",
+    "decide_due",
+    "reschedule",
+    "schedule",
+]

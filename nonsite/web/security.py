@@ -95,6 +95,7 @@ GRANTS: dict[str, tuple[str, ...]] = {
     "decisions.record": ("supervisor",),
     "decisions.review": ("legal",),
     "decisions.queue": ("monitor", "supervisor", "admin", "legal"),
+    "rechecks.plan": ("monitor", "supervisor"),  # a 回头看's date, method, brigade
 }
 
 

@@ -303,9 +303,44 @@ IMPORT_COLUMNS = {
 SOURCE_BY_NAME = {name: code for code, name in CLUE_SOURCES.items()}
 
 
-def _rows(text: str) -> Iterator[tuple[int, dict[str, str]]]:
-    reader = csv.DictReader(io.StringIO(text))
-    heading = {h.strip(): h for h in reader.fieldnames or []}
+def _table(data: bytes) -> tuple[list[str], Iterator[list[str]]]:
+    """The header and the rows of a clue file: Excel (.xlsx, its first sheet) or CSV
+    (UTF-8); every cell as text, a date cell as China time (the API's reading of a time
+    without its offset)."""
+    if data.startswith(b"PK\x03\x04"):  # a ZIP: an .xlsx workbook
+        from openpyxl import load_workbook  # noqa: PLC0415 - only for an import: not at start
+
+        try:
+            sheet = load_workbook(io.BytesIO(data), read_only=True, data_only=True).worksheets[0]
+            cells = [[_cell(v) for v in row] for row in sheet.iter_rows(values_only=True)]
+        except Exception as exc:  # noqa: BLE001 - any unreadable workbook is refused the same way
+            raise HTTPException(
+                422, {"code": "bad_workbook", "message": f"the Excel file cannot be read ({exc})"}
+            ) from None
+        return (cells[0] if cells else []), iter(cells[1:])
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise HTTPException(
+            422, {"code": "bad_encoding", "message": "the file is not UTF-8 text (CSV) or .xlsx"}
+        ) from None
+    reader = csv.reader(io.StringIO(text))
+    return next(reader, []), reader
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _rows(data: bytes) -> Iterator[tuple[int, dict[str, str]]]:
+    header, body = _table(data)
+    heading = {h.strip(): n for n, h in enumerate(header) if h.strip()}
     unknown = [h for h in heading if not any(h in names for names in IMPORT_COLUMNS.values())]
     if unknown:
         raise HTTPException(
@@ -316,12 +351,13 @@ def _rows(text: str) -> Iterator[tuple[int, dict[str, str]]]:
                 + ", ".join(f"{a}/{b}" for a, b in IMPORT_COLUMNS.values()),
             },
         )
-    for number, raw in enumerate(reader, start=2):
+    for number, raw in enumerate(body, start=2):
         row: dict[str, str] = {}
         for field, names in IMPORT_COLUMNS.items():
             for name in names:
-                if name in heading and (raw.get(heading[name]) or "").strip():
-                    row[field] = (raw.get(heading[name]) or "").strip()
+                at = heading.get(name)
+                if at is not None and at < len(raw) and raw[at].strip():
+                    row[field] = raw[at].strip()
         if row:
             yield number, row
 
@@ -329,26 +365,22 @@ def _rows(text: str) -> Iterator[tuple[int, dict[str, str]]]:
 @router.post(
     "/clues/import",
     response_model=ImportOut,
-    summary="Import clues from a CSV file (UTF-8, a header row): every good row taken, every "
-    "other refused with its row number and reason",
+    summary="Import clues from an Excel (.xlsx) or CSV (UTF-8) file with a header row: every "
+    "good row taken, every other refused with its row number and reason",
 )
 def import_clues(
     ctx: Context,
     user: Annotated[User, Depends(grant("clues.submit"))],
-    file: Annotated[UploadFile, File(description="CSV, UTF-8 (with or without BOM)")],
+    file: Annotated[
+        UploadFile, File(description="Excel (.xlsx: its first sheet) or CSV (UTF-8, BOM or not)")
+    ],
 ) -> ImportOut:
     data = file.file.read(MAX_IMPORT_BYTES + 1)  # a plain def: the database work is blocking
     if len(data) > MAX_IMPORT_BYTES:
         raise HTTPException(
             413, {"code": "too_large", "message": f"at most {MAX_IMPORT_BYTES} bytes a file"}
         )
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise HTTPException(
-            422, {"code": "bad_encoding", "message": "the file is not UTF-8 text (CSV)"}
-        ) from None
-    rows = list(_rows(text))
+    rows = list(_rows(data))
     if len(rows) > MAX_IMPORT_ROWS:
         raise HTTPException(
             422, {"code": "too_many_rows", "message": f"at most {MAX_IMPORT_ROWS} rows a file"}

@@ -25,7 +25,7 @@ from alerts.schema import cases, rechecks
 from alerts.workflow import WorkflowError
 from nonsite.auth import User
 from nonsite.web.api.cases import refused
-from nonsite.web.models import ApiModel, ErrorOut
+from nonsite.web.models import ApiModel, ErrorOut, Instant
 from nonsite.web.request_keys import RequestKey, keyed_transaction, own_request_key
 from nonsite.web.security import ERRORS, Context, CurrentUser, grant, not_found, visible_cases
 
@@ -46,6 +46,8 @@ STATUS = {
     "requirement_required": 422,
     "bad_deadline": 422,
     "bad_method": 422,
+    "bad_date": 422,
+    "nothing_changed": 422,
 }
 
 
@@ -104,6 +106,12 @@ class StepIn(ApiModel):
     days: int | None = Field(
         default=None, ge=1, le=90, description="verify off site: days without recurrence"
     )
+
+
+class PlanIn(ApiModel):
+    due_at: Instant | None = Field(default=None, description="the date it is made by")
+    method: Literal["on_site", "off_site"] | None = None
+    brigade: str | None = Field(default=None, max_length=64, description="a configured brigade")
 
 
 class DecideIn(ApiModel):
@@ -198,6 +206,46 @@ def list_rechecks(
         q = q.where(rechecks.c.brigade == (user.brigade or ""))
     with ctx.db.connect() as conn:
         return [recheck_out(recheck_of(r._mapping)) for r in conn.execute(q)]
+
+
+@router.patch(
+    "/rechecks/{recheck_id}",
+    response_model=RecheckOut,
+    responses=REFUSED,
+    summary="Plan a 回头看: its date, how (on site, or from the data) and which brigade makes it",
+)
+def plan_recheck(
+    recheck_id: Annotated[int, Path(ge=1, le=2**62)],
+    body: PlanIn,
+    ctx: Context,
+    user: Annotated[User, Depends(grant("rechecks.plan"))],
+    idempotency_key: RequestKey = None,
+) -> RecheckOut:
+    key = idempotency_key or own_request_key()
+    if body.brigade is not None and body.brigade not in {b.id for b in ctx.config.brigades}:
+        raise HTTPException(
+            422, {"code": "unknown_brigade", "message": f"no brigade {body.brigade!r}"}
+        )
+
+    def work(conn: Connection) -> Recheck:
+        row = conn.execute(select(rechecks.c.case_id).where(rechecks.c.id == recheck_id)).first()
+        if row is None:
+            raise not_found(f"re-check {recheck_id}")
+        case_id = int(row.case_id)
+        _visible(conn, user, case_id)
+        if done_before(conn, key, case_id, "recheck_plan", user.actor()):
+            return next(r for r in case_rechecks(conn, case_id) if r.id == recheck_id)
+        planned = ctx.book.reschedule_recheck(
+            conn, recheck_id, user.actor(), due_at=body.due_at, method=body.method,
+            brigade=body.brigade,
+        )  # fmt: skip
+        record(conn, key, case_id, "recheck_plan", user.actor(), ctx.book.clock())
+        return planned
+
+    try:
+        return recheck_out(keyed_transaction(ctx, work))
+    except WorkflowError as err:
+        raise _refused(err) from None
 
 
 @router.post(

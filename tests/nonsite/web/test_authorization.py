@@ -194,6 +194,27 @@ WRITES = {
         {"approve": True},
         {"*": 403, "legal1": 404},
     ),
+    # no re-check in this store: who may plan or decide one gets as far as looking for it
+    "plan a re-check": (
+        "PATCH",
+        "/api/v1/rechecks/1",
+        {"method": "on_site"},
+        {"*": 403, "monitor": 404, "supervisor": 404},
+    ),
+    "decide a re-check": (
+        "POST",
+        "/api/v1/rechecks/1/decide",
+        {"outcome": "passed", "note": "无异常"},
+        {
+            "*": 403,
+            "monitor": 404,
+            "supervisor": 404,
+            "enforcer1": 404,
+            "enforcer2": 404,
+            "ent1": 404,
+            "ent2": 404,
+        },
+    ),
     "submit a clue": (
         "POST",
         "/api/v1/clues",

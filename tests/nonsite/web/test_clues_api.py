@@ -129,3 +129,41 @@ def test_clues_come_in_as_a_csv_file_and_each_bad_row_is_named(site):
         "/api/v1/clues/import", files={"file": ("x.csv", text.encode("gbk"), "text/csv")}
     )
     assert gbk.status_code == 422 and gbk.json()["code"] == "bad_encoding"
+
+
+def test_clues_come_in_as_an_excel_workbook(site, tmp_path):
+    from datetime import datetime
+
+    import xlsxwriter
+
+    path = tmp_path / "线索.xlsx"
+    book = xlsxwriter.Workbook(str(path))
+    sheet = book.add_worksheet("线索")
+    when = book.add_format({"num_format": "yyyy-mm-dd hh:mm"})
+    for col, heading in enumerate(["来源", "发生时间", "问题描述", "经度", "纬度", "来源编号"]):
+        sheet.write(0, col, heading)
+    sheet.write(1, 0, "卫星遥感")
+    sheet.write_datetime(1, 1, datetime(2026, 11, 22, 10, 30), when)  # China time, as typed
+    sheet.write(1, 2, "疑似违法排污点位")
+    sheet.write_number(1, 3, 121.9)
+    sheet.write_number(1, 4, 31.2)
+    sheet.write(1, 5, "RS-2026-11")
+    sheet.write(2, 0, "无人机")
+    sheet.write(2, 1, "昨天")
+    sheet.write(2, 2, "时间写错")
+    book.close()
+    monitor = site.login("monitor")
+    r = monitor.post(
+        "/api/v1/clues/import",
+        files={"file": ("线索.xlsx", path.read_bytes(), "application/octet-stream")},
+    )
+    assert r.status_code == 200, r.text
+    out = r.json()
+    [taken] = out["taken"]
+    assert (taken["source"], taken["external_ref"]) == ("satellite", "RS-2026-11")
+    assert taken["occurred_at"].startswith("2026-11-22T02:30")  # 10:30 China time, in UTC
+    assert [(x["row"], x["code"]) for x in out["refused"]] == [(3, "invalid")]
+    broken = monitor.post(
+        "/api/v1/clues/import", files={"file": ("x.xlsx", b"PK\x03\x04broken", "application/zip")}
+    )
+    assert broken.status_code == 422 and broken.json()["code"] == "bad_workbook"

@@ -65,3 +65,32 @@ def test_a_rectification_goes_to_its_end_and_its_recheck_is_on_the_brigades_list
         "recheck_scheduled",
         "recheck",
     ]
+
+
+def test_a_recheck_is_planned_a_date_a_method_and_a_brigade(site):
+    case = site.cases["e1_alarm"]
+    supervisor = site.login("supervisor")
+    step(supervisor, case, "order", requirement="整改")
+    step(site.login("ent1"), case, "report", note="已整改")
+    supervisor = site.login("supervisor")
+    step(supervisor, case, "verify", method="on_site", outcome="passed", note="核实")
+    step(supervisor, case, "close")
+    [recheck] = supervisor.get(f"/api/v1/cases/{case}/follow-up").json()["rechecks"]
+    path = f"/api/v1/rechecks/{recheck['id']}"
+    planned = supervisor.patch(
+        path, json={"due_at": "2027-02-01T10:00:00+08:00", "method": "on_site", "brigade": "B2"}
+    )
+    assert planned.status_code == 200, planned.text
+    assert (planned.json()["method_name"], planned.json()["brigade"]) == ("现场", "B2")
+    assert planned.json()["due_at"].startswith("2027-02-01T02:00")
+    assert supervisor.patch(path, json={"brigade": "B9"}).json()["code"] == "unknown_brigade"
+    assert (
+        supervisor.patch(path, json={"due_at": "2020-01-01T00:00:00+08:00"}).json()["code"]
+        == "bad_date"
+    )
+    assert supervisor.patch(path, json={}).json()["code"] == "nothing_changed"
+    assert site.login("enforcer1").patch(path, json={"method": "off_site"}).status_code == 403
+    # Its brigade now: B2's officer sees it on its list.
+    assert [r["id"] for r in site.login("enforcer2").get("/api/v1/rechecks").json()] == [
+        recheck["id"]
+    ]
