@@ -77,6 +77,8 @@ DEMO_USERS: tuple[tuple[str, str, str, dict[str, str]], ...] = (
     ("enforcer", "enforcer", "滨江执法大队 张队", {"brigade": "B01"}),
     ("enterprise", "enterprise", "E001 环保专员", {"enterprise_id": "E001"}),
     ("admin", "admin", "运维 赵工", {}),
+    ("township", "township", "滨江区某街道环保办", {"area": "滨江区"}),  # submits clues
+    ("legal", "legal", "法制科 陈科长", {}),  # reviews the major decisions
 )
 DEMO_PASSWORD = "nonsite-demo"  # noqa: S105 - a demo's published login, not a secret
 
