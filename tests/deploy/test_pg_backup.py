@@ -33,7 +33,19 @@ import sqlalchemy as sa
 from alerts.cases import CaseBook
 from alerts.notify import Notifier, Routes
 from alerts.policy import AlertPolicy, EnterpriseInfo
-from alerts.schema import action_requests, case_events, cases, metadata, outbox, work_orders
+from alerts.schema import (
+    action_requests,
+    attachments,
+    case_events,
+    cases,
+    clues,
+    decisions,
+    metadata,
+    outbox,
+    rechecks,
+    rectifications,
+    work_orders,
+)
 from alerts.workflow import Actor
 from ingest.china_time import CHINA_TZ
 from nonsite.db import make_engine, migrate
@@ -51,7 +63,18 @@ NOT_INSTALLED = (
 )
 # A case and every table that refers to one, in the order they are loaded back: docs/backup.md
 # lists the same tables, and the test fails if the schema gains another.
-CASE_TABLES: tuple[sa.Table, ...] = (cases, work_orders, case_events, outbox, action_requests)
+CASE_TABLES: tuple[sa.Table, ...] = (
+    cases,
+    work_orders,
+    case_events,
+    outbox,
+    action_requests,
+    clues,
+    attachments,
+    rectifications,
+    rechecks,
+    decisions,
+)
 
 DAY = date(2026, 11, 23)  # the day whose cases are deleted (China time)
 NEXT_DAY = DAY + timedelta(days=1)
