@@ -30,7 +30,13 @@ def test_a_fine_waits_for_the_legal_review_in_the_browser(browser, fresh_site):
     with browsing(browser, width=390) as page:
         login(page, site, "legal1")
         assert page.url.endswith("/cases")  # the legal reviewer's home: the queue
-        visit(page, url)
+        waiting = page.locator("#review-queue .review-item")
+        expect(waiting).to_have_count(1)  # its work first: the decision awaiting review
+        expect(waiting).to_contain_text("罚款 250,000 元")
+        with page.expect_navigation():
+            waiting.locator("a").click()
+        page.wait_for_selector("body[data-ready='1']")
+        assert page.url == url
         page.fill(
             f"#{page.locator('#decisions textarea').first.get_attribute('id')}",
             "程序合法，数额适当",

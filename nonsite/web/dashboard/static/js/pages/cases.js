@@ -137,7 +137,20 @@ function exports(total) {
   }
 }
 
+/* 待法制审核: the legal reviewer's work first (and what the supervisors wait on): the major
+   decisions awaiting review, oldest first, each leading to its case. */
+async function reviewQueue() {
+  if (!["legal", "supervisor"].includes(document.body.dataset.role)) return;
+  const pending = await api("GET", "/api/v1/decisions?state=pending_review");
+  document.getElementById("review-queue").hidden = !pending.length;
+  document.getElementById("review-list").replaceChildren(...pending.map((d) => el("div", { class: "review-item", id: `review-item-${d.id}` },
+    el("a", { href: `/cases/${d.case_id}` }, `#${d.case_id}`), ` ${d.type_name}`,
+    d.amount_yuan !== null ? ` ${Number(d.amount_yuan).toLocaleString("zh-CN")} ${t("dec.yuan")}` : "",
+    ` · ${d.document_number} · ${d.proposed_by} ${fmtTime(d.proposed_at)}`)));
+}
+
 export default async function render() {
+  await reviewQueue();
   const stateSel = document.getElementById("f-state");
   if (stateSel.options.length === 1) once();
   const mine = ++latest;
