@@ -165,7 +165,7 @@ def _unbounded(schema: dict[str, Any]) -> bool:
         exempt = (
             "enum" in schema
             or "const" in schema
-            or schema.get("format") in ("date-time", "binary")
+            or schema.get("format") in ("date-time", "date", "binary")
             or "contentMediaType" in schema
         )
         return not exempt and "maxLength" not in schema
