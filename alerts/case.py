@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Row
@@ -75,6 +75,14 @@ def _above(f: Finding, peak: dict[str, Any]) -> bool:
     if f.multiple is not None and peak.get("multiple") is not None:
         return bool(f.multiple > peak["multiple"])
     return f.value is not None and peak.get("value") is not None and f.value > peak["value"]
+
+
+def record_json(record: object) -> dict[str, Any]:
+    """A record's fields (a dataclass of the store) as JSON values: instants and dates as ISO
+    8601."""
+    return {
+        k: v.isoformat() if isinstance(v, (datetime, date)) else v for k, v in vars(record).items()
+    }
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from typing import Any, Final
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from alerts.case import Case, Evidence
+from alerts.case import Case, Evidence, record_json
 from alerts.case_store import CaseStore, open_key
 from alerts.policy import AlertPolicy, ClueMatching, EnterpriseInfo
 from alerts.schema import cases, clues
@@ -97,9 +97,7 @@ class Clue:
     surroundings: dict[str, Any]
 
     def to_json(self) -> dict[str, Any]:
-        out = dict(self.__dict__)
-        out["received_at"] = self.received_at.isoformat()
-        out["occurred_at"] = self.occurred_at.isoformat()
+        out = record_json(self)
         out["source_name"] = CLUE_SOURCES.get(self.source, self.source)
         return out
 

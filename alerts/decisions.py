@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, insert, select, update
 
+from alerts.case import record_json
 from alerts.case_store import CaseStore
 from alerts.policy import AlertPolicy
 from alerts.schema import decisions
@@ -64,10 +65,7 @@ class Decision:
     review_note: str
 
     def to_json(self) -> dict[str, Any]:
-        out = dict(self.__dict__)
-        for k, v in out.items():
-            if isinstance(v, (datetime, date)):
-                out[k] = v.isoformat()
+        out = record_json(self)
         out["type_name"] = TYPES.get(self.type, self.type)
         out["state_name"] = STATES.get(self.state, self.state)
         return out

@@ -27,7 +27,7 @@ from typing import IO, Any, Final
 
 from sqlalchemy import Connection, insert, select
 
-from alerts.case import Case
+from alerts.case import Case, record_json
 from alerts.case_store import CaseStore
 from alerts.schema import attachments, evidence_blobs, evidence_chunks
 from alerts.workflow import CLUE_RULE, Actor, WorkflowError
@@ -108,8 +108,7 @@ class Attachment:
     at: datetime
 
     def to_json(self) -> dict[str, Any]:
-        out = dict(self.__dict__)
-        out["at"] = self.at.isoformat()
+        out = record_json(self)
         out["kind_name"] = KINDS.get(self.kind, self.kind)
         out["type_name"] = TYPE_NAMES.get(self.content_type, self.content_type)
         return out

@@ -20,7 +20,7 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, func, insert, select, update
 
-from alerts.case import Case
+from alerts.case import Case, record_json
 from alerts.case_store import CaseStore, key_of, recurrence_values
 from alerts.policy import AlertPolicy
 from alerts.schema import cases, rechecks
@@ -49,10 +49,7 @@ class Recheck:
     note: str
 
     def to_json(self) -> dict[str, Any]:
-        out = dict(self.__dict__)
-        for k, v in out.items():
-            if isinstance(v, datetime):
-                out[k] = v.isoformat()
+        out = record_json(self)
         out["state_name"] = STATES.get(self.state, self.state)
         out["method_name"] = METHODS.get(self.method, self.method)
         out["reason_name"] = REASONS.get(self.reason, self.reason)

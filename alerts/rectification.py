@@ -25,7 +25,7 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, func, insert, select, update
 
-from alerts.case import Case
+from alerts.case import Case, record_json
 from alerts.case_store import CaseStore
 from alerts.policy import AlertPolicy
 from alerts.schema import cases, rectifications
@@ -78,10 +78,7 @@ class Rectification:
     closed_by: str | None
 
     def to_json(self) -> dict[str, Any]:
-        out = dict(self.__dict__)
-        for k, v in out.items():
-            if isinstance(v, datetime):
-                out[k] = v.isoformat()
+        out = record_json(self)
         out["state_name"] = STATES.get(self.state, self.state)
         return out
 

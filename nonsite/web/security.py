@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
-from sqlalchemy import ColumnElement, and_, false, select, true
+from sqlalchemy import ColumnElement, Connection, and_, false, select, true
 
 from alerts.clues import CLUE_RULE
 from alerts.schema import cases, work_orders
@@ -132,6 +132,13 @@ def visible_cases(user: User) -> ColumnElement[bool]:
         )
         return cases.c.id.in_(assigned)
     return true()
+
+
+def require_visible_case(conn: Connection, user: User, case_id: int) -> None:
+    """404 unless ``user`` may see the case (as if it did not exist)."""
+    row = conn.execute(select(cases.c.id).where(cases.c.id == case_id, visible_cases(user))).first()
+    if row is None:
+        raise not_found(f"case {case_id}")
 
 
 def may_see_enterprise(user: User, enterprise_id: str, region: str | None = None) -> bool:

@@ -13,13 +13,20 @@ from sqlalchemy import Connection, select
 
 from alerts.action_requests import done_before, record
 from alerts.decisions import TYPES, Decision, case_decisions, decision_of, pending_review
-from alerts.schema import cases, decisions
+from alerts.schema import decisions
 from alerts.workflow import WorkflowError
 from nonsite.auth import User
 from nonsite.web.api.cases import refused
 from nonsite.web.models import ApiModel, ErrorOut
 from nonsite.web.request_keys import RequestKey, keyed_transaction, own_request_key
-from nonsite.web.security import ERRORS, Context, CurrentUser, grant, not_found, visible_cases
+from nonsite.web.security import (
+    ERRORS,
+    Context,
+    CurrentUser,
+    grant,
+    not_found,
+    require_visible_case,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["decisions"], responses=ERRORS)
 
@@ -81,12 +88,6 @@ def decision_out(d: Decision) -> DecisionOut:
     return DecisionOut.model_validate(d.to_json())
 
 
-def _visible(conn: Connection, user: User, case_id: int) -> None:
-    row = conn.execute(select(cases.c.id).where(cases.c.id == case_id, visible_cases(user))).first()
-    if row is None:
-        raise not_found(f"case {case_id}")
-
-
 def _refused(err: WorkflowError) -> HTTPException:
     if err.code in STATUS:
         return HTTPException(STATUS[err.code], {"code": err.code, "message": str(err)})
@@ -103,7 +104,7 @@ def read_decisions(
     case_id: Annotated[int, Path(ge=1, le=2**62)], ctx: Context, user: CurrentUser
 ) -> list[DecisionOut]:
     with ctx.db.connect() as conn:
-        _visible(conn, user, case_id)
+        require_visible_case(conn, user, case_id)
         return [decision_out(d) for d in case_decisions(conn, case_id)]
 
 
@@ -124,7 +125,7 @@ def record_decision(
     key = idempotency_key or own_request_key()
 
     def work(conn: Connection) -> Decision:
-        _visible(conn, user, case_id)
+        require_visible_case(conn, user, case_id)
         if done_before(conn, key, case_id, "decide", user.actor()):
             return case_decisions(conn, case_id)[-1]
         d = ctx.book.decide(conn, case_id, user.actor(), **body.model_dump())

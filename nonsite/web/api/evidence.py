@@ -39,7 +39,15 @@ from nonsite.db_health import through_outage
 from nonsite.web.api.cases import refused
 from nonsite.web.context import WebContext
 from nonsite.web.models import ApiModel, ErrorOut
-from nonsite.web.security import ERRORS, Context, CurrentUser, grant, not_found, visible_cases
+from nonsite.web.security import (
+    ERRORS,
+    Context,
+    CurrentUser,
+    grant,
+    not_found,
+    require_visible_case,
+    visible_cases,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["evidence"], responses=ERRORS)
 
@@ -101,14 +109,6 @@ def _refused(err: WorkflowError) -> HTTPException:
     return refused(err)
 
 
-def _visible_case(conn: Connection, user: User, case_id: int) -> None:
-    found = conn.execute(
-        select(cases.c.id).where(cases.c.id == case_id, visible_cases(user))
-    ).first()
-    if found is None:
-        raise not_found(f"case {case_id}")
-
-
 def _upload(
     ctx: WebContext,
     user: User,
@@ -128,7 +128,7 @@ def _upload(
         def work() -> Attachment:
             with ctx.db.begin() as conn:
                 if case_id is not None:
-                    _visible_case(conn, user, case_id)
+                    require_visible_case(conn, user, case_id)
                 return ctx.book.attach(
                     conn,
                     user.actor(),
@@ -197,7 +197,7 @@ def _hidden_from(user: User, a: Attachment) -> bool:
 )
 def read_case_attachments(case_id: Id, ctx: Context, user: CurrentUser) -> list[AttachmentOut]:
     with ctx.db.connect() as conn:
-        _visible_case(conn, user, case_id)
+        require_visible_case(conn, user, case_id)
         found = case_attachments(conn, case_id)
     return [attachment_out(a) for a in found if not _hidden_from(user, a)]
 
@@ -285,7 +285,7 @@ def export_bundle(
         spool.seek(0)
         spool.truncate()
         with ctx.db.begin() as conn:
-            _visible_case(conn, user, case_id)
+            require_visible_case(conn, user, case_id)
             return ctx.book.export_bundle(conn, case_id, user.actor(), spool)
 
     try:

@@ -21,13 +21,20 @@ from sqlalchemy import Connection, select
 from alerts.action_requests import done_before, record
 from alerts.rechecks import Recheck, case_rechecks, recheck_of
 from alerts.rectification import Rectification, case_rectifications, current
-from alerts.schema import cases, rechecks
+from alerts.schema import rechecks
 from alerts.workflow import WorkflowError
 from nonsite.auth import User
 from nonsite.web.api.cases import refused
 from nonsite.web.models import ApiModel, ErrorOut, Instant
 from nonsite.web.request_keys import RequestKey, keyed_transaction, own_request_key
-from nonsite.web.security import ERRORS, Context, CurrentUser, grant, not_found, visible_cases
+from nonsite.web.security import (
+    ERRORS,
+    Context,
+    CurrentUser,
+    grant,
+    not_found,
+    require_visible_case,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["follow-up"], responses=ERRORS)
 
@@ -133,12 +140,6 @@ def _refused(err: WorkflowError) -> HTTPException:
     return refused(err)
 
 
-def _visible(conn: Connection, user: User, case_id: int) -> None:
-    row = conn.execute(select(cases.c.id).where(cases.c.id == case_id, visible_cases(user))).first()
-    if row is None:
-        raise not_found(f"case {case_id}")
-
-
 @router.get(
     "/cases/{case_id}/follow-up",
     response_model=FollowUpOut,
@@ -147,7 +148,7 @@ def _visible(conn: Connection, user: User, case_id: int) -> None:
 )
 def follow_up(case_id: CaseId, ctx: Context, user: CurrentUser) -> FollowUpOut:
     with ctx.db.connect() as conn:
-        _visible(conn, user, case_id)
+        require_visible_case(conn, user, case_id)
         return FollowUpOut(
             rectifications=[rectification_out(r) for r in case_rectifications(conn, case_id)],
             rechecks=[recheck_out(r) for r in case_rechecks(conn, case_id)],
@@ -173,7 +174,7 @@ def rectification_step(
     action = f"rectify_{step}"
 
     def work(conn: Connection) -> Rectification:
-        _visible(conn, user, case_id)
+        require_visible_case(conn, user, case_id)
         if done_before(conn, key, case_id, action, user.actor()):
             done = current(conn, case_id)
             assert done is not None
@@ -232,7 +233,7 @@ def plan_recheck(
         if row is None:
             raise not_found(f"re-check {recheck_id}")
         case_id = int(row.case_id)
-        _visible(conn, user, case_id)
+        require_visible_case(conn, user, case_id)
         if done_before(conn, key, case_id, "recheck_plan", user.actor()):
             return next(r for r in case_rechecks(conn, case_id) if r.id == recheck_id)
         planned = ctx.book.reschedule_recheck(
@@ -267,7 +268,7 @@ def decide_recheck(
         row = conn.execute(select(rechecks.c.case_id).where(rechecks.c.id == recheck_id)).first()
         if row is None:
             raise not_found(f"re-check {recheck_id}")
-        _visible(conn, user, int(row.case_id))
+        require_visible_case(conn, user, int(row.case_id))
         if done_before(conn, key, int(row.case_id), "recheck", user.actor()):
             return next(r for r in case_rechecks(conn, int(row.case_id)) if r.id == recheck_id)
         done = ctx.book.decide_recheck(conn, recheck_id, user.actor(), body.outcome, body.note)
