@@ -27,7 +27,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from sqlalchemy import Connection, insert, select, update
-from sqlalchemy.exc import IntegrityError
 
 from alerts.case import Case, Evidence, record_json
 from alerts.case_store import CaseStore, open_key
@@ -221,14 +220,11 @@ def take_clue(
         "match": "{}",
         "surroundings": json.dumps(data, ensure_ascii=False, default=str),
     }
-    try:
-        with conn.begin_nested():
-            clue_id = int(conn.execute(insert(clues), values).inserted_primary_key[0])  # type: ignore[index]
-    except IntegrityError:  # the same reference, sent at the same moment by a retry
-        earlier = _by_ref(conn, clue.source, clue.external_ref or "")
-        if earlier is None:
-            raise
-        return earlier
+    # The same reference sent at the same moment by a retry fails here on the unique index:
+    # the whole transaction with it (no savepoint: on SQLite one opened before any write
+    # commits when released), and the caller's retry finds the clue recorded
+    # (nonsite.web.request_keys).
+    clue_id = int(conn.execute(insert(clues), values).inserted_primary_key[0])  # type: ignore[index]
     source_name = CLUE_SOURCES[clue.source]
     if case is not None:
         match |= {"case": case.id, "why": _why(case, clue, rules)}

@@ -253,3 +253,20 @@ def test_a_clue_case_is_not_put_to_the_enterprise(store, book, clock):
         with pytest.raises(WorkflowError) as err:
             act(store, book, clue.case_id, action, actor, note="说明")
         assert err.value.code == "clue_case"
+
+
+def test_a_clue_whose_case_cannot_be_made_leaves_nothing_behind(store, book, clock, monkeypatch):
+    """The clue and its case are one transaction: on SQLite a savepoint opened before any write
+    committed the clue alone when released, and a failure after it left a clue without a case
+    (schemathesis found it: the next request with the same reference crashed reading it)."""
+    import alerts.clues
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the case could not be made")
+
+    monkeypatch.setattr(alerts.clues, "_open_case", broken)
+    clock.advance(hours=3)
+    with pytest.raises(RuntimeError), store.begin() as conn:
+        book.take_clue(conn, complaint(factor="w01018", external_ref="12345-X"), HOTLINE)
+    with store.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(clues)).scalar_one() == 0

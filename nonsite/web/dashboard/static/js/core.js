@@ -33,7 +33,9 @@ export async function api(method, path, body, headers = {}) {
     init.body = JSON.stringify(body);
   }
   const resp = await fetch(path, init);
-  if (resp.status === 401 && document.body.dataset.page !== "login") {
+  // Logged out on purpose (main.js sets leaving): the logout goes to the login page itself;
+  // a read that meets the ended session must not start a second navigation.
+  if (resp.status === 401 && document.body.dataset.page !== "login" && !document.body.dataset.leaving) {
     location.href = "/login?next=" + encodeURIComponent(location.pathname);
     throw new Error("not logged in");
   }

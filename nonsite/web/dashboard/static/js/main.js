@@ -23,7 +23,11 @@ function start() {
   const lang = document.getElementById("lang");
   if (lang) lang.onclick = () => { toggleLang(); refresh(); };
   const logout = document.getElementById("logout");
-  if (logout) logout.onclick = async () => { await api("DELETE", "/api/v1/session"); location.href = "/login"; };
+  if (logout) logout.onclick = async () => {
+    document.body.dataset.leaving = "1";
+    await api("DELETE", "/api/v1/session");
+    location.href = "/login";
+  };
   alertToggle();
   let name = document.body.dataset.page;
   if (name === "cases" && document.getElementById("case")) name = "case";
