@@ -33,6 +33,7 @@ def test_a_fine_waits_for_the_legal_review_in_the_browser(browser, fresh_site):
         waiting = page.locator("#review-queue .review-item")
         expect(waiting).to_have_count(1)  # its work first: the decision awaiting review
         expect(waiting).to_contain_text("罚款 250,000 元")
+        shot(page, "review-queue-legal-390")
         with page.expect_navigation():
             waiting.locator("a").click()
         page.wait_for_selector("body[data-ready='1']")
