@@ -18,8 +18,9 @@ from fastapi import Header
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
-from alerts.action_requests import MAX_KEY_LENGTH
+from alerts.action_requests import MAX_KEY_LENGTH, done_before, record
 from alerts.workflow import WorkflowError
+from nonsite.auth import User
 from nonsite.db_health import is_unavailable, through_outage
 from nonsite.web.context import WebContext
 
@@ -78,4 +79,33 @@ def keyed_transaction(
     return through_outage(once, ctx.config.database.retry_s, retry_if=retry_if)
 
 
-__all__ = ["RequestKey", "keyed_transaction", "member_key", "own_request_key"]
+def keyed_step(
+    ctx: WebContext,
+    idempotency_key: str | None,
+    user: User,
+    action: str,
+    *,
+    case_of: Callable[[Connection], int],
+    take: Callable[[Connection, int], T],
+    taken: Callable[[Connection, int], T],
+) -> T:
+    """A person's step on a case, taken once per request key in one transaction.
+
+    ``case_of`` finds the step's case (and refuses one the person may not see), ``take`` takes
+    the step, ``taken`` answers a repeat of the request (its first reply lost) with what the
+    first one did. The key is written in the step's own transaction, so running it again
+    through a failover cannot take the step twice."""
+    key = idempotency_key or own_request_key()
+
+    def work(conn: Connection) -> T:
+        case_id = case_of(conn)
+        if done_before(conn, key, case_id, action, user.actor()):
+            return taken(conn, case_id)
+        result = take(conn, case_id)
+        record(conn, key, case_id, action, user.actor(), ctx.book.clock())
+        return result
+
+    return keyed_transaction(ctx, work)
+
+
+__all__ = ["RequestKey", "keyed_step", "keyed_transaction", "member_key", "own_request_key"]

@@ -146,6 +146,8 @@ def test_metrics_of_a_finding_a_case_and_a_notification_are_scraped_with_low_car
                 and value(m["nonsite_notifications"], "_total", outcome="delivered") >= 1
                 and value(m["nonsite_rule_readings"], "_total", outcome="late") >= 1
                 and value(m["nonsite_ingest_dead_letters"], "_total") >= 1
+                # every notification sent: the gauge is sampled, so wait for it to show it
+                and value(m["nonsite_outbox_pending"]) == 0
             )
 
         try:

@@ -47,26 +47,13 @@ from nonsite.web.models import (
     WorkOrderOut,
     china_if_naive,
 )
+from nonsite.web.refusals import refused
 from nonsite.web.request_keys import RequestKey, keyed_transaction, member_key, own_request_key
 from nonsite.web.security import ERRORS, Context, CurrentUser, not_found, require, visible_cases
 from rules.findings import RULES
 
 router = APIRouter(prefix="/api/v1", tags=["cases"], responses=ERRORS)
 
-# HTTP status of each refusal code: a state conflict is 409, a role or scope problem 403.
-STATUS = {
-    "not_found": 404,
-    "role_not_allowed": 403,
-    "out_of_scope": 403,
-    "invalid_transition": 409,
-    "conflict": 409,
-    "already_alarm": 409,
-    "not_verified": 409,
-    "positive_list": 409,
-    "already_assignee": 409,
-    "key_reused": 409,
-    "clue_case": 409,
-}
 CaseId = Annotated[int, Path(ge=1, le=2**62, description="the case's number")]
 State = Annotated[str, Field(max_length=16)]
 PEOPLE_ACTIONS = tuple(a for a, t in TRANSITIONS.items() if t.roles - {"system"})
@@ -142,10 +129,6 @@ def work_order_out(row: dict[str, Any], now: datetime) -> WorkOrderOut:
         case_number=row["case_number"],
         reported_at=stored_utc_or_none(row["reported_at"]),
     )
-
-
-def refused(err: WorkflowError) -> HTTPException:
-    return HTTPException(STATUS.get(err.code, 422), {"code": err.code, "message": str(err)})
 
 
 def _visible_case(

@@ -33,9 +33,9 @@ from alerts.clues import (
 from alerts.schema import cases
 from alerts.workflow import STATE_NAMES, WorkflowError
 from nonsite.auth import User
-from nonsite.web.api.cases import refused
 from nonsite.web.context import WebContext
 from nonsite.web.models import ApiModel, ErrorOut, Instant
+from nonsite.web.refusals import refused
 from nonsite.web.request_keys import RequestKey, keyed_transaction
 from nonsite.web.security import ERRORS, Context, grant, not_found, visible_cases
 
@@ -195,12 +195,6 @@ def _take(ctx: WebContext, user: User, clue: ClueIn) -> ClueOut:
     return keyed_transaction(ctx, work)
 
 
-def _refused(err: WorkflowError) -> HTTPException:
-    if err.code in ("unknown_enterprise",):
-        return HTTPException(422, {"code": err.code, "message": str(err)})
-    return refused(err)
-
-
 @router.post(
     "/clues",
     response_model=ClueOut,
@@ -217,7 +211,7 @@ def submit_clue(
     try:
         return _take(ctx, user, _clue_in(body, idempotency_key))
     except WorkflowError as err:
-        raise _refused(err) from None
+        raise refused(err) from None
 
 
 @router.get(

@@ -17,17 +17,14 @@ from ingest.commands import manual
 from ingest.commands.packets import without_pw
 from ingest.commands.store import by_id, listing
 from nonsite.auth import User
-from nonsite.web.models import ApiModel, ErrorOut, Instant
+from nonsite.web.models import ApiModel, Instant
+from nonsite.web.refusals import refusal_responses
 from nonsite.web.security import ERRORS, Context, grant
 
 router = APIRouter(prefix="/api/v1", tags=["loggers"], responses=ERRORS)
 
 Mn = Annotated[str, Path(min_length=1, max_length=64, description="the logger's MN")]
-REFUSED: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorOut},
-    422: {"model": ErrorOut},
-    429: {"model": ErrorOut},
-}
+REFUSED = refusal_responses(404, 422, 429)
 
 
 class CommandOut(ApiModel):

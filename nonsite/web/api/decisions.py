@@ -5,20 +5,19 @@ approval or rejection. Each once per request key, on the case's trail."""
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import Field
 from sqlalchemy import Connection, select
 
-from alerts.action_requests import done_before, record
 from alerts.decisions import TYPES, Decision, case_decisions, decision_of, pending_review
 from alerts.schema import decisions
 from alerts.workflow import WorkflowError
 from nonsite.auth import User
-from nonsite.web.api.cases import refused
 from nonsite.web.models import ApiModel, ErrorOut
-from nonsite.web.request_keys import RequestKey, keyed_transaction, own_request_key
+from nonsite.web.refusals import refusal_responses, refused
+from nonsite.web.request_keys import RequestKey, keyed_step
 from nonsite.web.security import (
     ERRORS,
     Context,
@@ -39,13 +38,7 @@ Kind = Literal[
     "police_crime",
     "transfer",
 ]
-REFUSED: dict[int | str, dict[str, Any]] = {
-    403: {"model": ErrorOut},
-    404: {"model": ErrorOut},
-    409: {"model": ErrorOut},
-    422: {"model": ErrorOut},
-}
-STATUS = {"decision_pending": 409}
+REFUSED = refusal_responses(403, 404, 409, 422)
 
 
 class DecisionIn(ApiModel):
@@ -88,12 +81,6 @@ def decision_out(d: Decision) -> DecisionOut:
     return DecisionOut.model_validate(d.to_json())
 
 
-def _refused(err: WorkflowError) -> HTTPException:
-    if err.code in STATUS:
-        return HTTPException(STATUS[err.code], {"code": err.code, "message": str(err)})
-    return refused(err)
-
-
 @router.get(
     "/cases/{case_id}/decisions",
     response_model=list[DecisionOut],
@@ -122,20 +109,23 @@ def record_decision(
     user: Annotated[User, Depends(grant("decisions.record"))],
     idempotency_key: RequestKey = None,
 ) -> DecisionOut:
-    key = idempotency_key or own_request_key()
-
-    def work(conn: Connection) -> Decision:
+    def visible_case(conn: Connection) -> int:
         require_visible_case(conn, user, case_id)
-        if done_before(conn, key, case_id, "decide", user.actor()):
-            return case_decisions(conn, case_id)[-1]
-        d = ctx.book.decide(conn, case_id, user.actor(), **body.model_dump())
-        record(conn, key, case_id, "decide", user.actor(), ctx.book.clock())
-        return d
+        return case_id
+
+    def decide(conn: Connection, _case_id: int) -> Decision:
+        return ctx.book.decide(conn, case_id, user.actor(), **body.model_dump())
+
+    def decided(conn: Connection, _case_id: int) -> Decision:
+        return case_decisions(conn, case_id)[-1]
 
     try:
-        return decision_out(keyed_transaction(ctx, work))
+        step = keyed_step(
+            ctx, idempotency_key, user, "decide", case_of=visible_case, take=decide, taken=decided
+        )
     except WorkflowError as err:
-        raise _refused(err) from None
+        raise refused(err) from None
+    return decision_out(step)
 
 
 @router.get(
@@ -176,22 +166,25 @@ def review_decision(
     user: Annotated[User, Depends(grant("decisions.review"))],
     idempotency_key: RequestKey = None,
 ) -> DecisionOut:
-    key = idempotency_key or own_request_key()
-
-    def work(conn: Connection) -> Decision:
+    def decisions_case(conn: Connection) -> int:
         row = conn.execute(select(decisions.c.case_id).where(decisions.c.id == decision_id)).first()
         if row is None:
             raise not_found(f"decision {decision_id}")
-        case_id = int(row.case_id)
-        if done_before(conn, key, case_id, "legal_review", user.actor()):
-            return next(d for d in case_decisions(conn, case_id) if d.id == decision_id)
-        d = ctx.book.review_decision(
+        return int(row.case_id)
+
+    def review(conn: Connection, _case_id: int) -> Decision:
+        return ctx.book.review_decision(
             conn, decision_id, user.actor(), approve=body.approve, note=body.note
         )
-        record(conn, key, case_id, "legal_review", user.actor(), ctx.book.clock())
-        return d
+
+    def reviewed(conn: Connection, case_id: int) -> Decision:
+        return next(d for d in case_decisions(conn, case_id) if d.id == decision_id)
 
     try:
-        return decision_out(keyed_transaction(ctx, work))
+        step = keyed_step(
+            ctx, idempotency_key, user, "legal_review",
+            case_of=decisions_case, take=review, taken=reviewed,
+        )  # fmt: skip
     except WorkflowError as err:
-        raise _refused(err) from None
+        raise refused(err) from None
+    return decision_out(step)

@@ -14,10 +14,10 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Path, UploadFile
 from fastapi.responses import StreamingResponse
 from pydantic import Field
 from sqlalchemy import Connection, select
@@ -36,9 +36,9 @@ from alerts.schema import cases
 from alerts.workflow import WorkflowError
 from nonsite.auth import User
 from nonsite.db_health import through_outage
-from nonsite.web.api.cases import refused
 from nonsite.web.context import WebContext
 from nonsite.web.models import ApiModel, ErrorOut
+from nonsite.web.refusals import refusal_responses, refused
 from nonsite.web.security import (
     ERRORS,
     Context,
@@ -53,12 +53,7 @@ router = APIRouter(prefix="/api/v1", tags=["evidence"], responses=ERRORS)
 
 Id = Annotated[int, Path(ge=1, le=2**62)]
 Kind = Literal["photo", "video", "recorder", "document", "audio"]
-REFUSED: dict[int | str, dict[str, Any]] = {
-    403: {"model": ErrorOut},
-    404: {"model": ErrorOut},
-    413: {"model": ErrorOut},
-    415: {"model": ErrorOut},
-}
+REFUSED = refusal_responses(403, 404, 413, 415)
 SPOOL = 8 * 1024 * 1024  # an upload in memory up to this, then in a temporary file
 
 
@@ -100,15 +95,6 @@ def attachment_out(a: Attachment) -> AttachmentOut:
     )
 
 
-STATUS = {"unsupported_type": 415, "too_large": 413, "empty_file": 422, "file_changed": 409}
-
-
-def _refused(err: WorkflowError) -> HTTPException:
-    if err.code in STATUS:
-        return HTTPException(STATUS[err.code], {"code": err.code, "message": str(err)})
-    return refused(err)
-
-
 def _upload(
     ctx: WebContext,
     user: User,
@@ -144,7 +130,7 @@ def _upload(
         try:
             attached = through_outage(work, ctx.config.database.retry_s)
         except WorkflowError as err:
-            raise _refused(err) from None
+            raise refused(err) from None
     return attachment_out(attached)
 
 

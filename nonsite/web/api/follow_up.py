@@ -11,22 +11,22 @@ off site is decided by the clock.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import Field
 from sqlalchemy import Connection, select
 
-from alerts.action_requests import done_before, record
 from alerts.rechecks import Recheck, case_rechecks, recheck_of
 from alerts.rectification import Rectification, case_rectifications, current
 from alerts.schema import rechecks
 from alerts.workflow import WorkflowError
 from nonsite.auth import User
-from nonsite.web.api.cases import refused
 from nonsite.web.models import ApiModel, ErrorOut, Instant
-from nonsite.web.request_keys import RequestKey, keyed_transaction, own_request_key
+from nonsite.web.refusals import refusal_responses, refused
+from nonsite.web.request_keys import RequestKey, keyed_step
 from nonsite.web.security import (
     ERRORS,
     Context,
@@ -40,22 +40,7 @@ router = APIRouter(prefix="/api/v1", tags=["follow-up"], responses=ERRORS)
 
 CaseId = Annotated[int, Path(ge=1, le=2**62)]
 Step = Literal["order", "report", "verify", "close"]
-REFUSED: dict[int | str, dict[str, Any]] = {
-    403: {"model": ErrorOut},
-    404: {"model": ErrorOut},
-    409: {"model": ErrorOut},
-    422: {"model": ErrorOut},
-}
-STATUS = {
-    "rectification_open": 409,
-    "no_rectification": 409,
-    "no_data": 409,
-    "requirement_required": 422,
-    "bad_deadline": 422,
-    "bad_method": 422,
-    "bad_date": 422,
-    "nothing_changed": 422,
-}
+REFUSED = refusal_responses(403, 404, 409, 422)
 
 
 class RectificationOut(ApiModel):
@@ -134,10 +119,16 @@ def recheck_out(r: Recheck) -> RecheckOut:
     return RecheckOut.model_validate(r.to_json())
 
 
-def _refused(err: WorkflowError) -> HTTPException:
-    if err.code in STATUS:
-        return HTTPException(STATUS[err.code], {"code": err.code, "message": str(err)})
-    return refused(err)
+def recheck_case(conn: Connection, recheck_id: int) -> int:
+    row = conn.execute(select(rechecks.c.case_id).where(rechecks.c.id == recheck_id)).first()
+    if row is None:
+        raise not_found(f"re-check {recheck_id}")
+    return int(row.case_id)
+
+
+def rechecked(recheck_id: int) -> Callable[[Connection, int], Recheck]:
+    """A re-check as a repeat of the request that changed it finds it."""
+    return lambda conn, case_id: next(r for r in case_rechecks(conn, case_id) if r.id == recheck_id)
 
 
 @router.get(
@@ -170,23 +161,26 @@ def rectification_step(
     user: Annotated[User, Depends(grant("rectification"))],
     idempotency_key: RequestKey = None,
 ) -> RectificationOut:
-    key = idempotency_key or own_request_key()
-    action = f"rectify_{step}"
-
-    def work(conn: Connection) -> Rectification:
+    def visible_case(conn: Connection) -> int:
         require_visible_case(conn, user, case_id)
-        if done_before(conn, key, case_id, action, user.actor()):
-            done = current(conn, case_id)
-            assert done is not None
-            return done
-        r = ctx.book.rectify(conn, case_id, step, user.actor(), **body.model_dump())
-        record(conn, key, case_id, action, user.actor(), ctx.book.clock())
-        return r
+        return case_id
+
+    def rectify(conn: Connection, _case_id: int) -> Rectification:
+        return ctx.book.rectify(conn, case_id, step, user.actor(), **body.model_dump())
+
+    def rectified(conn: Connection, _case_id: int) -> Rectification:
+        done = current(conn, case_id)
+        assert done is not None  # the step recorded under this key made it
+        return done
 
     try:
-        return rectification_out(keyed_transaction(ctx, work))
+        taken = keyed_step(
+            ctx, idempotency_key, user, f"rectify_{step}",
+            case_of=visible_case, take=rectify, taken=rectified,
+        )  # fmt: skip
     except WorkflowError as err:
-        raise _refused(err) from None
+        raise refused(err) from None
+    return rectification_out(taken)
 
 
 @router.get(
@@ -222,31 +216,30 @@ def plan_recheck(
     user: Annotated[User, Depends(grant("rechecks.plan"))],
     idempotency_key: RequestKey = None,
 ) -> RecheckOut:
-    key = idempotency_key or own_request_key()
     if body.brigade is not None and body.brigade not in {b.id for b in ctx.config.brigades}:
         raise HTTPException(
             422, {"code": "unknown_brigade", "message": f"no brigade {body.brigade!r}"}
         )
 
-    def work(conn: Connection) -> Recheck:
-        row = conn.execute(select(rechecks.c.case_id).where(rechecks.c.id == recheck_id)).first()
-        if row is None:
-            raise not_found(f"re-check {recheck_id}")
-        case_id = int(row.case_id)
+    def visible_case(conn: Connection) -> int:
+        case_id = recheck_case(conn, recheck_id)
         require_visible_case(conn, user, case_id)
-        if done_before(conn, key, case_id, "recheck_plan", user.actor()):
-            return next(r for r in case_rechecks(conn, case_id) if r.id == recheck_id)
-        planned = ctx.book.reschedule_recheck(
+        return case_id
+
+    def plan(conn: Connection, _case_id: int) -> Recheck:
+        return ctx.book.reschedule_recheck(
             conn, recheck_id, user.actor(), due_at=body.due_at, method=body.method,
             brigade=body.brigade,
         )  # fmt: skip
-        record(conn, key, case_id, "recheck_plan", user.actor(), ctx.book.clock())
-        return planned
 
     try:
-        return recheck_out(keyed_transaction(ctx, work))
+        planned = keyed_step(
+            ctx, idempotency_key, user, "recheck_plan",
+            case_of=visible_case, take=plan, taken=rechecked(recheck_id),
+        )  # fmt: skip
     except WorkflowError as err:
-        raise _refused(err) from None
+        raise refused(err) from None
+    return recheck_out(planned)
 
 
 @router.post(
@@ -262,23 +255,22 @@ def decide_recheck(
     user: Annotated[User, Depends(grant("rectification"))],
     idempotency_key: RequestKey = None,
 ) -> RecheckOut:
-    key = idempotency_key or own_request_key()
+    def visible_case(conn: Connection) -> int:
+        case_id = recheck_case(conn, recheck_id)
+        require_visible_case(conn, user, case_id)
+        return case_id
 
-    def work(conn: Connection) -> Recheck:
-        row = conn.execute(select(rechecks.c.case_id).where(rechecks.c.id == recheck_id)).first()
-        if row is None:
-            raise not_found(f"re-check {recheck_id}")
-        require_visible_case(conn, user, int(row.case_id))
-        if done_before(conn, key, int(row.case_id), "recheck", user.actor()):
-            return next(r for r in case_rechecks(conn, int(row.case_id)) if r.id == recheck_id)
-        done = ctx.book.decide_recheck(conn, recheck_id, user.actor(), body.outcome, body.note)
-        record(conn, key, int(row.case_id), "recheck", user.actor(), ctx.book.clock())
-        return done
+    def decide(conn: Connection, _case_id: int) -> Recheck:
+        return ctx.book.decide_recheck(conn, recheck_id, user.actor(), body.outcome, body.note)
 
     try:
-        return recheck_out(keyed_transaction(ctx, work))
+        decided = keyed_step(
+            ctx, idempotency_key, user, "recheck",
+            case_of=visible_case, take=decide, taken=rechecked(recheck_id),
+        )  # fmt: skip
     except WorkflowError as err:
-        raise _refused(err) from None
+        raise refused(err) from None
+    return recheck_out(decided)
 
 
 __all__ = ["router"]

@@ -33,7 +33,7 @@ from tests.alerts.channels.receiver import HungReceiver
 from tests.alerts.channels.samples import notification
 
 TIMEOUT_S = 0.5
-SLACK_S = 1.0  # thread start-up, paho's loop ticking, a loaded machine
+SLACK_S = 2.0  # thread start-up, paho's loop ticking, a machine loaded by a parallel suite
 
 
 class Unreachable:
