@@ -56,6 +56,7 @@ def test_serve_with_embedded_broker_archives_decodes_replies_and_counts(tmp_path
                 ("power/M1", b"[]"),
             ]
         )
+
         # The service may also send the logger a 校时 (CN=1011) of its own: the data's answer
         # is whichever reply carries the 9014.
         def answered() -> bool:
