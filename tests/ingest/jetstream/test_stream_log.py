@@ -61,8 +61,18 @@ def stream_log(cluster: NatsCluster, **kw: object) -> JetStreamLog:
         sender_of,
         ack_timeout_s=2.0,
     )
-    log.start()
-    return log
+    # A fresh cluster may take longer than a request's timeout to create the stream on a
+    # loaded machine: started again, as the archiver's next batch would.
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            log.start()
+            return log
+        except Exception:  # timeouts, no responders while the replicas elect
+            if time.monotonic() > deadline:
+                log.close()
+                raise
+            time.sleep(0.5)
 
 
 def read_all(cluster: NatsCluster, partition: int, after: int = 0) -> list[tuple[int, str, bytes]]:

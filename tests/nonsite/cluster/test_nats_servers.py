@@ -39,9 +39,21 @@ async def client(cluster: NatsCluster) -> AsyncIterator[Client]:
 
 
 async def add_replicated_stream(js: JetStreamContext, cluster: NatsCluster) -> None:
-    await js.add_stream(
-        StreamConfig(name=STREAM, subjects=["readings.>"], num_replicas=3, storage=StorageType.FILE)
+    config = StreamConfig(
+        name=STREAM, subjects=["readings.>"], num_replicas=3, storage=StorageType.FILE
     )
+    # A fresh cluster's meta leader may take longer than one request's 5 s to place the
+    # replicas on a loaded machine (seen once in CI): the request is asked again, as the
+    # service's own stream set-up does; the same configuration again is no change.
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            await js.add_stream(config)
+            break
+        except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
     # add_stream returns before the replicas elect a leader; a publish in between finds no
     # responders (seen once in CI). In a thread: the wait blocks and the client's loop must run.
     await asyncio.to_thread(cluster.wait_stream_ready, STREAM, 10)
