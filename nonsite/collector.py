@@ -11,11 +11,18 @@ as soon as they are unreachable; the passes still run, over what was made since.
 
 A larger threshold for the youngest generation was tried too and left out: the receiving
 process then collected 50,000 objects at a time, each pass a pause of 15-65 ms.
+
+A bulk job is the other way round: ``nonsite replay`` builds millions of small records (an
+hour's aggregates, findings) that hold no cycles and live until the job ends, and every pass
+visits the growing heap again: a month of 200 outlets spent 4.1 of its 15 s in the collector
+(measured against the same run without it). It runs with the passes paused (``paused``).
 """
 
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Literal
 
 from prometheus_client import CollectorRegistry, Gauge
@@ -25,6 +32,19 @@ def pace_for_live_stream() -> None:
     """Call once start-up is done, in each long-running process."""
     gc.collect()  # what start-up left as garbage is not frozen with the rest
     gc.freeze()
+
+
+@contextmanager
+def paused() -> Iterator[None]:
+    """No collector pass while a bulk job runs (reference counting still frees as usual);
+    the collector as it was afterwards."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def expose_frozen(registry: CollectorRegistry, process: Literal["service", "pipeline"]) -> None:
@@ -39,4 +59,4 @@ def expose_frozen(registry: CollectorRegistry, process: Literal["service", "pipe
     gauge.set_function(gc.get_freeze_count)
 
 
-__all__ = ["expose_frozen", "pace_for_live_stream"]
+__all__ = ["expose_frozen", "pace_for_live_stream", "paused"]

@@ -35,6 +35,7 @@ from ingest.hj212.timefmt import parse_hj212_time
 from ingest.mqtt.topics import unshared
 from ingest.processor import MessageProcessor
 from ingest.readings import Measurement, PowerSample
+from nonsite import collector
 from nonsite.config.model import Config
 from nonsite.db import database_exists, make_engine
 from nonsite.rule_wiring import rule_setup
@@ -220,7 +221,8 @@ def replay(
         first_s = messages[0].received_us // 1_000_000 + TICK_S
         last_s = max(m.received_us for m in messages) // 1_000_000
         ticks = (first_s, TICK_S, max(0, (last_s - first_s) // TICK_S + 1))
-    found = engine.run(frame, include_late=include_late, ticks=ticks, power_frame=power_frame)
+    with collector.paused():
+        found = engine.run(frame, include_late=include_late, ticks=ticks, power_frame=power_frame)
     found.sort(key=_window_order)
     stats = engine.stats
     return ReplayResult(
@@ -254,9 +256,10 @@ def replay_store(config: Config, since: datetime, until: datetime) -> ReplayResu
     """The outlets' rules over the kept minute detail. Not the meters' (their samples are
     not kept) nor the absence rules (arrival times are not kept: each record "arrives" a
     minute after its time)."""
-    frame = store_frame(config, since, until)
     engine = batch_engine(config)
-    found = engine.run(frame)
+    with collector.paused():
+        frame = store_frame(config, since, until)
+        found = engine.run(frame)
     found.sort(key=_window_order)
     stats = engine.stats
     return ReplayResult(found, 0, frame.height, {}, stats.late if stats else 0, 0)
