@@ -285,6 +285,23 @@ decisions = Table(
     Column("review_note", Text, nullable=False),
 )
 
+# Risk ratings (alerts.risk): one per enterprise and China day, the latest of that day (a
+# recomputation on demand replaces the day's); each keeps its inputs and weights as JSON, so
+# that it can be made again from them.
+risk_ratings = Table(
+    "risk_ratings",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("enterprise_id", String(64), nullable=False),
+    Column("day", Date, nullable=False, index=True),
+    Column("score", Float, nullable=False),
+    Column("color", String(8), nullable=False),
+    Column("computed_at", UTCDateTime(), nullable=False),
+    Column("trigger", String(12), nullable=False),  # daily | on_demand
+    Column("rating", Text, nullable=False),  # JSON: alerts.risk.rating_json
+)
+Index("ux_risk_ratings_day", risk_ratings.c.enterprise_id, risk_ratings.c.day, unique=True)
+
 outbox = Table(
     "outbox",
     metadata,

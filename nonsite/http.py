@@ -137,6 +137,7 @@ def build_app(
             quality,
             record,
             reports,
+            risk,
             series,
             session,
         )
@@ -154,6 +155,7 @@ def build_app(
             series,
             quality,
             reports,
+            risk,
             commands,
             events,
         ):

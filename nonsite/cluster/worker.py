@@ -47,6 +47,7 @@ from nonsite.db import make_engine, migrate
 from nonsite.db_health import DatabaseHealth, Retrying, is_unavailable
 from nonsite.http import bind, build_app, make_server
 from nonsite.retention import prune_database
+from nonsite.risk_rating import rate_if_due
 from nonsite.stages import StageMetrics, build_stages
 from nonsite.wiring import build_mqtt_settings, build_policy, build_registry, build_router
 
@@ -321,7 +322,8 @@ class ClusterWorker:
                 self._last_retention = now  # partition 0's owner: one worker at a time
                 try:
                     prune_database(self.engine, self.config, datetime.now(UTC))
-                except Exception as exc:  # noqa: BLE001 - the next round prunes it
+                    rate_if_due(self.engine, self.config, datetime.now(UTC))  # once a China day
+                except Exception as exc:  # noqa: BLE001 - the next round prunes it, rates them
                     self._failed(exc)
             if due:
                 try:

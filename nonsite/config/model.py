@@ -690,11 +690,48 @@ class AlertsSection(Section):
     clue_data_after_h: float = Field(default=2.0, ge=0, le=72)
 
 
+RISK_KINDS = (
+    "violation", "exceedance_alarm", "exceedance_warning", "fraud", "data_quality", "power",
+    "unexplained", "rectification_overdue", "rectification_failed", "clue", "transmission",
+)  # fmt: skip
+
+
+class RiskSection(Section):
+    """The enterprise risk rating (环保码, alerts.risk) [I]: points per item on the record of
+    the last ``window_days`` (per percentage point short, for the effective transmission rate
+    of the last ``transmission_days`` below its target), per supervision class, and the scores
+    from which an enterprise is 黄码 and 红码."""
+
+    window_days: int = Field(default=365, ge=7, le=3 * 365)
+    transmission_days: int = Field(default=30, ge=1, le=365)
+    transmission_target: float = Field(default=0.90, ge=0, le=1)
+    yellow_at: float = Field(default=20.0, gt=0)
+    red_at: float = Field(default=60.0, gt=0)
+    points: dict[str, float] = Field(default_factory=dict)  # a kind's points, over the defaults
+    class_points: dict[Literal["key", "special", "general"], float] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RiskSection:
+        unknown = sorted(set(self.points) - set(RISK_KINDS))
+        if unknown:
+            raise ValueError(
+                f"points: unknown kind {', '.join(unknown)} (known: {', '.join(RISK_KINDS)})"
+            )
+        if any(v < 0 for v in [*self.points.values(), *self.class_points.values()]):
+            raise ValueError("points must not be negative")
+        if self.red_at <= self.yellow_at:
+            raise ValueError(f"red_at ({self.red_at}) must be above yellow_at ({self.yellow_at})")
+        return self
+
+
 class EnterpriseConfig(Section):
     id: Identifier
     name: str = Field(min_length=1)
     region: str = ""  # the township (镇街) or district: a township user's area
     industry: str = ""
+    size: Literal["large", "medium", "small", "micro", ""] = ""  # 规模: 大/中/小/微型
+    # 监管类别 (the inspection object library's): 重点 / 特殊 / 一般 监管单位
+    supervision_class: Literal["key", "special", "general"] = "general"
     longitude: float | None = Field(default=None, ge=73, le=136)  # China's extent, WGS-84
     latitude: float | None = Field(default=None, ge=3, le=54)
     positive_list: bool = False  # 正面清单: supervised off-site first
@@ -740,6 +777,7 @@ class Config(Section):
     cluster: ClusterSection = ClusterSection()
     rules: RulesSection = RulesSection()
     alerts: AlertsSection = AlertsSection()
+    risk: RiskSection = RiskSection()
     brigades: list[BrigadeConfig] = Field(default_factory=list)
     gateways: list[GatewayConfig] = Field(default_factory=list)
     enterprises: list[EnterpriseConfig] = Field(default_factory=list)

@@ -16,6 +16,7 @@ for 2,000 outlets a month is about 300,000 day rows, not the 7 million hour rows
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -58,12 +59,38 @@ def month_bounds(month: date) -> tuple[int, int]:
 def month_report(db: Engine, config: Config, rules: RuleSetup, month: date) -> MonthReport:
     lo, hi = month_bounds(month)
     exceeded = _exceedances(db, lo, hi)
+    out = []
+    for figures in period_figures(db, config, rules, lo, hi).values():
+        alarm, warning, daily = exceeded.get(figures.enterprise_id, (0, 0, 0))
+        out.append(MonthFigures(figures, alarm, warning, daily))
+    out.sort(key=lambda m: (-m.alarm_hours, -m.exceeded_days, m.figures.enterprise_id))
+    return MonthReport(
+        month,
+        datetime.fromtimestamp(lo, CHINA_TZ),
+        datetime.fromtimestamp(hi, CHINA_TZ),
+        out,
+    )
+
+
+def period_figures(
+    db: Engine,
+    config: Config,
+    rules: RuleSetup,
+    lo: int,
+    hi: int,
+    starts: Mapping[str, int] | None = None,
+) -> dict[str, Figures]:
+    """Each enterprise's transmission counts and rates over the whole China days in
+    [lo, hi) (epoch seconds at day starts), from the kept days, in configuration order.
+    ``starts``: count an enterprise only from its day there (and leave out one not in it)."""
     kept = _kept_days(db, lo, hi)
     judged = {key: p for key, p in rules.params.items() if p.factors}
     book = marking_book(rules.markings, judged)
-    days = range(lo, hi, DAY)
-    out = []
+    out: dict[str, Figures] = {}
     for e in config.enterprises:
+        if starts is not None and e.id not in starts:
+            continue
+        days = range(max(lo, starts[e.id]) if starts is not None else lo, hi, DAY)
         total = Counts()
         outlets = 0
         for o in e.outlets:
@@ -88,15 +115,8 @@ def month_report(db: Engine, config: Config, rules: RuleSetup, month: date) -> M
                         received, valid, valid_hours = 0, 0, 0
                         expected, due = 24 * (HOUR // interval), 24
                     total.add(Counts(expected, received, valid, due, valid_hours))
-        alarm, warning, daily = exceeded.get(e.id, (0, 0, 0))
-        out.append(MonthFigures(Figures(e.id, e.name, outlets, total, 0), alarm, warning, daily))
-    out.sort(key=lambda m: (-m.alarm_hours, -m.exceeded_days, m.figures.enterprise_id))
-    return MonthReport(
-        month,
-        datetime.fromtimestamp(lo, CHINA_TZ),
-        datetime.fromtimestamp(hi, CHINA_TZ),
-        out,
-    )
+        out[e.id] = Figures(e.id, e.name, outlets, total, 0)
+    return out
 
 
 def _exceedances(db: Engine, lo: int, hi: int) -> dict[str, tuple[int, int, int]]:
@@ -131,6 +151,19 @@ Row = tuple[
 ]  # received, valid, expected, due, valid h, interval, start
 
 
+def first_kept_days(db: Engine, since: int, enterprises: Sequence[str]) -> dict[str, int]:
+    """Each enterprise's first kept day from ``since``: when the service began to hold its
+    data (an enterprise without one has none yet)."""
+    t = day_values
+    query = (
+        select(t.c.enterprise_id, func.min(t.c.start))
+        .where(t.c.start >= since, t.c.enterprise_id.in_(list(enterprises)))
+        .group_by(t.c.enterprise_id)
+    )
+    with db.connect() as conn:
+        return {e: int(first) for e, first in conn.execute(query)}
+
+
 def _kept_days(db: Engine, lo: int, hi: int) -> dict[tuple[str, str, str], dict[int, Row]]:
     """B10's kept count per outlet × factor × day of the month."""
     t = day_values
@@ -147,4 +180,11 @@ def _kept_days(db: Engine, lo: int, hi: int) -> dict[tuple[str, str, str], dict[
     return out
 
 
-__all__ = ["MonthFigures", "MonthReport", "month_bounds", "month_report"]
+__all__ = [
+    "MonthFigures",
+    "MonthReport",
+    "first_kept_days",
+    "month_bounds",
+    "month_report",
+    "period_figures",
+]

@@ -96,6 +96,10 @@ GRANTS: dict[str, tuple[str, ...]] = {
     "decisions.review": ("legal",),
     "decisions.queue": ("monitor", "supervisor", "admin", "legal"),
     "rechecks.plan": ("monitor", "supervisor"),  # a 回头看's date, method, brigade
+    # Risk ratings (alerts.risk): the fleet's for who plans inspections; an enterprise reads
+    # its own (enterprise_risk checks the scope); rated again on demand by the centre.
+    "risk": ("monitor", "supervisor", "enforcer", "admin"),
+    "risk.recompute": ("monitor", "supervisor", "admin"),
 }
 
 

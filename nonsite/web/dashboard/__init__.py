@@ -35,12 +35,13 @@ READS = {
     "ops": ("readiness", "silences", "dead_letters", "quality"),
     "outlet": ("outlets",),  # reached from a fleet card, a case or 本企业; not in the menu
     "clues": ("clues",),
+    "risk": ("risk",),
 }
 PAGES = {
     page: tuple(r for r in ROLES if all(r in GRANTS[g] for g in grants))
     for page, grants in READS.items()
 }
-MENU = ("fleet", "cases", "work_orders", "clues", "enterprise", "ops")
+MENU = ("fleet", "cases", "work_orders", "clues", "risk", "enterprise", "ops")
 HOME = {
     "enterprise": "/enterprise",
     "enforcer": "/work-orders",
@@ -53,6 +54,7 @@ PATHS = {
     "cases": "/cases",
     "work_orders": "/work-orders",
     "clues": "/clues",
+    "risk": "/risk",
     "enterprise": "/enterprise",
     "ops": "/ops",
 }
@@ -146,6 +148,11 @@ def work_orders_page(request: Request, user: MaybeUser) -> Response:
 @router.get("/clues", response_class=HTMLResponse)
 def clues_page(request: Request, user: MaybeUser) -> Response:
     return _page(request, user, "clues")
+
+
+@router.get("/risk", response_class=HTMLResponse)
+def risk_page(request: Request, user: MaybeUser) -> Response:
+    return _page(request, user, "risk")
 
 
 @router.get("/ops", response_class=HTMLResponse)

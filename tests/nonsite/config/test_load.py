@@ -345,3 +345,31 @@ def test_check_config_warns_about_a_cluster_node_without_a_nats_login(tmp_path):
     result = check_config(write(tmp_path, login))
     assert "cluster.nats_user" not in result.stdout
     assert "n4ts-Secret" not in result.stdout
+
+
+def test_risk_weights_are_checked_by_name_and_order(tmp_path):
+    found = problems(
+        write(
+            tmp_path,
+            """
+[risk]
+points = { violation = 40, exceedences = 3 }
+
+[[enterprises]]
+id = "E1"
+name = "甲"
+supervision_class = "vip"
+""",
+        )
+    )
+    assert [p for e, p in found if e == "risk"] == [
+        "points: unknown kind exceedences (known: violation, exceedance_alarm, "
+        "exceedance_warning, fraud, data_quality, power, unexplained, rectification_overdue, "
+        "rectification_failed, clue, transmission)"
+    ], found
+    assert (
+        'enterprises[0] (id "E1").supervision_class',
+        "Input should be 'key', 'special' or 'general' (got 'vip')",
+    ) in found
+    swapped = problems(write(tmp_path, "[risk]\nyellow_at = 50\nred_at = 40\n"))
+    assert swapped == [("risk", "red_at (40.0) must be above yellow_at (50.0)")]

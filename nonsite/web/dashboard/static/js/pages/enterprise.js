@@ -1,12 +1,17 @@
 import { api, el, fmtTime, parseChinaTime, refresh } from "../core.js";
 import { t } from "../i18n.js";
+import { ratingPanel } from "../risk.js";
 import { actionForm, caseRow } from "../widgets.js";
 
 export default async function render() {
   const own = document.body.dataset.enterprise;
-  const [ent, page] = await Promise.all([
+  const [ent, page, risk] = await Promise.all([
     api("GET", `/api/v1/enterprises/${encodeURIComponent(own)}`),
-    api("GET", "/api/v1/cases?limit=200")]);
+    api("GET", "/api/v1/cases?limit=200"),
+    api("GET", `/api/v1/enterprises/${encodeURIComponent(own)}/risk`)]);
+  // its own 环保码 and why: the cases it names are its own (a clue's stays unnamed to it)
+  document.getElementById("ent-risk").replaceChildren(risk.rating
+    ? ratingPanel(risk.rating, risk.history) : el("p", { class: "empty" }, t("risk.no_history")));
   document.getElementById("ent-status").replaceChildren(
     el("h3", {}, ent.name, " ", el("span", { class: `badge ${ent.status}` }, t(`status.${ent.status}`))),
     el("div", { class: "meta" }, `${t("fleet.open_alarms")} ${ent.open_alarms} · ${t("fleet.open_warnings")} ${ent.open_warnings}`),

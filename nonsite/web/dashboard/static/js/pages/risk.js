@@ -1,0 +1,56 @@
+/* 企业风险评级: the fleet's 环保码, the highest score first; a card each, opening to its
+   explanation, when it would change and its history. The centre rates again on demand. */
+import { api, el } from "../core.js";
+import { t, tf } from "../i18n.js";
+import { colorBadge, ratingPanel } from "../risk.js";
+
+const RATERS = new Set(["monitor", "supervisor", "admin"]);
+const num = (v) => Number(v).toLocaleString("zh-CN", { maximumFractionDigits: 2 });
+
+function card(r) {
+  const top = [...r.contributions].sort((a, b) => b.points - a.points).slice(0, 2);
+  const details = el("details", { class: `risk card risk-${r.color}`, id: `risk-${r.enterprise_id}` },
+    el("summary", {},
+      el("span", { class: "name" }, r.enterprise_name || r.enterprise_id), " ", colorBadge(r.color),
+      el("span", { class: "score" }, tf("risk.points", { n: num(r.score) })),
+      el("span", { class: "note" }, top.length ? top.map((c) => `${c.name} ${num(c.points)}`).join("；") : t("risk.nothing"))));
+  details.addEventListener("toggle", async () => {
+    if (!details.open || details.dataset.loaded) return;
+    details.dataset.loaded = "1";
+    const detail = await api("GET", `/api/v1/enterprises/${encodeURIComponent(r.enterprise_id)}/risk`);
+    details.append(ratingPanel(detail.rating || r, detail.history));
+  });
+  return details;
+}
+
+export default async function render() {
+  const role = document.body.dataset.role;
+  const fleet = await api("GET", "/api/v1/risk");
+  const w = fleet.weights;
+  document.getElementById("risk-counts").replaceChildren(
+    ...["red", "yellow", "green"].map((c) => el("span", { class: "risk-count" }, colorBadge(c), ` ${fleet.counts[c]}`)));
+  document.getElementById("risk-rule").textContent = tf("risk.rule", {
+    yellow: num(w.yellow_at), red: num(w.red_at), days: w.window_days,
+    target: num(w.transmission_target * 100), tdays: w.transmission_days });
+  document.getElementById("risk-list").replaceChildren(
+    ...(fleet.ratings.length ? fleet.ratings.map(card) : [el("p", { class: "empty" }, t("risk.none"))]));
+  const button = document.getElementById("risk-recompute");
+  if (RATERS.has(role)) {
+    button.hidden = false;
+    button.onclick = async () => {
+      const result = document.getElementById("risk-result");
+      button.disabled = true;
+      try {
+        const done = await api("POST", "/api/v1/risk/recompute", {});
+        result.className = "result ok";
+        result.textContent = tf("risk.recomputed", { n: done.rated });
+        await render();
+      } catch (err) {
+        result.className = "result error";
+        result.textContent = `${t("err.generic")}：${err.message}`;
+      } finally {
+        button.disabled = false;
+      }
+    };
+  }
+}
