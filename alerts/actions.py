@@ -19,6 +19,7 @@ from alerts.case import Case
 from alerts.case_store import CaseStore
 from alerts.decisions import awaiting_review
 from alerts.policy import AlertPolicy
+from alerts.positive_list import violation_confirmed
 from alerts.work_orders import current_work_order, move_work_order, new_work_order
 from alerts.workflow import (
     REPORT_OUTCOMES,
@@ -175,6 +176,10 @@ def _report(a: _Act) -> None:
         return
     a.values |= {"disposition": outcome, "case_number": case_number}
     a.audience = ("supervisors",)
+    if outcome == "violation_confirmed":
+        info = a.policy.enterprise(a.case.enterprise_id)
+        what = f"案件 #{a.case.id} 违法事实成立（{case_number}）"
+        violation_confirmed(a.conn, a.case.enterprise_id, info.positive_list, what, a.now)
 
 
 def _on_site_after_failed_check(a: _Act, brigade: str) -> Case:

@@ -202,8 +202,9 @@ class CaseBook:
     ) -> Decision:
         """A legal reviewer's approval or rejection of a major decision."""
         return review(
-            conn, self._store, self.clock(), decision_id, actor, approve=approve, note=note
-        )
+            conn, self._store, self.policy, self.clock(), decision_id, actor,
+            approve=approve, note=note,
+        )  # fmt: skip
 
     def reschedule_recheck(
         self, conn: Connection, recheck_id: int, actor: Actor, **plan: Any

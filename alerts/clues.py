@@ -31,6 +31,7 @@ from sqlalchemy import Connection, insert, select, update
 from alerts.case import Case, Evidence, record_json
 from alerts.case_store import CaseStore, open_key
 from alerts.policy import AlertPolicy, ClueMatching, EnterpriseInfo
+from alerts.positive_list import is_member
 from alerts.schema import cases, clues
 from alerts.workflow import CLUE_RULE, OPEN_STATES, SYSTEM, Actor, WorkflowError
 from ingest.china_time import stored_utc
@@ -324,7 +325,9 @@ def _open_case(
         "tier": "alarm" if clue.urgent else "warning",
         "state": "sensed",
         "condition": "active",
-        "positive_list": bool(info and info.positive_list),
+        "positive_list": bool(
+            enterprise and is_member(conn, ent, bool(info and info.positive_list))
+        ),
         "opened_at": now,
         "first_seen": at,
         "last_seen": at,

@@ -19,9 +19,10 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, insert, select, update
 
-from alerts.case import record_json
+from alerts.case import Case, record_json
 from alerts.case_store import CaseStore
 from alerts.policy import AlertPolicy
+from alerts.positive_list import violation_confirmed
 from alerts.schema import decisions
 from alerts.workflow import Actor, WorkflowError
 from ingest.china_time import stored_utc, stored_utc_or_none
@@ -177,12 +178,26 @@ def propose(
     changed = store.cas(conn, case, now, {})
     event = store.audit(conn, changed, actor, "decide", case.state, now, text, refs)
     store.notify(conn, changed, "case.changed", event, ("supervisors",), now, text)
+    if not major:
+        _penalty_in_effect(conn, policy, case, kind, document_number, now)
     return _get(conn, did)
+
+
+def _penalty_in_effect(
+    conn: Connection, policy: AlertPolicy, case: Case, kind: str, document: str, now: datetime
+) -> None:
+    """A penalty in effect is a confirmed violation: a member's exit is proposed."""
+    if kind == "no_penalty":
+        return
+    configured = policy.enterprise(case.enterprise_id).positive_list
+    what = f"案件 #{case.id} {TYPES[kind]}（{document.strip()}）"
+    violation_confirmed(conn, case.enterprise_id, configured, what, now)
 
 
 def review(
     conn: Connection,
     store: CaseStore,
+    policy: AlertPolicy,
     now: datetime,
     decision_id: int,
     actor: Actor,
@@ -214,6 +229,8 @@ def review(
         {"decision": d.id, "approved": approve},
     )  # fmt: skip
     store.notify(conn, changed, "case.changed", event, ("supervisors",), now, text)
+    if approve:
+        _penalty_in_effect(conn, policy, case, d.type, d.document_number, now)
     return _get(conn, decision_id)
 
 

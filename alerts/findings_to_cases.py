@@ -20,6 +20,7 @@ from alerts.case import TIERS, Case, Evidence
 from alerts.case_store import CaseStore, open_key, recurrence_values
 from alerts.noise import Silence, active_silences, inhibited, offline_sources, record_suppressed
 from alerts.policy import AlertPolicy
+from alerts.positive_list import is_member
 from alerts.workflow import BEFORE_DISPATCH, SYSTEM
 from rules.findings import Finding
 
@@ -154,7 +155,7 @@ class _Batch:
             "tier": tier,
             "state": "sensed",
             "condition": "active",
-            "positive_list": info.positive_list,
+            "positive_list": is_member(conn, f.enterprise_id, info.positive_list),
             "opened_at": now,
             "first_seen": _at(f.window_start),
             "last_seen": _at(f.window_end),

@@ -302,6 +302,24 @@ risk_ratings = Table(
 )
 Index("ux_risk_ratings_day", risk_ratings.c.enterprise_id, risk_ratings.c.day, unique=True)
 
+# The positive list's changes (alerts.positive_list): proposed (by the system or a supervisor)
+# and decided once; membership is the last approved change, else the configuration's.
+positive_list_changes = Table(
+    "positive_list_changes",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("enterprise_id", String(64), nullable=False, index=True),
+    Column("change", String(8), nullable=False),  # enter | exit
+    Column("reason", Text, nullable=False),
+    Column("criteria", Text, nullable=False),  # JSON: what the check found
+    Column("proposed_by", String(64), nullable=False),
+    Column("proposed_at", UTCDateTime(), nullable=False),
+    Column("state", String(12), nullable=False, index=True),  # proposed | approved | rejected
+    Column("decided_by", String(64), nullable=True),
+    Column("decided_at", UTCDateTime(), nullable=True),
+    Column("note", Text, nullable=False),
+)
+
 outbox = Table(
     "outbox",
     metadata,
