@@ -44,6 +44,7 @@ from nonsite.embedded_broker import EmbeddedBroker
 from nonsite.errors import ListenError, StartupError
 from nonsite.http import bind, build_app, make_server
 from nonsite.pipeline_process import PipelineProcess, Replies
+from nonsite.positive_list_review import review_if_due
 from nonsite.retention import prune_database
 from nonsite.risk_rating import rate_if_due
 from nonsite.web.context import WebContext
@@ -333,8 +334,9 @@ class Service:
                         pruned.dead_letters,
                         cutoff,
                     )
-            try:  # the day's risk ratings, once a China day
+            try:  # the day's risk ratings and positive-list proposals, once a China day
                 await asyncio.to_thread(rate_if_due, self.engine, self.config, datetime.now(UTC))
+                await asyncio.to_thread(review_if_due, self.engine, self.config, datetime.now(UTC))
             except SQLAlchemyError as exc:  # the database is away: the next round rates
                 log.warning("risk ratings not made: %s", one_line(exc))
             await asyncio.sleep(RETENTION_EVERY_S)

@@ -46,6 +46,7 @@ from nonsite.config.model import Config
 from nonsite.db import make_engine, migrate
 from nonsite.db_health import DatabaseHealth, Retrying, is_unavailable
 from nonsite.http import bind, build_app, make_server
+from nonsite.positive_list_review import review_if_due
 from nonsite.retention import prune_database
 from nonsite.risk_rating import rate_if_due
 from nonsite.stages import StageMetrics, build_stages
@@ -323,6 +324,7 @@ class ClusterWorker:
                 try:
                     prune_database(self.engine, self.config, datetime.now(UTC))
                     rate_if_due(self.engine, self.config, datetime.now(UTC))  # once a China day
+                    review_if_due(self.engine, self.config, datetime.now(UTC))  # 正面清单
                 except Exception as exc:  # noqa: BLE001 - the next round prunes it, rates them
                     self._failed(exc)
             if due:

@@ -690,6 +690,7 @@ class AlertsSection(Section):
     clue_data_after_h: float = Field(default=2.0, ge=0, le=72)
 
 
+SupervisionClass = Literal["key", "special", "general"]  # 重点 / 特殊 / 一般 监管单位
 RISK_KINDS = (
     "violation", "exceedance_alarm", "exceedance_warning", "fraud", "data_quality", "power",
     "unexplained", "rectification_overdue", "rectification_failed", "clue", "transmission",
@@ -708,7 +709,7 @@ class RiskSection(Section):
     yellow_at: float = Field(default=20.0, gt=0)
     red_at: float = Field(default=60.0, gt=0)
     points: dict[str, float] = Field(default_factory=dict)  # a kind's points, over the defaults
-    class_points: dict[Literal["key", "special", "general"], float] = Field(default_factory=dict)
+    class_points: dict[SupervisionClass, float] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _consistent(self) -> RiskSection:
@@ -724,6 +725,20 @@ class RiskSection(Section):
         return self
 
 
+class PositiveListSection(Section):
+    """The positive list's entry criteria (正面清单, alerts.positive_list) [I]: checked daily
+    after the risk ratings; an enterprise meeting all of them is proposed for entry, a member
+    failing one for exit (a supervisor decides either)."""
+
+    propose: bool = True  # False: only supervisors propose
+    green_months: int = Field(default=6, ge=1, le=36)  # rated 绿码 every day this long
+    violation_free_days: int = Field(default=365, ge=0, le=3 * 365)
+    min_transmission: float = Field(default=0.95, ge=0, le=1)  # effective transmission rate
+    classes: list[SupervisionClass] = Field(
+        default_factory=lambda: list[SupervisionClass](["key", "special", "general"])
+    )  # the supervision classes that may enter
+
+
 class EnterpriseConfig(Section):
     id: Identifier
     name: str = Field(min_length=1)
@@ -731,7 +746,7 @@ class EnterpriseConfig(Section):
     industry: str = ""
     size: Literal["large", "medium", "small", "micro", ""] = ""  # 规模: 大/中/小/微型
     # 监管类别 (the inspection object library's): 重点 / 特殊 / 一般 监管单位
-    supervision_class: Literal["key", "special", "general"] = "general"
+    supervision_class: SupervisionClass = "general"
     longitude: float | None = Field(default=None, ge=73, le=136)  # China's extent, WGS-84
     latitude: float | None = Field(default=None, ge=3, le=54)
     positive_list: bool = False  # 正面清单: supervised off-site first
@@ -778,6 +793,7 @@ class Config(Section):
     rules: RulesSection = RulesSection()
     alerts: AlertsSection = AlertsSection()
     risk: RiskSection = RiskSection()
+    positive_list: PositiveListSection = PositiveListSection()
     brigades: list[BrigadeConfig] = Field(default_factory=list)
     gateways: list[GatewayConfig] = Field(default_factory=list)
     enterprises: list[EnterpriseConfig] = Field(default_factory=list)

@@ -31,6 +31,7 @@ STATUS = {
     "no_rectification": 409,
     "no_data": 409,
     "file_changed": 409,
+    "nothing_to_change": 409,
     "too_large": 413,
     "unsupported_type": 415,
 }

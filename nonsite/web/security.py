@@ -100,6 +100,7 @@ GRANTS: dict[str, tuple[str, ...]] = {
     # its own (enterprise_risk checks the scope); rated again on demand by the centre.
     "risk": ("monitor", "supervisor", "enforcer", "admin"),
     "risk.recompute": ("monitor", "supervisor", "admin"),
+    "positive_list.decide": ("supervisor",),  # 正面清单: propose, approve or reject a change
 }
 
 

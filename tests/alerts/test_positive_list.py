@@ -80,7 +80,9 @@ def test_proposals_are_decided_once_by_a_supervisor(store, book, clock):
         )
         assert entry is not None
         assert propose(conn, "E1", "enter", "再次", SUPERVISOR, clock.now, member=False) is None
-        assert propose(conn, "E1", "exit", "不在清单上", SUPERVISOR, clock.now, member=False) is None
+        assert (
+            propose(conn, "E1", "exit", "不在清单上", SUPERVISOR, clock.now, member=False) is None
+        )
     for actor, approve, note, code in [
         (ENFORCER_B1, True, "", "role_not_allowed"),
         (SUPERVISOR, False, " ", "note_required"),

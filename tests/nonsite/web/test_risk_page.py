@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 import pytest
 from playwright.sync_api import expect
 
+from alerts.positive_list import propose
+from alerts.workflow import SYSTEM
 from ingest.china_time import CHINA_TZ
 from nonsite.risk_rating import rate_fleet
 from tests.nonsite.web.conftest import login, shot
@@ -70,3 +72,27 @@ def test_on_a_phone_and_for_the_enterprise_itself(browser, fresh_site):
         assert no_sideways_scroll(page)
         assert english_words(visible_text(page)) == []
         shot(page, "risk-enterprise-390")
+
+
+def test_a_supervisor_decides_the_positive_list_on_a_phone(browser, fresh_site):
+    site = fresh_site
+    with site.ctx.db.begin() as conn:
+        propose(
+            conn, "E2", "enter", "连续六个月绿码，无违法事实确认", SYSTEM, datetime.now(UTC),
+            member=False, criteria={"green_days": 180},
+        )  # fmt: skip
+    with browsing(browser, tz="UTC", width=390) as page:
+        login(page, site, "supervisor")
+        page.goto(f"{site.url}/risk")
+        card = page.locator(".plist-proposal").first
+        expect(card).to_contain_text("纳入正面清单")
+        expect(card).to_contain_text("系统（每日核查）")
+        card.get_by_role("button", name="不批准").click()
+        expect(card.locator(".error")).to_have_text("不批准须填写理由")
+        assert english_words(visible_text(page)) == []
+        assert no_sideways_scroll(page)
+        shot(page, "positive-list-supervisor-390")
+        card.get_by_role("button", name="批准", exact=True).click()
+        expect(page.locator("#plist-members")).to_contain_text("城东化工")
+        expect(page.locator("#plist-changes")).to_contain_text("纳入正面清单 · 已批准")
+        expect(page.locator("#plist-pending")).to_contain_text("暂无待审批的调整")

@@ -1,6 +1,6 @@
 /* 企业风险评级: the fleet's 环保码, the highest score first; a card each, opening to its
    explanation, when it would change and its history. The centre rates again on demand. */
-import { api, el } from "../core.js";
+import { api, el, fmtTime } from "../core.js";
 import { t, tf } from "../i18n.js";
 import { colorBadge, ratingPanel } from "../risk.js";
 
@@ -34,6 +34,7 @@ export default async function render() {
     target: num(w.transmission_target * 100), tdays: w.transmission_days });
   document.getElementById("risk-list").replaceChildren(
     ...(fleet.ratings.length ? fleet.ratings.map(card) : [el("p", { class: "empty" }, t("risk.none"))]));
+  await renderPositiveList();
   const button = document.getElementById("risk-recompute");
   if (RATERS.has(role)) {
     button.hidden = false;
@@ -53,4 +54,38 @@ export default async function render() {
       }
     };
   }
+}
+
+/* 正面清单: the members, the changes waiting (a supervisor approves, or rejects with the
+   reason) and the latest decided ones. */
+function proposalCard(p, canDecide, done) {
+  const note = el("input", { name: "note", maxlength: 2000, autocomplete: "off", placeholder: t("plist.note_hint"), "aria-label": t("plist.note") });
+  const error = el("span", { class: "error", role: "alert" });
+  const act = (approve) => async () => {
+    if (!approve && !note.value.trim()) { error.textContent = t("plist.need_note"); return; }
+    try {
+      await api("POST", `/api/v1/positive-list/proposals/${p.id}/decide`, { approve, note: note.value.trim() });
+      await done();
+    } catch (err) { error.textContent = `${t("err.generic")}：${err.message}`; }
+  };
+  return el("article", { class: "card plist-proposal", id: `plist-${p.id}` },
+    el("h4", {}, `${p.enterprise_name || p.enterprise_id} · ${p.change_name}`),
+    el("p", {}, p.reason),
+    el("p", { class: "note" }, tf("plist.proposed", { who: p.proposed_by === "nonsite" ? t("plist.system") : p.proposed_by, when: fmtTime(p.proposed_at) })),
+    canDecide ? el("div", { class: "buttons" }, note,
+      el("button", { type: "button", class: "primary", onclick: act(true) }, t("plist.approve")),
+      el("button", { type: "button", onclick: act(false) }, t("plist.reject")), error) : "");
+}
+
+export async function renderPositiveList() {
+  const role = document.body.dataset.role;
+  const list = await api("GET", "/api/v1/positive-list");
+  const canDecide = role === "supervisor";
+  document.getElementById("plist-pending").replaceChildren(...(list.pending.length
+    ? list.pending.map((p) => proposalCard(p, canDecide, render)) : [el("p", { class: "empty" }, t("plist.no_pending"))]));
+  document.getElementById("plist-members").replaceChildren(...(list.members.length
+    ? list.members.map((m) => el("li", {}, m.enterprise_name, el("span", { class: "note" }, m.since ? ` ${tf("plist.since", { when: fmtTime(m.since) })}` : ` ${t("plist.configured")}`)))
+    : [el("li", { class: "empty" }, t("plist.no_members"))]));
+  document.getElementById("plist-changes").replaceChildren(...list.changes.filter((c) => c.state !== "proposed").slice(0, 20).map((c) =>
+    el("li", {}, `${fmtTime(c.decided_at)} ${c.enterprise_name} ${c.change_name} · ${c.state_name}（${c.decided_by}）${c.note ? `：${c.note}` : ""}`)));
 }
