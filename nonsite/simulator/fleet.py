@@ -70,6 +70,15 @@ def demo_fleet(n: int = 200, *, seed: int = 212) -> dict[str, Any]:
             "industry": _INDUSTRY[kind],
             "brigade": brigades[i % len(REGIONS)]["id"],
             "positive_list": i % 7 == 0,
+            # 重点监管: power plants, the incinerator and wastewater plants; 特殊: every tenth
+            "supervision_class": (
+                "key"
+                if kind in ("power", "incinerator", "wastewater")
+                else "special"
+                if i % 10 == 3
+                else "general"
+            ),
+            "size": "large" if kind in ("power", "incinerator") else "medium",
             "outlets": [],
             "meters": [],
         }

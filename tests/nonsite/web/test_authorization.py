@@ -83,6 +83,22 @@ READS = {
     "/api/v1/cases/{e1_alarm}/decisions": {"*": 200, "ent2": 404, "enforcer2": 404, **NO_CASES},
     "/api/v1/clues": {"*": 403, **dict.fromkeys(VISIBLE_CLUES, 200)},
     "/api/v1/clues/{clue}": {"*": 403, **dict.fromkeys(VISIBLE_CLUES, 200)},
+    # risk ratings: the fleet's for who plans inspections, an enterprise its own only
+    "/api/v1/risk": {
+        "*": 403,
+        **dict.fromkeys(["monitor", "supervisor", "admin", "enforcer1", "enforcer2"], 200),
+    },
+    "/api/v1/enterprises/E1/risk": {
+        "*": 200,
+        "ent2": 404,
+        "town1": 404,
+        "hotline": 404,
+        "legal1": 404,
+    },
+    "/api/v1/positive-list": {
+        "*": 403,
+        **dict.fromkeys(["monitor", "supervisor", "admin", "enforcer1", "enforcer2"], 200),
+    },
     # a complaint merged into E1's alarm: the brigade inspecting it reads it, E1 does not
     "/api/v1/cases/{e1_alarm}/clues": {
         "*": 403,
@@ -101,6 +117,18 @@ WRITES = {
         "/api/v1/cases/{e1_warning}/actions/verify",
         {"outcome": "confirmed"},
         {"*": 403, "monitor": 200, "enforcer1": 404, "enforcer2": 404, "ent2": 404, **NO_CASES},
+    ),
+    "risk recompute": (
+        "POST",
+        "/api/v1/risk/recompute",
+        {"enterprise_id": "E1"},
+        {"*": 403, "monitor": 200, "supervisor": 200, "admin": 200},
+    ),
+    "positive-list proposal": (
+        "POST",
+        "/api/v1/positive-list/proposals",
+        {"enterprise_id": "E1", "change": "enter", "reason": "连续绿码"},
+        {"*": 403, "supervisor": 201},
     ),
     "bulk verify": (
         "POST",
