@@ -24,8 +24,10 @@ from alerts.clue_data import surroundings
 from alerts.clues import Clue, ClueIn, get_clue, may_attach_to_clue, take_clue
 from alerts.deadlines import flag_overdue
 from alerts.decisions import Decision, propose, review
+from alerts.draws import Drawn
 from alerts.evidence import Attachment, attach, manifest_digest, may_attach
 from alerts.findings_to_cases import Applied, apply_findings
+from alerts.inspections import open_inspections
 from alerts.notify import Notifier
 from alerts.policy import AlertPolicy
 from alerts.rechecks import Recheck, decide, decide_due, reschedule
@@ -131,6 +133,15 @@ class CaseBook:
         (``alerts.clues``), with the monitoring data around its time; WorkflowError when
         refused."""
         return take_clue(conn, self._store, self.policy, self.clock(), clue, actor, surroundings)
+
+    def open_inspections(
+        self, conn: Connection, period: str, seed: str, drawn: Sequence[Drawn], due: datetime
+    ) -> list[Case]:
+        """A 双随机 draw's inspections as cases dispatched to the brigades
+        (``alerts.inspections``)."""
+        return open_inspections(
+            conn, self._store, self.policy, self.clock(), period, seed, drawn, due
+        )
 
     def attach(
         self,

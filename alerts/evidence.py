@@ -30,7 +30,7 @@ from sqlalchemy import Connection, insert, select
 from alerts.case import Case, record_json
 from alerts.case_store import CaseStore
 from alerts.schema import attachments, evidence_blobs, evidence_chunks
-from alerts.workflow import CLUE_RULE, Actor, WorkflowError
+from alerts.workflow import HIDDEN_FROM_ENTERPRISE, Actor, WorkflowError
 from ingest.china_time import stored_utc
 
 CHUNK: Final = 1 << 20  # bytes of a stored chunk: a file is read back a chunk at a time
@@ -174,7 +174,7 @@ def may_attach(actor: Actor, case: Case) -> None:
     if (
         actor.role == "enterprise"
         and case.enterprise_id == actor.enterprise_id
-        and case.rule != CLUE_RULE
+        and case.rule not in HIDDEN_FROM_ENTERPRISE
     ):
         return
     raise WorkflowError("role_not_allowed", f"the {actor.role} role may not attach evidence here")

@@ -27,7 +27,7 @@ from alerts.cases import CaseBook
 from alerts.clue_data import surroundings
 from alerts.clues import case_clues
 from alerts.evidence import case_attachments, file_chunks, manifest_bytes, manifest_digest
-from alerts.workflow import CLUE_RULE, Actor
+from alerts.workflow import HIDDEN_FROM_ENTERPRISE, Actor
 from rules.store import findings
 
 FORMAT: Final = "nonsite-evidence-bundle/1"
@@ -65,7 +65,7 @@ def write_bundle(
     case = book.get(conn, case_id)
     record = case_record(conn, book, case_id, commands=True)
     problem: list[dict[str, Any]] = []
-    if case.rule != CLUE_RULE:
+    if case.rule not in HIDDEN_FROM_ENTERPRISE:  # a rule's case: the findings of its problem
         f = findings.c
         rows = conn.execute(
             select(findings)

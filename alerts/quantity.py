@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from alerts.case import Case
-from alerts.workflow import CLUE_RULE
+from alerts.workflow import CLUE_RULE, INSPECTION_RULE
 from rules.judge import EXCEEDANCE_RULES
 
 # rule → (the quantity, the threshold it is judged against), for findings with a value.
@@ -81,6 +81,8 @@ class Quantity:
 
 
 def quantity(case: Case) -> Quantity:
+    if case.rule == INSPECTION_RULE:  # a 双随机 inspection: one visit
+        return Quantity("抽查", 1.0, "次", "", None, False, case.first_seen, case.last_seen, False)
     if case.rule == CLUE_RULE:  # a case a clue opened: how many clues it gathered
         return Quantity(
             "线索数",

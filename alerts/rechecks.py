@@ -24,7 +24,7 @@ from alerts.case import Case, record_json
 from alerts.case_store import CaseStore, key_of, recurrence_values
 from alerts.policy import AlertPolicy
 from alerts.schema import cases, rechecks
-from alerts.workflow import CLUE_RULE, SYSTEM, Actor, WorkflowError
+from alerts.workflow import HIDDEN_FROM_ENTERPRISE, SYSTEM, Actor, WorkflowError
 from ingest.china_time import stored_utc, stored_utc_or_none
 from rules.store import findings, hour_values
 
@@ -89,7 +89,7 @@ def schedule(
 ) -> Recheck:
     """A re-check of ``case`` ``recheck_days`` from now: off site from the data, on site for a
     case a clue opened (its problem has no data of its own); written on the case's trail."""
-    method = "on_site" if case.rule == CLUE_RULE else policy.recheck_method
+    method = "on_site" if case.rule in HIDDEN_FROM_ENTERPRISE else policy.recheck_method
     due = now + timedelta(days=policy.recheck_days)
     values = {
         "case_id": case.id,

@@ -29,7 +29,7 @@ from alerts.case import Case, record_json
 from alerts.case_store import CaseStore
 from alerts.policy import AlertPolicy
 from alerts.schema import cases, rectifications
-from alerts.workflow import CLUE_RULE, SYSTEM, Actor, WorkflowError
+from alerts.workflow import HIDDEN_FROM_ENTERPRISE, SYSTEM, Actor, WorkflowError
 from ingest.china_time import stored_utc, stored_utc_or_none
 from rules.store import findings, hour_values
 
@@ -130,7 +130,7 @@ def _may(step: str, actor: Actor, case: Case) -> None:
     if actor.role == "enforcer" and case.brigade != actor.brigade:
         raise WorkflowError("out_of_scope", f"the case is assigned to brigade {case.brigade}")
     if actor.role == "enterprise" and (
-        case.enterprise_id != actor.enterprise_id or case.rule == CLUE_RULE
+        case.enterprise_id != actor.enterprise_id or case.rule in HIDDEN_FROM_ENTERPRISE
     ):
         raise WorkflowError("out_of_scope", "an enterprise acts only on its own cases")
 

@@ -35,7 +35,7 @@ from alerts.schema import (
     risk_ratings,
     work_orders,
 )
-from alerts.workflow import CLUE_RULE, SYSTEM
+from alerts.workflow import HIDDEN_FROM_ENTERPRISE, SYSTEM
 from ingest.china_time import CHINA_TZ
 
 # Decisions that are a finding of a violation (不予处罚 is not).
@@ -56,7 +56,7 @@ def window_start(day: date, weights: RiskWeights) -> datetime:
 
 def case_kind(rule: str, tier: str) -> str | None:
     """The kind a case counts as, by its rule family (None: its clue counts instead)."""
-    if rule == CLUE_RULE:
+    if rule in HIDDEN_FROM_ENTERPRISE:  # a clue counts as its clue; an inspection, its outcome
         return None
     if rule in EXCEEDANCE_RULES:
         return "exceedance_alarm" if tier == "alarm" else "exceedance_warning"

@@ -320,6 +320,19 @@ positive_list_changes = Table(
     Column("note", Text, nullable=False),
 )
 
+# 双随机 draws (alerts.draws): one per period, with its published seed and everything it was
+# drawn from (JSON: alerts.draws.draw_json), so that anyone can draw it again.
+inspection_draws = Table(
+    "inspection_draws",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("period", String(16), nullable=False, unique=True),
+    Column("seed", String(200), nullable=False),
+    Column("draw", Text, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
 outbox = Table(
     "outbox",
     metadata,

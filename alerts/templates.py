@@ -11,7 +11,7 @@ from alerts.case import Case
 from alerts.legal import legal_lines
 from alerts.policy import AlertPolicy
 from alerts.quantity import UNIT_NAMES, quantity
-from alerts.workflow import CLUE_RULE, STATE_NAMES
+from alerts.workflow import CLUE_RULE, INSPECTION_RULE, STATE_NAMES
 from ingest.china_time import CHINA_TZ
 from ingest.hj212.codes import pollutant_table
 from rules.findings import RULES
@@ -32,6 +32,8 @@ def rule_name(rule: str) -> str:
     """The Chinese term of a rule (the part in parentheses of its catalogue line)."""
     if rule == CLUE_RULE:
         return "线索"
+    if rule == INSPECTION_RULE:
+        return "双随机检查"
     text = RULES.get(rule, rule)
     term = _CHINESE_TERM.search(text)
     return term.group(1) if term else text

@@ -68,6 +68,11 @@ Action = Literal[
 
 # The rule of a case a clue opened (alerts.clues): its kind is "clue", not a rule's.
 CLUE_RULE: Final = "CLUE"
+# The rule of a case a 双随机 draw opened (alerts.inspections): an unannounced inspection.
+INSPECTION_RULE: Final = "INSPECT"
+# Cases no rule's data opened: never put to the enterprise, which does not see them (a
+# complaint is not shown to the enterprise it is about; an inspection is unannounced).
+HIDDEN_FROM_ENTERPRISE: Final = frozenset({CLUE_RULE, INSPECTION_RULE})
 
 OPEN_STATES: Final = frozenset(
     {"sensed", "reminded", "explained", "verified", "dispatched", "on_site", "reported"}
@@ -225,6 +230,11 @@ def permitted(case: Case, action: str, actor: Actor) -> Transition:
     if actor.role == "enforcer" and case.state in WITH_BRIGADE and actor.brigade != case.brigade:
         raise WorkflowError("out_of_scope", f"the case is assigned to brigade {case.brigade}")
     t = check(action, case.state, actor)
+    if action in ("remind", "explain") and case.rule == INSPECTION_RULE:
+        raise WorkflowError(
+            "inspection_case",
+            "a 双随机 inspection is unannounced: it is not put to the enterprise",
+        )
     if action in ("remind", "explain") and case.rule == CLUE_RULE:
         raise WorkflowError(
             "clue_case",

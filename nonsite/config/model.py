@@ -650,6 +650,10 @@ class BrigadeConfig(Section):
     id: Identifier
     name: str = Field(min_length=1)
     notify: list[Identifier] = Field(default_factory=list)  # channel names
+    # 执法检查人员: the 双随机 draws pick an inspection's inspectors among them
+    inspectors: list[Annotated[str, Field(min_length=1, max_length=32)]] = Field(
+        default_factory=list
+    )
 
 
 Tier = Literal["warning", "alarm"]
@@ -691,6 +695,7 @@ class AlertsSection(Section):
 
 
 SupervisionClass = Literal["key", "special", "general"]  # 重点 / 特殊 / 一般 监管单位
+RiskColor = Literal["green", "yellow", "red"]  # 绿码 / 黄码 / 红码
 RISK_KINDS = (
     "violation", "exceedance_alarm", "exceedance_warning", "fraud", "data_quality", "power",
     "unexplained", "rectification_overdue", "rectification_failed", "clue", "transmission",
@@ -737,6 +742,32 @@ class PositiveListSection(Section):
     classes: list[SupervisionClass] = Field(
         default_factory=lambda: list[SupervisionClass](["key", "special", "general"])
     )  # the supervision classes that may enter
+
+
+class InspectionsSection(Section):
+    """双随机 draws (alerts.draws) [I]: each supervision class's share of its members drawn per
+    period (rounded up), the rating's weight within a class, whether positive-list members
+    stay out of on-site draws, and how many inspectors go on each inspection."""
+
+    shares: dict[SupervisionClass, float] = Field(
+        default_factory=lambda: dict[SupervisionClass, float](
+            {"key": 0.25, "special": 0.25, "general": 0.10}
+        )
+    )
+    color_weights: dict[RiskColor, float] = Field(
+        default_factory=lambda: dict[RiskColor, float]({"green": 1.0, "yellow": 2.0, "red": 4.0})
+    )
+    exclude_positive_list: bool = True
+    inspectors_each: int = Field(default=2, ge=1, le=10)
+
+    @model_validator(mode="after")
+    def _sane(self) -> InspectionsSection:
+        bad = {k: v for k, v in self.shares.items() if not 0 <= v <= 1}
+        if bad:
+            raise ValueError(f"shares must be between 0 and 1: {bad}")
+        if any(w <= 0 for w in self.color_weights.values()):
+            raise ValueError("color_weights must be above 0")
+        return self
 
 
 class EnterpriseConfig(Section):
@@ -794,6 +825,7 @@ class Config(Section):
     alerts: AlertsSection = AlertsSection()
     risk: RiskSection = RiskSection()
     positive_list: PositiveListSection = PositiveListSection()
+    inspections: InspectionsSection = InspectionsSection()
     brigades: list[BrigadeConfig] = Field(default_factory=list)
     gateways: list[GatewayConfig] = Field(default_factory=list)
     enterprises: list[EnterpriseConfig] = Field(default_factory=list)

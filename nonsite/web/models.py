@@ -147,8 +147,9 @@ class CaseOut(ApiModel):
     enterprise_name: str
     source_id: str
     source_name: str
-    kind: Literal["rule", "clue"] = Field(
-        description="rule: opened by the rules' findings; clue: opened by a clue (rule CLUE)"
+    kind: Literal["rule", "clue", "inspection"] = Field(
+        description="rule: opened by the rules' findings; clue: opened by a clue (rule CLUE); "
+        "inspection: a 双随机 draw's unannounced inspection (rule INSPECT)"
     )
     rule: str
     rule_name: str

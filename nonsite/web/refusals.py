@@ -32,6 +32,8 @@ STATUS = {
     "no_data": 409,
     "file_changed": 409,
     "nothing_to_change": 409,
+    "already_drawn": 409,
+    "inspection_case": 409,
     "too_large": 413,
     "unsupported_type": 415,
 }

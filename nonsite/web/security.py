@@ -15,8 +15,8 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy import ColumnElement, Connection, and_, false, select, true
 
-from alerts.clues import CLUE_RULE
 from alerts.schema import cases, work_orders
+from alerts.workflow import HIDDEN_FROM_ENTERPRISE
 from nonsite.auth import User
 from nonsite.db_health import through_outage
 from nonsite.web.context import WebContext
@@ -101,6 +101,9 @@ GRANTS: dict[str, tuple[str, ...]] = {
     "risk": ("monitor", "supervisor", "enforcer", "admin"),
     "risk.recompute": ("monitor", "supervisor", "admin"),
     "positive_list.decide": ("supervisor",),  # 正面清单: propose, approve or reject a change
+    # 双随机 draws: read by who plans and makes inspections, made by a supervisor
+    "draws": ("monitor", "supervisor", "enforcer", "admin"),
+    "draws.make": ("supervisor",),
 }
 
 
@@ -128,7 +131,10 @@ def visible_cases(user: User) -> ColumnElement[bool]:
     case a clue opened (a complaint is not shown to the enterprise it is about); a township
     and a clue-sending system follow their clues, not cases."""
     if user.role == "enterprise":
-        return and_(cases.c.enterprise_id == (user.enterprise_id or ""), cases.c.rule != CLUE_RULE)
+        return and_(
+            cases.c.enterprise_id == (user.enterprise_id or ""),
+            cases.c.rule.not_in(HIDDEN_FROM_ENTERPRISE),
+        )
     if user.role in ("township", "intake"):
         return false()
     if user.role == "enforcer":

@@ -20,7 +20,7 @@ from alerts.clues import CLUE_RULE
 from alerts.quantity import quantity
 from alerts.schema import cases, work_orders
 from alerts.templates import TIER_NAMES, factor_name, rule_name
-from alerts.workflow import STATE_NAMES, TRANSITIONS, WorkflowError
+from alerts.workflow import INSPECTION_RULE, STATE_NAMES, TRANSITIONS, WorkflowError
 from ingest.china_time import CHINA_TZ, stored_utc_or_none
 from nonsite.auth import User
 from nonsite.web.case_export import (
@@ -71,10 +71,18 @@ def case_out(ctx: WebContext, case: Case) -> CaseOut:
         source_name=(
             f"线索{case.source_id.removeprefix('clue-')}号"
             if case.rule == CLUE_RULE
+            else f"{case.source_id.removeprefix('draw-')} 双随机抽查"
+            if case.rule == INSPECTION_RULE
             else info.source_names.get(case.source_id, "")
         ),
         rule=case.rule,
-        kind="clue" if case.rule == CLUE_RULE else "rule",
+        kind=(
+            "clue"
+            if case.rule == CLUE_RULE
+            else "inspection"
+            if case.rule == INSPECTION_RULE
+            else "rule"
+        ),
         rule_name=rule_name(case.rule),
         factor=case.factor,
         factor_name=factor_name(case.factor),

@@ -34,7 +34,10 @@ CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path(__file__).parents[3] / "artifacts" / "screenshots"
 
 # The two brigades and the two enterprises (their outlets aside) of the sites' configurations.
-BRIGADES = [{"id": "B1", "name": "滨江执法大队"}, {"id": "B2", "name": "城东执法大队"}]
+BRIGADES = [
+    {"id": "B1", "name": "滨江执法大队", "inspectors": ["王一", "李二", "张三"]},
+    {"id": "B2", "name": "城东执法大队", "inspectors": ["陈五", "周六"]},
+]
 E1 = {
     "id": "E1",
     "name": "华能示范电厂",

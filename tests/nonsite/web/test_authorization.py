@@ -99,6 +99,14 @@ READS = {
         "*": 403,
         **dict.fromkeys(["monitor", "supervisor", "admin", "enforcer1", "enforcer2"], 200),
     },
+    "/api/v1/draws": {
+        "*": 403,
+        **dict.fromkeys(["monitor", "supervisor", "admin", "enforcer1", "enforcer2"], 200),
+    },
+    "/api/v1/draws/library": {
+        "*": 403,
+        **dict.fromkeys(["monitor", "supervisor", "admin", "enforcer1", "enforcer2"], 200),
+    },
     # a complaint merged into E1's alarm: the brigade inspecting it reads it, E1 does not
     "/api/v1/cases/{e1_alarm}/clues": {
         "*": 403,
@@ -128,6 +136,12 @@ WRITES = {
         "POST",
         "/api/v1/positive-list/proposals",
         {"enterprise_id": "E1", "change": "enter", "reason": "连续绿码"},
+        {"*": 403, "supervisor": 201},
+    ),
+    "双随机 draw": (
+        "POST",
+        "/api/v1/draws",
+        {"period": "2026Q4", "seed": "种子"},
         {"*": 403, "supervisor": 201},
     ),
     "bulk verify": (
