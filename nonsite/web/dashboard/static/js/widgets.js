@@ -13,6 +13,12 @@ export function quantityText(q) {
   return q.limit === null || q.limit === undefined ? fmtQty(q.value, q.unit) : `${fmtQty(q.value, q.unit)} / ${fmtQty(q.limit, q.unit)}`;
 }
 
+/* A rule's case shows its code beside its name; a case no rule opened (a clue's, a 双随机
+   inspection's) shows its name alone, in Chinese. */
+export const ruleText = (c) => (c.kind === "rule" ? `${c.rule_name}（${c.rule}）` : c.rule_name);
+export const sourceText = (c) =>
+  c.kind === "inspection" ? c.source_name : c.source_name ? `${c.source_name}（${c.source_id}）` : c.source_id;
+
 export function caseRow(c, { select = false } = {}) {
   const due = c.state === "reminded" ? c.explain_due : ["dispatched", "on_site"].includes(c.state) ? c.feedback_due : null;
   const q = c.quantity;
@@ -20,8 +26,8 @@ export function caseRow(c, { select = false } = {}) {
     el("td", { class: "sel" }, select ? el("input", { type: "checkbox", class: "pick", value: c.id, "aria-label": `select ${c.id}` }) : ""),
     el("td", {}, el("a", { href: `/cases/${c.id}` }, c.id)),
     el("td", {}, c.enterprise_name),
-    el("td", {}, c.source_name ? `${c.source_name}（${c.source_id}）` : c.source_id),
-    el("td", {}, `${c.rule_name}（${c.rule}）`, c.factor_name ? el("div", { class: "note" }, c.factor_name) : ""),
+    el("td", {}, sourceText(c)),
+    el("td", {}, ruleText(c), c.factor_name ? el("div", { class: "note" }, c.factor_name) : ""),
     el("td", {}, tierBadge(c.tier)),
     el("td", { class: "num" }, quantityText(q), el("div", { class: "note" }, q.name, q.ongoing ? `（${t("case.ongoing")}）` : "")),
     el("td", {}, stateBadge(c.state),

@@ -8,7 +8,7 @@ import { t } from "../i18n.js";
 import { attachmentList, uploadForm } from "../evidence.js";
 import { caseDecisions } from "../decisions.js";
 import { followUp } from "../follow_up.js";
-import { actionPanel, fmtQty } from "../widgets.js";
+import { actionPanel, fmtQty, ruleText, sourceText } from "../widgets.js";
 
 let shown = ""; // the case version and language on screen: other cases' events change nothing
 
@@ -23,7 +23,7 @@ export default async function render() {
     el("h2", {}, `#${c.id} ${c.enterprise_name}`),
     el("div", { class: "case-meta" },
       sourceView(detail),
-      el("span", {}, `${c.rule_name}（${c.rule}）`), tierBadge(c.tier), stateBadge(c.state),
+      el("span", {}, ruleText(c)), tierBadge(c.tier), stateBadge(c.state),
       c.condition === "cleared" ? el("span", { class: "note" }, t("case.condition_cleared")) : ""),
     quantityView(c),
     el("div", { id: "case-assignee", class: c.assignee ? "assignee" : "assignee none" },
@@ -50,9 +50,11 @@ export default async function render() {
   csv.download = `case-${c.id}.csv`;
   csv.textContent = t("case.export_csv");
   if (!csv.isConnected) exp.after(" · ", csv);
-  // A clue's case has no series of its own: its data are the clue's (recorded with it).
-  document.querySelector(".case-chart").hidden = c.kind === "clue";
-  if (c.kind !== "clue") await drawChart(detail);
+  // A clue's case and a 双随机 inspection have no series of their own (a clue's data are
+  // recorded with it; an inspection is a visit).
+  const noSeries = c.kind === "clue" || c.kind === "inspection";
+  document.querySelector(".case-chart").hidden = noSeries;
+  if (!noSeries) await drawChart(detail);
 }
 
 /* 现场证据 and 线索: the case's files (a brigade's officer uploads from the phone's camera), the
@@ -121,7 +123,7 @@ async function caseCommands(id) {
 /* The case's outlet or meter; an outlet links to its page (its factors, limits and hours). */
 function sourceView(detail) {
   const c = detail.case;
-  const name = c.source_name ? `${c.source_name}（${c.source_id}）` : c.source_id;
+  const name = sourceText(c);
   return el("span", { id: "case-source" }, detail.source_kind === "outlet"
     ? el("a", { href: `/enterprises/${encodeURIComponent(c.enterprise_id)}/outlets/${encodeURIComponent(c.source_id)}` }, name)
     : name);
