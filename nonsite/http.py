@@ -164,6 +164,9 @@ def build_app(
             events,
         ):
             app.include_router(module.router)
+        from nonsite.web import public  # noqa: PLC0415
+
+        app.include_router(public.router)  # before the dashboard's catch-all of page paths
         app.include_router(dashboard.router)
         app.mount("/static", dashboard.static, name="static")
 

@@ -770,6 +770,21 @@ class InspectionsSection(Section):
         return self
 
 
+class PublicSection(Section):
+    """The public disclosure page (公示, no login): the penalty decisions in effect (which
+    types, for how long), the positive list and each enterprise's online status."""
+
+    enabled: bool = True
+    authority: str = Field(default="生态环境主管部门", min_length=1, max_length=100)  # 决定机关
+    decision_types: list[Literal["no_penalty", "order_correction", "fine", "seizure"]] = Field(
+        default_factory=lambda: list[Literal["no_penalty", "order_correction", "fine", "seizure"]](
+            ["order_correction", "fine", "seizure"]
+        )
+    )
+    keep_days: int = Field(default=3 * 365, ge=30, le=10 * 365)  # 公示期
+    deadline_working_days: int = Field(default=7, ge=1, le=30)  # 作出决定之日起公示的期限
+
+
 class EnterpriseConfig(Section):
     id: Identifier
     name: str = Field(min_length=1)
@@ -826,6 +841,7 @@ class Config(Section):
     risk: RiskSection = RiskSection()
     positive_list: PositiveListSection = PositiveListSection()
     inspections: InspectionsSection = InspectionsSection()
+    public: PublicSection = PublicSection()
     brigades: list[BrigadeConfig] = Field(default_factory=list)
     gateways: list[GatewayConfig] = Field(default_factory=list)
     enterprises: list[EnterpriseConfig] = Field(default_factory=list)
