@@ -8,7 +8,7 @@ feed of what the rules require to be public, and nothing else.
   decision, "作出决定之日起7个工作日内"). Not the case, its evidence, the legal review or who
   worked it; a referral to the police or another department is not this authority's penalty
   and is not listed.
-- The positive list (正面清单): its members and since when.
+- The positive list (正面清单): its members and since when, and each approved change.
 - Each enterprise's online status (联网状态): 在线, 离线 (its logger's offline case is open),
   未联网 (never heard from), or 状态未知 while the archive cannot say. Not its alarms, warnings
   or data.
@@ -28,7 +28,7 @@ from sqlalchemy import and_, select
 
 from alerts.decisions import TYPES
 from alerts.noise import OFFLINE_RULE
-from alerts.positive_list import changes, members
+from alerts.positive_list import CHANGE_NAMES, changes, members
 from alerts.schema import cases, decisions
 from ingest.china_time import CHINA_TZ
 from nonsite import __version__
@@ -80,10 +80,9 @@ def disclosures(request: Request) -> dict[str, Any]:
         ).all()
         configured = {e.id: e.positive_list for e in ctx.config.enterprises}
         member = members(conn, configured)
+        list_changes = [c for c in changes(conn, 1000) if c.state == "approved" and c.decided_at]
         approved = {
-            c.enterprise_id: c.decided_at
-            for c in reversed(changes(conn, 1000))
-            if c.state == "approved" and c.change == "enter" and c.decided_at is not None
+            c.enterprise_id: c.decided_at for c in reversed(list_changes) if c.change == "enter"
         }
         offline = {
             r[0]
@@ -135,11 +134,18 @@ def disclosures(request: Request) -> dict[str, Any]:
         else:
             state = "online"
         status.append({"enterprise": e.name, "status": state, "status_zh": ONLINE_NAMES[state]})
+    adjusted = [  # each change in effect, newest first (动态调整, published)
+        {"enterprise": names.get(c.enterprise_id, ""), "change": CHANGE_NAMES[c.change],
+         "on": _day(c.decided_at)}
+        for c in list_changes
+        if c.decided_at is not None and c.decided_at >= since
+    ]  # fmt: skip
     return {
         "authority": pub.authority,
         "as_of": now.isoformat(timespec="seconds"),
         "decisions": published,
         "positive_list": positive,
+        "positive_list_changes": adjusted,
         "online_status": status,
     }
 

@@ -52,7 +52,10 @@ def test_the_feed_holds_what_the_rules_require_and_nothing_more(site):
 
 def feed_and_review(site, anonymous: httpx.Client) -> None:
     doc = anonymous.get("/public/disclosures.json").json()
-    assert set(doc) == {"authority", "as_of", "decisions", "positive_list", "online_status"}
+    assert set(doc) == {
+        "authority", "as_of", "decisions", "positive_list", "positive_list_changes",
+        "online_status",
+    }  # fmt: skip
     [fine] = doc["decisions"]  # the major one waits for its legal review: not public yet
     assert set(fine) == DECISION_FIELDS
     assert fine == fine | {
@@ -65,6 +68,9 @@ def feed_and_review(site, anonymous: httpx.Client) -> None:
         "publish_by": "2026-12-15",  # 7 working days after Friday 2026-12-04
     }
     assert doc["positive_list"] == [{"enterprise": "城东化工", "since": fine["published_on"]}]
+    assert doc["positive_list_changes"] == [
+        {"enterprise": "城东化工", "change": "纳入正面清单", "on": fine["published_on"]}
+    ]
     # This site has no archive yet: whether its loggers were heard is not claimed.
     assert {s["enterprise"]: s["status_zh"] for s in doc["online_status"]} == {
         "华能示范电厂": "状态未知",
