@@ -24,7 +24,7 @@ from alerts.workflow import WorkflowError
 from ingest.china_time import CHINA_TZ
 from nonsite.config.model import Config
 
-PERIOD = re.compile(r"^\d{4}(-(0[1-9]|1[0-2])|Q[1-4]|H[12])?$")  # a year, month, quarter, half
+PERIOD = re.compile(r"^20\d{2}(-(0[1-9]|1[0-2])|Q[1-4]|H[12])?$")  # a year, month, quarter, half
 
 
 def rules_of(config: Config) -> DrawRules:

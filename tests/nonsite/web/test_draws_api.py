@@ -6,11 +6,14 @@ draw whose record was altered no longer verifies."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import select, update
 
 from alerts.schema import inspection_draws
-from alerts.workflow import Actor
+from alerts.workflow import Actor, WorkflowError
+from nonsite.inspection_draws import make_draw
 
 
 def test_a_quarter_is_drawn_once_and_its_inspection_dispatched(site):
@@ -68,8 +71,14 @@ def test_who_may_draw_and_read(site):
         == 403
     )
     assert site.login("ent1").get("/api/v1/draws").status_code == 403
-    bad = site.login("supervisor").post("/api/v1/draws", json={"period": "2026Q5", "seed": "x"})
-    assert bad.status_code == 422
+    for period in ("2026Q5", "0000", "1999-12"):  # year 0 crashed the server (schemathesis)
+        bad = site.login("supervisor").post("/api/v1/draws", json={"period": period, "seed": "x"})
+        assert bad.status_code == 422, (period, bad.text)
+    with pytest.raises(WorkflowError) as err:
+        make_draw(
+            site.ctx.db, site.ctx.config, site.ctx.book, "0000", "x", "sup", datetime.now(UTC)
+        )
+    assert err.value.code == "bad_period"
     lib = site.login("monitor").get("/api/v1/draws/library").json()
     assert [c["enterprise_id"] for c in lib["candidates"]] == ["E1", "E2"]
     assert lib["class_names"]["key"] == "重点监管"
