@@ -23,9 +23,7 @@ from nonsite.web.refusals import refusal_responses, refused
 from nonsite.web.security import ERRORS, Context, grant, not_found
 
 router = APIRouter(prefix="/api/v1", tags=["draws"], responses=ERRORS)
-Period = Annotated[
-    str, Path(max_length=7, pattern=r"^20\d{2}(-(0[1-9]|1[0-2])|Q[1-4]|H[12])?$")
-]
+Period = Annotated[str, Path(max_length=7, pattern=r"^20\d{2}(-(0[1-9]|1[0-2])|Q[1-4]|H[12])?$")]
 
 
 class DrawIn(ApiModel):
