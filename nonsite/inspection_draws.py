@@ -19,8 +19,8 @@ from alerts.cases import CaseBook
 from alerts.draws import Candidate, Draw, DrawRules, draw, draw_json, redraw
 from alerts.positive_list import members
 from alerts.risk_record import latest
-from alerts.schema import inspection_draws
-from alerts.workflow import WorkflowError
+from alerts.schema import cases, inspection_draws
+from alerts.workflow import INSPECTION_RULE, WorkflowError
 from ingest.china_time import CHINA_TZ
 from nonsite.config.model import Config
 
@@ -119,7 +119,16 @@ def drawn(conn: Connection, period: str) -> dict[str, Any] | None:
     if row is None:
         return None
     doc: dict[str, Any] = json.loads(row.draw)
-    return doc | {"created_by": row.created_by, "created_at": row.created_at.isoformat()}
+    opened = conn.execute(
+        select(cases.c.enterprise_id, cases.c.id).where(
+            cases.c.rule == INSPECTION_RULE, cases.c.source_id == f"draw-{period}"
+        )
+    )
+    return doc | {
+        "created_by": row.created_by,
+        "created_at": row.created_at.isoformat(),
+        "cases": {e: int(i) for e, i in opened},
+    }
 
 
 def verified(doc: dict[str, Any]) -> bool:

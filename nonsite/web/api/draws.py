@@ -48,6 +48,13 @@ class DrawOut(ApiModel):
     verified: bool = Field(default=True, description="re-run from its seed and inputs: the same")
 
 
+def _named(ctx: Context, doc: dict[str, Any]) -> dict[str, Any]:
+    """The drawn enterprises with their names, as people read a draw."""
+    names = {e.id: e.name for e in ctx.config.enterprises}
+    drawn = [d | {"enterprise_name": names.get(d["enterprise_id"], "")} for d in doc["drawn"]]
+    return doc | {"drawn": drawn}
+
+
 class LibraryOut(ApiModel):
     candidates: list[dict[str, Any]] = Field(description="the inspection object library (名录库)")
     class_names: dict[str, str]
@@ -85,7 +92,7 @@ def list_draws(ctx: Context, user: Annotated[User, Depends(grant("draws"))]) -> 
             )
         ]
         docs = [drawn(conn, p) for p in periods]
-    return [DrawOut.model_validate(d | {"verified": verified(d)}) for d in docs if d]
+    return [DrawOut.model_validate(_named(ctx, d) | {"verified": verified(d)}) for d in docs if d]
 
 
 @router.get(
@@ -101,7 +108,7 @@ def read_draw(
         doc = drawn(conn, period)
     if doc is None:
         raise not_found(f"draw of {period}")
-    return DrawOut.model_validate(doc | {"verified": verified(doc)})
+    return DrawOut.model_validate(_named(ctx, doc) | {"verified": verified(doc)})
 
 
 @router.post(
@@ -121,7 +128,7 @@ def new_draw(
         )  # fmt: skip
     except WorkflowError as err:
         raise refused(err) from None
-    return DrawOut.model_validate(doc)
+    return DrawOut.model_validate(_named(ctx, doc))
 
 
 __all__ = ["router"]

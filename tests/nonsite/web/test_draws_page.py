@@ -4,6 +4,7 @@ chart of its own."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -36,3 +37,23 @@ def test_the_brigade_opens_its_drawn_inspection_on_a_phone(browser, fresh_site):
         assert english_words(visible_text(page)) == []
         assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
         shot(page, "inspection-case-enforcer-390")
+
+
+def test_a_supervisor_draws_a_quarter_on_the_page(browser, fresh_site):
+    site = fresh_site
+    with browsing(browser, tz="UTC", width=1440) as page:
+        login(page, site, "supervisor")
+        page.goto(f"{site.url}/risk")
+        expect(page.locator("#draw-list")).to_contain_text("尚未抽取")
+        page.fill("#draw-period", "2026Q4")
+        page.fill("#draw-seed", "滨江-2026Q4-公开种子")
+        page.click("#draw-submit")
+        expect(page.locator("#draw-result")).to_contain_text("2026Q4 已抽取")
+        card = page.locator("#draw-2026Q4")
+        expect(card).to_contain_text("复核一致")
+        expect(card).to_contain_text("一般监管")
+        expect(card.locator("a").first).to_have_attribute("href", re.compile(r"^/cases/\d+$"))
+        page.click("#draw-submit")  # the same period again: refused, in Chinese
+        expect(page.locator("#draw-result")).to_have_text("该抽查期已抽取，不能重抽")
+        assert english_words(visible_text(page)) == []
+        shot(page, "draws-supervisor-1440")

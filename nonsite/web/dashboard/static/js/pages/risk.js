@@ -35,6 +35,7 @@ export default async function render() {
   document.getElementById("risk-list").replaceChildren(
     ...(fleet.ratings.length ? fleet.ratings.map(card) : [el("p", { class: "empty" }, t("risk.none"))]));
   await renderPositiveList();
+  await renderDraws(role);
   const button = document.getElementById("risk-recompute");
   if (RATERS.has(role)) {
     button.hidden = false;
@@ -88,4 +89,41 @@ export async function renderPositiveList() {
     : [el("li", { class: "empty" }, t("plist.no_members"))]));
   document.getElementById("plist-changes").replaceChildren(...list.changes.filter((c) => c.state !== "proposed").slice(0, 20).map((c) =>
     el("li", {}, `${fmtTime(c.decided_at)} ${c.enterprise_name} ${c.change_name} · ${c.state_name}（${c.decided_by}）${c.note ? `：${c.note}` : ""}`)));
+}
+
+/* 双随机抽查: a supervisor draws a period with its published seed; each draw shows its quotas,
+   the enterprises drawn with their inspectors and cases, and whether it re-runs the same. */
+function drawCard(d) {
+  const quotas = Object.entries(d.quotas).map(([cls, q]) =>
+    tf("draw.quota", { cls: t(`draw.class.${cls}`), members: q.members, quota: q.quota, drawn: q.drawn }));
+  return el("article", { class: "card draw", id: `draw-${d.period}` },
+    el("h4", {}, `${d.period} · ${tf("draw.seed_is", { seed: d.seed })}`, " ",
+      el("span", { class: `badge ${d.verified ? "risk-green" : "risk-red"}` }, t(d.verified ? "draw.verified" : "draw.altered"))),
+    el("p", { class: "note" }, quotas.join("；")),
+    el("ul", {}, ...d.drawn.map((x) => el("li", {},
+      x.enterprise_name || x.enterprise_id, " ", d.cases && d.cases[x.enterprise_id] ? el("a", { href: `/cases/${d.cases[x.enterprise_id]}` }, `#${d.cases[x.enterprise_id]}`) : "",
+      el("span", { class: "note" }, ` ${tf("draw.inspectors", { names: x.inspectors.join("、") || "—" })}`)))),
+    d.short.length ? el("p", { class: "error" }, tf("draw.short", { n: d.short.length })) : "");
+}
+
+async function renderDraws(role) {
+  const draws = await api("GET", "/api/v1/draws");
+  document.getElementById("draw-list").replaceChildren(...(draws.length
+    ? draws.map(drawCard) : [el("p", { class: "empty" }, t("draw.none"))]));
+  const form = document.getElementById("draw-form");
+  if (role !== "supervisor" || !form.hidden) return;
+  form.hidden = false;
+  form.onsubmit = async (event) => {
+    event.preventDefault();
+    const result = document.getElementById("draw-result");
+    try {
+      const d = await api("POST", "/api/v1/draws", { period: form.period.value.trim(), seed: form.seed.value.trim() });
+      result.className = "result ok";
+      result.textContent = tf("draw.done", { period: d.period, n: d.drawn.length });
+      await renderDraws(role);
+    } catch (err) {
+      result.className = "result error";
+      result.textContent = err.code === "already_drawn" ? t("draw.already") : `${t("err.generic")}：${err.message}`;
+    }
+  };
 }
