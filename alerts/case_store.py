@@ -50,6 +50,49 @@ def recurrence_values(case: Case, escalation: str) -> dict[str, Any]:
     }
 
 
+def unruled_case(
+    enterprise_id: str,
+    source_id: str,
+    rule: str,
+    *,
+    tier: str,
+    at: datetime,
+    now: datetime,
+    positive_list: bool,
+    brigade: str | None,
+    factor: str | None = None,
+) -> dict[str, Any]:
+    """The row of a case no rule's finding opened (a clue's, a 双随机 inspection's): sensed,
+    active, one occurrence at ``at``, no value or limit."""
+    return {
+        "open_key": open_key(enterprise_id, source_id, rule),
+        "enterprise_id": enterprise_id,
+        "source_id": source_id,
+        "rule": rule,
+        "factor": factor,
+        "tier": tier,
+        "state": "sensed",
+        "condition": "active",
+        "positive_list": positive_list,
+        "opened_at": now,
+        "first_seen": at,
+        "last_seen": at,
+        "count": 1,
+        "value": None,
+        "peak_value": None,
+        "peak_multiple": None,
+        "limit_value": None,
+        "unit": "",
+        "evidence": Evidence().dumps(),
+        "recurrence": 0,
+        "flaps": 0,
+        "escalation": None,
+        "brigade": brigade,
+        "updated_at": now,
+        "version": 1,
+    }
+
+
 def key_of(case: Case) -> str:
     return open_key(case.enterprise_id, case.source_id, case.rule)
 

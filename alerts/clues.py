@@ -29,7 +29,7 @@ from typing import Any, Final
 from sqlalchemy import Connection, insert, select, update
 
 from alerts.case import Case, Evidence, record_json
-from alerts.case_store import CaseStore, open_key
+from alerts.case_store import CaseStore, unruled_case
 from alerts.policy import AlertPolicy, ClueMatching, EnterpriseInfo
 from alerts.positive_list import is_member
 from alerts.schema import cases, clues
@@ -316,35 +316,13 @@ def _open_case(
     info = policy.enterprise(ent) if enterprise else None
     at = clue.occurred_at.astimezone(UTC)
     source = f"clue-{clue_id}"  # each clue case its own problem
-    values: dict[str, Any] = {
-        "open_key": open_key(ent, source, CLUE_RULE),
-        "enterprise_id": ent,
-        "source_id": source,
-        "rule": CLUE_RULE,
-        "factor": clue.factor,
-        "tier": "alarm" if clue.urgent else "warning",
-        "state": "sensed",
-        "condition": "active",
-        "positive_list": bool(
+    values = unruled_case(
+        ent, source, CLUE_RULE, tier="alarm" if clue.urgent else "warning", at=at, now=now,
+        positive_list=bool(
             enterprise and is_member(conn, ent, bool(info and info.positive_list))
         ),
-        "opened_at": now,
-        "first_seen": at,
-        "last_seen": at,
-        "count": 1,
-        "value": None,
-        "peak_value": None,
-        "peak_multiple": None,
-        "limit_value": None,
-        "unit": "",
-        "evidence": Evidence().dumps(),
-        "recurrence": 0,
-        "flaps": 0,
-        "escalation": None,
-        "brigade": info.brigade if info else None,
-        "updated_at": now,
-        "version": 1,
-    }
+        brigade=info.brigade if info else None, factor=clue.factor,
+    )  # fmt: skip
     case = store.insert(conn, values, Evidence())
     event = store.audit(
         conn,

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Connection
 
 from alerts.case import Case, Evidence
-from alerts.case_store import CaseStore, open_key
+from alerts.case_store import CaseStore, unruled_case
 from alerts.draws import Drawn
 from alerts.policy import AlertPolicy
 from alerts.positive_list import is_member
@@ -37,33 +36,11 @@ def open_inspections(
     source = f"draw-{period}"
     for d in drawn:
         info = policy.enterprise(d.enterprise_id)
-        values: dict[str, Any] = {
-            "open_key": open_key(d.enterprise_id, source, INSPECTION_RULE),
-            "enterprise_id": d.enterprise_id,
-            "source_id": source,
-            "rule": INSPECTION_RULE,
-            "factor": None,
-            "tier": "warning",
-            "state": "sensed",
-            "condition": "active",
-            "positive_list": is_member(conn, d.enterprise_id, info.positive_list),
-            "opened_at": now,
-            "first_seen": now,
-            "last_seen": now,
-            "count": 1,
-            "value": None,
-            "peak_value": None,
-            "peak_multiple": None,
-            "limit_value": None,
-            "unit": "",
-            "evidence": Evidence().dumps(),
-            "recurrence": 0,
-            "flaps": 0,
-            "escalation": None,
-            "brigade": d.brigade,
-            "updated_at": now,
-            "version": 1,
-        }
+        values = unruled_case(
+            d.enterprise_id, source, INSPECTION_RULE, tier="warning", at=now, now=now,
+            positive_list=is_member(conn, d.enterprise_id, info.positive_list),
+            brigade=d.brigade,
+        )  # fmt: skip
         case = store.insert(conn, values, Evidence())
         who = "、".join(d.inspectors) or "未抽到"
         note = f"双随机抽查 {period}（公开种子 {seed}），检查人员：{who}"
