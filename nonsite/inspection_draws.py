@@ -8,7 +8,6 @@ inputs (a second draw of the same period is refused: nobody draws again until th
 from __future__ import annotations
 
 import json
-import re
 from datetime import datetime
 from typing import Any
 
@@ -21,10 +20,8 @@ from alerts.positive_list import members
 from alerts.risk_record import latest
 from alerts.schema import cases, inspection_draws
 from alerts.workflow import INSPECTION_RULE, WorkflowError
-from ingest.china_time import CHINA_TZ
 from nonsite.config.model import Config
-
-PERIOD = re.compile(r"^20\d{2}(-(0[1-9]|1[0-2])|Q[1-4]|H[12])?$")  # a year, month, quarter, half
+from nonsite.periods import PERIOD, bounds
 
 
 def rules_of(config: Config) -> DrawRules:
@@ -61,19 +58,8 @@ def inspectors_of(config: Config) -> dict[str, list[str]]:
 
 
 def period_end(period: str) -> datetime:
-    """The first China instant after ``period`` (2026, 2026-11, 2026Q4, 2026H2): when its
-    inspections are due."""
-    year = int(period[:4])
-    if len(period) == 4:
-        month = 13
-    elif period[4] == "-":
-        month = int(period[5:]) + 1
-    elif period[4] == "Q":
-        month = int(period[5]) * 3 + 1
-    else:
-        month = int(period[5]) * 6 + 1
-    year, month = year + (month - 1) // 12, (month - 1) % 12 + 1
-    return datetime(year, month, 1, tzinfo=CHINA_TZ)
+    """The first China instant after ``period``: when its inspections are due."""
+    return bounds(period)[1]
 
 
 def make_draw(

@@ -18,18 +18,19 @@ from alerts.workflow import WorkflowError
 from ingest.china_time import CHINA_TZ
 from nonsite.auth import User
 from nonsite.inspection_draws import drawn, library, make_draw, rules_of, verified
+from nonsite.periods import PATTERN
 from nonsite.web.models import ApiModel
 from nonsite.web.refusals import refusal_responses, refused
 from nonsite.web.security import ERRORS, Context, grant, not_found
 
 router = APIRouter(prefix="/api/v1", tags=["draws"], responses=ERRORS)
-Period = Annotated[str, Path(max_length=7, pattern=r"^20\d{2}(-(0[1-9]|1[0-2])|Q[1-4]|H[12])?$")]
+Period = Annotated[str, Path(max_length=7, pattern=PATTERN)]
 
 
 class DrawIn(ApiModel):
     period: str = Field(
         max_length=7,
-        pattern=r"^20\d{2}(-(0[1-9]|1[0-2])|Q[1-4]|H[12])?$",
+        pattern=PATTERN,
         description="2026, 2026-11, 2026Q4 or 2026H2",
     )
     seed: str = Field(min_length=1, max_length=200, description="the published seed")
