@@ -142,6 +142,7 @@ def build_app(
             risk,
             series,
             session,
+            statistics,
         )
 
         app.state.web = web
@@ -160,6 +161,7 @@ def build_app(
             quality,
             reports,
             risk,
+            statistics,
             commands,
             events,
         ):

@@ -104,6 +104,7 @@ GRANTS: dict[str, tuple[str, ...]] = {
     # 双随机 draws: read by who plans and makes inspections, made by a supervisor
     "draws": ("monitor", "supervisor", "enforcer", "admin"),
     "draws.make": ("supervisor",),
+    "statistics": ("monitor", "supervisor", "admin"),  # 统计: what the supervision did
 }
 
 

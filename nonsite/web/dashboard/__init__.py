@@ -36,12 +36,13 @@ READS = {
     "outlet": ("outlets",),  # reached from a fleet card, a case or 本企业; not in the menu
     "clues": ("clues",),
     "risk": ("risk",),
+    "statistics": ("statistics",),
 }
 PAGES = {
     page: tuple(r for r in ROLES if all(r in GRANTS[g] for g in grants))
     for page, grants in READS.items()
 }
-MENU = ("fleet", "cases", "work_orders", "clues", "risk", "enterprise", "ops")
+MENU = ("fleet", "cases", "work_orders", "clues", "risk", "statistics", "enterprise", "ops")
 HOME = {
     "enterprise": "/enterprise",
     "enforcer": "/work-orders",
@@ -55,6 +56,7 @@ PATHS = {
     "work_orders": "/work-orders",
     "clues": "/clues",
     "risk": "/risk",
+    "statistics": "/statistics",
     "enterprise": "/enterprise",
     "ops": "/ops",
 }
@@ -153,6 +155,11 @@ def clues_page(request: Request, user: MaybeUser) -> Response:
 @router.get("/risk", response_class=HTMLResponse)
 def risk_page(request: Request, user: MaybeUser) -> Response:
     return _page(request, user, "risk")
+
+
+@router.get("/statistics", response_class=HTMLResponse)
+def statistics_page(request: Request, user: MaybeUser) -> Response:
+    return _page(request, user, "statistics")
 
 
 @router.get("/ops", response_class=HTMLResponse)

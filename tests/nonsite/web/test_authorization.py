@@ -99,6 +99,12 @@ READS = {
         "*": 403,
         **dict.fromkeys(["monitor", "supervisor", "admin", "enforcer1", "enforcer2"], 200),
     },
+    "/api/v1/statistics?period=2026Q4": {
+        "*": 403,
+        "monitor": 200,
+        "supervisor": 200,
+        "admin": 200,
+    },
     "/api/v1/draws": {
         "*": 403,
         **dict.fromkeys(["monitor", "supervisor", "admin", "enforcer1", "enforcer2"], 200),

@@ -12,11 +12,12 @@ import renderLogin from "./pages/login.js";
 import renderOps from "./pages/ops.js";
 import renderOutlet from "./pages/outlet.js";
 import renderRisk from "./pages/risk.js";
+import renderStatistics from "./pages/statistics.js";
 import renderWorkOrders from "./pages/work_orders.js";
 
 const PAGES = {
   case: renderCase, cases: renderCases, clues: renderClues, enterprise: renderEnterprise, fleet: renderFleet,
-  login: renderLogin, ops: renderOps, outlet: renderOutlet, risk: renderRisk, work_orders: renderWorkOrders,
+  login: renderLogin, ops: renderOps, outlet: renderOutlet, risk: renderRisk, statistics: renderStatistics, work_orders: renderWorkOrders,
 };
 
 function start() {

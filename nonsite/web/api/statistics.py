@@ -1,0 +1,102 @@
+"""The period's statistics (统计, alerts.statistics) per region or brigade and in total."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from pydantic import Field
+
+from alerts.statistics import FAMILY_NAMES, TOTAL, Figures, period_statistics
+from nonsite.auth import User
+from nonsite.periods import PATTERN, bounds
+from nonsite.web.models import ApiModel
+from nonsite.web.security import ERRORS, Context, grant
+
+router = APIRouter(prefix="/api/v1", tags=["statistics"], responses=ERRORS)
+
+
+class FiguresOut(ApiModel):
+    group: str = Field(description="the region, the brigade's name, or 合计")
+    reminders: int
+    explanations: int
+    explained_on_time: int
+    non_site_checks: int
+    on_site_checks: int
+    opened: int
+    by_family: dict[str, int]
+    by_tier: dict[str, int]
+    closed: int
+    by_outcome: dict[str, int]
+    closure_rate: float | None = Field(description="of the cases opened, those closed by the end")
+    mean_hours_to_close: float | None
+    violations_confirmed: int
+    rectifications_ordered: int
+    struck_off: int
+    recurrences: int
+
+
+class StatisticsOut(ApiModel):
+    period: str
+    since: datetime
+    until: datetime
+    by: Literal["region", "brigade"]
+    family_names: dict[str, str]
+    groups: list[FiguresOut] = Field(description="each group, then 合计 last")
+
+
+def _out(group: str, f: Figures) -> FiguresOut:
+    return FiguresOut(
+        group=group,
+        reminders=f.reminders,
+        explanations=f.explanations,
+        explained_on_time=f.explained_on_time,
+        non_site_checks=f.non_site_checks,
+        on_site_checks=f.on_site_checks,
+        opened=f.opened,
+        by_family=f.by_family,
+        by_tier=f.by_tier,
+        closed=f.closed,
+        by_outcome=f.by_outcome,
+        closure_rate=f.closure_rate,
+        mean_hours_to_close=f.mean_hours_to_close,
+        violations_confirmed=f.violations_confirmed,
+        rectifications_ordered=f.rectifications_ordered,
+        struck_off=f.struck_off,
+        recurrences=f.recurrences,
+    )
+
+
+@router.get(
+    "/statistics",
+    response_model=StatisticsOut,
+    summary="A period's statistics (统计) per region or brigade, and in total",
+)
+def statistics(
+    ctx: Context,
+    user: Annotated[User, Depends(grant("statistics"))],
+    period: Annotated[str, Query(max_length=7, pattern=PATTERN)],
+    by: Annotated[Literal["region", "brigade"], Query()] = "region",
+) -> StatisticsOut:
+    try:
+        since, until = bounds(period)
+    except ValueError as err:
+        raise HTTPException(422, {"code": "bad_period", "message": str(err)}) from None
+    brigades = {b.id: b.name for b in ctx.config.brigades}
+    group_of = {
+        e.id: (e.region or "未分区")
+        if by == "region"
+        else brigades.get(e.brigade or "", "未指定大队")
+        for e in ctx.config.enterprises
+    }
+    with ctx.db.connect() as conn:
+        figures = period_statistics(conn, since, until, group_of)
+    groups = [_out(g, f) for g, f in sorted(figures.items()) if g != TOTAL]
+    groups.append(_out(TOTAL, figures.get(TOTAL, Figures())))
+    return StatisticsOut(
+        period=period, since=since, until=until, by=by, family_names=FAMILY_NAMES, groups=groups
+    )
+
+
+__all__ = ["router"]
