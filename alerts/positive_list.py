@@ -77,14 +77,20 @@ def _change_of(row: RowMapping) -> ListChange:
     )
 
 
-def members(conn: Connection, configured: Mapping[str, bool]) -> dict[str, bool]:
-    """Each enterprise's membership: its last approved change, else the configuration's."""
+def members(
+    conn: Connection, configured: Mapping[str, bool], before: datetime | None = None
+) -> dict[str, bool]:
+    """Each enterprise's membership: its last approved change (decided ``before``, if given),
+    else the configuration's."""
     out = dict(configured)
-    rows = conn.execute(
+    query = (
         select(positive_list_changes.c.enterprise_id, positive_list_changes.c.change)
         .where(positive_list_changes.c.state == "approved")
         .order_by(positive_list_changes.c.decided_at, positive_list_changes.c.id)
     )
+    if before is not None:
+        query = query.where(positive_list_changes.c.decided_at < before)
+    rows = conn.execute(query)
     for enterprise, change in rows:
         out[enterprise] = change == "enter"
     return out

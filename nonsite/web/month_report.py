@@ -58,7 +58,7 @@ def month_bounds(month: date) -> tuple[int, int]:
 
 def month_report(db: Engine, config: Config, rules: RuleSetup, month: date) -> MonthReport:
     lo, hi = month_bounds(month)
-    exceeded = _exceedances(db, lo, hi)
+    exceeded = exceedances(db, lo, hi)
     out = []
     for figures in period_figures(db, config, rules, lo, hi).values():
         alarm, warning, daily = exceeded.get(figures.enterprise_id, (0, 0, 0))
@@ -119,7 +119,7 @@ def period_figures(
     return out
 
 
-def _exceedances(db: Engine, lo: int, hi: int) -> dict[str, tuple[int, int, int]]:
+def exceedances(db: Engine, lo: int, hi: int) -> dict[str, tuple[int, int, int]]:
     """Per enterprise: A3 hours fired at alarm, at warning, and days a daily rule fired."""
     f = findings
     since, until = datetime.fromtimestamp(lo, CHINA_TZ), datetime.fromtimestamp(hi, CHINA_TZ)
@@ -183,6 +183,7 @@ def _kept_days(db: Engine, lo: int, hi: int) -> dict[tuple[str, str, str], dict[
 __all__ = [
     "MonthFigures",
     "MonthReport",
+    "exceedances",
     "first_kept_days",
     "month_bounds",
     "month_report",

@@ -11,6 +11,7 @@ from pydantic import Field
 from alerts.statistics import FAMILY_NAMES, TOTAL, Figures, period_statistics
 from nonsite.auth import User
 from nonsite.periods import PATTERN, bounds
+from nonsite.report.figures import group_of
 from nonsite.web.models import ApiModel
 from nonsite.web.security import ERRORS, Context, grant
 
@@ -83,15 +84,8 @@ def statistics(
         since, until = bounds(period)
     except ValueError as err:
         raise HTTPException(422, {"code": "bad_period", "message": str(err)}) from None
-    brigades = {b.id: b.name for b in ctx.config.brigades}
-    group_of = {
-        e.id: (e.region or "未分区")
-        if by == "region"
-        else brigades.get(e.brigade or "", "未指定大队")
-        for e in ctx.config.enterprises
-    }
     with ctx.db.connect() as conn:
-        figures = period_statistics(conn, since, until, group_of)
+        figures = period_statistics(conn, since, until, group_of(ctx.config, by))
     groups = [_out(g, f) for g, f in sorted(figures.items()) if g != TOTAL]
     groups.append(_out(TOTAL, figures.get(TOTAL, Figures())))
     return StatisticsOut(
