@@ -24,6 +24,7 @@ from nonsite.cli import (
     listings,
     logger,
     replay,
+    report,
     serve,
     silences,
     users,
@@ -45,6 +46,7 @@ GROUPS = (
     silences,
     users,
     replay,
+    report,
     demo,
     db,
 )

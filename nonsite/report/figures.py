@@ -41,6 +41,7 @@ NO_BRIGADE = "未指定大队"
 UNRATED = "unrated"
 COLORS = ("red", "yellow", "green", UNRATED)
 TOP_N = 10
+CLASS_ORDER = {"key": 0, "special": 1, "general": 2}  # 重点, 特殊, 一般
 
 
 def group_of(config: Config, by: GroupBy) -> dict[str, str]:
@@ -239,7 +240,7 @@ def _draw_executions(db: Engine, since: datetime, until: datetime) -> list[DrawE
             )
             inspected = {e for (e,) in reported}
             classes = []
-            for cls, quota in doc["quotas"].items():
+            for cls, quota in sorted(doc["quotas"].items(), key=lambda q: CLASS_ORDER[q[0]]):
                 ours = [d["enterprise_id"] for d in doc["drawn"] if d["supervision_class"] == cls]
                 classes.append(
                     ClassExecution(

@@ -85,6 +85,17 @@ def test_a_small_fine_and_no_penalty_take_effect_at_once(store, book):
         legal_ground="《行政处罚法》第三十三条第一款：初次违法且危害后果轻微并及时改正",
     )  # fmt: skip
     assert (d.state, d.major, d.type) == ("effective", False, "no_penalty")
+    ground = "《行政处罚法》第三十三条第一款：初次违法且危害后果轻微并及时改正"
+    with store.connect() as conn:
+        (kept,) = case_decisions(conn, cid)
+    assert (kept.type, kept.legal_ground, kept.document_number) == (
+        "no_penalty",
+        ground,
+        "不罚〔2026〕3号",
+    )  # the ground is kept as given, and on the case's trail
+    with store.connect() as conn:
+        notes = [e["note"] for e in book.events(conn, cid)]
+    assert any(ground in n for n in notes), notes
     [cid2] = apply(store, book, finding(source="DA002")).opened
     small = decide(
         store, book, cid2, kind="fine", amount_yuan=50_000, document_number="环罚〔2026〕9号"
