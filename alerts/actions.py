@@ -236,7 +236,9 @@ def _escalate(a: _Act) -> None:
 
 
 def _remind(a: _Act) -> None:
-    a.values["explain_due"] = a.now + timedelta(hours=a.policy.explain_hours)
+    due = a.now + timedelta(hours=a.policy.explain_hours)
+    a.values["explain_due"] = due
+    a.refs["due"] = due.isoformat()  # kept on the trail: a recurrence clears the case's
     a.audience = ("enterprise",)
 
 

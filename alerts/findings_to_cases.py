@@ -192,7 +192,9 @@ class _Batch:
         if case.tier == "warning":
             due = now + timedelta(hours=self.policy.explain_hours)
             case = store.cas(conn, case, now, {"state": "reminded", "explain_due": due})
-            event_id = store.audit(conn, case, SYSTEM, "remind", "sensed", now, "", {})
+            event_id = store.audit(
+                conn, case, SYSTEM, "remind", "sensed", now, "", {"due": due.isoformat()}
+            )
             store.notify(conn, case, "case.opened", event_id, ("enterprise",), now)
         else:
             store.notify(conn, case, "case.opened", event_id, ("supervisors", "monitors"), now)

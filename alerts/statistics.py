@@ -2,7 +2,7 @@
 bureaus' yearly reports, per group of enterprises (a region, a brigade) and in total.
 
 - 预警提醒: reminders sent (the trail's ``remind``); 企业说明: explanations received, and those
-  by their deadline;
+  by their deadline (the one their reminder set, kept on the trail);
 - 非现场检查 / 现场检查 家次: work orders created, by kind;
 - cases opened, by family (超标, 疑似弄虚作假, 数据异常, 用电异常, 线索, 双随机) and by tier;
 - cases closed (办结) in the period by outcome; 办结率: of the cases opened in the period, those
@@ -17,6 +17,7 @@ recompute each one from the rows themselves.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -98,17 +99,21 @@ def period_statistics(
         return (column >= since, column < until)
 
     events = conn.execute(
-        select(cases.c.enterprise_id, case_events.c.action, case_events.c.at, cases.c.explain_due)
+        select(cases.c.enterprise_id, case_events.c.action, case_events.c.at,
+               case_events.c.case_id, case_events.c.id, cases.c.explain_due)
         .join(cases, cases.c.id == case_events.c.case_id)
         .where(case_events.c.action.in_(("remind", "explain", "reopen")), *within(case_events.c.at))
-    )
-    for enterprise, action, at, explain_due in events:
+    ).all()  # fmt: skip
+    explained = {case_id for _e, action, _at, case_id, _id, _due in events if action == "explain"}
+    dues = _reminder_dues(conn, explained)
+    for enterprise, action, at, case_id, event_id, explain_due in events:
         for f in add(enterprise):
             if action == "remind":
                 f.reminders += 1
             elif action == "explain":
                 f.explanations += 1
-                f.explained_on_time += explain_due is not None and at <= explain_due
+                due = _due_of(dues.get(case_id, []), event_id, explain_due)
+                f.explained_on_time += due is not None and at <= due
             else:
                 f.recurrences += 1
     orders = conn.execute(
@@ -163,6 +168,31 @@ def period_statistics(
                 state == "closed" and closed_at is not None and since <= closed_at < until
             )
     return out
+
+
+def _reminder_dues(conn: Connection, case_ids: set[int]) -> dict[int, list[tuple[int, str]]]:
+    """Each case's reminders (event id, the deadline it set, if kept), in the trail's order."""
+    out: dict[int, list[tuple[int, str]]] = {}
+    if not case_ids:
+        return out
+    rows = conn.execute(
+        select(case_events.c.case_id, case_events.c.id, case_events.c.refs)
+        .where(case_events.c.action == "remind", case_events.c.case_id.in_(sorted(case_ids)))
+        .order_by(case_events.c.id)
+    )
+    for case_id, event_id, refs in rows:
+        out.setdefault(case_id, []).append((event_id, json.loads(refs or "{}").get("due", "")))
+    return out
+
+
+def _due_of(
+    reminders: list[tuple[int, str]], explain_id: int, fallback: datetime | None
+) -> datetime | None:
+    """An explanation's deadline: the one its (latest earlier) reminder set, from the trail
+    (a recurrence clears the case's own and a new reminder sets another); for a trail kept
+    before reminders recorded theirs, the case's."""
+    due = next((d for event_id, d in reversed(reminders) if event_id < explain_id), "")
+    return datetime.fromisoformat(due) if due else fallback
 
 
 __all__ = ["FAMILIES", "FAMILY_NAMES", "TOTAL", "Figures", "family", "period_statistics"]

@@ -200,7 +200,10 @@ def _chart(table: Table, chart: Chart, font: str) -> Drawing:
     bars.valueAxis.labels.fontName = font
     bars.valueAxis.labels.fontSize = 7
     bars.valueAxis.valueMin = 0
-    top = max((v for series in data for v in series), default=0)
+    if chart.stacked:  # the tallest stack
+        top = max((sum(column) for column in zip(*data, strict=True)), default=0)
+    else:
+        top = max((v for series in data for v in series), default=0)
     bars.valueAxis.valueMax = 100 if rates else max(1.0, top * 1.15)
     if not rates:  # counts: whole steps
         bars.valueAxis.valueStep = max(1, math.ceil(bars.valueAxis.valueMax / 6))
