@@ -49,7 +49,6 @@ def add_to(sub: Subcommands) -> None:
 def report(args: argparse.Namespace) -> int:
     from nonsite.periods import PERIOD
     from nonsite.report.figures import period_report
-    from nonsite.rule_wiring import rule_setup
 
     if not PERIOD.match(args.period):
         raise UsageError(f"--period is 2026, 2026-11, 2026Q4 or 2026H2, not {args.period!r}")
@@ -61,9 +60,7 @@ def report(args: argparse.Namespace) -> int:
         raise UsageError(f"--font {args.font}: no such file")
     config = config_for(args)
     with store(config) as engine:
-        figures = period_report(
-            engine, config, rule_setup(config), args.period, args.by, datetime.now(UTC)
-        )
+        figures = period_report(engine, config, args.period, args.by, datetime.now(UTC))
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"report-{args.period}-{args.by}"
     if "pdf" in formats:

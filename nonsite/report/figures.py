@@ -31,7 +31,7 @@ from alerts.workflow import INSPECTION_RULE
 from ingest.china_time import CHINA_TZ
 from nonsite.config.model import Config
 from nonsite.periods import PERIOD, bounds
-from nonsite.rule_wiring import RuleSetup
+from nonsite.rule_wiring import rule_setup
 from nonsite.web.month_report import exceedances, period_figures
 from nonsite.web.quality import Counts
 
@@ -117,18 +117,19 @@ class PeriodReport:
 def period_report(
     db: Engine,
     config: Config,
-    rules: RuleSetup,
     period: str,
     by: GroupBy,
     now: datetime,
 ) -> PeriodReport:
-    """The figures of ``period`` (2026, 2026-11, 2026Q4, 2026H2); ValueError for a bad one."""
+    """The figures of ``period`` (2026, 2026-11, 2026Q4, 2026H2); ValueError for a bad one.
+    The rules' inputs are the service's: the configuration and the 停产 declared online."""
     since, until = bounds(period)
     groups_of = group_of(config, by)
     names = {e.id: e.name for e in config.enterprises}
     groups = [*sorted(set(groups_of.values())), TOTAL]
     with db.connect() as conn:
         statistics = period_statistics(conn, since, until, groups_of)
+        rules = rule_setup(config, conn)
     lo, hi = int(since.timestamp()), int(until.timestamp())
     transmission = {g: Counts() for g in groups}
     for enterprise, figures in period_figures(db, config, rules, lo, hi).items():

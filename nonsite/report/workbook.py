@@ -64,6 +64,9 @@ def _sheet(book: Any, table: Table) -> None:
     for n, line in enumerate(([table.note] if table.note else []) + table.extra):
         ws.write(below + n, 0, line)
     ws.freeze_panes(HEADER_ROW + 1, 1)
+    ws.set_landscape()  # printed: A4 across, a page wide
+    ws.set_paper(9)
+    ws.fit_to_pages(1, 0)
     if table.chart and table.rows:
         chart = _chart(book, table, table.chart)
         ws.insert_chart(below + len(table.extra) + 2, 0, chart, {"x_scale": 1.6, "y_scale": 1.2})

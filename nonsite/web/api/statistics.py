@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import Field
+from starlette.responses import Response
 
 from alerts.statistics import FAMILY_NAMES, TOTAL, Figures, period_statistics
 from nonsite.auth import User
 from nonsite.periods import PATTERN, bounds
-from nonsite.report.figures import group_of
+from nonsite.report.figures import group_of, period_report
+from nonsite.report.pdf import write_pdf
+from nonsite.report.workbook import write_workbook
 from nonsite.web.models import ApiModel
 from nonsite.web.security import ERRORS, Context, grant
 
@@ -90,6 +95,49 @@ def statistics(
     groups.append(_out(TOTAL, figures.get(TOTAL, Figures())))
     return StatisticsOut(
         period=period, since=since, until=until, by=by, family_names=FAMILY_NAMES, groups=groups
+    )
+
+
+REPORT_TYPES = {
+    "pdf": "application/pdf",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+
+@router.get(
+    "/statistics/report",
+    summary="The period's report (统计报表) as a PDF or an Excel workbook with charts",
+    response_class=Response,
+    responses={
+        200: {"content": {t: {} for t in REPORT_TYPES.values()}, "description": "the file"},
+        422: {"description": "bad_period"},
+    },
+)
+def report(
+    ctx: Context,
+    user: Annotated[User, Depends(grant("statistics"))],
+    period: Annotated[str, Query(max_length=7, pattern=PATTERN)],
+    by: Annotated[Literal["region", "brigade"], Query()] = "region",
+    format: Annotated[Literal["pdf", "xlsx"], Query()] = "pdf",
+) -> Response:
+    """What ``nonsite report`` writes (nonsite/report), made on request: a year's takes a
+    few seconds on a large fleet, the figures being those of the statistics and the kept days."""
+    try:
+        figures = period_report(ctx.db, ctx.config, period, by, datetime.now(UTC))
+    except ValueError as err:
+        raise HTTPException(422, {"code": "bad_period", "message": str(err)}) from None
+    with tempfile.TemporaryDirectory(prefix="nonsite-report-") as tmp:
+        path = Path(tmp) / f"report.{format}"
+        if format == "pdf":
+            write_pdf(figures, path)
+        else:
+            write_workbook(figures, path)
+        body = path.read_bytes()
+    name = f"report-{period}-{by}.{format}"
+    return Response(
+        body,
+        media_type=REPORT_TYPES[format],
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
 
 

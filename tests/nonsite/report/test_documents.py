@@ -48,8 +48,8 @@ def embedded(font) -> bool:
 
 @pytest.fixture
 def report(fleet):
-    engine, config, rules, _seeded = fleet
-    return period_report(engine, config, rules, PERIOD, "region", NOW)
+    engine, config, _rules, _seeded = fleet
+    return period_report(engine, config, PERIOD, "region", NOW)
 
 
 def test_the_pdf_carries_each_tables_figures_in_chinese_with_its_font_embedded(report, tmp_path):

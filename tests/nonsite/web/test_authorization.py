@@ -105,6 +105,12 @@ READS = {
         "supervisor": 200,
         "admin": 200,
     },
+    "/api/v1/statistics/report?period=2026Q4&format=xlsx": {
+        "*": 403,
+        "monitor": 200,
+        "supervisor": 200,
+        "admin": 200,
+    },
     "/api/v1/draws": {
         "*": 403,
         **dict.fromkeys(["monitor", "supervisor", "admin", "enforcer1", "enforcer2"], 200),

@@ -39,9 +39,10 @@ def test_the_brigade_opens_its_drawn_inspection_on_a_phone(browser, fresh_site):
         shot(page, "inspection-case-enforcer-390")
 
 
-def test_a_supervisor_draws_a_quarter_on_the_page(browser, fresh_site):
+@pytest.mark.parametrize("width", [1440, 390])
+def test_a_supervisor_draws_a_quarter_on_the_page(browser, fresh_site, width):
     site = fresh_site
-    with browsing(browser, tz="UTC", width=1440) as page:
+    with browsing(browser, tz="UTC", width=width) as page:
         login(page, site, "supervisor")
         page.goto(f"{site.url}/risk")
         expect(page.locator("#draw-list")).to_contain_text("尚未抽取")
@@ -56,4 +57,5 @@ def test_a_supervisor_draws_a_quarter_on_the_page(browser, fresh_site):
         page.click("#draw-submit")  # the same period again: refused, in Chinese
         expect(page.locator("#draw-result")).to_have_text("该抽查期已抽取，不能重抽")
         assert english_words(visible_text(page)) == []
-        shot(page, "draws-supervisor-1440")
+        assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+        shot(page, f"draws-supervisor-{width}")

@@ -110,9 +110,10 @@ def nothing_open(site, anonymous: httpx.Client) -> None:
 
 
 @pytest.mark.integration
-def test_the_public_page_on_a_phone_without_a_login(browser, site):
+@pytest.mark.parametrize("width", [390, 1440])
+def test_the_public_page_on_a_phone_without_a_login(browser, site, width):
     decided(site)
-    with browsing(browser, tz="America/New_York", width=390) as page:
+    with browsing(browser, tz="America/New_York", width=width) as page:
         calls: list[str] = []
         page.on("request", lambda r: calls.append(r.url))
         page.goto(f"{site.url}/public")
@@ -122,7 +123,7 @@ def test_the_public_page_on_a_phone_without_a_login(browser, site):
         assert not [u for u in calls if "/api/" in u]  # no API read, no login asked
         assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
         assert english_words(visible_text(page)) == []
-        shot(page, "public-390")
+        shot(page, f"public-{width}")
 
 
 def test_online_status_from_the_archive_and_the_offline_cases(fresh_site):

@@ -3,10 +3,15 @@ per brigade, and who may read them; the page in a browser on a phone."""
 
 from __future__ import annotations
 
+import io
+import re
 from datetime import datetime
+from itertools import takewhile
 
+import openpyxl
 import pytest
 from playwright.sync_api import expect
+from pypdf import PdfReader
 
 from ingest.china_time import CHINA_TZ
 from tests.nonsite.web.conftest import login, shot
@@ -38,10 +43,52 @@ def test_a_months_figures_per_region_and_brigade(site):
         assert site.login(user).get("/api/v1/statistics?period=2026-11").status_code == 403
 
 
+def test_the_months_report_as_files(site):
+    """The report nonsite report writes, from the API: its figures those of the statistics."""
+    monitor = site.login("monitor")
+    pdf = monitor.get(f"/api/v1/statistics/report?period={this_month()}&format=pdf")
+    assert pdf.status_code == 200, pdf.text
+    assert pdf.headers["content-type"] == "application/pdf"
+    assert f'filename="report-{this_month()}-region.pdf"' in pdf.headers["content-disposition"]
+    text = re.sub(
+        r"\s+", "", "".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.content)).pages)
+    )
+    assert "滨江区" in text and "城东区" in text and "一、工作概况" in text
+    xlsx = monitor.get(f"/api/v1/statistics/report?period={this_month()}&by=brigade&format=xlsx")
+    assert xlsx.status_code == 200
+    sheet = openpyxl.load_workbook(io.BytesIO(xlsx.content))["工作概况"]
+    rows = {
+        r[0]: r for r in takewhile(lambda r: r[0], sheet.iter_rows(min_row=4, values_only=True))
+    }
+    figures = {
+        g["group"]: g
+        for g in monitor.get(f"/api/v1/statistics?period={this_month()}&by=brigade").json()[
+            "groups"
+        ]
+    }
+    assert set(rows) == set(figures)
+    for group, row in rows.items():  # 预警提醒, 新增案件, 现场检查 as the statistics say
+        assert (row[1], row[6], row[5]) == (
+            figures[group]["reminders"],
+            figures[group]["opened"],
+            figures[group]["on_site_checks"],
+        ), group
+    assert monitor.get("/api/v1/statistics/report?period=2026-13").status_code == 422
+    assert (
+        monitor.get(f"/api/v1/statistics/report?period={this_month()}&format=doc").status_code
+        == 422
+    )
+    assert (
+        site.login("ent1").get(f"/api/v1/statistics/report?period={this_month()}").status_code
+        == 403
+    )
+
+
 @pytest.mark.integration
-def test_the_statistics_page_on_a_phone(browser, fresh_site):
+@pytest.mark.parametrize("width", [390, 1440])
+def test_the_statistics_page_on_a_phone(browser, fresh_site, width):
     site = fresh_site  # its users have their names (the header shows them)
-    with browsing(browser, tz="America/New_York", width=390) as page:
+    with browsing(browser, tz="America/New_York", width=width) as page:
         login(page, site, "supervisor")
         page.click("#nav-statistics")
         page.fill("#stat-period", this_month())
@@ -52,4 +99,9 @@ def test_the_statistics_page_on_a_phone(browser, fresh_site):
         expect(page.locator("#stat-span")).to_contain_text(f"{this_month()}-01 00:00")  # China time
         assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
         assert english_words(visible_text(page)) == []
-        shot(page, "statistics-supervisor-390")
+        with page.expect_download() as download:
+            page.click("#stat-pdf")
+        assert download.value.suggested_filename == f"report-{this_month()}-region.pdf"
+        pages = PdfReader(download.value.path()).pages
+        assert "工作概况" in "".join(p.extract_text() for p in pages)
+        shot(page, f"statistics-supervisor-{width}")

@@ -25,8 +25,14 @@ export default async function render() {
   const show = async () => {
     const error = document.getElementById("stat-error");
     try {
-      const s = await api("GET", `/api/v1/statistics?period=${encodeURIComponent(form.period.value.trim())}&by=${form.by.value}`);
+      const q = `period=${encodeURIComponent(form.period.value.trim())}&by=${form.by.value}`;
+      const s = await api("GET", `/api/v1/statistics?${q}`);
       error.textContent = "";
+      for (const format of ["pdf", "xlsx"]) {  // the same period's report, as files
+        const link = document.getElementById(`stat-${format}`);
+        link.href = `/api/v1/statistics/report?${q}&format=${format}`;
+        link.download = `report-${s.period}-${s.by}.${format}`;
+      }
       document.getElementById("stat-span").textContent = tf("stat.span", { since: fmtTime(s.since), until: fmtTime(s.until) });
       document.getElementById("stat-table").replaceChildren(el("table", { class: "stack stat-table" },
         el("thead", {}, el("tr", {}, el("th", {}, t(`stat.by.${s.by}`)), ...COLUMNS.map((c) => el("th", {}, t(`stat.col.${c}`))))),
