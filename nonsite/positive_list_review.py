@@ -8,7 +8,7 @@ its latest rating at least ``min_transmission``, a supervision class in ``classe
 holds while its latest rating is 绿码, it has no confirmed violation in the window and its
 transmission rate is at least the minimum: the entry's duration is not asked again, so a
 member taken from the configuration is not proposed for exit on the service's first day. A
-change the supervisor rejected is not proposed again for ``REPROPOSE_AFTER_DAYS``.
+change the supervisor rejected is not proposed again for ``[positive_list] repropose_after_days``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from nonsite.config.model import Config
 
 log = logging.getLogger(__name__)
 
-REPROPOSE_AFTER_DAYS = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +102,7 @@ def review_if_due(db: Engine, config: Config, now: datetime) -> int:
     made = 0
     with db.begin() as conn:
         member = members(conn, configured)
-        cooling = _recently_rejected(conn, now)
+        cooling = _recently_rejected(conn, now, config.positive_list.repropose_after_days)
         for c in checks:
             on_list = member.get(c.enterprise_id, False)
             change: Change
@@ -125,8 +124,8 @@ def review_if_due(db: Engine, config: Config, now: datetime) -> int:
     return made
 
 
-def _recently_rejected(conn: Connection, now: datetime) -> set[tuple[str, str]]:
-    since = now - timedelta(days=REPROPOSE_AFTER_DAYS)
+def _recently_rejected(conn: Connection, now: datetime, days: int) -> set[tuple[str, str]]:
+    since = now - timedelta(days=days)
     t = positive_list_changes
     rows = conn.execute(
         select(t.c.enterprise_id, t.c.change).where(
@@ -136,4 +135,4 @@ def _recently_rejected(conn: Connection, now: datetime) -> set[tuple[str, str]]:
     return {(e, c) for e, c in rows}
 
 
-__all__ = ["REPROPOSE_AFTER_DAYS", "Check", "check_fleet", "review_if_due"]
+__all__ = ["Check", "check_fleet", "review_if_due"]

@@ -739,6 +739,7 @@ class PositiveListSection(Section):
     green_months: int = Field(default=6, ge=1, le=36)  # rated 绿码 every day this long
     violation_free_days: int = Field(default=365, ge=0, le=3 * 365)
     min_transmission: float = Field(default=0.95, ge=0, le=1)  # effective transmission rate
+    repropose_after_days: int = Field(default=30, ge=0, le=365)  # after a rejection [I]
     classes: list[SupervisionClass] = Field(
         default_factory=lambda: list[SupervisionClass](["key", "special", "general"])
     )  # the supervision classes that may enter

@@ -19,7 +19,7 @@ NOW = datetime(2026, 12, 6, 2, 0, tzinfo=CHINA_TZ)
 SUPERVISOR = Actor("李监管", "supervisor")
 
 
-def config():
+def config(**section: object):
     enterprises = [
         {"id": "E1", "name": "甲"},  # green for six months: proposed for entry
         {"id": "E2", "name": "乙", "positive_list": True},  # a member turned yellow
@@ -27,7 +27,10 @@ def config():
         {"id": "E4", "name": "丁", "supervision_class": "key"},  # key class may not enter
     ]
     return parse_config(
-        {"positive_list": {"classes": ["general", "special"]}, "enterprises": enterprises},
+        {
+            "positive_list": {"classes": ["general", "special"], **section},
+            "enterprises": enterprises,
+        },
         "p.toml",
         env={},
     )
@@ -79,3 +82,24 @@ def test_the_daily_check_proposes_entries_and_exits(engine):
     assert review_if_due(engine, cfg, later) >= 1
     with engine.connect() as conn:
         assert any(p.enterprise_id == "E1" and p.change == "enter" for p in pending(conn))
+
+
+def test_how_long_a_rejected_change_waits_is_configured(engine):
+    cfg = config(repropose_after_days=3)
+    rated(engine, cfg, "E1", 180)
+
+    def e1_waiting() -> list:
+        with engine.connect() as conn:
+            return [p for p in pending(conn) if p.enterprise_id == "E1"]
+
+    review_if_due(engine, cfg, NOW)
+    (proposal,) = e1_waiting()
+    with engine.begin() as conn:
+        decide(conn, proposal.id, SUPERVISOR, False, "信访件尚未办结", NOW)
+    for days in (1, 2, 3, 4):
+        later = NOW + timedelta(days=days)
+        with engine.begin() as conn:
+            keep(conn, rate(RiskInputs("E1", (), 0.99, "general"), later.date(), weights_of(cfg)),
+                 later, "daily")  # fmt: skip
+        review_if_due(engine, cfg, later)
+        assert len(e1_waiting()) == (1 if days > 3 else 0), days  # three days, not thirty
