@@ -30,7 +30,6 @@ from nonsite.config.model import Config
 log = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True, slots=True)
 class Check:
     enterprise_id: str

@@ -26,6 +26,7 @@ from nonsite.config.load import ENV_OVERRIDES, load_config
 from nonsite.config.model import ChannelConfig, MqttSection
 from nonsite.config.mqtt_url import parse_broker_url
 from nonsite.pipeline_process import PipelineProcess
+from nonsite.report.pdf import FONT_CANDIDATES
 
 ROOT = Path(__file__).parents[2]
 DEPLOY = ROOT / "deploy"
@@ -258,6 +259,8 @@ def test_nonsite_image_runs_the_mounted_configuration_and_drains_before_it_is_ki
     dockerfile = (DEPLOY / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.11-slim$", dockerfile, flags=re.M)
     assert "pip install --require-hashes -r requirements.lock" in dockerfile
+    assert "fonts-wqy-microhei" in dockerfile  # the font the report's PDF embeds
+    assert FONT_CANDIDATES[0].startswith("/usr/share/fonts/truetype/wqy/")
     [cmd] = re.findall(r"^CMD (\[.*\])$", dockerfile, flags=re.M)
     argv = json.loads(cmd)
     args = build_parser().parse_args(argv[1:])
