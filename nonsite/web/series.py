@@ -42,7 +42,6 @@ from ingest.readings import Measurement, PowerSample
 from nonsite.config.model import Config, EnterpriseConfig, MeterConfig, OutletConfig
 from nonsite.rule_wiring import rule_setup
 from nonsite.web.series_models import (
-    DayPoint,
     EnterpriseLatestOut,
     FactorInfo,
     HourPoint,
@@ -668,17 +667,19 @@ def _hour_point(h: HourRecord, when: dict[int, datetime]) -> dict[str, Any]:
     }
 
 
-def _day_point(d: DayRecord, now_s: float) -> DayPoint:
-    return DayPoint(
-        t=to_datetime(d.start),
-        value=_round(d.value),
-        converted=_round(d.converted),
-        valid_hours=d.valid_hours,
-        converted_hours=d.converted_hours,
-        required_hours=d.required_hours,
-        flow_weighted=d.flow_weighted,
-        complete=d.start + DAY <= now_s,
-    )
+def _day_point(d: DayRecord, now_s: float) -> dict[str, Any]:
+    """A day as the API's DayPoint, built as a dict like the hours (validating 1,825 models
+    was half a year's answer time; the answers' equality is tested)."""
+    return {
+        "t": to_datetime(d.start),
+        "value": _round(d.value),
+        "converted": _round(d.converted),
+        "valid_hours": d.valid_hours,
+        "converted_hours": d.converted_hours,
+        "required_hours": d.required_hours,
+        "flow_weighted": d.flow_weighted,
+        "complete": d.start + DAY <= now_s,
+    }
 
 
 def _days(
