@@ -70,16 +70,21 @@ def check_fleet(db: Engine, config: Config, day: date) -> list[Check]:
             "min_transmission": p.min_transmission,
             "supervision_class": e.supervision_class,
         }
-        low_rate = rate is None or rate < p.min_transmission
-        rate_text = "无有效传输率" if rate is None else f"有效传输率 {rate:.1%}"
+        # What is not known yet (no rating, no transmission rate: the first days of the
+        # service or of an enterprise's data) is no evidence against a member; an entry
+        # needs it all.
         hold: list[str] = []
-        if color != "green":
-            hold.append("当前非绿码" if color else "尚无风险评级")
+        if color is not None and color != "green":
+            hold.append("当前非绿码")
         if violations:
             hold.append(f"{p.violation_free_days}天内有违法事实确认 {len(violations)} 起")
-        if low_rate:
-            hold.append(f"{rate_text}，低于 {p.min_transmission:.0%}")
+        if rate is not None and rate < p.min_transmission:
+            hold.append(f"有效传输率 {rate:.1%}，低于 {p.min_transmission:.0%}")
         entry = list(hold)
+        if color is None:
+            entry.append("尚无风险评级")
+        if rate is None:
+            entry.append("尚无有效传输率")
         if color == "green" and green_days < needed:
             entry.append(f"连续绿码 {green_days} 天，不足 {needed} 天")
         if rating and date.fromisoformat(rating["day"]) < day - timedelta(days=1):

@@ -6,7 +6,7 @@
 - 超标小时 排名: the enterprises with the most A3 hours at alarm, then days a daily rule fired;
 - 环保码: the distribution at the period's end (each enterprise's last rating before it), and
   the moves: enterprises whose colour at the end differs from the one they had before the
-  period began (not rated before: 未评级);
+  period began (one first rated in the period is counted apart, not as a move);
 - 正面清单: the changes approved in the period, and the members at its end;
 - 双随机: each draw of a period inside this one, per class: its quota, those drawn, and those
   inspected (their on-site work order reported by the period's end).
@@ -108,7 +108,8 @@ class PeriodReport:
     transmission: dict[str, Counts]
     top: list[Exceeding]
     colors: dict[str, dict[str, int]]  # group → colour → enterprises, at the period's end
-    moves: list[Move]
+    moves: list[Move]  # from one colour to another (not a first rating)
+    first_rated: int  # enterprises rated for the first time in the period
     list_changes: list[ListChange]
     members_at_end: int
     draws: list[DrawExecution] = field(default_factory=list)
@@ -148,11 +149,14 @@ def period_report(
     after = _colors_before(db, until.date())
     colors = {g: dict.fromkeys(COLORS, 0) for g in groups}
     moves = []
+    first_rated = 0
     for e in config.enterprises:
         was, now_is = before.get(e.id, UNRATED), after.get(e.id, UNRATED)
         for g in (groups_of[e.id], TOTAL):
             colors[g][now_is] += 1
-        if was != now_is:
+        if was == UNRATED and now_is != UNRATED:
+            first_rated += 1  # a first rating is not a move
+        elif was != now_is:
             moves.append(Move(e.id, e.name, groups_of[e.id], was, now_is))
     with db.connect() as conn:
         rows = conn.execute(
@@ -179,6 +183,7 @@ def period_report(
         top=top,
         colors=colors,
         moves=moves,
+        first_rated=first_rated,
         list_changes=list_changes,
         members_at_end=sum(1 for e in config.enterprises if at_end.get(e.id)),
         draws=_draw_executions(db, since, until),

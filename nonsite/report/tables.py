@@ -292,6 +292,9 @@ def _moves(report: PeriodReport) -> Table:
         rows,
         note="" if rows else "本期无变动。",
         sheet="环保码变动",
+        extra=[f"本期首次评级 {report.first_rated} 家（不计为变动）。"]
+        if report.first_rated
+        else [],
     )
 
 

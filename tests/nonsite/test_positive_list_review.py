@@ -103,3 +103,19 @@ def test_how_long_a_rejected_change_waits_is_configured(engine):
                  later, "daily")  # fmt: skip
         review_if_due(engine, cfg, later)
         assert len(e1_waiting()) == (1 if days > 3 else 0), days  # three days, not thirty
+
+
+def test_a_member_whose_transmission_is_not_known_yet_is_not_proposed_for_exit(engine):
+    """The second morning of a service (or of an enterprise's data): nothing kept yet, so no
+    transmission rate; that is no evidence against a member, while an entry still needs it."""
+    cfg = config()
+    with engine.begin() as conn:
+        for eid in ("E1", "E3"):  # E3 a member, E1 not: both green, neither with a rate yet
+            keep(conn, rate(RiskInputs(eid, (), None, "general"), NOW.date(), weights_of(cfg)),
+                 NOW, "daily")  # fmt: skip
+    checks = {c.enterprise_id: c for c in check_fleet(engine, cfg, NOW.date())}
+    assert checks["E3"].hold_failed == ()
+    assert any("无有效传输率" in why for why in checks["E1"].entry_failed)
+    review_if_due(engine, cfg, NOW)
+    with engine.connect() as conn:
+        assert not [p for p in pending(conn) if p.enterprise_id in ("E1", "E3")]

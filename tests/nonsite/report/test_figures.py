@@ -276,17 +276,20 @@ def test_each_report_figure_equals_its_recomputation_from_the_rows(fleet, period
         for x in report.top
     ] == top
 
-    moves = []
+    moves, first = [], 0
     colours = {g: {"red": 0, "yellow": 0, "green": 0, UNRATED: 0} for g in report.groups}
     for eid, *_ in ENTERPRISES:
         was = colour_before(s, eid, since.date())
         now_is = colour_before(s, eid, until.date())
         colours[groups[eid]][now_is] += 1
         colours[TOTAL][now_is] += 1
-        if was != now_is:
+        if was == UNRATED and now_is != UNRATED:
+            first += 1
+        elif was != now_is:
             moves.append((eid, was, now_is))
     assert report.colors == colours
     assert [(m.enterprise_id, m.before, m.after) for m in report.moves] == moves
+    assert report.first_rated == first
     assert moves, "the seed moves some enterprise's colour"
 
     approved = sorted(
