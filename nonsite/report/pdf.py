@@ -35,7 +35,7 @@ from reportlab.platypus import Table as PdfTable
 from reportlab.platypus.flowables import Flowable
 
 from nonsite.report.figures import PeriodReport
-from nonsite.report.tables import Cell, Chart, Table, heading, shown, tables
+from nonsite.report.tables import CODE_COLORS, Cell, Chart, Table, heading, shown, tables
 
 FONT_CANDIDATES = (
     "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
@@ -49,27 +49,25 @@ MARGIN = 14 * mm
 WIDTH = PAGE[0] - 2 * MARGIN
 # Series colours that stay apart in print and for the colour-blind (Okabe-Ito).
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442")
-# The 环保码's own colours, and grey for 未评级.
-CODE_COLORS = {"红码": "#C62828", "黄码": "#F9A825", "绿码": "#2E7D32", "未评级": "#9E9E9E"}
 
 
-def register_font(font: Path | None = None) -> tuple[str, bool]:
-    """The font's name for ReportLab, and whether it is embedded."""
+def register_font(font: Path | None = None) -> str:
+    """The font's name for ReportLab: a TrueType font (embedded), else STSong-Light (not)."""
     for candidate in ([str(font)] if font else []) + list(FONT_CANDIDATES):
         if Path(candidate).is_file():
             name = "nonsite-cjk-" + Path(candidate).stem
             if name not in pdfmetrics.getRegisteredFontNames():
                 pdfmetrics.registerFont(TTFont(name, candidate, subfontIndex=0))
-            return name, True
+            return name
     if font:
         raise FileNotFoundError(f"the report's font {font} does not exist")
     if CID_FONT not in pdfmetrics.getRegisteredFontNames():
         pdfmetrics.registerFont(UnicodeCIDFont(CID_FONT))
-    return CID_FONT, False
+    return CID_FONT
 
 
 def write_pdf(report: PeriodReport, path: Path, font: Path | None = None) -> None:
-    name, _embedded = register_font(font)
+    name = register_font(font)
     title, lines = heading(report)
     style = ParagraphStyle("body", fontName=name, fontSize=9, leading=13, wordWrap="CJK")
     h1 = ParagraphStyle("h1", parent=style, fontSize=18, leading=26, spaceAfter=6)

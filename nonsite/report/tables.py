@@ -24,6 +24,8 @@ CLASS_NAMES = {"key": "重点监管", "special": "特殊监管", "general": "一
 BY_NAMES = {"region": "按区域", "brigade": "按执法大队"}
 CHANGE_NAMES = {"enter": "纳入", "exit": "移出"}
 COLOR_LABELS = {**COLOR_NAMES, UNRATED: "未评级"}
+# The 环保码's own colours in the charts (PDF and workbook), and grey for 未评级.
+CODE_COLORS = {"红码": "#C62828", "黄码": "#F9A825", "绿码": "#2E7D32", "未评级": "#9E9E9E"}
 MISSING = "—"
 
 
@@ -349,6 +351,7 @@ def _draws(report: PeriodReport) -> Table:
 
 __all__ = [
     "CLASS_NAMES",
+    "CODE_COLORS",
     "MISSING",
     "Cell",
     "Chart",

@@ -11,12 +11,11 @@ from typing import Any
 import xlsxwriter
 
 from nonsite.report.figures import PeriodReport
-from nonsite.report.tables import MISSING, Chart, Table, heading, tables
+from nonsite.report.tables import CODE_COLORS, MISSING, Chart, Table, heading, tables
 
 NUMBER_FORMATS = {"int": "#,##0", "rate": "0.0%", "hours": "0.0", "text": "@"}
 HEADER_ROW = 2  # title, a blank row, then the headers
 CHART_TYPES = {"column": "column", "bar": "bar", "pie": "pie"}
-CODE_COLORS = {"红码": "#C62828", "黄码": "#F9A825", "绿码": "#2E7D32", "未评级": "#9E9E9E"}
 
 
 def write_workbook(report: PeriodReport, path: Path) -> None:

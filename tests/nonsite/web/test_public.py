@@ -113,7 +113,7 @@ def nothing_open(site, anonymous: httpx.Client) -> None:
 @pytest.mark.parametrize("width", [390, 1440])
 def test_the_public_page_on_a_phone_without_a_login(browser, site, width):
     decided(site)
-    with browsing(browser, tz="America/New_York", width=width) as page:
+    with browsing(browser, tz="UTC", width=width) as page:
         calls: list[str] = []
         page.on("request", lambda r: calls.append(r.url))
         page.goto(f"{site.url}/public")

@@ -88,7 +88,7 @@ def test_the_months_report_as_files(site):
 @pytest.mark.parametrize("width", [390, 1440])
 def test_the_statistics_page_on_a_phone(browser, fresh_site, width):
     site = fresh_site  # its users have their names (the header shows them)
-    with browsing(browser, tz="America/New_York", width=width) as page:
+    with browsing(browser, tz="UTC", width=width) as page:
         login(page, site, "supervisor")
         page.click("#nav-statistics")
         page.fill("#stat-period", this_month())
