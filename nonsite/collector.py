@@ -15,7 +15,9 @@ process then collected 50,000 objects at a time, each pass a pause of 15-65 ms.
 A bulk job is the other way round: ``nonsite replay`` builds millions of small records (an
 hour's aggregates, findings) that hold no cycles and live until the job ends, and every pass
 visits the growing heap again: a month of 200 outlets spent 4.1 of its 15 s in the collector
-(measured against the same run without it). It runs with the passes paused (``paused``).
+(measured against the same run without it). It runs with the passes paused (``paused``), and
+so does a long answer: a year of an outlet's hour values fetches and builds a million values
+and points, and the passes over them were half of building the points (190 → 106 ms).
 """
 
 from __future__ import annotations
