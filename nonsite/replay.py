@@ -19,8 +19,10 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import multiprocessing
 import re
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,7 +45,7 @@ from nonsite.wiring import build_policy, build_registry, build_router
 from rules.batch import BatchEngine, readings_frames
 from rules.findings import Finding
 from rules.fleet_reference import o2_references, references_toml
-from rules.history_store import detail_hours
+from rules.history_store import detail_hours, detail_volume
 from rules.minute_detail import rows_frame
 from rules.store import declared_markings, list_declared_markings
 
@@ -151,6 +153,7 @@ class ReplayResult:
     dead_letters: dict[str, int]
     late: int
     duplicates: int
+    processes: int = 1  # that judged it (``replay_store``'s workers)
 
 
 def decode(
@@ -235,16 +238,21 @@ def replay(
     )
 
 
-def store_frame(config: Config, since: datetime, until: datetime) -> pl.DataFrame:
+def store_frame(
+    config: Config, since: datetime, until: datetime, enterprises: list[str] | None = None
+) -> pl.DataFrame:
     """The minute detail the rules kept of every outlet's hours starting in [since, until)
     (``rules.minute_detail``), from the configuration's database, as the batch engine's
-    measurement frame: what ``--from-store`` judges, months without decoding a frame."""
+    measurement frame: what ``--from-store`` judges, months without decoding a frame. Only
+    ``enterprises``' outlets when given (a worker's share)."""
     engine = make_engine(config.database_url())
     try:
         with engine.connect() as conn:
             rows = [
                 row
-                for day in detail_hours(conn, int(since.timestamp()), int(until.timestamp()))
+                for day in detail_hours(
+                    conn, int(since.timestamp()), int(until.timestamp()), enterprises
+                )
                 for row in day
             ]
     finally:
@@ -252,13 +260,59 @@ def store_frame(config: Config, since: datetime, until: datetime) -> pl.DataFram
     return rows_frame(rows)  # one decode for the whole range: its cost is per call
 
 
-def replay_store(config: Config, since: datetime, until: datetime) -> ReplayResult:
+def replay_store(
+    config: Config, since: datetime, until: datetime, *, workers: int = 1
+) -> ReplayResult:
     """The outlets' rules over the kept minute detail. Not the meters' (their samples are
     not kept) nor the absence rules (arrival times are not kept: each record "arrives" a
-    minute after its time)."""
+    minute after its time).
+
+    With ``workers`` > 1 the enterprises are shared out among up to that many processes by
+    the detail they hold in the range, each process reading and judging its own share:
+    nothing the rules judge crosses an enterprise (B8-8 compares the outlets of one), so the
+    findings are one process's (tested). This process judges the largest share while the
+    others start (an interpreter and its imports: 1.2 s). They are spawned, not forked:
+    polars' thread pool does not survive a fork (its documentation's advice)."""
+    shares = enterprise_shares(_detail_volume(config, since, until), workers) if workers > 1 else []
+    if len(shares) <= 1:
+        return _replay_share(config, since, until, None)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=len(shares) - 1, mp_context=context) as pool:
+        others = [pool.submit(_replay_share, config, since, until, s) for s in shares[1:]]
+        parts = [_replay_share(config, since, until, shares[0])]
+        parts += [other.result() for other in others]
+    found = sorted((f for part in parts for f in part.findings), key=_window_order)
+    readings, late = sum(p.readings for p in parts), sum(p.late for p in parts)
+    return ReplayResult(found, 0, readings, {}, late, 0, processes=len(shares))
+
+
+def enterprise_shares(volume: dict[str, int], workers: int) -> list[list[str]]:
+    """The enterprises in at most ``workers`` shares of about equal ``volume`` (the largest
+    enterprise first into the lightest share), the largest share first, each in id order."""
+    shares: list[tuple[int, list[str]]] = [(0, []) for _ in range(max(1, workers))]
+    for enterprise, size in sorted(volume.items(), key=lambda kv: (-kv[1], kv[0])):
+        lightest = min(range(len(shares)), key=lambda i: shares[i][0])
+        load, ids = shares[lightest]
+        shares[lightest] = (load + size, [*ids, enterprise])
+    shares.sort(key=lambda share: -share[0])
+    return [sorted(ids) for _, ids in shares if ids]
+
+
+def _detail_volume(config: Config, since: datetime, until: datetime) -> dict[str, int]:
+    engine = make_engine(config.database_url())
+    try:
+        with engine.connect() as conn:
+            return detail_volume(conn, int(since.timestamp()), int(until.timestamp()))
+    finally:
+        engine.dispose()
+
+
+def _replay_share(
+    config: Config, since: datetime, until: datetime, enterprises: list[str] | None
+) -> ReplayResult:
     engine = batch_engine(config)
     with collector.paused():
-        frame = store_frame(config, since, until)
+        frame = store_frame(config, since, until, enterprises)
         found = engine.run(frame)
     found.sort(key=_window_order)
     stats = engine.stats

@@ -4,6 +4,7 @@ what a changed configuration would have found differently (--backtest)."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from datetime import datetime
@@ -40,6 +41,14 @@ def add_to(sub: Subcommands) -> None:
         help="instead of inputs: the minute detail the rules kept in the configuration's "
         "database, of the hours in [SINCE, UNTIL) (ISO times, China time without an offset; "
         "outlets' rules only)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --from-store: judge the enterprises in N processes (default: one per CPU "
+        "core this process may use)",
     )
     p.add_argument(
         "--backtest",
@@ -120,21 +129,26 @@ def from_store(args: argparse.Namespace) -> int:
     if since >= until:
         print("nonsite replay: --from-store's SINCE must be before UNTIL", file=sys.stderr)
         return EXIT_USAGE
+    workers = len(os.sched_getaffinity(0)) if args.workers is None else args.workers
+    if workers < 1:
+        print("nonsite replay: --workers takes a number of processes, 1 or more", file=sys.stderr)
+        return EXIT_USAGE
     config = load_config(args.config)
     began = time.perf_counter()
-    result = batch.replay_store(config, since, until)
+    result = batch.replay_store(config, since, until, workers=workers)
     took = time.perf_counter() - began
     if args.backtest is None:
         for f in result.findings:
             print(batch.finding_line(f))
     else:
-        changed = batch.replay_store(load_config(args.backtest), since, until)
+        changed = batch.replay_store(load_config(args.backtest), since, until, workers=workers)
         for change, f in batch.backtest(result.findings, changed.findings):
             print(batch.finding_line(f, {"backtest": change}))
     rate = result.readings / took if took > 0 else 0.0
     print(
         f"replay from the store: {result.readings} readings, {len(result.findings)} findings "
-        f"in {took:.1f} s ({rate:,.0f} readings/s)",
+        f"in {took:.1f} s ({rate:,.0f} readings/s, {result.processes} "
+        f"{'process' if result.processes == 1 else 'processes'})",
         file=sys.stderr,
     )
     return 0
