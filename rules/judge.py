@@ -41,7 +41,7 @@ from rules.findings import Finding, Tier
 from rules.firing import Level
 from rules.hours import FIXED, HourAgg, to_fixed
 from rules.markings import STOPPED_MARK, MarkingBook
-from rules.params import OutletParams, Thresholds, effective_thresholds
+from rules.params import FactorParams, OutletParams, Thresholds, effective_thresholds
 from rules.timebase import DAY, HOUR, day_start, month_start, next_month_start, quarter_start
 
 RECOMPUTE_TOLERANCE = 0.02  # A1D: relative difference tolerated between device and recomputed
@@ -52,9 +52,9 @@ FAULT_FLAGS = ("D", "M", "C")  # B9: an hour invalid for these is counted (F is 
 CLAIMS_STOPPED = (STOPPED_MARK,)
 
 
-@dataclass(frozen=True, slots=True)
-class HourValue:
-    """A factor's value for one hour, as judged."""
+class HourValue(NamedTuple):
+    """A factor's value for one hour, as judged. (A tuple: made for every factor-hour, and a
+    frozen dataclass's construction cost the judge 4 %.)"""
 
     value: float | None  # measured hourly average
     valid: bool
@@ -261,9 +261,6 @@ class OutletJudge:
             if still and p.kind == "gas" and code != p.flow_code:
                 continue  # not producing: no emission to judge (O2 near ambient inflates 折算)
             judged = hv.value
-            evidence: dict[str, Any] = {"source": hv.source, "measured": _round(hv.value)}
-            if hv.source != "device":
-                evidence["valid_minutes"] = hv.valid_minutes
             if fp.reference_o2 is not None:
                 if not o2_ok:
                     reason = "no valid O2 hour value" if not (o2 and o2.valid) else "O2 >= 21 %"
@@ -280,11 +277,9 @@ class OutletJudge:
                     continue
                 assert o2 is not None
                 assert o2.value is not None
-                out += self._transition("A2", code, start, HOUR, None, None, None, {})
+                if ("A2", code) in self._levels:  # else nothing holds nor ends
+                    out += self._transition("A2", code, start, HOUR, None, None, None, {})
                 judged = at_reference_o2(hv.value, fp.reference_o2, o2.value)
-                evidence.update(
-                    o2=_round(o2.value), reference_o2=fp.reference_o2, converted=_round(judged)
-                )
                 out += self._reported_zs(code, start, agg, judged)
             acc = day.values.get(code)
             if acc is None:  # the day's sums, then its amounts: [Σ kg, hours, largest kg]
@@ -292,16 +287,18 @@ class OutletJudge:
             add_to_day(acc, judged, day.flow)
             t = self.thresholds[code]
             amount = self._amount(fp.unit, hv.value, day.flow)
-            if amount is not None:  # B-sub: what left the stack, and the part above the limit
+            if amount is not None:  # B-sub: what left the stack
                 acc[6] += amount
                 acc[7] += 1
                 acc[8] = max(acc[8], amount)
                 self._amount_history(code).last_hour = start
-                evidence["emission_kg"] = _round(amount)
-                limit = t.hour_alarm if t.hour_alarm is not None else t.hour_warning
-                if limit is not None and judged > limit:
-                    evidence["excess_kg"] = _round(excess_kg(amount, judged, limit))
-            if not still:  # a still night of an intermittent discharger emitted nothing
+            # A3, but not on a still night of an intermittent discharger (it emitted nothing);
+            # its evidence is built only when something holds or ends (most hours: nothing).
+            exceeds = (t.hour_warning is not None and judged > t.hour_warning) or (
+                t.hour_alarm is not None and judged > t.hour_alarm
+            )
+            if not still and (exceeds or ("A3", code) in self._levels):
+                evidence = self._hour_evidence(hv, fp, o2, judged, amount, t)
                 out += self._tiered(
                     "A3", code, start, HOUR, judged, t.hour_alarm, t.hour_warning, evidence
                 )
@@ -319,6 +316,32 @@ class OutletJudge:
         out += self._copies(start, aggs)
         return out
 
+    def _hour_evidence(
+        self,
+        hv: HourValue,
+        fp: FactorParams,
+        o2: HourValue | None,
+        judged: float,
+        amount: float | None,
+        t: Thresholds,
+    ) -> dict[str, Any]:
+        """A3's evidence: the hour's measured value, the O2 it was converted with and the
+        converted value, and the amount emitted and its part above the limit (B-sub)."""
+        evidence: dict[str, Any] = {"source": hv.source, "measured": _round(hv.value)}
+        if hv.source != "device":
+            evidence["valid_minutes"] = hv.valid_minutes
+        if fp.reference_o2 is not None:
+            assert o2 is not None
+            evidence.update(
+                o2=_round(o2.value), reference_o2=fp.reference_o2, converted=_round(judged)
+            )
+        if amount is not None:
+            evidence["emission_kg"] = _round(amount)
+            limit = t.hour_alarm if t.hour_alarm is not None else t.hour_warning
+            if limit is not None and judged > limit:
+                evidence["excess_kg"] = _round(excess_kg(amount, judged, limit))
+        return evidence
+
     def _plateau(self, code: str, start: int, agg: HourAgg) -> list[Finding]:
         """B8-7: a calibration-like plateau at a span-gas level: at least
         ``plateau_range_share`` of the instrument's range (span gases are 50–90 % of it), so
@@ -329,6 +352,8 @@ class OutletJudge:
             return []
         level = to_fixed(self.params.plateau_range_share * fp.range_max)
         holds = agg.plateau_value is not None and agg.plateau_value >= level
+        if not holds and ("B8-7", code) not in self._levels:
+            return []  # nothing holds nor ends
         value = agg.plateau_value / FIXED if agg.plateau_value is not None else None
         evidence = {"plateaus": agg.plateaus, "value": value, "range_max": fp.range_max}
         return self._transition(
@@ -365,6 +390,8 @@ class OutletJudge:
             if agg is None or agg.n_valid < p.copy_min_records:
                 continue  # not enough to tell: nothing changes
             same_as = copied.get(code)
+            if same_as is None and ("B8-8", code) not in self._levels:
+                continue  # nothing holds nor ends
             evidence = {"same_as": same_as, "records": agg.n_valid}
             out += self._transition(
                 "B8-8",
@@ -463,7 +490,8 @@ class OutletJudge:
             )
         elif hv.valid or hv.flag == "F":  # a stopped plant (停运) is not a faulty one
             self._flag_hours[code] = 0
-            out += self._transition("B9", code, start, HOUR, None, 0.0, None, {})
+            if ("B9", code) in self._levels:  # else nothing holds nor ends
+                out += self._transition("B9", code, start, HOUR, None, 0.0, None, {})
         return out
 
     def _missing(self, start: int, aggs: dict[str, HourAgg]) -> list[Finding]:
@@ -486,10 +514,12 @@ class OutletJudge:
                 if not self._stopped_marked(day_start(h), "", [(h - day_start(h)) // HOUR]):
                     evidence = {"missing": True, "data": data}
                     out += self._transition("B7", None, h, HOUR, "warning", None, None, evidence)
-        if present:
+        if present and ("B7", "") in self._levels:  # else nothing holds nor ends
             out += self._transition("B7", None, start, HOUR, None, None, None, {})
         for code in (c for c in self._carried if c in self.params.factors):
             lacking = code not in present and bool(present)
+            if not lacking and ("B7", code) not in self._levels:
+                continue  # nothing holds nor ends
             evidence = {"incomplete": True, "data": data}
             tier: Tier | None = "warning" if lacking else None
             out += self._transition("B7", code, start, HOUR, tier, None, None, evidence)
@@ -545,6 +575,8 @@ class OutletJudge:
     def _flagged(
         self, rule: str, code: str, start: int, holds: bool, value: float, limit: float, unit: str
     ) -> list[Finding]:
+        if not holds and (rule, code) not in self._levels:
+            return []  # nothing holds nor ends
         tier: Tier | None = "warning" if holds else None
         return self._transition(rule, code, start, HOUR, tier, value, limit, {}, unit=unit)
 
@@ -606,6 +638,8 @@ class OutletJudge:
             return []
         tolerance = self.params.zs_tolerance
         differs = abs(reported - recomputed) > tolerance * max(abs(recomputed), 1e-9)
+        if not differs and ("B8-5", code) not in self._levels:
+            return []  # nothing holds nor ends
         evidence = {
             "reported": _round(reported),
             "recomputed": _round(recomputed),
@@ -1166,6 +1200,8 @@ class OutletJudge:
             return []  # no valid value this hour: nothing to judge
         low = t.value_low is not None and lowest < t.value_low
         high = t.value_high is not None and highest > t.value_high
+        if not (low or high) and (rule, code) not in self._levels:
+            return []  # nothing holds nor ends
         limit = t.value_low if low else t.value_high
         evidence = {
             "source": hv.source,
