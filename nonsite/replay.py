@@ -271,7 +271,7 @@ def replay_store(
     the detail they hold in the range, each process reading and judging its own share:
     nothing the rules judge crosses an enterprise (B8-8 compares the outlets of one), so the
     findings are one process's (tested). This process judges the largest share while the
-    others start (an interpreter and its imports: 1.2 s). They are spawned, not forked:
+    others start (an interpreter and its imports: 1-3 s). They are spawned, not forked:
     polars' thread pool does not survive a fork (its documentation's advice)."""
     shares = enterprise_shares(_detail_volume(config, since, until), workers) if workers > 1 else []
     if len(shares) <= 1:

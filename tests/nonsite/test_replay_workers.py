@@ -18,6 +18,7 @@ from nonsite.replay import enterprise_shares, replay_store
 from nonsite.rule_wiring import rule_setup
 from rules.history_store import Partitions, detail_volume, record_history
 from rules.stream import StreamEngine
+from tests.rules.scenario import reading
 from tests.service_process import run_nonsite
 
 START = datetime(2026, 11, 2, tzinfo=CHINA_TZ)
@@ -70,25 +71,7 @@ def readings(k: int, enterprise: str, outlet: str) -> list[Measurement]:
                 value = 60.0  # 恒值
             if code == "a34013" and 3 <= (hour + k) % 23 <= 6:
                 flag = "D"
-            out.append(
-                Measurement(
-                    enterprise,
-                    outlet,
-                    f"MN{enterprise}{outlet}",
-                    code,
-                    "minute",
-                    at,
-                    value,
-                    None,
-                    None,
-                    None,
-                    None,
-                    flag,
-                    None,
-                    at + timedelta(minutes=1),
-                    0,
-                )
-            )
+            out.append(reading(code, at, value, flag=flag, outlet=(enterprise, outlet)))
     return out
 
 
