@@ -23,13 +23,14 @@ import multiprocessing
 import re
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 import polars as pl
-from sqlalchemy import inspect
+from sqlalchemy import Connection, inspect
 from sqlalchemy.exc import SQLAlchemyError
 
 from ingest.archive import ArchivedMessage, RawArchive
@@ -185,15 +186,23 @@ def declared_online(config: Config) -> list[dict[str, Any]]:
     url = config.database_url()
     if not database_exists(url):
         return []
-    engine = make_engine(url)
     try:
-        with engine.connect() as conn:
+        with _connected(url) as conn:
             if not inspect(conn).has_table(declared_markings.name):
                 return []
             return list_declared_markings(conn)
     except SQLAlchemyError as exc:
         log.warning("markings declared online not read, judged without them: %s", exc)
         return []
+
+
+@contextmanager
+def _connected(url: str) -> Iterator[Connection]:
+    """A connection to the database at ``url`` for one read, its engine disposed after."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            yield conn
     finally:
         engine.dispose()
 
@@ -245,18 +254,9 @@ def store_frame(
     (``rules.minute_detail``), from the configuration's database, as the batch engine's
     measurement frame: what ``--from-store`` judges, months without decoding a frame. Only
     ``enterprises``' outlets when given (a worker's share)."""
-    engine = make_engine(config.database_url())
-    try:
-        with engine.connect() as conn:
-            rows = [
-                row
-                for day in detail_hours(
-                    conn, int(since.timestamp()), int(until.timestamp()), enterprises
-                )
-                for row in day
-            ]
-    finally:
-        engine.dispose()
+    lo, hi = int(since.timestamp()), int(until.timestamp())
+    with _connected(config.database_url()) as conn:
+        rows = [row for day in detail_hours(conn, lo, hi, enterprises) for row in day]
     return rows_frame(rows)  # one decode for the whole range: its cost is per call
 
 
@@ -299,12 +299,8 @@ def enterprise_shares(volume: dict[str, int], workers: int) -> list[list[str]]:
 
 
 def _detail_volume(config: Config, since: datetime, until: datetime) -> dict[str, int]:
-    engine = make_engine(config.database_url())
-    try:
-        with engine.connect() as conn:
-            return detail_volume(conn, int(since.timestamp()), int(until.timestamp()))
-    finally:
-        engine.dispose()
+    with _connected(config.database_url()) as conn:
+        return detail_volume(conn, int(since.timestamp()), int(until.timestamp()))
 
 
 def _replay_share(

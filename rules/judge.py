@@ -277,7 +277,7 @@ class OutletJudge:
                     continue
                 assert o2 is not None
                 assert o2.value is not None
-                if ("A2", code) in self._levels:  # else nothing holds nor ends
+                if not self._unchanged("A2", code, False):
                     out += self._transition("A2", code, start, HOUR, None, None, None, {})
                 judged = at_reference_o2(hv.value, fp.reference_o2, o2.value)
                 out += self._reported_zs(code, start, agg, judged)
@@ -297,7 +297,7 @@ class OutletJudge:
             exceeds = (t.hour_warning is not None and judged > t.hour_warning) or (
                 t.hour_alarm is not None and judged > t.hour_alarm
             )
-            if not still and (exceeds or ("A3", code) in self._levels):
+            if not still and not self._unchanged("A3", code, exceeds):
                 evidence = self._hour_evidence(hv, fp, o2, judged, amount, t)
                 out += self._tiered(
                     "A3", code, start, HOUR, judged, t.hour_alarm, t.hour_warning, evidence
@@ -352,8 +352,8 @@ class OutletJudge:
             return []
         level = to_fixed(self.params.plateau_range_share * fp.range_max)
         holds = agg.plateau_value is not None and agg.plateau_value >= level
-        if not holds and ("B8-7", code) not in self._levels:
-            return []  # nothing holds nor ends
+        if self._unchanged("B8-7", code, holds):
+            return []
         value = agg.plateau_value / FIXED if agg.plateau_value is not None else None
         evidence = {"plateaus": agg.plateaus, "value": value, "range_max": fp.range_max}
         return self._transition(
@@ -390,8 +390,8 @@ class OutletJudge:
             if agg is None or agg.n_valid < p.copy_min_records:
                 continue  # not enough to tell: nothing changes
             same_as = copied.get(code)
-            if same_as is None and ("B8-8", code) not in self._levels:
-                continue  # nothing holds nor ends
+            if self._unchanged("B8-8", code, same_as is not None):
+                continue
             evidence = {"same_as": same_as, "records": agg.n_valid}
             out += self._transition(
                 "B8-8",
@@ -449,7 +449,7 @@ class OutletJudge:
             tier: Tier = (
                 "alarm" if self._over_hours[code] >= p.over_range_alarm_hours else "warning"
             )
-            if over or ("B4", code) in self._levels:  # else nothing holds nor ends
+            if not self._unchanged("B4", code, over):
                 evidence = {
                     "flag_t": agg.n_t,
                     "range_max": fp.range_max,
@@ -460,7 +460,7 @@ class OutletJudge:
                 )
             pmin, pmax = _plausible(code, fp.plausible_min, fp.plausible_max)
             implausible = (pmin is not None and low < pmin) or (pmax is not None and high > pmax)
-            if implausible or ("B5", code) in self._levels:
+            if not self._unchanged("B5", code, implausible):
                 limit = pmin if pmin is not None and low < pmin else pmax
                 out += self._transition(
                     "B5",
@@ -490,7 +490,7 @@ class OutletJudge:
             )
         elif hv.valid or hv.flag == "F":  # a stopped plant (停运) is not a faulty one
             self._flag_hours[code] = 0
-            if ("B9", code) in self._levels:  # else nothing holds nor ends
+            if not self._unchanged("B9", code, False):
                 out += self._transition("B9", code, start, HOUR, None, 0.0, None, {})
         return out
 
@@ -514,12 +514,12 @@ class OutletJudge:
                 if not self._stopped_marked(day_start(h), "", [(h - day_start(h)) // HOUR]):
                     evidence = {"missing": True, "data": data}
                     out += self._transition("B7", None, h, HOUR, "warning", None, None, evidence)
-        if present and ("B7", "") in self._levels:  # else nothing holds nor ends
+        if present and not self._unchanged("B7", None, False):
             out += self._transition("B7", None, start, HOUR, None, None, None, {})
         for code in (c for c in self._carried if c in self.params.factors):
             lacking = code not in present and bool(present)
-            if not lacking and ("B7", code) not in self._levels:
-                continue  # nothing holds nor ends
+            if self._unchanged("B7", code, lacking):
+                continue
             evidence = {"incomplete": True, "data": data}
             tier: Tier | None = "warning" if lacking else None
             out += self._transition("B7", code, start, HOUR, tier, None, None, evidence)
@@ -575,8 +575,8 @@ class OutletJudge:
     def _flagged(
         self, rule: str, code: str, start: int, holds: bool, value: float, limit: float, unit: str
     ) -> list[Finding]:
-        if not holds and (rule, code) not in self._levels:
-            return []  # nothing holds nor ends
+        if self._unchanged(rule, code, holds):
+            return []
         tier: Tier | None = "warning" if holds else None
         return self._transition(rule, code, start, HOUR, tier, value, limit, {}, unit=unit)
 
@@ -593,7 +593,7 @@ class OutletJudge:
             n = len(history)
             mean = math.fsum(history) / n
             step = abs(value - history[-1])
-            quiet = ("B6", code) not in self._levels
+            quiet = self._unchanged("B6", code, False)
             if quiet and step <= p.jump_relative * abs(mean):
                 # Within the relative part of the bound: no jump whatever σ is, and σ (a sum
                 # over 24 hours per factor-hour) was the judge's largest cost in a replay.
@@ -638,8 +638,8 @@ class OutletJudge:
             return []
         tolerance = self.params.zs_tolerance
         differs = abs(reported - recomputed) > tolerance * max(abs(recomputed), 1e-9)
-        if not differs and ("B8-5", code) not in self._levels:
-            return []  # nothing holds nor ends
+        if self._unchanged("B8-5", code, differs):
+            return []
         evidence = {
             "reported": _round(reported),
             "recomputed": _round(recomputed),
@@ -909,8 +909,8 @@ class OutletJudge:
             return []
         diff = abs(dev_value - hv.value)
         differs = diff > RECOMPUTE_TOLERANCE * max(abs(hv.value), 1e-9)
-        if not differs and ("A1D", code) not in self._levels:
-            return []  # nothing holds nor ends: no finding to build
+        if self._unchanged("A1D", code, differs):
+            return []
         evidence = {
             "device": _round(dev_value),
             "recomputed": _round(hv.value),
@@ -1200,8 +1200,8 @@ class OutletJudge:
             return []  # no valid value this hour: nothing to judge
         low = t.value_low is not None and lowest < t.value_low
         high = t.value_high is not None and highest > t.value_high
-        if not (low or high) and (rule, code) not in self._levels:
-            return []  # nothing holds nor ends
+        if self._unchanged(rule, code, low or high):
+            return []
         limit = t.value_low if low else t.value_high
         evidence = {
             "source": hv.source,
@@ -1221,6 +1221,12 @@ class OutletJudge:
             limit,
             evidence,
         )
+
+    def _unchanged(self, rule: str, code: str | None, holds: bool) -> bool:
+        """Whether judging the condition now changes nothing: it does not hold and did not
+        hold before, so :meth:`_transition` would find nothing. Checked first where a finding's
+        evidence costs something to build: in most hours nothing holds or ends."""
+        return not holds and (rule, code or "") not in self._levels
 
     def _transition(
         self,
