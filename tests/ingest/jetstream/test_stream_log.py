@@ -54,9 +54,10 @@ def messages(n: int, start: int = 0) -> list[IncomingMessage]:
 
 
 def stream_log(cluster: NatsCluster, **kw: object) -> JetStreamLog:
+    log_settings = settings(**kw)
     log = JetStreamLog(
         cluster.urls,
-        settings(**kw),
+        log_settings,
         Partitioner({}, PARTITIONS),
         sender_of,
         ack_timeout_s=2.0,
@@ -67,6 +68,11 @@ def stream_log(cluster: NatsCluster, **kw: object) -> JetStreamLog:
     while True:
         try:
             log.start()
+            # ... and created, its replicas may still be electing a leader: the first append
+            # would wait out its acknowledgement (a failure seen on a slow host). Wait for it.
+            cluster.wait_stream_ready(
+                log_settings.name, timeout=max(1.0, deadline - time.monotonic())
+            )
             return log
         except Exception:  # timeouts, no responders while the replicas elect
             if time.monotonic() > deadline:
