@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import orjson
+import polars as pl
 from pydantic import TypeAdapter
 from sqlalchemy import Engine
 
@@ -43,6 +43,7 @@ from ingest.readings import Measurement, PowerSample
 from nonsite import collector
 from nonsite.config.model import Config, EnterpriseConfig, MeterConfig, OutletConfig
 from nonsite.rule_wiring import rule_setup
+from nonsite.web.hour_points import hour_points, points_dicts, points_json, records_frame
 from nonsite.web.series_models import (
     EnterpriseLatestOut,
     FactorInfo,
@@ -63,10 +64,11 @@ from nonsite.wiring import build_topic_archive
 from rules.explain import explain_days, explain_hours
 from rules.history import DayRecord, HourRecord, MeterHourRecord, OpenDays
 from rules.history_store import (
+    HOUR_SCHEMA,
     hour_record,
     read_days,
     read_detail,
-    read_hour_rows,
+    read_hour_frame,
     read_meter_hours,
 )
 from rules.markings import Marking, MarkingBook
@@ -232,7 +234,7 @@ class SeriesReader:
         kept (still open, or before values were kept) within ``MAX_RANGE`` of the range's
         ends; with ``raw``, its minute readings (the range then at most ``MAX_RANGE``)."""
         fields = self._outlet_fields(enterprise_id, outlet_id, since, until, raw=raw, now=now)
-        fields["hourly"] = _HOUR_POINTS.validate_python(fields["hourly"])
+        fields["hourly"] = _HOUR_POINTS.validate_python(points_dicts(fields["hourly"]))
         return OutletSeriesOut(**fields)
 
     def outlet_series_json(
@@ -245,17 +247,16 @@ class SeriesReader:
         raw: bool = True,
         now: datetime | None = None,
     ) -> bytes:
-        """:meth:`outlet_series` as the API's JSON, the hour points serialised as built, not
-        validated into models first: a year is 43,800 of them, and our own values need no
-        checking (a test holds the two answers equal).
+        """:meth:`outlet_series` as the API's JSON, the hour points written by polars from
+        their columns (``nonsite.web.hour_points``), not made into models first: a year is
+        43,800 of them, and our own values need no checking (a test holds the two answers
+        equal). The rest is the model's own JSON, "hourly" last.
 
-        A year's answer makes a million short-lived objects (the rows' values, the points),
-        none in a cycle: it is built with the collector's passes paused, which visited them
-        again and again (half of building the points). The points are dumped by orjson
-        (24 ms for a year against pydantic's 119), the rest by the model, "hourly" last."""
+        It is built with the collector's passes paused: the answer's other parts (a month's
+        raw readings, the days) make many short-lived objects, none in a cycle."""
         with collector.paused():
             fields = self._outlet_fields(enterprise_id, outlet_id, since, until, raw=raw, now=now)
-            hourly = orjson.dumps(fields.pop("hourly"))
+            hourly = points_json(fields.pop("hourly"))
         rest = OutletSeriesOut.model_construct(**fields, hourly={}).model_dump_json(
             warnings=False, exclude={"hourly"}
         )
@@ -274,11 +275,12 @@ class SeriesReader:
         one row per factor-hour, Chinese headers, China time, the reason an hour is invalid
         in the field's terms."""
         fields = self._outlet_fields(enterprise_id, outlet_id, since, until, raw=False, now=now)
+        hourly = points_dicts(fields["hourly"])
         info = {f.code: f for f in fields["factors"]}
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(HOURS_CSV_HEADERS)
-        for code, factor_hours in fields["hourly"].items():
+        for code, factor_hours in hourly.items():
             factor = info.get(code)
             name, unit = (factor.name, factor.unit) if factor else (code, "")
             for p in factor_hours:
@@ -317,42 +319,36 @@ class SeriesReader:
         now_s = (now or datetime.now(UTC)).timestamp()
         # Day values need whole days; the acceptance of late data needs what arrived after.
         days = (day_start(span.lo), day_start(span.hi - 1) + DAY)
-        rows, kept_days = self._kept(ent.id, outlet.id, days)
+        kept, kept_days = self._kept(ent.id, outlet.id, days)
         engine = rules.batch_engine()
         closed_days = {d.start for d in kept_days}
-        when: dict[int, datetime] = {}  # an hour's China time, made once for its factors
-        hourly: dict[str, list[dict[str, Any]]] = {}
         # Records only of the kept hours whose day is not kept yet (its value from its hours).
+        open_hours = [s for s in kept["start"].unique() if day_start(s) not in closed_days]
         hours: dict[str, list[HourRecord]] = {}
-        for row in rows:
-            code, start = row[0], row[1]
-            if span.lo - HOUR < start < span.hi:
-                hourly.setdefault(code, []).append(_row_point(row, when))
-            if day_start(start) not in closed_days:
-                hours.setdefault(code, []).append(hour_record(ent.id, outlet.id, row))
+        for row in kept.filter(pl.col("start").is_in(open_hours)).iter_rows():
+            hours.setdefault(row[0], []).append(hour_record(ent.id, outlet.id, row))
         in_range: list[Measurement] = []
         detail: dict[str, list[Point]] = {}
-        if raw and self.raw_from_detail and rows:
+        if raw and self.raw_from_detail and kept.height:
             detail = self._detail(ent.id, outlet.id, span)
-        starts = [row[1] for row in rows]
-        stretches = self._not_kept(starts, days, span, raw and not detail)
-        known = {(row[0], row[1]) for row in rows} if stretches else set()
+        first, last = kept.select(first=pl.min("start"), last=pl.max("start")).row(0)
+        stretches = self._not_kept(first, last, days, span, raw and not detail)
+        explained: list[HourRecord] = []
         for lo, hi in stretches:
             readings = self._readings(ent.id, outlet, (lo, hi), span)
             in_range += [m for m in readings if span.since <= m.data_time < span.until]
+            stretch = kept.filter(pl.col("start").is_between(lo, hi, closed="left"))
+            known = set(stretch.select("factor", "start").iter_rows())
             for code, items in explain_hours(engine, params, readings).items():
                 new = [h for h in items if lo <= h.start < hi and (code, h.start) not in known]
                 hours.setdefault(code, []).extend(new)
-                hourly.setdefault(code, []).extend(
-                    _hour_point(h, when) for h in new if span.lo - HOUR < h.start < span.hi
-                )
-        if stretches:
-            for records in hours.values():
-                records.sort(key=lambda h: h.start)
-            for points in hourly.values():
-                points.sort(key=lambda p: p["t"])
-        hourly = {code: points for code, points in sorted(hourly.items()) if points}
-        seen = {m.factor for m in in_range} | set(hourly)
+                explained += new
+        for records in hours.values():
+            records.sort(key=lambda h: h.start)
+        in_span = pl.col("start").is_between(span.lo - HOUR, span.hi, closed="none")
+        shown = pl.concat([kept, records_frame(explained)]).filter(in_span)
+        hourly = hour_points(shown.sort("factor", "start", maintain_order=True))
+        seen = {m.factor for m in in_range} | set(hourly["factor"].unique())
         return {
             "enterprise_id": ent.id,
             "outlet_id": outlet.id,
@@ -378,14 +374,14 @@ class SeriesReader:
 
     def _kept(
         self, enterprise_id: str, outlet_id: str, days: tuple[int, int]
-    ) -> tuple[list[tuple[Any, ...]], list[DayRecord]]:
-        """The hours (bare rows) and days the rules kept in ``days`` (none without a
-        database)."""
+    ) -> tuple[pl.DataFrame, list[DayRecord]]:
+        """The hours (a frame of ``HOUR_ROW``) and days the rules kept in ``days`` (none
+        without a database)."""
         if self.db is None:
-            return [], []
+            return pl.DataFrame(schema=HOUR_SCHEMA), []
         with self.db.connect() as conn:
             return (
-                read_hour_rows(conn, enterprise_id, outlet_id, *days),
+                read_hour_frame(conn, enterprise_id, outlet_id, *days),
                 read_days(conn, enterprise_id, outlet_id, *days),
             )
 
@@ -404,23 +400,22 @@ class SeriesReader:
 
     @staticmethod
     def _not_kept(
-        kept: list[int], days: tuple[int, int], span: TimeRange, raw: bool
+        first: int | None, last: int | None, days: tuple[int, int], span: TimeRange, raw: bool
     ) -> list[tuple[int, int]]:
         """The stretches whose hours come from raw readings: the whole range when the raw
         readings are read anyway or nothing is kept; else what lies before the first kept
         hour and after the last (open hours; hours before values were kept), each at most
         ``MAX_RANGE`` long at the range's ends (older raw data is the minute detail's)."""
-        if raw or not kept:
+        if raw or first is None or last is None:
             lo = max(days[0], days[1] - int(MAX_RANGE.total_seconds()) - DAY)
             return [(lo, days[1])]
-        first = min(kept)
-        last = max(kept) + HOUR
+        end = last + HOUR
         most = int(MAX_RANGE.total_seconds())
         out = []
         if first > days[0]:
             out.append((max(days[0], first - most), first))
-        if last < days[1]:
-            out.append((max(last, days[1] - most), days[1]))
+        if end < days[1]:
+            out.append((max(end, days[1] - most), days[1]))
         return out
 
     def _readings(
@@ -623,60 +618,6 @@ def _raw(
             for code in sorted(per_factor)
         }
     )
-
-
-def _row_point(row: tuple[Any, ...], when: dict[int, datetime]) -> dict[str, Any]:
-    """A kept hour's bare row (``rules.history_store.HOUR_ROW``) as the API's HourPoint."""
-    (
-        _factor, start, value, valid, source, flag, converted, valid_minutes, interval_s, n,
-        n_valid, n_marked, n_d, n_m, n_c, n_b, n_t, n_f, device_value, device_flag, dev_marked,
-    ) = row  # fmt: skip
-    t = when.get(start)
-    if t is None:
-        t = when[start] = to_datetime(start)
-    return {
-        "t": t,
-        "value": None if not valid or value is None else round(value, 6),
-        "valid": bool(valid),
-        "source": source,
-        "flag": flag,
-        "interval_s": interval_s,
-        "converted": None if converted is None else round(converted, 6),
-        "valid_minutes": valid_minutes,
-        "n": n,
-        "n_valid": n_valid,
-        "n_marked": n_marked,
-        "flags": {"D": n_d, "M": n_m, "C": n_c, "B": n_b, "T": n_t, "F": n_f},
-        "marked": n_marked > 0 or bool(dev_marked),
-        "device_value": device_value,
-        "device_flag": device_flag,
-    }
-
-
-def _hour_point(h: HourRecord, when: dict[int, datetime]) -> dict[str, Any]:
-    """A kept hour as the API's HourPoint (its fields in order), a plain dict: validated with
-    the others in one call, or serialised as it is (a year is 40,000 points)."""
-    t = when.get(h.start)
-    if t is None:
-        t = when[h.start] = to_datetime(h.start)
-    value = h.value if h.valid and h.value is not None else None
-    return {
-        "t": t,
-        "value": None if value is None else round(value, 6),
-        "valid": h.valid,
-        "source": h.source,
-        "flag": h.flag,
-        "interval_s": h.interval_s,
-        "converted": None if h.converted is None else round(h.converted, 6),
-        "valid_minutes": h.valid_minutes,
-        "n": h.n,
-        "n_valid": h.n_valid,
-        "n_marked": h.n_marked,
-        "flags": {"D": h.n_d, "M": h.n_m, "C": h.n_c, "B": h.n_b, "T": h.n_t, "F": h.n_f},
-        "marked": h.n_marked > 0 or h.device_marked,
-        "device_value": h.device_value,
-        "device_flag": h.device_flag,
-    }
 
 
 def _day_point(d: DayRecord, now_s: float) -> dict[str, Any]:

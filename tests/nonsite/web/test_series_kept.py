@@ -224,8 +224,8 @@ def test_a_meters_kept_hours_come_with_its_samples(judged):
 
 @pytest.mark.parametrize("raw", [False, True])
 def test_the_apis_fast_answer_is_the_validated_one(judged, raw):
-    """The API serialises the hour points as built (a year is 43,800) with orjson: the JSON
-    validating them into models first gives, kept hours and explained ones alike, every
+    """The API writes the hour points from their columns with polars (a year is 43,800): the
+    JSON validating them into models first gives, kept hours and explained ones alike, every
     value's text the same."""
     config, data_dir, db = judged
     for kwargs in (
