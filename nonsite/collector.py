@@ -16,8 +16,9 @@ A bulk job is the other way round: ``nonsite replay`` builds millions of small r
 hour's aggregates, findings) that hold no cycles and live until the job ends, and every pass
 visits the growing heap again: a month of 200 outlets spent 4.1 of its 15 s in the collector
 (measured against the same run without it). It runs with the passes paused (``paused``), and
-so does a long answer: a year of an outlet's hour values fetches and builds a million values
-and points, and the passes over them were half of building the points (190 → 106 ms).
+so does a long answer: 31 days of an outlet's minute readings are tens of thousands of points
+(a year of its hour values, when it still made a Python dict of each, spent half of building
+them in the passes: 190 → 106 ms).
 """
 
 from __future__ import annotations
