@@ -32,3 +32,37 @@ def test_a_range_over_a_year_or_backwards_is_refused_in_chinese(browser, fresh_s
         page.click("#range-apply")
         expect(page.locator("#range-error")).to_have_text("")
         assert before != "2026-01-01 00:00"
+
+
+def test_a_slower_answer_to_an_earlier_range_is_not_drawn_over_the_later_one(browser, fresh_site):
+    """近7天 clicked, then 近24小时 before the week's answer comes: the week's answer, late, is
+    dropped; the page shows the last 24 hours, as its buttons say."""
+    site = fresh_site
+    held: list = []
+
+    def hold_the_first(route):  # the week's answer, held back until the day's is shown
+        if held:
+            route.continue_()
+        else:
+            held.append(route)
+
+    with browsing(browser, width=1440) as page:
+        login(page, site, "monitor")
+        visit(page, f"{site.url}/enterprises/E1/outlets/DA001")
+        day = page.locator("#range-text").text_content()
+        page.route("**/outlets/DA001/series?*", hold_the_first)
+        page.click(".range-picker button[data-range='7d']")
+        for _ in range(200):
+            if held:
+                break
+            page.wait_for_timeout(50)
+        page.click(".range-picker button[data-range='24h']")
+        expect(page.locator("#range-text")).to_have_text(day)
+        assert len(held) == 1
+        with page.expect_response(lambda r: "/series?" in r.url):
+            held[0].continue_()
+        page.wait_for_timeout(500)  # the late answer's turn to be drawn (or dropped)
+        expect(page.locator("#range-text")).to_have_text(day)
+        expect(page.locator(".range-picker button[data-range='24h']")).to_have_attribute(
+            "aria-pressed", "true"
+        )

@@ -105,3 +105,39 @@ def test_the_statistics_page_on_a_phone(browser, fresh_site, width):
         pages = PdfReader(download.value.path()).pages
         assert "工作概况" in "".join(p.extract_text() for p in pages)
         shot(page, f"statistics-supervisor-{width}")
+
+
+@pytest.mark.integration
+def test_a_slow_answer_to_the_default_period_does_not_overwrite_the_one_asked_for(
+    browser, fresh_site
+):
+    """The page asks for last month as it opens; a person asks for this month before that
+    answer comes. The late answer is dropped: the table and its span stay this month's."""
+    site = fresh_site
+    held: list = []
+
+    def hold_the_default(route):  # last month's answer, held back until this month's is shown
+        if this_month() in route.request.url:
+            route.continue_()
+        else:
+            held.append(route)
+
+    with browsing(browser, tz="UTC", width=1440) as page:
+        login(page, site, "supervisor")
+        page.route("**/api/v1/statistics?*", hold_the_default)
+        page.click("#nav-statistics")
+        for _ in range(200):  # the page's own first question, asked once its form is wired
+            if held:
+                break
+            page.wait_for_timeout(50)
+        page.fill("#stat-period", this_month())
+        page.click("#stat-form button[type=submit]")
+        table = page.locator("table.stat-table")
+        expect(table).to_contain_text("滨江区")
+        assert len(held) == 1
+        with page.expect_response(lambda r: "/statistics?" in r.url):
+            held[0].continue_()
+        page.wait_for_timeout(500)  # the late answer's turn to be drawn (or dropped)
+        expect(table).to_contain_text("滨江区")
+        expect(page.locator("#stat-span")).to_contain_text(f"{this_month()}-01 00:00")
+        assert page.locator("#stat-pdf").get_attribute("href").count(f"period={this_month()}") == 1

@@ -29,6 +29,10 @@ function span() {
 const valueOf = (p) => (p && p.valid ? p.value : null);
 const flagText = (p) => (p.flag ? t(`flag.${p.flag}`) : t("flag.missing"));
 
+// The newest range asked for: a slower answer to an earlier one (a year, then 近24小时 clicked)
+// is dropped, not drawn over the later one's.
+let asked = 0;
+
 export default async function render() {
   const host = document.getElementById("outlet");
   const { enterprise: eid, outlet: oid } = host.dataset;
@@ -39,12 +43,15 @@ export default async function render() {
   lastRead = Date.now();
   const [since, until] = span();
   const q = new URLSearchParams({ since: new Date(since).toISOString(), until: new Date(until).toISOString(), raw: "false" });
+  const question = ++asked;
   let ent; let s;
   try {
     [ent, s] = await Promise.all([
       api("GET", `/api/v1/enterprises/${encodeURIComponent(eid)}`),
       api("GET", `/api/v1/enterprises/${encodeURIComponent(eid)}/outlets/${encodeURIComponent(oid)}/series?${q}`)]);
+    if (question !== asked) return;
   } catch (err) {
+    if (question !== asked) return;
     document.getElementById("outlet-head").replaceChildren(el("h2", {}, err.status === 404 ? t("outlet.not_found") : `${t("ops.read_failed")}：${err.message}`));
     host.querySelectorAll("section.panel").forEach((p) => { p.hidden = true; });
     return;

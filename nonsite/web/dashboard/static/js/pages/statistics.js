@@ -19,14 +19,20 @@ function cell(g, key) {
   return String(g[key]);
 }
 
+// The newest question asked (the page's default period as it opens, a person's own, a re-render's):
+// a slower answer to an earlier one is dropped, not shown over the later one's.
+let asked = 0;
+
 export default async function render() {
   const form = document.getElementById("stat-form");
   if (!form.period.value) form.period.value = lastMonth();
   const show = async () => {
     const error = document.getElementById("stat-error");
+    const question = ++asked;
     try {
       const q = `period=${encodeURIComponent(form.period.value.trim())}&by=${form.by.value}`;
       const s = await api("GET", `/api/v1/statistics?${q}`);
+      if (question !== asked) return;
       error.textContent = "";
       for (const format of ["pdf", "xlsx"]) {  // the same period's report, as files
         const link = document.getElementById(`stat-${format}`);
@@ -40,6 +46,7 @@ export default async function render() {
           el("td", { "data-label": t(`stat.by.${s.by}`) }, g.group),
           ...COLUMNS.map((c) => el("td", { "data-label": t(`stat.col.${c}`), class: "num" }, cell(g, c))))))));
     } catch (err) {
+      if (question !== asked) return;
       error.textContent = err.code === "invalid_request" || err.code === "bad_period" ? t("stat.bad_period") : `${t("err.generic")}：${err.message}`;
     }
   };
