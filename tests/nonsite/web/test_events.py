@@ -13,8 +13,18 @@ from alerts.workflow import Actor
 from tests.alerts.conftest import finding
 
 
-def read_events(url: str, cookies, n: int, headers=None, timeout=15.0) -> list[dict]:
-    got: list[dict] = []
+def read_events(
+    url: str,
+    cookies,
+    n: int,
+    headers=None,
+    timeout=15.0,
+    started: threading.Event | None = None,
+    got: list[dict] | None = None,
+) -> list[dict]:
+    """The first ``n`` events of the stream (appended to ``got`` as they come, when given);
+    ``started`` is set once the stream has begun (its first line: it starts at the head)."""
+    got = [] if got is None else got
     with (
         httpx.Client(base_url=url, cookies=cookies, timeout=timeout) as client,
         client.stream("GET", "/api/v1/events", headers=headers or {}) as resp,
@@ -23,6 +33,8 @@ def read_events(url: str, cookies, n: int, headers=None, timeout=15.0) -> list[d
         assert resp.headers["content-type"].startswith("text/event-stream")
         event: dict = {}
         for line in resp.iter_lines():
+            if started is not None:
+                started.set()
             if line.startswith("id: "):
                 event["id"] = int(line[4:])
             elif line.startswith("data: "):
@@ -40,11 +52,12 @@ def test_an_enterprise_sees_only_its_own_changes_live_and_resumes(site):
     client = site.login("ent1")
     cookies = dict(client.cookies)
     box: dict = {}
+    started = threading.Event()
     reader = threading.Thread(
-        target=lambda: box.setdefault("events", read_events(site.url, cookies, 2))
+        target=lambda: box.setdefault("events", read_events(site.url, cookies, 2, started=started))
     )
     reader.start()
-    threading.Event().wait(1.5)  # the stream starts at the current head
+    assert started.wait(20)  # the stream starts at the current head: begun before the writes
     with site.ctx.db.begin() as conn:  # another enterprise's case first, then two of E1's
         site.ctx.book.apply(conn, [finding(enterprise="E2", source="DA002")])
         site.ctx.book.apply(conn, [finding("B6", tier="warning", limit=None)])
@@ -73,16 +86,17 @@ def test_a_change_committed_after_a_later_one_is_still_sent(site):
     client = site.login("admin")
     cookies = dict(client.cookies)
     box: dict = {}
+    started, sent = threading.Event(), []
 
     def read() -> None:
         try:
-            box["events"] = read_events(site.url, cookies, 3, timeout=20)
+            box["events"] = read_events(site.url, cookies, 3, timeout=20, started=started, got=sent)
         except httpx.HTTPError as exc:  # fewer than three came: the assertion says which
             box["error"] = exc
 
     reader = threading.Thread(target=read)
     reader.start()
-    threading.Event().wait(1.5)  # the stream starts at the current head
+    assert started.wait(20)  # the stream starts at the current head: begun before the writes
     slow = site.ctx.db.connect()
     slow_tx = slow.begin()  # a person's note on E2's case: its event id taken, not committed
     site.ctx.book.act(
@@ -90,7 +104,11 @@ def test_a_change_committed_after_a_later_one_is_still_sent(site):
     )
     with site.ctx.db.begin() as conn:  # later ids, committed first
         site.ctx.book.apply(conn, [finding("B6", tier="warning", limit=None)])
-    threading.Event().wait(2.5)  # the stream has sent the later ones by now
+    for _ in range(200):  # until the stream has sent the later ones
+        if len(sent) >= 2:
+            break
+        threading.Event().wait(0.1)
+    assert len(sent) == 2, sent
     slow_tx.commit()
     slow.close()
     reader.join(30)
