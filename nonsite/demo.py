@@ -339,6 +339,22 @@ def status_line(config: Config, progress: Progress | None, live: bool) -> str:
     )
 
 
+STATUS_SIM_TIME = re.compile(r"模拟时间 (\d\d)-(\d\d) (\d\d):(\d\d)")
+
+
+def status_sim_time(output: str, start: int) -> int | None:
+    """The simulated time of the last status line in ``output`` (what ``status_line`` printed,
+    China time to the minute; its year from the history's ``start``), or None before the
+    first. For those who watch a demo run: its tests and bench/demo_script.py."""
+    found = STATUS_SIM_TIME.findall(output)
+    if not found:
+        return None
+    month, day, hour, minute = (int(x) for x in found[-1])
+    first = datetime.fromtimestamp(start, CHINA_TZ)
+    year = first.year + (1 if month < first.month else 0)
+    return int(datetime(year, month, day, hour, minute, tzinfo=CHINA_TZ).timestamp())
+
+
 FAST_CLOCK_S = 180  # the demo's one logger whose clock runs ahead
 
 
