@@ -33,6 +33,7 @@ from rules.hours import (
     HourAgg,
 )
 from rules.judge import OutletJudge, sub_hour_periods
+from rules.judge_columns import COLUMN_RULES, column_findings
 from rules.linkage import ProductionLink, production_links
 from rules.markings import STOPPED_MARK, Marking, MarkingBook
 from rules.params import OutletParams, marking_book
@@ -653,10 +654,15 @@ class BatchEngine:
         kept, watermarks = self.accepted(frame, include_late=include_late)
         aggs = self.hour_aggregates(kept)
         final = {(r[0], r[1]): r[2] for r in watermarks.iter_rows()}
-        out: list[Finding] = []
+        if flush:
+            watermarks = watermarks.with_columns(pl.lit(END_OF_DATA).alias("watermark"))
+        # Some rules are judged over all the hours at once (rules.judge_columns), the rest
+        # outlet-hour by outlet-hour.
+        out = column_findings(aggs, self.params, watermarks, self.grace)
         copies = copy_watches(self.params)
         for (enterprise, outlet), hours in _by_outlet(aggs):
             judge = OutletJudge(self.params[(enterprise, outlet)], self.book)
+            judge.elsewhere = COLUMN_RULES
             judge.share_signatures = enterprise in copies
             limit = END_OF_DATA if flush else final.get((enterprise, outlet), NO_WATERMARK)
             link, watch = self._links.get(enterprise), copies.get(enterprise)

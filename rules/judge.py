@@ -37,7 +37,7 @@ from rules.emission import (
     hour_amount_kg,
     substitution_window,
 )
-from rules.findings import Finding, Tier
+from rules.findings import Finding, State, Tier
 from rules.firing import Level
 from rules.hours import FIXED, HourAgg, to_fixed
 from rules.markings import STOPPED_MARK, MarkingBook
@@ -106,6 +106,80 @@ def _plausible(
     return (low if low is not None else default[0], high if high is not None else default[1])
 
 
+def negative(fp: FactorParams, low: float) -> bool:
+    """B3: a negative value where the factor allows none."""
+    return not fp.allow_negative and low < 0
+
+
+class Plausibility(NamedTuple):
+    """B5 on an hour's extremes: whether a value lies outside the plausible bounds, the bound
+    it is judged against (the lower when the lowest value is under it, else the upper), the
+    value stated (the extreme on that bound's side) and the evidence (both bounds)."""
+
+    holds: bool
+    limit: float | None
+    value: float
+    low_bound: float | None
+    high_bound: float | None
+
+    @property
+    def evidence(self) -> dict[str, Any]:  # built only for a finding: most hours have none
+        return {"min": self.low_bound, "max": self.high_bound}
+
+
+def implausible(code: str, fp: FactorParams, low: float, high: float) -> bool:
+    """B5's condition alone (what most hours need)."""
+    pmin, pmax = _plausible(code, fp.plausible_min, fp.plausible_max)
+    return (pmin is not None and low < pmin) or (pmax is not None and high > pmax)
+
+
+def plausibility(code: str, fp: FactorParams, low: float, high: float) -> Plausibility:
+    pmin, pmax = _plausible(code, fp.plausible_min, fp.plausible_max)
+    limit = pmin if pmin is not None and low < pmin else pmax
+    holds = implausible(code, fp, low, high)
+    return Plausibility(holds, limit, low if limit == pmin else high, pmin, pmax)
+
+
+def outlet_finding(
+    p: OutletParams,
+    version: str,
+    rule: str,
+    state: State,
+    code: str | None,
+    window: tuple[int, int],
+    tier: Tier | None,
+    value: float | None,
+    limit: float | None,
+    evidence: dict[str, Any],
+    unit: str | None = None,
+) -> Finding:
+    """A finding of an outlet's rule as the judge states it: the value rounded, the unit the
+    factor's unless the value has its own (minutes, hours, %, a count), the multiple (超标倍数)
+    on an exceedance's fire. ``version``: ``p.version``, a digest its caller computes once."""
+    if unit is None:
+        unit = p.factors[code].unit if code is not None else ""
+    multiple = None
+    if state == "fire" and rule in EXCEEDANCE_RULES and value is not None and limit:
+        multiple = round((value - limit) / limit, 4)
+    return Finding(
+        rule=rule,
+        state=state,
+        enterprise_id=p.enterprise_id,
+        source_id=p.outlet_id,
+        factor=code,
+        window_start=window[0],
+        window_end=window[1],
+        tier=tier,
+        value=_round(value),
+        limit=limit,
+        unit=unit,
+        multiple=multiple,
+        params_id=p.params_id,
+        params_version=version,
+        evidence=evidence,
+    )
+
+
 def _flows(flow: HourValue | None) -> bool:
     """Whether the hour's flow is valid and above zero: flue gas leaves the stack."""
     return flow is not None and flow.valid and flow.value is not None and flow.value > 0
@@ -153,6 +227,8 @@ class OutletJudge:
     def __init__(self, params: OutletParams, markings: MarkingBook | None = None) -> None:
         self.params = params
         self.markings = markings
+        # Rules the batch engine judges in columns (``rules.judge_columns``): skipped here.
+        self.elsewhere: frozenset[str] = frozenset()
         self.thresholds: dict[str, Thresholds] = {
             code: effective_thresholds(params, fp) for code, fp in params.factors.items()
         }
@@ -440,44 +516,38 @@ class OutletJudge:
         else:
             low = high = None
         if low is not None and high is not None:
-            negative = not fp.allow_negative and low < 0
-            out += self._flagged("B3", code, start, negative, low, 0.0, fp.unit)
-            over = agg.n_t > 0 or (
-                fp.range_max is not None and to_fixed(high) >= to_fixed(fp.range_max)
-            )
-            self._over_hours[code] = self._over_hours[code] + 1 if over else 0
-            tier: Tier = (
-                "alarm" if self._over_hours[code] >= p.over_range_alarm_hours else "warning"
-            )
-            if not self._unchanged("B4", code, over):
-                evidence = {
-                    "flag_t": agg.n_t,
-                    "range_max": fp.range_max,
-                    "hours": self._over_hours[code],
-                }
-                out += self._transition(
-                    "B4", code, start, HOUR, tier if over else None, high, fp.range_max, evidence
-                )
-            pmin, pmax = _plausible(code, fp.plausible_min, fp.plausible_max)
-            implausible = (pmin is not None and low < pmin) or (pmax is not None and high > pmax)
-            if not self._unchanged("B5", code, implausible):
-                limit = pmin if pmin is not None and low < pmin else pmax
+            if "B3" not in self.elsewhere:
+                out += self._flagged("B3", code, start, negative(fp, low), low, 0.0, fp.unit)
+            if "B4" not in self.elsewhere:
+                out += self._over_range(code, start, agg, fp, high)
+            if "B5" not in self.elsewhere and not self._unchanged(
+                "B5", code, implausible(code, fp, low, high)
+            ):
+                check = plausibility(code, fp, low, high)
                 out += self._transition(
                     "B5",
                     code,
                     start,
                     HOUR,
-                    "warning" if implausible else None,
-                    low if limit == pmin else high,
-                    limit,
-                    {"min": pmin, "max": pmax},
+                    "warning" if check.holds else None,
+                    check.value,
+                    check.limit,
+                    check.evidence,
                 )
+        if "B9" not in self.elsewhere:
+            out += self._fault_flags(code, start, hv)
+        return out
+
+    def _fault_flags(self, code: str, start: int, hv: HourValue) -> list[Finding]:
+        """B9: hours of minute or real-time records invalid for a fault flag (D, M, C) in a
+        row; a valid hour or a stopped one (F) restarts the count, others leave it."""
+        p = self.params
         if not hv.valid and hv.source != "device" and hv.flag in FAULT_FLAGS:
             self._flag_hours[code] += 1
             n = self._flag_hours[code]
-            tier = "alarm" if n >= p.flag_hours_alarm else "warning"
+            tier: Tier = "alarm" if n >= p.flag_hours_alarm else "warning"
             hold = n >= p.flag_hours_warning
-            out += self._transition(
+            return self._transition(
                 "B9",
                 code,
                 start,
@@ -488,11 +558,28 @@ class OutletJudge:
                 {"flag": hv.flag, "hours": n},
                 unit="h",
             )
-        elif hv.valid or hv.flag == "F":  # a stopped plant (停运) is not a faulty one
+        if hv.valid or hv.flag == "F":  # a stopped plant (停运) is not a faulty one
             self._flag_hours[code] = 0
             if not self._unchanged("B9", code, False):
-                out += self._transition("B9", code, start, HOUR, None, 0.0, None, {})
-        return out
+                return self._transition("B9", code, start, HOUR, None, 0.0, None, {})
+        return []
+
+    def _over_range(
+        self, code: str, start: int, agg: HourAgg, fp: FactorParams, high: float
+    ) -> list[Finding]:
+        """B4: at or over the instrument's range (or flagged T); an alarm after
+        ``over_range_alarm_hours`` such hours in a row."""
+        over = agg.n_t > 0 or (
+            fp.range_max is not None and to_fixed(high) >= to_fixed(fp.range_max)
+        )
+        hours = self._over_hours[code] = self._over_hours[code] + 1 if over else 0
+        if self._unchanged("B4", code, over):
+            return []
+        tier: Tier = "alarm" if hours >= self.params.over_range_alarm_hours else "warning"
+        evidence = {"flag_t": agg.n_t, "range_max": fp.range_max, "hours": hours}
+        return self._transition(
+            "B4", code, start, HOUR, tier if over else None, high, fp.range_max, evidence
+        )
 
     def _missing(self, start: int, aggs: dict[str, HourAgg]) -> list[Finding]:
         """B7 for loggers that send minute or real-time data but no hour packets: the hours
@@ -1247,27 +1334,8 @@ class OutletJudge:
             return []
         state, (tier, limit) = change  # a clear names the condition it ends
         p = self.params
-        if unit is None:
-            unit = p.factors[code].unit if code is not None else ""
-        multiple = None
-        if state == "fire" and rule in EXCEEDANCE_RULES and value is not None and limit:
-            multiple = round((value - limit) / limit, 4)
-        return [
-            Finding(
-                rule=rule,
-                state=state,
-                enterprise_id=p.enterprise_id,
-                source_id=p.outlet_id,
-                factor=code,
-                window_start=start,
-                window_end=start + length,
-                tier=tier,
-                value=_round(value),
-                limit=limit,
-                unit=unit,
-                multiple=multiple,
-                params_id=p.params_id,
-                params_version=self._version,
-                evidence=evidence,
-            )
-        ]
+        window = (start, start + length)
+        found = outlet_finding(
+            p, self._version, rule, state, code, window, tier, value, limit, evidence, unit
+        )
+        return [found]

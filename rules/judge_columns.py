@@ -1,0 +1,320 @@
+"""The hour judge's rules in columns, for the batch engine: layer 2 over the frame of hour
+aggregates (``BatchEngine.hour_aggregates``) instead of one ``OutletJudge.hour`` call per
+outlet-hour.
+
+Why: the replay from the store judges a month of a fleet, hundreds of thousands of
+outlet-hours, and the Python judge's checks per factor-hour are most of its time. A rule
+judged here is judged over every closed hour of every outlet at once: its condition is a
+column, its fire and clear ``rules.firing_columns.level_changes``, and a finding is built in
+Python only where something fires or clears (most hours: nothing). The batch engine tells
+its ``OutletJudge`` to skip these rules (``OutletJudge.elsewhere``); the streaming engine
+judges them in the ``OutletJudge`` as before, and the two engines' findings are tested equal
+(``tests/rules/test_judge_columns.py``, ``tests/rules/test_stream_equals_batch.py``). Where
+the judge has a function that states a finding (B5's bound and value), it is called on those
+rows; the columns decide where the condition holds.
+
+The rules here, so far, are those of a factor's hour that keep no state but the level and a
+count of hours in a row (``OutletJudge._data_checks``):
+
+- B3: a value below zero where the factor allows none;
+- B4: a value at or over the instrument's range (or flagged T), an alarm after
+  ``over_range_alarm_hours`` such hours in a row;
+- B5 (``rules.judge.plausibility``): a value outside the plausible bounds;
+- B9: an hour invalid for a fault flag (D, M, C) of minute or real-time records, from
+  ``flag_hours_warning`` such hours in a row, an alarm from ``flag_hours_alarm``; the count
+  restarts at a valid hour or a stopped one (F), and other hours leave it as it is.
+
+B3, B4 and B5 judge a configured factor's hour with valid minute or real-time records (their
+lowest and highest valid values) or, without any records, a valid device hour value; B9 every
+configured factor's hour, valid as A1 says (``OutletJudge.hour_value``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import polars as pl
+
+from rules.findings import Finding, Tier
+from rules.firing_columns import level_changes
+from rules.hours import FIXED, INVALID_FLAG_ORDER
+from rules.judge import FAULT_FLAGS, outlet_finding, plausibility
+from rules.params import OutletParams
+from rules.timebase import HOUR
+from rules.windowing import closed
+
+COLUMN_RULES = frozenset({"B3", "B4", "B5", "B9"})
+
+OUTLET = ["enterprise_id", "outlet_id"]
+CONDITION_KEY = [*OUTLET, "factor"]
+FACTOR = "fkey"  # an outlet's factor as one integer: windows over it cost far less
+
+
+def _factor_table(params: Mapping[tuple[str, str], OutletParams]) -> pl.DataFrame:
+    """Each configured factor with what these rules read of it and of its outlet."""
+    rows = []
+    for (enterprise, outlet), p in params.items():
+        for code, fp in p.factors.items():
+            bounds = plausibility(code, fp, 0.0, 0.0)  # only its bounds are read here
+            rows.append(
+                (
+                    *(enterprise, outlet, code, fp.allow_negative),
+                    *(bounds.low_bound, bounds.high_bound, fp.range_max),
+                    *(p.valid_minutes_per_hour, p.over_range_alarm_hours),
+                    *(p.flag_hours_warning, p.flag_hours_alarm),
+                )
+            )
+    return pl.DataFrame(
+        rows,
+        schema={
+            "enterprise_id": pl.String,
+            "outlet_id": pl.String,
+            "factor": pl.String,
+            "allow_negative": pl.Boolean,
+            "pmin": pl.Float64,
+            "pmax": pl.Float64,
+            "range_max": pl.Float64,
+            "valid_minutes": pl.Int64,
+            "over_alarm_hours": pl.Int64,
+            "flag_warning_hours": pl.Int64,
+            "flag_alarm_hours": pl.Int64,
+        },
+        orient="row",
+    ).with_row_index("fkey")
+
+
+def _valid_flags(params: Mapping[tuple[str, str], OutletParams]) -> pl.DataFrame:
+    return pl.DataFrame(
+        [(e, o, f, True) for (e, o), p in params.items() for f in sorted(p.valid_flags)],
+        schema={
+            "enterprise_id": pl.String,
+            "outlet_id": pl.String,
+            "dev_flag": pl.String,
+            "dev_flag_ok": pl.Boolean,
+        },
+        orient="row",
+    )
+
+
+def _invalid_flag() -> pl.Expr:
+    """``HourAgg.invalid_flag``: the most frequent invalid cause (ties in the order D, M, C,
+    B, F), M for an hour invalid only for being marked, else null."""
+    counts = [pl.col(f"n_{f.lower()}").fill_null(0) for f in INVALID_FLAG_ORDER]
+    best = pl.max_horizontal(counts)
+    expr = pl.when(pl.col("n_marked").fill_null(0) > 0).then(pl.lit("M")).otherwise(None)
+    for flag, count in reversed(list(zip(INVALID_FLAG_ORDER, counts, strict=True))):
+        expr = pl.when((best > 0) & (count == best)).then(pl.lit(flag)).otherwise(expr)
+    return expr
+
+
+def closed_hours(
+    aggs: pl.DataFrame,
+    params: Mapping[tuple[str, str], OutletParams],
+    watermarks: pl.DataFrame,
+    grace_s: int,
+) -> pl.DataFrame:
+    """The closed hours of configured factors, sorted by factor (``fkey``) and hour, with
+    the hour's validity and flag (A1), whether its value is the device's (no records), its
+    extremes (``low``, ``high``; null when the hour has nothing to judge them on) and the
+    factor's parameters. ``watermarks``: each outlet's (``watermark``)."""
+    fixed = float(FIXED)
+    records = pl.col("n") > 0
+    device_valid = (
+        pl.col("dev_value").is_not_null()
+        & pl.col("dev_flag_ok").fill_null(value=False)
+        & ~pl.col("dev_marked").fill_null(value=False)
+    )
+    minute_valid = (
+        pl.col("n_valid").fill_null(0) * pl.col("interval_s").fill_null(0)
+        >= pl.col("valid_minutes") * 60
+    )
+    extremes = pl.col("min_valid").is_not_null() & pl.col("max_valid").is_not_null()
+    device_extreme = ~records & device_valid
+    return (
+        aggs.lazy()
+        .join(_factor_table(params).lazy(), on=CONDITION_KEY, maintain_order="left")
+        .join(watermarks.lazy(), on=OUTLET, maintain_order="left")
+        .filter(closed(pl.col("hour") + HOUR, pl.col("watermark"), grace_s))
+        .join(
+            _valid_flags(params).lazy(), on=[*OUTLET, "dev_flag"], how="left", maintain_order="left"
+        )
+        .with_columns(pl.col("n").fill_null(0), pl.col("n_t").fill_null(0))
+        .with_columns(
+            pl.when(records).then(minute_valid).otherwise(device_valid).alias("valid"),
+            (~records).alias("device"),
+            pl.when(extremes)
+            .then(pl.col("min_valid") / fixed)
+            .when(device_extreme)
+            .then(pl.col("dev_value"))
+            .alias("low"),
+            pl.when(extremes)
+            .then(pl.col("max_valid") / fixed)
+            .when(device_extreme)
+            .then(pl.col("dev_value"))
+            .alias("high"),
+        )
+        .with_columns(
+            pl.when(~records)
+            .then(pl.col("dev_flag"))
+            .when(pl.col("valid"))
+            .then(pl.lit("N"))
+            .otherwise(_invalid_flag())
+            .alias("flag")
+        )
+        .select(
+            *CONDITION_KEY,
+            "fkey",
+            *("hour", "valid", "device", "flag", "low", "high", "n_t", "allow_negative"),
+            *("pmin", "pmax", "range_max", "over_alarm_hours"),
+            *("flag_warning_hours", "flag_alarm_hours"),
+        )
+        .sort(FACTOR, "hour")
+        .collect()
+    )
+
+
+def _hours_in_a_row(holds: pl.Expr, restarts: pl.Expr) -> pl.Expr:
+    """How many of a factor's hours in a row ``holds``, counted since the last hour that
+    ``restarts`` the count (0 there); rows sorted by factor (``fkey``) and hour. (A running
+    sum less its value where the count last began: no grouping.)"""
+    begins = pl.col(FACTOR).ne_missing(pl.col(FACTOR).shift(1)) | restarts
+    total = holds.cast(pl.Int64).cum_sum()
+    before = pl.when(begins).then(total - holds.cast(pl.Int64)).forward_fill()
+    return total - before
+
+
+Stated = tuple[Any, Any, dict[str, Any], str | None]  # value, limit, evidence, unit
+Builder = Callable[[OutletParams, str, dict[str, Any]], Stated]
+
+
+def column_findings(
+    aggs: pl.DataFrame,
+    params: Mapping[tuple[str, str], OutletParams],
+    watermarks: pl.DataFrame,
+    grace_s: int,
+) -> list[Finding]:
+    """The findings of ``COLUMN_RULES`` over every closed hour in ``aggs``."""
+    hours = closed_hours(aggs, params, watermarks, grace_s)
+    low, high, pmin, pmax = pl.col("low"), pl.col("high"), pl.col("pmin"), pl.col("pmax")
+    warning, alarm = pl.lit("warning"), pl.lit("alarm")
+    no_limit = pl.lit(None, dtype=pl.Float64).alias("limit")
+    judged = hours.filter(low.is_not_null() & high.is_not_null())
+    b3 = judged.with_columns(
+        pl.when(~pl.col("allow_negative") & (low < 0)).then(warning).alias("tier"), no_limit
+    )
+    # B5 holds at "warning" only, so the condition's column says on which side of the bounds
+    # the value is: what a clear names (that bound).
+    b5 = judged.with_columns(
+        pl.when(pmin.is_not_null() & (low < pmin))
+        .then(pl.lit("low"))
+        .when(pmax.is_not_null() & (high > pmax))
+        .then(pl.lit("high"))
+        .alias("tier"),
+        no_limit,
+    )
+    # Fixed-point as the judge compares them (``rules.hours.to_fixed``, the same operations).
+    over = (pl.col("n_t") > 0) | (
+        pl.col("range_max").is_not_null()
+        & ((high * FIXED + 0.5).floor() >= (pl.col("range_max") * FIXED + 0.5).floor())
+    )
+    b4 = judged.with_columns(over.alias("over")).with_columns(
+        _hours_in_a_row(pl.col("over"), ~pl.col("over")).alias("hours")
+    )
+    b4 = b4.with_columns(
+        pl.when(~pl.col("over"))
+        .then(None)
+        .when(pl.col("hours") >= pl.col("over_alarm_hours"))
+        .then(alarm)
+        .otherwise(warning)
+        .alias("tier"),
+        no_limit,
+    )
+    fault = ~pl.col("valid") & ~pl.col("device") & pl.col("flag").is_in(FAULT_FLAGS)
+    restart = ~fault & (pl.col("valid") | (pl.col("flag") == "F"))
+    b9 = (
+        hours.with_columns(fault.fill_null(value=False).alias("fault"))
+        .with_columns(restart.fill_null(value=False).alias("restart"))
+        .filter(pl.col("fault") | pl.col("restart"))  # other hours change nothing
+        .with_columns(_hours_in_a_row(pl.col("fault"), pl.col("restart")).alias("hours"))
+    )
+    b9 = b9.with_columns(
+        pl.when(~pl.col("fault"))
+        .then(None)
+        .when(pl.col("hours") >= pl.col("flag_alarm_hours"))
+        .then(alarm)
+        .when(pl.col("hours") >= pl.col("flag_warning_hours"))
+        .then(warning)
+        .alias("tier"),
+        no_limit,
+    )
+    out: list[Finding] = []
+    for rule, windows, builder in (
+        ("B3", b3, _b3),
+        ("B4", b4, _b4),
+        ("B5", b5, _b5),
+        ("B9", b9, _b9),
+    ):
+        changes = level_changes(windows, FACTOR)
+        out += _findings(rule, params, changes.iter_rows(named=True), builder)
+    return out
+
+
+# What each rule states on a row that fires or clears: the value, the limit (a clear's: what
+# held), the evidence, and the unit when it is not the factor's; as OutletJudge states them.
+
+
+def _b3(p: OutletParams, code: str, row: dict[str, Any]) -> Stated:
+    return row["low"], 0.0, {}, None
+
+
+def _b4(p: OutletParams, code: str, row: dict[str, Any]) -> Stated:
+    range_max = p.factors[code].range_max
+    hours = row["hours"] if row["state"] == "fire" else 0
+    return (
+        row["high"],
+        range_max,
+        {"flag_t": row["n_t"], "range_max": range_max, "hours": hours},
+        None,
+    )
+
+
+def _b5(p: OutletParams, code: str, row: dict[str, Any]) -> Stated:
+    check = plausibility(code, p.factors[code], row["low"], row["high"])
+    if row["state"] == "fire":
+        limit = check.limit
+    else:  # the bound the condition held against: the side it was outside
+        limit = check.low_bound if row["tier"] == "low" else check.high_bound
+    return check.value, limit, check.evidence, None
+
+
+def _b9(p: OutletParams, code: str, row: dict[str, Any]) -> Stated:
+    if row["state"] == "clear":  # stated in the factor's unit, as the judge's clear is
+        return 0.0, float(p.flag_hours_warning), {}, None
+    hours = row["hours"]
+    return float(hours), float(p.flag_hours_warning), {"flag": row["flag"], "hours": hours}, "h"
+
+
+def _findings(
+    rule: str,
+    params: Mapping[tuple[str, str], OutletParams],
+    rows: Iterable[dict[str, Any]],
+    builder: Builder,
+) -> list[Finding]:
+    out = []
+    versions: dict[tuple[str, str], str] = {}  # a digest of every parameter: once an outlet
+    for row in rows:
+        key = (row["enterprise_id"], row["outlet_id"])
+        p = params[key]
+        version = versions.get(key) or versions.setdefault(key, p.version)
+        code = row["factor"]
+        value, limit, evidence, unit = builder(p, code, row)
+        tier: Tier = "warning" if rule == "B5" else row["tier"]
+        window = (row["hour"], row["hour"] + HOUR)
+        state = row["state"]
+        out.append(
+            outlet_finding(
+                p, version, rule, state, code, window, tier, value, limit, evidence, unit
+            )
+        )
+    return out

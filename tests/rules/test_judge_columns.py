@@ -1,0 +1,150 @@
+"""The rules the batch engine judges in columns (``rules.judge_columns``: B3, B4, B5, B9) give
+the streaming engine's findings, finding by finding: fires in every hour the condition
+holds, one clear naming the bound that was crossed, on minute records and on device hour
+values (valid ones only), for configured factors only, over several outlets, with counts of
+hours in a row (B4's and B9's alarms; what restarts B9's count and what leaves it), and with
+only the hours a watermark has closed (no flush)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from rules.batch import BatchEngine, measurements_frame
+from rules.judge_columns import COLUMN_RULES
+from rules.markings import MarkingBook
+from rules.stream import StreamEngine
+from rules.timebase import epoch
+from tests.rules.factors import O2, SO2
+from tests.rules.scenario import gas_outlet, hour_of, minutes, reading, tick
+
+OTHER = ("E9", "DA002")
+
+
+def _params():
+    p = gas_outlet()
+    so2 = replace(p.factors[SO2], plausible_min=-5.0, plausible_max=900.0)
+    first = replace(p, factors={**p.factors, SO2: so2})
+    second = replace(gas_outlet(), enterprise_id=OTHER[0], outlet_id=OTHER[1])
+    return {(q.enterprise_id, q.outlet_id): q for q in (first, second)}
+
+
+def _data():
+    so2 = [
+        minutes(SO2, tick(0), [-1.0, 20, 21, 22, 23, 24]),  # B3 (and within -5: no B5)
+        minutes(SO2, tick(1), [-2.0, 20, 21, 22, 23, 24]),  # B3 again
+        hour_of(SO2, tick(2), 30.0),  # B3 clears
+        minutes(SO2, tick(3), [-8.0, 20, 21, 22, 23, 24]),  # B3 and B5 (under -5)
+        minutes(SO2, tick(4), [20, 21, 22, 23, 24, 950.0]),  # B5 on the other side: 900
+        hour_of(SO2, tick(5), 30.0),  # B5 clears, naming 900
+        hour_of(SO2, tick(6), 30.0),
+    ]
+    device = [  # hour packets only for O2: a valid one out of bounds, then an invalid one
+        reading(O2, tick(h), v, interval="hour", flag=f)
+        for h, v, f in ((0, 7.0, "N"), (1, 25.0, "N"), (2, 26.0, "D"), (3, 7.0, "N"))
+    ]
+    other = [  # the second outlet: negative SO2 in minute records, an unconfigured factor
+        *minutes(SO2, tick(0), [-3.0, 20, 21, 22, 23, 24], outlet=OTHER),
+        *minutes("a99999", tick(0), [-3.0, -2, -1, -3, -2, -1], outlet=OTHER),
+        *hour_of(SO2, tick(1), 30.0, outlet=OTHER),
+    ]
+    # in the order a logger sends them: by time
+    return sorted([r for hour in so2 for r in hour] + device + other, key=lambda r: r.data_time)
+
+
+def _both(readings, *, flush):
+    params = _params()
+    stream = StreamEngine(params, markings=MarkingBook(()), grace_s=600)
+    streamed = stream.process_measurements(readings) + (stream.flush() if flush else [])
+    batch = BatchEngine(params, grace_s=600).run(measurements_frame(readings), flush=flush)
+    return streamed, batch
+
+
+def _ours(found):
+    return sorted((f for f in found if f.rule in COLUMN_RULES), key=lambda f: f.id)
+
+
+def test_b3_and_b5_in_columns_equal_the_stream_finding_by_finding():
+    streamed, batched = _both(_data(), flush=True)
+    assert sorted(streamed, key=lambda f: f.id) == sorted(batched, key=lambda f: f.id)
+    ours = _ours(streamed)
+    b3 = [(f.source_id, f.state, epoch_hour(f)) for f in ours if f.rule == "B3"]
+    assert b3 == [
+        ("DA001", "fire", 0),
+        ("DA001", "fire", 1),
+        ("DA001", "clear", 2),
+        ("DA001", "fire", 3),
+        ("DA001", "clear", 4),
+        ("DA002", "fire", 0),
+        ("DA002", "clear", 1),
+    ]
+    b5 = [(f.factor, f.state, epoch_hour(f), f.value, f.limit) for f in ours if f.rule == "B5"]
+    assert b5 == [
+        (O2, "fire", 1, 25.0, 21.0),  # the device's valid hour value
+        (O2, "clear", 3, 7.0, 21.0),  # the invalid hour (D) between was not judged
+        (SO2, "fire", 3, -8.0, -5.0),
+        (SO2, "fire", 4, 950.0, 900.0),
+        (SO2, "clear", 5, 30.3, 900.0),  # names the bound last crossed
+    ]
+    assert {f.tier for f in ours} == {"warning"}
+    assert all(f.evidence == {"min": 0.0, "max": 21.0} for f in ours if f.factor == O2)
+
+
+def test_without_a_flush_only_the_hours_the_watermark_closed_are_judged():
+    data = _data() + minutes(SO2, tick(8), [20, 21, 22, 23, 24, 25])
+    streamed, batched = _both(data, flush=False)
+    assert sorted(streamed, key=lambda f: f.id) == sorted(batched, key=lambda f: f.id)
+    ours = _ours(batched)
+    assert ours  # the watermark (hour 8) closed the first hours
+    last_closed = max(f.window_start for f in ours)
+    assert last_closed <= epoch(tick(7))
+
+
+def epoch_hour(f) -> int:
+    return (f.window_start - epoch(tick(0))) // 3600
+
+
+def _counted_params():
+    p = gas_outlet(flag_hours_warning=2, flag_hours_alarm=3, over_range_alarm_hours=2)
+    so2 = replace(p.factors[SO2], range_max=500.0)
+    return {(p.enterprise_id, p.outlet_id): replace(p, factors={**p.factors, SO2: so2})}
+
+
+def _counted_data():
+    ok = [20.0, 21, 22, 23, 24, 25]
+    hours = [
+        minutes(SO2, tick(0), [20, 21, 22, 23, 24, 510.0]),  # B4 warning
+        minutes(SO2, tick(1), [600.0, 21, 22, 23, 24, 25]),  # B4 alarm: 2 hours in a row
+        minutes(SO2, tick(2), ok),  # B4 clears
+        minutes(SO2, tick(3), ok, flag="D"),  # B9: 1 hour of D
+        minutes(SO2, tick(4), ok, flag="C"),  # 2: warning
+        minutes(SO2, tick(5), ok[:2]),  # too few records, no fault flag: the count stays
+        minutes(SO2, tick(6), ok, flag="M"),  # 3: alarm
+        minutes(SO2, tick(7), ok, flag="F"),  # stopped: B9 clears, the count restarts
+        minutes(SO2, tick(8), ok, flag="D"),  # 1
+        minutes(SO2, tick(9), ok, flag="D"),  # 2: warning again
+        minutes(SO2, tick(10), ok),  # valid: clears
+        [reading(SO2, tick(11), 30.0, interval="hour", flag="D")],  # a device hour: not B9
+        [reading(SO2, tick(12), 30.0, interval="hour", flag="D")],
+        [reading(SO2, tick(13), 30.0, interval="hour", flag="D")],
+    ]
+    return [r for hour in hours for r in hour]
+
+
+def test_counts_of_hours_in_a_row_in_columns_equal_the_stream():
+    params = _counted_params()
+    data = _counted_data()
+    stream = StreamEngine(params, markings=MarkingBook(()), grace_s=600)
+    streamed = stream.process_measurements(data) + stream.flush()
+    batched = BatchEngine(params, grace_s=600).run(measurements_frame(data))
+    assert sorted(streamed, key=lambda f: f.id) == sorted(batched, key=lambda f: f.id)
+    ours = _ours(batched)
+    b4 = [(f.state, epoch_hour(f), f.tier, f.evidence["hours"]) for f in ours if f.rule == "B4"]
+    assert b4 == [("fire", 0, "warning", 1), ("fire", 1, "alarm", 2), ("clear", 2, "alarm", 0)]
+    b9 = [(f.state, epoch_hour(f), f.tier, f.value) for f in ours if f.rule == "B9"]
+    assert b9 == [
+        ("fire", 4, "warning", 2.0),
+        ("fire", 6, "alarm", 3.0),
+        ("clear", 7, "alarm", 0.0),
+        ("fire", 9, "warning", 2.0),
+        ("clear", 10, "warning", 0.0),
+    ]
