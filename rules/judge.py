@@ -106,6 +106,17 @@ def _plausible(
     return (low if low is not None else default[0], high if high is not None else default[1])
 
 
+def run_minutes(records: int, interval_s: int) -> float:
+    """B1, B2: a run of records in minutes, to a tenth (what is compared and stated)."""
+    return round(records * interval_s / 60, 1)
+
+
+def plateau_level(p: OutletParams, fp: FactorParams) -> int | None:
+    """B8-7: the fixed-point level a plateau must reach (a share of the range), None where the
+    range is not configured."""
+    return None if fp.range_max is None else to_fixed(p.plateau_range_share * fp.range_max)
+
+
 def negative(fp: FactorParams, low: float) -> bool:
     """B3: a negative value where the factor allows none."""
     return not fp.allow_negative and low < 0
@@ -424,9 +435,9 @@ class OutletJudge:
         judged only where the range is configured; a low round value (10 on an ultra-low
         plant) is ordinary data."""
         fp = self.params.factors[code]
-        if fp.range_max is None:
+        level = plateau_level(self.params, fp)
+        if level is None:
             return []
-        level = to_fixed(self.params.plateau_range_share * fp.range_max)
         holds = agg.plateau_value is not None and agg.plateau_value >= level
         if self._unchanged("B8-7", code, holds):
             return []
@@ -497,15 +508,17 @@ class OutletJudge:
         p = self.params
         fp = p.factors[code]
         out: list[Finding] = []
-        if agg.n:  # runs are judged on minute (or real-time) records only
-            zero = round(agg.zero_run * agg.interval_s / 60, 1)
-            const = round(agg.const_run * agg.interval_s / 60, 1)
+        if agg.n and "B1" not in self.elsewhere:  # runs: on minute or real-time records only
+            zero = run_minutes(agg.zero_run, agg.interval_s)
             out += self._flagged(
                 "B1", code, start, zero >= p.zero_minutes, zero, p.zero_minutes, "min"
             )
+        if agg.n and "B2" not in self.elsewhere:
+            const = run_minutes(agg.const_run, agg.interval_s)
             out += self._flagged(
                 "B2", code, start, const >= p.const_minutes, const, p.const_minutes, "min"
             )
+        if agg.n and "B8-7" not in self.elsewhere:
             out += self._plateau(code, start, agg)
         low: float | None
         high: float | None

@@ -16,17 +16,21 @@ rows; the columns decide where the condition holds.
 The rules here, so far, are those of a factor's hour that keep no state but the level and a
 count of hours in a row (``OutletJudge._data_checks``):
 
+- B1, B2: a run of zeros, of one non-zero value, of ``zero_minutes``, ``const_minutes`` or
+  longer (``rules.judge.run_minutes``: minutes to a tenth, rounded as Python rounds);
 - B3: a value below zero where the factor allows none;
 - B4: a value at or over the instrument's range (or flagged T), an alarm after
   ``over_range_alarm_hours`` such hours in a row;
 - B5 (``rules.judge.plausibility``): a value outside the plausible bounds;
+- B8-7: a calibration-like plateau at the span-gas level (``rules.judge.plateau_level``);
 - B9: an hour invalid for a fault flag (D, M, C) of minute or real-time records, from
   ``flag_hours_warning`` such hours in a row, an alarm from ``flag_hours_alarm``; the count
   restarts at a valid hour or a stopped one (F), and other hours leave it as it is.
 
-B3, B4 and B5 judge a configured factor's hour with valid minute or real-time records (their
-lowest and highest valid values) or, without any records, a valid device hour value; B9 every
-configured factor's hour, valid as A1 says (``OutletJudge.hour_value``).
+B1, B2 and B8-7 judge a configured factor's hour with minute or real-time records; B3, B4 and
+B5 one with valid records (their lowest and highest valid values) or, without any records, a
+valid device hour value; B9 every configured factor's hour, valid as A1 says
+(``OutletJudge.hour_value``).
 """
 
 from __future__ import annotations
@@ -36,15 +40,22 @@ from typing import Any
 
 import polars as pl
 
+from rules.exact_round import rounded
 from rules.findings import Finding, Tier
 from rules.firing_columns import level_changes
 from rules.hours import FIXED, INVALID_FLAG_ORDER
-from rules.judge import FAULT_FLAGS, outlet_finding, plausibility
+from rules.judge import (
+    FAULT_FLAGS,
+    outlet_finding,
+    plateau_level,
+    plausibility,
+    run_minutes,
+)
 from rules.params import OutletParams
 from rules.timebase import HOUR
 from rules.windowing import closed
 
-COLUMN_RULES = frozenset({"B3", "B4", "B5", "B9"})
+COLUMN_RULES = frozenset({"B1", "B2", "B3", "B4", "B5", "B8-7", "B9"})
 
 OUTLET = ["enterprise_id", "outlet_id"]
 CONDITION_KEY = [*OUTLET, "factor"]
@@ -63,6 +74,7 @@ def _factor_table(params: Mapping[tuple[str, str], OutletParams]) -> pl.DataFram
                     *(bounds.low_bound, bounds.high_bound, fp.range_max),
                     *(p.valid_minutes_per_hour, p.over_range_alarm_hours),
                     *(p.flag_hours_warning, p.flag_hours_alarm),
+                    *(p.zero_minutes, p.const_minutes, plateau_level(p, fp)),
                 )
             )
     return pl.DataFrame(
@@ -79,6 +91,9 @@ def _factor_table(params: Mapping[tuple[str, str], OutletParams]) -> pl.DataFram
             "over_alarm_hours": pl.Int64,
             "flag_warning_hours": pl.Int64,
             "flag_alarm_hours": pl.Int64,
+            "zero_minutes": pl.Float64,
+            "const_minutes": pl.Float64,
+            "plateau_level": pl.Int64,
         },
         orient="row",
     ).with_row_index("fkey")
@@ -139,7 +154,9 @@ def closed_hours(
         .join(
             _valid_flags(params).lazy(), on=[*OUTLET, "dev_flag"], how="left", maintain_order="left"
         )
-        .with_columns(pl.col("n").fill_null(0), pl.col("n_t").fill_null(0))
+        .with_columns(
+            pl.col("n", "n_t", "zero_run", "const_run", "interval_s", "plateaus").fill_null(0)
+        )
         .with_columns(
             pl.when(records).then(minute_valid).otherwise(device_valid).alias("valid"),
             (~records).alias("device"),
@@ -168,6 +185,8 @@ def closed_hours(
             *("hour", "valid", "device", "flag", "low", "high", "n_t", "allow_negative"),
             *("pmin", "pmax", "range_max", "over_alarm_hours"),
             *("flag_warning_hours", "flag_alarm_hours"),
+            *("n", "zero_run", "const_run", "interval_s", "zero_minutes", "const_minutes"),
+            *("plateaus", "plateau_value", "plateau_level"),
         )
         .sort(FACTOR, "hour")
         .collect()
@@ -248,11 +267,30 @@ def column_findings(
         .alias("tier"),
         no_limit,
     )
+    # B1, B2 and B8-7 on hours with records: runs of zeros and of one value, in minutes to a
+    # tenth as the judge rounds them (``run_minutes``: Python's round, exactly in columns);
+    # a plateau at the span-gas level where the range is configured.
+    records = hours.filter(pl.col("n") > 0)
+    b1 = records.with_columns(
+        pl.when(_run_minutes("zero_run") >= pl.col("zero_minutes")).then(warning).alias("tier"),
+        no_limit,
+    )
+    b2 = records.with_columns(
+        pl.when(_run_minutes("const_run") >= pl.col("const_minutes")).then(warning).alias("tier"),
+        no_limit,
+    )
+    b8_7 = records.filter(pl.col("plateau_level").is_not_null()).with_columns(
+        pl.when(pl.col("plateau_value") >= pl.col("plateau_level")).then(warning).alias("tier"),
+        no_limit,
+    )
     out: list[Finding] = []
     for rule, windows, builder in (
+        ("B1", b1, _b1),
+        ("B2", b2, _b2),
         ("B3", b3, _b3),
         ("B4", b4, _b4),
         ("B5", b5, _b5),
+        ("B8-7", b8_7, _b8_7),
         ("B9", b9, _b9),
     ):
         changes = level_changes(windows, FACTOR)
@@ -260,8 +298,30 @@ def column_findings(
     return out
 
 
+def _run_minutes(records: str) -> pl.Expr:
+    """``rules.judge.run_minutes`` in columns: the division correctly rounded (a column
+    divisor: polars multiplies by the reciprocal of a constant), the tenth as Python rounds."""
+    seconds = pl.col(records) * pl.col("interval_s")
+    return rounded(seconds / (seconds * 0 + 60), 1)
+
+
 # What each rule states on a row that fires or clears: the value, the limit (a clear's: what
 # held), the evidence, and the unit when it is not the factor's; as OutletJudge states them.
+
+
+def _b1(p: OutletParams, code: str, row: dict[str, Any]) -> Stated:
+    return run_minutes(row["zero_run"], row["interval_s"]), p.zero_minutes, {}, "min"
+
+
+def _b2(p: OutletParams, code: str, row: dict[str, Any]) -> Stated:
+    return run_minutes(row["const_run"], row["interval_s"]), p.const_minutes, {}, "min"
+
+
+def _b8_7(p: OutletParams, code: str, row: dict[str, Any]) -> Stated:
+    top = row["plateau_value"]
+    value = top / FIXED if top is not None else None
+    range_max = p.factors[code].range_max
+    return value, None, {"plateaus": row["plateaus"], "value": value, "range_max": range_max}, None
 
 
 def _b3(p: OutletParams, code: str, row: dict[str, Any]) -> Stated:

@@ -1,4 +1,5 @@
-"""The rules the batch engine judges in columns (``rules.judge_columns``: B3, B4, B5, B9) give
+"""The rules the batch engine judges in columns (``rules.judge_columns``: B1, B2, B3, B4, B5,
+B8-7 (also in ``test_catalogue.py``), B9) give
 the streaming engine's findings, finding by finding: fires in every hour the condition
 holds, one clear naming the bound that was crossed, on minute records and on device hour
 values (valid ones only), for configured factors only, over several outlets, with counts of
@@ -147,4 +148,33 @@ def test_counts_of_hours_in_a_row_in_columns_equal_the_stream():
         ("clear", 7, "alarm", 0.0),
         ("fire", 9, "warning", 2.0),
         ("clear", 10, "warning", 0.0),
+    ]
+
+
+def test_runs_in_minutes_in_columns_equal_the_stream():
+    params = {key: replace(p, zero_minutes=30, const_minutes=40) for key, p in _params().items()}
+    hours = [
+        minutes(SO2, tick(0), [0.0, 0.0, 0.0, 20, 21, 22]),  # 30 minutes of zeros: B1
+        minutes(SO2, tick(1), [20, 0.0, 0.0, 21, 22, 23]),  # 20: B1 clears
+        minutes(SO2, tick(2), [33.3, 33.3, 33.3, 33.3, 21, 22]),  # 40 of one value: B2
+        minutes(SO2, tick(3), [33.3, 33.3, 33.3, 20, 21, 22]),  # 30: B2 clears
+        minutes(SO2, tick(4), [20, 21, 22, 23, 24, 25], every=1),  # 1-minute records
+        minutes(SO2, tick(5), [0.0] * 31, every=1),  # 31 minutes of zeros: B1
+    ]
+    data = [r for hour in hours for r in hour]
+    stream = StreamEngine(params, markings=MarkingBook(()), grace_s=600)
+    streamed = stream.process_measurements(data) + stream.flush()
+    batched = BatchEngine(params, grace_s=600).run(measurements_frame(data))
+    assert sorted(streamed, key=lambda f: f.id) == sorted(batched, key=lambda f: f.id)
+    runs = [
+        (f.rule, f.state, epoch_hour(f), f.value, f.limit, f.unit)
+        for f in _ours(batched)
+        if f.rule in ("B1", "B2")
+    ]
+    assert runs == [
+        ("B1", "fire", 0, 30.0, 30, "min"),
+        ("B1", "clear", 1, 20.0, 30, "min"),
+        ("B1", "fire", 5, 31.0, 30, "min"),
+        ("B2", "fire", 2, 40.0, 40, "min"),
+        ("B2", "clear", 3, 30.0, 40, "min"),
     ]

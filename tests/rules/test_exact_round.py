@@ -1,4 +1,5 @@
-"""The hour points made in columns round as Python rounds (``nonsite.web.hour_points``)."""
+"""A column rounds as Python's ``round`` rounds (``rules.exact_round``): to 6 decimals (the
+hour points the API shows) and to 1 (B1's and B2's minutes in the batch engine's columns)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import random
 
 import polars as pl
 
-from nonsite.web.hour_points import rounded
+from rules.exact_round import rounded
 
 
 def _cases() -> list[float | None]:
@@ -50,3 +51,11 @@ def test_polars_own_round_differs_at_the_ties_which_is_why():
     ties = [k / 2e6 for k in range(1, 40_000, 2)]
     own = pl.Series(ties).round(6).to_list()
     assert any(a != round(x, 6) for a, x in zip(own, ties, strict=True))
+
+
+def test_minutes_of_a_run_round_to_a_tenth_as_python_rounds_them():
+    # B1 and B2: round(records × interval / 60, 1), near the ties of every interval in use
+    seconds = [n * i for i in (1, 5, 10, 15, 20, 30, 60, 90, 600) for n in range(400)]
+    minutes = pl.DataFrame({"s": seconds}).select(pl.col("s") / (pl.col("s") * 0 + 60))
+    got = minutes.select(rounded(pl.col("s"), 1)).to_series().to_list()
+    assert got == [round(s / 60, 1) for s in seconds]
