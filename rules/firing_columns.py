@@ -11,10 +11,14 @@ rule that does not ask changes nothing in ``Level``. A batch starts with nothing
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import polars as pl
 
+Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
 
-def level_changes(windows: pl.DataFrame, key: str) -> pl.DataFrame:
+
+def level_changes(windows: Frame, key: str) -> Frame:
     """The rows of ``windows`` that fire or clear, with ``state`` ("fire" | "clear").
 
     ``windows``: the judged windows of each condition (``key``: one column), sorted by key

@@ -214,7 +214,9 @@ def column_findings(
     grace_s: int,
 ) -> list[Finding]:
     """The findings of ``COLUMN_RULES`` over every closed hour in ``aggs``."""
-    hours = closed_hours(aggs, params, watermarks, grace_s)
+    # One plan per rule over the closed hours, collected together: polars' cost per step is
+    # what counts on a few hours of many outlets (a replay's hours are many).
+    hours = closed_hours(aggs, params, watermarks, grace_s).lazy()
     low, high, pmin, pmax = pl.col("low"), pl.col("high"), pl.col("pmin"), pl.col("pmax")
     warning, alarm = pl.lit("warning"), pl.lit("alarm")
     no_limit = pl.lit(None, dtype=pl.Float64).alias("limit")
@@ -283,8 +285,7 @@ def column_findings(
         pl.when(pl.col("plateau_value") >= pl.col("plateau_level")).then(warning).alias("tier"),
         no_limit,
     )
-    out: list[Finding] = []
-    for rule, windows, builder in (
+    rules = (
         ("B1", b1, _b1),
         ("B2", b2, _b2),
         ("B3", b3, _b3),
@@ -292,9 +293,11 @@ def column_findings(
         ("B5", b5, _b5),
         ("B8-7", b8_7, _b8_7),
         ("B9", b9, _b9),
-    ):
-        changes = level_changes(windows, FACTOR)
-        out += _findings(rule, params, changes.iter_rows(named=True), builder)
+    )
+    changes = pl.collect_all([level_changes(windows, FACTOR) for _, windows, _ in rules])
+    out: list[Finding] = []
+    for (rule, _, builder), changed in zip(rules, changes, strict=True):
+        out += _findings(rule, params, changed.iter_rows(named=True), builder)
     return out
 
 
