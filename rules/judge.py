@@ -450,7 +450,12 @@ class OutletJudge:
     def _copies(self, start: int, aggs: dict[str, HourAgg]) -> list[Finding]:
         """B8-8: two factors of the outlet that report the same series in the hour: the same
         number of valid records, sum, minimum and maximum (a varying series; two real
-        analysers do not agree to the 10⁻⁶ on all four), the later code naming the earlier."""
+        analysers do not agree to the 10⁻⁶ on all four), the later code naming the earlier.
+        Where the batch engine judges B8-8 in columns, only the signatures an enterprise's
+        other outlets are compared with (``rules.copies``) are made here."""
+        judged_here = "B8-8" not in self.elsewhere
+        if not (judged_here or self.share_signatures):
+            return []
         p = self.params
         seen: dict[Signature, str] = {}
         copied: dict[str, str] = {}
@@ -471,6 +476,8 @@ class OutletJudge:
                 seen[signature] = code
         if self.share_signatures:
             self.hour_signatures = tuple(signatures)
+        if not judged_here:
+            return []
         out: list[Finding] = []
         for code in sorted(p.factors):
             agg = aggs.get(code)

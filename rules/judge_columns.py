@@ -23,11 +23,15 @@ count of hours in a row (``OutletJudge._data_checks``):
   ``over_range_alarm_hours`` such hours in a row;
 - B5 (``rules.judge.plausibility``): a value outside the plausible bounds;
 - B8-7: a calibration-like plateau at the span-gas level (``rules.judge.plateau_level``);
+- B8-8 within an outlet: factors of one hour reporting the same varying series (records,
+  sum, minimum, maximum), the later code naming the first (the comparison across an
+  enterprise's outlets stays in ``rules.copies``, fed by the judge);
 - B9: an hour invalid for a fault flag (D, M, C) of minute or real-time records, from
   ``flag_hours_warning`` such hours in a row, an alarm from ``flag_hours_alarm``; the count
   restarts at a valid hour or a stopped one (F), and other hours leave it as it is.
 
-B1, B2 and B8-7 judge a configured factor's hour with minute or real-time records; B3, B4 and
+B1, B2 and B8-7 judge a configured factor's hour with minute or real-time records, B8-8 one
+with ``copy_min_records`` valid records or more; B3, B4 and
 B5 one with valid records (their lowest and highest valid values) or, without any records, a
 valid device hour value; B9 every configured factor's hour, valid as A1 says
 (``OutletJudge.hour_value``).
@@ -55,7 +59,7 @@ from rules.params import OutletParams
 from rules.timebase import HOUR
 from rules.windowing import closed
 
-COLUMN_RULES = frozenset({"B1", "B2", "B3", "B4", "B5", "B8-7", "B9"})
+COLUMN_RULES = frozenset({"B1", "B2", "B3", "B4", "B5", "B8-7", "B8-8", "B9"})
 
 OUTLET = ["enterprise_id", "outlet_id"]
 CONDITION_KEY = [*OUTLET, "factor"]
@@ -65,7 +69,7 @@ FACTOR = "fkey"  # an outlet's factor as one integer: windows over it cost far l
 def _factor_table(params: Mapping[tuple[str, str], OutletParams]) -> pl.DataFrame:
     """Each configured factor with what these rules read of it and of its outlet."""
     rows = []
-    for (enterprise, outlet), p in params.items():
+    for okey, ((enterprise, outlet), p) in enumerate(params.items()):
         for code, fp in p.factors.items():
             bounds = plausibility(code, fp, 0.0, 0.0)  # only its bounds are read here
             rows.append(
@@ -75,6 +79,8 @@ def _factor_table(params: Mapping[tuple[str, str], OutletParams]) -> pl.DataFram
                     *(p.valid_minutes_per_hour, p.over_range_alarm_hours),
                     *(p.flag_hours_warning, p.flag_hours_alarm),
                     *(p.zero_minutes, p.const_minutes, plateau_level(p, fp)),
+                    p.copy_min_records,
+                    okey,
                 )
             )
     return pl.DataFrame(
@@ -94,6 +100,8 @@ def _factor_table(params: Mapping[tuple[str, str], OutletParams]) -> pl.DataFram
             "zero_minutes": pl.Float64,
             "const_minutes": pl.Float64,
             "plateau_level": pl.Int64,
+            "copy_min_records": pl.Int64,
+            "okey": pl.Int64,
         },
         orient="row",
     ).with_row_index("fkey")
@@ -155,7 +163,9 @@ def closed_hours(
             _valid_flags(params).lazy(), on=[*OUTLET, "dev_flag"], how="left", maintain_order="left"
         )
         .with_columns(
-            pl.col("n", "n_t", "zero_run", "const_run", "interval_s", "plateaus").fill_null(0)
+            pl.col(
+                "n", "n_t", "zero_run", "const_run", "interval_s", "plateaus", "n_valid"
+            ).fill_null(0)
         )
         .with_columns(
             pl.when(records).then(minute_valid).otherwise(device_valid).alias("valid"),
@@ -187,6 +197,7 @@ def closed_hours(
             *("flag_warning_hours", "flag_alarm_hours"),
             *("n", "zero_run", "const_run", "interval_s", "zero_minutes", "const_minutes"),
             *("plateaus", "plateau_value", "plateau_level"),
+            *("n_valid", "sum_valid", "min_valid", "max_valid", "copy_min_records", "okey"),
         )
         .sort(FACTOR, "hour")
         .collect()
@@ -285,6 +296,19 @@ def column_findings(
         pl.when(pl.col("plateau_value") >= pl.col("plateau_level")).then(warning).alias("tier"),
         no_limit,
     )
+    # B8-8 within an outlet: factors of one hour with the same valid series (records, sum,
+    # minimum, maximum; a varying one), the later code naming the first in code order.
+    enough = pl.col("n_valid") >= pl.col("copy_min_records")
+    series = ["okey", "hour", "n_valid", "sum_valid", "min_valid"]
+    varying = enough & (pl.col("min_valid") != pl.col("max_valid"))
+    first = pl.col("factor").min().over([*series, "max_valid", varying])
+    b8_8 = (
+        hours.filter(enough)
+        .with_columns(pl.when(varying & (pl.col("factor") != first)).then(first).alias("same_as"))
+        .with_columns(
+            pl.when(pl.col("same_as").is_not_null()).then(warning).alias("tier"), no_limit
+        )
+    )
     rules = (
         ("B1", b1, _b1),
         ("B2", b2, _b2),
@@ -292,6 +316,7 @@ def column_findings(
         ("B4", b4, _b4),
         ("B5", b5, _b5),
         ("B8-7", b8_7, _b8_7),
+        ("B8-8", b8_8, _b8_8),
         ("B9", b9, _b9),
     )
     changes = pl.collect_all([level_changes(windows, FACTOR) for _, windows, _ in rules])
@@ -325,6 +350,11 @@ def _b8_7(p: OutletParams, code: str, row: dict[str, Any]) -> Stated:
     value = top / FIXED if top is not None else None
     range_max = p.factors[code].range_max
     return value, None, {"plateaus": row["plateaus"], "value": value, "range_max": range_max}, None
+
+
+def _b8_8(p: OutletParams, code: str, row: dict[str, Any]) -> Stated:
+    records = row["n_valid"]
+    return float(records), None, {"same_as": row["same_as"], "records": records}, "条"
 
 
 def _b3(p: OutletParams, code: str, row: dict[str, Any]) -> Stated:

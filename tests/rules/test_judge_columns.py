@@ -1,5 +1,5 @@
 """The rules the batch engine judges in columns (``rules.judge_columns``: B1, B2, B3, B4, B5,
-B8-7 (also in ``test_catalogue.py``), B9) give
+B8-7, B8-8 (both also in ``test_catalogue.py``), B9) give
 the streaming engine's findings, finding by finding: fires in every hour the condition
 holds, one clear naming the bound that was crossed, on minute records and on device hour
 values (valid ones only), for configured factors only, over several outlets, with counts of
@@ -13,6 +13,7 @@ from dataclasses import replace
 from rules.batch import BatchEngine, measurements_frame
 from rules.judge_columns import COLUMN_RULES
 from rules.markings import MarkingBook
+from rules.params import FactorParams
 from rules.stream import StreamEngine
 from rules.timebase import epoch
 from tests.rules.factors import O2, SO2
@@ -177,4 +178,45 @@ def test_runs_in_minutes_in_columns_equal_the_stream():
         ("B1", "fire", 5, 31.0, 30, "min"),
         ("B2", "fire", 2, 40.0, 40, "min"),
         ("B2", "clear", 3, 30.0, 40, "min"),
+    ]
+
+
+def test_copied_series_in_columns_equal_the_stream():
+    nox, pm = "a21002", "a34013"
+    p = gas_outlet()
+    added = {nox: FactorParams(nox, "mg/m³"), pm: FactorParams(pm, "mg/m³")}
+    params = {(p.enterprise_id, p.outlet_id): replace(p, factors={**p.factors, **added})}
+    series = [41.2, 43.5, 40.1, 44.8, 42.0, 39.7]
+    hours = [
+        # hour 0: SO2 and PM report NOx's series (NOx's code sorts first: the others name it)
+        [*minutes(SO2, tick(0), series), *minutes(nox, tick(0), series)],
+        minutes(pm, tick(0), series),
+        # hour 1: PM still copies NOx; SO2 its own values (its B8-8 clears)
+        [*minutes(pm, tick(1), series), *minutes(nox, tick(1), series)],
+        minutes(SO2, tick(1), [s + 1 for s in series]),
+        # hour 2: three flat series, alike but not varying: no copy (PM's clears)
+        *(minutes(code, tick(2), [40.0] * 6) for code in (SO2, nox, pm)),
+        # hour 3: too few records to tell: nothing judged
+        *(minutes(code, tick(3), series[:3]) for code in (SO2, nox, pm)),
+    ]
+    data = sorted(
+        [r for hour in hours for r in hour]
+        + [r for h in range(4) for r in hour_of(O2, tick(h), 6)],
+        key=lambda r: r.data_time,
+    )
+    stream = StreamEngine(params, markings=MarkingBook(()), grace_s=600)
+    streamed = stream.process_measurements(data) + stream.flush()
+    batched = BatchEngine(params, grace_s=600).run(measurements_frame(data))
+    assert sorted(streamed, key=lambda f: f.id) == sorted(batched, key=lambda f: f.id)
+    copies = [
+        (f.factor, f.state, epoch_hour(f), f.evidence["same_as"], f.unit)
+        for f in _ours(batched)
+        if f.rule == "B8-8"
+    ]
+    assert copies == [
+        (SO2, "fire", 0, nox, "条"),
+        (SO2, "clear", 1, None, "条"),
+        (pm, "fire", 0, nox, "条"),
+        (pm, "fire", 1, nox, "条"),
+        (pm, "clear", 2, None, "条"),
     ]
