@@ -1,6 +1,7 @@
-"""Python's ``round(x, digits)`` over a polars column, exactly: for values computed in columns
-that must equal what the Python code computes (the hour points the API shows, the batch
-engine's conditions on rounded values: ``rules.judge_columns``)."""
+"""Python's ``round(x, digits)`` and division by a constant over a polars column, exactly:
+for values computed in columns that must equal what the Python code computes (the hour
+points the API shows, the batch engine's conditions on rounded values and hour values:
+``rules.judge_columns``)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,13 @@ _SPLIT: Final = 134_217_729.0
 # Beyond 2^52 / 10^digits, x·10^digits has no fraction left to round: x is returned as it
 # is, as Python's round() returns it (for 6 digits about 4.5e9: no concentration comes near).
 _WHOLE: Final = 2.0**52
+
+
+def divided(x: pl.Expr, by: float) -> pl.Expr:
+    """``x / by`` correctly rounded, as Python divides. polars divides by a constant as a
+    product with its reciprocal, which is not (458.20937999999995 for 458.20938): the divisor
+    is made a column of its own."""
+    return x / (x.is_null().cast(pl.Float64) * 0.0 + by)
 
 
 def _halves(x: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
@@ -43,10 +51,7 @@ def rounded(x: pl.Expr, digits: int = 6) -> pl.Expr:
         .then(below)
         .otherwise(p.round(0, mode="half_to_even"))
     )
-    # polars divides by a constant as a product with its reciprocal, which is not correctly
-    # rounded (458.20937999999995 for 458.20938): the divisor is made a column of its own.
-    divisor = x.is_null().cast(pl.Float64) * 0.0 + scale
-    quotient = whole / divisor
+    quotient = divided(whole, scale)
     # A negative x rounded to zero keeps its sign (-0.0), as Python's round keeps it.
     signed = pl.when((quotient == 0) & (x < 0)).then(-0.0).otherwise(quotient)
     return pl.when(x.abs() >= _WHOLE / scale).then(x).otherwise(signed)

@@ -46,6 +46,7 @@ from rules.timebase import DAY, HOUR, day_start, month_start, next_month_start, 
 
 RECOMPUTE_TOLERANCE = 0.02  # A1D: relative difference tolerated between device and recomputed
 EXCEEDANCE_RULES = frozenset({"A3", "A4", "A5-1"})  # 超标倍数 is stated for these only
+JUMP_HISTORY = 24  # B6: the valid hours a value is compared with
 FAULT_FLAGS = ("D", "M", "C")  # B9: an hour invalid for these is counted (F is not a fault)
 # Markings that say the source is not running: 停产. A shutdown (停炉/停机) is the process of
 # stopping, which draws production power; it is not a claim that nothing runs.
@@ -191,6 +192,41 @@ def outlet_finding(
     )
 
 
+def hour_evidence(
+    hv: HourValue,
+    fp: FactorParams,
+    o2: float | None,
+    judged: float,
+    amount: float | None,
+    t: Thresholds,
+) -> dict[str, Any]:
+    """A3's evidence: the hour's measured value, the O2 it was converted with and the
+    converted value, and the amount emitted and its part above the limit (B-sub)."""
+    evidence: dict[str, Any] = {"source": hv.source, "measured": _round(hv.value)}
+    if hv.source != "device":
+        evidence["valid_minutes"] = hv.valid_minutes
+    if fp.reference_o2 is not None:
+        evidence.update(o2=_round(o2), reference_o2=fp.reference_o2, converted=_round(judged))
+    if amount is not None:
+        evidence["emission_kg"] = _round(amount)
+        limit = t.hour_alarm if t.hour_alarm is not None else t.hour_warning
+        if limit is not None and judged > limit:
+            evidence["excess_kg"] = _round(excess_kg(amount, judged, limit))
+    return evidence
+
+
+def conversion_failure(o2_valid: bool, o2: float | None) -> dict[str, Any]:
+    """A2's evidence: why the hour's O2 cannot convert (none valid, or at or above 21 %)."""
+    reason = "O2 >= 21 %" if o2_valid else "no valid O2 hour value"
+    return {"reason": reason, "o2": _round(o2)}
+
+
+def zs_evidence(reported: float, recomputed: float, tolerance: float) -> dict[str, Any]:
+    """B8-5's evidence (its condition: the two differ by more than ``tolerance`` of the
+    recomputed value, at least 10⁻⁹)."""
+    return {"reported": _round(reported), "recomputed": _round(recomputed), "tolerance": tolerance}
+
+
 def _flows(flow: HourValue | None) -> bool:
     """Whether the hour's flow is valid and above zero: flue gas leaves the stack."""
     return flow is not None and flow.valid and flow.value is not None and flow.value > 0
@@ -232,6 +268,50 @@ def sub_hour_periods(p: OutletParams) -> dict[str, tuple[int, int]]:
     """Factors judged on sub-hour period means (A5-2): code → (period s, fixed bound)."""
     bound = p.furnace_bound
     return {} if bound is None else {p.furnace_code: (p.furnace_period_s, to_fixed(bound))}
+
+
+def mean_of(history: Sequence[float]) -> float:
+    """B6: the mean of the last valid hours (plain floats summed exactly: statistics' mean
+    computes with fractions, 30× slower here)."""
+    return math.fsum(history) / len(history)
+
+
+class Jump(NamedTuple):
+    """B6 on a valid hourly value and the factor's last 24 valid ones (``history``, oldest
+    first): the step from the last, the bound it is judged against (the larger of k σ and a
+    fraction of their mean), their mean and σ."""
+
+    step: float
+    bound: float
+    mean: float
+    sigma: float
+    previous: float
+
+    @property
+    def holds(self) -> bool:
+        return self.step > self.bound
+
+    @property
+    def evidence(self) -> dict[str, Any]:
+        return {
+            "previous": _round(self.previous),
+            "sigma": _round(self.sigma),
+            "mean": _round(self.mean),
+        }
+
+
+def jump(p: OutletParams, history: Sequence[float], value: float) -> Jump:
+    """B6: the hourly value against the last valid hours (``jump_min_history`` or more)."""
+    mean = mean_of(history)
+    sigma = math.sqrt(math.fsum((x - mean) ** 2 for x in history) / len(history))
+    bound = max(p.jump_sigma * sigma, p.jump_relative * abs(mean))
+    return Jump(abs(value - history[-1]), bound, mean, sigma, history[-1])
+
+
+def _keep_24(history: array[float], value: float) -> None:
+    history.append(value)
+    if len(history) > JUMP_HISTORY:
+        del history[0]
 
 
 class OutletJudge:
@@ -344,30 +424,27 @@ class OutletJudge:
                 out += self._band(code, start, hv)
             if not hv.valid or hv.value is None:
                 continue
-            out += self._jump(code, start, hv.value)
+            if "B6" not in self.elsewhere:
+                out += self._jump(code, start, hv.value)
             if still and p.kind == "gas" and code != p.flow_code:
                 continue  # not producing: no emission to judge (O2 near ambient inflates 折算)
             judged = hv.value
             if fp.reference_o2 is not None:
                 if not o2_ok:
-                    reason = "no valid O2 hour value" if not (o2 and o2.valid) else "O2 >= 21 %"
-                    out += self._transition(
-                        "A2",
-                        code,
-                        start,
-                        HOUR,
-                        "warning",
-                        None,
-                        None,
-                        {"reason": reason, "o2": _round(o2.value if o2 else None)},
-                    )
+                    if "A2" not in self.elsewhere:
+                        o2_valid = o2 is not None and o2.valid
+                        evidence = conversion_failure(o2_valid, o2.value if o2 else None)
+                        out += self._transition(
+                            "A2", code, start, HOUR, "warning", None, None, evidence
+                        )
                     continue
                 assert o2 is not None
                 assert o2.value is not None
-                if not self._unchanged("A2", code, False):
+                if "A2" not in self.elsewhere and not self._unchanged("A2", code, False):
                     out += self._transition("A2", code, start, HOUR, None, None, None, {})
                 judged = at_reference_o2(hv.value, fp.reference_o2, o2.value)
-                out += self._reported_zs(code, start, agg, judged)
+                if "B8-5" not in self.elsewhere:
+                    out += self._reported_zs(code, start, agg, judged)
             acc = day.values.get(code)
             if acc is None:  # the day's sums, then its amounts: [Σ kg, hours, largest kg]
                 acc = day.values[code] = array("d", _ZERO_DAY_SUMS)
@@ -384,8 +461,13 @@ class OutletJudge:
             exceeds = (t.hour_warning is not None and judged > t.hour_warning) or (
                 t.hour_alarm is not None and judged > t.hour_alarm
             )
-            if not still and not self._unchanged("A3", code, exceeds):
-                evidence = self._hour_evidence(hv, fp, o2, judged, amount, t)
+            if (
+                not still
+                and "A3" not in self.elsewhere
+                and not self._unchanged("A3", code, exceeds)
+            ):
+                o2_value = o2.value if o2 is not None else None
+                evidence = hour_evidence(hv, fp, o2_value, judged, amount, t)
                 out += self._tiered(
                     "A3", code, start, HOUR, judged, t.hour_alarm, t.hour_warning, evidence
                 )
@@ -402,32 +484,6 @@ class OutletJudge:
         out += self._interval_check(start, aggs)
         out += self._copies(start, aggs)
         return out
-
-    def _hour_evidence(
-        self,
-        hv: HourValue,
-        fp: FactorParams,
-        o2: HourValue | None,
-        judged: float,
-        amount: float | None,
-        t: Thresholds,
-    ) -> dict[str, Any]:
-        """A3's evidence: the hour's measured value, the O2 it was converted with and the
-        converted value, and the amount emitted and its part above the limit (B-sub)."""
-        evidence: dict[str, Any] = {"source": hv.source, "measured": _round(hv.value)}
-        if hv.source != "device":
-            evidence["valid_minutes"] = hv.valid_minutes
-        if fp.reference_o2 is not None:
-            assert o2 is not None
-            evidence.update(
-                o2=_round(o2.value), reference_o2=fp.reference_o2, converted=_round(judged)
-            )
-        if amount is not None:
-            evidence["emission_kg"] = _round(amount)
-            limit = t.hour_alarm if t.hour_alarm is not None else t.hour_warning
-            if limit is not None and judged > limit:
-                evidence["excess_kg"] = _round(excess_kg(amount, judged, limit))
-        return evidence
 
     def _plateau(self, code: str, start: int, agg: HourAgg) -> list[Finding]:
         """B8-7: a calibration-like plateau at a span-gas level: at least
@@ -688,51 +744,32 @@ class OutletJudge:
         return self._transition(rule, code, start, HOUR, tier, value, limit, {}, unit=unit)
 
     def _jump(self, code: str, start: int, value: float) -> list[Finding]:
-        """B6: the hourly value jumps by more than k σ of the last 24 valid hours (and by more
-        than a fraction of their mean)."""
+        """B6 (:func:`jump`) on the factor's last 24 valid hours."""
         p = self.params
         history = self._history.get(code)
         if history is None:  # an array: a deque reserves 64 slots even for one value
             history = self._history[code] = array("d")
         out: list[Finding] = []
         if len(history) >= p.jump_min_history:
-            # Plain floats: statistics.pstdev computes with fractions, 30× slower here.
-            n = len(history)
-            mean = math.fsum(history) / n
-            step = abs(value - history[-1])
             quiet = self._unchanged("B6", code, False)
-            if quiet and step <= p.jump_relative * abs(mean):
+            if quiet and abs(value - history[-1]) <= p.jump_relative * abs(mean_of(history)):
                 # Within the relative part of the bound: no jump whatever σ is, and σ (a sum
                 # over 24 hours per factor-hour) was the judge's largest cost in a replay.
-                history.append(value)
-                if len(history) > 24:
-                    del history[0]
+                _keep_24(history, value)
                 return out
-            sigma = math.sqrt(math.fsum((x - mean) ** 2 for x in history) / n)
-            bound = max(p.jump_sigma * sigma, p.jump_relative * abs(mean))
-            if step <= bound and quiet:
-                history.append(value)  # nothing holds nor ends: no finding to build
-                if len(history) > 24:
-                    del history[0]
-                return out
-            evidence = {
-                "previous": _round(history[-1]),
-                "sigma": _round(sigma),
-                "mean": _round(mean),
-            }
-            out = self._transition(
-                "B6",
-                code,
-                start,
-                HOUR,
-                "warning" if step > bound else None,
-                _round(step),
-                _round(bound),
-                evidence,
-            )
-        history.append(value)
-        if len(history) > 24:
-            del history[0]
+            found = jump(p, history, value)
+            if found.holds or not quiet:  # else nothing holds nor ends: no finding to build
+                out = self._transition(
+                    "B6",
+                    code,
+                    start,
+                    HOUR,
+                    "warning" if found.holds else None,
+                    _round(found.step),
+                    _round(found.bound),
+                    found.evidence,
+                )
+        _keep_24(history, value)
         return out
 
     def _reported_zs(self, code: str, start: int, agg: HourAgg, recomputed: float) -> list[Finding]:
@@ -747,11 +784,7 @@ class OutletJudge:
         differs = abs(reported - recomputed) > tolerance * max(abs(recomputed), 1e-9)
         if self._unchanged("B8-5", code, differs):
             return []
-        evidence = {
-            "reported": _round(reported),
-            "recomputed": _round(recomputed),
-            "tolerance": tolerance,
-        }
+        evidence = zs_evidence(reported, recomputed, tolerance)
         return self._transition(
             "B8-5",
             code,

@@ -44,7 +44,8 @@ from typing import Any
 
 import polars as pl
 
-from rules.exact_round import rounded
+from rules.exact_round import divided, rounded
+from rules.exceedance_columns import EXCEEDANCE_COLUMN_RULES, exceedance_findings
 from rules.findings import Finding, Tier
 from rules.firing_columns import level_changes
 from rules.hours import FIXED, INVALID_FLAG_ORDER
@@ -55,53 +56,83 @@ from rules.judge import (
     plausibility,
     run_minutes,
 )
-from rules.params import OutletParams
+from rules.jump_columns import jump_findings
+from rules.params import OutletParams, effective_thresholds
 from rules.timebase import HOUR
 from rules.windowing import closed
 
-COLUMN_RULES = frozenset({"B1", "B2", "B3", "B4", "B5", "B8-7", "B8-8", "B9"})
+COLUMN_RULES = (
+    frozenset({"B1", "B2", "B3", "B4", "B5", "B6", "B8-7", "B8-8", "B9"}) | EXCEEDANCE_COLUMN_RULES
+)
 
 OUTLET = ["enterprise_id", "outlet_id"]
 CONDITION_KEY = [*OUTLET, "factor"]
 FACTOR = "fkey"  # an outlet's factor as one integer: windows over it cost far less
 
 
-def _factor_table(params: Mapping[tuple[str, str], OutletParams]) -> pl.DataFrame:
-    """Each configured factor with what these rules read of it and of its outlet."""
-    rows = []
-    for okey, ((enterprise, outlet), p) in enumerate(params.items()):
-        for code, fp in p.factors.items():
-            bounds = plausibility(code, fp, 0.0, 0.0)  # only its bounds are read here
-            rows.append(
-                (
-                    *(enterprise, outlet, code, fp.allow_negative),
-                    *(bounds.low_bound, bounds.high_bound, fp.range_max),
-                    *(p.valid_minutes_per_hour, p.over_range_alarm_hours),
-                    *(p.flag_hours_warning, p.flag_hours_alarm),
-                    *(p.zero_minutes, p.const_minutes, plateau_level(p, fp)),
-                    p.copy_min_records,
-                    okey,
-                )
-            )
+def _outlet_table(params: Mapping[tuple[str, str], OutletParams]) -> pl.DataFrame:
+    """Each configured outlet (``okey``: its position) with what these rules read of it."""
+    rows = [
+        (
+            *(okey, enterprise, outlet, p.kind == "gas", p.flow_code, p.o2_code),
+            *(p.valid_minutes_per_hour, p.over_range_alarm_hours),
+            *(p.flag_hours_warning, p.flag_hours_alarm),
+            *(p.zero_minutes, p.const_minutes, p.copy_min_records),
+            *(p.jump_min_history, p.jump_relative, p.zs_tolerance),
+        )
+        for okey, ((enterprise, outlet), p) in enumerate(params.items())
+    ]
     return pl.DataFrame(
         rows,
         schema={
+            "okey": pl.Int64,
             "enterprise_id": pl.String,
             "outlet_id": pl.String,
-            "factor": pl.String,
-            "allow_negative": pl.Boolean,
-            "pmin": pl.Float64,
-            "pmax": pl.Float64,
-            "range_max": pl.Float64,
+            "gas": pl.Boolean,
+            "flow_code": pl.String,
+            "o2_code": pl.String,
             "valid_minutes": pl.Int64,
             "over_alarm_hours": pl.Int64,
             "flag_warning_hours": pl.Int64,
             "flag_alarm_hours": pl.Int64,
             "zero_minutes": pl.Float64,
             "const_minutes": pl.Float64,
-            "plateau_level": pl.Int64,
             "copy_min_records": pl.Int64,
+            "jump_min_history": pl.Int64,
+            "jump_relative": pl.Float64,
+            "zs_tolerance": pl.Float64,
+        },
+        orient="row",
+    )
+
+
+def _factor_table(params: Mapping[tuple[str, str], OutletParams]) -> pl.DataFrame:
+    """Each configured factor (``fkey``: one integer) with what these rules read of it."""
+    rows = []
+    for okey, p in enumerate(params.values()):
+        for code, fp in p.factors.items():
+            bounds = plausibility(code, fp, 0.0, 0.0)  # only its bounds are read here
+            t = effective_thresholds(p, fp)
+            rows.append(
+                (
+                    *(okey, code, fp.allow_negative),
+                    *(bounds.low_bound, bounds.high_bound, fp.range_max),
+                    *(plateau_level(p, fp), fp.reference_o2, t.hour_alarm, t.hour_warning),
+                )
+            )
+    return pl.DataFrame(
+        rows,
+        schema={
             "okey": pl.Int64,
+            "factor": pl.String,
+            "allow_negative": pl.Boolean,
+            "pmin": pl.Float64,
+            "pmax": pl.Float64,
+            "range_max": pl.Float64,
+            "plateau_level": pl.Int64,
+            "reference_o2": pl.Float64,
+            "hour_alarm": pl.Float64,
+            "hour_warning": pl.Float64,
         },
         orient="row",
     ).with_row_index("fkey")
@@ -109,13 +140,8 @@ def _factor_table(params: Mapping[tuple[str, str], OutletParams]) -> pl.DataFram
 
 def _valid_flags(params: Mapping[tuple[str, str], OutletParams]) -> pl.DataFrame:
     return pl.DataFrame(
-        [(e, o, f, True) for (e, o), p in params.items() for f in sorted(p.valid_flags)],
-        schema={
-            "enterprise_id": pl.String,
-            "outlet_id": pl.String,
-            "dev_flag": pl.String,
-            "dev_flag_ok": pl.Boolean,
-        },
+        [(okey, f, True) for okey, p in enumerate(params.values()) for f in sorted(p.valid_flags)],
+        schema={"okey": pl.Int64, "dev_flag": pl.String, "dev_flag_ok": pl.Boolean},
         orient="row",
     )
 
@@ -138,9 +164,11 @@ def closed_hours(
     grace_s: int,
 ) -> pl.DataFrame:
     """The closed hours of configured factors, sorted by factor (``fkey``) and hour, with
-    the hour's validity and flag (A1), whether its value is the device's (no records), its
-    extremes (``low``, ``high``; null when the hour has nothing to judge them on) and the
-    factor's parameters. ``watermarks``: each outlet's (``watermark``)."""
+    the hour's validity, value and flag (A1, ``OutletJudge.hour_value``), whether its value
+    is the device's (no records), its extremes (``low``, ``high``; null when the hour has
+    nothing to judge them on), the outlet's valid flow of the hour (``flow``) and its O2
+    hour (``o2``, ``o2_valid``), and the factor's and outlet's parameters. ``watermarks``:
+    each outlet's (``watermark``)."""
     fixed = float(FIXED)
     records = pl.col("n") > 0
     device_valid = (
@@ -148,56 +176,58 @@ def closed_hours(
         & pl.col("dev_flag_ok").fill_null(value=False)
         & ~pl.col("dev_marked").fill_null(value=False)
     )
-    minute_valid = (
-        pl.col("n_valid").fill_null(0) * pl.col("interval_s").fill_null(0)
-        >= pl.col("valid_minutes") * 60
-    )
+    minute_valid = pl.col("n_valid") * pl.col("interval_s") >= pl.col("valid_minutes") * 60
     extremes = pl.col("min_valid").is_not_null() & pl.col("max_valid").is_not_null()
     device_extreme = ~records & device_valid
-    return (
+    counts = ("n", "n_t", "zero_run", "const_run", "interval_s", "plateaus", "n_valid", "zs_n")
+    # Every factor's hour (configured or not: the flow and O2 are read wherever they come).
+    every = (
         aggs.lazy()
-        .join(_factor_table(params).lazy(), on=CONDITION_KEY, maintain_order="left")
-        .join(watermarks.lazy(), on=OUTLET, maintain_order="left")
+        .join(_outlet_table(params).lazy(), on=OUTLET)
+        .join(watermarks.lazy(), on=OUTLET)
         .filter(closed(pl.col("hour") + HOUR, pl.col("watermark"), grace_s))
-        .join(
-            _valid_flags(params).lazy(), on=[*OUTLET, "dev_flag"], how="left", maintain_order="left"
-        )
-        .with_columns(
-            pl.col(
-                "n", "n_t", "zero_run", "const_run", "interval_s", "plateaus", "n_valid"
-            ).fill_null(0)
-        )
+        .join(_valid_flags(params).lazy(), on=["okey", "dev_flag"], how="left")
+        .with_columns(pl.col(*counts).fill_null(0))
         .with_columns(
             pl.when(records).then(minute_valid).otherwise(device_valid).alias("valid"),
             (~records).alias("device"),
+            pl.when(records)
+            .then(
+                pl.when(pl.col("n_valid") > 0).then(
+                    divided(pl.col("sum_valid") / pl.col("n_valid"), fixed)
+                )
+            )
+            .otherwise(pl.col("dev_value"))
+            .alias("value"),
+        )
+    )
+    flow = every.filter(pl.col("factor") == pl.col("flow_code")).select(
+        "okey", "hour", pl.when(pl.col("valid")).then(pl.col("value")).alias("flow")
+    )
+    o2 = every.filter(pl.col("factor") == pl.col("o2_code")).select(
+        "okey", "hour", pl.col("value").alias("o2"), pl.col("valid").alias("o2_valid")
+    )
+    return (
+        every.join(_factor_table(params).lazy(), on=["okey", "factor"])
+        .join(flow, on=["okey", "hour"], how="left")
+        .join(o2, on=["okey", "hour"], how="left")
+        .with_columns(
             pl.when(extremes)
-            .then(pl.col("min_valid") / fixed)
+            .then(divided(pl.col("min_valid"), fixed))
             .when(device_extreme)
             .then(pl.col("dev_value"))
             .alias("low"),
             pl.when(extremes)
-            .then(pl.col("max_valid") / fixed)
+            .then(divided(pl.col("max_valid"), fixed))
             .when(device_extreme)
             .then(pl.col("dev_value"))
             .alias("high"),
-        )
-        .with_columns(
             pl.when(~records)
             .then(pl.col("dev_flag"))
             .when(pl.col("valid"))
             .then(pl.lit("N"))
             .otherwise(_invalid_flag())
-            .alias("flag")
-        )
-        .select(
-            *CONDITION_KEY,
-            "fkey",
-            *("hour", "valid", "device", "flag", "low", "high", "n_t", "allow_negative"),
-            *("pmin", "pmax", "range_max", "over_alarm_hours"),
-            *("flag_warning_hours", "flag_alarm_hours"),
-            *("n", "zero_run", "const_run", "interval_s", "zero_minutes", "const_minutes"),
-            *("plateaus", "plateau_value", "plateau_level"),
-            *("n_valid", "sum_valid", "min_valid", "max_valid", "copy_min_records", "okey"),
+            .alias("flag"),
         )
         .sort(FACTOR, "hour")
         .collect()
@@ -227,7 +257,8 @@ def column_findings(
     """The findings of ``COLUMN_RULES`` over every closed hour in ``aggs``."""
     # One plan per rule over the closed hours, collected together: polars' cost per step is
     # what counts on a few hours of many outlets (a replay's hours are many).
-    hours = closed_hours(aggs, params, watermarks, grace_s).lazy()
+    closed = closed_hours(aggs, params, watermarks, grace_s)
+    hours = closed.lazy()
     low, high, pmin, pmax = pl.col("low"), pl.col("high"), pl.col("pmin"), pl.col("pmax")
     warning, alarm = pl.lit("warning"), pl.lit("alarm")
     no_limit = pl.lit(None, dtype=pl.Float64).alias("limit")
@@ -320,17 +351,15 @@ def column_findings(
         ("B9", b9, _b9),
     )
     changes = pl.collect_all([level_changes(windows, FACTOR) for _, windows, _ in rules])
-    out: list[Finding] = []
+    out = jump_findings(closed, params) + exceedance_findings(closed, params)
     for (rule, _, builder), changed in zip(rules, changes, strict=True):
         out += _findings(rule, params, changed.iter_rows(named=True), builder)
     return out
 
 
 def _run_minutes(records: str) -> pl.Expr:
-    """``rules.judge.run_minutes`` in columns: the division correctly rounded (a column
-    divisor: polars multiplies by the reciprocal of a constant), the tenth as Python rounds."""
-    seconds = pl.col(records) * pl.col("interval_s")
-    return rounded(seconds / (seconds * 0 + 60), 1)
+    """``rules.judge.run_minutes`` in columns: the division and the tenth as Python does them."""
+    return rounded(divided(pl.col(records) * pl.col("interval_s"), 60), 1)
 
 
 # What each rule states on a row that fires or clears: the value, the limit (a clear's: what

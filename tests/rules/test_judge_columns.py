@@ -16,7 +16,7 @@ from rules.markings import MarkingBook
 from rules.params import FactorParams
 from rules.stream import StreamEngine
 from rules.timebase import epoch
-from tests.rules.factors import O2, SO2
+from tests.rules.factors import FLOW_GAS, O2, SO2
 from tests.rules.scenario import gas_outlet, hour_of, minutes, reading, tick
 
 OTHER = ("E9", "DA002")
@@ -220,3 +220,94 @@ def test_copied_series_in_columns_equal_the_stream():
         (pm, "fire", 1, nox, "条"),
         (pm, "clear", 2, None, "条"),
     ]
+
+
+def test_jumps_in_columns_equal_the_stream():
+    """B6: judged from the 12th valid hour on a factor's last 24; a jump fires and the next
+    hour clears naming the bound; a series of zeros (a mean of 0: the columns cannot be sure,
+    the judge's own formula decides) jumps too; an invalid hour is left out of the history."""
+    params = {key: replace(p, jump_min_history=12) for key, p in _params().items()}
+    wobble = [40.0, 41, 39, 40, 42, 38]
+    so2 = [hour_of(SO2, tick(h), 40.0 + (h % 3)) for h in range(14)]
+    so2 += [hour_of(SO2, tick(14), 95.0), hour_of(SO2, tick(15), 41.0)]  # fires, clears
+    so2 += [minutes(SO2, tick(16), wobble, flag="D"), hour_of(SO2, tick(17), 40.0)]
+    o2 = [hour_of(O2, tick(h), 0.0) for h in range(13)] + [hour_of(O2, tick(13), 0.5)]
+    o2 += [hour_of(O2, tick(h), 0.0) for h in range(14, 18)]
+    data = sorted([r for hour in so2 + o2 for r in hour], key=lambda r: r.data_time)
+    stream = StreamEngine(params, markings=MarkingBook(()), grace_s=600)
+    streamed = stream.process_measurements(data) + stream.flush()
+    batched = BatchEngine(params, grace_s=600).run(measurements_frame(data))
+    assert sorted(streamed, key=lambda f: f.id) == sorted(batched, key=lambda f: f.id)
+    jumps = [
+        (f.factor, f.state, epoch_hour(f), f.value, f.limit, f.evidence["previous"])
+        for f in _ours(batched)
+        if f.rule == "B6"
+    ]
+    assert jumps == [
+        (O2, "fire", 13, 0.5, 0.0, 0.0),  # σ and mean 0: any step is a jump
+        (O2, "clear", 14, 0.5, 0.0, 0.5),
+        (SO2, "fire", 14, 54.0, 20.464286, 41.0),  # half the mean (40.93) passed; 5 σ: 4.1
+        (SO2, "clear", 15, 54.0, 20.464286, 95.0),
+    ]
+
+
+def _exceedance_data():
+    """SO2 (limits 80 / 100 at 6 % O2) beside O2 and the flow, hour by hour."""
+    so2 = {  # hour → (mean, reported converted value per record or None)
+        0: (50.0, None),  # 62.5 at 9 % O2: nothing
+        1: (70.0, None),  # 87.5: A3 warning
+        2: (90.0, None),  # 112.5: A3 alarm
+        3: (40.0, None),  # 50: A3 clears (naming the alarm)
+        4: (40.0, None),  # O2 invalid (D): A2
+        5: (40.0, None),  # no O2 at all: A2 again
+        6: (40.0, 55.0),  # O2 again: A2 clears; a reported 55 against 50: B8-5
+        7: (40.0, 55.0),  # zero flow at a gas outlet: nothing judged, nothing ends
+        8: (40.0, 50.0),  # B8-5 clears
+        9: (40.0, None),  # O2 at 21.5 %: A2 ("O2 >= 21 %")
+    }
+    data = []
+    for h, (mean, zs) in so2.items():
+        spread = [-0.3, 0.3, -0.2, 0.2, -0.1, 0.1]
+        data += minutes(SO2, tick(h), [mean + d for d in spread], zs=zs)
+        if h == 4:
+            data += minutes(O2, tick(h), [9.0] * 6, flag="D")
+        elif h == 9:
+            data += hour_of(O2, tick(h), 21.5)
+        elif h != 5:
+            data += hour_of(O2, tick(h), 9.0)
+        data += hour_of(FLOW_GAS, tick(h), 0.0 if h == 7 else 120.0)
+    # a device hour of SO2 whose own converted value (ZsAvg) is off: B8-5 from the device
+    data += [reading(SO2, tick(10), 40.0, interval="hour", zs=60.0)]
+    data += hour_of(O2, tick(10), 9.0) + hour_of(FLOW_GAS, tick(10), 120.0)
+    return sorted(data, key=lambda r: r.data_time)
+
+
+def test_exceedances_in_columns_equal_the_stream():
+    params = {key: p for key, p in _params().items() if key != OTHER}
+    data = _exceedance_data()
+    stream = StreamEngine(params, markings=MarkingBook(()), grace_s=600)
+    streamed = stream.process_measurements(data) + stream.flush()
+    batched = BatchEngine(params, grace_s=600).run(measurements_frame(data))
+    assert sorted(streamed, key=lambda f: f.id) == sorted(batched, key=lambda f: f.id)
+    found = [
+        (f.rule, f.state, epoch_hour(f), f.tier, f.value, f.limit)
+        for f in sorted(_ours(batched), key=lambda f: (f.rule, f.window_start))
+        if f.rule in ("A2", "A3", "B8-5")
+    ]
+    assert found == [
+        ("A2", "fire", 4, "warning", None, None),
+        ("A2", "fire", 5, "warning", None, None),
+        ("A2", "clear", 6, "warning", None, None),
+        ("A2", "fire", 9, "warning", None, None),
+        ("A2", "clear", 10, "warning", None, None),
+        ("A3", "fire", 1, "warning", 87.5, 80.0),
+        ("A3", "fire", 2, "alarm", 112.5, 100.0),
+        ("A3", "clear", 3, "alarm", 50.0, 100.0),
+        ("B8-5", "fire", 6, "warning", 55.0, 50.0),
+        ("B8-5", "clear", 8, "warning", 50.0, 50.0),  # the still hour 7 changed nothing
+        ("B8-5", "fire", 10, "warning", 60.0, 50.0),  # the device hour's own ZsAvg
+    ]
+    reasons = [f.evidence.get("reason") for f in batched if f.rule == "A2" and f.state == "fire"]
+    assert reasons == ["no valid O2 hour value"] * 2 + ["O2 >= 21 %"]
+    alarm = next(f for f in batched if f.rule == "A3" and f.tier == "alarm")
+    assert alarm.evidence["excess_kg"] == 4.32  # 38.88 kg × (112.5 - 100) / 112.5

@@ -1,0 +1,131 @@
+"""A2, A3 and B8-5 in columns, for the batch engine: the hour's valid value converted to the
+reference O2 (折算, ``rules.emission.at_reference_o2``), the conversion's failure (A2), the
+hourly exceedance in its two tiers (A3), and the converted value the device reports against
+the recomputed one (B8-5); over every closed hour at once, as ``OutletJudge.hour`` judges
+them hour by hour (``rules.judge_columns`` says why and how).
+
+Which hours: a configured factor's valid hours with a value, except, at a gas outlet whose
+valid flow is zero (not producing), every factor but the flow. A factor with a reference O2
+needs a valid O2 hour below 21 %: without one A2 holds and nothing else is judged; with one
+A2 clears and B8-5 is judged where the device reports a converted value (the mean of its
+minute records' ZsAvg, or the device hour's own). A3 is judged on the (converted) value, but
+not in an hour of zero flow: an intermittent discharger's still night emitted nothing. The
+conversion and division are written as the judge writes them, operation for operation, so
+the values are the same doubles (``rules.exact_round.divided``: polars would multiply by
+the reciprocal of a constant).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import polars as pl
+
+from rules.emission import hour_amount_kg
+from rules.exact_round import divided, rounded
+from rules.findings import Finding
+from rules.firing_columns import level_changes
+from rules.hours import FIXED
+from rules.judge import (
+    HourValue,
+    conversion_failure,
+    hour_evidence,
+    outlet_finding,
+    zs_evidence,
+)
+from rules.params import OutletParams, effective_thresholds
+from rules.timebase import HOUR
+
+EXCEEDANCE_COLUMN_RULES = frozenset({"A2", "A3", "B8-5"})
+FACTOR = "fkey"
+
+
+def exceedance_findings(
+    hours: pl.DataFrame, params: Mapping[tuple[str, str], OutletParams]
+) -> list[Finding]:
+    """A2, A3 and B8-5 over ``hours`` (``rules.judge_columns.closed_hours``)."""
+    value, reference = pl.col("value"), pl.col("reference_o2")
+    still = (pl.col("flow") == 0).fill_null(value=False)
+    producing = ~(still & pl.col("gas") & (pl.col("factor") != pl.col("flow_code")))
+    judged_hours = hours.lazy().filter(pl.col("valid") & value.is_not_null() & producing)
+    o2_ok = (pl.col("o2_valid") & pl.col("o2").is_not_null() & (pl.col("o2") < 21)).fill_null(
+        value=False
+    )
+    no_limit = pl.lit(None, dtype=pl.Float64).alias("limit")
+    a2 = judged_hours.filter(reference.is_not_null()).with_columns(
+        pl.when(~o2_ok).then(pl.lit("warning")).alias("tier"), no_limit
+    )
+    converted = judged_hours.filter(reference.is_null() | o2_ok).with_columns(
+        pl.when(reference.is_not_null())
+        .then(value * (21.0 - reference) / (21.0 - pl.col("o2")))
+        .otherwise(value)
+        .alias("judged")
+    )
+    reported = (
+        pl.when(pl.col("zs_n") > 0)
+        .then(divided(pl.col("zs_sum") / pl.col("zs_n"), float(FIXED)))
+        .when(pl.col("n") == 0)
+        .then(pl.col("dev_zs"))
+    )
+    judged = pl.col("judged")
+    bound = pl.col("zs_tolerance") * pl.max_horizontal(judged.abs(), pl.lit(1e-9))
+    b8_5 = (
+        converted.filter(reference.is_not_null())
+        .with_columns(reported.alias("reported"))
+        .filter(pl.col("reported").is_not_null())
+        .with_columns(
+            pl.when((pl.col("reported") - judged).abs() > bound)
+            .then(pl.lit("warning"))
+            .alias("tier"),
+            rounded(judged).alias("limit"),  # the recomputed value, as a clear names it
+        )
+    )
+    alarm, warning = pl.col("hour_alarm"), pl.col("hour_warning")
+    over_alarm = alarm.is_not_null() & (judged > alarm)
+    over_warning = warning.is_not_null() & (judged > warning)
+    a3 = converted.filter(~still).with_columns(
+        pl.when(over_alarm).then(pl.lit("alarm")).when(over_warning).then(pl.lit("warning"))
+        .alias("tier"),
+        pl.when(over_alarm).then(alarm).when(over_warning).then(warning).alias("limit"),
+    )  # fmt: skip
+    rules = (("A2", a2), ("A3", a3), ("B8-5", b8_5))
+    changes = pl.collect_all([level_changes(windows, FACTOR) for _, windows in rules])
+    out: list[Finding] = []
+    versions: dict[tuple[str, str], str] = {}  # a digest of every parameter: once an outlet
+    for (rule, _), changed in zip(rules, changes, strict=True):
+        for row in changed.iter_rows(named=True):
+            key = (row["enterprise_id"], row["outlet_id"])
+            p = params[key]
+            version = versions.get(key) or versions.setdefault(key, p.version)
+            code, hour = row["factor"], row["hour"]
+            found_value, evidence = _stated(rule, p, code, row)
+            out.append(
+                outlet_finding(
+                    p, version, rule, row["state"], code, (hour, hour + HOUR), row["tier"],
+                    found_value, row["limit"], evidence,
+                )
+            )  # fmt: skip
+    return out
+
+
+def _stated(
+    rule: str, p: OutletParams, code: str, row: dict[str, Any]
+) -> tuple[float | None, dict[str, Any]]:
+    """A finding's value and evidence, as the judge states them on a row that changes."""
+    fire = row["state"] == "fire"
+    if rule == "A2":
+        return None, conversion_failure(bool(row["o2_valid"]), row["o2"]) if fire else {}
+    if rule == "B8-5":
+        evidence = zs_evidence(row["reported"], row["judged"], p.zs_tolerance)
+        return evidence["reported"], evidence
+    fp = p.factors[code]
+    flow, flow_factor = row["flow"], p.factors.get(p.flow_code)
+    amount = None
+    if flow is not None and flow_factor is not None:
+        amount = hour_amount_kg(row["value"], fp.unit, flow, flow_factor.unit)
+    source = "device" if row["device"] else "realtime" if row["realtime"] else "minutes"
+    covered = min(HOUR, row["n_valid"] * row["interval_s"])
+    hv = HourValue(row["value"], True, source, covered // 60, row["flag"], row["interval_s"])
+    t = effective_thresholds(p, fp)
+    return row["judged"], hour_evidence(hv, fp, row["o2"], row["judged"], amount, t)
