@@ -227,6 +227,16 @@ def zs_evidence(reported: float, recomputed: float, tolerance: float) -> dict[st
     return {"reported": _round(reported), "recomputed": _round(recomputed), "tolerance": tolerance}
 
 
+def recompute_evidence(device: float, recomputed: float) -> dict[str, Any]:
+    """A1D's evidence (its condition: the two differ by more than ``RECOMPUTE_TOLERANCE`` of
+    the recomputed value, at least 10⁻⁹)."""
+    return {
+        "device": _round(device),
+        "recomputed": _round(recomputed),
+        "tolerance": RECOMPUTE_TOLERANCE,
+    }
+
+
 def _flows(flow: HourValue | None) -> bool:
     """Whether the hour's flow is valid and above zero: flue gas leaves the stack."""
     return flow is not None and flow.valid and flow.value is not None and flow.value > 0
@@ -409,7 +419,8 @@ class OutletJudge:
             if fp is None:
                 continue  # a factor the outlet reports but the configuration does not judge
             agg = aggs[code]
-            out += self._device_check(code, start, HOUR, agg.dev_value, agg.dev_flag, hv)
+            if "A1D" not in self.elsewhere:
+                out += self._device_check(code, start, HOUR, agg.dev_value, agg.dev_flag, hv)
             out += self._data_checks(code, start, agg, hv)
             if agg.n:
                 self._count_records(day, code, start, agg)
@@ -477,7 +488,8 @@ class OutletJudge:
                 tally = self._months.setdefault(month_start(start), {}).setdefault(code, [0, 0])
                 tally[0] += 1
                 tally[1] += judged <= t.ultra_low
-        out += self._o2_high(start, o2, flow)
+        if "B8-3" not in self.elsewhere:
+            out += self._o2_high(start, o2, flow)
         out += self._o2_band(start, o2, flow)
         out += self._o2_reference(start, o2, flow, values)
         out += self._wet_fgd(start, values.get(p.temperature_code), flow)
@@ -1051,11 +1063,7 @@ class OutletJudge:
         differs = diff > RECOMPUTE_TOLERANCE * max(abs(hv.value), 1e-9)
         if self._unchanged("A1D", code, differs):
             return []
-        evidence = {
-            "device": _round(dev_value),
-            "recomputed": _round(hv.value),
-            "tolerance": RECOMPUTE_TOLERANCE,
-        }
+        evidence = recompute_evidence(dev_value, hv.value)
         return self._transition(
             "A1D",
             code,

@@ -51,9 +51,11 @@ from rules.firing_columns import level_changes
 from rules.hours import FIXED, INVALID_FLAG_ORDER
 from rules.judge import (
     FAULT_FLAGS,
+    RECOMPUTE_TOLERANCE,
     outlet_finding,
     plateau_level,
     plausibility,
+    recompute_evidence,
     run_minutes,
 )
 from rules.jump_columns import jump_findings
@@ -62,7 +64,8 @@ from rules.timebase import HOUR
 from rules.windowing import closed
 
 COLUMN_RULES = (
-    frozenset({"B1", "B2", "B3", "B4", "B5", "B6", "B8-7", "B8-8", "B9"}) | EXCEEDANCE_COLUMN_RULES
+    frozenset({"A1D", "B1", "B2", "B3", "B4", "B5", "B6", "B8-3", "B8-7", "B8-8", "B9"})
+    | EXCEEDANCE_COLUMN_RULES
 )
 
 OUTLET = ["enterprise_id", "outlet_id"]
@@ -78,7 +81,7 @@ def _outlet_table(params: Mapping[tuple[str, str], OutletParams]) -> pl.DataFram
             *(p.valid_minutes_per_hour, p.over_range_alarm_hours),
             *(p.flag_hours_warning, p.flag_hours_alarm),
             *(p.zero_minutes, p.const_minutes, p.copy_min_records),
-            *(p.jump_min_history, p.jump_relative, p.zs_tolerance),
+            *(p.jump_min_history, p.jump_relative, p.zs_tolerance, p.o2_high),
         )
         for okey, ((enterprise, outlet), p) in enumerate(params.items())
     ]
@@ -101,6 +104,7 @@ def _outlet_table(params: Mapping[tuple[str, str], OutletParams]) -> pl.DataFram
             "jump_min_history": pl.Int64,
             "jump_relative": pl.Float64,
             "zs_tolerance": pl.Float64,
+            "o2_high": pl.Float64,
         },
         orient="row",
     )
@@ -202,7 +206,10 @@ def closed_hours(
         )
     )
     flow = every.filter(pl.col("factor") == pl.col("flow_code")).select(
-        "okey", "hour", pl.when(pl.col("valid")).then(pl.col("value")).alias("flow")
+        "okey",
+        "hour",
+        pl.when(pl.col("valid")).then(pl.col("value")).alias("flow"),
+        pl.col("value").alias("flow_value"),  # valid or not: what B8's evidence shows
     )
     o2 = every.filter(pl.col("factor") == pl.col("o2_code")).select(
         "okey", "hour", pl.col("value").alias("o2"), pl.col("valid").alias("o2_valid")
@@ -340,7 +347,35 @@ def column_findings(
             pl.when(pl.col("same_as").is_not_null()).then(warning).alias("tier"), no_limit
         )
     )
+    # A1D: the device's valid hour value beside a valid hour of minute records.
+    a1d = hours.filter(
+        (pl.col("n") > 0)
+        & ~pl.col("realtime").fill_null(value=False)
+        & pl.col("valid")
+        & pl.col("value").is_not_null()
+        & pl.col("dev_value").is_not_null()
+        & pl.col("dev_flag_ok").fill_null(value=False)
+    ).with_columns(
+        pl.when(
+            (pl.col("dev_value") - pl.col("value")).abs()
+            > RECOMPUTE_TOLERANCE * pl.max_horizontal(pl.col("value").abs(), pl.lit(1e-9))
+        )
+        .then(warning)
+        .alias("tier"),
+        no_limit,
+    )
+    # B8-3: a gas outlet's valid O2 hour at or above ``o2_high`` while flue gas flows.
+    flows = (pl.col("flow") > 0).fill_null(value=False)
+    b8_3 = hours.filter(
+        pl.col("gas") & (pl.col("factor") == pl.col("o2_code")) & pl.col("valid")
+        & pl.col("value").is_not_null()
+    ).with_columns(
+        pl.when(flows & (pl.col("value") >= pl.col("o2_high"))).then(warning).alias("tier"),
+        pl.col("o2_high").alias("limit"),
+    )  # fmt: skip
     rules = (
+        ("A1D", a1d, _a1d),
+        ("B8-3", b8_3, _b8_3),
         ("B1", b1, _b1),
         ("B2", b2, _b2),
         ("B3", b3, _b3),
@@ -364,6 +399,19 @@ def _run_minutes(records: str) -> pl.Expr:
 
 # What each rule states on a row that fires or clears: the value, the limit (a clear's: what
 # held), the evidence, and the unit when it is not the factor's; as OutletJudge states them.
+
+
+def _a1d(p: OutletParams, code: str, row: dict[str, Any]) -> Stated:
+    evidence = recompute_evidence(row["dev_value"], row["value"])
+    return evidence["device"], None, evidence, None
+
+
+def _b8_3(p: OutletParams, code: str, row: dict[str, Any]) -> Stated:
+    return round(row["value"], 6), row["limit"], {"flow": _rounded(row["flow_value"])}, None
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
 
 
 def _b1(p: OutletParams, code: str, row: dict[str, Any]) -> Stated:

@@ -311,3 +311,41 @@ def test_exceedances_in_columns_equal_the_stream():
     assert reasons == ["no valid O2 hour value"] * 2 + ["O2 >= 21 %"]
     alarm = next(f for f in batched if f.rule == "A3" and f.tier == "alarm")
     assert alarm.evidence["excess_kg"] == 4.32  # 38.88 kg × (112.5 - 100) / 112.5
+
+
+def test_device_values_and_high_o2_in_columns_equal_the_stream():
+    """A1D: the device's valid hour value against the recomputed one (an invalid device flag
+    is not compared); B8-3: O2 near ambient while flue gas flows, cleared by a zero flow and
+    by an hour without a valid flow."""
+    params = {key: p for key, p in _params().items() if key != OTHER}
+    device = {0: (70.0, "N"), 1: (50.5, "N"), 2: (70.0, "D"), 3: (90.0, "N")}
+    o2 = {3: 19.5, 4: 19.5, 5: 20.0, 6: 20.0}
+    data = []
+    for h in range(7):
+        data += hour_of(SO2, tick(h), 50.0)
+        if h in device:
+            value, flag = device[h]
+            data.append(reading(SO2, tick(h), value, interval="hour", flag=flag))
+        data += hour_of(O2, tick(h), o2.get(h, 9.0))
+        flow = 0.0 if h == 4 else 120.0
+        data += minutes(FLOW_GAS, tick(h), [flow] * 6, flag="D" if h == 6 else "N")
+    data.sort(key=lambda r: r.data_time)
+    stream = StreamEngine(params, markings=MarkingBook(()), grace_s=600)
+    streamed = stream.process_measurements(data) + stream.flush()
+    batched = BatchEngine(params, grace_s=600).run(measurements_frame(data))
+    assert sorted(streamed, key=lambda f: f.id) == sorted(batched, key=lambda f: f.id)
+    found = [
+        (f.rule, f.state, epoch_hour(f), f.value, f.limit, f.evidence)
+        for f in sorted(_ours(batched), key=lambda f: (f.rule, f.window_start))
+        if f.rule in ("A1D", "B8-3")
+    ]
+    a1d = {"recomputed": 50.0, "tolerance": 0.02}
+    assert found == [
+        ("A1D", "fire", 0, 70.0, None, {"device": 70.0, **a1d}),
+        ("A1D", "clear", 1, 50.5, None, {"device": 50.5, **a1d}),
+        ("A1D", "fire", 3, 90.0, None, {"device": 90.0, **a1d}),  # after the D hour
+        ("B8-3", "fire", 3, 19.5, 19.0, {"flow": 120.0}),
+        ("B8-3", "clear", 4, 19.5, 19.0, {"flow": 0.0}),
+        ("B8-3", "fire", 5, 20.0, 19.0, {"flow": 120.0}),
+        ("B8-3", "clear", 6, 20.0, 19.0, {"flow": None}),  # flagged D: no valid flow
+    ]
