@@ -658,7 +658,7 @@ class BatchEngine:
             watermarks = watermarks.with_columns(pl.lit(END_OF_DATA).alias("watermark"))
         # Some rules are judged over all the hours at once (rules.judge_columns), the rest
         # outlet-hour by outlet-hour.
-        out = column_findings(aggs, self.params, watermarks, self.grace)
+        out = column_findings(aggs, self.params, watermarks, self.grace, self.book)
         copies = copy_watches(self.params)
         for (enterprise, outlet), hours in _by_outlet(aggs):
             judge = OutletJudge(self.params[(enterprise, outlet)], self.book)

@@ -34,7 +34,7 @@ from rules.judge import (
     outlet_finding,
     zs_evidence,
 )
-from rules.params import OutletParams, effective_thresholds
+from rules.params import OutletParams, Versions, effective_thresholds
 from rules.timebase import HOUR
 
 EXCEEDANCE_COLUMN_RULES = frozenset({"A2", "A3", "B8-5"})
@@ -92,12 +92,12 @@ def exceedance_findings(
     rules = (("A2", a2), ("A3", a3), ("B8-5", b8_5))
     changes = pl.collect_all([level_changes(windows, FACTOR) for _, windows in rules])
     out: list[Finding] = []
-    versions: dict[tuple[str, str], str] = {}  # a digest of every parameter: once an outlet
+    versions = Versions(params)
     for (rule, _), changed in zip(rules, changes, strict=True):
         for row in changed.iter_rows(named=True):
             key = (row["enterprise_id"], row["outlet_id"])
             p = params[key]
-            version = versions.get(key) or versions.setdefault(key, p.version)
+            version = versions[key]
             code, hour = row["factor"], row["hour"]
             found_value, evidence = _stated(rule, p, code, row)
             out.append(

@@ -237,6 +237,13 @@ def recompute_evidence(device: float, recomputed: float) -> dict[str, Any]:
     }
 
 
+def stop_marked(book: MarkingBook, enterprise: str, outlet: str, code: str, hour: int) -> bool:
+    """Whether the hour starting at ``hour`` lies wholly in a declared 停产 marking of the
+    outlet (``code``: of the factor, "" for the outlet's as a whole)."""
+    m = book.marking_at(enterprise, outlet, code, hour, STOPPED_MARK)
+    return m is not None and m.end >= hour + HOUR
+
+
 def _flows(flow: HourValue | None) -> bool:
     """Whether the hour's flow is valid and above zero: flue gas leaves the stack."""
     return flow is not None and flow.valid and flow.value is not None and flow.value > 0
@@ -675,6 +682,8 @@ class OutletJudge:
         declared 停产 marking excepted), and a configured factor the data carried before
         that this hour lacks (不完整). Judged in event time as hours close, so a logger that
         backfills (补发) in time order leaves no hole."""
+        if "B7" in self.elsewhere:
+            return []
         self._sends_hours = self._sends_hours or any(
             a.dev_value is not None or a.dev_flag is not None for a in aggs.values()
         )
@@ -1271,12 +1280,7 @@ class OutletJudge:
         if book is None or not hours:
             return 0
         e, o = self.params.enterprise_id, self.params.outlet_id
-        n = 0
-        for h in hours:
-            at = start + h * HOUR
-            m = book.marking_at(e, o, code, at, STOPPED_MARK)
-            n += m is not None and m.end >= at + HOUR
-        return n
+        return sum(stop_marked(book, e, o, code, start + h * HOUR) for h in hours)
 
     def _furnace_day(self, start: int, hours: _DayHours) -> list[Finding]:
         """A5-2: more than ``furnace_low_max_per_day`` low five-minute means in the day."""

@@ -40,7 +40,7 @@ valid device hour value; B9 every configured factor's hour, valid as A1 says
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import polars as pl
 
@@ -59,12 +59,14 @@ from rules.judge import (
     run_minutes,
 )
 from rules.jump_columns import jump_findings
-from rules.params import OutletParams, effective_thresholds
+from rules.markings import MarkingBook
+from rules.missing_columns import missing_findings
+from rules.params import OutletParams, Versions, effective_thresholds
 from rules.timebase import HOUR
 from rules.windowing import closed
 
 COLUMN_RULES = (
-    frozenset({"A1D", "B1", "B2", "B3", "B4", "B5", "B6", "B8-3", "B8-7", "B8-8", "B9"})
+    frozenset({"A1D", "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8-3", "B8-7", "B8-8", "B9"})
     | EXCEEDANCE_COLUMN_RULES
 )
 
@@ -161,18 +163,30 @@ def _invalid_flag() -> pl.Expr:
     return expr
 
 
+class ClosedHours(NamedTuple):
+    """What the column rules judge: ``hours``, the closed hours of configured factors sorted
+    by factor (``fkey``) and hour; ``outlets``, each closed outlet-hour (every factor the
+    outlet sent in it counted: what B7 and the days read) sorted by outlet (``okey``) and
+    hour."""
+
+    hours: pl.DataFrame
+    outlets: pl.DataFrame
+
+
 def closed_hours(
     aggs: pl.DataFrame,
     params: Mapping[tuple[str, str], OutletParams],
     watermarks: pl.DataFrame,
     grace_s: int,
-) -> pl.DataFrame:
-    """The closed hours of configured factors, sorted by factor (``fkey``) and hour, with
-    the hour's validity, value and flag (A1, ``OutletJudge.hour_value``), whether its value
-    is the device's (no records), its extremes (``low``, ``high``; null when the hour has
-    nothing to judge them on), the outlet's valid flow of the hour (``flow``) and its O2
-    hour (``o2``, ``o2_valid``), and the factor's and outlet's parameters. ``watermarks``:
-    each outlet's (``watermark``)."""
+) -> ClosedHours:
+    """The closed hours (``ClosedHours``). A factor's hour has its validity, value and flag
+    (A1, ``OutletJudge.hour_value``), whether its value is the device's (no records), its
+    extremes (``low``, ``high``; null when the hour has nothing to judge them on), the
+    outlet's valid flow of the hour (``flow``; ``flow_value`` valid or not) and its O2 hour
+    (``o2``, ``o2_valid``), and the factor's and outlet's parameters. An outlet-hour has
+    whether the logger sent a device hour value (``device_sent``), the factors with records
+    (``present``) and whether those are real-time ones (``realtime_present``).
+    ``watermarks``: each outlet's (``watermark``)."""
     fixed = float(FIXED)
     records = pl.col("n") > 0
     device_valid = (
@@ -191,7 +205,7 @@ def closed_hours(
         .join(watermarks.lazy(), on=OUTLET)
         .filter(closed(pl.col("hour") + HOUR, pl.col("watermark"), grace_s))
         .join(_valid_flags(params).lazy(), on=["okey", "dev_flag"], how="left")
-        .with_columns(pl.col(*counts).fill_null(0))
+        .with_columns(pl.col(*counts).fill_null(0), pl.col("realtime").fill_null(value=False))
         .with_columns(
             pl.when(records).then(minute_valid).otherwise(device_valid).alias("valid"),
             (~records).alias("device"),
@@ -214,7 +228,7 @@ def closed_hours(
     o2 = every.filter(pl.col("factor") == pl.col("o2_code")).select(
         "okey", "hour", pl.col("value").alias("o2"), pl.col("valid").alias("o2_valid")
     )
-    return (
+    hours = (
         every.join(_factor_table(params).lazy(), on=["okey", "factor"])
         .join(flow, on=["okey", "hour"], how="left")
         .join(o2, on=["okey", "hour"], how="left")
@@ -237,8 +251,20 @@ def closed_hours(
             .alias("flag"),
         )
         .sort(FACTOR, "hour")
-        .collect()
     )
+    outlets = (
+        every.group_by("okey", "hour")
+        .agg(
+            pl.first("enterprise_id", "outlet_id"),
+            (pl.col("dev_value").is_not_null() | pl.col("dev_flag").is_not_null())
+            .any()
+            .alias("device_sent"),
+            pl.col("factor").filter(records).alias("present"),
+            pl.col("realtime").filter(records).any().alias("realtime_present"),
+        )
+        .sort("okey", "hour")
+    )
+    return ClosedHours(*pl.collect_all([hours, outlets]))
 
 
 def _hours_in_a_row(holds: pl.Expr, restarts: pl.Expr) -> pl.Expr:
@@ -260,11 +286,14 @@ def column_findings(
     params: Mapping[tuple[str, str], OutletParams],
     watermarks: pl.DataFrame,
     grace_s: int,
+    book: MarkingBook,
 ) -> list[Finding]:
-    """The findings of ``COLUMN_RULES`` over every closed hour in ``aggs``."""
+    """The findings of ``COLUMN_RULES`` over every closed hour in ``aggs`` (``book``: the
+    declared markings, for the hours B7 excepts)."""
     # One plan per rule over the closed hours, collected together: polars' cost per step is
     # what counts on a few hours of many outlets (a replay's hours are many).
-    closed = closed_hours(aggs, params, watermarks, grace_s)
+    both = closed_hours(aggs, params, watermarks, grace_s)
+    closed = both.hours
     hours = closed.lazy()
     low, high, pmin, pmax = pl.col("low"), pl.col("high"), pl.col("pmin"), pl.col("pmax")
     warning, alarm = pl.lit("warning"), pl.lit("alarm")
@@ -387,6 +416,7 @@ def column_findings(
     )
     changes = pl.collect_all([level_changes(windows, FACTOR) for _, windows, _ in rules])
     out = jump_findings(closed, params) + exceedance_findings(closed, params)
+    out += missing_findings(both.outlets, params, book)
     for (rule, _, builder), changed in zip(rules, changes, strict=True):
         out += _findings(rule, params, changed.iter_rows(named=True), builder)
     return out
@@ -472,11 +502,11 @@ def _findings(
     builder: Builder,
 ) -> list[Finding]:
     out = []
-    versions: dict[tuple[str, str], str] = {}  # a digest of every parameter: once an outlet
+    versions = Versions(params)
     for row in rows:
         key = (row["enterprise_id"], row["outlet_id"])
         p = params[key]
-        version = versions.get(key) or versions.setdefault(key, p.version)
+        version = versions[key]
         code = row["factor"]
         value, limit, evidence, unit = builder(p, code, row)
         tier: Tier = "warning" if rule == "B5" else row["tier"]

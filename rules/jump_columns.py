@@ -24,7 +24,7 @@ import polars as pl
 from rules.findings import Finding
 from rules.firing_columns import level_changes
 from rules.judge import JUMP_HISTORY, Jump, jump, outlet_finding
-from rules.params import OutletParams
+from rules.params import OutletParams, Versions
 from rules.timebase import HOUR
 
 FACTOR = "fkey"
@@ -78,12 +78,12 @@ def jump_findings(
         FACTOR,
     )
     out = []
-    versions: dict[tuple[str, str], str] = {}  # a digest of every parameter: once an outlet
+    versions = Versions(params)
     for i, hour, code, state, limit in changes.select(
         "i", "hour", "factor", "state", "limit"
     ).iter_rows():
         p = params[outlets[i]]
-        version = versions.get(outlets[i]) or versions.setdefault(outlets[i], p.version)
+        version = versions[outlets[i]]
         found = judged_at(i)
         window = (hour, hour + HOUR)
         step = round(found.step, 6)

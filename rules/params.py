@@ -193,6 +193,21 @@ class OutletParams:
         return _digest(self)
 
 
+class Versions:
+    """Each outlet's ``OutletParams.version`` (a digest of every value), computed once: the
+    column rules state findings of many outlets from one table of parameters."""
+
+    def __init__(self, params: Mapping[tuple[str, str], OutletParams]) -> None:
+        self._params = params
+        self._known: dict[tuple[str, str], str] = {}
+
+    def __getitem__(self, key: tuple[str, str]) -> str:
+        version = self._known.get(key)
+        if version is None:
+            version = self._known[key] = self._params[key].version
+        return version
+
+
 def effective_thresholds(outlet: OutletParams, params: FactorParams) -> Thresholds:
     """The thresholds with derived warnings filled in."""
     t = params.thresholds
