@@ -33,7 +33,7 @@ from rules.hours import (
     HourAgg,
 )
 from rules.judge import OutletJudge, sub_hour_periods
-from rules.judge_columns import COLUMN_RULES, column_findings
+from rules.judge_columns import COLUMN_RULES, column_findings, judged_in_columns
 from rules.linkage import ProductionLink, production_links
 from rules.markings import STOPPED_MARK, Marking, MarkingBook
 from rules.params import OutletParams, marking_book
@@ -657,10 +657,18 @@ class BatchEngine:
         if flush:
             watermarks = watermarks.with_columns(pl.lit(END_OF_DATA).alias("watermark"))
         # Some rules are judged over all the hours at once (rules.judge_columns), the rest
-        # outlet-hour by outlet-hour.
-        out = column_findings(aggs, self.params, watermarks, self.grace, self.book)
+        # outlet-hour by outlet-hour; an outlet with none of the rest is judged wholly in
+        # columns, its days too.
         copies = copy_watches(self.params)
-        for (enterprise, outlet), hours in _by_outlet(aggs):
+        whole = {
+            okey: END_OF_DATA if flush else final.get(key, NO_WATERMARK)
+            for okey, (key, p) in enumerate(self.params.items())
+            if judged_in_columns(p) and key[0] not in self._links and key[0] not in copies
+        }
+        out = column_findings(aggs, self.params, watermarks, self.grace, self.book, whole)
+        keys = list(self.params)
+        hour_by_hour = {keys[okey] for okey in range(len(keys)) if okey not in whole}
+        for (enterprise, outlet), hours in _by_outlet(aggs, hour_by_hour):
             judge = OutletJudge(self.params[(enterprise, outlet)], self.book)
             judge.elsewhere = COLUMN_RULES
             judge.share_signatures = enterprise in copies
@@ -756,9 +764,13 @@ def hour_agg(row: dict[str, Any]) -> HourAgg:
 
 
 def _by_outlet(
-    aggs: pl.DataFrame,
+    aggs: pl.DataFrame, outlets: Iterable[tuple[str, str]]
 ) -> Iterator[tuple[tuple[str, str], list[tuple[int, dict[str, HourAgg]]]]]:
-    """Aggregate rows grouped by outlet, then by hour (rows are sorted)."""
+    """Aggregate rows of ``outlets`` grouped by outlet, then by hour (rows are sorted)."""
+    wanted = pl.DataFrame(
+        list(outlets), schema={"enterprise_id": pl.String, "outlet_id": pl.String}, orient="row"
+    )
+    aggs = aggs.join(wanted, on=["enterprise_id", "outlet_id"], how="semi", maintain_order="left")
     fields = HourAgg._fields
     columns = [
         pl.col(f).fill_null(0)

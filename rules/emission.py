@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import MutableSequence, Sequence
+from typing import Any
 
 from rules.timebase import DAY
 
@@ -22,12 +23,24 @@ _PER_HOUR = {"m³/s": 3600.0, "m3/s": 3600.0, "L/s": 3600.0, "l/s": 3600.0, "m³
 _MATCH = {"mg/m³": ("m³", "m3"), "mg/m3": ("m³", "m3"), "mg/L": ("L", "l"), "mg/l": ("L", "l")}
 
 
-def hour_amount_kg(conc: float, conc_unit: str, flow: float, flow_unit: str) -> float | None:
-    """kg emitted in an hour at ``conc`` and ``flow`` (None: units that do not combine)."""
+def flow_per_hour(conc_unit: str, flow_unit: str) -> float | None:
+    """The flow unit's volume per hour, when it combines with the concentration's unit into
+    mg (None: it does not, and no amount is stated)."""
     per_hour = _PER_HOUR.get(flow_unit)
     volumes = _MATCH.get(conc_unit)
     if per_hour is None or volumes is None or not flow_unit.startswith(volumes):
         return None
+    return per_hour
+
+
+def hour_amount_kg(conc: float, conc_unit: str, flow: float, flow_unit: str) -> float | None:
+    """kg emitted in an hour at ``conc`` and ``flow`` (None: units that do not combine)."""
+    per_hour = flow_per_hour(conc_unit, flow_unit)
+    return None if per_hour is None else amount_kg(conc, flow, per_hour)
+
+
+def amount_kg(conc: Any, flow: Any, per_hour: Any) -> Any:
+    """The amount itself, on numbers or on columns alike (the same operations in order)."""
     return conc * flow * per_hour * 1e-6
 
 

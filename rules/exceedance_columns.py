@@ -34,34 +34,55 @@ from rules.judge import (
     outlet_finding,
     zs_evidence,
 )
-from rules.params import OutletParams, Versions, effective_thresholds
+from rules.params import OutletParams, Thresholds, Versions, effective_thresholds
 from rules.timebase import HOUR
 
 EXCEEDANCE_COLUMN_RULES = frozenset({"A2", "A3", "B8-5"})
 FACTOR = "fkey"
 
 
+_STILL = (pl.col("flow") == 0).fill_null(value=False)  # a valid zero flow: nothing left
+_O2_OK = (pl.col("o2_valid") & pl.col("o2").is_not_null() & (pl.col("o2") < 21)).fill_null(
+    value=False
+)
+
+
+def _producing_hours(hours: pl.LazyFrame) -> pl.LazyFrame:
+    """The valid hours with a value that are judged: at a gas outlet that is not producing
+    (zero flow), only the flow's."""
+    idle = _STILL & pl.col("gas") & (pl.col("factor") != pl.col("flow_code"))
+    return hours.filter(pl.col("valid") & pl.col("value").is_not_null() & ~idle)
+
+
+def converted_hours(hours: pl.LazyFrame) -> pl.LazyFrame:
+    """The hours judged on a value (``judged``: converted where the factor has a reference
+    O2, and only where it can be): those A3 judges, but for still ones, and that count in
+    the day (``rules.day_columns``)."""
+    value, reference = pl.col("value"), pl.col("reference_o2")
+    return (
+        _producing_hours(hours)
+        .filter(reference.is_null() | _O2_OK)
+        .with_columns(
+            pl.when(reference.is_not_null())
+            .then(value * (21.0 - reference) / (21.0 - pl.col("o2")))
+            .otherwise(value)
+            .alias("judged")
+        )
+    )
+
+
 def exceedance_findings(
     hours: pl.DataFrame, params: Mapping[tuple[str, str], OutletParams]
 ) -> list[Finding]:
     """A2, A3 and B8-5 over ``hours`` (``rules.judge_columns.closed_hours``)."""
-    value, reference = pl.col("value"), pl.col("reference_o2")
-    still = (pl.col("flow") == 0).fill_null(value=False)
-    producing = ~(still & pl.col("gas") & (pl.col("factor") != pl.col("flow_code")))
-    judged_hours = hours.lazy().filter(pl.col("valid") & value.is_not_null() & producing)
-    o2_ok = (pl.col("o2_valid") & pl.col("o2").is_not_null() & (pl.col("o2") < 21)).fill_null(
-        value=False
-    )
+    reference = pl.col("reference_o2")
     no_limit = pl.lit(None, dtype=pl.Float64).alias("limit")
-    a2 = judged_hours.filter(reference.is_not_null()).with_columns(
-        pl.when(~o2_ok).then(pl.lit("warning")).alias("tier"), no_limit
+    a2 = (
+        _producing_hours(hours.lazy())
+        .filter(reference.is_not_null())
+        .with_columns(pl.when(~_O2_OK).then(pl.lit("warning")).alias("tier"), no_limit)
     )
-    converted = judged_hours.filter(reference.is_null() | o2_ok).with_columns(
-        pl.when(reference.is_not_null())
-        .then(value * (21.0 - reference) / (21.0 - pl.col("o2")))
-        .otherwise(value)
-        .alias("judged")
-    )
+    converted = converted_hours(hours.lazy())
     reported = (
         pl.when(pl.col("zs_n") > 0)
         .then(divided(pl.col("zs_sum") / pl.col("zs_n"), float(FIXED)))
@@ -84,22 +105,31 @@ def exceedance_findings(
     alarm, warning = pl.col("hour_alarm"), pl.col("hour_warning")
     over_alarm = alarm.is_not_null() & (judged > alarm)
     over_warning = warning.is_not_null() & (judged > warning)
-    a3 = converted.filter(~still).with_columns(
+    a3 = converted.filter(~_STILL).with_columns(
         pl.when(over_alarm).then(pl.lit("alarm")).when(over_warning).then(pl.lit("warning"))
         .alias("tier"),
         pl.when(over_alarm).then(alarm).when(over_warning).then(warning).alias("limit"),
     )  # fmt: skip
+    unset = pl.lit(None, dtype=pl.Float64)
+    a2 = a2.with_columns(unset.alias("judged"), unset.alias("reported"))
+    a3 = a3.with_columns(unset.alias("reported"))
     rules = (("A2", a2), ("A3", a3), ("B8-5", b8_5))
-    changes = pl.collect_all([level_changes(windows, FACTOR) for _, windows in rules])
+    changes = pl.collect_all(
+        [level_changes(windows, FACTOR).select(_STATED) for _, windows in rules]
+    )
     out: list[Finding] = []
     versions = Versions(params)
+    thresholds: dict[tuple[str, str, str], Thresholds] = {}
     for (rule, _), changed in zip(rules, changes, strict=True):
         for row in changed.iter_rows(named=True):
             key = (row["enterprise_id"], row["outlet_id"])
             p = params[key]
             version = versions[key]
             code, hour = row["factor"], row["hour"]
-            found_value, evidence = _stated(rule, p, code, row)
+            t = thresholds.get((*key, code))
+            if t is None:
+                t = thresholds[(*key, code)] = effective_thresholds(p, p.factors[code])
+            found_value, evidence = _stated(rule, p, t, code, row)
             out.append(
                 outlet_finding(
                     p, version, rule, row["state"], code, (hour, hour + HOUR), row["tier"],
@@ -109,8 +139,16 @@ def exceedance_findings(
     return out
 
 
+# What a finding is stated from.
+_STATED = (
+    *("enterprise_id", "outlet_id", "factor", "hour", "state", "tier", "limit"),
+    *("value", "judged", "reported", "o2", "o2_valid", "flow"),
+    *("device", "realtime", "n_valid", "interval_s", "flag"),
+)
+
+
 def _stated(
-    rule: str, p: OutletParams, code: str, row: dict[str, Any]
+    rule: str, p: OutletParams, t: Thresholds, code: str, row: dict[str, Any]
 ) -> tuple[float | None, dict[str, Any]]:
     """A finding's value and evidence, as the judge states them on a row that changes."""
     fire = row["state"] == "fire"
@@ -127,5 +165,4 @@ def _stated(
     source = "device" if row["device"] else "realtime" if row["realtime"] else "minutes"
     covered = min(HOUR, row["n_valid"] * row["interval_s"])
     hv = HourValue(row["value"], True, source, covered // 60, row["flag"], row["interval_s"])
-    t = effective_thresholds(p, fp)
     return row["judged"], hour_evidence(hv, fp, row["o2"], row["judged"], amount, t)

@@ -90,6 +90,19 @@ class _DayHours:
     low: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
 
 
+class DayTaken(NamedTuple):
+    """A factor-by-factor summary of a day's judged hours (:meth:`OutletJudge.take_day`):
+    ``sums`` as ``_DayHours.values`` holds them (the day's sums, then its amounts),
+    ``counts`` as ``_DayHours.counts`` (B10), ``stopped`` hours (F), ``ultra_low`` (valid
+    hours, within the target) for A8, and the last hour with an amount (B-sub)."""
+
+    sums: dict[str, Sequence[float]]
+    counts: dict[str, Sequence[int]]
+    stopped: dict[str, int]
+    ultra_low: dict[str, tuple[int, int]]
+    last_amount: dict[str, int]
+
+
 # Physical bounds used when the configuration sets none (B5).
 DEFAULT_PLAUSIBLE: dict[str, tuple[float, float]] = {
     "a19001": (0.0, 21.0),  # O2 %
@@ -470,7 +483,7 @@ class OutletJudge:
             t = self.thresholds[code]
             amount = self._amount(fp.unit, hv.value, day.flow)
             if amount is not None:  # B-sub: what left the stack
-                acc[6] += amount
+                acc[6] += amount  # B-sub's sums: ``rules.day_columns`` sums them as here
                 acc[7] += 1
                 acc[8] = max(acc[8], amount)
                 self._amount_history(code).last_hour = start
@@ -1310,6 +1323,25 @@ class OutletJudge:
 
     def open_days(self) -> list[int]:
         return sorted(self._days)
+
+    def take_day(self, start: int, taken: DayTaken) -> None:
+        """A day whose hours were judged elsewhere (the batch engine's columns,
+        ``rules.day_columns``), as :meth:`hour` would have left it for :meth:`day`: its
+        sums and amounts, counts, stopped hours, A8 tallies and the last hour of each
+        factor's amounts."""
+        self._days[start] = _DayHours(
+            values={code: array("d", sums) for code, sums in taken.sums.items()},
+            counts={code: array("q", counts) for code, counts in taken.counts.items()},
+            stopped=dict(taken.stopped),
+        )
+        for code, (n, within) in taken.ultra_low.items():
+            if self._months is None:
+                self._months = {}
+            tally = self._months.setdefault(month_start(start), {}).setdefault(code, [0, 0])
+            tally[0] += n
+            tally[1] += within
+        for code, hour in taken.last_amount.items():
+            self._amount_history(code).last_hour = hour
 
     # -- transitions ---------------------------------------------------------------------
 

@@ -3,38 +3,38 @@ aggregates (``BatchEngine.hour_aggregates``) instead of one ``OutletJudge.hour``
 outlet-hour.
 
 Why: the replay from the store judges a month of a fleet, hundreds of thousands of
-outlet-hours, and the Python judge's checks per factor-hour are most of its time. A rule
+outlet-hours, and the Python judge's checks per factor-hour were most of its time. A rule
 judged here is judged over every closed hour of every outlet at once: its condition is a
 column, its fire and clear ``rules.firing_columns.level_changes``, and a finding is built in
-Python only where something fires or clears (most hours: nothing). The batch engine tells
-its ``OutletJudge`` to skip these rules (``OutletJudge.elsewhere``); the streaming engine
-judges them in the ``OutletJudge`` as before, and the two engines' findings are tested equal
-(``tests/rules/test_judge_columns.py``, ``tests/rules/test_stream_equals_batch.py``). Where
-the judge has a function that states a finding (B5's bound and value), it is called on those
-rows; the columns decide where the condition holds.
+Python only where something fires or clears (most hours: nothing), by the judge's own
+functions where it has one (B5's bound, A3's evidence). The batch engine tells its
+``OutletJudge`` to skip these rules (``OutletJudge.elsewhere``); the streaming engine judges
+them in the ``OutletJudge`` as before, and the two engines' findings are tested equal
+(``tests/rules/test_judge_columns.py``, ``tests/rules/test_stream_equals_batch.py``).
 
-The rules here, so far, are those of a factor's hour that keep no state but the level and a
-count of hours in a row (``OutletJudge._data_checks``):
+An outlet none of whose other rules apply (``judged_in_columns``; most outlets) is judged
+wholly in columns: no ``OutletJudge.hour`` call at all, and its days summed in columns and
+judged by ``OutletJudge.day`` (``rules.day_columns``). The rest keep the judge hour by hour
+for what is not here yet.
 
-- B1, B2: a run of zeros, of one non-zero value, of ``zero_minutes``, ``const_minutes`` or
-  longer (``rules.judge.run_minutes``: minutes to a tenth, rounded as Python rounds);
-- B3: a value below zero where the factor allows none;
-- B4: a value at or over the instrument's range (or flagged T), an alarm after
-  ``over_range_alarm_hours`` such hours in a row;
-- B5 (``rules.judge.plausibility``): a value outside the plausible bounds;
-- B8-7: a calibration-like plateau at the span-gas level (``rules.judge.plateau_level``);
-- B8-8 within an outlet: factors of one hour reporting the same varying series (records,
-  sum, minimum, maximum), the later code naming the first (the comparison across an
-  enterprise's outlets stays in ``rules.copies``, fed by the judge);
-- B9: an hour invalid for a fault flag (D, M, C) of minute or real-time records, from
-  ``flag_hours_warning`` such hours in a row, an alarm from ``flag_hours_alarm``; the count
-  restarts at a valid hour or a stopped one (F), and other hours leave it as it is.
+``closed_hours`` gives the frames (``ClosedHours``); the rules, one module each where they
+need more than a column:
+
+- here: B1, B2 (runs of zeros, of one value: ``rules.judge.run_minutes``, minutes to a
+  tenth rounded as Python rounds); B3 (negative); B4 (at or over the range or flagged T, an
+  alarm after ``over_range_alarm_hours`` in a row); B5 (``rules.judge.plausibility``); B8-7
+  (a plateau at the span-gas level, ``rules.judge.plateau_level``); B8-8 within an outlet
+  (factors of one hour with the same varying series, the later code naming the first; across
+  an enterprise's outlets it stays in ``rules.copies``, fed by the judge); B9 (fault-flagged
+  hours in a row, restarted by a valid or a stopped hour, left by others); A1D (the device's
+  hour value against the recomputed one); B8-3 (O2 near ambient while flue gas flows);
+- ``rules.jump_columns``: B6; ``rules.exceedance_columns``: A2, A3, B8-5 (the value at the
+  reference O2); ``rules.missing_columns``: B7 of loggers without hour packets.
 
 B1, B2 and B8-7 judge a configured factor's hour with minute or real-time records, B8-8 one
-with ``copy_min_records`` valid records or more; B3, B4 and
-B5 one with valid records (their lowest and highest valid values) or, without any records, a
-valid device hour value; B9 every configured factor's hour, valid as A1 says
-(``OutletJudge.hour_value``).
+with ``copy_min_records`` valid records or more; B3, B4 and B5 one with valid records (their
+lowest and highest valid values) or, without any records, a valid device hour value; B9
+every configured factor's hour, valid as A1 says (``OutletJudge.hour_value``).
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ from typing import Any, NamedTuple
 
 import polars as pl
 
+from rules.day_columns import day_findings
+from rules.emission import flow_per_hour
 from rules.exact_round import divided, rounded
 from rules.exceedance_columns import EXCEEDANCE_COLUMN_RULES, exceedance_findings
 from rules.findings import Finding, Tier
@@ -73,6 +75,30 @@ COLUMN_RULES = (
 OUTLET = ["enterprise_id", "outlet_id"]
 CONDITION_KEY = [*OUTLET, "factor"]
 FACTOR = "fkey"  # an outlet's factor as one integer: windows over it cost far less
+
+
+def judged_in_columns(p: OutletParams) -> bool:
+    """Whether every rule of the outlet's hours is judged in columns (its days are then
+    summed in columns, ``rules.day_columns``); else the judge judges the rest hour by hour.
+    Not yet in columns: A7 (markings' lengths), A4V (allowed ranges), A5-2 and A5-3 (the
+    furnace and bands), B8-1, B8-2 and B8-4 (O2 and temperature while flowing) and B11 (a
+    configured interval); and, by enterprise, the production link and copies across outlets
+    (``rules.batch``)."""
+    return not (
+        p.marking_max_hours
+        or p.furnace_bound is not None
+        or p.o2_band is not None
+        or p.o2_reference is not None
+        or p.wet_fgd_temp_max is not None
+        or p.interval_override_s is not None
+        or any(
+            t.value_low is not None
+            or t.value_high is not None
+            or t.band_low is not None
+            or t.band_high is not None
+            for t in (effective_thresholds(p, fp) for fp in p.factors.values())
+        )
+    )
 
 
 def _outlet_table(params: Mapping[tuple[str, str], OutletParams]) -> pl.DataFrame:
@@ -119,11 +145,14 @@ def _factor_table(params: Mapping[tuple[str, str], OutletParams]) -> pl.DataFram
         for code, fp in p.factors.items():
             bounds = plausibility(code, fp, 0.0, 0.0)  # only its bounds are read here
             t = effective_thresholds(p, fp)
+            flow = p.factors.get(p.flow_code)
+            per_hour = None if flow is None else flow_per_hour(fp.unit, flow.unit)
             rows.append(
                 (
                     *(okey, code, fp.allow_negative),
                     *(bounds.low_bound, bounds.high_bound, fp.range_max),
                     *(plateau_level(p, fp), fp.reference_o2, t.hour_alarm, t.hour_warning),
+                    *(per_hour, t.ultra_low),
                 )
             )
     return pl.DataFrame(
@@ -139,6 +168,8 @@ def _factor_table(params: Mapping[tuple[str, str], OutletParams]) -> pl.DataFram
             "reference_o2": pl.Float64,
             "hour_alarm": pl.Float64,
             "hour_warning": pl.Float64,
+            "flow_per_hour": pl.Float64,  # null: no amount (no flow, or units that differ)
+            "ultra_low": pl.Float64,
         },
         orient="row",
     ).with_row_index("fkey")
@@ -197,7 +228,17 @@ def closed_hours(
     minute_valid = pl.col("n_valid") * pl.col("interval_s") >= pl.col("valid_minutes") * 60
     extremes = pl.col("min_valid").is_not_null() & pl.col("max_valid").is_not_null()
     device_extreme = ~records & device_valid
-    counts = ("n", "n_t", "zero_run", "const_run", "interval_s", "plateaus", "n_valid", "zs_n")
+    counts = (
+        "n",
+        "n_t",
+        "zero_run",
+        "const_run",
+        "interval_s",
+        "plateaus",
+        "n_valid",
+        "zs_n",
+        "n_f",
+    )
     # Every factor's hour (configured or not: the flow and O2 are read wherever they come).
     every = (
         aggs.lazy()
@@ -287,9 +328,11 @@ def column_findings(
     watermarks: pl.DataFrame,
     grace_s: int,
     book: MarkingBook,
+    whole: Mapping[int, int] | None = None,
 ) -> list[Finding]:
     """The findings of ``COLUMN_RULES`` over every closed hour in ``aggs`` (``book``: the
-    declared markings, for the hours B7 excepts)."""
+    declared markings), and the days of the outlets judged wholly in columns (``whole``:
+    their ``okey`` → the watermark their windows close at; ``judged_in_columns``)."""
     # One plan per rule over the closed hours, collected together: polars' cost per step is
     # what counts on a few hours of many outlets (a replay's hours are many).
     both = closed_hours(aggs, params, watermarks, grace_s)
@@ -417,6 +460,8 @@ def column_findings(
     changes = pl.collect_all([level_changes(windows, FACTOR) for _, windows, _ in rules])
     out = jump_findings(closed, params) + exceedance_findings(closed, params)
     out += missing_findings(both.outlets, params, book)
+    if whole:
+        out += day_findings(closed, both.outlets, params, book, whole, grace_s)
     for (rule, _, builder), changed in zip(rules, changes, strict=True):
         out += _findings(rule, params, changed.iter_rows(named=True), builder)
     return out

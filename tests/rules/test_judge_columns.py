@@ -8,14 +8,15 @@ only the hours a watermark has closed (no flush)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
 
 from rules.batch import BatchEngine, measurements_frame
-from rules.judge_columns import COLUMN_RULES
+from rules.judge_columns import COLUMN_RULES, judged_in_columns
 from rules.markings import MarkingBook
 from rules.params import FactorParams
 from rules.stream import StreamEngine
-from rules.timebase import epoch
+from rules.timebase import DAY, epoch
 from tests.rules.factors import FLOW_GAS, O2, SO2
 from tests.rules.scenario import gas_outlet, hour_of, minutes, reading, tick
 
@@ -349,3 +350,52 @@ def test_device_values_and_high_o2_in_columns_equal_the_stream():
         ("B8-3", "fire", 5, 20.0, 19.0, {"flow": 120.0}),
         ("B8-3", "clear", 6, 20.0, 19.0, {"flow": None}),  # flagged D: no valid flow
     ]
+
+
+def _days_data():
+    """Ten days of SO2, O2 (6 %: converted = measured) and flow, to two hours into the next
+    month: a day of SO2 at 95 (A4), a stopped afternoon (F), a day of sparse records (B10),
+    hours over the ultra-low target (A8), a day without a valid flow."""
+    data = []
+    for h in range(10 * 24 + 2):
+        day, hour_of_day = divmod(h, 24)
+        so2 = 95.0 if day == 2 else 40.0 if hour_of_day in (3, 4) else 30.0
+        if day == 5 and hour_of_day < 12:
+            data += minutes(SO2, tick(h), [so2] * 3)  # half an hour of records: invalid
+        else:
+            data += hour_of(SO2, tick(h), so2)
+        data += hour_of(O2, tick(h), 6.0)
+        flag = "F" if day == 3 and hour_of_day >= 12 else "D" if day == 7 else "N"
+        data += minutes(FLOW_GAS, tick(h), [120.0 + h % 5] * 6, flag=flag)
+    return sorted(data, key=lambda r: r.data_time)
+
+
+def test_days_of_an_outlet_judged_wholly_in_columns_equal_the_stream():
+    """An outlet with no rule outside the columns (``judged_in_columns``): no hour goes to
+    the judge, its days are summed in columns and judged by ``OutletJudge.day``: A4 with
+    its amounts (B-sub, substituted hours), B10 (stopped hours not due), A8 at the month's
+    end; with and without a flush (the last day left open)."""
+    p = gas_outlet()
+    so2 = p.factors[SO2]
+    so2 = replace(so2, thresholds=replace(so2.thresholds, ultra_low=35.0))
+    params = {(p.enterprise_id, p.outlet_id): replace(p, factors={**p.factors, SO2: so2})}
+    assert all(judged_in_columns(q) for q in params.values())
+    data = _days_data()
+    for flush in (True, False):
+        stream = StreamEngine(params, markings=MarkingBook(()), grace_s=600)
+        streamed = stream.process_measurements(data) + (stream.flush() if flush else [])
+        batched = BatchEngine(params, grace_s=600).run(measurements_frame(data), flush=flush)
+        assert sorted(streamed, key=lambda f: f.id) == sorted(batched, key=lambda f: f.id)
+        days = Counter((f.rule, f.state) for f in batched if f.window_end - f.window_start >= DAY)
+        assert days[("A4", "fire")] == 1 and days[("A4", "clear")] == 1
+        # the sparse day's SO2, the day of D-flagged flow, and (flushed) the last two hours'
+        # day; not the stopped afternoon's flow (F: not due)
+        assert days[("B10", "fire")] == (5 if flush else 2)
+        assert days[("A8", "fire")] == 1  # November's 30th closed by the first hour after it
+    a4 = next(f for f in batched if f.rule == "A4" and f.state == "fire")
+    assert a4.value == 95.0 and a4.evidence["emission_kg"] > 0
+    a8 = next(f for f in batched if f.rule == "A8")
+    # 240 hours less the 12 sparse ones; over 35: the day at 95 and two hours of 40 a day
+    assert (a8.evidence["valid_hours"], a8.evidence["within"]) == (228, 188)
+    clear = next(f for f in batched if f.rule == "A4" and f.state == "clear")
+    assert clear.evidence["substituted"]["hours"] == 12  # the afternoon without a valid flow
