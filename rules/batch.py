@@ -172,7 +172,9 @@ class BatchEngine:
         )
         total = frame.height
         outlet = ["enterprise_id", "outlet_id"]
-        df = frame.join(keys, on=outlet, maintain_order="left")
+        # The outlet's names leave here (they come back on the hour aggregates): every
+        # step after copies fewer columns.
+        df = frame.join(keys, on=outlet, maintain_order="left").drop(outlet)
         if not df.get_column("seq").is_sorted():
             df = df.sort("seq", maintain_order=True)
         unconfigured = total - df.height
@@ -186,7 +188,12 @@ class BatchEngine:
             # the latest minute-data time among the outlet's earlier readings (and this one)
             minute_t.cum_max().over("okey").alias("minute_before"),
         )
-        watermarks = df.group_by(outlet).agg(pl.col("t").max().alias("watermark"))
+        watermarks = (
+            df.group_by("okey")
+            .agg(pl.col("t").max().alias("watermark"))
+            .join(keys, on="okey")
+            .select(*outlet, "watermark")
+        )
         realtime_used = (pl.col("interval") == "rtd") & (
             pl.col("minute_before") < pl.col("t") - REALTIME_QUIET_S
         )
@@ -195,31 +202,33 @@ class BatchEngine:
         late = windowed.filter(late_mask).height
         if not include_late:
             windowed = windowed.filter(~late_mask)
-        records = windowed.filter(pl.col("interval") != "hour").unique(
-            ["okey", "interval", "factor", "t"], keep="first", maintain_order=True
+        # The first arrival of each record, and of each device hour value (rows in arrival
+        # order). The two are not merged back into arrival order: nothing after needs it.
+        records = windowed.filter(pl.col("interval") != "hour").filter(
+            pl.struct("okey", "interval", "factor", "t").is_first_distinct()
         )
-        device = windowed.filter(pl.col("interval") == "hour").unique(
-            ["okey", "factor", "hour"], keep="first", maintain_order=True
+        device = windowed.filter(pl.col("interval") == "hour").filter(
+            pl.struct("okey", "factor", "hour").is_first_distinct()
         )
-        kept = pl.concat([records, device]).sort("seq")
+        kept = pl.concat([records, device])
         duplicates = windowed.height - kept.height
+        okeys = {key: k for k, key in enumerate(self.params)}
+        stops = [m for m in self.markings if m.type == STOPPED_MARK]
         kept = kept.with_columns(
-            self._marked(self.markings).alias("marked"),
-            self._marked([m for m in self.markings if m.type == STOPPED_MARK]).alias("stop_marked"),
+            self._marked(self.markings, okeys).alias("marked"),
+            self._marked(stops, okeys).alias("stop_marked"),
         )
         self.stats = BatchStats(total, late, duplicates, future_stamped, unconfigured)
         return kept, watermarks
 
     @staticmethod
-    def _marked(markings: Sequence[Marking]) -> pl.Expr:
+    def _marked(markings: Sequence[Marking], okeys: dict[tuple[str, str], int]) -> pl.Expr:
         expr = pl.lit(value=False)
         for m in markings:
-            hit = (
-                (pl.col("enterprise_id") == m.enterprise_id)
-                & (pl.col("outlet_id") == m.outlet_id)
-                & (pl.col("t") >= m.start)
-                & (pl.col("t") < m.end)
-            )
+            okey = okeys.get((m.enterprise_id, m.outlet_id))
+            if okey is None:
+                continue  # an outlet not judged: none of its readings is here
+            hit = (pl.col("okey") == okey) & (pl.col("t") >= m.start) & (pl.col("t") < m.end)
             if m.factor is not None:
                 hit = hit & (pl.col("factor") == m.factor)
             expr = expr | hit
@@ -253,7 +262,7 @@ class BatchEngine:
             schema={"okey": pl.Int32, "vflag": pl.String},
             orient="row",
         )
-        group = [*outlet, "hour", "factor"]
+        group = ["okey", "hour", "factor"]
         realtime = pl.col("interval") == "rtd"
         # One integer per series (outlet, factor, minute or real-time; ``// 2``: outlet and
         # factor): the records are sorted, grouped and joined on it and carry no strings,
@@ -265,12 +274,14 @@ class BatchEngine:
             .with_columns(_flag(), realtime.alias("realtime"), series.alias("series"))
             .with_columns((pl.col("series") // 2).alias("fseries"))
         )
-        names = records.select("fseries", "okey", *outlet, "factor").unique("fseries")
-        records = (
-            records
+        names = records.select("fseries", "okey", "factor").unique("fseries")
+        if records.get_column("realtime").any():
             # a factor's real-time records make its hour only when it has no minute records
-            .filter(~pl.col("realtime") | pl.col("realtime").all().over("fseries", "hour"))
-            .join(
+            records = records.filter(
+                ~pl.col("realtime") | pl.col("realtime").all().over("fseries", "hour")
+            )
+        records = (
+            records.join(
                 valid_pairs.with_columns(pl.lit(value=True).alias("flag_ok")),
                 left_on=["okey", "flag"],
                 right_on=["okey", "vflag"],
@@ -302,7 +313,10 @@ class BatchEngine:
         )
         records = self._runs(self._intervals(records))
         valid = pl.col("valid")
-        agg = records.group_by("fseries", "hour").agg(
+        # One group per series-hour (``hour_row``, numbered by ``_intervals``): after the
+        # filter above, an outlet's factor has one series in an hour.
+        agg = records.group_by("hour_row").agg(
+            pl.first("fseries", "hour"),
             pl.len().cast(pl.Int64).alias("n"),
             valid.sum().cast(pl.Int64).alias("n_valid"),
             pl.col("fixed").sum().cast(pl.Int64).alias("sum_valid"),
@@ -334,7 +348,7 @@ class BatchEngine:
         agg = (
             agg.join(self._low_periods(records, names), on=["fseries", "hour"], how="left")
             .join(names, on="fseries")
-            .select(*group, pl.exclude(*group, "fseries", "okey"))
+            .select(*group, pl.exclude(*group, "fseries", "hour_row"))
         )
         device = (
             kept.filter(pl.col("interval") == "hour")
@@ -349,7 +363,19 @@ class BatchEngine:
                 pl.col("maximum").alias("dev_max"),
             )
         )
-        return agg.join(device, on=group, how="full", coalesce=True).sort(group)
+        named = pl.DataFrame(
+            list(self.params),
+            schema={"enterprise_id": pl.String, "outlet_id": pl.String},
+            orient="row",
+        ).with_row_index("okey")
+        return (
+            agg.join(device, on=group, how="full", coalesce=True)
+            .sort(group)
+            .join(
+                named.with_columns(pl.col("okey").cast(pl.Int32)), on="okey", maintain_order="left"
+            )
+            .select(*outlet, "hour", "factor", pl.exclude(*outlet, *group))
+        )
 
     def _intervals(self, records: pl.DataFrame) -> pl.DataFrame:
         """Each record's spacing from the previous record of its series, and the interval
@@ -362,59 +388,66 @@ class BatchEngine:
                 pl.col("series").ne_missing(pl.col("series").shift(1)).alias("key_start"),
                 pl.int_range(pl.len()).alias("row"),
             )
-            .with_columns((pl.col("t") - _previous("t")).alias("gap"))
+            .with_columns(
+                (pl.col("t") - _previous("t")).alias("gap"),
+                # the record's hour of its series, numbered in this order: its hours are
+                # gathered by that number rather than joined on (series, hour)
+                (pl.col("key_start") | (pl.col("hour") != pl.col("hour").shift(1)))
+                .cum_sum()
+                .sub(1)
+                .alias("hour_row"),
+            )
         )
         spacings = (
             records.filter(pl.col("gap") > 0)
-            .group_by(["series", "hour", "gap"])
+            .group_by("hour_row", "gap")
             .agg(pl.len().alias("k"))
             .filter(pl.col("k") >= INTERVAL_EVIDENCE)
-            .sort(["series", "hour", "k", "gap"], descending=[False, False, True, False])
-            .group_by(["series", "hour"], maintain_order=True)
-            .agg(pl.col("gap").first().alias("seen"))
+            .sort(["hour_row", "k", "gap"], descending=[False, True, False])
+            .unique("hour_row", keep="first")
+            .select("hour_row", pl.col("gap").alias("seen"))
         )
         hours = (
-            records.select("series", "okey", "realtime", "hour")
-            .unique(["series", "hour"])
-            .join(spacings, on=["series", "hour"], how="left")
-            .sort(["series", "hour"])
+            records.filter(pl.col("hour_row") != pl.col("hour_row").shift(1, fill_value=-1))
+            .select("hour_row", "series", "okey", "realtime", "hour")
+            .join(spacings, on="hour_row", how="left", maintain_order="left")
             .with_columns(
                 pl.col("seen")
                 .rolling_min_by("hour", window_size=f"{INTERVAL_WINDOW_S}i", closed="right")
                 .over("series")
                 .alias("derived")
             )
-            .join(self._outlet_table().select("okey", "override_s"), on="okey", how="left")
+            .join(
+                self._outlet_table().select("okey", "override_s"),
+                on="okey",
+                how="left",
+                maintain_order="left",
+            )
             .with_columns(
                 pl.when(pl.col("realtime"))
                 .then(pl.col("derived").fill_null(ASSUMED_REALTIME_INTERVAL_S))
                 .otherwise(pl.coalesce("override_s", "derived", pl.lit(ASSUMED_MINUTE_INTERVAL_S)))
                 .alias("interval_s")
             )
-            .select("series", "hour", "derived", "interval_s")
         )
-        return records.join(hours, on=["series", "hour"], how="left", maintain_order="left")
+        row = records.get_column("hour_row")
+        return records.with_columns(
+            hours.get_column("derived").gather(row), hours.get_column("interval_s").gather(row)
+        )
 
     def _low_periods(self, minute: pl.DataFrame, names: pl.DataFrame) -> pl.DataFrame:
         """A5-2: per outlet-hour and factor (``fseries``, named in ``names``), the sub-hour
         periods whose mean of the valid values lies below the bound, and the lowest period
         mean (fixed-point, floored)."""
-        outlet = ["enterprise_id", "outlet_id"]
         specs = pl.DataFrame(
             [
-                (e, o, code, period_s, bound)
-                for (e, o), p in self.params.items()
+                (okey, code, period_s, bound)
+                for okey, p in enumerate(self.params.values())
                 for code, (period_s, bound) in sub_hour_periods(p).items()
             ],
-            schema={
-                "enterprise_id": pl.String,
-                "outlet_id": pl.String,
-                "factor": pl.String,
-                "period_s": pl.Int64,
-                "bound": pl.Int64,
-            },
+            schema={"okey": pl.Int32, "factor": pl.String, "period_s": pl.Int64, "bound": pl.Int64},
             orient="row",
-        ).join(names.select("fseries", *outlet, "factor"), on=[*outlet, "factor"])
+        ).join(names.select("fseries", "okey", "factor"), on=["okey", "factor"])
         periods = (
             minute.filter(pl.col("valid"))
             .join(specs.select("fseries", "period_s", "bound"), on="fseries")
