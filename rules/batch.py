@@ -174,7 +174,7 @@ class BatchEngine:
         outlet = ["enterprise_id", "outlet_id"]
         # The outlet's names leave here (they come back on the hour aggregates): every
         # step after copies fewer columns.
-        df = frame.join(keys, on=outlet, maintain_order="left").drop(outlet)
+        df = _with_outlet_keys(frame, keys)
         if not df.get_column("seq").is_sorted():
             df = df.sort("seq", maintain_order=True)
         unconfigured = total - df.height
@@ -382,21 +382,22 @@ class BatchEngine:
         its hour is judged with: the same definition as ``rules.hours``. Rows come out
         sorted by series and time, numbered (``row``), each series' first marked
         (``key_start``): what ``_runs`` reads its runs from."""
-        records = (
-            records.sort(["series", "t"])
-            .with_columns(
-                pl.col("series").ne_missing(pl.col("series").shift(1)).alias("key_start"),
-                pl.int_range(pl.len()).alias("row"),
-            )
-            .with_columns(
-                (pl.col("t") - _previous("t")).alias("gap"),
-                # the record's hour of its series, numbered in this order: its hours are
-                # gathered by that number rather than joined on (series, hour)
-                (pl.col("key_start") | (pl.col("hour") != pl.col("hour").shift(1)))
-                .cum_sum()
-                .sub(1)
-                .alias("hour_row"),
-            )
+        series, t = records.get_column("series"), records.get_column("t")
+        earlier = series.shift(1)
+        in_order = ((series > earlier) | ((series == earlier) & (t > t.shift(1)))).fill_null(True)
+        if not in_order.all():  # (a frame from the store comes so)
+            records = records.sort(["series", "t"])
+        records = records.with_columns(
+            pl.col("series").ne_missing(pl.col("series").shift(1)).alias("key_start"),
+            pl.int_range(pl.len()).alias("row"),
+        ).with_columns(
+            (pl.col("t") - _previous("t")).alias("gap"),
+            # the record's hour of its series, numbered in this order: its hours are
+            # gathered by that number rather than joined on (series, hour)
+            (pl.col("key_start") | (pl.col("hour") != pl.col("hour").shift(1)))
+            .cum_sum()
+            .sub(1)
+            .alias("hour_row"),
         )
         spacings = (
             records.filter(pl.col("gap") > 0)
@@ -711,6 +712,22 @@ class BatchEngine:
         for watch in copies.values():
             out += watch.compare(final=flush)
         return out
+
+
+def _with_outlet_keys(frame: pl.DataFrame, keys: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with its outlet's key (``okey``) for its names, rows of outlets not in
+    ``keys`` left out. Joined per run of rows of one outlet, not per row: a frame read from
+    the store comes outlet by outlet, and one in arrival order a message at a time."""
+    outlet = ["enterprise_id", "outlet_id"]
+    run = frame.select(pl.struct(outlet).rle_id().alias("run")).get_column("run")
+    runs = (
+        frame.select(*outlet)
+        .with_columns(run)
+        .filter(run != run.shift(1, fill_value=-1))
+        .join(keys, on=outlet)
+        .select("run", "okey")
+    )
+    return frame.with_columns(run).join(runs, on="run", maintain_order="left").drop(*outlet, "run")
 
 
 def _previous(expr: str | pl.Expr) -> pl.Expr:

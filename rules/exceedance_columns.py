@@ -18,13 +18,13 @@ the reciprocal of a constant).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import polars as pl
 
 from rules.emission import hour_amount_kg
 from rules.exact_round import divided, rounded
-from rules.findings import Finding
+from rules.findings import Finding, State, Tier
 from rules.firing_columns import level_changes
 from rules.hours import FIXED
 from rules.judge import (
@@ -34,7 +34,13 @@ from rules.judge import (
     outlet_finding,
     zs_evidence,
 )
-from rules.params import OutletParams, Thresholds, Versions, effective_thresholds
+from rules.params import (
+    FactorParams,
+    OutletParams,
+    Thresholds,
+    Versions,
+    effective_thresholds,
+)
 from rules.timebase import HOUR
 
 EXCEEDANCE_COLUMN_RULES = frozenset({"A2", "A3", "B8-5"})
@@ -115,54 +121,92 @@ def exceedance_findings(
     a3 = a3.with_columns(unset.alias("reported"))
     rules = (("A2", a2), ("A3", a3), ("B8-5", b8_5))
     changes = pl.collect_all(
-        [level_changes(windows, FACTOR).select(_STATED) for _, windows in rules]
+        [level_changes(windows, FACTOR).select(_Row._fields) for _, windows in rules]
     )
+    factor = _Factors(params)
     out: list[Finding] = []
-    versions = Versions(params)
-    thresholds: dict[tuple[str, str, str], Thresholds] = {}
     for (rule, _), changed in zip(rules, changes, strict=True):
-        for row in changed.iter_rows(named=True):
-            key = (row["enterprise_id"], row["outlet_id"])
-            p = params[key]
-            version = versions[key]
-            code, hour = row["factor"], row["hour"]
-            t = thresholds.get((*key, code))
-            if t is None:
-                t = thresholds[(*key, code)] = effective_thresholds(p, p.factors[code])
-            found_value, evidence = _stated(rule, p, t, code, row)
+        for row in map(_Row._make, changed.iter_rows()):
+            f = factor[(row.enterprise_id, row.outlet_id, row.factor)]
+            found_value, evidence = _stated(rule, f, row)
+            window = (row.hour, row.hour + HOUR)
             out.append(
                 outlet_finding(
-                    p, version, rule, row["state"], code, (hour, hour + HOUR), row["tier"],
-                    found_value, row["limit"], evidence,
+                    f.outlet, f.version, rule, row.state, row.factor, window, row.tier,
+                    found_value, row.limit, evidence,
                 )
             )  # fmt: skip
     return out
 
 
-# What a finding is stated from.
-_STATED = (
-    *("enterprise_id", "outlet_id", "factor", "hour", "state", "tier", "limit"),
-    *("value", "judged", "reported", "o2", "o2_valid", "flow"),
-    *("device", "realtime", "n_valid", "interval_s", "flag"),
-)
+class _Row(NamedTuple):
+    """What a finding is stated from (a row that fires or clears)."""
+
+    enterprise_id: str
+    outlet_id: str
+    factor: str
+    hour: int
+    state: State
+    tier: Tier
+    limit: float | None
+    value: float
+    judged: float | None
+    reported: float | None
+    o2: float | None
+    o2_valid: bool | None
+    flow: float | None
+    device: bool
+    realtime: bool
+    n_valid: int
+    interval_s: int
+    flag: str | None
 
 
-def _stated(
-    rule: str, p: OutletParams, t: Thresholds, code: str, row: dict[str, Any]
-) -> tuple[float | None, dict[str, Any]]:
+class _Factor(NamedTuple):
+    outlet: OutletParams
+    version: str
+    params: FactorParams
+    thresholds: Thresholds
+    flow_unit: str | None  # the outlet's flow factor's, when it has one configured
+
+
+class _Factors(dict[tuple[str, str, str], _Factor]):
+    """Each outlet factor's parameters as its findings read them, made once."""
+
+    def __init__(self, params: Mapping[tuple[str, str], OutletParams]) -> None:
+        super().__init__()
+        self._params = params
+        self._versions = Versions(params)
+
+    def __missing__(self, key: tuple[str, str, str]) -> _Factor:
+        p = self._params[key[:2]]
+        fp = p.factors[key[2]]
+        flow = p.factors.get(p.flow_code)
+        found = _Factor(
+            p,
+            self._versions[key[:2]],
+            fp,
+            effective_thresholds(p, fp),
+            None if flow is None else flow.unit,
+        )
+        self[key] = found
+        return found
+
+
+def _stated(rule: str, f: _Factor, row: _Row) -> tuple[float | None, dict[str, Any]]:
     """A finding's value and evidence, as the judge states them on a row that changes."""
-    fire = row["state"] == "fire"
     if rule == "A2":
-        return None, conversion_failure(bool(row["o2_valid"]), row["o2"]) if fire else {}
+        fire = row.state == "fire"
+        return None, conversion_failure(bool(row.o2_valid), row.o2) if fire else {}
+    assert row.judged is not None
     if rule == "B8-5":
-        evidence = zs_evidence(row["reported"], row["judged"], p.zs_tolerance)
+        assert row.reported is not None
+        evidence = zs_evidence(row.reported, row.judged, f.outlet.zs_tolerance)
         return evidence["reported"], evidence
-    fp = p.factors[code]
-    flow, flow_factor = row["flow"], p.factors.get(p.flow_code)
     amount = None
-    if flow is not None and flow_factor is not None:
-        amount = hour_amount_kg(row["value"], fp.unit, flow, flow_factor.unit)
-    source = "device" if row["device"] else "realtime" if row["realtime"] else "minutes"
-    covered = min(HOUR, row["n_valid"] * row["interval_s"])
-    hv = HourValue(row["value"], True, source, covered // 60, row["flag"], row["interval_s"])
-    return row["judged"], hour_evidence(hv, fp, row["o2"], row["judged"], amount, t)
+    if row.flow is not None and f.flow_unit is not None:
+        amount = hour_amount_kg(row.value, f.params.unit, row.flow, f.flow_unit)
+    source = "device" if row.device else "realtime" if row.realtime else "minutes"
+    covered = min(HOUR, row.n_valid * row.interval_s)
+    hv = HourValue(row.value, True, source, covered // 60, row.flag, row.interval_s)
+    return row.judged, hour_evidence(hv, f.params, row.o2, row.judged, amount, f.thresholds)
