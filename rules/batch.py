@@ -697,10 +697,11 @@ class BatchEngine:
         whole = {
             okey: END_OF_DATA if flush else final.get(key, NO_WATERMARK)
             for okey, (key, p) in enumerate(self.params.items())
-            if judged_in_columns(p) and key[0] not in self._links and key[0] not in copies
+            if judged_in_columns(p) and key[0] not in copies
         }
-        out = column_findings(aggs, self.params, watermarks, self.grace, self.book, whole)
         keys = list(self.params)
+        links = {k: self._links[keys[k][0]] for k in whole if keys[k][0] in self._links}
+        out = column_findings(aggs, self.params, watermarks, self.grace, self.book, whole, links)
         hour_by_hour = {keys[okey] for okey in range(len(keys)) if okey not in whole}
         for (enterprise, outlet), hours in _by_outlet(aggs, hour_by_hour):
             judge = OutletJudge(self.params[(enterprise, outlet)], self.book)

@@ -447,7 +447,8 @@ class OutletJudge:
             if hv.flag == "F":
                 day.stopped[code] = day.stopped.get(code, 0) + 1
             still = day.flow == 0  # a valid zero flow: nothing left the outlet this hour
-            if not (still and p.kind == "water"):  # still water's pH was not discharged
+            # still water's pH was not discharged
+            if not (still and p.kind == "water") and "A4V" not in self.elsewhere:
                 out += self._range("A4V", code, start, HOUR, agg, hv)
             if code == p.furnace_code and p.furnace_bound is not None:
                 out += self._furnace_hour(code, start, agg, day, hv)

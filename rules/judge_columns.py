@@ -27,7 +27,8 @@ need more than a column:
   (factors of one hour with the same varying series, the later code naming the first; across
   an enterprise's outlets it stays in ``rules.copies``, fed by the judge); B9 (fault-flagged
   hours in a row, restarted by a valid or a stopped hour, left by others); A1D (the device's
-  hour value against the recomputed one); B8-3 (O2 near ambient while flue gas flows);
+  hour value against the recomputed one); A4V (every value within the allowed range, on the
+  hour's extremes); B8-3 (O2 near ambient while flue gas flows);
 - ``rules.jump_columns``: B6; ``rules.exceedance_columns``: A2, A3, B8-5 (the value at the
   reference O2); ``rules.missing_columns``: B7 of loggers without hour packets.
 
@@ -59,16 +60,20 @@ from rules.judge import (
     plausibility,
     recompute_evidence,
     run_minutes,
+    stop_marked,
 )
 from rules.jump_columns import jump_findings
-from rules.markings import MarkingBook
+from rules.linkage import ProductionLink
+from rules.markings import STOPPED_MARK, MarkingBook
 from rules.missing_columns import missing_findings
 from rules.params import OutletParams, Versions, effective_thresholds
 from rules.timebase import HOUR
 from rules.windowing import closed
 
 COLUMN_RULES = (
-    frozenset({"A1D", "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8-3", "B8-7", "B8-8", "B9"})
+    frozenset(
+        {"A1D", "A4V", "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8-3", "B8-7", "B8-8", "B9"}
+    )
     | EXCEEDANCE_COLUMN_RULES
 )
 
@@ -80,10 +85,10 @@ FACTOR = "fkey"  # an outlet's factor as one integer: windows over it cost far l
 def judged_in_columns(p: OutletParams) -> bool:
     """Whether every rule of the outlet's hours is judged in columns (its days are then
     summed in columns, ``rules.day_columns``); else the judge judges the rest hour by hour.
-    Not yet in columns: A7 (markings' lengths), A4V (allowed ranges), A5-2 and A5-3 (the
-    furnace and bands), B8-1, B8-2 and B8-4 (O2 and temperature while flowing) and B11 (a
-    configured interval); and, by enterprise, the production link and copies across outlets
-    (``rules.batch``)."""
+    Not yet in columns: A7 (markings' lengths), A5-2 and A5-3 (the furnace and bands), B8-1,
+    B8-2 and B8-4 (O2 and temperature while flowing) and B11 (a configured interval); and,
+    by enterprise, copies across outlets (``rules.batch``). An outlet's production link is
+    handed its hours from the columns."""
     return not (
         p.marking_max_hours
         or p.furnace_bound is not None
@@ -92,10 +97,7 @@ def judged_in_columns(p: OutletParams) -> bool:
         or p.wet_fgd_temp_max is not None
         or p.interval_override_s is not None
         or any(
-            t.value_low is not None
-            or t.value_high is not None
-            or t.band_low is not None
-            or t.band_high is not None
+            t.band_low is not None or t.band_high is not None
             for t in (effective_thresholds(p, fp) for fp in p.factors.values())
         )
     )
@@ -152,7 +154,8 @@ def _factor_table(params: Mapping[tuple[str, str], OutletParams]) -> pl.DataFram
                     *(okey, code, fp.allow_negative),
                     *(bounds.low_bound, bounds.high_bound, fp.range_max),
                     *(plateau_level(p, fp), fp.reference_o2, t.hour_alarm, t.hour_warning),
-                    *(per_hour, t.ultra_low),
+                    *(per_hour, t.ultra_low, t.value_low, t.value_high),
+                    code == p.furnace_code,
                 )
             )
     return pl.DataFrame(
@@ -170,6 +173,9 @@ def _factor_table(params: Mapping[tuple[str, str], OutletParams]) -> pl.DataFram
             "hour_warning": pl.Float64,
             "flow_per_hour": pl.Float64,  # null: no amount (no flow, or units that differ)
             "ultra_low": pl.Float64,
+            "value_low": pl.Float64,
+            "value_high": pl.Float64,
+            "furnace": pl.Boolean,
         },
         orient="row",
     ).with_row_index("fkey")
@@ -259,12 +265,21 @@ def closed_hours(
             .otherwise(pl.col("dev_value"))
             .alias("value"),
         )
+        .with_columns(
+            pl.when(~records)
+            .then(pl.col("dev_flag"))
+            .when(pl.col("valid"))
+            .then(pl.lit("N"))
+            .otherwise(_invalid_flag())
+            .alias("flag")
+        )
     )
     flow = every.filter(pl.col("factor") == pl.col("flow_code")).select(
         "okey",
         "hour",
         pl.when(pl.col("valid")).then(pl.col("value")).alias("flow"),
         pl.col("value").alias("flow_value"),  # valid or not: what B8's evidence shows
+        pl.col("flag").alias("flow_flag"),
     )
     o2 = every.filter(pl.col("factor") == pl.col("o2_code")).select(
         "okey", "hour", pl.col("value").alias("o2"), pl.col("valid").alias("o2_valid")
@@ -284,12 +299,6 @@ def closed_hours(
             .when(device_extreme)
             .then(pl.col("dev_value"))
             .alias("high"),
-            pl.when(~records)
-            .then(pl.col("dev_flag"))
-            .when(pl.col("valid"))
-            .then(pl.lit("N"))
-            .otherwise(_invalid_flag())
-            .alias("flag"),
         )
         .sort(FACTOR, "hour")
     )
@@ -303,9 +312,30 @@ def closed_hours(
             pl.col("factor").filter(records).alias("present"),
             pl.col("realtime").filter(records).any().alias("realtime_present"),
         )
+        .join(flow, on=["okey", "hour"], how="left")
         .sort("okey", "hour")
     )
     return ClosedHours(*pl.collect_all([hours, outlets]))
+
+
+def _linked_hours(
+    outlets: pl.DataFrame, okey: int, link: ProductionLink, book: MarkingBook
+) -> list[Finding]:
+    """An outlet's closed hours handed to its enterprise's production link in hour order, as
+    the judge hands them (``rules.batch._hour``): its valid flow, and what says its source
+    was stopped (``OutletJudge._stopped_claim``: a 停产 marking over the hour, or the flow
+    flagged F)."""
+    out: list[Finding] = []
+    rows = outlets.filter(pl.col("okey") == okey).select(
+        "enterprise_id", "outlet_id", "hour", "flow", "flow_flag"
+    )
+    for enterprise, outlet, hour, flow, flow_flag in rows.iter_rows():
+        if stop_marked(book, enterprise, outlet, "", hour):
+            stopped: str | None = STOPPED_MARK
+        else:
+            stopped = "F" if flow_flag == "F" else None
+        out += link.outlet_hour(outlet, hour, flow, stopped)
+    return out
 
 
 def _hours_in_a_row(holds: pl.Expr, restarts: pl.Expr) -> pl.Expr:
@@ -329,10 +359,12 @@ def column_findings(
     grace_s: int,
     book: MarkingBook,
     whole: Mapping[int, int] | None = None,
+    links: Mapping[int, ProductionLink] | None = None,
 ) -> list[Finding]:
     """The findings of ``COLUMN_RULES`` over every closed hour in ``aggs`` (``book``: the
     declared markings), and the days of the outlets judged wholly in columns (``whole``:
-    their ``okey`` → the watermark their windows close at; ``judged_in_columns``)."""
+    their ``okey`` → the watermark their windows close at; ``judged_in_columns``), each of
+    those with a production link (``links``, by ``okey``) handing it its hours."""
     # One plan per rule over the closed hours, collected together: polars' cost per step is
     # what counts on a few hours of many outlets (a replay's hours are many).
     both = closed_hours(aggs, params, watermarks, grace_s)
@@ -445,8 +477,44 @@ def column_findings(
         pl.when(flows & (pl.col("value") >= pl.col("o2_high"))).then(warning).alias("tier"),
         pl.col("o2_high").alias("limit"),
     )  # fmt: skip
+    # A4V: every valid value within the allowed range (pH 6-9), judged on the hour's extremes
+    # (the valid records' and their Min/Max fields, or the device hour's), valid hour or not;
+    # not the furnace temperature's (A5-2's), nor a still water outlet's (nothing discharged).
+    fixed = float(FIXED)
+    extremes = pl.col("ext_low").is_not_null() & pl.col("ext_high").is_not_null()
+    device_value = pl.col("device") & pl.col("valid") & pl.col("value").is_not_null()
+    still_water = ~pl.col("gas") & (pl.col("flow") == 0).fill_null(value=False)
+    value_low, value_high = pl.col("value_low"), pl.col("value_high")
+    lowest, highest = pl.col("lowest"), pl.col("highest")
+    a4v = (
+        hours.filter(
+            (value_low.is_not_null() | value_high.is_not_null()) & ~pl.col("furnace") & ~still_water
+        )
+        .with_columns(
+            pl.when(extremes)
+            .then(divided(pl.col("ext_low"), fixed))
+            .when(device_value)
+            .then(pl.min_horizontal("value", "dev_min"))
+            .alias("lowest"),
+            pl.when(extremes)
+            .then(divided(pl.col("ext_high"), fixed))
+            .when(device_value)
+            .then(pl.max_horizontal("value", "dev_max"))
+            .alias("highest"),
+        )
+        .filter(lowest.is_not_null())
+        .with_columns(
+            (value_low.is_not_null() & (lowest < value_low)).alias("is_low"),
+            (value_high.is_not_null() & (highest > value_high)).alias("is_high"),
+        )
+        .with_columns(
+            pl.when(pl.col("is_low") | pl.col("is_high")).then(alarm).alias("tier"),
+            pl.when(pl.col("is_low")).then(value_low).otherwise(value_high).alias("limit"),
+        )
+    )
     rules = (
         ("A1D", a1d, _a1d),
+        ("A4V", a4v, _a4v),
         ("B8-3", b8_3, _b8_3),
         ("B1", b1, _b1),
         ("B2", b2, _b2),
@@ -462,6 +530,8 @@ def column_findings(
     out += missing_findings(both.outlets, params, book)
     if whole:
         out += day_findings(closed, both.outlets, params, book, whole, grace_s)
+    for okey, link in sorted((links or {}).items()):
+        out += _linked_hours(both.outlets, okey, link, book)
     for (rule, _, builder), changed in zip(rules, changes, strict=True):
         out += _findings(rule, params, changed.iter_rows(named=True), builder)
     return out
@@ -474,6 +544,21 @@ def _run_minutes(records: str) -> pl.Expr:
 
 # What each rule states on a row that fires or clears: the value, the limit (a clear's: what
 # held), the evidence, and the unit when it is not the factor's; as OutletJudge states them.
+
+
+def _a4v(p: OutletParams, code: str, row: dict[str, Any]) -> Stated:
+    lowest, highest = row["lowest"], row["highest"]
+    source = "device" if row["device"] else "realtime" if row["realtime"] else "minutes"
+    evidence = {
+        "source": source,
+        "mean": _rounded(row["value"]),
+        "min": _rounded(lowest),
+        "max": _rounded(highest),
+        "low": row["value_low"],
+        "high": row["value_high"],
+    }
+    stated = lowest if row["is_low"] or not row["is_high"] else highest
+    return _rounded(stated), row["limit"], evidence, None
 
 
 def _a1d(p: OutletParams, code: str, row: dict[str, Any]) -> Stated:

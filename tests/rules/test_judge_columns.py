@@ -17,8 +17,10 @@ from rules.markings import MarkingBook
 from rules.params import FactorParams
 from rules.stream import StreamEngine
 from rules.timebase import DAY, epoch
-from tests.rules.factors import FLOW_GAS, O2, SO2
-from tests.rules.scenario import gas_outlet, hour_of, minutes, reading, tick
+from tests.rules.factors import FLOW_GAS, FLOW_WATER, O2, SO2
+from tests.rules.scenario import gas_outlet, hour_of, minutes, reading, tick, water_outlet
+
+PH = "w01001"
 
 OTHER = ("E9", "DA002")
 
@@ -399,3 +401,44 @@ def test_days_of_an_outlet_judged_wholly_in_columns_equal_the_stream():
     assert (a8.evidence["valid_hours"], a8.evidence["within"]) == (228, 188)
     clear = next(f for f in batched if f.rule == "A4" and f.state == "clear")
     assert clear.evidence["substituted"]["hours"] == 12  # the afternoon without a valid flow
+
+
+def test_allowed_ranges_in_columns_equal_the_stream():
+    """A4V on the hour's extremes: minute records, a device hour's Max field, an invalid hour
+    (two valid records) judged all the same, a still hour of a water outlet not judged, and
+    each clear naming the bound that was crossed."""
+    params = {("E2", "DW001"): water_outlet()}
+    water = ("E2", "DW001")
+    ph = {
+        0: [5.0, 7.0, 7.1, 7.2, 7.1, 7.0],  # below 6
+        1: [7.0, 7.1, 7.2, 7.3, 7.2, 7.1],  # clears
+        3: [4.0, 7.1, 7.2, 7.3, 7.2, 7.1],  # zero flow: not discharged, not judged
+        4: [9.5, 7.1],  # two valid records: an invalid hour, judged on them
+        5: [7.0, 7.1, 7.2, 7.3, 7.2, 7.1],  # clears, naming 9
+    }
+    data = []
+    for h in range(6):
+        if h == 2:
+            device = reading(PH, tick(h), 7.3, interval="hour", outlet=water)
+            data.append(device._replace(minimum=6.8, maximum=9.6))
+        else:
+            data += minutes(PH, tick(h), ph[h], outlet=water)
+        flow = 0.0 if h == 3 else 20.0
+        data += minutes(FLOW_WATER, tick(h), [flow] * 6, outlet=water)
+    data.sort(key=lambda r: r.data_time)
+    stream = StreamEngine(params, markings=MarkingBook(()), grace_s=600)
+    streamed = stream.process_measurements(data) + stream.flush()
+    batched = BatchEngine(params, grace_s=600).run(measurements_frame(data))
+    assert sorted(streamed, key=lambda f: f.id) == sorted(batched, key=lambda f: f.id)
+    found = [
+        (f.state, epoch_hour(f), f.tier, f.value, f.limit, f.evidence["source"])
+        for f in sorted(batched, key=lambda f: f.window_start)
+        if f.rule == "A4V"
+    ]
+    assert found == [
+        ("fire", 0, "alarm", 5.0, 6, "minutes"),
+        ("clear", 1, "alarm", 7.0, 6, "minutes"),
+        ("fire", 2, "alarm", 9.6, 9, "device"),
+        ("fire", 4, "alarm", 9.5, 9, "minutes"),
+        ("clear", 5, "alarm", 7.0, 9, "minutes"),
+    ]
