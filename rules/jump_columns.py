@@ -39,8 +39,7 @@ def jump_findings(
     """B6 over ``hours`` (``rules.judge_columns.closed_hours``: sorted by factor and hour)."""
     value = pl.col("value")
     valued = hours.filter(pl.col("valid") & value.is_not_null()).select(
-        "enterprise_id", "outlet_id", "factor", FACTOR, "hour", "value",
-        "jump_min_history", "jump_relative",
+        "okey", "factor", FACTOR, "hour", "value", "jump_min_history", "jump_relative",
     )  # fmt: skip
     row = pl.int_range(pl.len())
     begins = pl.col(FACTOR).ne_missing(pl.col(FACTOR).shift(1))
@@ -56,9 +55,8 @@ def jump_findings(
     sure_quiet = pl.col("step") < pl.col("jump_relative") * pl.col("mean").abs() - margin
     values = valued.get_column("value").to_list()
     rows, lengths = frame.get_column("row").to_list(), frame.get_column("n").to_list()
-    outlets = list(
-        zip(frame.get_column("enterprise_id"), frame.get_column("outlet_id"), strict=True)
-    )
+    keys = list(params)  # ``okey`` numbers the outlets in this order
+    outlets = [keys[okey] for okey in frame.get_column("okey").to_list()]
 
     def judged_at(i: int) -> Jump:
         """``rules.judge.jump`` on judged row ``i``: its history is the rows before it."""
