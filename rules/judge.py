@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from array import array
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -255,6 +255,18 @@ def stop_marked(book: MarkingBook, enterprise: str, outlet: str, code: str, hour
     outlet (``code``: of the factor, "" for the outlet's as a whole)."""
     m = book.marking_at(enterprise, outlet, code, hour, STOPPED_MARK)
     return m is not None and m.end >= hour + HOUR
+
+
+def pollutant_screening(
+    p: OutletParams, thresholds: Mapping[str, Thresholds], valid: Iterable[tuple[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """B8-1's evidence beside the O2: the hour's valid values of the outlet's factors judged
+    at a reference O2 (``valid``: code, value), each with its hourly limit, in code order."""
+    return {
+        code: {"measured": _round(value), "limit": thresholds[code].hour_alarm}
+        for code, value in sorted(valid)
+        if code in p.factors and p.factors[code].reference_o2 is not None and value is not None
+    }
 
 
 def _flows(flow: HourValue | None) -> bool:
@@ -511,10 +523,14 @@ class OutletJudge:
                 tally[1] += judged <= t.ultra_low
         if "B8-3" not in self.elsewhere:
             out += self._o2_high(start, o2, flow)
-        out += self._o2_band(start, o2, flow)
-        out += self._o2_reference(start, o2, flow, values)
-        out += self._wet_fgd(start, values.get(p.temperature_code), flow)
-        out += self._interval_check(start, aggs)
+        if "B8-2" not in self.elsewhere:
+            out += self._o2_band(start, o2, flow)
+        if "B8-1" not in self.elsewhere:
+            out += self._o2_reference(start, o2, flow, values)
+        if "B8-4" not in self.elsewhere:
+            out += self._wet_fgd(start, values.get(p.temperature_code), flow)
+        if "B11" not in self.elsewhere:
+            out += self._interval_check(start, aggs)
         out += self._copies(start, aggs)
         return out
 
@@ -899,14 +915,9 @@ class OutletJudge:
         reference = p.o2_reference
         if reference is None:
             return []
-        screening = {
-            code: {"measured": _round(hv.value), "limit": self.thresholds[code].hour_alarm}
-            for code, hv in sorted(values.items())
-            if code in p.factors
-            and p.factors[code].reference_o2 is not None
-            and hv.valid
-            and hv.value is not None
-        }
+        screening = pollutant_screening(
+            p, self.thresholds, ((code, hv.value) for code, hv in values.items() if hv.valid)
+        )
         return self._while_flowing(
             "B8-1",
             p.o2_code,

@@ -28,7 +28,8 @@ need more than a column:
   an enterprise's outlets it stays in ``rules.copies``, fed by the judge); B9 (fault-flagged
   hours in a row, restarted by a valid or a stopped hour, left by others); A1D (the device's
   hour value against the recomputed one); A4V (every value within the allowed range, on the
-  hour's extremes); B8-3 (O2 near ambient while flue gas flows);
+  hour's extremes); B8-1 to B8-4 (O2 above the fleet's reference, outside its band, near
+  ambient, and a wet scrubber's flue gas too hot, while flue gas flows);
 - ``rules.jump_columns``: B6; ``rules.exceedance_columns``: A2, A3, B8-5 (the value at the
   reference O2); ``rules.missing_columns``: B7 of loggers without hour packets.
 
@@ -41,6 +42,7 @@ every configured factor's hour, valid as A1 says (``OutletJudge.hour_value``).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from typing import Any, NamedTuple
 
 import polars as pl
@@ -58,6 +60,7 @@ from rules.judge import (
     outlet_finding,
     plateau_level,
     plausibility,
+    pollutant_screening,
     recompute_evidence,
     run_minutes,
     stop_marked,
@@ -71,9 +74,8 @@ from rules.timebase import HOUR
 from rules.windowing import closed
 
 COLUMN_RULES = (
-    frozenset(
-        {"A1D", "A4V", "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8-3", "B8-7", "B8-8", "B9"}
-    )
+    frozenset({"A1D", "A4V", "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8-1", "B8-2"})
+    | frozenset({"B8-3", "B8-4", "B8-7", "B8-8", "B9", "B11"})
     | EXCEEDANCE_COLUMN_RULES
 )
 
@@ -85,17 +87,12 @@ FACTOR = "fkey"  # an outlet's factor as one integer: windows over it cost far l
 def judged_in_columns(p: OutletParams) -> bool:
     """Whether every rule of the outlet's hours is judged in columns (its days are then
     summed in columns, ``rules.day_columns``); else the judge judges the rest hour by hour.
-    Not yet in columns: A7 (markings' lengths), A5-2 and A5-3 (the furnace and bands), B8-1,
-    B8-2 and B8-4 (O2 and temperature while flowing) and B11 (a configured interval); and,
-    by enterprise, copies across outlets (``rules.batch``). An outlet's production link is
-    handed its hours from the columns."""
+    Not yet in columns: A7 (markings' lengths), A5-2 and A5-3 (the furnace and bands); and,
+    by enterprise, copies across outlets (``rules.batch``).
+    An outlet's production link is handed its hours from the columns."""
     return not (
         p.marking_max_hours
         or p.furnace_bound is not None
-        or p.o2_band is not None
-        or p.o2_reference is not None
-        or p.wet_fgd_temp_max is not None
-        or p.interval_override_s is not None
         or any(
             t.band_low is not None or t.band_high is not None
             for t in (effective_thresholds(p, fp) for fp in p.factors.values())
@@ -112,6 +109,8 @@ def _outlet_table(params: Mapping[tuple[str, str], OutletParams]) -> pl.DataFram
             *(p.flag_hours_warning, p.flag_hours_alarm),
             *(p.zero_minutes, p.const_minutes, p.copy_min_records),
             *(p.jump_min_history, p.jump_relative, p.zs_tolerance, p.o2_high),
+            *(p.o2_band or (None, None)),
+            *(p.o2_reference, p.wet_fgd_temp_max, p.temperature_code),
         )
         for okey, ((enterprise, outlet), p) in enumerate(params.items())
     ]
@@ -135,6 +134,11 @@ def _outlet_table(params: Mapping[tuple[str, str], OutletParams]) -> pl.DataFram
             "jump_relative": pl.Float64,
             "zs_tolerance": pl.Float64,
             "o2_high": pl.Float64,
+            "o2_band_low": pl.Float64,
+            "o2_band_high": pl.Float64,
+            "o2_reference": pl.Float64,
+            "wet_fgd_temp_max": pl.Float64,
+            "temperature_code": pl.String,
         },
         orient="row",
     )
@@ -311,11 +315,58 @@ def closed_hours(
             .alias("device_sent"),
             pl.col("factor").filter(records).alias("present"),
             pl.col("realtime").filter(records).any().alias("realtime_present"),
+            # B11: the intervals the minute data show (0: not shown yet)
+            pl.col("seen_interval_s")
+            .filter(records & ~pl.col("realtime") & (pl.col("seen_interval_s") != 0))
+            .unique()
+            .sort()
+            .alias("seen_s"),
         )
         .join(flow, on=["okey", "hour"], how="left")
         .sort("okey", "hour")
     )
     return ClosedHours(*pl.collect_all([hours, outlets]))
+
+
+def _interval_findings(
+    outlets: pl.DataFrame, params: Mapping[tuple[str, str], OutletParams]
+) -> list[Finding]:
+    """B11 (``OutletJudge._interval_check``): an outlet's configured minute-data interval
+    against the smallest its minute data show in the hour, judged where they show one."""
+    overrides = pl.DataFrame(
+        [(k, p.interval_override_s) for k, p in enumerate(params.values())],
+        schema={"okey": pl.Int64, "override_s": pl.Int64},
+        orient="row",
+    ).filter(pl.col("override_s").is_not_null())
+    if overrides.is_empty():
+        return []
+    seen = pl.col("seen_s").list.first()
+    windows = (
+        outlets.join(overrides, on="okey")
+        .filter(pl.col("seen_s").list.len() > 0)
+        .sort("okey", "hour")
+        .with_columns(
+            pl.when(seen != pl.col("override_s")).then(pl.lit("warning")).alias("tier"),
+            pl.col("override_s").cast(pl.Float64).alias("limit"),
+        )
+    )
+    keys, versions = list(params), Versions(params)
+    out = []
+    for okey, hour, state, tier, limit, override, shown in (
+        level_changes(windows, "okey")
+        .select("okey", "hour", "state", "tier", "limit", "override_s", "seen_s")
+        .iter_rows()
+    ):
+        p = params[keys[okey]]
+        evidence = {"configured_s": override, "seen_s": shown}
+        window = (hour, hour + HOUR)
+        out.append(
+            outlet_finding(
+                p, versions[keys[okey]], "B11", state, None, window, tier,
+                float(shown[0]), limit, evidence, unit="s",
+            )
+        )  # fmt: skip
+    return out
 
 
 def _linked_hours(
@@ -477,6 +528,32 @@ def column_findings(
         pl.when(flows & (pl.col("value") >= pl.col("o2_high"))).then(warning).alias("tier"),
         pl.col("o2_high").alias("limit"),
     )  # fmt: skip
+    # B8-1, B8-2, B8-4: a valid hour of O2 (or of the flue gas's temperature) past a bound
+    # while flue gas flows (``OutletJudge._while_flowing``), where the outlet sets the bound.
+    v = pl.col("value")
+
+    def while_flowing(code: str, setting: str, passed: pl.Expr) -> pl.LazyFrame:
+        return hours.filter(
+            (pl.col("factor") == pl.col(code))
+            & pl.col(setting).is_not_null()
+            & pl.col("valid")
+            & v.is_not_null()
+        ).with_columns(
+            pl.when(flows & passed.is_not_null()).then(warning).alias("tier"),
+            passed.alias("limit"),
+        )
+
+    band_low, band_high, reference = (
+        pl.col("o2_band_low"), pl.col("o2_band_high"), pl.col("o2_reference")
+    )  # fmt: skip
+    b8_2 = while_flowing(
+        "o2_code",
+        "o2_band_high",
+        pl.when(v > band_high).then(band_high).when(v < band_low).then(band_low),
+    )
+    b8_1 = while_flowing("o2_code", "o2_reference", pl.when(v > reference).then(reference))
+    fgd = pl.col("wet_fgd_temp_max")
+    b8_4 = while_flowing("temperature_code", "wet_fgd_temp_max", pl.when(v > fgd).then(fgd))
     # A4V: every valid value within the allowed range (pH 6-9), judged on the hour's extremes
     # (the valid records' and their Min/Max fields, or the device hour's), valid hour or not;
     # not the furnace temperature's (A5-2's), nor a still water outlet's (nothing discharged).
@@ -512,10 +589,13 @@ def column_findings(
             pl.when(pl.col("is_low")).then(value_low).otherwise(value_high).alias("limit"),
         )
     )
-    rules = (
+    rules: tuple[tuple[str, pl.LazyFrame, Builder], ...] = (
         ("A1D", a1d, _a1d),
         ("A4V", a4v, _a4v),
         ("B8-3", b8_3, _b8_3),
+        ("B8-2", b8_2, _b8_2),
+        ("B8-1", b8_1, partial(_b8_1, {})),  # its screening: once its rows are known
+        ("B8-4", b8_4, _b8_4),
         ("B1", b1, _b1),
         ("B2", b2, _b2),
         ("B3", b3, _b3),
@@ -530,9 +610,12 @@ def column_findings(
     out += missing_findings(both.outlets, params, book)
     if whole:
         out += day_findings(closed, both.outlets, params, book, whole, grace_s)
+    out += _interval_findings(both.outlets, params)
     for okey, link in sorted((links or {}).items()):
         out += _linked_hours(both.outlets, okey, link, book)
     for (rule, _, builder), changed in zip(rules, changes, strict=True):
+        if rule == "B8-1":  # its evidence: the hour's pollutants beside their limits
+            builder = partial(_b8_1, _screened(closed, changed))  # noqa: PLW2901
         out += _findings(rule, params, changed.iter_rows(named=True), builder)
     return out
 
@@ -568,6 +651,47 @@ def _a1d(p: OutletParams, code: str, row: dict[str, Any]) -> Stated:
 
 def _b8_3(p: OutletParams, code: str, row: dict[str, Any]) -> Stated:
     return round(row["value"], 6), row["limit"], {"flow": _rounded(row["flow_value"])}, None
+
+
+def _b8_2(p: OutletParams, code: str, row: dict[str, Any]) -> Stated:
+    band = [row["o2_band_low"], row["o2_band_high"]]
+    return _rounded(row["value"]), row["limit"], _flowing({"band": band}, row), None
+
+
+def _b8_4(p: OutletParams, code: str, row: dict[str, Any]) -> Stated:
+    return _rounded(row["value"]), row["limit"], _flowing({}, row), None
+
+
+Screened = dict[tuple[int, int], list[tuple[str, float]]]
+
+
+def _screened(hours: pl.DataFrame, changed: pl.DataFrame) -> Screened:
+    """For B8-1's rows that fire or clear: the valid values, in their outlet-hour, of the
+    factors judged at a reference O2."""
+    if changed.is_empty():
+        return {}
+    converted = hours.filter(
+        pl.col("valid") & pl.col("value").is_not_null() & pl.col("reference_o2").is_not_null()
+    ).join(changed.select("okey", "hour").unique(), on=["okey", "hour"], how="semi")
+    out: Screened = {}
+    for okey, hour, code, value in converted.select("okey", "hour", "factor", "value").iter_rows():
+        out.setdefault((okey, hour), []).append((code, value))
+    return out
+
+
+def _b8_1(screened: Screened, p: OutletParams, code: str, row: dict[str, Any]) -> Stated:
+    thresholds = {c: effective_thresholds(p, fp) for c, fp in p.factors.items()}
+    values = screened.get((row["okey"], row["hour"]), [])
+    evidence = {
+        "reference": row["o2_reference"],
+        "pollutants": pollutant_screening(p, thresholds, values),
+    }
+    return _rounded(row["value"]), row["limit"], _flowing(evidence, row), None
+
+
+def _flowing(evidence: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
+    """A B8 while-flowing rule's evidence, with the hour's flow (valid or not)."""
+    return {**evidence, "flow": _rounded(row["flow_value"])}
 
 
 def _rounded(value: float | None) -> float | None:

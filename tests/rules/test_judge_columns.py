@@ -442,3 +442,46 @@ def test_allowed_ranges_in_columns_equal_the_stream():
         ("fire", 4, "alarm", 9.5, 9, "minutes"),
         ("clear", 5, "alarm", 7.0, 9, "minutes"),
     ]
+
+
+def test_bounds_while_flowing_in_columns_equal_the_stream():
+    """B8-1 (O2 above the fleet reference, its evidence the hour's pollutants beside their
+    limits), B8-2 (O2 outside its band, on either side) and B8-4 (a wet scrubber's flue gas
+    too hot), each cleared by an hour within bounds or without flow."""
+    temperature = "a01012"
+    p = gas_outlet(o2_reference=9.0, o2_band=(6.0, 10.0), wet_fgd_temp_max=55.0)
+    added = {temperature: FactorParams(temperature, "℃")}
+    params = {(p.enterprise_id, p.outlet_id): replace(p, factors={**p.factors, **added})}
+    hours = {0: (9.5, 50.0, 120.0), 1: (11.0, 60.0, 120.0), 2: (5.0, 50.0, 120.0)}
+    hours[3] = (11.0, 60.0, 0.0)  # no flow: nothing is judged to hold
+    data = []
+    for h, (o2, temp, flow) in hours.items():
+        data += hour_of(SO2, tick(h), 40.0) + hour_of(O2, tick(h), o2)
+        data += hour_of(temperature, tick(h), temp) + minutes(FLOW_GAS, tick(h), [flow] * 6)
+    data.sort(key=lambda r: r.data_time)
+    stream = StreamEngine(params, markings=MarkingBook(()), grace_s=600)
+    streamed = stream.process_measurements(data) + stream.flush()
+    batched = BatchEngine(params, grace_s=600).run(measurements_frame(data))
+    assert sorted(streamed, key=lambda f: f.id) == sorted(batched, key=lambda f: f.id)
+    found = [
+        (f.rule, f.state, epoch_hour(f), f.value, f.limit)
+        for f in sorted(batched, key=lambda f: (f.rule, f.window_start))
+        if f.rule in ("B8-1", "B8-2", "B8-4")
+    ]
+    assert found == [
+        ("B8-1", "fire", 0, 9.5, 9.0),
+        ("B8-1", "fire", 1, 11.0, 9.0),
+        ("B8-1", "clear", 2, 5.0, 9.0),
+        ("B8-2", "fire", 1, 11.0, 10.0),
+        ("B8-2", "fire", 2, 5.0, 6.0),
+        ("B8-2", "clear", 3, 11.0, 6.0),
+        ("B8-4", "fire", 1, 60.0, 55.0),
+        ("B8-4", "clear", 2, 50.0, 55.0),
+    ]
+    b8_1 = next(f for f in batched if f.rule == "B8-1")
+    # SO2 at 40 measured, its hourly limit 100
+    assert b8_1.evidence == {
+        "reference": 9.0,
+        "pollutants": {SO2: {"measured": 40.0, "limit": 100}},
+        "flow": 120.0,
+    }
