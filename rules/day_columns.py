@@ -1,7 +1,7 @@
 """The days of outlets whose hours are all judged in columns, for the batch engine: what
 ``OutletJudge.hour`` adds to each natural day as it judges the day's hours, summed in
 columns (``DayTaken``), and the day then judged by ``OutletJudge.day`` itself (B10, A4 or
-A5-1, B-sub's amounts, A8's months: their formulas keep one home).
+A5-1, A5-2, B-sub's amounts, A8's months: their formulas keep one home).
 
 The sums are those ``rules.emission.add_to_day`` and the judge's amounts make, hour by hour
 in hour order: a running sum's last value (``cum_sum``), which adds in order as the judge
@@ -97,9 +97,17 @@ def day_findings(
         .group_by("okey", "factor", "day")
         .agg(pl.len().alias("stopped"))
     )
+    low = (  # A5-2's, as ``OutletJudge._furnace_hour``: hour by hour, in order
+        hours.lazy()
+        .filter(
+            pl.col("furnace") & pl.col("furnace_bound").is_not_null() & (pl.col("low_periods") > 0)
+        )
+        .with_columns(_DAY)
+        .select("okey", "factor", "day", "hour", "low_periods")
+    )
     days = outlets.lazy().with_columns(_DAY).group_by("okey", "day").agg()
-    sums_f, counts_f, stopped_f, days_f = pl.collect_all([sums, counts, stopped, days])
-    taken: dict[tuple[int, int], DayTaken] = defaultdict(lambda: DayTaken({}, {}, {}, {}, {}))
+    sums_f, counts_f, stopped_f, low_f, days_f = pl.collect_all([sums, counts, stopped, low, days])
+    taken: dict[tuple[int, int], DayTaken] = defaultdict(lambda: DayTaken({}, {}, {}, {}, {}, {}))
     for row in sums_f.iter_rows():
         okey, code, day, *acc = row[:12]
         t = taken[(okey, day)]
@@ -113,6 +121,8 @@ def day_findings(
         taken[(okey, day)].counts[code] = record_counts
     for okey, code, day, n in stopped_f.iter_rows():
         taken[(okey, day)].stopped[code] = n
+    for okey, code, day, hour, k in low_f.iter_rows():
+        taken[(okey, day)].low.setdefault(code, []).append((hour, k))
     last_hour = dict(outlets.group_by("okey").agg(pl.col("hour").max()).iter_rows())
     by_outlet: dict[int, list[int]] = defaultdict(list)
     for okey, day in days_f.sort("okey", "day").iter_rows():

@@ -94,13 +94,15 @@ class DayTaken(NamedTuple):
     """A factor-by-factor summary of a day's judged hours (:meth:`OutletJudge.take_day`):
     ``sums`` as ``_DayHours.values`` holds them (the day's sums, then its amounts),
     ``counts`` as ``_DayHours.counts`` (B10), ``stopped`` hours (F), ``ultra_low`` (valid
-    hours, within the target) for A8, and the last hour with an amount (B-sub)."""
+    hours, within the target) for A8, the last hour with an amount (B-sub), and the furnace's
+    hours with low five-minute means (A5-2: hour, how many)."""
 
     sums: dict[str, Sequence[float]]
     counts: dict[str, Sequence[int]]
     stopped: dict[str, int]
     ultra_low: dict[str, tuple[int, int]]
     last_amount: dict[str, int]
+    low: dict[str, list[tuple[int, int]]]
 
 
 # Physical bounds used when the configuration sets none (B5).
@@ -266,6 +268,17 @@ def pollutant_screening(
         code: {"measured": _round(value), "limit": thresholds[code].hour_alarm}
         for code, value in sorted(valid)
         if code in p.factors and p.factors[code].reference_o2 is not None and value is not None
+    }
+
+
+def band_evidence(t: Thresholds, level: str, evidence: dict[str, Any]) -> dict[str, Any]:
+    """A5-3's evidence of an hourly mean outside its band (``level``: 偏高, 过高, 偏低), after
+    ``evidence`` (the furnace's low periods)."""
+    return {
+        **evidence,
+        "band": [t.band_low, t.band_high],
+        "band_high_2": t.band_high_2,
+        "level": level,
     }
 
 
@@ -464,7 +477,7 @@ class OutletJudge:
                 out += self._range("A4V", code, start, HOUR, agg, hv)
             if code == p.furnace_code and p.furnace_bound is not None:
                 out += self._furnace_hour(code, start, agg, day, hv)
-            else:
+            elif "A5-3" not in self.elsewhere:
                 out += self._band(code, start, hv)
             if not hv.valid or hv.value is None:
                 continue
@@ -955,7 +968,7 @@ class OutletJudge:
         p = self.params
         if agg.low_periods:
             day.low.setdefault(code, []).append((start, agg.low_periods))
-        if agg.lowest_period is None:
+        if agg.lowest_period is None or "A5-3" in self.elsewhere:
             return []  # no valid period this hour: nothing to judge
         evidence: dict[str, Any] = {"low_periods": agg.low_periods, "period_s": p.furnace_period_s}
         if agg.low_periods:
@@ -1001,14 +1014,8 @@ class OutletJudge:
         outside: tuple[str, float],
         evidence: dict[str, Any],
     ) -> list[Finding]:
-        t = self.thresholds[code]
         level, bound = outside
-        evidence = {
-            **evidence,
-            "band": [t.band_low, t.band_high],
-            "band_high_2": t.band_high_2,
-            "level": level,
-        }
+        evidence = band_evidence(self.thresholds[code], level, evidence)
         return self._transition(
             "A5-3", code, start, HOUR, "warning", _round(hv.value), bound, evidence
         )
@@ -1345,6 +1352,7 @@ class OutletJudge:
             values={code: array("d", sums) for code, sums in taken.sums.items()},
             counts={code: array("q", counts) for code, counts in taken.counts.items()},
             stopped=dict(taken.stopped),
+            low={code: list(hours) for code, hours in taken.low.items()},
         )
         for code, (n, within) in taken.ultra_low.items():
             if self._months is None:

@@ -57,6 +57,7 @@ from rules.hours import FIXED, INVALID_FLAG_ORDER
 from rules.judge import (
     FAULT_FLAGS,
     RECOMPUTE_TOLERANCE,
+    band_evidence,
     outlet_finding,
     plateau_level,
     plausibility,
@@ -74,7 +75,7 @@ from rules.timebase import HOUR
 from rules.windowing import closed
 
 COLUMN_RULES = (
-    frozenset({"A1D", "A4V", "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8-1", "B8-2"})
+    frozenset({"A1D", "A4V", "A5-3", "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8-1", "B8-2"})
     | frozenset({"B8-3", "B8-4", "B8-7", "B8-8", "B9", "B11"})
     | EXCEEDANCE_COLUMN_RULES
 )
@@ -87,17 +88,10 @@ FACTOR = "fkey"  # an outlet's factor as one integer: windows over it cost far l
 def judged_in_columns(p: OutletParams) -> bool:
     """Whether every rule of the outlet's hours is judged in columns (its days are then
     summed in columns, ``rules.day_columns``); else the judge judges the rest hour by hour.
-    Not yet in columns: A7 (markings' lengths), A5-2 and A5-3 (the furnace and bands); and,
-    by enterprise, copies across outlets (``rules.batch``).
+    Not yet in columns: A7 (markings' lengths); and, by enterprise, copies across outlets
+    (``rules.batch``).
     An outlet's production link is handed its hours from the columns."""
-    return not (
-        p.marking_max_hours
-        or p.furnace_bound is not None
-        or any(
-            t.band_low is not None or t.band_high is not None
-            for t in (effective_thresholds(p, fp) for fp in p.factors.values())
-        )
-    )
+    return not p.marking_max_hours
 
 
 def _outlet_table(params: Mapping[tuple[str, str], OutletParams]) -> pl.DataFrame:
@@ -110,7 +104,7 @@ def _outlet_table(params: Mapping[tuple[str, str], OutletParams]) -> pl.DataFram
             *(p.zero_minutes, p.const_minutes, p.copy_min_records),
             *(p.jump_min_history, p.jump_relative, p.zs_tolerance, p.o2_high),
             *(p.o2_band or (None, None)),
-            *(p.o2_reference, p.wet_fgd_temp_max, p.temperature_code),
+            *(p.o2_reference, p.wet_fgd_temp_max, p.temperature_code, p.furnace_bound),
         )
         for okey, ((enterprise, outlet), p) in enumerate(params.items())
     ]
@@ -139,6 +133,7 @@ def _outlet_table(params: Mapping[tuple[str, str], OutletParams]) -> pl.DataFram
             "o2_reference": pl.Float64,
             "wet_fgd_temp_max": pl.Float64,
             "temperature_code": pl.String,
+            "furnace_bound": pl.Float64,
         },
         orient="row",
     )
@@ -160,6 +155,7 @@ def _factor_table(params: Mapping[tuple[str, str], OutletParams]) -> pl.DataFram
                     *(plateau_level(p, fp), fp.reference_o2, t.hour_alarm, t.hour_warning),
                     *(per_hour, t.ultra_low, t.value_low, t.value_high),
                     code == p.furnace_code,
+                    *(t.band_low, t.band_high, t.band_high_2),
                 )
             )
     return pl.DataFrame(
@@ -180,6 +176,9 @@ def _factor_table(params: Mapping[tuple[str, str], OutletParams]) -> pl.DataFram
             "value_low": pl.Float64,
             "value_high": pl.Float64,
             "furnace": pl.Boolean,
+            "band_low": pl.Float64,
+            "band_high": pl.Float64,
+            "band_high_2": pl.Float64,
         },
         orient="row",
     ).with_row_index("fkey")
@@ -554,6 +553,37 @@ def column_findings(
     b8_1 = while_flowing("o2_code", "o2_reference", pl.when(v > reference).then(reference))
     fgd = pl.col("wet_fgd_temp_max")
     b8_4 = while_flowing("temperature_code", "wet_fgd_temp_max", pl.when(v > fgd).then(fgd))
+    # A5-3: the furnace's hour with a five-minute mean below its bound, else its valid mean
+    # outside its band (judged where it has a valid period); a process factor's valid mean
+    # outside its band (``OutletJudge._furnace_hour``, ``_band``).
+    band_lo, band_hi, band_hi_2 = pl.col("band_low"), pl.col("band_high"), pl.col("band_high_2")
+    above = band_hi.is_not_null() & (v > band_hi)
+    below = band_lo.is_not_null() & (v < band_lo)
+    outside = pl.col("valid") & v.is_not_null() & (above | below)
+    furnace = pl.col("furnace") & pl.col("furnace_bound").is_not_null()
+    low_now = furnace & (pl.col("low_periods") > 0)
+    a5_3 = hours.filter(
+        (furnace & pl.col("lowest_period").is_not_null())
+        | (~furnace & (band_lo.is_not_null() | band_hi.is_not_null()) & pl.col("valid"))
+        & v.is_not_null()
+    ).with_columns(
+        pl.when(low_now | outside).then(warning).alias("tier"),
+        pl.when(low_now)
+        .then(pl.col("furnace_bound"))
+        .when(outside & above)
+        .then(band_hi)
+        .when(outside)
+        .then(band_lo)
+        .alias("limit"),
+        pl.when(~outside)
+        .then(None)
+        .when(above & band_hi_2.is_not_null() & (v > band_hi_2))
+        .then(pl.lit("过高"))
+        .when(above)
+        .then(pl.lit("偏高"))
+        .otherwise(pl.lit("偏低"))
+        .alias("level"),
+    )
     # A4V: every valid value within the allowed range (pH 6-9), judged on the hour's extremes
     # (the valid records' and their Min/Max fields, or the device hour's), valid hour or not;
     # not the furnace temperature's (A5-2's), nor a still water outlet's (nothing discharged).
@@ -592,6 +622,7 @@ def column_findings(
     rules: tuple[tuple[str, pl.LazyFrame, Builder], ...] = (
         ("A1D", a1d, _a1d),
         ("A4V", a4v, _a4v),
+        ("A5-3", a5_3, _a5_3),
         ("B8-3", b8_3, _b8_3),
         ("B8-2", b8_2, _b8_2),
         ("B8-1", b8_1, partial(_b8_1, {})),  # its screening: once its rows are known
@@ -627,6 +658,19 @@ def _run_minutes(records: str) -> pl.Expr:
 
 # What each rule states on a row that fires or clears: the value, the limit (a clear's: what
 # held), the evidence, and the unit when it is not the factor's; as OutletJudge states them.
+
+
+def _a5_3(p: OutletParams, code: str, row: dict[str, Any]) -> Stated:
+    level = row["level"]
+    evidence: dict[str, Any] = {}
+    if row["furnace"] and row["furnace_bound"] is not None:
+        evidence = {"low_periods": row["low_periods"], "period_s": p.furnace_period_s}
+        if row["low_periods"]:  # below the bound: the lowest five-minute mean
+            return _rounded(row["lowest_period"] / FIXED), row["limit"], evidence, None
+    if level is None:  # within: a clear
+        return None, row["limit"], evidence, None
+    t = effective_thresholds(p, p.factors[code])
+    return _rounded(row["value"]), row["limit"], band_evidence(t, level, evidence), None
 
 
 def _a4v(p: OutletParams, code: str, row: dict[str, Any]) -> Stated:

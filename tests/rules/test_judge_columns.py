@@ -19,6 +19,7 @@ from rules.stream import StreamEngine
 from rules.timebase import DAY, epoch
 from tests.rules.factors import FLOW_GAS, FLOW_WATER, O2, SO2
 from tests.rules.scenario import gas_outlet, hour_of, minutes, reading, tick, water_outlet
+from tests.rules.test_catalogue import FURNACE, incinerator
 
 PH = "w01001"
 
@@ -485,3 +486,35 @@ def test_bounds_while_flowing_in_columns_equal_the_stream():
         "pollutants": {SO2: {"measured": 40.0, "limit": 100}},
         "flow": 120.0,
     }
+
+
+def test_the_furnace_and_bands_in_columns_equal_the_stream():
+    """A5-3 of an incinerator's furnace: a cold five minutes (the lowest mean stated against
+    the 850 ℃ bound), then a hot hour (偏高 against 1200), then a clear naming it; an hour
+    without a valid period changes nothing; A5-2 counts the day's cold means."""
+    params = {("E9", "DA001"): incinerator()}
+    furnace = ("E9", "DA001")
+    hours = {0: [840.0] + [1000.0] * 11, 1: [1250.0] * 12, 2: [1000.0, 1001.0] * 6}
+    data = [
+        r
+        for h, values in hours.items()
+        for r in minutes(FURNACE, tick(h), values, every=5, outlet=furnace)
+    ]
+    data += minutes(FURNACE, tick(3), [1000.0] * 12, every=5, outlet=furnace, flag="D")
+    data += minutes(FURNACE, tick(4), [830.0] * 12, every=5, outlet=furnace)
+    stream = StreamEngine(params, markings=MarkingBook(()), grace_s=600)
+    streamed = stream.process_measurements(data) + stream.flush()
+    batched = BatchEngine(params, grace_s=600).run(measurements_frame(data))
+    assert sorted(streamed, key=lambda f: f.id) == sorted(batched, key=lambda f: f.id)
+    found = [
+        (f.rule, f.state, epoch_hour(f), f.value, f.limit, f.evidence.get("level"))
+        for f in sorted(batched, key=lambda f: (f.rule, f.window_start))
+        if f.rule in ("A5-2", "A5-3")
+    ]
+    assert found == [
+        ("A5-2", "fire", 0, 13.0, 5.0, None),  # 1 + 12 cold five-minute means in the day
+        ("A5-3", "fire", 0, 840.0, 850.0, None),
+        ("A5-3", "fire", 1, 1250.0, 1200, "偏高"),
+        ("A5-3", "clear", 2, None, 1200, None),
+        ("A5-3", "fire", 4, 830.0, 850.0, None),  # the D hour between changed nothing
+    ]
