@@ -1,19 +1,20 @@
 """The batch engine: the same rules over a polars frame of readings (replay, backtest, oracle).
 
 Layer 1 (which readings count, and the hour aggregates) is computed here with polars,
-independently of the streaming code; layer 2 (the judgement of closed windows) is the shared
-``OutletJudge``. The acceptance rules are the streaming engine's, from the arrival order
-(``seq``): future-stamped and late readings as ``rules.windowing`` defines them, evaluated on
-columns (the watermark before a reading: the running maximum of its outlet's earlier ones);
-among the rest the first arrival of (factor, time) wins. ``include_late`` judges late
-readings too (a re-evaluation with all the data, unlike what the stream saw).
+independently of the streaming code; layer 2 (the judgement of closed windows) over all
+closed hours at once, in columns (``rules.judge_columns``), and the days by the shared
+``OutletJudge`` from sums made in columns (``rules.day_columns``). The acceptance rules are
+the streaming engine's, from the arrival order (``seq``): future-stamped and late readings
+as ``rules.windowing`` defines them, evaluated on columns (the watermark before a reading:
+the running maximum of its outlet's earlier ones); among the rest the first arrival of
+(factor, time) wins. ``include_late`` judges late readings too (a re-evaluation with all the
+data, unlike what the stream saw).
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Sequence
-from functools import partial
+from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 import polars as pl
@@ -21,7 +22,7 @@ import polars as pl
 from ingest.readings import Measurement, PowerSample
 from rules import power_batch
 from rules.absence import AbsenceWatch
-from rules.copies import CopyWatch, copy_watches
+from rules.copies import copy_watches
 from rules.findings import Finding
 from rules.hours import (
     ASSUMED_MINUTE_INTERVAL_S,
@@ -32,15 +33,15 @@ from rules.hours import (
     REALTIME_QUIET_S,
     HourAgg,
 )
-from rules.judge import OutletJudge, sub_hour_periods
-from rules.judge_columns import COLUMN_RULES, column_findings, judged_in_columns
+from rules.judge import sub_hour_periods
+from rules.judge_columns import column_findings
 from rules.linkage import ProductionLink, production_links
 from rules.markings import STOPPED_MARK, Marking, MarkingBook
 from rules.params import OutletParams, marking_book
 from rules.power_judge import PowerJudge
 from rules.power_params import EnterprisePowerParams, sample_kw
 from rules.timebase import HOUR
-from rules.windowing import END_OF_DATA, NO_WATERMARK, close, closed, closed_until, future
+from rules.windowing import END_OF_DATA, NO_WATERMARK, closed, closed_until, future
 
 MEASUREMENT_SCHEMA: dict[str, Any] = {
     "seq": pl.Int64,
@@ -688,26 +689,19 @@ class BatchEngine:
         final = {(r[0], r[1]): r[2] for r in watermarks.iter_rows()}
         if flush:
             watermarks = watermarks.with_columns(pl.lit(END_OF_DATA).alias("watermark"))
-        # Some rules are judged over all the hours at once (rules.judge_columns), the rest
-        # outlet-hour by outlet-hour; an outlet with none of the rest is judged wholly in
-        # columns, its days too.
+        # The rules are judged over all the hours at once, in columns (rules.judge_columns),
+        # the days by the judge from the columns' sums (rules.day_columns).
         copies = copy_watches(self.params)
-        whole = {
-            okey: END_OF_DATA if flush else final.get(key, NO_WATERMARK)
-            for okey, (key, p) in enumerate(self.params.items())
-            if judged_in_columns(p) and key[0] not in copies
-        }
         keys = list(self.params)
-        links = {k: self._links[keys[k][0]] for k in whole if keys[k][0] in self._links}
-        out = column_findings(aggs, self.params, watermarks, self.grace, self.book, whole, links)
-        hour_by_hour = {keys[okey] for okey in range(len(keys)) if okey not in whole}
-        for (enterprise, outlet), hours in _by_outlet(aggs, hour_by_hour):
-            judge = OutletJudge(self.params[(enterprise, outlet)], self.book)
-            judge.elsewhere = COLUMN_RULES
-            judge.share_signatures = enterprise in copies
-            limit = END_OF_DATA if flush else final.get((enterprise, outlet), NO_WATERMARK)
-            link, watch = self._links.get(enterprise), copies.get(enterprise)
-            out += close(hours, judge, limit, self.grace, partial(_hour, judge, link, watch))
+        limits = {
+            okey: END_OF_DATA if flush else final.get(key, NO_WATERMARK)
+            for okey, key in enumerate(keys)
+        }
+        links = {k: self._links[e] for k, (e, _) in enumerate(keys) if e in self._links}
+        watches = {k: copies[e] for k, (e, _) in enumerate(keys) if e in copies}
+        out = column_findings(
+            aggs, self.params, watermarks, self.grace, self.book, limits, links, watches
+        )
         for watch in copies.values():
             out += watch.compare(final=flush)
         return out
@@ -754,23 +748,6 @@ def _run_start(start: str) -> pl.Expr:
     """The row that began each record's run: the latest row at or before it where ``start``
     holds (a key's first row always does)."""
     return pl.when(pl.col(start)).then(pl.col("row")).forward_fill()
-
-
-def _hour(
-    judge: OutletJudge,
-    link: ProductionLink | None,
-    watch: CopyWatch | None,
-    hour: int,
-    factors: dict[str, HourAgg],
-) -> list[Finding]:
-    """Judge a closed hour, and hand it to the enterprise's production link and copies (these
-    compared once all outlets are in: ``_windows``)."""
-    out = judge.hour(hour, factors)
-    if link is not None:
-        out += link.outlet_hour(judge.params.outlet_id, hour, judge.hour_flow, judge.hour_stopped)
-    if watch is not None:
-        watch.outlet_hour(judge.params.outlet_id, hour, judge.hour_signatures, wait=False)
-    return out
 
 
 def _judge_events(judge: PowerJudge, samples: power_batch.EnterpriseSamples) -> list[Finding]:
@@ -824,40 +801,6 @@ def hour_agg(row: dict[str, Any]) -> HourAgg:
         else row.get(f)
         for f in HourAgg._fields
     )
-
-
-def _by_outlet(
-    aggs: pl.DataFrame, outlets: Iterable[tuple[str, str]]
-) -> Iterator[tuple[tuple[str, str], list[tuple[int, dict[str, HourAgg]]]]]:
-    """Aggregate rows of ``outlets`` grouped by outlet, then by hour (rows are sorted)."""
-    wanted = pl.DataFrame(
-        list(outlets), schema={"enterprise_id": pl.String, "outlet_id": pl.String}, orient="row"
-    )
-    aggs = aggs.join(wanted, on=["enterprise_id", "outlet_id"], how="semi", maintain_order="left")
-    fields = HourAgg._fields
-    columns = [
-        pl.col(f).fill_null(0)
-        if f in _INT_FIELDS
-        else pl.col(f).fill_null(value=False)
-        if f in _BOOL_FIELDS
-        else pl.col(f)
-        for f in fields
-    ]
-    current: tuple[str, str] | None = None
-    hours: list[tuple[int, dict[str, HourAgg]]] = []
-    rows = aggs.select("enterprise_id", "outlet_id", "hour", "factor", *columns).iter_rows()
-    for row in rows:
-        key = (row[0], row[1])
-        if key != current:
-            if current is not None:
-                yield current, hours
-            current, hours = key, []
-        hour = row[2]
-        if not hours or hours[-1][0] != hour:
-            hours.append((hour, {}))
-        hours[-1][1][row[3]] = HourAgg._make(row[4:])
-    if current is not None:
-        yield current, hours
 
 
 def _receipts(df: pl.DataFrame, key: list[str]) -> pl.DataFrame:

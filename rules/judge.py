@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from array import array
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -40,7 +40,7 @@ from rules.emission import (
 from rules.findings import Finding, State, Tier
 from rules.firing import Level
 from rules.hours import FIXED, HourAgg, to_fixed
-from rules.markings import STOPPED_MARK, MarkingBook
+from rules.markings import STOPPED_MARK, Marking, MarkingBook
 from rules.params import FactorParams, OutletParams, Thresholds, effective_thresholds
 from rules.timebase import DAY, HOUR, day_start, month_start, next_month_start, quarter_start
 
@@ -282,6 +282,43 @@ def band_evidence(t: Thresholds, level: str, evidence: dict[str, Any]) -> dict[s
     }
 
 
+def markings_too_long(
+    book: MarkingBook, p: OutletParams, end: int
+) -> Iterator[tuple[Marking, float]]:
+    """A7: the outlet's declared markings longer than their type allows (with what it
+    allows, hours) whose allowed length the data have passed by ``end`` (a judged hour's)."""
+    limits = dict(p.marking_max_hours)
+    for m in book.declared_for(p.enterprise_id, p.outlet_id):
+        if m.start >= end:
+            break
+        allowed = limits.get(m.type)
+        if allowed is None:
+            continue
+        allowed_s = int(allowed * HOUR)
+        if m.end - m.start > allowed_s and m.start + allowed_s < end:
+            yield m, allowed
+
+
+def marking_too_long(p: OutletParams, version: str, m: Marking, allowed: float) -> Finding:
+    """A7's finding: an event (it fires once) over the marking's declared span."""
+    return Finding(
+        rule="A7",
+        state="fire",
+        enterprise_id=p.enterprise_id,
+        source_id=p.outlet_id,
+        factor=m.factor,
+        window_start=m.start,
+        window_end=m.end,
+        tier="warning",
+        value=round((m.end - m.start) / HOUR, 2),
+        limit=allowed,
+        unit="h",
+        params_id=p.params_id,
+        params_version=version,
+        evidence={"type": m.type, "factor": m.factor, "allowed_hours": allowed},
+    )
+
+
 def _flows(flow: HourValue | None) -> bool:
     """Whether the hour's flow is valid and above zero: flue gas leaves the stack."""
     return flow is not None and flow.valid and flow.value is not None and flow.value > 0
@@ -373,8 +410,6 @@ class OutletJudge:
     def __init__(self, params: OutletParams, markings: MarkingBook | None = None) -> None:
         self.params = params
         self.markings = markings
-        # Rules the batch engine judges in columns (``rules.judge_columns``): skipped here.
-        self.elsewhere: frozenset[str] = frozenset()
         self.thresholds: dict[str, Thresholds] = {
             code: effective_thresholds(params, fp) for code, fp in params.factors.items()
         }
@@ -464,8 +499,7 @@ class OutletJudge:
             if fp is None:
                 continue  # a factor the outlet reports but the configuration does not judge
             agg = aggs[code]
-            if "A1D" not in self.elsewhere:
-                out += self._device_check(code, start, HOUR, agg.dev_value, agg.dev_flag, hv)
+            out += self._device_check(code, start, HOUR, agg.dev_value, agg.dev_flag, hv)
             out += self._data_checks(code, start, agg, hv)
             if agg.n:
                 self._count_records(day, code, start, agg)
@@ -473,35 +507,32 @@ class OutletJudge:
                 day.stopped[code] = day.stopped.get(code, 0) + 1
             still = day.flow == 0  # a valid zero flow: nothing left the outlet this hour
             # still water's pH was not discharged
-            if not (still and p.kind == "water") and "A4V" not in self.elsewhere:
+            if not (still and p.kind == "water"):
                 out += self._range("A4V", code, start, HOUR, agg, hv)
             if code == p.furnace_code and p.furnace_bound is not None:
                 out += self._furnace_hour(code, start, agg, day, hv)
-            elif "A5-3" not in self.elsewhere:
+            else:
                 out += self._band(code, start, hv)
             if not hv.valid or hv.value is None:
                 continue
-            if "B6" not in self.elsewhere:
-                out += self._jump(code, start, hv.value)
+            out += self._jump(code, start, hv.value)
             if still and p.kind == "gas" and code != p.flow_code:
                 continue  # not producing: no emission to judge (O2 near ambient inflates 折算)
             judged = hv.value
             if fp.reference_o2 is not None:
                 if not o2_ok:
-                    if "A2" not in self.elsewhere:
-                        o2_valid = o2 is not None and o2.valid
-                        evidence = conversion_failure(o2_valid, o2.value if o2 else None)
-                        out += self._transition(
-                            "A2", code, start, HOUR, "warning", None, None, evidence
-                        )
+                    o2_valid = o2 is not None and o2.valid
+                    evidence = conversion_failure(o2_valid, o2.value if o2 else None)
+                    out += self._transition(
+                        "A2", code, start, HOUR, "warning", None, None, evidence
+                    )
                     continue
                 assert o2 is not None
                 assert o2.value is not None
-                if "A2" not in self.elsewhere and not self._unchanged("A2", code, False):
+                if not self._unchanged("A2", code, False):
                     out += self._transition("A2", code, start, HOUR, None, None, None, {})
                 judged = at_reference_o2(hv.value, fp.reference_o2, o2.value)
-                if "B8-5" not in self.elsewhere:
-                    out += self._reported_zs(code, start, agg, judged)
+                out += self._reported_zs(code, start, agg, judged)
             acc = day.values.get(code)
             if acc is None:  # the day's sums, then its amounts: [Σ kg, hours, largest kg]
                 acc = day.values[code] = array("d", _ZERO_DAY_SUMS)
@@ -518,11 +549,7 @@ class OutletJudge:
             exceeds = (t.hour_warning is not None and judged > t.hour_warning) or (
                 t.hour_alarm is not None and judged > t.hour_alarm
             )
-            if (
-                not still
-                and "A3" not in self.elsewhere
-                and not self._unchanged("A3", code, exceeds)
-            ):
+            if not still and not self._unchanged("A3", code, exceeds):
                 o2_value = o2.value if o2 is not None else None
                 evidence = hour_evidence(hv, fp, o2_value, judged, amount, t)
                 out += self._tiered(
@@ -534,16 +561,11 @@ class OutletJudge:
                 tally = self._months.setdefault(month_start(start), {}).setdefault(code, [0, 0])
                 tally[0] += 1
                 tally[1] += judged <= t.ultra_low
-        if "B8-3" not in self.elsewhere:
-            out += self._o2_high(start, o2, flow)
-        if "B8-2" not in self.elsewhere:
-            out += self._o2_band(start, o2, flow)
-        if "B8-1" not in self.elsewhere:
-            out += self._o2_reference(start, o2, flow, values)
-        if "B8-4" not in self.elsewhere:
-            out += self._wet_fgd(start, values.get(p.temperature_code), flow)
-        if "B11" not in self.elsewhere:
-            out += self._interval_check(start, aggs)
+        out += self._o2_high(start, o2, flow)
+        out += self._o2_band(start, o2, flow)
+        out += self._o2_reference(start, o2, flow, values)
+        out += self._wet_fgd(start, values.get(p.temperature_code), flow)
+        out += self._interval_check(start, aggs)
         out += self._copies(start, aggs)
         return out
 
@@ -568,12 +590,9 @@ class OutletJudge:
     def _copies(self, start: int, aggs: dict[str, HourAgg]) -> list[Finding]:
         """B8-8: two factors of the outlet that report the same series in the hour: the same
         number of valid records, sum, minimum and maximum (a varying series; two real
-        analysers do not agree to the 10⁻⁶ on all four), the later code naming the earlier.
-        Where the batch engine judges B8-8 in columns, only the signatures an enterprise's
-        other outlets are compared with (``rules.copies``) are made here."""
-        judged_here = "B8-8" not in self.elsewhere
-        if not (judged_here or self.share_signatures):
-            return []
+        analysers do not agree to the 10⁻⁶ on all four), the later code naming the earlier;
+        the signatures are kept for the comparison across outlets (``rules.copies``) where
+        the enterprise has others."""
         p = self.params
         seen: dict[Signature, str] = {}
         copied: dict[str, str] = {}
@@ -594,8 +613,6 @@ class OutletJudge:
                 seen[signature] = code
         if self.share_signatures:
             self.hour_signatures = tuple(signatures)
-        if not judged_here:
-            return []
         out: list[Finding] = []
         for code in sorted(p.factors):
             agg = aggs.get(code)
@@ -633,17 +650,17 @@ class OutletJudge:
         p = self.params
         fp = p.factors[code]
         out: list[Finding] = []
-        if agg.n and "B1" not in self.elsewhere:  # runs: on minute or real-time records only
+        if agg.n:  # runs: on minute or real-time records only
             zero = run_minutes(agg.zero_run, agg.interval_s)
             out += self._flagged(
                 "B1", code, start, zero >= p.zero_minutes, zero, p.zero_minutes, "min"
             )
-        if agg.n and "B2" not in self.elsewhere:
+        if agg.n:
             const = run_minutes(agg.const_run, agg.interval_s)
             out += self._flagged(
                 "B2", code, start, const >= p.const_minutes, const, p.const_minutes, "min"
             )
-        if agg.n and "B8-7" not in self.elsewhere:
+        if agg.n:
             out += self._plateau(code, start, agg)
         low: float | None
         high: float | None
@@ -654,13 +671,9 @@ class OutletJudge:
         else:
             low = high = None
         if low is not None and high is not None:
-            if "B3" not in self.elsewhere:
-                out += self._flagged("B3", code, start, negative(fp, low), low, 0.0, fp.unit)
-            if "B4" not in self.elsewhere:
-                out += self._over_range(code, start, agg, fp, high)
-            if "B5" not in self.elsewhere and not self._unchanged(
-                "B5", code, implausible(code, fp, low, high)
-            ):
+            out += self._flagged("B3", code, start, negative(fp, low), low, 0.0, fp.unit)
+            out += self._over_range(code, start, agg, fp, high)
+            if not self._unchanged("B5", code, implausible(code, fp, low, high)):
                 check = plausibility(code, fp, low, high)
                 out += self._transition(
                     "B5",
@@ -672,8 +685,7 @@ class OutletJudge:
                     check.limit,
                     check.evidence,
                 )
-        if "B9" not in self.elsewhere:
-            out += self._fault_flags(code, start, hv)
+        out += self._fault_flags(code, start, hv)
         return out
 
     def _fault_flags(self, code: str, start: int, hv: HourValue) -> list[Finding]:
@@ -725,8 +737,6 @@ class OutletJudge:
         declared 停产 marking excepted), and a configured factor the data carried before
         that this hour lacks (不完整). Judged in event time as hours close, so a logger that
         backfills (补发) in time order leaves no hole."""
-        if "B7" in self.elsewhere:
-            return []
         self._sends_hours = self._sends_hours or any(
             a.dev_value is not None or a.dev_flag is not None for a in aggs.values()
         )
@@ -968,7 +978,7 @@ class OutletJudge:
         p = self.params
         if agg.low_periods:
             day.low.setdefault(code, []).append((start, agg.low_periods))
-        if agg.lowest_period is None or "A5-3" in self.elsewhere:
+        if agg.lowest_period is None:
             return []  # no valid period this hour: nothing to judge
         evidence: dict[str, Any] = {"low_periods": agg.low_periods, "period_s": p.furnace_period_s}
         if agg.low_periods:
@@ -1029,62 +1039,15 @@ class OutletJudge:
         if not limits or self.markings is None:
             return []
         out: list[Finding] = []
-        end = start + HOUR
-        for m in self.markings.declared_for(p.enterprise_id, p.outlet_id):
-            if m.start >= end:
-                break
-            allowed = limits.get(m.type)
+        for m, allowed in markings_too_long(self.markings, p, start + HOUR):
             key = (m.start, m.type, m.factor)
-            if allowed is None or (self._marks_judged is not None and key in self._marks_judged):
-                continue
-            allowed_s = int(allowed * HOUR)
-            if m.end - m.start <= allowed_s or m.start + allowed_s >= end:
+            if self._marks_judged is not None and key in self._marks_judged:
                 continue
             if self._marks_judged is None:
                 self._marks_judged = set()
             self._marks_judged.add(key)
-            evidence = {"type": m.type, "factor": m.factor, "allowed_hours": allowed}
-            out.append(
-                self._event(
-                    "A7",
-                    m.factor,
-                    m.start,
-                    m.end,
-                    round((m.end - m.start) / HOUR, 2),
-                    allowed,
-                    evidence,
-                )
-            )
+            out.append(marking_too_long(p, self._version, m, allowed))
         return out
-
-    def _event(
-        self,
-        rule: str,
-        factor: str | None,
-        start: int,
-        end: int,
-        value: float | None,
-        limit: float | None,
-        evidence: dict[str, Any],
-    ) -> Finding:
-        """A finding about one occurrence (no condition that holds and clears)."""
-        p = self.params
-        return Finding(
-            rule=rule,
-            state="fire",
-            enterprise_id=p.enterprise_id,
-            source_id=p.outlet_id,
-            factor=factor,
-            window_start=start,
-            window_end=end,
-            tier="warning",
-            value=value,
-            limit=limit,
-            unit="h",
-            params_id=p.params_id,
-            params_version=self._version,
-            evidence=evidence,
-        )
 
     def _device_check(
         self,
@@ -1344,9 +1307,9 @@ class OutletJudge:
         return sorted(self._days)
 
     def take_day(self, start: int, taken: DayTaken) -> None:
-        """A day whose hours were judged elsewhere (the batch engine's columns,
-        ``rules.day_columns``), as :meth:`hour` would have left it for :meth:`day`: its
-        sums and amounts, counts, stopped hours, A8 tallies and the last hour of each
+        """A day whose hours the batch engine judged in columns (``rules.day_columns``), as
+        :meth:`hour` would have left it for :meth:`day`: its sums and amounts, counts,
+        stopped hours, A8 tallies, the furnace's low hours and the last hour of each
         factor's amounts."""
         self._days[start] = _DayHours(
             values={code: array("d", sums) for code, sums in taken.sums.items()},

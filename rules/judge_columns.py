@@ -7,15 +7,12 @@ outlet-hours, and the Python judge's checks per factor-hour were most of its tim
 judged here is judged over every closed hour of every outlet at once: its condition is a
 column, its fire and clear ``rules.firing_columns.level_changes``, and a finding is built in
 Python only where something fires or clears (most hours: nothing), by the judge's own
-functions where it has one (B5's bound, A3's evidence). The batch engine tells its
-``OutletJudge`` to skip these rules (``OutletJudge.elsewhere``); the streaming engine judges
-them in the ``OutletJudge`` as before, and the two engines' findings are tested equal
+functions where it has one (B5's bound, A3's evidence). The batch engine never calls
+``OutletJudge.hour``: the days are summed in columns and judged by ``OutletJudge.day``
+(``rules.day_columns``), an enterprise's production link and its watch of copies across
+outlets are handed each outlet's hours from here. The streaming engine judges the same
+rules in the ``OutletJudge`` hour by hour, and the two engines' findings are tested equal
 (``tests/rules/test_judge_columns.py``, ``tests/rules/test_stream_equals_batch.py``).
-
-An outlet none of whose other rules apply (``judged_in_columns``; most outlets) is judged
-wholly in columns: no ``OutletJudge.hour`` call at all, and its days summed in columns and
-judged by ``OutletJudge.day`` (``rules.day_columns``). The rest keep the judge hour by hour
-for what is not here yet.
 
 ``closed_hours`` gives the frames (``ClosedHours``); the rules, one module each where they
 need more than a column:
@@ -25,7 +22,7 @@ need more than a column:
   alarm after ``over_range_alarm_hours`` in a row); B5 (``rules.judge.plausibility``); B8-7
   (a plateau at the span-gas level, ``rules.judge.plateau_level``); B8-8 within an outlet
   (factors of one hour with the same varying series, the later code naming the first; across
-  an enterprise's outlets it stays in ``rules.copies``, fed by the judge); B9 (fault-flagged
+  an enterprise's outlets it is ``rules.copies``', handed the signatures); B9 (fault-flagged
   hours in a row, restarted by a valid or a stopped hour, left by others); A1D (the device's
   hour value against the recomputed one); A4V (every value within the allowed range, on the
   hour's extremes); B8-1 to B8-4 (O2 above the fleet's reference, outside its band, near
@@ -47,6 +44,7 @@ from typing import Any, NamedTuple
 
 import polars as pl
 
+from rules.copies import CopyWatch, Signature
 from rules.day_columns import day_findings
 from rules.emission import flow_per_hour
 from rules.exact_round import divided, rounded
@@ -58,6 +56,8 @@ from rules.judge import (
     FAULT_FLAGS,
     RECOMPUTE_TOLERANCE,
     band_evidence,
+    marking_too_long,
+    markings_too_long,
     outlet_finding,
     plateau_level,
     plausibility,
@@ -76,22 +76,13 @@ from rules.windowing import closed
 
 COLUMN_RULES = (
     frozenset({"A1D", "A4V", "A5-3", "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8-1", "B8-2"})
-    | frozenset({"B8-3", "B8-4", "B8-7", "B8-8", "B9", "B11"})
+    | frozenset({"A7", "B8-3", "B8-4", "B8-7", "B8-8", "B9", "B11"})
     | EXCEEDANCE_COLUMN_RULES
 )
 
 OUTLET = ["enterprise_id", "outlet_id"]
 CONDITION_KEY = [*OUTLET, "factor"]
 FACTOR = "fkey"  # an outlet's factor as one integer: windows over it cost far less
-
-
-def judged_in_columns(p: OutletParams) -> bool:
-    """Whether every rule of the outlet's hours is judged in columns (its days are then
-    summed in columns, ``rules.day_columns``); else the judge judges the rest hour by hour.
-    Not yet in columns: A7 (markings' lengths); and, by enterprise, copies across outlets
-    (``rules.batch``).
-    An outlet's production link is handed its hours from the columns."""
-    return not p.marking_max_hours
 
 
 def _outlet_table(params: Mapping[tuple[str, str], OutletParams]) -> pl.DataFrame:
@@ -327,6 +318,53 @@ def closed_hours(
     return ClosedHours(*pl.collect_all([hours, outlets]))
 
 
+def _marking_length_findings(
+    outlets: pl.DataFrame, params: Mapping[tuple[str, str], OutletParams], book: MarkingBook
+) -> list[Finding]:
+    """A7 (``OutletJudge._marking_lengths``): each declared marking longer than its type
+    allows, once the outlet's judged hours have passed its allowed length: an event, so
+    judged once on the outlet's last closed hour."""
+    limited = [k for k, p in enumerate(params.values()) if p.marking_max_hours]
+    if not limited:
+        return []
+    last = outlets.filter(pl.col("okey").is_in(limited)).group_by("okey").agg(pl.max("hour"))
+    keys, versions = list(params), Versions(params)
+    out = []
+    for okey, hour in sorted(last.iter_rows()):
+        p = params[keys[okey]]
+        seen = set()
+        for m, allowed in markings_too_long(book, p, hour + HOUR):
+            if (m.start, m.type, m.factor) not in seen:
+                seen.add((m.start, m.type, m.factor))
+                out.append(marking_too_long(p, versions[keys[okey]], m, allowed))
+    return out
+
+
+def _hand_signatures(
+    hours: pl.DataFrame, outlets: pl.DataFrame, copies: Mapping[int, CopyWatch]
+) -> None:
+    """Each closed hour of the outlets in ``copies`` handed to their enterprise's watch, in
+    hour order, with the signatures of its varying series (``OutletJudge._copies``: valid
+    records, their sum, minimum and maximum; ``copy_min_records`` or more; by code)."""
+    wanted = pl.col("okey").is_in(list(copies))
+    varying = (
+        hours.filter(
+            wanted
+            & (pl.col("n_valid") >= pl.col("copy_min_records"))
+            & (pl.col("min_valid") != pl.col("max_valid"))
+        )
+        .sort("okey", "hour", "factor")
+        .select("okey", "hour", "factor", "n_valid", "sum_valid", "min_valid", "max_valid")
+    )
+    signatures: dict[tuple[int, int], list[tuple[str, Signature]]] = {}
+    for okey, hour, code, *signature in varying.iter_rows():
+        signatures.setdefault((okey, hour), []).append((code, tuple(signature)))
+    for okey, outlet, hour in (
+        outlets.filter(wanted).select("okey", "outlet_id", "hour").iter_rows()
+    ):
+        copies[okey].outlet_hour(outlet, hour, tuple(signatures.get((okey, hour), ())), wait=False)
+
+
 def _interval_findings(
     outlets: pl.DataFrame, params: Mapping[tuple[str, str], OutletParams]
 ) -> list[Finding]:
@@ -408,13 +446,15 @@ def column_findings(
     watermarks: pl.DataFrame,
     grace_s: int,
     book: MarkingBook,
-    whole: Mapping[int, int] | None = None,
+    limits: Mapping[int, int],
     links: Mapping[int, ProductionLink] | None = None,
+    copies: Mapping[int, CopyWatch] | None = None,
 ) -> list[Finding]:
     """The findings of ``COLUMN_RULES`` over every closed hour in ``aggs`` (``book``: the
-    declared markings), and the days of the outlets judged wholly in columns (``whole``:
-    their ``okey`` → the watermark their windows close at; ``judged_in_columns``), each of
-    those with a production link (``links``, by ``okey``) handing it its hours."""
+    declared markings), and of the closed days (``limits``: by ``okey``, the watermark an
+    outlet's windows close at); each outlet with a production link (``links``, by ``okey``)
+    hands it its hours, and each in an enterprise of several outlets (``copies``) its
+    factors' signatures (B8-8 across outlets, compared by the caller)."""
     # One plan per rule over the closed hours, collected together: polars' cost per step is
     # what counts on a few hours of many outlets (a replay's hours are many).
     both = closed_hours(aggs, params, watermarks, grace_s)
@@ -639,9 +679,11 @@ def column_findings(
     changes = pl.collect_all([level_changes(windows, FACTOR) for _, windows, _ in rules])
     out = jump_findings(closed, params) + exceedance_findings(closed, params)
     out += missing_findings(both.outlets, params, book)
-    if whole:
-        out += day_findings(closed, both.outlets, params, book, whole, grace_s)
+    out += day_findings(closed, both.outlets, params, book, limits, grace_s)
     out += _interval_findings(both.outlets, params)
+    out += _marking_length_findings(both.outlets, params, book)
+    if copies:
+        _hand_signatures(closed, both.outlets, copies)
     for okey, link in sorted((links or {}).items()):
         out += _linked_hours(both.outlets, okey, link, book)
     for (rule, _, builder), changed in zip(rules, changes, strict=True):
