@@ -31,6 +31,7 @@ FACTOR = "fkey"
 # How far (relative to the window's mean of |value|) a rolling mean may be from the exact
 # one: far above what sums of 24 doubles lose, far below any step worth a finding.
 _SURE = 1e-9
+_DRIFT = 1e-15  # ten times a double's rounding (2⁻⁵³ ≈ 1.1e-16)
 
 
 def jump_findings(
@@ -44,14 +45,21 @@ def jump_findings(
     row = pl.int_range(pl.len())
     begins = pl.col(FACTOR).ne_missing(pl.col(FACTOR).shift(1))
     prior = value.shift(1)  # within a factor (each expression below is windowed over it)
+    since = row - pl.when(begins).then(row).forward_fill()  # the factor's hours before
     frame = valued.with_columns(
         row.alias("row"),
-        (row - pl.when(begins).then(row).forward_fill()).clip(upper_bound=JUMP_HISTORY).alias("n"),
+        since.clip(upper_bound=JUMP_HISTORY).alias("n"),
+        since.alias("since"),
         (value - prior).abs().over(FACTOR).alias("step"),
         prior.rolling_mean(JUMP_HISTORY, min_samples=1).over(FACTOR).alias("mean"),
         prior.abs().rolling_mean(JUMP_HISTORY, min_samples=1).over(FACTOR).alias("size"),
+        prior.abs().cum_max().over(FACTOR).alias("largest"),
     ).filter(pl.col("n") >= pl.col("jump_min_history"))
-    margin = pl.col("jump_relative") * _SURE * pl.col("size")
+    # A rolling sum kept by adding and taking away may carry the rounding of every value it
+    # passed over, up to about (additions) × 24 × the largest value × 2⁻⁵³: bounded with a
+    # factor of ten to spare, beside the window's own.
+    drift = _DRIFT * JUMP_HISTORY * pl.col("since") * pl.col("largest")
+    margin = pl.col("jump_relative") * pl.max_horizontal(_SURE * pl.col("size"), drift)
     sure_quiet = pl.col("step") < pl.col("jump_relative") * pl.col("mean").abs() - margin
     values = valued.get_column("value").to_list()
     rows, lengths = frame.get_column("row").to_list(), frame.get_column("n").to_list()
