@@ -325,8 +325,10 @@ def detail_hours(
         cursor.close()
 
 
-# What an outlet-hour costs a replay beside its records, in records: judging it (the judge's
-# ~25 level checks, 50-150 µs) against a record's share of reading and layer 1 (~1 µs).
+# What an outlet-hour costs a replay beside its records, in records: its share of the rules in
+# columns and of its findings (about 30 µs on the bench's month, where findings are dense)
+# against a record's share of reading and layer 1 (~1 µs); kept at the judge's former 100,
+# which only weighs the shares (measured: two processes no longer gain).
 HOUR_AS_RECORDS: Final = 100
 
 

@@ -58,12 +58,19 @@ def _data():
     return sorted([r for hour in so2 for r in hour] + device + other, key=lambda r: r.data_time)
 
 
-def _both(readings, *, flush):
-    params = _params()
+def _both(readings, *, flush, params=None):
+    params = params or _params()
     stream = StreamEngine(params, markings=MarkingBook(()), grace_s=600)
     streamed = stream.process_measurements(readings) + (stream.flush() if flush else [])
     batch = BatchEngine(params, grace_s=600).run(measurements_frame(readings), flush=flush)
     return streamed, batch
+
+
+def _equal(params, readings, *, flush=True):
+    """The batch engine's findings, once checked equal to the stream's finding by finding."""
+    streamed, batched = _both(readings, flush=flush, params=params)
+    assert sorted(streamed, key=lambda f: f.id) == sorted(batched, key=lambda f: f.id)
+    return batched
 
 
 def _ours(found):
@@ -140,10 +147,7 @@ def _counted_data():
 def test_counts_of_hours_in_a_row_in_columns_equal_the_stream():
     params = _counted_params()
     data = _counted_data()
-    stream = StreamEngine(params, markings=MarkingBook(()), grace_s=600)
-    streamed = stream.process_measurements(data) + stream.flush()
-    batched = BatchEngine(params, grace_s=600).run(measurements_frame(data))
-    assert sorted(streamed, key=lambda f: f.id) == sorted(batched, key=lambda f: f.id)
+    batched = _equal(params, data)
     ours = _ours(batched)
     b4 = [(f.state, epoch_hour(f), f.tier, f.evidence["hours"]) for f in ours if f.rule == "B4"]
     assert b4 == [("fire", 0, "warning", 1), ("fire", 1, "alarm", 2), ("clear", 2, "alarm", 0)]
@@ -168,10 +172,7 @@ def test_runs_in_minutes_in_columns_equal_the_stream():
         minutes(SO2, tick(5), [0.0] * 31, every=1),  # 31 minutes of zeros: B1
     ]
     data = [r for hour in hours for r in hour]
-    stream = StreamEngine(params, markings=MarkingBook(()), grace_s=600)
-    streamed = stream.process_measurements(data) + stream.flush()
-    batched = BatchEngine(params, grace_s=600).run(measurements_frame(data))
-    assert sorted(streamed, key=lambda f: f.id) == sorted(batched, key=lambda f: f.id)
+    batched = _equal(params, data)
     runs = [
         (f.rule, f.state, epoch_hour(f), f.value, f.limit, f.unit)
         for f in _ours(batched)
@@ -209,10 +210,7 @@ def test_copied_series_in_columns_equal_the_stream():
         + [r for h in range(4) for r in hour_of(O2, tick(h), 6)],
         key=lambda r: r.data_time,
     )
-    stream = StreamEngine(params, markings=MarkingBook(()), grace_s=600)
-    streamed = stream.process_measurements(data) + stream.flush()
-    batched = BatchEngine(params, grace_s=600).run(measurements_frame(data))
-    assert sorted(streamed, key=lambda f: f.id) == sorted(batched, key=lambda f: f.id)
+    batched = _equal(params, data)
     copies = [
         (f.factor, f.state, epoch_hour(f), f.evidence["same_as"], f.unit)
         for f in _ours(batched)
@@ -239,10 +237,7 @@ def test_jumps_in_columns_equal_the_stream():
     o2 = [hour_of(O2, tick(h), 0.0) for h in range(13)] + [hour_of(O2, tick(13), 0.5)]
     o2 += [hour_of(O2, tick(h), 0.0) for h in range(14, 18)]
     data = sorted([r for hour in so2 + o2 for r in hour], key=lambda r: r.data_time)
-    stream = StreamEngine(params, markings=MarkingBook(()), grace_s=600)
-    streamed = stream.process_measurements(data) + stream.flush()
-    batched = BatchEngine(params, grace_s=600).run(measurements_frame(data))
-    assert sorted(streamed, key=lambda f: f.id) == sorted(batched, key=lambda f: f.id)
+    batched = _equal(params, data)
     jumps = [
         (f.factor, f.state, epoch_hour(f), f.value, f.limit, f.evidence["previous"])
         for f in _ours(batched)
@@ -290,10 +285,7 @@ def _exceedance_data():
 def test_exceedances_in_columns_equal_the_stream():
     params = {key: p for key, p in _params().items() if key != OTHER}
     data = _exceedance_data()
-    stream = StreamEngine(params, markings=MarkingBook(()), grace_s=600)
-    streamed = stream.process_measurements(data) + stream.flush()
-    batched = BatchEngine(params, grace_s=600).run(measurements_frame(data))
-    assert sorted(streamed, key=lambda f: f.id) == sorted(batched, key=lambda f: f.id)
+    batched = _equal(params, data)
     found = [
         (f.rule, f.state, epoch_hour(f), f.tier, f.value, f.limit)
         for f in sorted(_ours(batched), key=lambda f: (f.rule, f.window_start))
@@ -335,10 +327,7 @@ def test_device_values_and_high_o2_in_columns_equal_the_stream():
         flow = 0.0 if h == 4 else 120.0
         data += minutes(FLOW_GAS, tick(h), [flow] * 6, flag="D" if h == 6 else "N")
     data.sort(key=lambda r: r.data_time)
-    stream = StreamEngine(params, markings=MarkingBook(()), grace_s=600)
-    streamed = stream.process_measurements(data) + stream.flush()
-    batched = BatchEngine(params, grace_s=600).run(measurements_frame(data))
-    assert sorted(streamed, key=lambda f: f.id) == sorted(batched, key=lambda f: f.id)
+    batched = _equal(params, data)
     found = [
         (f.rule, f.state, epoch_hour(f), f.value, f.limit, f.evidence)
         for f in sorted(_ours(batched), key=lambda f: (f.rule, f.window_start))
@@ -385,10 +374,7 @@ def test_days_summed_in_columns_equal_the_stream():
     params = {(p.enterprise_id, p.outlet_id): replace(p, factors={**p.factors, SO2: so2})}
     data = _days_data()
     for flush in (True, False):
-        stream = StreamEngine(params, markings=MarkingBook(()), grace_s=600)
-        streamed = stream.process_measurements(data) + (stream.flush() if flush else [])
-        batched = BatchEngine(params, grace_s=600).run(measurements_frame(data), flush=flush)
-        assert sorted(streamed, key=lambda f: f.id) == sorted(batched, key=lambda f: f.id)
+        batched = _equal(params, data, flush=flush)
         days = Counter((f.rule, f.state) for f in batched if f.window_end - f.window_start >= DAY)
         assert days[("A4", "fire")] == 1 and days[("A4", "clear")] == 1
         # the sparse day's SO2, the day of D-flagged flow, and (flushed) the last two hours'
@@ -427,10 +413,7 @@ def test_allowed_ranges_in_columns_equal_the_stream():
         flow = 0.0 if h == 3 else 20.0
         data += minutes(FLOW_WATER, tick(h), [flow] * 6, outlet=water)
     data.sort(key=lambda r: r.data_time)
-    stream = StreamEngine(params, markings=MarkingBook(()), grace_s=600)
-    streamed = stream.process_measurements(data) + stream.flush()
-    batched = BatchEngine(params, grace_s=600).run(measurements_frame(data))
-    assert sorted(streamed, key=lambda f: f.id) == sorted(batched, key=lambda f: f.id)
+    batched = _equal(params, data)
     found = [
         (f.state, epoch_hour(f), f.tier, f.value, f.limit, f.evidence["source"])
         for f in sorted(batched, key=lambda f: f.window_start)
@@ -460,10 +443,7 @@ def test_bounds_while_flowing_in_columns_equal_the_stream():
         data += hour_of(SO2, tick(h), 40.0) + hour_of(O2, tick(h), o2)
         data += hour_of(temperature, tick(h), temp) + minutes(FLOW_GAS, tick(h), [flow] * 6)
     data.sort(key=lambda r: r.data_time)
-    stream = StreamEngine(params, markings=MarkingBook(()), grace_s=600)
-    streamed = stream.process_measurements(data) + stream.flush()
-    batched = BatchEngine(params, grace_s=600).run(measurements_frame(data))
-    assert sorted(streamed, key=lambda f: f.id) == sorted(batched, key=lambda f: f.id)
+    batched = _equal(params, data)
     found = [
         (f.rule, f.state, epoch_hour(f), f.value, f.limit)
         for f in sorted(batched, key=lambda f: (f.rule, f.window_start))
@@ -502,10 +482,7 @@ def test_the_furnace_and_bands_in_columns_equal_the_stream():
     ]
     data += minutes(FURNACE, tick(3), [1000.0] * 12, every=5, outlet=furnace, flag="D")
     data += minutes(FURNACE, tick(4), [830.0] * 12, every=5, outlet=furnace)
-    stream = StreamEngine(params, markings=MarkingBook(()), grace_s=600)
-    streamed = stream.process_measurements(data) + stream.flush()
-    batched = BatchEngine(params, grace_s=600).run(measurements_frame(data))
-    assert sorted(streamed, key=lambda f: f.id) == sorted(batched, key=lambda f: f.id)
+    batched = _equal(params, data)
     found = [
         (f.rule, f.state, epoch_hour(f), f.value, f.limit, f.evidence.get("level"))
         for f in sorted(batched, key=lambda f: (f.rule, f.window_start))
