@@ -55,7 +55,7 @@ from ingest.readings import Measurement
 from nonsite import collector
 from nonsite.config.load import parse_config
 from nonsite.db import make_engine, migrate
-from nonsite.replay import batch_engine, replay_store, store_frame
+from nonsite.replay import batch_engine, replay_store, store_records
 from nonsite.rule_wiring import rule_setup
 from nonsite.web.month_report import month_report
 from nonsite.web.series import SeriesReader
@@ -342,12 +342,13 @@ def run(data_dir: Path, url: str, rounds: int) -> dict[str, Any]:
     for _ in range(3):
         with collector.paused():  # as nonsite.replay.replay_store runs them
             t0 = time.perf_counter()
-            frame = store_frame(config, since, until)
+            engine = batch_engine(config)
+            stored = store_records(config, engine, since, until)
             read_times.append(time.perf_counter() - t0)
-            n_readings = frame.height
             t0 = time.perf_counter()
-            batch_engine(config).run(frame)
+            engine.run_accepted(stored.records, stored.others, unconfigured=stored.unconfigured)
             judge_times.append(time.perf_counter() - t0)
+            n_readings = engine.stats.readings if engine.stats else 0
     read_s, judge_s = statistics.median(read_times), statistics.median(judge_times)
     replay_s = read_s + judge_s
     # The same replay as `nonsite replay --from-store --workers 2` runs it: the enterprises

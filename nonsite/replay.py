@@ -29,7 +29,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-import polars as pl
 from sqlalchemy import Connection, inspect
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -47,7 +46,7 @@ from rules.batch import BatchEngine, readings_frames
 from rules.findings import Finding
 from rules.fleet_reference import o2_references, references_toml
 from rules.history_store import detail_hours, detail_volume
-from rules.minute_detail import rows_frame
+from rules.minute_detail import StoredRecords, stored_records
 from rules.store import declared_markings, list_declared_markings
 
 log = logging.getLogger(__name__)
@@ -247,17 +246,21 @@ def replay(
     )
 
 
-def store_frame(
-    config: Config, since: datetime, until: datetime, enterprises: list[str] | None = None
-) -> pl.DataFrame:
+def store_records(
+    config: Config,
+    engine: BatchEngine,
+    since: datetime,
+    until: datetime,
+    enterprises: list[str] | None = None,
+) -> StoredRecords:
     """The minute detail the rules kept of every outlet's hours starting in [since, until)
-    (``rules.minute_detail``), from the configuration's database, as the batch engine's
-    measurement frame: what ``--from-store`` judges, months without decoding a frame. Only
+    (``rules.minute_detail``), from the configuration's database, as ``engine``'s accepted
+    records: what ``--from-store`` judges, months without decoding a frame. Only
     ``enterprises``' outlets when given (a worker's share)."""
     lo, hi = int(since.timestamp()), int(until.timestamp())
     with _connected(config.database_url()) as conn:
         rows = [row for day in detail_hours(conn, lo, hi, enterprises) for row in day]
-    return rows_frame(rows)  # one decode for the whole range: its cost is per call
+    return stored_records(rows, engine.okeys)  # one decode for the whole range
 
 
 def replay_store(
@@ -308,11 +311,12 @@ def _replay_share(
 ) -> ReplayResult:
     engine = batch_engine(config)
     with collector.paused():
-        frame = store_frame(config, since, until, enterprises)
-        found = engine.run(frame)
+        stored = store_records(config, engine, since, until, enterprises)
+        found = engine.run_accepted(stored.records, stored.others, unconfigured=stored.unconfigured)
     found.sort(key=_window_order)
     stats = engine.stats
-    return ReplayResult(found, 0, frame.height, {}, stats.late if stats else 0, 0)
+    assert stats is not None
+    return ReplayResult(found, 0, stats.readings, {}, stats.late, 0)
 
 
 def _window_order(f: Finding) -> tuple[int, str, str, str, str, str]:

@@ -59,6 +59,25 @@ MEASUREMENT_SCHEMA: dict[str, Any] = {
 }
 
 
+# The kinds of record, in the order a series' records sort in (minute before real-time).
+INTERVALS = pl.Enum(["minute", "rtd", "hour"])
+
+# Accepted records (``BatchEngine.accepted``, ``run_accepted``): the outlet by its number in
+# the parameters (``okey``), the factor as text or as an Enum (its order: the series').
+ACCEPTED_SCHEMA: dict[str, Any] = {
+    "okey": pl.Int32,
+    "factor": pl.String,
+    "interval": INTERVALS,
+    "t": pl.Int64,
+    "hour": pl.Int64,
+    "value": pl.Float64,
+    "flag": pl.String,
+    "zs": pl.Float64,
+    "minimum": pl.Float64,
+    "maximum": pl.Float64,
+}
+
+
 POWER_SCHEMA: dict[str, Any] = {
     "seq": pl.Int64,
     "enterprise_id": pl.String,
@@ -158,6 +177,11 @@ class BatchEngine:
         self.stats: BatchStats | None = None  # measurements and, after ``run``, meter samples too
         self.power_stats: BatchStats | None = None
 
+    @property
+    def okeys(self) -> dict[tuple[str, str], int]:
+        """Each outlet's number (``okey``): its position in the parameters."""
+        return {key: k for k, key in enumerate(self.params)}
+
     # -- layer 1: acceptance and hour aggregates --------------------------------------
 
     def accepted(
@@ -172,7 +196,6 @@ class BatchEngine:
             orient="row",
         )
         total = frame.height
-        outlet = ["enterprise_id", "outlet_id"]
         # The outlet's names leave here (they come back on the hour aggregates): every
         # step after copies fewer columns.
         df = _with_outlet_keys(frame, keys)
@@ -189,12 +212,7 @@ class BatchEngine:
             # the latest minute-data time among the outlet's earlier readings (and this one)
             minute_t.cum_max().over("okey").alias("minute_before"),
         )
-        watermarks = (
-            df.group_by("okey")
-            .agg(pl.col("t").max().alias("watermark"))
-            .join(keys, on="okey")
-            .select(*outlet, "watermark")
-        )
+        watermarks = self._watermarks(df)
         realtime_used = (pl.col("interval") == "rtd") & (
             pl.col("minute_before") < pl.col("t") - REALTIME_QUIET_S
         )
@@ -213,14 +231,40 @@ class BatchEngine:
         )
         kept = pl.concat([records, device])
         duplicates = windowed.height - kept.height
-        okeys = {key: k for k, key in enumerate(self.params)}
+        self.stats = BatchStats(total, late, duplicates, future_stamped, unconfigured)
+        kept = kept.select(list(ACCEPTED_SCHEMA)).cast({"interval": INTERVALS})
+        return self._with_marks(kept), watermarks
+
+    def _with_marks(self, kept: pl.DataFrame) -> pl.DataFrame:
+        """Accepted records with whether a declared marking covers them (``marked``) and
+        whether a 停产 marking does (``stop_marked``)."""
+        okeys = self.okeys
         stops = [m for m in self.markings if m.type == STOPPED_MARK]
-        kept = kept.with_columns(
+        return kept.with_columns(
             self._marked(self.markings, okeys).alias("marked"),
             self._marked(stops, okeys).alias("stop_marked"),
         )
-        self.stats = BatchStats(total, late, duplicates, future_stamped, unconfigured)
-        return kept, watermarks
+
+    def _names(self) -> pl.DataFrame:
+        """Each outlet's number (``okey``) and names."""
+        return (
+            pl.DataFrame(
+                list(self.params),
+                schema={"enterprise_id": pl.String, "outlet_id": pl.String},
+                orient="row",
+            )
+            .with_row_index("okey")
+            .with_columns(pl.col("okey").cast(pl.Int32))
+        )
+
+    def _watermarks(self, kept: pl.DataFrame) -> pl.DataFrame:
+        """Each outlet's latest record time, by name."""
+        return (
+            kept.group_by("okey")
+            .agg(pl.col("t").max().alias("watermark"))
+            .join(self._names(), on="okey")
+            .select("enterprise_id", "outlet_id", "watermark")
+        )
 
     @staticmethod
     def _marked(markings: Sequence[Marking], okeys: dict[tuple[str, str], int]) -> pl.Expr:
@@ -255,21 +299,43 @@ class BatchEngine:
             orient="row",
         )
 
+    def _valid_flag(self) -> pl.Expr:
+        """Whether the record's flag (its first letter) is one its outlet takes as valid: one
+        test per distinct set of flags (a fleet has few), not a join per record."""
+        okeys_of: dict[frozenset[str], list[int]] = {}
+        for k, p in enumerate(self.params.values()):
+            okeys_of.setdefault(frozenset(p.valid_flags), []).append(k)
+        if len(okeys_of) == 1:
+            return pl.col("flag").is_in(sorted(next(iter(okeys_of))))
+        expr = pl.lit(value=False)
+        for flags, okeys in okeys_of.items():
+            expr = expr | (pl.col("okey").is_in(okeys) & pl.col("flag").is_in(sorted(flags)))
+        return expr
+
     def hour_aggregates(self, kept: pl.DataFrame) -> pl.DataFrame:
+        """The aggregates of each outlet-hour's factors (``rules.hours.HourAgg``'s fields) of
+        accepted records, sorted by outlet (named), hour and factor."""
         outlet = ["enterprise_id", "outlet_id"]
-        outlets = self._outlet_table()
-        valid_pairs = pl.DataFrame(
-            [(k, f) for k, p in enumerate(self.params.values()) for f in sorted(p.valid_flags)],
-            schema={"okey": pl.Int32, "vflag": pl.String},
-            orient="row",
+        group = ["okey", "hour", "factor"]
+        return (
+            self._hour_aggregates(kept)
+            .sort(group)
+            .join(self._names(), on="okey", maintain_order="left")
+            .select(*outlet, "hour", "factor", pl.exclude(*outlet, *group))
         )
+
+    def _hour_aggregates(self, kept: pl.DataFrame) -> pl.DataFrame:
+        """``hour_aggregates`` by outlet number (``okey``), in no order."""
+        outlets = self._outlet_table()
         group = ["okey", "hour", "factor"]
         realtime = pl.col("interval") == "rtd"
         # One integer per series (outlet, factor, minute or real-time; ``// 2``: outlet and
         # factor): the records are sorted, grouped and joined on it and carry no strings,
         # which cost several times as much; the names come back on the hours at the end.
         records = kept.filter(pl.col("interval") != "hour")
-        factor_key = pl.col("factor").cast(pl.Categorical).to_physical().cast(pl.Int64)
+        enum = isinstance(records.schema["factor"], pl.Enum)
+        factor_key = pl.col("factor") if enum else pl.col("factor").cast(pl.Categorical)
+        factor_key = factor_key.to_physical().cast(pl.Int64)
         factors = records.select(factor_key.max()).item() or 0
         series = (pl.col("okey").cast(pl.Int64) * (factors + 1) + factor_key) * 2 + realtime.cast(
             pl.Int64
@@ -277,43 +343,33 @@ class BatchEngine:
         records = records.with_columns(
             _flag(), realtime.alias("realtime"), series.alias("series")
         ).with_columns((pl.col("series") // 2).alias("fseries"))
-        names = records.select("fseries", "okey", "factor").unique("fseries")
+        names = (
+            records.select("fseries", "okey", "factor")
+            .unique("fseries")
+            .with_columns(pl.col("factor").cast(pl.String))
+        )
         if records.get_column("realtime").any():
             # a factor's real-time records make its hour only when it has no minute records
             records = records.filter(
                 ~pl.col("realtime") | pl.col("realtime").all().over("fseries", "hour")
             )
-        records = (
-            records.join(
-                valid_pairs.with_columns(pl.lit(value=True).alias("flag_ok")),
-                left_on=["okey", "flag"],
-                right_on=["okey", "vflag"],
-                how="left",
-            )
-            .join(outlets.select("okey", "flow_code"), on="okey", how="left")
-            .select(
-                "series",
-                "fseries",
-                "okey",
-                "hour",
-                "t",
-                "flag",
-                "realtime",
-                "value",
-                "zs",
-                "minimum",
-                "maximum",
-                "marked",
-                "stop_marked",
-                (pl.col("factor") == pl.col("flow_code")).alias("is_flow"),
-                (
-                    ~pl.col("marked")
-                    & pl.col("value").is_not_null()
-                    & pl.col("flag_ok").fill_null(value=False)
-                ).alias("valid"),
-            )
-            .with_columns(pl.when(pl.col("valid")).then(_fixed("value")).alias("fixed"))
-        )
+        records = records.select(
+            "series",
+            "fseries",
+            "okey",
+            "hour",
+            "t",
+            "flag",
+            "realtime",
+            "value",
+            "zs",
+            "minimum",
+            "maximum",
+            "marked",
+            "stop_marked",
+            (pl.col("factor") == _of_outlet(outlets.get_column("flow_code"))).alias("is_flow"),
+            (~pl.col("marked") & pl.col("value").is_not_null() & self._valid_flag()).alias("valid"),
+        ).with_columns(pl.when(pl.col("valid")).then(_fixed("value")).alias("fixed"))
         records = self._runs(self._intervals(records))
         valid = pl.col("valid")
         # One group per series-hour (``hour_row``, numbered by ``_intervals``): after the
@@ -355,7 +411,7 @@ class BatchEngine:
         )
         device = (
             kept.filter(pl.col("interval") == "hour")
-            .with_columns(_flag())
+            .with_columns(_flag(), pl.col("factor").cast(pl.String))
             .select(
                 *group,
                 pl.col("value").alias("dev_value"),
@@ -366,19 +422,7 @@ class BatchEngine:
                 pl.col("maximum").alias("dev_max"),
             )
         )
-        named = pl.DataFrame(
-            list(self.params),
-            schema={"enterprise_id": pl.String, "outlet_id": pl.String},
-            orient="row",
-        ).with_row_index("okey")
-        return (
-            agg.join(device, on=group, how="full", coalesce=True)
-            .sort(group)
-            .join(
-                named.with_columns(pl.col("okey").cast(pl.Int32)), on="okey", maintain_order="left"
-            )
-            .select(*outlet, "hour", "factor", pl.exclude(*outlet, *group))
-        )
+        return agg.join(device, on=group, how="full", coalesce=True)
 
     def _intervals(self, records: pl.DataFrame) -> pl.DataFrame:
         """Each record's spacing from the previous record of its series, and the interval
@@ -475,21 +519,20 @@ class BatchEngine:
         (``over``) per series and run computed the same, but a group per run cost 0.75 s
         for 1.3 M records."""
         outlets = self._outlet_table()
-        stopped = (
-            records.filter(pl.col("is_flow") & pl.col("valid") & (pl.col("value") <= 0))
-            .select("okey", "t", pl.lit(value=True).alias("stopped"))
-            .unique()
-        )
-        # Left joins on unique keys keep the rows (and their order, numbers) as they came.
-        df = records.join(stopped, on=["okey", "t"], how="left", maintain_order="left").join(
-            outlets.select(
-                "okey", "plateau_min_s", "plateau_max_s", "plateau_round", "plateau_step_pct"
+        # The times the outlet's flow was stopped, as one integer with the outlet (okey
+        # below 2³¹, epoch seconds below 2³²): a lookup of one integer, not a join on two.
+        at = pl.col("okey").cast(pl.Int64) * 2**32 + pl.col("t")
+        stopped = records.filter(
+            pl.col("is_flow") & pl.col("valid") & (pl.col("value") <= 0)
+        ).select(at.unique())
+        plateau = ("plateau_min_s", "plateau_max_s", "plateau_round", "plateau_step_pct")
+        df = records.with_columns(
+            (at.is_in(stopped.to_series()) if stopped.height else pl.lit(value=False)).alias(
+                "stopped"
             ),
-            on="okey",
-            how="left",
-            maintain_order="left",
+            *(_of_outlet(outlets.get_column(c)).alias(c) for c in plateau),
         )
-        eligible = pl.col("valid") & ~pl.col("stopped").fill_null(value=False)
+        eligible = pl.col("valid") & ~pl.col("stopped")
         df = df.with_columns(
             (eligible & (pl.col("fixed") == 0)).alias("is_zero"),
             (eligible & (pl.col("fixed") != 0)).alias("is_const"),
@@ -683,9 +726,39 @@ class BatchEngine:
                 out += watch.tick(first + k * every)
         return out
 
+    def run_accepted(
+        self, records: pl.DataFrame, others: pl.DataFrame, *, unconfigured: int = 0
+    ) -> list[Finding]:
+        """All findings, with every window flushed, of ``records`` taken as accepted
+        (``ACCEPTED_SCHEMA``: what the stream engine took, as ``rules.minute_detail`` keeps
+        it) and of the measurement frame ``others`` (accepted as ``run`` accepts a frame);
+        ``unconfigured``: the records of outlets not judged, left out by the caller. The
+        records are judged faster in the order of their series (outlet, factor, interval,
+        time): they are sorted only when not in it."""
+        self._links = production_links(self.params, self.power)
+        kept = self._with_marks(records)
+        if others.height:
+            more, _ = self.accepted(others)
+            factor = kept.schema["factor"]
+            kept = pl.concat([kept, more.with_columns(pl.col("factor").cast(factor))])
+        else:
+            self.stats = BatchStats(0, 0, 0, 0, 0)
+        assert self.stats is not None
+        self.stats = self.stats._replace(
+            readings=self.stats.readings + records.height + unconfigured,
+            unconfigured=self.stats.unconfigured + unconfigured,
+        )
+        out = self._judged(kept, self._watermarks(kept), flush=True)
+        return out + self.power_findings(pl.DataFrame(schema=POWER_SCHEMA))
+
     def _windows(self, frame: pl.DataFrame, *, flush: bool, include_late: bool) -> list[Finding]:
         kept, watermarks = self.accepted(frame, include_late=include_late)
-        aggs = self.hour_aggregates(kept)
+        return self._judged(kept, watermarks, flush=flush)
+
+    def _judged(
+        self, kept: pl.DataFrame, watermarks: pl.DataFrame, *, flush: bool
+    ) -> list[Finding]:
+        aggs = self._hour_aggregates(kept)
         final = {(r[0], r[1]): r[2] for r in watermarks.iter_rows()}
         if flush:
             watermarks = watermarks.with_columns(pl.lit(END_OF_DATA).alias("watermark"))
@@ -717,8 +790,10 @@ def _by_series_and_time(records: pl.DataFrame) -> pl.DataFrame:
     top = records.get_column("series").max()
     if high - low >= 2**32 or top >= 2**31:  # type: ignore[operator]
         return records.sort(["series", "t"])
-    key = pl.col("series") * 2**32 + (pl.col("t") - low)
-    return records.sort(key)
+    key = records.select(pl.col("series") * 2**32 + (pl.col("t") - low)).to_series()
+    if key.is_sorted():  # read from the store in this order (``rules.minute_detail``)
+        return records
+    return records.sort(pl.lit(key))
 
 
 def _with_outlet_keys(frame: pl.DataFrame, keys: pl.DataFrame) -> pl.DataFrame:
@@ -735,6 +810,12 @@ def _with_outlet_keys(frame: pl.DataFrame, keys: pl.DataFrame) -> pl.DataFrame:
         .select("run", "okey")
     )
     return frame.with_columns(run).join(runs, on="run", maintain_order="left").drop(*outlet, "run")
+
+
+def _of_outlet(values: pl.Series) -> pl.Expr:
+    """The record's outlet's entry of ``values`` (one per outlet, in ``okey`` order):
+    gathered by the outlet's number, cheaper than a join."""
+    return pl.lit(values).gather(pl.col("okey"))
 
 
 def _previous(expr: str | pl.Expr) -> pl.Expr:

@@ -316,7 +316,10 @@ def detail_hours(
         "ORDER BY start, enterprise_id, outlet_id"
     )
     names = json.dumps(list(enterprises)) if enterprises is not None else None
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    driver = conn.connection.driver_connection
+    # psycopg's binary format: the packed data as bytes, not hex text (half the time)
+    postgres = conn.dialect.name == "postgresql"
+    cursor = driver.cursor(binary=True) if postgres else driver.cursor()  # type: ignore[union-attr]
     try:
         for day in range(lo, hi, DAY):
             cursor.execute(sql, {"lo": day, "hi": min(day + DAY, hi), "ents": names})

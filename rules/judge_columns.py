@@ -239,12 +239,16 @@ def closed_hours(
         "zs_n",
         "n_f",
     )
-    # Every factor's hour (configured or not: the flow and O2 are read wherever they come).
+    # Every factor's hour (configured or not: the flow and O2 are read wherever they come),
+    # by the outlet's number where ``aggs`` has it (``BatchEngine``'s), else by its names.
+    known = _outlet_table(params).join(watermarks, on=OUTLET)
+    if "okey" in aggs.columns:
+        by_number = aggs.lazy().with_columns(pl.col("okey").cast(pl.Int64))
+        every = by_number.join(known.lazy(), on="okey")
+    else:
+        every = aggs.lazy().join(known.lazy(), on=OUTLET)
     every = (
-        aggs.lazy()
-        .join(_outlet_table(params).lazy(), on=OUTLET)
-        .join(watermarks.lazy(), on=OUTLET)
-        .filter(closed(pl.col("hour") + HOUR, pl.col("watermark"), grace_s))
+        every.filter(closed(pl.col("hour") + HOUR, pl.col("watermark"), grace_s))
         .join(_valid_flags(params).lazy(), on=["okey", "dev_flag"], how="left")
         .with_columns(pl.col(*counts).fill_null(0), pl.col("realtime").fill_null(value=False))
         .with_columns(

@@ -26,11 +26,13 @@ from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from math import isnan
+from typing import NamedTuple
 
 import polars as pl
 
-from rules.batch import MEASUREMENT_SCHEMA
+from rules.batch import ACCEPTED_SCHEMA, INTERVALS, MEASUREMENT_SCHEMA
 from rules.hours import DeviceHour
+from rules.timebase import HOUR
 
 KINDS = {"m": "minute", "r": "rtd", "h": "hour"}
 WIDTH = 4  # doubles per record
@@ -168,37 +170,108 @@ def rows_frame(details: Sequence[DetailRow]) -> pl.DataFrame:
     """The records of many outlet-hours as the batch engine's measurement frame
     (``rules.batch.MEASUREMENT_SCHEMA``), in row order, each arriving a minute after its time.
     Each record carries its block's extremes as its Min and Max: the hour's extremes (A4V)
-    come out as the stream saw them.
+    come out as the stream saw them."""
+    if not details:
+        return pl.DataFrame(schema=MEASUREMENT_SCHEMA)
+    outlets = {(e, o): k for k, (e, o) in enumerate(dict.fromkeys((r[0], r[1]) for r in details))}
+    names = pl.DataFrame(
+        list(outlets), schema={"enterprise_id": pl.String, "outlet_id": pl.String}, orient="row"
+    ).with_row_index("okey")
+    decoded = _decoded(details, outlets, in_series_order=False)
+    return (
+        decoded.with_row_index("seq")
+        .join(names, on="okey", maintain_order="left")
+        .with_columns(
+            pl.col("seq").cast(pl.Int64),
+            pl.col("factor").cast(pl.String),
+            pl.col("interval").cast(pl.String),
+            received=pl.col("t") + ARRIVAL_DELAY_S,
+        )
+        .select(list(MEASUREMENT_SCHEMA))
+        .cast(MEASUREMENT_SCHEMA)  # type: ignore[arg-type]
+    )
+
+
+class StoredRecords(NamedTuple):
+    """Stored outlet-hours for the batch engine (``BatchEngine.run_accepted``)."""
+
+    records: pl.DataFrame  # accepted records (``rules.batch.ACCEPTED_SCHEMA``), series order
+    others: pl.DataFrame  # the rows of outlets with real-time records, to be accepted
+    unconfigured: int  # records of outlets not judged (left out)
+
+
+def stored_records(
+    details: Sequence[DetailRow], okeys: Mapping[tuple[str, str], int]
+) -> StoredRecords:
+    """The records of many outlet-hours as the batch engine's accepted records, keyed by
+    ``okeys`` (the engine's outlet numbers), sorted by outlet, factor and hour: what the
+    stream engine took is what the rules take again, without the acceptance by arrival (the
+    arrival times are not kept; a record arrives a minute after its time, never late, and
+    each record is there once).
+
+    The outlets with real-time records go through acceptance all the same
+    (``StoredRecords.others``): which of them make an hour depends on when the outlet's
+    minute records arrived, and that order is only the rows'."""
+    configured, others, unconfigured = [], [], 0
+    with_realtime = {(e, o) for e, o, _s, layout, _d in details if ":r:" in layout}
+    for row in details:
+        key = (row[0], row[1])
+        if key not in okeys:
+            unconfigured += _records(row[3])
+        elif key in with_realtime:
+            others.append(row)
+        else:
+            configured.append(row)
+    records = _decoded(configured, okeys, in_series_order=True)
+    return StoredRecords(records, rows_frame(others), unconfigured)
+
+
+def _records(layout: str) -> int:
+    return sum(n for _f, _k, n in _blocks(layout))
+
+
+def _decoded(
+    details: Sequence[DetailRow], okeys: Mapping[tuple[str, str], int], *, in_series_order: bool
+) -> pl.DataFrame:
+    """The records of ``details`` (of outlets in ``okeys``) in ``ACCEPTED_SCHEMA``: in row
+    order, or sorted by outlet, factor, interval and hour (the device hour values last), the
+    order the batch engine judges series in.
 
     Decoded in bulk: the rows' data joined into one buffer of doubles, and each column taken
     from it by an index polars computes from the blocks' offsets; the only Python loop is over
     the rows (a layout, the same hour after hour, parsed once)."""
     if not details:
-        return pl.DataFrame(schema=MEASUREMENT_SCHEMA)
+        return pl.DataFrame(schema=ACCEPTED_SCHEMA)
     layouts: dict[str, int] = {}
-    ents: list[str] = []
-    outlets: list[str] = []
+    keys: list[int] = []
     row_layouts: list[int] = []
     bases: list[int] = []
-    base = 0
+    by_size: dict[int, list[bytes]] = {}  # the rows' data by its length: see _flat
+    placed: list[tuple[int, int]] = []
     for enterprise, outlet, _start, layout, data in details:
-        ents.append(enterprise)
-        outlets.append(outlet)
+        keys.append(okeys[(enterprise, outlet)])
         row_layouts.append(layouts.setdefault(layout, len(layouts)))
-        bases.append(base)
-        base += len(data) // 8
+        same = by_size.setdefault(len(data), [])
+        placed.append((len(data), len(same)))
+        same.append(data)
+    offsets, at = {}, 0
+    for size, same in by_size.items():
+        offsets[size] = at
+        at += len(same) * (size // 8)
+    bases = [offsets[size] + k * (size // 8) for size, k in placed]
     blocks = [
         (number, order, factor, kind, n, at)
         for layout, number in layouts.items()
         for order, (factor, kind, n, at) in enumerate(_layout(layout))
     ]
+    factors = pl.Enum(sorted({b[2] for b in blocks}))
     layout_frame = pl.DataFrame(
         blocks,
         schema={
             "layout": pl.Int64,
             "order": pl.Int64,
-            "factor": pl.String,
-            "interval": pl.String,
+            "factor": factors,
+            "interval": INTERVALS,
             "n": pl.Int64,
             "at": pl.Int64,
         },
@@ -206,47 +279,69 @@ def rows_frame(details: Sequence[DetailRow]) -> pl.DataFrame:
     )
     blocks_frame = (
         pl.DataFrame(
-            {"enterprise_id": ents, "outlet_id": outlets, "layout": row_layouts, "base": bases},
-            schema_overrides={"layout": pl.Int64, "base": pl.Int64},
+            {"okey": keys, "layout": row_layouts, "base": bases},
+            schema={"okey": pl.Int32, "layout": pl.Int64, "base": pl.Int64},
         )
         .with_row_index("row")
         .join(layout_frame, on="layout")
-        .sort("row", "order")
-        .select(
-            "enterprise_id",
-            "outlet_id",
-            "factor",
-            "interval",
-            "n",
-            off=pl.col("base") + pl.col("at"),
-        )
-        .with_columns(first=pl.col("n").cum_sum() - pl.col("n"))
     )
-    flat = pl.Series("x", _doubles(b"".join(row[4] for row in details)))
-    per_record = blocks_frame.select(pl.exclude("n").repeat_by(pl.col("n")).explode()).with_columns(
-        j=pl.int_range(pl.len(), dtype=pl.Int64) - pl.col("first")
+    if in_series_order:
+        device = pl.col("interval") == "hour"
+        order = [device, "okey", pl.col("factor").to_physical(), "interval", "row"]
+    else:
+        order = ["row", "order"]
+    blocks_frame = blocks_frame.sort(order).select(
+        "okey", "factor", "interval", "n", off=pl.col("base") + pl.col("at")
     )
-    index = (per_record["off"] + 2 + WIDTH * per_record["j"]).cast(pl.UInt64)
-    extremes = per_record["off"].cast(pl.UInt64)
+    flat = _flat(by_size)
+    # per record: its block (for the block's columns) and where its doubles start
+    block = blocks_frame.select(
+        pl.int_range(pl.len(), dtype=pl.UInt32).repeat_by("n").explode()
+    ).to_series()
+    off = blocks_frame.get_column("off")
+    index = blocks_frame.select(
+        pl.int_ranges(pl.col("off") + 2, pl.col("off") + 2 + WIDTH * pl.col("n"), WIDTH)
+        .explode()
+        .cast(pl.UInt64)
+    ).to_series()
+    extremes = off.cast(pl.UInt64).gather(block)
+    per_record = blocks_frame.select(pl.col("okey", "factor", "interval").gather(block))
     t = flat.gather(index).cast(pl.Int64)
     code = flat.gather(index + 3).cast(pl.Int64)
-    frame = per_record.select("enterprise_id", "outlet_id", "factor", "interval").with_columns(
-        seq=pl.int_range(pl.len(), dtype=pl.Int64),
+    return per_record.select(
+        "okey",
+        "factor",
+        "interval",
         t=t,
-        received=t + ARRIVAL_DELAY_S,
+        hour=t - t % HOUR,
         value=flat.gather(index + 1).fill_nan(None),
         flag=_flags(code),
         zs=flat.gather(index + 2).fill_nan(None),
         minimum=flat.gather(extremes).fill_nan(None),
         maximum=flat.gather(extremes + 1).fill_nan(None),
     )
-    return frame.select(list(MEASUREMENT_SCHEMA)).cast(MEASUREMENT_SCHEMA)  # type: ignore[arg-type]
+
+
+def _flat(by_size: Mapping[int, list[bytes]]) -> pl.Series:
+    """The doubles of the rows' data, the rows of each length in turn: polars reads each
+    row's bytes as an array of that many doubles (little-endian, as stored), which costs a
+    fraction of building a series from Python's ``array``."""
+    parts = [
+        pl.Series(same, dtype=pl.Binary)
+        .bin.reinterpret(dtype=pl.Array(pl.Float64, size // 8), endianness="little")
+        .arr.explode()
+        for size, same in by_size.items()
+    ]
+    return pl.concat(parts) if parts else pl.Series(dtype=pl.Float64)
 
 
 def _flags(code: pl.Series) -> pl.Series:
-    """The flag characters of the records' codes, through a table of the 256 byte values."""
-    table = {i: chr(i) for i in range(256)}
-    return (code % 256).replace_strict(table, return_dtype=pl.String)
+    """The flag characters of the records' codes, gathered from a table of the 256 byte
+    values."""
+    return _FLAG_TABLE.gather((code % 256).cast(pl.UInt32))
+
+
+_FLAG_TABLE = pl.Series("flag", [chr(i) for i in range(256)], dtype=pl.String)
 
 
 __all__ = [
@@ -254,8 +349,10 @@ __all__ = [
     "DetailRow",
     "MinuteDetail",
     "Point",
+    "StoredRecords",
     "encode",
     "points",
     "readings_frame",
     "rows_frame",
+    "stored_records",
 ]
