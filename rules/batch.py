@@ -373,8 +373,9 @@ class BatchEngine:
         records = self._runs(self._intervals(records))
         valid = pl.col("valid")
         # One group per series-hour (``hour_row``, numbered by ``_intervals``): after the
-        # filter above, an outlet's factor has one series in an hour.
-        agg = records.group_by("hour_row").agg(
+        # filter above, an outlet's factor has one series in an hour. The groups kept in
+        # their order: measured, polars then spends half the time (4.3 M records).
+        agg = records.group_by("hour_row", maintain_order=True).agg(
             pl.first("fseries", "hour"),
             pl.len().cast(pl.Int64).alias("n"),
             valid.sum().cast(pl.Int64).alias("n_valid"),
@@ -442,8 +443,10 @@ class BatchEngine:
             .sub(1)
             .alias("hour_row"),
         )
+        # (each step here on the columns it reads: an eager filter copies every column)
         spacings = (
-            records.filter(pl.col("gap") > 0)
+            records.select("hour_row", "gap")
+            .filter(pl.col("gap") > 0)
             .group_by("hour_row", "gap")
             .agg(pl.len().alias("k"))
             .filter(pl.col("k") >= INTERVAL_EVIDENCE)
@@ -452,8 +455,8 @@ class BatchEngine:
             .select("hour_row", pl.col("gap").alias("seen"))
         )
         hours = (
-            records.filter(pl.col("hour_row") != pl.col("hour_row").shift(1, fill_value=-1))
-            .select("hour_row", "series", "okey", "realtime", "hour")
+            records.select("hour_row", "series", "okey", "realtime", "hour")
+            .filter(pl.col("hour_row") != pl.col("hour_row").shift(1, fill_value=-1))
             .join(spacings, on="hour_row", how="left", maintain_order="left")
             .with_columns(
                 pl.col("seen")
@@ -586,8 +589,12 @@ class BatchEngine:
             & (100 * (value - exit_value).abs() >= pl.col("plateau_step_pct") * value.abs())
         )
         plateau = plateau.fill_null(value=False)
-        return df.with_columns(
-            plateau.alias("plateau"), pl.when(plateau).then(value).alias("plateau_value")
+        # lazily: polars then computes the previous record's values once, not per use
+        return (
+            df.lazy()
+            .with_columns(plateau.alias("plateau"))
+            .with_columns(pl.when(pl.col("plateau")).then(value).alias("plateau_value"))
+            .collect()
         )
 
     # -- layer 2: judging the closed windows ---------------------------------------------

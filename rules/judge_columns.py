@@ -175,6 +175,12 @@ def _factor_table(params: Mapping[tuple[str, str], OutletParams]) -> pl.DataFram
     ).with_row_index("fkey")
 
 
+def _by_number(values: pl.Series, number: str) -> pl.Expr:
+    """The row's entry of a table's column (``values``, in the order of its numbers), by
+    the row's number of it (``okey``, ``fkey``)."""
+    return pl.lit(values).gather(pl.col(number)).alias(values.name)
+
+
 def _valid_flags(params: Mapping[tuple[str, str], OutletParams]) -> pl.DataFrame:
     return pl.DataFrame(
         [(okey, f, True) for okey, p in enumerate(params.values()) for f in sorted(p.valid_flags)],
@@ -241,14 +247,21 @@ def closed_hours(
     )
     # Every factor's hour (configured or not: the flow and O2 are read wherever they come),
     # by the outlet's number where ``aggs`` has it (``BatchEngine``'s), else by its names.
-    known = _outlet_table(params).join(watermarks, on=OUTLET)
+    # The parameters are gathered by the outlet's and the factor's numbers, and the wide
+    # tables only once the hours are sorted: each join or sort of a frame copies all of its
+    # columns, and the parameters are most of them.
+    table = _outlet_table(params)
     if "okey" in aggs.columns:
-        by_number = aggs.lazy().with_columns(pl.col("okey").cast(pl.Int64))
-        every = by_number.join(known.lazy(), on="okey")
+        every = aggs.lazy().with_columns(pl.col("okey").cast(pl.Int64))
     else:
-        every = aggs.lazy().join(known.lazy(), on=OUTLET)
+        every = aggs.lazy().join(table.lazy().select("okey", *OUTLET), on=OUTLET).drop(OUTLET)
+    watermark = table.join(watermarks, on=OUTLET, how="left").get_column("watermark")
+    narrow = ("flow_code", "o2_code", "valid_minutes")
     every = (
-        every.filter(closed(pl.col("hour") + HOUR, pl.col("watermark"), grace_s))
+        every.with_columns(
+            _by_number(watermark, "okey"), *(_by_number(table[c], "okey") for c in narrow)
+        )
+        .filter(closed(pl.col("hour") + HOUR, pl.col("watermark"), grace_s))
         .join(_valid_flags(params).lazy(), on=["okey", "dev_flag"], how="left")
         .with_columns(pl.col(*counts).fill_null(0), pl.col("realtime").fill_null(value=False))
         .with_columns(
@@ -282,10 +295,17 @@ def closed_hours(
     o2 = every.filter(pl.col("factor") == pl.col("o2_code")).select(
         "okey", "hour", pl.col("value").alias("o2"), pl.col("valid").alias("o2_valid")
     )
+    factors = _factor_table(params)
+    wide = [c for c in table.columns if c not in ("okey", *narrow)]
     hours = (
-        every.join(_factor_table(params).lazy(), on=["okey", "factor"])
+        every.join(factors.lazy().select(FACTOR, "okey", "factor"), on=["okey", "factor"])
         .join(flow, on=["okey", "hour"], how="left")
         .join(o2, on=["okey", "hour"], how="left")
+        .sort(FACTOR, "hour")
+        .with_columns(
+            *(_by_number(table[c], "okey") for c in wide),
+            *(_by_number(factors[c], FACTOR) for c in factors.columns[3:]),
+        )
         .with_columns(
             pl.when(extremes)
             .then(divided(pl.col("min_valid"), fixed))
@@ -298,12 +318,10 @@ def closed_hours(
             .then(pl.col("dev_value"))
             .alias("high"),
         )
-        .sort(FACTOR, "hour")
     )
     outlets = (
         every.group_by("okey", "hour")
         .agg(
-            pl.first("enterprise_id", "outlet_id"),
             (pl.col("dev_value").is_not_null() | pl.col("dev_flag").is_not_null())
             .any()
             .alias("device_sent"),
@@ -318,6 +336,7 @@ def closed_hours(
         )
         .join(flow, on=["okey", "hour"], how="left")
         .sort("okey", "hour")
+        .with_columns(_by_number(table[c], "okey") for c in OUTLET)
     )
     return ClosedHours(*pl.collect_all([hours, outlets]))
 
