@@ -39,6 +39,7 @@ every configured factor's hour, valid as A1 says (``OutletJudge.hour_value``).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -699,10 +700,15 @@ def column_findings(
         ("B8-8", b8_8, _b8_8),
         ("B9", b9, _b9),
     )
-    changes = pl.collect_all([level_changes(windows, FACTOR) for _, windows, _ in rules])
-    out = jump_findings(closed, params) + exceedance_findings(closed, params)
-    out += missing_findings(both.outlets, params, book)
-    out += day_findings(closed, both.outlets, params, book, limits, grace_s)
+    # The exceedances' findings (one an hour wherever an hour exceeds: often the most) are
+    # built in Python while polars judges the other rules (it releases the interpreter).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        exceeded = pool.submit(exceedance_findings, closed, params)
+        changes = pl.collect_all([level_changes(windows, FACTOR) for _, windows, _ in rules])
+        jumps = jump_findings(closed, params)
+        missing = missing_findings(both.outlets, params, book)
+        days = day_findings(closed, both.outlets, params, book, limits, grace_s)
+        out = jumps + exceeded.result() + missing + days
     out += _interval_findings(both.outlets, params)
     out += _marking_length_findings(both.outlets, params, book)
     if copies:
