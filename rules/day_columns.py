@@ -46,12 +46,13 @@ def day_findings(
     """The days of the outlets in ``limits`` (``okey`` → the watermark their windows close
     at), from ``hours`` and ``outlets`` (``rules.judge_columns.ClosedHours``)."""
     wanted = pl.col("okey").is_in(list(limits))
-    hours, outlets = hours.filter(wanted), outlets.filter(wanted)
+    # lazily: each plan below then copies only the columns it reads of the wide hours
+    closed_hours, outlets = hours.lazy().filter(wanted), outlets.filter(wanted)
     judged, flow, amount = pl.col("judged"), pl.col("flow"), pl.col("amount")
     weighted = flow.is_not_null() & (flow >= 0)
     none = pl.lit(0.0)
     sums = (
-        converted_hours(hours.lazy())
+        converted_hours(closed_hours)
         .with_columns(
             _DAY,
             pl.when(flow.is_not_null() & pl.col("flow_per_hour").is_not_null())
@@ -76,8 +77,7 @@ def day_findings(
     )
     index = pl.col("hour") - pl.col("day")
     counts = (
-        hours.lazy()
-        .filter(pl.col("n") > 0)
+        closed_hours.filter(pl.col("n") > 0)
         .with_columns(_DAY)
         .group_by("okey", "factor", "day")
         .agg(  # B10's, as ``OutletJudge._count_records``
@@ -91,15 +91,13 @@ def day_findings(
         )
     )
     stopped = (
-        hours.lazy()
-        .filter(pl.col("flag") == "F")
+        closed_hours.filter(pl.col("flag") == "F")
         .with_columns(_DAY)
         .group_by("okey", "factor", "day")
         .agg(pl.len().alias("stopped"))
     )
     low = (  # A5-2's, as ``OutletJudge._furnace_hour``: hour by hour, in order
-        hours.lazy()
-        .filter(
+        closed_hours.filter(
             pl.col("furnace") & pl.col("furnace_bound").is_not_null() & (pl.col("low_periods") > 0)
         )
         .with_columns(_DAY)

@@ -372,13 +372,15 @@ def _hand_signatures(
     records, their sum, minimum and maximum; ``copy_min_records`` or more; by code)."""
     wanted = pl.col("okey").is_in(list(copies))
     varying = (
-        hours.filter(
+        hours.lazy()
+        .filter(
             wanted
             & (pl.col("n_valid") >= pl.col("copy_min_records"))
             & (pl.col("min_valid") != pl.col("max_valid"))
         )
         .sort("okey", "hour", "factor")
         .select("okey", "hour", "factor", "n_valid", "sum_valid", "min_valid", "max_valid")
+        .collect()
     )
     signatures: dict[tuple[int, int], list[tuple[str, Signature]]] = {}
     for okey, hour, code, *signature in varying.iter_rows():

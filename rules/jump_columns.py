@@ -39,9 +39,9 @@ def jump_findings(
 ) -> list[Finding]:
     """B6 over ``hours`` (``rules.judge_columns.closed_hours``: sorted by factor and hour)."""
     value = pl.col("value")
-    valued = hours.filter(pl.col("valid") & value.is_not_null()).select(
-        "okey", "factor", FACTOR, "hour", "value", "jump_min_history", "jump_relative",
-    )  # fmt: skip
+    valued = hours.select(
+        "okey", "factor", FACTOR, "hour", "value", "jump_min_history", "jump_relative", "valid",
+    ).filter(pl.col("valid") & value.is_not_null()).drop("valid")  # fmt: skip
     row = pl.int_range(pl.len())
     begins = pl.col(FACTOR).ne_missing(pl.col(FACTOR).shift(1))
     prior = value.shift(1)  # within a factor (each expression below is windowed over it)
