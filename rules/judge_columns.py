@@ -182,12 +182,18 @@ def _by_number(values: pl.Series, number: str) -> pl.Expr:
     return pl.lit(values).gather(pl.col(number)).alias(values.name)
 
 
-def _valid_flags(params: Mapping[tuple[str, str], OutletParams]) -> pl.DataFrame:
-    return pl.DataFrame(
-        [(okey, f, True) for okey, p in enumerate(params.values()) for f in sorted(p.valid_flags)],
-        schema={"okey": pl.Int64, "dev_flag": pl.String, "dev_flag_ok": pl.Boolean},
-        orient="row",
-    )
+def valid_flag(params: Mapping[tuple[str, str], OutletParams], flag: str) -> pl.Expr:
+    """Whether the row's ``flag`` column (a letter) is one its outlet (``okey``) takes as
+    valid: one test per distinct set of flags (a fleet has few), not a join per row."""
+    okeys_of: dict[frozenset[str], list[int]] = {}
+    for k, p in enumerate(params.values()):
+        okeys_of.setdefault(frozenset(p.valid_flags), []).append(k)
+    if len(okeys_of) == 1:
+        return pl.col(flag).is_in(sorted(next(iter(okeys_of))))
+    expr = pl.lit(value=False)
+    for flags, okeys in okeys_of.items():
+        expr = expr | (pl.col("okey").is_in(okeys) & pl.col(flag).is_in(sorted(flags)))
+    return expr
 
 
 def _invalid_flag() -> pl.Expr:
@@ -263,7 +269,7 @@ def closed_hours(
             _by_number(watermark, "okey"), *(_by_number(table[c], "okey") for c in narrow)
         )
         .filter(closed(pl.col("hour") + HOUR, pl.col("watermark"), grace_s))
-        .join(_valid_flags(params).lazy(), on=["okey", "dev_flag"], how="left")
+        .with_columns(valid_flag(params, "dev_flag").alias("dev_flag_ok"))
         .with_columns(pl.col(*counts).fill_null(0), pl.col("realtime").fill_null(value=False))
         .with_columns(
             pl.when(records).then(minute_valid).otherwise(device_valid).alias("valid"),
