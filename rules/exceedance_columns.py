@@ -22,15 +22,13 @@ from typing import Any, NamedTuple
 
 import polars as pl
 
-from rules.emission import hour_amount_kg
+from rules.emission import amount_kg
 from rules.exact_round import divided, rounded
 from rules.findings import Finding, State, Tier
 from rules.firing_columns import level_changes
 from rules.hours import FIXED
 from rules.judge import (
-    HourValue,
     conversion_failure,
-    hour_evidence,
     outlet_finding,
     zs_evidence,
 )
@@ -119,23 +117,94 @@ def exceedance_findings(
     unset = pl.lit(None, dtype=pl.Float64)
     a2 = a2.with_columns(unset.alias("judged"), unset.alias("reported"))
     a3 = a3.with_columns(unset.alias("reported"))
-    rules = (("A2", a2), ("A3", a3), ("B8-5", b8_5))
-    changes = pl.collect_all(
-        [level_changes(windows, FACTOR).select(_Row._fields) for _, windows in rules]
+    a2_changes, a3_stated, b8_5_changes = pl.collect_all(
+        [
+            level_changes(a2, FACTOR).select(_Row._fields),
+            _a3_stated(level_changes(a3, FACTOR)),
+            level_changes(b8_5, FACTOR).select(_Row._fields),
+        ]
     )
     factor = _Factors(params)
+    out = _findings("A2", a2_changes, factor) + _a3_findings(a3_stated, factor)
+    return out + _findings("B8-5", b8_5_changes, factor)
+
+
+def _findings(rule: str, changes: pl.DataFrame, factor: _Factors) -> list[Finding]:
     out: list[Finding] = []
-    for (rule, _), changed in zip(rules, changes, strict=True):
-        for row in map(_Row._make, changed.iter_rows()):
-            f = factor[(row.enterprise_id, row.outlet_id, row.factor)]
-            found_value, evidence = _stated(rule, f, row)
-            window = (row.hour, row.hour + HOUR)
-            out.append(
-                outlet_finding(
-                    f.outlet, f.version, rule, row.state, row.factor, window, row.tier,
-                    found_value, row.limit, evidence,
-                )
-            )  # fmt: skip
+    for row in map(_Row._make, changes.iter_rows()):
+        f = factor[(row.enterprise_id, row.outlet_id, row.factor)]
+        found_value, evidence = _stated(rule, f, row)
+        window = (row.hour, row.hour + HOUR)
+        out.append(
+            outlet_finding(
+                f.outlet, f.version, rule, row.state, row.factor, window, row.tier,
+                found_value, row.limit, evidence,
+            )
+        )  # fmt: skip
+    return out
+
+
+def _a3_stated(changes: pl.LazyFrame) -> pl.LazyFrame:
+    """A3's rows that fire or clear with what their findings state, computed in columns as
+    ``outlet_finding`` and ``hour_evidence`` compute it in Python (A3's findings are often
+    the most: one an hour wherever an hour exceeds). Rounded as Python rounds
+    (``rules.exact_round.rounded``); every other operation a product or a division by a
+    column, the same doubles in both."""
+    judged, value, limit, flow = pl.col("judged"), pl.col("value"), pl.col("limit"), pl.col("flow")
+    per_hour = pl.col("flow_per_hour")
+    amount = pl.when(flow.is_not_null() & per_hour.is_not_null()).then(
+        amount_kg(value, flow, per_hour)
+    )
+    over = pl.coalesce("hour_alarm", "hour_warning")  # the limit an amount's excess is above
+    excess = pl.when(over.is_not_null() & (judged > over)).then(
+        pl.when(judged <= 0).then(0.0).otherwise(amount * (judged - over) / judged)
+    )
+    multiple = pl.when((pl.col("state") == "fire") & limit.is_not_null() & (limit != 0)).then(
+        rounded((judged - limit) / limit, 4)
+    )
+    covered = pl.min_horizontal(pl.lit(HOUR), pl.col("n_valid") * pl.col("interval_s"))
+    return changes.select(
+        "enterprise_id", "outlet_id", "factor", "hour", "state", "tier", "limit",
+        rounded(judged).alias("stated"),
+        multiple.alias("multiple"),
+        pl.when(pl.col("device")).then(pl.lit("device"))
+        .when(pl.col("realtime")).then(pl.lit("realtime"))
+        .otherwise(pl.lit("minutes")).alias("source"),
+        rounded(value).alias("measured"),
+        (covered // 60).alias("valid_minutes"),
+        rounded(pl.col("o2")).alias("o2"),
+        rounded(amount).alias("emission_kg"),
+        rounded(excess).alias("excess_kg"),
+    )  # fmt: skip
+
+
+def _a3_findings(stated: pl.DataFrame, factor: _Factors) -> list[Finding]:
+    """A3's findings from ``_a3_stated``'s rows: what ``outlet_finding`` makes of
+    ``hour_evidence`` (the same keys in the same order)."""
+    out: list[Finding] = []
+    for (
+        enterprise, outlet, code, hour, state, tier, limit, stated_value, multiple,
+        source, measured, valid_minutes, o2, emission, excess,
+    ) in stated.iter_rows():  # fmt: skip
+        f = factor[(enterprise, outlet, code)]
+        evidence: dict[str, Any] = {"source": source, "measured": measured}
+        if source != "device":
+            evidence["valid_minutes"] = valid_minutes
+        if f.params.reference_o2 is not None:
+            evidence["o2"] = o2
+            evidence["reference_o2"] = f.params.reference_o2
+            evidence["converted"] = stated_value
+        if emission is not None:
+            evidence["emission_kg"] = emission
+            if excess is not None:
+                evidence["excess_kg"] = excess
+        p = f.outlet
+        out.append(
+            Finding(
+                "A3", state, p.enterprise_id, p.outlet_id, code, hour, hour + HOUR, tier,
+                stated_value, limit, f.params.unit, multiple, p.params_id, f.version, evidence,
+            )
+        )  # fmt: skip
     return out
 
 
@@ -167,7 +236,6 @@ class _Factor(NamedTuple):
     version: str
     params: FactorParams
     thresholds: Thresholds
-    flow_unit: str | None  # the outlet's flow factor's, when it has one configured
 
 
 class _Factors(dict[tuple[str, str, str], _Factor]):
@@ -181,32 +249,18 @@ class _Factors(dict[tuple[str, str, str], _Factor]):
     def __missing__(self, key: tuple[str, str, str]) -> _Factor:
         p = self._params[key[:2]]
         fp = p.factors[key[2]]
-        flow = p.factors.get(p.flow_code)
-        found = _Factor(
-            p,
-            self._versions[key[:2]],
-            fp,
-            effective_thresholds(p, fp),
-            None if flow is None else flow.unit,
-        )
+        found = _Factor(p, self._versions[key[:2]], fp, effective_thresholds(p, fp))
         self[key] = found
         return found
 
 
 def _stated(rule: str, f: _Factor, row: _Row) -> tuple[float | None, dict[str, Any]]:
-    """A finding's value and evidence, as the judge states them on a row that changes."""
+    """An A2 or B8-5 finding's value and evidence, as the judge states them on a row that
+    changes (A3's: ``_a3_stated``)."""
     if rule == "A2":
         fire = row.state == "fire"
         return None, conversion_failure(bool(row.o2_valid), row.o2) if fire else {}
     assert row.judged is not None
-    if rule == "B8-5":
-        assert row.reported is not None
-        evidence = zs_evidence(row.reported, row.judged, f.outlet.zs_tolerance)
-        return evidence["reported"], evidence
-    amount = None
-    if row.flow is not None and f.flow_unit is not None:
-        amount = hour_amount_kg(row.value, f.params.unit, row.flow, f.flow_unit)
-    source = "device" if row.device else "realtime" if row.realtime else "minutes"
-    covered = min(HOUR, row.n_valid * row.interval_s)
-    hv = HourValue(row.value, True, source, covered // 60, row.flag, row.interval_s)
-    return row.judged, hour_evidence(hv, f.params, row.o2, row.judged, amount, f.thresholds)
+    assert row.reported is not None
+    evidence = zs_evidence(row.reported, row.judged, f.outlet.zs_tolerance)
+    return evidence["reported"], evidence

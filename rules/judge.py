@@ -198,7 +198,7 @@ def outlet_finding(
         window_end=window[1],
         tier=tier,
         value=_round(value),
-        limit=limit,
+        limit=None if limit is None else float(limit),  # configured as 100, stated as 100.0
         unit=unit,
         multiple=multiple,
         params_id=p.params_id,

@@ -8,14 +8,16 @@ only the hours a watermark has closed (no flush)."""
 
 from __future__ import annotations
 
+import json
 import random
 from collections import Counter
 from dataclasses import replace
+from datetime import timedelta
 
 from rules.batch import BatchEngine, measurements_frame
 from rules.judge_columns import COLUMN_RULES
 from rules.markings import MarkingBook
-from rules.params import FactorParams
+from rules.params import FactorParams, Thresholds
 from rules.stream import StreamEngine
 from rules.timebase import DAY, epoch
 from tests.rules.factors import FLOW_GAS, FLOW_WATER, O2, SO2
@@ -522,3 +524,42 @@ def test_jumps_in_columns_equal_the_stream_over_magnitudes_from_a_thousandth_to_
     jumps = sorted((f for f in batched if f.rule == "B6"), key=lambda f: f.id)
     assert jumps == sorted((f for f in streamed if f.rule == "B6"), key=lambda f: f.id)
     assert len({f.window_start for f in jumps}) >= 4
+
+
+def test_a3_findings_stated_in_columns_are_the_judges_to_the_byte():
+    # A3's findings are stated in bulk from columns (rules.exceedance_columns): their JSON,
+    # evidence keys in order, equals the stream's for each source of an hour (minute
+    # records, the device's hour value, real-time records), with and without a reference
+    # O2, with and without a flow to state an amount by, an alarm's excess and a clear.
+    nox = FactorParams("a21002", "mg/m³", Thresholds(hour_alarm=50, hour_warning=40))
+    p = gas_outlet()
+    params = {("E1", "DA001"): replace(p, factors={**p.factors, "a21002": nox})}
+    # the first hour in real-time records only (every 30 s; they make an hour where no minute
+    # record came for half an hour), the second SO2's device hour value only
+    at = [tick(0) + timedelta(seconds=30 * k) for k in range(120)]
+    realtime = {SO2: 90.0, "a21002": 60.0, O2: 9.0, FLOW_GAS: 120.0}
+    data = [reading(c, t, v, interval="rtd") for c, v in realtime.items() for t in at]
+    data.append(reading(SO2, tick(1), 95.0, interval="hour"))
+    for h in range(1, 6):
+        if h > 1:
+            data += hour_of(SO2, tick(h), {3: 70.0, 4: 40.0}.get(h, 90.0))
+        data += hour_of("a21002", tick(h), 30.0 if h == 4 else 60.0)
+        data += hour_of(O2, tick(h), 9.0)
+        if h != 2:  # an hour without a flow: no amount
+            data += hour_of(FLOW_GAS, tick(h), 120.0)
+    data.sort(key=lambda r: r.data_time)
+    streamed, batched = _both(data, flush=True, params=params)
+
+    def a3(found):
+        return [
+            json.dumps(f.to_json()) for f in sorted(found, key=lambda f: f.id) if f.rule == "A3"
+        ]
+
+    assert a3(batched) == a3(streamed)
+    stated = [f for f in batched if f.rule == "A3"]
+    assert {f.evidence["source"] for f in stated} == {"minutes", "device", "realtime"}
+    assert {f.state for f in stated} == {"fire", "clear"}
+    assert any("emission_kg" not in f.evidence for f in stated)
+    assert any("excess_kg" in f.evidence for f in stated)
+    assert any("reference_o2" not in f.evidence for f in stated)
+    assert any(f.multiple is not None for f in stated)
