@@ -19,13 +19,15 @@ timing, as the API does), against a baseline measured in the same run:
                              goal <= 200 ms
   fleet month report         month_report for 2,000 outlets: goal <= 5 s
   replay from the store      a month of 200 enterprises' detail through the batch engine:
-                             goal >= 1,000,000 readings/s; in one process, then in two
-                             (``--workers 2``)
+                             goal >= 1,000,000 readings/s; as ``nonsite replay
+                             --from-store`` runs it (two threads), in one worker, and in
+                             two spawned processes (``--processes``)
 
 Baselines: the same rows fetched bare through the driver (series), the month's kept days
 summed by one SQL GROUP BY (report). The replay is timed in its two parts: reading and
-decoding the store, and the batch engine judging the frame (whose rate depends on the data's
-density: it judges per outlet-hour, and 10-minute data are 30 readings an outlet-hour).
+decoding the store into accepted records, and the batch engine judging them (whose rate
+depends on the data's density: much of it is per outlet-hour, and 10-minute data are 30
+readings an outlet-hour). The filled tables are vacuumed and analysed before any timing.
 
 Writes bench/results/history.json and prints a table.
 """
@@ -355,15 +357,21 @@ def run(data_dir: Path, url: str, rounds: int) -> dict[str, Any]:
             n_readings = engine.stats.readings if engine.stats else 0
     read_s, judge_s = statistics.median(read_times), statistics.median(judge_times)
     replay_s = read_s + judge_s
-    # The same replay as `nonsite replay --from-store --workers 2` runs it: the enterprises
-    # shared out between two processes (this one and one spawned: its start-up counted).
-    shared_times = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        shared = replay_store(config, since, until, workers=2)
-        shared_times.append(time.perf_counter() - t0)
-    assert shared.readings == n_readings
-    shared_s = statistics.median(shared_times)
+
+    # The replay as `nonsite replay --from-store` runs it (two threads, each reading and
+    # judging a share of the enterprises), and in two spawned processes (`--processes`: the
+    # second's start-up counted).
+    def whole(**how: Any) -> float:
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            shared = replay_store(config, since, until, **how)
+            times.append(time.perf_counter() - t0)
+        assert shared.readings == n_readings
+        return statistics.median(times)
+
+    threads_s = whole(workers=2)
+    processes_s = whole(workers=2, processes=True)
     db.dispose()
     return {
         "machine": platform.platform(),
@@ -384,10 +392,12 @@ def run(data_dir: Path, url: str, rounds: int) -> dict[str, Any]:
             "read and decoded, readings_per_s": round(n_readings / read_s),
             "judged by the batch engine s": round(judge_s, 2),
             "judged, readings_per_s": round(n_readings / judge_s),
-            "whole replay s": round(replay_s, 2),
-            "whole replay, readings_per_s": round(n_readings / replay_s),
-            "whole replay in 2 processes s": round(shared_s, 2),
-            "whole replay in 2 processes, readings_per_s": round(n_readings / shared_s),
+            "whole replay, one worker s": round(replay_s, 2),
+            "whole replay, one worker, readings_per_s": round(n_readings / replay_s),
+            "whole replay, 2 threads (the default) s": round(threads_s, 2),
+            "whole replay, 2 threads, readings_per_s": round(n_readings / threads_s),
+            "whole replay, 2 processes s": round(processes_s, 2),
+            "whole replay, 2 processes, readings_per_s": round(n_readings / processes_s),
         },
         "goals": {
             "31 days <= 100 ms": timings["31 days of hour values"] <= 100,
@@ -395,9 +405,9 @@ def run(data_dir: Path, url: str, rounds: int) -> dict[str, Any]:
             "48 h minute detail <= 200 ms": timings["48 h of minute detail"] <= 200,
             "month report <= 5 s": report_ms <= 5000,
             "the store read for a replay >= 1,000,000 readings/s": n_readings / read_s >= 1_000_000,
-            "the whole replay >= 1,000,000 readings/s": n_readings / replay_s >= 1_000_000,
-            "the whole replay in 2 processes >= 1,000,000 readings/s": n_readings / shared_s
-            >= 1_000_000,
+            "the whole replay as nonsite replay --from-store runs it >= 1,000,000 readings/s": (
+                n_readings / threads_s >= 1_000_000
+            ),
         },
     }
 

@@ -16,6 +16,7 @@ from nonsite.config import load_config
 
 if TYPE_CHECKING:
     from nonsite.cli.common import Subcommands
+    from nonsite.replay import ReplayResult
 
 
 def add_to(sub: Subcommands) -> None:
@@ -44,11 +45,17 @@ def add_to(sub: Subcommands) -> None:
     p.add_argument(
         "--workers",
         type=int,
-        default=1,
+        default=None,
         metavar="N",
-        help="with --from-store: judge the enterprises in N processes (default 1: the batch "
-        "engine's column steps use every core already; more pay off where outlets are judged "
-        "hour by hour)",
+        help="with --from-store: share the enterprises out among N workers, threads of this "
+        "process (default 2: polars computes one share's columns while the other's Python "
+        "runs)",
+    )
+    p.add_argument(
+        "--processes",
+        action="store_true",
+        help="with --from-store: the workers are spawned processes, not threads (for hosts "
+        "with many cores; each pays an interpreter's start-up)",
     )
     p.add_argument(
         "--backtest",
@@ -129,26 +136,33 @@ def from_store(args: argparse.Namespace) -> int:
     if since >= until:
         print("nonsite replay: --from-store's SINCE must be before UNTIL", file=sys.stderr)
         return EXIT_USAGE
-    workers = args.workers
+    workers = batch.REPLAY_WORKERS if args.workers is None else args.workers
     if workers < 1:
-        print("nonsite replay: --workers takes a number of processes, 1 or more", file=sys.stderr)
+        print("nonsite replay: --workers takes a number of workers, 1 or more", file=sys.stderr)
         return EXIT_USAGE
     config = load_config(args.config)
     began = time.perf_counter()
-    result = batch.replay_store(config, since, until, workers=workers)
+    shared = {"workers": workers, "processes": args.processes}
+    result = batch.replay_store(config, since, until, **shared)
     took = time.perf_counter() - began
     if args.backtest is None:
         for f in result.findings:
             print(batch.finding_line(f))
     else:
-        changed = batch.replay_store(load_config(args.backtest), since, until, workers=workers)
+        changed = batch.replay_store(load_config(args.backtest), since, until, **shared)
         for change, f in batch.backtest(result.findings, changed.findings):
             print(batch.finding_line(f, {"backtest": change}))
     rate = result.readings / took if took > 0 else 0.0
     print(
         f"replay from the store: {result.readings} readings, {len(result.findings)} findings "
-        f"in {took:.1f} s ({rate:,.0f} readings/s, {result.processes} "
-        f"{'process' if result.processes == 1 else 'processes'})",
+        f"in {took:.1f} s ({rate:,.0f} readings/s, {_workers(result)})",
         file=sys.stderr,
     )
     return 0
+
+
+def _workers(result: ReplayResult) -> str:
+    """ "1 worker", "2 threads", "3 processes": what judged the replay."""
+    if result.workers == 1:
+        return "1 worker"
+    return f"{result.workers} {'processes' if result.in_processes else 'threads'}"

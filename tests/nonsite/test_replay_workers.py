@@ -1,6 +1,6 @@
-"""``nonsite replay --from-store --workers N``: the enterprises shared out among processes, each
-reading and judging its own share of the kept minute detail; the findings are the single
-process's, on SQLite and PostgreSQL."""
+"""``nonsite replay --from-store --workers N [--processes]``: the enterprises shared out among
+threads (or spawned processes), each reading and judging its own share of the kept minute
+detail; the findings are the single worker's, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -100,17 +100,18 @@ def stored(tmp_path, db_url):
 def test_the_workers_find_what_one_process_finds(stored):
     config, _ = stored
     until = START + timedelta(hours=HOURS)
-    one = replay_store(config, START, until)
+    one = replay_store(config, START, until, workers=1)
     rules = {f.rule for f in one.findings}
     assert {"A3", "B2", "B6", "B7", "B8-8", "B9", "B10"} <= rules, (
         rules
     )  # the fleet is not a quiet one
     outlets = [(e, o) for e, os in FLEET.items() for o in os]
     assert one.readings == sum(len(readings(k, e, o)) for k, (e, o) in enumerate(outlets))
-    for workers in (2, 3):
-        shared = replay_store(config, START, until, workers=workers)
+    for workers, processes in ((2, False), (3, False), (2, True), (3, True)):
+        shared = replay_store(config, START, until, workers=workers, processes=processes)
         assert [f.to_json() for f in shared.findings] == [f.to_json() for f in one.findings]
         assert (shared.readings, shared.late) == (one.readings, one.late)
+        assert (shared.workers, shared.in_processes) == (workers, processes)
 
 
 def test_the_command_takes_workers(stored):
@@ -119,9 +120,15 @@ def test_the_command_takes_workers(stored):
     span = (START.replace(tzinfo=None).isoformat(), until.replace(tzinfo=None).isoformat())
     command = ("replay", "--config", str(config_file), "--from-store", *span, "--workers")
     one, two = run_nonsite(*command, "1"), run_nonsite(*command, "2")
-    assert one.returncode == 0 and two.returncode == 0, two.stderr
-    assert one.stdout == two.stdout and one.stdout.count(b"\n") > 100
-    assert b"2 processes" in two.stderr
+    spawned = run_nonsite(*command, "2", "--processes")
+    default = run_nonsite(*command[:-1])
+    for run in (one, two, spawned, default):
+        assert run.returncode == 0, run.stderr
+        assert run.stdout == one.stdout
+    assert one.stdout.count(b"\n") > 100
+    assert b"1 worker)" in one.stderr
+    assert b"2 threads" in two.stderr and b"2 threads" in default.stderr
+    assert b"2 processes" in spawned.stderr
     bad = run_nonsite(*command, "0")
     assert bad.returncode == 2 and b"--workers" in bad.stderr
 
