@@ -20,8 +20,8 @@ timing, as the API does), against a baseline measured in the same run:
   fleet month report         month_report for 2,000 outlets: goal <= 5 s
   replay from the store      a month of 200 enterprises' detail through the batch engine:
                              goal >= 1,000,000 readings/s; as ``nonsite replay
-                             --from-store`` runs it (two threads), in one worker, and in
-                             two spawned processes (``--processes``)
+                             --from-store`` runs it (one worker), then with two: threads,
+                             and spawned processes (``--processes``)
 
 Baselines: the same rows fetched bare through the driver (series), the month's kept days
 summed by one SQL GROUP BY (report). The replay is timed in its two parts: reading and
@@ -358,9 +358,9 @@ def run(data_dir: Path, url: str, rounds: int) -> dict[str, Any]:
     read_s, judge_s = statistics.median(read_times), statistics.median(judge_times)
     replay_s = read_s + judge_s
 
-    # The replay as `nonsite replay --from-store` runs it (two threads, each reading and
-    # judging a share of the enterprises), and in two spawned processes (`--processes`: the
-    # second's start-up counted).
+    # The replay as `nonsite replay --from-store` runs it (one worker), and with two workers:
+    # threads, each reading and judging a share of the enterprises, and spawned processes
+    # (`--processes`: the second's start-up counted).
     def whole(**how: Any) -> float:
         times = []
         for _ in range(3):
@@ -370,6 +370,7 @@ def run(data_dir: Path, url: str, rounds: int) -> dict[str, Any]:
         assert shared.readings == n_readings
         return statistics.median(times)
 
+    default_s = whole()
     threads_s = whole(workers=2)
     processes_s = whole(workers=2, processes=True)
     db.dispose()
@@ -392,9 +393,10 @@ def run(data_dir: Path, url: str, rounds: int) -> dict[str, Any]:
             "read and decoded, readings_per_s": round(n_readings / read_s),
             "judged by the batch engine s": round(judge_s, 2),
             "judged, readings_per_s": round(n_readings / judge_s),
-            "whole replay, one worker s": round(replay_s, 2),
-            "whole replay, one worker, readings_per_s": round(n_readings / replay_s),
-            "whole replay, 2 threads (the default) s": round(threads_s, 2),
+            "read and judged, one after the other s": round(replay_s, 2),
+            "whole replay as the command runs it s": round(default_s, 2),
+            "whole replay as the command runs it, readings_per_s": round(n_readings / default_s),
+            "whole replay, 2 threads s": round(threads_s, 2),
             "whole replay, 2 threads, readings_per_s": round(n_readings / threads_s),
             "whole replay, 2 processes s": round(processes_s, 2),
             "whole replay, 2 processes, readings_per_s": round(n_readings / processes_s),
@@ -406,7 +408,7 @@ def run(data_dir: Path, url: str, rounds: int) -> dict[str, Any]:
             "month report <= 5 s": report_ms <= 5000,
             "the store read for a replay >= 1,000,000 readings/s": n_readings / read_s >= 1_000_000,
             "the whole replay as nonsite replay --from-store runs it >= 1,000,000 readings/s": (
-                n_readings / threads_s >= 1_000_000
+                n_readings / default_s >= 1_000_000
             ),
         },
     }

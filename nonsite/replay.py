@@ -265,9 +265,11 @@ def store_records(
     return stored_records(rows, engine.okeys)  # one decode for the whole range
 
 
-# What ``replay_store`` shares a replay among by default: two threads on this 2-core host
-# judged a month of 200 enterprises 1.1-1.2× faster than one (``bench/history_latency.py``).
-REPLAY_WORKERS = 2
+# What ``replay_store`` shares a replay among by default: one worker. On this 2-core host two
+# threads judged a month of 200 enterprises no faster (5.4 against 5.3 s, medians of 4
+# alternating runs; 1.15× faster with the collector running, which a replay pauses), and
+# two processes slower (their start-up): polars' column steps use both cores already.
+REPLAY_WORKERS = 1
 
 
 def replay_store(

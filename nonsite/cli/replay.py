@@ -48,8 +48,8 @@ def add_to(sub: Subcommands) -> None:
         default=None,
         metavar="N",
         help="with --from-store: share the enterprises out among N workers, threads of this "
-        "process (default 2: polars computes one share's columns while the other's Python "
-        "runs)",
+        "process (default 1: polars' column steps use every core already; more pay off on "
+        "hosts with more cores than two)",
     )
     p.add_argument(
         "--processes",
