@@ -285,40 +285,47 @@ def _decoded(
         .with_row_index("row")
         .join(layout_frame, on="layout")
     )
-    if in_series_order:
-        device = pl.col("interval") == "hour"
-        order = [device, "okey", pl.col("factor").to_physical(), "interval", "row"]
-    else:
-        order = ["row", "order"]
+    order: list[str | pl.Expr] = ["row", "order"]
+    if in_series_order:  # as one integer: a sort on one column moves the rows once
+        series = pl.col("okey").cast(pl.Int64) * len(factors.categories)
+        series = series + pl.col("factor").to_physical().cast(pl.Int64)
+        kinds = len(INTERVALS.categories)
+        series = series * kinds + pl.col("interval").to_physical().cast(pl.Int64)
+        span = len(okeys) * len(factors.categories) * kinds
+        last = (pl.col("interval") == "hour").cast(pl.Int64) * span  # device values last
+        order = [(last + series) * len(details) + pl.col("row").cast(pl.Int64)]
     blocks_frame = blocks_frame.sort(order).select(
         "okey", "factor", "interval", "n", off=pl.col("base") + pl.col("at")
     )
-    flat = _flat(by_size)
-    # per record: its block (for the block's columns) and where its doubles start
+    flat = pl.lit(_flat(by_size))
+    # per record: its block (for the block's columns) and where its doubles start; the
+    # columns taken in one select, which polars computes in parallel
     block = blocks_frame.select(
         pl.int_range(pl.len(), dtype=pl.UInt32).repeat_by("n").explode()
     ).to_series()
-    off = blocks_frame.get_column("off")
-    index = blocks_frame.select(
+    starts = blocks_frame.select(
         pl.int_ranges(pl.col("off") + 2, pl.col("off") + 2 + WIDTH * pl.col("n"), WIDTH)
         .explode()
         .cast(pl.UInt64)
     ).to_series()
-    extremes = off.cast(pl.UInt64).gather(block)
-    per_record = blocks_frame.select(pl.col("okey", "factor", "interval").gather(block))
+    extremes = blocks_frame.get_column("off").cast(pl.UInt64).gather(block)
+    index, low = pl.col("index"), pl.col("low")
     t = flat.gather(index).cast(pl.Int64)
-    code = flat.gather(index + 3).cast(pl.Int64)
-    return per_record.select(
-        "okey",
-        "factor",
-        "interval",
-        t=t,
-        hour=t - t % HOUR,
-        value=flat.gather(index + 1).fill_nan(None),
-        flag=_flags(code),
-        zs=flat.gather(index + 2).fill_nan(None),
-        minimum=flat.gather(extremes).fill_nan(None),
-        maximum=flat.gather(extremes + 1).fill_nan(None),
+    return (
+        blocks_frame.select(pl.col("okey", "factor", "interval").gather(block))
+        .with_columns(index=starts, low=extremes)
+        .select(
+            "okey",
+            "factor",
+            "interval",
+            t=t,
+            hour=t - t % HOUR,
+            value=flat.gather(index + 1).fill_nan(None),
+            flag=_flags(flat.gather(index + 3).cast(pl.Int64)),
+            zs=flat.gather(index + 2).fill_nan(None),
+            minimum=flat.gather(low).fill_nan(None),
+            maximum=flat.gather(low + 1).fill_nan(None),
+        )
     )
 
 
@@ -335,10 +342,10 @@ def _flat(by_size: Mapping[int, list[bytes]]) -> pl.Series:
     return pl.concat(parts) if parts else pl.Series(dtype=pl.Float64)
 
 
-def _flags(code: pl.Series) -> pl.Series:
+def _flags(code: pl.Expr) -> pl.Expr:
     """The flag characters of the records' codes, gathered from a table of the 256 byte
     values."""
-    return _FLAG_TABLE.gather((code % 256).cast(pl.UInt32))
+    return pl.lit(_FLAG_TABLE).gather((code % 256).cast(pl.UInt32))
 
 
 _FLAG_TABLE = pl.Series("flag", [chr(i) for i in range(256)], dtype=pl.String)
