@@ -491,7 +491,7 @@ def column_findings(
     # what counts on a few hours of many outlets (a replay's hours are many).
     both = closed_hours(aggs, params, watermarks, grace_s)
     closed = both.hours
-    hours = closed.lazy()
+    hours = closed.lazy().with_row_index(_ROW)
     low, high, pmin, pmax = pl.col("low"), pl.col("high"), pl.col("pmin"), pl.col("pmax")
     warning, alarm = pl.lit("warning"), pl.lit("alarm")
     no_limit = pl.lit(None, dtype=pl.Float64).alias("limit")
@@ -715,7 +715,7 @@ def column_findings(
         exceeded = pool.submit(exceedance_findings, closed, params)
         jumped = pool.submit(jump_findings, closed, params)
         judged_days = pool.submit(day_findings, closed, both.outlets, params, book, limits, grace_s)
-        changes = pl.collect_all([level_changes(windows, FACTOR) for _, windows, _ in rules])
+        changes = _changed_rows(closed, [windows for _, windows, _ in rules])
         missing = missing_findings(both.outlets, params, book)
         out = jumped.result() + exceeded.result() + missing + judged_days.result()
     out += _interval_findings(both.outlets, params)
@@ -729,6 +729,27 @@ def column_findings(
             builder = partial(_b8_1, _screened(closed, changed))  # noqa: PLW2901
         out += _findings(rule, params, changed.iter_rows(named=True), builder)
     return out
+
+
+_ROW = "row_of_hours"  # a closed hour's row number
+
+
+def _changed_rows(closed: pl.DataFrame, plans: list[pl.LazyFrame]) -> list[pl.DataFrame]:
+    """Each rule's rows that fire or clear (``level_changes``): the closed hours' rows with
+    the columns the rule's plan added (a plan adds columns; it changes none of the closed
+    hours' own). Each plan is collected with only its row numbers and those columns, so
+    polars reads only the columns its conditions need (the closed hours have some 90, most
+    of them parameters) and gathers whole rows only where something changed."""
+    known = set(closed.columns)
+    narrow = []
+    for plan in plans:
+        changes = level_changes(plan, FACTOR)
+        added = [c for c in changes.collect_schema().names() if c not in known and c != _ROW]
+        narrow.append(changes.select(_ROW, *added))
+    return [
+        closed[changed.get_column(_ROW)].with_columns(changed.drop(_ROW))
+        for changed in pl.collect_all(narrow)
+    ]
 
 
 def _run_minutes(records: str) -> pl.Expr:
@@ -794,9 +815,13 @@ def _screened(hours: pl.DataFrame, changed: pl.DataFrame) -> Screened:
     factors judged at a reference O2."""
     if changed.is_empty():
         return {}
-    converted = hours.filter(
-        pl.col("valid") & pl.col("value").is_not_null() & pl.col("reference_o2").is_not_null()
-    ).join(changed.select("okey", "hour").unique(), on=["okey", "hour"], how="semi")
+    converted = (
+        hours.select("okey", "hour", "factor", "value", "valid", "reference_o2")
+        .filter(
+            pl.col("valid") & pl.col("value").is_not_null() & pl.col("reference_o2").is_not_null()
+        )
+        .join(changed.select("okey", "hour").unique(), on=["okey", "hour"], how="semi")
+    )
     out: Screened = {}
     for okey, hour, code, value in converted.select("okey", "hour", "factor", "value").iter_rows():
         out.setdefault((okey, hour), []).append((code, value))
