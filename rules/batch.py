@@ -487,6 +487,10 @@ class BatchEngine:
             schema={"okey": pl.Int32, "factor": pl.String, "period_s": pl.Int64, "bound": pl.Int64},
             orient="row",
         ).join(names.select("fseries", "okey", "factor"), on=["okey", "factor"])
+        if specs.is_empty():  # no furnace among the outlets (most fleets)
+            schema = {"fseries": pl.Int64, "hour": pl.Int64}
+            counts = {"low_periods": pl.Int64, "lowest_period": pl.Int64}
+            return pl.DataFrame(schema={**schema, **counts})
         periods = (
             minute.select("fseries", "hour", "t", "fixed", "valid")
             .filter(pl.col("valid") & pl.col("fseries").is_in(specs.get_column("fseries")))
