@@ -45,6 +45,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -348,8 +349,7 @@ def run(data_dir: Path, url: str, rounds: int) -> dict[str, Any]:
     for _ in range(3):
         with collector.paused():  # as nonsite.replay.replay_store runs them
             t0 = time.perf_counter()
-            engine = batch_engine(config)
-            stored = store_records(config, engine, since, until)
+            engine, stored = store_records(config, partial(batch_engine, config), since, until)
             read_times.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             engine.run_accepted(stored.records, stored.others, unconfigured=stored.unconfigured)

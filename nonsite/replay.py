@@ -21,7 +21,7 @@ import json
 import logging
 import multiprocessing
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -47,8 +47,9 @@ from rules.batch import BatchEngine, readings_frames
 from rules.findings import Finding
 from rules.fleet_reference import o2_references, references_toml
 from rules.history_store import detail_hours, detail_volume
-from rules.minute_detail import StoredRecords, stored_records
+from rules.minute_detail import DetailRow, StoredRecords, stored_records
 from rules.store import declared_markings, list_declared_markings
+from rules.timebase import DAY
 
 log = logging.getLogger(__name__)
 
@@ -248,21 +249,42 @@ def replay(
     )
 
 
+# The parts a read of the kept detail is made in, each in a thread of its own.
+READ_PARTS = 2
+
+
 def store_records(
     config: Config,
-    engine: BatchEngine,
+    engine: BatchEngine | Callable[[], BatchEngine],
     since: datetime,
     until: datetime,
     enterprises: list[str] | None = None,
-) -> StoredRecords:
+) -> tuple[BatchEngine, StoredRecords]:
     """The minute detail the rules kept of every outlet's hours starting in [since, until)
     (``rules.minute_detail``), from the configuration's database, as ``engine``'s accepted
     records: what ``--from-store`` judges, months without decoding a frame. Only
-    ``enterprises``' outlets when given (a worker's share)."""
+    ``enterprises``' outlets when given (a worker's share). ``engine`` may be a function
+    that makes it: it is then made while the database answers.
+
+    Read in ``READ_PARTS`` parts of the range, each on its own connection in a thread: most
+    of a read is the database's work and the transfer (about 0.37 of 0.45 s for a month of
+    200 enterprises), which then overlap each other and the engine's making."""
     lo, hi = int(since.timestamp()), int(until.timestamp())
-    with _connected(config.database_url()) as conn:
-        rows = [row for day in detail_hours(conn, lo, hi, enterprises) for row in day]
-    return stored_records(rows, engine.okeys)  # one decode for the whole range
+    days = range(lo, hi, DAY)
+    step = max(1, -(-len(days) // READ_PARTS))
+    parts = [(days[k], min(hi, days[k] + step * DAY)) for k in range(0, len(days), step)]
+    parts = parts or [(lo, hi)]
+    url = config.database_url()
+    with ThreadPoolExecutor(max_workers=len(parts)) as pool:
+        reads = [pool.submit(_detail_rows, url, a, b, enterprises) for a, b in parts]
+        made = engine if isinstance(engine, BatchEngine) else engine()
+        rows = [row for read in reads for row in read.result()]  # in hour order
+    return made, stored_records(rows, made.okeys)  # one decode for the whole range
+
+
+def _detail_rows(url: str, lo: int, hi: int, enterprises: list[str] | None) -> list[DetailRow]:
+    with _connected(url) as conn:
+        return [row for day in detail_hours(conn, lo, hi, enterprises) for row in day]
 
 
 # What ``replay_store`` shares a replay among by default: one worker. On this 2-core host two
@@ -341,8 +363,7 @@ def _paused_share(
 def _replay_share(
     config: Config, since: datetime, until: datetime, enterprises: list[str] | None
 ) -> ReplayResult:
-    engine = batch_engine(config)
-    stored = store_records(config, engine, since, until, enterprises)
+    engine, stored = store_records(config, partial(batch_engine, config), since, until, enterprises)
     found = engine.run_accepted(stored.records, stored.others, unconfigured=stored.unconfigured)
     found.sort(key=_window_order)
     stats = engine.stats
