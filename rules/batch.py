@@ -322,7 +322,7 @@ class BatchEngine:
         # One integer per series (outlet, factor, minute or real-time; ``// 2``: outlet and
         # factor): the records are sorted, grouped and joined on it and carry no strings,
         # which cost several times as much; the names come back on the hours at the end.
-        records = kept.filter(pl.col("interval") != "hour")
+        records = _records_only(kept)
         enum = isinstance(records.schema["factor"], pl.Enum)
         factor_key = pl.col("factor") if enum else pl.col("factor").cast(pl.Categorical)
         factor_key = factor_key.to_physical().cast(pl.Int64)
@@ -814,6 +814,16 @@ def _with_outlet_keys(frame: pl.DataFrame, keys: pl.DataFrame) -> pl.DataFrame:
         .select("run", "okey")
     )
     return frame.with_columns(run).join(runs, on="run", maintain_order="left").drop(*outlet, "run")
+
+
+def _records_only(kept: pl.DataFrame) -> pl.DataFrame:
+    """The minute and real-time records of ``kept``, without the device hour values: a slice
+    where those come last (read from the store), else a filter (which copies every row)."""
+    device = kept.get_column("interval") == "hour"
+    n = int(device.sum())
+    if n == 0 or device.slice(kept.height - n).all():
+        return kept.head(kept.height - n)
+    return kept.filter(~device)
 
 
 def _of_outlet(values: pl.Series) -> pl.Expr:
