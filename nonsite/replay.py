@@ -288,8 +288,8 @@ def _detail_rows(url: str, lo: int, hi: int, enterprises: list[str] | None) -> l
 
 
 # What ``replay_store`` shares a replay among by default: one worker. On this 2-core host two
-# threads judged a month of 200 enterprises no faster (5.4 against 5.3 s, medians of 4
-# alternating runs; 1.15× faster with the collector running, which a replay pauses), and
+# threads judged a month of 200 enterprises 0-6 % faster depending on the run (the bench:
+# 4.93 against 5.25 s; medians of 4 alternating runs in one script: 5.4 against 5.3 s), and
 # two processes slower (their start-up): polars' column steps use both cores already.
 REPLAY_WORKERS = 1
 
