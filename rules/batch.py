@@ -34,7 +34,7 @@ from rules.hours import (
     HourAgg,
 )
 from rules.judge import sub_hour_periods
-from rules.judge_columns import column_findings, valid_flag
+from rules.judge_columns import by_number, column_findings, valid_flag
 from rules.linkage import ProductionLink, production_links
 from rules.markings import STOPPED_MARK, Marking, MarkingBook
 from rules.params import OutletParams, marking_book
@@ -357,7 +357,7 @@ class BatchEngine:
             "maximum",
             "marked",
             "stop_marked",
-            (pl.col("factor") == _of_outlet(outlets.get_column("flow_code"))).alias("is_flow"),
+            (pl.col("factor") == by_number(outlets.get_column("flow_code"))).alias("is_flow"),
             (
                 ~pl.col("marked") & pl.col("value").is_not_null() & valid_flag(self.params, "flag")
             ).alias("valid"),
@@ -530,7 +530,7 @@ class BatchEngine:
             (at.is_in(stopped.to_series()) if stopped.height else pl.lit(value=False)).alias(
                 "stopped"
             ),
-            *(_of_outlet(outlets.get_column(c)).alias(c) for c in plateau),
+            *(by_number(outlets.get_column(c)) for c in plateau),
         )
         eligible = pl.col("valid") & ~pl.col("stopped")
         df = df.with_columns(
@@ -824,12 +824,6 @@ def _records_only(kept: pl.DataFrame) -> pl.DataFrame:
     if n == 0 or device.slice(kept.height - n).all():
         return kept.head(kept.height - n)
     return kept.filter(~device)
-
-
-def _of_outlet(values: pl.Series) -> pl.Expr:
-    """The record's outlet's entry of ``values`` (one per outlet, in ``okey`` order):
-    gathered by the outlet's number, cheaper than a join."""
-    return pl.lit(values).gather(pl.col("okey"))
 
 
 def _previous(expr: str | pl.Expr) -> pl.Expr:
