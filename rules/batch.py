@@ -364,43 +364,74 @@ class BatchEngine:
         ).with_columns(pl.when(pl.col("valid")).then(_fixed("value")).alias("fixed"))
         records = self._runs(self._intervals(records))
         valid = pl.col("valid")
+        valid_zs = valid & pl.col("zs").is_not_null()
+        # What the hours sum, count and bound, made per record first: inside ``agg`` a
+        # condition per group costs polars several times as much (measured 5× for zs_sum).
+        counted = records.select(
+            "hour_row",
+            "fseries",
+            "hour",
+            "valid",
+            "fixed",
+            "marked",
+            *[(pl.col("flag") == f).alias(f"n_{f.lower()}") for f in "DMCBT"],
+            valid_zs.alias("zs_n"),
+            pl.when(valid_zs).then(_fixed("zs")).alias("zs_sum"),
+            "zero_len",
+            "const_len",
+            "plateau",
+            "plateau_value",
+            ((pl.col("flag") == "F") | pl.col("stop_marked")).alias("n_f"),
+            "interval_s",
+            "derived",
+            "realtime",
+            pl.min_horizontal("fixed", pl.when(valid).then(_fixed("minimum"))).alias("ext_low"),
+            pl.max_horizontal("fixed", pl.when(valid).then(_fixed("maximum"))).alias("ext_high"),
+        )
+        counts = ("marked", "n_d", "n_m", "n_c", "n_b", "n_t", "zs_n", "plateau", "n_f")
         # One group per series-hour (``hour_row``, numbered by ``_intervals``): after the
         # filter above, an outlet's factor has one series in an hour. The groups kept in
         # their order: measured, polars then spends half the time (4.3 M records).
-        agg = records.group_by("hour_row", maintain_order=True).agg(
-            pl.first("fseries", "hour"),
-            pl.len().cast(pl.Int64).alias("n"),
-            valid.sum().cast(pl.Int64).alias("n_valid"),
-            pl.col("fixed").sum().cast(pl.Int64).alias("sum_valid"),
-            pl.col("marked").sum().cast(pl.Int64).alias("n_marked"),
-            *[(pl.col("flag") == f).sum().cast(pl.Int64).alias(f"n_{f.lower()}") for f in "DMCBT"],
-            (valid & pl.col("zs").is_not_null()).sum().cast(pl.Int64).alias("zs_n"),
-            pl.when(valid & pl.col("zs").is_not_null())  # (a filter per group: 5× the time)
-            .then(_fixed("zs"))
-            .sum()
-            .cast(pl.Int64)
-            .alias("zs_sum"),
-            pl.col("fixed").min().alias("min_valid"),
-            pl.col("fixed").max().alias("max_valid"),
-            pl.col("zero_len").max().cast(pl.Int64).alias("zero_run"),
-            pl.col("const_len").max().cast(pl.Int64).alias("const_run"),
-            pl.col("plateau").sum().cast(pl.Int64).alias("plateaus"),
-            pl.col("plateau_value").max(),
-            ((pl.col("flag") == "F") | pl.col("stop_marked")).sum().cast(pl.Int64).alias("n_f"),
-            pl.col("interval_s").first(),
-            pl.col("derived").first().fill_null(0).alias("seen_interval_s"),
-            pl.col("realtime").first(),
-            pl.min_horizontal("fixed", pl.when(valid).then(_fixed("minimum")))
-            .min()
-            .alias("ext_low"),
-            pl.max_horizontal("fixed", pl.when(valid).then(_fixed("maximum")))
-            .max()
-            .alias("ext_high"),
-        )
         agg = (
-            agg.join(self._low_periods(records, names), on=["fseries", "hour"], how="left")
-            .join(names, on="fseries")
-            .select(*group, pl.exclude(*group, "fseries", "hour_row"))
+            counted.group_by("hour_row", maintain_order=True)
+            .agg(
+                pl.first("fseries", "hour"),
+                pl.len().cast(pl.Int64).alias("n"),
+                valid.sum().cast(pl.Int64).alias("n_valid"),
+                pl.col("fixed").sum().cast(pl.Int64).alias("sum_valid"),
+                *[pl.col(c).sum().cast(pl.Int64) for c in counts],
+                pl.col("zs_sum").sum().cast(pl.Int64),
+                pl.col("fixed").min().alias("min_valid"),
+                pl.col("fixed").max().alias("max_valid"),
+                pl.col("zero_len").max().cast(pl.Int64).alias("zero_run"),
+                pl.col("const_len").max().cast(pl.Int64).alias("const_run"),
+                pl.col("plateau_value").max(),
+                pl.col("interval_s").first(),
+                pl.col("derived").first().fill_null(0).alias("seen_interval_s"),
+                pl.col("realtime").first(),
+                pl.col("ext_low").min(),
+                pl.col("ext_high").max(),
+            )
+            .rename({"marked": "n_marked", "plateau": "plateaus"})
+        )
+        low = self._low_periods(records, names)
+        if low.height:
+            agg = agg.join(low, on=["fseries", "hour"], how="left")
+        else:  # (most fleets: a join copies every column of the hours)
+            agg = agg.with_columns(pl.lit(None, dtype=pl.Int64).alias(c) for c in low.columns[2:])
+        # The outlet and factor of each hour by its series: a lookup of one column (a join
+        # copies every column of the hours).
+        okey, factor = (names.get_column(c) for c in ("okey", "factor"))
+        fseries = names.get_column("fseries")
+        agg = agg.with_columns(
+            pl.col("fseries").replace_strict(fseries, okey, return_dtype=okey.dtype).alias("okey"),
+            pl.col("fseries")
+            .replace_strict(fseries, factor, return_dtype=pl.String)
+            .alias("factor"),
+        )
+        # (cast: with no series, polars leaves the lookups the series' own integers)
+        agg = agg.cast({"okey": okey.dtype, "factor": pl.String}).select(
+            *group, pl.exclude(*group, "fseries", "hour_row")
         )
         device = (
             kept.filter(pl.col("interval") == "hour")
@@ -435,21 +466,58 @@ class BatchEngine:
             .sub(1)
             .alias("hour_row"),
         )
-        # (each step here on the columns it reads: an eager filter copies every column)
-        spacings = (
-            records.select("hour_row", "gap")
-            .filter(pl.col("gap") > 0)
-            .group_by("hour_row", "gap")
-            .agg(pl.len().alias("k"))
-            .filter(pl.col("k") >= INTERVAL_EVIDENCE)
-            .sort(["hour_row", "k", "gap"], descending=[False, True, False])
-            .unique("hour_row", keep="first")
-            .select("hour_row", pl.col("gap").alias("seen"))
-        )
+        # The spacing each series-hour shows (``seen_interval``), taken without grouping the
+        # records where every record after the hour's first has the spacing of the one
+        # before (a regular hour: nearly all): then that spacing is the most frequent (the
+        # first record's, if another, is seen once: less than INTERVAL_EVIDENCE), held by
+        # every record after the first and by the first where it is the same. The
+        # irregular hours' records alone are grouped. (Each step on the columns it reads:
+        # an eager filter copies every column.)
+        assert INTERVAL_EVIDENCE >= 2, "a spacing seen once would be evidence: group every hour"
+        first = pl.col("hour_row") != pl.col("hour_row").shift(1, fill_value=-1)
+        irregular = ~first & pl.col("gap").ne_missing(pl.col("gap").shift(1))
+        marks = records.select(first.alias("first"), irregular.cum_sum().alias("irregular"))
+        at_end = pl.col("row").shift(-1, fill_value=records.height) - 1
+        gap, irregulars = records.get_column("gap"), marks.get_column("irregular")
         hours = (
-            records.select("hour_row", "series", "okey", "realtime", "hour")
-            .filter(pl.col("hour_row") != pl.col("hour_row").shift(1, fill_value=-1))
-            .join(spacings, on="hour_row", how="left", maintain_order="left")
+            records.select("hour_row", "series", "okey", "realtime", "hour", "row", "gap")
+            .filter(marks.get_column("first"))
+            .with_columns(at_end.alias("end"))
+            .with_columns(
+                (pl.lit(irregulars).gather("end") - pl.lit(irregulars).gather("row")).alias(
+                    "irregular"
+                ),
+                pl.lit(gap).gather("end").alias("last_gap"),
+            )
+        )
+        agree = (
+            pl.col("end")
+            - pl.col("row")
+            + (pl.col("gap") == pl.col("last_gap")).fill_null(value=False)
+        )
+        hours = hours.with_columns(
+            pl.when(
+                (pl.col("irregular") == 0) & (pl.col("last_gap") > 0) & (agree >= INTERVAL_EVIDENCE)
+            )
+            .then(pl.col("last_gap"))
+            .alias("seen")
+        )
+        if hours.get_column("irregular").gt(0).any():
+            uneven = hours.filter(pl.col("irregular") > 0).get_column("hour_row")
+            spacings = (
+                records.select("hour_row", "gap")
+                .filter(pl.col("hour_row").is_in(uneven.implode()) & (pl.col("gap") > 0))
+                .group_by("hour_row", "gap")
+                .agg(pl.len().alias("k"))
+                .filter(pl.col("k") >= INTERVAL_EVIDENCE)
+                .sort(["hour_row", "k", "gap"], descending=[False, True, False])
+                .unique("hour_row", keep="first")
+                .select("hour_row", pl.col("gap").alias("uneven_seen"))
+            )
+            hours = hours.join(spacings, on="hour_row", how="left", maintain_order="left")
+            hours = hours.with_columns(pl.coalesce("seen", "uneven_seen"))
+        hours = (
+            hours.select("hour_row", "series", "okey", "realtime", "hour", "seen")
             .with_columns(
                 pl.col("seen")
                 .rolling_min_by("hour", window_size=f"{INTERVAL_WINDOW_S}i", closed="right")
@@ -525,12 +593,10 @@ class BatchEngine:
         stopped = records.filter(
             pl.col("is_flow") & pl.col("valid") & (pl.col("value") <= 0)
         ).select(at.unique())
-        plateau = ("plateau_min_s", "plateau_max_s", "plateau_round", "plateau_step_pct")
         df = records.with_columns(
             (at.is_in(stopped.to_series()) if stopped.height else pl.lit(value=False)).alias(
                 "stopped"
-            ),
-            *(by_number(outlets.get_column(c)) for c in plateau),
+            )
         )
         eligible = pl.col("valid") & ~pl.col("stopped")
         df = df.with_columns(
@@ -559,12 +625,14 @@ class BatchEngine:
             .otherwise(0)
             .alias("const_len"),
         )
-        return self._plateaus(df)
+        return self._plateaus(df, outlets)
 
     @staticmethod
-    def _plateaus(df: pl.DataFrame) -> pl.DataFrame:
+    def _plateaus(df: pl.DataFrame, outlets: pl.DataFrame) -> pl.DataFrame:
         """B8-7: whether each record ends a calibration-like plateau (``rules.hours.is_plateau``,
-        the same definition in columns; rows as ``_runs`` leaves them)."""
+        the same definition in columns; rows as ``_runs`` leaves them), and the plateau's
+        value where it does. Judged only on the records that end a run of one value of at
+        least two records (few): the outlet's plateau settings gathered for those alone."""
         valid = pl.col("is_zero") | pl.col("is_const")
         valid_before = _previous(valid).fill_null(value=False) & pl.col("consecutive")
         starts = (pl.col("const_len") == 1) & valid_before
@@ -575,23 +643,44 @@ class BatchEngine:
         value = _previous("fixed")
         entry = _previous("run_entry")
         exit_value = pl.when(valid & pl.col("consecutive")).then(pl.col("fixed"))
-        length_s = ended * pl.col("interval_s")
-        plateau = (
-            (ended >= 2)
-            & (pl.col("const_len") != ended + 1)
-            & (value != 0)
-            & (value % pl.col("plateau_round") == 0)
-            & length_s.is_between(pl.col("plateau_min_s"), pl.col("plateau_max_s"))
-            & (100 * (value - entry).abs() >= pl.col("plateau_step_pct") * value.abs())
-            & (100 * (value - exit_value).abs() >= pl.col("plateau_step_pct") * value.abs())
-        )
-        plateau = plateau.fill_null(value=False)
         # lazily: polars then computes the previous record's values once, not per use
-        return (
+        ends = (
             df.lazy()
-            .with_columns(plateau.alias("plateau"))
-            .with_columns(pl.when(pl.col("plateau")).then(value).alias("plateau_value"))
+            .select(
+                "row",
+                "okey",
+                "interval_s",
+                ended.alias("ended"),
+                value.alias("value"),
+                entry.alias("entry"),
+                exit_value.alias("exit_value"),
+                (pl.col("const_len") != ended + 1).alias("ends"),
+            )
+            .filter((pl.col("ended") >= 2) & pl.col("ends"))
             .collect()
+        )
+        settings = ("plateau_min_s", "plateau_max_s", "plateau_round", "plateau_step_pct")
+        v, step = pl.col("value"), pl.col("plateau_step_pct")
+        plateau = (
+            (v != 0)
+            & (v % pl.col("plateau_round") == 0)
+            & (pl.col("ended") * pl.col("interval_s")).is_between(
+                pl.col("plateau_min_s"), pl.col("plateau_max_s")
+            )
+            & (100 * (v - pl.col("entry")).abs() >= step * v.abs())
+            & (100 * (v - pl.col("exit_value")).abs() >= step * v.abs())
+        ).fill_null(value=False)
+        found = (
+            ends.with_columns(*(by_number(outlets.get_column(c)) for c in settings))
+            .filter(plateau)
+            .select("row", "value")
+        )
+        rows = found.get_column("row")
+        return df.with_columns(
+            pl.repeat(value=False, n=df.height, eager=True).scatter(rows, True).alias("plateau"),
+            pl.repeat(None, n=df.height, dtype=pl.Int64, eager=True)
+            .scatter(rows, found.get_column("value"))
+            .alias("plateau_value"),
         )
 
     # -- layer 2: judging the closed windows ---------------------------------------------
