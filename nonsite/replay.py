@@ -46,7 +46,7 @@ from nonsite.wiring import build_policy, build_registry, build_router
 from rules.batch import BatchEngine, readings_frames
 from rules.findings import Finding
 from rules.fleet_reference import o2_references, references_toml
-from rules.history_store import detail_hours, detail_volume
+from rules.history_store import detail_rows, detail_volume
 from rules.minute_detail import DetailRow, StoredRecords, stored_records
 from rules.store import declared_markings, list_declared_markings
 from rules.timebase import DAY
@@ -278,13 +278,13 @@ def store_records(
     with ThreadPoolExecutor(max_workers=len(parts)) as pool:
         reads = [pool.submit(_detail_rows, url, a, b, enterprises) for a, b in parts]
         made = engine if isinstance(engine, BatchEngine) else engine()
-        rows = [row for read in reads for row in read.result()]  # in hour order
+        rows = [row for read in reads for row in read.result()]
     return made, stored_records(rows, made.okeys)  # one decode for the whole range
 
 
 def _detail_rows(url: str, lo: int, hi: int, enterprises: list[str] | None) -> list[DetailRow]:
     with _connected(url) as conn:
-        return [row for day in detail_hours(conn, lo, hi, enterprises) for row in day]
+        return detail_rows(conn, lo, hi, enterprises)
 
 
 # What ``replay_store`` shares a replay among by default: one worker. On this 2-core host two

@@ -203,15 +203,16 @@ class StoredRecords(NamedTuple):
 def stored_records(
     details: Sequence[DetailRow], okeys: Mapping[tuple[str, str], int]
 ) -> StoredRecords:
-    """The records of many outlet-hours as the batch engine's accepted records, keyed by
-    ``okeys`` (the engine's outlet numbers), sorted by outlet, factor and hour: what the
+    """The records of many outlet-hours (rows in any order) as the batch engine's accepted
+    records, keyed by ``okeys`` (the engine's outlet numbers), sorted by outlet, factor and
+    hour: what the
     stream engine took is what the rules take again, without the acceptance by arrival (the
     arrival times are not kept; a record arrives a minute after its time, never late, and
     each record is there once).
 
     The outlets with real-time records go through acceptance all the same
-    (``StoredRecords.others``): which of them make an hour depends on when the outlet's
-    minute records arrived, and that order is only the rows'."""
+    (``StoredRecords.others``, their rows in hour order): which of them make an hour depends
+    on when the outlet's minute records arrived, and that order is only the rows'."""
     configured, others, unconfigured = [], [], 0
     with_realtime = {(e, o) for e, o, _s, layout, _d in details if ":r:" in layout}
     for row in details:
@@ -223,6 +224,7 @@ def stored_records(
         else:
             configured.append(row)
     records = _decoded(configured, okeys, in_series_order=True)
+    others.sort(key=lambda row: (row[2], row[0], row[1]))
     return StoredRecords(records, rows_frame(others), unconfigured)
 
 
@@ -245,11 +247,12 @@ def _decoded(
     layouts: dict[str, int] = {}
     keys: list[int] = []
     row_layouts: list[int] = []
-    bases: list[int] = []
+    starts: list[int] = []
     by_size: dict[int, list[bytes]] = {}  # the rows' data by its length: see _flat
     placed: list[tuple[int, int]] = []
-    for enterprise, outlet, _start, layout, data in details:
+    for enterprise, outlet, start, layout, data in details:
         keys.append(okeys[(enterprise, outlet)])
+        starts.append(start)
         row_layouts.append(layouts.setdefault(layout, len(layouts)))
         same = by_size.setdefault(len(data), [])
         placed.append((len(data), len(same)))
@@ -279,8 +282,8 @@ def _decoded(
     )
     blocks_frame = (
         pl.DataFrame(
-            {"okey": keys, "layout": row_layouts, "base": bases},
-            schema={"okey": pl.Int32, "layout": pl.Int64, "base": pl.Int64},
+            {"okey": keys, "layout": row_layouts, "base": bases, "start": starts},
+            schema={"okey": pl.Int32, "layout": pl.Int64, "base": pl.Int64, "start": pl.Int64},
         )
         .with_row_index("row")
         .join(layout_frame, on="layout")
@@ -293,7 +296,10 @@ def _decoded(
         series = series * kinds + pl.col("interval").to_physical().cast(pl.Int64)
         span = len(okeys) * len(factors.categories) * kinds
         last = (pl.col("interval") == "hour").cast(pl.Int64) * span  # device values last
-        order = [(last + series) * len(details) + pl.col("row").cast(pl.Int64)]
+        # then by hour (a series has one block an hour), whatever the rows' order
+        first, final = min(starts), max(starts)
+        hour = (pl.col("start") - first) // HOUR
+        order = [(last + series) * ((final - first) // HOUR + 1) + hour]
     blocks_frame = blocks_frame.sort(order).select(
         "okey", "factor", "interval", "n", off=pl.col("base") + pl.col("at")
     )
@@ -303,7 +309,7 @@ def _decoded(
     block = blocks_frame.select(
         pl.int_range(pl.len(), dtype=pl.UInt32).repeat_by("n").explode()
     ).to_series()
-    starts = blocks_frame.select(
+    records = blocks_frame.select(
         pl.int_ranges(pl.col("off") + 2, pl.col("off") + 2 + WIDTH * pl.col("n"), WIDTH)
         .explode()
         .cast(pl.UInt64)
@@ -313,7 +319,7 @@ def _decoded(
     t = flat.gather(index).cast(pl.Int64)
     return (
         blocks_frame.select(pl.col("okey", "factor", "interval").gather(block))
-        .with_columns(index=starts, low=extremes)
+        .with_columns(index=records, low=extremes)
         .select(
             "okey",
             "factor",
