@@ -157,24 +157,30 @@ def _a3_stated(changes: pl.LazyFrame) -> pl.LazyFrame:
     )
     over = pl.coalesce("hour_alarm", "hour_warning")  # the limit an amount's excess is above
     excess = pl.when(over.is_not_null() & (judged > over)).then(
-        pl.when(judged <= 0).then(0.0).otherwise(amount * (judged - over) / judged)
+        pl.when(judged <= 0).then(0.0).otherwise(pl.col("amount") * (judged - over) / judged)
     )
     multiple = pl.when((pl.col("state") == "fire") & limit.is_not_null() & (limit != 0)).then(
-        rounded((judged - limit) / limit, 4)
+        rounded(pl.col("ratio"), 4)
     )
     covered = pl.min_horizontal(pl.lit(HOUR), pl.col("n_valid") * pl.col("interval_s"))
-    return changes.select(
-        "enterprise_id", "outlet_id", "factor", "hour", "state", "tier", "limit",
-        rounded(judged).alias("stated"),
-        multiple.alias("multiple"),
-        pl.when(pl.col("device")).then(pl.lit("device"))
-        .when(pl.col("realtime")).then(pl.lit("realtime"))
-        .otherwise(pl.lit("minutes")).alias("source"),
-        rounded(value).alias("measured"),
-        (covered // 60).alias("valid_minutes"),
-        rounded(pl.col("o2")).alias("o2"),
-        rounded(amount).alias("emission_kg"),
-        rounded(excess).alias("excess_kg"),
+    # What is rounded made a column first: ``rounded`` reads its argument many times, and
+    # polars would compute an expression again for each.
+    return (
+        changes.with_columns(amount.alias("amount"), ((judged - limit) / limit).alias("ratio"))
+        .with_columns(excess.alias("excess"))
+        .select(
+            "enterprise_id", "outlet_id", "factor", "hour", "state", "tier", "limit",
+            rounded(judged).alias("stated"),
+            multiple.alias("multiple"),
+            pl.when(pl.col("device")).then(pl.lit("device"))
+            .when(pl.col("realtime")).then(pl.lit("realtime"))
+            .otherwise(pl.lit("minutes")).alias("source"),
+            rounded(value).alias("measured"),
+            (covered // 60).alias("valid_minutes"),
+            rounded(pl.col("o2")).alias("o2"),
+            rounded(pl.col("amount")).alias("emission_kg"),
+            rounded(pl.col("excess")).alias("excess_kg"),
+        )
     )  # fmt: skip
 
 

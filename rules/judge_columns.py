@@ -547,13 +547,20 @@ def column_findings(
     # B1, B2 and B8-7 on hours with records: runs of zeros and of one value, in minutes to a
     # tenth as the judge rounds them (``run_minutes``: Python's round, exactly in columns);
     # a plateau at the span-gas level where the range is configured.
-    records = hours.filter(pl.col("n") > 0)
+    records = hours.filter(pl.col("n") > 0).with_columns(
+        _run_minutes("zero_run").alias("zero_run_minutes"),
+        _run_minutes("const_run").alias("const_run_minutes"),
+    )
     b1 = records.with_columns(
-        pl.when(_run_minutes("zero_run") >= pl.col("zero_minutes")).then(warning).alias("tier"),
+        pl.when(_rounded_tenth("zero_run_minutes") >= pl.col("zero_minutes"))
+        .then(warning)
+        .alias("tier"),
         no_limit,
     )
     b2 = records.with_columns(
-        pl.when(_run_minutes("const_run") >= pl.col("const_minutes")).then(warning).alias("tier"),
+        pl.when(_rounded_tenth("const_run_minutes") >= pl.col("const_minutes"))
+        .then(warning)
+        .alias("tier"),
         no_limit,
     )
     b8_7 = records.filter(pl.col("plateau_level").is_not_null()).with_columns(
@@ -753,8 +760,15 @@ def _changed_rows(closed: pl.DataFrame, plans: list[pl.LazyFrame]) -> list[pl.Da
 
 
 def _run_minutes(records: str) -> pl.Expr:
-    """``rules.judge.run_minutes`` in columns: the division and the tenth as Python does them."""
-    return rounded(divided(pl.col(records) * pl.col("interval_s"), 60), 1)
+    """``rules.judge.run_minutes`` in columns, before its tenth (``_rounded_tenth``): the
+    division as Python does it. A column of its own: inside ``rounded``, which reads its
+    argument many times, polars would compute it again for each."""
+    return divided(pl.col(records) * pl.col("interval_s"), 60)
+
+
+def _rounded_tenth(minutes: str) -> pl.Expr:
+    """``_run_minutes``' column to the tenth, as ``round(x, 1)``."""
+    return rounded(pl.col(minutes), 1)
 
 
 # What each rule states on a row that fires or clears: the value, the limit (a clear's: what

@@ -31,7 +31,8 @@ def hour_points(hours: pl.DataFrame) -> pl.DataFrame:
     return hours.select(
         "factor",
         t=pl.from_epoch("start", "s").dt.convert_time_zone("Asia/Shanghai"),
-        value=rounded(pl.when(valid).then(pl.col("value"))),
+        # (rounded on the column, then nulled: rounded reads its argument many times)
+        value=pl.when(valid).then(rounded(pl.col("value"))),
         valid=valid,
         source="source",
         flag="flag",
