@@ -30,6 +30,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
+import polars as pl
 from sqlalchemy import Connection, inspect
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -237,7 +238,7 @@ def replay(
         ticks = (first_s, TICK_S, max(0, (last_s - first_s) // TICK_S + 1))
     with collector.paused():
         found = engine.run(frame, include_late=include_late, ticks=ticks, power_frame=power_frame)
-    found.sort(key=_window_order)
+    found = in_window_order(found)
     stats = engine.stats
     return ReplayResult(
         found,
@@ -318,7 +319,7 @@ def replay_store(
     shares = enterprise_shares(_detail_volume(config, since, until), workers) if workers > 1 else []
     with collector.paused():  # one pause for all the workers of this process
         if len(shares) <= 1:
-            return _replay_share(config, since, until, None)
+            return _replay_share(config, since, until, None)  # in window order
         if processes:
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(max_workers=len(shares) - 1, mp_context=context) as pool:
@@ -328,7 +329,7 @@ def replay_store(
         else:
             with ThreadPoolExecutor(max_workers=len(shares)) as threads:
                 parts = list(threads.map(partial(_replay_share, config, since, until), shares))
-    found = sorted((f for part in parts for f in part.findings), key=_window_order)
+    found = in_window_order(f for part in parts for f in part.findings)
     readings, late = sum(p.readings for p in parts), sum(p.late for p in parts)
     return ReplayResult(
         found, 0, readings, {}, late, 0, workers=len(shares), in_processes=processes
@@ -365,14 +366,37 @@ def _replay_share(
 ) -> ReplayResult:
     engine, stored = store_records(config, partial(batch_engine, config), since, until, enterprises)
     found = engine.run_accepted(stored.records, stored.others, unconfigured=stored.unconfigured)
-    found.sort(key=_window_order)
+    found = in_window_order(found)
     stats = engine.stats
     assert stats is not None
     return ReplayResult(found, 0, stats.readings, {}, stats.late, 0)
 
 
-def _window_order(f: Finding) -> tuple[int, str, str, str, str, str]:
+def window_order(f: Finding) -> tuple[int, str, str, str, str, str]:
+    """The order a replay's findings are given in: by window, then rule, source, factor
+    and state."""
     return (f.window_start, f.rule, f.enterprise_id, f.source_id, f.factor or "", f.state)
+
+
+def in_window_order(findings: Iterable[Finding]) -> list[Finding]:
+    """``findings`` sorted by ``window_order`` (stable), the order found by polars over
+    columns of their fields: Python's sort on the tuples compared strings wherever windows
+    tie (0.37-0.39 s for a month's 163,000 findings). Strings compare alike in both (UTF-8's
+    byte order is the code points')."""
+    found = list(findings)
+    columns = {
+        "start": [f.window_start for f in found],
+        "rule": [f.rule for f in found],
+        "enterprise": [f.enterprise_id for f in found],
+        "source": [f.source_id for f in found],
+        "factor": [f.factor or "" for f in found],
+        "state": [f.state for f in found],
+    }
+    schema = {name: pl.Int64 if name == "start" else pl.String for name in columns}
+    order = pl.DataFrame(columns, schema=schema).select(
+        pl.int_range(pl.len()).sort_by(list(columns), maintain_order=True)
+    )
+    return [found[k] for k in order.to_series()]
 
 
 def _identity(f: Finding) -> tuple[str, str | None]:

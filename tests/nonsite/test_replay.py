@@ -1,6 +1,7 @@
 """``nonsite replay``: history through the rules; ``--backtest`` with changed thresholds."""
 
 import json
+import random
 import subprocess
 import sys
 from datetime import datetime, timedelta
@@ -9,6 +10,8 @@ from pathlib import Path
 from ingest.archive import IncomingMessage, RawArchive, to_us
 from ingest.china_time import CHINA_TZ
 from ingest.hj212.encoder import data_packets
+from nonsite.replay import in_window_order, window_order
+from rules.findings import Finding
 from tests.service_process import run_nonsite
 
 EXAMPLE = Path(__file__).parents[2] / "deploy" / "nonsite.example.toml"
@@ -136,3 +139,23 @@ def test_o2_reference_prints_the_fleet_percentile_per_preset_as_configuration(tm
     assert "[rules.o2_reference_by_preset]" in text
     # linear interpolation of 7.0 … 11.5 at 0.9: 7.0 + 0.5 × 8.1
     assert "industrial_boiler_coal = 11.05  # 10 hours of 1 outlets" in text
+
+
+def test_findings_are_given_in_window_order():
+    # Sorted by one integer per finding (ranks of the names): the same order as the tuples',
+    # with windows, rules, sources and factors tying in every way and factors absent.
+    pick = random.Random(5)
+    found = [
+        Finding(
+            pick.choice(["A3", "A2", "B10", "B7"]),
+            pick.choice(["fire", "clear"]),
+            pick.choice(["E2", "E10", "E1"]),
+            pick.choice(["DA001", "DA002", "M1"]),
+            pick.choice([None, "a21026", "a21002", ""]),
+            1_790_000_000 + 3600 * pick.randrange(4),
+            0,
+        )
+        for _ in range(2000)
+    ]
+    assert in_window_order(found) == sorted(found, key=window_order)
+    assert in_window_order([]) == []
