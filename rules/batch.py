@@ -338,6 +338,9 @@ class BatchEngine:
             .unique("fseries")
             .with_columns(pl.col("factor").cast(pl.String))
         )
+        # the outlets' flow series (a lookup of one integer per record, not a string's)
+        flow_code = by_number(outlets.get_column("flow_code"))
+        flows = names.filter(pl.col("factor") == flow_code).get_column("fseries")
         if records.get_column("realtime").any():
             # a factor's real-time records make its hour only when it has no minute records
             records = records.filter(
@@ -357,7 +360,7 @@ class BatchEngine:
             "maximum",
             "marked",
             "stop_marked",
-            (pl.col("factor") == by_number(outlets.get_column("flow_code"))).alias("is_flow"),
+            pl.col("fseries").is_in(flows.implode()).alias("is_flow"),
             (
                 ~pl.col("marked") & pl.col("value").is_not_null() & valid_flag(self.params, "flag")
             ).alias("valid"),
@@ -373,47 +376,38 @@ class BatchEngine:
             "hour",
             "valid",
             "fixed",
-            "marked",
-            *[(pl.col("flag") == f).alias(f"n_{f.lower()}") for f in "DMCBT"],
             valid_zs.alias("zs_n"),
             pl.when(valid_zs).then(_fixed("zs")).alias("zs_sum"),
             "zero_len",
             "const_len",
-            "plateau",
-            "plateau_value",
-            ((pl.col("flag") == "F") | pl.col("stop_marked")).alias("n_f"),
             "interval_s",
             "derived",
             "realtime",
             pl.min_horizontal("fixed", pl.when(valid).then(_fixed("minimum"))).alias("ext_low"),
             pl.max_horizontal("fixed", pl.when(valid).then(_fixed("maximum"))).alias("ext_high"),
         )
-        counts = ("marked", "n_d", "n_m", "n_c", "n_b", "n_t", "zs_n", "plateau", "n_f")
         # One group per series-hour (``hour_row``, numbered by ``_intervals``): after the
         # filter above, an outlet's factor has one series in an hour. The groups kept in
-        # their order: measured, polars then spends half the time (4.3 M records).
-        agg = (
-            counted.group_by("hour_row", maintain_order=True)
-            .agg(
-                pl.first("fseries", "hour"),
-                pl.len().cast(pl.Int64).alias("n"),
-                valid.sum().cast(pl.Int64).alias("n_valid"),
-                pl.col("fixed").sum().cast(pl.Int64).alias("sum_valid"),
-                *[pl.col(c).sum().cast(pl.Int64) for c in counts],
-                pl.col("zs_sum").sum().cast(pl.Int64),
-                pl.col("fixed").min().alias("min_valid"),
-                pl.col("fixed").max().alias("max_valid"),
-                pl.col("zero_len").max().cast(pl.Int64).alias("zero_run"),
-                pl.col("const_len").max().cast(pl.Int64).alias("const_run"),
-                pl.col("plateau_value").max(),
-                pl.col("interval_s").first(),
-                pl.col("derived").first().fill_null(0).alias("seen_interval_s"),
-                pl.col("realtime").first(),
-                pl.col("ext_low").min(),
-                pl.col("ext_high").max(),
-            )
-            .rename({"marked": "n_marked", "plateau": "plateaus"})
+        # their order (measured, polars then spends half the time), which is the hours'
+        # numbers: row k of ``agg`` is hour_row k.
+        agg = counted.group_by("hour_row", maintain_order=True).agg(
+            pl.first("fseries", "hour"),
+            pl.len().cast(pl.Int64).alias("n"),
+            valid.sum().cast(pl.Int64).alias("n_valid"),
+            pl.col("fixed").sum().cast(pl.Int64).alias("sum_valid"),
+            pl.col("zs_n").sum().cast(pl.Int64),
+            pl.col("zs_sum").sum().cast(pl.Int64),
+            pl.col("fixed").min().alias("min_valid"),
+            pl.col("fixed").max().alias("max_valid"),
+            pl.col("zero_len").max().cast(pl.Int64).alias("zero_run"),
+            pl.col("const_len").max().cast(pl.Int64).alias("const_run"),
+            pl.col("interval_s").first(),
+            pl.col("derived").first().fill_null(0).alias("seen_interval_s"),
+            pl.col("realtime").first(),
+            pl.col("ext_low").min(),
+            pl.col("ext_high").max(),
         )
+        agg = agg.with_columns(self._rare_counts(records, agg.height))
         low = self._low_periods(records, names)
         if low.height:
             agg = agg.join(low, on=["fseries", "hour"], how="left")
@@ -446,7 +440,42 @@ class BatchEngine:
                 pl.col("maximum").alias("dev_max"),
             )
         )
+        if device.is_empty():  # (loggers without device hour values: a join copies every column)
+            return agg.with_columns(
+                pl.lit(None, dtype=dtype).alias(name)
+                for name, dtype in device.schema.items()
+                if name not in group
+            )
         return agg.join(device, on=group, how="full", coalesce=True)
+
+    @staticmethod
+    def _rare_counts(records: pl.DataFrame, hours: int) -> list[pl.Series]:
+        """Per series-hour (``hour_row``, ``hours`` of them), the counts of what few records
+        have: invalid flags, marked periods, plateaus (and the highest plateau's value).
+        Counted over those records alone and set on their hours by number: most hours
+        have none, and a sum per hour over every record cost as much as the hours' sums."""
+        flags = {f"n_{f.lower()}": pl.col("flag") == f for f in "DMCBT"}
+        stopped = (pl.col("flag") == "F") | pl.col("stop_marked")
+        rare = records.filter(
+            pl.col("flag").is_in(list("DMCBTF"))
+            | pl.col("marked")
+            | pl.col("stop_marked")
+            | pl.col("plateau")
+        )
+        counted = rare.group_by("hour_row").agg(
+            pl.col("marked").sum().cast(pl.Int64).alias("n_marked"),
+            *[flag.sum().cast(pl.Int64).alias(name) for name, flag in flags.items()],
+            stopped.sum().cast(pl.Int64).alias("n_f"),
+            pl.col("plateau").sum().cast(pl.Int64).alias("plateaus"),
+            pl.col("plateau_value").max(),
+        )
+        at = counted.get_column("hour_row")
+        return [
+            pl.repeat(None if name == "plateau_value" else 0, hours, dtype=pl.Int64, eager=True)
+            .scatter(at, counted.get_column(name))
+            .alias(name)
+            for name in counted.columns[1:]
+        ]
 
     def _intervals(self, records: pl.DataFrame) -> pl.DataFrame:
         """Each record's spacing from the previous record of its series, and the interval
@@ -468,14 +497,15 @@ class BatchEngine:
         )
         # The spacing each series-hour shows (``seen_interval``), taken without grouping the
         # records where every record after the hour's first has the spacing of the one
-        # before (a regular hour: nearly all): then that spacing is the most frequent (the
-        # first record's, if another, is seen once: less than INTERVAL_EVIDENCE), held by
-        # every record after the first and by the first where it is the same. The
-        # irregular hours' records alone are grouped. (Each step on the columns it reads:
-        # an eager filter copies every column.)
+        # after the first (a regular hour: nearly all). Then that spacing is the most
+        # frequent: the first record's (from the hour before, or none at a series' start),
+        # if another, is seen once, less than INTERVAL_EVIDENCE. The irregular hours'
+        # records alone are grouped. (Each step on the columns it reads: an eager filter
+        # copies every column.)
         assert INTERVAL_EVIDENCE >= 2, "a spacing seen once would be evidence: group every hour"
         first = pl.col("hour_row") != pl.col("hour_row").shift(1, fill_value=-1)
-        irregular = ~first & pl.col("gap").ne_missing(pl.col("gap").shift(1))
+        second = first.shift(1, fill_value=True)
+        irregular = ~first & ~second & pl.col("gap").ne_missing(pl.col("gap").shift(1))
         marks = records.select(first.alias("first"), irregular.cum_sum().alias("irregular"))
         at_end = pl.col("row").shift(-1, fill_value=records.height) - 1
         gap, irregulars = records.get_column("gap"), marks.get_column("irregular")
