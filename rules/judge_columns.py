@@ -568,14 +568,24 @@ def column_findings(
         no_limit,
     )
     # B8-8 within an outlet: factors of one hour with the same valid series (records, sum,
-    # minimum, maximum; a varying one), the later code naming the first in code order.
+    # minimum, maximum; a varying one), the later code naming the first in code order. The
+    # first is found among the hours whose series another factor's repeats (few; a window
+    # over every hour cost half of all these rules) and joined on by row.
     enough = pl.col("n_valid") >= pl.col("copy_min_records")
-    series = ["okey", "hour", "n_valid", "sum_valid", "min_valid"]
+    series = ["okey", "hour", "n_valid", "sum_valid", "min_valid", "max_valid"]
     varying = enough & (pl.col("min_valid") != pl.col("max_valid"))
-    first = pl.col("factor").min().over([*series, "max_valid", varying])
+    repeated = (
+        hours.filter(varying)
+        .filter(pl.struct(series).is_duplicated())
+        .select(_ROW, pl.col("factor").min().over(series).alias("first"))
+    )
+    first = pl.col("first")
     b8_8 = (
         hours.filter(enough)
-        .with_columns(pl.when(varying & (pl.col("factor") != first)).then(first).alias("same_as"))
+        .join(repeated, on=_ROW, how="left", maintain_order="left")
+        .with_columns(
+            pl.when(first.is_not_null() & (pl.col("factor") != first)).then(first).alias("same_as")
+        )
         .with_columns(
             pl.when(pl.col("same_as").is_not_null()).then(warning).alias("tier"), no_limit
         )
