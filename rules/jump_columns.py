@@ -73,8 +73,9 @@ def jump_findings(
 
     tiers: list[str | None] = [None] * frame.height
     limits: list[float | None] = [None] * frame.height
+    judged: dict[int, Jump] = {}  # what a finding states, judged once
     for i in frame.with_row_index("i").filter(~sure_quiet).get_column("i").to_list():
-        found = judged_at(i)
+        found = judged[i] = judged_at(i)
         if found.holds:
             tiers[i], limits[i] = "warning", round(found.bound, 6)
     changes = level_changes(
@@ -90,7 +91,7 @@ def jump_findings(
     ).iter_rows():
         p = params[outlets[i]]
         version = versions[outlets[i]]
-        found = judged_at(i)
+        found = judged[i] if i in judged else judged_at(i)
         window = (hour, hour + HOUR)
         step = round(found.step, 6)
         out.append(
