@@ -300,7 +300,7 @@ def detail_rows(
     """The fleet's minute detail of the hours starting in [lo, hi) as bare rows, in no
     order: what a replay reads (a month of a 200-enterprise fleet is 144,000 rows), straight
     from the driver's cursor in one query (``rules.minute_detail.stored_records`` orders
-    what it needs; a sort here cost the database 0.1 s of the 0.24 s of half a month). Only
+    what it needs; half a month read sorted, a day at a time, took 0.42 s, so 0.24 s). Only
     ``enterprises``' when given (passed as one JSON array: any number of them)."""
     mark = "%({})s" if conn.dialect.name == "postgresql" else ":{}"
     among = ""
