@@ -440,6 +440,10 @@ def test_a_day_of_cases_deleted_by_mistake_comes_back_from_the_backup(tmp_path: 
                 f"--target={before_mistake}",
                 "--target-action=promote",
                 "--archive-mode=off",  # not a second primary archiving into the stanza
+                # A spool of its own: the restore empties its stanza's spool while the
+                # running primary's asynchronous archiving writes there (seen failing:
+                # "unable to remove path .../spool/archive/nonsite: Directory not empty").
+                f"--spool-path={work / 'spool-pitr'}",
                 "restore",
             )
             restore_s = time.monotonic() - began
