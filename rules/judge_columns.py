@@ -345,7 +345,10 @@ def closed_hours(
         .sort("okey", "hour")
         .with_columns(by_number(table[c], "okey") for c in OUTLET)
     )
-    return ClosedHours(*pl.collect_all([hours, outlets]))
+    # In memory: the streaming engine (polars' default) took twice as long on these plans
+    # (0.73-0.86 s against 0.35 for a month of 200 outlets; its gathers of the parameters by
+    # number, most likely, are made per morsel); the other plans here measured alike in both.
+    return ClosedHours(*pl.collect_all([hours, outlets], engine="in-memory"))
 
 
 def _marking_length_findings(
