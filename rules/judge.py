@@ -24,6 +24,7 @@ from array import array
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from rules.copies import Signature
@@ -404,6 +405,14 @@ def _keep_24(history: array[float], value: float) -> None:
     history.append(value)
     if len(history) > JUMP_HISTORY:
         del history[0]
+
+
+@lru_cache(maxsize=1024)
+def unjudged_hours(judged: int) -> tuple[int, ...]:
+    """The hours (0-23) of a day whose bit in ``judged`` is unset: the hours not judged.
+    Kept per mask (a fleet's days repeat a few: every hour judged, most often), as a
+    replay asks it for every factor-day twice."""
+    return tuple(h for h in range(24) if not judged >> h & 1)
 
 
 class OutletJudge:
@@ -1093,10 +1102,9 @@ class OutletJudge:
             if code not in self.params.factors:
                 continue
             expected = due
-            for h in range(24):
-                if not judged >> h & 1:
-                    marked = self._stopped_marked(start, code, [h]) > 0
-                    expected += transmission_counts(None, interval, marked)[2]
+            for h in unjudged_hours(judged):
+                marked = self._stopped_marked(start, code, [h]) > 0
+                expected += transmission_counts(None, interval, marked)[2]
             due_hours = 24 - self._stopped_hours(start, code, hours)
             out[code] = DayCounts(received, valid, expected, due_hours, interval)
         return out
@@ -1175,7 +1183,7 @@ class OutletJudge:
         停产 marking."""
         counts = hours.counts.get(code)
         judged = counts[3] if counts else 0
-        unjudged = [h for h in range(24) if not judged >> h & 1]
+        unjudged = unjudged_hours(judged)
         return hours.stopped.get(code, 0) + self._stopped_marked(start, code, unjudged)
 
     def _amount_history(self, code: str) -> AmountHistory:
@@ -1269,7 +1277,7 @@ class OutletJudge:
         )
         return value
 
-    def _stopped_marked(self, start: int, code: str, hours: list[int]) -> int:
+    def _stopped_marked(self, start: int, code: str, hours: Sequence[int]) -> int:
         """How many of the day's hours (indexes) lie wholly in a declared 停产 marking."""
         book = self.markings
         if book is None or not hours:

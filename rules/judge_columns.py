@@ -348,7 +348,14 @@ def closed_hours(
     # In memory: the streaming engine (polars' default) took twice as long on these plans
     # (0.73-0.86 s against 0.35 for a month of 200 outlets; its gathers of the parameters by
     # number, most likely, are made per morsel); the other plans here measured alike in both.
-    return ClosedHours(*pl.collect_all([hours, outlets], engine="in-memory"))
+    # An empty result of the in-memory engine has some parameters' columns mistyped
+    # (polars 2.1: Int64 or Boolean for Float64, tested): it is given the plan's types.
+    plans = [hours, outlets]
+    done = pl.collect_all(plans, engine="in-memory")
+    typed = [
+        f.cast(p.collect_schema()) if f.is_empty() else f for f, p in zip(done, plans, strict=True)
+    ]
+    return ClosedHours(*typed)
 
 
 def _marking_length_findings(
