@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -384,19 +385,15 @@ def in_window_order(findings: Iterable[Finding]) -> list[Finding]:
     tie (0.37-0.39 s for a month's 163,000 findings). Strings compare alike in both (UTF-8's
     byte order is the code points')."""
     found = list(findings)
-    columns = {
-        "start": [f.window_start for f in found],
-        "rule": [f.rule for f in found],
-        "enterprise": [f.enterprise_id for f in found],
-        "source": [f.source_id for f in found],
-        "factor": [f.factor or "" for f in found],
-        "state": [f.state for f in found],
-    }
-    schema = {name: pl.Int64 if name == "start" else pl.String for name in columns}
-    order = pl.DataFrame(columns, schema=schema).select(
-        pl.int_range(pl.len()).sort_by(list(columns), maintain_order=True)
+    fields = ("window_start", "rule", "enterprise_id", "source_id", "factor", "state")
+    columns = {name: list(map(attrgetter(name), found)) for name in fields}
+    schema = {name: pl.Int64 if name == "window_start" else pl.String for name in columns}
+    order = (
+        pl.DataFrame(columns, schema=schema)
+        .with_columns(pl.col("factor").fill_null(""))  # no factor sorts as ""
+        .select(pl.int_range(pl.len()).sort_by(list(columns), maintain_order=True))
     )
-    return [found[k] for k in order.to_series()]
+    return list(map(found.__getitem__, order.to_series().to_list()))
 
 
 def _identity(f: Finding) -> tuple[str, str | None]:

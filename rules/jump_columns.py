@@ -64,12 +64,12 @@ def jump_findings(
     values = valued.get_column("value").to_list()
     rows, lengths = frame.get_column("row").to_list(), frame.get_column("n").to_list()
     keys = list(params)  # ``okey`` numbers the outlets in this order
-    outlets = [keys[okey] for okey in frame.get_column("okey").to_list()]
+    okeys = frame.get_column("okey").to_list()  # named only where judged: few rows
 
     def judged_at(i: int) -> Jump:
         """``rules.judge.jump`` on judged row ``i``: its history is the rows before it."""
         r = rows[i]
-        return jump(params[outlets[i]], values[r - lengths[i] : r], values[r])
+        return jump(params[keys[okeys[i]]], values[r - lengths[i] : r], values[r])
 
     tiers: list[str | None] = [None] * frame.height
     limits: list[float | None] = [None] * frame.height
@@ -89,8 +89,8 @@ def jump_findings(
     for i, hour, code, state, limit in changes.select(
         "i", "hour", "factor", "state", "limit"
     ).iter_rows():
-        p = params[outlets[i]]
-        version = versions[outlets[i]]
+        outlet = keys[okeys[i]]
+        p, version = params[outlet], versions[outlet]
         found = judged[i] if i in judged else judged_at(i)
         window = (hour, hour + HOUR)
         step = round(found.step, 6)
