@@ -16,7 +16,7 @@ import json
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from functools import partial
+from functools import lru_cache, partial
 from typing import Literal
 
 from rules.hours import Plateau, to_fixed
@@ -210,9 +210,18 @@ class Versions:
 
 def effective_thresholds(outlet: OutletParams, params: FactorParams) -> Thresholds:
     """The thresholds with derived warnings filled in."""
-    t = params.thresholds
+    return _with_warnings(
+        params.thresholds, outlet.warning_fraction, outlet.hourly_warning_for_daily_limit
+    )
+
+
+# Kept per distinct input (a fleet's factors share a few sets of limits): a replay asks for
+# every configured factor's (8,000 of them), and ``replace`` costs 8 µs each.
+@lru_cache(maxsize=4096)
+def _with_warnings(
+    t: Thresholds, fraction: float | None, hourly_warning_for_daily_limit: bool
+) -> Thresholds:
     hour_warning, day_warning = t.hour_warning, t.day_warning
-    fraction = outlet.warning_fraction
     if hour_warning is None and t.hour_alarm is not None and fraction is not None:
         hour_warning = round(t.hour_alarm * fraction, 6)
     if day_warning is None and t.day_alarm is not None and fraction is not None:
@@ -221,7 +230,7 @@ def effective_thresholds(outlet: OutletParams, params: FactorParams) -> Threshol
         hour_warning is None
         and t.day_alarm is not None
         and t.hour_alarm is None
-        and outlet.hourly_warning_for_daily_limit
+        and hourly_warning_for_daily_limit
     ):
         hour_warning = t.day_alarm
     return replace(t, hour_warning=hour_warning, day_warning=day_warning)
