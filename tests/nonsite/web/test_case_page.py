@@ -45,6 +45,17 @@ pytestmark = pytest.mark.integration
 
 D = datetime(2026, 3, 2, tzinfo=CHINA_TZ)
 SO2, O2 = "a21026", "a19001"
+COD = "w01018"
+# The plant's wastewater outlet: COD with a daily limit only (GB 18918 一级A, 50 mg/L), so an
+# hour above it is a warning (预警值 50 mg/L) and there is no hourly emission limit.
+WASTEWATER = {
+    "id": "DW001",
+    "name": "废水总排口",
+    "kind": "water",
+    "mn": "MN2",
+    "pw": "123456",
+    "preset": "municipal_wwtp_1A",
+}
 ORDER = "应急〔2026〕3号"
 
 
@@ -55,7 +66,10 @@ def config_doc(data_dir: Path) -> dict:
         "enterprises": [
             {
                 **E1,
-                "outlets": [{**BOILER, "limits": {SO2: {"hour_alarm": 100.0}}}],
+                "outlets": [
+                    {**BOILER, "limits": {SO2: {"hour_alarm": 100.0}}},
+                    {**WASTEWATER, "limits": {COD: {"day_alarm": 50.0}}},
+                ],
                 "meters": [
                     {
                         "id": "M1",
@@ -106,6 +120,12 @@ def archive_messages() -> list[IncomingMessage]:
                 to_us(t + timedelta(minutes=1)), "hj212/MN1", minute_frame(t, so2, flag)
             )
         )
+        cod = 62.0 if hour == 8 else 30.0
+        [packet] = data_packets(
+            st="32", cn="2051", pw="123456", mn="MN2", data_time=t,
+            pollutants={COD: {"Avg": cod, "Flag": "N"}}, ack=False,
+        )  # fmt: skip
+        out.append(IncomingMessage(to_us(t + timedelta(minutes=1)), "hj212/MN2", packet))
     for m in range(6 * 60, 14 * 60, 5):
         t = D + timedelta(minutes=m)
         fan = 0.5 if 8 * 60 <= m < 9 * 60 else 40.0
@@ -156,6 +176,12 @@ def meter_finding(rule: str, source: str, start: float, end: float, **kw) -> Fin
 # What the rules give for the day above (rules/judge.py, rules/power_judge.py): B9 in hours,
 # B10 in %, A3 in the factor's unit with its 超标倍数, C1 and C5 episodes without a value.
 FINDINGS = {
+    "A3-water": [
+        Finding(
+            "A3", "fire", "E1", "DW001", COD, at(8), at(9), "warning", 62.0, 50.0, "mg/L",
+            None, "E1/DW001", "t", {"measured": 62.0, "source": "minutes"},
+        )
+    ],
     "A3": [
         outlet_finding(
             "A3", 8, 1, tier="alarm", value=187.5, limit=100.0, unit="mg/m3", multiple=0.875,
@@ -324,6 +350,20 @@ def test_the_api_states_each_quantity_with_its_unit(case_site):
 
 
 # -- 1: the pollutant chart draws the emission limit, not the rule's threshold -------------
+
+
+def test_a_warning_against_a_daily_limit_charts_its_warning_level_not_no_limit(page, case_site):
+    """An hour of COD above the daily limit of a wastewater outlet that has no hourly one:
+    the chart draws the 预警值 the warning is about, and does not say there is no limit."""
+    login(page, case_site, "monitor")
+    open_case(page, case_site, "A3-water")
+    labels = " ".join(legend(page))
+    assert "预警值（小时均值）" in labels, labels
+    assert "排放限值" not in labels, labels  # no hourly emission limit to draw
+    note = page.locator("#chart-note")
+    expect(note).to_contain_text("橙色点线：预警值 50 mg/L（小时均值）")
+    expect(note).not_to_contain_text("无排放限值")
+    shot(page, "case-warning-level-1440")
 
 
 @pytest.mark.parametrize("rule", ["B9", "B10", "A3"])

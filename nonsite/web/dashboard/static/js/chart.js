@@ -14,6 +14,7 @@ const HOUR = 3600;
 const DAY_RULES = new Set(["A4", "A5-1"]); // judged on daily means
 const COLORS = ["#0b5394", "#2e7d32", "#6a1b9a", "#ef6c00"];
 const LIMIT = "#c62828";
+const WARNING = "#e65100"; // 预警值, beside the red of the limit
 const sec = (iso) => new Date(iso).getTime() / 1000;
 const isoOf = (s) => new Date(s * 1000).toISOString();
 const WINDOW_FILL = { alarm: "rgba(198, 40, 40, 0.13)", warning: "rgba(199, 119, 0, 0.15)" };
@@ -202,15 +203,25 @@ async function outletPlot(detail) {
   }
   const unit = (lim && lim.unit) || info.unit || c.unit;
   const notes = [];
+  const given = (v) => v !== null && v !== undefined;
   const limit = lim ? (daily ? lim.day_alarm : lim.hour_alarm) : null;
-  const limitName = `${t("case.emission_limit")}（${t(daily ? "chart.per_day" : "chart.per_hour")}）`;
+  // 预警值: the warning level the rules warn above (derived from the limit, or, for an hour of
+  // a water outlet with a daily limit only, that limit): drawn too, or a warning's chart
+  // would show no line at all.
+  const warning = lim ? (daily ? lim.day_warning : lim.hour_warning) : null;
+  const per = t(daily ? "chart.per_day" : "chart.per_hour");
   const data = columns(lists);
   const range = extent(data[0], [[sec(c.quantity.since), sec(c.quantity.until)]]);
-  if (limit !== null && limit !== undefined) {
+  const o2 = lim && given(lim.reference_o2) ? t("chart.reference_o2").replace("{o2}", lim.reference_o2) : "";
+  if (given(limit)) {
     lists.push([[range[0], limit], [range[1], limit]]);
-    series.push({ label: limitName, stroke: LIMIT, width: 2, dash: [6, 4], spanGaps: true });
-    const o2 = lim.reference_o2 !== null && lim.reference_o2 !== undefined ? t("chart.reference_o2").replace("{o2}", lim.reference_o2) : "";
-    notes.push(`${t("chart.dashed_red")}：${t("case.emission_limit")} ${fmtQty(limit, unit)}（${t(daily ? "chart.per_day" : "chart.per_hour")}${o2}）`);
+    series.push({ label: `${t("case.emission_limit")}（${per}）`, stroke: LIMIT, width: 2, dash: [6, 4], spanGaps: true });
+    notes.push(`${t("chart.dashed_red")}：${t("case.emission_limit")} ${fmtQty(limit, unit)}（${per}${o2}）`);
+  }
+  if (given(warning) && warning !== limit) {
+    lists.push([[range[0], warning], [range[1], warning]]);
+    series.push({ label: `${t("case.warning_level")}（${per}）`, stroke: WARNING, width: 2, dash: [2, 3], spanGaps: true });
+    notes.push(`${t("chart.dashed_orange")}：${t("case.warning_level")} ${fmtQty(warning, unit)}（${per}${o2}）`);
   }
   const lines = [];
   for (const [key, name] of [["value_high", "chart.value_high"], ["value_low", "chart.value_low"]]) {
