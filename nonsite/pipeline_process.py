@@ -108,6 +108,12 @@ class PipelineProcess:
             if not self._stopping:
                 self.start()
 
+    def stopping(self) -> None:
+        """The service has begun to stop: a pipeline that dies from now on is not started
+        again (a stop signal to the whole process group ends it at once; started again while
+        the service drained the archiver, it was only there to be stopped)."""
+        self._stopping = True
+
     def stop(self, timeout: float = 120.0) -> bool:
         """Let the pipeline decode everything archived, then end it. True if it drained."""
         self._stopping = True

@@ -292,6 +292,8 @@ class Service:
         return self.pipeline.metrics_text if self.pipeline is not None else ""
 
     async def _shutdown(self) -> None:
+        if self.pipeline is not None:
+            self.pipeline.stopping()
         if self.gateway is not None:
             # First: packets in flight reach the broker (and are answered), then loggers go.
             await self.gateway.stop()

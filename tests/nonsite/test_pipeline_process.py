@@ -2,6 +2,7 @@
 
 import os
 import signal
+import threading
 
 import psutil
 import pytest
@@ -86,3 +87,35 @@ def test_a_stop_signal_to_both_processes_does_not_wait_for_the_dead_pipeline(mos
     service.pipeline_child().send_signal(signal.SIGTERM)
     assert service.terminate(timeout=30) == 0  # it used to wait 120 s for "drained"
     assert "the pipeline did not finish decoding" in service.log_text()
+
+
+def test_a_pipeline_that_dies_once_the_service_is_stopping_is_not_started_again(tmp_path):
+    """The race behind a stop signal to the whole process group: the pipeline dies first,
+    and the service, stopping, must not start it again only to stop it (it did when its own
+    stop came more than the restart's delay later)."""
+    from nonsite.config.load import parse_config
+    from nonsite.pipeline_process import PipelineProcess
+
+    config = parse_config({"service": {"data_dir": str(tmp_path)}}, "t.toml", env={})
+    pipeline = PipelineProcess(config, on_replies=lambda replies: None)
+    started: list[bool] = []
+    pipeline.start = lambda: started.append(True)  # type: ignore[method-assign]
+
+    class Dead:  # the child, dead: its pipe closed, reaped at once
+        exitcode = -15
+
+        def join(self, timeout: float | None = None) -> None:
+            return None
+
+    class Closed:
+        def recv(self) -> object:
+            raise EOFError
+
+        def close(self) -> None:
+            return None
+
+    pipeline.stopping()
+    exited = threading.Event()
+    pipeline._read(Closed(), Dead(), exited)  # type: ignore[arg-type]
+    assert exited.is_set()
+    assert started == [] and pipeline.restarts == 0 and pipeline.error is None
