@@ -116,7 +116,7 @@ class PipelineProcess:
 
     def stop(self, timeout: float = 120.0) -> bool:
         """Let the pipeline decode everything archived, then end it. True if it drained."""
-        self._stopping = True
+        self.stopping()
         self._send(("drain",))
         deadline = time.monotonic() + timeout
         # A child that died (a signal to the whole process group) will not report: stop

@@ -352,7 +352,9 @@ def test_the_api_states_each_quantity_with_its_unit(case_site):
 # -- 1: the pollutant chart draws the emission limit, not the rule's threshold -------------
 
 
-def test_a_warning_against_a_daily_limit_charts_its_warning_level_not_no_limit(page, case_site):
+def test_a_warning_against_a_daily_limit_charts_its_warning_level_not_no_limit(
+    page, phone, case_site
+):
     """An hour of COD above the daily limit of a wastewater outlet that has no hourly one:
     the chart draws the 预警值 the warning is about, and does not say there is no limit."""
     login(page, case_site, "monitor")
@@ -364,6 +366,11 @@ def test_a_warning_against_a_daily_limit_charts_its_warning_level_not_no_limit(p
     expect(note).to_contain_text("橙色点线：预警值 50 mg/L（小时均值）")
     expect(note).not_to_contain_text("无排放限值")
     shot(page, "case-warning-level-1440")
+    login(phone, case_site, "monitor")  # on a phone: the same line and note, fitting
+    open_case(phone, case_site, "A3-water")
+    expect(phone.locator("#chart-note")).to_contain_text("预警值 50 mg/L")
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+    shot(phone, "case-warning-level-390")
 
 
 @pytest.mark.parametrize("rule", ["B9", "B10", "A3"])
